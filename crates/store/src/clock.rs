@@ -1,0 +1,114 @@
+//! Injectable time, so TTL behaviour is testable without sleeping.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub type UnixMillis = i64;
+
+/// A source of the current time. The store reads it once per operation.
+///
+/// # Examples
+/// ```
+/// use store::{Clock, SystemClock};
+/// assert!(SystemClock.now_ms() > 1_600_000_000_000);
+/// ```
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time in Unix milliseconds.
+    fn now_ms(&self) -> UnixMillis;
+}
+
+/// The operating system's wall clock (the default).
+///
+/// # Examples
+/// ```
+/// use store::{Clock, SystemClock};
+/// let a = SystemClock.now_ms();
+/// assert!(SystemClock.now_ms() >= a);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> UnixMillis {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => duration_ms(d),
+            // A clock set before 1970 is reported as negative time rather than a panic.
+            Err(e) => duration_ms(e.duration()).saturating_neg(),
+        }
+    }
+}
+
+/// A clock that only moves when told to; share it with the store through an `Arc`.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use store::{Clock, ManualClock};
+/// let clock = ManualClock::new(1_000);
+/// clock.advance(Duration::from_secs(2));
+/// assert_eq!(clock.now_ms(), 3_000);
+/// clock.set(10);
+/// assert_eq!(clock.now_ms(), 10);
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: AtomicI64,
+}
+
+impl ManualClock {
+    /// A clock that reads `start_ms` until moved.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Clock, ManualClock};
+    /// assert_eq!(ManualClock::new(42).now_ms(), 42);
+    /// ```
+    pub fn new(start_ms: UnixMillis) -> Self {
+        ManualClock {
+            now: AtomicI64::new(start_ms),
+        }
+    }
+
+    /// Jumps to `ms`.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Clock, ManualClock};
+    /// let c = ManualClock::new(0);
+    /// c.set(5);
+    /// assert_eq!(c.now_ms(), 5);
+    /// ```
+    pub fn set(&self, ms: UnixMillis) {
+        self.now.store(ms, Ordering::SeqCst);
+    }
+
+    /// Moves forward by `by` (saturating).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use store::{Clock, ManualClock};
+    /// let c = ManualClock::new(0);
+    /// c.advance(Duration::from_millis(7));
+    /// assert_eq!(c.now_ms(), 7);
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        let by = duration_ms(by);
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(by)));
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> UnixMillis {
+        self.now.load(Ordering::SeqCst)
+    }
+}
+
+/// A duration in whole milliseconds, saturating at `i64::MAX`.
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,206 @@
+//! How a [`Store`](crate::Store) is opened: location, durability, pool size, TTL purge, clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+
+/// Largest value the store accepts, and the ceiling of [`StoreConfig::max_value_bytes`] (512 MiB;
+/// SQLite's default 10^9-byte row limit rules out 1 GiB).
+pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
+
+/// Largest number of reader connections a store may pool.
+pub const MAX_READERS: usize = 64;
+
+/// Where the database lives.
+///
+/// # Examples
+/// ```
+/// use store::Location;
+/// let loc = Location::File("state.db".into());
+/// assert!(matches!(loc, Location::File(_)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// A SQLite file (created if missing; its parent directory must exist).
+    File(PathBuf),
+    /// A private in-memory database, gone when the last handle drops.
+    Memory,
+}
+
+/// How hard a commit pushes data to stable storage (`PRAGMA synchronous`).
+///
+/// # Examples
+/// ```
+/// use store::Durability;
+/// assert_eq!(Durability::default(), Durability::Normal);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = FULL`: a committed write survives power loss.
+    Full,
+    /// `synchronous = NORMAL` (default): in WAL mode a committed write survives a process crash; the
+    /// last commits before a power loss may roll back, but the file is never corrupted.
+    #[default]
+    Normal,
+}
+
+impl Durability {
+    pub(crate) fn pragma_value(self) -> i64 {
+        match self {
+            Durability::Full => 2,
+            Durability::Normal => 1,
+        }
+    }
+}
+
+/// Settings of a store. Build one with [`StoreConfig::file`] or [`StoreConfig::memory`], then
+/// adjust fields.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use store::{Durability, Store, StoreConfig};
+/// let dir = tempfile::tempdir()?;
+/// let mut config = StoreConfig::file(dir.path().join("state.db"));
+/// config.durability = Durability::Full;
+/// config.purge_interval = Duration::ZERO; // no background purge thread
+/// let store = Store::open_with(config)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// Where the database lives.
+    pub location: Location,
+    /// `PRAGMA synchronous` (default `Normal`).
+    pub durability: Durability,
+    /// How long a write waits for another process's write lock (default 5 s).
+    pub busy_timeout: Duration,
+    /// Reader connections for file stores (default 4, at most 64; memory stores use one
+    /// connection).
+    pub readers: usize,
+    /// Default buffer of a watch subscription (default 16, at least 1).
+    pub watch_capacity: usize,
+    /// How often the background thread deletes expired rows (default 60 s; `ZERO` = no thread).
+    pub purge_interval: Duration,
+    /// Largest accepted value in bytes (default and ceiling [`MAX_VALUE_BYTES`]).
+    pub max_value_bytes: usize,
+    /// The time source (default [`SystemClock`]); tests use [`ManualClock`](crate::ManualClock).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl StoreConfig {
+    /// Defaults for a file-backed store at `path`.
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::file("state.db");
+    /// assert_eq!(config.readers, 4);
+    /// ```
+    pub fn file(path: impl AsRef<Path>) -> Self {
+        Self::with_location(Location::File(path.as_ref().to_path_buf()))
+    }
+
+    /// Defaults for a private in-memory store.
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::memory();
+    /// assert_eq!(config.location, store::Location::Memory);
+    /// ```
+    pub fn memory() -> Self {
+        Self::with_location(Location::Memory)
+    }
+
+    fn with_location(location: Location) -> Self {
+        StoreConfig {
+            location,
+            durability: Durability::Normal,
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+            watch_capacity: 16,
+            purge_interval: Duration::from_secs(60),
+            max_value_bytes: MAX_VALUE_BYTES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets the clock (builder style).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use store::{ManualClock, StoreConfig};
+    /// let config = StoreConfig::memory().with_clock(Arc::new(ManualClock::new(0)));
+    /// ```
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the purge interval (builder style; `ZERO` disables the purge thread).
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::memory().with_purge_interval(std::time::Duration::ZERO);
+    /// ```
+    pub fn with_purge_interval(mut self, interval: Duration) -> Self {
+        self.purge_interval = interval;
+        self
+    }
+
+    /// Sets the durability (builder style).
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::file("x.db").with_durability(store::Durability::Full);
+    /// ```
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the largest accepted value (builder style).
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::memory().with_max_value_bytes(1024);
+    /// ```
+    pub fn with_max_value_bytes(mut self, max: usize) -> Self {
+        self.max_value_bytes = max;
+        self
+    }
+
+    pub(crate) fn validate(&self, op: &'static str) -> Result<()> {
+        if self.readers > MAX_READERS {
+            return Err(Error::invalid(
+                op,
+                "readers",
+                format!("{} readers requested, at most {MAX_READERS} allowed", self.readers),
+            ));
+        }
+        if self.watch_capacity == 0 {
+            return Err(Error::invalid(op, "watch_capacity", "must be at least 1"));
+        }
+        if self.max_value_bytes > MAX_VALUE_BYTES {
+            return Err(Error::invalid(
+                op,
+                "max_value_bytes",
+                format!("{} exceeds the ceiling of {MAX_VALUE_BYTES} bytes", self.max_value_bytes),
+            ));
+        }
+        if let Location::File(path) = &self.location {
+            if path.as_os_str().is_empty() {
+                return Err(Error::invalid(op, "path", "the database path is empty"));
+            }
+            if path.to_string_lossy().contains('\0') {
+                return Err(Error::invalid(op, "path", "the database path contains NUL"));
+            }
+        }
+        Ok(())
+    }
+}

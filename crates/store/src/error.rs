@@ -1,0 +1,476 @@
+//! The one error type of the crate.
+//!
+//! Every variant names the operation that failed (`op`, e.g. `"Store::get"`) and its `Display`
+//! reads `{op}: {what failed}[: {cause}][; {fix}]`, so a message printed on its own tells the user
+//! what to do next. Callers branch on [`Error::kind`] rather than on message text.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which quota limit a write would have exceeded.
+///
+/// # Examples
+/// ```
+/// assert_eq!(store::QuotaLimit::Keys.as_str(), "max_keys");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaLimit {
+    /// `Quota::max_keys`: live keys in the namespace.
+    Keys,
+    /// `Quota::max_groups`: groups with at least one live key.
+    Groups,
+    /// `Quota::max_bytes`: UTF-8 bytes of keys plus values of live entries.
+    Bytes,
+}
+
+impl QuotaLimit {
+    /// The quota field's name: `max_keys`, `max_groups` or `max_bytes`.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(store::QuotaLimit::Bytes.as_str(), "max_bytes");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaLimit::Keys => "max_keys",
+            QuotaLimit::Groups => "max_groups",
+            QuotaLimit::Bytes => "max_bytes",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            QuotaLimit::Keys => "keys",
+            QuotaLimit::Groups => "groups",
+            QuotaLimit::Bytes => "bytes",
+        }
+    }
+}
+
+impl fmt::Display for QuotaLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong in `store`.
+///
+/// Variants are stable; new ones may be added (`#[non_exhaustive]`). Match on [`Error::kind`] when
+/// you only need the category.
+///
+/// # Examples
+/// ```
+/// use store::{Kv, Store};
+/// let store = Store::in_memory()?;
+/// let err = store.get("config", "missing").unwrap_err();
+/// assert!(err.is_not_found());
+/// assert_eq!(err.op(), "Store::get");
+/// assert!(err.to_string().starts_with("Store::get: no live entry"));
+/// # Ok::<(), store::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No live entry at (group, key).
+    #[error("{op}: no live entry for key {key:?} in group {group:?}; check the group and key, or set it first")]
+    NotFound {
+        /// Failing operation.
+        op: &'static str,
+        /// Group looked up.
+        group: String,
+        /// Key looked up.
+        key: String,
+    },
+    /// A compare-and-swap found a different version than expected.
+    #[error("{op}: version conflict on key {key:?} in group {group:?}: expected {}, found {}; re-read the entry and retry", version_text(*expected), version_text(*actual))]
+    Conflict {
+        /// Failing operation.
+        op: &'static str,
+        /// Group written.
+        group: String,
+        /// Key written.
+        key: String,
+        /// Version the caller expected (`None` = must not exist).
+        expected: Option<u64>,
+        /// Version found (`None` = no live entry).
+        actual: Option<u64>,
+    },
+    /// A scoped write would push the namespace past its quota.
+    #[error("{op}: namespace {namespace:?} would hold {requested} {}, over {limit} {max}; delete entries or raise the quota", limit.unit())]
+    QuotaExceeded {
+        /// Failing operation.
+        op: &'static str,
+        /// The namespace.
+        namespace: String,
+        /// Which limit.
+        limit: QuotaLimit,
+        /// The limit's maximum.
+        max: u64,
+        /// Usage the write would have produced.
+        requested: u64,
+    },
+    /// An argument broke a documented rule; nothing was read or written.
+    #[error("{op}: invalid {field}: {reason}")]
+    InvalidInput {
+        /// Failing operation.
+        op: &'static str,
+        /// The offending argument or setting.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// Input data could not be parsed.
+    #[error("{op}: cannot parse {source_name}{}: {reason}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Parse {
+        /// Failing operation.
+        op: &'static str,
+        /// File or input name.
+        source_name: String,
+        /// 1-based line, when known.
+        line: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A named thing (table, workspace, column…) does not exist.
+    #[error("{op}: {kind} {name:?} does not exist; create it first or check the name")]
+    Missing {
+        /// Failing operation.
+        op: &'static str,
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// A named thing already exists.
+    #[error("{op}: {kind} {name:?} already exists; pick another name or remove it first")]
+    AlreadyExists {
+        /// Failing operation.
+        op: &'static str,
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The handle (store, workspace, subscription…) was closed.
+    #[error("{op}: the {what} is closed; open it again to continue")]
+    Closed {
+        /// Failing operation.
+        op: &'static str,
+        /// What was closed.
+        what: &'static str,
+    },
+    /// SQLite reported an error.
+    #[error("{op}: {context}: {source}{}", sqlite_hint(source))]
+    Sqlite {
+        /// Failing operation.
+        op: &'static str,
+        /// What the store was doing.
+        context: String,
+        /// The driver error (keeps SQLite's error code).
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A file-system operation failed.
+    #[error("{op}: I/O error{}: {source}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
+    Io {
+        /// Failing operation.
+        op: &'static str,
+        /// The path involved, when there is one.
+        path: Option<PathBuf>,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// JSON encoding or decoding failed.
+    #[error("{op}: JSON error: {source}; check that the stored value is JSON of the expected shape")]
+    Json {
+        /// Failing operation.
+        op: &'static str,
+        /// The serde_json error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A template failed to parse or render.
+    #[error("{op}: template error: {source}; fix the template syntax")]
+    Template {
+        /// Failing operation.
+        op: &'static str,
+        /// The minijinja error.
+        #[source]
+        source: minijinja::Error,
+    },
+    /// The operation is not available in this build or configuration.
+    #[error("{op}: {what} is not supported here")]
+    Unsupported {
+        /// Failing operation.
+        op: &'static str,
+        /// What is unsupported, and what to do instead.
+        what: String,
+    },
+}
+
+fn version_text(v: Option<u64>) -> String {
+    match v {
+        Some(v) => format!("version {v}"),
+        None => "no live entry".to_string(),
+    }
+}
+
+fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
+    use rusqlite::ffi::ErrorCode;
+    match err.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => "; the file is not a SQLite database: pass the path of a store database or a new file",
+        Some(ErrorCode::CannotOpen) => "; check that the directory exists and is writable",
+        Some(ErrorCode::ReadOnly) => "; the database or its directory is read-only: open a writable location",
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            "; another connection held the write lock past the busy timeout: retry, or raise busy_timeout"
+        }
+        Some(ErrorCode::DiskFull) => "; free disk space and retry",
+        Some(ErrorCode::DatabaseCorrupt) => "; the file is damaged: restore it from a backup",
+        _ => "",
+    }
+}
+
+/// The category of an [`Error`], stable across releases.
+///
+/// # Examples
+/// ```
+/// assert_eq!(store::ErrorKind::QuotaExceeded.as_str(), "quota_exceeded");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// See [`Error::NotFound`].
+    NotFound,
+    /// See [`Error::Conflict`].
+    Conflict,
+    /// See [`Error::QuotaExceeded`].
+    QuotaExceeded,
+    /// See [`Error::InvalidInput`].
+    InvalidInput,
+    /// See [`Error::Parse`].
+    Parse,
+    /// See [`Error::Missing`].
+    Missing,
+    /// See [`Error::AlreadyExists`].
+    AlreadyExists,
+    /// See [`Error::Closed`].
+    Closed,
+    /// See [`Error::Sqlite`].
+    Sqlite,
+    /// A DuckDB error (analytics layer).
+    DuckDb,
+    /// See [`Error::Io`].
+    Io,
+    /// See [`Error::Json`].
+    Json,
+    /// See [`Error::Template`].
+    Template,
+    /// A storage-medium error.
+    Medium,
+    /// See [`Error::Unsupported`].
+    Unsupported,
+}
+
+impl ErrorKind {
+    /// Snake-case name used in JSON output (`not_found`, `quota_exceeded`, …).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(store::ErrorKind::NotFound.as_str(), "not_found");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Parse => "parse",
+            ErrorKind::Missing => "missing",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Sqlite => "sqlite",
+            ErrorKind::DuckDb => "duckdb",
+            ErrorKind::Io => "io",
+            ErrorKind::Json => "json",
+            ErrorKind::Template => "template",
+            ErrorKind::Medium => "medium",
+            ErrorKind::Unsupported => "unsupported",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The error's category.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{ErrorKind, Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// assert_eq!(store.get("", "k").unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::Parse { .. } => ErrorKind::Parse,
+            Error::Missing { .. } => ErrorKind::Missing,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::Closed { .. } => ErrorKind::Closed,
+            Error::Sqlite { .. } => ErrorKind::Sqlite,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Json { .. } => ErrorKind::Json,
+            Error::Template { .. } => ErrorKind::Template,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
+        }
+    }
+
+    /// The operation that failed, e.g. `"Store::set"`.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// assert_eq!(store.set("g", "", "v").unwrap_err().op(), "Store::set");
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn op(&self) -> &'static str {
+        match self {
+            Error::NotFound { op, .. }
+            | Error::Conflict { op, .. }
+            | Error::QuotaExceeded { op, .. }
+            | Error::InvalidInput { op, .. }
+            | Error::Parse { op, .. }
+            | Error::Missing { op, .. }
+            | Error::AlreadyExists { op, .. }
+            | Error::Closed { op, .. }
+            | Error::Sqlite { op, .. }
+            | Error::Io { op, .. }
+            | Error::Json { op, .. }
+            | Error::Template { op, .. }
+            | Error::Unsupported { op, .. } => op,
+        }
+    }
+
+    /// The argument or setting an [`Error::InvalidInput`] names.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// assert_eq!(store.set("g", "", "v").unwrap_err().field(), Some("key"));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidInput { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// `true` for [`Error::NotFound`].
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// assert!(Store::in_memory()?.get("g", "k").unwrap_err().is_not_found());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+
+    /// `true` for [`Error::QuotaExceeded`].
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// assert!(!Store::in_memory()?.get("g", "k").unwrap_err().is_quota_exceeded());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_quota_exceeded(&self) -> bool {
+        matches!(self, Error::QuotaExceeded { .. })
+    }
+
+    /// `true` for [`Error::Conflict`].
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// assert!(!Store::in_memory()?.get("g", "k").unwrap_err().is_conflict());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
+    /// `true` for [`Error::Closed`].
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// store.close()?;
+    /// assert!(store.get("g", "k").unwrap_err().is_closed());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed { .. })
+    }
+
+    pub(crate) fn invalid(op: &'static str, field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            op,
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn sqlite(op: &'static str, context: impl Into<String>, source: rusqlite::Error) -> Self {
+        Error::Sqlite {
+            op,
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn closed(op: &'static str) -> Self {
+        Error::Closed { op, what: "store" }
+    }
+
+    pub(crate) fn json(op: &'static str, source: serde_json::Error) -> Self {
+        Error::Json { op, source }
+    }
+
+    pub(crate) fn not_found(op: &'static str, group: &str, key: &str) -> Self {
+        Error::NotFound {
+            op,
+            group: group.to_string(),
+            key: key.to_string(),
+        }
+    }
+}
+
+/// Attaches an operation name and context to driver errors: `conn.execute(..).ctx(op, "upsert")?`.
+pub(crate) trait SqliteContext<T> {
+    fn ctx(self, op: &'static str, context: &str) -> Result<T>;
+}
+
+impl<T> SqliteContext<T> for std::result::Result<T, rusqlite::Error> {
+    #[inline]
+    fn ctx(self, op: &'static str, context: &str) -> Result<T> {
+        self.map_err(|e| Error::sqlite(op, context, e))
+    }
+}

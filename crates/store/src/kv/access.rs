@@ -1,0 +1,175 @@
+//! How a handle reaches the database: reads on some connection, writes inside a transaction.
+//!
+//! [`Access`] is implemented by the store (pooled readers; one `BEGIN IMMEDIATE` per write) and by
+//! transactions (everything on the open transaction). The KV operations in `ops.rs` are written
+//! once against it.
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+use crate::events::{Event, EventKind};
+use crate::kv::versions::Versions;
+
+/// Operation names (`"Store::get"`) per handle type, for error messages.
+#[derive(Debug)]
+pub struct OpNames {
+    pub get: &'static str,
+    pub get_with_version: &'static str,
+    pub get_json: &'static str,
+    pub exists: &'static str,
+    pub group_exists: &'static str,
+    pub set: &'static str,
+    pub set_with_ttl: &'static str,
+    pub set_json: &'static str,
+    pub set_if_version: &'static str,
+    pub increment: &'static str,
+    pub delete: &'static str,
+    pub delete_group: &'static str,
+    pub delete_prefix: &'static str,
+    pub count: &'static str,
+    pub count_all: &'static str,
+    pub get_all: &'static str,
+    pub get_page: &'static str,
+    pub iter: &'static str,
+    pub groups: &'static str,
+    pub groups_iter: &'static str,
+    pub render: &'static str,
+    pub get_split: &'static str,
+    pub get_fields: &'static str,
+    pub purge_expired: &'static str,
+}
+
+macro_rules! op_names {
+    ($name:ident, $ty:literal) => {
+        pub(crate) static $name: $crate::kv::access::OpNames = $crate::kv::access::OpNames {
+            get: concat!($ty, "::get"),
+            get_with_version: concat!($ty, "::get_with_version"),
+            get_json: concat!($ty, "::get_json"),
+            exists: concat!($ty, "::exists"),
+            group_exists: concat!($ty, "::group_exists"),
+            set: concat!($ty, "::set"),
+            set_with_ttl: concat!($ty, "::set_with_ttl"),
+            set_json: concat!($ty, "::set_json"),
+            set_if_version: concat!($ty, "::set_if_version"),
+            increment: concat!($ty, "::increment"),
+            delete: concat!($ty, "::delete"),
+            delete_group: concat!($ty, "::delete_group"),
+            delete_prefix: concat!($ty, "::delete_prefix"),
+            count: concat!($ty, "::count"),
+            count_all: concat!($ty, "::count_all"),
+            get_all: concat!($ty, "::get_all"),
+            get_page: concat!($ty, "::get_page"),
+            iter: concat!($ty, "::iter"),
+            groups: concat!($ty, "::groups"),
+            groups_iter: concat!($ty, "::groups_iter"),
+            render: concat!($ty, "::render"),
+            get_split: concat!($ty, "::get_split"),
+            get_fields: concat!($ty, "::get_fields"),
+            purge_expired: concat!($ty, "::purge_expired"),
+        };
+    };
+}
+pub(crate) use op_names;
+
+/// Whether a write needs an explicit transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statements {
+    /// Exactly one SQL statement and nothing else to keep atomic with it: on a private memory
+    /// database it can run in autocommit mode.
+    One,
+    /// Several statements: always inside `BEGIN IMMEDIATE … COMMIT`.
+    Many,
+}
+
+/// A handle's way into the database. Sealed: implemented only inside the crate.
+pub trait Access: sealed::Sealed {}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    pub trait Sealed {
+        /// Error-message names of this handle's operations.
+        fn ops(&self) -> &'static OpNames;
+        /// The current time, read once per operation.
+        fn now(&self) -> i64;
+        /// Largest accepted value in bytes.
+        fn max_value_bytes(&self) -> usize;
+        /// Runs a read.
+        fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T>;
+        /// Runs a write at time `now`.
+        fn write<T>(
+            &self,
+            op: &'static str,
+            now: i64,
+            statements: Statements,
+            f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
+        ) -> Result<T>;
+    }
+}
+
+/// State of one write: the connection inside its transaction, the operation's time, the version
+/// allocator and the events to publish after commit.
+pub struct WriteCtx<'w> {
+    pub conn: &'w Connection,
+    pub now: i64,
+    pub op: &'static str,
+    versions: &'w mut Versions,
+    staged: &'w mut Vec<Event>,
+    stage_events: bool,
+}
+
+impl<'w> WriteCtx<'w> {
+    pub(crate) fn new(
+        conn: &'w Connection,
+        now: i64,
+        op: &'static str,
+        versions: &'w mut Versions,
+        staged: &'w mut Vec<Event>,
+        stage_events: bool,
+    ) -> Self {
+        WriteCtx {
+            conn,
+            now,
+            op,
+            versions,
+            staged,
+            stage_events,
+        }
+    }
+
+    /// Allocates the next sequence number (used as the version of value writes).
+    pub fn next_seq(&mut self) -> Result<u64> {
+        use crate::error::SqliteContext;
+        self.versions.allocate(self.conn).ctx(self.op, "allocate version")
+    }
+
+    /// Records one mutation with an already allocated `seq`: stages its event for dispatch
+    /// after commit.
+    pub fn record(
+        &mut self,
+        kind: EventKind,
+        group: &str,
+        key: Option<&str>,
+        value: Option<&str>,
+        seq: u64,
+    ) -> Result<()> {
+        if self.stage_events {
+            self.staged.push(Event {
+                kind,
+                group: group.to_string(),
+                key: key.map(str::to_string),
+                value: value.map(str::to_string),
+                version: (kind == EventKind::Set).then_some(seq),
+                seq,
+                at_ms: self.now,
+            });
+        }
+        Ok(())
+    }
+
+    /// Allocates a sequence number and records a non-value mutation (delete, expiry).
+    pub fn record_removal(&mut self, kind: EventKind, group: &str, key: Option<&str>) -> Result<()> {
+        let seq = self.next_seq()?;
+        self.record(kind, group, key, None, seq)
+    }
+}

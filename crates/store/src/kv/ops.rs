@@ -1,0 +1,336 @@
+//! The KV operations, written once for every handle that implements [`Access`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::clock::duration_ms;
+use crate::error::{Error, Result, SqliteContext};
+use crate::events::EventKind;
+use crate::kv::access::{sealed::Sealed, Access, Statements, WriteCtx};
+use crate::kv::iter::{EntryIter, GroupIter, CHUNK_ROWS};
+use crate::kv::{render, sqlite, Entry, Kv, Versioned};
+use crate::validate::{self, clamp_i64};
+
+/// Rows a single purge transaction removes at most, so a huge backlog never holds the write lock
+/// for long.
+pub(crate) const PURGE_BATCH: i64 = 10_000;
+
+impl<A: Access> Kv for A {
+    fn get(&self, group: &str, key: &str) -> Result<String> {
+        live(self, self.ops().get, group, key).map(|v| v.value)
+    }
+
+    fn get_with_version(&self, group: &str, key: &str) -> Result<Versioned> {
+        live(self, self.ops().get_with_version, group, key)
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, group: &str, key: &str) -> Result<T> {
+        let op = self.ops().get_json;
+        let v = live(self, op, group, key)?;
+        serde_json::from_str(&v.value).map_err(|e| Error::json(op, e))
+    }
+
+    fn exists(&self, group: &str, key: &str) -> Result<bool> {
+        let op = self.ops().exists;
+        validate::group_key(op, group, key)?;
+        let now = self.now();
+        self.read(op, |c| sqlite::exists(c, group, key, now))
+    }
+
+    fn group_exists(&self, group: &str) -> Result<bool> {
+        let op = self.ops().group_exists;
+        validate::name(op, "group", group)?;
+        let now = self.now();
+        self.read(op, |c| sqlite::group_exists(c, group, now))
+    }
+
+    fn set(&self, group: &str, key: &str, value: &str) -> Result<u64> {
+        put(self, self.ops().set, group, key, value, None)
+    }
+
+    fn set_with_ttl(&self, group: &str, key: &str, value: &str, ttl: Duration) -> Result<u64> {
+        put(self, self.ops().set_with_ttl, group, key, value, Some(ttl))
+    }
+
+    fn set_json<T: Serialize + ?Sized>(&self, group: &str, key: &str, value: &T) -> Result<u64> {
+        let op = self.ops().set_json;
+        let text = serde_json::to_string(value).map_err(|e| Error::json(op, e))?;
+        put(self, op, group, key, &text, None)
+    }
+
+    fn set_if_version(&self, group: &str, key: &str, value: &str, expected: Option<u64>) -> Result<u64> {
+        let op = self.ops().set_if_version;
+        validate::group_key(op, group, key)?;
+        validate::value(op, value, self.max_value_bytes())?;
+        let now = self.now();
+        self.write(op, now, Statements::Many, |w| {
+            let actual = sqlite::get(w.conn, group, key)
+                .ctx(op, "read current version")?
+                .filter(|r| r.is_live(w.now))
+                .map(|r| r.version);
+            if actual != expected {
+                return Err(Error::Conflict {
+                    op,
+                    group: group.to_string(),
+                    key: key.to_string(),
+                    expected,
+                    actual,
+                });
+            }
+            write_value(w, group, key, value, None)
+        })
+    }
+
+    fn increment(&self, group: &str, key: &str, delta: i64) -> Result<i64> {
+        let op = self.ops().increment;
+        validate::group_key(op, group, key)?;
+        let now = self.now();
+        self.write(op, now, Statements::Many, |w| {
+            let current = sqlite::get(w.conn, group, key)
+                .ctx(op, "read current value")?
+                .filter(|r| r.is_live(w.now));
+            let (base, expires_at) = match &current {
+                Some(row) => (parse_integer(op, &row.value)?, row.expires_at),
+                None => (0, None),
+            };
+            let result = base.checked_add(delta).ok_or_else(|| {
+                Error::invalid(op, "value", format!("{base} + {delta} overflows a 64-bit integer"))
+            })?;
+            let text = result.to_string();
+            let seq = w.next_seq()?;
+            if current.is_some() {
+                sqlite::update_value(w.conn, group, key, &text, seq).ctx(op, "update value")?;
+            } else {
+                sqlite::upsert(w.conn, group, key, &text, expires_at, seq).ctx(op, "insert value")?;
+            }
+            w.record(EventKind::Set, group, Some(key), Some(&text), seq)?;
+            Ok(result)
+        })
+    }
+
+    fn delete(&self, group: &str, key: &str) -> Result<bool> {
+        let op = self.ops().delete;
+        validate::group_key(op, group, key)?;
+        let now = self.now();
+        self.write(op, now, Statements::Many, |w| {
+            match sqlite::delete(w.conn, group, key).ctx(op, "delete entry")? {
+                None => Ok(false),
+                Some(expires_at) => {
+                    let was_live = sqlite::is_live(expires_at, w.now);
+                    let kind = if was_live { EventKind::Delete } else { EventKind::Expired };
+                    w.record_removal(kind, group, Some(key))?;
+                    Ok(was_live)
+                }
+            }
+        })
+    }
+
+    fn delete_group(&self, group: &str) -> Result<u64> {
+        let op = self.ops().delete_group;
+        validate::name(op, "group", group)?;
+        let now = self.now();
+        self.write(op, now, Statements::Many, |w| remove_group(w, group))
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let op = self.ops().delete_prefix;
+        validate::prefix(op, prefix)?;
+        let now = self.now();
+        self.write(op, now, Statements::Many, |w| {
+            let groups = sqlite::all_groups(w.conn, prefix).ctx(op, "list groups")?;
+            let mut removed = 0;
+            for group in groups {
+                removed += remove_group(w, &group)?;
+            }
+            Ok(removed)
+        })
+    }
+
+    fn count(&self, group: &str) -> Result<u64> {
+        let op = self.ops().count;
+        validate::name(op, "group", group)?;
+        let now = self.now();
+        self.read(op, |c| sqlite::count(c, group, now))
+    }
+
+    fn count_all(&self, prefix: &str) -> Result<u64> {
+        let op = self.ops().count_all;
+        validate::prefix(op, prefix)?;
+        let now = self.now();
+        self.read(op, |c| sqlite::count_prefix(c, prefix, now))
+    }
+
+    fn get_all(&self, group: &str) -> Result<BTreeMap<String, String>> {
+        let op = self.ops().get_all;
+        validate::name(op, "group", group)?;
+        let now = self.now();
+        self.read(op, |c| sqlite::get_all(c, group, now))
+    }
+
+    fn get_page(&self, group: &str, offset: u64, limit: u64) -> Result<Vec<Entry>> {
+        let op = self.ops().get_page;
+        validate::name(op, "group", group)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        self.read(op, |c| sqlite::page(c, group, now, clamp_i64(offset), clamp_i64(limit)))
+    }
+
+    fn iter(&self, group: &str) -> EntryIter<'_> {
+        let op = self.ops().iter;
+        if let Err(e) = validate::name(op, "group", group) {
+            return EntryIter::failed(e);
+        }
+        let group = group.to_string();
+        EntryIter::new(Box::new(move |after: Option<&str>| {
+            let now = self.now();
+            self.read(op, |c| sqlite::page_after(c, &group, after, now, CHUNK_ROWS))
+        }))
+    }
+
+    fn groups(&self, prefix: &str) -> Result<Vec<String>> {
+        let op = self.ops().groups;
+        validate::prefix(op, prefix)?;
+        let now = self.now();
+        self.read(op, |c| sqlite::groups_after(c, prefix, None, now, i64::MAX))
+    }
+
+    fn groups_iter(&self, prefix: &str) -> GroupIter<'_> {
+        let op = self.ops().groups_iter;
+        if let Err(e) = validate::prefix(op, prefix) {
+            return GroupIter::failed(e);
+        }
+        let prefix = prefix.to_string();
+        GroupIter::new(Box::new(move |after: Option<&str>| {
+            let now = self.now();
+            self.read(op, |c| sqlite::groups_after(c, &prefix, after, now, CHUNK_ROWS))
+        }))
+    }
+
+    fn render(&self, template: &str, group: &str) -> Result<String> {
+        let op = self.ops().render;
+        validate::name(op, "group", group)?;
+        let now = self.now();
+        let entries = self.read(op, |c| sqlite::get_all(c, group, now))?;
+        render::render(op, template, group, &entries)
+    }
+
+    fn get_split(&self, group: &str, key: &str, sep: &str) -> Result<Vec<String>> {
+        live(self, self.ops().get_split, group, key).map(|v| render::split(&v.value, sep))
+    }
+
+    fn get_fields(&self, group: &str, key: &str) -> Result<Vec<String>> {
+        live(self, self.ops().get_fields, group, key).map(|v| render::fields(&v.value))
+    }
+
+    fn purge_expired(&self) -> Result<u64> {
+        let op = self.ops().purge_expired;
+        let now = self.now();
+        purge_prefix(self, op, "", now, i64::MAX)
+    }
+}
+
+/// The live entry, deleting it (and recording `Expired`) if it has expired.
+fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Versioned> {
+    validate::group_key(op, group, key)?;
+    let now = a.now();
+    match a.read(op, |c| sqlite::get(c, group, key))? {
+        Some(row) if row.is_live(now) => Ok(Versioned {
+            value: row.value,
+            version: row.version,
+            expires_at: row.expires_at,
+        }),
+        Some(_) => {
+            a.write(op, now, Statements::Many, |w| {
+                if sqlite::delete_if_expired(w.conn, group, key, w.now).ctx(op, "delete expired entry")? {
+                    w.record_removal(EventKind::Expired, group, Some(key))?;
+                }
+                Ok(())
+            })?;
+            Err(Error::not_found(op, group, key))
+        }
+        None => Err(Error::not_found(op, group, key)),
+    }
+}
+
+/// Validates and performs a plain or TTL write.
+fn put<A: Access>(a: &A, op: &'static str, group: &str, key: &str, value: &str, ttl: Option<Duration>) -> Result<u64> {
+    validate::group_key(op, group, key)?;
+    validate::value(op, value, a.max_value_bytes())?;
+    let now = a.now();
+    let expires_at = ttl.map(|ttl| now.saturating_add(duration_ms(ttl)));
+    a.write(op, now, Statements::One, |w| write_value(w, group, key, value, expires_at))
+}
+
+/// Writes a value with a fresh version and records the `Set`.
+pub(crate) fn write_value(
+    w: &mut WriteCtx<'_>,
+    group: &str,
+    key: &str,
+    value: &str,
+    expires_at: Option<i64>,
+) -> Result<u64> {
+    let seq = w.next_seq()?;
+    sqlite::upsert(w.conn, group, key, value, expires_at, seq).ctx(w.op, "write entry")?;
+    w.record(EventKind::Set, group, Some(key), Some(value), seq)?;
+    Ok(seq)
+}
+
+/// Deletes a whole group inside a write, recording one `DeleteGroup` if anything went.
+fn remove_group(w: &mut WriteCtx<'_>, group: &str) -> Result<u64> {
+    let (live, all) = sqlite::delete_group(w.conn, group, w.now).ctx(w.op, "delete group")?;
+    if all > 0 {
+        w.record_removal(EventKind::DeleteGroup, group, None)?;
+    }
+    Ok(live)
+}
+
+/// Removes expired rows of groups under `prefix`, at most `max_rows` in all, in batches of
+/// [`PURGE_BATCH`] per transaction.
+pub(crate) fn purge_prefix<A: Sealed>(a: &A, op: &'static str, prefix: &str, now: i64, max_rows: i64) -> Result<u64> {
+    let mut total: u64 = 0;
+    loop {
+        let budget = (max_rows - total as i64).min(PURGE_BATCH);
+        if budget <= 0 {
+            return Ok(total);
+        }
+        let removed = a.write(op, now, Statements::Many, |w| {
+            let rows = sqlite::purge_expired(w.conn, prefix, w.now, budget).ctx(op, "purge expired entries")?;
+            for (group, key) in &rows {
+                w.record_removal(EventKind::Expired, group, Some(key))?;
+            }
+            Ok(rows.len() as u64)
+        })?;
+        total += removed;
+        if (removed as i64) < budget {
+            return Ok(total);
+        }
+    }
+}
+
+fn parse_integer(op: &'static str, text: &str) -> Result<i64> {
+    let well_formed = {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !well_formed {
+        return Err(Error::invalid(
+            op,
+            "value",
+            format!("stored value {:?} is not a decimal integer; increment only integer values", truncate(text)),
+        ));
+    }
+    text.parse::<i64>()
+        .map_err(|_| Error::invalid(op, "value", format!("stored value {:?} does not fit in a 64-bit integer", truncate(text))))
+}
+
+fn truncate(text: &str) -> &str {
+    match text.char_indices().nth(64) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}

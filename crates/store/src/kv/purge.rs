@@ -1,0 +1,87 @@
+//! The background thread that deletes expired entries every `purge_interval`.
+
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::kv::access::sealed::Sealed;
+use crate::kv::ops::purge_prefix;
+use crate::kv::store::Inner;
+
+const OP: &str = "Store::purge_thread";
+
+#[derive(Default)]
+struct Signal {
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// A running purge thread; [`PurgeThread::stop`] ends it promptly.
+pub(crate) struct PurgeThread {
+    signal: Arc<Signal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PurgeThread {
+    /// Starts the thread unless the interval is zero. It holds only a `Weak` reference, so it
+    /// never keeps the store alive.
+    pub fn start(inner: &Arc<Inner>) -> Result<Option<PurgeThread>> {
+        let interval = inner.config().purge_interval;
+        if interval.is_zero() {
+            return Ok(None);
+        }
+        let signal = Arc::new(Signal::default());
+        let weak = Arc::downgrade(inner);
+        let thread_signal = Arc::clone(&signal);
+        let thread = std::thread::Builder::new()
+            .name("store-purge".into())
+            .spawn(move || run(weak, thread_signal, interval))
+            .map_err(|e| Error::Io {
+                op: "Store::open",
+                path: None,
+                source: e,
+            })?;
+        Ok(Some(PurgeThread {
+            signal,
+            thread: Some(thread),
+        }))
+    }
+
+    /// Signals the thread and waits for it, unless called from the thread itself (a callback
+    /// running on it may close the store), where waiting would deadlock.
+    pub fn stop(mut self) {
+        *self.signal.stop.lock() = true;
+        self.signal.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
+                log::warn!("store: purge thread panicked");
+            }
+        }
+    }
+}
+
+fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
+    loop {
+        {
+            let mut stop = signal.stop.lock();
+            if !*stop {
+                let _ = signal.wake.wait_for(&mut stop, interval);
+            }
+            if *stop {
+                return;
+            }
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        if !inner.is_open() {
+            return;
+        }
+        if let Err(e) = purge_prefix(&*inner, OP, "", inner.now(), i64::MAX) {
+            if !e.is_closed() {
+                log::warn!("store: background purge failed (will retry): {e}");
+            }
+        }
+    }
+}

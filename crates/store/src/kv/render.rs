@@ -1,0 +1,71 @@
+//! Template rendering over a group, and value splitting.
+
+use std::collections::BTreeMap;
+
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment};
+
+use crate::error::{Error, Result};
+
+/// Instructions a template may execute before it is stopped.
+const TEMPLATE_FUEL: u64 = 100_000;
+
+/// Renders `template` with each entry as a top-level variable, plus `entries` (the map) and
+/// `group`. No auto-escaping: values are inserted verbatim.
+pub(crate) fn render(op: &'static str, template: &str, group: &str, entries: &BTreeMap<String, String>) -> Result<String> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    // Keys named `entries` or `group` are reachable only through `entries[...]`, so the two
+    // reserved names always mean the same thing.
+    let mut context: BTreeMap<&str, Value> = entries
+        .iter()
+        .filter(|(k, _)| k.as_str() != "entries" && k.as_str() != "group")
+        .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
+        .collect();
+    context.insert("entries", Value::from_pairs(entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    context.insert("group", Value::from(group));
+    env.render_str(template, Value::from_pairs(context))
+        .map_err(|source| Error::Template { op, source })
+}
+
+/// `value` split on `sep`; an empty separator yields one item per character.
+pub(crate) fn split(value: &str, sep: &str) -> Vec<String> {
+    if sep.is_empty() {
+        value.chars().map(String::from).collect()
+    } else {
+        value.split(sep).map(str::to_string).collect()
+    }
+}
+
+/// `value` split on Unicode whitespace, empty pieces dropped.
+pub(crate) fn fields(value: &str) -> Vec<String> {
+    value.split_whitespace().map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_and_fields_edge_cases() {
+        assert_eq!(split("alpha,beta,gamma", ","), ["alpha", "beta", "gamma"]);
+        assert_eq!(split("ab", ""), ["a", "b"]);
+        assert_eq!(split("", ","), [""]);
+        assert!(split("", "").is_empty());
+        assert_eq!(fields("alpha beta\tgamma\n"), ["alpha", "beta", "gamma"]);
+        assert_eq!(fields(" a\t b  "), ["a", "b"]);
+        assert!(fields("   ").is_empty());
+    }
+
+    #[test]
+    fn render_reserved_names_and_fuel() {
+        let mut e = BTreeMap::new();
+        e.insert("group".to_string(), "shadowed".to_string());
+        e.insert("my-key".to_string(), "dash".to_string());
+        let out = render("t", "{{ group }}|{{ entries['group'] }}|{{ entries['my-key'] }}", "g", &e).unwrap();
+        assert_eq!(out, "g|shadowed|dash");
+        let err = render("t", "{% for i in range(100000) %}{{ i }}{% endfor %}", "g", &e).unwrap_err();
+        assert!(matches!(err, Error::Template { .. }));
+    }
+}

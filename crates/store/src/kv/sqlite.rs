@@ -1,0 +1,385 @@
+//! Every SQL statement of the KV layer, behind a narrow set of functions.
+//!
+//! The rest of the crate never writes SQL for the KV tables: it calls these functions with a
+//! connection that is either a pooled reader (one implicit read transaction per statement) or the
+//! writer inside `BEGIN IMMEDIATE`. A PostgreSQL backend is the same function set over another
+//! connection type; nothing above this module needs to change for it.
+//!
+//! Liveness is always `expires_at IS NULL OR expires_at > now`. Group prefixes are matched as a
+//! byte range `[prefix, successor(prefix))` on the primary-key index, which is exact, literal (no
+//! `%`/`_`/escape characters) and case-sensitive, and lets SQLite seek instead of scanning.
+
+pub(crate) mod conn;
+pub(crate) mod schema;
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
+
+use crate::kv::Entry;
+
+/// A stored row as the KV layer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredRow {
+    pub value: String,
+    pub version: u64,
+    pub expires_at: Option<i64>,
+}
+
+impl StoredRow {
+    pub fn is_live(&self, now: i64) -> bool {
+        is_live(self.expires_at, now)
+    }
+}
+
+/// The store's liveness rule, in Rust.
+#[inline]
+pub(crate) fn is_live(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_none_or(|at| at > now)
+}
+
+/// Raw UTF-8 (or, for a range bound, not-quite-UTF-8) bytes bound as SQLite TEXT.
+struct TextBytes<'a>(&'a [u8]);
+
+impl ToSql for TextBytes<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.0)))
+    }
+}
+
+/// The exclusive upper bound of a group range. `Unbounded` binds an empty BLOB: SQLite sorts
+/// every TEXT value below every BLOB, so `group_name < X''` holds for all text group names.
+enum UpperBound<'a> {
+    Below(&'a [u8]),
+    Unbounded,
+}
+
+impl ToSql for UpperBound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            UpperBound::Below(b) => ValueRef::Text(b),
+            UpperBound::Unbounded => ValueRef::Blob(b""),
+        }))
+    }
+}
+
+/// The half-open byte range of group names starting with a prefix (`""` = every group).
+pub(crate) struct GroupRange {
+    lo: Vec<u8>,
+    hi: Option<Vec<u8>>,
+}
+
+impl GroupRange {
+    pub fn new(prefix: &str) -> GroupRange {
+        let lo = prefix.as_bytes().to_vec();
+        let mut hi = lo.clone();
+        // The successor of a prefix: drop trailing 0xFF bytes, then increment the last byte. The
+        // last byte of valid UTF-8 is at most 0xBF, so this always succeeds for a non-empty prefix.
+        while let Some(last) = hi.pop() {
+            if last < 0xFF {
+                hi.push(last + 1);
+                return GroupRange { lo, hi: Some(hi) };
+            }
+        }
+        GroupRange { lo, hi: None }
+    }
+
+    fn bounds(&self) -> (TextBytes<'_>, UpperBound<'_>) {
+        let hi = match &self.hi {
+            Some(hi) => UpperBound::Below(hi),
+            None => UpperBound::Unbounded,
+        };
+        (TextBytes(&self.lo), hi)
+    }
+}
+
+/// Reads an `entry_value` written by any program: TEXT as is, numbers as their decimal text.
+fn text_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<String> {
+    Ok(match row.get_ref(idx)? {
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(r) => r.to_string(),
+        ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+        ValueRef::Null => String::new(),
+    })
+}
+
+fn version_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    Ok(u64::try_from(row.get::<_, Option<i64>>(idx)?.unwrap_or(0)).unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+/// The row at (group, key), live or not.
+pub(crate) fn get(conn: &Connection, group: &str, key: &str) -> rusqlite::Result<Option<StoredRow>> {
+    conn.prepare_cached(
+        "SELECT entry_value, version, expires_at FROM entries WHERE group_name = ?1 AND entry_key = ?2",
+    )?
+    .query_row(params![group, key], |row| {
+        Ok(StoredRow {
+            value: text_column(row, 0)?,
+            version: version_column(row, 1)?,
+            expires_at: row.get(2)?,
+        })
+    })
+    .optional()
+}
+
+pub(crate) fn exists(conn: &Connection, group: &str, key: &str, now: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM entries WHERE group_name = ?1 AND entry_key = ?2 \
+         AND (expires_at IS NULL OR expires_at > ?3)",
+    )?
+    .exists(params![group, key, now])
+}
+
+pub(crate) fn group_exists(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM entries WHERE group_name = ?1 AND (expires_at IS NULL OR expires_at > ?2) LIMIT 1",
+    )?
+    .exists(params![group, now])
+}
+
+pub(crate) fn count(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM entries WHERE group_name = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        )?
+        .query_row(params![group, now], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+pub(crate) fn count_prefix(conn: &Connection, prefix: &str, now: i64) -> rusqlite::Result<u64> {
+    let range = GroupRange::new(prefix);
+    let (lo, hi) = range.bounds();
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM entries WHERE group_name >= ?1 AND group_name < ?2 \
+             AND (expires_at IS NULL OR expires_at > ?3)",
+        )?
+        .query_row(params![lo, hi, now], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+pub(crate) fn get_all(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<BTreeMap<String, String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 \
+         AND (expires_at IS NULL OR expires_at > ?2)",
+    )?;
+    let mut rows = stmt.query(params![group, now])?;
+    let mut out = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        out.insert(row.get(0)?, text_column(row, 1)?);
+    }
+    Ok(out)
+}
+
+/// Live entries in key order, `offset`/`limit` already clamped.
+pub(crate) fn page(conn: &Connection, group: &str, now: i64, offset: i64, limit: i64) -> rusqlite::Result<Vec<Entry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 \
+         AND (expires_at IS NULL OR expires_at > ?2) ORDER BY entry_key LIMIT ?4 OFFSET ?3",
+    )?;
+    let rows = stmt.query_map(params![group, now, offset, limit], |row| {
+        Ok(Entry {
+            key: row.get(0)?,
+            value: text_column(row, 1)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The next keyset chunk of live entries after `after` (exclusive).
+pub(crate) fn page_after(
+    conn: &Connection,
+    group: &str,
+    after: Option<&str>,
+    now: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<Entry>> {
+    let map = |row: &rusqlite::Row<'_>| {
+        Ok(Entry {
+            key: row.get(0)?,
+            value: text_column(row, 1)?,
+        })
+    };
+    match after {
+        None => conn
+            .prepare_cached(
+                "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 \
+                 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY entry_key LIMIT ?3",
+            )?
+            .query_map(params![group, now, limit], map)?
+            .collect(),
+        Some(after) => conn
+            .prepare_cached(
+                "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 AND entry_key > ?4 \
+                 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY entry_key LIMIT ?3",
+            )?
+            .query_map(params![group, now, limit, after], map)?
+            .collect(),
+    }
+}
+
+/// Distinct groups with a live entry, ascending, after `after` (exclusive), at most `limit`.
+pub(crate) fn groups_after(
+    conn: &Connection,
+    prefix: &str,
+    after: Option<&str>,
+    now: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let range = GroupRange::new(prefix);
+    let (lo, hi) = range.bounds();
+    let after_bytes: &[u8] = after.map_or(b"", str::as_bytes);
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT group_name FROM entries \
+         WHERE group_name >= ?1 AND group_name < ?2 AND group_name > ?3 \
+         AND (expires_at IS NULL OR expires_at > ?4) ORDER BY group_name LIMIT ?5",
+    )?;
+    let rows = stmt.query_map(
+        params![lo, hi, TextBytes(after_bytes), now, limit],
+        |row| text_column(row, 0),
+    )?;
+    rows.collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes: called on the writer connection, inside the caller's transaction where one is needed.
+
+/// Inserts or replaces (group, key), setting value, expiry and version.
+#[inline]
+pub(crate) fn upsert(
+    conn: &Connection,
+    group: &str,
+    key: &str,
+    value: &str,
+    expires_at: Option<i64>,
+    version: u64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(UPSERT_SQL)?
+        .execute(params![group, key, value, expires_at, version as i64])?;
+    Ok(())
+}
+
+/// The upsert statement, shared with the benchmark's raw-rusqlite baseline.
+pub const UPSERT_SQL: &str = "INSERT INTO entries (group_name, entry_key, entry_value, expires_at, version) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (group_name, entry_key) DO UPDATE SET \
+     entry_value = excluded.entry_value, expires_at = excluded.expires_at, version = excluded.version";
+
+/// Keeps value and expiry, replaces the value and version (increment).
+pub(crate) fn update_value(conn: &Connection, group: &str, key: &str, value: &str, version: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE entries SET entry_value = ?3, version = ?4 WHERE group_name = ?1 AND entry_key = ?2",
+    )?
+    .execute(params![group, key, value, version as i64])?;
+    Ok(())
+}
+
+/// Deletes (group, key); `Some(expires_at)` of the removed row, `None` if there was none.
+pub(crate) fn delete(conn: &Connection, group: &str, key: &str) -> rusqlite::Result<Option<Option<i64>>> {
+    conn.prepare_cached("DELETE FROM entries WHERE group_name = ?1 AND entry_key = ?2 RETURNING expires_at")?
+        .query_row(params![group, key], |r| r.get::<_, Option<i64>>(0))
+        .optional()
+}
+
+/// Deletes (group, key) only if it has expired by `now`; true if it did.
+pub(crate) fn delete_if_expired(conn: &Connection, group: &str, key: &str, now: i64) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM entries WHERE group_name = ?1 AND entry_key = ?2 \
+             AND expires_at IS NOT NULL AND expires_at <= ?3",
+        )?
+        .execute(params![group, key, now])?;
+    Ok(n > 0)
+}
+
+/// Deletes every row of a group; returns (live rows removed, all rows removed).
+pub(crate) fn delete_group(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<(u64, u64)> {
+    let mut stmt = conn.prepare_cached("DELETE FROM entries WHERE group_name = ?1 RETURNING expires_at")?;
+    let mut rows = stmt.query(params![group])?;
+    let (mut live, mut all) = (0u64, 0u64);
+    while let Some(row) = rows.next()? {
+        all += 1;
+        if is_live(row.get(0)?, now) {
+            live += 1;
+        }
+    }
+    Ok((live, all))
+}
+
+/// Every group (live or not) starting with `prefix`, ascending.
+pub(crate) fn all_groups(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
+    let range = GroupRange::new(prefix);
+    let (lo, hi) = range.bounds();
+    conn.prepare_cached(
+        "SELECT DISTINCT group_name FROM entries WHERE group_name >= ?1 AND group_name < ?2 ORDER BY group_name",
+    )?
+    .query_map(params![lo, hi], |row| text_column(row, 0))?
+    .collect()
+}
+
+/// Deletes up to `limit` rows of groups in `prefix` that expired by `now`; returns their (group,
+/// key) in ascending order.
+pub(crate) fn purge_expired(
+    conn: &Connection,
+    prefix: &str,
+    now: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let range = GroupRange::new(prefix);
+    let (lo, hi) = range.bounds();
+    let mut removed: Vec<(String, String)> = conn
+        .prepare_cached(
+            "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?3 AND group_name >= ?1 AND group_name < ?2 \
+             LIMIT ?4) RETURNING group_name, entry_key",
+        )?
+        .query_map(params![lo, hi, now, limit], |row| Ok((text_column(row, 0)?, text_column(row, 1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    removed.sort_unstable();
+    Ok(removed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata
+
+pub(crate) fn meta_get(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT value FROM store_meta WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()
+}
+
+pub(crate) fn meta_set(conn: &Connection, name: &str, value: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO store_meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![name, value])?;
+    Ok(())
+}
+
+/// Changes when another connection commits (`PRAGMA data_version`).
+pub(crate) fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))
+}
+
+pub(crate) fn begin_immediate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    Ok(())
+}
+
+pub(crate) fn commit(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(())
+}
+
+/// Rolls back if a transaction is open; harmless otherwise.
+pub(crate) fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            log::warn!("store: rollback failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Opening and configuring SQLite connections, and the pool of readers.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::Durability;
+use crate::error::{Error, Result, SqliteContext};
+
+/// Statement-cache capacity of every connection (the spec asks for at least 64).
+const STATEMENT_CACHE: usize = 128;
+
+/// Opens the writer connection on a file, creating it; a missing parent directory is an `Io`
+/// error rather than SQLite's vaguer "unable to open".
+pub(crate) fn open_file_writer(op: &'static str, path: &Path, durability: Durability, busy: Duration) -> Result<Connection> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(Error::Io {
+                op,
+                path: Some(parent.to_path_buf()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the parent directory does not exist; create it first",
+                ),
+            });
+        }
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::sqlite(op, format!("open {}", path.display()), e))?;
+    configure(op, &conn, durability, busy)?;
+    // WAL lets readers proceed while a write is in flight. Asking for it also makes SQLite read
+    // the header, which is where a file that is not a database is detected.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .ctx(op, "enable WAL journal mode")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("store: {} stays in journal_mode {mode}; readers may wait for writers", path.display());
+    }
+    Ok(conn)
+}
+
+/// Opens a reader on an existing file database.
+pub(crate) fn open_file_reader(op: &'static str, path: &Path, durability: Durability, busy: Duration) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::sqlite(op, format!("open reader on {}", path.display()), e))?;
+    configure(op, &conn, durability, busy)?;
+    // Readers never write; this turns any accidental write into an error instead of a second
+    // writer competing for the lock.
+    conn.pragma_update(None, "query_only", true).ctx(op, "configure reader")?;
+    Ok(conn)
+}
+
+/// Opens a private in-memory database.
+pub(crate) fn open_memory(op: &'static str, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open_in_memory().ctx(op, "open in-memory database")?;
+    configure(op, &conn, durability, Duration::ZERO)?;
+    Ok(conn)
+}
+
+fn configure(op: &'static str, conn: &Connection, durability: Durability, busy: Duration) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.busy_timeout(busy).ctx(op, "set busy_timeout")?;
+    conn.pragma_update(None, "synchronous", durability.pragma_value())
+        .ctx(op, "set synchronous")?;
+    Ok(())
+}
+
+/// Reader connections for a file store. Each call takes a free connection, or waits for one.
+pub(crate) struct ReaderPool {
+    readers: Vec<Mutex<Option<Connection>>>,
+    next: AtomicUsize,
+}
+
+impl ReaderPool {
+    pub fn new(readers: Vec<Connection>) -> ReaderPool {
+        ReaderPool {
+            readers: readers.into_iter().map(|c| Mutex::new(Some(c))).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.readers.is_empty()
+    }
+
+    /// Runs `f` on a reader; `None` if the pool is empty or closed.
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
+        let n = self.readers.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Some(guard) = self.readers[(start + i) % n].try_lock() {
+                return guard.as_ref().map(f);
+            }
+        }
+        let guard = self.readers[start].lock();
+        guard.as_ref().map(f)
+    }
+
+    /// Closes every reader (waiting for in-flight reads).
+    pub fn close(&self) {
+        for slot in &self.readers {
+            drop(slot.lock().take());
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! [`Store`]: the handle to one open KV database.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+
+use crate::config::{Location, StoreConfig};
+use crate::error::{Error, Result, SqliteContext};
+use crate::events::Event;
+use crate::kv::access::{op_names, sealed::Sealed, Access, OpNames, Statements, WriteCtx};
+use crate::kv::purge::PurgeThread;
+use crate::kv::sqlite::{self, conn, schema};
+use crate::kv::versions::Versions;
+
+op_names!(STORE_OPS, "Store");
+
+const OPEN: u8 = 0;
+const CLOSING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// A handle to one open key-value database.
+///
+/// `Store` is a cheap `Clone` (all clones share one database) and is `Send + Sync`. The database
+/// closes when [`Store::close`] is called or the last clone is dropped.
+///
+/// # Concurrency and consistency
+/// File stores use one writer connection (behind a mutex) and a pool of reader connections in
+/// WAL mode, so reads never wait for writes and writes never wait for reads. Every write runs in
+/// `BEGIN IMMEDIATE … COMMIT`, which serialises writers in this process and, through the busy
+/// timeout, across processes. A write that returned `Ok` is visible to every read that starts
+/// after it; each call reads one consistent snapshot. Memory stores use a single connection.
+///
+/// # Durability
+/// With [`Durability::Normal`](crate::Durability) (the default) a committed write survives a
+/// crash of the process; [`Durability::Full`](crate::Durability) also survives power loss.
+///
+/// # Examples
+/// ```
+/// use store::{Kv, Store};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("state.db");
+/// {
+///     let store = Store::open(&path)?;
+///     store.set("config", "colour", "blue")?;
+/// }
+/// let store = Store::open(&path)?;
+/// assert_eq!(store.get("config", "colour")?, "blue");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    handle: Arc<Handle>,
+}
+
+/// Owned by the user-facing clones only; dropping the last one closes the database. Background
+/// threads hold `Arc<Inner>` instead, so they never keep a store open.
+struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(e) = self.inner.close() {
+            log::warn!("store: closing on drop failed: {e}");
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    config: StoreConfig,
+    state: AtomicU8,
+    writer: Mutex<Option<Writer>>,
+    readers: conn::ReaderPool,
+    purge: Mutex<Option<PurgeThread>>,
+    /// Thread token of the thread running a transaction closure (0 = none).
+    txn_owner: AtomicUsize,
+}
+
+struct Writer {
+    conn: Connection,
+    versions: Versions,
+    staged: Vec<Event>,
+}
+
+thread_local! {
+    static THREAD_TOKEN: Cell<u8> = const { Cell::new(0) };
+}
+
+/// A non-zero number unique among live threads: the address of a thread-local.
+fn thread_token() -> usize {
+    THREAD_TOKEN.with(|t| t as *const Cell<u8> as usize)
+}
+
+impl Store {
+    /// Opens (creating if needed) a file-backed store with default settings.
+    ///
+    /// # Errors
+    /// `Io` if the parent directory is missing; `Sqlite` if the file is not a SQLite database or
+    /// cannot be opened; `Sqlite` with context "ensure schema" if the schema cannot be migrated.
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = store::Store::open(dir.path().join("state.db"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(StoreConfig::file(path))
+    }
+
+    /// Opens a private in-memory store.
+    ///
+    /// # Examples
+    /// ```
+    /// let store = store::Store::in_memory()?;
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn in_memory() -> Result<Store> {
+        Self::open_with(StoreConfig::memory())
+    }
+
+    /// Opens a store with explicit settings.
+    ///
+    /// # Errors
+    /// `InvalidInput` for out-of-range settings (e.g. more than 64 readers), otherwise as
+    /// [`Store::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use store::{Kv, ManualClock, Store, StoreConfig};
+    /// let clock = Arc::new(ManualClock::new(0));
+    /// let store = Store::open_with(StoreConfig::memory().with_clock(clock.clone()))?;
+    /// store.set_with_ttl("g", "k", "v", Duration::from_secs(1))?;
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(!store.exists("g", "k")?);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn open_with(config: StoreConfig) -> Result<Store> {
+        const OP: &str = "Store::open";
+        config.validate(OP)?;
+        let (writer_conn, readers, persistent) = match &config.location {
+            Location::File(path) => {
+                let writer = conn::open_file_writer(OP, path, config.durability, config.busy_timeout)?;
+                ensure_schema(OP, &writer)?;
+                let readers = (0..config.readers)
+                    .map(|_| conn::open_file_reader(OP, path, config.durability, config.busy_timeout))
+                    .collect::<Result<Vec<_>>>()?;
+                (writer, readers, true)
+            }
+            Location::Memory => {
+                let writer = conn::open_memory(OP, config.durability)?;
+                ensure_schema(OP, &writer)?;
+                (writer, Vec::new(), false)
+            }
+        };
+        let inner = Arc::new(Inner {
+            state: AtomicU8::new(OPEN),
+            writer: Mutex::new(Some(Writer {
+                conn: writer_conn,
+                versions: Versions::new(persistent),
+                staged: Vec::new(),
+            })),
+            readers: conn::ReaderPool::new(readers),
+            purge: Mutex::new(None),
+            txn_owner: AtomicUsize::new(0),
+            config,
+        });
+        let purge = PurgeThread::start(&inner)?;
+        *inner.purge.lock() = purge;
+        Ok(Store {
+            handle: Arc::new(Handle { inner }),
+        })
+    }
+
+    /// Whether [`Store::close`] has completed.
+    ///
+    /// # Examples
+    /// ```
+    /// let store = store::Store::in_memory()?;
+    /// assert!(!store.is_closed());
+    /// store.close()?;
+    /// assert!(store.is_closed());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner().state.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// The database file, or `None` for a memory store.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(store::Store::in_memory()?.path().is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn path(&self) -> Option<&Path> {
+        match &self.inner().config.location {
+            Location::File(p) => Some(p),
+            Location::Memory => None,
+        }
+    }
+
+    /// The settings this store was opened with.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(store::Store::in_memory()?.config().readers, 4);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner().config
+    }
+
+    /// Flushes the write-ahead log into the database file (a full checkpoint).
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = store::Store::open(dir.path().join("s.db"))?;
+    /// store.sync()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sync(&self) -> Result<()> {
+        const OP: &str = "Store::sync";
+        let inner = self.inner();
+        inner.check_usable(OP)?;
+        let guard = inner.writer.lock();
+        let writer = guard.as_ref().ok_or_else(|| Error::closed(OP))?;
+        if inner.is_file() {
+            checkpoint(&writer.conn).ctx(OP, "checkpoint write-ahead log")?;
+        }
+        Ok(())
+    }
+
+    /// Closes the store: stops the purge thread, checkpoints and closes every connection.
+    /// Idempotent; afterwards every data call returns `Closed`. Dropping the last clone does the
+    /// same, logging errors instead of returning them.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// store.close()?;
+    /// store.close()?;
+    /// assert!(store.set("g", "k", "v").unwrap_err().is_closed());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.inner().close()
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.inner().config.location)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+fn ensure_schema(op: &'static str, conn: &Connection) -> Result<()> {
+    sqlite::begin_immediate(conn).ctx(op, "ensure schema")?;
+    match schema::ensure(op, conn) {
+        Ok(()) => sqlite::commit(conn).ctx(op, "ensure schema"),
+        Err(e) => {
+            sqlite::rollback(conn);
+            Err(e)
+        }
+    }
+}
+
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
+impl Inner {
+    pub(crate) fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn is_file(&self) -> bool {
+        matches!(self.config.location, Location::File(_))
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.state.load(Ordering::Acquire) == OPEN
+    }
+
+    /// Open, and not called from inside this store's transaction closure (which would deadlock
+    /// on the writer).
+    #[inline]
+    fn check_usable(&self, op: &'static str) -> Result<()> {
+        if self.state.load(Ordering::Acquire) != OPEN {
+            return Err(Error::closed(op));
+        }
+        if self.txn_owner.load(Ordering::Relaxed) == thread_token() {
+            return Err(Error::invalid(
+                op,
+                "transaction",
+                "this thread is inside a transaction on this store; use the transaction handle",
+            ));
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self
+            .state
+            .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Ok(()); // already closing or closed
+        }
+        if let Some(purge) = self.purge.lock().take() {
+            purge.stop();
+        }
+        self.readers.close();
+        let writer = self.writer.lock().take();
+        let mut result = Ok(());
+        if let Some(writer) = writer {
+            if self.is_file() {
+                if let Err(e) = checkpoint(&writer.conn) {
+                    log::warn!("store: checkpoint on close failed: {e}");
+                }
+            }
+            if let Err((_, e)) = writer.conn.close() {
+                result = Err(Error::sqlite("Store::close", "close writer connection", e));
+            }
+        }
+        self.state.store(CLOSED, Ordering::Release);
+        result
+    }
+}
+
+impl Sealed for Inner {
+    fn ops(&self) -> &'static OpNames {
+        &STORE_OPS
+    }
+
+    #[inline]
+    fn now(&self) -> i64 {
+        self.config.clock.now_ms()
+    }
+
+    fn max_value_bytes(&self) -> usize {
+        self.config.max_value_bytes
+    }
+
+    #[inline]
+    fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.check_usable(op)?;
+        let result = if self.readers.is_empty() {
+            let guard = self.writer.lock();
+            guard.as_ref().map(|w| f(&w.conn))
+        } else {
+            self.readers.with(f)
+        };
+        match result {
+            Some(r) => r.ctx(op, "read"),
+            None => Err(Error::closed(op)),
+        }
+    }
+
+    fn write<T>(
+        &self,
+        op: &'static str,
+        now: i64,
+        statements: Statements,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.check_usable(op)?;
+        let mut guard = self.writer.lock();
+        let writer = guard.as_mut().ok_or_else(|| Error::closed(op))?;
+        let explicit = statements == Statements::Many || writer.versions.is_persistent();
+        if explicit {
+            sqlite::begin_immediate(&writer.conn).ctx(op, "begin write transaction")?;
+        }
+        let snapshot = writer.versions.begin();
+        let outcome = {
+            let mut ctx = WriteCtx::new(&writer.conn, now, op, &mut writer.versions, &mut writer.staged, false);
+            catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))
+        };
+        let result = match outcome {
+            Ok(Ok(value)) if explicit => sqlite::commit(&writer.conn).ctx(op, "commit").map(|()| value),
+            Ok(result) => result,
+            Err(panic) => {
+                sqlite::rollback(&writer.conn);
+                writer.versions.restore(snapshot);
+                writer.staged.clear();
+                drop(guard);
+                resume_unwind(panic);
+            }
+        };
+        if result.is_err() {
+            sqlite::rollback(&writer.conn);
+            writer.versions.restore(snapshot);
+            writer.staged.clear();
+        }
+        writer.staged.clear();
+        result
+    }
+}
+
+impl Access for Inner {}
+
+impl Sealed for Store {
+    fn ops(&self) -> &'static OpNames {
+        &STORE_OPS
+    }
+
+    #[inline]
+    fn now(&self) -> i64 {
+        self.inner().now()
+    }
+
+    fn max_value_bytes(&self) -> usize {
+        self.inner().max_value_bytes()
+    }
+
+    #[inline]
+    fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.inner().read(op, f)
+    }
+
+    #[inline]
+    fn write<T>(
+        &self,
+        op: &'static str,
+        now: i64,
+        statements: Statements,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.inner().write(op, now, statements, f)
+    }
+}
+
+impl Access for Store {}
+

@@ -1,0 +1,109 @@
+//! Input rules, checked before any I/O (SPEC §2).
+
+use crate::error::{Error, Result};
+
+/// Longest accepted group, key or prefix, in bytes.
+pub const MAX_NAME_BYTES: usize = 4096;
+
+/// Longest accepted namespace, in bytes.
+pub const MAX_NAMESPACE_BYTES: usize = 64;
+
+/// A group or key: non-empty, at most 4096 bytes, no NUL.
+#[inline]
+pub(crate) fn name(op: &'static str, field: &'static str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(op, field, format!("the {field} is empty; pass a non-empty {field}")));
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(
+            op,
+            field,
+            format!("the {field} is {} bytes, over the limit of {MAX_NAME_BYTES}", value.len()),
+        ));
+    }
+    if value.as_bytes().contains(&0) {
+        return Err(Error::invalid(op, field, format!("the {field} contains a NUL byte")));
+    }
+    Ok(())
+}
+
+/// Group and key together.
+#[inline]
+pub(crate) fn group_key(op: &'static str, group: &str, key: &str) -> Result<()> {
+    name(op, "group", group)?;
+    name(op, "key", key)
+}
+
+/// A group prefix: `""` means all groups; otherwise the rules of [`name`].
+#[inline]
+pub(crate) fn prefix(op: &'static str, prefix: &str) -> Result<()> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    name(op, "prefix", prefix)
+}
+
+/// A value: at most `max` bytes.
+#[inline]
+pub(crate) fn value(op: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(
+            op,
+            "value",
+            format!("the value is {} bytes, over max_value_bytes {max}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+#[allow(dead_code)] // used by scoped stores
+/// A namespace: `^[A-Za-z0-9-]+$`, at most 64 bytes.
+pub(crate) fn namespace(op: &'static str, ns: &str) -> Result<()> {
+    if ns.is_empty() || ns.len() > MAX_NAMESPACE_BYTES {
+        return Err(Error::invalid(
+            op,
+            "namespace",
+            format!("{ns:?} must be 1 to {MAX_NAMESPACE_BYTES} bytes of [A-Za-z0-9-]"),
+        ));
+    }
+    if !ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(Error::invalid(
+            op,
+            "namespace",
+            format!("{ns:?} may only contain ASCII letters, digits and '-'"),
+        ));
+    }
+    Ok(())
+}
+
+/// `u64` offsets and limits clamp to `i64::MAX` for SQLite.
+#[inline]
+pub(crate) fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_follow_the_pattern() {
+        for ok in ["abc", "ABC", "123", "a-b-c", "tenant-42", "A1-B2"] {
+            assert!(namespace("t", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "foo.bar", "foo:bar", "foo bar", "foo/bar", "foo_bar", "tenant!", "@ns", "é"] {
+            assert!(namespace("t", bad).is_err(), "{bad}");
+        }
+        assert!(namespace("t", &"a".repeat(64)).is_ok());
+        assert!(namespace("t", &"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn names_reject_empty_long_and_nul() {
+        assert!(name("t", "key", &"k".repeat(4096)).is_ok());
+        assert!(name("t", "key", &"k".repeat(4097)).is_err());
+        assert!(name("t", "key", "a\0b").is_err());
+        assert!(name("t", "key", "").is_err());
+        assert!(prefix("t", "").is_ok());
+    }
+}
