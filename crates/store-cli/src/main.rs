@@ -1,1 +1,68 @@
-fn main() {}
+//! `store`: the command-line tool over the store library.
+//!
+//! Exit codes: 0 success, 1 library error, 2 usage error (clap's own exit code for bad
+//! arguments). With `--json`, results are printed as compact JSON with sorted keys, and errors
+//! also go to stdout as `{"error":{"kind","message","op"}}`.
+
+mod demo;
+mod kv;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use store::{Service, ServiceConfig};
+
+use crate::output::Output;
+
+/// An embedded state + analytics store.
+#[derive(Debug, Parser)]
+#[command(name = "store", version, about)]
+struct Cli {
+    /// Data directory (default: $STORE_HOME, else the platform data directory + "store").
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress output.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Key-value operations.
+    Kv(kv::KvArgs),
+    /// Walk through the KV layer on the data directory and print what happened.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.json, cli.quiet);
+    match run(cli, &out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli, out: &Output) -> store::Result<()> {
+    let home = match cli.home {
+        Some(home) => home,
+        None => store::default_home()?,
+    };
+    let service = Service::open(ServiceConfig::new(home))?;
+    let result = match cli.command {
+        Command::Kv(args) => kv::run(&service, args, out),
+        Command::Demo => demo::run(&service, out),
+    };
+    let closed = service.close();
+    result.and(closed)
+}

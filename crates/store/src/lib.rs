@@ -39,3 +39,5 @@ pub use error::{Error, ErrorKind, QuotaLimit, Result};
 pub use events::{Event, EventKind};
 pub use kv::{Entry, EntryIter, GroupIter, Kv, Store, Versioned};
 pub use validate::{MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
+pub mod service;
+pub use service::{default_home, Service, ServiceConfig};

@@ -1,0 +1,65 @@
+//! Printing results and errors, human or JSON, tolerating a closed pipe.
+
+use std::io::{self, Write};
+
+use serde_json::{json, Value};
+
+pub struct Output {
+    pub json: bool,
+    #[allow(dead_code)] // progress bars arrive with long-running commands
+    pub quiet: bool,
+}
+
+impl Output {
+    pub fn new(json: bool, quiet: bool) -> Output {
+        Output { json, quiet }
+    }
+
+    /// Prints one line to stdout. A closed pipe (`store kv ls g | head -1`) ends output silently.
+    pub fn line(&self, text: impl AsRef<str>) {
+        let mut stdout = io::stdout().lock();
+        if let Err(e) = writeln!(stdout, "{}", text.as_ref()) {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }
+
+    /// Prints an action's result: as JSON with `--json`, else with `human`.
+    pub fn result(&self, value: &Value, human: impl FnOnce(&Output, &Value)) {
+        if self.json {
+            self.line(value.to_string());
+        } else {
+            human(self, value);
+        }
+    }
+
+    /// Prints rows as an aligned table with a header.
+    pub fn table(&self, headers: &[&str], rows: &[Vec<String>]) {
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        for row in rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let fmt_row = |cells: &mut dyn Iterator<Item = &str>| {
+            let parts: Vec<String> = cells
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            parts.join("  ").trim_end().to_string()
+        };
+        self.line(fmt_row(&mut headers.iter().copied()));
+        for row in rows {
+            self.line(fmt_row(&mut row.iter().map(|s| s.as_str())));
+        }
+    }
+
+    pub fn error(&self, e: &store::Error) {
+        eprintln!("error: {e}");
+        if self.json {
+            let body = json!({"error": {"kind": e.kind().as_str(), "op": e.op(), "message": e.to_string()}});
+            self.line(body.to_string());
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! [`Service`]: one entry point that owns the layers, with a JSON action table (the CLI's
+//! backend, and the seam for future remote front-ends).
+
+mod actions;
+mod args;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::StoreConfig;
+use crate::error::{Error, Result};
+use crate::kv::Store;
+
+/// Settings of a [`Service`].
+///
+/// # Examples
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let config = store::ServiceConfig::new(dir.path());
+/// assert_eq!(config.home, dir.path());
+/// assert!(matches!(&config.store.location, store::Location::File(p) if p.ends_with("state.db")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// The data directory (created on open). Holds `state.db`.
+    pub home: PathBuf,
+    /// Settings of the KV store (by default a file store at `home/state.db`).
+    pub store: StoreConfig,
+}
+
+impl ServiceConfig {
+    /// Defaults for a service rooted at `home`.
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::ServiceConfig::new("/tmp/store-home");
+    /// ```
+    pub fn new(home: impl AsRef<Path>) -> ServiceConfig {
+        let home = home.as_ref().to_path_buf();
+        ServiceConfig {
+            store: StoreConfig::file(home.join("state.db")),
+            home,
+        }
+    }
+
+    /// Defaults rooted at [`default_home`].
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "home" }` when no home directory can be determined.
+    ///
+    /// # Examples
+    /// ```
+    /// std::env::set_var("STORE_HOME", std::env::temp_dir().join("store-doc-home"));
+    /// let config = store::ServiceConfig::from_env()?;
+    /// assert!(config.home.ends_with("store-doc-home"));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn from_env() -> Result<ServiceConfig> {
+        Ok(Self::new(default_home()?))
+    }
+}
+
+/// The default data directory: `$STORE_HOME` if set, else the platform data directory plus
+/// `store` (`$XDG_DATA_HOME/store` or `~/.local/share/store` on Linux, `~/Library/Application
+/// Support/store` on macOS, `%APPDATA%\store` on Windows).
+///
+/// # Errors
+/// `InvalidInput { field: "home" }` when neither is available.
+///
+/// # Examples
+/// ```
+/// std::env::set_var("STORE_HOME", "/srv/store");
+/// assert_eq!(store::default_home()?, std::path::PathBuf::from("/srv/store"));
+/// # Ok::<(), store::Error>(())
+/// ```
+pub fn default_home() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("STORE_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    dirs::data_dir().map(|d| d.join("store")).ok_or_else(|| {
+        Error::invalid(
+            "default_home",
+            "home",
+            "no platform data directory is known here; set STORE_HOME or pass --home",
+        )
+    })
+}
+
+/// Owns the store layers and runs named actions on them.
+///
+/// # Examples
+/// ```
+/// use serde_json::json;
+/// let dir = tempfile::tempdir()?;
+/// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+/// let set = service.call("store/set", json!({"group": "g", "key": "k", "value": "v"}))?;
+/// let got = service.call("store/get", json!({"group": "g", "key": "k"}))?;
+/// assert_eq!(got["value"], "v");
+/// assert_eq!(got["version"], set["version"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Service {
+    home: PathBuf,
+    store: Store,
+}
+
+impl Service {
+    /// Creates the home directory if needed and opens the store in it.
+    ///
+    /// # Errors
+    /// `Io` if the directory cannot be created; otherwise as [`Store::open_with`].
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path().join("new")))?;
+    /// assert!(dir.path().join("new/state.db").exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(config: ServiceConfig) -> Result<Service> {
+        std::fs::create_dir_all(&config.home).map_err(|source| Error::Io {
+            op: "Service::open",
+            path: Some(config.home.clone()),
+            source,
+        })?;
+        let store = Store::open_with(config.store)?;
+        Ok(Service {
+            home: config.home,
+            store,
+        })
+    }
+
+    /// The data directory.
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+    /// assert_eq!(service.home(), dir.path());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The KV store.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::Kv;
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+    /// service.store().set("g", "k", "v")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs one action (see the crate README's action table) with a JSON object of arguments.
+    ///
+    /// # Errors
+    /// `InvalidInput { field: "action" }` for an unknown action, `InvalidInput { field: <arg> }`
+    /// for a missing or mistyped argument, and the action's own errors.
+    ///
+    /// # Examples
+    /// ```
+    /// use serde_json::json;
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+    /// let err = service.call("store/get", json!({"group": "g"})).unwrap_err();
+    /// assert_eq!(err.field(), Some("key"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call(&self, action: &str, args: Value) -> Result<Value> {
+        actions::call(self, action, args)
+    }
+
+    /// Closes the store. Afterwards every action returns `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// use serde_json::json;
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+    /// service.close()?;
+    /// assert!(service.call("store/count", json!({})).unwrap_err().is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.store.close()
+    }
+}

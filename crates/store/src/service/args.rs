@@ -1,0 +1,81 @@
+//! Typed access to an action's JSON arguments; every problem names the argument.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// The arguments object of one call.
+pub(crate) struct Args<'a> {
+    op: &'static str,
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Args<'a> {
+    pub fn new(op: &'static str, value: &'a Value) -> Result<Args<'a>> {
+        match value {
+            Value::Object(map) => Ok(Args { op, map }),
+            other => Err(Error::invalid(
+                op,
+                "args",
+                format!("arguments must be a JSON object, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
+    fn mistyped(&self, name: &'static str, want: &str, got: &Value) -> Error {
+        Error::invalid(self.op, name, format!("expected {want}, got {}", type_name(got)))
+    }
+
+    /// A required string.
+    pub fn str(&self, name: &'static str) -> Result<&'a str> {
+        self.opt_str(name)?
+            .ok_or_else(|| Error::invalid(self.op, name, format!("missing required argument {name:?}")))
+    }
+
+    pub fn opt_str(&self, name: &'static str) -> Result<Option<&'a str>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.mistyped(name, "a string", other)),
+        }
+    }
+
+    pub fn opt_u64(&self, name: &'static str) -> Result<Option<u64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                Error::invalid(self.op, name, format!("expected a non-negative integer, got {v}"))
+            }),
+        }
+    }
+
+    pub fn opt_i64(&self, name: &'static str) -> Result<Option<i64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| Error::invalid(self.op, name, format!("expected a 64-bit integer, got {v}"))),
+        }
+    }
+
+    /// Whether the argument is present at all, even as `null`.
+    pub fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
