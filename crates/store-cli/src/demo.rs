@@ -23,11 +23,15 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
         out.line(format!("store demo on {}", service.home().display()));
     }
     let cleared = store.delete_prefix(PREFIX)?;
-    step(format!("cleared {cleared} entries left by an earlier demo under {PREFIX:?}"));
+    step(format!(
+        "cleared {cleared} entries left by an earlier demo under {PREFIX:?}"
+    ));
 
     let v1 = store.set("demo:config", "pool", "eu-west")?;
     let v2 = store.set("demo:config", "wallet", "0xabc")?;
-    step(format!("set demo:config/pool (version {v1}) and demo:config/wallet (version {v2})"));
+    step(format!(
+        "set demo:config/pool (version {v1}) and demo:config/wallet (version {v2})"
+    ));
 
     let rendered = store.render(r#"{"pool":"{{ pool }}","wallet":"{{ wallet }}"}"#, "demo:config")?;
     step(format!("rendered a template over demo:config: {rendered}"));
@@ -43,7 +47,10 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
     for _ in 0..3 {
         store.increment("demo:stats", "runs", 1)?;
     }
-    step(format!("incremented demo:stats/runs three times: {}", store.get("demo:stats", "runs")?));
+    step(format!(
+        "incremented demo:stats/runs three times: {}",
+        store.get("demo:stats", "runs")?
+    ));
 
     let stale = store.get_with_version("demo:config", "pool")?.version;
     store.set_if_version("demo:config", "pool", "us-east", Some(stale))?;
@@ -51,7 +58,9 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
     step(format!(
         "compare-and-swap moved pool to {:?}; a second swap from the stale version was refused: {}",
         store.get("demo:config", "pool")?,
-        conflict.map(|_| "no conflict?".to_string()).unwrap_or_else(|e| e.kind().to_string())
+        conflict
+            .map(|_| "no conflict?".to_string())
+            .unwrap_or_else(|e| e.kind().to_string())
     ));
 
     let groups = store.groups(PREFIX)?;

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use store::Service;
 
 use crate::output::Output;
@@ -87,9 +87,16 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             if_absent,
         } => {
             let value = if value == "-" { read_stdin()? } else { value };
-            let mut pairs = vec![("group", json!(group)), ("key", json!(key)), ("value", json!(value))];
+            let mut pairs = vec![
+                ("group", json!(group)),
+                ("key", json!(key)),
+                ("value", json!(value)),
+            ];
             if let Some(ttl) = ttl {
-                pairs.push(("ttl_ms", json!(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))));
+                pairs.push((
+                    "ttl_ms",
+                    json!(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+                ));
             }
             if if_absent {
                 pairs.push(("if_version", Value::Null));
@@ -109,11 +116,18 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
         KvCommand::Del { group, key } => {
             let r = service.call("store/delete", json!({"group": group, "key": key}))?;
             out.result(&r, |o, r| {
-                o.line(if r["deleted"] == true { "deleted" } else { "no live entry; nothing deleted" })
+                o.line(if r["deleted"] == true {
+                    "deleted"
+                } else {
+                    "no live entry; nothing deleted"
+                })
             });
         }
         KvCommand::Ls { group, offset, limit } => {
-            let r = service.call("store/list", json!({"group": group, "offset": offset, "limit": limit}))?;
+            let r = service.call(
+                "store/list",
+                json!({"group": group, "offset": offset, "limit": limit}),
+            )?;
             out.result(&r, |o, r| {
                 let rows: Vec<Vec<String>> = r["entries"]
                     .as_array()

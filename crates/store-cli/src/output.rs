@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub struct Output {
     pub json: bool,
@@ -43,10 +43,7 @@ impl Output {
             }
         }
         let fmt_row = |cells: &mut dyn Iterator<Item = &str>| {
-            let parts: Vec<String> = cells
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
+            let parts: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             parts.join("  ").trim_end().to_string()
         };
         self.line(fmt_row(&mut headers.iter().copied()));

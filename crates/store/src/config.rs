@@ -180,7 +180,10 @@ impl StoreConfig {
             return Err(Error::invalid(
                 op,
                 "readers",
-                format!("{} readers requested, at most {MAX_READERS} allowed", self.readers),
+                format!(
+                    "{} readers requested, at most {MAX_READERS} allowed",
+                    self.readers
+                ),
             ));
         }
         if self.watch_capacity == 0 {
@@ -190,7 +193,10 @@ impl StoreConfig {
             return Err(Error::invalid(
                 op,
                 "max_value_bytes",
-                format!("{} exceeds the ceiling of {MAX_VALUE_BYTES} bytes", self.max_value_bytes),
+                format!(
+                    "{} exceeds the ceiling of {MAX_VALUE_BYTES} bytes",
+                    self.max_value_bytes
+                ),
             ));
         }
         if let Location::File(path) = &self.location {

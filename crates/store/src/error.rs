@@ -75,7 +75,9 @@ impl fmt::Display for QuotaLimit {
 #[non_exhaustive]
 pub enum Error {
     /// No live entry at (group, key).
-    #[error("{op}: no live entry for key {key:?} in group {group:?}; check the group and key, or set it first")]
+    #[error(
+        "{op}: no live entry for key {key:?} in group {group:?}; check the group and key, or set it first"
+    )]
     NotFound {
         /// Failing operation.
         op: &'static str,
@@ -222,7 +224,9 @@ fn version_text(v: Option<u64>) -> String {
 fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
     use rusqlite::ffi::ErrorCode;
     match err.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => "; the file is not a SQLite database: pass the path of a store database or a new file",
+        Some(ErrorCode::NotADatabase) => {
+            "; the file is not a SQLite database: pass the path of a store database or a new file"
+        }
         Some(ErrorCode::CannotOpen) => "; check that the directory exists and is writable",
         Some(ErrorCode::ReadOnly) => "; the database or its directory is read-only: open a writable location",
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {

@@ -65,7 +65,7 @@ impl FromStr for EventKind {
                     "EventKind::from_str",
                     "kind",
                     format!("{other:?} is not one of set, delete, delete_group, expired"),
-                ))
+                ));
             }
         })
     }

@@ -15,8 +15,8 @@ mod versions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::clock::UnixMillis;
 use crate::error::Result;

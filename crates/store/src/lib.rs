@@ -34,10 +34,10 @@ pub mod kv;
 mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
-pub use config::{Durability, Location, StoreConfig, MAX_READERS, MAX_VALUE_BYTES};
+pub use config::{Durability, Location, MAX_READERS, MAX_VALUE_BYTES, StoreConfig};
 pub use error::{Error, ErrorKind, QuotaLimit, Result};
 pub use events::{Event, EventKind};
 pub use kv::{Entry, EntryIter, GroupIter, Kv, Store, Versioned};
-pub use validate::{MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
+pub use validate::{MAX_NAME_BYTES, MAX_NAMESPACE_BYTES};
 pub mod service;
-pub use service::{default_home, Service, ServiceConfig};
+pub use service::{Service, ServiceConfig, default_home};

@@ -12,17 +12,28 @@ pub const MAX_NAMESPACE_BYTES: usize = 64;
 #[inline]
 pub(crate) fn name(op: &'static str, field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
-        return Err(Error::invalid(op, field, format!("the {field} is empty; pass a non-empty {field}")));
+        return Err(Error::invalid(
+            op,
+            field,
+            format!("the {field} is empty; pass a non-empty {field}"),
+        ));
     }
     if value.len() > MAX_NAME_BYTES {
         return Err(Error::invalid(
             op,
             field,
-            format!("the {field} is {} bytes, over the limit of {MAX_NAME_BYTES}", value.len()),
+            format!(
+                "the {field} is {} bytes, over the limit of {MAX_NAME_BYTES}",
+                value.len()
+            ),
         ));
     }
     if value.as_bytes().contains(&0) {
-        return Err(Error::invalid(op, field, format!("the {field} contains a NUL byte")));
+        return Err(Error::invalid(
+            op,
+            field,
+            format!("the {field} contains a NUL byte"),
+        ));
     }
     Ok(())
 }
@@ -91,7 +102,9 @@ mod tests {
         for ok in ["abc", "ABC", "123", "a-b-c", "tenant-42", "A1-B2"] {
             assert!(namespace("t", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "foo.bar", "foo:bar", "foo bar", "foo/bar", "foo_bar", "tenant!", "@ns", "é"] {
+        for bad in [
+            "", "foo.bar", "foo:bar", "foo bar", "foo/bar", "foo_bar", "tenant!", "@ns", "é",
+        ] {
             assert!(namespace("t", bad).is_err(), "{bad}");
         }
         assert!(namespace("t", &"a".repeat(64)).is_ok());

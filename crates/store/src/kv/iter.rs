@@ -106,7 +106,9 @@ impl std::iter::FusedIterator for EntryIter<'_> {}
 
 impl fmt::Debug for EntryIter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntryIter").field("after", &self.inner.last).finish_non_exhaustive()
+        f.debug_struct("EntryIter")
+            .field("after", &self.inner.last)
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,6 +155,8 @@ impl std::iter::FusedIterator for GroupIter<'_> {}
 
 impl fmt::Debug for GroupIter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GroupIter").field("after", &self.inner.last).finish_non_exhaustive()
+        f.debug_struct("GroupIter")
+            .field("after", &self.inner.last)
+            .finish_non_exhaustive()
     }
 }

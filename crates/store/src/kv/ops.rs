@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::clock::duration_ms;
 use crate::error::{Error, Result, SqliteContext};
 use crate::events::EventKind;
-use crate::kv::access::{sealed::Sealed, Access, Statements, WriteCtx};
-use crate::kv::iter::{EntryIter, GroupIter, CHUNK_ROWS};
-use crate::kv::{render, sqlite, Entry, Kv, Versioned};
+use crate::kv::access::{Access, Statements, WriteCtx, sealed::Sealed};
+use crate::kv::iter::{CHUNK_ROWS, EntryIter, GroupIter};
+use crate::kv::{Entry, Kv, Versioned, render, sqlite};
 use crate::validate::{self, clamp_i64};
 
 /// Rows a single purge transaction removes at most, so a huge backlog never holds the write lock
@@ -97,7 +97,11 @@ impl<A: Access> Kv for A {
                 None => (0, None),
             };
             let result = base.checked_add(delta).ok_or_else(|| {
-                Error::invalid(op, "value", format!("{base} + {delta} overflows a 64-bit integer"))
+                Error::invalid(
+                    op,
+                    "value",
+                    format!("{base} + {delta} overflows a 64-bit integer"),
+                )
             })?;
             let text = result.to_string();
             let seq = w.next_seq()?;
@@ -120,7 +124,11 @@ impl<A: Access> Kv for A {
                 None => Ok(false),
                 Some(expires_at) => {
                     let was_live = sqlite::is_live(expires_at, w.now);
-                    let kind = if was_live { EventKind::Delete } else { EventKind::Expired };
+                    let kind = if was_live {
+                        EventKind::Delete
+                    } else {
+                        EventKind::Expired
+                    };
                     w.record_removal(kind, group, Some(key))?;
                     Ok(was_live)
                 }
@@ -177,7 +185,9 @@ impl<A: Access> Kv for A {
             return Ok(Vec::new());
         }
         let now = self.now();
-        self.read(op, |c| sqlite::page(c, group, now, clamp_i64(offset), clamp_i64(limit)))
+        self.read(op, |c| {
+            sqlite::page(c, group, now, clamp_i64(offset), clamp_i64(limit))
+        })
     }
 
     fn iter(&self, group: &str) -> EntryIter<'_> {
@@ -258,12 +268,21 @@ fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Ve
 }
 
 /// Validates and performs a plain or TTL write.
-fn put<A: Access>(a: &A, op: &'static str, group: &str, key: &str, value: &str, ttl: Option<Duration>) -> Result<u64> {
+fn put<A: Access>(
+    a: &A,
+    op: &'static str,
+    group: &str,
+    key: &str,
+    value: &str,
+    ttl: Option<Duration>,
+) -> Result<u64> {
     validate::group_key(op, group, key)?;
     validate::value(op, value, a.max_value_bytes())?;
     let now = a.now();
     let expires_at = ttl.map(|ttl| now.saturating_add(duration_ms(ttl)));
-    a.write(op, now, Statements::One, |w| write_value(w, group, key, value, expires_at))
+    a.write(op, now, Statements::One, |w| {
+        write_value(w, group, key, value, expires_at)
+    })
 }
 
 /// Writes a value with a fresh version and records the `Set`.
@@ -291,7 +310,13 @@ fn remove_group(w: &mut WriteCtx<'_>, group: &str) -> Result<u64> {
 
 /// Removes expired rows of groups under `prefix`, at most `max_rows` in all, in batches of
 /// [`PURGE_BATCH`] per transaction.
-pub(crate) fn purge_prefix<A: Sealed>(a: &A, op: &'static str, prefix: &str, now: i64, max_rows: i64) -> Result<u64> {
+pub(crate) fn purge_prefix<A: Sealed>(
+    a: &A,
+    op: &'static str,
+    prefix: &str,
+    now: i64,
+    max_rows: i64,
+) -> Result<u64> {
     let mut total: u64 = 0;
     loop {
         let budget = (max_rows - total as i64).min(PURGE_BATCH);
@@ -299,7 +324,8 @@ pub(crate) fn purge_prefix<A: Sealed>(a: &A, op: &'static str, prefix: &str, now
             return Ok(total);
         }
         let removed = a.write(op, now, Statements::Many, |w| {
-            let rows = sqlite::purge_expired(w.conn, prefix, w.now, budget).ctx(op, "purge expired entries")?;
+            let rows =
+                sqlite::purge_expired(w.conn, prefix, w.now, budget).ctx(op, "purge expired entries")?;
             for (group, key) in &rows {
                 w.record_removal(EventKind::Expired, group, Some(key))?;
             }
@@ -321,11 +347,22 @@ fn parse_integer(op: &'static str, text: &str) -> Result<i64> {
         return Err(Error::invalid(
             op,
             "value",
-            format!("stored value {:?} is not a decimal integer; increment only integer values", truncate(text)),
+            format!(
+                "stored value {:?} is not a decimal integer; increment only integer values",
+                truncate(text)
+            ),
         ));
     }
-    text.parse::<i64>()
-        .map_err(|_| Error::invalid(op, "value", format!("stored value {:?} does not fit in a 64-bit integer", truncate(text))))
+    text.parse::<i64>().map_err(|_| {
+        Error::invalid(
+            op,
+            "value",
+            format!(
+                "stored value {:?} does not fit in a 64-bit integer",
+                truncate(text)
+            ),
+        )
+    })
 }
 
 fn truncate(text: &str) -> &str {

@@ -12,7 +12,12 @@ const TEMPLATE_FUEL: u64 = 100_000;
 
 /// Renders `template` with each entry as a top-level variable, plus `entries` (the map) and
 /// `group`. No auto-escaping: values are inserted verbatim.
-pub(crate) fn render(op: &'static str, template: &str, group: &str, entries: &BTreeMap<String, String>) -> Result<String> {
+pub(crate) fn render(
+    op: &'static str,
+    template: &str,
+    group: &str,
+    entries: &BTreeMap<String, String>,
+) -> Result<String> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_fuel(Some(TEMPLATE_FUEL));
@@ -23,7 +28,10 @@ pub(crate) fn render(op: &'static str, template: &str, group: &str, entries: &BT
         .filter(|(k, _)| k.as_str() != "entries" && k.as_str() != "group")
         .map(|(k, v)| (k.as_str(), Value::from(v.as_str())))
         .collect();
-    context.insert("entries", Value::from_pairs(entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    context.insert(
+        "entries",
+        Value::from_pairs(entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
     context.insert("group", Value::from(group));
     env.render_str(template, Value::from_pairs(context))
         .map_err(|source| Error::Template { op, source })
@@ -63,7 +71,13 @@ mod tests {
         let mut e = BTreeMap::new();
         e.insert("group".to_string(), "shadowed".to_string());
         e.insert("my-key".to_string(), "dash".to_string());
-        let out = render("t", "{{ group }}|{{ entries['group'] }}|{{ entries['my-key'] }}", "g", &e).unwrap();
+        let out = render(
+            "t",
+            "{{ group }}|{{ entries['group'] }}|{{ entries['my-key'] }}",
+            "g",
+            &e,
+        )
+        .unwrap();
         assert_eq!(out, "g|shadowed|dash");
         let err = render("t", "{% for i in range(100000) %}{{ i }}{% endfor %}", "g", &e).unwrap_err();
         assert!(matches!(err, Error::Template { .. }));

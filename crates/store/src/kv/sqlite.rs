@@ -15,7 +15,7 @@ pub(crate) mod schema;
 use std::collections::BTreeMap;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::kv::Entry;
 
@@ -163,7 +163,11 @@ pub(crate) fn count_prefix(conn: &Connection, prefix: &str, now: i64) -> rusqlit
     Ok(n.max(0) as u64)
 }
 
-pub(crate) fn get_all(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<BTreeMap<String, String>> {
+pub(crate) fn get_all(
+    conn: &Connection,
+    group: &str,
+    now: i64,
+) -> rusqlite::Result<BTreeMap<String, String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 \
          AND (expires_at IS NULL OR expires_at > ?2)",
@@ -177,7 +181,13 @@ pub(crate) fn get_all(conn: &Connection, group: &str, now: i64) -> rusqlite::Res
 }
 
 /// Live entries in key order, `offset`/`limit` already clamped.
-pub(crate) fn page(conn: &Connection, group: &str, now: i64, offset: i64, limit: i64) -> rusqlite::Result<Vec<Entry>> {
+pub(crate) fn page(
+    conn: &Connection,
+    group: &str,
+    now: i64,
+    offset: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 \
          AND (expires_at IS NULL OR expires_at > ?2) ORDER BY entry_key LIMIT ?4 OFFSET ?3",
@@ -239,10 +249,9 @@ pub(crate) fn groups_after(
          WHERE group_name >= ?1 AND group_name < ?2 AND group_name > ?3 \
          AND (expires_at IS NULL OR expires_at > ?4) ORDER BY group_name LIMIT ?5",
     )?;
-    let rows = stmt.query_map(
-        params![lo, hi, TextBytes(after_bytes), now, limit],
-        |row| text_column(row, 0),
-    )?;
+    let rows = stmt.query_map(params![lo, hi, TextBytes(after_bytes), now, limit], |row| {
+        text_column(row, 0)
+    })?;
     rows.collect()
 }
 
@@ -270,7 +279,13 @@ pub const UPSERT_SQL: &str = "INSERT INTO entries (group_name, entry_key, entry_
      entry_value = excluded.entry_value, expires_at = excluded.expires_at, version = excluded.version";
 
 /// Keeps value and expiry, replaces the value and version (increment).
-pub(crate) fn update_value(conn: &Connection, group: &str, key: &str, value: &str, version: u64) -> rusqlite::Result<()> {
+pub(crate) fn update_value(
+    conn: &Connection,
+    group: &str,
+    key: &str,
+    value: &str,
+    version: u64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE entries SET entry_value = ?3, version = ?4 WHERE group_name = ?1 AND entry_key = ?2",
     )?
@@ -286,7 +301,12 @@ pub(crate) fn delete(conn: &Connection, group: &str, key: &str) -> rusqlite::Res
 }
 
 /// Deletes (group, key) only if it has expired by `now`; true if it did.
-pub(crate) fn delete_if_expired(conn: &Connection, group: &str, key: &str, now: i64) -> rusqlite::Result<bool> {
+pub(crate) fn delete_if_expired(
+    conn: &Connection,
+    group: &str,
+    key: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
     let n = conn
         .prepare_cached(
             "DELETE FROM entries WHERE group_name = ?1 AND entry_key = ?2 \
@@ -337,7 +357,9 @@ pub(crate) fn purge_expired(
              WHERE expires_at IS NOT NULL AND expires_at <= ?3 AND group_name >= ?1 AND group_name < ?2 \
              LIMIT ?4) RETURNING group_name, entry_key",
         )?
-        .query_map(params![lo, hi, now, limit], |row| Ok((text_column(row, 0)?, text_column(row, 1)?)))?
+        .query_map(params![lo, hi, now, limit], |row| {
+            Ok((text_column(row, 0)?, text_column(row, 1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     removed.sort_unstable();
     Ok(removed)
@@ -362,7 +384,8 @@ pub(crate) fn meta_set(conn: &Connection, name: &str, value: i64) -> rusqlite::R
 
 /// Changes when another connection commits (`PRAGMA data_version`).
 pub(crate) fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
 }
 
 pub(crate) fn begin_immediate(conn: &Connection) -> rusqlite::Result<()> {

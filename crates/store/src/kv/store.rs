@@ -1,10 +1,10 @@
 //! [`Store`]: the handle to one open KV database.
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use crate::config::{Location, StoreConfig};
 use crate::error::{Error, Result, SqliteContext};
 use crate::events::Event;
-use crate::kv::access::{op_names, sealed::Sealed, Access, OpNames, Statements, WriteCtx};
+use crate::kv::access::{Access, OpNames, Statements, WriteCtx, op_names, sealed::Sealed};
 use crate::kv::purge::PurgeThread;
 use crate::kv::sqlite::{self, conn, schema};
 use crate::kv::versions::Versions;
@@ -389,7 +389,14 @@ impl Sealed for Inner {
         }
         let snapshot = writer.versions.begin();
         let outcome = {
-            let mut ctx = WriteCtx::new(&writer.conn, now, op, &mut writer.versions, &mut writer.staged, false);
+            let mut ctx = WriteCtx::new(
+                &writer.conn,
+                now,
+                op,
+                &mut writer.versions,
+                &mut writer.staged,
+                false,
+            );
             catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))
         };
         let result = match outcome {
@@ -447,4 +454,3 @@ impl Sealed for Store {
 }
 
 impl Access for Store {}
-

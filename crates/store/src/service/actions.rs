@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::args::Args;
 use super::Service;
+use super::args::Args;
 use crate::error::{Error, Result};
 use crate::kv::Kv;
 
@@ -23,7 +23,11 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
             let ttl = a.opt_u64("ttl_ms")?.map(Duration::from_millis);
             let version = if a.has("if_version") {
                 if ttl.is_some() {
-                    return Err(Error::invalid(OP, "ttl_ms", "ttl_ms cannot be combined with if_version"));
+                    return Err(Error::invalid(
+                        OP,
+                        "ttl_ms",
+                        "ttl_ms cannot be combined with if_version",
+                    ));
                 }
                 store.set_if_version(group, key, value, a.opt_u64("if_version")?)?
             } else {
@@ -42,7 +46,10 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
         "store/exists" => Ok(json!({"exists": store.exists(a.str("group")?, a.str("key")?)?})),
         "store/get-all" => {
             let all = store.get_all(a.str("group")?)?;
-            let entries: Vec<Value> = all.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+            let entries: Vec<Value> = all
+                .into_iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect();
             Ok(json!({ "entries": entries }))
         }
         "store/list" => {
@@ -55,7 +62,11 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
         "store/count" => {
             let count = match (a.opt_str("group")?, a.opt_str("prefix")?) {
                 (Some(_), Some(_)) => {
-                    return Err(Error::invalid(OP, "prefix", "pass either group or prefix, not both"));
+                    return Err(Error::invalid(
+                        OP,
+                        "prefix",
+                        "pass either group or prefix, not both",
+                    ));
                 }
                 (Some(group), None) => store.count(group)?,
                 (None, prefix) => store.count_all(prefix.unwrap_or(""))?,

@@ -15,7 +15,12 @@ const STATEMENT_CACHE: usize = 128;
 
 /// Opens the writer connection on a file, creating it; a missing parent directory is an `Io`
 /// error rather than SQLite's vaguer "unable to open".
-pub(crate) fn open_file_writer(op: &'static str, path: &Path, durability: Durability, busy: Duration) -> Result<Connection> {
+pub(crate) fn open_file_writer(
+    op: &'static str,
+    path: &Path,
+    durability: Durability,
+    busy: Duration,
+) -> Result<Connection> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
             return Err(Error::Io {
@@ -41,20 +46,30 @@ pub(crate) fn open_file_writer(op: &'static str, path: &Path, durability: Durabi
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .ctx(op, "enable WAL journal mode")?;
     if !mode.eq_ignore_ascii_case("wal") {
-        log::warn!("store: {} stays in journal_mode {mode}; readers may wait for writers", path.display());
+        log::warn!(
+            "store: {} stays in journal_mode {mode}; readers may wait for writers",
+            path.display()
+        );
     }
     Ok(conn)
 }
 
 /// Opens a reader on an existing file database.
-pub(crate) fn open_file_reader(op: &'static str, path: &Path, durability: Durability, busy: Duration) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+pub(crate) fn open_file_reader(
+    op: &'static str,
+    path: &Path,
+    durability: Durability,
+    busy: Duration,
+) -> Result<Connection> {
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| Error::sqlite(op, format!("open reader on {}", path.display()), e))?;
     configure(op, &conn, durability, busy)?;
     // Readers never write; this turns any accidental write into an error instead of a second
     // writer competing for the lock.
-    conn.pragma_update(None, "query_only", true).ctx(op, "configure reader")?;
+    conn.pragma_update(None, "query_only", true)
+        .ctx(op, "configure reader")?;
     Ok(conn)
 }
 
