@@ -107,17 +107,21 @@ impl ReaderPool {
     }
 
     /// Runs `f` on a reader; `None` if the pool is empty or closed.
+    ///
+    /// Takes the first free connection rather than rotating: a single-threaded caller then
+    /// always reuses one connection whose page cache is hot, and concurrent callers spread out
+    /// only as far as they need to.
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
-        let n = self.readers.len();
-        if n == 0 {
+        if self.readers.is_empty() {
             return None;
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        for i in 0..n {
-            if let Some(guard) = self.readers[(start + i) % n].try_lock() {
+        for slot in &self.readers {
+            if let Some(guard) = slot.try_lock() {
                 return guard.as_ref().map(f);
             }
         }
+        let n = self.readers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let guard = self.readers[start].lock();
         guard.as_ref().map(f)
     }
