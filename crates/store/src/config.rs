@@ -57,6 +57,41 @@ impl Durability {
     }
 }
 
+/// The durable change feed: every committed mutation as a row of the `changes` table, readable
+/// by any process with [`Store::changes_since`](crate::Store::changes_since).
+///
+/// # Examples
+/// ```
+/// use store::{ChangeFeedConfig, StoreConfig};
+/// let mut config = StoreConfig::file("state.db");
+/// assert!(config.changes.enabled);
+/// config.changes = ChangeFeedConfig { max_rows: Some(10_000), ..ChangeFeedConfig::default() };
+/// assert!(!StoreConfig::memory().changes.enabled);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeFeedConfig {
+    /// Write change rows (default: on for file stores, off for memory stores, whose feed no
+    /// other process could read). Versions work either way.
+    pub enabled: bool,
+    /// Prune rows older than this (default 7 days; `None` = keep by age).
+    pub max_age: Option<Duration>,
+    /// Keep at most this many newest rows (default 1,000,000; `None` = no limit).
+    pub max_rows: Option<u64>,
+    /// Store the new value in `Set` rows (default true).
+    pub record_values: bool,
+}
+
+impl Default for ChangeFeedConfig {
+    fn default() -> Self {
+        ChangeFeedConfig {
+            enabled: true,
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_rows: Some(1_000_000),
+            record_values: true,
+        }
+    }
+}
+
 /// Settings of a store. Build one with [`StoreConfig::file`] or [`StoreConfig::memory`], then
 /// adjust fields.
 ///
@@ -89,6 +124,8 @@ pub struct StoreConfig {
     pub purge_interval: Duration,
     /// Largest accepted value in bytes (default and ceiling [`MAX_VALUE_BYTES`]).
     pub max_value_bytes: usize,
+    /// The durable change feed (see [`ChangeFeedConfig`]).
+    pub changes: ChangeFeedConfig,
     /// The time source (default [`SystemClock`]); tests use [`ManualClock`](crate::ManualClock).
     pub clock: Arc<dyn Clock>,
 }
@@ -117,7 +154,12 @@ impl StoreConfig {
     }
 
     fn with_location(location: Location) -> Self {
+        let changes = ChangeFeedConfig {
+            enabled: !matches!(location, Location::Memory),
+            ..ChangeFeedConfig::default()
+        };
         StoreConfig {
+            changes,
             location,
             durability: Durability::Normal,
             busy_timeout: Duration::from_secs(5),
@@ -161,6 +203,18 @@ impl StoreConfig {
     /// ```
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Turns the durable change feed on or off (builder style).
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::file("x.db").with_change_feed(false);
+    /// assert!(!config.changes.enabled);
+    /// ```
+    pub fn with_change_feed(mut self, enabled: bool) -> Self {
+        self.changes.enabled = enabled;
         self
     }
 

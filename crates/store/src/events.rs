@@ -1,7 +1,14 @@
 //! Change events: what a committed mutation tells subscribers.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
 
 use crate::clock::UnixMillis;
 use crate::error::Error;
@@ -96,4 +103,386 @@ pub struct Event {
     pub seq: u64,
     /// When it happened (the store clock, Unix ms).
     pub at_ms: UnixMillis,
+}
+
+/// Options of one watch subscription.
+///
+/// # Examples
+/// ```
+/// use store::{Kv, Store, WatchOptions};
+/// let store = Store::in_memory()?;
+/// let sub = store.watch_with("*", WatchOptions { capacity: 1024 })?;
+/// store.set("g", "k", "v")?;
+/// assert_eq!(sub.try_recv().map(|e| e.key), Some(Some("k".to_string())));
+/// # Ok::<(), store::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// Events buffered before new ones are dropped (at least 1).
+    pub capacity: usize,
+}
+
+/// Which events a subscription or callback sees, and how it names their groups.
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    /// `None` = every group; `Some(g)` = exactly the group `g`.
+    exact: Option<String>,
+    /// Only groups starting with this (a namespace's `ns:`); stripped from delivered names.
+    prefix: String,
+}
+
+impl Filter {
+    /// `"*"` = all groups, else one group; both confined to (and named relative to) `prefix`.
+    pub fn new(prefix: &str, group: &str) -> Filter {
+        Filter {
+            exact: (group != "*").then(|| format!("{prefix}{group}")),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The event as this filter's owner should see it, or `None` if it does not match.
+    pub fn apply(&self, event: &Event) -> Option<Event> {
+        let matches = match &self.exact {
+            Some(g) => event.group == *g,
+            None => event.group.starts_with(&self.prefix),
+        };
+        if !matches {
+            return None;
+        }
+        let mut event = event.clone();
+        if !self.prefix.is_empty() {
+            event.group = event.group[self.prefix.len()..].to_string();
+        }
+        Some(event)
+    }
+}
+
+type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
+
+struct Watcher {
+    id: u64,
+    filter: Filter,
+    sender: Sender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// The subscriptions and callbacks of one store.
+#[derive(Default)]
+pub(crate) struct Registry {
+    watchers: Mutex<Vec<Watcher>>,
+    /// Copy-on-write, so dispatch iterates a snapshot without holding the lock and callbacks may
+    /// register or unregister (even themselves) while running.
+    callbacks: Mutex<Arc<Vec<(u64, Callback)>>>,
+    listeners: AtomicUsize,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Registry {
+    /// Whether anything would receive an event (cheap; checked before staging any).
+    #[inline]
+    pub fn has_listeners(&self) -> bool {
+        self.listeners.load(Ordering::Acquire) > 0
+    }
+
+    pub fn listener_count(&self) -> usize {
+        self.listeners.load(Ordering::Acquire)
+    }
+
+    pub fn watch(self: &Arc<Self>, op: &'static str, filter: Filter, capacity: usize) -> Result<Subscription, Error> {
+        if capacity == 0 {
+            return Err(Error::invalid(op, "capacity", "a subscription needs a capacity of at least 1"));
+        }
+        let (sender, receiver) = crossbeam_channel::bounded(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut watchers = self.watchers.lock();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed { op, what: "store" });
+            }
+            watchers.push(Watcher {
+                id,
+                filter,
+                sender,
+                dropped: Arc::clone(&dropped),
+            });
+            self.listeners.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(Subscription {
+            id,
+            receiver,
+            dropped,
+            registry: Arc::downgrade(self),
+        })
+    }
+
+    pub fn on_change(self: &Arc<Self>, op: &'static str, callback: Callback) -> Result<CallbackGuard, Error> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut callbacks = self.callbacks.lock();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed { op, what: "store" });
+            }
+            let mut next = Vec::clone(&callbacks);
+            next.push((id, callback));
+            *callbacks = Arc::new(next);
+            self.listeners.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(CallbackGuard {
+            id,
+            registry: Some(Arc::downgrade(self)),
+        })
+    }
+
+    fn remove_watcher(&self, id: u64) {
+        let mut watchers = self.watchers.lock();
+        if let Some(pos) = watchers.iter().position(|w| w.id == id) {
+            watchers.remove(pos);
+            self.listeners.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn remove_callback(&self, id: u64) {
+        let mut callbacks = self.callbacks.lock();
+        if callbacks.iter().any(|(cid, _)| *cid == id) {
+            let next: Vec<_> = callbacks.iter().filter(|(cid, _)| *cid != id).cloned().collect();
+            *callbacks = Arc::new(next);
+            self.listeners.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Sends committed events to subscriptions without blocking (full buffers drop and count).
+    /// Called while the writer lock is still held, so every subscription sees commit order.
+    pub fn send(&self, events: &[Event]) {
+        let watchers = self.watchers.lock();
+        for watcher in watchers.iter() {
+            for event in events {
+                if let Some(e) = watcher.filter.apply(event) {
+                    if watcher.sender.try_send(e).is_err() {
+                        watcher.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs callbacks on the calling thread after the writer lock is released, in registration
+    /// order. A panicking callback is logged; the write still succeeded.
+    pub fn call(&self, events: &[Event]) {
+        let snapshot = Arc::clone(&self.callbacks.lock());
+        if snapshot.is_empty() {
+            return;
+        }
+        for event in events {
+            for (_, callback) in snapshot.iter() {
+                if catch_unwind(AssertUnwindSafe(|| callback(event))).is_err() {
+                    log::warn!("store: an on_change callback panicked on a {} event", event.kind);
+                }
+            }
+        }
+    }
+
+    /// Disconnects every subscription and drops every callback; later registrations fail.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let watchers = std::mem::take(&mut *self.watchers.lock());
+        let callbacks = std::mem::take(&mut *self.callbacks.lock());
+        self.listeners.store(0, Ordering::Release);
+        drop(watchers);
+        drop(callbacks);
+    }
+}
+
+/// A live feed of events for one group (or `"*"`), from [`Store::watch`](crate::Store::watch).
+///
+/// Sends never block writers: when the buffer is full the event is dropped for this subscription
+/// and counted in [`Subscription::dropped`]. Dropping the subscription unsubscribes; closing the
+/// store disconnects it (`recv` then returns `None`).
+///
+/// # Examples
+/// ```
+/// use store::{EventKind, Kv, Store};
+/// let store = Store::in_memory()?;
+/// let sub = store.watch("config")?;
+/// store.set("config", "colour", "blue")?;
+/// store.set("other", "k", "v")?;
+/// let event = sub.recv().unwrap();
+/// assert_eq!((event.kind, event.value.as_deref()), (EventKind::Set, Some("blue")));
+/// assert!(sub.try_recv().is_none());
+/// # Ok::<(), store::Error>(())
+/// ```
+pub struct Subscription {
+    id: u64,
+    receiver: Receiver<Event>,
+    dropped: Arc<AtomicU64>,
+    registry: Weak<Registry>,
+}
+
+impl Subscription {
+    /// Waits for the next event; `None` once the store is closed and the buffer is drained.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// let sub = store.watch("*")?;
+    /// store.set("g", "k", "v")?;
+    /// assert!(sub.recv().is_some());
+    /// store.close()?;
+    /// assert!(sub.recv().is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn recv(&self) -> Option<Event> {
+        self.receiver.recv().ok()
+    }
+
+    /// The next event if one is buffered.
+    ///
+    /// # Examples
+    /// ```
+    /// let store = store::Store::in_memory()?;
+    /// assert!(store.watch("*")?.try_recv().is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn try_recv(&self) -> Option<Event> {
+        self.receiver.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next event.
+    ///
+    /// # Examples
+    /// ```
+    /// let store = store::Store::in_memory()?;
+    /// let sub = store.watch("*")?;
+    /// assert!(sub.recv_timeout(std::time::Duration::from_millis(1)).is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.receiver.recv_timeout(timeout).ok()
+    }
+
+    /// A blocking iterator that ends when the store closes.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// let sub = store.watch("*")?;
+    /// store.set("g", "a", "1")?;
+    /// store.set("g", "b", "2")?;
+    /// store.close()?;
+    /// assert_eq!(sub.iter().count(), 2);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        self.receiver.iter()
+    }
+
+    /// Events dropped because the buffer was full.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store, WatchOptions};
+    /// let store = Store::in_memory()?;
+    /// let sub = store.watch_with("*", WatchOptions { capacity: 1 })?;
+    /// store.set("g", "a", "1")?;
+    /// store.set("g", "b", "2")?;
+    /// assert_eq!(sub.dropped(), 1);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops the subscription (same as dropping it).
+    ///
+    /// # Examples
+    /// ```
+    /// let store = store::Store::in_memory()?;
+    /// let sub = store.watch("*")?;
+    /// assert_eq!(store.listener_count(), 1);
+    /// sub.unsubscribe();
+    /// assert_eq!(store.listener_count(), 0);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn unsubscribe(self) {}
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.remove_watcher(self.id);
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("buffered", &self.receiver.len())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+/// Keeps an [`on_change`](crate::Store::on_change) callback registered; dropping it unregisters.
+///
+/// # Examples
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use store::{Kv, Store};
+/// let store = Store::in_memory()?;
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let log = seen.clone();
+/// let guard = store.on_change(move |e| log.lock().unwrap().push(e.kind))?;
+/// store.set("g", "k", "v")?;
+/// guard.unregister();
+/// store.set("g", "k", "w")?;
+/// assert_eq!(seen.lock().unwrap().len(), 1);
+/// # Ok::<(), store::Error>(())
+/// ```
+pub struct CallbackGuard {
+    id: u64,
+    registry: Option<Weak<Registry>>,
+}
+
+impl CallbackGuard {
+    /// Unregisters the callback (same as dropping the guard).
+    ///
+    /// # Examples
+    /// ```
+    /// let store = store::Store::in_memory()?;
+    /// store.on_change(|_| {})?.unregister();
+    /// assert_eq!(store.listener_count(), 0);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn unregister(self) {}
+
+    /// Keeps the callback registered until the store closes, and drops the guard.
+    ///
+    /// # Examples
+    /// ```
+    /// let store = store::Store::in_memory()?;
+    /// store.on_change(|_| {})?.detach();
+    /// assert_eq!(store.listener_count(), 1);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn detach(mut self) {
+        self.registry = None;
+    }
+}
+
+impl Drop for CallbackGuard {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.take().and_then(|r| r.upgrade()) {
+            registry.remove_callback(self.id);
+        }
+    }
+}
+
+impl fmt::Debug for CallbackGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackGuard").field("id", &self.id).finish()
+    }
 }

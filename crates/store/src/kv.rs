@@ -4,12 +4,14 @@
 //! namespaces implement the same trait). See [`Store`] for opening, concurrency and durability.
 
 mod access;
+mod feed;
 mod iter;
 mod ops;
 mod purge;
 mod render;
 pub(crate) mod sqlite;
 mod store;
+mod txn;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -21,9 +23,11 @@ use serde::de::DeserializeOwned;
 use crate::clock::UnixMillis;
 use crate::error::Result;
 
+pub use feed::{Change, ChangeBatch, MAX_CHANGES_PER_CALL};
 pub use iter::{EntryIter, GroupIter};
-pub use sqlite::UPSERT_SQL;
+pub use sqlite::{INSERT_CHANGE_SQL, UPSERT_SQL};
 pub use store::Store;
+pub use txn::Transaction;
 
 /// A key and its value, as returned by pages and iterators.
 ///

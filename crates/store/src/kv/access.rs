@@ -6,8 +6,9 @@
 
 use rusqlite::Connection;
 
-use crate::error::Result;
+use crate::error::{Result, SqliteContext};
 use crate::events::{Event, EventKind};
+use crate::kv::sqlite;
 use crate::kv::versions::Versions;
 
 /// Operation names (`"Store::get"`) per handle type, for error messages.
@@ -107,15 +108,26 @@ pub(crate) mod sealed {
     }
 }
 
+/// What a write records besides the data: the durable change row and the in-process event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recording {
+    /// Append a row to `changes` for each mutation.
+    pub feed: bool,
+    /// Keep values in `Set` change rows.
+    pub feed_values: bool,
+    /// Stage events for subscribers and callbacks.
+    pub events: bool,
+}
+
 /// State of one write: the connection inside its transaction, the operation's time, the version
 /// allocator and the events to publish after commit.
 pub struct WriteCtx<'w> {
-    pub conn: &'w Connection,
-    pub now: i64,
-    pub op: &'static str,
+    pub(crate) conn: &'w Connection,
+    pub(crate) now: i64,
+    pub(crate) op: &'static str,
     versions: &'w mut Versions,
     staged: &'w mut Vec<Event>,
-    stage_events: bool,
+    recording: Recording,
 }
 
 impl<'w> WriteCtx<'w> {
@@ -125,7 +137,7 @@ impl<'w> WriteCtx<'w> {
         op: &'static str,
         versions: &'w mut Versions,
         staged: &'w mut Vec<Event>,
-        stage_events: bool,
+        recording: Recording,
     ) -> Self {
         WriteCtx {
             conn,
@@ -133,27 +145,31 @@ impl<'w> WriteCtx<'w> {
             op,
             versions,
             staged,
-            stage_events,
+            recording,
         }
     }
 
     /// Allocates the next sequence number (used as the version of value writes).
-    pub fn next_seq(&mut self) -> Result<u64> {
-        use crate::error::SqliteContext;
+    pub(crate) fn next_seq(&mut self) -> Result<u64> {
         self.versions.allocate(self.conn).ctx(self.op, "allocate version")
     }
 
-    /// Records one mutation with an already allocated `seq`: stages its event for dispatch
-    /// after commit.
-    pub fn record(
-        &mut self,
-        kind: EventKind,
-        group: &str,
-        key: Option<&str>,
-        value: Option<&str>,
-        seq: u64,
-    ) -> Result<()> {
-        if self.stage_events {
+    /// Records one mutation with an already allocated `seq`: appends its change row (when the
+    /// feed is on) and stages its event for dispatch after commit (when anyone listens).
+    pub(crate) fn record(&mut self, change: Mutation<'_>, seq: u64) -> Result<()> {
+        let Mutation {
+            kind,
+            group,
+            key,
+            value,
+            expires_at,
+        } = change;
+        if self.recording.feed {
+            let stored_value = if self.recording.feed_values { value } else { None };
+            sqlite::insert_change(self.conn, seq, self.now, kind.as_str(), group, key, stored_value, expires_at)
+                .ctx(self.op, "append to change feed")?;
+        }
+        if self.recording.events {
             self.staged.push(Event {
                 kind,
                 group: group.to_string(),
@@ -167,9 +183,27 @@ impl<'w> WriteCtx<'w> {
         Ok(())
     }
 
-    /// Allocates a sequence number and records a non-value mutation (delete, expiry).
-    pub fn record_removal(&mut self, kind: EventKind, group: &str, key: Option<&str>) -> Result<()> {
+    /// Allocates a sequence number and records a removal (delete, expiry, group delete).
+    pub(crate) fn record_removal(&mut self, kind: EventKind, group: &str, key: Option<&str>) -> Result<()> {
         let seq = self.next_seq()?;
-        self.record(kind, group, key, None, seq)
+        self.record(
+            Mutation {
+                kind,
+                group,
+                key,
+                value: None,
+                expires_at: None,
+            },
+            seq,
+        )
     }
+}
+
+/// One mutation as the feed and the events describe it.
+pub(crate) struct Mutation<'a> {
+    pub kind: EventKind,
+    pub group: &'a str,
+    pub key: Option<&'a str>,
+    pub value: Option<&'a str>,
+    pub expires_at: Option<i64>,
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::clock::duration_ms;
 use crate::error::{Error, Result, SqliteContext};
 use crate::events::EventKind;
-use crate::kv::access::{Access, Statements, WriteCtx, sealed::Sealed};
+use crate::kv::access::{Access, Mutation, Statements, WriteCtx, sealed::Sealed};
 use crate::kv::iter::{CHUNK_ROWS, EntryIter, GroupIter};
 use crate::kv::{Entry, Kv, Versioned, render, sqlite};
 use crate::validate::{self, clamp_i64};
@@ -110,7 +110,16 @@ impl<A: Access> Kv for A {
             } else {
                 sqlite::upsert(w.conn, group, key, &text, expires_at, seq).ctx(op, "insert value")?;
             }
-            w.record(EventKind::Set, group, Some(key), Some(&text), seq)?;
+            w.record(
+                Mutation {
+                    kind: EventKind::Set,
+                    group,
+                    key: Some(key),
+                    value: Some(&text),
+                    expires_at,
+                },
+                seq,
+            )?;
             Ok(result)
         })
     }
@@ -295,7 +304,16 @@ pub(crate) fn write_value(
 ) -> Result<u64> {
     let seq = w.next_seq()?;
     sqlite::upsert(w.conn, group, key, value, expires_at, seq).ctx(w.op, "write entry")?;
-    w.record(EventKind::Set, group, Some(key), Some(value), seq)?;
+    w.record(
+        Mutation {
+            kind: EventKind::Set,
+            group,
+            key: Some(key),
+            value: Some(value),
+            expires_at,
+        },
+        seq,
+    )?;
     Ok(seq)
 }
 

@@ -8,6 +8,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::kv::access::sealed::Sealed;
+use crate::kv::feed::prune;
 use crate::kv::ops::purge_prefix;
 use crate::kv::store::Inner;
 
@@ -78,7 +79,11 @@ fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
         if !inner.is_open() {
             return;
         }
-        if let Err(e) = purge_prefix(&*inner, OP, "", inner.now(), i64::MAX) {
+        let mut result = purge_prefix(&*inner, OP, "", inner.now(), i64::MAX).map(drop);
+        if result.is_ok() && inner.config().changes.enabled {
+            result = prune(&inner, OP).map(drop);
+        }
+        if let Err(e) = result {
             if !e.is_closed() {
                 log::warn!("store: background purge failed (will retry): {e}");
             }

@@ -406,3 +406,97 @@ pub(crate) fn rollback(conn: &Connection) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Change feed. `seq` is assigned by the version allocator (see `versions.rs`), which never
+// reuses a number, so the table needs no AUTOINCREMENT bookkeeping.
+
+/// Name of the `store_meta` row holding the highest pruned `seq`.
+pub(crate) const PRUNED_THROUGH: &str = "changes_pruned_through";
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_change(
+    conn: &Connection,
+    seq: u64,
+    at_ms: i64,
+    kind: &str,
+    group: &str,
+    key: Option<&str>,
+    value: Option<&str>,
+    expires_at: Option<i64>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(INSERT_CHANGE_SQL)?
+        .execute(params![seq as i64, at_ms, kind, group, key, value, expires_at])?;
+    Ok(())
+}
+
+/// The change-row insert, shared with the benchmark's raw-rusqlite baseline.
+pub const INSERT_CHANGE_SQL: &str = "INSERT INTO changes (seq, at_ms, kind, group_name, entry_key, entry_value, expires_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// A change row: (seq, at_ms, kind, group, key, value, expires_at).
+pub(crate) type ChangeRow = (u64, i64, String, String, Option<String>, Option<String>, Option<i64>);
+
+pub(crate) fn changes_after(conn: &Connection, seq: u64, limit: i64) -> rusqlite::Result<Vec<ChangeRow>> {
+    conn.prepare_cached(
+        "SELECT seq, at_ms, kind, group_name, entry_key, entry_value, expires_at FROM changes \
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?
+    .query_map(params![clamp(seq), limit], |r| {
+        Ok((
+            version_column(r, 0)?,
+            r.get(1)?,
+            text_column(r, 2)?,
+            text_column(r, 3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })?
+    .collect()
+}
+
+pub(crate) fn last_change_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    let max: Option<i64> = conn.prepare_cached("SELECT max(seq) FROM changes")?.query_row([], |r| r.get(0))?;
+    let pruned = meta_get(conn, PRUNED_THROUGH)?;
+    Ok(max.unwrap_or(0).max(pruned.unwrap_or(0)).max(0) as u64)
+}
+
+/// Deletes rows older than `before_ms` and beyond the newest `keep_rows`; records the highest
+/// deleted seq in `store_meta`. Returns the number of rows deleted.
+pub(crate) fn prune_changes(conn: &Connection, before_ms: Option<i64>, keep_rows: Option<u64>) -> rusqlite::Result<u64> {
+    let mut cut: Option<i64> = None; // delete seq <= cut
+    if let Some(before) = before_ms {
+        // Rows are appended in seq order with (nearly) increasing times: walk from the oldest
+        // to the first row young enough to keep, so the cost is proportional to what goes.
+        let first_kept: Option<i64> = conn
+            .prepare_cached("SELECT seq FROM changes WHERE at_ms >= ?1 ORDER BY seq LIMIT 1")?
+            .query_row([before], |r| r.get(0))
+            .optional()?;
+        cut = match first_kept {
+            Some(seq) => Some(seq - 1),
+            None => conn.prepare_cached("SELECT max(seq) FROM changes")?.query_row([], |r| r.get(0))?,
+        };
+    }
+    if let Some(keep) = keep_rows {
+        let boundary: Option<i64> = conn
+            .prepare_cached("SELECT seq FROM changes ORDER BY seq DESC LIMIT 1 OFFSET ?1")?
+            .query_row([clamp(keep)], |r| r.get(0))
+            .optional()?;
+        cut = cut.max(boundary);
+    }
+    let Some(cut) = cut else { return Ok(0) };
+    let last_deleted: Option<i64> = conn
+        .prepare_cached("SELECT max(seq) FROM changes WHERE seq <= ?1")?
+        .query_row([cut], |r| r.get(0))?;
+    let Some(cut) = last_deleted else { return Ok(0) };
+    let deleted = conn.prepare_cached("DELETE FROM changes WHERE seq <= ?1")?.execute([cut])?;
+    if deleted > 0 && meta_get(conn, PRUNED_THROUGH)?.unwrap_or(0) < cut {
+        meta_set(conn, PRUNED_THROUGH, cut)?;
+    }
+    Ok(deleted as u64)
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -11,8 +11,8 @@ use rusqlite::Connection;
 
 use crate::config::{Location, StoreConfig};
 use crate::error::{Error, Result, SqliteContext};
-use crate::events::Event;
-use crate::kv::access::{Access, OpNames, Statements, WriteCtx, op_names, sealed::Sealed};
+use crate::events::{Event, Registry};
+use crate::kv::access::{Access, OpNames, Recording, Statements, WriteCtx, op_names, sealed::Sealed};
 use crate::kv::purge::PurgeThread;
 use crate::kv::sqlite::{self, conn, schema};
 use crate::kv::versions::Versions;
@@ -79,6 +79,7 @@ pub(crate) struct Inner {
     purge: Mutex<Option<PurgeThread>>,
     /// Thread token of the thread running a transaction closure (0 = none).
     txn_owner: AtomicUsize,
+    events: Arc<Registry>,
 }
 
 struct Writer {
@@ -170,6 +171,7 @@ impl Store {
             readers: conn::ReaderPool::new(readers),
             purge: Mutex::new(None),
             txn_owner: AtomicUsize::new(0),
+            events: Arc::new(Registry::default()),
             config,
         });
         let purge = PurgeThread::start(&inner)?;
@@ -301,7 +303,7 @@ impl Inner {
     /// Open, and not called from inside this store's transaction closure (which would deadlock
     /// on the writer).
     #[inline]
-    fn check_usable(&self, op: &'static str) -> Result<()> {
+    pub(crate) fn check_usable(&self, op: &'static str) -> Result<()> {
         if self.state.load(Ordering::Acquire) != OPEN {
             return Err(Error::closed(op));
         }
@@ -315,6 +317,76 @@ impl Inner {
         Ok(())
     }
 
+    pub(crate) fn events(&self) -> &Arc<Registry> {
+        &self.events
+    }
+
+    /// Runs `body` as one write transaction on the writer connection and publishes its events.
+    ///
+    /// `single` marks a body of exactly one statement: on a private memory database it runs in
+    /// autocommit mode, skipping `BEGIN`/`COMMIT`. Everything else runs in `BEGIN IMMEDIATE …
+    /// COMMIT`. On `Err` or panic the transaction rolls back, the version allocator is restored
+    /// and no event is published; a panic then resumes with the writer lock released (no lock is
+    /// ever poisoned). On success, subscriptions get the events before the lock is released (so
+    /// they see commit order) and callbacks run after it is released.
+    pub(crate) fn run_write<T>(
+        &self,
+        op: &'static str,
+        single: bool,
+        body: impl FnOnce(&Connection, &mut Versions, &mut Vec<Event>, Recording) -> Result<T>,
+    ) -> Result<T> {
+        self.check_usable(op)?;
+        let mut guard = self.writer.lock();
+        let writer = guard.as_mut().ok_or_else(|| Error::closed(op))?;
+        let explicit = !single || writer.versions.is_persistent();
+        if explicit {
+            sqlite::begin_immediate(&writer.conn).ctx(op, "begin write transaction")?;
+        }
+        let snapshot = writer.versions.begin();
+        let recording = Recording {
+            feed: self.config.changes.enabled,
+            feed_values: self.config.changes.record_values,
+            events: self.events.has_listeners(),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            body(&writer.conn, &mut writer.versions, &mut writer.staged, recording)
+        }));
+        let result = match outcome {
+            Ok(Ok(value)) if explicit => sqlite::commit(&writer.conn).ctx(op, "commit").map(|()| value),
+            Ok(result) => result,
+            Err(panic) => {
+                sqlite::rollback(&writer.conn);
+                writer.versions.restore(snapshot);
+                writer.staged.clear();
+                drop(guard);
+                resume_unwind(panic);
+            }
+        };
+        if result.is_err() {
+            sqlite::rollback(&writer.conn);
+            writer.versions.restore(snapshot);
+            writer.staged.clear();
+            return result;
+        }
+        if writer.staged.is_empty() {
+            return result;
+        }
+        let events = std::mem::take(&mut writer.staged);
+        self.events.send(&events);
+        drop(guard);
+        self.events.call(&events);
+        result
+    }
+
+    /// Marks the calling thread as running a transaction closure (see `check_usable`).
+    pub(crate) fn enter_transaction(&self) {
+        self.txn_owner.store(thread_token(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave_transaction(&self) {
+        self.txn_owner.store(0, Ordering::Relaxed);
+    }
+
     fn close(&self) -> Result<()> {
         if self
             .state
@@ -326,6 +398,7 @@ impl Inner {
         if let Some(purge) = self.purge.lock().take() {
             purge.stop();
         }
+        self.events.close();
         self.readers.close();
         let writer = self.writer.lock().take();
         let mut result = Ok(());
@@ -380,43 +453,10 @@ impl Sealed for Inner {
         statements: Statements,
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.check_usable(op)?;
-        let mut guard = self.writer.lock();
-        let writer = guard.as_mut().ok_or_else(|| Error::closed(op))?;
-        let explicit = statements == Statements::Many || writer.versions.is_persistent();
-        if explicit {
-            sqlite::begin_immediate(&writer.conn).ctx(op, "begin write transaction")?;
-        }
-        let snapshot = writer.versions.begin();
-        let outcome = {
-            let mut ctx = WriteCtx::new(
-                &writer.conn,
-                now,
-                op,
-                &mut writer.versions,
-                &mut writer.staged,
-                false,
-            );
-            catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))
-        };
-        let result = match outcome {
-            Ok(Ok(value)) if explicit => sqlite::commit(&writer.conn).ctx(op, "commit").map(|()| value),
-            Ok(result) => result,
-            Err(panic) => {
-                sqlite::rollback(&writer.conn);
-                writer.versions.restore(snapshot);
-                writer.staged.clear();
-                drop(guard);
-                resume_unwind(panic);
-            }
-        };
-        if result.is_err() {
-            sqlite::rollback(&writer.conn);
-            writer.versions.restore(snapshot);
-            writer.staged.clear();
-        }
-        writer.staged.clear();
-        result
+        let single = statements == Statements::One && !self.config.changes.enabled;
+        self.run_write(op, single, |conn, versions, staged, recording| {
+            f(&mut WriteCtx::new(conn, now, op, versions, staged, recording))
+        })
     }
 }
 

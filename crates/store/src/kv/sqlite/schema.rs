@@ -28,7 +28,16 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     add_column(conn, "entries", "version INTEGER NOT NULL DEFAULT 0").map_err(fail)?;
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS entries_expires_at_idx ON entries(expires_at) WHERE expires_at IS NOT NULL;
-         CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value INTEGER);",
+         CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value INTEGER);
+         CREATE TABLE IF NOT EXISTS changes (
+            seq INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            group_name TEXT NOT NULL,
+            entry_key TEXT,
+            entry_value TEXT,
+            expires_at INTEGER
+         );",
     )
     .map_err(fail)?;
     migrate_legacy_kv(conn).map_err(fail)?;

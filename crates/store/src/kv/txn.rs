@@ -1,0 +1,152 @@
+//! [`Transaction`]: several KV operations committed atomically.
+
+use std::cell::RefCell;
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result, SqliteContext};
+use crate::events::Event;
+use crate::kv::Store;
+use crate::kv::access::{Access, OpNames, Recording, Statements, WriteCtx, op_names, sealed::Sealed};
+use crate::kv::store::Inner;
+use crate::kv::versions::Versions;
+
+op_names!(TXN_OPS, "Transaction");
+
+/// An open write transaction, handed to the closure of [`Store::transaction`].
+///
+/// It offers the whole [`Kv`](crate::Kv) API with read-your-writes: reads see the
+/// transaction's own pending writes. It cannot leave its closure and is not `Send`.
+///
+/// # Failure
+/// Validation errors, conflicts and quota errors never leave partial writes behind. If a
+/// *database* error interrupts a multi-row operation (for example `delete_prefix`), return the
+/// error from the closure (as `?` does) so the whole transaction rolls back.
+///
+/// # Examples
+/// ```
+/// use store::{Kv, Store};
+/// let store = Store::in_memory()?;
+/// store.transaction(|tx| {
+///     tx.set("accounts", "alice", "90")?;
+///     tx.set("accounts", "bob", "110")?;
+///     assert_eq!(tx.count("accounts")?, 2); // sees its own writes
+///     Ok(())
+/// })?;
+/// assert_eq!(store.get("accounts", "bob")?, "110");
+/// # Ok::<(), store::Error>(())
+/// ```
+pub struct Transaction<'a> {
+    inner: &'a Inner,
+    conn: &'a Connection,
+    state: RefCell<TxState<'a>>,
+}
+
+struct TxState<'a> {
+    versions: &'a mut Versions,
+    staged: &'a mut Vec<Event>,
+    recording: Recording,
+}
+
+impl Store {
+    /// Runs `f` in one SQLite write transaction (`BEGIN IMMEDIATE`).
+    ///
+    /// `Ok` commits, then the staged events are published in call order. `Err(e)` rolls back,
+    /// publishes nothing and returns `e` unchanged. A panic rolls back, releases the lock and
+    /// resumes the panic. Calling the `Store` itself (rather than `tx`) from inside the closure
+    /// returns `InvalidInput { field: "transaction" }`; transactions do not nest.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Error, Kv, Store};
+    /// let store = Store::in_memory()?;
+    /// let result: Result<(), Error> = store.transaction(|tx| {
+    ///     tx.set("g", "k", "v")?;
+    ///     Err(Error::NotFound { op: "example", group: "g".into(), key: "x".into() })
+    /// });
+    /// assert!(result.is_err());
+    /// assert!(!store.exists("g", "k")?); // rolled back
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn transaction<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        const OP: &str = "Store::transaction";
+        let inner = self.inner();
+        inner.run_write(OP, false, |conn, versions, staged, recording| {
+            let tx = Transaction {
+                inner,
+                conn,
+                state: RefCell::new(TxState {
+                    versions,
+                    staged,
+                    recording,
+                }),
+            };
+            // Reset even if `f` panics, so the thread is not locked out of the store afterwards.
+            struct Leave<'i>(&'i Inner);
+            impl Drop for Leave<'_> {
+                fn drop(&mut self) {
+                    self.0.leave_transaction();
+                }
+            }
+            inner.enter_transaction();
+            let _leave = Leave(inner);
+            f(&tx)
+        })
+    }
+}
+
+impl Transaction<'_> {
+    pub(crate) fn inner(&self) -> &Inner {
+        self.inner
+    }
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").finish_non_exhaustive()
+    }
+}
+
+impl Sealed for Transaction<'_> {
+    fn ops(&self) -> &'static OpNames {
+        &TXN_OPS
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.now()
+    }
+
+    fn max_value_bytes(&self) -> usize {
+        self.inner.max_value_bytes()
+    }
+
+    fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        if !self.inner.is_open() {
+            return Err(Error::closed(op));
+        }
+        f(self.conn).ctx(op, "read in transaction")
+    }
+
+    fn write<T>(
+        &self,
+        op: &'static str,
+        now: i64,
+        _statements: Statements,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        if !self.inner.is_open() {
+            return Err(Error::closed(op));
+        }
+        let mut state = self.state.try_borrow_mut().map_err(|_| {
+            Error::invalid(op, "transaction", "the transaction is busy with another operation")
+        })?;
+        let TxState {
+            versions,
+            staged,
+            recording,
+        } = &mut *state;
+        f(&mut WriteCtx::new(self.conn, now, op, versions, staged, *recording))
+    }
+}
+
+impl Access for Transaction<'_> {}
