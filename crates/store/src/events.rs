@@ -189,9 +189,18 @@ impl Registry {
         self.listeners.load(Ordering::Acquire)
     }
 
-    pub fn watch(self: &Arc<Self>, op: &'static str, filter: Filter, capacity: usize) -> Result<Subscription, Error> {
+    pub fn watch(
+        self: &Arc<Self>,
+        op: &'static str,
+        filter: Filter,
+        capacity: usize,
+    ) -> Result<Subscription, Error> {
         if capacity == 0 {
-            return Err(Error::invalid(op, "capacity", "a subscription needs a capacity of at least 1"));
+            return Err(Error::invalid(
+                op,
+                "capacity",
+                "a subscription needs a capacity of at least 1",
+            ));
         }
         let (sender, receiver) = crossbeam_channel::bounded(capacity);
         let dropped = Arc::new(AtomicU64::new(0));

@@ -3,7 +3,7 @@
 //! [`Kv`] is the one surface every handle offers ([`Store`] today; transactions and scoped
 //! namespaces implement the same trait). See [`Store`] for opening, concurrency and durability.
 
-mod access;
+pub(crate) mod access;
 mod feed;
 mod iter;
 mod ops;

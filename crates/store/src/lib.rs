@@ -31,6 +31,7 @@ mod config;
 mod error;
 pub mod events;
 pub mod kv;
+pub mod scope;
 mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
@@ -38,6 +39,7 @@ pub use config::{Durability, Location, MAX_READERS, MAX_VALUE_BYTES, StoreConfig
 pub use error::{Error, ErrorKind, QuotaLimit, Result};
 pub use events::{CallbackGuard, Event, EventKind, Subscription, WatchOptions};
 pub use kv::{Change, ChangeBatch, Entry, EntryIter, GroupIter, Kv, Store, Transaction, Versioned};
+pub use scope::{DEFAULT_GROUP, Quota, ScopedConfig, ScopedStore, ScopedTransaction, Usage};
 pub use validate::{MAX_NAME_BYTES, MAX_NAMESPACE_BYTES};
 pub mod service;
 pub use service::{Service, ServiceConfig, default_home};

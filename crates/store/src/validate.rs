@@ -67,7 +67,6 @@ pub(crate) fn value(op: &'static str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-#[allow(dead_code)] // used by scoped stores
 /// A namespace: `^[A-Za-z0-9-]+$`, at most 64 bytes.
 pub(crate) fn namespace(op: &'static str, ns: &str) -> Result<()> {
     if ns.is_empty() || ns.len() > MAX_NAMESPACE_BYTES {

@@ -91,6 +91,10 @@ pub(crate) mod sealed {
     pub trait Sealed {
         /// Error-message names of this handle's operations.
         fn ops(&self) -> &'static OpNames;
+        /// Where this handle's names live (the root, or a namespace with its quota).
+        fn scope(&self) -> &crate::scope::Scope {
+            &crate::scope::ROOT_SCOPE
+        }
         /// The current time, read once per operation.
         fn now(&self) -> i64;
         /// Largest accepted value in bytes.
@@ -166,8 +170,17 @@ impl<'w> WriteCtx<'w> {
         } = change;
         if self.recording.feed {
             let stored_value = if self.recording.feed_values { value } else { None };
-            sqlite::insert_change(self.conn, seq, self.now, kind.as_str(), group, key, stored_value, expires_at)
-                .ctx(self.op, "append to change feed")?;
+            sqlite::insert_change(
+                self.conn,
+                seq,
+                self.now,
+                kind.as_str(),
+                group,
+                key,
+                stored_value,
+                expires_at,
+            )
+            .ctx(self.op, "append to change feed")?;
         }
         if self.recording.events {
             self.staged.push(Event {

@@ -116,7 +116,9 @@ impl Store {
             validate::name(op, "group", group)?;
         }
         self.inner().check_usable(op)?;
-        self.inner().events().watch(op, Filter::new(prefix, group), options.capacity)
+        self.inner()
+            .events()
+            .watch(op, Filter::new(prefix, group), options.capacity)
     }
 
     /// Registers a callback run after every committed mutation, on the committing thread, after

@@ -12,6 +12,7 @@ use crate::events::EventKind;
 use crate::kv::access::{Access, Mutation, Statements, WriteCtx, sealed::Sealed};
 use crate::kv::iter::{CHUNK_ROWS, EntryIter, GroupIter};
 use crate::kv::{Entry, Kv, Versioned, render, sqlite};
+use crate::scope::Scope;
 use crate::validate::{self, clamp_i64};
 
 /// Rows a single purge transaction removes at most, so a huge backlog never holds the write lock
@@ -36,15 +37,17 @@ impl<A: Access> Kv for A {
     fn exists(&self, group: &str, key: &str) -> Result<bool> {
         let op = self.ops().exists;
         validate::group_key(op, group, key)?;
+        let group = self.scope().full(group);
         let now = self.now();
-        self.read(op, |c| sqlite::exists(c, group, key, now))
+        self.read(op, |c| sqlite::exists(c, &group, key, now))
     }
 
     fn group_exists(&self, group: &str) -> Result<bool> {
         let op = self.ops().group_exists;
         validate::name(op, "group", group)?;
+        let group = self.scope().full(group);
         let now = self.now();
-        self.read(op, |c| sqlite::group_exists(c, group, now))
+        self.read(op, |c| sqlite::group_exists(c, &group, now))
     }
 
     fn set(&self, group: &str, key: &str, value: &str) -> Result<u64> {
@@ -65,28 +68,35 @@ impl<A: Access> Kv for A {
         let op = self.ops().set_if_version;
         validate::group_key(op, group, key)?;
         validate::value(op, value, self.max_value_bytes())?;
+        let scope = self.scope();
+        let local = group;
+        let group = scope.full(group);
         let now = self.now();
         self.write(op, now, Statements::Many, |w| {
-            let actual = sqlite::get(w.conn, group, key)
+            let actual = sqlite::get(w.conn, &group, key)
                 .ctx(op, "read current version")?
                 .filter(|r| r.is_live(w.now))
                 .map(|r| r.version);
             if actual != expected {
                 return Err(Error::Conflict {
                     op,
-                    group: group.to_string(),
+                    group: local.to_string(),
                     key: key.to_string(),
                     expected,
                     actual,
                 });
             }
-            write_value(w, group, key, value, None)
+            scope.check_write(w, &group, key, value)?;
+            write_value(w, &group, key, value, None)
         })
     }
 
     fn increment(&self, group: &str, key: &str, delta: i64) -> Result<i64> {
         let op = self.ops().increment;
         validate::group_key(op, group, key)?;
+        let scope = self.scope();
+        let group = scope.full(group);
+        let group = group.as_ref();
         let now = self.now();
         self.write(op, now, Statements::Many, |w| {
             let current = sqlite::get(w.conn, group, key)
@@ -104,6 +114,7 @@ impl<A: Access> Kv for A {
                 )
             })?;
             let text = result.to_string();
+            scope.check_write(w, group, key, &text)?;
             let seq = w.next_seq()?;
             if current.is_some() {
                 sqlite::update_value(w.conn, group, key, &text, seq).ctx(op, "update value")?;
@@ -127,9 +138,10 @@ impl<A: Access> Kv for A {
     fn delete(&self, group: &str, key: &str) -> Result<bool> {
         let op = self.ops().delete;
         validate::group_key(op, group, key)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.write(op, now, Statements::Many, |w| {
-            match sqlite::delete(w.conn, group, key).ctx(op, "delete entry")? {
+            match sqlite::delete(w.conn, &group, key).ctx(op, "delete entry")? {
                 None => Ok(false),
                 Some(expires_at) => {
                     let was_live = sqlite::is_live(expires_at, w.now);
@@ -138,7 +150,7 @@ impl<A: Access> Kv for A {
                     } else {
                         EventKind::Expired
                     };
-                    w.record_removal(kind, group, Some(key))?;
+                    w.record_removal(kind, &group, Some(key))?;
                     Ok(was_live)
                 }
             }
@@ -148,16 +160,18 @@ impl<A: Access> Kv for A {
     fn delete_group(&self, group: &str) -> Result<u64> {
         let op = self.ops().delete_group;
         validate::name(op, "group", group)?;
+        let group = self.scope().full(group);
         let now = self.now();
-        self.write(op, now, Statements::Many, |w| remove_group(w, group))
+        self.write(op, now, Statements::Many, |w| remove_group(w, &group))
     }
 
     fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let op = self.ops().delete_prefix;
         validate::prefix(op, prefix)?;
+        let prefix = self.scope().full(prefix);
         let now = self.now();
         self.write(op, now, Statements::Many, |w| {
-            let groups = sqlite::all_groups(w.conn, prefix).ctx(op, "list groups")?;
+            let groups = sqlite::all_groups(w.conn, &prefix).ctx(op, "list groups")?;
             let mut removed = 0;
             for group in groups {
                 removed += remove_group(w, &group)?;
@@ -169,22 +183,25 @@ impl<A: Access> Kv for A {
     fn count(&self, group: &str) -> Result<u64> {
         let op = self.ops().count;
         validate::name(op, "group", group)?;
+        let group = self.scope().full(group);
         let now = self.now();
-        self.read(op, |c| sqlite::count(c, group, now))
+        self.read(op, |c| sqlite::count(c, &group, now))
     }
 
     fn count_all(&self, prefix: &str) -> Result<u64> {
         let op = self.ops().count_all;
         validate::prefix(op, prefix)?;
+        let prefix = self.scope().full(prefix);
         let now = self.now();
-        self.read(op, |c| sqlite::count_prefix(c, prefix, now))
+        self.read(op, |c| sqlite::count_prefix(c, &prefix, now))
     }
 
     fn get_all(&self, group: &str) -> Result<BTreeMap<String, String>> {
         let op = self.ops().get_all;
         validate::name(op, "group", group)?;
+        let group = self.scope().full(group);
         let now = self.now();
-        self.read(op, |c| sqlite::get_all(c, group, now))
+        self.read(op, |c| sqlite::get_all(c, &group, now))
     }
 
     fn get_page(&self, group: &str, offset: u64, limit: u64) -> Result<Vec<Entry>> {
@@ -193,9 +210,10 @@ impl<A: Access> Kv for A {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let group = self.scope().full(group);
         let now = self.now();
         self.read(op, |c| {
-            sqlite::page(c, group, now, clamp_i64(offset), clamp_i64(limit))
+            sqlite::page(c, &group, now, clamp_i64(offset), clamp_i64(limit))
         })
     }
 
@@ -204,7 +222,7 @@ impl<A: Access> Kv for A {
         if let Err(e) = validate::name(op, "group", group) {
             return EntryIter::failed(e);
         }
-        let group = group.to_string();
+        let group = self.scope().full(group).into_owned();
         EntryIter::new(Box::new(move |after: Option<&str>| {
             let now = self.now();
             self.read(op, |c| sqlite::page_after(c, &group, after, now, CHUNK_ROWS))
@@ -214,8 +232,11 @@ impl<A: Access> Kv for A {
     fn groups(&self, prefix: &str) -> Result<Vec<String>> {
         let op = self.ops().groups;
         validate::prefix(op, prefix)?;
+        let scope = self.scope();
+        let prefix = scope.full(prefix);
         let now = self.now();
-        self.read(op, |c| sqlite::groups_after(c, prefix, None, now, i64::MAX))
+        let groups = self.read(op, |c| sqlite::groups_after(c, &prefix, None, now, i64::MAX))?;
+        Ok(localize_groups(scope, groups))
     }
 
     fn groups_iter(&self, prefix: &str) -> GroupIter<'_> {
@@ -223,18 +244,25 @@ impl<A: Access> Kv for A {
         if let Err(e) = validate::prefix(op, prefix) {
             return GroupIter::failed(e);
         }
-        let prefix = prefix.to_string();
+        let scope = self.scope();
+        let prefix = scope.full(prefix).into_owned();
         GroupIter::new(Box::new(move |after: Option<&str>| {
             let now = self.now();
-            self.read(op, |c| sqlite::groups_after(c, &prefix, after, now, CHUNK_ROWS))
+            // The iterator resumes after the last local name it yielded; the keyset is stored names.
+            let after = after.map(|local| scope.full(local));
+            let groups = self.read(op, |c| {
+                sqlite::groups_after(c, &prefix, after.as_deref(), now, CHUNK_ROWS)
+            })?;
+            Ok(localize_groups(scope, groups))
         }))
     }
 
     fn render(&self, template: &str, group: &str) -> Result<String> {
         let op = self.ops().render;
         validate::name(op, "group", group)?;
+        let full = self.scope().full(group);
         let now = self.now();
-        let entries = self.read(op, |c| sqlite::get_all(c, group, now))?;
+        let entries = self.read(op, |c| sqlite::get_all(c, &full, now))?;
         render::render(op, template, group, &entries)
     }
 
@@ -249,15 +277,23 @@ impl<A: Access> Kv for A {
     fn purge_expired(&self) -> Result<u64> {
         let op = self.ops().purge_expired;
         let now = self.now();
-        purge_prefix(self, op, "", now, i64::MAX)
+        purge_prefix(self, op, self.scope().prefix(), now, i64::MAX)
     }
+}
+
+fn localize_groups(scope: &Scope, groups: Vec<String>) -> Vec<String> {
+    if scope.prefix().is_empty() {
+        return groups;
+    }
+    groups.into_iter().map(|g| scope.local(&g).to_string()).collect()
 }
 
 /// The live entry, deleting it (and recording `Expired`) if it has expired.
 fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Versioned> {
     validate::group_key(op, group, key)?;
+    let full = a.scope().full(group);
     let now = a.now();
-    match a.read(op, |c| sqlite::get(c, group, key))? {
+    match a.read(op, |c| sqlite::get(c, &full, key))? {
         Some(row) if row.is_live(now) => Ok(Versioned {
             value: row.value,
             version: row.version,
@@ -265,8 +301,8 @@ fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Ve
         }),
         Some(_) => {
             a.write(op, now, Statements::Many, |w| {
-                if sqlite::delete_if_expired(w.conn, group, key, w.now).ctx(op, "delete expired entry")? {
-                    w.record_removal(EventKind::Expired, group, Some(key))?;
+                if sqlite::delete_if_expired(w.conn, &full, key, w.now).ctx(op, "delete expired entry")? {
+                    w.record_removal(EventKind::Expired, &full, Some(key))?;
                 }
                 Ok(())
             })?;
@@ -287,10 +323,19 @@ fn put<A: Access>(
 ) -> Result<u64> {
     validate::group_key(op, group, key)?;
     validate::value(op, value, a.max_value_bytes())?;
+    let scope = a.scope();
+    let group = scope.full(group);
     let now = a.now();
     let expires_at = ttl.map(|ttl| now.saturating_add(duration_ms(ttl)));
-    a.write(op, now, Statements::One, |w| {
-        write_value(w, group, key, value, expires_at)
+    // Without a quota the write is one statement (see `Statements::One`).
+    let statements = if scope.has_quota() {
+        Statements::Many
+    } else {
+        Statements::One
+    };
+    a.write(op, now, statements, |w| {
+        scope.check_write(w, &group, key, value)?;
+        write_value(w, &group, key, value, expires_at)
     })
 }
 

@@ -11,6 +11,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod schema;
+pub(crate) mod usage;
 
 use std::collections::BTreeMap;
 
@@ -40,7 +41,7 @@ pub(crate) fn is_live(expires_at: Option<i64>, now: i64) -> bool {
 }
 
 /// Raw UTF-8 (or, for a range bound, not-quite-UTF-8) bytes bound as SQLite TEXT.
-struct TextBytes<'a>(&'a [u8]);
+pub(crate) struct TextBytes<'a>(&'a [u8]);
 
 impl ToSql for TextBytes<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -50,7 +51,7 @@ impl ToSql for TextBytes<'_> {
 
 /// The exclusive upper bound of a group range. `Unbounded` binds an empty BLOB: SQLite sorts
 /// every TEXT value below every BLOB, so `group_name < X''` holds for all text group names.
-enum UpperBound<'a> {
+pub(crate) enum UpperBound<'a> {
     Below(&'a [u8]),
     Unbounded,
 }
@@ -85,7 +86,7 @@ impl GroupRange {
         GroupRange { lo, hi: None }
     }
 
-    fn bounds(&self) -> (TextBytes<'_>, UpperBound<'_>) {
+    pub(crate) fn bounds(&self) -> (TextBytes<'_>, UpperBound<'_>) {
         let hi = match &self.hi {
             Some(hi) => UpperBound::Below(hi),
             None => UpperBound::Unbounded,
@@ -435,7 +436,15 @@ pub const INSERT_CHANGE_SQL: &str = "INSERT INTO changes (seq, at_ms, kind, grou
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// A change row: (seq, at_ms, kind, group, key, value, expires_at).
-pub(crate) type ChangeRow = (u64, i64, String, String, Option<String>, Option<String>, Option<i64>);
+pub(crate) type ChangeRow = (
+    u64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
 pub(crate) fn changes_after(conn: &Connection, seq: u64, limit: i64) -> rusqlite::Result<Vec<ChangeRow>> {
     conn.prepare_cached(
@@ -457,14 +466,20 @@ pub(crate) fn changes_after(conn: &Connection, seq: u64, limit: i64) -> rusqlite
 }
 
 pub(crate) fn last_change_seq(conn: &Connection) -> rusqlite::Result<u64> {
-    let max: Option<i64> = conn.prepare_cached("SELECT max(seq) FROM changes")?.query_row([], |r| r.get(0))?;
+    let max: Option<i64> = conn
+        .prepare_cached("SELECT max(seq) FROM changes")?
+        .query_row([], |r| r.get(0))?;
     let pruned = meta_get(conn, PRUNED_THROUGH)?;
     Ok(max.unwrap_or(0).max(pruned.unwrap_or(0)).max(0) as u64)
 }
 
 /// Deletes rows older than `before_ms` and beyond the newest `keep_rows`; records the highest
 /// deleted seq in `store_meta`. Returns the number of rows deleted.
-pub(crate) fn prune_changes(conn: &Connection, before_ms: Option<i64>, keep_rows: Option<u64>) -> rusqlite::Result<u64> {
+pub(crate) fn prune_changes(
+    conn: &Connection,
+    before_ms: Option<i64>,
+    keep_rows: Option<u64>,
+) -> rusqlite::Result<u64> {
     let mut cut: Option<i64> = None; // delete seq <= cut
     if let Some(before) = before_ms {
         // Rows are appended in seq order with (nearly) increasing times: walk from the oldest
@@ -475,7 +490,9 @@ pub(crate) fn prune_changes(conn: &Connection, before_ms: Option<i64>, keep_rows
             .optional()?;
         cut = match first_kept {
             Some(seq) => Some(seq - 1),
-            None => conn.prepare_cached("SELECT max(seq) FROM changes")?.query_row([], |r| r.get(0))?,
+            None => conn
+                .prepare_cached("SELECT max(seq) FROM changes")?
+                .query_row([], |r| r.get(0))?,
         };
     }
     if let Some(keep) = keep_rows {
@@ -490,7 +507,9 @@ pub(crate) fn prune_changes(conn: &Connection, before_ms: Option<i64>, keep_rows
         .prepare_cached("SELECT max(seq) FROM changes WHERE seq <= ?1")?
         .query_row([cut], |r| r.get(0))?;
     let Some(cut) = last_deleted else { return Ok(0) };
-    let deleted = conn.prepare_cached("DELETE FROM changes WHERE seq <= ?1")?.execute([cut])?;
+    let deleted = conn
+        .prepare_cached("DELETE FROM changes WHERE seq <= ?1")?
+        .execute([cut])?;
     if deleted > 0 && meta_get(conn, PRUNED_THROUGH)?.unwrap_or(0) < cut {
         meta_set(conn, PRUNED_THROUGH, cut)?;
     }

@@ -39,12 +39,15 @@ op_names!(TXN_OPS, "Transaction");
 pub struct Transaction<'a> {
     inner: &'a Inner,
     conn: &'a Connection,
-    state: RefCell<TxState<'a>>,
+    // Shared references only, so `Transaction<'a>` is covariant and can be re-borrowed by
+    // scoped views.
+    state: &'a RefCell<TxState>,
 }
 
-struct TxState<'a> {
-    versions: &'a mut Versions,
-    staged: &'a mut Vec<Event>,
+/// The transaction's copy of the writer's allocator and staged events; written back on success.
+struct TxState {
+    versions: Versions,
+    staged: Vec<Event>,
     recording: Recording,
 }
 
@@ -72,14 +75,15 @@ impl Store {
         const OP: &str = "Store::transaction";
         let inner = self.inner();
         inner.run_write(OP, false, |conn, versions, staged, recording| {
+            let state = RefCell::new(TxState {
+                versions: *versions,
+                staged: std::mem::take(staged),
+                recording,
+            });
             let tx = Transaction {
                 inner,
                 conn,
-                state: RefCell::new(TxState {
-                    versions,
-                    staged,
-                    recording,
-                }),
+                state: &state,
             };
             // Reset even if `f` panics, so the thread is not locked out of the store afterwards.
             struct Leave<'i>(&'i Inner);
@@ -90,14 +94,12 @@ impl Store {
             }
             inner.enter_transaction();
             let _leave = Leave(inner);
-            f(&tx)
+            let result = f(&tx);
+            let state = state.into_inner();
+            *versions = state.versions;
+            *staged = state.staged;
+            result
         })
-    }
-}
-
-impl Transaction<'_> {
-    pub(crate) fn inner(&self) -> &Inner {
-        self.inner
     }
 }
 
@@ -138,14 +140,20 @@ impl Sealed for Transaction<'_> {
             return Err(Error::closed(op));
         }
         let mut state = self.state.try_borrow_mut().map_err(|_| {
-            Error::invalid(op, "transaction", "the transaction is busy with another operation")
+            Error::invalid(
+                op,
+                "transaction",
+                "the transaction is busy with another operation",
+            )
         })?;
         let TxState {
             versions,
             staged,
             recording,
         } = &mut *state;
-        f(&mut WriteCtx::new(self.conn, now, op, versions, staged, *recording))
+        f(&mut WriteCtx::new(
+            self.conn, now, op, versions, staged, *recording,
+        ))
     }
 }
 

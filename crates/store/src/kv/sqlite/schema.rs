@@ -41,6 +41,7 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     )
     .map_err(fail)?;
     migrate_legacy_kv(conn).map_err(fail)?;
+    super::usage::ensure(conn).map_err(fail)?;
     Ok(())
 }
 
