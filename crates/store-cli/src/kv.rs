@@ -11,8 +11,38 @@ use crate::output::Output;
 
 #[derive(Debug, Args)]
 pub struct KvArgs {
+    /// Work inside this namespace (groups are stored as NS:group; key-only defaults to "default").
+    #[arg(long, global = true, value_name = "NS")]
+    ns: Option<String>,
     #[command(subcommand)]
     command: KvCommand,
+}
+
+/// Quota flags of `kv --ns NS set`.
+#[derive(Debug, Args, Default)]
+pub struct QuotaArgs {
+    /// Refuse the write if the namespace would hold more than N live keys.
+    #[arg(long, value_name = "N")]
+    pub max_keys: Option<u64>,
+    /// Refuse the write if the namespace would use more than N groups.
+    #[arg(long, value_name = "N")]
+    pub max_groups: Option<u64>,
+    /// Refuse the write if live keys plus values would exceed N bytes.
+    #[arg(long, value_name = "N")]
+    pub max_bytes: Option<u64>,
+}
+
+impl QuotaArgs {
+    pub fn to_json(&self) -> Option<Value> {
+        if self.max_keys.is_none() && self.max_groups.is_none() && self.max_bytes.is_none() {
+            return None;
+        }
+        Some(json!({
+            "max_keys": self.max_keys.unwrap_or(0),
+            "max_groups": self.max_groups.unwrap_or(0),
+            "max_bytes": self.max_bytes.unwrap_or(0),
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +63,8 @@ enum KvCommand {
         /// Only write if the key does not exist.
         #[arg(long, conflicts_with = "ttl")]
         if_absent: bool,
+        #[command(flatten)]
+        quota: QuotaArgs,
     },
     /// Add D (default 1) to an integer value.
     Incr {
@@ -61,6 +93,18 @@ enum KvCommand {
     },
     /// Delete every expired entry now.
     Purge,
+    /// Print changes to GROUP (or every group: "*") as they are committed, by any process,
+    /// until Ctrl-C.
+    Watch {
+        #[arg(default_value = "*")]
+        group: String,
+        /// Start after this sequence number instead of at the newest change.
+        #[arg(long, value_name = "N")]
+        since: Option<u64>,
+        /// Keep following (the default; accepted for symmetry with `store changes`).
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -72,10 +116,32 @@ fn object(pairs: Vec<(&str, Value)>) -> Value {
     Value::Object(map)
 }
 
+/// Adds `namespace` to the arguments and picks the scoped action when `--ns` is given.
+struct Target<'a> {
+    ns: Option<&'a str>,
+}
+
+impl Target<'_> {
+    fn call(&self, service: &Service, name: &str, mut args: Value) -> store::Result<Value> {
+        match self.ns {
+            None => service.call(&format!("store/{name}"), args),
+            Some(ns) => {
+                if let Value::Object(map) = &mut args {
+                    map.insert("namespace".into(), json!(ns));
+                }
+                service.call(&format!("store/scoped/{name}"), args)
+            }
+        }
+    }
+}
+
 pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
+    let target = Target {
+        ns: args.ns.as_deref(),
+    };
     match args.command {
         KvCommand::Get { group, key } => {
-            let r = service.call("store/get", json!({"group": group, "key": key}))?;
+            let r = target.call(service, "get", json!({"group": group, "key": key}))?;
             out.result(&r, |o, r| o.line(r["value"].as_str().unwrap_or_default()));
         }
         KvCommand::Set {
@@ -85,6 +151,7 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             ttl,
             if_version,
             if_absent,
+            quota,
         } => {
             let value = if value == "-" { read_stdin()? } else { value };
             let mut pairs = vec![
@@ -103,18 +170,29 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             } else if let Some(v) = if_version {
                 pairs.push(("if_version", json!(v)));
             }
-            let r = service.call("store/set", object(pairs))?;
+            if let Some(q) = quota.to_json() {
+                if target.ns.is_none() {
+                    return Err(store::Error::InvalidInput {
+                        op: "store kv set",
+                        field: "quota",
+                        reason: "--max-keys/--max-groups/--max-bytes need --ns".into(),
+                    });
+                }
+                pairs.push(("quota", q));
+            }
+            let r = target.call(service, "set", object(pairs))?;
             out.result(&r, |o, r| o.line(format!("ok: version {}", r["version"])));
         }
         KvCommand::Incr { group, key, delta } => {
-            let r = service.call(
-                "store/increment",
+            let r = target.call(
+                service,
+                "increment",
                 json!({"group": group, "key": key, "delta": delta.unwrap_or(1)}),
             )?;
             out.result(&r, |o, r| o.line(r["value"].to_string()));
         }
         KvCommand::Del { group, key } => {
-            let r = service.call("store/delete", json!({"group": group, "key": key}))?;
+            let r = target.call(service, "delete", json!({"group": group, "key": key}))?;
             out.result(&r, |o, r| {
                 o.line(if r["deleted"] == true {
                     "deleted"
@@ -124,8 +202,9 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             });
         }
         KvCommand::Ls { group, offset, limit } => {
-            let r = service.call(
-                "store/list",
+            let r = target.call(
+                service,
+                "list",
                 json!({"group": group, "offset": offset, "limit": limit}),
             )?;
             out.result(&r, |o, r| {
@@ -140,7 +219,7 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             });
         }
         KvCommand::Groups { prefix } => {
-            let r = service.call("store/groups", json!({ "prefix": prefix }))?;
+            let r = target.call(service, "groups", json!({ "prefix": prefix }))?;
             out.result(&r, |o, r| {
                 for g in r["groups"].as_array().map(|a| a.as_slice()).unwrap_or_default() {
                     o.line(text(g));
@@ -148,18 +227,26 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             });
         }
         KvCommand::Count { group, prefix } => {
-            let r = service.call("store/count", json!({"group": group, "prefix": prefix}))?;
+            let r = target.call(service, "count", json!({"group": group, "prefix": prefix}))?;
             out.result(&r, |o, r| o.line(r["count"].to_string()));
         }
         KvCommand::Purge => {
-            let r = service.call("store/purge", json!({}))?;
+            let r = target.call(service, "purge", json!({}))?;
             out.result(&r, |o, r| o.line(format!("purged {}", r["purged"])));
+        }
+        KvCommand::Watch {
+            group,
+            since,
+            follow: _,
+        } => {
+            let filter = crate::feed::GroupFilter::new(target.ns, &group);
+            crate::feed::follow(service, since, &filter, out)?;
         }
     }
     Ok(())
 }
 
-fn text(v: &Value) -> String {
+pub fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),

@@ -5,7 +5,9 @@
 //! also go to stdout as `{"error":{"kind","message","op"}}`.
 
 mod demo;
+mod feed;
 mod kv;
+mod ns;
 mod output;
 
 use std::path::PathBuf;
@@ -37,6 +39,20 @@ struct Cli {
 enum Command {
     /// Key-value operations.
     Kv(kv::KvArgs),
+    /// Namespace commands.
+    Ns(ns::NsArgs),
+    /// Print the durable change feed.
+    Changes {
+        /// Print changes after this sequence number (default 0; with --follow, the newest).
+        #[arg(long, value_name = "N")]
+        since: Option<u64>,
+        /// At most this many changes (1 to 10000).
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u64,
+        /// Keep printing new changes until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Walk through the KV layer on the data directory and print what happened.
     Demo,
 }
@@ -61,6 +77,14 @@ fn run(cli: Cli, out: &Output) -> store::Result<()> {
     let service = Service::open(ServiceConfig::new(home))?;
     let result = match cli.command {
         Command::Kv(args) => kv::run(&service, args, out),
+        Command::Ns(args) => ns::run(&service, args, out),
+        Command::Changes { since, limit, follow } => {
+            if follow {
+                feed::follow(&service, since, &feed::GroupFilter::new(None, "*"), out)
+            } else {
+                feed::print_batch(&service, since.unwrap_or(0), limit, out)
+            }
+        }
         Command::Demo => demo::run(&service, out),
     };
     let closed = service.close();

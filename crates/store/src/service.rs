@@ -162,6 +162,21 @@ impl Service {
         &self.store
     }
 
+    /// The store confined to a namespace.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::Kv;
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+    /// service.scoped("tenant-a")?.set("config", "k", "v")?;
+    /// assert!(service.store().exists("tenant-a:config", "k")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scoped(&self, namespace: &str) -> Result<crate::ScopedStore> {
+        self.store.scoped(namespace)
+    }
+
     /// Runs one action (see the crate README's action table) with a JSON object of arguments.
     ///
     /// # Errors

@@ -402,7 +402,10 @@ impl Inner {
         self.readers.close();
         let writer = self.writer.lock().take();
         let mut result = Ok(());
-        if let Some(writer) = writer {
+        if let Some(mut writer) = writer {
+            if let Err(e) = writer.versions.release(&writer.conn) {
+                log::warn!("store: releasing unused version numbers on close failed: {e}");
+            }
             if self.is_file() {
                 if let Err(e) = checkpoint(&writer.conn) {
                     log::warn!("store: checkpoint on close failed: {e}");

@@ -86,6 +86,27 @@ impl Versions {
         Ok(n)
     }
 
+    /// Gives back the unused tail of our block if nobody reserved after it, so the next writer
+    /// (often the next short-lived process) continues the numbering without a jump. Runs in
+    /// its own write transaction at close.
+    pub fn release(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if !self.persistent || self.end == 0 || self.next > self.end {
+            return Ok(());
+        }
+        sqlite::begin_immediate(conn)?;
+        let result = (|| {
+            if stored_reservation(conn)? == self.end {
+                sqlite::meta_set(conn, META_KEY, self.next.saturating_sub(1) as i64)?;
+                self.end = self.next.saturating_sub(1);
+            }
+            sqlite::commit(conn)
+        })();
+        if result.is_err() {
+            sqlite::rollback(conn);
+        }
+        result
+    }
+
     fn reserve_above(&mut self, conn: &Connection, stored: u64) -> rusqlite::Result<()> {
         let base = stored.max(self.next.saturating_sub(1));
         self.next = base + 1;

@@ -1,4 +1,8 @@
 //! The action table: each action parses its arguments and calls one library method.
+//!
+//! KV actions exist twice: `store/<name>` on the whole store and `store/scoped/<name>` inside
+//! the namespace given by the `namespace` argument (the group defaults to `default` there, and
+//! `set` also takes a `quota`). Both run the same code over the [`Kv`] trait.
 
 use std::time::Duration;
 
@@ -8,18 +12,86 @@ use super::Service;
 use super::args::Args;
 use crate::error::{Error, Result};
 use crate::kv::Kv;
+use crate::scope::{DEFAULT_GROUP, Quota, ScopedConfig};
+
+const OP: &str = "Service::call";
 
 pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value> {
-    const OP: &str = "Service::call";
     let a = Args::new(OP, &args)?;
-    let store = service.store();
-    match action {
-        "store/get" => {
-            let v = store.get_with_version(a.str("group")?, a.str("key")?)?;
-            Ok(json!({"value": v.value, "version": v.version, "expires_at": v.expires_at}))
+    if let Some(name) = action.strip_prefix("store/scoped/") {
+        let namespace = a.str("namespace")?;
+        let quota = match a.opt_object("quota")? {
+            Some(q) if name == "set" => quota_from(&q)?,
+            Some(_) => {
+                return Err(Error::invalid(
+                    OP,
+                    "quota",
+                    "quota is only accepted by store/scoped/set",
+                ));
+            }
+            None => Quota::default(),
+        };
+        let scoped = service
+            .store()
+            .scoped_with(ScopedConfig::new(namespace).with_quota(quota))?;
+        if name == "usage" {
+            return Ok(serde_json::to_value(scoped.usage()?).map_err(|e| Error::json(OP, e))?);
         }
-        "store/set" => {
-            let (group, key, value) = (a.str("group")?, a.str("key")?, a.str("value")?);
+        return kv_action(&scoped, name, &a, Some(DEFAULT_GROUP))?.ok_or_else(|| unknown(action));
+    }
+    if let Some(name) = action.strip_prefix("store/") {
+        if let Some(result) = kv_action(service.store(), name, &a, None)? {
+            return Ok(result);
+        }
+        if name == "changes" {
+            let since = a.opt_u64("since")?.unwrap_or(0);
+            let limit = a.opt_u64("limit")?.unwrap_or(1000);
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let batch = service.store().changes_since(since, limit)?;
+            return serde_json::to_value(batch).map_err(|e| Error::json(OP, e));
+        }
+        if name == "last-seq" {
+            return Ok(json!({"seq": service.store().last_seq()?}));
+        }
+    }
+    Err(unknown(action))
+}
+
+fn unknown(action: &str) -> Error {
+    Error::invalid(
+        OP,
+        "action",
+        format!("unknown action {action:?}; see the README's action table"),
+    )
+}
+
+fn quota_from(q: &Args<'_>) -> Result<Quota> {
+    Ok(Quota {
+        max_keys: q.opt_u64("max_keys")?.unwrap_or(0),
+        max_groups: q.opt_u64("max_groups")?.unwrap_or(0),
+        max_bytes: q.opt_u64("max_bytes")?.unwrap_or(0),
+    })
+}
+
+/// Runs the KV action `name` on `kv`; `None` if there is no such KV action. `default_group`
+/// is used when `group` is absent (scoped calls).
+fn kv_action(
+    kv: &impl Kv,
+    name: &str,
+    a: &Args<'_>,
+    default_group: Option<&'static str>,
+) -> Result<Option<Value>> {
+    let group = || match default_group {
+        Some(default) => Ok(a.opt_str("group")?.unwrap_or(default)),
+        None => a.str("group"),
+    };
+    Ok(Some(match name {
+        "get" => {
+            let v = kv.get_with_version(group()?, a.str("key")?)?;
+            json!({"value": v.value, "version": v.version, "expires_at": v.expires_at})
+        }
+        "set" => {
+            let (group, key, value) = (group()?, a.str("key")?, a.str("value")?);
             let ttl = a.opt_u64("ttl_ms")?.map(Duration::from_millis);
             let version = if a.has("if_version") {
                 if ttl.is_some() {
@@ -29,37 +101,36 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
                         "ttl_ms cannot be combined with if_version",
                     ));
                 }
-                store.set_if_version(group, key, value, a.opt_u64("if_version")?)?
+                kv.set_if_version(group, key, value, a.opt_u64("if_version")?)?
             } else {
                 match ttl {
-                    Some(ttl) => store.set_with_ttl(group, key, value, ttl)?,
-                    None => store.set(group, key, value)?,
+                    Some(ttl) => kv.set_with_ttl(group, key, value, ttl)?,
+                    None => kv.set(group, key, value)?,
                 }
             };
-            Ok(json!({ "version": version }))
+            json!({ "version": version })
         }
-        "store/increment" => {
+        "increment" => {
             let delta = a.opt_i64("delta")?.unwrap_or(1);
-            Ok(json!({"value": store.increment(a.str("group")?, a.str("key")?, delta)?}))
+            json!({"value": kv.increment(group()?, a.str("key")?, delta)?})
         }
-        "store/delete" => Ok(json!({"deleted": store.delete(a.str("group")?, a.str("key")?)?})),
-        "store/exists" => Ok(json!({"exists": store.exists(a.str("group")?, a.str("key")?)?})),
-        "store/get-all" => {
-            let all = store.get_all(a.str("group")?)?;
+        "delete" => json!({"deleted": kv.delete(group()?, a.str("key")?)?}),
+        "exists" => json!({"exists": kv.exists(group()?, a.str("key")?)?}),
+        "get-all" => {
+            let all = kv.get_all(group()?)?;
             let entries: Vec<Value> = all
                 .into_iter()
                 .map(|(k, v)| json!({"key": k, "value": v}))
                 .collect();
-            Ok(json!({ "entries": entries }))
+            json!({ "entries": entries })
         }
-        "store/list" => {
+        "list" => {
             let offset = a.opt_u64("offset")?.unwrap_or(0);
             let limit = a.opt_u64("limit")?.unwrap_or(100);
-            let page = store.get_page(a.str("group")?, offset, limit)?;
-            Ok(json!({ "entries": page }))
+            json!({ "entries": kv.get_page(group()?, offset, limit)? })
         }
-        "store/groups" => Ok(json!({"groups": store.groups(a.opt_str("prefix")?.unwrap_or(""))?})),
-        "store/count" => {
+        "groups" => json!({"groups": kv.groups(a.opt_str("prefix")?.unwrap_or(""))?}),
+        "count" => {
             let count = match (a.opt_str("group")?, a.opt_str("prefix")?) {
                 (Some(_), Some(_)) => {
                     return Err(Error::invalid(
@@ -68,19 +139,15 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
                         "pass either group or prefix, not both",
                     ));
                 }
-                (Some(group), None) => store.count(group)?,
-                (None, prefix) => store.count_all(prefix.unwrap_or(""))?,
+                (Some(group), None) => kv.count(group)?,
+                (None, prefix) => kv.count_all(prefix.unwrap_or(""))?,
             };
-            Ok(json!({ "count": count }))
+            json!({ "count": count })
         }
-        "store/delete-group" => Ok(json!({"deleted": store.delete_group(a.str("group")?)?})),
-        "store/delete-prefix" => Ok(json!({"deleted": store.delete_prefix(a.str("prefix")?)?})),
-        "store/purge" => Ok(json!({"purged": store.purge_expired()?})),
-        "store/render" => Ok(json!({"text": store.render(a.str("template")?, a.str("group")?)?})),
-        other => Err(Error::invalid(
-            OP,
-            "action",
-            format!("unknown action {other:?}; see the README's action table"),
-        )),
-    }
+        "delete-group" => json!({"deleted": kv.delete_group(group()?)?}),
+        "delete-prefix" => json!({"deleted": kv.delete_prefix(a.str("prefix")?)?}),
+        "purge" => json!({"purged": kv.purge_expired()?}),
+        "render" => json!({"text": kv.render(a.str("template")?, group()?)?}),
+        _ => return Ok(None),
+    }))
 }

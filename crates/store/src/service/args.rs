@@ -63,6 +63,15 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// An optional nested object, as arguments of its own.
+    pub fn opt_object(&self, name: &'static str) -> Result<Option<Args<'a>>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v @ Value::Object(_)) => Args::new(self.op, v).map(Some),
+            Some(other) => Err(self.mistyped(name, "an object", other)),
+        }
+    }
+
     /// Whether the argument is present at all, even as `null`.
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)

@@ -1,0 +1,134 @@
+//! Following the durable change feed: `store kv watch` and `store changes --follow`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use store::Service;
+
+use crate::kv::text;
+use crate::output::Output;
+
+/// How often the feed is polled when it has nothing new.
+const POLL: Duration = Duration::from_millis(200);
+const BATCH: u64 = 1000;
+
+/// Which changes to print, and how to name their groups.
+pub struct GroupFilter {
+    /// `"ns:"` under `--ns`, else empty; stripped from printed group names.
+    prefix: String,
+    /// `None` = every group under the prefix.
+    exact: Option<String>,
+}
+
+impl GroupFilter {
+    pub fn new(ns: Option<&str>, group: &str) -> GroupFilter {
+        let prefix = ns.map(|ns| format!("{ns}:")).unwrap_or_default();
+        GroupFilter {
+            exact: (group != "*").then(|| format!("{prefix}{group}")),
+            prefix,
+        }
+    }
+
+    /// The change with a local group name, if it matches.
+    fn apply(&self, mut change: Value) -> Option<Value> {
+        let group = change["group"].as_str()?.to_string();
+        let matches = match &self.exact {
+            Some(g) => group == *g,
+            None => group.starts_with(&self.prefix),
+        };
+        if !matches {
+            return None;
+        }
+        change["group"] = json!(&group[self.prefix.len()..]);
+        Some(change)
+    }
+}
+
+/// Prints matching changes after `since` (default: the newest) until Ctrl-C, then returns Ok.
+pub fn follow(
+    service: &Service,
+    since: Option<u64>,
+    filter: &GroupFilter,
+    out: &Output,
+) -> store::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    // Without a handler Ctrl-C would kill the process with a signal; with it, the loop ends
+    // and the command exits 0. If a handler cannot be installed the default behaviour stays.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let mut since = match since {
+        Some(s) => s,
+        None => service.call("store/last-seq", json!({}))?["seq"]
+            .as_u64()
+            .unwrap_or(0),
+    };
+    if !out.json {
+        eprintln!("following changes after seq {since}; Ctrl-C to stop");
+    }
+    while !stop.load(Ordering::SeqCst) {
+        let batch = service.call("store/changes", json!({"since": since, "limit": BATCH}))?;
+        let changes = batch["changes"].as_array().cloned().unwrap_or_default();
+        for change in changes.iter().cloned().filter_map(|c| filter.apply(c)) {
+            print_change(out, &change);
+        }
+        if batch["gap"] == true && !out.json {
+            eprintln!("warning: changes after seq {since} were pruned before they could be read");
+        }
+        since = batch["next_seq"].as_u64().unwrap_or(since);
+        if (changes.len() as u64) < BATCH {
+            sleep_unless(&stop, POLL);
+        }
+    }
+    Ok(())
+}
+
+/// Prints one batch of changes (no following).
+pub fn print_batch(service: &Service, since: u64, limit: u64, out: &Output) -> store::Result<()> {
+    let batch = service.call("store/changes", json!({"since": since, "limit": limit}))?;
+    if out.json {
+        out.line(batch.to_string());
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = batch["changes"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(row)
+        .collect();
+    out.table(&["SEQ", "KIND", "GROUP", "KEY", "VALUE"], &rows);
+    if batch["gap"] == true {
+        eprintln!("warning: changes after seq {since} were already pruned");
+    }
+    Ok(())
+}
+
+fn row(change: &Value) -> Vec<String> {
+    let opt = |v: &Value| if v.is_null() { String::new() } else { text(v) };
+    vec![
+        change["seq"].to_string(),
+        text(&change["kind"]),
+        text(&change["group"]),
+        opt(&change["key"]),
+        opt(&change["value"]),
+    ]
+}
+
+fn print_change(out: &Output, change: &Value) {
+    if out.json {
+        out.line(change.to_string());
+    } else {
+        out.line(row(change).join("\t"));
+    }
+}
+
+fn sleep_unless(stop: &AtomicBool, total: Duration) {
+    let step = Duration::from_millis(20);
+    let mut slept = Duration::ZERO;
+    while slept < total && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(step);
+        slept += step;
+    }
+}
