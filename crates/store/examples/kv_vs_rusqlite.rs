@@ -4,29 +4,44 @@
 //! short run). Both sides use the same schema (the raw side opens a file the store created),
 //! the same pragmas (WAL, synchronous NORMAL, busy timeout, statement cache) and the same SQL
 //! statements; the raw side skips only what the store adds (validation, versions, locking,
-//! liveness handling). Store and raw runs alternate for several rounds and the median
-//! throughput of each is compared, so machine noise hits both sides alike.
+//! liveness, events, quota checks). Store and raw runs alternate in order over several rounds
+//! and the median throughput of each side is compared, so machine noise hits both alike.
+//! Workloads whose baseline is the store itself (concurrent reads, scoped sets) say so.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use store::{Kv, Store, StoreConfig};
+use store::{Kv, Quota, ScopedConfig, Store, StoreConfig};
 
 const GROUP: &str = "bench";
 const VALUE: &str = "a-typical-value-of-some-thirty-two-bytes";
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 struct Scale {
     rounds: usize,
     mem_sets: usize,
     file_sets: usize,
     gets: usize,
-    get_all_keys: usize,
+    keys: usize,
     get_all_reps: usize,
+    txn_sets: usize,
+    read_window: Duration,
+    big_namespace: usize,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+struct Harness {
+    scale: Scale,
+    dir: tempfile::TempDir,
+    failures: usize,
+    files: usize,
+}
+
+fn main() -> AnyResult<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick {
         Scale {
@@ -34,8 +49,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             mem_sets: 20_000,
             file_sets: 3_000,
             gets: 20_000,
-            get_all_keys: 10_000,
+            keys: 10_000,
             get_all_reps: 5,
+            txn_sets: 20_000,
+            read_window: Duration::from_millis(200),
+            big_namespace: 20_000,
         }
     } else {
         Scale {
@@ -43,90 +61,92 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             mem_sets: 100_000,
             file_sets: 20_000,
             gets: 200_000,
-            get_all_keys: 10_000,
+            keys: 10_000,
             get_all_reps: 30,
+            txn_sets: 100_000,
+            read_window: Duration::from_millis(500),
+            big_namespace: 100_000,
         }
     };
-    let dir = tempfile::tempdir()?;
+    let mut h = Harness {
+        scale,
+        dir: tempfile::tempdir()?,
+        failures: 0,
+        files: 0,
+    };
     println!(
-        "store vs raw rusqlite (same schema, pragmas and statements); median of {} rounds",
-        scale.rounds
+        "store vs baseline, median of {} rounds (ratio = store / baseline)",
+        h.scale.rounds
     );
     println!(
-        "{:<34} {:>14} {:>14} {:>7} {:>7}",
-        "workload", "store ops/s", "raw ops/s", "ratio", "target"
+        "{:<58} {:>12} {:>12} {:>6} {:>7}",
+        "workload", "store op/s", "base op/s", "ratio", "target"
     );
-    let mut failures = 0;
-    let mut report = |name: &str, target: f64, (store, raw): (f64, f64)| {
-        let ratio = store / raw;
+
+    println!("-- KV core (change feed off) vs raw rusqlite");
+    h.kv_core()?;
+    println!("-- transactions and change feed vs raw rusqlite");
+    h.feed()?;
+    println!("-- scoped namespaces with quotas (baseline: the unscoped store)");
+    h.scoped()?;
+
+    if h.failures > 0 {
+        println!("{} workload(s) below target", h.failures);
+    }
+    Ok(())
+}
+
+impl Harness {
+    fn report(&mut self, name: &str, target: f64, (store, base): (f64, f64)) {
+        let ratio = store / base;
         let verdict = if ratio >= target { "" } else { "  BELOW TARGET" };
         if ratio < target {
-            failures += 1;
+            self.failures += 1;
         }
-        println!("{name:<34} {store:>14.0} {raw:>14.0} {ratio:>7.2} {target:>7.2}{verdict}");
-    };
+        println!("{name:<58} {store:>12.0} {base:>12.0} {ratio:>6.2} {target:>7.2}{verdict}");
+    }
 
-    report(
-        "set, in memory (autocommit)",
-        0.9,
-        rounds(scale.rounds, |round| {
-            let store = memory_store()?;
-            let raw = raw_memory()?;
-            let n = scale.mem_sets;
+    fn path(&mut self, label: &str) -> PathBuf {
+        self.files += 1;
+        self.dir.path().join(format!("{label}-{}.db", self.files))
+    }
+
+    fn kv_core(&mut self) -> AnyResult<()> {
+        let (rounds, n) = (self.scale.rounds, self.scale.mem_sets);
+        let r = measure(rounds, |round| {
+            let (store, raw) = (memory_store(false)?, raw_memory()?);
             pair(
                 round,
-                || {
-                    time_ops(n, || {
-                        for i in 0..n {
-                            store.set(GROUP, &key(round, i), VALUE)?;
-                        }
-                        Ok(())
-                    })
-                },
-                || time_ops(n, || raw_sets(&raw, round, n)),
+                || time_ops(n, || store_sets(&store, round, n)),
+                || time_ops(n, || raw_sets(&raw, round, n, false)),
             )
-        })?,
-    );
+        })?;
+        self.report("set, in memory (autocommit)", 0.9, r);
 
-    report(
-        "set, file WAL NORMAL (autocommit)",
-        0.9,
-        rounds(scale.rounds, |round| {
-            let store_path = dir.path().join(format!("store-{round}.db"));
-            let raw_path = dir.path().join(format!("raw-{round}.db"));
-            let store = file_store(&store_path)?;
-            let raw = raw_file(&raw_path)?;
-            let n = scale.file_sets;
+        let n = self.scale.file_sets;
+        let r = measure(rounds, |round| {
+            let (store, raw) = (
+                file_store(&self.path("set"), false)?,
+                raw_file(&self.path("raw"))?,
+            );
             pair(
                 round,
-                || {
-                    time_ops(n, || {
-                        for i in 0..n {
-                            store.set(GROUP, &key(round, i), VALUE)?;
-                        }
-                        Ok(())
-                    })
-                },
-                || time_ops(n, || raw_sets(&raw, round, n)),
+                || time_ops(n, || store_sets(&store, round, n)),
+                || time_ops(n, || raw_sets(&raw, round, n, false)),
             )
-        })?,
-    );
+        })?;
+        self.report("set, file WAL NORMAL (autocommit)", 0.9, r);
 
-    for (label, file) in [("get, in memory", false), ("get, file WAL", true)] {
-        report(
-            label,
-            0.9,
-            rounds(scale.rounds, |round| {
-                let (store, raw) = loaded_pair(dir.path(), file, round, scale.get_all_keys)?;
-                let n = scale.gets;
-                let keys = scale.get_all_keys;
+        for (label, file) in [("get, in memory", false), ("get, file WAL", true)] {
+            let (n, keys) = (self.scale.gets, self.scale.keys);
+            let r = measure(rounds, |round| {
+                let (store, raw) = self.loaded_pair(file, keys)?;
                 pair(
                     round,
                     || {
                         time_ops(n, || {
                             for i in 0..n {
-                                let v = store.get(GROUP, &key(0, (i * 7919) % keys))?;
-                                std::hint::black_box(v);
+                                std::hint::black_box(store.get(GROUP, &key(0, (i * 7919) % keys))?);
                             }
                             Ok(())
                         })
@@ -135,57 +155,213 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         time_ops(n, || {
                             let now = now_ms();
                             for i in 0..n {
-                                let v = raw_get(&raw, &key(0, (i * 7919) % keys), now)?;
-                                std::hint::black_box(v);
+                                std::hint::black_box(raw_get(&raw, &key(0, (i * 7919) % keys), now)?);
                             }
                             Ok(())
                         })
                     },
                 )
-            })?,
-        );
-    }
+            })?;
+            self.report(label, 0.9, r);
+        }
 
-    for (label, file) in [
-        ("get_all 10k keys, in memory", false),
-        ("get_all 10k keys, file WAL", true),
-    ] {
-        report(
-            label,
-            0.8,
-            rounds(scale.rounds, |round| {
-                let (store, raw) = loaded_pair(dir.path(), file, round + 100, scale.get_all_keys)?;
-                let reps = scale.get_all_reps;
+        for (label, file) in [
+            ("get_all of 10k keys, in memory", false),
+            ("get_all of 10k keys, file WAL", true),
+        ] {
+            let (reps, keys) = (self.scale.get_all_reps, self.scale.keys);
+            let r = measure(rounds, |round| {
+                let (store, raw) = self.loaded_pair(file, keys)?;
                 pair(
                     round,
                     || {
                         time_ops(reps, || {
-                            for _ in 0..reps {
-                                std::hint::black_box(store.get_all(GROUP)?);
-                            }
-                            Ok(())
+                            (0..reps).try_for_each(|_| store.get_all(GROUP).map(drop).map_err(Into::into))
                         })
                     },
                     || {
                         time_ops(reps, || {
-                            for _ in 0..reps {
-                                std::hint::black_box(raw_get_all(&raw, now_ms())?);
+                            (0..reps).try_for_each(|_| raw_get_all(&raw, now_ms()).map(drop))
+                        })
+                    },
+                )
+            })?;
+            self.report(label, 0.8, r);
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self) -> AnyResult<()> {
+        let (rounds, n) = (self.scale.rounds, self.scale.txn_sets);
+        let r = measure(rounds, |round| {
+            let (store, raw) = (file_store(&self.path("txn"), true)?, raw_file(&self.path("raw"))?);
+            pair(
+                round,
+                || time_ops(n, || store_txn_sets(&store, round, n)),
+                || time_ops(n, || raw_txn_sets(&raw, round, n, true)),
+            )
+        })?;
+        self.report("sets in one transaction, feed on vs raw upsert+append", 0.9, r);
+
+        let r = measure(rounds, |round| {
+            let (store, raw) = (
+                file_store(&self.path("txn"), false)?,
+                raw_file(&self.path("raw"))?,
+            );
+            pair(
+                round,
+                || time_ops(n, || store_txn_sets(&store, round, n)),
+                || time_ops(n, || raw_txn_sets(&raw, round, n, false)),
+            )
+        })?;
+        self.report("sets in one transaction, feed off vs raw bare upsert", 0.85, r);
+
+        let n = self.scale.file_sets;
+        let r = measure(rounds, |round| {
+            let (store, raw) = (
+                file_store(&self.path("auto"), true)?,
+                raw_file(&self.path("raw"))?,
+            );
+            // Events are always on; this measures them with no subscriber registered.
+            pair(
+                round,
+                || time_ops(n, || store_sets(&store, round, n)),
+                || time_ops(n, || raw_sets(&raw, round, n, false)),
+            )
+        })?;
+        self.report("set, file autocommit, feed on vs raw bare upsert", 0.8, r);
+        if std::env::var_os("EXPLAIN").is_some() {
+            let r = measure(rounds, |round| {
+                let (a, b) = (raw_file(&self.path("rawfeed"))?, raw_file(&self.path("raw"))?);
+                pair(
+                    round,
+                    || {
+                        time_ops(n, || {
+                            for i in 0..n {
+                                a.execute_batch("BEGIN IMMEDIATE")?;
+                                raw_set(&a, round, i, true)?;
+                                a.execute_batch("COMMIT")?;
                             }
                             Ok(())
                         })
                     },
+                    || time_ops(n, || raw_sets(&b, round, n, false)),
                 )
-            })?,
+            })?;
+            self.report("  (info) raw upsert+append per commit vs raw bare upsert", 0.0, r);
+        }
+
+        let (window, keys) = (self.scale.read_window, self.scale.keys);
+        let r = measure(rounds, |round| {
+            let (store, _raw) = self.loaded_pair(true, keys)?;
+            let with_writer = || -> AnyResult<f64> {
+                let stop = Arc::new(AtomicBool::new(false));
+                let writer = {
+                    let (store, stop) = (store.clone(), Arc::clone(&stop));
+                    std::thread::spawn(move || -> store::Result<u64> {
+                        let mut i = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            store.set("writes", &format!("w{}", i % 1000), VALUE)?;
+                            i += 1;
+                        }
+                        Ok(i)
+                    })
+                };
+                let reads = reads_for(&store, window, keys);
+                stop.store(true, Ordering::Relaxed);
+                writer.join().map_err(|_| "writer thread panicked")??;
+                reads
+            };
+            pair(round, with_writer, || reads_for(&store, window, keys))
+        })?;
+        self.report("get with a concurrent writer vs without (file)", 0.7, r);
+        Ok(())
+    }
+
+    fn scoped(&mut self) -> AnyResult<()> {
+        let quota = Quota {
+            max_keys: u64::MAX / 2,
+            max_groups: u64::MAX / 2,
+            max_bytes: u64::MAX / 2,
+        };
+        let rounds = self.scale.rounds;
+        for (label, file) in [
+            ("scoped set, 3 quotas vs unscoped set, in memory", false),
+            ("scoped set, 3 quotas vs unscoped set, file", true),
+        ] {
+            let n = if file {
+                self.scale.file_sets
+            } else {
+                self.scale.mem_sets
+            };
+            let r = measure(rounds, |round| {
+                let store = if file {
+                    file_store(&self.path("scoped"), true)?
+                } else {
+                    memory_store(false)?
+                };
+                let scoped = store.scoped_with(ScopedConfig::new("tenant").with_quota(quota))?;
+                pair(
+                    round,
+                    || time_ops(n, || store_sets(&scoped, round, n)),
+                    || time_ops(n, || store_sets(&store, round, n)),
+                )
+            })?;
+            self.report(label, 0.8, r);
+        }
+
+        if std::env::var_os("EXPLAIN").is_some() {
+            let n = self.scale.mem_sets;
+            let r = measure(rounds, |round| {
+                let store = memory_store(false)?;
+                let scoped = store.scoped("tenant")?;
+                pair(
+                    round,
+                    || time_ops(n, || store_sets(&scoped, round, n)),
+                    || time_ops(n, || store_sets(&store, round, n)),
+                )
+            })?;
+            self.report("  (info) scoped set without quota vs unscoped, in memory", 0.0, r);
+        }
+        let (n, big) = (self.scale.mem_sets, self.scale.big_namespace);
+        let r = measure(rounds, |round| {
+            let store = memory_store(false)?;
+            let small_ns = store.scoped_with(ScopedConfig::new("small").with_quota(quota))?;
+            let big_ns = store.scoped_with(ScopedConfig::new("big").with_quota(quota))?;
+            fill(&small_ns, 1_000)?;
+            fill(&big_ns, big)?;
+            pair(
+                round,
+                || time_ops(n, || store_sets(&big_ns, round + 1, n)),
+                || time_ops(n, || store_sets(&small_ns, round + 1, n)),
+            )
+        })?;
+        self.report(
+            &format!("scoped set into a {big}-key namespace vs a 1k-key one"),
+            0.9,
+            r,
         );
+        Ok(())
     }
 
-    if failures > 0 {
-        println!("{failures} workload(s) below target");
+    /// A store and a raw connection over identical data (`keys` entries in one group).
+    fn loaded_pair(&mut self, file: bool, keys: usize) -> AnyResult<(Store, Connection)> {
+        let (store, raw) = if file {
+            (
+                file_store(&self.path("get"), false)?,
+                raw_file(&self.path("raw"))?,
+            )
+        } else {
+            (memory_store(false)?, raw_memory()?)
+        };
+        raw_txn_sets(&raw, 0, keys, false)?;
+        store_txn_sets(&store, 0, keys)?;
+        // Both sides read from a checkpointed database file, not from a long write-ahead log.
+        store.sync()?;
+        raw.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok((store, raw))
     }
-    Ok(())
 }
-
-type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn key(round: usize, i: usize) -> String {
     format!("key-{round}-{i:08}")
@@ -198,32 +374,29 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs `round` several times and returns the median (store, raw) throughput.
-///
-/// Each round builds fresh state for both sides; `round` decides the order (see [`pair`]).
-fn rounds(n: usize, mut round: impl FnMut(usize) -> AnyResult<(f64, f64)>) -> AnyResult<(f64, f64)> {
-    let mut store = Vec::new();
-    let mut raw = Vec::new();
+/// Runs `round` several times and returns the median (store, baseline) throughput.
+fn measure(n: usize, mut round: impl FnMut(usize) -> AnyResult<(f64, f64)>) -> AnyResult<(f64, f64)> {
+    let (mut store, mut base) = (Vec::new(), Vec::new());
     for r in 0..n {
-        let (s, w) = round(r)?;
+        let (s, b) = round(r)?;
         store.push(s);
-        raw.push(w);
+        base.push(b);
     }
-    Ok((median(store), median(raw)))
+    Ok((median(store), median(base)))
 }
 
 /// Measures both sides, alternating which goes first so warm-up effects cancel out.
 fn pair(
     round: usize,
     store: impl FnOnce() -> AnyResult<f64>,
-    raw: impl FnOnce() -> AnyResult<f64>,
+    base: impl FnOnce() -> AnyResult<f64>,
 ) -> AnyResult<(f64, f64)> {
     if round % 2 == 0 {
         let s = store()?;
-        Ok((s, raw()?))
+        Ok((s, base()?))
     } else {
-        let r = raw()?;
-        Ok((store()?, r))
+        let b = base()?;
+        Ok((store()?, b))
     }
 }
 
@@ -235,34 +408,70 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn time_ops(ops: usize, f: impl FnOnce() -> AnyResult<()>) -> AnyResult<f64> {
     let start = Instant::now();
     f()?;
-    let elapsed = start.elapsed().max(Duration::from_nanos(1));
-    Ok(ops as f64 / elapsed.as_secs_f64())
+    Ok(ops as f64 / start.elapsed().max(Duration::from_nanos(1)).as_secs_f64())
 }
 
-fn quiet(config: StoreConfig) -> StoreConfig {
-    config.with_purge_interval(Duration::ZERO)
-}
-
-fn memory_store() -> AnyResult<Store> {
-    Ok(Store::open_with(quiet(StoreConfig::memory()))?)
-}
-
-fn file_store(path: &Path) -> AnyResult<Store> {
-    let mut config = quiet(StoreConfig::file(path));
-    if let Some(n) = std::env::var("READERS").ok().and_then(|v| v.parse().ok()) {
-        config.readers = n;
+fn reads_for(store: &Store, window: Duration, keys: usize) -> AnyResult<f64> {
+    let start = Instant::now();
+    let mut n = 0usize;
+    while start.elapsed() < window {
+        for _ in 0..100 {
+            std::hint::black_box(store.get(GROUP, &key(0, (n * 7919) % keys))?);
+            n += 1;
+        }
     }
-    Ok(Store::open_with(config)?)
+    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-/// The store's schema, as the store creates it: open a store on the file, then close it.
-fn schema_sql(conn: &Connection) -> AnyResult<()> {
+fn memory_store(feed: bool) -> AnyResult<Store> {
+    Ok(Store::open_with(
+        StoreConfig::memory()
+            .with_purge_interval(Duration::ZERO)
+            .with_change_feed(feed),
+    )?)
+}
+
+fn file_store(path: &Path, feed: bool) -> AnyResult<Store> {
+    Ok(Store::open_with(
+        StoreConfig::file(path)
+            .with_purge_interval(Duration::ZERO)
+            .with_change_feed(feed),
+    )?)
+}
+
+fn store_sets(kv: &impl Kv, round: usize, n: usize) -> AnyResult<()> {
+    for i in 0..n {
+        kv.set(GROUP, &key(round, i), VALUE)?;
+    }
+    Ok(())
+}
+
+fn store_txn_sets(store: &Store, round: usize, n: usize) -> AnyResult<()> {
+    store.transaction(|tx| {
+        for i in 0..n {
+            tx.set(GROUP, &key(round, i), VALUE)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn fill(kv: &impl Kv, n: usize) -> AnyResult<()> {
+    for i in 0..n {
+        kv.set("fill", &format!("f{i:08}"), VALUE)?;
+    }
+    Ok(())
+}
+
+/// The store's schema, as the store creates it: open a store on a file, then copy its DDL.
+fn copy_schema(conn: &Connection) -> AnyResult<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("schema.db");
-    Store::open_with(quiet(StoreConfig::file(&path)))?.close()?;
+    Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO))?.close()?;
     let source = Connection::open(&path)?;
-    let mut stmt =
-        source.prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'")?;
+    let mut stmt = source.prepare(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY type = 'trigger'",
+    )?;
     let ddl: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     for sql in ddl {
         conn.execute_batch(&sql)?;
@@ -274,13 +483,13 @@ fn raw_memory() -> AnyResult<Connection> {
     let conn = Connection::open_in_memory()?;
     conn.set_prepared_statement_cache_capacity(128);
     conn.pragma_update(None, "synchronous", 1)?;
-    schema_sql(&conn)?;
+    copy_schema(&conn)?;
     Ok(conn)
 }
 
 fn raw_file(path: &Path) -> AnyResult<Connection> {
     // Let the store create the file so the schema is byte-for-byte the store's.
-    Store::open_with(quiet(StoreConfig::file(path)))?.close()?;
+    Store::open_with(StoreConfig::file(path).with_purge_interval(Duration::ZERO))?.close()?;
     let conn = Connection::open(path)?;
     conn.set_prepared_statement_cache_capacity(128);
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -289,16 +498,40 @@ fn raw_file(path: &Path) -> AnyResult<Connection> {
     Ok(conn)
 }
 
-fn raw_sets(conn: &Connection, round: usize, n: usize) -> AnyResult<()> {
+/// Autocommit upserts (plus a change-row append each when `feed`).
+fn raw_sets(conn: &Connection, round: usize, n: usize, feed: bool) -> AnyResult<()> {
     for i in 0..n {
-        conn.prepare_cached(store::kv::UPSERT_SQL)?.execute(params![
-            GROUP,
-            key(round, i),
-            VALUE,
-            None::<i64>,
-            i as i64 + 1
-        ])?;
+        raw_set(conn, round, i, feed)?;
     }
+    Ok(())
+}
+
+fn raw_set(conn: &Connection, round: usize, i: usize, feed: bool) -> AnyResult<()> {
+    let seq = i as i64 + 1;
+    let key = key(round, i);
+    conn.prepare_cached(store::kv::UPSERT_SQL)?
+        .execute(params![GROUP, key, VALUE, None::<i64>, seq])?;
+    if feed {
+        conn.prepare_cached(store::kv::INSERT_CHANGE_SQL)?
+            .execute(params![
+                seq + (round as i64) * 1_000_000_000,
+                now_ms(),
+                "set",
+                GROUP,
+                key,
+                VALUE,
+                None::<i64>
+            ])?;
+    }
+    Ok(())
+}
+
+fn raw_txn_sets(conn: &Connection, round: usize, n: usize, feed: bool) -> AnyResult<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    for i in 0..n {
+        raw_set(conn, round, i, feed)?;
+    }
+    conn.execute_batch("COMMIT")?;
     Ok(())
 }
 
@@ -325,25 +558,4 @@ fn raw_get_all(conn: &Connection, now: i64) -> AnyResult<BTreeMap<String, String
         out.insert(row.get(0)?, row.get(1)?);
     }
     Ok(out)
-}
-
-/// A store and a raw connection over identical data (`keys` entries in one group).
-fn loaded_pair(dir: &Path, file: bool, round: usize, keys: usize) -> AnyResult<(Store, Connection)> {
-    let (store, raw) = if file {
-        let store = file_store(&dir.join(format!("get-store-{round}.db")))?;
-        let raw = raw_file(&dir.join(format!("get-raw-{round}.db")))?;
-        (store, raw)
-    } else {
-        (memory_store()?, raw_memory()?)
-    };
-    raw.execute_batch("BEGIN")?;
-    raw_sets(&raw, 0, keys)?;
-    raw.execute_batch("COMMIT")?;
-    for i in 0..keys {
-        store.set(GROUP, &key(0, i), VALUE)?;
-    }
-    // Both sides read from a checkpointed database file, not from a long write-ahead log.
-    store.sync()?;
-    raw.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok((store, raw))
 }

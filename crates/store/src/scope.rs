@@ -168,12 +168,6 @@ impl Scope {
         full.strip_prefix(self.prefix.as_str()).unwrap_or(full)
     }
 
-    /// Whether writes are checked against a quota.
-    #[inline]
-    pub(crate) fn has_quota(&self) -> bool {
-        self.namespace.is_some() && !self.quota.is_unlimited()
-    }
-
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -186,9 +180,8 @@ impl Scope {
         };
         let op = w.op;
         let quota = self.quota;
-        let old = sqlite::get(w.conn, group, key)
-            .ctx(op, "read entry for quota check")?
-            .filter(|r| r.is_live(w.now));
+        let existing =
+            usage::live_entry_bytes(w.conn, group, key, w.now).ctx(op, "read entry for quota check")?;
         let usage = usage::live_usage(w.conn, namespace, w.now).ctx(op, "read namespace usage")?;
         let exceeded = |limit, max, requested| Error::QuotaExceeded {
             op,
@@ -197,7 +190,7 @@ impl Scope {
             max,
             requested,
         };
-        if old.is_none() {
+        if existing.is_none() {
             if quota.max_keys > 0 && usage.keys + 1 > quota.max_keys {
                 return Err(exceeded(QuotaLimit::Keys, quota.max_keys, usage.keys + 1));
             }
@@ -209,7 +202,7 @@ impl Scope {
             }
         }
         let new_bytes = (key.len() + value.len()) as u64;
-        let old_bytes = old.map_or(0, |o| (key.len() + o.value.len()) as u64);
+        let old_bytes = existing.unwrap_or(0);
         if quota.max_bytes > 0 && new_bytes > old_bytes {
             let requested = usage.bytes + (new_bytes - old_bytes);
             if requested > quota.max_bytes {

@@ -75,8 +75,9 @@ pub(crate) use op_names;
 /// Whether a write needs an explicit transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statements {
-    /// Exactly one SQL statement and nothing else to keep atomic with it: on a private memory
-    /// database it can run in autocommit mode.
+    /// One writing SQL statement, preceded at most by reads whose outcome it depends on: on a
+    /// private memory database, where the writer mutex already excludes every other access,
+    /// it can run in autocommit mode.
     One,
     /// Several statements: always inside `BEGIN IMMEDIATE … COMMIT`.
     Many,

@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     purge: Mutex<Option<PurgeThread>>,
     /// Thread token of the thread running a transaction closure (0 = none).
     txn_owner: AtomicUsize,
+    /// Held for the whole of `close`, so a concurrent `close` returns only once it is closed.
+    closing: Mutex<()>,
     events: Arc<Registry>,
 }
 
@@ -171,6 +173,7 @@ impl Store {
             readers: conn::ReaderPool::new(readers),
             purge: Mutex::new(None),
             txn_owner: AtomicUsize::new(0),
+            closing: Mutex::new(()),
             events: Arc::new(Registry::default()),
             config,
         });
@@ -388,12 +391,20 @@ impl Inner {
     }
 
     fn close(&self) -> Result<()> {
+        if self.txn_owner.load(Ordering::Relaxed) == thread_token() {
+            return Err(Error::invalid(
+                "Store::close",
+                "transaction",
+                "cannot close the store from inside its own transaction; close it after the closure returns",
+            ));
+        }
+        let _closing = self.closing.lock();
         if self
             .state
             .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return Ok(()); // already closing or closed
+            return Ok(()); // already closed (an earlier close held the lock until it finished)
         }
         if let Some(purge) = self.purge.lock().take() {
             purge.stop();

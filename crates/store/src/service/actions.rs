@@ -35,7 +35,7 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
             .store()
             .scoped_with(ScopedConfig::new(namespace).with_quota(quota))?;
         if name == "usage" {
-            return Ok(serde_json::to_value(scoped.usage()?).map_err(|e| Error::json(OP, e))?);
+            return serde_json::to_value(scoped.usage()?).map_err(|e| Error::json(OP, e));
         }
         return kv_action(&scoped, name, &a, Some(DEFAULT_GROUP))?.ok_or_else(|| unknown(action));
     }

@@ -1,17 +1,22 @@
-//! Shared fixtures: real SQLite files in temp dirs, a manual clock.
+//! Shared fixtures: real SQLite files in temp dirs, a manual clock, raw SQLite access.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::{ManualClock, Store, StoreConfig};
+use store::{Error, ErrorKind, ManualClock, Store, StoreConfig};
+
+/// Start time of every manual clock in the fixtures (Unix ms).
+pub const START_MS: i64 = 1_000_000;
 
 /// A file-backed store in a fresh temp dir, with a manual clock and no purge thread.
+///
+/// Fields drop in declaration order: the store closes before its directory is removed.
 pub struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub clock: Arc<ManualClock>,
     pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -28,25 +33,43 @@ impl Fixture {
             .with_clock(self.clock.clone())
             .with_purge_interval(Duration::ZERO)
     }
+
+    /// A raw rusqlite connection on the store's file (for checks the API cannot make).
+    pub fn raw(&self) -> rusqlite::Connection {
+        raw(&self.path())
+    }
+
+    /// Physical rows in `entries`, live or expired.
+    pub fn raw_rows(&self) -> i64 {
+        raw_rows(&self.path())
+    }
 }
 
 pub fn file_store() -> Fixture {
+    file_store_with(|c| c)
+}
+
+/// A file store whose default fixture config (manual clock, no purge thread) is adjusted by `f`.
+pub fn file_store_with(f: impl FnOnce(StoreConfig) -> StoreConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(1_000_000));
+    let clock = Arc::new(ManualClock::new(START_MS));
     let config = StoreConfig::file(dir.path().join("state.db"))
         .with_clock(clock.clone())
         .with_purge_interval(Duration::ZERO);
-    let store = Store::open_with(config).expect("open");
-    Fixture { dir, clock, store }
+    let store = Store::open_with(f(config)).expect("open");
+    Fixture { store, clock, dir }
 }
 
 pub fn memory_store() -> (Store, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let store = Store::open_with(
-        StoreConfig::memory()
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
+    memory_store_with(|c| c)
+}
+
+/// A memory store whose default fixture config is adjusted by `f`.
+pub fn memory_store_with(f: impl FnOnce(StoreConfig) -> StoreConfig) -> (Store, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let store = Store::open_with(f(StoreConfig::memory()
+        .with_clock(clock.clone())
+        .with_purge_interval(Duration::ZERO)))
     .expect("open");
     (store, clock)
 }
@@ -56,4 +79,97 @@ pub fn both() -> Vec<(&'static str, Store, Arc<ManualClock>, Option<tempfile::Te
     let f = file_store();
     let (m, mc) = memory_store();
     vec![("file", f.store, f.clock, Some(f.dir)), ("memory", m, mc, None)]
+}
+
+/// A raw rusqlite connection on `path`.
+pub fn raw(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("raw open");
+    conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    conn
+}
+
+/// Physical rows in `entries` of the file at `path`.
+pub fn raw_rows(path: &Path) -> i64 {
+    raw(path)
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .expect("count rows")
+}
+
+/// Column names of `table` in the file at `path`.
+pub fn raw_columns(path: &Path, table: &str) -> Vec<String> {
+    let conn = raw(path);
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+        .expect("table_info");
+    let rows = stmt
+        .query_map([table], |r| r.get::<_, String>(0))
+        .expect("query table_info");
+    rows.collect::<Result<Vec<_>, _>>().expect("read table_info")
+}
+
+/// Whether the file at `path` has an object (table, index, view) named `name`.
+pub fn raw_has_object(path: &Path, name: &str) -> bool {
+    raw(path)
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .expect("sqlite_master")
+        > 0
+}
+
+/// Asserts `err` is `InvalidInput` naming `field`.
+#[track_caller]
+pub fn assert_invalid(err: &Error, field: &str) {
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidInput,
+        "expected InvalidInput({field}), got {err}"
+    );
+    assert_eq!(err.field(), Some(field), "wrong field in {err}");
+}
+
+/// Asserts the result is `InvalidInput` naming `field`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(result: store::Result<T>, field: &str) {
+    match result {
+        Ok(v) => panic!("expected InvalidInput({field}), got Ok({v:?})"),
+        Err(e) => assert_invalid(&e, field),
+    }
+}
+
+/// Asserts the result is `NotFound` for exactly (group, key).
+#[track_caller]
+pub fn expect_not_found<T: std::fmt::Debug>(result: store::Result<T>, group: &str, key: &str) {
+    match result {
+        Err(Error::NotFound { group: g, key: k, .. }) => {
+            assert_eq!(
+                (g.as_str(), k.as_str()),
+                (group, key),
+                "NotFound names the wrong entry"
+            );
+        }
+        other => panic!("expected NotFound({group}, {key}), got {other:?}"),
+    }
+}
+
+/// Runs `f` on another thread and fails the test if it has not finished within `limit` (a hang
+/// or deadlock becomes a failure instead of a stuck test run).
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => {
+            handle.join().expect("worker thread");
+            v
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("did not finish within {limit:?}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => panic!("worker ended without a result"),
+        },
+    }
 }

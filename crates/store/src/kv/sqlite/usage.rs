@@ -1,7 +1,6 @@
 //! Per-namespace usage counters for quotas, kept exact by SQLite triggers.
 //!
-//! `scope_usage` holds one row per namespaced group (`ns:group`) and one totals row per
-//! namespace (`group_name = ''`, which also counts groups). Triggers on `entries` update them in
+//! `scope_usage` holds one row of totals per namespace (keys, bytes, TTL keys, groups). Triggers on `entries` update them in
 //! the same transaction as every insert, delete and update — whoever writes (this crate, raw
 //! `Store` calls into `ns:` groups, or another program using the table) — so a quota check reads
 //! one row instead of counting. The counters include expired rows that were not purged yet;
@@ -35,35 +34,28 @@ fn ttl(row: &str) -> String {
     format!("({row}.expires_at IS NOT NULL)")
 }
 
-/// Statements adding `row` (NEW) to the counters, guarded by `guard`.
-fn add(row: &str) -> String {
-    let (ns, bytes, ttl, guard) = (ns(row), bytes(row), ttl(row), namespaced(row));
+/// Statement adding `row` (NEW) to its namespace's totals, for rows that pass `guard`. The
+/// group count goes up when the row is its group's first (an index probe on the primary key).
+fn add(row: &str, guard: &str) -> String {
+    let (ns, bytes, ttl) = (ns(row), bytes(row), ttl(row));
     format!(
-        "INSERT INTO scope_usage (namespace, group_name, keys, bytes, ttl_keys, groups)
-           SELECT {ns}, {row}.group_name, 1, {bytes}, {ttl}, 0 WHERE {guard}
-           ON CONFLICT (namespace, group_name) DO UPDATE SET keys = keys + 1,
-             bytes = bytes + excluded.bytes, ttl_keys = ttl_keys + excluded.ttl_keys;
-         INSERT INTO scope_usage (namespace, group_name, keys, bytes, ttl_keys, groups)
-           SELECT {ns}, '', 1, {bytes}, {ttl}, coalesce((SELECT keys = 1 FROM scope_usage
-             WHERE namespace = {ns} AND group_name = {row}.group_name), 0) WHERE {guard}
-           ON CONFLICT (namespace, group_name) DO UPDATE SET keys = keys + 1,
-             bytes = bytes + excluded.bytes, ttl_keys = ttl_keys + excluded.ttl_keys,
-             groups = groups + excluded.groups;"
+        "INSERT INTO scope_usage (namespace, keys, bytes, ttl_keys, groups)
+           SELECT {ns}, 1, {bytes}, {ttl},
+             (SELECT count(*) FROM (SELECT 1 FROM entries WHERE group_name = {row}.group_name LIMIT 2)) = 1
+           WHERE {guard}
+           ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes,
+             ttl_keys = ttl_keys + excluded.ttl_keys, groups = groups + excluded.groups;"
     )
 }
 
-/// Statements removing `row` (OLD) from the counters.
-fn remove(row: &str) -> String {
-    let (ns, bytes, ttl, guard) = (ns(row), bytes(row), ttl(row), namespaced(row));
+/// Statement removing `row` (OLD) from its namespace's totals, for rows that pass `guard`; the
+/// group count goes down when it was the group's last row.
+fn remove(row: &str, guard: &str) -> String {
+    let (ns, bytes, ttl) = (ns(row), bytes(row), ttl(row));
     format!(
-        "UPDATE scope_usage SET keys = keys - 1, bytes = bytes - {bytes}, ttl_keys = ttl_keys - {ttl}
-           WHERE {guard} AND namespace = {ns} AND group_name = {row}.group_name;
-         UPDATE scope_usage SET keys = keys - 1, bytes = bytes - {bytes}, ttl_keys = ttl_keys - {ttl},
-           groups = groups - coalesce((SELECT keys <= 0 FROM scope_usage
-             WHERE namespace = {ns} AND group_name = {row}.group_name), 0)
-           WHERE {guard} AND namespace = {ns} AND group_name = '';
-         DELETE FROM scope_usage WHERE {guard} AND namespace = {ns} AND group_name = {row}.group_name
-           AND keys <= 0;"
+        "UPDATE scope_usage SET keys = keys - 1, bytes = bytes - {bytes}, ttl_keys = ttl_keys - {ttl},
+           groups = groups - NOT EXISTS (SELECT 1 FROM entries WHERE group_name = {row}.group_name)
+           WHERE {guard} AND namespace = {ns};"
     )
 }
 
@@ -76,20 +68,23 @@ fn trigger_sql() -> String {
          DROP TRIGGER IF EXISTS scope_usage_delete;
          DROP TRIGGER IF EXISTS scope_usage_update;
          DROP TRIGGER IF EXISTS scope_usage_rename;
-         CREATE TRIGGER scope_usage_insert AFTER INSERT ON entries WHEN {new_guard} BEGIN {add_new} END;
-         CREATE TRIGGER scope_usage_delete AFTER DELETE ON entries WHEN {old_guard} BEGIN {remove_old} END;
+         CREATE TRIGGER scope_usage_insert AFTER INSERT ON entries WHEN {new_guard} BEGIN {add_new_checked} END;
+         CREATE TRIGGER scope_usage_delete AFTER DELETE ON entries WHEN {old_guard} BEGIN {remove_old_checked} END;
          CREATE TRIGGER scope_usage_update AFTER UPDATE OF entry_value, expires_at ON entries
            WHEN NEW.group_name = OLD.group_name AND NEW.entry_key = OLD.entry_key AND {new_guard} BEGIN
              UPDATE scope_usage SET bytes = bytes + {new_bytes} - {old_bytes},
                ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
-               WHERE namespace = {new_ns} AND group_name IN (NEW.group_name, '');
+               WHERE namespace = {new_ns};
            END;
          CREATE TRIGGER scope_usage_rename AFTER UPDATE OF group_name, entry_key ON entries
            WHEN NEW.group_name <> OLD.group_name OR NEW.entry_key <> OLD.entry_key BEGIN
              {remove_old} {add_new}
            END;",
-        add_new = add("NEW"),
-        remove_old = remove("OLD"),
+        // The insert and delete triggers' WHEN clauses already checked the row.
+        add_new_checked = add("NEW", "1"),
+        remove_old_checked = remove("OLD", "1"),
+        add_new = add("NEW", &new_guard),
+        remove_old = remove("OLD", &namespaced("OLD")),
         old_guard = namespaced("OLD"),
     )
 }
@@ -98,17 +93,6 @@ fn trigger_sql() -> String {
 /// `entries` (a file written without them, or by an older version). Runs inside the schema
 /// transaction.
 pub(crate) fn ensure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS scope_usage (
-            namespace TEXT NOT NULL,
-            group_name TEXT NOT NULL,
-            keys INTEGER NOT NULL DEFAULT 0,
-            bytes INTEGER NOT NULL DEFAULT 0,
-            ttl_keys INTEGER NOT NULL DEFAULT 0,
-            groups INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (namespace, group_name)
-         ) WITHOUT ROWID;",
-    )?;
     let installed: Option<i64> = super::meta_get(conn, META_KEY)?;
     let triggers_present: bool = conn
         .prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'scope_usage_insert'")?
@@ -116,17 +100,22 @@ pub(crate) fn ensure(conn: &Connection) -> rusqlite::Result<()> {
     if installed == Some(TRIGGER_VERSION) && triggers_present {
         return Ok(());
     }
-    conn.execute_batch(&trigger_sql())?;
     let guard = namespaced("e");
     let (ns, bytes, ttl) = (ns("e"), bytes("e"), ttl("e"));
     conn.execute_batch(&format!(
-        "DELETE FROM scope_usage;
-         INSERT INTO scope_usage (namespace, group_name, keys, bytes, ttl_keys, groups)
-           SELECT {ns}, e.group_name, count(*), sum({bytes}), sum({ttl}), 0 FROM entries AS e
-           WHERE {guard} GROUP BY e.group_name;
-         INSERT INTO scope_usage (namespace, group_name, keys, bytes, ttl_keys, groups)
-           SELECT namespace, '', sum(keys), sum(bytes), sum(ttl_keys), count(*) FROM scope_usage
-           WHERE group_name <> '' GROUP BY namespace;"
+        "DROP TABLE IF EXISTS scope_usage;
+         CREATE TABLE scope_usage (
+            namespace TEXT PRIMARY KEY,
+            keys INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            ttl_keys INTEGER NOT NULL DEFAULT 0,
+            groups INTEGER NOT NULL DEFAULT 0
+         ) WITHOUT ROWID;
+         INSERT INTO scope_usage (namespace, keys, bytes, ttl_keys, groups)
+           SELECT {ns}, count(*), sum({bytes}), sum({ttl}), count(DISTINCT e.group_name) FROM entries AS e
+           WHERE {guard} GROUP BY 1;
+         {triggers}",
+        triggers = trigger_sql()
     ))?;
     super::meta_set(conn, META_KEY, TRIGGER_VERSION)
 }
@@ -142,12 +131,40 @@ pub(crate) struct LiveUsage {
 /// O(1) when the namespace holds no TTL entries; otherwise it also visits the namespace's
 /// expired-but-unpurged rows (through the expiry index), which the purge thread keeps few.
 pub(crate) fn live_usage(conn: &Connection, namespace: &str, now: i64) -> rusqlite::Result<LiveUsage> {
-    let totals: Option<(i64, i64, i64, i64)> = conn
-        .prepare_cached(
-            "SELECT keys, bytes, ttl_keys, groups FROM scope_usage WHERE namespace = ?1 AND group_name = ''",
-        )?
+    let totals: Option<Totals> = conn
+        .prepare_cached("SELECT keys, bytes, ttl_keys, groups FROM scope_usage WHERE namespace = ?1")?
         .query_row([namespace], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
+    subtract_expired(conn, namespace, now, totals)
+}
+
+/// The byte size (key + value) of the live entry at (group, key), if there is one; computed
+/// in SQL so a large old value is never copied out.
+pub(crate) fn live_entry_bytes(
+    conn: &Connection,
+    group: &str,
+    key: &str,
+    now: i64,
+) -> rusqlite::Result<Option<u64>> {
+    let bytes: Option<i64> = conn
+        .prepare_cached(
+            "SELECT length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB)) FROM entries
+             WHERE group_name = ?1 AND entry_key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+        )?
+        .query_row(params![group, key, now], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.map(|b| b.max(0) as u64))
+}
+
+/// (keys, bytes, ttl_keys, groups) as stored.
+type Totals = (i64, i64, i64, i64);
+
+fn subtract_expired(
+    conn: &Connection,
+    namespace: &str,
+    now: i64,
+    totals: Option<Totals>,
+) -> rusqlite::Result<LiveUsage> {
     let Some((mut keys, mut bytes, ttl_keys, mut groups)) = totals else {
         return Ok(LiveUsage::default());
     };
@@ -156,22 +173,21 @@ pub(crate) fn live_usage(conn: &Connection, namespace: &str, now: i64) -> rusqli
         let range = GroupRange::new(&prefix);
         let (lo, hi) = range.bounds();
         let mut stmt = conn.prepare_cached(
-            "SELECT e.group_name, count(*), sum(length(CAST(e.entry_key AS BLOB)) + length(CAST(e.entry_value AS BLOB))),
-                    (SELECT u.keys FROM scope_usage AS u WHERE u.namespace = ?4 AND u.group_name = e.group_name)
+            "SELECT count(*),
+                    sum(length(CAST(e.entry_key AS BLOB)) + length(CAST(e.entry_value AS BLOB))),
+                    (SELECT count(*) FROM entries AS g WHERE g.group_name = e.group_name)
              FROM entries AS e INDEXED BY entries_expires_at_idx
              WHERE e.expires_at IS NOT NULL AND e.expires_at <= ?3
                AND e.group_name >= ?1 AND e.group_name < ?2
              GROUP BY e.group_name",
         )?;
-        let mut rows = stmt.query(params![lo, hi, now, namespace])?;
+        let mut rows = stmt.query(params![lo, hi, now])?;
         while let Some(row) = rows.next()? {
-            let expired: i64 = row.get(1)?;
-            let expired_bytes: i64 = row.get::<_, Option<i64>>(2)?.unwrap_or(0);
-            let group_keys: i64 = row.get::<_, Option<i64>>(3)?.unwrap_or(0);
+            let expired: i64 = row.get(0)?;
             keys -= expired;
-            bytes -= expired_bytes;
-            if expired >= group_keys {
-                groups -= 1;
+            bytes -= row.get::<_, Option<i64>>(1)?.unwrap_or(0);
+            if expired >= row.get::<_, i64>(2)? {
+                groups -= 1; // every row of this group has expired
             }
         }
     }

@@ -1,0 +1,294 @@
+//! SPEC §3.7: `render` (minijinja over a group), `get_split` and `get_fields`.
+
+use store::{Error, ErrorKind, Kv};
+
+use crate::common::{both, expect_not_found};
+
+#[test]
+fn split_examples_from_the_spec() {
+    for (kind, store, _, _dir) in both() {
+        store.set("g", "csv", "alpha,beta,gamma").unwrap();
+        store.set("g", "ab", "ab").unwrap();
+        store.set("g", "empty", "").unwrap();
+        store.set("g", "multi", "a::b::::c").unwrap();
+        store.set("g", "emoji", "日😀é").unwrap();
+        assert_eq!(
+            store.get_split("g", "csv", ",").unwrap(),
+            ["alpha", "beta", "gamma"],
+            "{kind}"
+        );
+        assert_eq!(store.get_split("g", "ab", "").unwrap(), ["a", "b"], "{kind}");
+        assert_eq!(store.get_split("g", "empty", ",").unwrap(), [""], "{kind}");
+        assert!(store.get_split("g", "empty", "").unwrap().is_empty(), "{kind}");
+        assert_eq!(
+            store.get_split("g", "multi", "::").unwrap(),
+            ["a", "b", "", "c"],
+            "{kind}"
+        );
+        assert_eq!(
+            store.get_split("g", "csv", ";").unwrap(),
+            ["alpha,beta,gamma"],
+            "{kind}"
+        );
+        assert_eq!(
+            store.get_split("g", "emoji", "").unwrap(),
+            ["日", "😀", "é"],
+            "{kind}"
+        );
+        expect_not_found(store.get_split("g", "missing", ","), "g", "missing");
+    }
+}
+
+#[test]
+fn fields_examples_from_the_spec() {
+    for (kind, store, _, _dir) in both() {
+        store.set("g", "three", "alpha beta\tgamma\n").unwrap();
+        store.set("g", "two", " a\t b  ").unwrap();
+        store.set("g", "blank", "  \t\n ").unwrap();
+        store.set("g", "unicode", "a\u{3000}b\u{a0}c").unwrap();
+        assert_eq!(
+            store.get_fields("g", "three").unwrap(),
+            ["alpha", "beta", "gamma"],
+            "{kind}"
+        );
+        assert_eq!(store.get_fields("g", "two").unwrap(), ["a", "b"], "{kind}");
+        assert!(store.get_fields("g", "blank").unwrap().is_empty(), "{kind}");
+        assert_eq!(
+            store.get_fields("g", "unicode").unwrap(),
+            ["a", "b", "c"],
+            "{kind}"
+        );
+        expect_not_found(store.get_fields("g", "missing"), "g", "missing");
+    }
+}
+
+#[test]
+fn render_substitutes_entries_of_the_group() {
+    for (kind, store, _, _dir) in both() {
+        store.set("config", "pool", "eu-west").unwrap();
+        store.set("config", "wallet", "w-123").unwrap();
+        store.set("other", "pool", "not-this-one").unwrap();
+        let out = store
+            .render(r#"{"pool":"{{ pool }}","wallet":"{{ wallet }}"}"#, "config")
+            .unwrap();
+        assert_eq!(out, r#"{"pool":"eu-west","wallet":"w-123"}"#, "{kind}");
+        assert_eq!(store.render("{{ group }}", "config").unwrap(), "config", "{kind}");
+        assert_eq!(
+            store
+                .render(
+                    "{% for k, v in entries|items %}{{ k }}={{ v }};{% endfor %}",
+                    "config"
+                )
+                .unwrap(),
+            "pool=eu-west;wallet=w-123;",
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn render_of_a_missing_group_returns_the_static_text() {
+    for (kind, store, _, _dir) in both() {
+        assert_eq!(
+            store.render("static text", "missing").unwrap(),
+            "static text",
+            "{kind}"
+        );
+        assert_eq!(
+            store.render("a{{ pool }}b", "missing").unwrap(),
+            "ab",
+            "{kind}: undefined → \"\""
+        );
+        assert_eq!(store.render("", "missing").unwrap(), "", "{kind}");
+    }
+}
+
+#[test]
+fn undefined_variables_render_as_empty_strings() {
+    let (_, store, _, _dir) = both().remove(1);
+    store.set("user", "name", "Alice").unwrap();
+    assert_eq!(
+        store.render("Hello {{ name }}{{ missing }}!", "user").unwrap(),
+        "Hello Alice!"
+    );
+    assert_eq!(store.render("[{{ entries['nope'] }}]", "user").unwrap(), "[]");
+}
+
+fn expect_template_error(result: store::Result<String>, what: &str) {
+    match result {
+        Err(err @ Error::Template { .. }) => {
+            assert_eq!(err.kind(), ErrorKind::Template);
+            assert_eq!(err.op(), "Store::render");
+            assert!(
+                std::error::Error::source(&err).is_some(),
+                "{what}: minijinja error is the source"
+            );
+        }
+        other => panic!("{what}: expected a Template error, got {other:?}"),
+    }
+}
+
+#[test]
+fn template_syntax_errors_are_template_errors() {
+    for (_, store, _, _dir) in both() {
+        store.set("config", "pool", "eu-west").unwrap();
+        expect_template_error(store.render("{{ pool", "config"), "unclosed expression");
+        expect_template_error(store.render("{% if %}", "config"), "bad tag");
+        expect_template_error(store.render("{% for x in y %}", "config"), "unclosed block");
+        expect_template_error(
+            store.render("{{ pool", "missing"),
+            "unclosed expression, missing group",
+        );
+    }
+}
+
+#[test]
+fn template_runtime_errors_are_template_errors() {
+    for (_, store, _, _dir) in both() {
+        store.set("config", "pool", "eu-west").unwrap();
+        expect_template_error(store.render("{{ nope() }}", "config"), "unknown function");
+        expect_template_error(
+            store.render("{{ pool | no_such_filter }}", "config"),
+            "unknown filter",
+        );
+        expect_template_error(store.render("{% include 'other.txt' %}", "config"), "no loader");
+    }
+}
+
+#[test]
+fn runaway_templates_run_out_of_fuel() {
+    for (_, store, _, _dir) in both() {
+        store.set("g", "k", "v").unwrap();
+        expect_template_error(
+            store.render("{% for i in range(1000000) %}{% endfor %}", "g"),
+            "one big loop",
+        );
+        expect_template_error(
+            store.render(
+                "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
+                "g",
+            ),
+            "nested loops",
+        );
+        // A modest loop is fine.
+        let out = store
+            .render("{% for i in range(3) %}{{ i }}{% endfor %}", "g")
+            .unwrap();
+        assert_eq!(out, "012");
+    }
+}
+
+#[test]
+fn keys_named_entries_or_group_are_reachable_only_through_entries() {
+    for (kind, store, _, _dir) in both() {
+        store.set("g", "group", "shadow-group").unwrap();
+        store.set("g", "entries", "shadow-entries").unwrap();
+        store.set("g", "my-key", "dash").unwrap();
+        let out = store
+            .render(
+                "{{ group }}|{{ entries['group'] }}|{{ entries['entries'] }}|{{ entries['my-key'] }}|{{ entries.group }}",
+                "g",
+            )
+            .unwrap();
+        assert_eq!(out, "g|shadow-group|shadow-entries|dash|shadow-group", "{kind}");
+        assert_eq!(store.render("{{ entries|length }}", "g").unwrap(), "3", "{kind}");
+    }
+}
+
+#[test]
+fn render_does_not_escape_html() {
+    for (kind, store, _, _dir) in both() {
+        let raw = "<b>&amp; \"quoted\" 'single'</b> & <script>";
+        store.set("g", "html", raw).unwrap();
+        assert_eq!(store.render("{{ html }}", "g").unwrap(), raw, "{kind}");
+        assert_eq!(
+            store.render("<p>{{ entries['html'] }}</p>", "g").unwrap(),
+            format!("<p>{raw}</p>")
+        );
+    }
+}
+
+#[test]
+fn render_reads_values_with_awkward_content_verbatim() {
+    let (_, store, _, _dir) = both().remove(0);
+    store.set("g", "inj", "{{ 1 + 1 }}").unwrap();
+    store.set("g", "uni", "日本語 😀").unwrap();
+    assert_eq!(
+        store.render("{{ inj }}", "g").unwrap(),
+        "{{ 1 + 1 }}",
+        "values are not re-templated"
+    );
+    assert_eq!(store.render("{{ uni }}", "g").unwrap(), "日本語 😀");
+}
+
+/// Runs `test` (this binary's test of that name) in a child process, so a crash (a stack
+/// overflow aborts the whole process) becomes a test failure instead of killing the run. The
+/// child sees `KV_TEST_CHILD` set and does the real work.
+fn in_child_process(test: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            test,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("KV_TEST_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child process failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "the child ran the test"
+    );
+}
+
+#[test]
+fn long_expression_chains_are_a_template_error_or_render_not_a_crash() {
+    if std::env::var_os("KV_TEST_CHILD").is_none() {
+        return in_child_process("render::long_expression_chains_are_a_template_error_or_render_not_a_crash");
+    }
+    let (_, store, _, _dir) = both().remove(1);
+    store.set("g", "k", "v").unwrap();
+    for template in [
+        format!("{{{{ 1{} }}}}", " + 1".repeat(20_000)),   // 80 KB
+        format!("{{{{ k{} }}}}", "|lower".repeat(10_000)), // 60 KB
+        format!("{{{{ {}true }}}}", "not ".repeat(10_000)),
+    ] {
+        match store.render(&template, "g") {
+            Ok(_) | Err(Error::Template { .. }) => {}
+            Err(other) => panic!("unexpected error kind: {other}"),
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_templates_are_template_errors() {
+    let (_, store, _, _dir) = both().remove(1);
+    store.set("g", "k", "v").unwrap();
+    for template in [
+        format!("{{{{ {}1{} }}}}", "(".repeat(10_000), ")".repeat(10_000)),
+        format!("{{{{ {}1{} }}}}", "[".repeat(10_000), "]".repeat(10_000)),
+        format!(
+            "{}x{}",
+            "{% if true %}".repeat(10_000),
+            "{% endif %}".repeat(10_000)
+        ),
+    ] {
+        expect_template_error(store.render(&template, "g"), "deep nesting");
+    }
+    expect_template_error(
+        store.render("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "g"),
+        "unbounded recursion",
+    );
+}

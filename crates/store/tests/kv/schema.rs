@@ -1,0 +1,289 @@
+//! SPEC §3.2: schema creation and migrations from hand-built old-schema files, and
+//! compatibility with the Go program's `entries` layout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{Error, ErrorKind, Kv, ManualClock, Store, StoreConfig};
+
+use crate::common::{START_MS, raw, raw_columns, raw_has_object, raw_rows};
+
+/// A temp dir holding `state.db` built by `sql` through a raw connection.
+fn old_file(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    raw(&path).execute_batch(sql).unwrap();
+    (dir, path)
+}
+
+fn open(path: &PathBuf) -> (Store, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let store = Store::open_with(
+        StoreConfig::file(path)
+            .with_clock(clock.clone())
+            .with_purge_interval(Duration::ZERO),
+    )
+    .unwrap();
+    (store, clock)
+}
+
+#[test]
+fn new_file_gets_the_entries_table_with_every_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (store, _) = open(&path);
+    store.set("g", "k", "v").unwrap();
+    let cols = raw_columns(&path, "entries");
+    for c in ["group_name", "entry_key", "entry_value", "expires_at", "version"] {
+        assert!(cols.iter().any(|x| x == c), "missing column {c}: {cols:?}");
+    }
+    assert!(raw_has_object(&path, "entries_expires_at_idx"));
+}
+
+#[test]
+fn entries_without_expires_at_gains_expiry_and_version_and_old_rows_never_expire() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, PRIMARY KEY (group_name, entry_key));
+         INSERT INTO entries VALUES ('config', 'pool', 'eu-west'), ('config', 'wallet', 'w1');",
+    );
+    let (store, clock) = open(&path);
+    let cols = raw_columns(&path, "entries");
+    assert!(cols.iter().any(|c| c == "expires_at"), "{cols:?}");
+    assert!(cols.iter().any(|c| c == "version"), "{cols:?}");
+
+    let got = store.get_with_version("config", "pool").unwrap();
+    assert_eq!(
+        (got.value.as_str(), got.version, got.expires_at),
+        ("eu-west", 0, None)
+    );
+    clock.advance(Duration::from_secs(10 * 365 * 24 * 3600));
+    assert_eq!(store.count("config").unwrap(), 2, "old rows have no expiry");
+
+    // New writes get real versions and TTLs.
+    let v = store.set("config", "pool", "us-east").unwrap();
+    assert!(v >= 1);
+    store
+        .set_with_ttl("config", "tmp", "x", Duration::from_secs(1))
+        .unwrap();
+    assert!(
+        store
+            .get_with_version("config", "tmp")
+            .unwrap()
+            .expires_at
+            .is_some()
+    );
+    drop(store);
+    // Reopening a migrated file is a no-op.
+    let (again, _) = open(&path);
+    assert_eq!(again.get("config", "pool").unwrap(), "us-east");
+}
+
+#[test]
+fn legacy_kv_table_migrates_with_no_expiry_and_is_dropped() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE kv (grp TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+             PRIMARY KEY (grp, key));
+         INSERT INTO kv VALUES ('config', 'pool', 'eu-west'), ('config', 'wallet', 'w1'),
+                               ('other', 'k', 'v');",
+    );
+    let (store, _) = open(&path);
+    assert!(!raw_has_object(&path, "kv"), "legacy table is dropped");
+    assert_eq!(store.count_all("").unwrap(), 3);
+    let got = store.get_with_version("config", "pool").unwrap();
+    assert_eq!(
+        (got.value.as_str(), got.version, got.expires_at),
+        ("eu-west", 0, None)
+    );
+    assert_eq!(store.get("other", "k").unwrap(), "v");
+    let expiries: i64 = raw(&path)
+        .query_row(
+            "SELECT count(*) FROM entries WHERE expires_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(expiries, 0);
+}
+
+#[test]
+fn legacy_rows_merge_into_existing_entries_and_existing_rows_win() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key));
+         INSERT INTO entries VALUES ('config', 'pool', 'from-entries', NULL);
+         CREATE TABLE kv (grp TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);
+         INSERT INTO kv VALUES ('config', 'pool', 'from-kv'), ('config', 'wallet', 'w-from-kv');",
+    );
+    let (store, _) = open(&path);
+    assert_eq!(
+        store.get("config", "pool").unwrap(),
+        "from-entries",
+        "existing row wins"
+    );
+    assert_eq!(
+        store.get("config", "wallet").unwrap(),
+        "w-from-kv",
+        "new legacy row merged"
+    );
+    assert_eq!(store.count("config").unwrap(), 2);
+    assert!(!raw_has_object(&path, "kv"));
+}
+
+#[test]
+fn legacy_kv_with_expires_at_keeps_its_expiry() {
+    let past = START_MS - 1;
+    let future = START_MS + 60_000;
+    let (_dir, path) = old_file(&format!(
+        "CREATE TABLE kv (grp TEXT, key TEXT, value TEXT, expires_at INTEGER);
+         INSERT INTO kv VALUES ('s', 'gone', 'x', {past}), ('s', 'later', 'y', {future}),
+                               ('s', 'forever', 'z', NULL);"
+    ));
+    let (store, clock) = open(&path);
+    assert!(!raw_has_object(&path, "kv"));
+    assert_eq!(
+        store.get_with_version("s", "later").unwrap().expires_at,
+        Some(future)
+    );
+    assert_eq!(store.get_with_version("s", "forever").unwrap().expires_at, None);
+    assert!(
+        !store.exists("s", "gone").unwrap(),
+        "already-expired legacy row stays expired"
+    );
+    assert_eq!(store.count("s").unwrap(), 2);
+    clock.set(future);
+    assert_eq!(
+        store.get_all("s").unwrap().keys().collect::<Vec<_>>(),
+        ["forever"]
+    );
+}
+
+#[test]
+fn an_index_named_entries_fails_with_ensure_schema() {
+    let (_dir, path) = old_file("CREATE TABLE t(x); CREATE INDEX entries ON t(x);");
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, Error::Sqlite { .. }), "{err:?}");
+    assert_eq!(err.op(), "Store::open");
+    let msg = err.to_string();
+    assert!(msg.contains("ensure schema"), "{msg}");
+    if let Error::Sqlite { context, .. } = &err {
+        assert_eq!(context, "ensure schema");
+    }
+}
+
+#[test]
+fn a_failed_migration_leaves_the_file_untouched() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE kv (grp TEXT, key TEXT, value TEXT);
+         INSERT INTO kv VALUES ('g', 'k', 'v');
+         CREATE TABLE t(x); CREATE INDEX entries ON t(x);",
+    );
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Sqlite);
+    assert!(err.to_string().contains("ensure schema"), "{err}");
+    assert!(raw_has_object(&path, "kv"), "the legacy table is still there");
+    assert!(
+        !raw_has_object(&path, "store_meta"),
+        "schema work was rolled back"
+    );
+    let n: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+/// The `entries` layout of the Go implementation: four columns, expiry in Unix ms.
+const GO_SCHEMA: &str = "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+    entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key));";
+
+#[test]
+fn go_layout_file_opens_and_its_rows_are_visible() {
+    let (_dir, path) = old_file(&format!(
+        "{GO_SCHEMA}
+         INSERT INTO entries VALUES ('config', 'pool', 'eu-west', NULL),
+                                    ('sessions', 'abc', 'alice', {}),
+                                    ('sessions', 'old', 'bob', {});",
+        START_MS + 5_000,
+        START_MS - 5_000
+    ));
+    let (store, clock) = open(&path);
+    assert_eq!(store.get("config", "pool").unwrap(), "eu-west");
+    assert_eq!(store.get_with_version("config", "pool").unwrap().version, 0);
+    assert_eq!(store.get("sessions", "abc").unwrap(), "alice");
+    assert_eq!(
+        store.count("sessions").unwrap(),
+        1,
+        "the Go program's expired row is hidden"
+    );
+    clock.advance(Duration::from_secs(5));
+    assert!(
+        !store.exists("sessions", "abc").unwrap(),
+        "Go expiry is in Unix ms"
+    );
+}
+
+#[test]
+fn after_our_writes_the_go_program_can_still_read_and_write_entries() {
+    let (_dir, path) = old_file(GO_SCHEMA);
+    let (store, _) = open(&path);
+    store.set("config", "pool", "eu-west").unwrap();
+    store
+        .set_with_ttl("sessions", "abc", "alice", Duration::from_secs(60))
+        .unwrap();
+    store.increment("stats", "hits", 3).unwrap();
+
+    // The other program reads with exactly its own columns.
+    let go = raw(&path);
+    let mut rows: Vec<(String, String, String, Option<i64>)> = go
+        .prepare("SELECT group_name, entry_key, entry_value, expires_at FROM entries ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort();
+    let s = |x: &str| x.to_string();
+    let expected = vec![
+        (s("config"), s("pool"), s("eu-west"), None),
+        (s("sessions"), s("abc"), s("alice"), Some(START_MS + 60_000)),
+        (s("stats"), s("hits"), s("3"), None),
+    ];
+    assert_eq!(rows, expected);
+
+    // And writes with only its own columns; we see the row with version 0.
+    go.execute(
+        "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) VALUES ('go', 'k', 'from-go', NULL)",
+        [],
+    )
+    .unwrap();
+    go.execute(
+        "UPDATE entries SET entry_value = 'go-updated' WHERE group_name = 'config'",
+        [],
+    )
+    .unwrap();
+    drop(go);
+    let got = store.get_with_version("go", "k").unwrap();
+    assert_eq!((got.value.as_str(), got.version), ("from-go", 0));
+    assert_eq!(store.get("config", "pool").unwrap(), "go-updated");
+    // A version-0 row can be compare-and-swapped with Some(0).
+    let v = store.set_if_version("go", "k", "cas", Some(0)).unwrap();
+    assert!(v >= 1);
+    // Versions stay strictly increasing after the other program's commit.
+    let v2 = store.set("config", "pool", "ours").unwrap();
+    assert!(v2 > v);
+}
+
+#[test]
+fn a_second_open_of_a_current_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (store, _) = open(&path);
+    let v = store.set("g", "k", "v").unwrap();
+    drop(store);
+    let before = raw_columns(&path, "entries");
+    let (store, _) = open(&path);
+    assert_eq!(raw_columns(&path, "entries"), before);
+    assert_eq!(store.get_with_version("g", "k").unwrap().version, v);
+    assert_eq!(raw_rows(&path), 1);
+}

@@ -1,0 +1,418 @@
+//! SPEC §3.4: liveness and TTL with `ManualClock`, lazy deletion, `purge_expired`, and the
+//! real-clock purge thread.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use store::{Kv, ManualClock, Store, StoreConfig, SystemClock};
+
+use crate::common::{START_MS, both, expect_not_found, file_store, raw_rows};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Asserts (group, key) is invisible to every read of the store.
+#[track_caller]
+fn assert_invisible(store: &Store, group: &str, key: &str, what: &str) {
+    assert!(!store.exists(group, key).unwrap(), "{what}: exists");
+    assert!(!store.group_exists(group).unwrap(), "{what}: group_exists");
+    assert_eq!(store.count(group).unwrap(), 0, "{what}: count");
+    assert_eq!(store.count_all("").unwrap(), 0, "{what}: count_all");
+    assert_eq!(store.count_all(group).unwrap(), 0, "{what}: count_all(group)");
+    assert!(store.get_all(group).unwrap().is_empty(), "{what}: get_all");
+    assert!(
+        store.get_page(group, 0, 10).unwrap().is_empty(),
+        "{what}: get_page"
+    );
+    assert_eq!(store.iter(group).count(), 0, "{what}: iter");
+    assert!(store.groups("").unwrap().is_empty(), "{what}: groups");
+    assert_eq!(store.groups_iter("").count(), 0, "{what}: groups_iter");
+    assert_eq!(
+        store.render(&format!("[{{{{ {key} }}}}]"), group).unwrap(),
+        "[]",
+        "{what}: render"
+    );
+    assert_eq!(
+        store.render("{{ entries|length }}", group).unwrap(),
+        "0",
+        "{what}: render entries"
+    );
+    expect_not_found(store.get_split(group, key, ","), group, key);
+    expect_not_found(store.get_fields(group, key), group, key);
+    expect_not_found(store.get_json::<String>(group, key), group, key);
+    expect_not_found(store.get_with_version(group, key), group, key);
+    expect_not_found(store.get(group, key), group, key);
+}
+
+#[test]
+fn ttl_expired_key_is_invisible_to_every_read() {
+    for (kind, store, clock, _dir) in both() {
+        store
+            .set_with_ttl("session", "token", "\"abc\"", Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(store.get("session", "token").unwrap(), "\"abc\"", "{kind}");
+        clock.advance(Duration::from_secs(10));
+        assert_invisible(&store, "session", "token", kind);
+    }
+}
+
+#[test]
+fn entry_is_live_until_exactly_its_expiry() {
+    for (kind, store, clock, _dir) in both() {
+        store
+            .set_with_ttl("g", "k", "v", Duration::from_millis(1500))
+            .unwrap();
+        let expires_at = store.get_with_version("g", "k").unwrap().expires_at;
+        assert_eq!(expires_at, Some(START_MS + 1500), "{kind}: now + ttl");
+        clock.advance(Duration::from_millis(1499));
+        assert_eq!(store.get("g", "k").unwrap(), "v", "{kind}: 1 ms before expiry");
+        assert_eq!(store.count("g").unwrap(), 1, "{kind}");
+        clock.advance(Duration::from_millis(1));
+        assert!(
+            !store.exists("g", "k").unwrap(),
+            "{kind}: expires_at == now is expired"
+        );
+        expect_not_found(store.get("g", "k"), "g", "k");
+    }
+}
+
+#[test]
+fn expired_entries_are_hidden_but_live_neighbours_stay_visible() {
+    for (kind, store, clock, _dir) in both() {
+        store
+            .set_with_ttl("g", "short", "s", Duration::from_secs(1))
+            .unwrap();
+        store
+            .set_with_ttl("g", "long", "l", Duration::from_secs(100))
+            .unwrap();
+        store.set("g", "forever", "f").unwrap();
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(store.count("g").unwrap(), 2, "{kind}");
+        assert_eq!(store.count_all("").unwrap(), 2, "{kind}");
+        assert_eq!(
+            store.get_all("g").unwrap().keys().collect::<Vec<_>>(),
+            ["forever", "long"]
+        );
+        let page: Vec<String> = store
+            .get_page("g", 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(page, ["forever", "long"], "{kind}");
+        assert_eq!(
+            store.get_page("g", 1, 10).unwrap().len(),
+            1,
+            "{kind}: offsets skip live rows only"
+        );
+        assert_eq!(
+            store.render("{{ short }}{{ long }}{{ forever }}", "g").unwrap(),
+            "lf",
+            "{kind}"
+        );
+        assert!(!store.exists("g", "short").unwrap());
+    }
+}
+
+#[test]
+fn set_clears_a_ttl() {
+    for (kind, store, clock, _dir) in both() {
+        store.set_with_ttl("g", "k", "temp", MINUTE).unwrap();
+        store.set("g", "k", "permanent").unwrap();
+        assert_eq!(
+            store.get_with_version("g", "k").unwrap().expires_at,
+            None,
+            "{kind}"
+        );
+        clock.advance(MINUTE * 2);
+        assert_eq!(store.get("g", "k").unwrap(), "permanent", "{kind}");
+    }
+}
+
+#[test]
+fn set_json_and_set_if_version_clear_a_ttl() {
+    for (kind, store, clock, _dir) in both() {
+        store.set_with_ttl("g", "json", "1", MINUTE).unwrap();
+        store.set_json("g", "json", &[1, 2]).unwrap();
+        let v = store.set_with_ttl("g", "cas", "1", MINUTE).unwrap();
+        store.set_if_version("g", "cas", "2", Some(v)).unwrap();
+        clock.advance(MINUTE * 2);
+        assert_eq!(store.get_json::<Vec<i32>>("g", "json").unwrap(), [1, 2], "{kind}");
+        assert_eq!(store.get("g", "cas").unwrap(), "2", "{kind}");
+    }
+}
+
+#[test]
+fn set_with_ttl_replaces_an_earlier_ttl() {
+    for (kind, store, clock, _dir) in both() {
+        store.set_with_ttl("g", "k", "a", Duration::from_secs(1)).unwrap();
+        store
+            .set_with_ttl("g", "k", "b", Duration::from_secs(10))
+            .unwrap();
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(store.get("g", "k").unwrap(), "b", "{kind}");
+        store.set("g", "p", "x").unwrap();
+        store.set_with_ttl("g", "p", "y", Duration::from_secs(1)).unwrap();
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            !store.exists("g", "p").unwrap(),
+            "{kind}: a TTL can be added to a permanent entry"
+        );
+    }
+}
+
+#[test]
+fn increment_keeps_the_ttl() {
+    for (kind, store, clock, _dir) in both() {
+        store
+            .set_with_ttl("g", "n", "41", Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(store.increment("g", "n", 1).unwrap(), 42, "{kind}");
+        assert_eq!(
+            store.get_with_version("g", "n").unwrap().expires_at,
+            Some(START_MS + 10_000)
+        );
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(store.increment("g", "n", 1).unwrap(), 43, "{kind}");
+        clock.advance(Duration::from_secs(5));
+        assert!(
+            !store.exists("g", "n").unwrap(),
+            "{kind}: expires at the original time"
+        );
+    }
+}
+
+#[test]
+fn increment_of_an_expired_entry_starts_from_zero() {
+    for (kind, store, clock, _dir) in both() {
+        store
+            .set_with_ttl("g", "n", "100", Duration::from_secs(1))
+            .unwrap();
+        store
+            .set_with_ttl("g", "bad", "not a number", Duration::from_secs(1))
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(store.increment("g", "n", 5).unwrap(), 5, "{kind}");
+        assert_eq!(
+            store.increment("g", "bad", 2).unwrap(),
+            2,
+            "{kind}: expired = absent"
+        );
+        clock.advance(MINUTE);
+        assert_eq!(
+            store.get("g", "n").unwrap(),
+            "5",
+            "{kind}: the new value is visible"
+        );
+    }
+}
+
+#[test]
+fn set_with_ttl_zero_is_never_visible() {
+    for (kind, store, _, _dir) in both() {
+        let v = store.set_with_ttl("g", "k", "v", Duration::ZERO).unwrap();
+        assert!(v >= 1, "{kind}: the write still gets a version");
+        assert_invisible(&store, "g", "k", kind);
+        // ZERO over an existing live entry removes it from view as well.
+        store.set("g", "k2", "v").unwrap();
+        store.set_with_ttl("g", "k2", "v2", Duration::ZERO).unwrap();
+        assert!(!store.exists("g", "k2").unwrap(), "{kind}");
+    }
+}
+
+#[test]
+fn purge_expired_removes_two_expired_and_keeps_the_live_one() {
+    let f = file_store();
+    let s = &f.store;
+    s.set_with_ttl("a", "x", "1", Duration::from_secs(1)).unwrap();
+    s.set_with_ttl("b", "y", "2", Duration::from_secs(2)).unwrap();
+    s.set_with_ttl("a", "live", "3", MINUTE).unwrap();
+    f.clock.advance(Duration::from_secs(2));
+    assert_eq!(f.raw_rows(), 3);
+    assert_eq!(s.purge_expired().unwrap(), 2);
+    assert_eq!(f.raw_rows(), 1);
+    assert_eq!(s.get("a", "live").unwrap(), "3");
+    assert_eq!(s.purge_expired().unwrap(), 0);
+
+    let (m, clock) = crate::common::memory_store();
+    m.set_with_ttl("a", "x", "1", Duration::from_secs(1)).unwrap();
+    m.set_with_ttl("b", "y", "2", Duration::ZERO).unwrap();
+    m.set("a", "live", "3").unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(m.purge_expired().unwrap(), 2);
+    assert_eq!(m.get("a", "live").unwrap(), "3");
+}
+
+#[test]
+fn get_on_an_expired_key_deletes_the_row_but_exists_does_not() {
+    let f = file_store();
+    f.store
+        .set_with_ttl("g", "k", "v", Duration::from_secs(1))
+        .unwrap();
+    f.store.set("g", "live", "v").unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    assert!(!f.store.exists("g", "k").unwrap());
+    assert_eq!(f.store.count("g").unwrap(), 1);
+    assert_eq!(f.raw_rows(), 2, "exists and count never delete");
+    expect_not_found(f.store.get("g", "k"), "g", "k");
+    assert_eq!(f.raw_rows(), 1, "get deleted the expired row");
+    assert_eq!(f.store.purge_expired().unwrap(), 0);
+}
+
+#[test]
+fn every_get_variant_lazily_deletes_an_expired_row() {
+    let f = file_store();
+    let keys = ["get", "with_version", "json", "split", "fields"];
+    for k in keys {
+        f.store.set_with_ttl("g", k, "1", Duration::from_secs(1)).unwrap();
+    }
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(f.raw_rows(), 5);
+    expect_not_found(f.store.get("g", "get"), "g", "get");
+    expect_not_found(f.store.get_with_version("g", "with_version"), "g", "with_version");
+    expect_not_found(f.store.get_json::<i32>("g", "json"), "g", "json");
+    expect_not_found(f.store.get_split("g", "split", ","), "g", "split");
+    expect_not_found(f.store.get_fields("g", "fields"), "g", "fields");
+    assert_eq!(f.raw_rows(), 0);
+}
+
+#[test]
+fn delete_of_an_expired_entry_returns_false_and_removes_the_row() {
+    let f = file_store();
+    f.store
+        .set_with_ttl("g", "k", "v", Duration::from_secs(1))
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    assert!(!f.store.delete("g", "k").unwrap());
+    assert_eq!(f.raw_rows(), 0);
+}
+
+#[test]
+fn ttl_survives_reopen_and_is_judged_by_the_clock() {
+    let f = file_store();
+    f.store
+        .set_with_ttl("g", "k", "v", Duration::from_secs(10))
+        .unwrap();
+    f.store.close().unwrap();
+    let store = f.reopen();
+    assert_eq!(store.get("g", "k").unwrap(), "v");
+    f.clock.advance(Duration::from_secs(10));
+    assert!(!store.exists("g", "k").unwrap());
+}
+
+#[test]
+fn a_clock_moved_backwards_revives_unpurged_entries() {
+    // Liveness is `expires_at > now` for the clock's current reading, nothing more.
+    let (store, clock) = crate::common::memory_store();
+    store.set_with_ttl("g", "k", "v", Duration::from_secs(1)).unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert!(!store.exists("g", "k").unwrap());
+    clock.set(START_MS);
+    assert!(store.exists("g", "k").unwrap());
+}
+
+/// A file store on the system clock with a 20 ms purge interval.
+fn real_clock_store() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open_with(
+        StoreConfig::file(&path)
+            .with_clock(Arc::new(SystemClock))
+            .with_purge_interval(Duration::from_millis(20)),
+    )
+    .unwrap();
+    (dir, path, store)
+}
+
+#[test]
+fn purge_thread_removes_expired_rows_within_500ms() {
+    let (_dir, path, store) = real_clock_store();
+    store
+        .set_with_ttl("g", "k", "v", Duration::from_millis(1))
+        .unwrap();
+    store.set("g", "live", "v").unwrap();
+    let start = Instant::now();
+    loop {
+        // Count physical rows: a read through the store would delete the row itself.
+        if raw_rows(&path) == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "expired row still present after 500 ms"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(store.get("g", "live").unwrap(), "v");
+}
+
+#[test]
+fn closing_stops_the_purge_thread_promptly() {
+    let (_dir, path, store) = real_clock_store();
+    store.set("g", "k", "v").unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // let it run a few rounds
+    let start = Instant::now();
+    store.close().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "close took {:?}",
+        start.elapsed()
+    );
+    assert!(store.is_closed());
+    assert_eq!(raw_rows(&path), 1);
+
+    // With the default 60 s interval the thread is asleep; close must wake it, not wait.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s.db")).unwrap();
+    let start = Instant::now();
+    store.close().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "close took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn dropping_the_last_handle_stops_the_purge_thread_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s.db")).unwrap();
+    let clone = store.clone();
+    drop(store);
+    clone.set("g", "k", "v").unwrap();
+    let start = Instant::now();
+    drop(clone);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "drop took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn purge_thread_uses_the_configured_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let store = Store::open_with(
+        StoreConfig::file(&path)
+            .with_clock(clock.clone())
+            .with_purge_interval(Duration::from_millis(10)),
+    )
+    .unwrap();
+    store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(
+        raw_rows(&path),
+        1,
+        "not expired on the manual clock, so not purged"
+    );
+    clock.advance(MINUTE);
+    let start = Instant::now();
+    while raw_rows(&path) != 0 {
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "not purged after 500 ms"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

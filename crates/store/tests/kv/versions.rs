@@ -1,0 +1,473 @@
+//! SPEC §3.6: versions, compare-and-swap (`set_if_version`) and `increment`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use store::{Error, Kv, Store};
+
+use crate::common::{both, expect_invalid, file_store, memory_store};
+
+#[test]
+fn get_with_version_returns_the_version_of_the_last_write() {
+    for (kind, store, _, _dir) in both() {
+        let v = store.set("g", "k", "v").unwrap();
+        assert!(v >= 1, "{kind}");
+        assert_eq!(
+            store.get_with_version("g", "k").unwrap().version,
+            v,
+            "{kind}: set"
+        );
+        let v = store
+            .set_with_ttl("g", "k", "v", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            store.get_with_version("g", "k").unwrap().version,
+            v,
+            "{kind}: set_with_ttl"
+        );
+        let v = store.set_json("g", "k", &[1]).unwrap();
+        assert_eq!(
+            store.get_with_version("g", "k").unwrap().version,
+            v,
+            "{kind}: set_json"
+        );
+        let v = store.set_if_version("g", "k", "5", Some(v)).unwrap();
+        assert_eq!(
+            store.get_with_version("g", "k").unwrap().version,
+            v,
+            "{kind}: set_if_version"
+        );
+        store.increment("g", "k", 1).unwrap();
+        let after = store.get_with_version("g", "k").unwrap();
+        assert!(after.version > v, "{kind}: increment makes a new version");
+        assert_eq!(after.value, "6");
+    }
+}
+
+#[test]
+fn versions_strictly_increase_across_groups_keys_and_operations() {
+    for (kind, store, _, _dir) in both() {
+        let mut last = 0;
+        let mut seen = Vec::new();
+        for i in 0..50 {
+            let g = format!("g{}", i % 7);
+            let k = format!("k{}", i % 3);
+            let v = match i % 5 {
+                0 => store.set(&g, &k, "x").unwrap(),
+                1 => store.set_with_ttl(&g, &k, "x", Duration::from_secs(5)).unwrap(),
+                2 => store.set_json(&g, &k, &i).unwrap(),
+                3 => {
+                    let current = store.get_with_version(&g, &k).ok().map(|v| v.version);
+                    store.set_if_version(&g, &k, "7", current).unwrap()
+                }
+                _ => {
+                    store.set(&g, &k, "1").unwrap();
+                    store.increment(&g, &k, 1).unwrap();
+                    store.get_with_version(&g, &k).unwrap().version
+                }
+            };
+            assert!(v > last, "{kind}: version {v} after {last}");
+            last = v;
+            seen.push(v);
+            // Deletes never reuse or lower the sequence.
+            if i % 11 == 0 {
+                store.delete(&g, &k).unwrap();
+                store.delete_group("unrelated").unwrap();
+            }
+        }
+        assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), seen.len());
+    }
+}
+
+#[test]
+fn versions_keep_increasing_after_reopen() {
+    let f = file_store();
+    let mut last = 0;
+    for i in 0..5 {
+        last = f.store.set("g", &i.to_string(), "v").unwrap();
+    }
+    f.store.close().unwrap();
+    let store = f.reopen();
+    let v = store.set("other", "k", "v").unwrap();
+    assert!(v > last, "{v} after reopen, {last} before");
+    assert_eq!(store.get_with_version("g", "4").unwrap().version, last);
+}
+
+#[test]
+fn failed_writes_do_not_break_version_ordering() {
+    for (kind, store, _, _dir) in both() {
+        let v1 = store.set("g", "k", "abc").unwrap();
+        assert!(store.set_if_version("g", "k", "x", None).is_err());
+        assert!(store.increment("g", "k", 1).is_err());
+        let v2 = store.set("g", "k", "y").unwrap();
+        assert!(v2 > v1, "{kind}");
+    }
+}
+
+#[test]
+fn set_if_version_none_on_a_present_key_conflicts_with_the_actual_version() {
+    for (kind, store, _, _dir) in both() {
+        let v = store.set("g", "k", "original").unwrap();
+        match store.set_if_version("g", "k", "new", None) {
+            Err(Error::Conflict {
+                group,
+                key,
+                expected,
+                actual,
+                op,
+            }) => {
+                assert_eq!((group.as_str(), key.as_str()), ("g", "k"), "{kind}");
+                assert_eq!(expected, None, "{kind}");
+                assert_eq!(actual, Some(v), "{kind}");
+                assert_eq!(op, "Store::set_if_version");
+            }
+            other => panic!("{kind}: expected Conflict, got {other:?}"),
+        }
+        let got = store.get_with_version("g", "k").unwrap();
+        assert_eq!(
+            (got.value.as_str(), got.version),
+            ("original", v),
+            "{kind}: value kept"
+        );
+        let err = store.set_if_version("g", "k", "new", None).unwrap_err();
+        assert!(err.is_conflict());
+        assert_eq!(err.kind().as_str(), "conflict");
+    }
+}
+
+#[test]
+fn set_if_version_with_a_stale_version_conflicts_and_keeps_the_value() {
+    for (kind, store, _, _dir) in both() {
+        let v1 = store.set_if_version("g", "k", "first", None).unwrap();
+        let v2 = store.set_if_version("g", "k", "second", Some(v1)).unwrap();
+        assert!(v2 > v1);
+        match store.set_if_version("g", "k", "third", Some(v1)) {
+            Err(Error::Conflict { expected, actual, .. }) => {
+                assert_eq!((expected, actual), (Some(v1), Some(v2)), "{kind}");
+            }
+            other => panic!("{kind}: expected Conflict, got {other:?}"),
+        }
+        let got = store.get_with_version("g", "k").unwrap();
+        assert_eq!((got.value.as_str(), got.version), ("second", v2), "{kind}");
+        // A future version conflicts too.
+        assert!(
+            store
+                .set_if_version("g", "k", "x", Some(v2 + 1000))
+                .unwrap_err()
+                .is_conflict()
+        );
+    }
+}
+
+#[test]
+fn set_if_version_some_on_a_missing_key_conflicts_with_actual_none() {
+    for (kind, store, _, _dir) in both() {
+        match store.set_if_version("g", "missing", "v", Some(1)) {
+            Err(Error::Conflict { expected, actual, .. }) => {
+                assert_eq!((expected, actual), (Some(1), None), "{kind}");
+            }
+            other => panic!("{kind}: expected Conflict, got {other:?}"),
+        }
+        assert!(!store.exists("g", "missing").unwrap(), "{kind}: nothing written");
+    }
+}
+
+#[test]
+fn expired_entries_count_as_absent_for_compare_and_swap() {
+    for (kind, store, clock, _dir) in both() {
+        let v = store
+            .set_with_ttl("g", "k", "old", Duration::from_secs(1))
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+        match store.set_if_version("g", "k", "x", Some(v)) {
+            Err(Error::Conflict { expected, actual, .. }) => {
+                assert_eq!((expected, actual), (Some(v), None), "{kind}");
+            }
+            other => panic!("{kind}: expected Conflict, got {other:?}"),
+        }
+        let v2 = store.set_if_version("g", "k", "new", None).unwrap();
+        let got = store.get_with_version("g", "k").unwrap();
+        assert_eq!(
+            (got.value.as_str(), got.version, got.expires_at),
+            ("new", v2, None),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn set_if_version_after_delete_treats_the_key_as_absent() {
+    for (kind, store, _, _dir) in both() {
+        let v = store.set("g", "k", "a").unwrap();
+        store.delete("g", "k").unwrap();
+        assert!(
+            store
+                .set_if_version("g", "k", "b", Some(v))
+                .unwrap_err()
+                .is_conflict(),
+            "{kind}"
+        );
+        store.set_if_version("g", "k", "b", None).unwrap();
+        assert_eq!(store.get("g", "k").unwrap(), "b");
+    }
+}
+
+/// Eight threads race `set_if_version(None)` on one key; returns (wins, conflicts).
+fn race_create(store: &Store) -> (usize, usize) {
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                (
+                    i,
+                    store.set_if_version("race", "key", &format!("thread-{i}"), None),
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).collect();
+    let conflicts = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Err(e) if e.is_conflict()))
+        .count();
+    assert_eq!(winners.len(), 1, "exactly one thread wins: {results:?}");
+    let (i, version) = winners[0];
+    let got = store.get_with_version("race", "key").unwrap();
+    assert_eq!(got.value, format!("thread-{i}"));
+    assert_eq!(Some(got.version), version.as_ref().ok().copied());
+    for (_, r) in &results {
+        if let Err(Error::Conflict { actual, .. }) = r {
+            assert_eq!(*actual, Some(got.version), "losers see the winner's version");
+        }
+    }
+    (winners.len(), conflicts)
+}
+
+#[test]
+fn eight_racing_creates_have_exactly_one_winner() {
+    for _ in 0..5 {
+        let f = file_store();
+        assert_eq!(race_create(&f.store), (1, 7));
+        let (m, _) = memory_store();
+        assert_eq!(race_create(&m), (1, 7));
+    }
+}
+
+#[test]
+fn increment_adds_to_a_decimal_value() {
+    for (kind, store, _, _dir) in both() {
+        store.set("g", "n", "41").unwrap();
+        assert_eq!(store.increment("g", "n", 1).unwrap(), 42, "{kind}");
+        assert_eq!(
+            store.get("g", "n").unwrap(),
+            "42",
+            "{kind}: stored as decimal text"
+        );
+        assert_eq!(store.increment("g", "n", -50).unwrap(), -8, "{kind}");
+        assert_eq!(store.get("g", "n").unwrap(), "-8");
+        assert_eq!(
+            store.increment("g", "absent", 7).unwrap(),
+            7,
+            "{kind}: absent = 0"
+        );
+        assert_eq!(store.increment("g", "absent2", -3).unwrap(), -3, "{kind}");
+        store.set("g", "zeros", "007").unwrap();
+        assert_eq!(store.increment("g", "zeros", 1).unwrap(), 8, "{kind}");
+        store.set("g", "negzero", "-0").unwrap();
+        assert_eq!(store.increment("g", "negzero", 0).unwrap(), 0, "{kind}");
+        store.set("g", "max", &i64::MAX.to_string()).unwrap();
+        assert_eq!(store.increment("g", "max", 0).unwrap(), i64::MAX);
+        store.set("g", "min", &i64::MIN.to_string()).unwrap();
+        assert_eq!(store.increment("g", "min", 1).unwrap(), i64::MIN + 1);
+    }
+}
+
+#[test]
+fn increment_by_zero_still_makes_a_new_version() {
+    for (kind, store, _, _dir) in both() {
+        let v = store.set("g", "n", "5").unwrap();
+        assert_eq!(store.increment("g", "n", 0).unwrap(), 5);
+        let got = store.get_with_version("g", "n").unwrap();
+        assert!(got.version > v, "{kind}");
+        assert_eq!(got.value, "5");
+    }
+}
+
+#[test]
+fn increment_of_a_non_integer_is_invalid_input_and_writes_nothing() {
+    for (kind, store, _, _dir) in both() {
+        for bad in [
+            "abc",
+            "",
+            " 1",
+            "1 ",
+            "+1",
+            "1.0",
+            "0x10",
+            "1e3",
+            "-",
+            "--1",
+            "1-",
+            "٣",
+            "１",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999999",
+        ] {
+            let v = store.set("g", "n", bad).unwrap();
+            expect_invalid(store.increment("g", "n", 1), "value");
+            let got = store.get_with_version("g", "n").unwrap();
+            assert_eq!(
+                (got.value.as_str(), got.version),
+                (bad, v),
+                "{kind}: {bad:?} untouched"
+            );
+        }
+        let err = {
+            store.set("g", "n", "abc").unwrap();
+            store.increment("g", "n", 1).unwrap_err()
+        };
+        assert_eq!(err.op(), "Store::increment");
+    }
+}
+
+#[test]
+fn increment_overflow_is_invalid_input_and_writes_nothing() {
+    for (kind, store, _, _dir) in both() {
+        let v = store.set("g", "max", &i64::MAX.to_string()).unwrap();
+        expect_invalid(store.increment("g", "max", 1), "value");
+        let got = store.get_with_version("g", "max").unwrap();
+        assert_eq!((got.value, got.version), (i64::MAX.to_string(), v), "{kind}");
+
+        let v = store.set("g", "min", &i64::MIN.to_string()).unwrap();
+        expect_invalid(store.increment("g", "min", -1), "value");
+        assert_eq!(store.get_with_version("g", "min").unwrap().version, v, "{kind}");
+
+        store.set("g", "one", "1").unwrap();
+        expect_invalid(store.increment("g", "one", i64::MAX), "value");
+        assert_eq!(store.get("g", "one").unwrap(), "1");
+        // An absent key with an extreme delta is fine.
+        assert_eq!(
+            store.increment("g", "fresh", i64::MIN).unwrap(),
+            i64::MIN,
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn ten_threads_of_100_increments_reach_1000() {
+    let f = file_store();
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let store = f.store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    store.increment("stats", "hits", 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(f.store.get("stats", "hits").unwrap(), "1000");
+    assert_eq!(f.reopen().get("stats", "hits").unwrap(), "1000");
+}
+
+#[test]
+fn ten_threads_of_100_increments_reach_1000_in_memory() {
+    let (store, _) = memory_store();
+    std::thread::scope(|s| {
+        for _ in 0..10 {
+            s.spawn(|| {
+                for _ in 0..100 {
+                    store.increment("stats", "hits", 1).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.get("stats", "hits").unwrap(), "1000");
+}
+
+#[test]
+fn two_stores_on_one_file_alternating_writes_get_increasing_versions() {
+    let f = file_store();
+    let a = &f.store;
+    let b = f.reopen();
+    let mut last = 0;
+    for i in 0..40 {
+        // Mix of single writes and bursts from each handle.
+        let (store, n) = match i % 4 {
+            0 => (a, 1),
+            1 => (&b, 1),
+            2 => (a, 3),
+            _ => (&b, 2),
+        };
+        for j in 0..n {
+            let v = store.set("g", &format!("k{i}-{j}"), "v").unwrap();
+            assert!(v > last, "write {i}/{j}: version {v} after {last}");
+            last = v;
+        }
+    }
+    let v = a
+        .increment("g", "n", 1)
+        .map(|_| a.get_with_version("g", "n").unwrap().version)
+        .unwrap();
+    assert!(v > last);
+    let v2 = b.set_if_version("g", "n", "x", Some(v)).unwrap();
+    assert!(v2 > v);
+}
+
+#[test]
+fn two_stores_on_one_file_racing_get_unique_versions_increasing_in_commit_order() {
+    let f = file_store();
+    let stores = [f.store.clone(), f.reopen()];
+    // The lock makes the commit order observable: each write and its record happen under it.
+    let order: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let all: Arc<Mutex<Vec<u64>>> = Arc::default();
+    std::thread::scope(|s| {
+        for (t, store) in stores.iter().enumerate() {
+            for thread in 0..2 {
+                let order = order.clone();
+                let all = all.clone();
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..100 {
+                        let key = format!("{t}-{thread}-{i}");
+                        if i % 2 == 0 {
+                            let mut order = order.lock().unwrap();
+                            let v = store.set("ordered", &key, "v").unwrap();
+                            order.push(v);
+                            mine.push(v);
+                        } else {
+                            mine.push(store.set("free", &key, "v").unwrap());
+                        }
+                    }
+                    assert!(mine.windows(2).all(|w| w[0] < w[1]), "per-thread order: {mine:?}");
+                    all.lock().unwrap().extend(mine);
+                });
+            }
+        }
+    });
+    let order = order.lock().unwrap();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "commit order: {order:?}");
+    let all = all.lock().unwrap();
+    assert_eq!(all.len(), 400);
+    assert_eq!(
+        all.iter().collect::<BTreeSet<_>>().len(),
+        400,
+        "versions are unique"
+    );
+    for store in &stores {
+        assert_eq!(
+            store.count("ordered").unwrap() + store.count("free").unwrap(),
+            400
+        );
+    }
+}
