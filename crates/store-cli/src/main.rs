@@ -4,6 +4,7 @@
 //! arguments). With `--json`, results are printed as compact JSON with sorted keys, and errors
 //! also go to stdout as `{"error":{"kind","message","op"}}`.
 
+mod analytics;
 mod demo;
 mod feed;
 mod kv;
@@ -53,7 +54,20 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
-    /// Walk through the KV layer on the data directory and print what happened.
+    /// Run SQL on the analytics database (KV state is the view `kv_entries`).
+    Sql(analytics::SqlArgs),
+    /// Import a Parquet, CSV or JSON file into a table.
+    Import(analytics::ImportArgs),
+    /// Export a table (or query) to a Parquet file.
+    Export { table: String, file: String },
+    /// Export one Parquet file per distinct value of COLUMN under DIR (Hive layout + manifest).
+    ExportSplit { table: String, column: String, dir: String },
+    /// Scoring-table commands.
+    #[command(subcommand)]
+    Scoring(analytics::ScoringCommand),
+    /// List tables with row counts.
+    Inventory,
+    /// Walk through the store on the data directory and print what happened.
     Demo,
 }
 
@@ -85,6 +99,12 @@ fn run(cli: Cli, out: &Output) -> store::Result<()> {
                 feed::print_batch(&service, since.unwrap_or(0), limit, out)
             }
         }
+        Command::Sql(args) => analytics::sql(&service, args, out),
+        Command::Import(args) => analytics::import(&service, args, out),
+        Command::Export { table, file } => analytics::export(&service, table, file, out),
+        Command::ExportSplit { table, column, dir } => analytics::export_split(&service, table, column, dir, out),
+        Command::Scoring(command) => analytics::scoring(&service, command, out),
+        Command::Inventory => analytics::inventory(&service, out),
         Command::Demo => demo::run(&service, out),
     };
     let closed = service.close();

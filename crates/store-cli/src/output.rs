@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 
 pub struct Output {
     pub json: bool,
-    #[allow(dead_code)] // progress bars arrive with long-running commands
     pub quiet: bool,
 }
 

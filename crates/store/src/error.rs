@@ -175,6 +175,18 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// DuckDB reported an error (analytics layer).
+    #[cfg(feature = "analytics")]
+    #[error("{op}: {context}: {source}{}", duckdb_hint(source))]
+    DuckDb {
+        /// Failing operation.
+        op: &'static str,
+        /// What the store was doing.
+        context: String,
+        /// The driver error.
+        #[source]
+        source: duckdb::Error,
+    },
     /// A file-system operation failed.
     #[error("{op}: I/O error{}: {source}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
     Io {
@@ -235,6 +247,20 @@ fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
         Some(ErrorCode::DiskFull) => "; free disk space and retry",
         Some(ErrorCode::DatabaseCorrupt) => "; the file is damaged: restore it from a backup",
         _ => "",
+    }
+}
+
+#[cfg(feature = "analytics")]
+fn duckdb_hint(err: &duckdb::Error) -> &'static str {
+    let text = err.to_string();
+    if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+        "; another process has this database open read-write: close it there, or open read-only once it is closed"
+    } else if text.contains("read-only mode") || text.contains("read only") {
+        "; the database was opened read-only: open it with Analytics::open to write"
+    } else if text.contains("Catalog Error") {
+        "; check the table and column names"
+    } else {
+        ""
     }
 }
 
@@ -334,6 +360,8 @@ impl Error {
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             Error::Closed { .. } => ErrorKind::Closed,
             Error::Sqlite { .. } => ErrorKind::Sqlite,
+            #[cfg(feature = "analytics")]
+            Error::DuckDb { .. } => ErrorKind::DuckDb,
             Error::Io { .. } => ErrorKind::Io,
             Error::Json { .. } => ErrorKind::Json,
             Error::Template { .. } => ErrorKind::Template,
@@ -365,6 +393,8 @@ impl Error {
             | Error::Json { op, .. }
             | Error::Template { op, .. }
             | Error::Unsupported { op, .. } => op,
+            #[cfg(feature = "analytics")]
+            Error::DuckDb { op, .. } => op,
         }
     }
 
@@ -444,6 +474,15 @@ impl Error {
 
     pub(crate) fn sqlite(op: &'static str, context: impl Into<String>, source: rusqlite::Error) -> Self {
         Error::Sqlite {
+            op,
+            context: context.into(),
+            source,
+        }
+    }
+
+    #[cfg(feature = "analytics")]
+    pub(crate) fn duckdb(op: &'static str, context: impl Into<String>, source: duckdb::Error) -> Self {
+        Error::DuckDb {
             op,
             context: context.into(),
             source,

@@ -26,6 +26,8 @@
 //! - `analytics` (default): the DuckDB analytics layer. Without it the crate is SQLite-only.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[cfg(feature = "analytics")]
+pub mod analytics;
 mod clock;
 mod config;
 mod error;

@@ -29,6 +29,8 @@ pub struct ServiceConfig {
     pub home: PathBuf,
     /// Settings of the KV store (by default a file store at `home/state.db`).
     pub store: StoreConfig,
+    /// The analytics database (default `home/workspace.duckdb`), opened on first use.
+    pub analytics_path: Option<PathBuf>,
 }
 
 impl ServiceConfig {
@@ -42,6 +44,7 @@ impl ServiceConfig {
         let home = home.as_ref().to_path_buf();
         ServiceConfig {
             store: StoreConfig::file(home.join("state.db")),
+            analytics_path: None,
             home,
         }
     }
@@ -107,6 +110,10 @@ pub fn default_home() -> Result<PathBuf> {
 pub struct Service {
     home: PathBuf,
     store: Store,
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    analytics_path: PathBuf,
+    #[cfg(feature = "analytics")]
+    analytics: std::sync::OnceLock<crate::analytics::Analytics>,
 }
 
 impl Service {
@@ -130,8 +137,11 @@ impl Service {
         })?;
         let store = Store::open_with(config.store)?;
         Ok(Service {
+            analytics_path: config.analytics_path.unwrap_or_else(|| config.home.join("workspace.duckdb")),
             home: config.home,
             store,
+            #[cfg(feature = "analytics")]
+            analytics: std::sync::OnceLock::new(),
         })
     }
 
@@ -160,6 +170,34 @@ impl Service {
     /// ```
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The analytics database, opened (read-write) on first use with the KV store attached as
+    /// `kv_entries`.
+    ///
+    /// # Errors
+    /// `Unsupported` in builds without the `analytics` feature; otherwise as
+    /// [`Analytics::open`](crate::analytics::Analytics::open).
+    ///
+    /// # Examples
+    /// ```
+    /// use store::Kv;
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+    /// service.store().set("g", "k", "v")?;
+    /// let rows = service.analytics()?.query("SELECT count(*) FROM kv_entries", &[])?;
+    /// assert_eq!(rows.rows[0][0], store::analytics::Value::Int(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "analytics")]
+    pub fn analytics(&self) -> Result<&crate::analytics::Analytics> {
+        if let Some(db) = self.analytics.get() {
+            return Ok(db);
+        }
+        let db = crate::analytics::Analytics::open(&self.analytics_path)?;
+        db.attach_kv(&self.store)?;
+        // Two threads may race to open; the loser's connection is closed by drop.
+        Ok(self.analytics.get_or_init(|| db))
     }
 
     /// The store confined to a namespace.
@@ -208,6 +246,10 @@ impl Service {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) -> Result<()> {
+        #[cfg(feature = "analytics")]
+        if let Some(db) = self.analytics.get() {
+            db.close()?;
+        }
         self.store.close()
     }
 }

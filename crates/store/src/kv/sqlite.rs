@@ -519,3 +519,31 @@ pub(crate) fn prune_changes(
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+/// One live entry with everything the analytics view exposes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KvRow {
+    pub group: String,
+    pub key: String,
+    pub value: String,
+    pub expires_at: Option<i64>,
+    pub version: u64,
+}
+
+/// Every live entry, in (group, key) order, read in one statement (one snapshot).
+pub(crate) fn live_entries(conn: &Connection, now: i64) -> rusqlite::Result<Vec<KvRow>> {
+    conn.prepare_cached(
+        "SELECT group_name, entry_key, entry_value, expires_at, version FROM entries \
+         WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY group_name, entry_key",
+    )?
+    .query_map([now], |r| {
+        Ok(KvRow {
+            group: text_column(r, 0)?,
+            key: text_column(r, 1)?,
+            value: text_column(r, 2)?,
+            expires_at: r.get(3)?,
+            version: version_column(r, 4)?,
+        })
+    })?
+    .collect()
+}

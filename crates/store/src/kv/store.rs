@@ -264,6 +264,12 @@ impl Store {
     pub(crate) fn inner(&self) -> &Inner {
         &self.handle.inner
     }
+
+    /// A reference that does not keep the store open (for the analytics `kv_entries` view).
+    #[cfg(feature = "analytics")]
+    pub(crate) fn inner_weak(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.handle.inner)
+    }
 }
 
 impl std::fmt::Debug for Store {

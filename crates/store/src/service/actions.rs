@@ -53,8 +53,118 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
         if name == "last-seq" {
             return Ok(json!({"seq": service.store().last_seq()?}));
         }
+        if let Some(result) = analytics_action(service, name, &a)? {
+            return Ok(result);
+        }
     }
     Err(unknown(action))
+}
+
+const ANALYTICS_ACTIONS: &[&str] = &[
+    "sql",
+    "import",
+    "export-parquet",
+    "export-split-parquet",
+    "scoring/ensure",
+    "table-counts",
+    "inventory",
+];
+
+#[cfg(not(feature = "analytics"))]
+fn analytics_action(_: &Service, name: &str, _: &Args<'_>) -> Result<Option<Value>> {
+    if ANALYTICS_ACTIONS.contains(&name) {
+        return Err(Error::Unsupported {
+            op: OP,
+            what: format!("store/{name} (this build has no analytics feature; rebuild with --features analytics)"),
+        });
+    }
+    Ok(None)
+}
+
+#[cfg(feature = "analytics")]
+fn analytics_action(service: &Service, name: &str, a: &Args<'_>) -> Result<Option<Value>> {
+    use crate::analytics::{CsvOptions, Value as V};
+    if !ANALYTICS_ACTIONS.contains(&name) {
+        return Ok(None);
+    }
+    let db = service.analytics()?;
+    Ok(Some(match name {
+        "sql" => {
+            let params: Vec<V> = match a.opt_array("params")? {
+                None => Vec::new(),
+                Some(items) => items.iter().map(json_to_value).collect(),
+            };
+            db.query(a.str("sql")?, &params)?.to_json()
+        }
+        "import" => {
+            let path = a.str("path")?;
+            let csv = CsvOptions {
+                header: a.opt_bool("header")?.unwrap_or(true),
+                delimiter: match a.opt_str("delimiter")? {
+                    None => None,
+                    Some(d) => {
+                        let mut chars = d.chars();
+                        match (chars.next(), chars.next()) {
+                            (Some(c), None) => Some(c),
+                            _ => return Err(Error::invalid(OP, "delimiter", "the delimiter must be one character")),
+                        }
+                    }
+                },
+            };
+            let rows = match a.opt_str("format")? {
+                None => db.import_file(a.str("table")?, path, Some(&csv), None)?,
+                Some("csv") => db.import_csv(a.str("table")?, path, &csv)?,
+                Some("parquet") => db.import_parquet(a.str("table")?, path)?,
+                Some("json") => db.import_json(a.str("table")?, path)?,
+                Some("jsonl" | "ndjson") => db.import_jsonl(a.str("table")?, path)?,
+                Some(other) => {
+                    return Err(Error::invalid(
+                        OP,
+                        "format",
+                        format!("{other:?} is not one of csv, parquet, json, jsonl"),
+                    ));
+                }
+            };
+            json!({ "rows": rows })
+        }
+        "export-parquet" => json!({"rows": db.export_parquet(a.str("table")?, a.str("path")?)?}),
+        "export-split-parquet" => {
+            let manifest = db.export_split_parquet(a.str("table")?, a.str("dir")?, a.str("column")?)?;
+            serde_json::to_value(manifest).map_err(|e| Error::json(OP, e))?
+        }
+        "scoring/ensure" => {
+            db.ensure_scoring_tables()?;
+            json!({})
+        }
+        "table-counts" => json!({ "tables": db.table_counts()? }),
+        "inventory" => {
+            let inventory = db.inventory()?;
+            let text = inventory.to_string();
+            let mut value = serde_json::to_value(&inventory).map_err(|e| Error::json(OP, e))?;
+            value["text"] = json!(text);
+            value
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A JSON parameter as an analytics value.
+#[cfg(feature = "analytics")]
+fn json_to_value(v: &Value) -> crate::analytics::Value {
+    use crate::analytics::Value as V;
+    match v {
+        Value::Null => V::Null,
+        Value::Bool(b) => V::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => V::Int(i),
+            (None, Some(u), _) => V::UInt(u),
+            (_, _, Some(f)) => V::Float(f),
+            _ => V::Other(n.to_string()),
+        },
+        Value::String(s) => V::Text(s.clone()),
+        Value::Array(items) => V::List(items.iter().map(json_to_value).collect()),
+        Value::Object(map) => V::Struct(map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect()),
+    }
 }
 
 fn unknown(action: &str) -> Error {

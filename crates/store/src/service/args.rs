@@ -63,6 +63,24 @@ impl<'a> Args<'a> {
         }
     }
 
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    pub fn opt_bool(&self, name: &'static str) -> Result<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.mistyped(name, "a boolean", other)),
+        }
+    }
+
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    pub fn opt_array(&self, name: &'static str) -> Result<Option<&'a Vec<Value>>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(other) => Err(self.mistyped(name, "an array", other)),
+        }
+    }
+
     /// An optional nested object, as arguments of its own.
     pub fn opt_object(&self, name: &'static str) -> Result<Option<Args<'a>>> {
         match self.get(name) {

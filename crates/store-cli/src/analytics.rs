@@ -1,0 +1,165 @@
+//! Analytics commands: `sql`, `import`, `export`, `export-split`, `scoring ensure`, `inventory`.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use store::Service;
+
+use crate::kv::text;
+use crate::output::Output;
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query.
+    query: String,
+    /// A positional parameter as JSON (repeat for each `?`).
+    #[arg(long = "param", value_name = "JSON", value_parser = parse_json)]
+    params: Vec<Value>,
+    /// Print CSV instead of a table (`--json` wins if both are given).
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Target table (created if missing, else appended to by column name).
+    table: String,
+    /// A .parquet, .csv, .tsv, .json or .jsonl file.
+    file: String,
+    /// Override the format the extension implies.
+    #[arg(long, value_parser = ["csv", "parquet", "json", "jsonl"])]
+    format: Option<String>,
+    /// The CSV has no header line.
+    #[arg(long)]
+    no_header: bool,
+    /// CSV field delimiter (one character).
+    #[arg(long, value_name = "C")]
+    delimiter: Option<char>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScoringCommand {
+    /// Create the canonical scoring tables if missing.
+    Ensure,
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
+}
+
+pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> {
+    let r = service.call("store/sql", json!({"sql": args.query, "params": args.params}))?;
+    if out.json {
+        out.line(r.to_string());
+        return Ok(());
+    }
+    let columns: Vec<String> = r["columns"]
+        .as_array()
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = r["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|row| row.as_array().map(|c| c.iter().map(cell).collect()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    if args.csv {
+        out.line(csv_line(&columns));
+        for row in &rows {
+            out.line(csv_line(row));
+        }
+    } else {
+        let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+        out.table(&headers, &rows);
+    }
+    Ok(())
+}
+
+fn cell(v: &Value) -> String {
+    if v.is_null() { "NULL".to_string() } else { text(v) }
+}
+
+/// One RFC 4180 line: fields with a comma, quote or line break are quoted, quotes doubled.
+fn csv_line(fields: &[String]) -> String {
+    fields
+        .iter()
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Result<()> {
+    let mut request = json!({"table": args.table, "path": args.file, "header": !args.no_header});
+    if let Some(f) = args.format {
+        request["format"] = json!(f);
+    }
+    if let Some(d) = args.delimiter {
+        request["delimiter"] = json!(d.to_string());
+    }
+    let r = with_spinner(out, &format!("importing {}", args.file), || service.call("store/import", request))?;
+    out.result(&r, |o, r| o.line(format!("imported {} rows into {}", r["rows"], args.table)));
+    Ok(())
+}
+
+pub fn export(service: &Service, table: String, file: String, out: &Output) -> store::Result<()> {
+    let r = with_spinner(out, &format!("exporting {table}"), || {
+        service.call("store/export-parquet", json!({"table": table, "path": file}))
+    })?;
+    out.result(&r, |o, r| o.line(format!("wrote {} rows to {file}", r["rows"])));
+    Ok(())
+}
+
+pub fn export_split(service: &Service, table: String, column: String, dir: String, out: &Output) -> store::Result<()> {
+    let r = with_spinner(out, &format!("splitting {table} by {column}"), || {
+        service.call(
+            "store/export-split-parquet",
+            json!({"table": table, "column": column, "dir": dir}),
+        )
+    })?;
+    out.result(&r, |o, r| {
+        let files = r["files"].as_array().map(Vec::len).unwrap_or(0);
+        o.line(format!(
+            "wrote {} rows into {files} files under {dir} (manifest: {dir}/manifest.json)",
+            r["total_rows"]
+        ));
+    });
+    Ok(())
+}
+
+pub fn scoring(service: &Service, command: ScoringCommand, out: &Output) -> store::Result<()> {
+    match command {
+        ScoringCommand::Ensure => {
+            let r = service.call("store/scoring/ensure", json!({}))?;
+            out.result(&r, |o, _| o.line("scoring tables ready: checkpoint_scores, probe_results, scoring_results"));
+        }
+    }
+    Ok(())
+}
+
+pub fn inventory(service: &Service, out: &Output) -> store::Result<()> {
+    let r = service.call("store/inventory", json!({}))?;
+    out.result(&r, |o, r| o.line(r["text"].as_str().unwrap_or_default()));
+    Ok(())
+}
+
+/// Runs `work` under a spinner on stderr, when stderr is a terminal and output is for humans.
+fn with_spinner<T>(out: &Output, message: &str, work: impl FnOnce() -> T) -> T {
+    use std::io::IsTerminal;
+    if out.json || out.quiet || !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let result = work();
+    bar.finish_and_clear();
+    result
+}

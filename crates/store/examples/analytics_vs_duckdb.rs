@@ -1,0 +1,221 @@
+//! Comparison harness for the analytics layer against DuckDB doing the same work, in one process.
+//!
+//! `cargo run -p store --example analytics_vs_duckdb [-- --quick]` (the default dev profile
+//! builds DuckDB with -O3; add `--config 'profile.dev.package.store.opt-level=3'` to optimise this
+//! crate too). Each workload alternates store and baseline over several rounds and compares
+//! medians:
+//! - `export_parquet` of a table vs DuckDB's own `COPY … TO … (FORMAT parquet)`;
+//! - split export into 10 / 1,000 / 10,000 values vs `COPY … (PARTITION_BY …)` and vs a plain COPY;
+//! - scoring-table ingestion from row structs vs a raw duckdb-rs Arrow appender of prepared
+//!   record batches into the same table (primary key included);
+//! - a large JSONL import, reporting the process's peak RSS (`--jsonl-gb N`, default 0.2).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use duckdb::arrow::array::{ArrayRef, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
+use store::analytics::{Analytics, CHECKPOINT_SCORES, CheckpointScore};
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> AnyResult<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let jsonl_gb: f64 = args
+        .iter()
+        .position(|a| a == "--jsonl-gb")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 0.05 } else { 0.2 });
+    let (rounds, export_rows, ingest_rows) = if quick { (3, 500_000, 200_000) } else { (5, 5_000_000, 1_000_000) };
+    let dir = tempfile::tempdir()?;
+    let db = Analytics::open(dir.path().join("bench.duckdb"))?;
+    println!("store vs DuckDB baseline, median of {rounds} rounds (ratio = store time / baseline time; lower is better)");
+    println!("{:<58} {:>10} {:>10} {:>7} {:>8}", "workload", "store s", "base s", "ratio", "target");
+
+    db.exec_batch(&format!(
+        "CREATE OR REPLACE TABLE big AS SELECT range AS id, 'model-' || (range % 1000) AS m1000,
+            'model-' || (range % 10) AS m10, 'model-' || (range % 10000) AS m10000,
+            random() AS score, 'some text payload ' || range AS payload FROM range({export_rows})"
+    ))?;
+
+    let mut round = 0;
+    let (s, b) = median_pair(rounds, || {
+        round += 1;
+        let store_t = time(|| db.export_parquet("big", dir.path().join(format!("s{round}.parquet"))).map(drop))?;
+        let base_t = time(|| {
+            let path = dir.path().join(format!("b{round}.parquet"));
+            db.exec_batch(&format!("COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)", path.display()))
+        })?;
+        Ok((store_t, base_t))
+    })?;
+    report(&format!("export_parquet of {export_rows} rows vs COPY TO parquet"), s, b, "<= 1.10");
+
+    let mut plain = 0.0;
+    for (label, column) in [("10", "m10"), ("1,000", "m1000"), ("10,000", "m10000")] {
+        let mut round = 0;
+        let (s, b) = median_pair(rounds, || {
+            round += 1;
+            let out = dir.path().join(format!("split-{column}-{round}"));
+            let store_t = time(|| db.export_split_parquet("big", &out, column).map(drop))?;
+            let base_out = dir.path().join(format!("part-{column}-{round}"));
+            let base_t = time(|| {
+                db.exec_batch(&format!(
+                    "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))",
+                    base_out.display()
+                ))
+            })?;
+            let _ = std::fs::remove_dir_all(&out);
+            let _ = std::fs::remove_dir_all(&base_out);
+            Ok((store_t, base_t))
+        })?;
+        report(&format!("split export into {label} values vs COPY PARTITION_BY"), s, b, "<= 1.00");
+        if plain == 0.0 {
+            let mut round = 0;
+            let (_, p) = median_pair(rounds, || {
+                round += 1;
+                let path = dir.path().join(format!("plain{round}.parquet"));
+                let t = time(|| db.exec_batch(&format!("COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)", path.display())))?;
+                Ok((t, t))
+            })?;
+            plain = p;
+        }
+        report(&format!("  split export into {label} values vs plain COPY"), s, plain, "~1.5");
+    }
+
+    db.ensure_scoring_tables()?;
+    let rows: Vec<CheckpointScore> = (0..ingest_rows)
+        .map(|i| CheckpointScore {
+            model: format!("model-{}", i % 7),
+            run_id: format!("run-{}", i / 1000),
+            label: format!("ckpt-{i}"),
+            iteration: (i % 100_000) as i32,
+            correct: (i % 97) as i32,
+            total: 100,
+            accuracy: f64::from((i % 97) as i32) / 100.0,
+            scored_at: None,
+        })
+        .collect();
+    let batch = raw_batch(&rows)?;
+    let (s, b) = median_pair(rounds, || {
+        db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"))?;
+        let store_t = time(|| db.append_checkpoint_scores(rows.iter().cloned()).map(drop))?;
+        db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"))?;
+        let base_t = time(|| raw_append(&db, batch.clone()))?;
+        Ok((store_t, base_t))
+    })?;
+    report(
+        &format!("ingest {ingest_rows} checkpoint rows vs raw Arrow appender ({:.2} M rows/s)", ingest_rows as f64 / s / 1e6),
+        s,
+        b,
+        "<= 1.11",
+    );
+
+    let jsonl = dir.path().join("big.jsonl");
+    let bytes = write_jsonl(&jsonl, (jsonl_gb * 1e9) as u64)?;
+    let rss_before = peak_rss_mb();
+    let t = time(|| db.import_jsonl("imported", &jsonl).map(drop))?;
+    println!(
+        "import of a {:.2} GB JSONL file: {t:.1} s, peak RSS {} MB (before: {} MB; target < 1500 MB)",
+        bytes as f64 / 1e9,
+        peak_rss_mb(),
+        rss_before
+    );
+    Ok(())
+}
+
+fn report(name: &str, store: f64, base: f64, target: &str) {
+    println!("{name:<58} {store:>10.3} {base:>10.3} {:>7.2} {target:>8}", store / base);
+}
+
+fn time(f: impl FnOnce() -> Result<(), impl Into<Box<dyn std::error::Error>>>) -> AnyResult<f64> {
+    let start = Instant::now();
+    f().map_err(Into::into)?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn median_pair(rounds: usize, mut f: impl FnMut() -> AnyResult<(f64, f64)>) -> AnyResult<(f64, f64)> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (x, y) = f()?;
+        a.push(x);
+        b.push(y);
+    }
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    Ok((a[a.len() / 2], b[b.len() / 2]))
+}
+
+/// The raw baseline's input: the same rows, already columnar.
+fn raw_batch(rows: &[CheckpointScore]) -> AnyResult<RecordBatch> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, true),
+        Field::new("run_id", DataType::Utf8, true),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("iteration", DataType::Int32, true),
+        Field::new("correct", DataType::Int32, true),
+        Field::new("total", DataType::Int32, true),
+        Field::new("accuracy", DataType::Float64, true),
+        Field::new("scored_at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.model.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.run_id.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.label.as_str()))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.iteration))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.correct))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.total))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.accuracy))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|_| now))),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// A raw duckdb-rs Arrow appender writing the batch into the table in one transaction.
+fn raw_append(db: &Analytics, batch: RecordBatch) -> AnyResult<()> {
+    let path = db.path().ok_or("file database expected")?.to_path_buf();
+    let _ = path;
+    db.exec_batch("BEGIN TRANSACTION")?;
+    let result = db.with_raw_connection(|conn| {
+        let mut appender = conn.appender(CHECKPOINT_SCORES)?;
+        appender.append_record_batch(batch)?;
+        appender.flush()
+    });
+    db.exec_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    Ok(result?)
+}
+
+fn write_jsonl(path: &std::path::Path, target_bytes: u64) -> AnyResult<u64> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < target_bytes {
+        let line = format!(
+            "{{\"id\":{i},\"model\":\"model-{}\",\"score\":{},\"text\":\"payload number {i} with some filler text to make rows realistic\"}}\n",
+            i % 100,
+            (i % 1000) as f64 / 7.0
+        );
+        out.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+        i += 1;
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+/// Peak resident set size of this process, in MB (Linux `VmHWM`; 0 elsewhere).
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}

@@ -1,0 +1,554 @@
+//! The analytics layer on DuckDB: ad-hoc SQL, canonical scoring tables, fast ingestion,
+//! Parquet/CSV/JSON in and out, split export, and SQL over the KV store.
+//!
+//! # Concurrency
+//! An [`Analytics`] owns one DuckDB connection behind a mutex, so it is `Send + Sync` and calls
+//! run one at a time; DuckDB parallelises each statement internally. Within one process any
+//! number of threads may share it. Across processes DuckDB allows **one** read-write opener
+//! *or* any number of read-only openers of a file, never both: while one process holds a file
+//! read-write, [`Analytics::open_read_only`] (and a second `open`) fails with a `DuckDb` error
+//! saying the file is locked.
+//!
+//! # Examples
+//! ```
+//! use store::analytics::{Analytics, Value};
+//! let db = Analytics::in_memory()?;
+//! db.exec_batch("CREATE TABLE t (name TEXT, score DOUBLE)")?;
+//! db.exec("INSERT INTO t VALUES (?, ?)", &[Value::Text("a".into()), Value::Float(0.5)])?;
+//! let rows = db.query("SELECT name, score * 2 AS doubled FROM t", &[])?;
+//! assert_eq!(rows.rows[0][1], Value::Float(1.0));
+//! # Ok::<(), store::Error>(())
+//! ```
+
+mod io;
+mod kv;
+mod scoring;
+mod split;
+pub(crate) mod sql;
+mod value;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::{AccessMode, Config, Connection};
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+
+pub use io::{CsvOptions, ImportProgress};
+pub use scoring::{
+    CHECKPOINT_SCORES, CheckpointScore, PROBE_RESULTS, ProbeResult, SCORING_RESULTS, ScoringResult,
+};
+pub use split::{SplitFile, SplitManifest};
+pub use sql::MAX_IDENTIFIER_BYTES;
+pub use value::{Row, Rows, Value};
+
+/// A DuckDB database: a file (read-write or read-only) or in memory.
+///
+/// # Examples
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let db = store::analytics::Analytics::open(dir.path().join("warehouse.duckdb"))?;
+/// db.exec_batch("CREATE TABLE t AS SELECT * FROM range(10)")?;
+/// assert_eq!(db.table_counts()?["t"], 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Analytics {
+    conn: Mutex<Option<Connection>>,
+    path: Option<PathBuf>,
+    read_only: bool,
+}
+
+impl fmt::Debug for Analytics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Analytics")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+/// Record batches of a query, from [`Analytics::query_arrow`].
+///
+/// # Examples
+/// ```
+/// let db = store::analytics::Analytics::in_memory()?;
+/// let rows: usize = db.query_arrow("SELECT * FROM range(5000)", &[])?.map(|b| b.map(|b| b.num_rows())).sum::<Result<_, _>>()?;
+/// assert_eq!(rows, 5000);
+/// # Ok::<(), store::Error>(())
+/// ```
+pub struct ArrowBatches<'a> {
+    batches: std::vec::IntoIter<RecordBatch>,
+    _db: std::marker::PhantomData<&'a Analytics>,
+}
+
+impl Iterator for ArrowBatches<'_> {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.batches.next().map(Ok)
+    }
+}
+
+impl fmt::Debug for ArrowBatches<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArrowBatches").field("remaining", &self.batches.len()).finish()
+    }
+}
+
+/// Tables, their row counts and a few notes, from [`Analytics::inventory`].
+///
+/// # Examples
+/// ```
+/// let db = store::analytics::Analytics::in_memory()?;
+/// db.ensure_scoring_tables()?;
+/// let inventory = db.inventory()?;
+/// assert!(inventory.to_string().contains("TOTAL"));
+/// # Ok::<(), store::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Inventory {
+    /// Every base table, by name.
+    pub tables: Vec<TableInfo>,
+    /// Sum of the tables' rows.
+    pub total_rows: u64,
+}
+
+/// One table of an [`Inventory`].
+///
+/// # Examples
+/// ```
+/// let info = store::analytics::TableInfo { name: "t".into(), rows: 3, notes: vec![] };
+/// assert_eq!(info.rows, 3);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Row count.
+    pub rows: u64,
+    /// Facts about known tables (`"3 models"`, `"10 passed"`…).
+    pub notes: Vec<String>,
+}
+
+impl fmt::Display for Inventory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rule = "-".repeat(52);
+        writeln!(f, "Analytics inventory")?;
+        writeln!(f, "{rule}")?;
+        for t in &self.tables {
+            write!(f, "  {:<24} {:>8} rows", t.name, t.rows)?;
+            if !t.notes.is_empty() {
+                write!(f, "  ({})", t.notes.join(", "))?;
+            }
+            writeln!(f)?;
+        }
+        writeln!(f, "{rule}")?;
+        write!(f, "  {:<24} {:>8} rows", "TOTAL", self.total_rows)
+    }
+}
+
+impl Analytics {
+    /// Opens (creating if needed) a database file read-write.
+    ///
+    /// # Errors
+    /// `Io` if the parent directory is missing (nothing is created); `DuckDb` if the file is
+    /// not a DuckDB database or another process holds it.
+    ///
+    /// # Examples
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let db = store::analytics::Analytics::open(dir.path().join("a b.duckdb"))?; // spaces are fine
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Analytics> {
+        const OP: &str = "Analytics::open";
+        let path = path.as_ref();
+        check_path(OP, path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(Error::Io {
+                    op: OP,
+                    path: Some(parent.to_path_buf()),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the parent directory does not exist; create it first",
+                    ),
+                });
+            }
+        }
+        let config = Config::default()
+            .access_mode(AccessMode::ReadWrite)
+            .map_err(|e| Error::duckdb(OP, "configure", e))?;
+        let conn = Connection::open_with_flags(path, config)
+            .map_err(|e| Error::duckdb(OP, format!("open {}", path.display()), e))?;
+        Ok(Self::wrap(conn, Some(path.to_path_buf()), false))
+    }
+
+    /// Opens an existing database file read-only; every write fails with `DuckDb`.
+    ///
+    /// # Errors
+    /// `Missing { kind: "file" }` if the file does not exist; `DuckDb` if another process holds
+    /// it read-write.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("w.duckdb");
+    /// Analytics::open(&path)?.close()?;
+    /// let db = Analytics::open_read_only(&path)?;
+    /// assert!(db.exec_batch("CREATE TABLE t (x INT)").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Analytics> {
+        const OP: &str = "Analytics::open_read_only";
+        let path = path.as_ref();
+        check_path(OP, path)?;
+        if !path.is_file() {
+            return Err(Error::Missing {
+                op: OP,
+                kind: "file",
+                name: path.display().to_string(),
+            });
+        }
+        let config = Config::default()
+            .access_mode(AccessMode::ReadOnly)
+            .map_err(|e| Error::duckdb(OP, "configure", e))?;
+        let conn = Connection::open_with_flags(path, config)
+            .map_err(|e| Error::duckdb(OP, format!("open {} read-only", path.display()), e))?;
+        Ok(Self::wrap(conn, Some(path.to_path_buf()), true))
+    }
+
+    /// A private in-memory database.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn in_memory() -> Result<Analytics> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::duckdb("Analytics::in_memory", "open", e))?;
+        Ok(Self::wrap(conn, None, false))
+    }
+
+    fn wrap(conn: Connection, path: Option<PathBuf>, read_only: bool) -> Analytics {
+        Analytics {
+            conn: Mutex::new(Some(conn)),
+            path,
+            read_only,
+        }
+    }
+
+    /// The database file, or `None` in memory.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(store::analytics::Analytics::in_memory()?.path().is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Whether the database was opened read-only.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(!store::analytics::Analytics::in_memory()?.is_read_only());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Checkpoints and closes the database. Later calls return `Closed`.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// db.close()?;
+    /// assert!(db.query("SELECT 1", &[]).unwrap_err().is_closed());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        if let Some(conn) = self.conn.lock().take() {
+            conn.close()
+                .map_err(|(_, e)| Error::duckdb("Analytics::close", "close connection", e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the connection.
+    pub(crate) fn with_conn<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let guard = self.conn.lock();
+        let conn = guard.as_ref().ok_or(Error::Closed {
+            op,
+            what: "analytics database",
+        })?;
+        f(conn)
+    }
+
+    /// Runs `f` inside one DuckDB transaction: committed on `Ok`, rolled back on `Err`.
+    pub(crate) fn in_transaction<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with_conn(op, |conn| {
+            conn.execute_batch("BEGIN TRANSACTION")
+                .map_err(|e| Error::duckdb(op, "begin transaction", e))?;
+            match f(conn) {
+                Ok(v) => {
+                    conn.execute_batch("COMMIT").map_err(|e| Error::duckdb(op, "commit", e))?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                        log::warn!("store: analytics rollback failed: {rollback}");
+                    }
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// Runs one statement with positional parameters; returns the rows it changed.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, Value};
+    /// let db = Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE t (x INT)")?;
+    /// assert_eq!(db.exec("INSERT INTO t VALUES (?), (?)", &[Value::Int(1), Value::Int(2)])?, 2);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn exec(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        const OP: &str = "Analytics::exec";
+        self.with_conn(OP, |conn| {
+            let mut stmt = conn.prepare(sql).map_err(|e| Error::duckdb(OP, "prepare", e))?;
+            let n = stmt
+                .execute(duckdb::params_from_iter(params.iter()))
+                .map_err(|e| Error::duckdb(OP, "execute", e))?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Runs one or more statements without parameters.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE a (x INT); CREATE TABLE b (y INT);")?;
+    /// assert!(db.table_exists("b")?);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn exec_batch(&self, sql: &str) -> Result<()> {
+        const OP: &str = "Analytics::exec_batch";
+        self.with_conn(OP, |conn| conn.execute_batch(sql).map_err(|e| Error::duckdb(OP, "execute", e)))
+    }
+
+    /// Runs a query and collects its rows.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, Value};
+    /// let db = Analytics::in_memory()?;
+    /// let rows = db.query("SELECT ? + 1 AS n", &[Value::Int(41)])?;
+    /// assert_eq!(rows.rows, vec![vec![Value::Int(42)]]);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Rows> {
+        const OP: &str = "Analytics::query";
+        self.with_conn(OP, |conn| query_on(OP, conn, sql, params, usize::MAX))
+    }
+
+    /// The first row of a query, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, Value};
+    /// let db = Analytics::in_memory()?;
+    /// assert_eq!(db.query_row("SELECT 42", &[])?.unwrap().values, vec![Value::Int(42)]);
+    /// assert!(db.query_row("SELECT 1 WHERE false", &[])?.is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn query_row(&self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+        const OP: &str = "Analytics::query_row";
+        let rows = self.with_conn(OP, |conn| query_on(OP, conn, sql, params, 1))?;
+        Ok(rows.rows.into_iter().next().map(|values| Row {
+            columns: rows.columns,
+            values,
+        }))
+    }
+
+    /// Runs a query and returns its result as Arrow record batches.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// let batches: Vec<_> = db.query_arrow("SELECT 1 AS x", &[])?.collect::<Result<_, _>>()?;
+    /// assert_eq!(batches[0].num_rows(), 1);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn query_arrow(&self, sql: &str, params: &[Value]) -> Result<ArrowBatches<'_>> {
+        const OP: &str = "Analytics::query_arrow";
+        let batches = self.with_conn(OP, |conn| {
+            let mut stmt = conn.prepare(sql).map_err(|e| Error::duckdb(OP, "prepare", e))?;
+            let arrow = stmt
+                .query_arrow(duckdb::params_from_iter(params.iter()))
+                .map_err(|e| Error::duckdb(OP, "execute", e))?;
+            Ok(arrow.collect::<Vec<_>>())
+        })?;
+        Ok(ArrowBatches {
+            batches: batches.into_iter(),
+            _db: std::marker::PhantomData,
+        })
+    }
+
+    /// Whether a table (or view) of that name exists in the main schema.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// assert!(!db.table_exists("nope")?);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn table_exists(&self, table: &str) -> Result<bool> {
+        const OP: &str = "Analytics::table_exists";
+        self.with_conn(OP, |conn| table_exists_on(OP, conn, table))
+    }
+
+    /// Row counts of every base table, by name.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE t AS SELECT 1 AS x")?;
+    /// assert_eq!(db.table_counts()?.get("t"), Some(&1));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn table_counts(&self) -> Result<BTreeMap<String, u64>> {
+        const OP: &str = "Analytics::table_counts";
+        self.with_conn(OP, |conn| table_counts_on(OP, conn))
+    }
+
+    /// Tables with row counts and notes on the scoring tables.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE t AS SELECT * FROM range(3)")?;
+    /// let inv = db.inventory()?;
+    /// assert_eq!((inv.tables[0].name.as_str(), inv.total_rows), ("t", 3));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn inventory(&self) -> Result<Inventory> {
+        const OP: &str = "Analytics::inventory";
+        self.with_conn(OP, |conn| {
+            let counts = table_counts_on(OP, conn)?;
+            let mut tables = Vec::with_capacity(counts.len());
+            for (name, rows) in counts {
+                let notes = scoring::notes(OP, conn, &name)?;
+                tables.push(TableInfo { name, rows, notes });
+            }
+            let total_rows = tables.iter().map(|t| t.rows).sum();
+            Ok(Inventory { tables, total_rows })
+        })
+    }
+}
+
+fn check_path(op: &'static str, path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() || path.to_string_lossy().contains('\0') {
+        return Err(Error::invalid(op, "path", "the database path is empty or contains NUL"));
+    }
+    Ok(())
+}
+
+pub(crate) fn query_on(op: &'static str, conn: &Connection, sql: &str, params: &[Value], limit: usize) -> Result<Rows> {
+    let mut stmt = conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))?;
+    let mut rows = stmt
+        .query(duckdb::params_from_iter(params.iter()))
+        .map_err(|e| Error::duckdb(op, "execute", e))?;
+    let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(row) = rows.next().map_err(|e| Error::duckdb(op, "read row", e))? else {
+            break;
+        };
+        let mut values = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            let v = row.get_ref(i).map_err(|e| Error::duckdb(op, "read value", e))?;
+            values.push(Value::from(v.to_owned()));
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+            [table],
+            |r| r.get(0),
+        )
+        .map_err(|e| Error::duckdb(op, "look up table", e))?;
+    Ok(n > 0)
+}
+
+pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<String> {
+    let quoted = sql::ident(op, "table", table)?;
+    if !table_exists_on(op, conn, table)? {
+        return Err(Error::Missing {
+            op,
+            kind: "table",
+            name: table.to_string(),
+        });
+    }
+    Ok(quoted)
+}
+
+fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {
+    let names: Vec<String> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT table_name FROM information_schema.tables \
+                 WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name",
+            )
+            .map_err(|e| Error::duckdb(op, "list tables", e))?;
+        stmt.query_map([], |r| r.get(0))
+            .map_err(|e| Error::duckdb(op, "list tables", e))?
+            .collect::<duckdb::Result<_>>()
+            .map_err(|e| Error::duckdb(op, "list tables", e))?
+    };
+    let mut counts = BTreeMap::new();
+    for name in names {
+        let quoted = sql::ident(op, "table", &name)?;
+        let n: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {quoted}"), [], |r| r.get(0))
+            .map_err(|e| Error::duckdb(op, format!("count rows of {name}"), e))?;
+        counts.insert(name, n.max(0) as u64);
+    }
+    Ok(counts)
+}
+
+impl duckdb::ToSql for Value {
+    fn to_sql(&self) -> duckdb::Result<duckdb::types::ToSqlOutput<'_>> {
+        use duckdb::types::{TimeUnit, ToSqlOutput, Value as D};
+        fn owned(v: &Value) -> D {
+            match v {
+                Value::Null => D::Null,
+                Value::Bool(b) => D::Boolean(*b),
+                Value::Int(i) => D::BigInt(*i),
+                Value::UInt(u) => D::UBigInt(*u),
+                Value::Float(f) => D::Double(*f),
+                Value::Text(s) | Value::Other(s) => D::Text(s.clone()),
+                Value::Blob(b) => D::Blob(b.clone()),
+                Value::Timestamp(us) => D::Timestamp(TimeUnit::Microsecond, *us),
+                Value::Date(d) => D::Date32(*d),
+                Value::List(items) => D::List(items.iter().map(owned).collect()),
+                Value::Struct(fields) => D::Struct(fields.iter().map(|(k, v)| (k.clone(), owned(v))).collect::<Vec<_>>().into()),
+            }
+        }
+        Ok(ToSqlOutput::Owned(owned(self)))
+    }
+}

@@ -1,0 +1,404 @@
+//! Parquet export and Parquet/CSV/JSON import.
+//!
+//! Imports stream through DuckDB's readers inside one transaction: a missing table is created
+//! from the file (`CREATE TABLE … AS SELECT`), an existing one is appended to by column name
+//! (`INSERT INTO … BY NAME`), and any failure — a malformed line, a type mismatch — rolls the
+//! whole import back, leaving the table as it was (or absent). Exports write to `<path>.tmp`
+//! and rename over the target only when DuckDB has finished, so a failed export leaves the
+//! target untouched.
+
+use std::path::Path;
+use std::time::Duration;
+
+use duckdb::Connection;
+
+use super::{Analytics, require_table, sql, table_exists_on};
+use crate::error::{Error, Result};
+
+/// How often import progress is reported while DuckDB works.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Options of a CSV import.
+///
+/// # Examples
+/// ```
+/// let options = store::analytics::CsvOptions { header: false, delimiter: Some(';') };
+/// assert!(store::analytics::CsvOptions::default().header);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// The first line names the columns (default true).
+    pub header: bool,
+    /// Field separator; `None` lets DuckDB detect it.
+    pub delimiter: Option<char>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            delimiter: None,
+        }
+    }
+}
+
+/// Progress of a running import or export, as DuckDB estimates it.
+///
+/// # Examples
+/// ```
+/// let p = store::analytics::ImportProgress { rows_processed: 10, total_rows: 100, percentage: Some(10.0) };
+/// assert_eq!(p.percentage, Some(10.0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImportProgress {
+    /// Rows DuckDB has processed so far.
+    pub rows_processed: u64,
+    /// DuckDB's estimate of the total (0 when unknown).
+    pub total_rows: u64,
+    /// Percent done, when DuckDB can estimate it.
+    pub percentage: Option<f64>,
+}
+
+/// A progress callback; called from a helper thread while the statement runs.
+pub type ProgressFn<'a> = &'a (dyn Fn(ImportProgress) + Sync);
+
+/// The file formats [`Analytics::import`] understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Parquet,
+    Csv(CsvOptions),
+    /// A JSON array of objects, or newline-delimited objects (detected).
+    Json,
+    /// Newline-delimited JSON objects.
+    Jsonl,
+}
+
+impl Analytics {
+    /// Writes a table — or a query starting with `SELECT`, `WITH` or `FROM` — to a zstd Parquet
+    /// file; returns the rows written. Parent directories are created.
+    ///
+    /// # Errors
+    /// `Missing { kind: "table" }` for an unknown table; `DuckDb` if the query fails (the
+    /// target is then untouched).
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE t AS SELECT range AS x FROM range(3)")?;
+    /// assert_eq!(db.export_parquet("t", dir.path().join("out/t.parquet"))?, 3);
+    /// assert_eq!(db.export_parquet("SELECT 1 AS one", dir.path().join("one.parquet"))?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn export_parquet(&self, table_or_query: &str, path: impl AsRef<Path>) -> Result<u64> {
+        self.export_parquet_with(table_or_query, path, "zstd", None)
+    }
+
+    /// [`Analytics::export_parquet`] with a compression codec (`zstd`, `snappy`, `gzip`,
+    /// `lz4`, `uncompressed`) and an optional progress callback.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE t AS SELECT * FROM range(10)")?;
+    /// assert_eq!(db.export_parquet_with("t", dir.path().join("t.parquet"), "snappy", None)?, 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn export_parquet_with(
+        &self,
+        table_or_query: &str,
+        path: impl AsRef<Path>,
+        compression: &str,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<u64> {
+        const OP: &str = "Analytics::export_parquet";
+        let path = path.as_ref();
+        let codec = match compression.trim().to_ascii_lowercase().as_str() {
+            c @ ("zstd" | "snappy" | "gzip" | "lz4" | "lz4_raw" | "brotli" | "uncompressed") => c.to_string(),
+            other => {
+                return Err(Error::invalid(
+                    OP,
+                    "compression",
+                    format!("{other:?} is not one of zstd, snappy, gzip, lz4, brotli, uncompressed"),
+                ));
+            }
+        };
+        ensure_parent(OP, path)?;
+        let tmp = tmp_path(path);
+        let rows = self.with_conn(OP, |conn| {
+            let source = source_sql(OP, conn, table_or_query)?;
+            let copy = format!(
+                "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec})",
+                sql::path_literal(OP, &tmp)?
+            );
+            let result = with_progress(conn, progress, || conn.execute(&copy, []));
+            result.map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                Error::duckdb(OP, format!("write {}", tmp.display()), e)
+            })
+        })?;
+        std::fs::rename(&tmp, path).map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::Io {
+                op: OP,
+                path: Some(path.to_path_buf()),
+                source,
+            }
+        })?;
+        Ok(rows as u64)
+    }
+
+    /// Imports a Parquet file into `table` (created if missing, else appended by column name);
+    /// returns the rows inserted. All or nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE t AS SELECT * FROM range(4)")?;
+    /// db.export_parquet("t", dir.path().join("t.parquet"))?;
+    /// assert_eq!(db.import_parquet("copy", dir.path().join("t.parquet"))?, 4);
+    /// assert_eq!(db.import_parquet("copy", dir.path().join("t.parquet"))?, 4); // appends
+    /// assert_eq!(db.table_counts()?["copy"], 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_parquet(&self, table: &str, path: impl AsRef<Path>) -> Result<u64> {
+        self.import("Analytics::import_parquet", table, path.as_ref(), Format::Parquet, None)
+    }
+
+    /// Imports newline-delimited JSON objects (JSONL) into `table`; all or nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("people.jsonl");
+    /// std::fs::write(&file, "{\"name\":\"a\",\"age\":1}\n{\"name\":\"b\",\"age\":2}\n")?;
+    /// let db = Analytics::in_memory()?;
+    /// assert_eq!(db.import_jsonl("people", &file)?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_jsonl(&self, table: &str, path: impl AsRef<Path>) -> Result<u64> {
+        self.import("Analytics::import_jsonl", table, path.as_ref(), Format::Jsonl, None)
+    }
+
+    /// Imports a JSON file (an array of objects, or newline-delimited objects) into `table`.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("people.json");
+    /// std::fs::write(&file, r#"[{"name":"a"},{"name":"b"}]"#)?;
+    /// let db = Analytics::in_memory()?;
+    /// assert_eq!(db.import_json("people", &file)?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_json(&self, table: &str, path: impl AsRef<Path>) -> Result<u64> {
+        self.import("Analytics::import_json", table, path.as_ref(), Format::Json, None)
+    }
+
+    /// Imports a CSV file into `table`; all or nothing.
+    ///
+    /// # Errors
+    /// `Parse` for a malformed file (the table is unchanged); `Missing { kind: "file" }`.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, CsvOptions};
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("scores.csv");
+    /// std::fs::write(&file, "name;score\na;1\nb;2\n")?;
+    /// let db = Analytics::in_memory()?;
+    /// let rows = db.import_csv("scores", &file, &CsvOptions { header: true, delimiter: Some(';') })?;
+    /// assert_eq!(rows, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_csv(&self, table: &str, path: impl AsRef<Path>, options: &CsvOptions) -> Result<u64> {
+        self.import("Analytics::import_csv", table, path.as_ref(), Format::Csv(*options), None)
+    }
+
+    /// Imports a file whose format follows its extension (`.parquet`, `.csv`, `.tsv`, `.json`,
+    /// `.jsonl`/`.ndjson`), reporting progress to `progress` while DuckDB works.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("t.csv");
+    /// std::fs::write(&file, "x\n1\n2\n")?;
+    /// let db = Analytics::in_memory()?;
+    /// assert_eq!(db.import_file("t", &file, None, Some(&|p| println!("{p:?}")))?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_file(
+        &self,
+        table: &str,
+        path: impl AsRef<Path>,
+        csv: Option<&CsvOptions>,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<u64> {
+        const OP: &str = "Analytics::import_file";
+        let path = path.as_ref();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let format = match ext.as_str() {
+            "parquet" | "pq" => Format::Parquet,
+            "csv" | "tsv" | "txt" => {
+                let mut options = csv.copied().unwrap_or_default();
+                if ext == "tsv" && options.delimiter.is_none() {
+                    options.delimiter = Some('\t');
+                }
+                Format::Csv(options)
+            }
+            "json" => Format::Json,
+            "jsonl" | "ndjson" => Format::Jsonl,
+            other => {
+                return Err(Error::invalid(
+                    OP,
+                    "format",
+                    format!("cannot tell the format of a .{other} file; use .parquet, .csv, .tsv, .json or .jsonl"),
+                ));
+            }
+        };
+        self.import(OP, table, path, format, progress)
+    }
+
+    fn import(&self, op: &'static str, table: &str, path: &Path, format: Format, progress: Option<ProgressFn<'_>>) -> Result<u64> {
+        let quoted = sql::ident(op, "table", table)?;
+        if !path.is_file() {
+            return Err(Error::Missing {
+                op,
+                kind: "file",
+                name: path.display().to_string(),
+            });
+        }
+        let file = sql::path_literal(op, path)?;
+        let reader = match format {
+            Format::Parquet => format!("read_parquet({file})"),
+            Format::Json => format!("read_json({file})"),
+            Format::Jsonl => format!("read_json({file}, format = 'newline_delimited')"),
+            Format::Csv(o) => {
+                let mut args = format!("read_csv({file}, header = {}", o.header);
+                if let Some(d) = o.delimiter {
+                    args.push_str(&format!(", delim = {}", sql::literal(op, "delimiter", &d.to_string())?));
+                }
+                args.push(')');
+                args
+            }
+        };
+        self.in_transaction(op, |conn| {
+            let statement = if table_exists_on(op, conn, table)? {
+                format!("INSERT INTO {quoted} BY NAME SELECT * FROM {reader}")
+            } else {
+                format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
+            };
+            let rows = with_progress(conn, progress, || conn.execute(&statement, []))
+                .map_err(|e| import_error(op, path, e))?;
+            Ok(rows as u64)
+        })
+    }
+}
+
+/// A malformed input is a `Parse` error naming the file (and line, when DuckDB gives one);
+/// anything else stays a `DuckDb` error.
+fn import_error(op: &'static str, path: &Path, e: duckdb::Error) -> Error {
+    let message = e.to_string();
+    let lower = message.to_ascii_lowercase();
+    let malformed = ["csv error", "malformed json", "json error", "invalid input error", "could not convert", "conversion error"]
+        .iter()
+        .any(|m| lower.contains(m));
+    if !malformed {
+        return Error::duckdb(op, format!("import {}", path.display()), e);
+    }
+    let line = lower
+        .split("line")
+        .nth(1)
+        .and_then(|rest| {
+            let digits: String = rest
+                .trim_start_matches([':', ' '])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        });
+    Error::Parse {
+        op,
+        source_name: path.display().to_string(),
+        line,
+        reason: format!("{}; fix the file and import again (nothing was imported)", first_line(&message)),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// `SELECT * FROM "table"`, or the query itself when it reads like one.
+pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<String> {
+    let head = table_or_query.trim_start().to_ascii_uppercase();
+    if ["SELECT", "WITH", "FROM", "(", "VALUES"].iter().any(|k| head.starts_with(k))
+        && !table_exists_on(op, conn, table_or_query)?
+    {
+        return Ok(table_or_query.to_string());
+    }
+    Ok(format!("SELECT * FROM {}", require_table(op, conn, table_or_query)?))
+}
+
+pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            op,
+            path: Some(parent.to_path_buf()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Runs `work` while a helper thread reports DuckDB's progress estimate to `progress`.
+pub(crate) fn with_progress<T>(
+    conn: &Connection,
+    progress: Option<ProgressFn<'_>>,
+    work: impl FnOnce() -> duckdb::Result<T>,
+) -> duckdb::Result<T> {
+    let Some(report) = progress else { return work() };
+    if conn.set_query_progress_tracking(true).is_err() {
+        return work();
+    }
+    let handle = conn.progress_handle();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(PROGRESS_EVERY);
+                let p = handle.query_progress();
+                if p.is_available() {
+                    report(ImportProgress {
+                        rows_processed: p.rows_processed(),
+                        total_rows: p.total_rows_to_process(),
+                        percentage: p.percentage(),
+                    });
+                }
+            }
+        });
+        let result = work();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        result
+    });
+    let _ = conn.set_query_progress_tracking(false);
+    result
+}

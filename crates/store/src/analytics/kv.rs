@@ -1,0 +1,144 @@
+//! SQL over the KV store: `kv_entries`, a live view of the store's entries inside DuckDB.
+//!
+//! [`Analytics::attach_kv`] registers the table function `kv_entries_scan(id)` and the temporary
+//! view `kv_entries(group_name, entry_key, entry_value, expires_at, version)`. Each scan reads the
+//! store's live entries in one SQLite read transaction (one snapshot) when DuckDB starts it, so
+//! a single statement can join KV state with analytical tables. The function finds its store
+//! through a process-wide registry of weak references keyed by `id`, which keeps the binding free
+//! of raw pointers; once the store is closed or dropped a scan fails with "closed".
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{LazyLock, OnceLock, Weak};
+
+use duckdb::core::{DataChunkHandle, Inserter, LogicalTypeHandle, LogicalTypeId};
+use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
+use parking_lot::Mutex;
+
+use super::Analytics;
+use crate::error::{Error, Result};
+use crate::kv::Store;
+use crate::kv::access::sealed::Sealed;
+use crate::kv::sqlite;
+use crate::kv::store::Inner;
+
+type BoxError = Box<dyn std::error::Error>;
+
+static STORES: LazyLock<Mutex<HashMap<u64, Weak<Inner>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Rows DuckDB asks for per call (its standard vector size).
+const CHUNK: usize = 2048;
+
+struct KvScan;
+
+struct ScanBind {
+    id: u64,
+}
+
+/// Filled by the first `func` call of a scan (bind data is only reachable safely there).
+struct ScanState {
+    rows: OnceLock<std::result::Result<Vec<sqlite::KvRow>, String>>,
+    next: AtomicUsize,
+}
+
+fn load(id: u64) -> std::result::Result<Vec<sqlite::KvRow>, String> {
+    const CLOSED: &str = "kv_entries: the KV store is closed; attach an open store again";
+    let inner = STORES.lock().get(&id).and_then(Weak::upgrade).ok_or(CLOSED)?;
+    if !inner.is_open() {
+        return Err(CLOSED.into());
+    }
+    let now = inner.now();
+    inner
+        .read("Analytics::kv_entries", |c| sqlite::live_entries(c, now))
+        .map_err(|e| e.to_string())
+}
+
+impl VTab for KvScan {
+    type BindData = ScanBind;
+    type InitData = ScanState;
+
+    fn bind(bind: &BindInfo) -> std::result::Result<ScanBind, BoxError> {
+        for name in ["group_name", "entry_key", "entry_value", "expires_at", "version"] {
+            bind.add_result_column(name, LogicalTypeHandle::from(LogicalTypeId::Varchar));
+        }
+        let id = bind.get_parameter(0).to_string().parse::<u64>()?;
+        Ok(ScanBind { id })
+    }
+
+    fn init(init: &InitInfo) -> std::result::Result<ScanState, BoxError> {
+        init.set_max_threads(1);
+        Ok(ScanState {
+            rows: OnceLock::new(),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    fn func(info: &TableFunctionInfo<Self>, output: &mut DataChunkHandle) -> std::result::Result<(), BoxError> {
+        let state = info.get_init_data();
+        let rows = state.rows.get_or_init(|| load(info.get_bind_data().id)).as_ref().map_err(|e| e.clone())?;
+        let start = state.next.fetch_add(CHUNK, Ordering::Relaxed).min(rows.len());
+        let rows = &rows[start..(start + CHUNK).min(rows.len())];
+        let (group, key, value, mut expires, version) = (
+            output.flat_vector(0),
+            output.flat_vector(1),
+            output.flat_vector(2),
+            output.flat_vector(3),
+            output.flat_vector(4),
+        );
+        for (i, row) in rows.iter().enumerate() {
+            group.insert(i, row.group.as_str());
+            key.insert(i, row.key.as_str());
+            value.insert(i, row.value.as_str());
+            match row.expires_at {
+                Some(at) => expires.insert(i, at.to_string().as_str()),
+                None => expires.set_null(i),
+            }
+            version.insert(i, row.version.to_string().as_str());
+        }
+        output.set_len(rows.len());
+        Ok(())
+    }
+
+    fn parameters() -> Option<Vec<LogicalTypeHandle>> {
+        Some(vec![LogicalTypeHandle::from(LogicalTypeId::Bigint)])
+    }
+}
+
+impl Analytics {
+    /// Makes the store's live entries queryable as `kv_entries(group_name, entry_key,
+    /// entry_value VARCHAR, expires_at BIGINT, version UBIGINT)` on this connection, so one
+    /// statement can join KV state with analytical tables. Attaching again replaces the store.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store};
+    /// use store::analytics::{Analytics, Value};
+    /// let store = Store::in_memory()?;
+    /// store.set("models", "m1", "gpt")?;
+    /// let db = Analytics::in_memory()?;
+    /// db.attach_kv(&store)?;
+    /// let row = db.query_row("SELECT entry_value FROM kv_entries WHERE group_name = 'models'", &[])?.unwrap();
+    /// assert_eq!(row.values[0], Value::Text("gpt".into()));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn attach_kv(&self, store: &Store) -> Result<()> {
+        const OP: &str = "Analytics::attach_kv";
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut stores = STORES.lock();
+            stores.retain(|_, weak| weak.strong_count() > 0);
+            stores.insert(id, store.inner_weak());
+        }
+        self.with_conn(OP, |conn| {
+            // Registering twice on one connection fails; the first registration serves all ids.
+            let _ = conn.register_table_function::<KvScan>("kv_entries_scan");
+            conn.execute_batch(&format!(
+                "CREATE OR REPLACE TEMP VIEW kv_entries AS SELECT group_name, entry_key, entry_value,
+                    CAST(expires_at AS BIGINT) AS expires_at, CAST(version AS UBIGINT) AS version
+                 FROM kv_entries_scan({id})"
+            ))
+            .map_err(|e| Error::duckdb(OP, "create the kv_entries view", e))
+        })
+    }
+}

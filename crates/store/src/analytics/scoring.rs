@@ -1,0 +1,449 @@
+//! The canonical scoring tables and their bulk writers.
+//!
+//! Writers build Arrow record batches from the row structs and hand them to DuckDB's Appender
+//! inside one transaction, flushing explicitly before commit. Appends are **inserts**: a row
+//! whose primary key already exists — in the table or earlier in the same call — makes the
+//! whole call fail with a `DuckDb` constraint error and write nothing. To replace rows, delete
+//! them first (`DELETE FROM checkpoint_scores WHERE run_id = ?`) in the same session.
+
+use std::sync::Arc;
+
+use duckdb::Connection;
+use duckdb::arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
+
+use super::Analytics;
+use crate::clock::{Clock, SystemClock, UnixMillis};
+use crate::error::{Error, Result};
+
+/// Per-checkpoint accuracy: primary key `(run_id, label)`.
+pub const CHECKPOINT_SCORES: &str = "checkpoint_scores";
+/// Per-probe outcomes: primary key `(run_id, label, probe_id)`.
+pub const PROBE_RESULTS: &str = "probe_results";
+/// Free-form scores per prompt, suite and dimension: no primary key.
+pub const SCORING_RESULTS: &str = "scoring_results";
+
+const DDL: &str = "
+CREATE TABLE IF NOT EXISTS checkpoint_scores (
+    model TEXT, run_id TEXT, label TEXT, iteration INTEGER, correct INTEGER, total INTEGER,
+    accuracy DOUBLE, scored_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (run_id, label));
+CREATE TABLE IF NOT EXISTS probe_results (
+    model TEXT, run_id TEXT, label TEXT, probe_id TEXT, passed BOOLEAN, response TEXT,
+    iteration INTEGER, scored_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (run_id, label, probe_id));
+CREATE TABLE IF NOT EXISTS scoring_results (
+    model TEXT, prompt_id TEXT, suite TEXT, dimension TEXT, score DOUBLE,
+    scored_at TIMESTAMP DEFAULT current_timestamp);
+";
+
+/// Rows per record batch handed to the appender: bounded memory for any input size.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// A row of [`CHECKPOINT_SCORES`].
+///
+/// # Examples
+/// ```
+/// let row = store::analytics::CheckpointScore { model: "m".into(), run_id: "r1".into(), label: "ckpt-1".into(),
+///     iteration: 1, correct: 9, total: 10, accuracy: 0.9, scored_at: None };
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointScore {
+    /// Model name.
+    pub model: String,
+    /// Run identifier (key part).
+    pub run_id: String,
+    /// Checkpoint label (key part).
+    pub label: String,
+    /// Training iteration.
+    pub iteration: i32,
+    /// Correct answers.
+    pub correct: i32,
+    /// Questions asked.
+    pub total: i32,
+    /// `correct / total`, as computed by the caller.
+    pub accuracy: f64,
+    /// When it was scored (Unix ms); `None` = now.
+    pub scored_at: Option<UnixMillis>,
+}
+
+/// A row of [`PROBE_RESULTS`].
+///
+/// # Examples
+/// ```
+/// let row = store::analytics::ProbeResult { model: "m".into(), run_id: "r1".into(), label: "ckpt-1".into(),
+///     probe_id: "p7".into(), passed: true, response: "ok".into(), iteration: 1, scored_at: None };
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeResult {
+    /// Model name.
+    pub model: String,
+    /// Run identifier (key part).
+    pub run_id: String,
+    /// Checkpoint label (key part).
+    pub label: String,
+    /// Probe identifier (key part).
+    pub probe_id: String,
+    /// Whether the probe passed.
+    pub passed: bool,
+    /// The model's response.
+    pub response: String,
+    /// Training iteration.
+    pub iteration: i32,
+    /// When it was scored (Unix ms); `None` = now.
+    pub scored_at: Option<UnixMillis>,
+}
+
+/// A row of [`SCORING_RESULTS`].
+///
+/// # Examples
+/// ```
+/// let row = store::analytics::ScoringResult { model: "m".into(), prompt_id: "q1".into(), suite: "s".into(),
+///     dimension: "helpfulness".into(), score: 4.5, scored_at: None };
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScoringResult {
+    /// Model name.
+    pub model: String,
+    /// Prompt identifier.
+    pub prompt_id: String,
+    /// Suite name.
+    pub suite: String,
+    /// Scored dimension.
+    pub dimension: String,
+    /// The score.
+    pub score: f64,
+    /// When it was scored (Unix ms); `None` = now.
+    pub scored_at: Option<UnixMillis>,
+}
+
+/// Column builders for one table, filled row by row and cut into record batches.
+trait Columns<R> {
+    fn new(capacity: usize) -> Self;
+    fn push(&mut self, row: R, now_us: i64);
+    fn finish(&mut self) -> Vec<ArrayRef>;
+    fn schema() -> Vec<Field>;
+}
+
+fn text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+fn int(name: &str) -> Field {
+    Field::new(name, DataType::Int32, true)
+}
+
+fn timestamp(name: &str) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)
+}
+
+fn micros(at: Option<UnixMillis>, now_us: i64) -> i64 {
+    at.map_or(now_us, |ms| ms.saturating_mul(1000))
+}
+
+struct CheckpointColumns {
+    model: StringBuilder,
+    run_id: StringBuilder,
+    label: StringBuilder,
+    iteration: Int32Builder,
+    correct: Int32Builder,
+    total: Int32Builder,
+    accuracy: Float64Builder,
+    scored_at: TimestampMicrosecondBuilder,
+}
+
+impl Columns<CheckpointScore> for CheckpointColumns {
+    fn new(n: usize) -> Self {
+        CheckpointColumns {
+            model: StringBuilder::with_capacity(n, n * 8),
+            run_id: StringBuilder::with_capacity(n, n * 8),
+            label: StringBuilder::with_capacity(n, n * 8),
+            iteration: Int32Builder::with_capacity(n),
+            correct: Int32Builder::with_capacity(n),
+            total: Int32Builder::with_capacity(n),
+            accuracy: Float64Builder::with_capacity(n),
+            scored_at: TimestampMicrosecondBuilder::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: CheckpointScore, now_us: i64) {
+        self.model.append_value(&r.model);
+        self.run_id.append_value(&r.run_id);
+        self.label.append_value(&r.label);
+        self.iteration.append_value(r.iteration);
+        self.correct.append_value(r.correct);
+        self.total.append_value(r.total);
+        self.accuracy.append_value(r.accuracy);
+        self.scored_at.append_value(micros(r.scored_at, now_us));
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.model.finish()),
+            Arc::new(self.run_id.finish()),
+            Arc::new(self.label.finish()),
+            Arc::new(self.iteration.finish()),
+            Arc::new(self.correct.finish()),
+            Arc::new(self.total.finish()),
+            Arc::new(self.accuracy.finish()),
+            Arc::new(self.scored_at.finish()),
+        ]
+    }
+
+    fn schema() -> Vec<Field> {
+        vec![
+            text("model"),
+            text("run_id"),
+            text("label"),
+            int("iteration"),
+            int("correct"),
+            int("total"),
+            Field::new("accuracy", DataType::Float64, true),
+            timestamp("scored_at"),
+        ]
+    }
+}
+
+struct ProbeColumns {
+    model: StringBuilder,
+    run_id: StringBuilder,
+    label: StringBuilder,
+    probe_id: StringBuilder,
+    passed: BooleanBuilder,
+    response: StringBuilder,
+    iteration: Int32Builder,
+    scored_at: TimestampMicrosecondBuilder,
+}
+
+impl Columns<ProbeResult> for ProbeColumns {
+    fn new(n: usize) -> Self {
+        ProbeColumns {
+            model: StringBuilder::with_capacity(n, n * 8),
+            run_id: StringBuilder::with_capacity(n, n * 8),
+            label: StringBuilder::with_capacity(n, n * 8),
+            probe_id: StringBuilder::with_capacity(n, n * 8),
+            passed: BooleanBuilder::with_capacity(n),
+            response: StringBuilder::with_capacity(n, n * 16),
+            iteration: Int32Builder::with_capacity(n),
+            scored_at: TimestampMicrosecondBuilder::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: ProbeResult, now_us: i64) {
+        self.model.append_value(&r.model);
+        self.run_id.append_value(&r.run_id);
+        self.label.append_value(&r.label);
+        self.probe_id.append_value(&r.probe_id);
+        self.passed.append_value(r.passed);
+        self.response.append_value(&r.response);
+        self.iteration.append_value(r.iteration);
+        self.scored_at.append_value(micros(r.scored_at, now_us));
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.model.finish()),
+            Arc::new(self.run_id.finish()),
+            Arc::new(self.label.finish()),
+            Arc::new(self.probe_id.finish()),
+            Arc::new(self.passed.finish()),
+            Arc::new(self.response.finish()),
+            Arc::new(self.iteration.finish()),
+            Arc::new(self.scored_at.finish()),
+        ]
+    }
+
+    fn schema() -> Vec<Field> {
+        vec![
+            text("model"),
+            text("run_id"),
+            text("label"),
+            text("probe_id"),
+            Field::new("passed", DataType::Boolean, true),
+            text("response"),
+            int("iteration"),
+            timestamp("scored_at"),
+        ]
+    }
+}
+
+struct ScoringColumns {
+    model: StringBuilder,
+    prompt_id: StringBuilder,
+    suite: StringBuilder,
+    dimension: StringBuilder,
+    score: Float64Builder,
+    scored_at: TimestampMicrosecondBuilder,
+}
+
+impl Columns<ScoringResult> for ScoringColumns {
+    fn new(n: usize) -> Self {
+        ScoringColumns {
+            model: StringBuilder::with_capacity(n, n * 8),
+            prompt_id: StringBuilder::with_capacity(n, n * 8),
+            suite: StringBuilder::with_capacity(n, n * 8),
+            dimension: StringBuilder::with_capacity(n, n * 8),
+            score: Float64Builder::with_capacity(n),
+            scored_at: TimestampMicrosecondBuilder::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: ScoringResult, now_us: i64) {
+        self.model.append_value(&r.model);
+        self.prompt_id.append_value(&r.prompt_id);
+        self.suite.append_value(&r.suite);
+        self.dimension.append_value(&r.dimension);
+        self.score.append_value(r.score);
+        self.scored_at.append_value(micros(r.scored_at, now_us));
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.model.finish()),
+            Arc::new(self.prompt_id.finish()),
+            Arc::new(self.suite.finish()),
+            Arc::new(self.dimension.finish()),
+            Arc::new(self.score.finish()),
+            Arc::new(self.scored_at.finish()),
+        ]
+    }
+
+    fn schema() -> Vec<Field> {
+        vec![
+            text("model"),
+            text("prompt_id"),
+            text("suite"),
+            text("dimension"),
+            Field::new("score", DataType::Float64, true),
+            timestamp("scored_at"),
+        ]
+    }
+}
+
+impl Analytics {
+    /// Creates the three scoring tables if they do not exist (idempotent).
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, CHECKPOINT_SCORES};
+    /// let db = Analytics::in_memory()?;
+    /// db.ensure_scoring_tables()?;
+    /// db.ensure_scoring_tables()?;
+    /// assert!(db.table_exists(CHECKPOINT_SCORES)?);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn ensure_scoring_tables(&self) -> Result<()> {
+        const OP: &str = "Analytics::ensure_scoring_tables";
+        self.with_conn(OP, |conn| conn.execute_batch(DDL).map_err(|e| Error::duckdb(OP, "create scoring tables", e)))
+    }
+
+    /// Appends rows to [`CHECKPOINT_SCORES`], all or nothing; returns the rows written.
+    ///
+    /// # Errors
+    /// `Missing { kind: "table" }` before [`Analytics::ensure_scoring_tables`]; `DuckDb` for a
+    /// duplicate `(run_id, label)`, in which case nothing is written.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, CheckpointScore};
+    /// let db = Analytics::in_memory()?;
+    /// db.ensure_scoring_tables()?;
+    /// let rows = (0..3).map(|i| CheckpointScore { model: "m".into(), run_id: "r".into(), label: format!("c{i}"),
+    ///     iteration: i, correct: i, total: 3, accuracy: f64::from(i) / 3.0, scored_at: None });
+    /// assert_eq!(db.append_checkpoint_scores(rows)?, 3);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn append_checkpoint_scores(&self, rows: impl IntoIterator<Item = CheckpointScore>) -> Result<u64> {
+        self.append::<CheckpointScore, CheckpointColumns>("Analytics::append_checkpoint_scores", CHECKPOINT_SCORES, rows)
+    }
+
+    /// Appends rows to [`PROBE_RESULTS`], all or nothing; returns the rows written.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, ProbeResult};
+    /// let db = Analytics::in_memory()?;
+    /// db.ensure_scoring_tables()?;
+    /// let row = ProbeResult { model: "m".into(), run_id: "r".into(), label: "c".into(), probe_id: "p".into(),
+    ///     passed: true, response: "yes".into(), iteration: 1, scored_at: Some(0) };
+    /// assert_eq!(db.append_probe_results([row])?, 1);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn append_probe_results(&self, rows: impl IntoIterator<Item = ProbeResult>) -> Result<u64> {
+        self.append::<ProbeResult, ProbeColumns>("Analytics::append_probe_results", PROBE_RESULTS, rows)
+    }
+
+    /// Appends rows to [`SCORING_RESULTS`], all or nothing; returns the rows written.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, ScoringResult};
+    /// let db = Analytics::in_memory()?;
+    /// db.ensure_scoring_tables()?;
+    /// let row = ScoringResult { model: "m".into(), prompt_id: "q".into(), suite: "s".into(),
+    ///     dimension: "d".into(), score: 1.0, scored_at: None };
+    /// assert_eq!(db.append_scoring_results(vec![row.clone(), row])?, 2); // no key: duplicates allowed
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn append_scoring_results(&self, rows: impl IntoIterator<Item = ScoringResult>) -> Result<u64> {
+        self.append::<ScoringResult, ScoringColumns>("Analytics::append_scoring_results", SCORING_RESULTS, rows)
+    }
+
+    fn append<R, C: Columns<R>>(&self, op: &'static str, table: &str, rows: impl IntoIterator<Item = R>) -> Result<u64> {
+        let now_us = SystemClock.now_ms().saturating_mul(1000);
+        let schema = Arc::new(Schema::new(C::schema()));
+        self.in_transaction(op, |conn| {
+            if !super::table_exists_on(op, conn, table)? {
+                return Err(Error::Missing {
+                    op,
+                    kind: "table",
+                    name: format!("{table} (call ensure_scoring_tables() first)"),
+                });
+            }
+            let mut appender = conn.appender(table).map_err(|e| Error::duckdb(op, "open appender", e))?;
+            let mut columns = C::new(BATCH_ROWS);
+            let (mut pending, mut written) = (0usize, 0u64);
+            let mut send = |columns: &mut C, pending: &mut usize| -> Result<()> {
+                let batch = RecordBatch::try_new(Arc::clone(&schema), columns.finish())
+                    .map_err(|e| Error::invalid(op, "rows", format!("cannot build a record batch: {e}")))?;
+                appender
+                    .append_record_batch(batch)
+                    .map_err(|e| Error::duckdb(op, "append rows", e))?;
+                written += *pending as u64;
+                *pending = 0;
+                Ok(())
+            };
+            for row in rows {
+                columns.push(row, now_us);
+                pending += 1;
+                if pending == BATCH_ROWS {
+                    send(&mut columns, &mut pending)?;
+                }
+            }
+            if pending > 0 {
+                send(&mut columns, &mut pending)?;
+            }
+            // Constraint violations surface here at the latest; the transaction then rolls back.
+            appender.flush().map_err(|e| Error::duckdb(op, "flush appended rows", e))?;
+            drop(appender);
+            Ok(written)
+        })
+    }
+}
+
+/// Inventory notes for the scoring tables.
+pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let sql = match table {
+        CHECKPOINT_SCORES => {
+            "SELECT count(DISTINCT model) || ' models', count(DISTINCT run_id) || ' runs' FROM checkpoint_scores"
+        }
+        PROBE_RESULTS => {
+            "SELECT count(*) FILTER (WHERE passed) || ' passed', count(*) FILTER (WHERE NOT passed) || ' failed' FROM probe_results"
+        }
+        SCORING_RESULTS => {
+            "SELECT count(DISTINCT suite) || ' suites', count(DISTINCT dimension) || ' dimensions' FROM scoring_results"
+        }
+        _ => return Ok(Vec::new()),
+    };
+    conn.query_row(sql, [], |r| Ok(vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?]))
+        .map_err(|e| Error::duckdb(op, format!("summarise {table}"), e))
+}

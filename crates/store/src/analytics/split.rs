@@ -1,0 +1,413 @@
+//! Split export: one Parquet file per distinct value of a column, in a Hive-style layout, from
+//! one scan of the table.
+//!
+//! The table is read once by a single partitioned `COPY` into a staging directory inside
+//! `out_dir`. The partition key is a prefixed text form of the value (`v<text>`, so a value can
+//! never be mistaken for a marker), or a short marker for the values that need one: NULL stays
+//! NULL, values whose escaped name would be too long become `s<hash>`, and the value spelled like
+//! DuckDB's NULL directory becomes `shive`. The original column stays inside every file, so a Hive
+//! read-back returns the original values, long ones included. Once DuckDB has written
+//! everything, the staged directories are renamed to their final names (escaped by
+//! [`escape_segment`]) and the manifest is written; a failure removes the staging directory and
+//! leaves nothing partial behind. Row counts come from the files' Parquet footers, not from a
+//! second scan of the table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use duckdb::Connection;
+
+use super::io::{ensure_parent, with_progress};
+use super::{Analytics, require_table, sql};
+use crate::error::{Error, Result};
+
+/// Longest escaped value used as a directory name; longer ones use `__long__<hash>`.
+pub const MAX_ESCAPED_VALUE_BYTES: usize = 200;
+
+/// The directory name DuckDB (and Spark, Trino, Polars) use for NULL.
+pub const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+
+const MANIFEST: &str = "manifest.json";
+
+/// One file of a split export.
+///
+/// # Examples
+/// ```
+/// let f = store::analytics::SplitFile { value: Some("a".into()), path: "model=a/data.parquet".into(), rows: 3 };
+/// assert_eq!(f.rows, 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitFile {
+    /// The column value as text (`None` for NULL).
+    pub value: Option<String>,
+    /// The file, relative to the output directory, `/`-separated.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+}
+
+/// What [`Analytics::export_split_parquet`] wrote; also saved as `manifest.json`.
+///
+/// # Examples
+/// ```
+/// use store::analytics::Analytics;
+/// let dir = tempfile::tempdir()?;
+/// let db = Analytics::in_memory()?;
+/// db.exec_batch("CREATE TABLE t AS SELECT * FROM (VALUES ('a', 1), ('a', 2), ('b/c', 3), (NULL, 4)) v(k, n)")?;
+/// let manifest = db.export_split_parquet("t", dir.path(), "k")?;
+/// assert_eq!(manifest.files.len(), 3);
+/// assert_eq!(manifest.total_rows, 4);
+/// assert!(dir.path().join("k=b%2Fc/data.parquet").is_file());
+/// assert!(dir.path().join("k=__HIVE_DEFAULT_PARTITION__/data.parquet").is_file());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitManifest {
+    /// The exported table.
+    pub table: String,
+    /// The split column.
+    pub column: String,
+    /// One entry per distinct value, NULL first, then by value.
+    pub files: Vec<SplitFile>,
+    /// Rows over all files (= the table's rows).
+    pub total_rows: u64,
+}
+
+/// Percent-encodes every byte outside `[A-Za-z0-9._~-]`, and the dots of `.` and `..`, so the
+/// result is one safe path segment that cannot climb out of its parent or collide with another
+/// value's segment. This is the Hive convention DuckDB, Spark, Trino and Polars decode.
+///
+/// # Examples
+/// ```
+/// use store::analytics::escape_segment;
+/// assert_eq!(escape_segment("a/b"), "a%2Fb");
+/// assert_eq!(escape_segment(".."), "%2E%2E");
+/// assert_eq!(escape_segment("über"), "%C3%BCber");
+/// assert_eq!(escape_segment("%41"), "%2541");
+/// ```
+pub fn escape_segment(text: &str) -> String {
+    if text == "." || text == ".." {
+        return "%2E".repeat(text.len());
+    }
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The final directory name of a value under `<column>=`.
+fn value_segment(value: Option<&str>) -> String {
+    match value {
+        None => HIVE_NULL.to_string(),
+        // The NULL marker spelled as a value: encode its first character so it stays distinct.
+        Some(HIVE_NULL) => format!("%5F{}", &HIVE_NULL[1..]),
+        Some(text) => {
+            let escaped = escape_segment(text);
+            if escaped.len() > MAX_ESCAPED_VALUE_BYTES {
+                format!("__long__{:016x}", fnv1a64(text.as_bytes()))
+            } else {
+                escaped
+            }
+        }
+    }
+}
+
+/// 64-bit FNV-1a: stable across platforms and releases, unlike `std`'s hasher.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Reverses percent-encoding (DuckDB's, when reading its staged directory names).
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+impl Analytics {
+    /// Writes one zstd Parquet file per distinct value of `column` (NULL included) under
+    /// `out_dir/<column>=<escaped value>/data.parquet`, plus `out_dir/manifest.json`, reading the
+    /// table once. Read the result back as one dataset with
+    /// `read_parquet('<out_dir>/**/*.parquet', hive_partitioning = true)`.
+    ///
+    /// # Errors
+    /// `Missing` for an unknown table or column; `DuckDb`/`Io` on write failures, after which
+    /// no partial output remains.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Analytics::in_memory()?;
+    /// db.exec_batch("CREATE TABLE scores AS SELECT 'm' || (range % 3) AS model, range AS n FROM range(30)")?;
+    /// let manifest = db.export_split_parquet("scores", dir.path().join("by-model"), "model")?;
+    /// assert_eq!(manifest.files.iter().map(|f| f.rows).sum::<u64>(), 30);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn export_split_parquet(&self, table: &str, out_dir: impl AsRef<Path>, column: &str) -> Result<SplitManifest> {
+        const OP: &str = "Analytics::export_split_parquet";
+        let out_dir = out_dir.as_ref();
+        let column_sql = sql::ident(OP, "column", column)?;
+        ensure_parent(OP, &out_dir.join("x"))?;
+        let staging = out_dir.join(format!(".staging-{}-{}", std::process::id(), fnv1a64(table.as_bytes())));
+        let result = self.with_conn(OP, |conn| {
+            let table_sql = require_table(OP, conn, table)?;
+            require_column(OP, conn, table, column)?;
+            stage(OP, conn, &table_sql, &column_sql, &staging)?;
+            collect(OP, conn, &staging, &column_sql)
+        });
+        let staged = match result {
+            Ok(staged) => staged,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let published = publish(OP, out_dir, &staging, table, column, staged);
+        let _ = std::fs::remove_dir_all(&staging);
+        published
+    }
+}
+
+fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str) -> Result<()> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
+            [table, column],
+            |r| r.get(0),
+        )
+        .map_err(|e| Error::duckdb(op, "look up column", e))?;
+    if n == 0 {
+        return Err(Error::Missing {
+            op,
+            kind: "column",
+            name: format!("{table}.{column}"),
+        });
+    }
+    Ok(())
+}
+
+/// The one partitioned COPY: every row goes to the staged directory of its key.
+fn stage(op: &'static str, conn: &Connection, table: &str, column: &str, staging: &Path) -> Result<()> {
+    let text = format!("CAST({column} AS VARCHAR)");
+    // Escaped length of the value, computed exactly as `escape_segment` does: characters outside
+    // the unreserved set cost three bytes per byte.
+    let kept = format!("octet_length(regexp_replace({text}, '[^A-Za-z0-9._~-]', '', 'g'))");
+    let escaped_len = format!("({kept} + 3 * (octet_length({text}) - {kept}))");
+    let key = format!(
+        "CASE WHEN {column} IS NULL THEN NULL \
+              WHEN {text} = '{HIVE_NULL}' THEN 'shive' \
+              WHEN {escaped_len} > {MAX_ESCAPED_VALUE_BYTES} THEN 's' || hash({text}) \
+              ELSE 'v' || {text} END"
+    );
+    let copy = format!(
+        "COPY (SELECT *, {key} AS __store_split_key FROM {table}) TO {} \
+         (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (__store_split_key), OVERWRITE_OR_IGNORE true)",
+        sql::path_literal(op, staging)?
+    );
+    with_progress(conn, None, || conn.execute(&copy, []))
+        .map(drop)
+        .map_err(|e| Error::duckdb(op, "write partitioned files", e))
+}
+
+/// A staged partition: its key (`None` = NULL), files and row count.
+struct Staged {
+    key: Option<String>,
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+    rows: u64,
+    value: Option<String>,
+}
+
+/// Reads the staged layout back: keys from directory names, row counts from Parquet footers,
+/// and the true values of hashed (long) keys from their own files.
+fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) -> Result<Vec<Staged>> {
+    let mut staged = Vec::new();
+    let io = |source, path: &Path| Error::Io {
+        op,
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    for entry in std::fs::read_dir(staging).map_err(|e| io(e, staging))? {
+        let entry = entry.map_err(|e| io(e, staging))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(encoded) = name.strip_prefix("__store_split_key=") else { continue };
+        let key = if encoded == HIVE_NULL {
+            None
+        } else {
+            let bytes = percent_decode(encoded)
+                .ok_or_else(|| Error::invalid(op, "column", format!("unexpected staged directory {name:?}")))?;
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        let dir = entry.path();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| io(e, &dir))?
+            .filter_map(|f| f.ok().map(|f| f.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        files.sort();
+        staged.push(Staged {
+            value: key.as_deref().and_then(|k| k.strip_prefix('v')).map(str::to_string),
+            key,
+            dir,
+            files,
+            rows: 0,
+        });
+    }
+    if staged.is_empty() {
+        return Ok(staged);
+    }
+    // Row counts from the footers of every staged file, in one metadata query.
+    let glob = sql::path_literal(op, &staging.join("*").join("*.parquet"))?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    {
+        let mut stmt = conn
+            .prepare(&format!("SELECT file_name, num_rows FROM parquet_file_metadata({glob})"))
+            .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
+        for row in rows {
+            let (file, n) = row.map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
+            counts.insert(file, n.max(0) as u64);
+        }
+    }
+    for s in &mut staged {
+        s.rows = s
+            .files
+            .iter()
+            .map(|f| counts.get(f.to_string_lossy().as_ref()).copied().unwrap_or(0))
+            .sum();
+    }
+    // Marker keys stand for values we must read back: the NULL marker's spelling and long ones.
+    for s in staged.iter_mut().filter(|s| s.key.as_deref().is_some_and(|k| k.starts_with('s'))) {
+        if s.key.as_deref() == Some("shive") {
+            s.value = Some(HIVE_NULL.to_string());
+            continue;
+        }
+        let files: Vec<String> = s
+            .files
+            .iter()
+            .map(|f| sql::path_literal(op, f))
+            .collect::<Result<_>>()?;
+        let query = format!(
+            "SELECT count(DISTINCT CAST({column} AS VARCHAR)), any_value(CAST({column} AS VARCHAR)) \
+             FROM read_parquet([{}])",
+            files.join(", ")
+        );
+        let (distinct, value): (i64, Option<String>) = conn
+            .query_row(&query, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| Error::duckdb(op, "read back a long value", e))?;
+        if distinct != 1 {
+            return Err(Error::invalid(
+                op,
+                "column",
+                "two long values share a 64-bit hash; split on another column or shorten the values",
+            ));
+        }
+        s.value = value;
+    }
+    Ok(staged)
+}
+
+/// Moves staged partitions to their final names and writes the manifest.
+fn publish(
+    op: &'static str,
+    out_dir: &Path,
+    staging: &Path,
+    table: &str,
+    column: &str,
+    mut staged: Vec<Staged>,
+) -> Result<SplitManifest> {
+    staged.sort_by(|a, b| a.value.cmp(&b.value));
+    let column_segment = escape_segment(column);
+    let io = |source, path: &Path| Error::Io {
+        op,
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    // Lay out the complete result inside the staging directory first, then move each partition.
+    let mut files = Vec::with_capacity(staged.len());
+    let mut moves = Vec::with_capacity(staged.len());
+    for s in &staged {
+        let segment = format!("{column_segment}={}", value_segment(s.value.as_deref()));
+        let ready = staging.join(format!("ready-{}", files.len()));
+        std::fs::create_dir_all(&ready).map_err(|e| io(e, &ready))?;
+        merge_files(op, &s.files, &ready.join("data.parquet"))?;
+        let _ = std::fs::remove_dir_all(&s.dir);
+        moves.push((ready, out_dir.join(&segment)));
+        files.push(SplitFile {
+            value: s.value.clone(),
+            path: format!("{segment}/data.parquet"),
+            rows: s.rows,
+        });
+    }
+    for (from, to) in &moves {
+        if to.exists() {
+            std::fs::remove_dir_all(to).map_err(|e| io(e, to))?;
+        }
+        std::fs::rename(from, to).map_err(|e| io(e, to))?;
+    }
+    let manifest = SplitManifest {
+        table: table.to_string(),
+        column: column.to_string(),
+        total_rows: files.iter().map(|f| f.rows).sum(),
+        files,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json(op, e))?;
+    let path = out_dir.join(MANIFEST);
+    std::fs::write(&path, json).map_err(|e| io(e, &path))?;
+    Ok(manifest)
+}
+
+/// DuckDB writes one file per partition in the common case; if it wrote several, they become
+/// `data.parquet`, `data-1.parquet`, … in the same directory (still one dataset per value).
+fn merge_files(op: &'static str, files: &[PathBuf], target: &Path) -> Result<()> {
+    for (i, file) in files.iter().enumerate() {
+        let name = if i == 0 {
+            target.to_path_buf()
+        } else {
+            target.with_file_name(format!("data-{i}.parquet"))
+        };
+        std::fs::rename(file, &name).map_err(|source| Error::Io {
+            op,
+            path: Some(name.clone()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_safe_and_distinct() {
+        assert_eq!(value_segment(None), HIVE_NULL);
+        assert_eq!(value_segment(Some(HIVE_NULL)), "%5F_HIVE_DEFAULT_PARTITION__");
+        assert_eq!(value_segment(Some("")), "");
+        assert_eq!(value_segment(Some(".")), "%2E");
+        assert_eq!(value_segment(Some("x=y")), "x%3Dy");
+        assert!(value_segment(Some(&"a".repeat(201))).starts_with("__long__"));
+        assert_eq!(value_segment(Some(&"a".repeat(200))), "a".repeat(200));
+        assert_eq!(percent_decode("a%2Fb%C3%BC").unwrap(), "a/bü".as_bytes());
+    }
+}

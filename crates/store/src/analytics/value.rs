@@ -1,0 +1,322 @@
+//! Typed analytical values and result sets, convertible to JSON.
+
+use std::fmt;
+
+use base64::Engine;
+use serde_json::{Map, Value as Json};
+
+/// One value of an analytical result.
+///
+/// # Examples
+/// ```
+/// use store::analytics::Value;
+/// assert_eq!(Value::Int(42).to_json(), serde_json::json!(42));
+/// assert_eq!(Value::Float(f64::NAN).to_json(), serde_json::json!("NaN"));
+/// assert_eq!(Value::Date(0).to_json(), serde_json::json!("1970-01-01"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// BOOLEAN.
+    Bool(bool),
+    /// Any signed integer type up to 64 bits.
+    Int(i64),
+    /// Unsigned 64-bit integers (smaller unsigned types arrive as `Int`).
+    UInt(u64),
+    /// FLOAT and DOUBLE.
+    Float(f64),
+    /// VARCHAR and ENUM.
+    Text(String),
+    /// BLOB.
+    Blob(Vec<u8>),
+    /// TIMESTAMP, as microseconds since the Unix epoch (UTC).
+    Timestamp(i64),
+    /// DATE, as days since the Unix epoch.
+    Date(i32),
+    /// LIST and ARRAY.
+    List(Vec<Value>),
+    /// STRUCT (and MAP, as key/value pairs named by the key's text).
+    Struct(Vec<(String, Value)>),
+    /// Anything else (DECIMAL, HUGEINT, TIME, INTERVAL, UNION…), as DuckDB renders it.
+    Other(String),
+}
+
+impl Value {
+    /// The value as JSON: non-finite floats become `"NaN"`/`"inf"`/`"-inf"`, blobs base64,
+    /// timestamps RFC 3339 UTC, dates `YYYY-MM-DD`.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Value;
+    /// assert_eq!(Value::Timestamp(1_500_000).to_json(), serde_json::json!("1970-01-01T00:00:01.500000Z"));
+    /// assert_eq!(Value::Blob(vec![1, 2]).to_json(), serde_json::json!("AQI="));
+    /// ```
+    pub fn to_json(&self) -> Json {
+        match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => Json::from(*i),
+            Value::UInt(u) => Json::from(*u),
+            Value::Float(f) if f.is_nan() => Json::from("NaN"),
+            Value::Float(f) if f.is_infinite() => Json::from(if *f > 0.0 { "inf" } else { "-inf" }),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            Value::Text(s) | Value::Other(s) => Json::from(s.as_str()),
+            Value::Blob(b) => Json::from(base64::engine::general_purpose::STANDARD.encode(b)),
+            Value::Timestamp(us) => Json::from(rfc3339_micros(*us)),
+            Value::Date(days) => Json::from(iso_date(i64::from(*days))),
+            Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
+            Value::Struct(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+        }
+    }
+
+    /// `Some(i)` for integer values that fit in an `i64`.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(store::analytics::Value::UInt(7).as_i64(), Some(7));
+    /// ```
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::UInt(u) => i64::try_from(*u).ok(),
+            _ => None,
+        }
+    }
+
+    /// `Some(text)` for text values.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(store::analytics::Value::Text("a".into()).as_str(), Some("a"));
+    /// ```
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Text(s) | Value::Other(s) => f.write_str(s),
+            other => match other.to_json() {
+                Json::String(s) => f.write_str(&s),
+                json => write!(f, "{json}"),
+            },
+        }
+    }
+}
+
+impl From<duckdb::types::Value> for Value {
+    fn from(v: duckdb::types::Value) -> Self {
+        use duckdb::types::{TimeUnit, Value as D};
+        match v {
+            D::Null => Value::Null,
+            D::Boolean(b) => Value::Bool(b),
+            D::TinyInt(i) => Value::Int(i.into()),
+            D::SmallInt(i) => Value::Int(i.into()),
+            D::Int(i) => Value::Int(i.into()),
+            D::BigInt(i) => Value::Int(i),
+            D::UTinyInt(u) => Value::Int(u.into()),
+            D::USmallInt(u) => Value::Int(u.into()),
+            D::UInt(u) => Value::Int(u.into()),
+            D::UBigInt(u) => Value::UInt(u),
+            D::HugeInt(i) => i64::try_from(i).map_or_else(|_| Value::Other(i.to_string()), Value::Int),
+            D::UHugeInt(u) => u64::try_from(u).map_or_else(|_| Value::Other(u.to_string()), Value::UInt),
+            D::Float(x) => Value::Float(x.into()),
+            D::Double(x) => Value::Float(x),
+            D::Decimal(d) => Value::Other(d.to_string()),
+            D::Timestamp(unit, t) => Value::Timestamp(match unit {
+                TimeUnit::Second => t.saturating_mul(1_000_000),
+                TimeUnit::Millisecond => t.saturating_mul(1_000),
+                TimeUnit::Microsecond => t,
+                TimeUnit::Nanosecond => t / 1_000,
+            }),
+            D::Text(s) | D::Enum(s) => Value::Text(s),
+            D::Blob(b) | D::Geometry(b) => Value::Blob(b),
+            D::Date32(d) => Value::Date(d),
+            D::Time64(unit, t) => Value::Other(format!("{t} {}", time_unit_name(unit))),
+            D::Interval { months, days, nanos } => Value::Other(format!("{months} months {days} days {nanos} ns")),
+            D::List(items) | D::Array(items) => Value::List(items.into_iter().map(Value::from).collect()),
+            D::Struct(fields) => Value::Struct(fields.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect()),
+            D::Map(entries) => Value::Struct(
+                entries
+                    .iter()
+                    .map(|(k, v)| (Value::from(k.clone()).to_string(), Value::from(v.clone())))
+                    .collect(),
+            ),
+            D::Union(inner) => Value::from(*inner),
+        }
+    }
+}
+
+fn time_unit_name(unit: duckdb::types::TimeUnit) -> &'static str {
+    use duckdb::types::TimeUnit;
+    match unit {
+        TimeUnit::Second => "s",
+        TimeUnit::Millisecond => "ms",
+        TimeUnit::Microsecond => "us",
+        TimeUnit::Nanosecond => "ns",
+    }
+}
+
+/// A result set: column names and rows of values.
+///
+/// # Examples
+/// ```
+/// let db = store::analytics::Analytics::in_memory()?;
+/// let rows = db.query("SELECT 1 AS a, 'x' AS b", &[])?;
+/// assert_eq!(rows.columns, ["a", "b"]);
+/// assert_eq!(rows.to_objects()[0]["b"], "x");
+/// # Ok::<(), store::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Rows {
+    /// `{"columns": [...], "rows": [[...], ...]}`.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// let json = db.query("SELECT 1 AS a", &[])?.to_json();
+    /// assert_eq!(json, serde_json::json!({"columns": ["a"], "rows": [[1]]}));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn to_json(&self) -> Json {
+        let rows: Vec<Json> = self
+            .rows
+            .iter()
+            .map(|r| Json::Array(r.iter().map(Value::to_json).collect()))
+            .collect();
+        serde_json::json!({ "columns": self.columns, "rows": rows })
+    }
+
+    /// One JSON object per row, keyed by column name.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// assert_eq!(db.query("SELECT 2 AS n", &[])?.to_objects()[0]["n"], 2);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn to_objects(&self) -> Vec<Map<String, Json>> {
+        self.rows
+            .iter()
+            .map(|row| self.columns.iter().cloned().zip(row.iter().map(Value::to_json)).collect())
+            .collect()
+    }
+
+    /// Number of rows.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// assert_eq!(db.query("SELECT * FROM range(3)", &[])?.len(), 3);
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// assert!(db.query("SELECT 1 WHERE false", &[])?.is_empty());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// One row with its column names, from [`Analytics::query_row`](super::Analytics::query_row).
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, Value};
+/// let db = Analytics::in_memory()?;
+/// let row = db.query_row("SELECT 42 AS answer", &[])?.unwrap();
+/// assert_eq!(row.get("answer"), Some(&Value::Int(42)));
+/// # Ok::<(), store::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Values, one per column.
+    pub values: Vec<Value>,
+}
+
+impl Row {
+    /// The value of a column by name.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// let row = db.query_row("SELECT 1 AS a", &[])?.unwrap();
+    /// assert!(row.get("missing").is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        self.columns.iter().position(|c| c == column).map(|i| &self.values[i])
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+pub(crate) fn iso_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub(crate) fn rfc3339_micros(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}.{micros:06}Z",
+        iso_date(days),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_timestamps_format_like_rfc3339() {
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_date(-1), "1969-12-31");
+        assert_eq!(iso_date(19_723), "2024-01-01");
+        assert_eq!(rfc3339_micros(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(rfc3339_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+}
