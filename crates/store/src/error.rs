@@ -101,7 +101,7 @@ pub enum Error {
         actual: Option<u64>,
     },
     /// A scoped write would push the namespace past its quota.
-    #[error("{op}: namespace {namespace:?} would hold {requested} {}, over {limit} {max}; delete entries or raise the quota", limit.unit())]
+    #[error("{op}: namespace {namespace:?} would hold {requested} {}, over {limit} {max}; delete keys or raise the quota", limit.unit())]
     QuotaExceeded {
         /// Failing operation.
         op: &'static str,

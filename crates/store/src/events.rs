@@ -277,14 +277,17 @@ impl Registry {
     }
 
     /// Runs callbacks on the calling thread after the writer lock is released, in registration
-    /// order. A panicking callback is logged; the write still succeeded.
+    /// order. Each event sees the registry as it is when that event is dispatched: a callback
+    /// registered while an event is in flight misses that event only, and one unregistered
+    /// (even by another callback) is never called again. A panicking callback is logged; the
+    /// write still succeeded.
     pub fn call(&self, events: &[Event]) {
-        let snapshot = Arc::clone(&self.callbacks.lock());
-        if snapshot.is_empty() {
-            return;
-        }
         for event in events {
-            for (_, callback) in snapshot.iter() {
+            let snapshot = Arc::clone(&self.callbacks.lock());
+            for (id, callback) in snapshot.iter() {
+                if !self.callbacks.lock().iter().any(|(live, _)| live == id) {
+                    continue; // unregistered by an earlier callback for this same event
+                }
                 if catch_unwind(AssertUnwindSafe(|| callback(event))).is_err() {
                     log::warn!("store: an on_change callback panicked on a {} event", event.kind);
                 }

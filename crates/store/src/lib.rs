@@ -37,7 +37,7 @@ pub mod scope;
 mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
-pub use config::{Durability, Location, MAX_READERS, MAX_VALUE_BYTES, StoreConfig};
+pub use config::{ChangeFeedConfig, Durability, Location, MAX_READERS, MAX_VALUE_BYTES, StoreConfig};
 pub use error::{Error, ErrorKind, QuotaLimit, Result};
 pub use events::{CallbackGuard, Event, EventKind, Subscription, WatchOptions};
 pub use kv::{Change, ChangeBatch, Entry, EntryIter, GroupIter, Kv, Store, Transaction, Versioned};

@@ -474,46 +474,49 @@ pub(crate) fn last_change_seq(conn: &Connection) -> rusqlite::Result<u64> {
 }
 
 /// Deletes rows older than `before_ms` and beyond the newest `keep_rows`; records the highest
-/// deleted seq in `store_meta`. Returns the number of rows deleted.
+/// deleted seq in `store_meta` (readers that had not got that far see a gap). Returns the number
+/// of rows deleted. The age rule scans the table rather than trusting seq order, so rows written
+/// under a clock that stepped back are pruned too; it runs on the purge thread, not per write.
 pub(crate) fn prune_changes(
     conn: &Connection,
     before_ms: Option<i64>,
     keep_rows: Option<u64>,
 ) -> rusqlite::Result<u64> {
-    let mut cut: Option<i64> = None; // delete seq <= cut
+    let mut deleted = 0u64;
+    let mut highest: Option<i64> = None;
+    let mut drain = |stmt: &mut rusqlite::CachedStatement<'_>, param: i64| -> rusqlite::Result<()> {
+        let mut rows = stmt.query([param])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            deleted += 1;
+            highest = highest.max(Some(seq));
+        }
+        Ok(())
+    };
     if let Some(before) = before_ms {
-        // Rows are appended in seq order with (nearly) increasing times: walk from the oldest
-        // to the first row young enough to keep, so the cost is proportional to what goes.
-        let first_kept: Option<i64> = conn
-            .prepare_cached("SELECT seq FROM changes WHERE at_ms >= ?1 ORDER BY seq LIMIT 1")?
-            .query_row([before], |r| r.get(0))
-            .optional()?;
-        cut = match first_kept {
-            Some(seq) => Some(seq - 1),
-            None => conn
-                .prepare_cached("SELECT max(seq) FROM changes")?
-                .query_row([], |r| r.get(0))?,
-        };
+        drain(
+            &mut conn.prepare_cached("DELETE FROM changes WHERE at_ms < ?1 RETURNING seq")?,
+            before,
+        )?;
     }
     if let Some(keep) = keep_rows {
         let boundary: Option<i64> = conn
             .prepare_cached("SELECT seq FROM changes ORDER BY seq DESC LIMIT 1 OFFSET ?1")?
             .query_row([clamp(keep)], |r| r.get(0))
             .optional()?;
-        cut = cut.max(boundary);
+        if let Some(boundary) = boundary {
+            drain(
+                &mut conn.prepare_cached("DELETE FROM changes WHERE seq <= ?1 RETURNING seq")?,
+                boundary,
+            )?;
+        }
     }
-    let Some(cut) = cut else { return Ok(0) };
-    let last_deleted: Option<i64> = conn
-        .prepare_cached("SELECT max(seq) FROM changes WHERE seq <= ?1")?
-        .query_row([cut], |r| r.get(0))?;
-    let Some(cut) = last_deleted else { return Ok(0) };
-    let deleted = conn
-        .prepare_cached("DELETE FROM changes WHERE seq <= ?1")?
-        .execute([cut])?;
-    if deleted > 0 && meta_get(conn, PRUNED_THROUGH)?.unwrap_or(0) < cut {
-        meta_set(conn, PRUNED_THROUGH, cut)?;
+    if let Some(highest) = highest {
+        if meta_get(conn, PRUNED_THROUGH)?.unwrap_or(0) < highest {
+            meta_set(conn, PRUNED_THROUGH, highest)?;
+        }
     }
-    Ok(deleted as u64)
+    Ok(deleted)
 }
 
 fn clamp(v: u64) -> i64 {

@@ -41,10 +41,19 @@ pub(crate) fn open_file_writer(
         .map_err(|e| Error::sqlite(op, format!("open {}", path.display()), e))?;
     configure(op, &conn, durability, busy)?;
     // WAL lets readers proceed while a write is in flight. Asking for it also makes SQLite read
-    // the header, which is where a file that is not a database is detected.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .ctx(op, "enable WAL journal mode")?;
+    // the header, which is where a file that is not a database is detected. Switching a new
+    // file to WAL needs an exclusive lock, and SQLite answers "busy" at once instead of calling
+    // the busy handler, so two processes creating the same file at the same moment retry here
+    // for up to the busy timeout.
+    let deadline = std::time::Instant::now() + busy;
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => break other.ctx(op, "enable WAL journal mode")?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!(
             "store: {} stays in journal_mode {mode}; readers may wait for writers",
@@ -52,6 +61,13 @@ pub(crate) fn open_file_writer(
         );
     }
     Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Opens a reader on an existing file database.

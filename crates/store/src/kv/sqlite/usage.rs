@@ -5,13 +5,26 @@
 //! `Store` calls into `ns:` groups, or another program using the table) — so a quota check reads
 //! one row instead of counting. The counters include expired rows that were not purged yet;
 //! the live figures subtract those (see [`live_usage`]).
+//!
+//! Known limit: SQLite does not fire delete triggers for rows that `INSERT OR REPLACE` removes
+//! (unless the writing connection turned on `recursive_triggers`), so a foreign program that
+//! replaces namespaced rows that way over-counts them. Upserts (`ON CONFLICT … DO UPDATE`, what
+//! this crate and the Go implementation use), plain inserts, updates and deletes are exact. If
+//! any trigger is missing on open, all of them are recreated and the counters rebuilt.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::GroupRange;
 
 /// Bumped whenever the trigger definitions change; older triggers are replaced on open.
-const TRIGGER_VERSION: i64 = 1;
+const TRIGGER_VERSION: i64 = 2;
+const TRIGGERS: [&str; 5] = [
+    "scope_usage_insert",
+    "scope_usage_delete",
+    "scope_usage_update",
+    "scope_usage_rekey",
+    "scope_usage_move",
+];
 const META_KEY: &str = "scope_usage_triggers";
 
 /// `WHEN`-clause: the row's group is `<namespace>:<group>` with a valid namespace.
@@ -68,6 +81,8 @@ fn trigger_sql() -> String {
          DROP TRIGGER IF EXISTS scope_usage_delete;
          DROP TRIGGER IF EXISTS scope_usage_update;
          DROP TRIGGER IF EXISTS scope_usage_rename;
+         DROP TRIGGER IF EXISTS scope_usage_rekey;
+         DROP TRIGGER IF EXISTS scope_usage_move;
          CREATE TRIGGER scope_usage_insert AFTER INSERT ON entries WHEN {new_guard} BEGIN {add_new_checked} END;
          CREATE TRIGGER scope_usage_delete AFTER DELETE ON entries WHEN {old_guard} BEGIN {remove_old_checked} END;
          CREATE TRIGGER scope_usage_update AFTER UPDATE OF entry_value, expires_at ON entries
@@ -76,8 +91,14 @@ fn trigger_sql() -> String {
                ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
                WHERE namespace = {new_ns};
            END;
-         CREATE TRIGGER scope_usage_rename AFTER UPDATE OF group_name, entry_key ON entries
-           WHEN NEW.group_name <> OLD.group_name OR NEW.entry_key <> OLD.entry_key BEGIN
+         CREATE TRIGGER scope_usage_rekey AFTER UPDATE OF entry_key ON entries
+           WHEN NEW.group_name = OLD.group_name AND NEW.entry_key <> OLD.entry_key AND {new_guard} BEGIN
+             UPDATE scope_usage SET bytes = bytes + {new_bytes} - {old_bytes},
+               ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
+               WHERE namespace = {new_ns};
+           END;
+         CREATE TRIGGER scope_usage_move AFTER UPDATE OF group_name ON entries
+           WHEN NEW.group_name <> OLD.group_name BEGIN
              {remove_old} {add_new}
            END;",
         // The insert and delete triggers' WHEN clauses already checked the row.
@@ -94,9 +115,15 @@ fn trigger_sql() -> String {
 /// transaction.
 pub(crate) fn ensure(conn: &Connection) -> rusqlite::Result<()> {
     let installed: Option<i64> = super::meta_get(conn, META_KEY)?;
-    let triggers_present: bool = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'scope_usage_insert'")?
-        .exists([])?;
+    let present: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('{}')",
+            TRIGGERS.join("', '")
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    let triggers_present = present == TRIGGERS.len() as i64;
     if installed == Some(TRIGGER_VERSION) && triggers_present {
         return Ok(());
     }

@@ -1,0 +1,315 @@
+//! The durable change feed: `store changes [--since] [--limit] [--follow]` and `store kv watch`
+//! (SPEC §5.3, §12 "feed"). Watchers run as background processes and see other processes'
+//! writes; Ctrl-C is sent as SIGINT with `kill -INT`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Home, keys, parse_json_line};
+
+/// Time allowed for a watcher to print another process's write (SPEC §12 acceptance).
+const WITHIN: Duration = Duration::from_secs(2);
+/// Time allowed for a watcher to start (open the store, read `last_seq`).
+const STARTUP: Duration = Duration::from_secs(20);
+/// The banner `kv watch` and `changes --follow` print to stderr once they are following.
+const BANNER: &str = "following changes";
+
+fn fields(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+// ---- changes ---------------------------------------------------------------------------------
+
+#[test]
+fn changes_lists_sets_and_deletes_with_seq_kind_group_and_key() {
+    let home = Home::new();
+    let v1 = home.set("config", "pool", "eu-west");
+    let v2 = home.set("config", "wallet", "0xabc");
+    home.ok(&["kv", "del", "config", "pool"]);
+    let out = home.ok(&["changes"]);
+    let rows: Vec<Vec<&str>> = out.lines().map(fields).collect();
+    assert_eq!(rows[0], ["SEQ", "KIND", "GROUP", "KEY", "VALUE"], "{out}");
+    assert_eq!(
+        rows[1],
+        [v1.to_string().as_str(), "set", "config", "pool", "eu-west"],
+        "{out}"
+    );
+    assert_eq!(
+        rows[2],
+        [v2.to_string().as_str(), "set", "config", "wallet", "0xabc"],
+        "{out}"
+    );
+    assert_eq!(rows[3][1..], ["delete", "config", "pool"], "{out}");
+    assert!(rows[3][0].parse::<u64>().expect("seq") > v2, "{out}");
+    assert_eq!(rows.len(), 4, "{out}");
+}
+
+#[test]
+fn changes_json_has_changes_next_seq_and_gap() {
+    let home = Home::new();
+    let version = home.set("g", "k", "v");
+    home.ok(&["kv", "del", "g", "k"]);
+    let batch = home.json(&["changes"]);
+    assert_eq!(keys(&batch), ["changes", "gap", "next_seq"]);
+    assert_eq!(batch["gap"], false);
+    let changes = batch["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        keys(&changes[0]),
+        ["at_ms", "expires_at", "group", "key", "kind", "seq", "value"]
+    );
+    assert_eq!(
+        changes[0]["seq"], version,
+        "a set's version is its change seq (SPEC §3.6)"
+    );
+    assert_eq!(
+        (
+            &changes[0]["kind"],
+            &changes[0]["group"],
+            &changes[0]["key"],
+            &changes[0]["value"]
+        ),
+        (&json!("set"), &json!("g"), &json!("k"), &json!("v"))
+    );
+    assert_eq!(
+        (&changes[1]["kind"], &changes[1]["value"]),
+        (&json!("delete"), &Value::Null)
+    );
+    assert_eq!(batch["next_seq"], changes[1]["seq"]);
+}
+
+#[test]
+fn changes_of_an_empty_store_are_empty() {
+    let home = Home::new();
+    assert_eq!(
+        home.json(&["changes"]),
+        json!({"changes": [], "gap": false, "next_seq": 0})
+    );
+    assert_eq!(
+        fields(&home.ok(&["changes"])),
+        ["SEQ", "KIND", "GROUP", "KEY", "VALUE"]
+    );
+}
+
+#[test]
+fn changes_since_lists_only_later_changes() {
+    let home = Home::new();
+    let first = home.set("g", "a", "1");
+    let second = home.set("g", "b", "2");
+    let third = home.set("g", "c", "3");
+    let batch = home.json(&["changes", "--since", &first.to_string()]);
+    let seqs: Vec<&Value> = batch["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| &c["seq"])
+        .collect();
+    assert_eq!(seqs, [&json!(second), &json!(third)]);
+    let after_all = home.json(&["changes", "--since", &third.to_string()]);
+    assert_eq!(after_all, json!({"changes": [], "gap": false, "next_seq": third}));
+    // next_seq is the last seq returned, or `since` itself when nothing is (SPEC §5.3).
+    assert_eq!(home.json(&["changes", "--since", "1000"])["next_seq"], 1000);
+}
+
+#[test]
+fn changes_limit_caps_the_batch_and_next_seq_resumes() {
+    let home = Home::new();
+    for key in ["a", "b", "c"] {
+        home.set("g", key, "v");
+    }
+    let first = home.json(&["changes", "--limit", "2"]);
+    assert_eq!(first["changes"].as_array().expect("changes").len(), 2);
+    let next = first["next_seq"].to_string();
+    let rest = home.json(&["changes", "--since", &next, "--limit", "2"]);
+    assert_eq!(rest["changes"].as_array().expect("changes").len(), 1);
+    assert_eq!(rest["changes"][0]["key"], "c");
+}
+
+#[test]
+fn changes_limit_out_of_range_exits_1() {
+    let home = Home::new();
+    home.run(&["changes", "--limit", "0"]).library_error();
+    home.run(&["changes", "--limit", "10001"]).library_error();
+}
+
+#[test]
+fn changes_record_increments_and_purged_expiry() {
+    let home = Home::new();
+    home.ok(&["kv", "incr", "g", "n", "5"]);
+    home.ok(&["kv", "set", "g", "gone", "v", "--ttl", "0s"]);
+    home.ok(&["kv", "purge"]);
+    let batch = home.json(&["changes"]);
+    let kinds: Vec<(&Value, &Value, &Value)> = batch["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| (&c["kind"], &c["key"], &c["value"]))
+        .collect();
+    assert_eq!(kinds[0], (&json!("set"), &json!("n"), &json!("5")));
+    assert_eq!(kinds[1], (&json!("set"), &json!("gone"), &json!("v")));
+    assert_eq!((kinds[2].0, kinds[2].1), (&json!("expired"), &json!("gone")));
+    assert_eq!(kinds.len(), 3);
+}
+
+#[test]
+fn scoped_writes_appear_in_changes_with_the_full_group_name() {
+    let home = Home::new();
+    home.ok(&["kv", "--ns", "tenant-a", "set", "config", "k", "v"]);
+    assert_eq!(home.json(&["changes"])["changes"][0]["group"], "tenant-a:config");
+}
+
+// ---- kv watch --------------------------------------------------------------------------------
+
+#[test]
+fn kv_watch_prints_another_process_write_within_2s_and_exits_0_on_sigint() {
+    let home = Home::new();
+    home.set("g", "before", "old"); // before the watcher starts: not printed
+    let watch = home.spawn(&["kv", "watch"]);
+    watch.expect_stderr(BANNER, STARTUP);
+    let version = home.set("config", "pool", "eu-west");
+    let line = watch.expect_line(WITHIN);
+    let cells: Vec<&str> = line.split('\t').collect();
+    assert_eq!(
+        cells,
+        [version.to_string().as_str(), "set", "config", "pool", "eu-west"],
+        "{line:?}"
+    );
+    home.ok(&["kv", "del", "config", "pool"]);
+    let line = watch.expect_line(WITHIN);
+    assert_eq!(
+        line.split('\t').skip(1).collect::<Vec<_>>(),
+        ["delete", "config", "pool", ""]
+    );
+    let rest = watch.interrupt_and_expect_exit_0();
+    assert!(rest.is_empty(), "unexpected output: {rest:?}");
+}
+
+#[test]
+fn kv_watch_of_a_group_prints_only_that_group() {
+    let home = Home::new();
+    let watch = home.spawn(&["kv", "watch", "wanted"]);
+    watch.expect_stderr(BANNER, STARTUP);
+    home.set("unwanted", "k", "v");
+    home.set("wanted-not", "k", "v");
+    home.set("wanted", "k", "yes");
+    let line = watch.expect_line(WITHIN);
+    assert_eq!(
+        line.split('\t').skip(1).collect::<Vec<_>>(),
+        ["set", "wanted", "k", "yes"]
+    );
+    let rest = watch.interrupt_and_expect_exit_0();
+    assert!(rest.is_empty(), "unexpected output: {rest:?}");
+}
+
+#[test]
+fn kv_watch_json_prints_one_change_object_per_line() {
+    let home = Home::new();
+    home.set("g", "first", "1");
+    // --since 0 replays the first write, which shows the watcher is running.
+    let watch = home.spawn(&["--json", "kv", "watch", "--since", "0"]);
+    let first = parse_json_line(&watch.expect_line(STARTUP));
+    assert_eq!((&first["key"], &first["kind"]), (&json!("first"), &json!("set")));
+    let version = home.set("g", "second", "2");
+    let second = parse_json_line(&watch.expect_line(WITHIN));
+    assert_eq!(
+        keys(&second),
+        ["at_ms", "expires_at", "group", "key", "kind", "seq", "value"]
+    );
+    assert_eq!((&second["seq"], &second["value"]), (&json!(version), &json!("2")));
+    watch.interrupt_and_expect_exit_0();
+}
+
+#[test]
+fn kv_watch_in_a_namespace_shows_only_its_changes_with_local_group_names() {
+    let home = Home::new();
+    let watch = home.spawn(&["kv", "--ns", "tenant-a", "watch"]);
+    watch.expect_stderr(BANNER, STARTUP);
+    home.ok(&["kv", "--ns", "tenant-b", "set", "config", "k", "b"]);
+    home.set("config", "k", "raw");
+    home.set("tenant-ab:config", "k", "lookalike");
+    home.ok(&["kv", "--ns", "tenant-a", "set", "config", "k", "a"]);
+    home.set("tenant-a:cache", "raw-into-ns", "r");
+    let first = watch.expect_line(WITHIN);
+    assert_eq!(
+        first.split('\t').skip(1).collect::<Vec<_>>(),
+        ["set", "config", "k", "a"]
+    );
+    let second = watch.expect_line(WITHIN);
+    assert_eq!(
+        second.split('\t').skip(1).collect::<Vec<_>>(),
+        ["set", "cache", "raw-into-ns", "r"]
+    );
+    let rest = watch.interrupt_and_expect_exit_0();
+    assert!(rest.is_empty(), "unexpected output: {rest:?}");
+}
+
+#[test]
+fn kv_watch_of_a_group_in_a_namespace_matches_the_local_group() {
+    let home = Home::new();
+    home.ok(&["kv", "count"]); // create the database first: see home::concurrent_first_opens…
+    let watch = home.spawn(&["--json", "kv", "--ns", "tenant-a", "watch", "config"]);
+    home.ok(&["kv", "--ns", "tenant-a", "set", "config", "boot", "1"]);
+    // The watcher starts at the newest seq; keep writing until it is following.
+    let mut line = watch.next_line(Duration::from_millis(300));
+    for i in 0..60 {
+        if line.is_some() {
+            break;
+        }
+        home.ok(&["kv", "--ns", "tenant-a", "set", "config", "boot", &i.to_string()]);
+        line = watch.next_line(Duration::from_millis(300));
+    }
+    assert!(line.is_some(), "watcher never started");
+    while watch.next_line(Duration::from_millis(500)).is_some() {}
+    home.ok(&["kv", "--ns", "tenant-a", "set", "other", "k", "no"]);
+    home.set("config", "k", "no");
+    home.ok(&["kv", "--ns", "tenant-a", "set", "config", "k", "yes"]);
+    let change = parse_json_line(&watch.expect_line(WITHIN));
+    assert_eq!(
+        (&change["group"], &change["value"]),
+        (&json!("config"), &json!("yes"))
+    );
+    watch.interrupt_and_expect_exit_0();
+}
+
+// ---- changes --follow ------------------------------------------------------------------------
+
+#[test]
+fn changes_follow_json_prints_other_process_writes_and_exits_0_on_sigint() {
+    let home = Home::new();
+    home.set("g", "first", "1");
+    let follow = home.spawn(&["--json", "changes", "--follow", "--since", "0"]);
+    let first = parse_json_line(&follow.expect_line(STARTUP));
+    assert_eq!(first["key"], "first");
+    let version = home.set("other", "second", "2");
+    let second = parse_json_line(&follow.expect_line(WITHIN));
+    assert_eq!(
+        (&second["seq"], &second["group"]),
+        (&json!(version), &json!("other"))
+    );
+    home.ok(&["kv", "del", "other", "second"]);
+    let third = parse_json_line(&follow.expect_line(WITHIN));
+    assert_eq!(
+        (&third["kind"], &third["key"]),
+        (&json!("delete"), &json!("second"))
+    );
+    let rest = follow.interrupt_and_expect_exit_0();
+    for line in rest {
+        parse_json_line(&line);
+    }
+}
+
+#[test]
+fn changes_follow_without_since_starts_at_the_newest_change() {
+    let home = Home::new();
+    home.set("g", "old", "1");
+    let follow = home.spawn(&["changes", "--follow"]);
+    follow.expect_stderr(BANNER, STARTUP);
+    home.set("g", "new", "2");
+    let line = follow.expect_line(WITHIN);
+    assert_eq!(
+        line.split('\t').skip(1).collect::<Vec<_>>(),
+        ["set", "g", "new", "2"]
+    );
+    follow.interrupt_and_expect_exit_0();
+}

@@ -1,0 +1,180 @@
+//! Usage errors exit 2 (SPEC §12 "Exit codes"), print to stderr only and touch no data.
+
+use crate::support::{Home, Outcome, TestCommand};
+
+/// Runs `args` against a fresh home and asserts a usage error: exit 2, a message on stderr,
+/// nothing on stdout, and the home directory never created (arguments are parsed first).
+#[track_caller]
+fn usage_error(args: &[&str]) -> Outcome {
+    let home = Home::new();
+    let out = home.run(args).code(2);
+    assert!(
+        out.stdout.is_empty(),
+        "stdout of `{}`: {:?}",
+        out.label,
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("error"),
+        "stderr of `{}`: {:?}",
+        out.label,
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(
+        !home.path().exists(),
+        "`{}` created the home directory",
+        out.label
+    );
+    out
+}
+
+#[test]
+fn unknown_command_exits_2() {
+    usage_error(&["frobnicate"]);
+}
+
+#[test]
+fn unknown_kv_subcommand_exits_2() {
+    usage_error(&["kv", "frobnicate", "g", "k"]);
+}
+
+#[test]
+fn unknown_flag_exits_2() {
+    let out = usage_error(&["kv", "get", "g", "k", "--bogus"]);
+    assert!(out.stderr.contains("--bogus"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_global_flag_exits_2() {
+    usage_error(&["--bogus", "kv", "get", "g", "k"]);
+}
+
+#[test]
+fn missing_key_argument_exits_2() {
+    usage_error(&["kv", "get", "g"]);
+}
+
+#[test]
+fn missing_value_argument_exits_2() {
+    usage_error(&["kv", "set", "g", "k"]);
+}
+
+#[test]
+fn missing_command_exits_2() {
+    usage_error(&[]);
+}
+
+#[test]
+fn usage_errors_exit_2_under_json_too() {
+    let home = Home::new();
+    let out = home.run(&["--json", "kv", "get", "g"]).code(2);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(!home.path().exists());
+}
+
+#[test]
+fn ttl_too_large_to_represent_exits_2() {
+    usage_error(&[
+        "kv",
+        "set",
+        "g",
+        "k",
+        "v",
+        "--ttl",
+        "10000000000000000000000years",
+    ]);
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_argument_exits_2() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let home = Home::new();
+    let out = home
+        .cmd(["kv", "set", "g"])
+        .arg(OsStr::from_bytes(b"\xff\xfe"))
+        .arg("v")
+        .run()
+        .code(2);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn unparsable_ttl_exits_2() {
+    let out = usage_error(&["kv", "set", "g", "k", "v", "--ttl", "5x"]);
+    assert!(out.stderr.contains("5x"), "{}", out.stderr);
+}
+
+#[test]
+fn non_numeric_if_version_exits_2() {
+    usage_error(&["kv", "set", "g", "k", "v", "--if-version", "abc"]);
+}
+
+#[test]
+fn if_version_together_with_if_absent_exits_2() {
+    usage_error(&["kv", "set", "g", "k", "v", "--if-version", "3", "--if-absent"]);
+}
+
+/// `set_if_version` clears the TTL (SPEC §3.4) and `store/set` rejects `ttl_ms` with
+/// `if_version`, so the CLI refuses the combination while parsing.
+#[test]
+fn ttl_together_with_if_version_or_if_absent_exits_2() {
+    usage_error(&["kv", "set", "g", "k", "v", "--ttl", "1s", "--if-version", "3"]);
+    usage_error(&["kv", "set", "g", "k", "v", "--ttl", "1s", "--if-absent"]);
+}
+
+#[test]
+fn negative_offset_exits_2() {
+    usage_error(&["kv", "ls", "g", "--offset", "-1"]);
+}
+
+#[test]
+fn non_numeric_limit_exits_2() {
+    usage_error(&["kv", "ls", "g", "--limit", "ten"]);
+}
+
+#[test]
+fn non_integer_incr_delta_exits_2() {
+    usage_error(&["kv", "incr", "g", "k", "1.5"]);
+}
+
+#[test]
+fn count_with_both_group_and_prefix_exits_2() {
+    usage_error(&["kv", "count", "g", "--prefix", "p"]);
+}
+
+#[test]
+fn negative_changes_since_exits_2() {
+    usage_error(&["changes", "--since", "-1"]);
+}
+
+#[test]
+fn non_numeric_max_keys_exits_2() {
+    usage_error(&[
+        "kv",
+        "--ns",
+        "tenant-a",
+        "set",
+        "config",
+        "k",
+        "v",
+        "--max-keys",
+        "many",
+    ]);
+}
+
+#[test]
+fn ns_usage_without_a_namespace_exits_2() {
+    usage_error(&["ns", "usage"]);
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let help = TestCommand::new().arg("--help").run().success();
+    assert!(help.stdout.contains("kv"), "{}", help.stdout);
+    let version = TestCommand::new().arg("--version").run().success();
+    assert!(version.stdout.starts_with("store "), "{}", version.stdout);
+}

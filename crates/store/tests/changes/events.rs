@@ -1,0 +1,866 @@
+//! SPEC §5.1–5.2 Events: subscriptions (`watch`, `watch_with`), callbacks (`on_change`), group
+//! matching, non-blocking sends, close, re-entrancy, and which event kind each mutation emits.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use store::{Event, EventKind, Kv, WatchOptions};
+
+use crate::common::{expect_invalid, expect_not_found, file_store, within};
+use crate::support::{HANG, assert_strictly_increasing, capture_logs, drain, ev, logged, summary};
+
+#[test]
+fn star_watcher_sees_set_set_delete_delete_group_across_groups_in_order() {
+    let f = file_store();
+    let all = f.store.watch("*").unwrap();
+    f.store.set("a", "k1", "v1").unwrap();
+    f.store.set("b", "k2", "v2").unwrap();
+    assert!(f.store.delete("a", "k1").unwrap());
+    assert_eq!(f.store.delete_group("b").unwrap(), 1);
+    let events = drain(&all);
+    assert_eq!(
+        summary(&events),
+        [
+            ev(EventKind::Set, "a", Some("k1")),
+            ev(EventKind::Set, "b", Some("k2")),
+            ev(EventKind::Delete, "a", Some("k1")),
+            ev(EventKind::DeleteGroup, "b", None),
+        ]
+    );
+    assert_strictly_increasing(&events.iter().map(|e| e.seq).collect::<Vec<_>>());
+}
+
+#[test]
+fn exact_group_watcher_sees_only_that_group_while_star_sees_all() {
+    let f = file_store();
+    let exact = f.store.watch("a").unwrap();
+    let all = f.store.watch("*").unwrap();
+    f.store.set("ab", "k", "v").unwrap();
+    f.store.set("b", "k", "v").unwrap();
+    f.store.set("A", "k", "v").unwrap();
+    f.store.set("a", "k", "v").unwrap();
+    f.store.delete_group("ab").unwrap();
+    f.store.delete_group("a").unwrap();
+    assert_eq!(
+        summary(&drain(&exact)),
+        [
+            ev(EventKind::Set, "a", Some("k")),
+            ev(EventKind::DeleteGroup, "a", None)
+        ]
+    );
+    assert_eq!(drain(&all).len(), 6);
+}
+
+#[test]
+fn dropping_or_unsubscribing_lowers_listener_count() {
+    let f = file_store();
+    assert_eq!(f.store.listener_count(), 0);
+    let a = f.store.watch("*").unwrap();
+    let b = f.store.watch("g").unwrap();
+    let c = f.store.watch_with("g", WatchOptions { capacity: 4 }).unwrap();
+    let guard = f.store.on_change(|_| {}).unwrap();
+    assert_eq!(f.store.listener_count(), 4);
+    drop(a);
+    assert_eq!(f.store.listener_count(), 3);
+    b.unsubscribe();
+    assert_eq!(f.store.listener_count(), 2);
+    guard.unregister();
+    assert_eq!(f.store.listener_count(), 1);
+    // The remaining subscription still works.
+    f.store.set("g", "k", "v").unwrap();
+    assert_eq!(drain(&c).len(), 1);
+    drop(c);
+    assert_eq!(f.store.listener_count(), 0);
+    // Writes with no listeners still succeed.
+    f.store.set("g", "k", "w").unwrap();
+}
+
+#[test]
+fn zero_capacity_subscription_is_invalid_input() {
+    let f = file_store();
+    let err = f.store.watch_with("*", WatchOptions { capacity: 0 }).unwrap_err();
+    assert_eq!(err.field(), Some("capacity"), "{err}");
+}
+
+#[test]
+fn close_disconnects_subscriptions_and_later_registrations_are_closed() {
+    let f = file_store();
+    let sub = f.store.watch("*").unwrap();
+    let blocked = f.store.watch("g").unwrap();
+    let called = Arc::new(AtomicUsize::new(0));
+    let c = called.clone();
+    f.store
+        .on_change(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap()
+        .detach();
+    f.store.set("g", "k", "v").unwrap();
+    assert_eq!(called.load(Ordering::SeqCst), 1);
+    // A thread blocked in recv() wakes up with None when the store closes.
+    let waiter = std::thread::spawn(move || {
+        let first = blocked.recv();
+        let second = blocked.recv();
+        (first.is_some(), second.is_none())
+    });
+    f.store.close().unwrap();
+    assert_eq!(within(HANG, move || waiter.join().unwrap()), (true, true));
+    // Buffered events drain, then None.
+    assert_eq!(sub.recv().map(|e| e.kind), Some(EventKind::Set));
+    assert!(sub.recv().is_none());
+    assert!(sub.recv_timeout(Duration::from_millis(10)).is_none());
+    assert_eq!(f.store.listener_count(), 0);
+    assert!(f.store.watch("*").unwrap_err().is_closed());
+    assert!(
+        f.store
+            .watch_with("g", WatchOptions { capacity: 8 })
+            .unwrap_err()
+            .is_closed()
+    );
+    assert!(f.store.on_change(|_| {}).unwrap_err().is_closed());
+}
+
+fn unread_subscription_drops_overflow(writes: usize) {
+    let f = file_store();
+    let sub = f.store.watch("*").unwrap(); // default watch_capacity: 16
+    assert_eq!(f.store.config().watch_capacity, 16);
+    let store = f.store.clone();
+    within(HANG, move || {
+        for i in 0..writes {
+            store.set("g", &format!("k{i:02}"), "v").unwrap();
+        }
+    });
+    let events = drain(&sub);
+    assert_eq!(events.len(), 16);
+    assert_eq!(sub.dropped(), (writes - 16) as u64);
+    // The buffered ones are the oldest, in order.
+    let keys: Vec<String> = events.iter().map(|e| e.key.clone().unwrap()).collect();
+    let expected: Vec<String> = (0..16).map(|i| format!("k{i:02}")).collect();
+    assert_eq!(keys, expected);
+    // After draining, new events arrive again.
+    f.store.set("g", "later", "v").unwrap();
+    assert_eq!(drain(&sub).len(), 1);
+    assert_eq!(sub.dropped(), (writes - 16) as u64);
+}
+
+#[test]
+fn twenty_four_writes_into_an_unread_16_slot_subscription_never_block() {
+    unread_subscription_drops_overflow(24);
+}
+
+#[test]
+fn thirty_two_writes_into_an_unread_16_slot_subscription_never_block() {
+    unread_subscription_drops_overflow(32);
+}
+
+#[test]
+fn a_full_subscription_does_not_starve_another_one() {
+    let f = file_store();
+    let full = f.store.watch_with("*", WatchOptions { capacity: 1 }).unwrap();
+    let roomy = f.store.watch_with("*", WatchOptions { capacity: 100 }).unwrap();
+    for i in 0..10 {
+        f.store.set("g", &i.to_string(), "v").unwrap();
+    }
+    assert_eq!(drain(&full).len(), 1);
+    assert_eq!(full.dropped(), 9);
+    assert_eq!(drain(&roomy).len(), 10);
+    assert_eq!(roomy.dropped(), 0);
+}
+
+#[test]
+fn on_change_sees_set_and_delete_before_the_call_returns() {
+    let f = file_store();
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let log = seen.clone();
+    let _guard = f
+        .store
+        .on_change(move |e| log.lock().unwrap().push(e.clone()))
+        .unwrap();
+    let version = f.store.set("g", "k", "v").unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(summary(&seen), [ev(EventKind::Set, "g", Some("k"))]);
+        assert_eq!(seen[0].version, Some(version));
+    }
+    assert!(f.store.delete("g", "k").unwrap());
+    assert_eq!(
+        summary(&seen.lock().unwrap()),
+        [
+            ev(EventKind::Set, "g", Some("k")),
+            ev(EventKind::Delete, "g", Some("k"))
+        ]
+    );
+}
+
+#[test]
+fn on_change_callbacks_run_on_the_committing_thread_in_registration_order() {
+    let f = file_store();
+    let order: Arc<Mutex<Vec<(&'static str, std::thread::ThreadId)>>> = Arc::default();
+    let (o1, o2) = (order.clone(), order.clone());
+    let _g1 = f
+        .store
+        .on_change(move |_| o1.lock().unwrap().push(("first", std::thread::current().id())))
+        .unwrap();
+    let _g2 = f
+        .store
+        .on_change(move |_| o2.lock().unwrap().push(("second", std::thread::current().id())))
+        .unwrap();
+    f.store.set("g", "k", "v").unwrap();
+    let me = std::thread::current().id();
+    assert_eq!(*order.lock().unwrap(), [("first", me), ("second", me)]);
+}
+
+#[test]
+fn a_dropped_guard_is_never_called_and_a_detached_one_keeps_running() {
+    let f = file_store();
+    let dropped_calls = Arc::new(AtomicUsize::new(0));
+    let detached_calls = Arc::new(AtomicUsize::new(0));
+    let d = dropped_calls.clone();
+    let guard = f
+        .store
+        .on_change(move |_| {
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    drop(guard);
+    let k = detached_calls.clone();
+    f.store
+        .on_change(move |_| {
+            k.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap()
+        .detach();
+    assert_eq!(
+        f.store.listener_count(),
+        1,
+        "the detached callback stays registered"
+    );
+    f.store.set("g", "a", "1").unwrap();
+    f.store.delete("g", "a").unwrap();
+    assert_eq!(dropped_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(detached_calls.load(Ordering::SeqCst), 2);
+    // Close drops detached callbacks.
+    f.store.close().unwrap();
+    assert_eq!(f.store.listener_count(), 0);
+}
+
+#[test]
+fn callback_registered_mid_dispatch_misses_that_event_and_can_unregister_itself() {
+    // SPEC §5 acceptance: on `first`, callback A registers B; B logs `nested:<key>` and
+    // unregisters itself after one call; writes first, second, third log
+    // [first, second, nested:second, third]; no deadlock.
+    let f = file_store();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let b_guard: Arc<Mutex<Option<store::CallbackGuard>>> = Arc::default();
+    let store = f.store.clone();
+    let (a_log, a_slot) = (log.clone(), b_guard.clone());
+    let _a = f
+        .store
+        .on_change(move |e| {
+            let key = e.key.clone().unwrap_or_default();
+            a_log.lock().unwrap().push(key.clone());
+            if key == "first" {
+                let (b_log, b_slot) = (a_log.clone(), a_slot.clone());
+                let guard = store
+                    .on_change(move |e| {
+                        b_log
+                            .lock()
+                            .unwrap()
+                            .push(format!("nested:{}", e.key.clone().unwrap_or_default()));
+                        // Unregister itself after one call (dropping the guard).
+                        drop(b_slot.lock().unwrap().take());
+                    })
+                    .unwrap();
+                *a_slot.lock().unwrap() = Some(guard);
+            }
+        })
+        .unwrap();
+    let writer = f.store.clone();
+    within(HANG, move || {
+        for key in ["first", "second", "third"] {
+            writer.set("g", key, "v").unwrap();
+        }
+    });
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["first", "second", "nested:second", "third"]
+    );
+    assert_eq!(f.store.listener_count(), 1, "only A is left");
+    // A holds a Store clone (a cycle through the registry); close breaks it.
+    f.store.close().unwrap();
+}
+
+#[test]
+fn a_callback_that_writes_to_the_store_dispatches_nested_without_deadlock() {
+    let f = file_store();
+    let seen: Arc<Mutex<Vec<(EventKind, String)>>> = Arc::default();
+    let store = f.store.clone();
+    let log = seen.clone();
+    f.store
+        .on_change(move |e| {
+            log.lock().unwrap().push((e.kind, e.group.clone()));
+            if e.group == "input" {
+                // A write (and a read) from inside the callback.
+                let n = store.increment("derived", "count", 1).unwrap();
+                assert!(n >= 1);
+                let _ = store.get_all("input").unwrap();
+            }
+        })
+        .unwrap()
+        .detach();
+    let all = f.store.watch("*").unwrap();
+    let store = f.store.clone();
+    within(HANG, move || {
+        store.set("input", "a", "1").unwrap();
+        store.set("input", "b", "2").unwrap();
+    });
+    assert_eq!(f.store.get("derived", "count").unwrap(), "2");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (EventKind::Set, "input".to_string()),
+            (EventKind::Set, "derived".to_string()),
+            (EventKind::Set, "input".to_string()),
+            (EventKind::Set, "derived".to_string()),
+        ]
+    );
+    let groups: Vec<String> = drain(&all).into_iter().map(|e| e.group).collect();
+    assert_eq!(groups, ["input", "derived", "input", "derived"]);
+    f.store.close().unwrap();
+}
+
+#[test]
+fn a_panicking_callback_is_logged_and_the_write_still_returns_ok() {
+    capture_logs();
+    let f = file_store();
+    let after = Arc::new(AtomicUsize::new(0));
+    let _bad = f
+        .store
+        .on_change(|e| {
+            if e.key.as_deref() == Some("explode") {
+                panic!("callback panic on purpose");
+            }
+        })
+        .unwrap();
+    let a = after.clone();
+    let _good = f
+        .store
+        .on_change(move |_| {
+            a.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let version = f.store.set("g", "explode", "v").unwrap();
+    assert!(version >= 1);
+    assert_eq!(f.store.get("g", "explode").unwrap(), "v");
+    assert_eq!(after.load(Ordering::SeqCst), 1, "later callbacks still run");
+    // The same after a transaction's commit.
+    f.store.transaction(|tx| tx.set("g", "explode", "again")).unwrap();
+    assert_eq!(f.store.get("g", "explode").unwrap(), "again");
+    assert_eq!(after.load(Ordering::SeqCst), 2);
+    assert!(
+        !logged("on_change callback panicked").is_empty(),
+        "the panic is reported through log::warn"
+    );
+    // The store keeps working, from this and other threads.
+    f.store.set("g", "fine", "v").unwrap();
+    let store = f.store.clone();
+    within(HANG, move || store.set("g", "other-thread", "v").unwrap());
+    assert_eq!(after.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn delete_of_a_live_key_is_delete_and_of_an_expired_key_is_expired() {
+    let f = file_store();
+    let all = f.store.watch("*").unwrap();
+    f.store.set("g", "live", "v").unwrap();
+    f.store
+        .set_with_ttl("g", "old", "v", Duration::from_secs(1))
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    drain(&all);
+    assert!(f.store.delete("g", "live").unwrap());
+    assert!(
+        !f.store.delete("g", "old").unwrap(),
+        "deleting an expired entry returns false"
+    );
+    assert!(!f.store.delete("g", "missing").unwrap());
+    let events = drain(&all);
+    assert_eq!(
+        summary(&events),
+        [
+            ev(EventKind::Delete, "g", Some("live")),
+            ev(EventKind::Expired, "g", Some("old"))
+        ]
+    );
+    assert!(events.iter().all(|e| e.value.is_none() && e.version.is_none()));
+    assert_eq!(f.raw_rows(), 0);
+}
+
+#[test]
+fn lazy_expiry_through_get_emits_one_expired_without_value() {
+    let f = file_store();
+    f.store
+        .set_with_ttl("s", "token", "secret", Duration::from_secs(10))
+        .unwrap();
+    let all = f.store.watch("*").unwrap();
+    f.clock.advance(Duration::from_secs(10));
+    expect_not_found(f.store.get("s", "token"), "s", "token");
+    expect_not_found(f.store.get("s", "token"), "s", "token");
+    let events = drain(&all);
+    assert_eq!(summary(&events), [ev(EventKind::Expired, "s", Some("token"))]);
+    assert_eq!((events[0].value.as_deref(), events[0].version), (None, None));
+    // exists/count never delete and so never emit.
+    f.store
+        .set_with_ttl("s", "t2", "x", Duration::from_secs(1))
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    drain(&all);
+    assert!(!f.store.exists("s", "t2").unwrap());
+    assert_eq!(f.store.count("s").unwrap(), 0);
+    assert!(drain(&all).is_empty());
+}
+
+#[test]
+fn lazy_expiry_through_get_split_and_get_fields_emits_expired() {
+    let f = file_store();
+    f.store
+        .set_with_ttl("s", "a", "x y", Duration::from_secs(1))
+        .unwrap();
+    f.store
+        .set_with_ttl("s", "b", "x,y", Duration::from_secs(1))
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    let all = f.store.watch("*").unwrap();
+    expect_not_found(f.store.get_fields("s", "a"), "s", "a");
+    expect_not_found(f.store.get_split("s", "b", ","), "s", "b");
+    assert_eq!(
+        summary(&drain(&all)),
+        [
+            ev(EventKind::Expired, "s", Some("a")),
+            ev(EventKind::Expired, "s", Some("b"))
+        ]
+    );
+}
+
+#[test]
+fn purge_expired_emits_one_expired_per_row() {
+    let f = file_store();
+    f.store
+        .set_with_ttl("a", "1", "v", Duration::from_secs(1))
+        .unwrap();
+    f.store
+        .set_with_ttl("b", "2", "v", Duration::from_secs(1))
+        .unwrap();
+    f.store.set_with_ttl("a", "3", "v", Duration::ZERO).unwrap();
+    f.store.set("a", "live", "v").unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    let all = f.store.watch("*").unwrap();
+    assert_eq!(f.store.purge_expired().unwrap(), 3);
+    let events = drain(&all);
+    let mut got = summary(&events);
+    got.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+    assert_eq!(
+        got,
+        [
+            ev(EventKind::Expired, "a", Some("1")),
+            ev(EventKind::Expired, "a", Some("3")),
+            ev(EventKind::Expired, "b", Some("2")),
+        ]
+    );
+    assert_eq!(f.store.purge_expired().unwrap(), 0);
+    assert!(drain(&all).is_empty());
+}
+
+#[test]
+fn set_events_carry_value_and_the_returned_version() {
+    let f = file_store();
+    let all = f.store.watch("*").unwrap();
+    let v1 = f.store.set("g", "k", "one").unwrap();
+    let v2 = f
+        .store
+        .set_with_ttl("g", "t", "two", Duration::from_secs(5))
+        .unwrap();
+    let v3 = f
+        .store
+        .set_json("g", "j", &serde_json::json!({"b": 1, "a": [true]}))
+        .unwrap();
+    let v4 = f.store.set_if_version("g", "k", "four", Some(v1)).unwrap();
+    let n = f.store.increment("g", "n", 3).unwrap();
+    let v5 = f.store.get_with_version("g", "n").unwrap().version;
+    let events = drain(&all);
+    let got: Vec<(Option<&str>, Option<u64>, u64)> = events
+        .iter()
+        .map(|e| (e.value.as_deref(), e.version, e.seq))
+        .collect();
+    let json = f.store.get("g", "j").unwrap();
+    assert_eq!(
+        got,
+        [
+            (Some("one"), Some(v1), v1),
+            (Some("two"), Some(v2), v2),
+            (Some(json.as_str()), Some(v3), v3),
+            (Some("four"), Some(v4), v4),
+            (Some(n.to_string().as_str()), Some(v5), v5),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.kind == EventKind::Set && e.at_ms == crate::common::START_MS)
+    );
+}
+
+#[test]
+fn increment_by_zero_still_emits_a_set_with_a_new_version() {
+    let f = file_store();
+    f.store.set("g", "n", "7").unwrap();
+    let before = f.store.get_with_version("g", "n").unwrap().version;
+    let all = f.store.watch("*").unwrap();
+    assert_eq!(f.store.increment("g", "n", 0).unwrap(), 7);
+    let events = drain(&all);
+    assert_eq!(summary(&events), [ev(EventKind::Set, "g", Some("n"))]);
+    assert_eq!(events[0].value.as_deref(), Some("7"));
+    let after = f.store.get_with_version("g", "n").unwrap().version;
+    assert!(after > before);
+    assert_eq!(events[0].version, Some(after));
+}
+
+#[test]
+fn failed_writes_emit_nothing() {
+    let f = file_store();
+    let v = f.store.set("g", "k", "v").unwrap();
+    let all = f.store.watch("*").unwrap();
+    assert!(
+        f.store
+            .set_if_version("g", "k", "w", Some(v + 1000))
+            .unwrap_err()
+            .is_conflict()
+    );
+    assert!(
+        f.store
+            .set_if_version("g", "k", "w", None)
+            .unwrap_err()
+            .is_conflict()
+    );
+    f.store.set("g", "big", &i64::MAX.to_string()).unwrap();
+    f.store.set("g", "text", "abc").unwrap();
+    drain(&all);
+    expect_invalid(f.store.increment("g", "big", 1), "value");
+    expect_invalid(f.store.increment("g", "text", 1), "value");
+    expect_invalid(f.store.set("g", "", "v"), "key");
+    assert!(drain(&all).is_empty());
+}
+
+#[test]
+fn delete_group_event_has_no_key_value_or_version() {
+    let f = file_store();
+    f.store.set("g", "a", "1").unwrap();
+    f.store.set("g", "b", "2").unwrap();
+    let all = f.store.watch("*").unwrap();
+    assert_eq!(f.store.delete_group("g").unwrap(), 2);
+    let events = drain(&all);
+    assert_eq!(events.len(), 1, "one DeleteGroup per group, not one per key");
+    let e = &events[0];
+    assert_eq!(
+        (e.kind, e.group.as_str(), e.key.as_deref()),
+        (EventKind::DeleteGroup, "g", None)
+    );
+    assert_eq!((e.value.as_deref(), e.version), (None, None));
+}
+
+#[test]
+fn delete_group_on_an_empty_group_emits_nothing() {
+    // Observed (and consistent with SPEC §3.5 "one DeleteGroup per group" removed): a group
+    // without rows is not removed, so nothing is emitted and nothing is recorded in the feed.
+    let f = file_store();
+    let last = f.store.last_seq().unwrap();
+    let all = f.store.watch("*").unwrap();
+    assert_eq!(f.store.delete_group("never-written").unwrap(), 0);
+    assert_eq!(f.store.delete_prefix("nothing-here:").unwrap(), 0);
+    assert!(drain(&all).is_empty());
+    assert_eq!(f.store.last_seq().unwrap(), last);
+}
+
+#[test]
+fn delete_group_on_a_group_of_only_expired_rows_removes_them_with_one_delete_group() {
+    // Observed behaviour, documented: the rows go (SPEC §3.5 "all rows"), the live count is 0,
+    // and the removal is reported as one DeleteGroup rather than an Expired per row.
+    let f = file_store();
+    f.store
+        .set_with_ttl("g", "a", "1", Duration::from_secs(1))
+        .unwrap();
+    f.store
+        .set_with_ttl("g", "b", "2", Duration::from_secs(1))
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    let all = f.store.watch("*").unwrap();
+    assert_eq!(f.store.delete_group("g").unwrap(), 0);
+    assert_eq!(f.raw_rows(), 0);
+    assert_eq!(summary(&drain(&all)), [ev(EventKind::DeleteGroup, "g", None)]);
+}
+
+#[test]
+fn delete_prefix_emits_one_delete_group_per_group_ascending() {
+    let f = file_store();
+    for g in ["tenant-a:z", "tenant-a:b", "tenant-a:m", "tenant-b:a"] {
+        f.store.set(g, "k", "v").unwrap();
+    }
+    let all = f.store.watch("*").unwrap();
+    assert_eq!(f.store.delete_prefix("tenant-a:").unwrap(), 3);
+    assert_eq!(
+        summary(&drain(&all)),
+        [
+            ev(EventKind::DeleteGroup, "tenant-a:b", None),
+            ev(EventKind::DeleteGroup, "tenant-a:m", None),
+            ev(EventKind::DeleteGroup, "tenant-a:z", None),
+        ]
+    );
+}
+
+#[test]
+fn four_threads_of_250_sets_reach_a_2000_slot_star_subscription_in_seq_order() {
+    let f = file_store();
+    let sub = f.store.watch_with("*", WatchOptions { capacity: 2000 }).unwrap();
+    let store = f.store.clone();
+    within(Duration::from_secs(60), move || {
+        let barrier = Arc::new(Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let store = store.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for i in 0..250 {
+                        store.set(&format!("t{t}"), &format!("k{i}"), "v").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    let events = drain(&sub);
+    assert_eq!(events.len(), 1000);
+    assert_eq!(sub.dropped(), 0);
+    assert_strictly_increasing(&events.iter().map(|e| e.seq).collect::<Vec<_>>());
+    for t in 0..4 {
+        let group = format!("t{t}");
+        // Each thread's own events arrive in its call order.
+        let keys: Vec<String> = events
+            .iter()
+            .filter(|e| e.group == group)
+            .map(|e| e.key.clone().unwrap())
+            .collect();
+        let expected: Vec<String> = (0..250).map(|i| format!("k{i}")).collect();
+        assert_eq!(keys, expected);
+    }
+}
+
+#[test]
+fn dropping_the_last_handle_disconnects_subscriptions_like_close() {
+    let crate::common::Fixture { store, dir, .. } = file_store();
+    let sub = store.watch("*").unwrap();
+    let clone = store.clone();
+    store.set("g", "k", "v").unwrap();
+    drop(store);
+    clone.set("g", "k2", "v").unwrap(); // a clone keeps the store open
+    drop(clone);
+    let waiter = std::thread::spawn(move || sub.iter().count());
+    assert_eq!(within(HANG, move || waiter.join().unwrap()), 2);
+    drop(dir);
+}
+
+#[test]
+fn watching_an_invalid_group_is_invalid_input() {
+    let f = file_store();
+    assert_eq!(f.store.watch("").unwrap_err().field(), Some("group"));
+    assert_eq!(f.store.watch("a\0b").unwrap_err().field(), Some("group"));
+    assert_eq!(f.store.listener_count(), 0);
+}
+
+#[test]
+fn racing_gets_of_one_expired_key_emit_exactly_one_expired() {
+    let f = file_store();
+    for round in 0..20 {
+        let key = format!("k{round}");
+        f.store
+            .set_with_ttl("s", &key, "v", Duration::from_secs(1))
+            .unwrap();
+        f.clock.advance(Duration::from_secs(1));
+        let all = f.store.watch_with("*", WatchOptions { capacity: 64 }).unwrap();
+        let store = f.store.clone();
+        within(HANG, move || {
+            let barrier = Arc::new(Barrier::new(8));
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (store, barrier, key) = (store.clone(), barrier.clone(), key.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        assert!(store.get("s", &key).unwrap_err().is_not_found());
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        });
+        assert_eq!(
+            summary(&drain(&all)),
+            [ev(EventKind::Expired, "s", Some(&format!("k{round}")))]
+        );
+    }
+    let expired = f
+        .store
+        .changes_since(0, 100)
+        .unwrap()
+        .changes
+        .iter()
+        .filter(|c| c.kind == EventKind::Expired)
+        .count();
+    assert_eq!(expired, 20);
+}
+
+#[test]
+fn a_guard_dropped_during_a_transactions_dispatch_is_not_called_for_its_later_events() {
+    // SPEC §5 acceptance "a dropped guard is never called"; §5.1 "Drop unregisters". X (first in
+    // registration order) drops Y's guard while handling `first`; a two-write transaction
+    // dispatches `first` then `second`. Y may still see the in-flight `first`, but `second`
+    // is dispatched after Y's guard is gone. Observed: Y is called for `second` too, because
+    // callbacks run over one registry snapshot per committed batch, not per event.
+    let f = file_store();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let y_guard: Arc<Mutex<Option<store::CallbackGuard>>> = Arc::default();
+    let (x_log, slot) = (log.clone(), y_guard.clone());
+    let _x = f
+        .store
+        .on_change(move |e| {
+            let key = e.key.clone().unwrap_or_default();
+            x_log.lock().unwrap().push(format!("x:{key}"));
+            if key == "first" {
+                drop(slot.lock().unwrap().take());
+            }
+        })
+        .unwrap();
+    let y_log = log.clone();
+    let guard = f
+        .store
+        .on_change(move |e| {
+            y_log
+                .lock()
+                .unwrap()
+                .push(format!("y:{}", e.key.clone().unwrap_or_default()))
+        })
+        .unwrap();
+    *y_guard.lock().unwrap() = Some(guard);
+    f.store
+        .transaction(|tx| {
+            tx.set("g", "first", "v")?;
+            tx.set("g", "second", "v")?;
+            Ok(())
+        })
+        .unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        !log.contains(&"y:second".to_string()),
+        "Y ran after its guard was dropped: {log:?}"
+    );
+    assert_eq!(f.store.listener_count(), 1);
+}
+
+#[test]
+fn re_entrancy_scenario_within_one_transaction_logs_first_second_nested_second_third() {
+    // SPEC §5 acceptance re-entrancy scenario with the three writes committed by one
+    // transaction. §5.2: "over a registry snapshot (one added mid-dispatch misses the in-flight
+    // event)" — B, added while `first` is in flight, should see `second`. Observed:
+    // [first, second, third] — B misses the whole batch (one snapshot per batch).
+    let f = file_store();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let b_guard: Arc<Mutex<Option<store::CallbackGuard>>> = Arc::default();
+    let store = f.store.clone();
+    let (a_log, a_slot) = (log.clone(), b_guard.clone());
+    let _a = f
+        .store
+        .on_change(move |e| {
+            let key = e.key.clone().unwrap_or_default();
+            a_log.lock().unwrap().push(key.clone());
+            if key == "first" {
+                let (b_log, b_slot) = (a_log.clone(), a_slot.clone());
+                let guard = store
+                    .on_change(move |e| {
+                        b_log
+                            .lock()
+                            .unwrap()
+                            .push(format!("nested:{}", e.key.clone().unwrap_or_default()));
+                        drop(b_slot.lock().unwrap().take());
+                    })
+                    .unwrap();
+                *a_slot.lock().unwrap() = Some(guard);
+            }
+        })
+        .unwrap();
+    let writer = f.store.clone();
+    within(HANG, move || {
+        writer
+            .transaction(|tx| {
+                for key in ["first", "second", "third"] {
+                    tx.set("g", key, "v")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    });
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["first", "second", "nested:second", "third"]
+    );
+    f.store.close().unwrap();
+}
+
+#[test]
+fn the_purge_thread_delivers_expired_to_subscribers_and_callbacks() {
+    // Real clock: a 20 ms purge interval removes a 1 ms TTL entry on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        store::StoreConfig::file(dir.path().join("state.db")).with_purge_interval(Duration::from_millis(20));
+    let store = store::Store::open_with(config).unwrap();
+    let sub = store.watch("s").unwrap();
+    let purger: Arc<Mutex<Option<std::thread::ThreadId>>> = Arc::default();
+    let p = purger.clone();
+    let _guard = store
+        .on_change(move |e| {
+            if e.kind == EventKind::Expired {
+                *p.lock().unwrap() = Some(std::thread::current().id());
+            }
+        })
+        .unwrap();
+    store
+        .set_with_ttl("s", "k", "v", Duration::from_millis(1))
+        .unwrap();
+    assert_eq!(
+        sub.recv_timeout(Duration::from_secs(5)).map(|e| e.kind),
+        Some(EventKind::Set)
+    );
+    let expired = sub
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the purge thread expired the entry");
+    assert_eq!(
+        (expired.kind, expired.key.as_deref(), expired.value),
+        (EventKind::Expired, Some("k"), None)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while purger.lock().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "callback not called for the purge"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_ne!(
+        *purger.lock().unwrap(),
+        Some(std::thread::current().id()),
+        "callbacks run on the purging thread"
+    );
+    store.close().unwrap();
+}

@@ -1,0 +1,312 @@
+//! SPEC §6 `max_keys`: the 6th key under `max_keys` 5 fails across groups and writes nothing; a
+//! live upsert at the limit passes; rewriting an expired key counts as new and emits one `Set`;
+//! deletes and expiry free slots; 0 is unlimited; every checked write is checked and deletes never.
+
+use std::time::Duration;
+
+use store::{EventKind, Kv, QuotaLimit};
+
+use crate::common::file_store;
+use crate::support::{NS_A, NS_B, changes_since, drain, ev, expect_quota, quota, scoped, summary, usage};
+
+#[test]
+fn sixth_key_across_groups_exceeds_max_keys_5_and_writes_nothing() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(5, 0, 0));
+    ns.set("a", "k1", "v").unwrap();
+    ns.set("a", "k2", "v").unwrap();
+    ns.set("b", "k1", "v").unwrap();
+    ns.set_key("k1", "v").unwrap();
+    ns.set("c", "k1", "v").unwrap();
+    assert_eq!(ns.usage().unwrap().keys, 5);
+
+    let sub = ns.watch("*").unwrap();
+    let seq = f.store.last_seq().unwrap();
+    let rows = f.raw_rows();
+    for group in ["a", "b", "new-group"] {
+        let err = ns.set(group, "k6", "v").unwrap_err();
+        assert_eq!(err.op(), "ScopedStore::set");
+        assert!(err.is_quota_exceeded());
+        expect_quota(Err::<(), _>(err), NS_A, QuotaLimit::Keys, 5, 6);
+    }
+    expect_quota(ns.set_key("k6", "v"), NS_A, QuotaLimit::Keys, 5, 6);
+
+    assert_eq!(f.raw_rows(), rows, "nothing written");
+    assert!(!ns.exists("a", "k6").unwrap());
+    assert_eq!(f.store.last_seq().unwrap(), seq, "no change row, no version used");
+    assert!(drain(&sub).is_empty(), "no event");
+    assert_eq!(ns.usage().unwrap(), usage(5, 4, 5 * 3));
+    // Other namespaces are not limited by this handle's quota.
+    let other = scoped(&f.store, NS_B, quota(5, 0, 0));
+    other.set("a", "k6", "v").unwrap();
+}
+
+#[test]
+fn quota_exceeded_message_names_the_namespace_the_usage_and_the_limit() {
+    let f = file_store();
+    let ns = scoped(&f.store, "uploads", quota(1000, 0, 0));
+    ns.transaction(|tx| {
+        for i in 0..1000 {
+            tx.set("files", &format!("f{i}"), "x")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let err = ns.set("files", "one-more", "x").unwrap_err();
+    assert_eq!(err.kind().as_str(), "quota_exceeded");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "ScopedStore::set: namespace \"uploads\" would hold 1001 keys, over max_keys 1000; "
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn quota_exceeded_message_is_the_spec_example_verbatim() {
+    let f = file_store();
+    let ns = scoped(&f.store, "uploads", quota(1000, 0, 0));
+    ns.transaction(|tx| {
+        for i in 0..1000 {
+            tx.set("files", &format!("f{i}"), "x")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        ns.set("files", "one-more", "x").unwrap_err().to_string(),
+        "ScopedStore::set: namespace \"uploads\" would hold 1001 keys, over max_keys 1000; \
+         delete keys or raise the quota"
+    );
+}
+
+#[test]
+fn at_the_key_limit_upserts_of_live_keys_are_allowed() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(3, 0, 0));
+    ns.set("g", "a", "1").unwrap();
+    ns.set("g", "b", "1").unwrap();
+    ns.set_with_ttl("h", "c", "1", Duration::from_secs(60)).unwrap();
+    ns.set("g", "a", "2").unwrap();
+    ns.set_with_ttl("g", "b", "2", Duration::from_secs(60)).unwrap();
+    ns.set_json("h", "c", &"json").unwrap();
+    let v = ns.get_with_version("g", "a").unwrap().version;
+    ns.set_if_version("g", "a", "3", Some(v)).unwrap();
+    ns.set("g", "b", "10").unwrap();
+    assert_eq!(ns.increment("g", "b", 5).unwrap(), 15);
+    ns.set_key("x", "1").unwrap_err();
+    assert_eq!(ns.usage().unwrap().keys, 3);
+    assert_eq!(ns.get("g", "a").unwrap(), "3");
+}
+
+#[test]
+fn rewriting_an_expired_key_counts_as_new_and_emits_one_set_and_no_expired() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(2, 0, 0));
+    ns.set_with_ttl("g", "a", "old", Duration::from_secs(10)).unwrap();
+    ns.set("g", "b", "1").unwrap();
+    f.clock.advance(Duration::from_secs(10));
+    assert_eq!(ns.usage().unwrap().keys, 1, "the expired key is not counted");
+
+    let sub = ns.watch("*").unwrap();
+    let seq = f.store.last_seq().unwrap();
+    let v = ns.set("g", "a", "new").unwrap();
+    let events = drain(&sub);
+    assert_eq!(summary(&events), [ev(EventKind::Set, "g", Some("a"))]);
+    assert_eq!(events[0].version, Some(v));
+    let kinds: Vec<_> = changes_since(&f.store, seq).iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [EventKind::Set], "one change row, no `expired`");
+    assert_eq!(ns.get("g", "a").unwrap(), "new");
+    assert_eq!(ns.get_with_version("g", "a").unwrap().expires_at, None);
+    assert_eq!(ns.usage().unwrap().keys, 2);
+
+    // Counted as new: with the namespace full, rewriting an expired key is rejected.
+    ns.set_with_ttl("g", "a", "short", Duration::from_secs(1))
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    ns.set("g", "c", "1").unwrap();
+    expect_quota(ns.set("g", "a", "again"), NS_A, QuotaLimit::Keys, 2, 3);
+    expect_quota(
+        ns.set_with_ttl("g", "a", "again", Duration::from_secs(5)),
+        NS_A,
+        QuotaLimit::Keys,
+        2,
+        3,
+    );
+    expect_quota(ns.increment("g", "a", 1), NS_A, QuotaLimit::Keys, 2, 3);
+    expect_quota(
+        ns.set_if_version("g", "a", "again", None),
+        NS_A,
+        QuotaLimit::Keys,
+        2,
+        3,
+    );
+}
+
+#[test]
+fn rewriting_an_expired_key_with_each_checked_write_emits_one_set() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(1, 0, 0));
+    let sub = ns.watch_with("*", store::WatchOptions { capacity: 64 }).unwrap();
+    type Write<'a> = Box<dyn Fn() -> store::Result<u64> + 'a>;
+    let writes: Vec<(&str, Write<'_>)> = vec![
+        ("set", Box::new(|| ns.set("g", "k", "1"))),
+        (
+            "set_with_ttl",
+            Box::new(|| ns.set_with_ttl("g", "k", "2", Duration::from_secs(9))),
+        ),
+        ("set_json", Box::new(|| ns.set_json("g", "k", &3))),
+        (
+            "set_if_version",
+            Box::new(|| ns.set_if_version("g", "k", "4", None)),
+        ),
+        (
+            "increment",
+            Box::new(|| ns.increment("g", "k", 5).map(|v| v as u64)),
+        ),
+        ("set_key", Box::new(|| ns.set_key("k", "6"))),
+    ];
+    for (name, write) in &writes {
+        let group = if *name == "set_key" { "default" } else { "g" };
+        ns.set_with_ttl(group, "k", "stale", Duration::from_secs(1))
+            .unwrap();
+        f.clock.advance(Duration::from_secs(1));
+        drain(&sub);
+        write().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            summary(&drain(&sub)),
+            [ev(EventKind::Set, group, Some("k"))],
+            "{name}"
+        );
+        ns.delete(group, "k").unwrap();
+    }
+    // increment treats an expired value as absent (0).
+    ns.set_with_ttl("g", "n", "41", Duration::from_secs(1)).unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(ns.increment("g", "n", 1).unwrap(), 1);
+}
+
+#[test]
+fn deleting_frees_a_key_slot() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(2, 0, 0));
+    ns.set("g", "a", "1").unwrap();
+    ns.set("h", "b", "1").unwrap();
+    expect_quota(ns.set("g", "c", "1"), NS_A, QuotaLimit::Keys, 2, 3);
+
+    assert!(ns.delete("g", "a").unwrap());
+    ns.set("g", "c", "1").unwrap();
+    expect_quota(ns.set("g", "d", "1"), NS_A, QuotaLimit::Keys, 2, 3);
+
+    assert_eq!(ns.delete_group("h").unwrap(), 1);
+    ns.set_key("d", "1").unwrap();
+    assert!(ns.delete_key("d").unwrap());
+    ns.set("g", "e", "1").unwrap();
+
+    assert_eq!(ns.delete_prefix("").unwrap(), 2);
+    ns.set("x", "1", "1").unwrap();
+    ns.set("y", "2", "1").unwrap();
+    expect_quota(ns.set("z", "3", "1"), NS_A, QuotaLimit::Keys, 2, 3);
+    // A raw delete of a namespaced row frees a slot too.
+    assert!(f.store.delete("tenant-a:x", "1").unwrap());
+    ns.set("z", "3", "1").unwrap();
+}
+
+#[test]
+fn expiry_frees_a_key_slot_without_a_purge() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(5, 0, 0));
+    for i in 0..4 {
+        ns.set("g", &format!("k{i}"), "v").unwrap();
+    }
+    ns.set_with_ttl("g", "temp", "v", Duration::from_millis(500))
+        .unwrap();
+    expect_quota(ns.set("g", "k5", "v"), NS_A, QuotaLimit::Keys, 5, 6);
+    f.clock.advance(Duration::from_millis(499));
+    expect_quota(ns.set("g", "k5", "v"), NS_A, QuotaLimit::Keys, 5, 6);
+    f.clock.advance(Duration::from_millis(1));
+    assert_eq!(f.raw_rows(), 5, "the expired row is still stored");
+    ns.set("g", "k5", "v").unwrap();
+    assert_eq!(ns.count("g").unwrap(), 5);
+    expect_quota(ns.set("g", "k6", "v"), NS_A, QuotaLimit::Keys, 5, 6);
+}
+
+#[test]
+fn a_zero_ttl_write_uses_no_slot_afterwards() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(1, 0, 0));
+    ns.set_with_ttl("g", "gone", "v", Duration::ZERO).unwrap();
+    assert_eq!(ns.usage().unwrap().keys, 0);
+    ns.set("g", "k", "v").unwrap();
+}
+
+#[test]
+fn max_keys_zero_is_unlimited() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(0, 0, 0));
+    assert!(ns.quota().is_unlimited());
+    for i in 0..100 {
+        ns.set(&format!("g{}", i % 7), &format!("k{i}"), "v").unwrap();
+    }
+    assert_eq!(ns.count_all("").unwrap(), 100);
+
+    // max_keys 0 with another limit set: keys are still unlimited.
+    let ns = scoped(&f.store, NS_B, quota(0, 0, 1_000_000));
+    for i in 0..100 {
+        ns.set_key(&format!("k{i}"), "v").unwrap();
+    }
+    assert_eq!(ns.usage().unwrap().keys, 100);
+}
+
+#[test]
+fn every_checked_write_is_checked_against_max_keys() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(1, 0, 0));
+    ns.set("g", "only", "1").unwrap();
+    expect_quota(ns.set("g", "n", "1"), NS_A, QuotaLimit::Keys, 1, 2);
+    expect_quota(
+        ns.set_with_ttl("g", "n", "1", Duration::from_secs(1)),
+        NS_A,
+        QuotaLimit::Keys,
+        1,
+        2,
+    );
+    expect_quota(ns.set_json("g", "n", &1), NS_A, QuotaLimit::Keys, 1, 2);
+    expect_quota(
+        ns.set_if_version("g", "n", "1", None),
+        NS_A,
+        QuotaLimit::Keys,
+        1,
+        2,
+    );
+    expect_quota(ns.increment("g", "n", 1), NS_A, QuotaLimit::Keys, 1, 2);
+    expect_quota(ns.set_key("n", "1"), NS_A, QuotaLimit::Keys, 1, 2);
+    assert_eq!(f.raw_rows(), 1);
+}
+
+#[test]
+fn deletes_are_never_checked_even_over_the_limit() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(5, 1, 10));
+    // Raw writes are unchecked: the namespace ends up over every limit.
+    for i in 0..7 {
+        f.store
+            .set(&format!("tenant-a:g{}", i % 2), &format!("k{i}"), "value")
+            .unwrap();
+    }
+    assert_eq!(ns.usage().unwrap(), usage(7, 2, 7 * 7));
+    expect_quota(ns.set("g0", "new", ""), NS_A, QuotaLimit::Keys, 5, 8);
+
+    assert!(ns.delete("g0", "k0").unwrap());
+    assert!(!ns.delete("g0", "missing").unwrap());
+    assert_eq!(ns.delete_group("g1").unwrap(), 3);
+    ns.transaction(|tx| tx.delete("g0", "k2").map(drop)).unwrap();
+    assert_eq!(ns.usage().unwrap(), usage(2, 1, 14));
+    // Back under max_keys and max_groups, still over max_bytes: shrinking is allowed,
+    // a new key is not.
+    expect_quota(ns.set("g0", "n", ""), NS_A, QuotaLimit::Bytes, 10, 15);
+    ns.set("g0", "k4", "").unwrap();
+    assert_eq!(ns.delete_prefix("").unwrap(), 2);
+    assert_eq!(ns.usage().unwrap(), usage(0, 0, 0));
+}

@@ -1,0 +1,170 @@
+//! Helpers local to the `scope` test binary: building scoped handles with quotas, asserting
+//! `QuotaExceeded`, draining subscriptions, and the raw-SQL ground truth that usage counters are
+//! compared against.
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{
+    Change, Error, Event, EventKind, ManualClock, Quota, QuotaLimit, ScopedConfig, ScopedStore, Store,
+    StoreConfig, Subscription, UnixMillis, Usage,
+};
+
+use crate::common::{Fixture, START_MS, raw};
+
+/// The namespace most tests write into.
+pub const NS_A: &str = "tenant-a";
+/// A second namespace with the same group and key names.
+pub const NS_B: &str = "tenant-b";
+
+/// A quota from its three limits (0 = unlimited).
+pub fn quota(max_keys: u64, max_groups: u64, max_bytes: u64) -> Quota {
+    Quota {
+        max_keys,
+        max_groups,
+        max_bytes,
+    }
+}
+
+/// `store` confined to `namespace` with `quota`.
+pub fn scoped(store: &Store, namespace: &str, quota: Quota) -> ScopedStore {
+    store
+        .scoped_with(ScopedConfig::new(namespace).with_quota(quota))
+        .expect("scoped_with")
+}
+
+/// A `Usage` from its three figures.
+pub fn usage(keys: u64, groups: u64, bytes: u64) -> Usage {
+    Usage { keys, groups, bytes }
+}
+
+/// Asserts the result is `QuotaExceeded` with exactly these fields.
+#[track_caller]
+pub fn expect_quota<T: Debug>(
+    result: store::Result<T>,
+    namespace: &str,
+    limit: QuotaLimit,
+    max: u64,
+    requested: u64,
+) {
+    match result {
+        Err(Error::QuotaExceeded {
+            namespace: n,
+            limit: l,
+            max: m,
+            requested: r,
+            ..
+        }) => assert_eq!(
+            (n.as_str(), l, m, r),
+            (namespace, limit, max, requested),
+            "QuotaExceeded has the wrong fields"
+        ),
+        other => panic!(
+            "expected QuotaExceeded({namespace}, {limit:?}, max {max}, requested {requested}), got {other:?}"
+        ),
+    }
+}
+
+/// Every event buffered in `sub` right now (never blocks).
+pub fn drain(sub: &Subscription) -> Vec<Event> {
+    std::iter::from_fn(|| sub.try_recv()).collect()
+}
+
+/// `(kind, group, key)` of each event.
+pub fn summary(events: &[Event]) -> Vec<(EventKind, String, Option<String>)> {
+    events
+        .iter()
+        .map(|e| (e.kind, e.group.clone(), e.key.clone()))
+        .collect()
+}
+
+/// Shorthand for an expected `(kind, group, key)` triple.
+pub fn ev(kind: EventKind, group: &str, key: Option<&str>) -> (EventKind, String, Option<String>) {
+    (kind, group.to_string(), key.map(str::to_string))
+}
+
+/// The whole change feed after `after`.
+pub fn changes_since(store: &Store, after: u64) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut seq = after;
+    loop {
+        let batch = store.changes_since(seq, 10_000).expect("changes_since");
+        if batch.changes.is_empty() {
+            return out;
+        }
+        seq = batch.next_seq;
+        out.extend(batch.changes);
+    }
+}
+
+/// The usage of `namespace` in the file at `path` at time `now`, computed independently of the
+/// store's counters: every row of `entries` is read with raw SQL and the live rows of groups
+/// `<namespace>:…` are counted in Rust (keys, distinct groups, UTF-8 bytes of key + value).
+pub fn truth(path: &Path, namespace: &str, now: UnixMillis) -> Usage {
+    let conn = raw(path);
+    let mut stmt = conn
+        .prepare("SELECT group_name, entry_key, entry_value, expires_at FROM entries")
+        .expect("prepare truth");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .expect("query truth")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("read truth");
+    let prefix = format!("{namespace}:");
+    let mut groups = std::collections::BTreeSet::new();
+    let mut result = Usage::default();
+    for (group, key, value, expires_at) in rows {
+        let live = expires_at.is_none_or(|at| at > now);
+        if live && group.starts_with(&prefix) {
+            result.keys += 1;
+            result.bytes += (key.len() + value.len()) as u64;
+            groups.insert(group);
+        }
+    }
+    result.groups = groups.len() as u64;
+    result
+}
+
+/// Asserts `ns.usage()` equals the raw-SQL truth of its namespace in the file at `path`.
+#[track_caller]
+pub fn assert_usage_exact(ns: &ScopedStore, path: &Path, now: UnixMillis, context: &str) {
+    let expected = truth(path, ns.namespace(), now);
+    assert_eq!(
+        ns.usage().expect("usage"),
+        expected,
+        "usage of {:?} disagrees with the rows in `entries` after {context}",
+        ns.namespace()
+    );
+}
+
+/// A value of `n` ASCII bytes.
+pub fn bytes_value(n: usize) -> String {
+    "x".repeat(n)
+}
+
+/// A fixture whose database file was first written by `prepare` through a raw rusqlite
+/// connection (as another program would), then opened as a store with the fixture's settings
+/// (manual clock at `START_MS`, no purge thread).
+pub fn prepared_file(prepare: impl FnOnce(&rusqlite::Connection)) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    {
+        let conn = raw(&path);
+        prepare(&conn);
+    }
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let config = StoreConfig::file(&path)
+        .with_clock(clock.clone())
+        .with_purge_interval(Duration::ZERO);
+    let store = Store::open_with(config).expect("open prepared file");
+    Fixture { store, clock, dir }
+}
