@@ -10,7 +10,7 @@ mod ops;
 mod purge;
 mod render;
 pub(crate) mod sqlite;
-mod store;
+pub(crate) mod store;
 mod txn;
 mod versions;
 

@@ -209,8 +209,8 @@ fn stage(op: &'static str, conn: &Connection, table: &str, column: &str, staging
     let text = format!("CAST({column} AS VARCHAR)");
     // Escaped length of the value, computed exactly as `escape_segment` does: characters outside
     // the unreserved set cost three bytes per byte.
-    let kept = format!("octet_length(regexp_replace({text}, '[^A-Za-z0-9._~-]', '', 'g'))");
-    let escaped_len = format!("({kept} + 3 * (octet_length({text}) - {kept}))");
+    let kept = format!("strlen(regexp_replace({text}, '[^A-Za-z0-9._~-]', '', 'g'))");
+    let escaped_len = format!("({kept} + 3 * (strlen({text}) - {kept}))");
     let key = format!(
         "CASE WHEN {column} IS NULL THEN NULL \
               WHEN {text} = '{HIVE_NULL}' THEN 'shive' \

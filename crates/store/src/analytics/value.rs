@@ -150,6 +150,7 @@ impl From<duckdb::types::Value> for Value {
                     .collect(),
             ),
             D::Union(inner) => Value::from(*inner),
+            other => Value::Other(format!("{other:?}")),
         }
     }
 }
