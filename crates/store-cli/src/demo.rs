@@ -63,6 +63,25 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
             .unwrap_or_else(|e| e.kind().to_string())
     ));
 
+    // The analytics layer, when this build has it: SQL over the KV state.
+    match service.call(
+        "store/sql",
+        json!({"sql": "SELECT group_name, count(*) AS entries FROM kv_entries \
+                       WHERE starts_with(group_name, 'demo:') GROUP BY ALL ORDER BY group_name"}),
+    ) {
+        Ok(result) => {
+            let summary: Vec<String> = result["rows"]
+                .as_array()
+                .map(|rows| rows.iter().map(|r| format!("{}={}", r[0].as_str().unwrap_or("?"), r[1])).collect())
+                .unwrap_or_default();
+            step(format!("queried the KV state from DuckDB (kv_entries): {}", summary.join(", ")));
+        }
+        Err(e) if e.kind() == store::ErrorKind::Unsupported => {
+            step("skipped SQL over kv_entries: this build has no analytics feature".to_string());
+        }
+        Err(e) => return Err(e),
+    }
+
     let groups = store.groups(PREFIX)?;
     step(format!(
         "{} live entries in groups {groups:?}; inspect them with `store kv ls demo:config`",

@@ -29,7 +29,8 @@ fn main() -> AnyResult<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 0.05 } else { 0.2 });
-    let (rounds, export_rows, ingest_rows) = if quick { (3, 500_000, 200_000) } else { (5, 5_000_000, 1_000_000) };
+    let (rounds, export_rows, ingest_rows): (usize, u64, usize) =
+        if quick { (3, 500_000, 200_000) } else { (5, 5_000_000, 1_000_000) };
     let dir = tempfile::tempdir()?;
     let db = Analytics::open(dir.path().join("bench.duckdb"))?;
     println!("store vs DuckDB baseline, median of {rounds} rounds (ratio = store time / baseline time; lower is better)");
@@ -130,7 +131,7 @@ fn report(name: &str, store: f64, base: f64, target: &str) {
     println!("{name:<58} {store:>10.3} {base:>10.3} {:>7.2} {target:>8}", store / base);
 }
 
-fn time(f: impl FnOnce() -> Result<(), impl Into<Box<dyn std::error::Error>>>) -> AnyResult<f64> {
+fn time<E: Into<Box<dyn std::error::Error>>>(f: impl FnOnce() -> Result<(), E>) -> AnyResult<f64> {
     let start = Instant::now();
     f().map_err(Into::into)?;
     Ok(start.elapsed().as_secs_f64())
@@ -176,10 +177,8 @@ fn raw_batch(rows: &[CheckpointScore]) -> AnyResult<RecordBatch> {
 
 /// A raw duckdb-rs Arrow appender writing the batch into the table in one transaction.
 fn raw_append(db: &Analytics, batch: RecordBatch) -> AnyResult<()> {
-    let path = db.path().ok_or("file database expected")?.to_path_buf();
-    let _ = path;
     db.exec_batch("BEGIN TRANSACTION")?;
-    let result = db.with_raw_connection(|conn| {
+    let result = db.with_connection(|conn| {
         let mut appender = conn.appender(CHECKPOINT_SCORES)?;
         appender.append_record_batch(batch)?;
         appender.flush()

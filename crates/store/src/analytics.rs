@@ -281,6 +281,24 @@ impl Analytics {
         Ok(())
     }
 
+    /// Runs `f` with the underlying duckdb-rs connection, for what this API does not wrap
+    /// (custom appenders, extensions, pragmas). The connection is locked for the call.
+    ///
+    /// # Errors
+    /// `Closed` after [`Analytics::close`]; `f`'s error as `DuckDb`.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// let version: String = db.with_connection(|c| c.query_row("SELECT version()", [], |r| r.get(0)))?;
+    /// assert!(version.starts_with('v'));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> duckdb::Result<T>) -> Result<T> {
+        const OP: &str = "Analytics::with_connection";
+        self.with_conn(OP, |conn| f(conn).map_err(|e| Error::duckdb(OP, "run", e)))
+    }
+
     /// Runs `f` on the connection.
     pub(crate) fn with_conn<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let guard = self.conn.lock();

@@ -1,0 +1,26 @@
+//! Integration tests of the analytics layer (SPEC §8, with §2's SQL-identifier and path rules and
+//! the analytics actions of §11), run against real DuckDB files in temp dirs and in-memory
+//! databases. No mocks: every test talks to DuckDB, and KV tests to a real SQLite store.
+
+mod common;
+
+#[path = "analytics/export.rs"]
+mod export;
+#[path = "analytics/identifiers.rs"]
+mod identifiers;
+#[path = "analytics/import.rs"]
+mod import;
+#[path = "analytics/kv.rs"]
+mod kv;
+#[path = "analytics/open.rs"]
+mod open;
+#[path = "analytics/query.rs"]
+mod query;
+#[path = "analytics/scoring.rs"]
+mod scoring;
+#[path = "analytics/service.rs"]
+mod service;
+#[path = "analytics/split.rs"]
+mod split;
+#[path = "analytics/support.rs"]
+mod support;

@@ -1,0 +1,208 @@
+//! `export_parquet`: tables and queries to zstd Parquet, written through `<path>.tmp` and renamed,
+//! with parent directories created, types and NULLs preserved, and the target untouched when the
+//! export fails.
+
+use store::ErrorKind;
+use store::analytics::{Analytics, Value};
+
+use crate::support::{all_rows, columns, expect_kind, expect_missing, lit, names_in};
+
+fn db() -> Analytics {
+    Analytics::in_memory().unwrap()
+}
+
+#[test]
+fn exporting_three_rows_returns_three_and_reads_back_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a', 0.5), (2, 'b', NULL), (3, NULL, 2.5)) v(id, name, score)")
+        .unwrap();
+    let path = dir.path().join("t.parquet");
+    assert_eq!(db.export_parquet("t", &path).unwrap(), 3);
+    assert!(path.is_file());
+    let back = db
+        .query(
+            &format!("SELECT * FROM read_parquet({}) ORDER BY ALL", lit(&path)),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(back.columns, ["id", "name", "score"]);
+    assert_eq!(back.rows, all_rows(&db, "t"));
+}
+
+#[test]
+fn exports_leave_no_tmp_file_and_use_zstd() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS n, 'x' || range AS s FROM range(1000)")
+        .unwrap();
+    let path = dir.path().join("t.parquet");
+    db.export_parquet("t", &path).unwrap();
+    assert_eq!(names_in(dir.path()), ["t.parquet"]);
+    let codecs = db
+        .query(
+            &format!(
+                "SELECT DISTINCT compression FROM parquet_metadata({})",
+                lit(&path)
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(codecs.rows, vec![vec![Value::Text("ZSTD".into())]]);
+}
+
+#[test]
+fn types_and_nulls_survive_a_parquet_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE TABLE src (
+            id INTEGER, flag BOOLEAN, tiny TINYINT, small SMALLINT, big BIGINT,
+            utiny UTINYINT, usmall USMALLINT, uint UINTEGER, ubig UBIGINT,
+            real_ FLOAT, dbl DOUBLE, dec DECIMAL(10, 2), txt VARCHAR, bin BLOB,
+            day DATE, ts TIMESTAMP, tod TIME, ints INTEGER[], rec STRUCT(a INTEGER, b VARCHAR));
+         INSERT INTO src VALUES
+            (1, true, -128, -32768, -9223372036854775808, 255, 65535, 4294967295, 18446744073709551615,
+             1.5, -2.25e100, 12345678.90, 'héllo 🌍', '\\x00\\xFF'::BLOB,
+             DATE '1969-12-31', TIMESTAMP '2024-02-29 23:59:59.999999', TIME '12:34:56.789',
+             [1, NULL, 3], {'a': 1, 'b': 'x'}),
+            (2, false, 0, 0, 0, 0, 0, 0, 0, 'inf'::FLOAT, 'NaN'::DOUBLE, -0.01, '', ''::BLOB,
+             DATE '2024-01-01', TIMESTAMP '1970-01-01 00:00:00', TIME '00:00:00', [], {'a': NULL, 'b': NULL}),
+            (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+             NULL, NULL, NULL, NULL, NULL);",
+    )
+    .unwrap();
+    let path = dir.path().join("src.parquet");
+    assert_eq!(db.export_parquet("src", &path).unwrap(), 3);
+    assert_eq!(db.import_parquet("dst", &path).unwrap(), 3);
+
+    assert_eq!(
+        columns(&db, "dst"),
+        columns(&db, "src"),
+        "column names or types changed"
+    );
+    // Compare every column of every row in SQL, where NULL and NaN compare as equal.
+    let differing = db
+        .query(
+            "SELECT count(*) FROM (SELECT * FROM src EXCEPT ALL SELECT * FROM dst) UNION ALL \
+             SELECT count(*) FROM (SELECT * FROM dst EXCEPT ALL SELECT * FROM src)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(differing.rows, vec![vec![Value::Int(0)], vec![Value::Int(0)]]);
+    let nulls = db
+        .query(
+            "SELECT count(*) FROM dst WHERE id = 3 AND COLUMNS(* EXCLUDE (id)) IS NULL",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(nulls.rows, vec![vec![Value::Int(1)]], "a NULL became a value");
+    // And through the typed values, column by column (NaN aside, which never equals itself).
+    let typed = |table: &str| {
+        db.query(&format!("SELECT * EXCLUDE (dbl) FROM {table} ORDER BY id"), &[])
+            .unwrap()
+            .rows
+    };
+    assert_eq!(typed("dst"), typed("src"));
+}
+
+#[test]
+fn export_creates_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT 1 AS x").unwrap();
+    let path = dir.path().join("a/b c/d/t.parquet");
+    assert_eq!(db.export_parquet("t", &path).unwrap(), 1);
+    assert!(path.is_file());
+    assert_eq!(names_in(path.parent().unwrap()), ["t.parquet"]);
+}
+
+#[test]
+fn a_failing_export_leaves_the_existing_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let path = dir.path().join("t.parquet");
+    std::fs::write(&path, b"previous contents").unwrap();
+
+    // Fails while binding.
+    expect_kind(
+        db.export_parquet("SELECT * FROM no_such_table", &path),
+        ErrorKind::DuckDb,
+    );
+    // Fails part-way through writing.
+    expect_kind(
+        db.export_parquet(
+            "SELECT range AS n, CAST(CASE WHEN range = 150000 THEN error('boom') END AS INTEGER) AS e FROM range(300000)",
+            &path,
+        ),
+        ErrorKind::DuckDb,
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"previous contents");
+    assert_eq!(
+        names_in(dir.path()),
+        ["t.parquet"],
+        "a failed export left a file behind"
+    );
+}
+
+#[test]
+fn exporting_a_missing_table_is_missing_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let name = expect_missing(db().export_parquet("no_such_table", &path), "table");
+    assert_eq!(name, "no_such_table");
+    assert!(!path.exists());
+}
+
+#[test]
+fn exporting_a_query_writes_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS n FROM range(10)")
+        .unwrap();
+    let path = dir.path().join("q.parquet");
+    assert_eq!(
+        db.export_parquet("SELECT n * 2 AS doubled FROM t WHERE n < 4", &path)
+            .unwrap(),
+        4
+    );
+    let back = db
+        .query(
+            &format!("SELECT doubled FROM read_parquet({}) ORDER BY 1", lit(&path)),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        back.rows,
+        (0..4).map(|n| vec![Value::Int(n * 2)]).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        db.export_parquet("  with x AS (SELECT 1 AS one) SELECT * FROM x", &path)
+            .unwrap(),
+        1
+    );
+    assert_eq!(db.export_parquet("FROM t", &path).unwrap(), 10);
+}
+
+#[test]
+fn exporting_replaces_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let path = dir.path().join("t.parquet");
+    db.export_parquet("SELECT * FROM range(5)", &path).unwrap();
+    db.export_parquet("SELECT * FROM range(2)", &path).unwrap();
+    let n = db
+        .query(&format!("SELECT count(*) FROM read_parquet({})", lit(&path)), &[])
+        .unwrap();
+    assert_eq!(n.rows, vec![vec![Value::Int(2)]]);
+}
+
+#[test]
+fn exporting_to_a_path_with_quotes_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let path = dir.path().join("it's a \"file\".parquet");
+    assert_eq!(db.export_parquet("SELECT 1 AS x", &path).unwrap(), 1);
+    assert!(path.is_file());
+    assert_eq!(db.import_parquet("back", &path).unwrap(), 1);
+}

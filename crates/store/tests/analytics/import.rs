@@ -1,0 +1,385 @@
+//! Imports from CSV, JSON, JSONL and Parquet: tables created from the file or appended to by
+//! column name, all or nothing, with clear errors for malformed or missing files and a format
+//! picked from the extension.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use store::analytics::{Analytics, CsvOptions, Value};
+use store::{Error, ErrorKind};
+
+use crate::support::{all_rows, columns, count, expect_kind, expect_missing, write};
+
+fn db() -> Analytics {
+    Analytics::in_memory().unwrap()
+}
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// Asserts a failed import is `Parse` or `DuckDb` and names the file.
+#[track_caller]
+fn assert_names_file(err: &Error, file: &str) {
+    assert!(
+        matches!(err.kind(), ErrorKind::Parse | ErrorKind::DuckDb),
+        "expected Parse or DuckDb, got {err}"
+    );
+    assert!(
+        err.to_string().contains(file),
+        "the error does not name {file}: {err}"
+    );
+}
+
+#[test]
+fn csv_with_a_header_creates_a_typed_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "scores.csv",
+        "name,score,ok\nalpha,1,true\nbeta,2,false\n",
+    );
+    let db = db();
+    assert_eq!(db.import_csv("scores", &file, &CsvOptions::default()).unwrap(), 2);
+    let cols: Vec<String> = columns(&db, "scores").into_iter().map(|c| c.0).collect();
+    assert_eq!(cols, ["name", "score", "ok"]);
+    assert_eq!(
+        all_rows(&db, "scores"),
+        vec![
+            vec![t("alpha"), Value::Int(1), Value::Bool(true)],
+            vec![t("beta"), Value::Int(2), Value::Bool(false)]
+        ]
+    );
+}
+
+#[test]
+fn csv_without_a_header_keeps_the_first_line_as_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "raw.csv", "alpha,1\nbeta,2\ngamma,3\n");
+    let db = db();
+    let options = CsvOptions {
+        header: false,
+        delimiter: None,
+    };
+    assert_eq!(db.import_csv("raw", &file, &options).unwrap(), 3);
+    assert_eq!(columns(&db, "raw").len(), 2);
+    assert_eq!(
+        db.query("SELECT * FROM raw ORDER BY ALL LIMIT 1", &[])
+            .unwrap()
+            .rows,
+        vec![vec![t("alpha"), Value::Int(1)]]
+    );
+}
+
+#[test]
+fn csv_with_a_custom_delimiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "semi.csv", "a;b\n1,5;x\n2,5;y\n");
+    let db = db();
+    let options = CsvOptions {
+        header: true,
+        delimiter: Some(';'),
+    };
+    assert_eq!(db.import_csv("semicolons", &file, &options).unwrap(), 2);
+    let cols: Vec<String> = columns(&db, "semicolons").into_iter().map(|c| c.0).collect();
+    assert_eq!(cols, ["a", "b"]);
+    assert_eq!(
+        db.query("SELECT a, b FROM semicolons ORDER BY b", &[])
+            .unwrap()
+            .rows,
+        vec![vec![t("1,5"), t("x")], vec![t("2,5"), t("y")]]
+    );
+
+    let tab = write(dir.path(), "tabs.tsv", "a\tb\n1\tx y\n");
+    assert_eq!(db.import_file("tabs", &tab, None, None).unwrap(), 1);
+    assert_eq!(all_rows(&db, "tabs"), vec![vec![Value::Int(1), t("x y")]]);
+}
+
+#[test]
+fn csv_with_a_quoted_multi_line_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "notes.csv",
+        "id,note\n1,\"line one\nline two, with comma\"\n2,\"say \"\"hi\"\"\"\n3,plain\n",
+    );
+    let db = db();
+    assert_eq!(db.import_csv("notes", &file, &CsvOptions::default()).unwrap(), 3);
+    assert_eq!(
+        db.query("SELECT note FROM notes ORDER BY id", &[]).unwrap().rows,
+        vec![
+            vec![t("line one\nline two, with comma")],
+            vec![t("say \"hi\"")],
+            vec![t("plain")]
+        ]
+    );
+}
+
+#[test]
+fn json_array_and_jsonl_files_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let array = write(
+        dir.path(),
+        "people.json",
+        r#"[{"name": "ann", "age": 31, "tags": ["a", "b"]}, {"name": "bob", "age": null, "tags": []}]"#,
+    );
+    assert_eq!(db.import_json("people", &array).unwrap(), 2);
+    assert_eq!(
+        db.query("SELECT name, age, tags FROM people ORDER BY name", &[])
+            .unwrap()
+            .rows,
+        vec![
+            vec![t("ann"), Value::Int(31), Value::List(vec![t("a"), t("b")])],
+            vec![t("bob"), Value::Null, Value::List(vec![])],
+        ]
+    );
+
+    let lines = write(
+        dir.path(),
+        "events.jsonl",
+        "{\"id\": 1, \"kind\": \"x\"}\n{\"id\": 2, \"kind\": \"y\"}\n{\"id\": 3, \"kind\": \"é\"}\n",
+    );
+    assert_eq!(db.import_jsonl("events", &lines).unwrap(), 3);
+    assert_eq!(
+        db.query("SELECT kind FROM events ORDER BY id", &[]).unwrap().rows,
+        vec![vec![t("x")], vec![t("y")], vec![t("é")]]
+    );
+}
+
+#[test]
+fn parquet_files_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE src AS SELECT range AS n, 'v' || range AS s FROM range(1000)")
+        .unwrap();
+    let file = dir.path().join("src.parquet");
+    db.export_parquet("src", &file).unwrap();
+    assert_eq!(db.import_parquet("dst", &file).unwrap(), 1000);
+    assert_eq!(all_rows(&db, "dst"), all_rows(&db, "src"));
+}
+
+#[test]
+fn a_second_import_appends_by_column_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let first = write(dir.path(), "a.csv", "name,score\na,1\nb,2\n");
+    let second = write(dir.path(), "b.csv", "score,name\n3,c\n");
+    assert_eq!(db.import_csv("t", &first, &CsvOptions::default()).unwrap(), 2);
+    assert_eq!(db.import_csv("t", &second, &CsvOptions::default()).unwrap(), 1);
+    assert_eq!(
+        all_rows(&db, "t"),
+        vec![
+            vec![t("a"), Value::Int(1)],
+            vec![t("b"), Value::Int(2)],
+            vec![t("c"), Value::Int(3)]
+        ]
+    );
+
+    // JSONL and Parquet append the same way.
+    let jsonl = write(dir.path(), "c.jsonl", "{\"score\": 4, \"name\": \"d\"}\n");
+    assert_eq!(db.import_jsonl("t", &jsonl).unwrap(), 1);
+    let parquet = dir.path().join("t.parquet");
+    db.export_parquet("SELECT 5 AS score, 'e' AS name", &parquet)
+        .unwrap();
+    assert_eq!(db.import_parquet("t", &parquet).unwrap(), 1);
+    assert_eq!(count(&db, "t"), 5);
+    assert_eq!(
+        db.query("SELECT name FROM t WHERE score >= 4 ORDER BY score", &[])
+            .unwrap()
+            .rows,
+        vec![vec![t("d")], vec![t("e")]]
+    );
+}
+
+#[test]
+fn a_csv_value_that_does_not_fit_an_existing_column_leaves_the_table_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t (x INTEGER, label VARCHAR); INSERT INTO t VALUES (1, 'kept')")
+        .unwrap();
+    let mut csv = String::from("x,label\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{i},row\n"));
+    }
+    csv.push_str("not-a-number,bad\n");
+    let file = write(dir.path(), "bad values.csv", &csv);
+    let before = all_rows(&db, "t");
+    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    assert_names_file(&err, "bad values.csv");
+    assert_eq!(all_rows(&db, "t"), before, "a failed import changed the table");
+}
+
+#[test]
+fn a_csv_with_an_unterminated_quote_fails_and_creates_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    // Quoted fields with commas make the sniffer pick `"` as the quote; the last one never closes.
+    let file = write(
+        dir.path(),
+        "broken.csv",
+        "a,b\n\"x,y\",1\n\"p,q\",2\n\"r,s\",3\n\"open, never closed,4\n5,6\n",
+    );
+    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    assert_names_file(&err, "broken.csv");
+    assert!(!db.table_exists("t").unwrap());
+
+    // Into an existing table, the table keeps its rows.
+    db.exec_batch("CREATE TABLE t (a VARCHAR, b INTEGER); INSERT INTO t VALUES ('kept', 8)")
+        .unwrap();
+    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    assert_names_file(&err, "broken.csv");
+    assert_eq!(all_rows(&db, "t"), vec![vec![t("kept"), Value::Int(8)]]);
+}
+
+#[test]
+fn a_csv_row_with_too_many_fields_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let mut csv = String::from("a,b\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("{i},{i}\n"));
+    }
+    csv.push_str("1,2,3,4\n");
+    let file = write(dir.path(), "ragged.csv", &csv);
+    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    assert_names_file(&err, "ragged.csv");
+    assert!(!db.table_exists("t").unwrap());
+}
+
+#[test]
+fn a_truncated_json_file_fails_and_leaves_the_table_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "cut.json", r#"[{"a": 1}, {"a": 2}, {"a":"#);
+    let err = db.import_json("t", &file).unwrap_err();
+    assert_names_file(&err, "cut.json");
+    assert!(!db.table_exists("t").unwrap());
+
+    db.exec_batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)")
+        .unwrap();
+    let err = db.import_json("t", &file).unwrap_err();
+    assert_names_file(&err, "cut.json");
+    assert_eq!(count(&db, "t"), 1);
+
+    let lines = write(dir.path(), "cut.jsonl", "{\"a\": 5}\n{\"a\": 6}\n{\"a\": ");
+    let err = db.import_jsonl("t", &lines).unwrap_err();
+    assert_names_file(&err, "cut.jsonl");
+    assert_eq!(count(&db, "t"), 1);
+}
+
+#[test]
+fn a_file_that_is_not_parquet_fails_and_creates_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "fake.parquet", "definitely not parquet");
+    let err = db.import_parquet("t", &file).unwrap_err();
+    assert_names_file(&err, "fake.parquet");
+    assert!(!db.table_exists("t").unwrap());
+}
+
+#[test]
+fn importing_a_missing_file_is_missing_file_and_creates_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let path = dir.path().join("absent.csv");
+    let name = expect_missing(db.import_csv("t", &path, &CsvOptions::default()), "file");
+    assert!(name.contains("absent.csv"), "{name}");
+    expect_missing(db.import_parquet("t", dir.path().join("absent.parquet")), "file");
+    expect_missing(db.import_json("t", dir.path().join("absent.json")), "file");
+    expect_missing(db.import_jsonl("t", dir.path().join("absent.jsonl")), "file");
+    expect_missing(
+        db.import_file("t", dir.path().join("absent.csv"), None, None),
+        "file",
+    );
+    // A directory is not a file either.
+    expect_missing(db.import_csv("t", dir.path(), &CsvOptions::default()), "file");
+    assert!(!db.table_exists("t").unwrap());
+}
+
+#[test]
+fn import_file_picks_the_format_from_the_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let csv = write(dir.path(), "a.CSV", "x\n1\n2\n");
+    let json = write(dir.path(), "b.json", r#"[{"x": 3}]"#);
+    let jsonl = write(dir.path(), "c.jsonl", "{\"x\": 4}\n");
+    let ndjson = write(dir.path(), "d.ndjson", "{\"x\": 5}\n");
+    let parquet = dir.path().join("e.parquet");
+    db.export_parquet("SELECT 6 AS x", &parquet).unwrap();
+    assert_eq!(db.import_file("t", &csv, None, None).unwrap(), 2);
+    assert_eq!(db.import_file("t", &json, None, None).unwrap(), 1);
+    assert_eq!(db.import_file("t", &jsonl, None, None).unwrap(), 1);
+    assert_eq!(db.import_file("t", &ndjson, None, None).unwrap(), 1);
+    assert_eq!(db.import_file("t", &parquet, None, None).unwrap(), 1);
+    assert_eq!(
+        db.query("SELECT x FROM t ORDER BY x", &[]).unwrap().rows,
+        (1..=6).map(|x| vec![Value::Int(x)]).collect::<Vec<_>>()
+    );
+
+    // CSV options pass through.
+    let semi = write(dir.path(), "semi.csv", "1;2\n3;4\n");
+    let options = CsvOptions {
+        header: false,
+        delimiter: Some(';'),
+    };
+    assert_eq!(db.import_file("pairs", &semi, Some(&options), None).unwrap(), 2);
+    assert_eq!(columns(&db, "pairs").len(), 2);
+}
+
+#[test]
+fn import_file_rejects_unknown_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for name in ["data.xlsx", "noextension"] {
+        let file = write(dir.path(), name, "x\n1\n");
+        let err = expect_kind(db.import_file("t", &file, None, None), ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("format"), "{err}");
+    }
+    assert!(!db.table_exists("t").unwrap());
+}
+
+#[test]
+fn import_file_accepts_a_progress_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let mut csv = String::from("id,name,score\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("{i},name-{i},{}\n", i % 97));
+    }
+    let file = write(dir.path(), "big.csv", &csv);
+    let calls = AtomicUsize::new(0);
+    let progress = |p: store::analytics::ImportProgress| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(pct) = p.percentage {
+            assert!((0.0..=100.0).contains(&pct), "{p:?}");
+        }
+    };
+    assert_eq!(
+        db.import_file("big", &file, None, Some(&progress)).unwrap(),
+        200_000
+    );
+    assert_eq!(count(&db, "big"), 200_000);
+    // Progress is reported while DuckDB works; a fast machine may finish before the first report.
+    let _ = calls.load(Ordering::Relaxed);
+}
+
+#[test]
+fn import_into_an_empty_or_nul_table_name_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "a.csv", "x\n1\n");
+    for name in ["", "a\0b"] {
+        let err = expect_kind(
+            db.import_csv(name, &file, &CsvOptions::default()),
+            ErrorKind::InvalidInput,
+        );
+        assert_eq!(err.field(), Some("table"));
+    }
+    let long = "t".repeat(256);
+    expect_kind(
+        db.import_csv(&long, &file, &CsvOptions::default()),
+        ErrorKind::InvalidInput,
+    );
+    db.import_csv(&"t".repeat(255), &file, &CsvOptions::default())
+        .unwrap();
+}

@@ -1,0 +1,252 @@
+//! `attach_kv`: the KV store's live entries as the `kv_entries` view inside DuckDB — live values
+//! only (TTL by the store's clock), the spec's column types, joins with analytics tables, fresh
+//! data in every statement, and an error once the store is closed.
+
+use std::time::Duration;
+
+use store::analytics::{Analytics, ScoringResult, Value};
+use store::{ErrorKind, Kv};
+
+use crate::common::{START_MS, memory_store};
+use crate::support::{scalar, text};
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+#[test]
+fn kv_entries_shows_live_values_and_hides_expired_ones() {
+    let (store, clock) = memory_store();
+    let v1 = store.set("models", "m1", "GPT one").unwrap();
+    store.set("models", "m2", "Claude").unwrap();
+    store
+        .set_with_ttl("models", "temp", "short-lived", Duration::from_secs(10))
+        .unwrap();
+    store.set("other", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+
+    let rows = db
+        .query(
+            "SELECT group_name, entry_key, entry_value, expires_at, version FROM kv_entries ORDER BY ALL",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        rows.columns,
+        ["group_name", "entry_key", "entry_value", "expires_at", "version"]
+    );
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        rows.rows[0],
+        vec![t("models"), t("m1"), t("GPT one"), Value::Null, Value::UInt(v1)]
+    );
+    let temp = rows.rows.iter().find(|r| r[1] == t("temp")).unwrap();
+    assert_eq!(temp[3], Value::Int(START_MS + 10_000));
+
+    clock.advance(Duration::from_secs(11));
+    let keys = db
+        .query(
+            "SELECT entry_key FROM kv_entries WHERE group_name = 'models' ORDER BY 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(keys.rows, vec![vec![t("m1")], vec![t("m2")]]);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(3));
+}
+
+#[test]
+fn kv_entries_has_the_spec_columns_and_types() {
+    let (store, _clock) = memory_store();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    let described = db.query("DESCRIBE kv_entries", &[]).unwrap();
+    let name = described.columns.iter().position(|c| c == "column_name").unwrap();
+    let ty = described.columns.iter().position(|c| c == "column_type").unwrap();
+    let pairs: Vec<(String, String)> = described
+        .rows
+        .iter()
+        .map(|r| (text(&r[name]), text(&r[ty])))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("group_name", "VARCHAR"),
+        ("entry_key", "VARCHAR"),
+        ("entry_value", "VARCHAR"),
+        ("expires_at", "BIGINT"),
+        ("version", "UBIGINT"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+    .collect();
+    assert_eq!(pairs, expected);
+    // An empty store is an empty view, not an error.
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(0));
+}
+
+#[test]
+fn kv_entries_joins_with_scoring_results() {
+    let (store, _clock) = memory_store();
+    store.set("model-names", "m1", "Model One").unwrap();
+    store.set("model-names", "m2", "Model Two").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.ensure_scoring_tables().unwrap();
+    let score = |model: &str, s: f64| ScoringResult {
+        model: model.into(),
+        prompt_id: "q".into(),
+        suite: "suite".into(),
+        dimension: "quality".into(),
+        score: s,
+        scored_at: None,
+    };
+    db.append_scoring_results([
+        score("m1", 1.0),
+        score("m1", 3.0),
+        score("m2", 5.0),
+        score("m3", 9.0),
+    ])
+    .unwrap();
+    db.attach_kv(&store).unwrap();
+
+    let rows = db
+        .query(
+            "SELECT k.entry_value AS display_name, avg(s.score) AS mean, count(*) AS n
+             FROM scoring_results s JOIN kv_entries k ON k.group_name = 'model-names' AND k.entry_key = s.model
+             GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        rows.rows,
+        vec![
+            vec![t("Model One"), Value::Float(2.0), Value::Int(2)],
+            vec![t("Model Two"), Value::Float(5.0), Value::Int(1)],
+        ]
+    );
+}
+
+#[test]
+fn kv_entries_reflects_later_writes_in_a_new_query() {
+    let (store, _clock) = memory_store();
+    store.set("g", "a", "1").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(1));
+
+    store.set("g", "b", "2").unwrap();
+    store.set("g", "a", "changed").unwrap();
+    let rows = db
+        .query("SELECT entry_key, entry_value FROM kv_entries ORDER BY 1", &[])
+        .unwrap();
+    assert_eq!(rows.rows, vec![vec![t("a"), t("changed")], vec![t("b"), t("2")]]);
+
+    store.delete("g", "a").unwrap();
+    assert_eq!(
+        scalar(&db, "SELECT string_agg(entry_key, ',') FROM kv_entries"),
+        t("b")
+    );
+}
+
+#[test]
+fn kv_entries_holds_values_exactly_including_large_and_unusual_ones() {
+    let (store, _clock) = memory_store();
+    let big = "x".repeat(100_000);
+    let odd = "'; DROP TABLE entries; -- \n\t ünï 🌍 \\ % _";
+    store.set("g", "big", &big).unwrap();
+    store.set("g", "odd", odd).unwrap();
+    store.set("g", "empty", "").unwrap();
+    for i in 0..5000 {
+        store.set("many", &format!("k{i:05}"), &i.to_string()).unwrap();
+    }
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    let value_of = |key: &str| {
+        db.query_row(
+            "SELECT entry_value FROM kv_entries WHERE group_name = 'g' AND entry_key = ?",
+            &[t(key)],
+        )
+        .unwrap()
+        .unwrap()
+        .values[0]
+            .clone()
+    };
+    assert_eq!(value_of("big"), t(&big));
+    assert_eq!(value_of("odd"), t(odd));
+    assert_eq!(value_of("empty"), t(""));
+    // More rows than one DuckDB vector: every one arrives.
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM kv_entries WHERE group_name = 'many'"),
+        Value::Int(5000)
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT sum(entry_value::BIGINT) FROM kv_entries WHERE group_name = 'many'"
+        ),
+        Value::Int(12_497_500)
+    );
+}
+
+#[test]
+fn kv_entries_after_the_store_is_closed_fails_mentioning_closed() {
+    let (store, _clock) = memory_store();
+    store.set("g", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(1));
+    store.close().unwrap();
+    let err = db.query("SELECT * FROM kv_entries", &[]).unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+    // The database itself is still usable.
+    assert_eq!(scalar(&db, "SELECT 1"), Value::Int(1));
+}
+
+#[test]
+fn kv_entries_after_the_store_is_dropped_fails_mentioning_closed() {
+    let (store, _clock) = memory_store();
+    store.set("g", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    drop(store);
+    let err = db.query("SELECT * FROM kv_entries", &[]).unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+}
+
+#[test]
+#[ignore = "BUG: a kv_entries scan after store close is a DuckDb error, spec says Closed"]
+fn kv_entries_after_the_store_is_closed_is_a_closed_error() {
+    let (store, _clock) = memory_store();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    store.close().unwrap();
+    let err = db.query("SELECT * FROM kv_entries", &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+}
+
+#[test]
+fn attaching_again_replaces_the_store() {
+    let (first, _c1) = memory_store();
+    let (second, _c2) = memory_store();
+    first.set("g", "from", "first").unwrap();
+    second.set("g", "from", "second").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&first).unwrap();
+    assert_eq!(scalar(&db, "SELECT entry_value FROM kv_entries"), t("first"));
+    db.attach_kv(&second).unwrap();
+    assert_eq!(scalar(&db, "SELECT entry_value FROM kv_entries"), t("second"));
+}
+
+#[test]
+fn kv_entries_is_a_view_not_a_base_table() {
+    let (store, _clock) = memory_store();
+    store.set("g", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    assert!(db.table_counts().unwrap().is_empty());
+    assert!(db.inventory().unwrap().tables.is_empty());
+    // Read-only: it cannot be written through.
+    assert!(
+        db.exec_batch("INSERT INTO kv_entries VALUES ('g', 'k2', 'v', NULL, 1)")
+            .is_err()
+    );
+    assert!(!store.exists("g", "k2").unwrap());
+}

@@ -1,0 +1,233 @@
+//! Opening databases: read-write files (created on demand), read-only files, in-memory
+//! databases, the failures that must create nothing, and what DuckDB allows across processes
+//! (one read-write opener or any number of read-only openers, never both).
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use store::ErrorKind;
+use store::analytics::{Analytics, Value};
+
+use crate::support::{count, expect_kind, expect_missing, scalar};
+
+/// Set by the cross-process test for the child it spawns: the database file to hold.
+const CHILD_ENV: &str = "ANALYTICS_CHILD";
+/// How long the child holds the file read-write.
+const CHILD_HOLD: Duration = Duration::from_secs(3);
+
+#[test]
+fn open_creates_a_file_at_a_path_with_spaces_and_reopens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("my data");
+    std::fs::create_dir(&parent).unwrap();
+    let path = parent.join("ware house.duckdb");
+
+    let db = Analytics::open(&path).unwrap();
+    assert!(path.is_file());
+    assert_eq!(db.path(), Some(path.as_path()));
+    assert!(!db.is_read_only());
+    db.exec_batch("CREATE TABLE t AS SELECT * FROM range(5)").unwrap();
+    db.close().unwrap();
+
+    let again = Analytics::open(&path).unwrap();
+    assert_eq!(count(&again, "t"), 5);
+    again.close().unwrap();
+
+    let ro = Analytics::open_read_only(&path).unwrap();
+    assert!(ro.is_read_only());
+    assert_eq!(count(&ro, "t"), 5);
+}
+
+#[test]
+fn open_with_a_missing_parent_directory_is_io_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no such dir");
+    let err = expect_kind(Analytics::open(missing.join("w.duckdb")), ErrorKind::Io);
+    assert_eq!(err.op(), "Analytics::open");
+    assert!(!missing.exists(), "open created the missing parent directory");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "open left something behind"
+    );
+}
+
+#[test]
+fn open_read_only_of_a_missing_file_is_missing_file_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.duckdb");
+    let name = expect_missing(Analytics::open_read_only(&path), "file");
+    assert!(name.contains("absent.duckdb"), "Missing names {name:?}");
+    assert!(!path.exists());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn open_of_a_path_containing_nul_is_invalid_input() {
+    let err = expect_kind(Analytics::open("bad\0name.duckdb"), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("path"));
+    let err = expect_kind(
+        Analytics::open_read_only("bad\0name.duckdb"),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(err.field(), Some("path"));
+}
+
+#[test]
+fn open_of_a_file_that_is_not_a_duckdb_database_is_a_duckdb_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text.duckdb");
+    std::fs::write(
+        &path,
+        "this is not a database, just some text that is long enough",
+    )
+    .unwrap();
+    expect_kind(Analytics::open(&path), ErrorKind::DuckDb);
+    expect_kind(Analytics::open_read_only(&path), ErrorKind::DuckDb);
+}
+
+#[test]
+fn read_only_database_refuses_create_and_insert_with_duckdb_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    let db = Analytics::open(&path).unwrap();
+    db.exec_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+        .unwrap();
+    db.close().unwrap();
+
+    let ro = Analytics::open_read_only(&path).unwrap();
+    expect_kind(ro.exec_batch("CREATE TABLE u (x INTEGER)"), ErrorKind::DuckDb);
+    expect_kind(
+        ro.exec("INSERT INTO t VALUES (?)", &[Value::Int(2)]),
+        ErrorKind::DuckDb,
+    );
+    expect_kind(ro.exec_batch("INSERT INTO t VALUES (3)"), ErrorKind::DuckDb);
+    expect_kind(ro.ensure_scoring_tables(), ErrorKind::DuckDb);
+    assert!(!ro.table_exists("u").unwrap());
+    assert_eq!(count(&ro, "t"), 1);
+}
+
+#[test]
+fn two_read_only_openers_in_one_process_both_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    let db = Analytics::open(&path).unwrap();
+    db.exec_batch("CREATE TABLE t AS SELECT * FROM range(7)").unwrap();
+    db.close().unwrap();
+
+    let a = Analytics::open_read_only(&path).unwrap();
+    let b = Analytics::open_read_only(&path).unwrap();
+    assert_eq!(count(&a, "t"), 7);
+    assert_eq!(count(&b, "t"), 7);
+    a.close().unwrap();
+    assert_eq!(count(&b, "t"), 7);
+}
+
+#[test]
+fn in_memory_databases_are_private_and_have_no_path() {
+    let a = Analytics::in_memory().unwrap();
+    let b = Analytics::in_memory().unwrap();
+    assert!(a.path().is_none());
+    a.exec_batch("CREATE TABLE t (x INTEGER)").unwrap();
+    assert!(a.table_exists("t").unwrap());
+    assert!(!b.table_exists("t").unwrap());
+    assert_eq!(scalar(&b, "SELECT 1"), Value::Int(1));
+}
+
+#[test]
+fn analytics_is_send_and_sync_and_shared_by_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Analytics>();
+
+    let db = std::sync::Arc::new(Analytics::in_memory().unwrap());
+    db.exec_batch("CREATE TABLE t (x BIGINT)").unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for j in 0..25 {
+                    db.exec("INSERT INTO t VALUES (?)", &[Value::Int(i * 100 + j)])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(count(&db, "t"), 100);
+}
+
+/// Not a test of its own: the child half of
+/// [`another_process_holding_the_file_read_write_locks_out_both_kinds_of_open`]. It returns at
+/// once unless `ANALYTICS_CHILD` names a database file, which it then opens read-write, reports
+/// `ready`, and holds for three seconds.
+#[test]
+fn child_process_helper_holds_a_file_read_write_when_asked() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let db = Analytics::open(&path).expect("child: open read-write");
+    db.exec_batch("CREATE TABLE IF NOT EXISTS held AS SELECT 1 AS x")
+        .expect("child: write");
+    println!("ready");
+    std::thread::sleep(CHILD_HOLD);
+    db.close().expect("child: close");
+}
+
+#[test]
+fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.duckdb");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "open::child_process_helper_holds_a_file_read_write_when_asked",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child test process");
+
+    // Wait (bounded) for the child's "ready" line; keep draining its output afterwards.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the child process never reported ready");
+    }
+
+    // While the child holds the file read-write, neither kind of open works here.
+    let read_only = Analytics::open_read_only(&path);
+    let read_write = Analytics::open(&path);
+    for (what, result) in [("open_read_only", read_only), ("open", read_write)] {
+        let err = expect_kind(result, ErrorKind::DuckDb);
+        assert!(
+            err.to_string().to_lowercase().contains("lock"),
+            "{what} failed without mentioning the lock: {err}"
+        );
+    }
+
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "child process failed: {status}");
+
+    // Once the child has exited, both kinds of open work and see its write.
+    let ro = Analytics::open_read_only(&path).unwrap();
+    assert_eq!(count(&ro, "held"), 1);
+    ro.close().unwrap();
+    let rw = Analytics::open(&path).unwrap();
+    assert_eq!(count(&rw, "held"), 1);
+}

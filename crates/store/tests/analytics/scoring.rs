@@ -1,0 +1,515 @@
+//! The canonical scoring tables: their exact schema and keys, all-or-nothing appends through
+//! DuckDB's appender, `scored_at` handling, `table_counts` and the inventory report.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use store::ErrorKind;
+use store::analytics::{
+    Analytics, CHECKPOINT_SCORES, CheckpointScore, PROBE_RESULTS, ProbeResult, SCORING_RESULTS,
+    ScoringResult, Value,
+};
+
+use crate::support::{all_rows, columns, count, expect_kind, expect_missing, scalar};
+
+fn db() -> Analytics {
+    let db = Analytics::in_memory().unwrap();
+    db.ensure_scoring_tables().unwrap();
+    db
+}
+
+fn checkpoint(model: &str, run: &str, label: &str, i: i32) -> CheckpointScore {
+    CheckpointScore {
+        model: model.into(),
+        run_id: run.into(),
+        label: label.into(),
+        iteration: i,
+        correct: i % 10,
+        total: 10,
+        accuracy: f64::from(i % 10) / 10.0,
+        scored_at: Some(1_700_000_000_000),
+    }
+}
+
+fn probe(run: &str, label: &str, probe_id: &str, passed: bool) -> ProbeResult {
+    ProbeResult {
+        model: "m".into(),
+        run_id: run.into(),
+        label: label.into(),
+        probe_id: probe_id.into(),
+        passed,
+        response: format!("réponse {probe_id} ✓"),
+        iteration: 3,
+        scored_at: Some(1_700_000_000_000),
+    }
+}
+
+fn scoring(model: &str, suite: &str, dimension: &str, score: f64) -> ScoringResult {
+    ScoringResult {
+        model: model.into(),
+        prompt_id: "q1".into(),
+        suite: suite.into(),
+        dimension: dimension.into(),
+        score,
+        scored_at: None,
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+        .collect()
+}
+
+fn primary_key(db: &Analytics, table: &str) -> Vec<Vec<Value>> {
+    db.query(
+        "SELECT constraint_column_names FROM duckdb_constraints() \
+         WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+        &[Value::Text(table.into())],
+    )
+    .unwrap()
+    .rows
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn table_name_constants_are_the_spec_names() {
+    assert_eq!(CHECKPOINT_SCORES, "checkpoint_scores");
+    assert_eq!(PROBE_RESULTS, "probe_results");
+    assert_eq!(SCORING_RESULTS, "scoring_results");
+}
+
+#[test]
+fn ensure_scoring_tables_creates_exactly_the_spec_columns_in_order() {
+    let db = db();
+    assert_eq!(
+        columns(&db, CHECKPOINT_SCORES),
+        pairs(&[
+            ("model", "VARCHAR"),
+            ("run_id", "VARCHAR"),
+            ("label", "VARCHAR"),
+            ("iteration", "INTEGER"),
+            ("correct", "INTEGER"),
+            ("total", "INTEGER"),
+            ("accuracy", "DOUBLE"),
+            ("scored_at", "TIMESTAMP"),
+        ])
+    );
+    assert_eq!(
+        columns(&db, PROBE_RESULTS),
+        pairs(&[
+            ("model", "VARCHAR"),
+            ("run_id", "VARCHAR"),
+            ("label", "VARCHAR"),
+            ("probe_id", "VARCHAR"),
+            ("passed", "BOOLEAN"),
+            ("response", "VARCHAR"),
+            ("iteration", "INTEGER"),
+            ("scored_at", "TIMESTAMP"),
+        ])
+    );
+    assert_eq!(
+        columns(&db, SCORING_RESULTS),
+        pairs(&[
+            ("model", "VARCHAR"),
+            ("prompt_id", "VARCHAR"),
+            ("suite", "VARCHAR"),
+            ("dimension", "VARCHAR"),
+            ("score", "DOUBLE"),
+            ("scored_at", "TIMESTAMP"),
+        ])
+    );
+}
+
+#[test]
+fn scored_at_defaults_to_current_timestamp_in_every_table() {
+    let db = db();
+    for table in [CHECKPOINT_SCORES, PROBE_RESULTS, SCORING_RESULTS] {
+        let default = db
+            .query_row(
+                "SELECT column_default FROM information_schema.columns \
+                 WHERE table_name = ? AND column_name = 'scored_at'",
+                &[Value::Text(table.into())],
+            )
+            .unwrap()
+            .unwrap();
+        let text = default.values[0].to_string().to_lowercase();
+        assert!(
+            text.contains("current_timestamp"),
+            "{table}.scored_at default is {text}"
+        );
+    }
+    db.exec_batch("INSERT INTO scoring_results (model, prompt_id, suite, dimension, score) VALUES ('m', 'q', 's', 'd', 1)")
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM scoring_results WHERE scored_at IS NOT NULL"
+        ),
+        Value::Int(1)
+    );
+}
+
+#[test]
+fn ensure_scoring_tables_creates_the_spec_primary_keys() {
+    let db = db();
+    let key = |names: &[&str]| {
+        vec![vec![Value::List(
+            names.iter().map(|n| Value::Text((*n).into())).collect(),
+        )]]
+    };
+    assert_eq!(primary_key(&db, CHECKPOINT_SCORES), key(&["run_id", "label"]));
+    assert_eq!(
+        primary_key(&db, PROBE_RESULTS),
+        key(&["run_id", "label", "probe_id"])
+    );
+    assert!(
+        primary_key(&db, SCORING_RESULTS).is_empty(),
+        "scoring_results has no key"
+    );
+}
+
+#[test]
+fn ensure_scoring_tables_twice_is_ok_and_keeps_rows() {
+    let db = db();
+    db.append_checkpoint_scores([checkpoint("m", "r", "c1", 1)])
+        .unwrap();
+    db.ensure_scoring_tables().unwrap();
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 1);
+    let counts = db.table_counts().unwrap();
+    assert_eq!(counts.len(), 3);
+}
+
+#[test]
+fn appending_100000_checkpoint_rows_counts_100000() {
+    let db = db();
+    let rows = (0..100_000).map(|i| {
+        checkpoint(
+            &format!("m{}", i % 7),
+            &format!("run-{}", i / 1000),
+            &format!("c{i}"),
+            i,
+        )
+    });
+    assert_eq!(db.append_checkpoint_scores(rows).unwrap(), 100_000);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 100_000);
+    assert_eq!(db.table_counts().unwrap()[CHECKPOINT_SCORES], 100_000);
+    assert_eq!(
+        scalar(&db, "SELECT count(DISTINCT run_id) FROM checkpoint_scores"),
+        Value::Int(100)
+    );
+}
+
+#[test]
+fn appended_checkpoint_rows_read_back_field_for_field() {
+    let db = db();
+    let row = CheckpointScore {
+        model: "modèle".into(),
+        run_id: "r'1".into(),
+        label: "ckpt \"7\"".into(),
+        iteration: -3,
+        correct: 7,
+        total: 9,
+        accuracy: 7.0 / 9.0,
+        scored_at: Some(1_700_000_000_123),
+    };
+    assert_eq!(db.append_checkpoint_scores([row]).unwrap(), 1);
+    assert_eq!(
+        all_rows(&db, CHECKPOINT_SCORES),
+        vec![vec![
+            Value::Text("modèle".into()),
+            Value::Text("r'1".into()),
+            Value::Text("ckpt \"7\"".into()),
+            Value::Int(-3),
+            Value::Int(7),
+            Value::Int(9),
+            Value::Float(7.0 / 9.0),
+            Value::Timestamp(1_700_000_000_123_000),
+        ]]
+    );
+}
+
+#[test]
+fn a_duplicate_key_inside_one_batch_writes_nothing_and_is_a_duckdb_error() {
+    let db = db();
+    let batch = vec![
+        checkpoint("m", "r1", "a", 1),
+        checkpoint("m", "r1", "b", 2),
+        checkpoint("m", "r1", "a", 3),
+    ];
+    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::DuckDb);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
+
+    // A table that already has rows keeps exactly those rows.
+    db.append_checkpoint_scores([checkpoint("m", "r0", "x", 0)])
+        .unwrap();
+    let before = all_rows(&db, CHECKPOINT_SCORES);
+    let batch = vec![checkpoint("m", "r2", "a", 1), checkpoint("m", "r2", "a", 2)];
+    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::DuckDb);
+    assert_eq!(all_rows(&db, CHECKPOINT_SCORES), before);
+
+    // The same holds for probe_results' three-part key.
+    let probes = vec![probe("r", "c", "p1", true), probe("r", "c", "p1", false)];
+    expect_kind(db.append_probe_results(probes), ErrorKind::DuckDb);
+    assert_eq!(count(&db, PROBE_RESULTS), 0);
+}
+
+#[test]
+fn a_key_already_in_the_table_fails_the_whole_append() {
+    let db = db();
+    db.append_checkpoint_scores([checkpoint("m", "r1", "a", 1)])
+        .unwrap();
+    let before = all_rows(&db, CHECKPOINT_SCORES);
+    let batch = vec![checkpoint("m", "r1", "new", 2), checkpoint("m", "r1", "a", 9)];
+    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::DuckDb);
+    assert_eq!(
+        all_rows(&db, CHECKPOINT_SCORES),
+        before,
+        "part of a failed append was written"
+    );
+
+    db.append_probe_results([probe("r", "c", "p1", true)]).unwrap();
+    expect_kind(
+        db.append_probe_results([probe("r", "c", "p2", true), probe("r", "c", "p1", false)]),
+        ErrorKind::DuckDb,
+    );
+    assert_eq!(count(&db, PROBE_RESULTS), 1);
+
+    // After a failed append the database keeps working.
+    assert_eq!(
+        db.append_checkpoint_scores([checkpoint("m", "r1", "b", 3)])
+            .unwrap(),
+        1
+    );
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 2);
+}
+
+#[test]
+fn a_duplicate_key_in_a_later_chunk_of_a_large_append_writes_nothing() {
+    let db = db();
+    let mut rows: Vec<_> = (0..70_000)
+        .map(|i| checkpoint("m", "r", &format!("c{i}"), i))
+        .collect();
+    rows.push(checkpoint("m", "r", "c5", 5));
+    expect_kind(db.append_checkpoint_scores(rows), ErrorKind::DuckDb);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
+}
+
+#[test]
+fn appending_before_ensure_scoring_tables_is_missing_table() {
+    let db = Analytics::in_memory().unwrap();
+    let name = expect_missing(
+        db.append_checkpoint_scores([checkpoint("m", "r", "c", 1)]),
+        "table",
+    );
+    assert!(name.contains(CHECKPOINT_SCORES), "{name}");
+    let err = db.append_probe_results([probe("r", "c", "p", true)]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Missing);
+    assert!(
+        err.to_string().contains("ensure_scoring_tables"),
+        "no hint in {err}"
+    );
+    expect_missing(db.append_scoring_results([scoring("m", "s", "d", 1.0)]), "table");
+    assert!(!db.table_exists(CHECKPOINT_SCORES).unwrap());
+}
+
+#[test]
+fn scored_at_none_is_now_and_some_is_stored_exactly() {
+    let db = db();
+    let before_us = now_ms() * 1000;
+    let mut exact = scoring("m", "s", "exact", 1.0);
+    exact.scored_at = Some(1_234_567_890_123);
+    db.append_scoring_results([scoring("m", "s", "now", 1.0), exact])
+        .unwrap();
+    let after_us = (now_ms() + 1) * 1000;
+
+    let at = |dimension: &str| {
+        db.query_row(
+            "SELECT scored_at FROM scoring_results WHERE dimension = ?",
+            &[Value::Text(dimension.into())],
+        )
+        .unwrap()
+        .unwrap()
+        .values[0]
+            .clone()
+    };
+    assert_eq!(at("exact"), Value::Timestamp(1_234_567_890_123_000));
+    match at("now") {
+        Value::Timestamp(us) => assert!(
+            (before_us..=after_us).contains(&us),
+            "scored_at {us} is not between {before_us} and {after_us}"
+        ),
+        other => panic!("scored_at is {other:?}"),
+    }
+
+    let mut p = probe("r", "c", "p", true);
+    p.scored_at = None;
+    let mut c = checkpoint("m", "r", "c", 1);
+    c.scored_at = Some(0);
+    db.append_probe_results([p]).unwrap();
+    db.append_checkpoint_scores([c]).unwrap();
+    assert_eq!(
+        scalar(&db, "SELECT scored_at FROM checkpoint_scores"),
+        Value::Timestamp(0)
+    );
+    let Value::Timestamp(us) = scalar(&db, "SELECT scored_at FROM probe_results") else {
+        panic!("probe scored_at is not a timestamp");
+    };
+    assert!(us >= before_us);
+}
+
+#[test]
+fn probe_and_scoring_appends_store_their_rows() {
+    let db = db();
+    let probes = vec![
+        probe("r1", "c1", "p1", true),
+        probe("r1", "c1", "p2", false),
+        probe("r1", "c2", "p1", true),
+    ];
+    assert_eq!(db.append_probe_results(probes).unwrap(), 3);
+    assert_eq!(
+        db.query("SELECT probe_id, passed, response, iteration FROM probe_results WHERE label = 'c1' ORDER BY probe_id", &[])
+            .unwrap()
+            .rows,
+        vec![
+            vec![Value::Text("p1".into()), Value::Bool(true), Value::Text("réponse p1 ✓".into()), Value::Int(3)],
+            vec![Value::Text("p2".into()), Value::Bool(false), Value::Text("réponse p2 ✓".into()), Value::Int(3)],
+        ]
+    );
+
+    // scoring_results has no key: identical rows are all kept.
+    let same = scoring("m", "s", "d", 0.5);
+    assert_eq!(
+        db.append_scoring_results(vec![same.clone(), same.clone(), same])
+            .unwrap(),
+        3
+    );
+    assert_eq!(count(&db, SCORING_RESULTS), 3);
+    assert_eq!(db.append_scoring_results(Vec::new()).unwrap(), 0);
+    assert_eq!(count(&db, SCORING_RESULTS), 3);
+}
+
+#[test]
+fn table_counts_lists_every_base_table_but_not_views() {
+    let db = db();
+    db.exec_batch("CREATE TABLE extra AS SELECT * FROM range(4); CREATE VIEW v AS SELECT * FROM extra")
+        .unwrap();
+    db.append_scoring_results([scoring("m", "s", "d", 1.0)]).unwrap();
+    let counts = db.table_counts().unwrap();
+    let expected: Vec<(&str, u64)> = vec![
+        (CHECKPOINT_SCORES, 0),
+        ("extra", 4),
+        (PROBE_RESULTS, 0),
+        (SCORING_RESULTS, 1),
+    ];
+    assert_eq!(
+        counts.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+        expected
+    );
+}
+
+#[test]
+fn inventory_counts_rows_and_adds_notes_for_the_scoring_tables() {
+    let db = db();
+    db.exec_batch("CREATE TABLE extra AS SELECT * FROM range(5)")
+        .unwrap();
+    db.append_checkpoint_scores([
+        checkpoint("m1", "r1", "a", 1),
+        checkpoint("m1", "r2", "a", 1),
+        checkpoint("m2", "r3", "a", 1),
+    ])
+    .unwrap();
+    db.append_probe_results([
+        probe("r", "c", "p1", true),
+        probe("r", "c", "p2", true),
+        probe("r", "c", "p3", false),
+    ])
+    .unwrap();
+    db.append_scoring_results([
+        scoring("m", "s1", "d1", 1.0),
+        scoring("m", "s1", "d2", 1.0),
+        scoring("m", "s2", "d3", 1.0),
+        scoring("m", "s2", "d3", 2.0),
+    ])
+    .unwrap();
+
+    let inventory = db.inventory().unwrap();
+    let summary: Vec<(&str, u64, Vec<&str>)> = inventory
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.rows,
+                t.notes.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (CHECKPOINT_SCORES, 3, vec!["2 models", "3 runs"]),
+            ("extra", 5, vec![]),
+            (PROBE_RESULTS, 3, vec!["2 passed", "1 failed"]),
+            (SCORING_RESULTS, 4, vec!["2 suites", "3 dimensions"]),
+        ]
+    );
+    assert_eq!(inventory.total_rows, 15);
+
+    let text = inventory.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let rule = "-".repeat(52);
+    assert_eq!(lines[0], "Analytics inventory");
+    assert_eq!(lines[1], rule);
+    assert_eq!(lines[lines.len() - 2], rule);
+    assert!(lines[lines.len() - 1].contains("TOTAL"), "{text}");
+    assert!(lines[lines.len() - 1].contains("15"), "{text}");
+    let line_of = |name: &str| {
+        *lines
+            .iter()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    };
+    assert!(
+        line_of(SCORING_RESULTS).starts_with(&format!("  {:<24} {:>8} rows  (", SCORING_RESULTS, 4)),
+        "{text}"
+    );
+    for note in [
+        "2 models",
+        "3 runs",
+        "2 passed",
+        "1 failed",
+        "2 suites",
+        "3 dimensions",
+    ] {
+        assert!(text.contains(note), "inventory lacks {note:?}:\n{text}");
+    }
+    assert_eq!(line_of("extra"), format!("  {:<24} {:>8} rows", "extra", 5));
+}
+
+#[test]
+fn inventory_of_empty_scoring_tables_notes_zeroes() {
+    let inventory = db().inventory().unwrap();
+    assert_eq!(inventory.total_rows, 0);
+    let text = inventory.to_string();
+    for note in [
+        "0 models",
+        "0 runs",
+        "0 passed",
+        "0 failed",
+        "0 suites",
+        "0 dimensions",
+    ] {
+        assert!(text.contains(note), "inventory lacks {note:?}:\n{text}");
+    }
+    assert!(
+        Analytics::in_memory()
+            .unwrap()
+            .inventory()
+            .unwrap()
+            .tables
+            .is_empty()
+    );
+}

@@ -1,0 +1,210 @@
+//! The Service's analytics actions (SPEC §11): `store/sql` over `kv_entries`, imports, exports,
+//! split exports with their manifest, scoring tables, table counts and the inventory, each
+//! called with JSON arguments against a temp home directory.
+
+use serde_json::{Value as Json, json};
+use store::{ErrorKind, Kv, Service, ServiceConfig};
+
+use crate::support::write;
+
+fn service() -> (Service, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    let service = Service::open(ServiceConfig::new(home.path())).unwrap();
+    (service, home)
+}
+
+#[test]
+fn store_sql_over_kv_entries_returns_columns_and_rows() {
+    let (service, home) = service();
+    service
+        .call(
+            "store/set",
+            json!({"group": "models", "key": "m1", "value": "Model One"}),
+        )
+        .unwrap();
+    service.store().set("models", "m2", "Model Two").unwrap();
+    let result = service
+        .call(
+            "store/sql",
+            json!({"sql": "SELECT entry_key, entry_value FROM kv_entries WHERE group_name = ? ORDER BY 1",
+                   "params": ["models"]}),
+        )
+        .unwrap();
+    assert_eq!(
+        result,
+        json!({"columns": ["entry_key", "entry_value"], "rows": [["m1", "Model One"], ["m2", "Model Two"]]})
+    );
+    assert!(home.path().join("workspace.duckdb").is_file());
+
+    let plain = service
+        .call("store/sql", json!({"sql": "SELECT 42 AS answer"}))
+        .unwrap();
+    assert_eq!(plain, json!({"columns": ["answer"], "rows": [[42]]}));
+    service.close().unwrap();
+}
+
+#[test]
+fn store_sql_errors_are_typed() {
+    let (service, _home) = service();
+    let err = service.call("store/sql", json!({})).unwrap_err();
+    assert_eq!(err.field(), Some("sql"));
+    let err = service.call("store/sql", json!({"sql": "SELEKT"})).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DuckDb);
+    service.close().unwrap();
+}
+
+#[test]
+fn store_import_then_table_counts() {
+    let (service, home) = service();
+    let csv = write(home.path(), "scores.csv", "name,score\na,1\nb,2\nc,3\n");
+    let result = service
+        .call(
+            "store/import",
+            json!({"table": "scores", "path": csv.to_str().unwrap()}),
+        )
+        .unwrap();
+    assert_eq!(result, json!({"rows": 3}));
+    let semi = write(home.path(), "more.txt", "d;4\n");
+    let result = service
+        .call(
+            "store/import",
+            json!({"table": "more", "path": semi.to_str().unwrap(), "format": "csv", "header": false, "delimiter": ";"}),
+        )
+        .unwrap();
+    assert_eq!(result, json!({"rows": 1}));
+    let counts = service.call("store/table-counts", json!({})).unwrap();
+    assert_eq!(counts, json!({"tables": {"more": 1, "scores": 3}}));
+
+    let err = service
+        .call(
+            "store/import",
+            json!({"table": "x", "path": csv.to_str().unwrap(), "format": "xlsx"}),
+        )
+        .unwrap_err();
+    assert_eq!(err.field(), Some("format"));
+    let err = service
+        .call(
+            "store/import",
+            json!({"table": "x", "path": home.path().join("absent.csv").to_str().unwrap()}),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Missing);
+    service.close().unwrap();
+}
+
+#[test]
+fn store_export_parquet_and_export_split_parquet_write_files_and_manifest() {
+    let (service, home) = service();
+    let csv = write(home.path(), "t.csv", "model,score\nm1,1\nm2,2\nm1,3\n");
+    service
+        .call(
+            "store/import",
+            json!({"table": "t", "path": csv.to_str().unwrap()}),
+        )
+        .unwrap();
+
+    let parquet = home.path().join("exports/t.parquet");
+    let result = service
+        .call(
+            "store/export-parquet",
+            json!({"table": "t", "path": parquet.to_str().unwrap()}),
+        )
+        .unwrap();
+    assert_eq!(result, json!({"rows": 3}));
+    assert!(parquet.is_file());
+
+    let dir = home.path().join("split");
+    let manifest = service
+        .call(
+            "store/export-split-parquet",
+            json!({"table": "t", "column": "model", "dir": dir.to_str().unwrap()}),
+        )
+        .unwrap();
+    assert_eq!(manifest["table"], "t");
+    assert_eq!(manifest["column"], "model");
+    assert_eq!(manifest["total_rows"], 3);
+    assert_eq!(
+        manifest["files"],
+        json!([
+            {"value": "m1", "path": "model=m1/data.parquet", "rows": 2},
+            {"value": "m2", "path": "model=m2/data.parquet", "rows": 1},
+        ])
+    );
+    let on_disk: Json = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, manifest);
+    assert!(dir.join("model=m1/data.parquet").is_file());
+    service.close().unwrap();
+}
+
+#[test]
+fn store_scoring_ensure_and_inventory() {
+    let (service, home) = service();
+    assert_eq!(
+        service.call("store/scoring/ensure", json!({})).unwrap(),
+        json!({})
+    );
+    assert_eq!(
+        service.call("store/scoring/ensure", json!({})).unwrap(),
+        json!({})
+    );
+    let csv = write(home.path(), "extra.csv", "x\n1\n2\n");
+    service
+        .call(
+            "store/import",
+            json!({"table": "extra", "path": csv.to_str().unwrap()}),
+        )
+        .unwrap();
+
+    let inventory = service.call("store/inventory", json!({})).unwrap();
+    let keys: Vec<&String> = inventory.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["tables", "text", "total_rows"]);
+    assert_eq!(inventory["total_rows"], 2);
+    let names: Vec<&str> = inventory["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["checkpoint_scores", "extra", "probe_results", "scoring_results"]
+    );
+    let scoring = &inventory["tables"][3];
+    assert_eq!(scoring["rows"], 0);
+    assert_eq!(scoring["notes"], json!(["0 suites", "0 dimensions"]));
+    let text = inventory["text"].as_str().unwrap();
+    assert!(text.starts_with("Analytics inventory\n"), "{text}");
+    assert!(
+        text.contains("TOTAL") && text.contains("scoring_results"),
+        "{text}"
+    );
+
+    let counts = service.call("store/table-counts", json!({})).unwrap();
+    assert_eq!(counts["tables"]["extra"], 2);
+    assert_eq!(counts["tables"]["checkpoint_scores"], 0);
+    service.close().unwrap();
+}
+
+#[test]
+fn analytics_actions_after_close_are_closed() {
+    let (service, _home) = service();
+    service.call("store/sql", json!({"sql": "SELECT 1"})).unwrap();
+    service.close().unwrap();
+    let err = service.call("store/sql", json!({"sql": "SELECT 1"})).unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    let err = service.call("store/table-counts", json!({})).unwrap_err();
+    assert!(err.is_closed(), "{err}");
+}
+
+#[test]
+#[ignore = "BUG: after Service::close, a first analytics action opens the database and succeeds instead of Closed"]
+fn analytics_actions_after_close_are_closed_even_if_analytics_was_never_opened() {
+    let (service, home) = service();
+    service.close().unwrap();
+    let err = service.call("store/sql", json!({"sql": "SELECT 1"})).unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    assert!(
+        !home.path().join("workspace.duckdb").exists(),
+        "a closed service opened its database"
+    );
+}
