@@ -62,7 +62,11 @@ pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> 
         .as_array()
         .map(|rows| {
             rows.iter()
-                .map(|row| row.as_array().map(|c| c.iter().map(cell).collect()).unwrap_or_default())
+                .map(|row| {
+                    row.as_array()
+                        .map(|c| c.iter().map(cell).collect())
+                        .unwrap_or_default()
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -105,8 +109,12 @@ pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Resul
     if let Some(d) = args.delimiter {
         request["delimiter"] = json!(d.to_string());
     }
-    let r = with_spinner(out, &format!("importing {}", args.file), || service.call("store/import", request))?;
-    out.result(&r, |o, r| o.line(format!("imported {} rows into {}", r["rows"], args.table)));
+    let r = with_spinner(out, &format!("importing {}", args.file), || {
+        service.call("store/import", request)
+    })?;
+    out.result(&r, |o, r| {
+        o.line(format!("imported {} rows into {}", r["rows"], args.table))
+    });
     Ok(())
 }
 
@@ -118,7 +126,13 @@ pub fn export(service: &Service, table: String, file: String, out: &Output) -> s
     Ok(())
 }
 
-pub fn export_split(service: &Service, table: String, column: String, dir: String, out: &Output) -> store::Result<()> {
+pub fn export_split(
+    service: &Service,
+    table: String,
+    column: String,
+    dir: String,
+    out: &Output,
+) -> store::Result<()> {
     let r = with_spinner(out, &format!("splitting {table} by {column}"), || {
         service.call(
             "store/export-split-parquet",
@@ -139,7 +153,9 @@ pub fn scoring(service: &Service, command: ScoringCommand, out: &Output) -> stor
     match command {
         ScoringCommand::Ensure => {
             let r = service.call("store/scoring/ensure", json!({}))?;
-            out.result(&r, |o, _| o.line("scoring tables ready: checkpoint_scores, probe_results, scoring_results"));
+            out.result(&r, |o, _| {
+                o.line("scoring tables ready: checkpoint_scores, probe_results, scoring_results")
+            });
         }
     }
     Ok(())

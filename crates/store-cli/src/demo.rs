@@ -72,9 +72,16 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
         Ok(result) => {
             let summary: Vec<String> = result["rows"]
                 .as_array()
-                .map(|rows| rows.iter().map(|r| format!("{}={}", r[0].as_str().unwrap_or("?"), r[1])).collect())
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| format!("{}={}", r[0].as_str().unwrap_or("?"), r[1]))
+                        .collect()
+                })
                 .unwrap_or_default();
-            step(format!("queried the KV state from DuckDB (kv_entries): {}", summary.join(", ")));
+            step(format!(
+                "queried the KV state from DuckDB (kv_entries): {}",
+                summary.join(", ")
+            ));
         }
         Err(e) if e.kind() == store::ErrorKind::Unsupported => {
             step("skipped SQL over kv_entries: this build has no analytics feature".to_string());

@@ -61,7 +61,11 @@ enum Command {
     /// Export a table (or query) to a Parquet file.
     Export { table: String, file: String },
     /// Export one Parquet file per distinct value of COLUMN under DIR (Hive layout + manifest).
-    ExportSplit { table: String, column: String, dir: String },
+    ExportSplit {
+        table: String,
+        column: String,
+        dir: String,
+    },
     /// Scoring-table commands.
     #[command(subcommand)]
     Scoring(analytics::ScoringCommand),
@@ -102,7 +106,9 @@ fn run(cli: Cli, out: &Output) -> store::Result<()> {
         Command::Sql(args) => analytics::sql(&service, args, out),
         Command::Import(args) => analytics::import(&service, args, out),
         Command::Export { table, file } => analytics::export(&service, table, file, out),
-        Command::ExportSplit { table, column, dir } => analytics::export_split(&service, table, column, dir, out),
+        Command::ExportSplit { table, column, dir } => {
+            analytics::export_split(&service, table, column, dir, out)
+        }
         Command::Scoring(command) => analytics::scoring(&service, command, out),
         Command::Inventory => analytics::inventory(&service, out),
         Command::Demo => demo::run(&service, out),

@@ -29,12 +29,20 @@ fn main() -> AnyResult<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 0.05 } else { 0.2 });
-    let (rounds, export_rows, ingest_rows): (usize, u64, usize) =
-        if quick { (3, 500_000, 200_000) } else { (5, 5_000_000, 1_000_000) };
+    let (rounds, export_rows, ingest_rows): (usize, u64, usize) = if quick {
+        (3, 500_000, 200_000)
+    } else {
+        (5, 5_000_000, 1_000_000)
+    };
     let dir = tempfile::tempdir()?;
     let db = Analytics::open(dir.path().join("bench.duckdb"))?;
-    println!("store vs DuckDB baseline, median of {rounds} rounds (ratio = store time / baseline time; lower is better)");
-    println!("{:<58} {:>10} {:>10} {:>7} {:>8}", "workload", "store s", "base s", "ratio", "target");
+    println!(
+        "store vs DuckDB baseline, median of {rounds} rounds (ratio = store time / baseline time; lower is better)"
+    );
+    println!(
+        "{:<58} {:>10} {:>10} {:>7} {:>8}",
+        "workload", "store s", "base s", "ratio", "target"
+    );
 
     db.exec_batch(&format!(
         "CREATE OR REPLACE TABLE big AS SELECT range AS id, 'model-' || (range % 1000) AS m1000,
@@ -45,14 +53,25 @@ fn main() -> AnyResult<()> {
     let mut round = 0;
     let (s, b) = median_pair(rounds, || {
         round += 1;
-        let store_t = time(|| db.export_parquet("big", dir.path().join(format!("s{round}.parquet"))).map(drop))?;
+        let store_t = time(|| {
+            db.export_parquet("big", dir.path().join(format!("s{round}.parquet")))
+                .map(drop)
+        })?;
         let base_t = time(|| {
             let path = dir.path().join(format!("b{round}.parquet"));
-            db.exec_batch(&format!("COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)", path.display()))
+            db.exec_batch(&format!(
+                "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)",
+                path.display()
+            ))
         })?;
         Ok((store_t, base_t))
     })?;
-    report(&format!("export_parquet of {export_rows} rows vs COPY TO parquet"), s, b, "<= 1.10");
+    report(
+        &format!("export_parquet of {export_rows} rows vs COPY TO parquet"),
+        s,
+        b,
+        "<= 1.10",
+    );
 
     let mut plain = 0.0;
     for (label, column) in [("10", "m10"), ("1,000", "m1000"), ("10,000", "m10000")] {
@@ -72,18 +91,33 @@ fn main() -> AnyResult<()> {
             let _ = std::fs::remove_dir_all(&base_out);
             Ok((store_t, base_t))
         })?;
-        report(&format!("split export into {label} values vs COPY PARTITION_BY"), s, b, "<= 1.00");
+        report(
+            &format!("split export into {label} values vs COPY PARTITION_BY"),
+            s,
+            b,
+            "<= 1.00",
+        );
         if plain == 0.0 {
             let mut round = 0;
             let (_, p) = median_pair(rounds, || {
                 round += 1;
                 let path = dir.path().join(format!("plain{round}.parquet"));
-                let t = time(|| db.exec_batch(&format!("COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)", path.display())))?;
+                let t = time(|| {
+                    db.exec_batch(&format!(
+                        "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)",
+                        path.display()
+                    ))
+                })?;
                 Ok((t, t))
             })?;
             plain = p;
         }
-        report(&format!("  split export into {label} values vs plain COPY"), s, plain, "~1.5");
+        report(
+            &format!("  split export into {label} values vs plain COPY"),
+            s,
+            plain,
+            "~1.5",
+        );
     }
 
     db.ensure_scoring_tables()?;
@@ -102,13 +136,17 @@ fn main() -> AnyResult<()> {
     let batch = raw_batch(&rows)?;
     let (s, b) = median_pair(rounds, || {
         db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"))?;
-        let store_t = time(|| db.append_checkpoint_scores(rows.iter().cloned()).map(drop))?;
+        let owned = rows.clone(); // the API takes rows by value; cloning is not part of ingestion
+        let store_t = time(|| db.append_checkpoint_scores(owned).map(drop))?;
         db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"))?;
         let base_t = time(|| raw_append(&db, batch.clone()))?;
         Ok((store_t, base_t))
     })?;
     report(
-        &format!("ingest {ingest_rows} checkpoint rows vs raw Arrow appender ({:.2} M rows/s)", ingest_rows as f64 / s / 1e6),
+        &format!(
+            "ingest {ingest_rows} checkpoint rows vs raw Arrow appender ({:.2} M rows/s)",
+            ingest_rows as f64 / s / 1e6
+        ),
         s,
         b,
         "<= 1.11",
@@ -128,7 +166,10 @@ fn main() -> AnyResult<()> {
 }
 
 fn report(name: &str, store: f64, base: f64, target: &str) {
-    println!("{name:<58} {store:>10.3} {base:>10.3} {:>7.2} {target:>8}", store / base);
+    println!(
+        "{name:<58} {store:>10.3} {base:>10.3} {:>7.2} {target:>8}",
+        store / base
+    );
 }
 
 fn time<E: Into<Box<dyn std::error::Error>>>(f: impl FnOnce() -> Result<(), E>) -> AnyResult<f64> {
@@ -151,7 +192,9 @@ fn median_pair(rounds: usize, mut f: impl FnMut() -> AnyResult<(f64, f64)>) -> A
 
 /// The raw baseline's input: the same rows, already columnar.
 fn raw_batch(rows: &[CheckpointScore]) -> AnyResult<RecordBatch> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_micros() as i64;
     let schema = Arc::new(Schema::new(vec![
         Field::new("model", DataType::Utf8, true),
         Field::new("run_id", DataType::Utf8, true),
@@ -160,17 +203,29 @@ fn raw_batch(rows: &[CheckpointScore]) -> AnyResult<RecordBatch> {
         Field::new("correct", DataType::Int32, true),
         Field::new("total", DataType::Int32, true),
         Field::new("accuracy", DataType::Float64, true),
-        Field::new("scored_at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new(
+            "scored_at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.model.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.run_id.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.label.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.model.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.run_id.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.label.as_str()),
+        )),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.iteration))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.correct))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.total))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.accuracy))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|_| now))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|_| now),
+        )),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }

@@ -45,6 +45,9 @@ pub use split::{SplitFile, SplitManifest};
 pub use sql::MAX_IDENTIFIER_BYTES;
 pub use value::{Row, Rows, Value};
 
+/// Message of a `kv_entries` scan whose store is closed (mapped to `Error::Closed`).
+pub(crate) const KV_CLOSED: &str = "kv_entries: the KV store is closed; attach an open store again";
+
 /// A DuckDB database: a file (read-write or read-only) or in memory.
 ///
 /// # Examples
@@ -94,7 +97,9 @@ impl Iterator for ArrowBatches<'_> {
 
 impl fmt::Debug for ArrowBatches<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArrowBatches").field("remaining", &self.batches.len()).finish()
+        f.debug_struct("ArrowBatches")
+            .field("remaining", &self.batches.len())
+            .finish()
     }
 }
 
@@ -230,7 +235,8 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn in_memory() -> Result<Analytics> {
-        let conn = Connection::open_in_memory().map_err(|e| Error::duckdb("Analytics::in_memory", "open", e))?;
+        let conn =
+            Connection::open_in_memory().map_err(|e| Error::duckdb("Analytics::in_memory", "open", e))?;
         Ok(Self::wrap(conn, None, false))
     }
 
@@ -300,7 +306,11 @@ impl Analytics {
     }
 
     /// Runs `f` on the connection.
-    pub(crate) fn with_conn<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_conn<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let guard = self.conn.lock();
         let conn = guard.as_ref().ok_or(Error::Closed {
             op,
@@ -310,13 +320,18 @@ impl Analytics {
     }
 
     /// Runs `f` inside one DuckDB transaction: committed on `Ok`, rolled back on `Err`.
-    pub(crate) fn in_transaction<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn in_transaction<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         self.with_conn(op, |conn| {
             conn.execute_batch("BEGIN TRANSACTION")
                 .map_err(|e| Error::duckdb(op, "begin transaction", e))?;
             match f(conn) {
                 Ok(v) => {
-                    conn.execute_batch("COMMIT").map_err(|e| Error::duckdb(op, "commit", e))?;
+                    conn.execute_batch("COMMIT")
+                        .map_err(|e| Error::duckdb(op, "commit", e))?;
                     Ok(v)
                 }
                 Err(e) => {
@@ -361,7 +376,10 @@ impl Analytics {
     /// ```
     pub fn exec_batch(&self, sql: &str) -> Result<()> {
         const OP: &str = "Analytics::exec_batch";
-        self.with_conn(OP, |conn| conn.execute_batch(sql).map_err(|e| Error::duckdb(OP, "execute", e)))
+        self.with_conn(OP, |conn| {
+            conn.execute_batch(sql)
+                .map_err(|e| Error::duckdb(OP, "execute", e))
+        })
     }
 
     /// Runs a query and collects its rows.
@@ -476,24 +494,46 @@ impl Analytics {
 
 fn check_path(op: &'static str, path: &Path) -> Result<()> {
     if path.as_os_str().is_empty() || path.to_string_lossy().contains('\0') {
-        return Err(Error::invalid(op, "path", "the database path is empty or contains NUL"));
+        return Err(Error::invalid(
+            op,
+            "path",
+            "the database path is empty or contains NUL",
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn query_on(op: &'static str, conn: &Connection, sql: &str, params: &[Value], limit: usize) -> Result<Rows> {
+pub(crate) fn query_on(
+    op: &'static str,
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    limit: usize,
+) -> Result<Rows> {
     let mut stmt = conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))?;
     let mut rows = stmt
         .query(duckdb::params_from_iter(params.iter()))
         .map_err(|e| Error::duckdb(op, "execute", e))?;
     let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+    // duckdb-rs cannot read a value of a NULL-typed column (`SELECT NULL`): it would panic, so
+    // such columns are answered without asking it.
+    let null_typed: Vec<bool> = (0..columns.len())
+        .map(|i| {
+            rows.as_ref()
+                .is_some_and(|s| s.column_type(i) == duckdb::arrow::datatypes::DataType::Null)
+        })
+        .collect();
     let mut out = Vec::new();
     while out.len() < limit {
         let Some(row) = rows.next().map_err(|e| Error::duckdb(op, "read row", e))? else {
             break;
         };
         let mut values = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
+        for (i, null) in null_typed.iter().enumerate() {
+            if *null {
+                values.push(Value::Null);
+                continue;
+            }
             let v = row.get_ref(i).map_err(|e| Error::duckdb(op, "read value", e))?;
             values.push(Value::from(v.to_owned()));
         }
@@ -564,7 +604,13 @@ impl duckdb::ToSql for Value {
                 Value::Timestamp(us) => D::Timestamp(TimeUnit::Microsecond, *us),
                 Value::Date(d) => D::Date32(*d),
                 Value::List(items) => D::List(items.iter().map(owned).collect()),
-                Value::Struct(fields) => D::Struct(fields.iter().map(|(k, v)| (k.clone(), owned(v))).collect::<Vec<_>>().into()),
+                Value::Struct(fields) => D::Struct(
+                    fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), owned(v)))
+                        .collect::<Vec<_>>()
+                        .into(),
+                ),
             }
         }
         Ok(ToSqlOutput::Owned(owned(self)))

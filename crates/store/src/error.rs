@@ -482,6 +482,10 @@ impl Error {
 
     #[cfg(feature = "analytics")]
     pub(crate) fn duckdb(op: &'static str, context: impl Into<String>, source: duckdb::Error) -> Self {
+        // A `kv_entries` scan over a closed store fails inside DuckDB; report it as what it is.
+        if source.to_string().contains(crate::analytics::KV_CLOSED) {
+            return Error::Closed { op, what: "store" };
+        }
         Error::DuckDb {
             op,
             context: context.into(),

@@ -137,7 +137,9 @@ impl Service {
         })?;
         let store = Store::open_with(config.store)?;
         Ok(Service {
-            analytics_path: config.analytics_path.unwrap_or_else(|| config.home.join("workspace.duckdb")),
+            analytics_path: config
+                .analytics_path
+                .unwrap_or_else(|| config.home.join("workspace.duckdb")),
             home: config.home,
             store,
             #[cfg(feature = "analytics")]
@@ -191,6 +193,12 @@ impl Service {
     /// ```
     #[cfg(feature = "analytics")]
     pub fn analytics(&self) -> Result<&crate::analytics::Analytics> {
+        if self.store.is_closed() {
+            return Err(Error::Closed {
+                op: "Service::analytics",
+                what: "service",
+            });
+        }
         if let Some(db) = self.analytics.get() {
             return Ok(db);
         }

@@ -126,8 +126,13 @@ impl Analytics {
                 ));
             }
         };
-        ensure_parent(OP, path)?;
         let tmp = tmp_path(path);
+        // Validate everything that can be validated before touching the file system.
+        sql::path_literal(OP, &tmp)?;
+        if !looks_like_query(table_or_query) {
+            sql::ident(OP, "table", table_or_query)?;
+        }
+        ensure_parent(OP, path)?;
         let rows = self.with_conn(OP, |conn| {
             let source = source_sql(OP, conn, table_or_query)?;
             let copy = format!(
@@ -167,7 +172,13 @@ impl Analytics {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn import_parquet(&self, table: &str, path: impl AsRef<Path>) -> Result<u64> {
-        self.import("Analytics::import_parquet", table, path.as_ref(), Format::Parquet, None)
+        self.import(
+            "Analytics::import_parquet",
+            table,
+            path.as_ref(),
+            Format::Parquet,
+            None,
+        )
     }
 
     /// Imports newline-delimited JSON objects (JSONL) into `table`; all or nothing.
@@ -183,7 +194,13 @@ impl Analytics {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn import_jsonl(&self, table: &str, path: impl AsRef<Path>) -> Result<u64> {
-        self.import("Analytics::import_jsonl", table, path.as_ref(), Format::Jsonl, None)
+        self.import(
+            "Analytics::import_jsonl",
+            table,
+            path.as_ref(),
+            Format::Jsonl,
+            None,
+        )
     }
 
     /// Imports a JSON file (an array of objects, or newline-delimited objects) into `table`.
@@ -219,7 +236,13 @@ impl Analytics {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn import_csv(&self, table: &str, path: impl AsRef<Path>, options: &CsvOptions) -> Result<u64> {
-        self.import("Analytics::import_csv", table, path.as_ref(), Format::Csv(*options), None)
+        self.import(
+            "Analytics::import_csv",
+            table,
+            path.as_ref(),
+            Format::Csv(*options),
+            None,
+        )
     }
 
     /// Imports a file whose format follows its extension (`.parquet`, `.csv`, `.tsv`, `.json`,
@@ -264,14 +287,23 @@ impl Analytics {
                 return Err(Error::invalid(
                     OP,
                     "format",
-                    format!("cannot tell the format of a .{other} file; use .parquet, .csv, .tsv, .json or .jsonl"),
+                    format!(
+                        "cannot tell the format of a .{other} file; use .parquet, .csv, .tsv, .json or .jsonl"
+                    ),
                 ));
             }
         };
         self.import(OP, table, path, format, progress)
     }
 
-    fn import(&self, op: &'static str, table: &str, path: &Path, format: Format, progress: Option<ProgressFn<'_>>) -> Result<u64> {
+    fn import(
+        &self,
+        op: &'static str,
+        table: &str,
+        path: &Path,
+        format: Format,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<u64> {
         let quoted = sql::ident(op, "table", table)?;
         if !path.is_file() {
             return Err(Error::Missing {
@@ -288,7 +320,10 @@ impl Analytics {
             Format::Csv(o) => {
                 let mut args = format!("read_csv({file}, header = {}", o.header);
                 if let Some(d) = o.delimiter {
-                    args.push_str(&format!(", delim = {}", sql::literal(op, "delimiter", &d.to_string())?));
+                    args.push_str(&format!(
+                        ", delim = {}",
+                        sql::literal(op, "delimiter", &d.to_string())?
+                    ));
                 }
                 args.push(')');
                 args
@@ -312,28 +347,35 @@ impl Analytics {
 fn import_error(op: &'static str, path: &Path, e: duckdb::Error) -> Error {
     let message = e.to_string();
     let lower = message.to_ascii_lowercase();
-    let malformed = ["csv error", "malformed json", "json error", "invalid input error", "could not convert", "conversion error"]
-        .iter()
-        .any(|m| lower.contains(m));
+    let malformed = [
+        "csv error",
+        "malformed json",
+        "json error",
+        "invalid input error",
+        "could not convert",
+        "conversion error",
+    ]
+    .iter()
+    .any(|m| lower.contains(m));
     if !malformed {
         return Error::duckdb(op, format!("import {}", path.display()), e);
     }
-    let line = lower
-        .split("line")
-        .nth(1)
-        .and_then(|rest| {
-            let digits: String = rest
-                .trim_start_matches([':', ' '])
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        });
+    let line = lower.split("line").nth(1).and_then(|rest| {
+        let digits: String = rest
+            .trim_start_matches([':', ' '])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    });
     Error::Parse {
         op,
         source_name: path.display().to_string(),
         line,
-        reason: format!("{}; fix the file and import again (nothing was imported)", first_line(&message)),
+        reason: format!(
+            "{}; fix the file and import again (nothing was imported)",
+            first_line(&message)
+        ),
     }
 }
 
@@ -343,13 +385,20 @@ fn first_line(text: &str) -> &str {
 
 /// `SELECT * FROM "table"`, or the query itself when it reads like one.
 pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<String> {
-    let head = table_or_query.trim_start().to_ascii_uppercase();
-    if ["SELECT", "WITH", "FROM", "(", "VALUES"].iter().any(|k| head.starts_with(k))
-        && !table_exists_on(op, conn, table_or_query)?
-    {
+    if looks_like_query(table_or_query) && !table_exists_on(op, conn, table_or_query)? {
         return Ok(table_or_query.to_string());
     }
-    Ok(format!("SELECT * FROM {}", require_table(op, conn, table_or_query)?))
+    Ok(format!(
+        "SELECT * FROM {}",
+        require_table(op, conn, table_or_query)?
+    ))
+}
+
+fn looks_like_query(text: &str) -> bool {
+    let head = text.trim_start().to_ascii_uppercase();
+    ["SELECT", "WITH", "FROM", "(", "VALUES"]
+        .iter()
+        .any(|k| head.starts_with(k))
 }
 
 pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {

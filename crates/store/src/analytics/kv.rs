@@ -43,7 +43,7 @@ struct ScanState {
 }
 
 fn load(id: u64) -> std::result::Result<Vec<sqlite::KvRow>, String> {
-    const CLOSED: &str = "kv_entries: the KV store is closed; attach an open store again";
+    const CLOSED: &str = super::KV_CLOSED;
     let inner = STORES.lock().get(&id).and_then(Weak::upgrade).ok_or(CLOSED)?;
     if !inner.is_open() {
         return Err(CLOSED.into());
@@ -74,9 +74,16 @@ impl VTab for KvScan {
         })
     }
 
-    fn func(info: &TableFunctionInfo<Self>, output: &mut DataChunkHandle) -> std::result::Result<(), BoxError> {
+    fn func(
+        info: &TableFunctionInfo<Self>,
+        output: &mut DataChunkHandle,
+    ) -> std::result::Result<(), BoxError> {
         let state = info.get_init_data();
-        let rows = state.rows.get_or_init(|| load(info.get_bind_data().id)).as_ref().map_err(|e| e.clone())?;
+        let rows = state
+            .rows
+            .get_or_init(|| load(info.get_bind_data().id))
+            .as_ref()
+            .map_err(|e| e.clone())?;
         let start = state.next.fetch_add(CHUNK, Ordering::Relaxed).min(rows.len());
         let rows = &rows[start..(start + CHUNK).min(rows.len())];
         let (group, key, value, mut expires, version) = (

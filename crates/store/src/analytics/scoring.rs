@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use duckdb::Connection;
-use duckdb::arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder};
+use duckdb::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 
@@ -333,7 +335,10 @@ impl Analytics {
     /// ```
     pub fn ensure_scoring_tables(&self) -> Result<()> {
         const OP: &str = "Analytics::ensure_scoring_tables";
-        self.with_conn(OP, |conn| conn.execute_batch(DDL).map_err(|e| Error::duckdb(OP, "create scoring tables", e)))
+        self.with_conn(OP, |conn| {
+            conn.execute_batch(DDL)
+                .map_err(|e| Error::duckdb(OP, "create scoring tables", e))
+        })
     }
 
     /// Appends rows to [`CHECKPOINT_SCORES`], all or nothing; returns the rows written.
@@ -353,7 +358,11 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn append_checkpoint_scores(&self, rows: impl IntoIterator<Item = CheckpointScore>) -> Result<u64> {
-        self.append::<CheckpointScore, CheckpointColumns>("Analytics::append_checkpoint_scores", CHECKPOINT_SCORES, rows)
+        self.append::<CheckpointScore, CheckpointColumns>(
+            "Analytics::append_checkpoint_scores",
+            CHECKPOINT_SCORES,
+            rows,
+        )
     }
 
     /// Appends rows to [`PROBE_RESULTS`], all or nothing; returns the rows written.
@@ -385,10 +394,19 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn append_scoring_results(&self, rows: impl IntoIterator<Item = ScoringResult>) -> Result<u64> {
-        self.append::<ScoringResult, ScoringColumns>("Analytics::append_scoring_results", SCORING_RESULTS, rows)
+        self.append::<ScoringResult, ScoringColumns>(
+            "Analytics::append_scoring_results",
+            SCORING_RESULTS,
+            rows,
+        )
     }
 
-    fn append<R, C: Columns<R>>(&self, op: &'static str, table: &str, rows: impl IntoIterator<Item = R>) -> Result<u64> {
+    fn append<R, C: Columns<R>>(
+        &self,
+        op: &'static str,
+        table: &str,
+        rows: impl IntoIterator<Item = R>,
+    ) -> Result<u64> {
         let now_us = SystemClock.now_ms().saturating_mul(1000);
         let schema = Arc::new(Schema::new(C::schema()));
         self.in_transaction(op, |conn| {
@@ -399,7 +417,9 @@ impl Analytics {
                     name: format!("{table} (call ensure_scoring_tables() first)"),
                 });
             }
-            let mut appender = conn.appender(table).map_err(|e| Error::duckdb(op, "open appender", e))?;
+            let mut appender = conn
+                .appender(table)
+                .map_err(|e| Error::duckdb(op, "open appender", e))?;
             let mut columns = C::new(BATCH_ROWS);
             let (mut pending, mut written) = (0usize, 0u64);
             let mut send = |columns: &mut C, pending: &mut usize| -> Result<()> {
@@ -423,7 +443,9 @@ impl Analytics {
                 send(&mut columns, &mut pending)?;
             }
             // Constraint violations surface here at the latest; the transaction then rolls back.
-            appender.flush().map_err(|e| Error::duckdb(op, "flush appended rows", e))?;
+            appender
+                .flush()
+                .map_err(|e| Error::duckdb(op, "flush appended rows", e))?;
             drop(appender);
             Ok(written)
         })
@@ -444,6 +466,8 @@ pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Result<
         }
         _ => return Ok(Vec::new()),
     };
-    conn.query_row(sql, [], |r| Ok(vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?]))
-        .map_err(|e| Error::duckdb(op, format!("summarise {table}"), e))
+    conn.query_row(sql, [], |r| {
+        Ok(vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?])
+    })
+    .map_err(|e| Error::duckdb(op, format!("summarise {table}"), e))
 }

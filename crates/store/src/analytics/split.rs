@@ -119,7 +119,9 @@ fn value_segment(value: Option<&str>) -> String {
 
 /// 64-bit FNV-1a: stable across platforms and releases, unlike `std`'s hasher.
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Reverses percent-encoding (DuckDB's, when reading its staged directory names).
@@ -160,12 +162,23 @@ impl Analytics {
     /// assert_eq!(manifest.files.iter().map(|f| f.rows).sum::<u64>(), 30);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn export_split_parquet(&self, table: &str, out_dir: impl AsRef<Path>, column: &str) -> Result<SplitManifest> {
+    pub fn export_split_parquet(
+        &self,
+        table: &str,
+        out_dir: impl AsRef<Path>,
+        column: &str,
+    ) -> Result<SplitManifest> {
         const OP: &str = "Analytics::export_split_parquet";
         let out_dir = out_dir.as_ref();
         let column_sql = sql::ident(OP, "column", column)?;
+        sql::ident(OP, "table", table)?;
+        sql::path_literal(OP, out_dir)?;
         ensure_parent(OP, &out_dir.join("x"))?;
-        let staging = out_dir.join(format!(".staging-{}-{}", std::process::id(), fnv1a64(table.as_bytes())));
+        let staging = out_dir.join(format!(
+            ".staging-{}-{}",
+            std::process::id(),
+            fnv1a64(table.as_bytes())
+        ));
         let result = self.with_conn(OP, |conn| {
             let table_sql = require_table(OP, conn, table)?;
             require_column(OP, conn, table, column)?;
@@ -211,8 +224,11 @@ fn stage(op: &'static str, conn: &Connection, table: &str, column: &str, staging
     // the unreserved set cost three bytes per byte.
     let kept = format!("strlen(regexp_replace({text}, '[^A-Za-z0-9._~-]', '', 'g'))");
     let escaped_len = format!("({kept} + 3 * (strlen({text}) - {kept}))");
+    // Escaping at most triples a value, so short values skip the exact length computation.
+    let short = MAX_ESCAPED_VALUE_BYTES / 3;
     let key = format!(
         "CASE WHEN {column} IS NULL THEN NULL \
+              WHEN strlen({text}) <= {short} AND {text} <> '{HIVE_NULL}' THEN 'v' || {text} \
               WHEN {text} = '{HIVE_NULL}' THEN 'shive' \
               WHEN {escaped_len} > {MAX_ESCAPED_VALUE_BYTES} THEN 's' || hash({text}) \
               ELSE 'v' || {text} END"
@@ -248,12 +264,15 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
     for entry in std::fs::read_dir(staging).map_err(|e| io(e, staging))? {
         let entry = entry.map_err(|e| io(e, staging))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(encoded) = name.strip_prefix("__store_split_key=") else { continue };
+        let Some(encoded) = name.strip_prefix("__store_split_key=") else {
+            continue;
+        };
         let key = if encoded == HIVE_NULL {
             None
         } else {
-            let bytes = percent_decode(encoded)
-                .ok_or_else(|| Error::invalid(op, "column", format!("unexpected staged directory {name:?}")))?;
+            let bytes = percent_decode(encoded).ok_or_else(|| {
+                Error::invalid(op, "column", format!("unexpected staged directory {name:?}"))
+            })?;
             Some(String::from_utf8_lossy(&bytes).into_owned())
         };
         let dir = entry.path();
@@ -264,7 +283,10 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
             .collect();
         files.sort();
         staged.push(Staged {
-            value: key.as_deref().and_then(|k| k.strip_prefix('v')).map(str::to_string),
+            value: key
+                .as_deref()
+                .and_then(|k| k.strip_prefix('v'))
+                .map(str::to_string),
             key,
             dir,
             files,
@@ -279,7 +301,9 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     {
         let mut stmt = conn
-            .prepare(&format!("SELECT file_name, num_rows FROM parquet_file_metadata({glob})"))
+            .prepare(&format!(
+                "SELECT file_name, num_rows FROM parquet_file_metadata({glob})"
+            ))
             .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -297,7 +321,10 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
             .sum();
     }
     // Marker keys stand for values we must read back: the NULL marker's spelling and long ones.
-    for s in staged.iter_mut().filter(|s| s.key.as_deref().is_some_and(|k| k.starts_with('s'))) {
+    for s in staged
+        .iter_mut()
+        .filter(|s| s.key.as_deref().is_some_and(|k| k.starts_with('s')))
+    {
         if s.key.as_deref() == Some("shive") {
             s.value = Some(HIVE_NULL.to_string());
             continue;
@@ -359,6 +386,13 @@ fn publish(
             rows: s.rows,
         });
     }
+    // A previous export into this directory may hold values that are gone now.
+    let own_prefix = format!("{column_segment}=");
+    for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&own_prefix) && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| io(e, &entry.path()))?;
+        }
+    }
     for (from, to) in &moves {
         if to.exists() {
             std::fs::remove_dir_all(to).map_err(|e| io(e, to))?;
@@ -371,7 +405,10 @@ fn publish(
         total_rows: files.iter().map(|f| f.rows).sum(),
         files,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json(op, e))?;
+    // Compact, keys sorted (through `Value`), like all JSON the store writes.
+    let json = serde_json::to_value(&manifest)
+        .map_err(|e| Error::json(op, e))?
+        .to_string();
     let path = out_dir.join(MANIFEST);
     std::fs::write(&path, json).map_err(|e| io(e, &path))?;
     Ok(manifest)

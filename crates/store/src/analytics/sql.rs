@@ -20,11 +20,18 @@ pub(crate) fn ident(op: &'static str, field: &'static str, name: &str) -> Result
         return Err(Error::invalid(
             op,
             field,
-            format!("the {field} name is {} bytes, over the limit of {MAX_IDENTIFIER_BYTES}", name.len()),
+            format!(
+                "the {field} name is {} bytes, over the limit of {MAX_IDENTIFIER_BYTES}",
+                name.len()
+            ),
         ));
     }
     if name.contains('\0') {
-        return Err(Error::invalid(op, field, format!("the {field} name contains NUL")));
+        return Err(Error::invalid(
+            op,
+            field,
+            format!("the {field} name contains NUL"),
+        ));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
@@ -52,7 +59,10 @@ mod tests {
     #[test]
     fn identifiers_are_quoted_and_validated() {
         assert_eq!(ident("t", "table", "we\"ird").unwrap(), "\"we\"\"ird\"");
-        assert_eq!(ident("t", "table", "x\"; DROP TABLE t; --").unwrap(), "\"x\"\"; DROP TABLE t; --\"");
+        assert_eq!(
+            ident("t", "table", "x\"; DROP TABLE t; --").unwrap(),
+            "\"x\"\"; DROP TABLE t; --\""
+        );
         assert!(ident("t", "table", "").is_err());
         assert!(ident("t", "table", "a\0b").is_err());
         assert!(ident("t", "table", &"a".repeat(256)).is_err());

@@ -66,7 +66,9 @@ impl Value {
             Value::Timestamp(us) => Json::from(rfc3339_micros(*us)),
             Value::Date(days) => Json::from(iso_date(i64::from(*days))),
             Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
-            Value::Struct(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Value::Struct(fields) => {
+                Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -140,9 +142,16 @@ impl From<duckdb::types::Value> for Value {
             D::Blob(b) | D::Geometry(b) => Value::Blob(b),
             D::Date32(d) => Value::Date(d),
             D::Time64(unit, t) => Value::Other(format!("{t} {}", time_unit_name(unit))),
-            D::Interval { months, days, nanos } => Value::Other(format!("{months} months {days} days {nanos} ns")),
+            D::Interval { months, days, nanos } => {
+                Value::Other(format!("{months} months {days} days {nanos} ns"))
+            }
             D::List(items) | D::Array(items) => Value::List(items.into_iter().map(Value::from).collect()),
-            D::Struct(fields) => Value::Struct(fields.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect()),
+            D::Struct(fields) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                    .collect(),
+            ),
             D::Map(entries) => Value::Struct(
                 entries
                     .iter()
@@ -213,7 +222,13 @@ impl Rows {
     pub fn to_objects(&self) -> Vec<Map<String, Json>> {
         self.rows
             .iter()
-            .map(|row| self.columns.iter().cloned().zip(row.iter().map(Value::to_json)).collect())
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().map(Value::to_json))
+                    .collect()
+            })
             .collect()
     }
 
@@ -271,7 +286,10 @@ impl Row {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.columns.iter().position(|c| c == column).map(|i| &self.values[i])
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .map(|i| &self.values[i])
     }
 }
 

@@ -75,7 +75,9 @@ fn analytics_action(_: &Service, name: &str, _: &Args<'_>) -> Result<Option<Valu
     if ANALYTICS_ACTIONS.contains(&name) {
         return Err(Error::Unsupported {
             op: OP,
-            what: format!("store/{name} (this build has no analytics feature; rebuild with --features analytics)"),
+            what: format!(
+                "store/{name} (this build has no analytics feature; rebuild with --features analytics)"
+            ),
         });
     }
     Ok(None)
@@ -106,7 +108,13 @@ fn analytics_action(service: &Service, name: &str, a: &Args<'_>) -> Result<Optio
                         let mut chars = d.chars();
                         match (chars.next(), chars.next()) {
                             (Some(c), None) => Some(c),
-                            _ => return Err(Error::invalid(OP, "delimiter", "the delimiter must be one character")),
+                            _ => {
+                                return Err(Error::invalid(
+                                    OP,
+                                    "delimiter",
+                                    "the delimiter must be one character",
+                                ));
+                            }
                         }
                     }
                 },

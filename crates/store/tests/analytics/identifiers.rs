@@ -217,7 +217,6 @@ fn paths_with_quotes_are_literals_not_sql() {
 }
 
 #[test]
-#[ignore = "BUG: NUL in an export directory gives Io (create_dir_all runs first), spec says InvalidInput before any I/O"]
 fn nul_in_an_export_directory_path_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_with_victim();
@@ -235,7 +234,6 @@ fn nul_in_an_export_directory_path_is_invalid_input() {
 }
 
 #[test]
-#[ignore = "BUG: export_parquet/export_split_parquet create directories before validating the table name"]
 fn invalid_names_are_rejected_before_any_directory_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_with_victim();

@@ -213,22 +213,38 @@ fn a_csv_value_that_does_not_fit_an_existing_column_leaves_the_table_unchanged()
 fn a_csv_with_an_unterminated_quote_fails_and_creates_no_table() {
     let dir = tempfile::tempdir().unwrap();
     let db = db();
-    // Quoted fields with commas make the sniffer pick `"` as the quote; the last one never closes.
+    // Quoted fields hold the delimiter; the last quote never closes.
     let file = write(
         dir.path(),
         "broken.csv",
         "a,b\n\"x,y\",1\n\"p,q\",2\n\"r,s\",3\n\"open, never closed,4\n5,6\n",
     );
-    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    let comma = CsvOptions {
+        header: true,
+        delimiter: Some(','),
+    };
+    let err = db.import_csv("t", &file, &comma).unwrap_err();
     assert_names_file(&err, "broken.csv");
     assert!(!db.table_exists("t").unwrap());
 
     // Into an existing table, the table keeps its rows.
     db.exec_batch("CREATE TABLE t (a VARCHAR, b INTEGER); INSERT INTO t VALUES ('kept', 8)")
         .unwrap();
-    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    let err = db.import_csv("t", &file, &comma).unwrap_err();
     assert_names_file(&err, "broken.csv");
     assert_eq!(all_rows(&db, "t"), vec![vec![t("kept"), Value::Int(8)]]);
+}
+
+/// Documents DuckDB's sniffer: with no delimiter given, a file whose quoting is broken is read
+/// with another dialect (here: no quote, `|` as delimiter) rather than rejected.
+#[test]
+fn without_a_delimiter_duckdb_sniffs_a_broken_quoted_csv_as_one_text_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "broken.csv", "a,b\n\"x,y\",1\n\"open,2\n");
+    assert_eq!(db.import_csv("t", &file, &CsvOptions::default()).unwrap(), 2);
+    let cols: Vec<String> = columns(&db, "t").into_iter().map(|c| c.0).collect();
+    assert_eq!(cols, ["a,b"]);
 }
 
 #[test]

@@ -212,7 +212,6 @@ fn kv_entries_after_the_store_is_dropped_fails_mentioning_closed() {
 }
 
 #[test]
-#[ignore = "BUG: a kv_entries scan after store close is a DuckDb error, spec says Closed"]
 fn kv_entries_after_the_store_is_closed_is_a_closed_error() {
     let (store, _clock) = memory_store();
     let db = Analytics::in_memory().unwrap();

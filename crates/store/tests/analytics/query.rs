@@ -82,7 +82,6 @@ fn parameters_of_every_value_kind_round_trip() {
 }
 
 #[test]
-#[ignore = "BUG: a result column of DuckDB type NULL (SELECT NULL, or SELECT ? bound to Value::Null) panics in duckdb-rs Row::get_ref"]
 fn an_untyped_null_result_is_value_null_not_a_panic() {
     let db = db();
     let rows = db.query("SELECT NULL AS nothing", &[]).unwrap();

@@ -197,7 +197,6 @@ fn analytics_actions_after_close_are_closed() {
 }
 
 #[test]
-#[ignore = "BUG: after Service::close, a first analytics action opens the database and succeeds instead of Closed"]
 fn analytics_actions_after_close_are_closed_even_if_analytics_was_never_opened() {
     let (service, home) = service();
     service.close().unwrap();

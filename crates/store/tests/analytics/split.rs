@@ -502,7 +502,6 @@ fn re_exporting_into_the_same_directory_replaces_the_output() {
 }
 
 #[test]
-#[ignore = "BUG: re-export into the same dir keeps directories of values no longer in the table"]
 fn re_exporting_after_a_value_disappears_removes_its_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db();
