@@ -524,6 +524,7 @@ fn clamp(v: u64) -> i64 {
 }
 
 /// One live entry with everything the analytics view exposes.
+#[cfg(feature = "analytics")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KvRow {
     pub group: String,
@@ -534,6 +535,7 @@ pub(crate) struct KvRow {
 }
 
 /// Every live entry, in (group, key) order, read in one statement (one snapshot).
+#[cfg(feature = "analytics")]
 pub(crate) fn live_entries(conn: &Connection, now: i64) -> rusqlite::Result<Vec<KvRow>> {
     conn.prepare_cached(
         "SELECT group_name, entry_key, entry_value, expires_at, version FROM entries \
