@@ -41,7 +41,7 @@ pub use io::{CsvOptions, ImportProgress};
 pub use scoring::{
     CHECKPOINT_SCORES, CheckpointScore, PROBE_RESULTS, ProbeResult, SCORING_RESULTS, ScoringResult,
 };
-pub use split::{SplitFile, SplitManifest};
+pub use split::{HIVE_NULL, MAX_ESCAPED_VALUE_BYTES, SplitFile, SplitManifest, escape_segment};
 pub use sql::MAX_IDENTIFIER_BYTES;
 pub use value::{Row, Rows, Value};
 
