@@ -1,6 +1,6 @@
 //! Comparison harness: the store against raw rusqlite doing the same work, in one process.
 //!
-//! Run with `cargo run --release -p store --example kv_vs_rusqlite` (add `-- --quick` for a
+//! Run with `cargo run --release -p store --no-default-features --example kv_vs_rusqlite` (add `-- --quick` for a
 //! short run). Both sides use the same schema (the raw side opens a file the store created),
 //! the same pragmas (WAL, synchronous NORMAL, busy timeout, statement cache) and the same SQL
 //! statements; the raw side skips only what the store adds (validation, versions, locking,
