@@ -4,50 +4,10 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use store::{Change, Event, EventKind, Store, Subscription};
+pub use crate::common::{all_changes_since, change_summary, drain, ev, summary};
 
 /// How long a test waits for something that should happen at once before calling it a hang.
 pub const HANG: Duration = Duration::from_secs(30);
-
-/// Every event buffered in `sub` right now (never blocks).
-pub fn drain(sub: &Subscription) -> Vec<Event> {
-    std::iter::from_fn(|| sub.try_recv()).collect()
-}
-
-/// `(kind, group, key)` of each event, for compact comparisons.
-pub fn summary(events: &[Event]) -> Vec<(EventKind, String, Option<String>)> {
-    events
-        .iter()
-        .map(|e| (e.kind, e.group.clone(), e.key.clone()))
-        .collect()
-}
-
-/// `(kind, group, key)` of each change row.
-pub fn change_summary(changes: &[Change]) -> Vec<(EventKind, String, Option<String>)> {
-    changes
-        .iter()
-        .map(|c| (c.kind, c.group.clone(), c.key.clone()))
-        .collect()
-}
-
-/// Shorthand for an expected `(kind, group, key)` triple.
-pub fn ev(kind: EventKind, group: &str, key: Option<&str>) -> (EventKind, String, Option<String>) {
-    (kind, group.to_string(), key.map(str::to_string))
-}
-
-/// The whole change feed after `after`, paging with the largest allowed limit.
-pub fn all_changes_since(store: &Store, after: u64) -> Vec<Change> {
-    let mut out = Vec::new();
-    let mut seq = after;
-    loop {
-        let batch = store.changes_since(seq, 10_000).expect("changes_since");
-        if batch.changes.is_empty() {
-            return out;
-        }
-        seq = batch.next_seq;
-        out.extend(batch.changes);
-    }
-}
 
 /// Asserts the numbers are strictly increasing.
 #[track_caller]

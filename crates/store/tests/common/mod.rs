@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::{Error, ErrorKind, ManualClock, Store, StoreConfig};
+use store::{Change, Error, ErrorKind, Event, EventKind, ManualClock, Store, StoreConfig, Subscription};
 
 /// Start time of every manual clock in the fixtures (Unix ms).
 pub const START_MS: i64 = 1_000_000;
@@ -171,5 +171,45 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(()) => panic!("worker ended without a result"),
         },
+    }
+}
+
+/// Every event buffered in `sub` right now (never blocks).
+pub fn drain(sub: &Subscription) -> Vec<Event> {
+    std::iter::from_fn(|| sub.try_recv()).collect()
+}
+
+/// `(kind, group, key)` of each event, for compact comparisons.
+pub fn summary(events: &[Event]) -> Vec<(EventKind, String, Option<String>)> {
+    events
+        .iter()
+        .map(|e| (e.kind, e.group.clone(), e.key.clone()))
+        .collect()
+}
+
+/// `(kind, group, key)` of each change row.
+pub fn change_summary(changes: &[Change]) -> Vec<(EventKind, String, Option<String>)> {
+    changes
+        .iter()
+        .map(|c| (c.kind, c.group.clone(), c.key.clone()))
+        .collect()
+}
+
+/// Shorthand for an expected `(kind, group, key)` triple.
+pub fn ev(kind: EventKind, group: &str, key: Option<&str>) -> (EventKind, String, Option<String>) {
+    (kind, group.to_string(), key.map(str::to_string))
+}
+
+/// The whole change feed after `after`, paging with the largest allowed limit.
+pub fn all_changes_since(store: &Store, after: u64) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut seq = after;
+    loop {
+        let batch = store.changes_since(seq, 10_000).expect("changes_since");
+        if batch.changes.is_empty() {
+            return out;
+        }
+        seq = batch.next_seq;
+        out.extend(batch.changes);
     }
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::{
-    Change, Error, Event, EventKind, ManualClock, Quota, QuotaLimit, ScopedConfig, ScopedStore, Store,
-    StoreConfig, Subscription, UnixMillis, Usage,
+    Error, ManualClock, Quota, QuotaLimit, ScopedConfig, ScopedStore, Store, StoreConfig, UnixMillis, Usage,
 };
 
 use crate::common::{Fixture, START_MS, raw};
+pub use crate::common::{all_changes_since as changes_since, drain, ev, summary};
 
 /// The namespace most tests write into.
 pub const NS_A: &str = "tenant-a";
@@ -64,38 +64,6 @@ pub fn expect_quota<T: Debug>(
         other => panic!(
             "expected QuotaExceeded({namespace}, {limit:?}, max {max}, requested {requested}), got {other:?}"
         ),
-    }
-}
-
-/// Every event buffered in `sub` right now (never blocks).
-pub fn drain(sub: &Subscription) -> Vec<Event> {
-    std::iter::from_fn(|| sub.try_recv()).collect()
-}
-
-/// `(kind, group, key)` of each event.
-pub fn summary(events: &[Event]) -> Vec<(EventKind, String, Option<String>)> {
-    events
-        .iter()
-        .map(|e| (e.kind, e.group.clone(), e.key.clone()))
-        .collect()
-}
-
-/// Shorthand for an expected `(kind, group, key)` triple.
-pub fn ev(kind: EventKind, group: &str, key: Option<&str>) -> (EventKind, String, Option<String>) {
-    (kind, group.to_string(), key.map(str::to_string))
-}
-
-/// The whole change feed after `after`.
-pub fn changes_since(store: &Store, after: u64) -> Vec<Change> {
-    let mut out = Vec::new();
-    let mut seq = after;
-    loop {
-        let batch = store.changes_since(seq, 10_000).expect("changes_since");
-        if batch.changes.is_empty() {
-            return out;
-        }
-        seq = batch.next_seq;
-        out.extend(batch.changes);
     }
 }
 
