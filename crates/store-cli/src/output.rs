@@ -42,7 +42,11 @@ impl Output {
             }
         }
         let fmt_row = |cells: &mut dyn Iterator<Item = &str>| {
-            let parts: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            // Padded by hand: `format!`'s width is limited to u16, and a cell can be wider.
+            let parts: Vec<String> = cells
+                .zip(&widths)
+                .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+                .collect();
             parts.join("  ").trim_end().to_string()
         };
         self.line(fmt_row(&mut headers.iter().copied()));

@@ -1,9 +1,12 @@
 //! End-to-end tests of the `store` binary (SPEC.md §11 home rules, §12 CLI).
 //!
 //! Every test runs the real binary in its own temporary `--home`, one process per command, so
-//! state only travels through the data directory. Only the KV, namespace and change-feed
-//! commands exist so far; analytics, workspace and journal commands are not tested here.
+//! state only travels through the data directory. Workspace and journal commands do not exist
+//! yet.
 
+#[cfg(feature = "analytics")]
+#[path = "cli/analytics.rs"]
+mod analytics;
 #[path = "cli/demo.rs"]
 mod demo;
 #[path = "cli/feed.rs"]

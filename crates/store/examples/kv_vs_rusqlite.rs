@@ -1,7 +1,7 @@
 //! Comparison harness: the store against raw rusqlite doing the same work, in one process.
 //!
 //! Run with `cargo run --release -p store --no-default-features --example kv_vs_rusqlite` (add `-- --quick` for a
-//! short run). Both sides use the same schema (the raw side opens a file the store created),
+//! short run; `--only core|feed|scoped` for one section). Both sides use the same schema (the raw side opens a file the store created),
 //! the same pragmas (WAL, synchronous NORMAL, busy timeout, statement cache) and the same SQL
 //! statements; the raw side skips only what the store adds (validation, versions, locking,
 //! liveness, events, quota checks). Store and raw runs alternate in order over several rounds
@@ -83,12 +83,21 @@ fn main() -> AnyResult<()> {
         "workload", "store op/s", "base op/s", "ratio", "target"
     );
 
-    println!("-- KV core (change feed off) vs raw rusqlite");
-    h.kv_core()?;
-    println!("-- transactions and change feed vs raw rusqlite");
-    h.feed()?;
-    println!("-- scoped namespaces with quotas (baseline: the unscoped store)");
-    h.scoped()?;
+    // `--only core|feed|scoped` runs one section.
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let wanted = |section: &str| only.as_deref().is_none_or(|o| o == section);
+    if wanted("core") {
+        println!("-- KV core (change feed off) vs raw rusqlite");
+        h.kv_core()?;
+    }
+    if wanted("feed") {
+        println!("-- transactions and change feed vs raw rusqlite");
+        h.feed()?;
+    }
+    if wanted("scoped") {
+        println!("-- scoped namespaces with quotas (baseline: the unscoped store)");
+        h.scoped()?;
+    }
 
     if h.failures > 0 {
         println!("{} workload(s) below target", h.failures);

@@ -20,6 +20,7 @@
 //! # Ok::<(), store::Error>(())
 //! ```
 
+mod footer;
 mod io;
 mod kv;
 mod scoring;

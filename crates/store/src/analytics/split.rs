@@ -1,22 +1,33 @@
 //! Split export: one Parquet file per distinct value of a column, in a Hive-style layout, from
 //! one scan of the table.
 //!
-//! The table is read once by a single partitioned `COPY` into a staging directory inside
-//! `out_dir`. The partition key is a prefixed text form of the value (`v<text>`, so a value can
-//! never be mistaken for a marker), or a short marker for the values that need one: NULL stays
-//! NULL, values whose escaped name would be too long become `s<hash>`, and the value spelled like
-//! DuckDB's NULL directory becomes `shive`. The original column stays inside every file, so a Hive
-//! read-back returns the original values, long ones included. Once DuckDB has written
-//! everything, the staged directories are renamed to their final names (escaped by
-//! [`escape_segment`]) and the manifest is written; a failure removes the staging directory and
-//! leaves nothing partial behind. Row counts come from the files' Parquet footers, not from a
-//! second scan of the table.
+//! DuckDB's own partitioned writer already produces the spec's encoding (every byte outside
+//! `[A-Za-z0-9._~-]` percent-encoded, NULL as `__HIVE_DEFAULT_PARTITION__`, a value spelled like
+//! that marker with its first character encoded), so the common case is exactly one
+//! `COPY … (PARTITION_BY (column))` into a staging directory inside `out_dir`, the same work as
+//! DuckDB's own partitioned export. As in every Hive dataset, the files then hold the other
+//! columns and the value lives in the directory name. Publishing renames the few directories
+//! whose final name differs (`.`/`..`, and names over [`MAX_ESCAPED_VALUE_BYTES`], which become
+//! `__long__<hash>` with the true value in the manifest).
+//!
+//! Two cases cannot use the column directly, and take the keyed path: a column name that is not
+//! itself a plain path segment (DuckDB would use it raw in the directory name), and a value too
+//! long for a directory name at all (the first COPY fails with "File name too long" and is
+//! redone). There the partition key is a prefixed text form of the value (`v<text>`), or a short
+//! marker (`s<hash>` for long values, `shive` for the NULL marker's spelling), and the files also
+//! keep the column itself, so a value the directory name cannot carry survives in the data.
+//!
+//! Either way the table is read once per COPY, never once per value; staged directories move to
+//! their final names only when everything is written, and a failure removes the staging
+//! directory and leaves nothing partial behind. Row counts come from the files' Parquet
+//! footers, not from a second scan of the table.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
 
+use super::footer;
 use super::io::{ensure_parent, with_progress};
 use super::{Analytics, require_table, sql};
 use crate::error::{Error, Result};
@@ -148,6 +159,11 @@ impl Analytics {
     /// table once. Read the result back as one dataset with
     /// `read_parquet('<out_dir>/**/*.parquet', hive_partitioning = true)`.
     ///
+    /// As in any Hive dataset, the value is carried by the directory name and the files hold
+    /// the other columns. When the directory name cannot carry it (a column name that needs
+    /// escaping, or a value too long for a directory name) the files keep the column as well;
+    /// see the [module docs](self).
+    ///
     /// # Errors
     /// `Missing` for an unknown table or column; `DuckDb`/`Io` on write failures, after which
     /// no partial output remains.
@@ -181,9 +197,21 @@ impl Analytics {
         ));
         let result = self.with_conn(OP, |conn| {
             let table_sql = require_table(OP, conn, table)?;
-            require_column(OP, conn, table, column)?;
-            stage(OP, conn, &table_sql, &column_sql, &staging)?;
-            collect(OP, conn, &staging, &column_sql)
+            let columns = require_column(OP, conn, table, column)?;
+            let mut layout = Layout::for_column(column, columns);
+            if layout != Layout::Keyed {
+                match stage(OP, conn, &table_sql, &column_sql, &staging, layout) {
+                    Err(e) if e.to_string().contains(NAME_TOO_LONG) => {
+                        remove_staging(OP, &staging)?;
+                        layout = Layout::Keyed;
+                    }
+                    other => other?,
+                }
+            }
+            if layout == Layout::Keyed {
+                stage(OP, conn, &table_sql, &column_sql, &staging, layout)?;
+            }
+            collect(OP, conn, &staging, column, &column_sql, layout)
         });
         let staged = match result {
             Ok(staged) => staged,
@@ -192,33 +220,109 @@ impl Analytics {
                 return Err(e);
             }
         };
-        let published = publish(OP, out_dir, &staging, table, column, staged);
+        let published = publish(OP, out_dir, table, column, staged);
         let _ = std::fs::remove_dir_all(&staging);
         published
     }
 }
 
-fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str) -> Result<()> {
-    let n: i64 = conn
+/// Checks that `table` has `column`; returns how many columns the table has.
+fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str) -> Result<i64> {
+    let (found, columns): (i64, i64) = conn
         .query_row(
-            "SELECT count(*) FROM information_schema.columns \
-             WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
-            [table, column],
-            |r| r.get(0),
+            "SELECT count(*) FILTER (WHERE column_name = ?), count(*) FROM duckdb_columns() \
+             WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?",
+            [column, table],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(|e| Error::duckdb(op, "look up column", e))?;
-    if n == 0 {
+    if found == 0 {
         return Err(Error::Missing {
             op,
             kind: "column",
             name: format!("{table}.{column}"),
         });
     }
-    Ok(())
+    Ok(columns)
 }
 
-/// The one partitioned COPY: every row goes to the staged directory of its key.
-fn stage(op: &'static str, conn: &Connection, table: &str, column: &str, staging: &Path) -> Result<()> {
+/// How rows are partitioned into the staging directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// By the column itself: DuckDB names the directories `<column>=<encoded value>`.
+    Native {
+        /// The column is the table's only one, so the files keep it (a Parquet file needs one).
+        keep_column: bool,
+    },
+    /// By a computed key column, for names DuckDB cannot write as they are.
+    Keyed,
+}
+
+/// The key column of the keyed layout.
+const KEY_COLUMN: &str = "__store_split_key";
+
+/// How the OS reports a directory name over its limit (`ENAMETOOLONG`), inside DuckDB's error.
+const NAME_TOO_LONG: &str = "File name too long";
+
+impl Layout {
+    fn for_column(column: &str, table_columns: i64) -> Layout {
+        if escape_segment(column) == column && column != KEY_COLUMN {
+            Layout::Native {
+                keep_column: table_columns <= 1,
+            }
+        } else {
+            Layout::Keyed
+        }
+    }
+
+    /// The staged directories' name prefix.
+    fn dir_prefix(self, column: &str) -> String {
+        match self {
+            Layout::Native { .. } => format!("{column}="),
+            Layout::Keyed => format!("{KEY_COLUMN}="),
+        }
+    }
+}
+
+fn remove_staging(op: &'static str, staging: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            op,
+            path: Some(staging.to_path_buf()),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The one partitioned COPY: every row goes to the staged directory of its value or key.
+fn stage(
+    op: &'static str,
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    staging: &Path,
+    layout: Layout,
+) -> Result<()> {
+    let target = sql::path_literal(op, staging)?;
+    let options = "FORMAT parquet, COMPRESSION zstd, OVERWRITE_OR_IGNORE true";
+    let copy = match layout {
+        Layout::Native { keep_column } => format!(
+            "COPY {table} TO {target} ({options}, PARTITION_BY ({column}), WRITE_PARTITION_COLUMNS {keep_column})"
+        ),
+        Layout::Keyed => format!(
+            "COPY (SELECT *, {key} AS {KEY_COLUMN} FROM {table}) TO {target} \
+             ({options}, PARTITION_BY ({KEY_COLUMN}))",
+            key = split_key(column)
+        ),
+    };
+    with_progress(conn, None, || conn.execute(&copy, []))
+        .map(drop)
+        .map_err(|e| Error::duckdb(op, "write partitioned files", e))
+}
+
+/// The keyed layout's partition key: `v<text>`, or a marker for values that need one.
+fn split_key(column: &str) -> String {
     let text = format!("CAST({column} AS VARCHAR)");
     // Escaped length of the value, computed exactly as `escape_segment` does: characters outside
     // the unreserved set cost three bytes per byte.
@@ -226,21 +330,13 @@ fn stage(op: &'static str, conn: &Connection, table: &str, column: &str, staging
     let escaped_len = format!("({kept} + 3 * (strlen({text}) - {kept}))");
     // Escaping at most triples a value, so short values skip the exact length computation.
     let short = MAX_ESCAPED_VALUE_BYTES / 3;
-    let key = format!(
+    format!(
         "CASE WHEN {column} IS NULL THEN NULL \
               WHEN strlen({text}) <= {short} AND {text} <> '{HIVE_NULL}' THEN 'v' || {text} \
               WHEN {text} = '{HIVE_NULL}' THEN 'shive' \
               WHEN {escaped_len} > {MAX_ESCAPED_VALUE_BYTES} THEN 's' || hash({text}) \
               ELSE 'v' || {text} END"
-    );
-    let copy = format!(
-        "COPY (SELECT *, {key} AS __store_split_key FROM {table}) TO {} \
-         (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (__store_split_key), OVERWRITE_OR_IGNORE true)",
-        sql::path_literal(op, staging)?
-    );
-    with_progress(conn, None, || conn.execute(&copy, []))
-        .map(drop)
-        .map_err(|e| Error::duckdb(op, "write partitioned files", e))
+    )
 }
 
 /// A staged partition: its key (`None` = NULL), files and row count.
@@ -254,7 +350,15 @@ struct Staged {
 
 /// Reads the staged layout back: keys from directory names, row counts from Parquet footers,
 /// and the true values of hashed (long) keys from their own files.
-fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) -> Result<Vec<Staged>> {
+fn collect(
+    op: &'static str,
+    conn: &Connection,
+    staging: &Path,
+    column: &str,
+    column_sql: &str,
+    layout: Layout,
+) -> Result<Vec<Staged>> {
+    let prefix = layout.dir_prefix(column);
     let mut staged = Vec::new();
     let io = |source, path: &Path| Error::Io {
         op,
@@ -264,7 +368,7 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
     for entry in std::fs::read_dir(staging).map_err(|e| io(e, staging))? {
         let entry = entry.map_err(|e| io(e, staging))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(encoded) = name.strip_prefix("__store_split_key=") else {
+        let Some(encoded) = name.strip_prefix(prefix.as_str()) else {
             continue;
         };
         let key = if encoded == HIVE_NULL {
@@ -282,11 +386,15 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
             .collect();
         files.sort();
-        staged.push(Staged {
-            value: key
+        let value = match layout {
+            Layout::Native { .. } => key.clone(),
+            Layout::Keyed => key
                 .as_deref()
                 .and_then(|k| k.strip_prefix('v'))
                 .map(str::to_string),
+        };
+        staged.push(Staged {
+            value,
             key,
             dir,
             files,
@@ -296,34 +404,20 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
     if staged.is_empty() {
         return Ok(staged);
     }
-    // Row counts from the footers of every staged file, in one metadata query.
-    let glob = sql::path_literal(op, &staging.join("*").join("*.parquet"))?;
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    {
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT file_name, num_rows FROM parquet_file_metadata({glob})"
-            ))
-            .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
-        for row in rows {
-            let (file, n) = row.map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
-            counts.insert(file, n.max(0) as u64);
-        }
-    }
+    // Row counts from the footers of every staged file.
+    let all: Vec<PathBuf> = staged.iter().flat_map(|s| s.files.iter().cloned()).collect();
+    let mut counts = match footer::row_counts(&all) {
+        Some(counts) => counts.into_iter(),
+        None => metadata_row_counts(op, conn, staging, &all)?.into_iter(),
+    };
     for s in &mut staged {
-        s.rows = s
-            .files
-            .iter()
-            .map(|f| counts.get(f.to_string_lossy().as_ref()).copied().unwrap_or(0))
-            .sum();
+        s.rows = counts.by_ref().take(s.files.len()).sum();
     }
     // Marker keys stand for values we must read back: the NULL marker's spelling and long ones.
+    let keyed = layout == Layout::Keyed;
     for s in staged
         .iter_mut()
-        .filter(|s| s.key.as_deref().is_some_and(|k| k.starts_with('s')))
+        .filter(|s| keyed && s.key.as_deref().is_some_and(|k| k.starts_with('s')))
     {
         if s.key.as_deref() == Some("shive") {
             s.value = Some(HIVE_NULL.to_string());
@@ -335,7 +429,7 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
             .map(|f| sql::path_literal(op, f))
             .collect::<Result<_>>()?;
         let query = format!(
-            "SELECT count(DISTINCT CAST({column} AS VARCHAR)), any_value(CAST({column} AS VARCHAR)) \
+            "SELECT count(DISTINCT CAST({column_sql} AS VARCHAR)), any_value(CAST({column_sql} AS VARCHAR)) \
              FROM read_parquet([{}])",
             files.join(", ")
         );
@@ -354,11 +448,37 @@ fn collect(op: &'static str, conn: &Connection, staging: &Path, column: &str) ->
     Ok(staged)
 }
 
+/// Row counts of `files` (all under `staging`) as DuckDB reads them from the footers, in order.
+fn metadata_row_counts(
+    op: &'static str,
+    conn: &Connection,
+    staging: &Path,
+    files: &[PathBuf],
+) -> Result<Vec<u64>> {
+    let glob = sql::path_literal(op, &staging.join("*").join("*.parquet"))?;
+    let mut by_file: BTreeMap<String, u64> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT file_name, num_rows FROM parquet_file_metadata({glob})"
+        ))
+        .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
+    for row in rows {
+        let (file, n) = row.map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
+        by_file.insert(file, n.max(0) as u64);
+    }
+    Ok(files
+        .iter()
+        .map(|f| by_file.get(f.to_string_lossy().as_ref()).copied().unwrap_or(0))
+        .collect())
+}
+
 /// Moves staged partitions to their final names and writes the manifest.
 fn publish(
     op: &'static str,
     out_dir: &Path,
-    staging: &Path,
     table: &str,
     column: &str,
     mut staged: Vec<Staged>,
@@ -370,16 +490,13 @@ fn publish(
         path: Some(path.to_path_buf()),
         source,
     };
-    // Lay out the complete result inside the staging directory first, then move each partition.
+    // Name every file inside its staged directory first, then move whole directories.
     let mut files = Vec::with_capacity(staged.len());
     let mut moves = Vec::with_capacity(staged.len());
     for s in &staged {
         let segment = format!("{column_segment}={}", value_segment(s.value.as_deref()));
-        let ready = staging.join(format!("ready-{}", files.len()));
-        std::fs::create_dir_all(&ready).map_err(|e| io(e, &ready))?;
-        merge_files(op, &s.files, &ready.join("data.parquet"))?;
-        let _ = std::fs::remove_dir_all(&s.dir);
-        moves.push((ready, out_dir.join(&segment)));
+        merge_files(op, &s.files, &s.dir.join("data.parquet"))?;
+        moves.push((s.dir.clone(), out_dir.join(&segment)));
         files.push(SplitFile {
             value: s.value.clone(),
             path: format!("{segment}/data.parquet"),

@@ -199,7 +199,7 @@ fn dot_and_dot_dot_values_stay_inside_out_dir() {
             file.path
         );
     }
-    let rows = read_back(&db, &out, false);
+    let rows = read_back(&db, &out, true);
     assert_eq!(
         multiset(&project(&rows, &["k", "n"])),
         multiset(&db.query("SELECT k, n FROM t", &[]).unwrap().rows)
@@ -517,4 +517,93 @@ fn re_exporting_after_a_value_disappears_removes_its_directory() {
         multiset(&project(&rows, &["k", "n"])),
         multiset(&db.query("SELECT k, n FROM t", &[]).unwrap().rows)
     );
+}
+
+#[test]
+fn files_hold_the_other_columns_and_the_directory_holds_the_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    table_of(&db, &acceptance_values());
+    db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    // The Hive convention (DuckDB's and Spark's default): the split column is not repeated
+    // inside every file …
+    let plain = read_back(&db, tmp.path(), false);
+    assert_eq!(plain.columns, ["n"]);
+    // … and a Hive read restores it from the directory names.
+    let hive = read_back(&db, tmp.path(), true);
+    assert_eq!(
+        multiset(&project(&hive, &["k", "n"])),
+        multiset(&db.query("SELECT k, n FROM t", &[]).unwrap().rows)
+    );
+}
+
+#[test]
+fn a_single_column_table_keeps_its_column_in_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t (k VARCHAR); INSERT INTO t VALUES ('a'), ('a'), ('b'), (NULL)")
+        .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert_eq!(manifest.files.len(), 3);
+    assert_eq!(manifest.total_rows, 4);
+    let plain = read_back(&db, tmp.path(), false);
+    assert_eq!(
+        multiset(&project(&plain, &["k"])),
+        multiset(&db.query("SELECT k FROM t", &[]).unwrap().rows)
+    );
+}
+
+#[test]
+fn timestamp_values_with_colons_and_spaces_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE TABLE t AS SELECT TIMESTAMP '2024-01-01 10:00:00' + INTERVAL (range % 3) HOUR AS ts,
+            range AS n FROM range(12)",
+    )
+    .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "ts").unwrap();
+    assert_eq!(manifest.files.len(), 3);
+    assert_eq!(manifest.files[0].value.as_deref(), Some("2024-01-01 10:00:00"));
+    assert_eq!(
+        manifest.files[0].path,
+        "ts=2024-01-01%2010%3A00%3A00/data.parquet"
+    );
+    assert!(manifest.files.iter().all(|f| f.rows == 4));
+    let glob = tmp.path().join("**").join("*.parquet");
+    let back = db
+        .query(
+            &format!(
+                "SELECT CAST(ts AS VARCHAR), n FROM read_parquet({}, hive_partitioning = true)",
+                lit(&glob)
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        multiset(&back.rows),
+        multiset(
+            &db.query("SELECT CAST(ts AS VARCHAR), n FROM t", &[])
+                .unwrap()
+                .rows
+        )
+    );
+}
+
+#[test]
+fn a_value_over_the_name_limit_but_short_enough_for_the_os_is_listed_with_its_true_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    // 230 bytes: over the 200-byte rule, under the OS's 255-byte name limit.
+    let value = "v".repeat(230);
+    table_of(&db, &[Some(&value), Some("x")]);
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    let entry = manifest
+        .files
+        .iter()
+        .find(|f| f.value.as_deref() == Some(value.as_str()))
+        .expect("the true value is in the manifest");
+    assert!(entry.path.starts_with("k=__long__"), "{}", entry.path);
+    assert!(tmp.path().join(&entry.path).is_file());
+    assert_eq!(manifest.total_rows, 3);
 }

@@ -1,0 +1,146 @@
+//! Analytics commands (SPEC §12): `sql`, `import`, `export`, `export-split`, `scoring ensure`,
+//! `inventory`, each as its own process over one home.
+
+use serde_json::json;
+
+use crate::support::Home;
+
+#[test]
+fn sql_prints_a_table_json_and_csv() {
+    let home = Home::new();
+    let query = "SELECT 1 AS n, 'a,b' AS s UNION ALL SELECT 2, NULL ORDER BY n";
+    let table = home.ok(&["sql", query]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines, ["n  s", "1  a,b", "2  NULL"]);
+
+    let v = home.json(&["sql", query]);
+    assert_eq!(v["columns"], json!(["n", "s"]));
+    assert_eq!(v["rows"], json!([[1, "a,b"], [2, null]]));
+
+    let csv = home.ok(&["sql", "--csv", query]);
+    assert_eq!(csv, "n,s\n1,\"a,b\"\n2,NULL\n");
+}
+
+#[test]
+fn sql_parameters_are_bound_not_spliced() {
+    let home = Home::new();
+    let v = home.json(&[
+        "sql",
+        "SELECT ? AS x, ? AS y",
+        "--param",
+        "\"'; DROP TABLE t; --\"",
+        "--param",
+        "7",
+    ]);
+    assert_eq!(v["rows"], json!([["'; DROP TABLE t; --", 7]]));
+}
+
+#[test]
+fn a_cell_wider_than_any_format_width_prints_without_panicking() {
+    let home = Home::new();
+    let out = home.ok(&["sql", "SELECT repeat('x', 70000) AS wide, 1 AS n"]);
+    let row = out.lines().nth(1).expect("a data row");
+    assert!(row.starts_with(&"x".repeat(70_000)), "row of {} bytes", row.len());
+    assert!(row.ends_with("  1"));
+}
+
+#[test]
+fn sql_error_exits_1_with_a_duckdb_error() {
+    let home = Home::new();
+    let error = home.json_fail(&["sql", "SELEC nonsense"]);
+    assert_eq!(error["kind"], "duckdb");
+    home.run(&["sql", "SELECT * FROM no_such_table"]).library_error();
+}
+
+#[test]
+fn sql_joins_kv_entries_written_by_another_process() {
+    let home = Home::new();
+    home.ok(&["kv", "set", "models", "m1", "alpha"]);
+    home.ok(&["kv", "set", "models", "m2", "beta"]);
+    home.ok(&["sql", "CREATE TABLE scores AS SELECT * FROM (VALUES ('m1', 0.5::DOUBLE), ('m2', 0.9::DOUBLE)) v(model, score)"]);
+    let v = home.json(&[
+        "sql",
+        "SELECT e.entry_value, s.score FROM kv_entries e JOIN scores s ON s.model = e.entry_key \
+         WHERE e.group_name = 'models' ORDER BY s.score",
+    ]);
+    assert_eq!(v["rows"], json!([["alpha", 0.5], ["beta", 0.9]]));
+}
+
+#[test]
+fn import_then_export_round_trips_and_a_malformed_csv_changes_nothing() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "id,name\n1,a\n2,b\n").unwrap();
+    let v = home.json(&["import", "people", good.to_str().unwrap()]);
+    assert_eq!(v["rows"], 2);
+    assert!(
+        home.ok(&["import", "people", good.to_str().unwrap()])
+            .contains("imported 2 rows")
+    );
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "id,name\n3,c\nnot-a-number,d,extra,fields\n").unwrap();
+    let error = home.json_fail(&["import", "people", bad.to_str().unwrap()]);
+    assert!(error["message"].as_str().unwrap().contains("bad.csv"), "{error}");
+    assert_eq!(
+        home.json(&["sql", "SELECT count(*) AS n FROM people"])["rows"],
+        json!([[4]])
+    );
+
+    let parquet = dir.path().join("out").join("people.parquet");
+    let v = home.json(&["export", "people", parquet.to_str().unwrap()]);
+    assert_eq!(v["rows"], 4);
+    let query = format!(
+        "SELECT count(*), sum(id) FROM read_parquet('{}')",
+        parquet.display()
+    );
+    assert_eq!(home.json(&["sql", &query])["rows"], json!([[4, 6]]));
+}
+
+#[test]
+fn export_split_writes_a_hive_layout_and_manifest() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("by-model");
+    home.ok(&[
+        "sql",
+        "CREATE TABLE s AS SELECT * FROM (VALUES ('a/b', 1), ('a/b', 2), ('c', 3), (NULL, 4)) v(model, n)",
+    ]);
+    let text = home.ok(&["export-split", "s", "model", out.to_str().unwrap()]);
+    assert!(text.contains("wrote 4 rows into 3 files"), "{text}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["total_rows"], 4);
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 3);
+    assert!(out.join("model=a%2Fb/data.parquet").is_file());
+    assert!(
+        out.join("model=__HIVE_DEFAULT_PARTITION__/data.parquet")
+            .is_file()
+    );
+
+    let json_out = dir.path().join("again");
+    let v = home.json(&["export-split", "s", "model", json_out.to_str().unwrap()]);
+    assert_eq!(v["total_rows"], 4);
+    let missing = home.json_fail(&["export-split", "s", "nope", json_out.to_str().unwrap()]);
+    assert_eq!(missing["kind"], "missing");
+}
+
+#[test]
+fn scoring_ensure_then_inventory_lists_the_tables() {
+    let home = Home::new();
+    assert!(home.ok(&["scoring", "ensure"]).contains("scoring tables ready"));
+    home.ok(&["scoring", "ensure"]);
+    let text = home.ok(&["inventory"]);
+    for needle in [
+        "Analytics inventory",
+        "checkpoint_scores",
+        "probe_results",
+        "scoring_results",
+        "TOTAL",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    let v = home.json(&["inventory"]);
+    assert_eq!(v["total_rows"], 0, "{v}");
+}
