@@ -9,7 +9,11 @@
 //! - scoring-table ingestion from row structs vs a raw duckdb-rs Arrow appender of prepared
 //!   record batches into the same table (primary key included);
 //! - a large JSONL import, reporting the process's peak RSS (`--jsonl-gb N`, default 0.2).
+//!
+//! `--only export|split|ingest|jsonl` runs one workload; `--only jsonl --jsonl-gb 2` measures the
+//! import's peak RSS in a process that did nothing else first.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +38,12 @@ fn main() -> AnyResult<()> {
     } else {
         (5, 5_000_000, 1_000_000)
     };
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let wanted = |section: &str| only.as_deref().is_none_or(|o| o == section);
     let dir = tempfile::tempdir()?;
     let db = Analytics::open(dir.path().join("bench.duckdb"))?;
     println!(
@@ -44,27 +54,46 @@ fn main() -> AnyResult<()> {
         "workload", "store s", "base s", "ratio", "target"
     );
 
-    db.exec_batch(&format!(
-        "CREATE OR REPLACE TABLE big AS SELECT range AS id, 'model-' || (range % 1000) AS m1000,
+    if wanted("export") || wanted("split") {
+        db.exec_batch(&format!(
+            "CREATE OR REPLACE TABLE big AS SELECT range AS id, 'model-' || (range % 1000) AS m1000,
             'model-' || (range % 10) AS m10, 'model-' || (range % 10000) AS m10000,
             random() AS score, 'some text payload ' || range AS payload FROM range({export_rows})"
-    ))?;
+        ))?;
+    }
+    if wanted("export") {
+        export(&db, dir.path(), rounds, export_rows)?;
+    }
+    if wanted("split") {
+        split(&db, dir.path(), rounds)?;
+    }
+    if wanted("ingest") {
+        ingest(&db, rounds, ingest_rows)?;
+    }
+    if wanted("jsonl") {
+        jsonl(&db, dir.path(), jsonl_gb)?;
+    }
+    Ok(())
+}
 
-    let mut round = 0;
-    let (s, b) = median_pair(rounds, || {
-        round += 1;
-        let store_t = time(|| {
-            db.export_parquet("big", dir.path().join(format!("s{round}.parquet")))
-                .map(drop)
-        })?;
-        let base_t = time(|| {
-            let path = dir.path().join(format!("b{round}.parquet"));
-            db.exec_batch(&format!(
-                "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)",
-                path.display()
-            ))
-        })?;
-        Ok((store_t, base_t))
+fn export(db: &Analytics, dir: &Path, rounds: usize, export_rows: u64) -> AnyResult<()> {
+    let (s, b) = median_pair(rounds, |round| {
+        let store = || {
+            time(|| {
+                db.export_parquet("big", dir.join(format!("s{round}.parquet")))
+                    .map(drop)
+            })
+        };
+        let base = || {
+            time(|| {
+                let path = dir.join(format!("b{round}.parquet"));
+                db.exec_batch(&format!(
+                    "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)",
+                    path.display()
+                ))
+            })
+        };
+        alternate(round, store, base)
     })?;
     report(
         &format!("export_parquet of {export_rows} rows vs COPY TO parquet"),
@@ -72,24 +101,28 @@ fn main() -> AnyResult<()> {
         b,
         "<= 1.10",
     );
+    Ok(())
+}
 
+fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
     let mut plain = 0.0;
     for (label, column) in [("10", "m10"), ("1,000", "m1000"), ("10,000", "m10000")] {
-        let mut round = 0;
-        let (s, b) = median_pair(rounds, || {
-            round += 1;
-            let out = dir.path().join(format!("split-{column}-{round}"));
-            let store_t = time(|| db.export_split_parquet("big", &out, column).map(drop))?;
-            let base_out = dir.path().join(format!("part-{column}-{round}"));
-            let base_t = time(|| {
-                db.exec_batch(&format!(
-                    "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))",
-                    base_out.display()
-                ))
-            })?;
+        let (s, b) = median_pair(rounds, |round| {
+            let out = dir.join(format!("split-{column}-{round}"));
+            let base_out = dir.join(format!("part-{column}-{round}"));
+            let store = || time(|| db.export_split_parquet("big", &out, column).map(drop));
+            let base = || {
+                time(|| {
+                    db.exec_batch(&format!(
+                        "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))",
+                        base_out.display()
+                    ))
+                })
+            };
+            let times = alternate(round, store, base)?;
             let _ = std::fs::remove_dir_all(&out);
             let _ = std::fs::remove_dir_all(&base_out);
-            Ok((store_t, base_t))
+            Ok(times)
         })?;
         report(
             &format!("split export into {label} values vs COPY PARTITION_BY"),
@@ -98,10 +131,8 @@ fn main() -> AnyResult<()> {
             "<= 1.00",
         );
         if plain == 0.0 {
-            let mut round = 0;
-            let (_, p) = median_pair(rounds, || {
-                round += 1;
-                let path = dir.path().join(format!("plain{round}.parquet"));
+            let (_, p) = median_pair(rounds, |round| {
+                let path = dir.join(format!("plain{round}.parquet"));
                 let t = time(|| {
                     db.exec_batch(&format!(
                         "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd)",
@@ -120,6 +151,10 @@ fn main() -> AnyResult<()> {
         );
     }
 
+    Ok(())
+}
+
+fn ingest(db: &Analytics, rounds: usize, ingest_rows: usize) -> AnyResult<()> {
     db.ensure_scoring_tables()?;
     let rows: Vec<CheckpointScore> = (0..ingest_rows)
         .map(|i| CheckpointScore {
@@ -134,13 +169,18 @@ fn main() -> AnyResult<()> {
         })
         .collect();
     let batch = raw_batch(&rows)?;
-    let (s, b) = median_pair(rounds, || {
-        db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"))?;
-        let owned = rows.clone(); // the API takes rows by value; cloning is not part of ingestion
-        let store_t = time(|| db.append_checkpoint_scores(owned).map(drop))?;
-        db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"))?;
-        let base_t = time(|| raw_append(&db, batch.clone()))?;
-        Ok((store_t, base_t))
+    let clear = || db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"));
+    let (s, b) = median_pair(rounds, |round| {
+        let store = || {
+            clear()?;
+            let owned = rows.clone(); // the API takes rows by value; cloning is not part of ingestion
+            time(|| db.append_checkpoint_scores(owned).map(drop))
+        };
+        let base = || {
+            clear()?;
+            time(|| raw_append(db, batch.clone()))
+        };
+        alternate(round, store, base)
     })?;
     report(
         &format!(
@@ -151,13 +191,17 @@ fn main() -> AnyResult<()> {
         b,
         "<= 1.11",
     );
+    Ok(())
+}
 
-    let jsonl = dir.path().join("big.jsonl");
+fn jsonl(db: &Analytics, dir: &Path, jsonl_gb: f64) -> AnyResult<()> {
+    let jsonl = dir.join("big.jsonl");
     let bytes = write_jsonl(&jsonl, (jsonl_gb * 1e9) as u64)?;
     let rss_before = peak_rss_mb();
-    let t = time(|| db.import_jsonl("imported", &jsonl).map(drop))?;
+    let mut rows = 0;
+    let t = time(|| db.import_jsonl("imported", &jsonl).map(|n| rows = n))?;
     println!(
-        "import of a {:.2} GB JSONL file: {t:.1} s, peak RSS {} MB (before: {} MB; target < 1500 MB)",
+        "import of a {:.2} GB JSONL file ({rows} rows): {t:.1} s, peak RSS {} MB (before: {} MB; target < 1500 MB)",
         bytes as f64 / 1e9,
         peak_rss_mb(),
         rss_before
@@ -178,16 +222,33 @@ fn time<E: Into<Box<dyn std::error::Error>>>(f: impl FnOnce() -> Result<(), E>) 
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn median_pair(rounds: usize, mut f: impl FnMut() -> AnyResult<(f64, f64)>) -> AnyResult<(f64, f64)> {
+/// Runs `f(round)` for each round and returns the medians of its (store, baseline) times.
+fn median_pair(rounds: usize, mut f: impl FnMut(usize) -> AnyResult<(f64, f64)>) -> AnyResult<(f64, f64)> {
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let (x, y) = f()?;
+    for round in 0..rounds {
+        let (x, y) = f(round)?;
         a.push(x);
         b.push(y);
     }
     a.sort_by(f64::total_cmp);
     b.sort_by(f64::total_cmp);
     Ok((a[a.len() / 2], b[b.len() / 2]))
+}
+
+/// Times `store` and `base`, the store first in even rounds and second in odd ones, so that
+/// neither side always runs on a machine the other just left busy (page cache, writeback).
+fn alternate(
+    round: usize,
+    store: impl FnOnce() -> AnyResult<f64>,
+    base: impl FnOnce() -> AnyResult<f64>,
+) -> AnyResult<(f64, f64)> {
+    if round % 2 == 0 {
+        let s = store()?;
+        Ok((s, base()?))
+    } else {
+        let b = base()?;
+        Ok((store()?, b))
+    }
 }
 
 /// The raw baseline's input: the same rows, already columnar.

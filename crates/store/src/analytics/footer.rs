@@ -4,36 +4,17 @@
 //! (`parquet_file_metadata`) parses every footer in full, one file after another: tens of
 //! milliseconds per thousand files, a visible share of the export. The row count is the third
 //! field of the footer's `FileMetaData` (Thrift compact protocol), so this reads only the footer
-//! bytes, skips the schema field generically and stops at `num_rows`, on a few threads.
-//! Any file it cannot read this way makes the caller fall back to DuckDB.
+//! bytes, skips the schema field generically and stops at `num_rows`. Any file it cannot read
+//! this way makes the caller fall back to DuckDB.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Footers above this size are left to DuckDB (ours hold a handful of columns).
 const MAX_FOOTER_BYTES: u64 = 64 << 20;
 /// Nesting limit when skipping Thrift values, so a corrupt footer cannot recurse deeply.
 const MAX_DEPTH: u32 = 32;
-
-/// Row counts of `files`, in order; `None` if any footer could not be read.
-pub(crate) fn row_counts(files: &[PathBuf]) -> Option<Vec<u64>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let chunk = files.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|f| num_rows(f)).collect::<Option<Vec<u64>>>()))
-            .collect();
-        let mut counts = Vec::with_capacity(files.len());
-        for worker in workers {
-            counts.extend(worker.join().ok()??);
-        }
-        Some(counts)
-    })
-}
 
 /// `FileMetaData.num_rows` of one Parquet file.
 pub(crate) fn num_rows(path: &Path) -> Option<u64> {
@@ -230,7 +211,6 @@ mod tests {
     fn matches_duckdb_on_files_duckdb_wrote() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::analytics::Analytics::in_memory().unwrap();
-        let mut files = Vec::new();
         for (i, rows) in [0u64, 1, 2_500, 300_000].into_iter().enumerate() {
             let path = dir.path().join(format!("f{i}.parquet"));
             db.exec_batch(&format!(
@@ -241,14 +221,10 @@ mod tests {
             ))
             .unwrap();
             assert_eq!(num_rows(&path), Some(rows), "{rows} rows");
-            files.push(path);
         }
-        assert_eq!(row_counts(&files), Some(vec![0, 1, 2_500, 300_000]));
         let not_parquet = dir.path().join("x.parquet");
         std::fs::write(&not_parquet, b"definitely not parquet").unwrap();
         assert_eq!(num_rows(&not_parquet), None);
-        files.push(not_parquet);
-        assert_eq!(row_counts(&files), None);
     }
 
     #[test]

@@ -249,3 +249,29 @@ fn kv_entries_is_a_view_not_a_base_table() {
     );
     assert!(!store.exists("g", "k2").unwrap());
 }
+
+#[test]
+fn kv_entries_can_be_split_exported_by_group() {
+    let (store, _clock) = memory_store();
+    store.set("models", "m1", "a").unwrap();
+    store.set("models", "m2", "b").unwrap();
+    store.set("config/x", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = db
+        .export_split_parquet("kv_entries", dir.path(), "group_name")
+        .unwrap();
+    let files: Vec<(Option<&str>, &str, u64)> = manifest
+        .files
+        .iter()
+        .map(|f| (f.value.as_deref(), f.path.as_str(), f.rows))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            (Some("config/x"), "group_name=config%2Fx/data.parquet", 1),
+            (Some("models"), "group_name=models/data.parquet", 2)
+        ]
+    );
+}
