@@ -126,6 +126,11 @@ pub struct StoreConfig {
     pub max_value_bytes: usize,
     /// The durable change feed (see [`ChangeFeedConfig`]).
     pub changes: ChangeFeedConfig,
+    /// File stores: once the write-ahead log holds this many pages, a background thread
+    /// checkpoints it into the database file, so no write pays for a checkpoint (default 1,000,
+    /// SQLite's own threshold; `0` leaves checkpoints to SQLite, inline in the write that
+    /// crosses the threshold).
+    pub checkpoint_pages: u32,
     /// The time source (default [`SystemClock`]); tests use [`ManualClock`](crate::ManualClock).
     pub clock: Arc<dyn Clock>,
 }
@@ -167,6 +172,7 @@ impl StoreConfig {
             watch_capacity: 16,
             purge_interval: Duration::from_secs(60),
             max_value_bytes: MAX_VALUE_BYTES,
+            checkpoint_pages: 1000,
             clock: Arc::new(SystemClock),
         }
     }
@@ -215,6 +221,19 @@ impl StoreConfig {
     /// ```
     pub fn with_change_feed(mut self, enabled: bool) -> Self {
         self.changes.enabled = enabled;
+        self
+    }
+
+    /// Sets the background checkpoint threshold in WAL pages (builder style; `0` = SQLite's
+    /// inline checkpoints).
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::file("x.db").with_checkpoint_pages(4000);
+    /// assert_eq!(config.checkpoint_pages, 4000);
+    /// ```
+    pub fn with_checkpoint_pages(mut self, pages: u32) -> Self {
+        self.checkpoint_pages = pages;
         self
     }
 

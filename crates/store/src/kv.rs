@@ -4,6 +4,7 @@
 //! namespaces implement the same trait). See [`Store`] for opening, concurrency and durability.
 
 pub(crate) mod access;
+mod checkpoint;
 mod feed;
 mod iter;
 mod ops;

@@ -3,6 +3,8 @@
 
 mod common;
 
+#[path = "kv/checkpoint.rs"]
+mod checkpoint;
 #[path = "kv/close.rs"]
 mod close;
 #[path = "kv/concurrency.rs"]

@@ -13,6 +13,7 @@ use crate::config::{Location, StoreConfig};
 use crate::error::{Error, Result, SqliteContext};
 use crate::events::{Event, Registry};
 use crate::kv::access::{Access, OpNames, Recording, Statements, WriteCtx, op_names, sealed::Sealed};
+use crate::kv::checkpoint::Checkpointer;
 use crate::kv::purge::PurgeThread;
 use crate::kv::sqlite::{self, conn, schema};
 use crate::kv::versions::Versions;
@@ -77,6 +78,7 @@ pub(crate) struct Inner {
     writer: Mutex<Option<Writer>>,
     readers: conn::ReaderPool,
     purge: Mutex<Option<PurgeThread>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
     /// Thread token of the thread running a transaction closure (0 = none).
     txn_owner: AtomicUsize,
     /// Held for the whole of `close`, so a concurrent `close` returns only once it is closed.
@@ -148,19 +150,20 @@ impl Store {
     pub fn open_with(config: StoreConfig) -> Result<Store> {
         const OP: &str = "Store::open";
         config.validate(OP)?;
-        let (writer_conn, readers, persistent) = match &config.location {
+        let (writer_conn, readers, persistent, checkpointer) = match &config.location {
             Location::File(path) => {
-                let writer = conn::open_file_writer(OP, path, config.durability, config.busy_timeout)?;
+                let mut writer = conn::open_file_writer(OP, path, config.durability, config.busy_timeout)?;
                 ensure_schema(OP, &writer)?;
                 let readers = (0..config.readers)
                     .map(|_| conn::open_file_reader(OP, path, config.durability, config.busy_timeout))
                     .collect::<Result<Vec<_>>>()?;
-                (writer, readers, true)
+                let checkpointer = Checkpointer::start(OP, path, &config, &mut writer)?;
+                (writer, readers, true, checkpointer)
             }
             Location::Memory => {
                 let writer = conn::open_memory(OP, config.durability)?;
                 ensure_schema(OP, &writer)?;
-                (writer, Vec::new(), false)
+                (writer, Vec::new(), false, None)
             }
         };
         let inner = Arc::new(Inner {
@@ -172,6 +175,7 @@ impl Store {
             })),
             readers: conn::ReaderPool::new(readers),
             purge: Mutex::new(None),
+            checkpointer: Mutex::new(checkpointer),
             txn_owner: AtomicUsize::new(0),
             closing: Mutex::new(()),
             events: Arc::new(Registry::default()),
@@ -414,6 +418,9 @@ impl Inner {
         }
         if let Some(purge) = self.purge.lock().take() {
             purge.stop();
+        }
+        if let Some(checkpointer) = self.checkpointer.lock().take() {
+            checkpointer.stop();
         }
         self.events.close();
         self.readers.close();

@@ -63,7 +63,7 @@ pub(crate) fn open_file_writer(
     Ok(conn)
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
@@ -77,15 +77,37 @@ pub(crate) fn open_file_reader(
     durability: Durability,
     busy: Duration,
 ) -> Result<Connection> {
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| Error::sqlite(op, format!("open reader on {}", path.display()), e))?;
-    configure(op, &conn, durability, busy)?;
+    let conn = open_existing(op, path, durability, busy, "reader")?;
     // Readers never write; this turns any accidental write into an error instead of a second
     // writer competing for the lock.
     conn.pragma_update(None, "query_only", true)
         .ctx(op, "configure reader")?;
+    Ok(conn)
+}
+
+/// Opens the background checkpointer's connection on an existing file database. It runs no SQL,
+/// only `sqlite3_wal_checkpoint_v2`, which needs a connection that may write the file.
+pub(crate) fn open_file_checkpointer(
+    op: &'static str,
+    path: &Path,
+    durability: Durability,
+    busy: Duration,
+) -> Result<Connection> {
+    open_existing(op, path, durability, busy, "checkpointer")
+}
+
+fn open_existing(
+    op: &'static str,
+    path: &Path,
+    durability: Durability,
+    busy: Duration,
+    role: &str,
+) -> Result<Connection> {
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::sqlite(op, format!("open {role} on {}", path.display()), e))?;
+    configure(op, &conn, durability, busy)?;
     Ok(conn)
 }
 

@@ -1,0 +1,109 @@
+//! WAL checkpoints of file stores: a background thread copies the log into the database file
+//! once it reaches `checkpoint_pages`, so the log stays bounded while the store stays open, and
+//! no write has to do it inline.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use store::{Kv, Store, StoreConfig};
+
+const VALUE_BYTES: usize = 2048;
+
+fn config(path: &Path, pages: u32) -> StoreConfig {
+    StoreConfig::file(path)
+        .with_purge_interval(Duration::ZERO)
+        .with_change_feed(false)
+        .with_checkpoint_pages(pages)
+}
+
+/// Autocommit writes of ~2 KB values: at least one new WAL page each.
+fn write_many(store: &Store, n: usize) {
+    let value = "v".repeat(VALUE_BYTES);
+    for i in 0..n {
+        store.set("bulk", &format!("key-{i:05}"), &value).unwrap();
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Waits up to 10 s for the database file (not the WAL) to reach `bytes`.
+fn main_file_reaches(path: &Path, bytes: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if file_len(path) >= bytes {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn the_log_is_checkpointed_into_the_database_file_while_the_store_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open_with(config(&path, 200)).unwrap();
+    write_many(&store, 1500);
+    // 1,500 × 2 KB of data: about 3 MB must have reached the main file, with the store open.
+    assert!(
+        main_file_reaches(&path, 2 << 20),
+        "main file {} bytes, WAL {} bytes",
+        file_len(&path),
+        file_len(&path.with_extension("db-wal"))
+    );
+    assert_eq!(store.count("bulk").unwrap(), 1500);
+}
+
+#[test]
+fn nothing_is_checkpointed_below_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    // Far above what the test writes: SQLite's own 1,000-page auto-checkpoint must be off too.
+    let store = Store::open_with(config(&path, 1_000_000)).unwrap();
+    write_many(&store, 1500);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        file_len(&path) < 1 << 20,
+        "main file already {} bytes",
+        file_len(&path)
+    );
+    assert!(file_len(&path.with_extension("db-wal")) > 3 << 20);
+    // Closing checkpoints everything.
+    store.close().unwrap();
+    assert!(file_len(&path) > 3 << 20);
+    let reopened = Store::open_with(config(&path, 0)).unwrap();
+    assert_eq!(reopened.count("bulk").unwrap(), 1500);
+}
+
+#[test]
+fn zero_pages_leaves_checkpoints_to_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open_with(config(&path, 0)).unwrap();
+    write_many(&store, 1500);
+    // SQLite checkpoints inline every 1,000 pages: done by the time the writes return.
+    assert!(file_len(&path) >= 1 << 20, "main file {} bytes", file_len(&path));
+}
+
+#[test]
+fn readers_and_writers_keep_working_during_background_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open_with(config(&path, 50)).unwrap();
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for _ in 0..2000 {
+                seen = seen.max(store.count("bulk").unwrap());
+            }
+            seen
+        })
+    };
+    write_many(&store, 1000);
+    assert!(reader.join().unwrap() <= 1000);
+    assert_eq!(store.count("bulk").unwrap(), 1000);
+    store.close().unwrap();
+}
