@@ -109,9 +109,13 @@ pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Resul
     if let Some(d) = args.delimiter {
         request["delimiter"] = json!(d.to_string());
     }
-    let r = with_spinner(out, &format!("importing {}", args.file), || {
-        service.call("store/import", request)
-    })?;
+    let r = with_progress(
+        out,
+        &format!("importing {}", args.file),
+        service,
+        "store/import",
+        request,
+    )?;
     out.result(&r, |o, r| {
         o.line(format!("imported {} rows into {}", r["rows"], args.table))
     });
@@ -119,9 +123,14 @@ pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Resul
 }
 
 pub fn export(service: &Service, table: String, file: String, out: &Output) -> store::Result<()> {
-    let r = with_spinner(out, &format!("exporting {table}"), || {
-        service.call("store/export-parquet", json!({"table": table, "path": file}))
-    })?;
+    let request = json!({"table": table, "path": file});
+    let r = with_progress(
+        out,
+        &format!("exporting {table}"),
+        service,
+        "store/export-parquet",
+        request,
+    )?;
     out.result(&r, |o, r| o.line(format!("wrote {} rows to {file}", r["rows"])));
     Ok(())
 }
@@ -167,10 +176,56 @@ pub fn inventory(service: &Service, out: &Output) -> store::Result<()> {
     Ok(())
 }
 
-/// Runs `work` under a spinner on stderr, when stderr is a terminal and output is for humans.
-fn with_spinner<T>(out: &Output, message: &str, work: impl FnOnce() -> T) -> T {
+/// Whether to draw progress on stderr: a terminal, and output meant for humans.
+fn interactive(out: &Output) -> bool {
     use std::io::IsTerminal;
-    if out.json || out.quiet || !std::io::stderr().is_terminal() {
+    !out.json && !out.quiet && std::io::stderr().is_terminal()
+}
+
+/// Runs `action` with a progress bar on stderr (percent done, from DuckDB's estimate) when
+/// interactive.
+#[cfg(feature = "analytics")]
+fn with_progress(
+    out: &Output,
+    message: &str,
+    service: &Service,
+    action: &str,
+    request: Value,
+) -> store::Result<Value> {
+    if !interactive(out) {
+        return service.call(action, request);
+    }
+    let bar = indicatif::ProgressBar::new(100).with_message(message.to_string());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos:>3}% ({elapsed})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let report = |p: store::analytics::ImportProgress| {
+        if let Some(percent) = p.percentage {
+            bar.set_position(percent.clamp(0.0, 100.0) as u64);
+        }
+    };
+    let result = service.call_with_progress(action, request, &report);
+    bar.finish_and_clear();
+    result
+}
+
+/// Without analytics the action only reports that it is unsupported: nothing to draw.
+#[cfg(not(feature = "analytics"))]
+fn with_progress(
+    _: &Output,
+    _: &str,
+    service: &Service,
+    action: &str,
+    request: Value,
+) -> store::Result<Value> {
+    service.call(action, request)
+}
+
+/// Runs `work` under a spinner on stderr, when interactive (for work without a progress
+/// estimate).
+fn with_spinner<T>(out: &Output, message: &str, work: impl FnOnce() -> T) -> T {
+    if !interactive(out) {
         return work();
     }
     let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_string());

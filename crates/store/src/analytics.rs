@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 
-pub use io::{CsvOptions, ImportProgress};
+pub use io::{CsvOptions, ImportProgress, ProgressFn};
 pub use scoring::{
     CHECKPOINT_SCORES, CheckpointScore, PROBE_RESULTS, ProbeResult, SCORING_RESULTS, ScoringResult,
 };

@@ -239,7 +239,36 @@ impl Service {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call(&self, action: &str, args: Value) -> Result<Value> {
-        actions::call(self, action, args)
+        actions::call(self, action, args, None)
+    }
+
+    /// [`Service::call`], reporting DuckDB's progress estimate to `progress` while the
+    /// long analytics actions (`store/import`, `store/export-parquet`) run; other actions
+    /// ignore it. The CLI draws its progress bars from this.
+    ///
+    /// # Examples
+    /// ```
+    /// use serde_json::json;
+    /// let dir = tempfile::tempdir()?;
+    /// let service = store::Service::open(store::ServiceConfig::new(dir.path()))?;
+    /// service.call("store/sql", json!({"sql": "CREATE TABLE t AS SELECT * FROM range(10)"}))?;
+    /// let out = dir.path().join("t.parquet");
+    /// let r = service.call_with_progress(
+    ///     "store/export-parquet",
+    ///     json!({"table": "t", "path": out}),
+    ///     &|p| eprintln!("{:?}", p.percentage),
+    /// )?;
+    /// assert_eq!(r["rows"], 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "analytics")]
+    pub fn call_with_progress(
+        &self,
+        action: &str,
+        args: Value,
+        progress: crate::analytics::ProgressFn<'_>,
+    ) -> Result<Value> {
+        actions::call(self, action, args, Some(progress))
     }
 
     /// Closes the store. Afterwards every action returns `Closed`.

@@ -276,16 +276,11 @@ impl Analytics {
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
         let format = match ext.as_str() {
-            "parquet" | "pq" => Format::Parquet,
-            "csv" | "tsv" | "txt" => {
-                let mut options = csv.copied().unwrap_or_default();
-                if ext == "tsv" && options.delimiter.is_none() {
-                    options.delimiter = Some('\t');
-                }
-                Format::Csv(options)
-            }
-            "json" => Format::Json,
-            "jsonl" | "ndjson" => Format::Jsonl,
+            "parquet" | "pq" => "parquet",
+            "csv" | "txt" => "csv",
+            "tsv" => "tsv",
+            "json" => "json",
+            "jsonl" | "ndjson" => "jsonl",
             other => {
                 return Err(Error::invalid(
                     OP,
@@ -296,7 +291,71 @@ impl Analytics {
                 ));
             }
         };
-        self.import(OP, table, path, format, progress)
+        self.import_named(OP, table, path, format, csv, progress)
+    }
+
+    /// Imports a file in the named format, whatever its extension: `parquet`, `csv`, `tsv` (CSV
+    /// with a tab delimiter unless `csv` sets one), `json` or `jsonl`/`ndjson`; reports
+    /// progress to `progress` while DuckDB works.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::Analytics;
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("export.data");
+    /// std::fs::write(&file, "{\"x\": 1}\n{\"x\": 2}\n")?;
+    /// let db = Analytics::in_memory()?;
+    /// assert_eq!(db.import_as("t", &file, "jsonl", None, None)?, 2);
+    /// assert!(db.import_as("t", &file, "xml", None, None).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_as(
+        &self,
+        table: &str,
+        path: impl AsRef<Path>,
+        format: &str,
+        csv: Option<&CsvOptions>,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<u64> {
+        self.import_named(
+            "Analytics::import_as",
+            table,
+            path.as_ref(),
+            format,
+            csv,
+            progress,
+        )
+    }
+
+    fn import_named(
+        &self,
+        op: &'static str,
+        table: &str,
+        path: &Path,
+        format: &str,
+        csv: Option<&CsvOptions>,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<u64> {
+        let format = match format {
+            "parquet" => Format::Parquet,
+            "csv" | "tsv" => {
+                let mut options = csv.copied().unwrap_or_default();
+                if format == "tsv" && options.delimiter.is_none() {
+                    options.delimiter = Some('\t');
+                }
+                Format::Csv(options)
+            }
+            "json" => Format::Json,
+            "jsonl" | "ndjson" => Format::Jsonl,
+            other => {
+                return Err(Error::invalid(
+                    op,
+                    "format",
+                    format!("{other:?} is not one of parquet, csv, tsv, json, jsonl"),
+                ));
+            }
+        };
+        self.import(op, table, path, format, progress)
     }
 
     fn import(

@@ -16,7 +16,14 @@ use crate::scope::{DEFAULT_GROUP, Quota, ScopedConfig};
 
 const OP: &str = "Service::call";
 
-pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value> {
+/// Progress reporting for the long analytics actions (`import`, `export-parquet`).
+#[cfg(feature = "analytics")]
+pub(crate) type Progress<'a> = Option<crate::analytics::ProgressFn<'a>>;
+/// Without analytics there is nothing to report progress on.
+#[cfg(not(feature = "analytics"))]
+pub(crate) type Progress<'a> = Option<&'a std::convert::Infallible>;
+
+pub(crate) fn call(service: &Service, action: &str, args: Value, progress: Progress<'_>) -> Result<Value> {
     let a = Args::new(OP, &args)?;
     if let Some(name) = action.strip_prefix("store/scoped/") {
         let namespace = a.str("namespace")?;
@@ -53,7 +60,7 @@ pub(crate) fn call(service: &Service, action: &str, args: Value) -> Result<Value
         if name == "last-seq" {
             return Ok(json!({"seq": service.store().last_seq()?}));
         }
-        if let Some(result) = analytics_action(service, name, &a)? {
+        if let Some(result) = analytics_action(service, name, &a, progress)? {
             return Ok(result);
         }
     }
@@ -71,7 +78,7 @@ const ANALYTICS_ACTIONS: &[&str] = &[
 ];
 
 #[cfg(not(feature = "analytics"))]
-fn analytics_action(_: &Service, name: &str, _: &Args<'_>) -> Result<Option<Value>> {
+fn analytics_action(_: &Service, name: &str, _: &Args<'_>, _: Progress<'_>) -> Result<Option<Value>> {
     if ANALYTICS_ACTIONS.contains(&name) {
         return Err(Error::Unsupported {
             op: OP,
@@ -84,7 +91,12 @@ fn analytics_action(_: &Service, name: &str, _: &Args<'_>) -> Result<Option<Valu
 }
 
 #[cfg(feature = "analytics")]
-fn analytics_action(service: &Service, name: &str, a: &Args<'_>) -> Result<Option<Value>> {
+fn analytics_action(
+    service: &Service,
+    name: &str,
+    a: &Args<'_>,
+    progress: Progress<'_>,
+) -> Result<Option<Value>> {
     use crate::analytics::{CsvOptions, Value as V};
     if !ANALYTICS_ACTIONS.contains(&name) {
         return Ok(None);
@@ -120,22 +132,15 @@ fn analytics_action(service: &Service, name: &str, a: &Args<'_>) -> Result<Optio
                 },
             };
             let rows = match a.opt_str("format")? {
-                None => db.import_file(a.str("table")?, path, Some(&csv), None)?,
-                Some("csv") => db.import_csv(a.str("table")?, path, &csv)?,
-                Some("parquet") => db.import_parquet(a.str("table")?, path)?,
-                Some("json") => db.import_json(a.str("table")?, path)?,
-                Some("jsonl" | "ndjson") => db.import_jsonl(a.str("table")?, path)?,
-                Some(other) => {
-                    return Err(Error::invalid(
-                        OP,
-                        "format",
-                        format!("{other:?} is not one of csv, parquet, json, jsonl"),
-                    ));
-                }
+                None => db.import_file(a.str("table")?, path, Some(&csv), progress)?,
+                Some(format) => db.import_as(a.str("table")?, path, format, Some(&csv), progress)?,
             };
             json!({ "rows": rows })
         }
-        "export-parquet" => json!({"rows": db.export_parquet(a.str("table")?, a.str("path")?)?}),
+        "export-parquet" => {
+            let rows = db.export_parquet_with(a.str("table")?, a.str("path")?, "zstd", progress)?;
+            json!({ "rows": rows })
+        }
         "export-split-parquet" => {
             let manifest = db.export_split_parquet(a.str("table")?, a.str("dir")?, a.str("column")?)?;
             serde_json::to_value(manifest).map_err(|e| Error::json(OP, e))?

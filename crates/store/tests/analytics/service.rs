@@ -207,3 +207,50 @@ fn analytics_actions_after_close_are_closed_even_if_analytics_was_never_opened()
         "a closed service opened its database"
     );
 }
+
+#[test]
+fn call_with_progress_runs_import_with_a_forced_format_and_export() {
+    let (service, dir) = service();
+    let file = write(dir.path(), "rows.data", "a\tb\n1\tx\n2\ty\n");
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |p: store::analytics::ImportProgress| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            p.percentage.is_none_or(|pct| (0.0..=100.0).contains(&pct)),
+            "{p:?}"
+        );
+    };
+    let r = service
+        .call_with_progress(
+            "store/import",
+            json!({"table": "t", "path": file, "format": "tsv"}),
+            &progress,
+        )
+        .unwrap();
+    assert_eq!(r["rows"], 2);
+    let rows = service
+        .call("store/sql", json!({"sql": "SELECT a, b FROM t ORDER BY a"}))
+        .unwrap();
+    assert_eq!(rows["rows"], json!([[1, "x"], [2, "y"]]));
+
+    let out = dir.path().join("t.parquet");
+    let r = service
+        .call_with_progress(
+            "store/export-parquet",
+            json!({"table": "t", "path": out}),
+            &progress,
+        )
+        .unwrap();
+    assert_eq!(r["rows"], 2);
+    assert!(out.is_file());
+
+    let err = service
+        .call_with_progress(
+            "store/import",
+            json!({"table": "t", "path": file, "format": "xml"}),
+            &progress,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("format"));
+}

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::GroupRange;
 
 /// Bumped whenever the trigger definitions change; older triggers are replaced on open.
-const TRIGGER_VERSION: i64 = 2;
+const TRIGGER_VERSION: i64 = 3;
 const TRIGGERS: [&str; 5] = [
     "scope_usage_insert",
     "scope_usage_delete",
@@ -27,12 +27,11 @@ const TRIGGERS: [&str; 5] = [
 ];
 const META_KEY: &str = "scope_usage_triggers";
 
-/// `WHEN`-clause: the row's group is `<namespace>:<group>` with a valid namespace.
+/// `WHEN`-clause: the row's group is `<prefix>:<group>` with a prefix of namespace length.
+/// The prefix's characters are not checked (a `GLOB` was ~3% of a scoped write): a group such
+/// as `a b:c` only gets a counter row under `a b`, which no scope can ever name.
 fn namespaced(row: &str) -> String {
-    format!(
-        "(instr({row}.group_name, ':') BETWEEN 2 AND 65 \
-         AND substr({row}.group_name, 1, instr({row}.group_name, ':') - 1) NOT GLOB '*[^A-Za-z0-9-]*')"
-    )
+    format!("(instr({row}.group_name, ':') BETWEEN 2 AND 65)")
 }
 
 fn ns(row: &str) -> String {
