@@ -261,29 +261,52 @@ impl Harness {
         }
 
         let (window, keys) = (self.scale.read_window, self.scale.keys);
-        let r = measure(rounds, |round| {
-            let (store, _raw) = self.loaded_pair(true, keys)?;
-            let with_writer = || -> AnyResult<f64> {
-                let stop = Arc::new(AtomicBool::new(false));
-                let writer = {
-                    let (store, stop) = (store.clone(), Arc::clone(&stop));
-                    std::thread::spawn(move || -> store::Result<u64> {
-                        let mut i = 0u64;
-                        while !stop.load(Ordering::Relaxed) {
-                            store.set("writes", &format!("w{}", i % 1000), VALUE)?;
-                            i += 1;
-                        }
-                        Ok(i)
-                    })
+        // Writer rate (sets/s, `None` = flat out) and how much each reader memory-maps
+        // (`None` = the default, `DEFAULT_READER_MMAP_BYTES`).
+        let cases: [(&str, Option<u32>, Option<u64>, f64); 5] = [
+            (
+                "get with a writer at 1,000 sets/s vs without (file)",
+                Some(1_000),
+                None,
+                0.7,
+            ),
+            ("  (info) same, readers without mmap", Some(1_000), Some(0), 0.0),
+            ("  (info) writer at 10,000 sets/s", Some(10_000), None, 0.0),
+            ("  (info) writer flat out", None, None, 0.0),
+            (
+                "  (info) writer flat out, readers without mmap",
+                None,
+                Some(0),
+                0.0,
+            ),
+        ];
+        for (label, rate, mmap, target) in cases {
+            let r = measure(rounds, |round| {
+                let mut config = StoreConfig::file(self.path("concurrent"))
+                    .with_purge_interval(Duration::ZERO)
+                    .with_change_feed(false);
+                if let Some(bytes) = mmap {
+                    config = config.with_reader_mmap_bytes(bytes);
+                }
+                let store = Store::open_with(config)?;
+                store_txn_sets(&store, 0, keys)?;
+                // Reads come from a checkpointed database file, not from a long write-ahead log.
+                store.sync()?;
+                let with_writer = || -> AnyResult<f64> {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let writer = {
+                        let (store, stop) = (store.clone(), Arc::clone(&stop));
+                        std::thread::spawn(move || write_until(&store, &stop, rate))
+                    };
+                    let reads = reads_for(&store, window, keys);
+                    stop.store(true, Ordering::Relaxed);
+                    writer.join().map_err(|_| "writer thread panicked")??;
+                    reads
                 };
-                let reads = reads_for(&store, window, keys);
-                stop.store(true, Ordering::Relaxed);
-                writer.join().map_err(|_| "writer thread panicked")??;
-                reads
-            };
-            pair(round, with_writer, || reads_for(&store, window, keys))
-        })?;
-        self.report("get with a concurrent writer vs without (file)", 0.7, r);
+                pair(round, with_writer, || reads_for(&store, window, keys))
+            })?;
+            self.report(label, target, r);
+        }
         Ok(())
     }
 
@@ -418,6 +441,23 @@ fn time_ops(ops: usize, f: impl FnOnce() -> AnyResult<()>) -> AnyResult<f64> {
     let start = Instant::now();
     f()?;
     Ok(ops as f64 / start.elapsed().max(Duration::from_nanos(1)).as_secs_f64())
+}
+
+/// Autocommit sets until `stop`, paced to `rate` sets per second (`None`: flat out).
+fn write_until(store: &Store, stop: &AtomicBool, rate: Option<u32>) -> store::Result<u64> {
+    let start = Instant::now();
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        store.set("writes", &format!("w{}", i % 1000), VALUE)?;
+        i += 1;
+        if let Some(rate) = rate {
+            let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    Ok(i)
 }
 
 fn reads_for(store: &Store, window: Duration, keys: usize) -> AnyResult<f64> {

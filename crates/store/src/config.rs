@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 /// SQLite's default 10^9-byte row limit rules out 1 GiB).
 pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
+/// Default [`StoreConfig::reader_mmap_bytes`]: 64 MiB of the database file per reader.
+pub const DEFAULT_READER_MMAP_BYTES: u64 = 64 << 20;
+
 /// Largest number of reader connections a store may pool.
 pub const MAX_READERS: usize = 64;
 
@@ -126,11 +129,21 @@ pub struct StoreConfig {
     pub max_value_bytes: usize,
     /// The durable change feed (see [`ChangeFeedConfig`]).
     pub changes: ChangeFeedConfig,
-    /// File stores: once the write-ahead log holds this many pages, a background thread
-    /// checkpoints it into the database file, so no write pays for a checkpoint (default 1,000,
-    /// SQLite's own threshold; `0` leaves checkpoints to SQLite, inline in the write that
-    /// crosses the threshold).
+    /// File stores: `0` (default) leaves WAL checkpoints to SQLite, which runs one inline in
+    /// the write that takes the log past 1,000 pages (that write stalls for a copy and two
+    /// fsyncs). `N > 0` hands them to a background thread that checkpoints once the log holds
+    /// `N` pages. Measured on 50,000 autocommit sets: p99.9 latency 2.5 ms → 0.23 ms, median
+    /// 8 → 12 µs, same throughput; choose it when write stalls matter more than the median.
     pub checkpoint_pages: u32,
+    /// File stores: how much of the database file each reader connection memory-maps
+    /// (`PRAGMA mmap_size`; default [`DEFAULT_READER_MMAP_BYTES`], 64 MiB; `0` = off, SQLite's
+    /// own default). Every commit empties each reader's page cache; with the file mapped,
+    /// re-reading a page needs no system call. With one writer committing 1,000 sets/s, gets
+    /// ran at 0.88× their no-writer rate with a mapping and 0.60× without; under a writer
+    /// committing flat out, 0.19× vs 0.24× (the growing file is remapped). Trade-offs: an I/O
+    /// error on a mapped page arrives as `SIGBUS` instead of an error, and mapped pages count in
+    /// the process's RSS (they are the OS's file cache, not extra memory).
+    pub reader_mmap_bytes: u64,
     /// The time source (default [`SystemClock`]); tests use [`ManualClock`](crate::ManualClock).
     pub clock: Arc<dyn Clock>,
 }
@@ -172,7 +185,8 @@ impl StoreConfig {
             watch_capacity: 16,
             purge_interval: Duration::from_secs(60),
             max_value_bytes: MAX_VALUE_BYTES,
-            checkpoint_pages: 1000,
+            checkpoint_pages: 0,
+            reader_mmap_bytes: DEFAULT_READER_MMAP_BYTES,
             clock: Arc::new(SystemClock),
         }
     }
@@ -224,8 +238,8 @@ impl StoreConfig {
         self
     }
 
-    /// Sets the background checkpoint threshold in WAL pages (builder style; `0` = SQLite's
-    /// inline checkpoints).
+    /// Sets the background checkpoint threshold in WAL pages (builder style; `0`, the default,
+    /// = SQLite's inline checkpoints). See [`StoreConfig::checkpoint_pages`].
     ///
     /// # Examples
     /// ```
@@ -234,6 +248,19 @@ impl StoreConfig {
     /// ```
     pub fn with_checkpoint_pages(mut self, pages: u32) -> Self {
         self.checkpoint_pages = pages;
+        self
+    }
+
+    /// Sets how much of the file each reader memory-maps (builder style; `0` = off). See
+    /// [`StoreConfig::reader_mmap_bytes`].
+    ///
+    /// # Examples
+    /// ```
+    /// let config = store::StoreConfig::file("x.db").with_reader_mmap_bytes(256 << 20);
+    /// assert_eq!(config.reader_mmap_bytes, 256 << 20);
+    /// ```
+    pub fn with_reader_mmap_bytes(mut self, bytes: u64) -> Self {
+        self.reader_mmap_bytes = bytes;
         self
     }
 

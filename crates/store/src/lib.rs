@@ -37,7 +37,10 @@ pub mod scope;
 mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
-pub use config::{ChangeFeedConfig, Durability, Location, MAX_READERS, MAX_VALUE_BYTES, StoreConfig};
+pub use config::{
+    ChangeFeedConfig, DEFAULT_READER_MMAP_BYTES, Durability, Location, MAX_READERS, MAX_VALUE_BYTES,
+    StoreConfig,
+};
 pub use error::{Error, ErrorKind, QuotaLimit, Result};
 pub use events::{CallbackGuard, Event, EventKind, Subscription, WatchOptions};
 pub use kv::{Change, ChangeBatch, Entry, EntryIter, GroupIter, Kv, Store, Transaction, Versioned};

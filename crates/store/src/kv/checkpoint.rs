@@ -1,12 +1,14 @@
-//! Background WAL checkpoints for file stores.
+//! Optional background WAL checkpoints for file stores (`StoreConfig::checkpoint_pages > 0`).
 //!
 //! By default SQLite checkpoints a WAL database from inside the commit that pushes the log past
 //! 1,000 pages: that one write copies the log into the database file and fsyncs both before it
-//! returns. Profiled on autocommit sets, those inline checkpoints were ~18% of the writer's CPU
-//! plus its only I/O waits. Here the writer's WAL hook merely wakes a thread that runs a
-//! `PASSIVE` checkpoint on its own connection, which never blocks writers or readers. Should the
-//! log still grow to [`SAFETY_FACTOR`] times the threshold (the thread starved or failing), the
-//! committing writer checkpoints inline, exactly as SQLite would have.
+//! returns, a multi-millisecond stall every few hundred writes. With a threshold set, the
+//! writer's WAL hook only wakes a thread that runs a `PASSIVE` checkpoint on its own
+//! connection, which never blocks writers or readers. Measured on 50,000 autocommit sets, p99.9
+//! latency fell from ~2.5 ms to ~0.23 ms while the median rose from 8 to 12 µs (the checkpoint
+//! now overlaps writes) and throughput stayed the same, hence opt-in. Should the log still grow
+//! to [`SAFETY_FACTOR`] times the threshold (the thread starved or failing), the committing
+//! writer checkpoints inline, exactly as SQLite would have.
 
 use std::path::Path;
 use std::sync::Arc;

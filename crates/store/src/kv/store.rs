@@ -155,7 +155,10 @@ impl Store {
                 let mut writer = conn::open_file_writer(OP, path, config.durability, config.busy_timeout)?;
                 ensure_schema(OP, &writer)?;
                 let readers = (0..config.readers)
-                    .map(|_| conn::open_file_reader(OP, path, config.durability, config.busy_timeout))
+                    .map(|_| {
+                        let (durability, busy) = (config.durability, config.busy_timeout);
+                        conn::open_file_reader(OP, path, durability, busy, config.reader_mmap_bytes)
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 let checkpointer = Checkpointer::start(OP, path, &config, &mut writer)?;
                 (writer, readers, true, checkpointer)

@@ -1,6 +1,7 @@
-//! WAL checkpoints of file stores: a background thread copies the log into the database file
-//! once it reaches `checkpoint_pages`, so the log stays bounded while the store stays open, and
-//! no write has to do it inline.
+//! WAL checkpoints of file stores: SQLite's inline checkpoints by default; with
+//! `checkpoint_pages` set, a background thread copies the log into the database file once it
+//! reaches that size, so the log stays bounded while the store stays open and no write has to
+//! do it inline.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -78,10 +79,17 @@ fn nothing_is_checkpointed_below_the_threshold() {
 }
 
 #[test]
-fn zero_pages_leaves_checkpoints_to_sqlite() {
+fn by_default_sqlite_checkpoints_inline() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let store = Store::open_with(config(&path, 0)).unwrap();
+    let defaults = StoreConfig::file(&path);
+    assert_eq!(defaults.checkpoint_pages, 0);
+    let store = Store::open_with(
+        defaults
+            .with_purge_interval(Duration::ZERO)
+            .with_change_feed(false),
+    )
+    .unwrap();
     write_many(&store, 1500);
     // SQLite checkpoints inline every 1,000 pages: done by the time the writes return.
     assert!(file_len(&path) >= 1 << 20, "main file {} bytes", file_len(&path));
@@ -106,4 +114,22 @@ fn readers_and_writers_keep_working_during_background_checkpoints() {
     assert!(reader.join().unwrap() <= 1000);
     assert_eq!(store.count("bulk").unwrap(), 1000);
     store.close().unwrap();
+}
+
+#[test]
+fn readers_see_every_commit_with_and_without_a_memory_map() {
+    for mmap in [0, store::DEFAULT_READER_MMAP_BYTES, 4096] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open_with(config(&path, 0).with_reader_mmap_bytes(mmap)).unwrap();
+        assert_eq!(store.config().reader_mmap_bytes, mmap);
+        // Grow the file past a small mapping, then overwrite: every read sees the last commit.
+        write_many(&store, 300);
+        store.sync().unwrap();
+        for round in 0..50 {
+            store.set("bulk", "key-00007", &format!("round {round}")).unwrap();
+            assert_eq!(store.get("bulk", "key-00007").unwrap(), format!("round {round}"));
+        }
+        assert_eq!(store.count("bulk").unwrap(), 300, "mmap {mmap}");
+    }
 }

@@ -70,14 +70,19 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Opens a reader on an existing file database.
+/// Opens a reader on an existing file database, memory-mapping up to `mmap_bytes` of it.
 pub(crate) fn open_file_reader(
     op: &'static str,
     path: &Path,
     durability: Durability,
     busy: Duration,
+    mmap_bytes: u64,
 ) -> Result<Connection> {
     let conn = open_existing(op, path, durability, busy, "reader")?;
+    if mmap_bytes > 0 {
+        conn.pragma_update(None, "mmap_size", crate::validate::clamp_i64(mmap_bytes))
+            .ctx(op, "set mmap_size")?;
+    }
     // Readers never write; this turns any accidental write into an error instead of a second
     // writer competing for the lock.
     conn.pragma_update(None, "query_only", true)
