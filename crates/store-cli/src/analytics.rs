@@ -28,7 +28,7 @@ pub struct ImportArgs {
     /// A .parquet, .csv, .tsv, .json or .jsonl file.
     file: String,
     /// Override the format the extension implies.
-    #[arg(long, value_parser = ["csv", "parquet", "json", "jsonl"])]
+    #[arg(long, value_parser = ["csv", "tsv", "parquet", "json", "jsonl", "ndjson"])]
     format: Option<String>,
     /// The CSV has no header line.
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the KV layer: set, get, get_all, file-backed set, render.
 //!
-//! `cargo bench -p store --bench kv`. The ratios against raw rusqlite live in the comparison
+//! `cargo bench -p store --no-default-features --bench kv` (SQLite-only: no release build of
+//! DuckDB). The ratios against raw rusqlite live in the comparison
 //! harness (`cargo run --release -p store --no-default-features --example kv_vs_rusqlite`).
 
 use std::time::Duration;

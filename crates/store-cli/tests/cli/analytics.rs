@@ -144,3 +144,20 @@ fn scoring_ensure_then_inventory_lists_the_tables() {
     let v = home.json(&["inventory"]);
     assert_eq!(v["total_rows"], 0, "{v}");
 }
+
+#[test]
+fn import_with_an_explicit_format_ignores_the_extension() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.dat");
+    std::fs::write(&file, "a\tb\n1\tx\n2\ty\n").unwrap();
+    let v = home.json(&["import", "t", file.to_str().unwrap(), "--format", "tsv"]);
+    assert_eq!(v["rows"], 2);
+    assert_eq!(
+        home.json(&["sql", "SELECT b FROM t ORDER BY a"])["rows"],
+        json!([["x"], ["y"]])
+    );
+    // Without --format the extension decides, and .dat says nothing.
+    let error = home.json_fail(&["import", "t", file.to_str().unwrap()]);
+    assert_eq!(error["kind"], "invalid_input");
+}
