@@ -142,12 +142,9 @@ pub fn export_split(
     dir: String,
     out: &Output,
 ) -> store::Result<()> {
-    let r = with_spinner(out, &format!("splitting {table} by {column}"), || {
-        service.call(
-            "store/export-split-parquet",
-            json!({"table": table, "column": column, "dir": dir}),
-        )
-    })?;
+    let request = json!({"table": table, "column": column, "dir": dir});
+    let message = format!("splitting {table} by {column}");
+    let r = with_progress(out, &message, service, "store/export-split-parquet", request)?;
     out.result(&r, |o, r| {
         let files = r["files"].as_array().map(Vec::len).unwrap_or(0);
         o.line(format!(
@@ -220,17 +217,4 @@ fn with_progress(
     request: Value,
 ) -> store::Result<Value> {
     service.call(action, request)
-}
-
-/// Runs `work` under a spinner on stderr, when interactive (for work without a progress
-/// estimate).
-fn with_spinner<T>(out: &Output, message: &str, work: impl FnOnce() -> T) -> T {
-    if !interactive(out) {
-        return work();
-    }
-    let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_string());
-    bar.enable_steady_tick(Duration::from_millis(100));
-    let result = work();
-    bar.finish_and_clear();
-    result
 }

@@ -243,8 +243,9 @@ impl Service {
     }
 
     /// [`Service::call`], reporting DuckDB's progress estimate to `progress` while the
-    /// long analytics actions (`store/import`, `store/export-parquet`) run; other actions
-    /// ignore it. The CLI draws its progress bars from this.
+    /// long analytics actions (`store/import`, `store/export-parquet`,
+    /// `store/export-split-parquet`) run; other actions ignore it. The CLI draws its progress
+    /// bars from this.
     ///
     /// # Examples
     /// ```

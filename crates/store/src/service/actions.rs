@@ -16,7 +16,8 @@ use crate::scope::{DEFAULT_GROUP, Quota, ScopedConfig};
 
 const OP: &str = "Service::call";
 
-/// Progress reporting for the long analytics actions (`import`, `export-parquet`).
+/// Progress reporting for the long analytics actions (`import`, `export-parquet`,
+/// `export-split-parquet`).
 #[cfg(feature = "analytics")]
 pub(crate) type Progress<'a> = Option<crate::analytics::ProgressFn<'a>>;
 /// Without analytics there is nothing to report progress on.
@@ -142,7 +143,8 @@ fn analytics_action(
             json!({ "rows": rows })
         }
         "export-split-parquet" => {
-            let manifest = db.export_split_parquet(a.str("table")?, a.str("dir")?, a.str("column")?)?;
+            let (table, dir, column) = (a.str("table")?, a.str("dir")?, a.str("column")?);
+            let manifest = db.export_split_parquet_with(table, dir, column, progress)?;
             serde_json::to_value(manifest).map_err(|e| Error::json(OP, e))?
         }
         "scoring/ensure" => {

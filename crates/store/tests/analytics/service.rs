@@ -244,6 +244,17 @@ fn call_with_progress_runs_import_with_a_forced_format_and_export() {
     assert_eq!(r["rows"], 2);
     assert!(out.is_file());
 
+    let split = dir.path().join("by-b");
+    let r = service
+        .call_with_progress(
+            "store/export-split-parquet",
+            json!({"table": "t", "column": "b", "dir": split}),
+            &progress,
+        )
+        .unwrap();
+    assert_eq!(r["total_rows"], 2);
+    assert!(split.join("b=x").join("data.parquet").is_file());
+
     let err = service
         .call_with_progress(
             "store/import",
