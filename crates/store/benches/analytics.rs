@@ -7,22 +7,11 @@
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_main};
-use store::analytics::{Analytics, CHECKPOINT_SCORES, CheckpointScore};
+use store::analytics::{Analytics, CHECKPOINT_SCORES};
 
-fn rows(n: usize) -> Vec<CheckpointScore> {
-    (0..n)
-        .map(|i| CheckpointScore {
-            model: format!("model-{}", i % 7),
-            run_id: format!("run-{}", i / 1000),
-            label: format!("ckpt-{i}"),
-            iteration: (i % 100_000) as i32,
-            correct: (i % 97) as i32,
-            total: 100,
-            accuracy: f64::from((i % 97) as i32) / 100.0,
-            scored_at: None,
-        })
-        .collect()
-}
+#[path = "../examples/harness/checkpoint_rows.rs"]
+mod checkpoint_rows;
+use checkpoint_rows::checkpoint_rows;
 
 fn analytics(c: &mut Criterion) {
     let mut group = c.benchmark_group("analytics");
@@ -33,7 +22,7 @@ fn analytics(c: &mut Criterion) {
 
     let db = Analytics::in_memory().expect("open");
     db.ensure_scoring_tables().expect("scoring tables");
-    let batch = rows(10_000);
+    let batch = checkpoint_rows(10_000);
     group.bench_function("append_checkpoint_scores/10k", |b| {
         b.iter_batched(
             || {

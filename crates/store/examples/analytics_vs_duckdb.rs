@@ -22,6 +22,13 @@ use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use store::analytics::{Analytics, CHECKPOINT_SCORES, CheckpointScore};
 
+#[path = "harness/checkpoint_rows.rs"]
+mod checkpoint_rows;
+#[path = "harness/rounds.rs"]
+mod rounds;
+use checkpoint_rows::checkpoint_rows;
+use rounds::{measure, pair};
+
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> AnyResult<()> {
@@ -77,7 +84,7 @@ fn main() -> AnyResult<()> {
 }
 
 fn export(db: &Analytics, dir: &Path, rounds: usize, export_rows: u64) -> AnyResult<()> {
-    let (s, b) = median_pair(rounds, |round| {
+    let (s, b) = measure(rounds, |round| {
         let store = || {
             time(|| {
                 db.export_parquet("big", dir.join(format!("s{round}.parquet")))
@@ -93,7 +100,7 @@ fn export(db: &Analytics, dir: &Path, rounds: usize, export_rows: u64) -> AnyRes
                 ))
             })
         };
-        alternate(round, store, base)
+        pair(round, store, base)
     })?;
     report(
         &format!("export_parquet of {export_rows} rows vs COPY TO parquet"),
@@ -107,7 +114,7 @@ fn export(db: &Analytics, dir: &Path, rounds: usize, export_rows: u64) -> AnyRes
 fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
     let mut plain = 0.0;
     for (label, column) in [("10", "m10"), ("1,000", "m1000"), ("10,000", "m10000")] {
-        let (s, b) = median_pair(rounds, |round| {
+        let (s, b) = measure(rounds, |round| {
             let out = dir.join(format!("split-{column}-{round}"));
             let base_out = dir.join(format!("part-{column}-{round}"));
             let store = || time(|| db.export_split_parquet("big", &out, column).map(drop));
@@ -119,7 +126,7 @@ fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
                     ))
                 })
             };
-            let times = alternate(round, store, base)?;
+            let times = pair(round, store, base)?;
             let _ = std::fs::remove_dir_all(&out);
             let _ = std::fs::remove_dir_all(&base_out);
             Ok(times)
@@ -131,7 +138,7 @@ fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
             "<= 1.00",
         );
         if plain == 0.0 {
-            let (_, p) = median_pair(rounds, |round| {
+            let (_, p) = measure(rounds, |round| {
                 let path = dir.join(format!("plain{round}.parquet"));
                 let t = time(|| {
                     db.exec_batch(&format!(
@@ -156,21 +163,10 @@ fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
 
 fn ingest(db: &Analytics, rounds: usize, ingest_rows: usize) -> AnyResult<()> {
     db.ensure_scoring_tables()?;
-    let rows: Vec<CheckpointScore> = (0..ingest_rows)
-        .map(|i| CheckpointScore {
-            model: format!("model-{}", i % 7),
-            run_id: format!("run-{}", i / 1000),
-            label: format!("ckpt-{i}"),
-            iteration: (i % 100_000) as i32,
-            correct: (i % 97) as i32,
-            total: 100,
-            accuracy: f64::from((i % 97) as i32) / 100.0,
-            scored_at: None,
-        })
-        .collect();
+    let rows = checkpoint_rows(ingest_rows);
     let batch = raw_batch(&rows)?;
     let clear = || db.exec_batch(&format!("DELETE FROM {CHECKPOINT_SCORES}"));
-    let (s, b) = median_pair(rounds, |round| {
+    let (s, b) = measure(rounds, |round| {
         let store = || {
             clear()?;
             let owned = rows.clone(); // the API takes rows by value; cloning is not part of ingestion
@@ -180,7 +176,7 @@ fn ingest(db: &Analytics, rounds: usize, ingest_rows: usize) -> AnyResult<()> {
             clear()?;
             time(|| raw_append(db, batch.clone()))
         };
-        alternate(round, store, base)
+        pair(round, store, base)
     })?;
     report(
         &format!(
@@ -220,35 +216,6 @@ fn time<E: Into<Box<dyn std::error::Error>>>(f: impl FnOnce() -> Result<(), E>) 
     let start = Instant::now();
     f().map_err(Into::into)?;
     Ok(start.elapsed().as_secs_f64())
-}
-
-/// Runs `f(round)` for each round and returns the medians of its (store, baseline) times.
-fn median_pair(rounds: usize, mut f: impl FnMut(usize) -> AnyResult<(f64, f64)>) -> AnyResult<(f64, f64)> {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let (x, y) = f(round)?;
-        a.push(x);
-        b.push(y);
-    }
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
-    Ok((a[a.len() / 2], b[b.len() / 2]))
-}
-
-/// Times `store` and `base`, the store first in even rounds and second in odd ones, so that
-/// neither side always runs on a machine the other just left busy (page cache, writeback).
-fn alternate(
-    round: usize,
-    store: impl FnOnce() -> AnyResult<f64>,
-    base: impl FnOnce() -> AnyResult<f64>,
-) -> AnyResult<(f64, f64)> {
-    if round % 2 == 0 {
-        let s = store()?;
-        Ok((s, base()?))
-    } else {
-        let b = base()?;
-        Ok((store()?, b))
-    }
 }
 
 /// The raw baseline's input: the same rows, already columnar.

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 use store::{Kv, Quota, ScopedConfig, Store, StoreConfig};
 
+#[path = "harness/rounds.rs"]
+mod rounds;
+use rounds::{measure, pair};
+
 const GROUP: &str = "bench";
 const VALUE: &str = "a-typical-value-of-some-thirty-two-bytes";
 
@@ -404,37 +408,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Runs `round` several times and returns the median (store, baseline) throughput.
-fn measure(n: usize, mut round: impl FnMut(usize) -> AnyResult<(f64, f64)>) -> AnyResult<(f64, f64)> {
-    let (mut store, mut base) = (Vec::new(), Vec::new());
-    for r in 0..n {
-        let (s, b) = round(r)?;
-        store.push(s);
-        base.push(b);
-    }
-    Ok((median(store), median(base)))
-}
-
-/// Measures both sides, alternating which goes first so warm-up effects cancel out.
-fn pair(
-    round: usize,
-    store: impl FnOnce() -> AnyResult<f64>,
-    base: impl FnOnce() -> AnyResult<f64>,
-) -> AnyResult<(f64, f64)> {
-    if round % 2 == 0 {
-        let s = store()?;
-        Ok((s, base()?))
-    } else {
-        let b = base()?;
-        Ok((store()?, b))
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn time_ops(ops: usize, f: impl FnOnce() -> AnyResult<()>) -> AnyResult<f64> {
