@@ -22,13 +22,12 @@
 //! directory and leaves nothing partial behind. Row counts come from the files' Parquet
 //! footers, not from a second scan of the table.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
 
 use super::footer;
-use super::io::{ProgressFn, ensure_parent, with_progress};
+use super::io::{ProgressFn, ensure_parent, parquet_rows, with_progress};
 use super::{Analytics, require_table, sql};
 use crate::error::{Error, Result};
 
@@ -418,12 +417,14 @@ fn collect(
             rows: 0,
         });
     }
-    if !prepare_dirs(op, &mut staged)? {
-        let all: Vec<PathBuf> = staged.iter().flat_map(|s| s.files.iter().cloned()).collect();
-        let mut counts = metadata_row_counts(op, conn, staging, &all)?.into_iter();
-        for s in &mut staged {
-            s.rows = counts.by_ref().take(s.files.len()).sum();
-        }
+    // Directories with a footer the quick reader could not parse are counted by DuckDB.
+    for i in prepare_dirs(op, &mut staged)? {
+        let s = &mut staged[i];
+        s.rows = s
+            .files
+            .iter()
+            .map(|f| parquet_rows(op, conn, f))
+            .sum::<Result<u64>>()?;
     }
     // Marker keys stand for values we must read back: the NULL marker's spelling and long ones.
     let keyed = layout == Layout::Keyed;
@@ -458,33 +459,6 @@ fn collect(
         s.value = value;
     }
     Ok(staged)
-}
-
-/// Row counts of `files` (all under `staging`) as DuckDB reads them from the footers, in order.
-fn metadata_row_counts(
-    op: &'static str,
-    conn: &Connection,
-    staging: &Path,
-    files: &[PathBuf],
-) -> Result<Vec<u64>> {
-    let glob = sql::path_literal(op, &staging.join("*").join("*.parquet"))?;
-    let mut by_file: BTreeMap<String, u64> = BTreeMap::new();
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT file_name, num_rows FROM parquet_file_metadata({glob})"
-        ))
-        .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
-    for row in rows {
-        let (file, n) = row.map_err(|e| Error::duckdb(op, "read staged file metadata", e))?;
-        by_file.insert(file, n.max(0) as u64);
-    }
-    Ok(files
-        .iter()
-        .map(|f| by_file.get(f.to_string_lossy().as_ref()).copied().unwrap_or(0))
-        .collect())
 }
 
 /// Moves staged partitions to their final names and writes the manifest.
@@ -544,8 +518,9 @@ fn publish(
 
 /// Names and counts the files of every staged directory, on a few threads: with thousands of
 /// values, this per-directory file work is most of what the export adds to DuckDB's own COPY.
-/// Returns false if some footer could not be read (the caller then asks DuckDB for the counts).
-fn prepare_dirs(op: &'static str, staged: &mut [Staged]) -> Result<bool> {
+/// Returns the positions of the directories with a footer the quick reader could not parse
+/// (their `rows` are left for the caller to count).
+fn prepare_dirs(op: &'static str, staged: &mut [Staged]) -> Result<Vec<usize>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
@@ -553,29 +528,30 @@ fn prepare_dirs(op: &'static str, staged: &mut [Staged]) -> Result<bool> {
     std::thread::scope(|scope| {
         let workers: Vec<_> = staged
             .chunks_mut(chunk)
-            .map(|part| {
+            .enumerate()
+            .map(|(c, part)| {
                 scope.spawn(move || {
-                    let mut counted = true;
-                    for s in part {
+                    let mut uncounted = Vec::new();
+                    for (i, s) in part.iter_mut().enumerate() {
                         s.files = name_files(op, &s.dir)?;
                         match s.files.iter().map(|f| footer::num_rows(f)).sum::<Option<u64>>() {
                             Some(rows) => s.rows = rows,
-                            None => counted = false,
+                            None => uncounted.push(c * chunk + i),
                         }
                     }
-                    Ok(counted)
+                    Ok(uncounted)
                 })
             })
             .collect();
-        let mut counted = true;
+        let mut uncounted = Vec::new();
         for worker in workers {
             // A worker only panics if the standard library does; report it as an error.
             let result = worker
                 .join()
                 .map_err(|_| Error::invalid(op, "out_dir", "a thread preparing the staged files panicked"))?;
-            counted &= result?;
+            uncounted.extend(result?);
         }
-        Ok(counted)
+        Ok(uncounted)
     })
 }
 
