@@ -164,37 +164,22 @@ pub(crate) fn live_usage(conn: &Connection, namespace: &str, now: i64) -> rusqli
     subtract_expired(conn, namespace, now, totals)
 }
 
-/// What a quota check needs, read in one statement: the byte size (key + value) of the live
-/// entry at (`group`, `key`) if there is one (computed in SQL, so a large old value is never
-/// copied out), and the namespace's live usage.
-pub(crate) fn quota_state(
+/// The byte size (key + value) of the live entry at (group, key), if there is one; computed
+/// in SQL so a large old value is never copied out.
+pub(crate) fn live_entry_bytes(
     conn: &Connection,
-    namespace: &str,
     group: &str,
     key: &str,
     now: i64,
-) -> rusqlite::Result<(Option<u64>, LiveUsage)> {
-    let (existing, totals): (Option<i64>, Option<Totals>) = conn
+) -> rusqlite::Result<Option<u64>> {
+    let bytes: Option<i64> = conn
         .prepare_cached(
-            "SELECT (SELECT length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB)) FROM entries
-                     WHERE group_name = ?2 AND entry_key = ?3 AND (expires_at IS NULL OR expires_at > ?4)),
-                    u.keys, u.bytes, u.ttl_keys, u.groups
-             FROM scope_usage AS u WHERE u.namespace = ?1
-             UNION ALL
-             SELECT (SELECT length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB)) FROM entries
-                     WHERE group_name = ?2 AND entry_key = ?3 AND (expires_at IS NULL OR expires_at > ?4)),
-                    NULL, NULL, NULL, NULL
-             WHERE NOT EXISTS (SELECT 1 FROM scope_usage WHERE namespace = ?1)",
+            "SELECT length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB)) FROM entries
+             WHERE group_name = ?1 AND entry_key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
         )?
-        .query_row(params![namespace, group, key, now], |r| {
-            let totals = match r.get::<_, Option<i64>>(1)? {
-                Some(keys) => Some((keys, r.get(2)?, r.get(3)?, r.get(4)?)),
-                None => None,
-            };
-            Ok((r.get(0)?, totals))
-        })?;
-    let usage = subtract_expired(conn, namespace, now, totals)?;
-    Ok((existing.map(|b| b.max(0) as u64), usage))
+        .query_row(params![group, key, now], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.map(|b| b.max(0) as u64))
 }
 
 /// (keys, bytes, ttl_keys, groups) as stored.
