@@ -480,7 +480,6 @@ fn tmp_path(path: &Path) -> std::path::PathBuf {
     path.with_file_name(name)
 }
 
-/// Runs `work` while a helper thread reports DuckDB's progress estimate to `progress`.
 /// Rows in a Parquet file, from its footer (DuckDB reads it if the quick reader cannot).
 pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> Result<u64> {
     if let Some(rows) = super::footer::num_rows(path) {
@@ -495,6 +494,7 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
         .map_err(|e| Error::duckdb(op, format!("read the row count of {}", path.display()), e))
 }
 
+/// Runs `work` while a helper thread reports DuckDB's progress estimate to `progress`.
 pub(crate) fn with_progress<T>(
     conn: &Connection,
     progress: Option<ProgressFn<'_>>,
