@@ -151,12 +151,7 @@ impl Compact<'_> {
                     n => u64::from(n),
                 };
                 for _ in 0..size {
-                    // Booleans inside collections take one byte each.
-                    if elem == BOOL_TRUE || elem == BOOL_FALSE {
-                        self.advance(1)?;
-                    } else {
-                        self.skip(elem, depth + 1)?;
-                    }
+                    self.skip_element(elem, depth + 1)?;
                 }
                 Some(())
             }
@@ -187,6 +182,7 @@ impl Compact<'_> {
         }
     }
 
+    /// A list, set or map element: booleans there take one byte each.
     fn skip_element(&mut self, kind: u8, depth: u32) -> Option<()> {
         if kind == BOOL_TRUE || kind == BOOL_FALSE {
             self.advance(1)
