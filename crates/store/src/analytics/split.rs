@@ -220,19 +220,24 @@ impl Analytics {
         let result = self.with_conn(OP, |conn| {
             let table_sql = require_table(OP, conn, table)?;
             let columns = require_column(OP, conn, table, column)?;
-            let mut layout = Layout::for_column(column, columns);
-            if layout != Layout::Keyed {
-                match stage(OP, conn, &table_sql, &column_sql, &staging, layout, progress) {
-                    Err(e) if e.to_string().contains(NAME_TOO_LONG) => {
-                        remove_staging(OP, &staging)?;
-                        layout = Layout::Keyed;
-                    }
-                    other => other?,
+            let first = Layout::for_column(column, columns);
+            let layout = match stage(OP, conn, &table_sql, &column_sql, &staging, first, progress) {
+                // A value too long for a directory name: redo the COPY with computed keys.
+                Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => {
+                    remove_staging(OP, &staging)?;
+                    stage(
+                        OP,
+                        conn,
+                        &table_sql,
+                        &column_sql,
+                        &staging,
+                        Layout::Keyed,
+                        progress,
+                    )?;
+                    Layout::Keyed
                 }
-            }
-            if layout == Layout::Keyed {
-                stage(OP, conn, &table_sql, &column_sql, &staging, layout, progress)?;
-            }
+                other => other.map(|()| first)?,
+            };
             collect(OP, conn, &staging, column, &column_sql, layout)
         });
         let staged = match result {
