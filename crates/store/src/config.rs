@@ -139,8 +139,9 @@ pub struct StoreConfig {
     /// (`PRAGMA mmap_size`; default [`DEFAULT_READER_MMAP_BYTES`], 64 MiB; `0` = off, SQLite's
     /// own default). Every commit empties each reader's page cache; with the file mapped,
     /// re-reading a page needs no system call. With one writer committing 1,000 sets/s, gets
-    /// ran at 0.88× their no-writer rate with a mapping and 0.60× without; under a writer
-    /// committing flat out, 0.19× vs 0.24× (the growing file is remapped). Trade-offs: an I/O
+    /// ran at 0.86–0.88× their no-writer rate with a mapping and 0.60–0.79× without (over
+    /// runs); under a writer committing flat out, 0.15–0.19× vs 0.24–0.26× (the growing file
+    /// is remapped). Trade-offs: an I/O
     /// error on a mapped page arrives as `SIGBUS` instead of an error, and mapped pages count in
     /// the process's RSS (they are the OS's file cache, not extra memory).
     pub reader_mmap_bytes: u64,
