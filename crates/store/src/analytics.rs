@@ -516,13 +516,22 @@ pub(crate) fn query_on(
         .query(duckdb::params_from_iter(params.iter()))
         .map_err(|e| Error::duckdb(op, "execute", e))?;
     let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
-    // duckdb-rs cannot read a value of a NULL-typed column (`SELECT NULL`): it would panic, so
-    // such columns are answered without asking it.
-    let null_typed: Vec<bool> = (0..columns.len())
-        .map(|i| {
-            rows.as_ref()
-                .is_some_and(|s| s.column_type(i) == duckdb::arrow::datatypes::DataType::Null)
+    // duckdb-rs panics on a value of a NULL-typed column (`SELECT NULL`) or one with an untyped
+    // NULL nested inside (`SELECT [NULL]`): the first are answered without asking it, the
+    // others are read from their Arrow arrays.
+    let types: Vec<_> = (0..columns.len())
+        .map(|i| rows.as_ref().map(|s| s.column_type(i)))
+        .collect();
+    let null_typed: Vec<bool> = types
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .is_some_and(|t| *t == duckdb::arrow::datatypes::DataType::Null)
         })
+        .collect();
+    let via_arrow: Vec<bool> = types
+        .iter()
+        .map(|t| t.as_ref().is_some_and(value::has_nested_null))
         .collect();
     let mut out = Vec::new();
     while out.len() < limit {
@@ -536,7 +545,11 @@ pub(crate) fn query_on(
                 continue;
             }
             let v = row.get_ref(i).map_err(|e| Error::duckdb(op, "read value", e))?;
-            values.push(Value::from(v.to_owned()));
+            values.push(if via_arrow[i] {
+                value::from_value_ref(v)
+            } else {
+                Value::from(v.to_owned())
+            });
         }
         out.push(values);
     }
@@ -546,7 +559,8 @@ pub(crate) fn query_on(
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
     let n: i64 = conn
         .query_row(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+            // DuckDB resolves identifiers case-insensitively (`Foo` and `foo` are one table).
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND lower(table_name) = lower(?)",
             [table],
             |r| r.get(0),
         )

@@ -45,6 +45,14 @@ fn a_cell_wider_than_any_format_width_prints_without_panicking() {
 }
 
 #[test]
+fn sql_over_untyped_nulls_nested_in_lists_and_structs_prints_them() {
+    let home = Home::new();
+    let v = home.json(&["sql", "SELECT [NULL] AS l, {'a': NULL, 'b': 1} AS s"]);
+    assert_eq!(v["rows"], json!([[[null], {"a": null, "b": 1}]]));
+    home.ok(&["sql", "SELECT list(NULL) AS l FROM range(3)"]);
+}
+
+#[test]
 fn sql_error_exits_1_with_a_duckdb_error() {
     let home = Home::new();
     let error = home.json_fail(&["sql", "SELEC nonsense"]);

@@ -7,7 +7,7 @@
 //! and rename over the target only when DuckDB has finished, so a failed export leaves the
 //! target untouched.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use duckdb::Connection;
@@ -20,6 +20,12 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Options of a CSV import.
 ///
+/// Imports read RFC 4180 CSV: fields separated by `delimiter` (`,` unless set), quoted with
+/// `"` (a quote inside a quoted field doubled). A row with more or fewer fields than the header,
+/// or a quote that never closes, fails the import and changes nothing. DuckDB's dialect sniffer
+/// is deliberately not asked to guess the delimiter: on a malformed file it "succeeds" with
+/// another dialect (e.g. the whole line as one column) instead of reporting the error.
+///
 /// # Examples
 /// ```
 /// let options = store::analytics::CsvOptions { header: false, delimiter: Some(';') };
@@ -29,7 +35,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 pub struct CsvOptions {
     /// The first line names the columns (default true).
     pub header: bool,
-    /// Field separator; `None` lets DuckDB detect it.
+    /// Field separator; `None` = `,` (`\t` for the `tsv` format).
     pub delimiter: Option<char>,
 }
 
@@ -374,21 +380,26 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
-        let file = sql::path_literal(op, path)?;
+        let literal = LiteralPath::new(op, path)?;
+        let file = sql::path_literal(op, literal.path())?;
         let reader = match format {
             Format::Parquet => format!("read_parquet({file})"),
             Format::Json => format!("read_json({file})"),
             Format::Jsonl => format!("read_json({file}, format = 'newline_delimited')"),
             Format::Csv(o) => {
-                let mut args = format!("read_csv({file}, header = {}", o.header);
-                if let Some(d) = o.delimiter {
-                    args.push_str(&format!(
-                        ", delim = {}",
-                        sql::literal(op, "delimiter", &d.to_string())?
+                let delimiter = o.delimiter.unwrap_or(',');
+                if delimiter == '"' {
+                    return Err(Error::invalid(
+                        op,
+                        "delimiter",
+                        "'\"' is the quote character; pick another",
                     ));
                 }
-                args.push(')');
-                args
+                format!(
+                    "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"')",
+                    o.header,
+                    sql::literal(op, "delimiter", &delimiter.to_string())?
+                )
             }
         };
         self.in_transaction(op, |conn| {
@@ -401,6 +412,84 @@ impl Analytics {
                 .map_err(|e| import_error(op, path, e))?;
             Ok(rows as u64)
         })
+    }
+}
+
+/// A file name DuckDB reads as exactly that file. DuckDB expands glob patterns (`*`, `?`,
+/// `[…]`) and a leading `~` in the paths it reads, so a file whose name holds them is read
+/// through a symlink with a plain name in a private temporary directory (removed on drop).
+struct LiteralPath {
+    path: PathBuf,
+    link_dir: Option<PathBuf>,
+}
+
+impl LiteralPath {
+    fn new(op: &'static str, path: &Path) -> Result<LiteralPath> {
+        let text = path.to_string_lossy();
+        let special = |s: &str| s.contains(['*', '?', '[', ']']) || s.starts_with('~');
+        if !special(&text) {
+            return Ok(LiteralPath {
+                path: path.to_path_buf(),
+                link_dir: None,
+            });
+        }
+        Self::linked(op, path, special)
+    }
+
+    #[cfg(unix)]
+    fn linked(op: &'static str, path: &Path, special: impl Fn(&str) -> bool) -> Result<LiteralPath> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let io = |source, at: &Path| Error::Io {
+            op,
+            path: Some(at.to_path_buf()),
+            source,
+        };
+        let target = std::fs::canonicalize(path).map_err(|e| io(e, path))?;
+        let dir = std::env::temp_dir().join(format!(
+            ".store-read-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&dir).map_err(|e| io(e, &dir))?;
+        // Keep the extensions (`.csv.gz`): DuckDB picks compression from them.
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let extension = name
+            .find('.')
+            .map(|i| &name[i..])
+            .filter(|ext| !special(ext))
+            .unwrap_or("");
+        let link = dir.join(format!("data{extension}"));
+        let guard = LiteralPath {
+            path: link.clone(),
+            link_dir: Some(dir),
+        };
+        std::os::unix::fs::symlink(&target, &link).map_err(|e| io(e, &link))?;
+        Ok(guard)
+    }
+
+    #[cfg(not(unix))]
+    fn linked(op: &'static str, path: &Path, _special: impl Fn(&str) -> bool) -> Result<LiteralPath> {
+        Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} holds glob characters (* ? [ ]) or starts with ~, which DuckDB would expand; rename the file",
+                path.display()
+            ),
+        ))
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LiteralPath {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.link_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -448,7 +537,7 @@ fn first_line(text: &str) -> &str {
 /// `SELECT * FROM "table"`, or the query itself when it reads like one.
 pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<String> {
     if looks_like_query(table_or_query) && !table_exists_on(op, conn, table_or_query)? {
-        return Ok(table_or_query.to_string());
+        return Ok(query_body(table_or_query));
     }
     Ok(format!(
         "SELECT * FROM {}",
@@ -456,11 +545,52 @@ pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &s
     ))
 }
 
+/// Whether `text` is a query rather than a table name: its first word, after blanks and SQL
+/// comments, is a keyword that starts a query (so a table named `selection` stays a table), or
+/// it opens with a parenthesis.
 fn looks_like_query(text: &str) -> bool {
-    let head = text.trim_start().to_ascii_uppercase();
-    ["SELECT", "WITH", "FROM", "(", "VALUES"]
-        .iter()
-        .any(|k| head.starts_with(k))
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start();
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    if rest.starts_with('(') {
+        return true;
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let ends_word = rest[word.len()..]
+        .chars()
+        .next()
+        .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+    ends_word
+        && [
+            "SELECT",
+            "WITH",
+            "FROM",
+            "VALUES",
+            "TABLE",
+            "DESCRIBE",
+            "SUMMARIZE",
+            "PIVOT",
+            "UNPIVOT",
+        ]
+        .contains(&word.as_str())
+}
+
+/// A query as the inside of `COPY (…)`: without trailing semicolons, and ending on a new line
+/// so a trailing `-- comment` cannot swallow the closing parenthesis.
+fn query_body(query: &str) -> String {
+    format!("{}\n", query.trim_end().trim_end_matches(';').trim_end())
 }
 
 pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
@@ -526,4 +656,45 @@ pub(crate) fn with_progress<T>(
     });
     let _ = conn.set_query_progress_tracking(false);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_told_from_table_names_by_their_first_word() {
+        for query in [
+            "SELECT 1",
+            "  select * from t",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "FROM t",
+            "(SELECT 1)",
+            "VALUES (1)",
+            "TABLE t",
+            "DESCRIBE t",
+            "SUMMARIZE t",
+            "-- note\nSELECT 1",
+            "/* note */ SELECT 1",
+        ] {
+            assert!(looks_like_query(query), "{query:?}");
+        }
+        for table in [
+            "selection",
+            "withdrawals",
+            "from_x",
+            "values_2024",
+            "t",
+            "Select1",
+            "-- SELECT",
+        ] {
+            assert!(!looks_like_query(table), "{table:?}");
+        }
+    }
+
+    #[test]
+    fn query_bodies_lose_trailing_semicolons_and_end_on_a_new_line() {
+        assert_eq!(query_body("SELECT 1;  "), "SELECT 1\n");
+        assert_eq!(query_body("SELECT 1 -- tail"), "SELECT 1 -- tail\n");
+    }
 }

@@ -22,6 +22,7 @@
 //! directory and leaves nothing partial behind. Row counts come from the files' Parquet
 //! footers, not from a second scan of the table.
 
+use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
@@ -208,22 +209,40 @@ impl Analytics {
     ) -> Result<SplitManifest> {
         const OP: &str = "Analytics::export_split_parquet";
         let out_dir = out_dir.as_ref();
-        let column_sql = sql::ident(OP, "column", column)?;
+        sql::ident(OP, "column", column)?;
         sql::ident(OP, "table", table)?;
         sql::path_literal(OP, out_dir)?;
-        ensure_parent(OP, &out_dir.join("x"))?;
         let staging = out_dir.join(format!(
             ".staging-{}-{}",
             std::process::id(),
             fnv1a64(table.as_bytes())
         ));
+        let created_out_dir = !out_dir.exists();
         let result = self.with_conn(OP, |conn| {
             let table_sql = require_table(OP, conn, table)?;
-            let columns = require_column(OP, conn, table, column)?;
-            let first = Layout::for_column(column, columns);
-            let layout = match stage(OP, conn, &table_sql, &column_sql, &staging, first, progress) {
+            let column = require_column(OP, conn, table, column)?;
+            // Only now, with the table and column known to exist, touch the file system.
+            ensure_parent(OP, &out_dir.join("x"))?;
+            let column_sql = sql::ident(OP, "column", &column.name)?;
+            let first = Layout::for_column(&column.name, column.table_columns);
+            let staged = match stage(OP, conn, &table_sql, &column_sql, &staging, first, progress) {
                 // A value too long for a directory name: redo the COPY with computed keys.
-                Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => {
+                Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => None,
+                other => {
+                    other?;
+                    Some(collect(OP, conn, &staging, &column.name, &column_sql, first)?)
+                }
+            };
+            // A value that fits a directory name but is over the `__long__` limit must also
+            // survive in the files, as with the keyed layout.
+            let long = |s: &Staged| {
+                s.value
+                    .as_deref()
+                    .is_some_and(|v| escape_segment(v).len() > MAX_ESCAPED_VALUE_BYTES)
+            };
+            let staged = match staged {
+                Some(staged) if first == Layout::Keyed || !staged.iter().any(long) => staged,
+                _ => {
                     remove_staging(OP, &staging)?;
                     stage(
                         OP,
@@ -234,43 +253,53 @@ impl Analytics {
                         Layout::Keyed,
                         progress,
                     )?;
-                    Layout::Keyed
+                    collect(OP, conn, &staging, &column.name, &column_sql, Layout::Keyed)?
                 }
-                other => other.map(|()| first)?,
             };
-            collect(OP, conn, &staging, column, &column_sql, layout)
+            Ok((staged, column))
         });
-        let staged = match result {
-            Ok(staged) => staged,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(e);
-            }
-        };
-        let published = publish(OP, out_dir, table, column, staged);
+        let published = result.and_then(|(staged, column)| {
+            publish(OP, out_dir, table, &column.name, &column.data_type, staged)
+        });
         let _ = std::fs::remove_dir_all(&staging);
+        if published.is_err() && created_out_dir {
+            // Everything under a directory this call created is its own output.
+            let _ = std::fs::remove_dir_all(out_dir);
+        }
         published
     }
 }
 
-/// Checks that `table` has `column`; returns how many columns the table has.
-fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str) -> Result<i64> {
-    let (found, columns): (i64, i64) = conn
+/// The split column as the catalog spells it, with its type and the table's column count.
+struct SplitColumn {
+    name: String,
+    data_type: String,
+    table_columns: i64,
+}
+
+/// Checks that `table` has `column` (matched case-insensitively, as DuckDB resolves names).
+fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str) -> Result<SplitColumn> {
+    let (name, data_type, table_columns): (Option<String>, Option<String>, i64) = conn
         .query_row(
-            "SELECT count(*) FILTER (WHERE column_name = ?), count(*) FROM duckdb_columns() \
-             WHERE schema_name = 'main' AND table_name = ?",
+            "SELECT any_value(column_name) FILTER (WHERE lower(column_name) = lower($1)), \
+                    any_value(data_type) FILTER (WHERE lower(column_name) = lower($1)), count(*) \
+             FROM duckdb_columns() WHERE schema_name = 'main' AND lower(table_name) = lower($2)",
             [column, table],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .map_err(|e| Error::duckdb(op, "look up column", e))?;
-    if found == 0 {
-        return Err(Error::Missing {
+    match (name, data_type) {
+        (Some(name), Some(data_type)) => Ok(SplitColumn {
+            name,
+            data_type,
+            table_columns,
+        }),
+        _ => Err(Error::Missing {
             op,
             kind: "column",
             name: format!("{table}.{column}"),
-        });
+        }),
     }
-    Ok(columns)
 }
 
 /// How rows are partitioned into the staging directory.
@@ -472,9 +501,10 @@ fn publish(
     out_dir: &Path,
     table: &str,
     column: &str,
+    data_type: &str,
     mut staged: Vec<Staged>,
 ) -> Result<SplitManifest> {
-    staged.sort_by(|a, b| a.value.cmp(&b.value));
+    staged.sort_by(|a, b| value_order(data_type, a.value.as_deref(), b.value.as_deref()));
     let column_segment = escape_segment(column);
     let io = |source, path: &Path| Error::Io {
         op,
@@ -519,6 +549,35 @@ fn publish(
     let path = out_dir.join(MANIFEST);
     std::fs::write(&path, json).map_err(|e| io(e, &path))?;
     Ok(manifest)
+}
+
+/// Manifest order: NULL first, then numbers (of a numeric column) by number, other values by
+/// their text.
+fn value_order(data_type: &str, a: Option<&str>, b: Option<&str>) -> Ordering {
+    let (a, b) = match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        (a, b) => return a.cmp(&b),
+    };
+    let by = |x: Option<Ordering>, parsed: (bool, bool)| match parsed {
+        (true, true) => x.unwrap_or(Ordering::Equal).then_with(|| a.cmp(b)),
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => a.cmp(b),
+    };
+    let upper = data_type.to_ascii_uppercase();
+    let integer = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
+        .iter()
+        .any(|t| upper == *t || upper == format!("U{t}"));
+    let float = upper == "FLOAT" || upper == "DOUBLE" || upper.starts_with("DECIMAL");
+    if integer {
+        let (x, y) = (a.parse::<i128>().ok(), b.parse::<i128>().ok());
+        by(x.zip(y).map(|(x, y)| x.cmp(&y)), (x.is_some(), y.is_some()))
+    } else if float {
+        let (x, y) = (a.parse::<f64>().ok(), b.parse::<f64>().ok());
+        by(x.zip(y).map(|(x, y)| x.total_cmp(&y)), (x.is_some(), y.is_some()))
+    } else {
+        a.cmp(b)
+    }
 }
 
 /// Names and counts the files of every staged directory, on a few threads: with thousands of
@@ -601,5 +660,48 @@ mod tests {
         assert!(value_segment(Some(&"a".repeat(201))).starts_with("__long__"));
         assert_eq!(value_segment(Some(&"a".repeat(200))), "a".repeat(200));
         assert_eq!(percent_decode("a%2Fb%C3%BC").unwrap(), "a/bü".as_bytes());
+    }
+
+    #[test]
+    fn manifest_order_is_numeric_for_numeric_columns() {
+        fn sorted<'a>(data_type: &str, values: &[Option<&'a str>]) -> Vec<Option<&'a str>> {
+            let mut v = values.to_vec();
+            v.sort_by(|a, b| value_order(data_type, *a, *b));
+            v
+        }
+        let ints = [Some("10"), Some("9"), None, Some("-1"), Some("2")];
+        assert_eq!(
+            sorted("INTEGER", &ints),
+            [None, Some("-1"), Some("2"), Some("9"), Some("10")]
+        );
+        assert_eq!(
+            sorted("VARCHAR", &ints),
+            [None, Some("-1"), Some("10"), Some("2"), Some("9")]
+        );
+        let floats = [
+            Some("nan"),
+            Some("1e+300"),
+            Some("-inf"),
+            Some("0.5"),
+            Some("-0.0"),
+        ];
+        assert_eq!(
+            sorted("DOUBLE", &floats),
+            [
+                Some("-inf"),
+                Some("-0.0"),
+                Some("0.5"),
+                Some("1e+300"),
+                Some("nan")
+            ]
+        );
+        assert_eq!(
+            sorted("DECIMAL(18,3)", &[Some("10.5"), Some("9.25")]),
+            [Some("9.25"), Some("10.5")]
+        );
+        assert_eq!(
+            sorted("UBIGINT", &[Some("18446744073709551615"), Some("7")]),
+            [Some("7"), Some("18446744073709551615")]
+        );
     }
 }

@@ -326,6 +326,106 @@ pub(crate) fn rfc3339_micros(us: i64) -> String {
     )
 }
 
+/// Whether duckdb-rs cannot convert values of this type itself: its converter panics on an
+/// untyped NULL nested in a LIST, STRUCT, MAP or ARRAY (`SELECT [NULL]`). Such columns are read
+/// through [`from_arrow`] instead.
+pub(crate) fn has_nested_null(data_type: &duckdb::arrow::datatypes::DataType) -> bool {
+    use duckdb::arrow::datatypes::DataType as T;
+    match data_type {
+        T::Null => true,
+        T::List(f) | T::LargeList(f) | T::FixedSizeList(f, _) | T::Map(f, _) => {
+            has_nested_null(f.data_type())
+        }
+        T::Struct(fields) => fields.iter().any(|f| has_nested_null(f.data_type())),
+        T::Union(fields, _) => fields.iter().any(|(_, f)| has_nested_null(f.data_type())),
+        T::Dictionary(_, v) => has_nested_null(v),
+        _ => false,
+    }
+}
+
+/// A value read through duckdb-rs's borrowed form, going through [`from_arrow`] for nested
+/// values (which may hold untyped NULLs).
+pub(crate) fn from_value_ref(v: duckdb::types::ValueRef<'_>) -> Value {
+    use duckdb::types::{ListType, ValueRef as R};
+    match v {
+        R::List(ListType::Regular(a), row) => from_arrow(a, row),
+        R::List(ListType::Large(a), row) => from_arrow(a, row),
+        R::Struct(a, row) => from_arrow(a, row),
+        R::Map(a, row) => from_arrow(a, row),
+        R::Array(a, row) => from_arrow(a, row),
+        R::Union(a, row) => from_arrow(a.as_ref(), row),
+        other => Value::from(other.to_owned()),
+    }
+}
+
+/// Converts row `idx` of an Arrow array. Covers the types DuckDB exports; anything else is
+/// rendered as text (`Other`).
+pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) -> Value {
+    use duckdb::arrow::array::{Array, AsArray};
+    use duckdb::arrow::datatypes::{self as t, DataType as T, TimeUnit};
+    let nested = |child: &dyn Array| (0..child.len()).map(|i| from_arrow(child, i)).collect();
+    if idx >= array.len() || array.logical_nulls().is_some_and(|n| n.is_null(idx)) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        T::Null => Value::Null,
+        T::Boolean => Value::Bool(array.as_boolean().value(idx)),
+        T::Int8 => Value::Int(array.as_primitive::<t::Int8Type>().value(idx).into()),
+        T::Int16 => Value::Int(array.as_primitive::<t::Int16Type>().value(idx).into()),
+        T::Int32 => Value::Int(array.as_primitive::<t::Int32Type>().value(idx).into()),
+        T::Int64 => Value::Int(array.as_primitive::<t::Int64Type>().value(idx)),
+        T::UInt8 => Value::Int(array.as_primitive::<t::UInt8Type>().value(idx).into()),
+        T::UInt16 => Value::Int(array.as_primitive::<t::UInt16Type>().value(idx).into()),
+        T::UInt32 => Value::Int(array.as_primitive::<t::UInt32Type>().value(idx).into()),
+        T::UInt64 => Value::UInt(array.as_primitive::<t::UInt64Type>().value(idx)),
+        T::Float32 => Value::Float(array.as_primitive::<t::Float32Type>().value(idx).into()),
+        T::Float64 => Value::Float(array.as_primitive::<t::Float64Type>().value(idx)),
+        T::Utf8 => Value::Text(array.as_string::<i32>().value(idx).to_string()),
+        T::LargeUtf8 => Value::Text(array.as_string::<i64>().value(idx).to_string()),
+        T::Utf8View => Value::Text(array.as_string_view().value(idx).to_string()),
+        T::Binary => Value::Blob(array.as_binary::<i32>().value(idx).to_vec()),
+        T::LargeBinary => Value::Blob(array.as_binary::<i64>().value(idx).to_vec()),
+        T::Date32 => Value::Date(array.as_primitive::<t::Date32Type>().value(idx)),
+        T::Timestamp(TimeUnit::Microsecond, _) => {
+            Value::Timestamp(array.as_primitive::<t::TimestampMicrosecondType>().value(idx))
+        }
+        T::List(_) => Value::List(nested(array.as_list::<i32>().value(idx).as_ref())),
+        T::LargeList(_) => Value::List(nested(array.as_list::<i64>().value(idx).as_ref())),
+        T::FixedSizeList(..) => Value::List(nested(array.as_fixed_size_list().value(idx).as_ref())),
+        T::Struct(fields) => {
+            let s = array.as_struct();
+            Value::Struct(
+                fields
+                    .iter()
+                    .zip(s.columns())
+                    .map(|(f, c)| (f.name().clone(), from_arrow(c.as_ref(), idx)))
+                    .collect(),
+            )
+        }
+        T::Map(..) => {
+            let entries = array.as_map().value(idx);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            Value::Struct(
+                (0..entries.len())
+                    .map(|i| {
+                        (
+                            from_arrow(keys.as_ref(), i).to_string(),
+                            from_arrow(values.as_ref(), i),
+                        )
+                    })
+                    .collect(),
+            )
+        }
+        _ => {
+            let options = duckdb::arrow::util::display::FormatOptions::default();
+            match duckdb::arrow::util::display::ArrayFormatter::try_new(array, &options) {
+                Ok(formatter) => Value::Other(formatter.value(idx).to_string()),
+                Err(e) => Value::Other(format!("<{}: {e}>", array.data_type())),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

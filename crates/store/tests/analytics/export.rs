@@ -200,3 +200,34 @@ fn exporting_to_a_path_with_quotes_works() {
     assert!(path.is_file());
     assert_eq!(db.import_parquet("back", &path).unwrap(), 1);
 }
+
+#[test]
+fn a_missing_table_named_like_a_keyword_is_missing_not_a_parse_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for name in ["selection", "withdrawals", "from_x", "values_2024"] {
+        expect_missing(db.export_parquet(name, dir.path().join("x.parquet")), "table");
+    }
+    assert!(names_in(dir.path()).is_empty(), "{:?}", names_in(dir.path()));
+}
+
+#[test]
+fn queries_with_comments_semicolons_or_table_keywords_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE Foo AS SELECT range AS n FROM range(3)")
+        .unwrap();
+    for (i, query) in [
+        "SELECT n FROM foo;",
+        "-- leading note\nSELECT n FROM foo",
+        "SELECT n FROM foo -- trailing note",
+        "TABLE foo",
+        "foo",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("q{i}.parquet"));
+        assert_eq!(db.export_parquet(query, &path).unwrap(), 3, "{query:?}");
+    }
+}

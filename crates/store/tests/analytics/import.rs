@@ -235,16 +235,43 @@ fn a_csv_with_an_unterminated_quote_fails_and_creates_no_table() {
     assert_eq!(all_rows(&db, "t"), vec![vec![t("kept"), Value::Int(8)]]);
 }
 
-/// Documents DuckDB's sniffer: with no delimiter given, a file whose quoting is broken is read
-/// with another dialect (here: no quote, `|` as delimiter) rather than rejected.
+/// DuckDB's sniffer would read these with another dialect (no quote, the whole line as one
+/// column) and succeed; imports use the comma and `"` unless told otherwise, so they fail.
 #[test]
-fn without_a_delimiter_duckdb_sniffs_a_broken_quoted_csv_as_one_text_column() {
+fn broken_quoting_or_ragged_rows_fail_with_default_options() {
     let dir = tempfile::tempdir().unwrap();
     let db = db();
-    let file = write(dir.path(), "broken.csv", "a,b\n\"x,y\",1\n\"open,2\n");
+    for (name, text) in [
+        ("broken.csv", "a,b\n\"x,y\",1\n\"open,2\n"),
+        ("unterminated.csv", "a,b\n1,\"x\n2,y\n"),
+        ("ragged.csv", "a,b\n1,x\n2,y,z,w\n3\n"),
+    ] {
+        let file = write(dir.path(), name, text);
+        let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+        assert_names_file(&err, name);
+        assert!(!db.table_exists("t").unwrap(), "{name} created a table");
+    }
+    db.exec_batch("CREATE TABLE t (a INTEGER, b VARCHAR); INSERT INTO t VALUES (7, 'kept')")
+        .unwrap();
+    let file = write(dir.path(), "ragged.csv", "a,b\n1,x\n2,y,z,w\n3\n");
+    db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    assert_eq!(all_rows(&db, "t"), vec![vec![Value::Int(7), t("kept")]]);
+}
+
+#[test]
+fn quoted_fields_may_hold_the_delimiter_doubled_quotes_and_newlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(
+        dir.path(),
+        "q.csv",
+        "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n\"two\nlines\",z\n",
+    );
     assert_eq!(db.import_csv("t", &file, &CsvOptions::default()).unwrap(), 2);
-    let cols: Vec<String> = columns(&db, "t").into_iter().map(|c| c.0).collect();
-    assert_eq!(cols, ["a,b"]);
+    assert_eq!(
+        all_rows(&db, "t"),
+        vec![vec![t("two\nlines"), t("z")], vec![t("x,y"), t("say \"hi\"")]]
+    );
 }
 
 #[test]
@@ -398,4 +425,48 @@ fn import_into_an_empty_or_nul_table_name_is_invalid_input() {
     );
     db.import_csv(&"t".repeat(255), &file, &CsvOptions::default())
         .unwrap();
+}
+
+#[test]
+fn a_file_name_with_glob_characters_imports_exactly_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    write(dir.path(), "g[1].csv", "a\n1\n");
+    write(dir.path(), "g1.csv", "a\n100\n200\n");
+    write(dir.path(), "s*.csv", "a\n5\n");
+    write(dir.path(), "sX.csv", "a\n6\n7\n");
+    write(dir.path(), "what?.csv", "a\n8\n");
+    write(dir.path(), "whatX.csv", "a\n9\n10\n");
+    let options = CsvOptions::default();
+    assert_eq!(
+        db.import_csv("g", dir.path().join("g[1].csv"), &options).unwrap(),
+        1
+    );
+    assert_eq!(all_rows(&db, "g"), vec![vec![Value::Int(1)]]);
+    assert_eq!(
+        db.import_csv("s", dir.path().join("s*.csv"), &options).unwrap(),
+        1
+    );
+    assert_eq!(
+        db.import_csv("w", dir.path().join("what?.csv"), &options)
+            .unwrap(),
+        1
+    );
+    // A glob that names no file literally is a missing file, not a pattern.
+    expect_missing(db.import_csv("x", dir.path().join("g*.csv"), &options), "file");
+}
+
+#[test]
+fn importing_into_a_table_named_in_another_case_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE Foo (x INTEGER); INSERT INTO Foo VALUES (1)")
+        .unwrap();
+    let file = write(dir.path(), "a.csv", "x\n5\n");
+    assert_eq!(db.import_csv("foo", &file, &CsvOptions::default()).unwrap(), 1);
+    assert_eq!(
+        all_rows(&db, "Foo"),
+        vec![vec![Value::Int(1)], vec![Value::Int(5)]]
+    );
+    assert!(db.table_exists("FOO").unwrap());
 }

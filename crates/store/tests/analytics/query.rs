@@ -91,6 +91,35 @@ fn an_untyped_null_result_is_value_null_not_a_panic() {
 }
 
 #[test]
+fn untyped_nulls_nested_in_lists_structs_and_maps_are_values_not_a_panic() {
+    let db = db();
+    let row = db
+        .query_row(
+            "SELECT [NULL] AS l, {'a': NULL, 'b': 2, 'c': 'x'} AS s, MAP {'k': NULL} AS m, \
+             [[NULL, NULL]] AS ll, [NULL]::INTEGER[] AS typed",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.values,
+        vec![
+            Value::List(vec![Value::Null]),
+            Value::Struct(vec![
+                ("a".into(), Value::Null),
+                ("b".into(), Value::Int(2)),
+                ("c".into(), Value::Text("x".into())),
+            ]),
+            Value::Struct(vec![("k".into(), Value::Null)]),
+            Value::List(vec![Value::List(vec![Value::Null, Value::Null])]),
+            Value::List(vec![Value::Null]),
+        ]
+    );
+    let rows = db.query("SELECT list(NULL) AS l FROM range(2)", &[]).unwrap();
+    assert_eq!(rows.rows, vec![vec![Value::List(vec![Value::Null, Value::Null])]]);
+}
+
+#[test]
 fn parameters_bind_positionally_in_exec_and_query() {
     let db = db();
     db.exec_batch("CREATE TABLE t (name VARCHAR, score DOUBLE, ok BOOLEAN)")

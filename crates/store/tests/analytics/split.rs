@@ -606,4 +606,59 @@ fn a_value_over_the_name_limit_but_short_enough_for_the_os_is_listed_with_its_tr
     assert!(entry.path.starts_with("k=__long__"), "{}", entry.path);
     assert!(tmp.path().join(&entry.path).is_file());
     assert_eq!(manifest.total_rows, 3);
+    // The directory cannot carry the value, so the files keep the column (as for longer values).
+    let rows = read_back(&db, tmp.path(), false);
+    let mut values: Vec<Option<String>> = project(&rows, &["k"])
+        .into_iter()
+        .map(|r| r[0].as_str().map(String::from))
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [Some("v".repeat(230)), Some("x".into()), Some("x".into())]
+    );
+}
+
+#[test]
+fn a_failed_split_leaves_no_out_dir_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t (k VARCHAR, n INTEGER)").unwrap();
+    let out = tmp.path().join("never").join("made");
+    expect_missing(db.export_split_parquet("nope", &out, "k"), "table");
+    expect_missing(db.export_split_parquet("t", &out, "nope"), "column");
+    assert!(!tmp.path().join("never").exists(), "{:?}", names_in(tmp.path()));
+}
+
+#[test]
+fn the_manifest_lists_numbers_in_numeric_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (10, 1), (9, 2), (-1, 3), (2, 4), (NULL, 5), (-20, 6)) v(k, n)",
+    )
+    .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    let values: Vec<Option<&str>> = manifest.files.iter().map(|f| f.value.as_deref()).collect();
+    assert_eq!(
+        values,
+        [None, Some("-20"), Some("-1"), Some("2"), Some("9"), Some("10")]
+    );
+}
+
+#[test]
+fn table_and_column_names_resolve_case_insensitively_like_duckdb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE Scores AS SELECT 'm' || (range % 2) AS Model, range AS n FROM range(6)")
+        .unwrap();
+    let manifest = db.export_split_parquet("scores", tmp.path(), "MODEL").unwrap();
+    assert_eq!(manifest.files.len(), 2);
+    assert_eq!(manifest.total_rows, 6);
+    // The directories use the column's own spelling, as DuckDB writes it.
+    assert!(
+        tmp.path().join("Model=m0/data.parquet").is_file(),
+        "{:?}",
+        names_in(tmp.path())
+    );
 }
