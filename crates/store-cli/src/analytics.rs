@@ -58,44 +58,51 @@ pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> 
         .as_array()
         .map(|a| a.iter().map(text).collect())
         .unwrap_or_default();
-    let rows: Vec<Vec<String>> = r["rows"]
+    // `None` is SQL NULL.
+    let rows: Vec<Vec<Option<String>>> = r["rows"]
         .as_array()
         .map(|rows| {
             rows.iter()
                 .map(|row| {
                     row.as_array()
-                        .map(|c| c.iter().map(cell).collect())
+                        .map(|c| c.iter().map(|v| (!v.is_null()).then(|| text(v))).collect())
                         .unwrap_or_default()
                 })
                 .collect()
         })
         .unwrap_or_default();
     if args.csv {
-        out.line(csv_line(&columns));
+        let header: Vec<Option<String>> = columns.into_iter().map(Some).collect();
+        out.line(csv_line(&header));
         for row in &rows {
             out.line(csv_line(row));
         }
     } else {
         let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
-        out.table(&headers, &rows);
+        let cells: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|c| c.unwrap_or_else(|| "NULL".into()))
+                    .collect()
+            })
+            .collect();
+        out.table(&headers, &cells);
     }
     Ok(())
 }
 
-fn cell(v: &Value) -> String {
-    if v.is_null() { "NULL".to_string() } else { text(v) }
-}
-
-/// One RFC 4180 line: fields with a comma, quote or line break are quoted, quotes doubled.
-fn csv_line(fields: &[String]) -> String {
+/// One RFC 4180 line: fields with a comma, quote or line break are quoted, quotes doubled. As in
+/// DuckDB's own CSV output, NULL is an empty field and the empty string a quoted `""`.
+fn csv_line(fields: &[Option<String>]) -> String {
     fields
         .iter()
-        .map(|f| {
-            if f.contains([',', '"', '\n', '\r']) {
+        .map(|f| match f {
+            None => String::new(),
+            Some(f) if f.is_empty() || f.contains([',', '"', '\n', '\r']) => {
                 format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.clone()
             }
+            Some(f) => f.clone(),
         })
         .collect::<Vec<_>>()
         .join(",")

@@ -17,8 +17,11 @@ fn sql_prints_a_table_json_and_csv() {
     assert_eq!(v["columns"], json!(["n", "s"]));
     assert_eq!(v["rows"], json!([[1, "a,b"], [2, null]]));
 
+    // As in DuckDB's CSV output: NULL is an empty field, the empty string `""`.
     let csv = home.ok(&["sql", "--csv", query]);
-    assert_eq!(csv, "n,s\n1,\"a,b\"\n2,NULL\n");
+    assert_eq!(csv, "n,s\n1,\"a,b\"\n2,\n");
+    let csv = home.ok(&["sql", "--csv", "SELECT '' AS e, NULL AS n, 'NULL' AS t"]);
+    assert_eq!(csv, "e,n,t\n\"\",,NULL\n");
 }
 
 #[test]

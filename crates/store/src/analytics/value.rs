@@ -115,7 +115,7 @@ impl fmt::Display for Value {
 
 impl From<duckdb::types::Value> for Value {
     fn from(v: duckdb::types::Value) -> Self {
-        use duckdb::types::{TimeUnit, Value as D};
+        use duckdb::types::Value as D;
         match v {
             D::Null => Value::Null,
             D::Boolean(b) => Value::Bool(b),
@@ -132,19 +132,12 @@ impl From<duckdb::types::Value> for Value {
             D::Float(x) => Value::Float(x.into()),
             D::Double(x) => Value::Float(x),
             D::Decimal(d) => Value::Other(d.to_string()),
-            D::Timestamp(unit, t) => Value::Timestamp(match unit {
-                TimeUnit::Second => t.saturating_mul(1_000_000),
-                TimeUnit::Millisecond => t.saturating_mul(1_000),
-                TimeUnit::Microsecond => t,
-                TimeUnit::Nanosecond => t / 1_000,
-            }),
+            D::Timestamp(unit, t) => Value::Timestamp(to_micros(unit, t)),
             D::Text(s) | D::Enum(s) => Value::Text(s),
             D::Blob(b) | D::Geometry(b) => Value::Blob(b),
             D::Date32(d) => Value::Date(d),
-            D::Time64(unit, t) => Value::Other(format!("{t} {}", time_unit_name(unit))),
-            D::Interval { months, days, nanos } => {
-                Value::Other(format!("{months} months {days} days {nanos} ns"))
-            }
+            D::Time64(unit, t) => Value::Other(time_of_day(to_micros(unit, t))),
+            D::Interval { months, days, nanos } => Value::Other(interval(months, days, nanos)),
             D::List(items) | D::Array(items) => Value::List(items.into_iter().map(Value::from).collect()),
             D::Struct(fields) => Value::Struct(
                 fields
@@ -164,14 +157,47 @@ impl From<duckdb::types::Value> for Value {
     }
 }
 
-fn time_unit_name(unit: duckdb::types::TimeUnit) -> &'static str {
+fn to_micros(unit: duckdb::types::TimeUnit, t: i64) -> i64 {
     use duckdb::types::TimeUnit;
     match unit {
-        TimeUnit::Second => "s",
-        TimeUnit::Millisecond => "ms",
-        TimeUnit::Microsecond => "us",
-        TimeUnit::Nanosecond => "ns",
+        TimeUnit::Second => t.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => t.saturating_mul(1_000),
+        TimeUnit::Microsecond => t,
+        TimeUnit::Nanosecond => t / 1_000,
     }
+}
+
+/// `HH:MM:SS[.ffffff]`, as DuckDB prints a TIME.
+fn time_of_day(micros: i64) -> String {
+    let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    let text = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    if frac == 0 {
+        text
+    } else {
+        format!("{text}.{}", format!("{frac:06}").trim_end_matches('0'))
+    }
+}
+
+/// An INTERVAL as DuckDB prints it: `1 year 2 months 3 days 04:05:06.5`, `00:00:00` when zero.
+fn interval(months: i32, days: i32, nanos: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n.abs() == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    let (years, months) = (i64::from(months) / 12, i64::from(months) % 12);
+    if years != 0 {
+        parts.push(plural(years, "year"));
+    }
+    if months != 0 {
+        parts.push(plural(months, "month"));
+    }
+    if days != 0 {
+        parts.push(plural(days.into(), "day"));
+    }
+    let micros = nanos / 1_000;
+    if micros != 0 || parts.is_empty() {
+        let sign = if micros < 0 { "-" } else { "" };
+        parts.push(format!("{sign}{}", time_of_day(micros.saturating_abs())));
+    }
+    parts.join(" ")
 }
 
 /// A result set: column names and rows of values.

@@ -365,3 +365,26 @@ fn a_file_database_closes_cleanly_and_keeps_its_data() {
         Value::Int(3)
     );
 }
+
+#[test]
+fn times_and_intervals_print_as_duckdb_prints_them() {
+    let db = db();
+    for expr in [
+        "TIME '10:11:12'",
+        "TIME '10:11:12.5'",
+        "TIME '00:00:00.000001'",
+        "INTERVAL 1 DAY",
+        "INTERVAL '1 year 2 months 3 days 04:05:06.25'",
+        "INTERVAL 14 MONTH",
+        "INTERVAL 0 SECOND",
+        "INTERVAL '-2 hours'",
+        "INTERVAL '-1 day 3 hours'",
+    ] {
+        let row = db
+            .query_row(&format!("SELECT {expr}, CAST({expr} AS VARCHAR)"), &[])
+            .unwrap()
+            .unwrap();
+        let duck = row.values[1].as_str().unwrap().to_string();
+        assert_eq!(row.values[0], Value::Other(duck), "{expr}");
+    }
+}
