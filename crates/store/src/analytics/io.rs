@@ -384,8 +384,10 @@ impl Analytics {
         let file = sql::path_literal(op, literal.path())?;
         let reader = match format {
             Format::Parquet => format!("read_parquet({file})"),
-            Format::Json => format!("read_json({file})"),
-            Format::Jsonl => format!("read_json({file}, format = 'newline_delimited')"),
+            // Rows are objects: without `records = true` DuckDB would turn a JSONL file holding
+            // an array, or an array of scalars, into one opaque `json` column.
+            Format::Json => format!("read_json({file}, records = true)"),
+            Format::Jsonl => format!("read_json({file}, format = 'newline_delimited', records = true)"),
             Format::Csv(o) => {
                 let delimiter = o.delimiter.unwrap_or(',');
                 if delimiter == '"' {

@@ -470,3 +470,24 @@ fn importing_into_a_table_named_in_another_case_appends() {
     );
     assert!(db.table_exists("FOO").unwrap());
 }
+
+#[test]
+fn json_rows_must_be_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let array = write(dir.path(), "arr.json", r#"[{"a":1,"b":"x"},{"a":2,"b":"y"}]"#);
+    let scalars = write(dir.path(), "scalars.json", "[1, 2, 3]");
+    let lines = write(
+        dir.path(),
+        "l.jsonl",
+        "{\"a\":3,\"b\":\"z\"}\n{\"a\":4,\"b\":\"w\"}\n",
+    );
+    assert_eq!(db.import_json("j", &array).unwrap(), 2);
+    assert_eq!(db.import_jsonl("j", &lines).unwrap(), 2);
+    assert_eq!(count(&db, "j"), 4);
+    // An array read as JSON Lines, or an array of scalars, is not a set of rows.
+    assert!(db.import_jsonl("k", &array).is_err());
+    assert!(db.import_json("k", &scalars).is_err());
+    assert!(!db.table_exists("k").unwrap());
+    assert_eq!(count(&db, "j"), 4);
+}
