@@ -19,8 +19,9 @@
 //!
 //! Either way the table is read once per COPY, never once per value; staged directories move to
 //! their final names only when everything is written, and a failure removes the staging
-//! directory and leaves nothing partial behind. Row counts come from the files' Parquet
-//! footers, not from a second scan of the table.
+//! directory and leaves nothing partial behind: a previous export of the same column into the
+//! same directory is only set aside while the new one moves in, and put back if that fails.
+//! Row counts come from the files' Parquet footers, not from a second scan of the table.
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -523,19 +524,6 @@ fn publish(
             rows: s.rows,
         });
     }
-    // A previous export into this directory may hold values that are gone now.
-    let own_prefix = format!("{column_segment}=");
-    for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&own_prefix) && entry.path().is_dir() {
-            std::fs::remove_dir_all(entry.path()).map_err(|e| io(e, &entry.path()))?;
-        }
-    }
-    for (from, to) in &moves {
-        if to.exists() {
-            std::fs::remove_dir_all(to).map_err(|e| io(e, to))?;
-        }
-        std::fs::rename(from, to).map_err(|e| io(e, to))?;
-    }
     let manifest = SplitManifest {
         table: table.to_string(),
         column: column.to_string(),
@@ -546,9 +534,40 @@ fn publish(
     let json = serde_json::to_value(&manifest)
         .map_err(|e| Error::json(op, e))?
         .to_string();
-    let path = out_dir.join(MANIFEST);
-    std::fs::write(&path, json).map_err(|e| io(e, &path))?;
-    Ok(manifest)
+    // The previous export of this column (which may hold values that are gone now) is set aside
+    // by renames, the new directories move in, the manifest is replaced; if any step fails,
+    // everything moves back, so the previous export survives a failed one.
+    let own_prefix = format!("{column_segment}=");
+    let aside = out_dir.join(format!(".replaced-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&aside);
+    std::fs::create_dir(&aside).map_err(|e| io(e, &aside))?;
+    let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut replace = || -> Result<()> {
+        for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&own_prefix) && entry.path().is_dir() {
+                let to = aside.join(entry.file_name());
+                std::fs::rename(entry.path(), &to).map_err(|e| io(e, &entry.path()))?;
+                renamed.push((entry.path(), to));
+            }
+        }
+        for (from, to) in &moves {
+            std::fs::rename(from, to).map_err(|e| io(e, to))?;
+            renamed.push((from.clone(), to.clone()));
+        }
+        let path = out_dir.join(MANIFEST);
+        let tmp = out_dir.join(format!("{MANIFEST}.tmp"));
+        std::fs::write(&tmp, &json).map_err(|e| io(e, &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(e, &path))
+    };
+    let result = replace();
+    if result.is_err() {
+        for (from, to) in renamed.iter().rev() {
+            let _ = std::fs::rename(to, from);
+        }
+        let _ = std::fs::remove_file(out_dir.join(format!("{MANIFEST}.tmp")));
+    }
+    let _ = std::fs::remove_dir_all(&aside);
+    result.map(|()| manifest)
 }
 
 /// Manifest order: NULL first, then numbers (of a numeric column) by number, other values by

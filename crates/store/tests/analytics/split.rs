@@ -662,3 +662,23 @@ fn table_and_column_names_resolve_case_insensitively_like_duckdb() {
         names_in(tmp.path())
     );
 }
+
+#[test]
+fn a_split_that_fails_while_publishing_leaves_the_previous_export_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    table_of(&db, &[Some("a"), Some("b")]);
+    db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    // A directory where the manifest goes makes the last publishing step fail.
+    std::fs::remove_file(tmp.path().join("manifest.json")).unwrap();
+    std::fs::create_dir(tmp.path().join("manifest.json")).unwrap();
+    std::fs::write(tmp.path().join("manifest.json").join("keep"), "x").unwrap();
+    db.exec_batch("DELETE FROM t; INSERT INTO t VALUES ('c', 1)")
+        .unwrap();
+    expect_kind(db.export_split_parquet("t", tmp.path(), "k"), ErrorKind::Io);
+    let mut names = names_in(tmp.path());
+    names.sort();
+    assert_eq!(names, ["k=a", "k=b", "manifest.json"]);
+    assert!(tmp.path().join("k=a/data.parquet").is_file());
+    assert!(tmp.path().join("k=b/data.parquet").is_file());
+}
