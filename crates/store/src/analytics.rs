@@ -516,9 +516,9 @@ pub(crate) fn query_on(
         .query(duckdb::params_from_iter(params.iter()))
         .map_err(|e| Error::duckdb(op, "execute", e))?;
     let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
-    // duckdb-rs panics on a value of a NULL-typed column (`SELECT NULL`) or one with an untyped
-    // NULL nested inside (`SELECT [NULL]`): the first are answered without asking it, the
-    // others are read from their Arrow arrays.
+    // duckdb-rs panics on a value of a NULL-typed column (`SELECT NULL`), one with an untyped
+    // NULL nested inside (`SELECT [NULL]`) or a type it does not know (`TIME_NS`): the first
+    // are answered without asking it, the others are read from their Arrow arrays.
     let types: Vec<_> = (0..columns.len())
         .map(|i| rows.as_ref().map(|s| s.column_type(i)))
         .collect();
@@ -531,9 +531,32 @@ pub(crate) fn query_on(
         .collect();
     let via_arrow: Vec<bool> = types
         .iter()
-        .map(|t| t.as_ref().is_some_and(value::has_nested_null))
+        .map(|t| t.as_ref().is_some_and(value::needs_arrow))
         .collect();
     let mut out = Vec::new();
+    // duckdb-rs cannot even borrow a top-level value of a type it does not know: read the
+    // result's Arrow chunks directly (every column through `from_arrow`).
+    if types
+        .iter()
+        .any(|t| t.as_ref().is_some_and(|t| !value::borrowable(t)))
+    {
+        let stmt = rows.as_ref().ok_or_else(|| {
+            Error::invalid(op, "sql", "the statement has no result to read; run it with exec")
+        })?;
+        while out.len() < limit {
+            let Some(chunk) = stmt.step().map_err(|e| Error::duckdb(op, "read rows", e))? else {
+                break;
+            };
+            for row in 0..duckdb::arrow::array::Array::len(&chunk) {
+                if out.len() >= limit {
+                    break;
+                }
+                let values = chunk.columns().iter().map(|c| value::from_arrow(c.as_ref(), row));
+                out.push(values.collect());
+            }
+        }
+        return Ok(Rows { columns, rows: out });
+    }
     while out.len() < limit {
         let Some(row) = rows.next().map_err(|e| Error::duckdb(op, "read row", e))? else {
             break;
@@ -557,15 +580,23 @@ pub(crate) fn query_on(
 }
 
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
-    let n: i64 = conn
-        .query_row(
-            // DuckDB resolves identifiers case-insensitively (`Foo` and `foo` are one table).
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND lower(table_name) = lower(?)",
-            [table],
-            |r| r.get(0),
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = 'main' AND lower(table_name) = lower(?)",
         )
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
-    Ok(n > 0)
+    let names: Vec<String> = stmt
+        .query_map([table], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::duckdb(op, "look up table", e))?;
+    Ok(names.iter().any(|n| same_name(n, table)))
+}
+
+/// DuckDB's identifier rule: names match ignoring ASCII case only (`Foo` is `foo`, `Ö` is not
+/// `ö`).
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
 pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<String> {

@@ -435,11 +435,11 @@ impl LiteralPath {
                 link_dir: None,
             });
         }
-        Self::linked(op, path, special)
+        Self::linked(op, path)
     }
 
     #[cfg(unix)]
-    fn linked(op: &'static str, path: &Path, special: impl Fn(&str) -> bool) -> Result<LiteralPath> {
+    fn linked(op: &'static str, path: &Path) -> Result<LiteralPath> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let io = |source, at: &Path| Error::Io {
@@ -454,13 +454,13 @@ impl LiteralPath {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir(&dir).map_err(|e| io(e, &dir))?;
-        // Keep the extensions (`.csv.gz`): DuckDB picks compression from them.
+        // Keep the extensions after the last glob character (`x[1].csv.gz` → `.csv.gz`):
+        // DuckDB picks the compression from them.
         let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        let extension = name
-            .find('.')
-            .map(|i| &name[i..])
-            .filter(|ext| !special(ext))
-            .unwrap_or("");
+        let plain_tail = name
+            .rfind(['*', '?', '[', ']'])
+            .map_or(&name[..], |i| &name[i + 1..]);
+        let extension = plain_tail.find('.').map_or("", |i| &plain_tail[i..]);
         let link = dir.join(format!("data{extension}"));
         let guard = LiteralPath {
             path: link.clone(),
@@ -471,7 +471,7 @@ impl LiteralPath {
     }
 
     #[cfg(not(unix))]
-    fn linked(op: &'static str, path: &Path, _special: impl Fn(&str) -> bool) -> Result<LiteralPath> {
+    fn linked(op: &'static str, path: &Path) -> Result<LiteralPath> {
         Err(Error::invalid(
             op,
             "path",
@@ -589,10 +589,46 @@ fn looks_like_query(text: &str) -> bool {
         .contains(&word.as_str())
 }
 
-/// A query as the inside of `COPY (…)`: without trailing semicolons, and ending on a new line
-/// so a trailing `-- comment` cannot swallow the closing parenthesis.
+/// A query as the inside of `COPY (…)`: cut after its last token that is not a `;`, a comment
+/// or a blank (so `SELECT 1; -- done` works), and ending on a new line so a comment inside
+/// cannot swallow the closing parenthesis. Quoted strings and identifiers are skipped whole.
 fn query_body(query: &str) -> String {
-    format!("{}\n", query.trim_end().trim_end_matches(';').trim_end())
+    let bytes = query.as_bytes();
+    let (mut i, mut end) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"') => {
+                // To the closing quote (a doubled quote is an escaped one and simply reopens).
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+                i += 1;
+                end = i.min(bytes.len());
+                continue;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i = (i + 2).min(bytes.len());
+                continue;
+            }
+            b';' => {}
+            b if b.is_ascii_whitespace() => {}
+            _ => end = i + 1,
+        }
+        i += 1;
+    }
+    // `end` is just past an ASCII byte or a closing quote, or at the end: a char boundary.
+    format!("{}\n", query.get(..end).unwrap_or(query))
 }
 
 pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
@@ -697,6 +733,13 @@ mod tests {
     #[test]
     fn query_bodies_lose_trailing_semicolons_and_end_on_a_new_line() {
         assert_eq!(query_body("SELECT 1;  "), "SELECT 1\n");
-        assert_eq!(query_body("SELECT 1 -- tail"), "SELECT 1 -- tail\n");
+        assert_eq!(query_body("SELECT 1 -- tail"), "SELECT 1\n");
+        assert_eq!(query_body("SELECT 1; -- done"), "SELECT 1\n");
+        assert_eq!(query_body("SELECT 1; ;\n/* end */"), "SELECT 1\n");
+        assert_eq!(query_body("SELECT ';' AS s; "), "SELECT ';' AS s\n");
+        assert_eq!(query_body("SELECT 'it''s' -- c"), "SELECT 'it''s'\n");
+        assert_eq!(query_body("SELECT \"a;b\" FROM t;"), "SELECT \"a;b\" FROM t\n");
+        assert_eq!(query_body("SELECT 'é'"), "SELECT 'é'\n");
+        assert_eq!(query_body("SELECT 'open"), "SELECT 'open\n");
     }
 }

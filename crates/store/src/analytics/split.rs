@@ -30,7 +30,7 @@ use duckdb::Connection;
 
 use super::footer;
 use super::io::{ProgressFn, ensure_parent, parquet_rows, with_progress};
-use super::{Analytics, require_table, sql};
+use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
 
 /// Longest escaped value used as a directory name; longer ones use `__long__<hash>`.
@@ -213,62 +213,81 @@ impl Analytics {
         sql::ident(OP, "column", column)?;
         sql::ident(OP, "table", table)?;
         sql::path_literal(OP, out_dir)?;
-        let staging = out_dir.join(format!(
-            ".staging-{}-{}",
-            std::process::id(),
-            fnv1a64(table.as_bytes())
-        ));
-        let created_out_dir = !out_dir.exists();
-        let result = self.with_conn(OP, |conn| {
-            let table_sql = require_table(OP, conn, table)?;
-            let column = require_column(OP, conn, table, column)?;
-            // Only now, with the table and column known to exist, touch the file system.
-            ensure_parent(OP, &out_dir.join("x"))?;
-            let column_sql = sql::ident(OP, "column", &column.name)?;
-            let first = Layout::for_column(&column.name, column.table_columns);
-            let staged = match stage(OP, conn, &table_sql, &column_sql, &staging, first, progress) {
-                // A value too long for a directory name: redo the COPY with computed keys.
-                Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => None,
-                other => {
-                    other?;
-                    Some(collect(OP, conn, &staging, &column.name, &column_sql, first)?)
-                }
-            };
-            // A value that fits a directory name but is over the `__long__` limit must also
-            // survive in the files, as with the keyed layout.
-            let long = |s: &Staged| {
-                s.value
-                    .as_deref()
-                    .is_some_and(|v| escape_segment(v).len() > MAX_ESCAPED_VALUE_BYTES)
-            };
-            let staged = match staged {
-                Some(staged) if first == Layout::Keyed || !staged.iter().any(long) => staged,
-                _ => {
-                    remove_staging(OP, &staging)?;
-                    stage(
-                        OP,
-                        conn,
-                        &table_sql,
-                        &column_sql,
-                        &staging,
-                        Layout::Keyed,
-                        progress,
-                    )?;
-                    collect(OP, conn, &staging, &column.name, &column_sql, Layout::Keyed)?
-                }
-            };
-            Ok((staged, column))
-        });
-        let published = result.and_then(|(staged, column)| {
-            publish(OP, out_dir, table, &column.name, &column.data_type, staged)
-        });
-        let _ = std::fs::remove_dir_all(&staging);
-        if published.is_err() && created_out_dir {
-            // Everything under a directory this call created is its own output.
-            let _ = std::fs::remove_dir_all(out_dir);
-        }
-        published
+        let staging = out_dir.join(unique_name(".staging"));
+        // Everything below runs under the connection's lock, so two exports from this handle
+        // never interleave their file work.
+        self.with_conn(OP, |conn| {
+            let created_out_dir = !out_dir.exists();
+            let result = export_split(OP, conn, table, column, out_dir, &staging, progress);
+            let _ = std::fs::remove_dir_all(&staging);
+            if result.is_err() && created_out_dir {
+                // Non-recursive: only an empty directory this call made goes.
+                let _ = std::fs::remove_dir(out_dir);
+            }
+            result
+        })
     }
+}
+
+/// A name unique to this call: process id plus a per-process counter.
+fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Stages, collects and publishes one split export.
+fn export_split(
+    op: &'static str,
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    out_dir: &Path,
+    staging: &Path,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<SplitManifest> {
+    let table_sql = require_table(op, conn, table)?;
+    let column = require_column(op, conn, table, column)?;
+    // Only now, with the table and column known to exist, touch the file system.
+    ensure_parent(op, &out_dir.join("x"))?;
+    let column_sql = sql::ident(op, "column", &column.name)?;
+    let first = Layout::for_column(&column.name, column.table_columns);
+    let staged = match stage(op, conn, &table_sql, &column_sql, staging, first, progress) {
+        // A value too long for a directory name: redo the COPY with computed keys.
+        Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => None,
+        other => {
+            other?;
+            Some(collect(op, conn, staging, &column.name, &column_sql, first)?)
+        }
+    };
+    // A value that fits a directory name but is over the `__long__` limit must also survive in
+    // the files, as with the keyed layout.
+    let long = |s: &Staged| {
+        s.value
+            .as_deref()
+            .is_some_and(|v| escape_segment(v).len() > MAX_ESCAPED_VALUE_BYTES)
+    };
+    let staged = match staged {
+        Some(staged) if first == Layout::Keyed || !staged.iter().any(long) => staged,
+        _ => {
+            remove_staging(op, staging)?;
+            stage(
+                op,
+                conn,
+                &table_sql,
+                &column_sql,
+                staging,
+                Layout::Keyed,
+                progress,
+            )?;
+            collect(op, conn, staging, &column.name, &column_sql, Layout::Keyed)?
+        }
+    };
+    publish(op, out_dir, table, &column.name, &column.data_type, staged)
 }
 
 /// The split column as the catalog spells it, with its type and the table's column count.
@@ -278,24 +297,32 @@ struct SplitColumn {
     table_columns: i64,
 }
 
-/// Checks that `table` has `column` (matched case-insensitively, as DuckDB resolves names).
+/// Checks that `table` has `column` (names matched as DuckDB resolves them: ignoring ASCII case).
 fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str) -> Result<SplitColumn> {
-    let (name, data_type, table_columns): (Option<String>, Option<String>, i64) = conn
-        .query_row(
-            "SELECT any_value(column_name) FILTER (WHERE lower(column_name) = lower($1)), \
-                    any_value(data_type) FILTER (WHERE lower(column_name) = lower($1)), count(*) \
-             FROM duckdb_columns() WHERE schema_name = 'main' AND lower(table_name) = lower($2)",
-            [column, table],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    let lookup = |e| Error::duckdb(op, "look up column", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() \
+             WHERE schema_name = 'main' AND lower(table_name) = lower(?) ORDER BY column_index",
         )
-        .map_err(|e| Error::duckdb(op, "look up column", e))?;
-    match (name, data_type) {
-        (Some(name), Some(data_type)) => Ok(SplitColumn {
-            name,
-            data_type,
-            table_columns,
+        .map_err(lookup)?;
+    let rows: Vec<(String, String, String)> = stmt
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(lookup)?;
+    let table_columns: Vec<&(String, String, String)> =
+        rows.iter().filter(|(t, _, _)| same_name(t, table)).collect();
+    let found = table_columns
+        .iter()
+        .find(|(_, c, _)| c == column)
+        .or_else(|| table_columns.iter().find(|(_, c, _)| same_name(c, column)));
+    match found {
+        Some((_, name, data_type)) => Ok(SplitColumn {
+            name: name.clone(),
+            data_type: data_type.clone(),
+            table_columns: table_columns.len() as i64,
         }),
-        _ => Err(Error::Missing {
+        None => Err(Error::Missing {
             op,
             kind: "column",
             name: format!("{table}.{column}"),
@@ -538,8 +565,7 @@ fn publish(
     // by renames, the new directories move in, the manifest is replaced; if any step fails,
     // everything moves back, so the previous export survives a failed one.
     let own_prefix = format!("{column_segment}=");
-    let aside = out_dir.join(format!(".replaced-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&aside);
+    let aside = out_dir.join(unique_name(".replaced"));
     std::fs::create_dir(&aside).map_err(|e| io(e, &aside))?;
     let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut replace = || -> Result<()> {
@@ -565,9 +591,12 @@ fn publish(
             let _ = std::fs::rename(to, from);
         }
         let _ = std::fs::remove_file(out_dir.join(format!("{MANIFEST}.tmp")));
+        // Non-recursive: if a directory could not be put back, it stays here, not deleted.
+        let _ = std::fs::remove_dir(&aside);
+        return result.map(|()| manifest);
     }
     let _ = std::fs::remove_dir_all(&aside);
-    result.map(|()| manifest)
+    Ok(manifest)
 }
 
 /// Manifest order: NULL first, then numbers (of a numeric column) by number, other values by
@@ -587,9 +616,18 @@ fn value_order(data_type: &str, a: Option<&str>, b: Option<&str>) -> Ordering {
     let integer = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
         .iter()
         .any(|t| upper == *t || upper == format!("U{t}"));
-    let float = upper == "FLOAT" || upper == "DOUBLE" || upper.starts_with("DECIMAL");
+    let float = upper == "FLOAT" || upper == "DOUBLE";
+    // DECIMAL(p, s): compared exactly, as integers scaled by 10^s.
+    let decimal_scale = upper
+        .strip_prefix("DECIMAL(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|args| args.split_once(','))
+        .and_then(|(_, scale)| scale.trim().parse::<usize>().ok());
     if integer {
         let (x, y) = (a.parse::<i128>().ok(), b.parse::<i128>().ok());
+        by(x.zip(y).map(|(x, y)| x.cmp(&y)), (x.is_some(), y.is_some()))
+    } else if let Some(scale) = decimal_scale {
+        let (x, y) = (scaled_decimal(a, scale), scaled_decimal(b, scale));
         by(x.zip(y).map(|(x, y)| x.cmp(&y)), (x.is_some(), y.is_some()))
     } else if float {
         let (x, y) = (a.parse::<f64>().ok(), b.parse::<f64>().ok());
@@ -597,6 +635,28 @@ fn value_order(data_type: &str, a: Option<&str>, b: Option<&str>) -> Ordering {
     } else {
         a.cmp(b)
     }
+}
+
+/// `-12.5` with scale 3 → `-12500`; `None` if the text is not a plain decimal that fits.
+fn scaled_decimal(text: &str, scale: usize) -> Option<i128> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || fraction.len() > scale
+        || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let padded = format!("{whole}{fraction:0<scale$}");
+    let magnitude: i128 = if padded.is_empty() {
+        0
+    } else {
+        padded.parse().ok()?
+    };
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// Names and counts the files of every staged directory, on a few threads: with thousands of
@@ -717,6 +777,21 @@ mod tests {
         assert_eq!(
             sorted("DECIMAL(18,3)", &[Some("10.5"), Some("9.25")]),
             [Some("9.25"), Some("10.5")]
+        );
+        assert_eq!(
+            sorted(
+                "DECIMAL(38,3)",
+                &[
+                    Some("100000000000000000000.000"),
+                    Some("99999999999999999999.999"),
+                    Some("-0.500")
+                ]
+            ),
+            [
+                Some("-0.500"),
+                Some("99999999999999999999.999"),
+                Some("100000000000000000000.000")
+            ]
         );
         assert_eq!(
             sorted("UBIGINT", &[Some("18446744073709551615"), Some("7")]),

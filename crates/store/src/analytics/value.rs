@@ -178,6 +178,17 @@ fn time_of_day(micros: i64) -> String {
     }
 }
 
+/// `HH:MM:SS[.fffffffff]` for a `TIME_NS`.
+fn time_of_day_nanos(nanos: i64) -> String {
+    let (secs, frac) = (nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000));
+    let text = time_of_day(secs.saturating_mul(1_000_000));
+    if frac == 0 {
+        text
+    } else {
+        format!("{text}.{}", format!("{frac:09}").trim_end_matches('0'))
+    }
+}
+
 /// An INTERVAL as DuckDB prints it: `1 year 2 months 3 days 04:05:06.5`, `00:00:00` when zero.
 fn interval(months: i32, days: i32, nanos: i64) -> String {
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n.abs() == 1 { "" } else { "s" });
@@ -352,20 +363,59 @@ pub(crate) fn rfc3339_micros(us: i64) -> String {
     )
 }
 
-/// Whether duckdb-rs cannot convert values of this type itself: its converter panics on an
-/// untyped NULL nested in a LIST, STRUCT, MAP or ARRAY (`SELECT [NULL]`). Such columns are read
-/// through [`from_arrow`] instead.
-pub(crate) fn has_nested_null(data_type: &duckdb::arrow::datatypes::DataType) -> bool {
+/// Whether duckdb-rs cannot convert values of this type itself (its converter panics on
+/// them): an untyped NULL nested in a LIST, STRUCT, MAP or ARRAY (`SELECT [NULL]`), `TIME_NS`,
+/// and any Arrow type its converter does not list. Such columns are read through
+/// [`from_arrow`] instead.
+pub(crate) fn needs_arrow(data_type: &duckdb::arrow::datatypes::DataType) -> bool {
+    use duckdb::arrow::datatypes::{DataType as T, IntervalUnit, TimeUnit};
+    match data_type {
+        T::Utf8
+        | T::LargeUtf8
+        | T::Binary
+        | T::LargeBinary
+        | T::FixedSizeBinary(_)
+        | T::Boolean
+        | T::Int8
+        | T::Int16
+        | T::Int32
+        | T::Int64
+        | T::UInt8
+        | T::UInt16
+        | T::UInt32
+        | T::UInt64
+        | T::Float16
+        | T::Float32
+        | T::Float64
+        | T::Decimal32(..)
+        | T::Decimal64(..)
+        | T::Decimal128(..)
+        | T::Timestamp(..)
+        | T::Date32
+        | T::Time64(TimeUnit::Microsecond)
+        | T::Interval(IntervalUnit::MonthDayNano) => false,
+        T::List(f) | T::LargeList(f) | T::FixedSizeList(f, _) | T::Map(f, _) => needs_arrow(f.data_type()),
+        T::Struct(fields) => fields.iter().any(|f| needs_arrow(f.data_type())),
+        T::Union(fields, _) => fields.iter().any(|(_, f)| needs_arrow(f.data_type())),
+        T::Dictionary(k, v) => !matches!(**k, T::UInt8 | T::UInt16 | T::UInt32) || needs_arrow(v),
+        _ => true,
+    }
+}
+
+/// Whether duckdb-rs can borrow a top-level value of this type (`Row::get_ref`), possibly to
+/// hand its nested parts to [`from_arrow`].
+pub(crate) fn borrowable(data_type: &duckdb::arrow::datatypes::DataType) -> bool {
     use duckdb::arrow::datatypes::DataType as T;
     match data_type {
-        T::Null => true,
-        T::List(f) | T::LargeList(f) | T::FixedSizeList(f, _) | T::Map(f, _) => {
-            has_nested_null(f.data_type())
-        }
-        T::Struct(fields) => fields.iter().any(|f| has_nested_null(f.data_type())),
-        T::Union(fields, _) => fields.iter().any(|(_, f)| has_nested_null(f.data_type())),
-        T::Dictionary(_, v) => has_nested_null(v),
-        _ => false,
+        T::Null
+        | T::List(_)
+        | T::LargeList(_)
+        | T::FixedSizeList(..)
+        | T::Struct(_)
+        | T::Map(..)
+        | T::Union(..) => true,
+        T::Dictionary(k, _) => matches!(**k, T::UInt8 | T::UInt16 | T::UInt32),
+        other => !needs_arrow(other),
     }
 }
 
@@ -409,11 +459,46 @@ pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) ->
         T::Utf8 => Value::Text(array.as_string::<i32>().value(idx).to_string()),
         T::LargeUtf8 => Value::Text(array.as_string::<i64>().value(idx).to_string()),
         T::Utf8View => Value::Text(array.as_string_view().value(idx).to_string()),
+        T::Float16 => Value::Float(array.as_primitive::<t::Float16Type>().value(idx).to_f64()),
+        T::FixedSizeBinary(_) => Value::Blob(array.as_fixed_size_binary().value(idx).to_vec()),
         T::Binary => Value::Blob(array.as_binary::<i32>().value(idx).to_vec()),
         T::LargeBinary => Value::Blob(array.as_binary::<i64>().value(idx).to_vec()),
         T::Date32 => Value::Date(array.as_primitive::<t::Date32Type>().value(idx)),
-        T::Timestamp(TimeUnit::Microsecond, _) => {
-            Value::Timestamp(array.as_primitive::<t::TimestampMicrosecondType>().value(idx))
+        T::Timestamp(unit, _) => Value::Timestamp(match unit {
+            TimeUnit::Second => to_micros(
+                duckdb::types::TimeUnit::Second,
+                array.as_primitive::<t::TimestampSecondType>().value(idx),
+            ),
+            TimeUnit::Millisecond => to_micros(
+                duckdb::types::TimeUnit::Millisecond,
+                array.as_primitive::<t::TimestampMillisecondType>().value(idx),
+            ),
+            TimeUnit::Microsecond => array.as_primitive::<t::TimestampMicrosecondType>().value(idx),
+            TimeUnit::Nanosecond => array.as_primitive::<t::TimestampNanosecondType>().value(idx) / 1_000,
+        }),
+        T::Time64(TimeUnit::Microsecond) => Value::Other(time_of_day(
+            array.as_primitive::<t::Time64MicrosecondType>().value(idx),
+        )),
+        T::Time64(TimeUnit::Nanosecond) => Value::Other(time_of_day_nanos(
+            array.as_primitive::<t::Time64NanosecondType>().value(idx),
+        )),
+        T::Interval(t::IntervalUnit::MonthDayNano) => {
+            let v = array.as_primitive::<t::IntervalMonthDayNanoType>().value(idx);
+            Value::Other(interval(v.months, v.days, v.nanoseconds))
+        }
+        // HUGEINT arrives as DECIMAL(38, 0).
+        T::Decimal128(_, 0) => {
+            let v = array.as_primitive::<t::Decimal128Type>().value(idx);
+            i64::try_from(v).map_or_else(|_| Value::Other(v.to_string()), Value::Int)
+        }
+        T::Dictionary(..) => match from_arrow_formatted(array, idx) {
+            Value::Other(text) => Value::Text(text),
+            other => other,
+        },
+        T::Union(..) => {
+            let union = array.as_union();
+            let child = union.child(union.type_id(idx));
+            from_arrow(child.as_ref(), union.value_offset(idx))
         }
         T::List(_) => Value::List(nested(array.as_list::<i32>().value(idx).as_ref())),
         T::LargeList(_) => Value::List(nested(array.as_list::<i64>().value(idx).as_ref())),
@@ -442,13 +527,16 @@ pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) ->
                     .collect(),
             )
         }
-        _ => {
-            let options = duckdb::arrow::util::display::FormatOptions::default();
-            match duckdb::arrow::util::display::ArrayFormatter::try_new(array, &options) {
-                Ok(formatter) => Value::Other(formatter.value(idx).to_string()),
-                Err(e) => Value::Other(format!("<{}: {e}>", array.data_type())),
-            }
-        }
+        _ => from_arrow_formatted(array, idx),
+    }
+}
+
+/// Arrow's own text rendering of a value, for types without a closer [`Value`].
+fn from_arrow_formatted(array: &dyn duckdb::arrow::array::Array, idx: usize) -> Value {
+    let options = duckdb::arrow::util::display::FormatOptions::default();
+    match duckdb::arrow::util::display::ArrayFormatter::try_new(array, &options) {
+        Ok(formatter) => Value::Other(formatter.value(idx).to_string()),
+        Err(e) => Value::Other(format!("<{}: {e}>", array.data_type())),
     }
 }
 

@@ -231,3 +231,24 @@ fn queries_with_comments_semicolons_or_table_keywords_export() {
         assert_eq!(db.export_parquet(query, &path).unwrap(), 3, "{query:?}");
     }
 }
+
+#[test]
+fn a_query_ending_in_a_semicolon_and_a_comment_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for (i, query) in [
+        "SELECT 1 AS n; -- done",
+        "SELECT 1 AS n; ;",
+        "SELECT ';' AS n; /* c */",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            db.export_parquet(query, dir.path().join(format!("c{i}.parquet")))
+                .unwrap(),
+            1,
+            "{query:?}"
+        );
+    }
+}

@@ -491,3 +491,34 @@ fn json_rows_must_be_objects() {
     assert!(!db.table_exists("k").unwrap());
     assert_eq!(count(&db, "j"), 4);
 }
+
+#[test]
+fn a_compressed_file_with_glob_characters_keeps_its_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for (i, name) in ["x.[1].csv.gz", "v1.2[a].csv.gz", "y[1].csv.gz"]
+        .into_iter()
+        .enumerate()
+    {
+        // DuckDB gzips by extension (COPY … TO does not expand globs).
+        let path = dir.path().join(name);
+        db.exec_batch(&format!(
+            "COPY (SELECT {i} AS a) TO '{}' (FORMAT csv, HEADER)",
+            path.display()
+        ))
+        .unwrap();
+        assert_ne!(
+            std::fs::read(&path).unwrap()[..2],
+            *b"a\n",
+            "{name} is not compressed"
+        );
+        let table = format!("t{i}");
+        assert_eq!(
+            db.import_csv(&table, dir.path().join(name), &CsvOptions::default())
+                .unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(all_rows(&db, &table), vec![vec![Value::Int(i as i64)]]);
+    }
+}

@@ -388,3 +388,55 @@ fn times_and_intervals_print_as_duckdb_prints_them() {
         assert_eq!(row.values[0], Value::Other(duck), "{expr}");
     }
 }
+
+#[test]
+fn time_ns_values_read_without_a_panic() {
+    let db = db();
+    let row = db
+        .query_row(
+            "SELECT '10:11:12.123456789'::TIME_NS AS t, ['10:11:12'::TIME_NS] AS l, 1 AS n",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.values,
+        vec![
+            Value::Other("10:11:12.123456789".into()),
+            Value::List(vec![Value::Other("10:11:12".into())]),
+            Value::Int(1),
+        ]
+    );
+}
+
+#[test]
+fn values_beside_an_untyped_null_convert_as_they_do_alone() {
+    let db = db();
+    db.exec_batch("CREATE TYPE mood AS ENUM ('happy', 'sad')")
+        .unwrap();
+    for expr in [
+        "TIME '10:11:12.5'",
+        "INTERVAL 1 DAY",
+        "5::HUGEINT",
+        "'happy'::mood",
+        "TIMESTAMP_S '2020-01-01 00:00:01'",
+        "TIMESTAMP_MS '2020-01-01 00:00:01.5'",
+        "TIMESTAMP_NS '2020-01-01 00:00:01.5'",
+        "union_value(k := 1)",
+        "1.50::DECIMAL(5,2)",
+        "'x'",
+    ] {
+        let alone = db
+            .query_row(&format!("SELECT {{'x': {expr}}}"), &[])
+            .unwrap()
+            .unwrap();
+        let beside = db
+            .query_row(&format!("SELECT {{'n': NULL, 'x': {expr}}}"), &[])
+            .unwrap()
+            .unwrap();
+        let Value::Struct(fields) = &beside.values[0] else {
+            panic!("not a struct: {beside:?}")
+        };
+        assert_eq!(Value::Struct(vec![fields[1].clone()]), alone.values[0], "{expr}");
+    }
+}

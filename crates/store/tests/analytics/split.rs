@@ -682,3 +682,18 @@ fn a_split_that_fails_while_publishing_leaves_the_previous_export_in_place() {
     assert!(tmp.path().join("k=a/data.parquet").is_file());
     assert!(tmp.path().join("k=b/data.parquet").is_file());
 }
+
+#[test]
+fn column_names_match_ignoring_ascii_case_only_as_in_duckdb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(r#"CREATE TABLE u ("Ä" INTEGER, "ä" VARCHAR, n INTEGER); INSERT INTO u VALUES (1, 'x', 1), (2, 'y', 2)"#)
+        .unwrap();
+    let manifest = db.export_split_parquet("u", tmp.path(), "ä").unwrap();
+    assert_eq!(manifest.column, "ä");
+    let values: Vec<Option<&str>> = manifest.files.iter().map(|f| f.value.as_deref()).collect();
+    assert_eq!(values, [Some("x"), Some("y")]);
+    db.exec_batch(r#"CREATE TABLE "Ö" (a INTEGER)"#).unwrap();
+    assert!(db.table_exists("Ö").unwrap());
+    assert!(!db.table_exists("ö").unwrap());
+}
