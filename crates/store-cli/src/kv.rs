@@ -18,16 +18,16 @@ pub struct KvArgs {
     command: KvCommand,
 }
 
-/// Quota flags of `kv --ns NS set`.
+/// Quota flags of `kv --ns NS set` (and the quota `ns usage` compares against).
 #[derive(Debug, Args, Default)]
 pub struct QuotaArgs {
-    /// Refuse the write if the namespace would hold more than N live keys.
+    /// Quota: at most N live keys (writes past it are refused; `ns usage` shows use against it).
     #[arg(long, value_name = "N")]
     pub max_keys: Option<u64>,
-    /// Refuse the write if the namespace would use more than N groups.
+    /// Quota: at most N groups with a live key.
     #[arg(long, value_name = "N")]
     pub max_groups: Option<u64>,
-    /// Refuse the write if live keys plus values would exceed N bytes.
+    /// Quota: at most N bytes of live keys plus values.
     #[arg(long, value_name = "N")]
     pub max_bytes: Option<u64>,
 }
