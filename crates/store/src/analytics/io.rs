@@ -425,11 +425,24 @@ struct LiteralPath {
     link_dir: Option<PathBuf>,
 }
 
+/// The characters DuckDB treats as a glob pattern in a path it reads.
+const GLOB_CHARS: [char; 4] = ['*', '?', '[', ']'];
+
+/// A name unique to this call: process id plus a per-process counter.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 impl LiteralPath {
     fn new(op: &'static str, path: &Path) -> Result<LiteralPath> {
         let text = path.to_string_lossy();
-        let special = |s: &str| s.contains(['*', '?', '[', ']']) || s.starts_with('~');
-        if !special(&text) {
+        if !text.contains(GLOB_CHARS) && !text.starts_with('~') {
             return Ok(LiteralPath {
                 path: path.to_path_buf(),
                 link_dir: None,
@@ -440,26 +453,18 @@ impl LiteralPath {
 
     #[cfg(unix)]
     fn linked(op: &'static str, path: &Path) -> Result<LiteralPath> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         let io = |source, at: &Path| Error::Io {
             op,
             path: Some(at.to_path_buf()),
             source,
         };
         let target = std::fs::canonicalize(path).map_err(|e| io(e, path))?;
-        let dir = std::env::temp_dir().join(format!(
-            ".store-read-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = std::env::temp_dir().join(unique_name(".store-read"));
         std::fs::create_dir(&dir).map_err(|e| io(e, &dir))?;
         // Keep the extensions after the last glob character (`x[1].csv.gz` → `.csv.gz`):
         // DuckDB picks the compression from them.
         let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        let plain_tail = name
-            .rfind(['*', '?', '[', ']'])
-            .map_or(&name[..], |i| &name[i + 1..]);
+        let plain_tail = name.rfind(GLOB_CHARS).map_or(&name[..], |i| &name[i + 1..]);
         let extension = plain_tail.find('.').map_or("", |i| &plain_tail[i..]);
         let link = dir.join(format!("data{extension}"));
         let guard = LiteralPath {

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use duckdb::Connection;
 
 use super::footer;
-use super::io::{ProgressFn, ensure_parent, parquet_rows, with_progress};
+use super::io::{ProgressFn, ensure_parent, parquet_rows, unique_name, with_progress};
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
 
@@ -227,17 +227,6 @@ impl Analytics {
             result
         })
     }
-}
-
-/// A name unique to this call: process id plus a per-process counter.
-fn unique_name(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Stages, collects and publishes one split export.
@@ -532,7 +521,8 @@ fn publish(
     data_type: &str,
     mut staged: Vec<Staged>,
 ) -> Result<SplitManifest> {
-    staged.sort_by(|a, b| value_order(data_type, a.value.as_deref(), b.value.as_deref()));
+    let sort = SortAs::of(data_type);
+    staged.sort_by(|a, b| value_order(sort, a.value.as_deref(), b.value.as_deref()));
     let column_segment = escape_segment(column);
     let io = |source, path: &Path| Error::Io {
         op,
@@ -599,41 +589,63 @@ fn publish(
     Ok(manifest)
 }
 
+/// How a split column's values (as text) sort in the manifest.
+#[derive(Debug, Clone, Copy)]
+enum SortAs {
+    Integer,
+    /// DECIMAL(p, s): exactly, as integers scaled by 10^s.
+    Decimal(usize),
+    Float,
+    Text,
+}
+
+impl SortAs {
+    fn of(data_type: &str) -> SortAs {
+        let upper = data_type.to_ascii_uppercase();
+        let integer = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
+            .iter()
+            .any(|t| upper == *t || upper.strip_prefix('U') == Some(t));
+        let decimal_scale = upper
+            .strip_prefix("DECIMAL(")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .and_then(|args| args.split_once(','))
+            .and_then(|(_, scale)| scale.trim().parse::<usize>().ok());
+        match (integer, decimal_scale) {
+            (true, _) => SortAs::Integer,
+            (false, Some(scale)) => SortAs::Decimal(scale),
+            _ if upper == "FLOAT" || upper == "DOUBLE" => SortAs::Float,
+            _ => SortAs::Text,
+        }
+    }
+}
+
 /// Manifest order: NULL first, then numbers (of a numeric column) by number, other values by
-/// their text.
-fn value_order(data_type: &str, a: Option<&str>, b: Option<&str>) -> Ordering {
+/// their text. Text that does not parse as the column's type sorts after all that does.
+fn value_order(sort: SortAs, a: Option<&str>, b: Option<&str>) -> Ordering {
     let (a, b) = match (a, b) {
         (Some(a), Some(b)) => (a, b),
         (a, b) => return a.cmp(&b),
     };
-    let by = |x: Option<Ordering>, parsed: (bool, bool)| match parsed {
-        (true, true) => x.unwrap_or(Ordering::Equal).then_with(|| a.cmp(b)),
-        (true, false) => Ordering::Less,
-        (false, true) => Ordering::Greater,
-        (false, false) => a.cmp(b),
-    };
-    let upper = data_type.to_ascii_uppercase();
-    let integer = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
-        .iter()
-        .any(|t| upper == *t || upper == format!("U{t}"));
-    let float = upper == "FLOAT" || upper == "DOUBLE";
-    // DECIMAL(p, s): compared exactly, as integers scaled by 10^s.
-    let decimal_scale = upper
-        .strip_prefix("DECIMAL(")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .and_then(|args| args.split_once(','))
-        .and_then(|(_, scale)| scale.trim().parse::<usize>().ok());
-    if integer {
-        let (x, y) = (a.parse::<i128>().ok(), b.parse::<i128>().ok());
-        by(x.zip(y).map(|(x, y)| x.cmp(&y)), (x.is_some(), y.is_some()))
-    } else if let Some(scale) = decimal_scale {
-        let (x, y) = (scaled_decimal(a, scale), scaled_decimal(b, scale));
-        by(x.zip(y).map(|(x, y)| x.cmp(&y)), (x.is_some(), y.is_some()))
-    } else if float {
-        let (x, y) = (a.parse::<f64>().ok(), b.parse::<f64>().ok());
-        by(x.zip(y).map(|(x, y)| x.total_cmp(&y)), (x.is_some(), y.is_some()))
-    } else {
-        a.cmp(b)
+    match sort {
+        SortAs::Integer => by_parsed(a, b, |v| v.parse::<i128>().ok(), Ord::cmp),
+        SortAs::Decimal(scale) => by_parsed(a, b, |v| scaled_decimal(v, scale), Ord::cmp),
+        SortAs::Float => by_parsed(a, b, |v| v.parse::<f64>().ok(), f64::total_cmp),
+        SortAs::Text => a.cmp(b),
+    }
+}
+
+/// Compares `a` and `b` as parsed values (text breaks ties), parsed ones first.
+fn by_parsed<T>(
+    a: &str,
+    b: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    cmp: impl Fn(&T, &T) -> Ordering,
+) -> Ordering {
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => cmp(&x, &y).then_with(|| a.cmp(b)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
     }
 }
 
@@ -745,7 +757,7 @@ mod tests {
     fn manifest_order_is_numeric_for_numeric_columns() {
         fn sorted<'a>(data_type: &str, values: &[Option<&'a str>]) -> Vec<Option<&'a str>> {
             let mut v = values.to_vec();
-            v.sort_by(|a, b| value_order(data_type, *a, *b));
+            v.sort_by(|a, b| value_order(SortAs::of(data_type), *a, *b));
             v
         }
         let ints = [Some("10"), Some("9"), None, Some("-1"), Some("2")];

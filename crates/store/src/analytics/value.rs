@@ -136,7 +136,7 @@ impl From<duckdb::types::Value> for Value {
             D::Text(s) | D::Enum(s) => Value::Text(s),
             D::Blob(b) | D::Geometry(b) => Value::Blob(b),
             D::Date32(d) => Value::Date(d),
-            D::Time64(unit, t) => Value::Other(time_of_day(to_micros(unit, t))),
+            D::Time64(unit, t) => Value::Other(time_of_day(to_micros(unit, t).saturating_mul(1_000))),
             D::Interval { months, days, nanos } => Value::Other(interval(months, days, nanos)),
             D::List(items) | D::Array(items) => Value::List(items.into_iter().map(Value::from).collect()),
             D::Struct(fields) => Value::Struct(
@@ -167,21 +167,10 @@ fn to_micros(unit: duckdb::types::TimeUnit, t: i64) -> i64 {
     }
 }
 
-/// `HH:MM:SS[.ffffff]`, as DuckDB prints a TIME.
-fn time_of_day(micros: i64) -> String {
-    let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
-    let text = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if frac == 0 {
-        text
-    } else {
-        format!("{text}.{}", format!("{frac:06}").trim_end_matches('0'))
-    }
-}
-
-/// `HH:MM:SS[.fffffffff]` for a `TIME_NS`.
-fn time_of_day_nanos(nanos: i64) -> String {
+/// `HH:MM:SS[.fffffffff]` (trailing zeros of the fraction dropped), as DuckDB prints a TIME.
+fn time_of_day(nanos: i64) -> String {
     let (secs, frac) = (nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000));
-    let text = time_of_day(secs.saturating_mul(1_000_000));
+    let text = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
     if frac == 0 {
         text
     } else {
@@ -203,10 +192,11 @@ fn interval(months: i32, days: i32, nanos: i64) -> String {
     if days != 0 {
         parts.push(plural(days.into(), "day"));
     }
-    let micros = nanos / 1_000;
-    if micros != 0 || parts.is_empty() {
-        let sign = if micros < 0 { "-" } else { "" };
-        parts.push(format!("{sign}{}", time_of_day(micros.saturating_abs())));
+    // DuckDB intervals hold microseconds.
+    let nanos = nanos / 1_000 * 1_000;
+    if nanos != 0 || parts.is_empty() {
+        let sign = if nanos < 0 { "-" } else { "" };
+        parts.push(format!("{sign}{}", time_of_day(nanos.saturating_abs())));
     }
     parts.join(" ")
 }
@@ -464,22 +454,35 @@ pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) ->
         T::Binary => Value::Blob(array.as_binary::<i32>().value(idx).to_vec()),
         T::LargeBinary => Value::Blob(array.as_binary::<i64>().value(idx).to_vec()),
         T::Date32 => Value::Date(array.as_primitive::<t::Date32Type>().value(idx)),
-        T::Timestamp(unit, _) => Value::Timestamp(match unit {
-            TimeUnit::Second => to_micros(
-                duckdb::types::TimeUnit::Second,
-                array.as_primitive::<t::TimestampSecondType>().value(idx),
-            ),
-            TimeUnit::Millisecond => to_micros(
-                duckdb::types::TimeUnit::Millisecond,
-                array.as_primitive::<t::TimestampMillisecondType>().value(idx),
-            ),
-            TimeUnit::Microsecond => array.as_primitive::<t::TimestampMicrosecondType>().value(idx),
-            TimeUnit::Nanosecond => array.as_primitive::<t::TimestampNanosecondType>().value(idx) / 1_000,
-        }),
+        T::Timestamp(unit, _) => {
+            use duckdb::types::TimeUnit as Unit;
+            let (unit, raw) = match unit {
+                TimeUnit::Second => (
+                    Unit::Second,
+                    array.as_primitive::<t::TimestampSecondType>().value(idx),
+                ),
+                TimeUnit::Millisecond => (
+                    Unit::Millisecond,
+                    array.as_primitive::<t::TimestampMillisecondType>().value(idx),
+                ),
+                TimeUnit::Microsecond => (
+                    Unit::Microsecond,
+                    array.as_primitive::<t::TimestampMicrosecondType>().value(idx),
+                ),
+                TimeUnit::Nanosecond => (
+                    Unit::Nanosecond,
+                    array.as_primitive::<t::TimestampNanosecondType>().value(idx),
+                ),
+            };
+            Value::Timestamp(to_micros(unit, raw))
+        }
         T::Time64(TimeUnit::Microsecond) => Value::Other(time_of_day(
-            array.as_primitive::<t::Time64MicrosecondType>().value(idx),
+            array
+                .as_primitive::<t::Time64MicrosecondType>()
+                .value(idx)
+                .saturating_mul(1_000),
         )),
-        T::Time64(TimeUnit::Nanosecond) => Value::Other(time_of_day_nanos(
+        T::Time64(TimeUnit::Nanosecond) => Value::Other(time_of_day(
             array.as_primitive::<t::Time64NanosecondType>().value(idx),
         )),
         T::Interval(t::IntervalUnit::MonthDayNano) => {
