@@ -22,5 +22,7 @@ mod scoring;
 mod service;
 #[path = "analytics/split.rs"]
 mod split;
+#[path = "analytics/split_many.rs"]
+mod split_many;
 #[path = "analytics/support.rs"]
 mod support;

@@ -17,6 +17,14 @@
 //! marker (`s<hash>` for long values, `shive` for the NULL marker's spelling), and the files also
 //! keep the column itself, so a value the directory name cannot carry survives in the data.
 //!
+//! Columns with thousands of values take the store's own writer instead ([`writer`]): DuckDB's
+//! partitioned COPY drains its small partitions in time that grows with the square of their
+//! number (~11 s for 10,000 values on the bench table against ~1.3 s for 10), while the own
+//! writer streams the table once through Arrow and writes each partition with arrow-rs. The
+//! choice is made on a sample (distinct values among the first rows), and the own writer is
+//! only used when every column type survives Arrow and Parquet exactly; otherwise, and for
+//! tables too large to buffer, DuckDB's COPY runs as before. Both produce the same layout.
+//!
 //! Either way the table is read once per COPY, never once per value; staged directories move to
 //! their final names only when everything is written, and a failure removes the staging
 //! directory and leaves nothing partial behind: a previous export of the same column into the
@@ -27,6 +35,8 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
+
+mod writer;
 
 use super::footer;
 use super::io::{ProgressFn, ensure_parent, parquet_rows, unique_name, with_progress};
@@ -245,6 +255,22 @@ fn export_split(
     ensure_parent(op, &out_dir.join("x"))?;
     let column_sql = sql::ident(op, "column", &column.name)?;
     let first = Layout::for_column(&column.name, column.table_columns);
+    if column.own_writer && many_values(op, conn, &table_sql, &column_sql)? {
+        let keep_column = match first {
+            Layout::Native { keep_column } => keep_column,
+            Layout::Keyed => true,
+        };
+        let mut outcome = writer::write(op, conn, &table_sql, &column_sql, keep_column, staging, progress)?;
+        if matches!(outcome, writer::Outcome::NeedsColumn) {
+            remove_staging(op, staging)?;
+            outcome = writer::write(op, conn, &table_sql, &column_sql, true, staging, progress)?;
+        }
+        if let writer::Outcome::Written(staged) = outcome {
+            return publish(op, out_dir, table, &column.name, &column.data_type, staged);
+        }
+        // Too large to buffer: DuckDB's partitioned COPY below.
+        remove_staging(op, staging)?;
+    }
     let staged = match stage(op, conn, &table_sql, &column_sql, staging, first, progress) {
         // A value too long for a directory name: redo the COPY with computed keys.
         Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => None,
@@ -279,11 +305,33 @@ fn export_split(
     publish(op, out_dir, table, &column.name, &column.data_type, staged)
 }
 
+/// Distinct values among the table's first [`SAMPLE_ROWS`] rows from which the split uses its
+/// own writer. Below it DuckDB's partitioned COPY is as fast or faster (its cost that grows with
+/// the square of the number of values is still small at a few thousand).
+const OWN_WRITER_MIN_VALUES: i64 = 2_000;
+
+/// Rows sampled (the first ones, in storage order) to count distinct values.
+const SAMPLE_ROWS: u32 = 65_536;
+
+/// Whether the column shows at least [`OWN_WRITER_MIN_VALUES`] values in a sample of the table's
+/// first rows: a read of one column of a few blocks, not a scan of the table.
+fn many_values(op: &'static str, conn: &Connection, table_sql: &str, column_sql: &str) -> Result<bool> {
+    let query = format!(
+        "SELECT count(DISTINCT {column_sql}) FROM (SELECT {column_sql} FROM {table_sql} LIMIT {SAMPLE_ROWS})"
+    );
+    let distinct: i64 = conn
+        .query_row(&query, [], |r| r.get(0))
+        .map_err(|e| Error::duckdb(op, "sample the split column", e))?;
+    Ok(distinct >= OWN_WRITER_MIN_VALUES)
+}
+
 /// The split column as the catalog spells it, with its type and the table's column count.
 struct SplitColumn {
     name: String,
     data_type: String,
     table_columns: i64,
+    /// Every column of the table has a type the split's own writer keeps exactly.
+    own_writer: bool,
 }
 
 /// Checks that `table` has `column` (names matched as DuckDB resolves them: ignoring ASCII case).
@@ -310,6 +358,7 @@ fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str
             name: name.clone(),
             data_type: data_type.clone(),
             table_columns: table_columns.len() as i64,
+            own_writer: table_columns.iter().all(|(_, _, t)| writer::supported_type(t)),
         }),
         None => Err(Error::Missing {
             op,
