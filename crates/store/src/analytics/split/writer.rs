@@ -6,17 +6,17 @@
 //! flush threshold until the end of the scan, then drains them by picking, each time, the
 //! smallest pending one with a scan over all of them, so its drain grows with the square of the
 //! number of distinct values (on the bench table: ~1.3 s for 10 values, ~11 s for 10,000).
-//! Here each row costs one hash lookup and each partition one file, whatever their number.
+//! Here each row costs one hash lookup and each partition one file, whatever their number. For
+//! a few values DuckDB's writer is faster (it skips the Arrow hand-over), so `split.rs` only
+//! calls this one for columns with thousands of values.
 //!
 //! The buffers hold the scanned table in Arrow form until the end of the scan (a partition that
-//! reaches a full row group is written early), so this path takes tables up to
+//! fills a row group is handed to its writer early), so this path takes tables up to
 //! [`BUFFER_BYTES`], and only column types that survive Arrow → Parquet → DuckDB exactly (see
 //! [`supported_type`]). A table over the budget stops the scan and goes to DuckDB's partitioned
 //! COPY instead, which spills to disk.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use duckdb::arrow::compute::{cast, interleave_record_batch};
 use duckdb::arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::{MAX_ESCAPED_VALUE_BYTES, Staged, escape_segment};
 use crate::analytics::io::{ProgressFn, with_progress};
@@ -43,8 +43,11 @@ const ROW_GROUP_ROWS: usize = 122_880;
 /// a run of rows per chunk rather than single rows, small enough to stay in cache-friendly sizes.
 const CHUNK_ROWS: usize = 1 << 18;
 
-/// Files kept open at once for partitions written early.
-const MAX_OPEN_EARLY: usize = 256;
+/// Partitions whose writers may be live at once (each holds its encoders and its encoded bytes
+/// until the partition is complete); the rest wait for the end of the scan. A partition goes
+/// live when it fills a row group, which overlaps encoding with the scan. (Handing partitions
+/// over earlier, at a few thousand rows, measured slower: more live writers, smaller writes.)
+const MAX_LIVE_WRITERS: usize = 2_048;
 
 /// DuckDB's default zstd level, so the comparison with its writer is like for like.
 const ZSTD_LEVEL: i32 = 3;
@@ -93,7 +96,7 @@ struct Partition {
     batches: Vec<RecordBatch>,
     buffered: usize,
     rows: u64,
-    /// Handed to its writer at least once (its file is open).
+    /// Handed to its writer at least once (its writer is live).
     open: bool,
 }
 
@@ -153,6 +156,8 @@ fn scan(
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| parquet(op, e, staging))?,
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Column-chunk statistics, as DuckDB writes them; no page index.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
         .build();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -176,7 +181,7 @@ fn scan(
             ids: HashMap::default(),
             null_id: None,
             senders: &senders,
-            open_early: 0,
+            live: 0,
         };
         let routed = router
             .run(stream)
@@ -210,7 +215,7 @@ struct Router<'a> {
     ids: HashMap<String, usize, foldhash::fast::RandomState>,
     null_id: Option<usize>,
     senders: &'a [Sender<Job>],
-    open_early: usize,
+    live: usize,
 }
 
 impl Router<'_> {
@@ -310,9 +315,9 @@ impl Router<'_> {
             part.batches.push(sorted.slice(start, end - start));
             part.buffered += end - start;
             part.rows += (end - start) as u64;
-            if part.buffered >= ROW_GROUP_ROWS && (part.open || self.open_early < MAX_OPEN_EARLY) {
+            if part.buffered >= ROW_GROUP_ROWS && (part.open || self.live < MAX_LIVE_WRITERS) {
                 if !part.open {
-                    self.open_early += 1;
+                    self.live += 1;
                 }
                 self.send(id, false);
             }
@@ -373,33 +378,32 @@ impl Router<'_> {
     }
 }
 
-/// A writer thread: keeps the files of partitions written early open until their last rows.
+/// A writer thread. A partition's writer encodes into memory as its rows arrive, and its file
+/// is created and written in one go when the partition is complete, so no file stays open.
 fn write_jobs(
     op: &'static str,
     jobs: Receiver<Job>,
     schema: SchemaRef,
     props: WriterProperties,
 ) -> Result<()> {
-    let mut open: HashMap<usize, ArrowWriter<BufWriter<File>>> = HashMap::new();
+    let mut live: HashMap<usize, ArrowWriter<Vec<u8>>> = HashMap::new();
     for job in jobs {
-        let mut writer = match open.remove(&job.id) {
+        let mut writer = match live.remove(&job.id) {
             Some(writer) => writer,
-            None => {
-                if let Some(dir) = job.path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| io(op, e, dir))?;
-                }
-                let file = File::create(&job.path).map_err(|e| io(op, e, &job.path))?;
-                ArrowWriter::try_new(BufWriter::new(file), schema.clone(), Some(props.clone()))
-                    .map_err(|e| parquet(op, e, &job.path))?
-            }
+            None => ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
+                .map_err(|e| parquet(op, e, &job.path))?,
         };
         for batch in &job.batches {
             writer.write(batch).map_err(|e| parquet(op, e, &job.path))?;
         }
         if job.last {
-            writer.close().map_err(|e| parquet(op, e, &job.path))?;
+            let bytes = writer.into_inner().map_err(|e| parquet(op, e, &job.path))?;
+            if let Some(dir) = job.path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io(op, e, dir))?;
+            }
+            std::fs::write(&job.path, bytes).map_err(|e| io(op, e, &job.path))?;
         } else {
-            open.insert(job.id, writer);
+            live.insert(job.id, writer);
         }
     }
     Ok(())
