@@ -250,7 +250,7 @@ fn export_split(
     progress: Option<ProgressFn<'_>>,
 ) -> Result<SplitManifest> {
     let table_sql = require_table(op, conn, table)?;
-    let column = require_column(op, conn, table, column)?;
+    let column = require_column(op, conn, &table_sql, table, column)?;
     // Only now, with the table and column known to exist, touch the file system.
     ensure_parent(op, &out_dir.join("x"))?;
     let column_sql = sql::ident(op, "column", &column.name)?;
@@ -316,6 +316,9 @@ const SAMPLE_ROWS: u32 = 65_536;
 /// Whether the column shows at least [`OWN_WRITER_MIN_VALUES`] values in a sample of the table's
 /// first rows: a read of one column of a few blocks, not a scan of the table.
 fn many_values(op: &'static str, conn: &Connection, table_sql: &str, column_sql: &str) -> Result<bool> {
+    if !writer::arrow_export_is_plain(conn) {
+        return Ok(false);
+    }
     let query = format!(
         "SELECT count(DISTINCT {column_sql}) FROM (SELECT {column_sql} FROM {table_sql} LIMIT {SAMPLE_ROWS})"
     );
@@ -334,31 +337,39 @@ struct SplitColumn {
     own_writer: bool,
 }
 
-/// Checks that `table` has `column` (names matched as DuckDB resolves them: ignoring ASCII case).
-fn require_column(op: &'static str, conn: &Connection, table: &str, column: &str) -> Result<SplitColumn> {
+/// Checks that `table` has `column` (names matched as DuckDB resolves them: ignoring ASCII case),
+/// reading the columns of exactly the relation `SELECT * FROM table` binds to (a temporary
+/// table shadows a persistent one of the same name, as in the COPY).
+fn require_column(
+    op: &'static str,
+    conn: &Connection,
+    table_sql: &str,
+    table: &str,
+    column: &str,
+) -> Result<SplitColumn> {
     let lookup = |e| Error::duckdb(op, "look up column", e);
     let mut stmt = conn
-        .prepare(
-            "SELECT table_name, column_name, data_type FROM duckdb_columns() \
-             WHERE schema_name = 'main' AND lower(table_name) = lower(?) ORDER BY column_index",
-        )
+        .prepare(&format!(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {table_sql})"
+        ))
         .map_err(lookup)?;
-    let rows: Vec<(String, String, String)> = stmt
-        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let columns: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .and_then(|rows| rows.collect())
         .map_err(lookup)?;
-    let table_columns: Vec<&(String, String, String)> =
-        rows.iter().filter(|(t, _, _)| same_name(t, table)).collect();
-    let found = table_columns
+    let found = columns
         .iter()
-        .find(|(_, c, _)| c == column)
-        .or_else(|| table_columns.iter().find(|(_, c, _)| same_name(c, column)));
+        .find(|(c, _)| c == column)
+        .or_else(|| columns.iter().find(|(c, _)| same_name(c, column)));
     match found {
-        Some((_, name, data_type)) => Ok(SplitColumn {
+        Some((name, data_type)) => Ok(SplitColumn {
             name: name.clone(),
             data_type: data_type.clone(),
-            table_columns: table_columns.len() as i64,
-            own_writer: table_columns.iter().all(|(_, _, t)| writer::supported_type(t)),
+            table_columns: columns.len() as i64,
+            // Float values are grouped as DuckDB compares them (`-0.0` is `0.0`), not by their
+            // text, so they stay with DuckDB's writer.
+            own_writer: !matches!(data_type.as_str(), "FLOAT" | "DOUBLE")
+                && columns.iter().all(|(_, t)| writer::supported_type(t)),
         }),
         None => Err(Error::Missing {
             op,

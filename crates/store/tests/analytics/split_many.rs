@@ -334,3 +334,60 @@ fn re_exporting_many_values_replaces_the_previous_export() {
     let hive = read_back(&db, tmp.path(), true);
     assert_eq!(hive.len() as i64, scalar_int(&db, "SELECT count(*) FROM t"));
 }
+
+#[test]
+fn a_float_column_keeps_duckdbs_writer_so_minus_zero_and_zero_are_one_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(&format!(
+        "CREATE TABLE t AS SELECT CASE WHEN i = 0 THEN '-0.0'::DOUBLE ELSE i::DOUBLE END AS k, i AS n
+         FROM range({FILLER}) r(i);
+         INSERT INTO t VALUES (0.0, -1)"
+    ))
+    .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert!(!own_writer(&db, tmp.path()));
+    assert_eq!(
+        manifest.files.len() as i64,
+        scalar_int(&db, "SELECT count(DISTINCT k) FROM t")
+    );
+}
+
+#[test]
+fn a_temporary_table_shadowing_a_persistent_one_is_the_one_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(&format!(
+        "CREATE TABLE t (k BIGINT, n BIGINT);
+         CREATE TEMP TABLE t AS SELECT i AS k FROM range({FILLER}) r(i)"
+    ))
+    .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert!(own_writer(&db, tmp.path()));
+    assert_eq!(manifest.files.len(), FILLER);
+    assert_eq!(manifest.total_rows, FILLER as u64);
+    // The temporary table has one column, so the files keep it.
+    assert_eq!(read_back(&db, tmp.path(), false).columns, ["k"]);
+}
+
+#[test]
+fn lossless_arrow_export_settings_keep_duckdbs_writer_and_the_types() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(&format!(
+        "SET arrow_lossless_conversion = true;
+         CREATE TABLE t AS SELECT i % {FILLER} AS k, i % 2 = 0 AS b FROM range({}) r(i)",
+        FILLER * 2
+    ))
+    .unwrap();
+    db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert!(!own_writer(&db, tmp.path()));
+    let glob = lit(&tmp.path().join("**").join("*.parquet"));
+    assert_eq!(
+        text(&scalar(
+            &db,
+            &format!("SELECT column_type FROM (DESCRIBE SELECT b FROM read_parquet({glob}))")
+        )),
+        "BOOLEAN"
+    );
+}

@@ -10,11 +10,14 @@
 //! a few values DuckDB's writer is faster (it skips the Arrow hand-over), so `split.rs` only
 //! calls this one for columns with thousands of values.
 //!
-//! The buffers hold the scanned table in Arrow form until the end of the scan (a partition that
-//! fills a row group is handed to its writer early), so this path takes tables up to
-//! [`BUFFER_BYTES`], and only column types that survive Arrow → Parquet → DuckDB exactly (see
-//! [`supported_type`]). A table over the budget stops the scan and goes to DuckDB's partitioned
-//! COPY instead, which spills to disk.
+//! The buffers hold the scanned table in Arrow form until the end of the scan, so this path
+//! takes tables up to [`BUFFER_BYTES`] of Arrow data, and only column types that survive Arrow →
+//! Parquet → DuckDB exactly (see [`supported_type`]). Peak memory is about that budget, plus
+//! the encoded bytes of partitions that filled a row group (handed to their writers early and
+//! kept until complete), plus one chunk being regrouped: a partition's rows are slices of shared
+//! chunks, so its Arrow memory is freed only when the whole export is. A table found to be over
+//! the budget stops the scan, and DuckDB's partitioned COPY (which spills to disk) runs instead;
+//! the scan so far is lost.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +80,20 @@ pub(super) fn supported_type(data_type: &str) -> bool {
     ];
     let upper = data_type.to_ascii_uppercase();
     EXACT.contains(&upper.as_str()) || upper.starts_with("DECIMAL(")
+}
+
+/// Whether this connection exports Arrow as the type check assumes. `SET
+/// arrow_lossless_conversion = true` tags some types with Arrow extensions (BOOLEAN becomes an
+/// `arrow.bool8` Int8) that arrow-rs would write as their storage type; a setting that cannot
+/// be read counts as changed.
+pub(super) fn arrow_export_is_plain(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT NOT current_setting('arrow_lossless_conversion')::BOOLEAN \
+           AND current_setting('arrow_output_version')::VARCHAR = '1.0'",
+        [],
+        |r| r.get::<_, bool>(0),
+    )
+    .unwrap_or(false)
 }
 
 /// What a scan produced.
@@ -199,7 +216,10 @@ fn scan(
             }
         }
         match (routed, failure) {
-            (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+            (Err(e), _) => Err(e),
+            // The attempt is being abandoned anyway; a writer's error does not matter.
+            (Ok(retry @ (Outcome::NeedsColumn | Outcome::TooLarge)), _) => Ok(retry),
+            (Ok(_), Some(e)) => Err(e),
             (Ok(outcome), None) => Ok(outcome),
         }
     })
