@@ -117,8 +117,8 @@ struct Partition {
     open: bool,
 }
 
-/// Work for a writer thread: append `batches` to partition `id`'s file (creating it first),
-/// closing it when `last`.
+/// Work for a writer thread: append `batches` to partition `id`'s writer (creating it first),
+/// and write its file at `path` when `last`.
 struct Job {
     id: usize,
     path: PathBuf,
