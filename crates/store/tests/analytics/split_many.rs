@@ -1,4 +1,4 @@
-//! Split export of columns with thousands of distinct values, which takes the store's own
+//! Split export of columns with hundreds or thousands of distinct values, which takes the store's own
 //! partitioned writer (arrow-rs Parquet) instead of DuckDB's `PARTITION_BY`, whose drain grows
 //! with the square of the number of values. The layout, the manifest and what DuckDB reads back
 //! must be exactly what the DuckDB path gives; the files' `created_by` tells the writers apart.
@@ -157,6 +157,21 @@ fn scalar_int(db: &Analytics, sql: &str) -> i64 {
     match scalar(db, sql) {
         Value::Int(n) => n,
         other => panic!("not an integer: {other:?}"),
+    }
+}
+
+#[test]
+fn a_thousand_values_take_the_own_writer_and_fifty_do_not() {
+    for (values, own) in [(1_000, true), (50, false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = db();
+        db.exec_batch(&format!(
+            "CREATE TABLE t AS SELECT 'v' || (i % {values}) AS k, i AS n FROM range(20000) r(i)"
+        ))
+        .unwrap();
+        let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+        assert_eq!(manifest.files.len(), values);
+        assert_eq!(own_writer(&db, tmp.path()), own, "{values} values");
     }
 }
 

@@ -6,9 +6,10 @@
 //! flush threshold until the end of the scan, then drains them by picking, each time, the
 //! smallest pending one with a scan over all of them, so its drain grows with the square of the
 //! number of distinct values (on the bench table: ~1.3 s for 10 values, ~11 s for 10,000).
-//! Here each row costs one hash lookup and each partition one file, whatever their number. For
-//! a few values DuckDB's writer is faster (it skips the Arrow hand-over), so `split.rs` only
-//! calls this one for columns with thousands of values.
+//! Here each row costs one hash lookup and each partition one file, whatever their number; the
+//! scan's Arrow conversion (this thread) and the routing (a thread of its own) overlap with each
+//! other and with the writers. For a few values DuckDB's writer is as fast or faster (it skips
+//! the Arrow hand-over), so `split.rs` only calls this one for columns with hundreds of values.
 //!
 //! The buffers hold the scanned table in Arrow form until the end of the scan, so this path
 //! takes tables up to [`BUFFER_BYTES`] of Arrow data, and only column types that survive Arrow →
@@ -188,23 +189,32 @@ fn scan(
             let (schema, props) = (data_schema.clone(), props.clone());
             handles.push(scope.spawn(move || write_jobs(op, rx, schema, props)));
         }
-        let mut router = Router {
+        // Fetching (DuckDB's Arrow conversion, on this thread) and routing (on its own thread)
+        // overlap; `None` tells the router to stop without writing anything more.
+        let (chunks, chunk_rx) = crossbeam_channel::bounded::<Option<Vec<RecordBatch>>>(2);
+        let router = Router {
             op,
             staging,
             keep_column,
             key_index,
-            data_columns: &data_columns,
+            data_columns,
             partitions: Vec::new(),
             ids: HashMap::default(),
             null_id: None,
-            senders: &senders,
+            senders,
             live: 0,
         };
+        let router = scope.spawn(move || router.run(chunk_rx));
+        let fetched = fetch(op, stream, &chunks);
+        if !matches!(fetched, Ok(None)) {
+            // Over the budget or a scan error: the router stops without writing anything more.
+            let _ = chunks.send(None);
+        }
+        drop(chunks);
+        // The router only panics if arrow-rs or the standard library does.
         let routed = router
-            .run(stream)
-            .map(|early| early.unwrap_or_else(|| Outcome::Written(router.finish())));
-        drop(router);
-        drop(senders);
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid(op, "table", "the thread routing rows panicked")));
         let mut failure = None;
         for handle in handles {
             // A writer thread only panics if arrow-rs or the standard library does.
@@ -215,6 +225,11 @@ fn scan(
                 failure.get_or_insert(e);
             }
         }
+        let routed = match fetched {
+            Err(e) => Err(e),
+            Ok(Some(early)) => Ok(early),
+            Ok(None) => routed,
+        };
         match (routed, failure) {
             (Err(e), _) => Err(e),
             // The attempt is being abandoned anyway; a writer's error does not matter.
@@ -225,45 +240,65 @@ fn scan(
     })
 }
 
+/// Reads the scan into chunks of about [`CHUNK_ROWS`] rows for the router. `Some` stops the
+/// scan early: the table is over the budget. Ends when the router stops taking chunks.
+fn fetch(
+    op: &'static str,
+    stream: duckdb::ArrowStream<'_>,
+    chunks: &Sender<Option<Vec<RecordBatch>>>,
+) -> Result<Option<Outcome>> {
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    let mut scanned_bytes = 0usize;
+    for batch in stream {
+        let batch = batch.map_err(|e| Error::duckdb(op, "scan the table", e))?;
+        scanned_bytes += batch.get_array_memory_size();
+        if scanned_bytes > BUFFER_BYTES {
+            return Ok(Some(Outcome::TooLarge));
+        }
+        pending_rows += batch.num_rows();
+        pending.push(batch);
+        if pending_rows >= CHUNK_ROWS {
+            if chunks.send(Some(std::mem::take(&mut pending))).is_err() {
+                // The router stopped early (a long value); its outcome says why.
+                return Ok(None);
+            }
+            pending_rows = 0;
+        }
+    }
+    if pending_rows > 0 {
+        let _ = chunks.send(Some(pending));
+    }
+    Ok(None)
+}
+
 struct Router<'a> {
     op: &'static str,
     staging: &'a Path,
     keep_column: bool,
     key_index: usize,
-    data_columns: &'a [usize],
+    data_columns: Vec<usize>,
     partitions: Vec<Partition>,
     ids: HashMap<String, usize, foldhash::fast::RandomState>,
     null_id: Option<usize>,
-    senders: &'a [Sender<Job>],
+    senders: Vec<Sender<Job>>,
     live: usize,
 }
 
 impl Router<'_> {
-    /// Routes every scanned row; `Some` ends the scan early with that outcome.
-    fn run(&mut self, stream: duckdb::ArrowStream<'_>) -> Result<Option<Outcome>> {
-        let mut pending: Vec<RecordBatch> = Vec::new();
-        let mut pending_rows = 0;
-        let mut scanned_bytes = 0usize;
-        for batch in stream {
-            let batch = batch.map_err(|e| Error::duckdb(self.op, "scan the table", e))?;
-            scanned_bytes += batch.get_array_memory_size();
-            if scanned_bytes > BUFFER_BYTES {
-                return Ok(Some(Outcome::TooLarge));
-            }
-            pending_rows += batch.num_rows();
-            pending.push(batch);
-            if pending_rows >= CHUNK_ROWS {
-                if let Some(outcome) = self.route(&pending)? {
-                    return Ok(Some(outcome));
-                }
-                pending.clear();
-                pending_rows = 0;
+    /// Routes every chunk until the fetcher is done (the channel closes: write everything) or
+    /// abandons the scan (`None`: write nothing more). A long value that needs the column ends
+    /// routing early.
+    fn run(mut self, chunks: Receiver<Option<Vec<RecordBatch>>>) -> Result<Outcome> {
+        for chunk in chunks.iter() {
+            let Some(batches) = chunk else {
+                return Ok(Outcome::TooLarge);
+            };
+            if let Some(outcome) = self.route(&batches)? {
+                return Ok(outcome);
             }
         }
-        if pending_rows > 0 {
-            return self.route(&pending);
-        }
-        Ok(None)
+        Ok(Outcome::Written(self.finish()))
     }
 
     /// Sorts a chunk of batches by partition (a counting sort and one interleave), then hands
@@ -321,7 +356,7 @@ impl Router<'_> {
         }
         let data: Vec<RecordBatch> = batches
             .iter()
-            .map(|b| b.project(self.data_columns))
+            .map(|b| b.project(&self.data_columns))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| arrow(self.op, e))?;
         let refs: Vec<&RecordBatch> = data.iter().collect();
