@@ -801,6 +801,46 @@ fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
+    /// A table over the own writer's Arrow budget is abandoned mid-scan, leaves nothing staged,
+    /// and is exported by DuckDB's partitioned COPY instead, with the same result.
+    #[test]
+    fn a_table_over_the_budget_falls_back_to_duckdbs_writer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Analytics::in_memory().unwrap();
+        db.exec_batch("CREATE TABLE t AS SELECT 'v' || (i % 1000) AS k, i AS n FROM range(600000) r(i)")
+            .unwrap();
+        let created_by = |dir: &Path| -> Vec<String> {
+            let glob = sql::path_literal("test", &dir.join("**").join("*.parquet")).unwrap();
+            db.query(
+                &format!("SELECT DISTINCT split_part(created_by, ' ', 1) FROM parquet_file_metadata({glob})"),
+                &[],
+            )
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r[0].to_string())
+            .collect()
+        };
+        let own = db.export_split_parquet("t", tmp.path().join("own"), "k").unwrap();
+        assert_eq!(created_by(&tmp.path().join("own")), ["parquet-rs"]);
+
+        writer::TEST_BUDGET.with(|b| b.set(Some(1 << 20)));
+        let fallback = db.export_split_parquet("t", tmp.path().join("fallback"), "k");
+        writer::TEST_BUDGET.with(|b| b.set(None));
+        let fallback = fallback.unwrap();
+        assert_eq!(created_by(&tmp.path().join("fallback")), ["DuckDB"]);
+        assert_eq!(fallback.files.len(), 1000);
+        assert_eq!(fallback.total_rows, 600_000);
+        assert_eq!(fallback.files, own.files);
+        // Only the published directories and the manifest: nothing staged is left.
+        let names: Vec<String> = std::fs::read_dir(tmp.path().join("fallback"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("k="))
+            .collect();
+        assert_eq!(names, ["manifest.json"]);
+    }
+
     #[test]
     fn segments_are_safe_and_distinct() {
         assert_eq!(value_segment(None), HIVE_NULL);

@@ -40,6 +40,21 @@ use crate::error::{Error, Result};
 /// Largest scanned table (Arrow bytes) this path buffers; larger tables use DuckDB's COPY.
 pub(super) const BUFFER_BYTES: usize = 1 << 30;
 
+/// The Arrow budget: [`BUFFER_BYTES`], or a test's smaller one.
+fn budget() -> usize {
+    #[cfg(test)]
+    if let Some(budget) = TEST_BUDGET.with(std::cell::Cell::get) {
+        return budget;
+    }
+    BUFFER_BYTES
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Overrides the budget for exports run on this thread (unit tests of the fallback).
+    pub(super) static TEST_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
 /// Rows per Parquet row group: DuckDB's default, so files look like its own.
 const ROW_GROUP_ROWS: usize = 122_880;
 
@@ -253,7 +268,7 @@ fn fetch(
     for batch in stream {
         let batch = batch.map_err(|e| Error::duckdb(op, "scan the table", e))?;
         scanned_bytes += batch.get_array_memory_size();
-        if scanned_bytes > BUFFER_BYTES {
+        if scanned_bytes > budget() {
             return Ok(Some(Outcome::TooLarge));
         }
         pending_rows += batch.num_rows();
