@@ -30,6 +30,7 @@ use duckdb::arrow::array::{Array, AsArray, RecordBatch};
 use duckdb::arrow::compute::{cast, interleave_record_batch};
 use duckdb::arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
@@ -460,8 +461,15 @@ fn write_jobs(
     for job in jobs {
         let mut writer = match live.remove(&job.id) {
             Some(writer) => writer,
-            None => ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
-                .map_err(|e| parquet(op, e, &job.path))?,
+            None => {
+                // DuckDB (and other engines) read the Parquet types; the embedded Arrow IPC schema
+                // would only add encoding work to every file.
+                let options = ArrowWriterOptions::new()
+                    .with_properties(props.clone())
+                    .with_skip_arrow_metadata(true);
+                ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), options)
+                    .map_err(|e| parquet(op, e, &job.path))?
+            }
         };
         for batch in &job.batches {
             writer.write(batch).map_err(|e| parquet(op, e, &job.path))?;
@@ -469,7 +477,8 @@ fn write_jobs(
         if job.last {
             let bytes = writer.into_inner().map_err(|e| parquet(op, e, &job.path))?;
             if let Some(dir) = job.path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| io(op, e, dir))?;
+                // The staging directory exists; each partition's directory is new.
+                std::fs::create_dir(dir).map_err(|e| io(op, e, dir))?;
             }
             std::fs::write(&job.path, bytes).map_err(|e| io(op, e, &job.path))?;
         } else {
