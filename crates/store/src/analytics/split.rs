@@ -139,6 +139,12 @@ fn value_segment(value: Option<&str>) -> String {
     }
 }
 
+/// Whether a value's escaped form is over the directory-name limit (it then goes to
+/// `__long__<hash>`, and the files must keep the column so the value survives).
+fn too_long_for_a_name(value: &str) -> bool {
+    escape_segment(value).len() > MAX_ESCAPED_VALUE_BYTES
+}
+
 /// 64-bit FNV-1a: stable across platforms and releases, unlike `std`'s hasher.
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -255,7 +261,10 @@ fn export_split(
     ensure_parent(op, &out_dir.join("x"))?;
     let column_sql = sql::ident(op, "column", &column.name)?;
     let first = Layout::for_column(&column.name, column.table_columns);
-    if column.own_writer && many_values(op, conn, &table_sql, &column_sql)? {
+    if column.own_writer
+        && writer::arrow_export_is_plain(conn)
+        && many_values(op, conn, &table_sql, &column_sql)?
+    {
         let keep_column = match first {
             Layout::Native { keep_column } => keep_column,
             Layout::Keyed => true,
@@ -281,11 +290,7 @@ fn export_split(
     };
     // A value that fits a directory name but is over the `__long__` limit must also survive in
     // the files, as with the keyed layout.
-    let long = |s: &Staged| {
-        s.value
-            .as_deref()
-            .is_some_and(|v| escape_segment(v).len() > MAX_ESCAPED_VALUE_BYTES)
-    };
+    let long = |s: &Staged| s.value.as_deref().is_some_and(too_long_for_a_name);
     let staged = match staged {
         Some(staged) if first == Layout::Keyed || !staged.iter().any(long) => staged,
         _ => {
@@ -316,9 +321,6 @@ const SAMPLE_ROWS: u32 = 65_536;
 /// Whether the column shows at least [`OWN_WRITER_MIN_VALUES`] values in a sample of the table's
 /// first rows: a read of one column of a few blocks, not a scan of the table.
 fn many_values(op: &'static str, conn: &Connection, table_sql: &str, column_sql: &str) -> Result<bool> {
-    if !writer::arrow_export_is_plain(conn) {
-        return Ok(false);
-    }
     let query = format!(
         "SELECT count(DISTINCT {column_sql}) FROM (SELECT {column_sql} FROM {table_sql} LIMIT {SAMPLE_ROWS})"
     );
@@ -731,15 +733,19 @@ fn scaled_decimal(text: &str, scale: usize) -> Option<i128> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
+/// Threads for the split's own file work (preparing staged directories, writing partitions).
+fn worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
 /// Names and counts the files of every staged directory, on a few threads: with thousands of
 /// values, this per-directory file work is most of what the export adds to DuckDB's own COPY.
 /// Returns the positions of the directories with a footer the quick reader could not parse
 /// (their `rows` are left for the caller to count).
 fn prepare_dirs(op: &'static str, staged: &mut [Staged]) -> Result<Vec<usize>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let chunk = staged.len().div_ceil(threads).max(1);
+    let chunk = staged.len().div_ceil(worker_threads()).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = staged
             .chunks_mut(chunk)

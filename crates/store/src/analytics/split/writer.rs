@@ -34,7 +34,7 @@ use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::{MAX_ESCAPED_VALUE_BYTES, Staged, escape_segment};
+use super::{Staged, too_long_for_a_name, worker_threads};
 use crate::analytics::io::{ProgressFn, with_progress};
 use crate::error::{Error, Result};
 
@@ -161,14 +161,10 @@ pub(super) fn write(
     };
     let query = format!("SELECT {columns}, CAST({column_sql} AS VARCHAR) FROM {table_sql}");
     std::fs::create_dir_all(staging).map_err(|e| io(op, e, staging))?;
-    let mut outcome = None;
     with_progress(conn, progress, || {
-        outcome = Some(scan(op, conn, &query, keep_column, staging));
-        Ok(())
+        Ok(scan(op, conn, &query, keep_column, staging))
     })
-    .map_err(|e| Error::duckdb(op, "scan the table", e))?;
-    // `with_progress` always runs the closure, which always sets `outcome`.
-    outcome.unwrap_or(Ok(Outcome::TooLarge))
+    .map_err(|e| Error::duckdb(op, "scan the table", e))?
 }
 
 fn scan(
@@ -193,9 +189,7 @@ fn scan(
         // Column-chunk statistics, as DuckDB writes them; no page index.
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let workers = worker_threads();
     std::thread::scope(|scope| {
         let mut senders: Vec<Sender<Job>> = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
@@ -326,28 +320,9 @@ impl Router<'_> {
             let keys = cast(batch.column(self.key_index), &DataType::Utf8).map_err(|e| arrow(self.op, e))?;
             let keys = keys.as_string::<i32>();
             for row in 0..keys.len() {
-                let id = if keys.is_null(row) {
-                    match self.null_id {
-                        Some(id) => id,
-                        None => {
-                            let id = self.add_partition(None);
-                            self.null_id = Some(id);
-                            id
-                        }
-                    }
-                } else {
-                    let key = keys.value(row);
-                    match self.ids.get(key) {
-                        Some(&id) => id,
-                        None => {
-                            if !self.keep_column && escape_segment(key).len() > MAX_ESCAPED_VALUE_BYTES {
-                                return Ok(Some(Outcome::NeedsColumn));
-                            }
-                            let id = self.add_partition(Some(key));
-                            self.ids.insert(key.to_string(), id);
-                            id
-                        }
-                    }
+                let key = keys.is_valid(row).then(|| keys.value(row));
+                let Some(id) = self.partition_of(key) else {
+                    return Ok(Some(Outcome::NeedsColumn));
                 };
                 ids.push(id);
                 positions.push((b, row));
@@ -396,15 +371,34 @@ impl Router<'_> {
         Ok(None)
     }
 
-    fn add_partition(&mut self, value: Option<&str>) -> usize {
+    /// The partition of a row's key (`None` = NULL), created on first sight. `None` when the
+    /// key is a value no directory name can carry while the files leave the column out.
+    fn partition_of(&mut self, key: Option<&str>) -> Option<usize> {
+        let known = match key {
+            None => self.null_id,
+            Some(key) => self.ids.get(key).copied(),
+        };
+        if known.is_some() {
+            return known;
+        }
+        if !self.keep_column && key.is_some_and(too_long_for_a_name) {
+            return None;
+        }
+        let id = self.partitions.len();
         self.partitions.push(Partition {
-            value: value.map(str::to_string),
+            value: key.map(str::to_string),
             batches: Vec::new(),
             buffered: 0,
             rows: 0,
             open: false,
         });
-        self.partitions.len() - 1
+        match key {
+            None => self.null_id = Some(id),
+            Some(key) => {
+                self.ids.insert(key.to_string(), id);
+            }
+        }
+        Some(id)
     }
 
     fn dir(&self, id: usize) -> PathBuf {
