@@ -13,7 +13,7 @@ use crate::support::{count, expect_kind, expect_missing, files_under, lit, multi
 /// The spec's acceptance values (NULL added separately).
 const VALUES: [&str; 10] = ["m1", "m2", "a/b", "../x", "A", "a", "", "x=y", "%41", "über"];
 
-fn db() -> Analytics {
+pub(crate) fn db() -> Analytics {
     Analytics::in_memory().unwrap()
 }
 
@@ -36,7 +36,7 @@ fn acceptance_values() -> Vec<Option<&'static str>> {
 }
 
 /// `read_parquet` over every Parquet file under `dir`.
-fn read_back(db: &Analytics, dir: &Path, hive: bool) -> store::analytics::Rows {
+pub(crate) fn read_back(db: &Analytics, dir: &Path, hive: bool) -> store::analytics::Rows {
     let glob = dir.join("**").join("*.parquet");
     db.query(
         &format!(
@@ -57,7 +57,7 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Asserts every file under `dir` (canonicalized) lies inside it.
 #[track_caller]
-fn assert_all_inside(dir: &Path) {
+pub(crate) fn assert_all_inside(dir: &Path) {
     let root = dir.canonicalize().unwrap();
     for file in files_under(dir) {
         let real = file.canonicalize().unwrap();
@@ -70,7 +70,7 @@ fn assert_all_inside(dir: &Path) {
     }
 }
 
-fn manifest_file(dir: &Path) -> SplitManifest {
+pub(crate) fn manifest_file(dir: &Path) -> SplitManifest {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 

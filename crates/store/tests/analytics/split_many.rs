@@ -6,9 +6,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use store::analytics::{Analytics, SplitManifest, Value};
+use store::analytics::{Analytics, Value};
 
-use crate::support::{files_under, lit, multiset, project, scalar, text};
+use crate::split::{assert_all_inside, db, manifest_file, read_back};
+use crate::support::{count, files_under, lit, multiset, project, scalar, text};
 
 /// Distinct filler values: comfortably above the threshold at which the own writer is used.
 const FILLER: usize = 2_500;
@@ -28,10 +29,6 @@ const HOSTILE: [&str; 11] = [
     "__HIVE_DEFAULT_PARTITION__",
 ];
 
-fn db() -> Analytics {
-    Analytics::in_memory().unwrap()
-}
-
 /// `t(k VARCHAR, n BIGINT)`: `FILLER` filler values with 1–3 rows each, the hostile values,
 /// and NULLs, interleaved so every value shows up in the first rows.
 fn many_valued_table(db: &Analytics, extra: &[&str]) {
@@ -49,18 +46,6 @@ fn many_valued_table(db: &Analytics, extra: &[&str]) {
     }
     db.exec_batch("INSERT INTO t VALUES (NULL, -1), (NULL, -2)")
         .unwrap();
-}
-
-fn read_back(db: &Analytics, dir: &Path, hive: bool) -> store::analytics::Rows {
-    let glob = dir.join("**").join("*.parquet");
-    db.query(
-        &format!(
-            "SELECT * FROM read_parquet({}, hive_partitioning = {hive})",
-            lit(&glob)
-        ),
-        &[],
-    )
-    .unwrap()
 }
 
 /// The writers that produced the files under `dir` (Parquet footers' `created_by`).
@@ -86,10 +71,6 @@ fn own_writer(db: &Analytics, dir: &Path) -> bool {
     names.iter().all(|n| n.starts_with("parquet-rs"))
 }
 
-fn manifest_file(dir: &Path) -> SplitManifest {
-    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn thousands_of_values_take_the_own_writer_and_read_back_exactly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -101,22 +82,11 @@ fn thousands_of_values_take_the_own_writer_and_read_back_exactly() {
     assert!(own_writer(&db, &out));
     let total = FILLER + HOSTILE.len() + 1;
     assert_eq!(manifest.files.len(), total);
-    assert_eq!(
-        manifest.total_rows as i64,
-        scalar_int(&db, "SELECT count(*) FROM t")
-    );
+    assert_eq!(manifest.total_rows as i64, count(&db, "t"));
     assert_eq!(manifest_file(&out), manifest);
     // Exactly one data.parquet per value, every path inside out_dir.
-    let root = out.canonicalize().unwrap();
-    let files = files_under(&out);
-    assert_eq!(files.len(), total + 1, "files plus the manifest");
-    for file in &files {
-        assert!(
-            file.canonicalize().unwrap().starts_with(&root),
-            "{}",
-            file.display()
-        );
-    }
+    assert_eq!(files_under(&out).len(), total + 1, "files plus the manifest");
+    assert_all_inside(&out);
     assert_eq!(
         tmp.path().read_dir().unwrap().count(),
         1,
@@ -151,13 +121,6 @@ fn thousands_of_values_take_the_own_writer_and_read_back_exactly() {
         multiset(&project(&hive, &["k", "n"])),
         multiset(&db.query("SELECT k, n FROM t", &[]).unwrap().rows)
     );
-}
-
-fn scalar_int(db: &Analytics, sql: &str) -> i64 {
-    match scalar(db, sql) {
-        Value::Int(n) => n,
-        other => panic!("not an integer: {other:?}"),
-    }
 }
 
 #[test]
@@ -218,7 +181,7 @@ fn every_supported_column_type_reads_back_with_its_type_and_values() {
         )),
         types("SELECT column_name, column_type FROM (DESCRIBE SELECT * EXCLUDE (k) FROM t)")
     );
-    let differences = scalar_int(
+    let differences = scalar(
         &db,
         &format!(
             "SELECT count(*) FROM (
@@ -228,7 +191,9 @@ fn every_supported_column_type_reads_back_with_its_type_and_values() {
                 (SELECT * FROM read_parquet({glob}, hive_partitioning = true)
                  EXCEPT ALL SELECT * EXCLUDE (k), k FROM t))"
         ),
-    );
+    )
+    .as_i64()
+    .unwrap();
     assert_eq!(differences, 0);
 }
 
@@ -347,7 +312,7 @@ fn re_exporting_many_values_replaces_the_previous_export() {
     assert!(!tmp.path().join("k=only-first-time").exists());
     assert_eq!(manifest.files.len(), FILLER + HOSTILE.len() + 1);
     let hive = read_back(&db, tmp.path(), true);
-    assert_eq!(hive.len() as i64, scalar_int(&db, "SELECT count(*) FROM t"));
+    assert_eq!(hive.len() as i64, count(&db, "t"));
 }
 
 #[test]
@@ -364,7 +329,7 @@ fn a_float_column_keeps_duckdbs_writer_so_minus_zero_and_zero_are_one_value() {
     assert!(!own_writer(&db, tmp.path()));
     assert_eq!(
         manifest.files.len() as i64,
-        scalar_int(&db, "SELECT count(DISTINCT k) FROM t")
+        scalar(&db, "SELECT count(DISTINCT k) FROM t").as_i64().unwrap()
     );
 }
 
