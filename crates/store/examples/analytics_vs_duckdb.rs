@@ -5,7 +5,8 @@
 //! crate too). Each workload alternates store and baseline over several rounds and compares
 //! medians:
 //! - `export_parquet` of a table vs DuckDB's own `COPY … TO … (FORMAT parquet)`;
-//! - split export into 10 / 1,000 / 10,000 values vs `COPY … (PARTITION_BY …)` and vs a plain COPY;
+//! - split export into 10 / 1,000 / 10,000 values vs `COPY … (PARTITION_BY …)` and vs a plain COPY,
+//!   with each side's user and kernel CPU time;
 //! - scoring-table ingestion from row structs vs a raw duckdb-rs Arrow appender of prepared
 //!   record batches into the same table (primary key included);
 //! - a large JSONL import, reporting the process's peak RSS (`--jsonl-gb N`, default 0.2).
@@ -114,16 +115,23 @@ fn export(db: &Analytics, dir: &Path, rounds: usize, export_rows: u64) -> AnyRes
 fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
     let mut plain = 0.0;
     for (label, column) in [("10", "m10"), ("1,000", "m1000"), ("10,000", "m10000")] {
+        let (mut store_cpu, mut base_cpu) = (Vec::new(), Vec::new());
         let (s, b) = measure(rounds, |round| {
             let out = dir.join(format!("split-{column}-{round}"));
             let base_out = dir.join(format!("part-{column}-{round}"));
-            let store = || time(|| db.export_split_parquet("big", &out, column).map(drop));
+            let store = || {
+                cpu_time(&mut store_cpu, || {
+                    time(|| db.export_split_parquet("big", &out, column).map(drop))
+                })
+            };
             let base = || {
-                time(|| {
-                    db.exec_batch(&format!(
-                        "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))",
-                        base_out.display()
-                    ))
+                cpu_time(&mut base_cpu, || {
+                    time(|| {
+                        db.exec_batch(&format!(
+                            "COPY big TO '{}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))",
+                            base_out.display()
+                        ))
+                    })
                 })
             };
             let times = pair(round, store, base)?;
@@ -137,6 +145,11 @@ fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
             b,
             "<= 1.00",
         );
+        for (side, cpu) in [("store", &store_cpu), ("PARTITION_BY", &base_cpu)] {
+            if let Some(range) = cpu_range(cpu) {
+                println!("  (info) {label} values, {side}: {range}");
+            }
+        }
         if plain == 0.0 {
             let (_, p) = measure(rounds, |round| {
                 let path = dir.join(format!("plain{round}.parquet"));
@@ -216,6 +229,37 @@ fn time<E: Into<Box<dyn std::error::Error>>>(f: impl FnOnce() -> Result<(), E>) 
     let start = Instant::now();
     f().map_err(Into::into)?;
     Ok(start.elapsed().as_secs_f64())
+}
+
+/// (user, kernel) CPU seconds this process has used so far, from `/proc/self/stat` (Linux);
+/// `None` elsewhere.
+fn process_cpu() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // Linux reports these in USER_HZ, which is 100 on every architecture it supports.
+    Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
+}
+
+/// Runs `f`, recording the (user, kernel) CPU seconds it used into `into`.
+fn cpu_time(into: &mut Vec<(f64, f64)>, f: impl FnOnce() -> AnyResult<f64>) -> AnyResult<f64> {
+    let before = process_cpu();
+    let wall = f()?;
+    if let (Some(b), Some(a)) = (before, process_cpu()) {
+        into.push((a.0 - b.0, a.1 - b.1));
+    }
+    Ok(wall)
+}
+
+/// "user a–b s, kernel c–d s" over the recorded rounds.
+fn cpu_range(cpu: &[(f64, f64)]) -> Option<String> {
+    let span = |pick: fn(&(f64, f64)) -> f64| {
+        let lo = cpu.iter().map(pick).fold(f64::INFINITY, f64::min);
+        let hi = cpu.iter().map(pick).fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.2}–{hi:.2} s")
+    };
+    (!cpu.is_empty()).then(|| format!("CPU user {}, kernel {}", span(|c| c.0), span(|c| c.1)))
 }
 
 /// The raw baseline's input: the same rows, already columnar.
