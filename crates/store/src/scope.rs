@@ -180,9 +180,8 @@ impl Scope {
         };
         let op = w.op;
         let quota = self.quota;
-        let existing =
-            usage::live_entry_bytes(w.conn, group, key, w.now).ctx(op, "read entry for quota check")?;
-        let usage = usage::live_usage(w.conn, namespace, w.now).ctx(op, "read namespace usage")?;
+        let (existing, usage) = usage::quota_state(w.conn, namespace, group, key, w.now)
+            .ctx(op, "read entry and namespace usage for quota check")?;
         let exceeded = |limit, max, requested| Error::QuotaExceeded {
             op,
             namespace: namespace.clone(),
