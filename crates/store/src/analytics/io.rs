@@ -515,7 +515,9 @@ fn import_error(op: &'static str, path: &Path, e: duckdb::Error) -> Error {
     ]
     .iter()
     .any(|m| lower.contains(m));
-    if !malformed {
+    // DuckDB words a write to a read-only database as an "Invalid Input Error" too; that is
+    // not the file's fault.
+    if !malformed || lower.contains("read-only mode") {
         return Error::duckdb(op, format!("import {}", path.display()), e);
     }
     let line = lower.split("line").nth(1).and_then(|rest| {
@@ -541,10 +543,10 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// `SELECT * FROM "table"`, or the query itself when it reads like one.
+/// `SELECT * FROM "table"`, or the query itself when it reads like one (see [`single_select`]).
 pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<String> {
     if looks_like_query(table_or_query) && !table_exists_on(op, conn, table_or_query)? {
-        return Ok(query_body(table_or_query));
+        return single_select(op, conn, table_or_query);
     }
     Ok(format!(
         "SELECT * FROM {}",
@@ -592,6 +594,43 @@ fn looks_like_query(text: &str) -> bool {
             "UNPIVOT",
         ]
         .contains(&word.as_str())
+}
+
+/// The query as the inside of `COPY (…)`, once DuckDB's own parser has confirmed that it is
+/// exactly one `SELECT` statement: text that closes the parenthesis and appends statements of
+/// its own (`SELECT 1) TO '…'; DROP TABLE t; COPY (SELECT 1`) is refused, never run.
+/// `json_serialize_sql` parses without executing and serialises only `SELECT` statements. The
+/// body actually embedded ([`query_body`], trailing `;` and comments cut) must parse to the
+/// very same statement, so nothing of it can reach outside the parentheses.
+fn single_select(op: &'static str, conn: &Connection, query: &str) -> Result<String> {
+    let parsed = |text: &str| -> Result<serde_json::Value> {
+        let json: String = conn
+            .query_row("SELECT json_serialize_sql(?)", [text], |r| r.get(0))
+            .map_err(|e| Error::duckdb(op, "parse the query", e))?;
+        serde_json::from_str(&json).map_err(|e| Error::json(op, e))
+    };
+    let refuse = |why: String| Error::invalid(op, "query", why);
+    let whole = parsed(query)?;
+    if whole["error"].as_bool() == Some(true) {
+        let message = whole["error_message"].as_str().unwrap_or("unknown parser error");
+        return Err(refuse(format!(
+            "export takes a table name or one SELECT statement ({message}); \
+             materialise anything else first, e.g. CREATE TABLE p AS PIVOT …"
+        )));
+    }
+    let statements = whole["statements"].as_array().map_or(0, Vec::len);
+    if statements != 1 {
+        return Err(refuse(format!(
+            "export takes one SELECT statement, this text holds {statements}"
+        )));
+    }
+    let body = query_body(query);
+    if parsed(&body)?["statements"] != whole["statements"] {
+        return Err(refuse(
+            "could not isolate the statement from its trailing comments; remove them".to_string(),
+        ));
+    }
+    Ok(body)
 }
 
 /// A query as the inside of `COPY (…)`: cut after its last token that is not a `;`, a comment

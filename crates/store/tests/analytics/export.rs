@@ -5,7 +5,7 @@
 use store::ErrorKind;
 use store::analytics::{Analytics, Value};
 
-use crate::support::{all_rows, columns, expect_kind, expect_missing, lit, names_in};
+use crate::support::{all_rows, columns, count, expect_kind, expect_missing, lit, names_in};
 
 fn db() -> Analytics {
     Analytics::in_memory().unwrap()
@@ -251,4 +251,42 @@ fn a_query_ending_in_a_semicolon_and_a_comment_exports() {
             "{query:?}"
         );
     }
+}
+
+#[test]
+fn a_query_that_closes_the_copy_and_appends_statements_is_refused_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE victim AS SELECT 1 AS x").unwrap();
+    let side_file = dir.path().join("side.csv");
+    let side = side_file.display().to_string().replace('\'', "''");
+    for (i, query) in [
+        "SELECT 1 AS x) TO '/dev/null' (FORMAT csv); DROP TABLE victim; COPY (SELECT 1 AS x".to_string(),
+        "SELECT 1 AS x; DROP TABLE victim".to_string(),
+        "SELECT 1 AS x; DROP TABLE victim; --".to_string(),
+        format!("SELECT 1 AS x) TO '{side}' (FORMAT csv) --"),
+        format!("SELECT 1 AS x) TO '{side}' (FORMAT csv); SELECT (1"),
+        "SELECT 1 AS x /* unterminated".to_string(),
+        "WITH a AS (SELECT 1) DELETE FROM victim".to_string(),
+        "SELECT E'\\'' ) ; DROP TABLE victim; --'".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("out{i}.parquet"));
+        let err = db.export_parquet(&query, &path).unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidInput | ErrorKind::DuckDb),
+            "{query:?}: {err}"
+        );
+        assert!(!path.exists(), "{query:?} wrote {}", path.display());
+        assert!(!side_file.exists(), "{query:?} wrote a file of its own");
+        assert_eq!(count(&db, "victim"), 1, "{query:?} ran a statement of its own");
+    }
+    // Statements that are not SELECTs say what export takes.
+    let err = expect_kind(
+        db.export_parquet("SELECT 1; SELECT 2", dir.path().join("two.parquet")),
+        ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("one SELECT statement"), "{err}");
 }

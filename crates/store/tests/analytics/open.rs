@@ -105,6 +105,21 @@ fn read_only_database_refuses_create_and_insert_with_duckdb_errors() {
     expect_kind(ro.ensure_scoring_tables(), ErrorKind::DuckDb);
     assert!(!ro.table_exists("u").unwrap());
     assert_eq!(count(&ro, "t"), 1);
+
+    // An import is refused the same way: the database is read-only, the file is fine.
+    let csv = dir.path().join("good.csv");
+    std::fs::write(&csv, "x\n4\n").unwrap();
+    for table in ["t", "new_table"] {
+        let err = expect_kind(ro.import_csv(table, &csv, &Default::default()), ErrorKind::DuckDb);
+        assert!(err.to_string().contains("read-only"), "{err}");
+    }
+    assert!(!ro.table_exists("new_table").unwrap());
+    assert_eq!(count(&ro, "t"), 1);
+
+    // Reading is what a read-only handle is for: exports of tables and queries work.
+    let out = dir.path().join("t.parquet");
+    assert_eq!(ro.export_parquet("SELECT x * 2 AS y FROM t", &out).unwrap(), 1);
+    assert_eq!(ro.export_parquet("t", &out).unwrap(), 1);
 }
 
 #[test]
