@@ -1,10 +1,14 @@
 //! The canonical scoring tables and their bulk writers.
 //!
 //! Writers build Arrow record batches from the row structs and hand them to DuckDB's Appender
-//! inside one transaction, flushing explicitly before commit. Appends are **inserts**: a row
-//! whose primary key already exists — in the table or earlier in the same call — makes the
-//! whole call fail with a `DuckDb` constraint error and write nothing. To replace rows, delete
-//! them first (`DELETE FROM checkpoint_scores WHERE run_id = ?`) in the same session.
+//! inside one transaction, flushing explicitly before commit.
+//!
+//! **Upsert on the primary key.** A row whose primary key already exists in the table
+//! *replaces* that row (every column, `scored_at` included), as `INSERT OR REPLACE` would: the
+//! fast path appends, and only when the table already holds one of the keys is the call redone,
+//! in a fresh transaction, through a staging table and `INSERT OR REPLACE`. Two rows with the
+//! same key *in one call* are ambiguous (which one wins?), so such a call fails with
+//! `InvalidInput` and writes nothing. `scoring_results` has no key: every row is appended.
 
 use std::sync::Arc;
 
@@ -121,7 +125,9 @@ pub struct ScoringResult {
 /// Column builders for one table, filled row by row and cut into record batches.
 trait Columns<R> {
     fn new(capacity: usize) -> Self;
-    fn push(&mut self, row: R, now_us: i64);
+    fn push(&mut self, row: &R, now_us: i64);
+    /// The table's primary-key columns (none: every row is appended).
+    const KEY: &'static [&'static str];
     fn finish(&mut self) -> Vec<ArrayRef>;
     fn schema() -> Vec<Field>;
 }
@@ -167,7 +173,9 @@ impl Columns<CheckpointScore> for CheckpointColumns {
         }
     }
 
-    fn push(&mut self, r: CheckpointScore, now_us: i64) {
+    const KEY: &'static [&'static str] = &["run_id", "label"];
+
+    fn push(&mut self, r: &CheckpointScore, now_us: i64) {
         self.model.append_value(&r.model);
         self.run_id.append_value(&r.run_id);
         self.label.append_value(&r.label);
@@ -230,7 +238,9 @@ impl Columns<ProbeResult> for ProbeColumns {
         }
     }
 
-    fn push(&mut self, r: ProbeResult, now_us: i64) {
+    const KEY: &'static [&'static str] = &["run_id", "label", "probe_id"];
+
+    fn push(&mut self, r: &ProbeResult, now_us: i64) {
         self.model.append_value(&r.model);
         self.run_id.append_value(&r.run_id);
         self.label.append_value(&r.label);
@@ -289,7 +299,9 @@ impl Columns<ScoringResult> for ScoringColumns {
         }
     }
 
-    fn push(&mut self, r: ScoringResult, now_us: i64) {
+    const KEY: &'static [&'static str] = &[];
+
+    fn push(&mut self, r: &ScoringResult, now_us: i64) {
         self.model.append_value(&r.model);
         self.prompt_id.append_value(&r.prompt_id);
         self.suite.append_value(&r.suite);
@@ -341,20 +353,26 @@ impl Analytics {
         })
     }
 
-    /// Appends rows to [`CHECKPOINT_SCORES`], all or nothing; returns the rows written.
+    /// Writes rows to [`CHECKPOINT_SCORES`], all or nothing; returns the rows written. A row
+    /// whose `(run_id, label)` is already in the table replaces it (upsert; see the module
+    /// docs). The rows are held in memory for the call (a `Vec` is used as it is).
     ///
     /// # Errors
-    /// `Missing { kind: "table" }` before [`Analytics::ensure_scoring_tables`]; `DuckDb` for a
-    /// duplicate `(run_id, label)`, in which case nothing is written.
+    /// `Missing { kind: "table" }` before [`Analytics::ensure_scoring_tables`];
+    /// `InvalidInput { field: "rows" }` when two rows of the call share a `(run_id, label)`;
+    /// nothing is written then.
     ///
     /// # Examples
     /// ```
-    /// use store::analytics::{Analytics, CheckpointScore};
+    /// use store::analytics::{Analytics, CheckpointScore, Value};
     /// let db = Analytics::in_memory()?;
     /// db.ensure_scoring_tables()?;
-    /// let rows = (0..3).map(|i| CheckpointScore { model: "m".into(), run_id: "r".into(), label: format!("c{i}"),
-    ///     iteration: i, correct: i, total: 3, accuracy: f64::from(i) / 3.0, scored_at: None });
-    /// assert_eq!(db.append_checkpoint_scores(rows)?, 3);
+    /// let row = |accuracy| CheckpointScore { model: "m".into(), run_id: "r".into(), label: "c1".into(),
+    ///     iteration: 1, correct: 1, total: 3, accuracy, scored_at: None };
+    /// assert_eq!(db.append_checkpoint_scores([row(0.3)])?, 1);
+    /// assert_eq!(db.append_checkpoint_scores([row(0.9)])?, 1); // same key: replaces the row
+    /// let row = db.query_row("SELECT count(*), max(accuracy) FROM checkpoint_scores", &[])?.unwrap();
+    /// assert_eq!(row.values, vec![Value::Int(1), Value::Float(0.9)]);
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn append_checkpoint_scores(&self, rows: impl IntoIterator<Item = CheckpointScore>) -> Result<u64> {
@@ -365,7 +383,9 @@ impl Analytics {
         )
     }
 
-    /// Appends rows to [`PROBE_RESULTS`], all or nothing; returns the rows written.
+    /// Writes rows to [`PROBE_RESULTS`], all or nothing; returns the rows written. A row whose
+    /// `(run_id, label, probe_id)` is already in the table replaces it (upsert); two rows of
+    /// one call with the same key are refused (`InvalidInput`, nothing written).
     ///
     /// # Examples
     /// ```
@@ -407,49 +427,121 @@ impl Analytics {
         table: &str,
         rows: impl IntoIterator<Item = R>,
     ) -> Result<u64> {
+        // Owned, so that an upsert can go over the rows a second time (a `Vec` is reused as is).
+        let rows: Vec<R> = rows.into_iter().collect();
         let now_us = SystemClock.now_ms().saturating_mul(1000);
         let schema = Arc::new(Schema::new(C::schema()));
-        self.in_transaction(op, |conn| {
-            if !super::table_exists_on(op, conn, table)? {
-                return Err(Error::Missing {
-                    op,
-                    kind: "table",
-                    name: format!("{table} (call ensure_scoring_tables() first)"),
-                });
-            }
-            let mut appender = conn
-                .appender(table)
-                .map_err(|e| Error::duckdb(op, "open appender", e))?;
-            let mut columns = C::new(BATCH_ROWS);
-            let (mut pending, mut written) = (0usize, 0u64);
-            let mut send = |columns: &mut C, pending: &mut usize| -> Result<()> {
-                let batch = RecordBatch::try_new(Arc::clone(&schema), columns.finish())
-                    .map_err(|e| Error::invalid(op, "rows", format!("cannot build a record batch: {e}")))?;
-                appender
-                    .append_record_batch(batch)
-                    .map_err(|e| Error::duckdb(op, "append rows", e))?;
-                written += *pending as u64;
-                *pending = 0;
-                Ok(())
-            };
-            for row in rows {
-                columns.push(row, now_us);
-                pending += 1;
-                if pending == BATCH_ROWS {
-                    send(&mut columns, &mut pending)?;
-                }
-            }
-            if pending > 0 {
-                send(&mut columns, &mut pending)?;
-            }
-            // Constraint violations surface here at the latest; the transaction then rolls back.
-            appender
-                .flush()
-                .map_err(|e| Error::duckdb(op, "flush appended rows", e))?;
-            drop(appender);
-            Ok(written)
-        })
+        let appended = self.in_transaction(op, |conn| {
+            require_scoring_table(op, conn, table)?;
+            append_rows::<R, C>(op, conn, table, "main", &schema, &rows, now_us)
+        });
+        match appended {
+            Err(e) if !C::KEY.is_empty() && is_key_conflict(&e) => self.in_transaction(op, |conn| {
+                replace_rows::<R, C>(op, conn, table, &schema, &rows, now_us)
+            }),
+            other => other,
+        }
     }
+}
+
+fn require_scoring_table(op: &'static str, conn: &Connection, table: &str) -> Result<()> {
+    if super::table_exists_on(op, conn, table)? {
+        return Ok(());
+    }
+    Err(Error::Missing {
+        op,
+        kind: "table",
+        name: format!("{table} (call ensure_scoring_tables() first)"),
+    })
+}
+
+/// Whether an append failed on a primary key that already exists (or repeats in the call).
+fn is_key_conflict(e: &Error) -> bool {
+    // DuckDB words it "Duplicate key … violates primary key constraint" for a key in the table
+    // and "PRIMARY KEY or UNIQUE constraint violation: duplicate key …" for one repeated in
+    // the appended rows.
+    matches!(e, Error::DuckDb { .. }) && e.to_string().to_ascii_lowercase().contains("duplicate key")
+}
+
+/// Appends `rows` to `schema_name.table` in record batches of [`BATCH_ROWS`], then flushes.
+fn append_rows<R, C: Columns<R>>(
+    op: &'static str,
+    conn: &Connection,
+    table: &str,
+    schema_name: &str,
+    schema: &Arc<Schema>,
+    rows: &[R],
+    now_us: i64,
+) -> Result<u64> {
+    let mut appender = if schema_name == "main" {
+        conn.appender(table)
+    } else {
+        conn.appender_to_catalog_and_db(table, schema_name, "main")
+    }
+    .map_err(|e| Error::duckdb(op, "open appender", e))?;
+    let mut columns = C::new(BATCH_ROWS.min(rows.len()));
+    for chunk in rows.chunks(BATCH_ROWS) {
+        for row in chunk {
+            columns.push(row, now_us);
+        }
+        let batch = RecordBatch::try_new(Arc::clone(schema), columns.finish())
+            .map_err(|e| Error::invalid(op, "rows", format!("cannot build a record batch: {e}")))?;
+        appender
+            .append_record_batch(batch)
+            .map_err(|e| Error::duckdb(op, "append rows", e))?;
+    }
+    // Constraint violations surface here at the latest; the transaction then rolls back.
+    appender
+        .flush()
+        .map_err(|e| Error::duckdb(op, "flush appended rows", e))?;
+    Ok(rows.len() as u64)
+}
+
+/// The upsert: the rows go to a temporary copy of the table without its key, are checked for
+/// keys repeated inside the call, and replace or join the table's rows in one statement.
+fn replace_rows<R, C: Columns<R>>(
+    op: &'static str,
+    conn: &Connection,
+    table: &str,
+    schema: &Arc<Schema>,
+    rows: &[R],
+    now_us: i64,
+) -> Result<u64> {
+    // The table names are this module's constants; the staging name is fixed and temporary.
+    const STAGE: &str = "store_scoring_upsert";
+    let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT * FROM main.{table} LIMIT 0"
+    ))
+    .map_err(stage_error)?;
+    let result = (|| {
+        append_rows::<R, C>(op, conn, STAGE, "temp", schema, rows, now_us)?;
+        let key = C::KEY.join(", ");
+        let repeated: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) - count(DISTINCT ({key})) FROM temp.{STAGE}"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(stage_error)?;
+        if repeated > 0 {
+            return Err(Error::invalid(
+                op,
+                "rows",
+                format!(
+                    "{repeated} row(s) repeat a ({key}) of an earlier row in the same call; \
+                     keep one row per key (nothing was written)"
+                ),
+            ));
+        }
+        conn.execute_batch(&format!(
+            "INSERT OR REPLACE INTO main.{table} SELECT * FROM temp.{STAGE}"
+        ))
+        .map_err(|e| Error::duckdb(op, "replace rows", e))?;
+        Ok(rows.len() as u64)
+    })();
+    let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.{STAGE}"));
+    result
 }
 
 /// Inventory notes for the scoring tables.

@@ -232,68 +232,125 @@ fn appended_checkpoint_rows_read_back_field_for_field() {
 }
 
 #[test]
-fn a_duplicate_key_inside_one_batch_writes_nothing_and_is_a_duckdb_error() {
+fn a_key_repeated_inside_one_call_writes_nothing_and_is_invalid_input() {
     let db = db();
     let batch = vec![
         checkpoint("m", "r1", "a", 1),
         checkpoint("m", "r1", "b", 2),
         checkpoint("m", "r1", "a", 3),
     ];
-    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::DuckDb);
+    let err = expect_kind(db.append_checkpoint_scores(batch), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("run_id, label"), "{err}");
     assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
 
-    // A table that already has rows keeps exactly those rows.
+    // A table that already has rows keeps exactly those rows, also when the repeated key is
+    // one the table holds (the call goes the upsert way and is refused there).
     db.append_checkpoint_scores([checkpoint("m", "r0", "x", 0)])
         .unwrap();
     let before = all_rows(&db, CHECKPOINT_SCORES);
     let batch = vec![checkpoint("m", "r2", "a", 1), checkpoint("m", "r2", "a", 2)];
-    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::DuckDb);
+    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::InvalidInput);
+    let batch = vec![checkpoint("m", "r0", "x", 1), checkpoint("m", "r0", "x", 2)];
+    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::InvalidInput);
     assert_eq!(all_rows(&db, CHECKPOINT_SCORES), before);
 
     // The same holds for probe_results' three-part key.
     let probes = vec![probe("r", "c", "p1", true), probe("r", "c", "p1", false)];
-    expect_kind(db.append_probe_results(probes), ErrorKind::DuckDb);
+    expect_kind(db.append_probe_results(probes), ErrorKind::InvalidInput);
     assert_eq!(count(&db, PROBE_RESULTS), 0);
 }
 
 #[test]
-fn a_key_already_in_the_table_fails_the_whole_append() {
+fn a_key_already_in_the_table_is_replaced_by_the_new_row() {
     let db = db();
-    db.append_checkpoint_scores([checkpoint("m", "r1", "a", 1)])
+    db.append_checkpoint_scores([checkpoint("m", "r1", "a", 1), checkpoint("m", "r1", "b", 2)])
         .unwrap();
-    let before = all_rows(&db, CHECKPOINT_SCORES);
-    let batch = vec![checkpoint("m", "r1", "new", 2), checkpoint("m", "r1", "a", 9)];
-    expect_kind(db.append_checkpoint_scores(batch), ErrorKind::DuckDb);
+    let mut newer = checkpoint("m2", "r1", "a", 9);
+    newer.scored_at = Some(1_800_000_000_000);
+    let batch = vec![checkpoint("m", "r1", "new", 3), newer];
+    assert_eq!(db.append_checkpoint_scores(batch).unwrap(), 2);
     assert_eq!(
-        all_rows(&db, CHECKPOINT_SCORES),
-        before,
-        "part of a failed append was written"
+        db.query(
+            "SELECT label, model, iteration, epoch_ms(scored_at) FROM checkpoint_scores ORDER BY label",
+            &[]
+        )
+        .unwrap()
+        .rows,
+        vec![
+            vec![
+                Value::Text("a".into()),
+                Value::Text("m2".into()),
+                Value::Int(9),
+                Value::Int(1_800_000_000_000)
+            ],
+            vec![
+                Value::Text("b".into()),
+                Value::Text("m".into()),
+                Value::Int(2),
+                Value::Int(1_700_000_000_000)
+            ],
+            vec![
+                Value::Text("new".into()),
+                Value::Text("m".into()),
+                Value::Int(3),
+                Value::Int(1_700_000_000_000)
+            ],
+        ]
     );
 
-    db.append_probe_results([probe("r", "c", "p1", true)]).unwrap();
-    expect_kind(
-        db.append_probe_results([probe("r", "c", "p2", true), probe("r", "c", "p1", false)]),
-        ErrorKind::DuckDb,
-    );
-    assert_eq!(count(&db, PROBE_RESULTS), 1);
-
-    // After a failed append the database keeps working.
+    db.append_probe_results([probe("r", "c", "p1", true), probe("r", "c", "p2", true)])
+        .unwrap();
     assert_eq!(
-        db.append_checkpoint_scores([checkpoint("m", "r1", "b", 3)])
-            .unwrap(),
+        db.append_probe_results([probe("r", "c", "p1", false)]).unwrap(),
         1
     );
-    assert_eq!(count(&db, CHECKPOINT_SCORES), 2);
+    assert_eq!(count(&db, PROBE_RESULTS), 2);
+    assert_eq!(
+        scalar(&db, "SELECT passed FROM probe_results WHERE probe_id = 'p1'"),
+        Value::Bool(false)
+    );
+
+    // scoring_results has no key: the same row twice is two rows.
+    let row = scoring("m", "s", "d", 1.0);
+    db.append_scoring_results([row.clone()]).unwrap();
+    db.append_scoring_results([row]).unwrap();
+    assert_eq!(count(&db, SCORING_RESULTS), 2);
 }
 
 #[test]
-fn a_duplicate_key_in_a_later_chunk_of_a_large_append_writes_nothing() {
+fn an_upsert_spanning_several_record_batches_writes_every_row_once() {
+    let db = db();
+    db.append_checkpoint_scores([checkpoint("m", "r", "c69999", 0)])
+        .unwrap();
+    let rows: Vec<_> = (0..70_000)
+        .map(|i| checkpoint("m", "r", &format!("c{i}"), i))
+        .collect();
+    assert_eq!(db.append_checkpoint_scores(rows).unwrap(), 70_000);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 70_000);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT iteration FROM checkpoint_scores WHERE label = 'c69999'"
+        ),
+        Value::Int(69_999)
+    );
+    // The staging table is gone: a second upsert works the same way.
+    assert_eq!(
+        db.append_checkpoint_scores([checkpoint("m", "r", "c0", 42)])
+            .unwrap(),
+        1
+    );
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 70_000);
+}
+
+#[test]
+fn a_key_repeated_in_a_later_chunk_of_a_large_append_writes_nothing() {
     let db = db();
     let mut rows: Vec<_> = (0..70_000)
         .map(|i| checkpoint("m", "r", &format!("c{i}"), i))
         .collect();
     rows.push(checkpoint("m", "r", "c5", 5));
-    expect_kind(db.append_checkpoint_scores(rows), ErrorKind::DuckDb);
+    expect_kind(db.append_checkpoint_scores(rows), ErrorKind::InvalidInput);
     assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
 }
 
