@@ -53,6 +53,8 @@ enum KvCommand {
     Set {
         group: String,
         key: String,
+        /// The value; a negative number such as -5 is taken as the value, not as a flag.
+        #[arg(allow_negative_numbers = true)]
         value: String,
         /// Expire after this long (e.g. 30s, 5m, 2h, 1day).
         #[arg(long, value_parser = parse_duration)]
@@ -239,6 +241,12 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             since,
             follow: _,
         } => {
+            // Refuse a bad namespace or group before following, as every other kv command
+            // does: a subscription validates both and is dropped at once.
+            match target.ns {
+                Some(ns) => drop(service.scoped(ns)?.watch(&group)?),
+                None => drop(service.store().watch(&group)?),
+            }
             let filter = crate::feed::GroupFilter::new(target.ns, &group);
             crate::feed::follow(service, since, &filter, out)?;
         }

@@ -313,3 +313,23 @@ fn changes_follow_without_since_starts_at_the_newest_change() {
     );
     follow.interrupt_and_expect_exit_0();
 }
+
+#[test]
+fn watch_with_an_invalid_namespace_or_group_exits_1_instead_of_following() {
+    let home = Home::new();
+    for args in [
+        &["kv", "--ns", "a_b", "watch"][..],
+        &["kv", "--ns", "../x", "watch", "g"],
+        &["kv", "watch", ""],
+        &["kv", "--ns", "ok", "watch", ""],
+    ] {
+        let mut watch = home.spawn(args);
+        let status = watch.wait_exit(Duration::from_secs(20));
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(1),
+            "`store {}` should refuse at once",
+            args.join(" ")
+        );
+    }
+}

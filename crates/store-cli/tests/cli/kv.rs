@@ -566,3 +566,17 @@ fn count_counts_everything_a_group_or_a_prefix() {
         json!({"count": 4})
     );
 }
+
+#[test]
+fn a_negative_number_is_a_value_not_a_flag() {
+    let home = Home::new();
+    home.ok(&["kv", "set", "g", "k", "-5"]);
+    assert_eq!(home.get("g", "k"), "-5");
+    home.ok(&["kv", "set", "g", "k", "-0.25"]);
+    assert_eq!(home.get("g", "k"), "-0.25");
+    assert_eq!(home.ok(&["kv", "incr", "g", "n", "-3"]), "-3\n");
+    // Anything else that starts with a dash still needs `--`, as with any command-line tool.
+    home.run(&["kv", "set", "g", "k", "-x"]).code(2);
+    home.ok(&["kv", "set", "g", "k", "--", "-x"]);
+    assert_eq!(home.get("g", "k"), "-x");
+}
