@@ -84,8 +84,9 @@ impl Analytics {
     /// file; returns the rows written. Parent directories are created.
     ///
     /// # Errors
-    /// `Missing { kind: "table" }` for an unknown table; `DuckDb` if the query fails (the
-    /// target is then untouched).
+    /// `Missing { kind: "table" }` for an unknown table; `InvalidInput { field: "query" }` for
+    /// text that is not exactly one `SELECT` statement as DuckDB parses it (so nothing beyond
+    /// the query can run); `DuckDb` if the query fails (the target is then untouched).
     ///
     /// # Examples
     /// ```
