@@ -11,6 +11,7 @@
 //! `InvalidInput` and writes nothing. `scoring_results` has no key: every row is appended.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use duckdb::Connection;
 use duckdb::arrow::array::{
@@ -436,11 +437,71 @@ impl Analytics {
             append_rows::<R, C>(op, conn, table, "main", &schema, &rows, now_us)
         });
         match appended {
-            Err(e) if !C::KEY.is_empty() && is_key_conflict(&e) => self.in_transaction(op, |conn| {
-                replace_rows::<R, C>(op, conn, table, &schema, &rows, now_us)
-            }),
+            Err(e) if !C::KEY.is_empty() && is_key_conflict(&e) => {
+                self.upsert::<R, C>(op, table, &schema, &rows, now_us)
+            }
             other => other,
         }
+    }
+
+    /// The upsert: the rows go to a temporary copy of the table without its key, are checked
+    /// for keys repeated inside the call, and replace or join the table's rows in one
+    /// statement. The staging table is created (and dropped) outside the transaction: DuckDB
+    /// 2.0 loses the rows of a full row group (122,880) appended to a table created in the
+    /// same transaction when that table is read back (`count(*)` still sees them), which made
+    /// large upserts write nothing.
+    fn upsert<R, C: Columns<R>>(
+        &self,
+        op: &'static str,
+        table: &str,
+        schema: &Arc<Schema>,
+        rows: &[R],
+        now_us: i64,
+    ) -> Result<u64> {
+        static STAGES: AtomicU64 = AtomicU64::new(0);
+        // Private to this connection and unique per call, so concurrent upserts never share one.
+        let stage = format!("store_scoring_upsert_{}", STAGES.fetch_add(1, Ordering::Relaxed));
+        let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
+        self.with_conn(op, |conn| {
+            conn.execute_batch(&format!(
+                "CREATE TEMP TABLE {stage} AS SELECT * FROM main.{table} LIMIT 0"
+            ))
+            .map_err(stage_error)
+        })?;
+        let result = self.in_transaction(op, |conn| {
+            append_rows::<R, C>(op, conn, &stage, "temp", schema, rows, now_us)?;
+            let key = C::KEY.join(", ");
+            let repeated: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) - count(DISTINCT ({key})) FROM temp.{stage}"),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(stage_error)?;
+            if repeated > 0 {
+                return Err(Error::invalid(
+                    op,
+                    "rows",
+                    format!(
+                        "{repeated} row(s) repeat a ({key}) of an earlier row in the same call; \
+                         keep one row per key (nothing was written)"
+                    ),
+                ));
+            }
+            conn.execute_batch(&format!(
+                "INSERT OR REPLACE INTO main.{table} SELECT * FROM temp.{stage}"
+            ))
+            .map_err(|e| Error::duckdb(op, "replace rows", e))?;
+            Ok(rows.len() as u64)
+        });
+        let dropped = self.with_conn(op, |conn| {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.{stage}"))
+                .map_err(stage_error)
+        });
+        if let Err(e) = dropped {
+            log::warn!("store: {e}");
+        }
+        result
     }
 }
 
@@ -495,53 +556,6 @@ fn append_rows<R, C: Columns<R>>(
         .flush()
         .map_err(|e| Error::duckdb(op, "flush appended rows", e))?;
     Ok(rows.len() as u64)
-}
-
-/// The upsert: the rows go to a temporary copy of the table without its key, are checked for
-/// keys repeated inside the call, and replace or join the table's rows in one statement.
-fn replace_rows<R, C: Columns<R>>(
-    op: &'static str,
-    conn: &Connection,
-    table: &str,
-    schema: &Arc<Schema>,
-    rows: &[R],
-    now_us: i64,
-) -> Result<u64> {
-    // The table names are this module's constants; the staging name is fixed and temporary.
-    const STAGE: &str = "store_scoring_upsert";
-    let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
-    conn.execute_batch(&format!(
-        "CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT * FROM main.{table} LIMIT 0"
-    ))
-    .map_err(stage_error)?;
-    let result = (|| {
-        append_rows::<R, C>(op, conn, STAGE, "temp", schema, rows, now_us)?;
-        let key = C::KEY.join(", ");
-        let repeated: i64 = conn
-            .query_row(
-                &format!("SELECT count(*) - count(DISTINCT ({key})) FROM temp.{STAGE}"),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(stage_error)?;
-        if repeated > 0 {
-            return Err(Error::invalid(
-                op,
-                "rows",
-                format!(
-                    "{repeated} row(s) repeat a ({key}) of an earlier row in the same call; \
-                     keep one row per key (nothing was written)"
-                ),
-            ));
-        }
-        conn.execute_batch(&format!(
-            "INSERT OR REPLACE INTO main.{table} SELECT * FROM temp.{STAGE}"
-        ))
-        .map_err(|e| Error::duckdb(op, "replace rows", e))?;
-        Ok(rows.len() as u64)
-    })();
-    let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.{STAGE}"));
-    result
 }
 
 /// Inventory notes for the scoring tables.

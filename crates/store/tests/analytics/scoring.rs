@@ -318,21 +318,32 @@ fn a_key_already_in_the_table_is_replaced_by_the_new_row() {
 }
 
 #[test]
-fn an_upsert_spanning_several_record_batches_writes_every_row_once() {
+fn an_upsert_spanning_several_record_batches_and_row_groups_writes_every_row_once() {
+    // 130,000 rows: two of the writer's record batches, and more than one DuckDB row group
+    // (122,880 rows), where DuckDB writes appended data to storage optimistically.
     let db = db();
-    db.append_checkpoint_scores([checkpoint("m", "r", "c69999", 0)])
+    db.append_checkpoint_scores([checkpoint("m", "r", "c129999", 0)])
         .unwrap();
-    let rows: Vec<_> = (0..70_000)
+    let rows: Vec<_> = (0..130_000)
         .map(|i| checkpoint("m", "r", &format!("c{i}"), i))
         .collect();
-    assert_eq!(db.append_checkpoint_scores(rows).unwrap(), 70_000);
-    assert_eq!(count(&db, CHECKPOINT_SCORES), 70_000);
+    assert_eq!(db.append_checkpoint_scores(rows).unwrap(), 130_000);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 130_000);
     assert_eq!(
         scalar(
             &db,
-            "SELECT iteration FROM checkpoint_scores WHERE label = 'c69999'"
+            "SELECT iteration FROM checkpoint_scores WHERE label = 'c129999'"
         ),
-        Value::Int(69_999)
+        Value::Int(129_999)
+    );
+    // Every row replaced: the same keys again, with new values.
+    let rows: Vec<_> = (0..130_000)
+        .map(|i| checkpoint("m2", "r", &format!("c{i}"), i))
+        .collect();
+    assert_eq!(db.append_checkpoint_scores(rows).unwrap(), 130_000);
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM checkpoint_scores WHERE model = 'm2'"),
+        Value::Int(130_000)
     );
     // The staging table is gone: a second upsert works the same way.
     assert_eq!(
@@ -340,18 +351,20 @@ fn an_upsert_spanning_several_record_batches_writes_every_row_once() {
             .unwrap(),
         1
     );
-    assert_eq!(count(&db, CHECKPOINT_SCORES), 70_000);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 130_000);
 }
 
 #[test]
 fn a_key_repeated_in_a_later_chunk_of_a_large_append_writes_nothing() {
     let db = db();
-    let mut rows: Vec<_> = (0..70_000)
-        .map(|i| checkpoint("m", "r", &format!("c{i}"), i))
-        .collect();
-    rows.push(checkpoint("m", "r", "c5", 5));
-    expect_kind(db.append_checkpoint_scores(rows), ErrorKind::InvalidInput);
-    assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
+    for n in [70_000, 130_000] {
+        let mut rows: Vec<_> = (0..n)
+            .map(|i| checkpoint("m", "r", &format!("c{i}"), i))
+            .collect();
+        rows.push(checkpoint("m", "r", "c5", 5));
+        expect_kind(db.append_checkpoint_scores(rows), ErrorKind::InvalidInput);
+        assert_eq!(count(&db, CHECKPOINT_SCORES), 0, "{n} rows");
+    }
 }
 
 #[test]
