@@ -148,8 +148,21 @@ impl Analytics {
             );
             // `execute_batch`, not a prepared `execute`: measured ~4% faster for a large COPY.
             // The row count then comes from the written file's footer.
-            with_progress(conn, progress, || conn.execute_batch(&copy))
-                .map_err(|e| Error::duckdb(OP, format!("write {}", tmp.display()), e))
+            with_progress(conn, progress, || read_only(conn, &copy))
+                .map_err(|e| {
+                    if e.to_string()
+                        .contains("transaction is launched in read-only mode")
+                    {
+                        Error::invalid(
+                            OP,
+                            "query",
+                            "the query tried to change the database (e.g. DML inside a WITH, or \
+                             nextval); export runs it read-only — run that change separately",
+                        )
+                    } else {
+                        Error::duckdb(OP, format!("write {}", tmp.display()), e)
+                    }
+                })
                 .and_then(|()| parquet_rows(OP, conn, &tmp))
                 .inspect_err(|_| {
                     let _ = std::fs::remove_file(&tmp);
@@ -544,6 +557,22 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
+/// Runs `statement` in a read-only transaction: DuckDB then refuses any change to the database
+/// (a `SELECT` can still carry `DELETE … RETURNING` inside a `WITH`, or call `nextval`), while
+/// `COPY … TO` a file is allowed.
+fn read_only(conn: &Connection, statement: &str) -> duckdb::Result<()> {
+    conn.execute_batch("BEGIN TRANSACTION READ ONLY")?;
+    match conn.execute_batch(statement) {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                log::warn!("store: rollback after a failed export failed: {rollback}");
+            }
+            Err(e)
+        }
+    }
+}
+
 /// `SELECT * FROM "table"`, or the query itself when it reads like one (see [`single_select`]).
 pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<String> {
     if looks_like_query(table_or_query) && !table_exists_on(op, conn, table_or_query)? {
@@ -641,7 +670,30 @@ fn query_body(query: &str) -> String {
     let bytes = query.as_bytes();
     let (mut i, mut end) = (0, 0);
     while i < bytes.len() {
+        let word_before = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
         match bytes[i] {
+            // E'…': backslash escapes, so `\'` does not close it.
+            b'E' | b'e' if !word_before && bytes.get(i + 1) == Some(&b'\'') => {
+                i += 2;
+                while i < bytes.len() && bytes[i] != b'\'' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                end = i.min(bytes.len());
+                continue;
+            }
+            // $$…$$ and $tag$…$tag$ (a `$1` parameter has no closing `$`).
+            b'$' if !word_before && dollar_tag(&bytes[i..]).is_some() => {
+                let tag_len = dollar_tag(&bytes[i..]).unwrap_or(1);
+                let tag = &bytes[i..i + tag_len];
+                i += tag_len;
+                while i < bytes.len() && !bytes[i..].starts_with(tag) {
+                    i += 1;
+                }
+                i = (i + tag_len).min(bytes.len());
+                end = i;
+                continue;
+            }
             quote @ (b'\'' | b'"') => {
                 // To the closing quote (a doubled quote is an escaped one and simply reopens).
                 i += 1;
@@ -674,6 +726,17 @@ fn query_body(query: &str) -> String {
     }
     // `end` is just past an ASCII byte or a closing quote, or at the end: a char boundary.
     format!("{}\n", query.get(..end).unwrap_or(query))
+}
+
+/// The length of the dollar-quote opener at the start of `text` (`$$`, `$tag$`), if it is one.
+fn dollar_tag(text: &[u8]) -> Option<usize> {
+    let body = text.get(1..)?;
+    let tag = body
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    let starts_like_a_tag = body.first().is_some_and(|b| !b.is_ascii_digit());
+    (starts_like_a_tag && body.get(tag) == Some(&b'$')).then_some(tag + 2)
 }
 
 pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
@@ -786,5 +849,10 @@ mod tests {
         assert_eq!(query_body("SELECT \"a;b\" FROM t;"), "SELECT \"a;b\" FROM t\n");
         assert_eq!(query_body("SELECT 'é'"), "SELECT 'é'\n");
         assert_eq!(query_body("SELECT 'open"), "SELECT 'open\n");
+        assert_eq!(query_body("SELECT $$--$$ AS a; -- c"), "SELECT $$--$$ AS a\n");
+        assert_eq!(query_body("SELECT $t$;$$--$t$;"), "SELECT $t$;$$--$t$\n");
+        assert_eq!(query_body("SELECT E'\\'--' AS a; -- c"), "SELECT E'\\'--' AS a\n");
+        assert_eq!(query_body("SELECT 'a\\' -- c"), "SELECT 'a\\'\n");
+        assert_eq!(query_body("SELECT $1, x$y; --"), "SELECT $1, x$y\n");
     }
 }

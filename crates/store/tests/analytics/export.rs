@@ -5,7 +5,7 @@
 use store::ErrorKind;
 use store::analytics::{Analytics, Value};
 
-use crate::support::{all_rows, columns, count, expect_kind, expect_missing, lit, names_in};
+use crate::support::{all_rows, columns, count, expect_kind, expect_missing, lit, names_in, scalar};
 
 fn db() -> Analytics {
     Analytics::in_memory().unwrap()
@@ -239,6 +239,8 @@ fn a_query_ending_in_a_semicolon_and_a_comment_exports() {
     for (i, query) in [
         "SELECT 1 AS n; -- done",
         "SELECT 1 AS n; ;",
+        "SELECT $$--;$$ AS n; -- dollar-quoted",
+        "SELECT E'\\'--' AS n; -- escaped quote",
         "SELECT ';' AS n; /* c */",
     ]
     .into_iter()
@@ -268,6 +270,10 @@ fn a_query_that_closes_the_copy_and_appends_statements_is_refused_and_never_run(
         format!("SELECT 1 AS x) TO '{side}' (FORMAT csv); SELECT (1"),
         "SELECT 1 AS x /* unterminated".to_string(),
         "WITH a AS (SELECT 1) DELETE FROM victim".to_string(),
+        "WITH d AS (DELETE FROM victim RETURNING *) SELECT * FROM d".to_string(),
+        "WITH d AS MATERIALIZED (UPDATE victim SET x = 7 RETURNING *) SELECT * FROM d".to_string(),
+        "WITH d AS (INSERT INTO victim VALUES (42) RETURNING *) SELECT * FROM d".to_string(),
+        "SELECT * FROM (WITH d AS (DELETE FROM victim RETURNING *) SELECT * FROM d)".to_string(),
         "SELECT E'\\'' ) ; DROP TABLE victim; --'".to_string(),
     ]
     .into_iter()
@@ -282,7 +288,23 @@ fn a_query_that_closes_the_copy_and_appends_statements_is_refused_and_never_run(
         assert!(!path.exists(), "{query:?} wrote {}", path.display());
         assert!(!side_file.exists(), "{query:?} wrote a file of its own");
         assert_eq!(count(&db, "victim"), 1, "{query:?} ran a statement of its own");
+        assert_eq!(
+            scalar(&db, "SELECT x FROM victim"),
+            Value::Int(1),
+            "{query:?} changed a row"
+        );
     }
+    // nextval changes a sequence: refused too, and the sequence does not move.
+    db.exec_batch("CREATE SEQUENCE s").unwrap();
+    let err = expect_kind(
+        db.export_parquet(
+            "SELECT nextval('s') AS n FROM range(3)",
+            dir.path().join("seq.parquet"),
+        ),
+        ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(scalar(&db, "SELECT nextval('s')"), Value::Int(1));
     // Statements that are not SELECTs say what export takes.
     let err = expect_kind(
         db.export_parquet("SELECT 1; SELECT 2", dir.path().join("two.parquet")),
