@@ -107,10 +107,12 @@ impl Default for ChangeFeedConfig {
 /// config.durability = Durability::Full;
 /// config.purge_interval = Duration::ZERO; // no background purge thread
 /// let store = Store::open_with(config)?;
+/// // Struct-update syntax works too:
+/// let memory = StoreConfig { watch_capacity: 64, ..StoreConfig::memory() };
+/// assert_eq!(Store::open_with(memory)?.listener_count(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct StoreConfig {
     /// Where the database lives.
     pub location: Location,

@@ -62,9 +62,17 @@ impl Quota {
 /// use store::{Quota, ScopedConfig};
 /// let config = ScopedConfig::new("tenant-42").with_quota(Quota { max_keys: 10, ..Default::default() });
 /// assert_eq!(config.namespace, "tenant-42");
+/// // Or as a literal, as the issue writes it:
+/// let literal = ScopedConfig {
+///     namespace: "tenant-42".into(),
+///     quota: Quota { max_keys: 10, max_groups: 0, max_bytes: 0 },
+/// };
+/// assert_eq!(literal, config);
+/// let ns = store::Store::in_memory()?.scoped_with(literal)?;
+/// assert_eq!(ns.quota().max_keys, 10);
+/// # Ok::<(), store::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ScopedConfig {
     /// `^[A-Za-z0-9-]+$`, at most 64 bytes.
     pub namespace: String,

@@ -23,7 +23,6 @@ use crate::kv::Store;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct ServiceConfig {
     /// The data directory (created on open). Holds `state.db`.
     pub home: PathBuf,
