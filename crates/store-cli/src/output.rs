@@ -33,10 +33,17 @@ impl Output {
         }
     }
 
-    /// Prints rows as an aligned table with a header.
+    /// Prints rows as an aligned table with a header. Control characters in cells are shown
+    /// escaped (`\n`, `\t`, `\u{1b}`): a newline would break the layout, and an escape
+    /// sequence stored in the data would reach the terminal. `--json`/`--csv`/`kv get` print
+    /// values exactly.
     pub fn table(&self, headers: &[&str], rows: &[Vec<String>]) {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| row.iter().map(|cell| visible(cell)).collect())
+            .collect();
         let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-        for row in rows {
+        for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
             }
@@ -50,7 +57,7 @@ impl Output {
             parts.join("  ").trim_end().to_string()
         };
         self.line(fmt_row(&mut headers.iter().copied()));
-        for row in rows {
+        for row in &rows {
             self.line(fmt_row(&mut row.iter().map(|s| s.as_str())));
         }
     }
@@ -62,4 +69,20 @@ impl Output {
             self.line(body.to_string());
         }
     }
+}
+
+/// `text` with its control characters escaped, the rest unchanged.
+fn visible(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -25,6 +25,26 @@ fn sql_prints_a_table_json_and_csv() {
 }
 
 #[test]
+fn table_output_shows_control_characters_escaped_and_keeps_one_line_per_row() {
+    let home = Home::new();
+    let query = "SELECT 1 AS n, 'two' || chr(10) || 'lines' AS s, 'esc' || chr(27) || '[31m' AS e";
+    let table = home.ok(&["sql", query]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines, ["n  s           e", "1  two\\nlines  esc\\u{1b}[31m"]);
+    assert!(
+        !table.contains('\u{1b}'),
+        "an escape sequence reached the terminal"
+    );
+    // The JSON and CSV forms keep the exact text.
+    let v = home.json(&["sql", query]);
+    assert_eq!(v["rows"], json!([[1, "two\nlines", "esc\u{1b}[31m"]]));
+
+    home.ok(&["kv", "set", "g", "k", "a\tb"]);
+    assert_eq!(home.ok(&["kv", "ls", "g"]).lines().nth(1), Some("k    a\\tb"));
+    assert_eq!(home.ok(&["kv", "get", "g", "k"]), "a\tb\n");
+}
+
+#[test]
 fn sql_parameters_are_bound_not_spliced() {
     let home = Home::new();
     let v = home.json(&[
