@@ -17,6 +17,9 @@ pub const DEFAULT_READER_MMAP_BYTES: u64 = 64 << 20;
 /// Largest number of reader connections a store may pool.
 pub const MAX_READERS: usize = 64;
 
+/// Default buffer of a watch subscription.
+pub(crate) const DEFAULT_WATCH_CAPACITY: usize = 16;
+
 /// Where the database lives.
 ///
 /// # Examples
@@ -26,7 +29,6 @@ pub const MAX_READERS: usize = 64;
 /// assert!(matches!(loc, Location::File(_)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Location {
     /// A SQLite file (created if missing; its parent directory must exist).
     File(PathBuf),
@@ -185,7 +187,7 @@ impl StoreConfig {
             durability: Durability::Normal,
             busy_timeout: Duration::from_secs(5),
             readers: 4,
-            watch_capacity: 16,
+            watch_capacity: DEFAULT_WATCH_CAPACITY,
             purge_interval: Duration::from_secs(60),
             max_value_bytes: MAX_VALUE_BYTES,
             checkpoint_pages: 0,

@@ -216,6 +216,22 @@ pub enum Error {
         #[source]
         source: minijinja::Error,
     },
+    /// A storage medium (§7 of the spec: where a medium-backed store keeps its file) failed.
+    ///
+    /// ```
+    /// let e = store::Error::Medium { op: "Store::close", path: "app.db".into(), reason: "upload refused".into() };
+    /// assert_eq!(e.kind().as_str(), "medium");
+    /// assert_eq!(e.to_string(), r#"Store::close: medium path "app.db": upload refused"#);
+    /// ```
+    #[error("{op}: medium path {path:?}: {reason}")]
+    Medium {
+        /// Failing operation.
+        op: &'static str,
+        /// The path inside the medium.
+        path: String,
+        /// What went wrong, and what to do about it.
+        reason: String,
+    },
     /// The operation is not available in this build or configuration.
     #[error("{op}: {what} is not supported here")]
     Unsupported {
@@ -365,6 +381,7 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Json { .. } => ErrorKind::Json,
             Error::Template { .. } => ErrorKind::Template,
+            Error::Medium { .. } => ErrorKind::Medium,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
         }
     }
@@ -392,6 +409,7 @@ impl Error {
             | Error::Io { op, .. }
             | Error::Json { op, .. }
             | Error::Template { op, .. }
+            | Error::Medium { op, .. }
             | Error::Unsupported { op, .. } => op,
             #[cfg(feature = "analytics")]
             Error::DuckDb { op, .. } => op,

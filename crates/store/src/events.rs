@@ -122,6 +122,21 @@ pub struct WatchOptions {
     pub capacity: usize,
 }
 
+/// Capacity 16, the default of [`StoreConfig::watch_capacity`](crate::StoreConfig) (`watch`
+/// itself uses the store's configured value).
+///
+/// # Examples
+/// ```
+/// assert_eq!(store::WatchOptions::default().capacity, 16);
+/// ```
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            capacity: crate::config::DEFAULT_WATCH_CAPACITY,
+        }
+    }
+}
+
 /// Which events a subscription or callback sees, and how it names their groups.
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {

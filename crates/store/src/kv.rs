@@ -24,6 +24,8 @@ use serde::de::DeserializeOwned;
 use crate::clock::UnixMillis;
 use crate::error::Result;
 
+// The spec's §3 puts the store's settings in `store::kv`; they also sit at the crate root.
+pub use crate::config::{ChangeFeedConfig, Durability, Location, StoreConfig};
 pub use feed::{Change, ChangeBatch, MAX_CHANGES_PER_CALL};
 pub use iter::{EntryIter, GroupIter};
 pub use sqlite::{INSERT_CHANGE_SQL, UPSERT_SQL};

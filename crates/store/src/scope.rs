@@ -533,6 +533,23 @@ impl ScopedTransaction<'_> {
         self.scope.namespace.as_deref().unwrap_or_default()
     }
 
+    /// The quota.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Quota, ScopedConfig};
+    /// let store = store::Store::in_memory()?;
+    /// store.transaction(|tx| {
+    ///     let ns = tx.scoped_with(ScopedConfig::new("app").with_quota(Quota { max_keys: 5, ..Default::default() }))?;
+    ///     assert_eq!(ns.quota().max_keys, 5);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn quota(&self) -> Quota {
+        self.scope.quota
+    }
+
     /// Live usage, including this transaction's pending writes.
     ///
     /// # Examples

@@ -543,6 +543,92 @@ fn from_arrow_formatted(array: &dyn duckdb::arrow::array::Array, idx: usize) -> 
     }
 }
 
+/// [`Value::to_json`], as a conversion.
+///
+/// # Examples
+/// ```
+/// use store::analytics::Value;
+/// let json: serde_json::Value = Value::Text("x".into()).into();
+/// assert_eq!(json, serde_json::json!("x"));
+/// assert_eq!(serde_json::Value::from(&Value::Int(7)), serde_json::json!(7));
+/// ```
+impl From<Value> for Json {
+    fn from(value: Value) -> Json {
+        value.to_json()
+    }
+}
+
+impl From<&Value> for Json {
+    fn from(value: &Value) -> Json {
+        value.to_json()
+    }
+}
+
+/// [`Rows::to_json`], as a conversion.
+///
+/// # Examples
+/// ```
+/// let db = store::analytics::Analytics::in_memory()?;
+/// let json = serde_json::Value::from(db.query("SELECT 1 AS a", &[])?);
+/// assert_eq!(json, serde_json::json!({"columns": ["a"], "rows": [[1]]}));
+/// # Ok::<(), store::Error>(())
+/// ```
+impl From<Rows> for Json {
+    fn from(rows: Rows) -> Json {
+        rows.to_json()
+    }
+}
+
+/// Serialises as [`Value::to_json`] does.
+///
+/// # Examples
+/// ```
+/// use store::analytics::Value;
+/// assert_eq!(serde_json::to_string(&Value::Float(f64::INFINITY))?, "\"inf\"");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+/// Serialises as [`Rows::to_json`] does: `{"columns": [...], "rows": [[...], ...]}`.
+///
+/// # Examples
+/// ```
+/// let db = store::analytics::Analytics::in_memory()?;
+/// let rows = db.query("SELECT 1 AS a", &[])?;
+/// assert_eq!(serde_json::to_value(&rows).unwrap(), rows.to_json());
+/// # Ok::<(), store::Error>(())
+/// ```
+impl serde::Serialize for Rows {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+/// Serialises as one object keyed by column name.
+///
+/// # Examples
+/// ```
+/// let db = store::analytics::Analytics::in_memory()?;
+/// let row = db.query_row("SELECT 1 AS a, 'x' AS b", &[])?.unwrap();
+/// assert_eq!(serde_json::to_value(&row).unwrap(), serde_json::json!({"a": 1, "b": "x"}));
+/// # Ok::<(), store::Error>(())
+/// ```
+impl serde::Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let object: Map<String, Json> = self
+            .columns
+            .iter()
+            .cloned()
+            .zip(self.values.iter().map(Value::to_json))
+            .collect();
+        object.serialize(serializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
