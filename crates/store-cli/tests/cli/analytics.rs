@@ -192,3 +192,22 @@ fn import_with_an_explicit_format_ignores_the_extension() {
     let error = home.json_fail(&["import", "t", file.to_str().unwrap()]);
     assert_eq!(error["kind"], "invalid_input");
 }
+
+#[test]
+fn import_takes_no_header_and_delimiter_flags() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rows.csv");
+    std::fs::write(&file, "1;alpha\n2;beta\n").unwrap();
+    let v = home.json(&[
+        "import",
+        "t",
+        file.to_str().unwrap(),
+        "--no-header",
+        "--delimiter",
+        ";",
+    ]);
+    assert_eq!(v["rows"], 2, "the first line is data, not a header");
+    let rows = home.json(&["sql", "SELECT * FROM t ORDER BY ALL"]);
+    assert_eq!(rows["rows"], json!([[1, "alpha"], [2, "beta"]]));
+}

@@ -333,3 +333,20 @@ fn watch_with_an_invalid_namespace_or_group_exits_1_instead_of_following() {
         );
     }
 }
+
+#[test]
+fn kv_watch_follow_tails_another_process_and_exits_0_on_sigint() {
+    // Issue 3: "`store kv watch --follow` in the CLI tails it".
+    let home = Home::new();
+    let watch = home.spawn(&["kv", "watch", "--follow"]);
+    watch.expect_stderr(BANNER, STARTUP);
+    let version = home.set("g", "k", "v1");
+    let line = watch.expect_line(WITHIN);
+    assert_eq!(
+        line.split('\t').collect::<Vec<_>>(),
+        [version.to_string().as_str(), "set", "g", "k", "v1"],
+        "{line:?}"
+    );
+    let rest = watch.interrupt_and_expect_exit_0();
+    assert!(rest.is_empty(), "unexpected output: {rest:?}");
+}

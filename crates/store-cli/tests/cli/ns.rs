@@ -351,3 +351,42 @@ fn valid_namespaces_are_accepted() {
         assert_eq!(home.ok(&["kv", "--ns", ns, "get", "g", "k"]), format!("{ns}\n"));
     }
 }
+
+#[test]
+fn purge_and_conditional_sets_with_ns_stay_inside_the_namespace() {
+    let home = Home::new();
+    for ns in ["a", "b"] {
+        home.ok(&["kv", "--ns", ns, "set", "g", "short", "v", "--ttl", "1ms"]);
+    }
+    home.ok(&["kv", "set", "plain", "short", "v", "--ttl", "1ms"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(
+        home.json(&["kv", "--ns", "a", "purge"]),
+        json!({"purged": 1}),
+        "only namespace a's expired row"
+    );
+    // b's and the unscoped expired rows are still stored: an unscoped purge removes both.
+    assert_eq!(home.json(&["kv", "purge"]), json!({"purged": 2}));
+
+    home.ok(&["kv", "--ns", "a", "set", "g", "k", "1"]);
+    // The same key in namespace b does not exist yet: --if-absent writes it.
+    home.ok(&["kv", "--ns", "b", "set", "g", "k", "2", "--if-absent"]);
+    home.run(&["kv", "--ns", "b", "set", "g", "k", "3", "--if-absent"])
+        .library_error();
+    let version = home.json(&["kv", "--ns", "b", "get", "g", "k"])["version"]
+        .as_u64()
+        .expect("version");
+    home.ok(&[
+        "kv",
+        "--ns",
+        "b",
+        "set",
+        "g",
+        "k",
+        "4",
+        "--if-version",
+        &version.to_string(),
+    ]);
+    assert_eq!(home.ok(&["kv", "--ns", "a", "get", "g", "k"]), "1\n");
+    assert_eq!(home.ok(&["kv", "--ns", "b", "get", "g", "k"]), "4\n");
+}

@@ -65,7 +65,9 @@ pub struct ImportProgress {
     pub percentage: Option<f64>,
 }
 
-/// A progress callback; called from a helper thread while the statement runs.
+/// A progress callback: called from a helper thread with DuckDB's estimates (every 100 ms) while
+/// the statement runs, then once more on the calling thread when the job has finished, with
+/// every row done and `percentage` 100.
 pub type ProgressFn<'a> = &'a (dyn Fn(ImportProgress) + Sync);
 
 /// The file formats [`Analytics::import`] understands.
@@ -176,6 +178,7 @@ impl Analytics {
                 source,
             }
         })?;
+        report_done(progress, rows);
         Ok(rows)
     }
 
@@ -428,6 +431,7 @@ impl Analytics {
                 .map_err(|e| import_error(op, path, e))?;
             Ok(rows as u64)
         })
+        .inspect(|rows| report_done(progress, *rows))
     }
 }
 
@@ -768,6 +772,18 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
     conn.query_row(&query, [], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
         .map_err(|e| Error::duckdb(op, format!("read the row count of {}", path.display()), e))
+}
+
+/// The last report of a finished import or export: every row done, 100%. DuckDB's estimates
+/// come every 100 ms while it works, so a quick job would otherwise report nothing at all.
+pub(crate) fn report_done(progress: Option<ProgressFn<'_>>, rows: u64) {
+    if let Some(report) = progress {
+        report(ImportProgress {
+            rows_processed: rows,
+            total_rows: rows,
+            percentage: Some(100.0),
+        });
+    }
 }
 
 /// Runs `work` while a helper thread reports DuckDB's progress estimate to `progress`.

@@ -39,7 +39,7 @@ use duckdb::Connection;
 mod writer;
 
 use super::footer;
-use super::io::{ProgressFn, ensure_parent, parquet_rows, unique_name, with_progress};
+use super::io::{ProgressFn, ensure_parent, parquet_rows, report_done, unique_name, with_progress};
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
 
@@ -242,6 +242,7 @@ impl Analytics {
             }
             result
         })
+        .inspect(|manifest| report_done(progress, manifest.total_rows))
     }
 }
 

@@ -312,3 +312,38 @@ fn a_query_that_closes_the_copy_and_appends_statements_is_refused_and_never_run(
     );
     assert!(err.to_string().contains("one SELECT statement"), "{err}");
 }
+
+#[test]
+fn the_compression_codec_is_configurable_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS n, 'v' || range AS s FROM range(1000)")
+        .unwrap();
+    for (codec, stored) in [
+        ("snappy", "SNAPPY"),
+        ("uncompressed", "UNCOMPRESSED"),
+        ("gzip", "GZIP"),
+        (" ZSTD ", "ZSTD"),
+    ] {
+        let path = dir.path().join(format!("{}.parquet", codec.trim()));
+        assert_eq!(db.export_parquet_with("t", &path, codec, None).unwrap(), 1000);
+        let codecs = db
+            .query(
+                &format!(
+                    "SELECT DISTINCT compression FROM parquet_metadata({})",
+                    lit(&path)
+                ),
+                &[],
+            )
+            .unwrap()
+            .rows;
+        assert_eq!(codecs, vec![vec![Value::Text(stored.into())]], "{codec}");
+    }
+    let path = dir.path().join("zip.parquet");
+    let err = expect_kind(
+        db.export_parquet_with("t", &path, "zip", None),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(err.field(), Some("compression"));
+    assert!(!path.exists());
+}

@@ -390,20 +390,42 @@ fn import_file_accepts_a_progress_callback() {
         csv.push_str(&format!("{i},name-{i},{}\n", i % 97));
     }
     let file = write(dir.path(), "big.csv", &csv);
-    let calls = AtomicUsize::new(0);
-    let progress = |p: store::analytics::ImportProgress| {
-        calls.fetch_add(1, Ordering::Relaxed);
-        if let Some(pct) = p.percentage {
-            assert!((0.0..=100.0).contains(&pct), "{p:?}");
-        }
-    };
+    let reports = std::sync::Mutex::new(Vec::new());
+    let progress = |p: store::analytics::ImportProgress| reports.lock().unwrap().push(p);
     assert_eq!(
         db.import_file("big", &file, None, Some(&progress)).unwrap(),
         200_000
     );
     assert_eq!(count(&db, "big"), 200_000);
-    // Progress is reported while DuckDB works; a fast machine may finish before the first report.
-    let _ = calls.load(Ordering::Relaxed);
+    // DuckDB's estimates (every 100 ms while it works; a fast machine may finish first), then
+    // always one last report of the finished import.
+    let reports = reports.into_inner().unwrap();
+    let last = reports.last().expect("at least the final report");
+    assert_eq!(
+        (last.rows_processed, last.total_rows, last.percentage),
+        (200_000, 200_000, Some(100.0))
+    );
+    for p in &reports {
+        if let Some(pct) = p.percentage {
+            assert!((0.0..=100.0).contains(&pct), "{p:?}");
+        }
+    }
+
+    // A tiny import, done long before the first estimate, still reports its end; so do
+    // exports and split exports.
+    let calls = AtomicUsize::new(0);
+    let count_calls = |_: store::analytics::ImportProgress| {
+        calls.fetch_add(1, Ordering::Relaxed);
+    };
+    let small = write(dir.path(), "small.csv", "x\n1\n2\n");
+    db.import_file("small", &small, None, Some(&count_calls)).unwrap();
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
+    db.export_parquet_with("small", dir.path().join("s.parquet"), "zstd", Some(&count_calls))
+        .unwrap();
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
+    db.export_split_parquet_with("small", dir.path().join("split"), "x", Some(&count_calls))
+        .unwrap();
+    assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
 }
 
 #[test]

@@ -96,13 +96,23 @@ fn read_only_database_refuses_create_and_insert_with_duckdb_errors() {
     db.close().unwrap();
 
     let ro = Analytics::open_read_only(&path).unwrap();
-    expect_kind(ro.exec_batch("CREATE TABLE u (x INTEGER)"), ErrorKind::DuckDb);
-    expect_kind(
-        ro.exec("INSERT INTO t VALUES (?)", &[Value::Int(2)]),
-        ErrorKind::DuckDb,
-    );
-    expect_kind(ro.exec_batch("INSERT INTO t VALUES (3)"), ErrorKind::DuckDb);
-    expect_kind(ro.ensure_scoring_tables(), ErrorKind::DuckDb);
+    let errors = [
+        expect_kind(ro.exec_batch("CREATE TABLE u (x INTEGER)"), ErrorKind::DuckDb),
+        expect_kind(
+            ro.exec("INSERT INTO t VALUES (?)", &[Value::Int(2)]),
+            ErrorKind::DuckDb,
+        ),
+        expect_kind(ro.exec_batch("INSERT INTO t VALUES (3)"), ErrorKind::DuckDb),
+        expect_kind(ro.ensure_scoring_tables(), ErrorKind::DuckDb),
+    ];
+    for err in errors {
+        // Clear: it says why and what to do.
+        let text = err.to_string();
+        assert!(
+            text.contains("read-only") && text.contains("Analytics::open"),
+            "{text}"
+        );
+    }
     assert!(!ro.table_exists("u").unwrap());
     assert_eq!(count(&ro, "t"), 1);
 

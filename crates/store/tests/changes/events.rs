@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use store::{Event, EventKind, Kv, WatchOptions};
 
-use crate::common::{expect_invalid, expect_not_found, file_store, within};
+use crate::common::{expect_invalid, expect_not_found, file_store, file_store_with, within};
 use crate::support::{HANG, assert_strictly_increasing, capture_logs, drain, ev, logged, summary};
 
 #[test]
@@ -863,4 +863,77 @@ fn the_purge_thread_delivers_expired_to_subscribers_and_callbacks() {
         "callbacks run on the purging thread"
     );
     store.close().unwrap();
+}
+
+#[test]
+fn a_callback_can_subscribe_and_unsubscribe_watchers_without_deadlock() {
+    // Issue 3: "callbacks may subscribe and unsubscribe from inside a callback without
+    // deadlock". On `open` the callback subscribes to `g`; on `close` it unsubscribes
+    // explicitly; on `drop-me` a second subscription made in the callback is dropped there.
+    let f = file_store();
+    let store = f.store.clone();
+    let held: Arc<Mutex<Option<store::Subscription>>> = Arc::default();
+    let slot = held.clone();
+    let _guard = f
+        .store
+        .on_change(move |e| match e.key.as_deref() {
+            Some("open") => *slot.lock().unwrap() = Some(store.watch("g").unwrap()),
+            Some("close") => {
+                if let Some(sub) = slot.lock().unwrap().take() {
+                    sub.unsubscribe();
+                }
+            }
+            Some("drop-me") => drop(store.watch("*").unwrap()),
+            _ => {}
+        })
+        .unwrap();
+    let writer = f.store.clone();
+    within(HANG, move || {
+        writer.set("g", "open", "1").unwrap();
+        assert_eq!(writer.listener_count(), 2, "the callback and its subscription");
+        writer.set("g", "a", "1").unwrap();
+        writer.set("other", "b", "1").unwrap();
+        writer.set("g", "drop-me", "1").unwrap();
+        assert_eq!(
+            writer.listener_count(),
+            2,
+            "the subscription dropped in the callback is gone"
+        );
+    });
+    {
+        let sub = held.lock().unwrap();
+        let sub = sub.as_ref().expect("subscribed in the callback");
+        // Registered while `open` was being dispatched: it sees the later events of `g` only.
+        assert_eq!(
+            summary(&drain(sub)),
+            [
+                ev(EventKind::Set, "g", Some("a")),
+                ev(EventKind::Set, "g", Some("drop-me")),
+            ]
+        );
+    }
+    let writer = f.store.clone();
+    within(HANG, move || writer.set("g", "close", "1").unwrap());
+    assert!(held.lock().unwrap().is_none());
+    assert_eq!(f.store.listener_count(), 1, "only the callback is left");
+}
+
+#[test]
+fn the_configured_watch_capacity_bounds_every_plain_watch() {
+    // Issue 3: "bounded channel (capacity 16 by default, configurable)": the store's
+    // watch_capacity is what watch() and a scoped watch() buffer.
+    let f = file_store_with(|mut c| {
+        c.watch_capacity = 4;
+        c
+    });
+    let sub = f.store.watch("*").unwrap();
+    let scoped = f.store.scoped("app").unwrap().watch("*").unwrap();
+    for i in 0..10 {
+        f.store.set("app:g", &i.to_string(), "v").unwrap();
+    }
+    for s in [&sub, &scoped] {
+        assert_eq!(drain(s).len(), 4);
+        assert_eq!(s.dropped(), 6);
+    }
+    assert_eq!(WatchOptions::default().capacity, 16);
 }

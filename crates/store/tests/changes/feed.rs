@@ -609,3 +609,31 @@ fn the_feed_reader_does_not_block_on_a_long_writer() {
         "changes_since waited {elapsed:?} for the writer"
     );
 }
+
+#[test]
+fn the_purge_thread_applies_max_age_on_its_own() {
+    // Issue 3: "retention by count or age, applied by the purge thread": no prune_changes()
+    // call here, only the thread (20 ms interval) and the store clock moving past max_age.
+    let f = file_store_with(|mut c| {
+        c.changes.max_age = Some(DAY);
+        c.changes.max_rows = None;
+        c.with_purge_interval(Duration::from_millis(20))
+    });
+    let old: Vec<u64> = (0..3)
+        .map(|i| f.store.set("old", &i.to_string(), "v").unwrap())
+        .collect();
+    f.clock.advance(DAY + Duration::from_secs(1));
+    let fresh = f.store.set("new", "k", "v").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while f.store.changes_since(0, 100).unwrap().changes.len() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the purge thread did not apply max_age within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let batch = f.store.changes_since(0, 100).unwrap();
+    assert!(batch.gap, "rows were pruned, so reading from 0 reports a gap");
+    assert_eq!(batch.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [fresh]);
+    assert!(!f.store.changes_since(old[2], 100).unwrap().gap);
+}
