@@ -1,7 +1,5 @@
 //! Analytics commands: `sql`, `import`, `export`, `export-split`, `scoring ensure`, `inventory`.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use store::Service;
@@ -181,6 +179,7 @@ pub fn inventory(service: &Service, out: &Output) -> store::Result<()> {
 }
 
 /// Whether to draw progress on stderr: a terminal, and output meant for humans.
+#[cfg(feature = "analytics")]
 fn interactive(out: &Output) -> bool {
     use std::io::IsTerminal;
     !out.json && !out.quiet && std::io::stderr().is_terminal()
@@ -203,7 +202,7 @@ fn with_progress(
     if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos:>3}% ({elapsed})") {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.enable_steady_tick(Duration::from_millis(100));
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
     let report = |p: store::analytics::ImportProgress| {
         if let Some(percent) = p.percentage {
             bar.set_position(percent.clamp(0.0, 100.0) as u64);

@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 pub struct Output {
     pub json: bool,
+    /// No progress bars (they are drawn only by the analytics commands).
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
     pub quiet: bool,
 }
 
