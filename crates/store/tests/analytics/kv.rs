@@ -275,3 +275,33 @@ fn kv_entries_can_be_split_exported_by_group() {
         ]
     );
 }
+
+#[test]
+fn kv_entries_exports_to_parquet_through_a_query() {
+    // Exports run in a read-only transaction; reading the attached KV state is still allowed.
+    let (store, _clock) = memory_store();
+    store.set("models", "m1", "one").unwrap();
+    store.set("models", "m2", "two").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.parquet");
+    assert_eq!(
+        db.export_parquet(
+            "SELECT group_name, entry_key, entry_value FROM kv_entries ORDER BY entry_key",
+            &path
+        )
+        .unwrap(),
+        2
+    );
+    let back = db
+        .query(
+            &format!(
+                "SELECT entry_key, entry_value FROM read_parquet('{}') ORDER BY 1",
+                path.display()
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(back.rows, vec![vec![t("m1"), t("one")], vec![t("m2"), t("two")]]);
+}
