@@ -583,7 +583,8 @@ pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) 
     let mut stmt = conn
         .prepare(
             "SELECT table_name FROM information_schema.tables \
-             WHERE table_schema = 'main' AND lower(table_name) = lower(?)",
+             WHERE table_catalog IN (current_database(), 'temp') AND table_schema = 'main' \
+               AND lower(table_name) = lower(?)",
         )
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
     let names: Vec<String> = stmt
@@ -615,8 +616,9 @@ fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<Strin
     let names: Vec<String> = {
         let mut stmt = conn
             .prepare(
-                "SELECT table_name FROM information_schema.tables \
-                 WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name",
+                "SELECT DISTINCT table_name FROM information_schema.tables \
+                 WHERE table_catalog IN (current_database(), 'temp') AND table_schema = 'main' \
+                   AND table_type = 'BASE TABLE' ORDER BY table_name",
             )
             .map_err(|e| Error::duckdb(op, "list tables", e))?;
         stmt.query_map([], |r| r.get(0))

@@ -281,12 +281,22 @@ fn export_split(
         // Too large to buffer: DuckDB's partitioned COPY below.
         remove_staging(op, staging)?;
     }
-    let staged = match stage(op, conn, &table_sql, &column_sql, staging, first, progress) {
+    let key_column = column.key_column.as_str();
+    let staged = match stage(
+        op,
+        conn,
+        &table_sql,
+        &column_sql,
+        key_column,
+        staging,
+        first,
+        progress,
+    ) {
         // A value too long for a directory name: redo the COPY with computed keys.
         Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => None,
         other => {
             other?;
-            Some(collect(op, conn, staging, &column.name, &column_sql, first)?)
+            Some(collect(op, conn, staging, &column, &column_sql, first)?)
         }
     };
     // A value that fits a directory name but is over the `__long__` limit must also survive in
@@ -301,11 +311,12 @@ fn export_split(
                 conn,
                 &table_sql,
                 &column_sql,
+                key_column,
                 staging,
                 Layout::Keyed,
                 progress,
             )?;
-            collect(op, conn, staging, &column.name, &column_sql, Layout::Keyed)?
+            collect(op, conn, staging, &column, &column_sql, Layout::Keyed)?
         }
     };
     publish(op, out_dir, table, &column.name, &column.data_type, staged)
@@ -338,6 +349,8 @@ struct SplitColumn {
     table_columns: i64,
     /// Every column of the table has a type the split's own writer keeps exactly.
     own_writer: bool,
+    /// The keyed layout's key column: a name no column of the table has.
+    key_column: String,
 }
 
 /// Checks that `table` has `column` (names matched as DuckDB resolves them: ignoring ASCII case),
@@ -373,6 +386,7 @@ fn require_column(
             // text, so they stay with DuckDB's writer.
             own_writer: !matches!(data_type.as_str(), "FLOAT" | "DOUBLE")
                 && columns.iter().all(|(_, t)| writer::supported_type(t)),
+            key_column: free_key_column(&columns),
         }),
         None => Err(Error::Missing {
             op,
@@ -394,15 +408,24 @@ enum Layout {
     Keyed,
 }
 
-/// The key column of the keyed layout.
+/// The key column of the keyed layout, lengthened with `_` until no column of the table has
+/// the name (a table may well have a column called `__store_split_key`).
 const KEY_COLUMN: &str = "__store_split_key";
+
+fn free_key_column(columns: &[(String, String)]) -> String {
+    let mut name = KEY_COLUMN.to_string();
+    while columns.iter().any(|(c, _)| same_name(c, &name)) {
+        name.push('_');
+    }
+    name
+}
 
 /// How the OS reports a directory name over its limit (`ENAMETOOLONG`), inside DuckDB's error.
 const NAME_TOO_LONG: &str = "File name too long";
 
 impl Layout {
     fn for_column(column: &str, table_columns: i64) -> Layout {
-        if escape_segment(column) == column && column != KEY_COLUMN {
+        if escape_segment(column) == column {
             Layout::Native {
                 keep_column: table_columns <= 1,
             }
@@ -412,10 +435,10 @@ impl Layout {
     }
 
     /// The staged directories' name prefix.
-    fn dir_prefix(self, column: &str) -> String {
+    fn dir_prefix(self, column: &SplitColumn) -> String {
         match self {
-            Layout::Native { .. } => format!("{column}="),
-            Layout::Keyed => format!("{KEY_COLUMN}="),
+            Layout::Native { .. } => format!("{}=", column.name),
+            Layout::Keyed => format!("{}=", column.key_column),
         }
     }
 }
@@ -437,6 +460,7 @@ fn stage(
     conn: &Connection,
     table: &str,
     column: &str,
+    key_column: &str,
     staging: &Path,
     layout: Layout,
     progress: Option<ProgressFn<'_>>,
@@ -448,8 +472,8 @@ fn stage(
             "COPY {table} TO {target} ({options}, PARTITION_BY ({column}), WRITE_PARTITION_COLUMNS {keep_column})"
         ),
         Layout::Keyed => format!(
-            "COPY (SELECT *, {key} AS {KEY_COLUMN} FROM {table}) TO {target} \
-             ({options}, PARTITION_BY ({KEY_COLUMN}))",
+            "COPY (SELECT *, {key} AS {key_column} FROM {table}) TO {target} \
+             ({options}, PARTITION_BY ({key_column}))",
             key = split_key(column)
         ),
     };
@@ -491,7 +515,7 @@ fn collect(
     op: &'static str,
     conn: &Connection,
     staging: &Path,
-    column: &str,
+    column: &SplitColumn,
     column_sql: &str,
     layout: Layout,
 ) -> Result<Vec<Staged>> {

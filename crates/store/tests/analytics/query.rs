@@ -440,3 +440,29 @@ fn values_beside_an_untyped_null_convert_as_they_do_alone() {
         assert_eq!(Value::Struct(vec![fields[1].clone()]), alone.values[0], "{expr}");
     }
 }
+
+#[test]
+fn table_counts_inventory_and_imports_see_only_this_database_with_another_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE mine AS SELECT 1 AS x; CREATE TEMP TABLE scratch AS SELECT 2 AS y")
+        .unwrap();
+    let other = dir.path().join("other.duckdb");
+    db.exec_batch(&format!(
+        "ATTACH '{}' AS other; CREATE TABLE other.theirs AS SELECT 1 AS y",
+        other.display()
+    ))
+    .unwrap();
+    let counts = db.table_counts().unwrap();
+    // Base tables of this database (a temporary table is not a base table).
+    assert_eq!(counts.into_iter().collect::<Vec<_>>(), [("mine".to_string(), 1)]);
+    assert_eq!(db.inventory().unwrap().total_rows, 1);
+    assert!(db.table_exists("scratch").unwrap());
+    assert!(!db.table_exists("theirs").unwrap());
+    // An import into a name only the other database has creates the table here.
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, "z\n7\n").unwrap();
+    assert_eq!(db.import_csv("theirs", &csv, &Default::default()).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT z FROM memory.main.theirs"), Value::Int(7));
+    assert_eq!(scalar(&db, "SELECT count(*) FROM other.theirs"), Value::Int(1));
+}

@@ -697,3 +697,35 @@ fn column_names_match_ignoring_ascii_case_only_as_in_duckdb() {
     assert!(db.table_exists("Ö").unwrap());
     assert!(!db.table_exists("ö").unwrap());
 }
+
+#[test]
+fn a_column_named_like_the_internal_key_column_splits_like_any_other() {
+    // The keyed layout adds a key column of its own; its name must never shadow the table's.
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE TABLE t AS SELECT range % 2 AS __store_split_key, range AS x,
+                'long ' || repeat('y', 300 * (range = 5)::INTEGER) AS \"needs escaping\"
+         FROM range(6)",
+    )
+    .unwrap();
+    // The column itself (native layout), and another column that needs the keyed layout
+    // (its name needs escaping and one value is over the 200-byte rule).
+    for (column, files) in [("__store_split_key", 2), ("needs escaping", 2)] {
+        let out = dir.path().join(column.replace(' ', "_"));
+        let manifest = db.export_split_parquet("t", &out, column).unwrap();
+        assert_eq!(manifest.total_rows, 6, "{column}");
+        assert_eq!(manifest.files.len(), files, "{column}");
+        assert_eq!(parquet_files(&out).len(), files, "{column}");
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT count(*), sum(x) FROM read_parquet({}, hive_partitioning = false)",
+                    lit(&out.join("**").join("*.parquet"))
+                ),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(rows.rows, vec![vec![Value::Int(6), Value::Int(15)]], "{column}");
+    }
+}
