@@ -32,6 +32,7 @@
 //! Row counts come from the files' Parquet footers, not from a second scan of the table.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
@@ -642,12 +643,17 @@ fn publish(
     // by renames, the new directories move in, the manifest is replaced; if any step fails,
     // everything moves back, so the previous export survives a failed one.
     let own_prefix = format!("{column_segment}=");
+    // A previous export of *another* column into this directory goes too: its partitions next to
+    // these would make the directory unreadable as one Hive dataset. Only directories its
+    // manifest lists are touched, so anything else the user keeps here stays.
+    let previous = previous_partitions(&out_dir.join(MANIFEST), column);
     let aside = out_dir.join(unique_name(".replaced"));
     std::fs::create_dir(&aside).map_err(|e| io(e, &aside))?;
     let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut replace = || -> Result<()> {
         for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&own_prefix) && entry.path().is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with(&own_prefix) || previous.contains(&name)) && entry.path().is_dir() {
                 let to = aside.join(entry.file_name());
                 std::fs::rename(entry.path(), &to).map_err(|e| io(e, &entry.path()))?;
                 renamed.push((entry.path(), to));
@@ -674,6 +680,23 @@ fn publish(
     }
     let _ = std::fs::remove_dir_all(&aside);
     Ok(manifest)
+}
+
+/// The partition directories (`<column>=<value>`) listed by an earlier manifest in `out_dir`
+/// if it was an export of another column; nothing if there is none or it cannot be read.
+fn previous_partitions(manifest: &Path, column: &str) -> BTreeSet<String> {
+    let Ok(text) = std::fs::read(manifest) else {
+        return BTreeSet::new();
+    };
+    match serde_json::from_slice::<SplitManifest>(&text) {
+        Ok(old) if old.column != column => old
+            .files
+            .iter()
+            .filter_map(|f| f.path.split_once('/').map(|(dir, _)| dir.to_string()))
+            .filter(|dir| dir.contains('=') && !dir.starts_with('.'))
+            .collect(),
+        _ => BTreeSet::new(),
+    }
 }
 
 /// How a split column's values (as text) sort in the manifest.

@@ -729,3 +729,28 @@ fn a_column_named_like_the_internal_key_column_splits_like_any_other() {
         assert_eq!(rows.rows, vec![vec![Value::Int(6), Value::Int(15)]], "{column}");
     }
 }
+
+#[test]
+fn splitting_by_another_column_into_the_same_directory_replaces_the_earlier_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT range % 3 AS p, range % 2 AS q, range AS x FROM range(12)")
+        .unwrap();
+    db.export_split_parquet("t", &out, "p").unwrap();
+    // Something of the user's own in the directory, named like a partition but not listed.
+    std::fs::create_dir(out.join("mine=1")).unwrap();
+    std::fs::write(out.join("mine=1").join("notes.txt"), "keep").unwrap();
+
+    let manifest = db.export_split_parquet("t", &out, "q").unwrap();
+    assert_eq!(manifest.files.len(), 2);
+    let dirs = names_in(&out);
+    assert!(!dirs.iter().any(|d| d.starts_with("p=")), "{dirs:?}");
+    assert!(out.join("mine=1").join("notes.txt").exists(), "{dirs:?}");
+    // The directory reads back as one Hive dataset again.
+    std::fs::remove_dir_all(out.join("mine=1")).unwrap();
+    assert_eq!(
+        multiset(&read_back(&db, &out, true).rows),
+        multiset(&db.query("SELECT p, x, q FROM t", &[]).unwrap().rows)
+    );
+}
