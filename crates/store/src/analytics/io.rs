@@ -397,6 +397,23 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
+        if matches!(format, Format::Json | Format::Jsonl) && holds_no_json_records(path) {
+            // DuckDB's reader calls a file without records "non-record JSON"; it is just empty.
+            let exists = self.with_conn(op, |conn| table_exists_on(op, conn, table))?;
+            if !exists {
+                return Err(Error::Parse {
+                    op,
+                    source_name: path.display().to_string(),
+                    line: None,
+                    reason: format!(
+                        "the file holds no JSON records, so there are no columns to create table \
+                         {table:?} from; create the table first to import an empty file"
+                    ),
+                });
+            }
+            report_done(progress, 0);
+            return Ok(0);
+        }
         let literal = LiteralPath::new(op, path)?;
         let file = sql::path_literal(op, literal.path())?;
         let reader = match format {
@@ -772,6 +789,25 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
     conn.query_row(&query, [], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
         .map_err(|e| Error::duckdb(op, format!("read the row count of {}", path.display()), e))
+}
+
+/// Whether a JSON or JSON Lines file is empty of records: only blanks, or an empty array.
+/// Only small files are read; a large one is left to DuckDB.
+fn holds_no_json_records(path: &Path) -> bool {
+    const SMALL: u64 = 4096;
+    if std::fs::metadata(path).map_or(true, |m| m.len() > SMALL) {
+        return false;
+    }
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim_start_matches('\u{feff}').trim();
+    text.is_empty()
+        || text
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .is_some_and(|inside| inside.trim().is_empty())
 }
 
 /// The last report of a finished import or export: every row done, 100%. DuckDB's estimates

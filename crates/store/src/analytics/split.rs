@@ -282,17 +282,12 @@ fn export_split(
         // Too large to buffer: DuckDB's partitioned COPY below.
         remove_staging(op, staging)?;
     }
-    let key_column = column.key_column.as_str();
-    let staged = match stage(
-        op,
-        conn,
-        &table_sql,
-        &column_sql,
-        key_column,
-        staging,
-        first,
-        progress,
-    ) {
+    let source = Source {
+        table: &table_sql,
+        column: &column_sql,
+        key_column: &column.key_column,
+    };
+    let staged = match stage(op, conn, &source, staging, first, progress) {
         // A value too long for a directory name: redo the COPY with computed keys.
         Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => None,
         other => {
@@ -307,16 +302,7 @@ fn export_split(
         Some(staged) if first == Layout::Keyed || !staged.iter().any(long) => staged,
         _ => {
             remove_staging(op, staging)?;
-            stage(
-                op,
-                conn,
-                &table_sql,
-                &column_sql,
-                key_column,
-                staging,
-                Layout::Keyed,
-                progress,
-            )?;
+            stage(op, conn, &source, staging, Layout::Keyed, progress)?;
             collect(op, conn, staging, &column, &column_sql, Layout::Keyed)?
         }
     };
@@ -456,16 +442,27 @@ fn remove_staging(op: &'static str, staging: &Path) -> Result<()> {
 }
 
 /// The one partitioned COPY: every row goes to the staged directory of its value or key.
+/// What a partitioned COPY reads: the table and split column as SQL, and the keyed layout's
+/// key column name.
+struct Source<'a> {
+    table: &'a str,
+    column: &'a str,
+    key_column: &'a str,
+}
+
 fn stage(
     op: &'static str,
     conn: &Connection,
-    table: &str,
-    column: &str,
-    key_column: &str,
+    source: &Source<'_>,
     staging: &Path,
     layout: Layout,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<()> {
+    let Source {
+        table,
+        column,
+        key_column,
+    } = *source;
     let target = sql::path_literal(op, staging)?;
     let options = "FORMAT parquet, COMPRESSION zstd, OVERWRITE_OR_IGNORE true";
     let copy = match layout {

@@ -544,3 +544,37 @@ fn a_compressed_file_with_glob_characters_keeps_its_extensions() {
         assert_eq!(all_rows(&db, &table), vec![vec![Value::Int(i as i64)]]);
     }
 }
+
+#[test]
+fn an_empty_json_or_jsonl_file_imports_zero_rows_into_an_existing_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)")
+        .unwrap();
+    for (name, content) in [
+        ("empty.jsonl", ""),
+        ("blank.jsonl", "\n\n  \n"),
+        ("empty.json", "[]"),
+        ("spaced.json", " [ \n ] \n"),
+    ] {
+        let file = write(dir.path(), name, content);
+        let rows = if name.ends_with(".jsonl") {
+            db.import_jsonl("t", &file)
+        } else {
+            db.import_json("t", &file)
+        };
+        assert_eq!(rows.unwrap(), 0, "{name}");
+        // No table to add to: a clear parse error, and nothing is created.
+        let err = expect_kind(
+            if name.ends_with(".jsonl") {
+                db.import_jsonl("fresh", &file)
+            } else {
+                db.import_json("fresh", &file)
+            },
+            ErrorKind::Parse,
+        );
+        assert!(err.to_string().contains("no JSON records"), "{err}");
+        assert!(!db.table_exists("fresh").unwrap());
+    }
+    assert_eq!(count(&db, "t"), 1);
+}
