@@ -40,6 +40,7 @@ impl Output {
     /// sequence stored in the data would reach the terminal. `--json`/`--csv`/`kv get` print
     /// values exactly.
     pub fn table(&self, headers: &[&str], rows: &[Vec<String>]) {
+        let headers: Vec<String> = headers.iter().map(|h| visible(h)).collect();
         let rows: Vec<Vec<String>> = rows
             .iter()
             .map(|row| row.iter().map(|cell| visible(cell)).collect())
@@ -58,7 +59,7 @@ impl Output {
                 .collect();
             parts.join("  ").trim_end().to_string()
         };
-        self.line(fmt_row(&mut headers.iter().copied()));
+        self.line(fmt_row(&mut headers.iter().map(|s| s.as_str())));
         for row in &rows {
             self.line(fmt_row(&mut row.iter().map(|s| s.as_str())));
         }

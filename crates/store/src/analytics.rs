@@ -326,23 +326,7 @@ impl Analytics {
         op: &'static str,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        self.with_conn(op, |conn| {
-            conn.execute_batch("BEGIN TRANSACTION")
-                .map_err(|e| Error::duckdb(op, "begin transaction", e))?;
-            match f(conn) {
-                Ok(v) => {
-                    conn.execute_batch("COMMIT")
-                        .map_err(|e| Error::duckdb(op, "commit", e))?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    if let Err(rollback) = conn.execute_batch("ROLLBACK") {
-                        log::warn!("store: analytics rollback failed: {rollback}");
-                    }
-                    Err(e)
-                }
-            }
-        })
+        self.with_conn(op, |conn| transaction_on(op, conn, f))
     }
 
     /// Runs one statement with positional parameters; returns the rows it changed.
@@ -502,6 +486,30 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Runs `f` in one transaction on a connection the caller already holds: committed if it
+/// returns `Ok`, rolled back otherwise.
+pub(crate) fn transaction_on<T>(
+    op: &'static str,
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(|e| Error::duckdb(op, "begin transaction", e))?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("COMMIT")
+                .map_err(|e| Error::duckdb(op, "commit", e))?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                log::warn!("store: analytics rollback failed: {rollback}");
+            }
+            Err(e)
+        }
+    }
 }
 
 pub(crate) fn query_on(

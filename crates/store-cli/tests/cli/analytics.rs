@@ -35,6 +35,9 @@ fn table_output_shows_control_characters_escaped_and_keeps_one_line_per_row() {
         !table.contains('\u{1b}'),
         "an escape sequence reached the terminal"
     );
+    // Column names come from the data too.
+    let header = home.ok(&["sql", "SELECT 1 AS \"a\u{1b}[2Jb\""]);
+    assert_eq!(header.lines().next(), Some("a\\u{1b}[2Jb"));
     // The JSON and CSV forms keep the exact text.
     let v = home.json(&["sql", query]);
     assert_eq!(v["rows"], json!([[1, "two\nlines", "esc\u{1b}[31m"]]));

@@ -675,6 +675,12 @@ fn single_select(op: &'static str, conn: &Connection, query: &str) -> Result<Str
             "export takes one SELECT statement, this text holds {statements}"
         )));
     }
+    if let Some(node) = first_writing_node(&whole["statements"]) {
+        return Err(refuse(format!(
+            "export runs a query that only reads; this one holds a {node} (e.g. a COPY or a \
+             DELETE … RETURNING inside WITH); run that statement separately"
+        )));
+    }
     let body = query_body(query);
     if parsed(&body)?["statements"] != whole["statements"] {
         return Err(refuse(
@@ -682,6 +688,32 @@ fn single_select(op: &'static str, conn: &Connection, query: &str) -> Result<Str
         ));
     }
     Ok(body)
+}
+
+/// The first query node in a `json_serialize_sql` tree that is not a plain query: DuckDB 2.0
+/// parses `WITH c AS (COPY … TO 'file') SELECT …` and `WITH d AS (DELETE … RETURNING *) …` as
+/// one SELECT, and a read-only transaction stops neither a file write nor a change to a
+/// temporary table. Query nodes are the objects whose `type` ends in `_NODE`.
+fn first_writing_node(tree: &serde_json::Value) -> Option<String> {
+    const READING: [&str; 4] = [
+        "SELECT_NODE",
+        "SET_OPERATION_NODE",
+        "RECURSIVE_CTE_NODE",
+        "CTE_NODE",
+    ];
+    match tree {
+        serde_json::Value::Object(map) => {
+            if let Some(kind) = map.get("type").and_then(serde_json::Value::as_str)
+                && kind.ends_with("_NODE")
+                && !READING.contains(&kind)
+            {
+                return Some(kind.to_string());
+            }
+            map.values().find_map(first_writing_node)
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(first_writing_node),
+        _ => None,
+    }
 }
 
 /// A query as the inside of `COPY (…)`: cut after its last token that is not a `;`, a comment
@@ -696,8 +728,14 @@ fn query_body(query: &str) -> String {
             // E'…': backslash escapes, so `\'` does not close it.
             b'E' | b'e' if !word_before && bytes.get(i + 1) == Some(&b'\'') => {
                 i += 2;
-                while i < bytes.len() && bytes[i] != b'\'' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                // To the closing quote: `\x` and a doubled `''` are escapes inside.
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+                        b'\'' => break,
+                        _ => i += 1,
+                    }
                 }
                 i += 1;
                 end = i.min(bytes.len());
@@ -906,5 +944,9 @@ mod tests {
         assert_eq!(query_body("SELECT E'\\'--' AS a; -- c"), "SELECT E'\\'--' AS a\n");
         assert_eq!(query_body("SELECT 'a\\' -- c"), "SELECT 'a\\'\n");
         assert_eq!(query_body("SELECT $1, x$y; --"), "SELECT $1, x$y\n");
+        assert_eq!(
+            query_body("SELECT E'it''s \\' -- x' AS a; -- c"),
+            "SELECT E'it''s \\' -- x' AS a\n"
+        );
     }
 }

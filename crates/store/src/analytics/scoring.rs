@@ -10,6 +10,7 @@
 //! same key *in one call* are ambiguous (which one wins?), so such a call fails with
 //! `InvalidInput` and writes nothing. `scoring_results` has no key: every row is appended.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -428,18 +429,23 @@ impl Analytics {
         table: &str,
         rows: impl IntoIterator<Item = R>,
     ) -> Result<u64> {
-        // Owned, so that an upsert can go over the rows a second time (a `Vec` is reused as is).
-        let rows: Vec<R> = rows.into_iter().collect();
         let now_us = SystemClock.now_ms().saturating_mul(1000);
         let schema = Arc::new(Schema::new(C::schema()));
+        if C::KEY.is_empty() {
+            // No key, no upsert: the rows stream through in record batches.
+            return self.in_transaction(op, |conn| {
+                require_scoring_table(op, conn, table)?;
+                append_rows::<R, C, _>(op, conn, table, "main", &schema, rows, now_us)
+            });
+        }
+        // Owned, so that an upsert can go over the rows a second time (a `Vec` is reused as is).
+        let rows: Vec<R> = rows.into_iter().collect();
         let appended = self.in_transaction(op, |conn| {
             require_scoring_table(op, conn, table)?;
-            append_rows::<R, C>(op, conn, table, "main", &schema, &rows, now_us)
+            append_rows::<R, C, _>(op, conn, table, "main", &schema, &rows, now_us)
         });
         match appended {
-            Err(e) if !C::KEY.is_empty() && is_key_conflict(&e) => {
-                self.upsert::<R, C>(op, table, &schema, &rows, now_us)
-            }
+            Err(e) if is_key_conflict(&e) => self.upsert::<R, C>(op, table, &schema, &rows, now_us),
             other => other,
         }
     }
@@ -462,14 +468,35 @@ impl Analytics {
         // Private to this connection and unique per call, so concurrent upserts never share one.
         let stage = format!("store_scoring_upsert_{}", STAGES.fetch_add(1, Ordering::Relaxed));
         let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
+        // One hold of the connection for all three steps, so no other call sees the stage.
         self.with_conn(op, |conn| {
             conn.execute_batch(&format!(
                 "CREATE TEMP TABLE {stage} AS SELECT * FROM main.{table} LIMIT 0"
             ))
-            .map_err(stage_error)
-        })?;
-        let result = self.in_transaction(op, |conn| {
-            append_rows::<R, C>(op, conn, &stage, "temp", schema, rows, now_us)?;
+            .map_err(stage_error)?;
+            let result = super::transaction_on(op, conn, |conn| {
+                Self::replace_from_stage::<R, C>(op, conn, table, &stage, schema, rows, now_us)
+            });
+            if let Err(e) = conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.{stage}")) {
+                log::warn!("store: {op}: drop the upsert's staging table: {e}");
+            }
+            result
+        })
+    }
+
+    /// The upsert's transaction: stage the rows, refuse keys repeated in the call, replace.
+    fn replace_from_stage<R, C: Columns<R>>(
+        op: &'static str,
+        conn: &Connection,
+        table: &str,
+        stage: &str,
+        schema: &Arc<Schema>,
+        rows: &[R],
+        now_us: i64,
+    ) -> Result<u64> {
+        let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
+        {
+            append_rows::<R, C, _>(op, conn, stage, "temp", schema, rows, now_us)?;
             let key = C::KEY.join(", ");
             let repeated: i64 = conn
                 .query_row(
@@ -493,15 +520,7 @@ impl Analytics {
             ))
             .map_err(|e| Error::duckdb(op, "replace rows", e))?;
             Ok(rows.len() as u64)
-        });
-        let dropped = self.with_conn(op, |conn| {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.{stage}"))
-                .map_err(stage_error)
-        });
-        if let Err(e) = dropped {
-            log::warn!("store: {e}");
         }
-        result
     }
 }
 
@@ -525,37 +544,46 @@ fn is_key_conflict(e: &Error) -> bool {
 }
 
 /// Appends `rows` to `schema_name.table` in record batches of [`BATCH_ROWS`], then flushes.
-fn append_rows<R, C: Columns<R>>(
+fn append_rows<R, C: Columns<R>, I>(
     op: &'static str,
     conn: &Connection,
     table: &str,
     schema_name: &str,
     schema: &Arc<Schema>,
-    rows: &[R],
+    rows: I,
     now_us: i64,
-) -> Result<u64> {
+) -> Result<u64>
+where
+    I: IntoIterator,
+    I::Item: Borrow<R>,
+{
     let mut appender = if schema_name == "main" {
         conn.appender(table)
     } else {
         conn.appender_to_catalog_and_db(table, schema_name, "main")
     }
     .map_err(|e| Error::duckdb(op, "open appender", e))?;
-    let mut columns = C::new(BATCH_ROWS.min(rows.len()));
-    for chunk in rows.chunks(BATCH_ROWS) {
-        for row in chunk {
-            columns.push(row, now_us);
+    let mut rows = rows.into_iter().peekable();
+    let mut columns = C::new(BATCH_ROWS.min(rows.size_hint().0.max(1)));
+    let mut written = 0u64;
+    while rows.peek().is_some() {
+        let mut pending = 0;
+        for row in rows.by_ref().take(BATCH_ROWS) {
+            columns.push(row.borrow(), now_us);
+            pending += 1;
         }
         let batch = RecordBatch::try_new(Arc::clone(schema), columns.finish())
             .map_err(|e| Error::invalid(op, "rows", format!("cannot build a record batch: {e}")))?;
         appender
             .append_record_batch(batch)
             .map_err(|e| Error::duckdb(op, "append rows", e))?;
+        written += pending;
     }
     // Constraint violations surface here at the latest; the transaction then rolls back.
     appender
         .flush()
         .map_err(|e| Error::duckdb(op, "flush appended rows", e))?;
-    Ok(rows.len() as u64)
+    Ok(written)
 }
 
 /// Inventory notes for the scoring tables.

@@ -650,7 +650,9 @@ fn publish(
     let mut replace = || -> Result<()> {
         for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if (name.starts_with(&own_prefix) || previous.contains(&name)) && entry.path().is_dir() {
+            let earlier = name.starts_with(&own_prefix)
+                || (previous.contains(&name) && holds_only_split_files(&entry.path()));
+            if earlier && entry.path().is_dir() {
                 let to = aside.join(entry.file_name());
                 std::fs::rename(entry.path(), &to).map_err(|e| io(e, &entry.path()))?;
                 renamed.push((entry.path(), to));
@@ -694,6 +696,16 @@ fn previous_partitions(manifest: &Path, column: &str) -> BTreeSet<String> {
             .collect(),
         _ => BTreeSet::new(),
     }
+}
+
+/// Whether a directory an earlier manifest lists still holds only what the split wrote there:
+/// anything else the user put in it keeps the directory where it is.
+fn holds_only_split_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .all(|e| e.file_name() == "data.parquet" && e.path().is_file())
+    })
 }
 
 /// How a split column's values (as text) sort in the manifest.

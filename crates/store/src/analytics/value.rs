@@ -608,7 +608,8 @@ impl serde::Serialize for Rows {
     }
 }
 
-/// Serialises as one object keyed by column name.
+/// Serialises as one object keyed by column name; when names repeat (`SELECT * FROM a JOIN b
+/// …` with an `id` on both sides) the later column's value wins, so alias them to keep both.
 ///
 /// # Examples
 /// ```

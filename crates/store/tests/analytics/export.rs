@@ -274,6 +274,8 @@ fn a_query_that_closes_the_copy_and_appends_statements_is_refused_and_never_run(
         "WITH d AS MATERIALIZED (UPDATE victim SET x = 7 RETURNING *) SELECT * FROM d".to_string(),
         "WITH d AS (INSERT INTO victim VALUES (42) RETURNING *) SELECT * FROM d".to_string(),
         "SELECT * FROM (WITH d AS (DELETE FROM victim RETURNING *) SELECT * FROM d)".to_string(),
+        format!("WITH c AS (COPY (SELECT 'x' AS l) TO '{side}' (FORMAT csv)) SELECT * FROM c"),
+        format!("WITH a AS (SELECT 1), c AS (COPY victim TO '{side}') SELECT * FROM a"),
         "SELECT E'\\'' ) ; DROP TABLE victim; --'".to_string(),
     ]
     .into_iter()
@@ -294,6 +296,17 @@ fn a_query_that_closes_the_copy_and_appends_statements_is_refused_and_never_run(
             "{query:?} changed a row"
         );
     }
+    // A temporary table is not protected by the read-only transaction; the check refuses it.
+    db.exec_batch("CREATE TEMP TABLE scratch AS SELECT 1 AS x")
+        .unwrap();
+    expect_kind(
+        db.export_parquet(
+            "WITH d AS (DELETE FROM scratch RETURNING *) SELECT * FROM d",
+            dir.path().join("temp.parquet"),
+        ),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(count(&db, "scratch"), 1);
     // nextval changes a sequence: refused too, and the sequence does not move.
     db.exec_batch("CREATE SEQUENCE s").unwrap();
     let err = expect_kind(

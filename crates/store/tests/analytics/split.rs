@@ -738,17 +738,22 @@ fn splitting_by_another_column_into_the_same_directory_replaces_the_earlier_spli
     db.exec_batch("CREATE TABLE t AS SELECT range % 3 AS p, range % 2 AS q, range AS x FROM range(12)")
         .unwrap();
     db.export_split_parquet("t", &out, "p").unwrap();
-    // Something of the user's own in the directory, named like a partition but not listed.
+    // Something of the user's own in the directory, named like a partition but not listed,
+    // and notes added inside one of the listed partitions.
     std::fs::create_dir(out.join("mine=1")).unwrap();
     std::fs::write(out.join("mine=1").join("notes.txt"), "keep").unwrap();
+    std::fs::write(out.join("p=2").join("notes.txt"), "keep").unwrap();
 
     let manifest = db.export_split_parquet("t", &out, "q").unwrap();
     assert_eq!(manifest.files.len(), 2);
     let dirs = names_in(&out);
-    assert!(!dirs.iter().any(|d| d.starts_with("p=")), "{dirs:?}");
+    let p_dirs: Vec<&String> = dirs.iter().filter(|d| d.starts_with("p=")).collect();
+    assert_eq!(p_dirs, ["p=2"], "only the partition with the user's notes stays");
+    assert!(out.join("p=2").join("notes.txt").exists());
     assert!(out.join("mine=1").join("notes.txt").exists(), "{dirs:?}");
-    // The directory reads back as one Hive dataset again.
+    // Without the user's extras, the directory reads back as one Hive dataset again.
     std::fs::remove_dir_all(out.join("mine=1")).unwrap();
+    std::fs::remove_dir_all(out.join("p=2")).unwrap();
     assert_eq!(
         multiset(&read_back(&db, &out, true).rows),
         multiset(&db.query("SELECT p, x, q FROM t", &[]).unwrap().rows)
