@@ -87,8 +87,11 @@ impl Analytics {
     ///
     /// # Errors
     /// `Missing { kind: "table" }` for an unknown table; `InvalidInput { field: "query" }` for
-    /// text that is not exactly one `SELECT` statement as DuckDB parses it (so nothing beyond
-    /// the query can run); `DuckDb` if the query fails (the target is then untouched).
+    /// text that is not exactly one read-only `SELECT` as DuckDB parses it (no second
+    /// statement, no COPY or DML inside it, none of the side-effecting functions a read-only
+    /// transaction lets through, at most 1,000 levels of parentheses); `DuckDb` if the query
+    /// fails (the target is then untouched). A query runs with the connection's rights: never
+    /// build one from untrusted input.
     ///
     /// # Examples
     /// ```
@@ -654,35 +657,43 @@ fn looks_like_query(text: &str) -> bool {
 /// body actually embedded ([`query_body`], trailing `;` and comments cut) must parse to the
 /// very same statement, so nothing of it can reach outside the parentheses.
 fn single_select(op: &'static str, conn: &Connection, query: &str) -> Result<String> {
-    let parsed = |text: &str| -> Result<serde_json::Value> {
-        let json: String = conn
-            .query_row("SELECT json_serialize_sql(?)", [text], |r| r.get(0))
-            .map_err(|e| Error::duckdb(op, "parse the query", e))?;
-        serde_json::from_str(&json).map_err(|e| Error::json(op, e))
-    };
     let refuse = |why: String| Error::invalid(op, "query", why);
-    let whole = parsed(query)?;
-    if whole["error"].as_bool() == Some(true) {
-        let message = whole["error_message"].as_str().unwrap_or("unknown parser error");
+    let (body, depth) = scan_query(query);
+    // DuckDB's serialiser recurses once per nesting level, deep enough to overflow the stack
+    // (a crash, not an error) on tens of thousands of nested subqueries.
+    if depth > MAX_QUERY_DEPTH {
         return Err(refuse(format!(
-            "export takes a table name or one SELECT statement ({message}); \
-             materialise anything else first, e.g. CREATE TABLE p AS PIVOT …"
+            "the query nests parentheses {depth} levels deep, over {MAX_QUERY_DEPTH}; \
+             materialise part of it first"
         )));
     }
-    let statements = whole["statements"].as_array().map_or(0, Vec::len);
-    if statements != 1 {
+    let whole = parse_query(op, conn, query)?;
+    if whole.error {
         return Err(refuse(format!(
-            "export takes one SELECT statement, this text holds {statements}"
+            "export takes a table name or one SELECT statement ({}); \
+             materialise anything else first, e.g. CREATE TABLE p AS PIVOT …",
+            whole.message
         )));
     }
-    if let Some(node) = first_writing_node(&whole["statements"]) {
+    if whole.statements != 1 {
+        return Err(refuse(format!(
+            "export takes one SELECT statement, this text holds {}",
+            whole.statements
+        )));
+    }
+    if let Some(node) = whole.writing_nodes.first() {
         return Err(refuse(format!(
             "export runs a query that only reads; this one holds a {node} (e.g. a COPY or a \
              DELETE … RETURNING inside WITH); run that statement separately"
         )));
     }
-    let body = query_body(query);
-    if parsed(&body)?["statements"] != whole["statements"] {
+    if let Some(function) = whole.side_effect_functions.first() {
+        return Err(refuse(format!(
+            "export runs a query that only reads; {function}() changes the session or runs SQL \
+             of its own; call it separately"
+        )));
+    }
+    if parse_query(op, conn, &body)?.tree != whole.tree {
         return Err(refuse(
             "could not isolate the statement from its trailing comments; remove them".to_string(),
         ));
@@ -690,38 +701,96 @@ fn single_select(op: &'static str, conn: &Connection, query: &str) -> Result<Str
     Ok(body)
 }
 
-/// The first query node in a `json_serialize_sql` tree that is not a plain query: DuckDB 2.0
-/// parses `WITH c AS (COPY … TO 'file') SELECT …` and `WITH d AS (DELETE … RETURNING *) …` as
-/// one SELECT, and a read-only transaction stops neither a file write nor a change to a
-/// temporary table. Query nodes are the objects whose `type` ends in `_NODE`.
-fn first_writing_node(tree: &serde_json::Value) -> Option<String> {
-    const READING: [&str; 4] = [
-        "SELECT_NODE",
-        "SET_OPERATION_NODE",
-        "RECURSIVE_CTE_NODE",
-        "CTE_NODE",
-    ];
-    match tree {
-        serde_json::Value::Object(map) => {
-            if let Some(kind) = map.get("type").and_then(serde_json::Value::as_str)
-                && kind.ends_with("_NODE")
-                && !READING.contains(&kind)
-            {
-                return Some(kind.to_string());
-            }
-            map.values().find_map(first_writing_node)
-        }
-        serde_json::Value::Array(items) => items.iter().find_map(first_writing_node),
-        _ => None,
-    }
+/// Deepest parenthesis nesting accepted in an exported query.
+const MAX_QUERY_DEPTH: usize = 1000;
+
+/// Functions a read-only transaction does not stop: `json_execute_serialized_sql` runs its SQL
+/// on a connection of its own, the others change settings, logs, the seed or a temporary
+/// sequence. Export queries may not call them.
+const SIDE_EFFECT_FUNCTIONS: [&str; 11] = [
+    "json_execute_serialized_sql",
+    "enable_logging",
+    "disable_logging",
+    "truncate_duckdb_logs",
+    "enable_profiling",
+    "disable_profiling",
+    "checkpoint",
+    "force_checkpoint",
+    "setseed",
+    "nextval",
+    "setvariable",
+];
+
+/// What DuckDB's parser says about a query, extracted by DuckDB itself (its JSON reader has no
+/// nesting limit, unlike a recursive parse of the tree here).
+struct ParsedQuery {
+    error: bool,
+    message: String,
+    statements: i64,
+    /// Query nodes other than plain reads (COPY, INSERT, DELETE, UPDATE, …).
+    writing_nodes: Vec<String>,
+    side_effect_functions: Vec<String>,
+    /// The serialised statements, to compare two texts.
+    tree: String,
+}
+
+/// `json_serialize_sql` parses without executing and serialises only SELECT statements. DuckDB
+/// 2.0 also parses `WITH c AS (COPY … TO 'file') SELECT …` and `WITH d AS (DELETE …
+/// RETURNING *) …` as one SELECT, and a read-only transaction stops neither a file write nor a
+/// change to a temporary table: query nodes are the objects whose `type` ends in `_NODE`, and
+/// only plain ones pass.
+fn parse_query(op: &'static str, conn: &Connection, text: &str) -> Result<ParsedQuery> {
+    let denied = SIDE_EFFECT_FUNCTIONS
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH p AS (SELECT json_serialize_sql(?) AS j)
+         SELECT coalesce(json_extract_string(j, '$.error') = 'true', true),
+                coalesce(json_extract_string(j, '$.error_message'), 'unknown parser error'),
+                coalesce(json_array_length(j, '$.statements'), 0),
+                array_to_string(list_filter(
+                    regexp_extract_all(j, '\"type\":\"([A-Z_]+_NODE)\"', 1),
+                    lambda x: x NOT IN ('SELECT_NODE', 'SET_OPERATION_NODE', 'RECURSIVE_CTE_NODE', 'CTE_NODE')), ','),
+                array_to_string(list_filter(
+                    regexp_extract_all(j, '\"function_name\":\"([A-Za-z_]+)\"', 1),
+                    lambda x: lower(x) IN ({denied})), ','),
+                coalesce(CAST(json_extract(j, '$.statements') AS VARCHAR), '')
+         FROM p"
+    );
+    let split = |list: String| -> Vec<String> {
+        list.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    conn.query_row(&sql, [text], |r| {
+        Ok(ParsedQuery {
+            error: r.get(0)?,
+            message: r.get(1)?,
+            statements: r.get(2)?,
+            writing_nodes: split(r.get(3)?),
+            side_effect_functions: split(r.get(4)?),
+            tree: r.get(5)?,
+        })
+    })
+    .map_err(|e| Error::duckdb(op, "parse the query", e))
 }
 
 /// A query as the inside of `COPY (…)`: cut after its last token that is not a `;`, a comment
 /// or a blank (so `SELECT 1; -- done` works), and ending on a new line so a comment inside
 /// cannot swallow the closing parenthesis. Quoted strings and identifiers are skipped whole.
+#[cfg(test)]
 fn query_body(query: &str) -> String {
+    scan_query(query).0
+}
+
+/// [`query_body`]'s text, and the deepest nesting of parentheses outside strings and comments.
+fn scan_query(query: &str) -> (String, usize) {
     let bytes = query.as_bytes();
     let (mut i, mut end) = (0, 0);
+    let (mut depth, mut max_depth) = (0usize, 0usize);
     while i < bytes.len() {
         let word_before = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
         match bytes[i] {
@@ -764,7 +833,7 @@ fn query_body(query: &str) -> String {
                 continue;
             }
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
                 }
                 continue;
@@ -779,12 +848,21 @@ fn query_body(query: &str) -> String {
             }
             b';' => {}
             b if b.is_ascii_whitespace() => {}
+            b'(' => {
+                depth += 1;
+                max_depth = max_depth.max(depth);
+                end = i + 1;
+            }
+            b')' => {
+                depth = depth.saturating_sub(1);
+                end = i + 1;
+            }
             _ => end = i + 1,
         }
         i += 1;
     }
     // `end` is just past an ASCII byte or a closing quote, or at the end: a char boundary.
-    format!("{}\n", query.get(..end).unwrap_or(query))
+    (format!("{}\n", query.get(..end).unwrap_or(query)), max_depth)
 }
 
 /// The length of the dollar-quote opener at the start of `text` (`$$`, `$tag$`), if it is one.
