@@ -326,7 +326,7 @@ impl Analytics {
         op: &'static str,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        self.with_conn(op, |conn| transaction_on(op, conn, f))
+        self.with_conn(op, |conn| transaction_on(op, conn, Mode::ReadWrite, f))
     }
 
     /// Runs one statement with positional parameters; returns the rows it changed.
@@ -488,14 +488,27 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How a transaction opens: read-write, or read-only (DuckDB then refuses any change to the
+/// database, while `COPY … TO` a file is still allowed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mode {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// Runs `f` in one transaction on a connection the caller already holds: committed if it
 /// returns `Ok`, rolled back otherwise.
 pub(crate) fn transaction_on<T>(
     op: &'static str,
     conn: &Connection,
+    mode: Mode,
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
-    conn.execute_batch("BEGIN TRANSACTION")
+    let begin = match mode {
+        Mode::ReadWrite => "BEGIN TRANSACTION",
+        Mode::ReadOnly => "BEGIN TRANSACTION READ ONLY",
+    };
+    conn.execute_batch(begin)
         .map_err(|e| Error::duckdb(op, "begin transaction", e))?;
     match f(conn) {
         Ok(v) => {

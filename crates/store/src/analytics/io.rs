@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use duckdb::Connection;
 
-use super::{Analytics, require_table, sql, table_exists_on};
+use super::{Analytics, Mode, require_table, sql, table_exists_on, transaction_on};
 use crate::error::{Error, Result};
 
 /// How often import progress is reported while DuckDB works.
@@ -151,10 +151,11 @@ impl Analytics {
                 "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec})",
                 sql::path_literal(OP, &tmp)?
             );
-            // `execute_batch`, not a prepared `execute`: measured ~4% faster for a large COPY.
-            // The row count then comes from the written file's footer.
-            with_progress(conn, progress, || read_only(conn, &copy))
-                .map_err(|e| {
+            // Read-only: a `SELECT` can still carry `DELETE … RETURNING` inside a `WITH`.
+            transaction_on(OP, conn, Mode::ReadOnly, |conn| {
+                // `execute_batch`, not a prepared `execute`: measured ~4% faster for a large
+                // COPY. The row count then comes from the written file's footer.
+                with_progress(conn, progress, || conn.execute_batch(&copy)).map_err(|e| {
                     if e.to_string()
                         .contains("transaction is launched in read-only mode")
                     {
@@ -168,10 +169,11 @@ impl Analytics {
                         Error::duckdb(OP, format!("write {}", tmp.display()), e)
                     }
                 })
-                .and_then(|()| parquet_rows(OP, conn, &tmp))
-                .inspect_err(|_| {
-                    let _ = std::fs::remove_file(&tmp);
-                })
+            })
+            .and_then(|()| parquet_rows(OP, conn, &tmp))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
         })?;
         std::fs::rename(&tmp, path).map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
@@ -579,22 +581,6 @@ fn import_error(op: &'static str, path: &Path, e: duckdb::Error) -> Error {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
-}
-
-/// Runs `statement` in a read-only transaction: DuckDB then refuses any change to the database
-/// (a `SELECT` can still carry `DELETE … RETURNING` inside a `WITH`, or call `nextval`), while
-/// `COPY … TO` a file is allowed.
-fn read_only(conn: &Connection, statement: &str) -> duckdb::Result<()> {
-    conn.execute_batch("BEGIN TRANSACTION READ ONLY")?;
-    match conn.execute_batch(statement) {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
-                log::warn!("store: rollback after a failed export failed: {rollback}");
-            }
-            Err(e)
-        }
-    }
 }
 
 /// `SELECT * FROM "table"`, or the query itself when it reads like one (see [`single_select`]).

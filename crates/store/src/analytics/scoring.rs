@@ -435,14 +435,14 @@ impl Analytics {
             // No key, no upsert: the rows stream through in record batches.
             return self.in_transaction(op, |conn| {
                 require_scoring_table(op, conn, table)?;
-                append_rows::<R, C, _>(op, conn, table, "main", &schema, rows, now_us)
+                append_rows::<R, C, _>(op, conn, table, None, &schema, rows, now_us)
             });
         }
         // Owned, so that an upsert can go over the rows a second time (a `Vec` is reused as is).
         let rows: Vec<R> = rows.into_iter().collect();
         let appended = self.in_transaction(op, |conn| {
             require_scoring_table(op, conn, table)?;
-            append_rows::<R, C, _>(op, conn, table, "main", &schema, &rows, now_us)
+            append_rows::<R, C, _>(op, conn, table, None, &schema, &rows, now_us)
         });
         match appended {
             Err(e) if is_key_conflict(&e) => self.upsert::<R, C>(op, table, &schema, &rows, now_us),
@@ -474,7 +474,7 @@ impl Analytics {
                 "CREATE TEMP TABLE {stage} AS SELECT * FROM main.{table} LIMIT 0"
             ))
             .map_err(stage_error)?;
-            let result = super::transaction_on(op, conn, |conn| {
+            let result = super::transaction_on(op, conn, super::Mode::ReadWrite, |conn| {
                 Self::replace_from_stage::<R, C>(op, conn, table, &stage, schema, rows, now_us)
             });
             if let Err(e) = conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.{stage}")) {
@@ -494,33 +494,30 @@ impl Analytics {
         rows: &[R],
         now_us: i64,
     ) -> Result<u64> {
-        let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
-        {
-            append_rows::<R, C, _>(op, conn, stage, "temp", schema, rows, now_us)?;
-            let key = C::KEY.join(", ");
-            let repeated: i64 = conn
-                .query_row(
-                    &format!("SELECT count(*) - count(DISTINCT ({key})) FROM temp.{stage}"),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(stage_error)?;
-            if repeated > 0 {
-                return Err(Error::invalid(
-                    op,
-                    "rows",
-                    format!(
-                        "{repeated} row(s) repeat a ({key}) of an earlier row in the same call; \
-                         keep one row per key (nothing was written)"
-                    ),
-                ));
-            }
-            conn.execute_batch(&format!(
-                "INSERT OR REPLACE INTO main.{table} SELECT * FROM temp.{stage}"
-            ))
-            .map_err(|e| Error::duckdb(op, "replace rows", e))?;
-            Ok(rows.len() as u64)
+        append_rows::<R, C, _>(op, conn, stage, Some("temp"), schema, rows, now_us)?;
+        let key = C::KEY.join(", ");
+        let repeated: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) - count(DISTINCT ({key})) FROM temp.{stage}"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| Error::duckdb(op, "check the staged rows for repeated keys", e))?;
+        if repeated > 0 {
+            return Err(Error::invalid(
+                op,
+                "rows",
+                format!(
+                    "{repeated} row(s) repeat a ({key}) of an earlier row in the same call; \
+                     keep one row per key (nothing was written)"
+                ),
+            ));
         }
+        conn.execute_batch(&format!(
+            "INSERT OR REPLACE INTO main.{table} SELECT * FROM temp.{stage}"
+        ))
+        .map_err(|e| Error::duckdb(op, "replace rows", e))?;
+        Ok(rows.len() as u64)
     }
 }
 
@@ -543,12 +540,13 @@ fn is_key_conflict(e: &Error) -> bool {
     matches!(e, Error::DuckDb { .. }) && e.to_string().to_ascii_lowercase().contains("duplicate key")
 }
 
-/// Appends `rows` to `schema_name.table` in record batches of [`BATCH_ROWS`], then flushes.
+/// Appends `rows` to `table` (in `catalog`, the default database if `None`) in record batches of
+/// [`BATCH_ROWS`], then flushes.
 fn append_rows<R, C: Columns<R>, I>(
     op: &'static str,
     conn: &Connection,
     table: &str,
-    schema_name: &str,
+    catalog: Option<&str>,
     schema: &Arc<Schema>,
     rows: I,
     now_us: i64,
@@ -557,10 +555,9 @@ where
     I: IntoIterator,
     I::Item: Borrow<R>,
 {
-    let mut appender = if schema_name == "main" {
-        conn.appender(table)
-    } else {
-        conn.appender_to_catalog_and_db(table, schema_name, "main")
+    let mut appender = match catalog {
+        None => conn.appender(table),
+        Some(catalog) => conn.appender_to_catalog_and_db(table, catalog, "main"),
     }
     .map_err(|e| Error::duckdb(op, "open appender", e))?;
     let mut rows = rows.into_iter().peekable();
