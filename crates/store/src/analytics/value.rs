@@ -247,16 +247,7 @@ impl Rows {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn to_objects(&self) -> Vec<Map<String, Json>> {
-        self.rows
-            .iter()
-            .map(|row| {
-                self.columns
-                    .iter()
-                    .cloned()
-                    .zip(row.iter().map(Value::to_json))
-                    .collect()
-            })
-            .collect()
+        self.rows.iter().map(|row| object(&self.columns, row)).collect()
     }
 
     /// Number of rows.
@@ -318,6 +309,15 @@ impl Row {
             .position(|c| c == column)
             .map(|i| &self.values[i])
     }
+}
+
+/// One row as a JSON object keyed by column name (a repeated name keeps the later value).
+fn object(columns: &[String], values: &[Value]) -> Map<String, Json> {
+    columns
+        .iter()
+        .cloned()
+        .zip(values.iter().map(Value::to_json))
+        .collect()
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -620,13 +620,7 @@ impl serde::Serialize for Rows {
 /// ```
 impl serde::Serialize for Row {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let object: Map<String, Json> = self
-            .columns
-            .iter()
-            .cloned()
-            .zip(self.values.iter().map(Value::to_json))
-            .collect();
-        object.serialize(serializer)
+        object(&self.columns, &self.values).serialize(serializer)
     }
 }
 
