@@ -52,6 +52,9 @@ pub const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 
 const MANIFEST: &str = "manifest.json";
 
+/// A partition's file (`data-1.parquet`, … follow if DuckDB wrote several).
+const DATA_FILE: &str = "data.parquet";
+
 /// One file of a split export.
 ///
 /// # Examples
@@ -441,7 +444,6 @@ fn remove_staging(op: &'static str, staging: &Path) -> Result<()> {
     }
 }
 
-/// The one partitioned COPY: every row goes to the staged directory of its value or key.
 /// What a partitioned COPY reads: the table and split column as SQL, and the keyed layout's
 /// key column name.
 struct Source<'a> {
@@ -450,6 +452,7 @@ struct Source<'a> {
     key_column: &'a str,
 }
 
+/// The one partitioned COPY: every row goes to the staged directory of its value or key.
 fn stage(
     op: &'static str,
     conn: &Connection,
@@ -622,7 +625,7 @@ fn publish(
         moves.push((s.dir.clone(), out_dir.join(&segment)));
         files.push(SplitFile {
             value: s.value.clone(),
-            path: format!("{segment}/data.parquet"),
+            path: format!("{segment}/{DATA_FILE}"),
             rows: s.rows,
         });
     }
@@ -704,7 +707,7 @@ fn holds_only_split_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries
             .flatten()
-            .all(|e| e.file_name() == "data.parquet" && e.path().is_file())
+            .all(|e| e.file_name() == DATA_FILE && e.path().is_file())
     })
 }
 
@@ -850,7 +853,7 @@ fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut named = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         let name = if i == 0 {
-            dir.join("data.parquet")
+            dir.join(DATA_FILE)
         } else {
             dir.join(format!("data-{i}.parquet"))
         };

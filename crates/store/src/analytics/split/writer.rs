@@ -34,7 +34,7 @@ use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::{Staged, too_long_for_a_name, worker_threads};
+use super::{DATA_FILE, Staged, too_long_for_a_name, worker_threads};
 use crate::analytics::io::{ProgressFn, with_progress};
 use crate::error::{Error, Result};
 
@@ -407,7 +407,7 @@ impl Router<'_> {
 
     /// Hands partition `id`'s buffered rows to its writer thread.
     fn send(&mut self, id: usize, last: bool) {
-        let path = self.dir(id).join("data.parquet");
+        let path = self.dir(id).join(DATA_FILE);
         let part = &mut self.partitions[id];
         let job = Job {
             id,
@@ -433,7 +433,7 @@ impl Router<'_> {
                 let part = &self.partitions[id];
                 Staged {
                     key: part.value.clone(),
-                    files: vec![dir.join("data.parquet")],
+                    files: vec![dir.join(DATA_FILE)],
                     dir,
                     rows: part.rows,
                     value: part.value.clone(),
