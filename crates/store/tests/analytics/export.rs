@@ -11,6 +11,25 @@ fn db() -> Analytics {
     Analytics::in_memory().unwrap()
 }
 
+/// The compression codecs a Parquet file's column chunks use, as its metadata names them.
+fn codecs(db: &Analytics, path: &std::path::Path) -> Vec<String> {
+    db.query(
+        &format!(
+            "SELECT DISTINCT compression FROM parquet_metadata({}) ORDER BY 1",
+            lit(path)
+        ),
+        &[],
+    )
+    .unwrap()
+    .rows
+    .into_iter()
+    .map(|row| match &row[0] {
+        Value::Text(codec) => codec.clone(),
+        other => panic!("compression is text, got {other:?}"),
+    })
+    .collect()
+}
+
 #[test]
 fn exporting_three_rows_returns_three_and_reads_back_equal() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,16 +58,7 @@ fn exports_leave_no_tmp_file_and_use_zstd() {
     let path = dir.path().join("t.parquet");
     db.export_parquet("t", &path).unwrap();
     assert_eq!(names_in(dir.path()), ["t.parquet"]);
-    let codecs = db
-        .query(
-            &format!(
-                "SELECT DISTINCT compression FROM parquet_metadata({})",
-                lit(&path)
-            ),
-            &[],
-        )
-        .unwrap();
-    assert_eq!(codecs.rows, vec![vec![Value::Text("ZSTD".into())]]);
+    assert_eq!(codecs(&db, &path), ["ZSTD"]);
 }
 
 #[test]
@@ -340,17 +350,7 @@ fn the_compression_codec_is_configurable_and_checked() {
     ] {
         let path = dir.path().join(format!("{}.parquet", codec.trim()));
         assert_eq!(db.export_parquet_with("t", &path, codec, None).unwrap(), 1000);
-        let codecs = db
-            .query(
-                &format!(
-                    "SELECT DISTINCT compression FROM parquet_metadata({})",
-                    lit(&path)
-                ),
-                &[],
-            )
-            .unwrap()
-            .rows;
-        assert_eq!(codecs, vec![vec![Value::Text(stored.into())]], "{codec}");
+        assert_eq!(codecs(&db, &path), [stored], "{codec}");
     }
     let path = dir.path().join("zip.parquet");
     let err = expect_kind(
