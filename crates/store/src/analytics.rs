@@ -550,9 +550,19 @@ pub(crate) fn query_on(
                 .is_some_and(|t| *t == duckdb::arrow::datatypes::DataType::Null)
         })
         .collect();
+    // What the Arrow types cannot tell (UHUGEINT vs HUGEINT, BIT and BIGNUM bytes), at every
+    // nesting level; `column_logical_type` is defined for every index below the column count.
+    let carriers: Vec<value::Carrier> = (0..columns.len())
+        .map(|i| {
+            rows.as_ref().map_or_else(Default::default, |s| {
+                value::Carrier::of(&s.column_logical_type(i))
+            })
+        })
+        .collect();
     let via_arrow: Vec<bool> = types
         .iter()
-        .map(|t| t.as_ref().is_some_and(value::needs_arrow))
+        .zip(&carriers)
+        .map(|(t, c)| t.as_ref().is_some_and(value::needs_arrow) || *c != value::Carrier::Plain)
         .collect();
     let mut out = Vec::new();
     // duckdb-rs cannot even borrow a top-level value of a type it does not know: read the
@@ -572,7 +582,8 @@ pub(crate) fn query_on(
                 if out.len() >= limit {
                     break;
                 }
-                let values = chunk.columns().iter().map(|c| value::from_arrow(c.as_ref(), row));
+                let values = (chunk.columns().iter().zip(&carriers))
+                    .map(|(c, carrier)| value::from_arrow(c.as_ref(), row, carrier));
                 out.push(values.collect());
             }
         }
@@ -590,7 +601,7 @@ pub(crate) fn query_on(
             }
             let v = row.get_ref(i).map_err(|e| Error::duckdb(op, "read value", e))?;
             values.push(if via_arrow[i] {
-                value::from_value_ref(v)
+                value::from_value_ref(v, &carriers[i])
             } else {
                 Value::from(v.to_owned())
             });

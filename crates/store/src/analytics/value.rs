@@ -38,7 +38,9 @@ pub enum Value {
     List(Vec<Value>),
     /// STRUCT (and MAP, as key/value pairs named by the key's text).
     Struct(Vec<(String, Value)>),
-    /// Anything else (DECIMAL, HUGEINT, TIME, INTERVAL, UNION…), as DuckDB renders it.
+    /// Anything else, as DuckDB renders it: DECIMAL, HUGEINT beyond `i64`, UHUGEINT beyond
+    /// `u64`, TIME, INTERVAL, BIT, BIGNUM (VARINT)… One exception: a TIMETZ loses its offset
+    /// (DuckDB's Arrow export, which results are read through, carries only the local time).
     Other(String),
 }
 
@@ -409,27 +411,164 @@ pub(crate) fn borrowable(data_type: &duckdb::arrow::datatypes::DataType) -> bool
     }
 }
 
+/// What an Arrow array cannot say about its values: the DuckDB types that share an Arrow
+/// carrier with another type, recovered from the result's logical types at every nesting
+/// level. HUGEINT, UHUGEINT and DECIMAL(p, 0) all arrive as `Decimal128(p, 0)`, and BIT and
+/// BIGNUM (VARINT) as binary holding DuckDB's internal encoding.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum Carrier {
+    /// The Arrow type says it all.
+    #[default]
+    Plain,
+    /// UHUGEINT: the `Decimal128` bits are unsigned.
+    UHugeint,
+    /// DECIMAL: rendered as text even at scale 0 (as duckdb-rs's own path does).
+    Decimal,
+    /// BIT: a padding byte, then the bits.
+    Bit,
+    /// BIGNUM: a 3-byte sign-and-length header, then the big-endian magnitude.
+    Bignum,
+    /// LIST/ARRAY (one child), STRUCT (its fields), MAP (key, value), UNION (its members),
+    /// when some child is not `Plain`.
+    Nested(Vec<Carrier>),
+}
+
+static PLAIN: Carrier = Carrier::Plain;
+
+impl Carrier {
+    /// The carrier of a result column of this logical type.
+    pub(crate) fn of(logical: &duckdb::core::LogicalTypeHandle) -> Carrier {
+        use duckdb::core::LogicalTypeId as Id;
+        match logical.id() {
+            Id::UHugeint => Carrier::UHugeint,
+            Id::Decimal => Carrier::Decimal,
+            Id::Bit => Carrier::Bit,
+            Id::Bignum => Carrier::Bignum,
+            Id::List | Id::Array | Id::Struct | Id::Map | Id::Union => {
+                // `child(i)` is defined for every i below `num_children()`.
+                let children: Vec<Carrier> = (0..logical.num_children())
+                    .map(|i| Carrier::of(&logical.child(i)))
+                    .collect();
+                if children.iter().all(|c| *c == Carrier::Plain) {
+                    Carrier::Plain
+                } else {
+                    Carrier::Nested(children)
+                }
+            }
+            _ => Carrier::Plain,
+        }
+    }
+
+    fn child(&self, i: usize) -> &Carrier {
+        match self {
+            Carrier::Nested(children) => children.get(i).unwrap_or(&PLAIN),
+            _ => &PLAIN,
+        }
+    }
+}
+
 /// A value read through duckdb-rs's borrowed form, going through [`from_arrow`] for nested
-/// values (which may hold untyped NULLs).
-pub(crate) fn from_value_ref(v: duckdb::types::ValueRef<'_>) -> Value {
+/// values (which may hold untyped NULLs) and decoding the binary carriers of BIT and BIGNUM.
+pub(crate) fn from_value_ref(v: duckdb::types::ValueRef<'_>, carrier: &Carrier) -> Value {
     use duckdb::types::{ListType, ValueRef as R};
     match v {
-        R::List(ListType::Regular(a), row) => from_arrow(a, row),
-        R::List(ListType::Large(a), row) => from_arrow(a, row),
-        R::Struct(a, row) => from_arrow(a, row),
-        R::Map(a, row) => from_arrow(a, row),
-        R::Array(a, row) => from_arrow(a, row),
-        R::Union(a, row) => from_arrow(a.as_ref(), row),
+        R::List(ListType::Regular(a), row) => from_arrow(a, row, carrier),
+        R::List(ListType::Large(a), row) => from_arrow(a, row, carrier),
+        R::Struct(a, row) => from_arrow(a, row, carrier),
+        R::Map(a, row) => from_arrow(a, row, carrier),
+        R::Array(a, row) => from_arrow(a, row, carrier),
+        R::Union(a, row) => from_arrow(a.as_ref(), row, carrier),
+        R::Blob(bytes) => from_bytes(bytes, carrier),
         other => Value::from(other.to_owned()),
     }
 }
 
+/// A binary value: BIT and BIGNUM rendered as DuckDB renders them, anything else a blob.
+fn from_bytes(bytes: &[u8], carrier: &Carrier) -> Value {
+    let text = match carrier {
+        Carrier::Bit => bit_text(bytes),
+        Carrier::Bignum => bignum_text(bytes),
+        _ => None,
+    };
+    text.map_or_else(|| Value::Blob(bytes.to_vec()), Value::Other)
+}
+
+/// A DECIMAL(p, 0), HUGEINT or UHUGEINT from its `Decimal128` bits.
+fn from_i128(bits: i128, carrier: &Carrier) -> Value {
+    match carrier {
+        Carrier::UHugeint => {
+            let unsigned = bits as u128; // UHUGEINT's bits, reinterpreted as DuckDB exported them
+            u64::try_from(unsigned).map_or_else(|_| Value::Other(unsigned.to_string()), Value::UInt)
+        }
+        Carrier::Decimal => Value::Other(bits.to_string()),
+        _ => i64::try_from(bits).map_or_else(|_| Value::Other(bits.to_string()), Value::Int),
+    }
+}
+
+/// DuckDB's text for a BIT value (`bitstring_t`): byte 0 counts the padding bits that open
+/// byte 1, the bits follow most significant first. `None` for bytes that are not a bit string.
+fn bit_text(bytes: &[u8]) -> Option<String> {
+    let (&padding, data) = bytes.split_first()?;
+    if data.is_empty() || padding > 7 {
+        return None;
+    }
+    let bits = data
+        .iter()
+        .flat_map(|byte| (0..8).rev().map(move |i| byte >> i & 1 == 1));
+    Some(
+        bits.skip(usize::from(padding))
+            .map(|bit| if bit { '1' } else { '0' })
+            .collect(),
+    )
+}
+
+/// DuckDB's text for a BIGNUM (VARINT) value: a 3-byte header whose top bit is set for
+/// positive numbers, then the big-endian magnitude; a negative number has every byte
+/// inverted. `None` for bytes that are not a bignum.
+fn bignum_text(bytes: &[u8]) -> Option<String> {
+    if bytes.len() < 4 {
+        return None;
+    }
+    let negative = bytes[0] & 0x80 == 0;
+    let magnitude: Vec<u8> = bytes[3..]
+        .iter()
+        .map(|b| if negative { !b } else { *b })
+        .collect();
+    // Repeated division of the base-256 digits by 10^9 yields the decimal digits, 9 at a time.
+    let mut digits = magnitude;
+    let mut chunks = Vec::new();
+    while digits.iter().any(|d| *d != 0) {
+        let mut remainder = 0u64;
+        for d in digits.iter_mut() {
+            let acc = remainder << 8 | u64::from(*d);
+            *d = (acc / 1_000_000_000) as u8; // acc < 256 * 10^9, so the quotient is below 256
+            remainder = acc % 1_000_000_000;
+        }
+        chunks.push(remainder);
+        let leading_zeros = digits.iter().take_while(|d| **d == 0).count();
+        digits.drain(..leading_zeros);
+    }
+    let mut text = String::from(if negative { "-" } else { "" });
+    match chunks.split_last() {
+        None => text = "0".into(),
+        Some((first, rest)) => {
+            text.push_str(&first.to_string());
+            for chunk in rest.iter().rev() {
+                text.push_str(&format!("{chunk:09}"));
+            }
+        }
+    }
+    Some(text)
+}
+
 /// Converts row `idx` of an Arrow array. Covers the types DuckDB exports; anything else is
-/// rendered as text (`Other`).
-pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) -> Value {
+/// rendered as text (`Other`). `carrier` says what the Arrow type cannot.
+pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize, carrier: &Carrier) -> Value {
     use duckdb::arrow::array::{Array, AsArray};
     use duckdb::arrow::datatypes::{self as t, DataType as T, TimeUnit};
-    let nested = |child: &dyn Array| (0..child.len()).map(|i| from_arrow(child, i)).collect();
+    let nested = |child: &dyn Array, carrier: &Carrier| {
+        (0..child.len()).map(|i| from_arrow(child, i, carrier)).collect()
+    };
     if idx >= array.len() || array.logical_nulls().is_some_and(|n| n.is_null(idx)) {
         return Value::Null;
     }
@@ -450,9 +589,10 @@ pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) ->
         T::LargeUtf8 => Value::Text(array.as_string::<i64>().value(idx).to_string()),
         T::Utf8View => Value::Text(array.as_string_view().value(idx).to_string()),
         T::Float16 => Value::Float(array.as_primitive::<t::Float16Type>().value(idx).to_f64()),
-        T::FixedSizeBinary(_) => Value::Blob(array.as_fixed_size_binary().value(idx).to_vec()),
-        T::Binary => Value::Blob(array.as_binary::<i32>().value(idx).to_vec()),
-        T::LargeBinary => Value::Blob(array.as_binary::<i64>().value(idx).to_vec()),
+        T::FixedSizeBinary(_) => from_bytes(array.as_fixed_size_binary().value(idx), carrier),
+        T::Binary => from_bytes(array.as_binary::<i32>().value(idx), carrier),
+        T::LargeBinary => from_bytes(array.as_binary::<i64>().value(idx), carrier),
+        T::BinaryView => from_bytes(array.as_binary_view().value(idx), carrier),
         T::Date32 => Value::Date(array.as_primitive::<t::Date32Type>().value(idx)),
         T::Timestamp(unit, _) => {
             use duckdb::types::TimeUnit as Unit;
@@ -489,30 +629,37 @@ pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) ->
             let v = array.as_primitive::<t::IntervalMonthDayNanoType>().value(idx);
             Value::Other(interval(v.months, v.days, v.nanoseconds))
         }
-        // HUGEINT arrives as DECIMAL(38, 0).
-        T::Decimal128(_, 0) => {
-            let v = array.as_primitive::<t::Decimal128Type>().value(idx);
-            i64::try_from(v).map_or_else(|_| Value::Other(v.to_string()), Value::Int)
-        }
+        T::Decimal128(_, 0) => from_i128(array.as_primitive::<t::Decimal128Type>().value(idx), carrier),
         T::Dictionary(..) => match from_arrow_formatted(array, idx) {
             Value::Other(text) => Value::Text(text),
             other => other,
         },
         T::Union(..) => {
             let union = array.as_union();
-            let child = union.child(union.type_id(idx));
-            from_arrow(child.as_ref(), union.value_offset(idx))
+            let id = union.type_id(idx);
+            let member = usize::try_from(id).map_or(&PLAIN, |i| carrier.child(i));
+            from_arrow(union.child(id).as_ref(), union.value_offset(idx), member)
         }
-        T::List(_) => Value::List(nested(array.as_list::<i32>().value(idx).as_ref())),
-        T::LargeList(_) => Value::List(nested(array.as_list::<i64>().value(idx).as_ref())),
-        T::FixedSizeList(..) => Value::List(nested(array.as_fixed_size_list().value(idx).as_ref())),
+        T::List(_) => Value::List(nested(
+            array.as_list::<i32>().value(idx).as_ref(),
+            carrier.child(0),
+        )),
+        T::LargeList(_) => Value::List(nested(
+            array.as_list::<i64>().value(idx).as_ref(),
+            carrier.child(0),
+        )),
+        T::FixedSizeList(..) => Value::List(nested(
+            array.as_fixed_size_list().value(idx).as_ref(),
+            carrier.child(0),
+        )),
         T::Struct(fields) => {
             let s = array.as_struct();
             Value::Struct(
                 fields
                     .iter()
                     .zip(s.columns())
-                    .map(|(f, c)| (f.name().clone(), from_arrow(c.as_ref(), idx)))
+                    .enumerate()
+                    .map(|(i, (f, c))| (f.name().clone(), from_arrow(c.as_ref(), idx, carrier.child(i))))
                     .collect(),
             )
         }
@@ -523,8 +670,8 @@ pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize) ->
                 (0..entries.len())
                     .map(|i| {
                         (
-                            from_arrow(keys.as_ref(), i).to_string(),
-                            from_arrow(values.as_ref(), i),
+                            from_arrow(keys.as_ref(), i, carrier.child(0)).to_string(),
+                            from_arrow(values.as_ref(), i, carrier.child(1)),
                         )
                     })
                     .collect(),

@@ -466,3 +466,90 @@ fn table_counts_inventory_and_imports_see_only_this_database_with_another_attach
     assert_eq!(scalar(&db, "SELECT z FROM memory.main.theirs"), Value::Int(7));
     assert_eq!(scalar(&db, "SELECT count(*) FROM other.theirs"), Value::Int(1));
 }
+
+/// Each expression read three ways: as a top-level column, nested in a list, and beside a
+/// `TIME_NS` column (which sends the whole result through Arrow), against DuckDB's own text
+/// for it (`CAST(… AS VARCHAR)`), or the given integer value.
+fn read_every_way(db: &Analytics, expr: &str) -> [Value; 3] {
+    let row = db
+        .query_row(&format!("SELECT {expr}, [{expr}], '00:00:01'::TIME_NS"), &[])
+        .unwrap()
+        .unwrap();
+    let Value::List(nested) = &row.values[1] else {
+        panic!("not a list: {row:?}")
+    };
+    let beside = db
+        .query_row(&format!("SELECT '00:00:01'::TIME_NS, {expr}"), &[])
+        .unwrap()
+        .unwrap();
+    [row.values[0].clone(), nested[0].clone(), beside.values[1].clone()]
+}
+
+#[test]
+fn hugeint_uhugeint_and_integral_decimals_keep_their_sign_and_kind_at_every_nesting_level() {
+    let db = db();
+    let u128_max = "340282366920938463463374607431768211455";
+    let i128_min = "-170141183460469231731687303715884105728";
+    for (expr, want) in [
+        (format!("{u128_max}::UHUGEINT"), Value::Other(u128_max.into())),
+        // 2^127: the first UHUGEINT whose bits read as a negative HUGEINT.
+        (
+            "170141183460469231731687303715884105728::UHUGEINT".into(),
+            Value::Other("170141183460469231731687303715884105728".into()),
+        ),
+        ("18446744073709551615::UHUGEINT".into(), Value::UInt(u64::MAX)),
+        (format!("({i128_min})::HUGEINT"), Value::Other(i128_min.into())),
+        ("-5::HUGEINT".into(), Value::Int(-5)),
+        ("12::DECIMAL(10,0)".into(), Value::Other("12".into())),
+        ("-7::DECIMAL(38,0)".into(), Value::Other("-7".into())),
+        ("1.50::DECIMAL(5,2)".into(), Value::Other("1.50".into())),
+    ] {
+        for (way, got) in ["top level", "in a list", "beside TIME_NS"]
+            .iter()
+            .zip(read_every_way(&db, &expr))
+        {
+            assert_eq!(got, want, "{expr} read {way}");
+        }
+    }
+}
+
+#[test]
+fn bit_and_bignum_values_read_as_duckdb_prints_them_not_as_their_internal_bytes() {
+    let db = db();
+    let long_bits = "1".repeat(37) + &"0".repeat(40) + "1";
+    let huge = "1234567890123456789012345678901234567890123456789012345678901234567890";
+    let mut exprs: Vec<String> = ["0", "1", "10101010", "101010101", "0000000000000000"]
+        .iter()
+        .chain([long_bits.as_str()].iter())
+        .map(|bits| format!("'{bits}'::BIT"))
+        .collect();
+    for n in [
+        "0",
+        "1",
+        "-1",
+        "255",
+        "256",
+        "-256",
+        "999999999",
+        "1000000000",
+        "-1000000000",
+        "18446744073709551616",
+        huge,
+    ] {
+        exprs.push(format!("'{n}'::VARINT"));
+        exprs.push(format!("'-{}'::VARINT", n.trim_start_matches('-')));
+    }
+    for expr in exprs {
+        let duck = db
+            .query_row(&format!("SELECT CAST({expr} AS VARCHAR)"), &[])
+            .unwrap()
+            .unwrap();
+        let want = Value::Other(duck.values[0].as_str().unwrap().to_string());
+        for (way, got) in ["top level", "in a list", "beside TIME_NS"]
+            .iter()
+            .zip(read_every_way(&db, &expr))
+        {
+            assert_eq!(got, want, "{expr} read {way}");
+        }
+    }
+}
