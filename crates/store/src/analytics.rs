@@ -7,7 +7,9 @@
 //! number of threads may share it. Across processes DuckDB allows **one** read-write opener
 //! *or* any number of read-only openers of a file, never both: while one process holds a file
 //! read-write, [`Analytics::open_read_only`] (and a second `open`) fails with a `DuckDb` error
-//! saying the file is locked.
+//! saying the file is locked. The same rule holds between handles inside one process (DuckDB's
+//! OS lock alone would let two instances of one file overwrite each other's data): open a file
+//! once and share the handle.
 //!
 //! # Examples
 //! ```
@@ -20,8 +22,10 @@
 //! # Ok::<(), store::Error>(())
 //! ```
 
+mod claims;
 mod footer;
 mod io;
+mod jsonfile;
 mod kv;
 mod scoring;
 mod split;
@@ -61,6 +65,8 @@ pub(crate) const KV_CLOSED: &str = "kv_entries: the KV store is closed; attach a
 /// ```
 pub struct Analytics {
     conn: Mutex<Option<Connection>>,
+    /// Released after the connection closes (fields drop in order, and `close` takes both).
+    claim: Mutex<Option<claims::FileClaim>>,
     path: Option<PathBuf>,
     read_only: bool,
 }
@@ -185,12 +191,13 @@ impl Analytics {
                 });
             }
         }
+        let claim = claims::claim(OP, path, false)?;
         let config = Config::default()
             .access_mode(AccessMode::ReadWrite)
             .map_err(|e| Error::duckdb(OP, "configure", e))?;
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {}", path.display()), e))?;
-        Ok(Self::wrap(conn, Some(path.to_path_buf()), false))
+        Ok(Self::wrap(conn, Some(claim), Some(path.to_path_buf()), false))
     }
 
     /// Opens an existing database file read-only; every write fails with `DuckDb`.
@@ -220,12 +227,13 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
+        let claim = claims::claim(OP, path, true)?;
         let config = Config::default()
             .access_mode(AccessMode::ReadOnly)
             .map_err(|e| Error::duckdb(OP, "configure", e))?;
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {} read-only", path.display()), e))?;
-        Ok(Self::wrap(conn, Some(path.to_path_buf()), true))
+        Ok(Self::wrap(conn, Some(claim), Some(path.to_path_buf()), true))
     }
 
     /// A private in-memory database.
@@ -238,12 +246,18 @@ impl Analytics {
     pub fn in_memory() -> Result<Analytics> {
         let conn =
             Connection::open_in_memory().map_err(|e| Error::duckdb("Analytics::in_memory", "open", e))?;
-        Ok(Self::wrap(conn, None, false))
+        Ok(Self::wrap(conn, None, None, false))
     }
 
-    fn wrap(conn: Connection, path: Option<PathBuf>, read_only: bool) -> Analytics {
+    fn wrap(
+        conn: Connection,
+        claim: Option<claims::FileClaim>,
+        path: Option<PathBuf>,
+        read_only: bool,
+    ) -> Analytics {
         Analytics {
             conn: Mutex::new(Some(conn)),
+            claim: Mutex::new(claim),
             path,
             read_only,
         }
@@ -281,11 +295,17 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
-        if let Some(conn) = self.conn.lock().take() {
-            conn.close()
-                .map_err(|(_, e)| Error::duckdb("Analytics::close", "close connection", e))?;
-        }
-        Ok(())
+        let mut conn = self.conn.lock();
+        let closed = match conn.take() {
+            // A connection that fails to close is dropped here all the same.
+            Some(c) => c
+                .close()
+                .map_err(|(_, e)| Error::duckdb("Analytics::close", "close connection", e)),
+            None => Ok(()),
+        };
+        // The file is free for another opener in this process once its instance is gone.
+        self.claim.lock().take();
+        closed
     }
 
     /// Runs `f` with the underlying duckdb-rs connection, for what this API does not wrap
@@ -342,7 +362,7 @@ impl Analytics {
     pub fn exec(&self, sql: &str, params: &[Value]) -> Result<u64> {
         const OP: &str = "Analytics::exec";
         self.with_conn(OP, |conn| {
-            let mut stmt = conn.prepare(sql).map_err(|e| Error::duckdb(OP, "prepare", e))?;
+            let mut stmt = prepare(OP, conn, sql)?;
             let n = stmt
                 .execute(duckdb::params_from_iter(params.iter()))
                 .map_err(|e| Error::duckdb(OP, "execute", e))?;
@@ -413,7 +433,7 @@ impl Analytics {
     pub fn query_arrow(&self, sql: &str, params: &[Value]) -> Result<ArrowBatches<'_>> {
         const OP: &str = "Analytics::query_arrow";
         let batches = self.with_conn(OP, |conn| {
-            let mut stmt = conn.prepare(sql).map_err(|e| Error::duckdb(OP, "prepare", e))?;
+            let mut stmt = prepare(OP, conn, sql)?;
             let arrow = stmt
                 .query_arrow(duckdb::params_from_iter(params.iter()))
                 .map_err(|e| Error::duckdb(OP, "execute", e))?;
@@ -435,6 +455,7 @@ impl Analytics {
     /// ```
     pub fn table_exists(&self, table: &str) -> Result<bool> {
         const OP: &str = "Analytics::table_exists";
+        sql::ident(OP, "table", table)?;
         self.with_conn(OP, |conn| table_exists_on(OP, conn, table))
     }
 
@@ -532,7 +553,7 @@ pub(crate) fn query_on(
     params: &[Value],
     limit: usize,
 ) -> Result<Rows> {
-    let mut stmt = conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))?;
+    let mut stmt = prepare(op, conn, sql)?;
     let mut rows = stmt
         .query(duckdb::params_from_iter(params.iter()))
         .map_err(|e| Error::duckdb(op, "execute", e))?;
@@ -609,6 +630,19 @@ pub(crate) fn query_on(
         out.push(values);
     }
     Ok(Rows { columns, rows: out })
+}
+
+/// Prepares one statement of the caller's SQL; empty text is refused up front (DuckDB would
+/// only say "Unknown error code").
+fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>> {
+    if sql.trim().is_empty() {
+        return Err(Error::invalid(
+            op,
+            "sql",
+            "the SQL text is empty; pass a statement",
+        ));
+    }
+    conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))
 }
 
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {

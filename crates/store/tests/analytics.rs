@@ -24,5 +24,7 @@ mod service;
 mod split;
 #[path = "analytics/split_many.rs"]
 mod split_many;
+#[path = "analytics/split_names.rs"]
+mod split_names;
 #[path = "analytics/support.rs"]
 mod support;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use duckdb::Connection;
 
-use super::{Analytics, Mode, require_table, sql, table_exists_on, transaction_on};
+use super::{Analytics, Mode, jsonfile, require_table, sql, table_exists_on, transaction_on};
 use crate::error::{Error, Result};
 
 /// How often import progress is reported while DuckDB works.
@@ -402,7 +402,7 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
-        if matches!(format, Format::Json | Format::Jsonl) && holds_no_json_records(path) {
+        if matches!(format, Format::Json | Format::Jsonl) && jsonfile::holds_no_records(path) {
             // DuckDB's reader calls a file without records "non-record JSON"; it is just empty.
             let exists = self.with_conn(op, |conn| table_exists_on(op, conn, table))?;
             if !exists {
@@ -419,14 +419,30 @@ impl Analytics {
             report_done(progress, 0);
             return Ok(0);
         }
+        if format == Format::Json {
+            // DuckDB would import the records before a defect at the end of the file.
+            let defect = jsonfile::json_defect(path).map_err(|source| Error::Io {
+                op,
+                path: Some(path.to_path_buf()),
+                source,
+            })?;
+            if let Some(defect) = defect {
+                return Err(parse_error(op, path, Some(defect.line), &defect.reason));
+            }
+        }
         let literal = LiteralPath::new(op, path)?;
         let file = sql::path_literal(op, literal.path())?;
+        // `hive_partitioning = false`: DuckDB would otherwise add a column for every `key=value`
+        // directory in the file's path (`…/year=2024/t.csv` gains `year`); an import loads the
+        // file's contents only.
         let reader = match format {
-            Format::Parquet => format!("read_parquet({file})"),
+            Format::Parquet => format!("read_parquet({file}, hive_partitioning = false)"),
             // Rows are objects: without `records = true` DuckDB would turn a JSONL file holding
             // an array, or an array of scalars, into one opaque `json` column.
-            Format::Json => format!("read_json({file}, records = true)"),
-            Format::Jsonl => format!("read_json({file}, format = 'newline_delimited', records = true)"),
+            Format::Json => format!("read_json({file}, records = true, hive_partitioning = false)"),
+            Format::Jsonl => format!(
+                "read_json({file}, format = 'newline_delimited', records = true, hive_partitioning = false)"
+            ),
             Format::Csv(o) => {
                 let delimiter = o.delimiter.unwrap_or(',');
                 if delimiter == '"' {
@@ -437,7 +453,8 @@ impl Analytics {
                     ));
                 }
                 format!(
-                    "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"')",
+                    "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"', \
+                     hive_partitioning = false)",
                     o.header,
                     sql::literal(op, "delimiter", &delimiter.to_string())?
                 )
@@ -450,7 +467,7 @@ impl Analytics {
                 format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
             };
             let rows = with_progress(conn, progress, || conn.execute(&statement, []))
-                .map_err(|e| import_error(op, path, e))?;
+                .map_err(|e| import_error(op, path, format, e))?;
             Ok(rows as u64)
         })
         .inspect(|rows| report_done(progress, *rows))
@@ -540,9 +557,9 @@ impl Drop for LiteralPath {
     }
 }
 
-/// A malformed input is a `Parse` error naming the file (and line, when DuckDB gives one);
-/// anything else stays a `DuckDb` error.
-fn import_error(op: &'static str, path: &Path, e: duckdb::Error) -> Error {
+/// A malformed input is a `Parse` error naming the file (and line, when known); anything else
+/// stays a `DuckDb` error.
+fn import_error(op: &'static str, path: &Path, format: Format, e: duckdb::Error) -> Error {
     let message = e.to_string();
     let lower = message.to_ascii_lowercase();
     let malformed = [
@@ -552,6 +569,7 @@ fn import_error(op: &'static str, path: &Path, e: duckdb::Error) -> Error {
         "invalid input error",
         "could not convert",
         "conversion error",
+        "non-record json",
     ]
     .iter()
     .any(|m| lower.contains(m));
@@ -560,22 +578,35 @@ fn import_error(op: &'static str, path: &Path, e: duckdb::Error) -> Error {
     if !malformed || lower.contains("read-only mode") {
         return Error::duckdb(op, format!("import {}", path.display()), e);
     }
-    let line = lower.split("line").nth(1).and_then(|rest| {
-        let digits: String = rest
-            .trim_start_matches([':', ' '])
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
-    });
+    if format == Format::Jsonl {
+        // DuckDB numbers JSONL lines one too high: find the line here.
+        if let Ok(Some(defect)) = jsonfile::jsonl_defect(path) {
+            return parse_error(op, path, Some(defect.line), &defect.reason);
+        }
+    }
+    // Only DuckDB's CSV errors number lines reliably ("CSV Error on Line: 3"); later lines of
+    // the message may quote the SQL ("LINE 1: …"), so only the first one is read.
+    let first = first_line(&message);
+    let line = match format {
+        Format::Csv(_) => first.to_ascii_lowercase().split("line").nth(1).and_then(|rest| {
+            let digits: String = rest
+                .trim_start_matches([':', ' '])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        }),
+        _ => None,
+    };
+    parse_error(op, path, line, first)
+}
+
+fn parse_error(op: &'static str, path: &Path, line: Option<u64>, reason: &str) -> Error {
     Error::Parse {
         op,
         source_name: path.display().to_string(),
         line,
-        reason: format!(
-            "{}; fix the file and import again (nothing was imported)",
-            first_line(&message)
-        ),
+        reason: format!("{reason}; fix the file and import again (nothing was imported)"),
     }
 }
 
@@ -891,25 +922,6 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
     conn.query_row(&query, [], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
         .map_err(|e| Error::duckdb(op, format!("read the row count of {}", path.display()), e))
-}
-
-/// Whether a JSON or JSON Lines file is empty of records: only blanks, or an empty array.
-/// Only small files are read; a large one is left to DuckDB.
-fn holds_no_json_records(path: &Path) -> bool {
-    const SMALL: u64 = 4096;
-    if std::fs::metadata(path).map_or(true, |m| m.len() > SMALL) {
-        return false;
-    }
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let text = text.trim_start_matches('\u{feff}').trim();
-    text.is_empty()
-        || text
-            .strip_prefix('[')
-            .and_then(|rest| rest.strip_suffix(']'))
-            .is_some_and(|inside| inside.trim().is_empty())
 }
 
 /// The last report of a finished import or export: every row done, 100%. DuckDB's estimates

@@ -62,7 +62,18 @@ impl VTab for KvScan {
         for name in ["group_name", "entry_key", "entry_value", "expires_at", "version"] {
             bind.add_result_column(name, LogicalTypeHandle::from(LogicalTypeId::Varchar));
         }
-        let id = bind.get_parameter(0).to_string().parse::<u64>()?;
+        let id = bind.get_parameter(0);
+        // Checked first: DuckDB's text conversion of a NULL parameter throws a C++ exception
+        // that would abort the process on its way through Rust.
+        if id.is_null() {
+            return Err(
+                "kv_entries_scan(id) takes the id attach_kv gave the kv_entries view, not NULL; \
+                        query kv_entries instead"
+                    .into(),
+            );
+        }
+        let id =
+            u64::try_from(id.to_int64()).map_err(|_| "kv_entries_scan(id) takes a non-negative store id")?;
         Ok(ScanBind { id })
     }
 

@@ -44,8 +44,16 @@ use super::io::{ProgressFn, ensure_parent, parquet_rows, report_done, unique_nam
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
 
-/// Longest escaped value used as a directory name; longer ones use `__long__<hash>`.
+/// Longest escaped value used as a directory name; longer ones use `__long__<hash>`. A column
+/// whose escaped name is over 54 bytes lowers it, so that `<column>=<value>` stays within the
+/// 255-byte limit file systems put on a directory name.
 pub const MAX_ESCAPED_VALUE_BYTES: usize = 200;
+
+/// The longest directory name common file systems allow (`NAME_MAX`).
+const MAX_NAME_BYTES: usize = 255;
+
+/// How a value too long for a directory name is named instead: `__long__<16 hex digits>`.
+const LONG_PREFIX: &str = "__long__";
 
 /// The directory name DuckDB (and Spark, Trino, Polars) use for NULL.
 pub const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -126,16 +134,21 @@ pub fn escape_segment(text: &str) -> String {
     out
 }
 
-/// The final directory name of a value under `<column>=`.
-fn value_segment(value: Option<&str>) -> String {
+/// The final directory name of a value under `<column>=`, for values up to `limit` escaped
+/// bytes (see [`value_limit`]).
+fn value_segment(value: Option<&str>, limit: usize) -> String {
     match value {
         None => HIVE_NULL.to_string(),
         // The NULL marker spelled as a value: encode its first character so it stays distinct.
         Some(HIVE_NULL) => format!("%5F{}", &HIVE_NULL[1..]),
         Some(text) => {
-            let escaped = escape_segment(text);
-            if escaped.len() > MAX_ESCAPED_VALUE_BYTES {
-                format!("__long__{:016x}", fnv1a64(text.as_bytes()))
+            let mut escaped = escape_segment(text);
+            // Likewise a value spelled like a long value's name.
+            if escaped.starts_with(LONG_PREFIX) {
+                escaped.replace_range(..1, "%5F");
+            }
+            if escaped.len() > limit {
+                format!("{LONG_PREFIX}{:016x}", fnv1a64(text.as_bytes()))
             } else {
                 escaped
             }
@@ -143,10 +156,33 @@ fn value_segment(value: Option<&str>) -> String {
     }
 }
 
-/// Whether a value's escaped form is over the directory-name limit (it then goes to
+/// Whether a value's directory name would be over `limit` bytes (it then goes to
 /// `__long__<hash>`, and the files must keep the column so the value survives).
-fn too_long_for_a_name(value: &str) -> bool {
-    escape_segment(value).len() > MAX_ESCAPED_VALUE_BYTES
+fn too_long_for_a_name(value: &str, limit: usize) -> bool {
+    let marker_escape = if value.starts_with(LONG_PREFIX) { 2 } else { 0 };
+    escape_segment(value).len() + marker_escape > limit
+}
+
+/// The longest escaped value that goes into a directory name under `column`:
+/// [`MAX_ESCAPED_VALUE_BYTES`], or less when `<column>=` itself takes more than 54 of a
+/// directory name's 255 bytes. A column name that leaves no room for the fixed names (the NULL
+/// marker spelled as a value, 28 bytes) is refused.
+fn value_limit(op: &'static str, column: &str) -> Result<usize> {
+    let longest_fixed_name = HIVE_NULL.len() + 2;
+    let column_bytes = escape_segment(column).len();
+    match MAX_NAME_BYTES.checked_sub(column_bytes + 1) {
+        Some(room) if room >= longest_fixed_name => Ok(room.min(MAX_ESCAPED_VALUE_BYTES)),
+        _ => Err(Error::invalid(
+            op,
+            "column",
+            format!(
+                "the column name is {column_bytes} bytes once escaped, which leaves no room for its \
+                 values in a {MAX_NAME_BYTES}-byte directory name (at most {} bytes); split a view \
+                 or query result that renames the column",
+                MAX_NAME_BYTES - 1 - longest_fixed_name
+            ),
+        )),
+    }
 }
 
 /// 64-bit FNV-1a: stable across platforms and releases, unlike `std`'s hasher.
@@ -262,6 +298,7 @@ fn export_split(
 ) -> Result<SplitManifest> {
     let table_sql = require_table(op, conn, table)?;
     let column = require_column(op, conn, &table_sql, table, column)?;
+    let limit = value_limit(op, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
     ensure_parent(op, &out_dir.join("x"))?;
     let column_sql = sql::ident(op, "column", &column.name)?;
@@ -274,13 +311,23 @@ fn export_split(
             Layout::Native { keep_column } => keep_column,
             Layout::Keyed => true,
         };
-        let mut outcome = writer::write(op, conn, &table_sql, &column_sql, keep_column, staging, progress)?;
+        let scan = writer::Scan {
+            table_sql: &table_sql,
+            column_sql: &column_sql,
+            keep_column,
+            value_limit: limit,
+        };
+        let mut outcome = writer::write(op, conn, &scan, staging, progress)?;
         if matches!(outcome, writer::Outcome::NeedsColumn) {
             remove_staging(op, staging)?;
-            outcome = writer::write(op, conn, &table_sql, &column_sql, true, staging, progress)?;
+            let scan = writer::Scan {
+                keep_column: true,
+                ..scan
+            };
+            outcome = writer::write(op, conn, &scan, staging, progress)?;
         }
         if let writer::Outcome::Written(staged) = outcome {
-            return publish(op, out_dir, table, &column.name, &column.data_type, staged);
+            return publish(op, out_dir, table, &column, limit, staged);
         }
         // Too large to buffer: DuckDB's partitioned COPY below.
         remove_staging(op, staging)?;
@@ -289,6 +336,7 @@ fn export_split(
         table: &table_sql,
         column: &column_sql,
         key_column: &column.key_column,
+        value_limit: limit,
     };
     let staged = match stage(op, conn, &source, staging, first, progress) {
         // A value too long for a directory name: redo the COPY with computed keys.
@@ -300,7 +348,7 @@ fn export_split(
     };
     // A value that fits a directory name but is over the `__long__` limit must also survive in
     // the files, as with the keyed layout.
-    let long = |s: &Staged| s.value.as_deref().is_some_and(too_long_for_a_name);
+    let long = |s: &Staged| s.value.as_deref().is_some_and(|v| too_long_for_a_name(v, limit));
     let staged = match staged {
         Some(staged) if first == Layout::Keyed || !staged.iter().any(long) => staged,
         _ => {
@@ -309,7 +357,7 @@ fn export_split(
             collect(op, conn, staging, &column, &column_sql, Layout::Keyed)?
         }
     };
-    publish(op, out_dir, table, &column.name, &column.data_type, staged)
+    publish(op, out_dir, table, &column, limit, staged)
 }
 
 /// Distinct values among the table's first [`SAMPLE_ROWS`] rows from which the split uses its
@@ -444,12 +492,13 @@ fn remove_staging(op: &'static str, staging: &Path) -> Result<()> {
     }
 }
 
-/// What a partitioned COPY reads: the table and split column as SQL, and the keyed layout's
-/// key column name.
+/// What a partitioned COPY reads: the table and split column as SQL, the keyed layout's key
+/// column name, and the longest value that goes into a directory name.
 struct Source<'a> {
     table: &'a str,
     column: &'a str,
     key_column: &'a str,
+    value_limit: usize,
 }
 
 /// The one partitioned COPY: every row goes to the staged directory of its value or key.
@@ -465,6 +514,7 @@ fn stage(
         table,
         column,
         key_column,
+        value_limit,
     } = *source;
     let target = sql::path_literal(op, staging)?;
     let options = "FORMAT parquet, COMPRESSION zstd, OVERWRITE_OR_IGNORE true";
@@ -475,7 +525,7 @@ fn stage(
         Layout::Keyed => format!(
             "COPY (SELECT *, {key} AS {key_column} FROM {table}) TO {target} \
              ({options}, PARTITION_BY ({key_column}))",
-            key = split_key(column)
+            key = split_key(column, value_limit)
         ),
     };
     // `execute_batch`, not a prepared `execute`: measured ~4% faster for a large COPY.
@@ -483,20 +533,23 @@ fn stage(
         .map_err(|e| Error::duckdb(op, "write partitioned files", e))
 }
 
-/// The keyed layout's partition key: `v<text>`, or a marker for values that need one.
-fn split_key(column: &str) -> String {
+/// The keyed layout's partition key: `v<text>`, or a marker for values that need one (the NULL
+/// marker's spelling, and values over `limit` bytes escaped, see [`too_long_for_a_name`]).
+fn split_key(column: &str, limit: usize) -> String {
     let text = format!("CAST({column} AS VARCHAR)");
     // Escaped length of the value, computed exactly as `escape_segment` does: characters outside
     // the unreserved set cost three bytes per byte.
     let kept = format!("strlen(regexp_replace({text}, '[^A-Za-z0-9._~-]', '', 'g'))");
-    let escaped_len = format!("({kept} + 3 * (strlen({text}) - {kept}))");
+    let escaped_len = format!(
+        "({kept} + 3 * (strlen({text}) - {kept}) + 2 * starts_with({text}, '{LONG_PREFIX}')::INTEGER)"
+    );
     // Escaping at most triples a value, so short values skip the exact length computation.
-    let short = MAX_ESCAPED_VALUE_BYTES / 3;
+    let short = limit.saturating_sub(2) / 3;
     format!(
         "CASE WHEN {column} IS NULL THEN NULL \
               WHEN strlen({text}) <= {short} AND {text} <> '{HIVE_NULL}' THEN 'v' || {text} \
               WHEN {text} = '{HIVE_NULL}' THEN 'shive' \
-              WHEN {escaped_len} > {MAX_ESCAPED_VALUE_BYTES} THEN 's' || hash({text}) \
+              WHEN {escaped_len} > {limit} THEN 's' || hash({text}) \
               ELSE 'v' || {text} END"
     )
 }
@@ -582,7 +635,7 @@ fn collect(
             .collect::<Result<_>>()?;
         let query = format!(
             "SELECT count(DISTINCT CAST({column_sql} AS VARCHAR)), any_value(CAST({column_sql} AS VARCHAR)) \
-             FROM read_parquet([{}])",
+             FROM read_parquet([{}], hive_partitioning = false)",
             files.join(", ")
         );
         let (distinct, value): (i64, Option<String>) = conn
@@ -605,11 +658,12 @@ fn publish(
     op: &'static str,
     out_dir: &Path,
     table: &str,
-    column: &str,
-    data_type: &str,
+    split: &SplitColumn,
+    limit: usize,
     mut staged: Vec<Staged>,
 ) -> Result<SplitManifest> {
-    let sort = SortAs::of(data_type);
+    let column = split.name.as_str();
+    let sort = SortAs::of(&split.data_type);
     staged.sort_by(|a, b| value_order(sort, a.value.as_deref(), b.value.as_deref()));
     let column_segment = escape_segment(column);
     let io = |source, path: &Path| Error::Io {
@@ -621,7 +675,7 @@ fn publish(
     let mut files = Vec::with_capacity(staged.len());
     let mut moves = Vec::with_capacity(staged.len());
     for s in &staged {
-        let segment = format!("{column_segment}={}", value_segment(s.value.as_deref()));
+        let segment = format!("{column_segment}={}", value_segment(s.value.as_deref(), limit));
         moves.push((s.dir.clone(), out_dir.join(&segment)));
         files.push(SplitFile {
             value: s.value.clone(),
@@ -909,13 +963,32 @@ mod tests {
 
     #[test]
     fn segments_are_safe_and_distinct() {
-        assert_eq!(value_segment(None), HIVE_NULL);
-        assert_eq!(value_segment(Some(HIVE_NULL)), "%5F_HIVE_DEFAULT_PARTITION__");
-        assert_eq!(value_segment(Some("")), "");
-        assert_eq!(value_segment(Some(".")), "%2E");
-        assert_eq!(value_segment(Some("x=y")), "x%3Dy");
-        assert!(value_segment(Some(&"a".repeat(201))).starts_with("__long__"));
-        assert_eq!(value_segment(Some(&"a".repeat(200))), "a".repeat(200));
+        let limit = MAX_ESCAPED_VALUE_BYTES;
+        assert_eq!(value_segment(None, limit), HIVE_NULL);
+        assert_eq!(
+            value_segment(Some(HIVE_NULL), limit),
+            "%5F_HIVE_DEFAULT_PARTITION__"
+        );
+        assert_eq!(value_segment(Some(""), limit), "");
+        assert_eq!(value_segment(Some("."), limit), "%2E");
+        assert_eq!(value_segment(Some("x=y"), limit), "x%3Dy");
+        assert!(value_segment(Some(&"a".repeat(201)), limit).starts_with("__long__"));
+        assert_eq!(value_segment(Some(&"a".repeat(200)), limit), "a".repeat(200));
+        let long = value_segment(Some(&"a".repeat(201)), limit);
+        assert_eq!(value_segment(Some(&long), limit), format!("%5F{}", &long[1..]));
+        assert!(too_long_for_a_name(&"a".repeat(201), limit));
+        assert!(too_long_for_a_name(
+            &format!("__long__{}", "a".repeat(191)),
+            limit
+        ));
+        assert!(!too_long_for_a_name(
+            &format!("__long__{}", "a".repeat(190)),
+            limit
+        ));
+        assert_eq!(value_limit("t", "k").unwrap(), MAX_ESCAPED_VALUE_BYTES);
+        assert_eq!(value_limit("t", &"c".repeat(100)).unwrap(), 154);
+        assert_eq!(value_limit("t", &"c".repeat(226)).unwrap(), 28);
+        assert!(value_limit("t", &"c".repeat(227)).is_err());
         assert_eq!(percent_decode("a%2Fb%C3%BC").unwrap(), "a/bü".as_bytes());
     }
 

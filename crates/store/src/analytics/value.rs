@@ -66,7 +66,7 @@ impl Value {
             Value::Text(s) | Value::Other(s) => Json::from(s.as_str()),
             Value::Blob(b) => Json::from(base64::engine::general_purpose::STANDARD.encode(b)),
             Value::Timestamp(us) => Json::from(rfc3339_micros(*us)),
-            Value::Date(days) => Json::from(iso_date(i64::from(*days))),
+            Value::Date(days) => Json::from(date_text(*days)),
             Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
             Value::Struct(fields) => {
                 Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
@@ -159,8 +159,16 @@ impl From<duckdb::types::Value> for Value {
     }
 }
 
+/// DuckDB's `infinity` and `-infinity` timestamps, in every unit; they stay infinite in micros.
+const INFINITE_TIMESTAMP: i64 = i64::MAX;
+/// DuckDB's `infinity` and `-infinity` dates.
+const INFINITE_DATE: i32 = i32::MAX;
+
 fn to_micros(unit: duckdb::types::TimeUnit, t: i64) -> i64 {
     use duckdb::types::TimeUnit;
+    if t == INFINITE_TIMESTAMP || t == -INFINITE_TIMESTAMP {
+        return t;
+    }
     match unit {
         TimeUnit::Second => t.saturating_mul(1_000_000),
         TimeUnit::Millisecond => t.saturating_mul(1_000),
@@ -240,7 +248,8 @@ impl Rows {
         serde_json::json!({ "columns": self.columns, "rows": rows })
     }
 
-    /// One JSON object per row, keyed by column name.
+    /// One JSON object per row, keyed by column name; a repeated name's later columns become
+    /// `name_1`, `name_2`… so no value is dropped.
     ///
     /// # Examples
     /// ```
@@ -313,13 +322,21 @@ impl Row {
     }
 }
 
-/// One row as a JSON object keyed by column name (a repeated name keeps the later value).
+/// One row as a JSON object keyed by column name. A repeated name (`SELECT * FROM a JOIN b`
+/// with an `id` on both sides) would drop a value, so later ones are renamed `id_1`, `id_2`…
+/// (skipping names the result already has), as DuckDB names them in `CREATE TABLE AS`.
 fn object(columns: &[String], values: &[Value]) -> Map<String, Json> {
-    columns
-        .iter()
-        .cloned()
-        .zip(values.iter().map(Value::to_json))
-        .collect()
+    let mut object = Map::new();
+    for (name, value) in columns.iter().zip(values) {
+        let mut key = name.clone();
+        let mut n = 0;
+        while object.contains_key(&key) || (n > 0 && columns.contains(&key)) {
+            n += 1;
+            key = format!("{name}_{n}");
+        }
+        object.insert(key, value.to_json());
+    }
+    object
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -336,12 +353,31 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// `YYYY-MM-DD`; years before 1 (astronomical numbering, 0 = 1 BC) in ISO 8601's expanded
+/// form, `-0044-03-15`.
 pub(crate) fn iso_date(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    let sign = if y < 0 { "-" } else { "" };
+    format!("{sign}{:04}-{m:02}-{d:02}", y.unsigned_abs())
 }
 
+/// A DATE as JSON text: [`iso_date`], or `infinity`/`-infinity` as DuckDB prints them.
+fn date_text(days: i32) -> String {
+    match days {
+        INFINITE_DATE => "infinity".into(),
+        d if d == -INFINITE_DATE => "-infinity".into(),
+        d => iso_date(i64::from(d)),
+    }
+}
+
+/// RFC 3339 UTC with microseconds, or `infinity`/`-infinity` as DuckDB prints them.
 pub(crate) fn rfc3339_micros(us: i64) -> String {
+    if us == INFINITE_TIMESTAMP {
+        return "infinity".into();
+    }
+    if us <= -INFINITE_TIMESTAMP {
+        return "-infinity".into();
+    }
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -756,7 +792,8 @@ impl serde::Serialize for Rows {
 }
 
 /// Serialises as one object keyed by column name; when names repeat (`SELECT * FROM a JOIN b
-/// …` with an `id` on both sides) the later column's value wins, so alias them to keep both.
+/// …` with an `id` on both sides) later ones become `id_1`, `id_2`… (as in
+/// [`Rows::to_objects`]), so no value is dropped.
 ///
 /// # Examples
 /// ```
@@ -782,5 +819,25 @@ mod tests {
         assert_eq!(iso_date(19_723), "2024-01-01");
         assert_eq!(rfc3339_micros(-1), "1969-12-31T23:59:59.999999Z");
         assert_eq!(rfc3339_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(iso_date(-719_528), "0000-01-01");
+        assert_eq!(iso_date(-719_529), "-0001-12-31");
+        assert_eq!(rfc3339_micros(i64::MAX), "infinity");
+        assert_eq!(rfc3339_micros(-i64::MAX), "-infinity");
+        assert_eq!(date_text(i32::MAX), "infinity");
+        assert_eq!(date_text(-i32::MAX), "-infinity");
+    }
+
+    #[test]
+    fn repeated_column_names_keep_every_value_in_json_objects() {
+        let columns = ["a", "a", "a_1", "b", "a"].map(String::from);
+        let values = [1, 2, 3, 4, 5].map(Value::Int);
+        let object = object(&columns, &values);
+        let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        assert_eq!(object.len(), 5, "{keys:?}");
+        assert_eq!(object["a"], 1);
+        assert_eq!(object["a_1"], 3);
+        assert_eq!(object["b"], 4);
+        assert_eq!(object["a_2"], 2);
+        assert_eq!(object["a_3"], 5);
     }
 }

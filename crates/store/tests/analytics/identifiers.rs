@@ -253,3 +253,16 @@ fn invalid_names_are_rejected_before_any_directory_is_created() {
         out.display()
     );
 }
+
+#[test]
+fn table_exists_validates_the_name_like_every_other_call() {
+    let db = Analytics::in_memory().unwrap();
+    for name in [
+        "",
+        "a\0b",
+        &"x".repeat(store::analytics::MAX_IDENTIFIER_BYTES + 1),
+    ] {
+        expect_kind(db.table_exists(name), ErrorKind::InvalidInput);
+    }
+    assert!(!db.table_exists("we\"ird; DROP TABLE x").unwrap());
+}

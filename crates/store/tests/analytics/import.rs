@@ -578,3 +578,68 @@ fn an_empty_json_or_jsonl_file_imports_zero_rows_into_an_existing_table() {
     }
     assert_eq!(count(&db, "t"), 1);
 }
+
+#[test]
+fn key_value_directories_in_the_path_add_no_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = dir.path().join("year=2024").join("month=07");
+    std::fs::create_dir_all(&hive).unwrap();
+    let db = db();
+    let csv = write(&hive, "t.csv", "a,b\n1,x\n");
+    let jsonl = write(&hive, "t.jsonl", "{\"a\":2,\"b\":\"y\"}\n");
+    let json = write(&hive, "t.json", "[{\"a\":3,\"b\":\"z\"}]");
+    let parquet = hive.join("t.parquet");
+    db.exec_batch(&format!(
+        "COPY (SELECT 4 AS a, 'w' AS b) TO '{}' (FORMAT parquet)",
+        parquet.display()
+    ))
+    .unwrap();
+    // Before: DuckDB's Hive detection added `year` and `month` columns from the path.
+    assert_eq!(db.import_csv("c", &csv, &CsvOptions::default()).unwrap(), 1);
+    assert_eq!(columns(&db, "c").len(), 2, "{:?}", columns(&db, "c"));
+    db.exec_batch("CREATE TABLE e (a BIGINT, b VARCHAR)").unwrap();
+    db.import_csv("e", &csv, &CsvOptions::default()).unwrap();
+    db.import_jsonl("e", &jsonl).unwrap();
+    db.import_json("e", &json).unwrap();
+    db.import_parquet("e", &parquet).unwrap();
+    assert_eq!(
+        all_rows(&db, "e"),
+        vec![
+            vec![Value::Int(1), t("x")],
+            vec![Value::Int(2), t("y")],
+            vec![Value::Int(3), t("z")],
+            vec![Value::Int(4), t("w")],
+        ]
+    );
+}
+
+#[test]
+fn json_defects_are_parse_errors_naming_the_right_line_and_import_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)")
+        .unwrap();
+    for (name, text, line) in [
+        // DuckDB imported the two records of this cut-off array (which ends on line 5).
+        ("cut.json", "[\n{\"a\":1},\n{\"a\":2}\n,\n", 5),
+        ("bad.json", "[\n{\"a\":1},\n{\"a\": x}\n]\n", 3),
+        // DuckDB numbers JSONL lines one too high.
+        ("bad.jsonl", "{\"a\":1}\nnot json\n{\"a\":3}\n", 2),
+        ("trailing.jsonl", "{\"a\":1}\n\n{\"a\":2} x\n", 3),
+        ("scalar.jsonl", "{\"a\":1}\n[1, 2]\n", 2),
+    ] {
+        let file = write(dir.path(), name, text);
+        let result = if name.ends_with(".jsonl") {
+            db.import_jsonl("t", &file)
+        } else {
+            db.import_json("t", &file)
+        };
+        match result {
+            Err(Error::Parse { line: got, .. }) => assert_eq!(got, Some(line), "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(count(&db, "t"), 1, "{name}");
+        assert!(db.import_json("fresh", &file).is_err(), "{name}");
+        assert!(!db.table_exists("fresh").unwrap(), "{name}");
+    }
+}

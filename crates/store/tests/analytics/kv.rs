@@ -305,3 +305,24 @@ fn kv_entries_exports_to_parquet_through_a_query() {
         .unwrap();
     assert_eq!(back.rows, vec![vec![t("m1"), t("one")], vec![t("m2"), t("two")]]);
 }
+
+#[test]
+fn kv_entries_scan_of_null_or_a_bad_id_is_an_error_not_an_abort() {
+    let (store, _clock) = memory_store();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    // NULL used to throw a C++ exception through Rust, aborting the process.
+    for sql in [
+        "SELECT count(*) FROM kv_entries_scan(NULL)",
+        "SELECT count(*) FROM kv_entries_scan(-1)",
+        "SELECT count(*) FROM kv_entries_scan('x')",
+    ] {
+        let err = db.query(sql, &[]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DuckDb, "{sql}: {err}");
+    }
+    let err = db
+        .query("SELECT count(*) FROM kv_entries_scan(?)", &[Value::Null])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DuckDb, "{err}");
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(0));
+}

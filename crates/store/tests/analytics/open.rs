@@ -256,3 +256,47 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
     let rw = Analytics::open(&path).unwrap();
     assert_eq!(count(&rw, "held"), 1);
 }
+
+#[test]
+fn one_process_gets_one_read_write_handle_or_any_number_of_read_only_ones_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    let link = dir.path().join("link.duckdb");
+    let writer = Analytics::open(&path).unwrap();
+    writer
+        .exec_batch("CREATE TABLE from_writer AS SELECT 1 AS x")
+        .unwrap();
+    // Before: a second handle opened and the two overwrote each other's checkpoints.
+    let err = expect_kind(Analytics::open(&path), ErrorKind::DuckDb);
+    assert!(err.to_string().contains("already open read-write"), "{err}");
+    expect_kind(Analytics::open_read_only(&path), ErrorKind::DuckDb);
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    expect_kind(Analytics::open(&link), ErrorKind::DuckDb);
+
+    writer.close().unwrap();
+    let readers = [
+        Analytics::open_read_only(&path).unwrap(),
+        Analytics::open_read_only(&link).unwrap(),
+    ];
+    assert_eq!(count(&readers[1], "from_writer"), 1);
+    expect_kind(Analytics::open(&path), ErrorKind::DuckDb);
+    drop(readers);
+
+    let again = Analytics::open(&path).unwrap();
+    again
+        .exec_batch("CREATE TABLE from_again AS SELECT 2 AS x")
+        .unwrap();
+    drop(again);
+    let counts = Analytics::open(&path).unwrap().table_counts().unwrap();
+    assert_eq!(counts.keys().collect::<Vec<_>>(), ["from_again", "from_writer"]);
+}
+
+#[test]
+fn a_failed_open_leaves_the_file_free_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-database");
+    std::fs::write(&path, b"plain text, not DuckDB").unwrap();
+    expect_kind(Analytics::open(&path), ErrorKind::DuckDb);
+    std::fs::remove_file(&path).unwrap();
+    Analytics::open(&path).unwrap().close().unwrap();
+}

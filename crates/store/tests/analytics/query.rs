@@ -553,3 +553,61 @@ fn bit_and_bignum_values_read_as_duckdb_prints_them_not_as_their_internal_bytes(
         }
     }
 }
+
+#[test]
+fn empty_sql_is_invalid_input() {
+    let db = db();
+    for sql in ["", "  \n\t"] {
+        expect_kind(db.query(sql, &[]), ErrorKind::InvalidInput);
+        expect_kind(db.query_row(sql, &[]), ErrorKind::InvalidInput);
+        expect_kind(db.exec(sql, &[]), ErrorKind::InvalidInput);
+        assert_eq!(
+            db.query_arrow(sql, &[]).err().map(|e| e.kind()),
+            Some(ErrorKind::InvalidInput)
+        );
+    }
+}
+
+#[test]
+fn infinite_and_before_common_era_dates_and_timestamps_render_as_text_duckdb_would_accept() {
+    let db = db();
+    let row = db
+        .query_row(
+            "SELECT 'infinity'::TIMESTAMP, '-infinity'::TIMESTAMP, 'infinity'::TIMESTAMP_NS,
+                    '-infinity'::TIMESTAMP_MS, 'infinity'::DATE, '-infinity'::DATE,
+                    DATE '0044-03-15 (BC)', TIMESTAMP '0001-01-01 00:00:00' - INTERVAL 1 DAY",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    let json: Vec<serde_json::Value> = row.values.iter().map(Value::to_json).collect();
+    assert_eq!(
+        json,
+        [
+            json!("infinity"),
+            json!("-infinity"),
+            json!("infinity"),
+            json!("-infinity"),
+            json!("infinity"),
+            json!("-infinity"),
+            // Astronomical years (1 BC is year 0), in ISO 8601's expanded form.
+            json!("-0043-03-15"),
+            json!("0000-12-31T00:00:00.000000Z"),
+        ]
+    );
+}
+
+#[test]
+fn repeated_column_names_keep_every_value_in_json_objects() {
+    let db = db();
+    let rows = db.query("SELECT 1 AS a, 2 AS a, 3 AS a_1", &[]).unwrap();
+    let object = &rows.to_objects()[0];
+    assert_eq!(object.len(), 3, "{object:?}");
+    assert_eq!(
+        (&object["a"], &object["a_1"], &object["a_2"]),
+        (&json!(1), &json!(3), &json!(2))
+    );
+    let row = db.query_row("SELECT 1 AS a, 2 AS a", &[]).unwrap().unwrap();
+    assert_eq!(serde_json::to_value(&row).unwrap(), json!({"a": 1, "a_1": 2}));
+    assert_eq!(row.get("a"), Some(&Value::Int(1)));
+}

@@ -143,17 +143,31 @@ struct Job {
     last: bool,
 }
 
-/// Scans `table` once and writes one file per distinct value of `column` under `staging`
+/// What one scan reads and keeps: the table and split column (as SQL), whether the files keep
+/// the column, and the longest escaped value a directory name can carry.
+#[derive(Clone, Copy)]
+pub(super) struct Scan<'a> {
+    pub table_sql: &'a str,
+    pub column_sql: &'a str,
+    pub keep_column: bool,
+    pub value_limit: usize,
+}
+
+/// Scans the table once and writes one file per distinct value of the column under `staging`
 /// (`p<n>/data.parquet`). With `keep_column` the files hold the column too.
 pub(super) fn write(
     op: &'static str,
     conn: &Connection,
-    table_sql: &str,
-    column_sql: &str,
-    keep_column: bool,
+    scan_of: &Scan<'_>,
     staging: &Path,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<Outcome> {
+    let Scan {
+        table_sql,
+        column_sql,
+        keep_column,
+        ..
+    } = *scan_of;
     let columns = if keep_column {
         "*".to_string()
     } else {
@@ -161,19 +175,18 @@ pub(super) fn write(
     };
     let query = format!("SELECT {columns}, CAST({column_sql} AS VARCHAR) FROM {table_sql}");
     std::fs::create_dir_all(staging).map_err(|e| io(op, e, staging))?;
-    with_progress(conn, progress, || {
-        Ok(scan(op, conn, &query, keep_column, staging))
-    })
-    .map_err(|e| Error::duckdb(op, "scan the table", e))?
+    with_progress(conn, progress, || Ok(scan(op, conn, &query, scan_of, staging)))
+        .map_err(|e| Error::duckdb(op, "scan the table", e))?
 }
 
 fn scan(
     op: &'static str,
     conn: &Connection,
     query: &str,
-    keep_column: bool,
+    scan_of: &Scan<'_>,
     staging: &Path,
 ) -> Result<Outcome> {
+    let (keep_column, value_limit) = (scan_of.keep_column, scan_of.value_limit);
     let scan_error = |e| Error::duckdb(op, "scan the table", e);
     let mut stmt = conn.prepare(query).map_err(scan_error)?;
     let stream = stmt.stream_arrow([]).map_err(scan_error)?;
@@ -206,6 +219,7 @@ fn scan(
             op,
             staging,
             keep_column,
+            value_limit,
             key_index,
             data_columns,
             partitions: Vec::new(),
@@ -286,6 +300,7 @@ struct Router<'a> {
     op: &'static str,
     staging: &'a Path,
     keep_column: bool,
+    value_limit: usize,
     key_index: usize,
     data_columns: Vec<usize>,
     partitions: Vec<Partition>,
@@ -381,7 +396,7 @@ impl Router<'_> {
         if known.is_some() {
             return known;
         }
-        if !self.keep_column && key.is_some_and(too_long_for_a_name) {
+        if !self.keep_column && key.is_some_and(|k| too_long_for_a_name(k, self.value_limit)) {
             return None;
         }
         let id = self.partitions.len();
