@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use store::Service;
 
 use crate::kv::text;
-use crate::output::Output;
+use crate::output::{Output, visible};
 
 /// How often the feed is polled when it has nothing new.
 const POLL: Duration = Duration::from_millis(200);
@@ -65,7 +65,9 @@ pub fn follow(
             .unwrap_or(0),
     };
     if !out.json {
-        eprintln!("following changes after seq {since}; Ctrl-C to stop");
+        eprintln!(
+            "following changes after seq {since} (SEQ, KIND, GROUP, KEY, VALUE, tab-separated); Ctrl-C to stop"
+        );
     }
     while !stop.load(Ordering::SeqCst) {
         let batch = service.call("store/changes", json!({"since": since, "limit": BATCH}))?;
@@ -120,7 +122,10 @@ fn print_change(out: &Output, change: &Value) {
     if out.json {
         out.line(change.to_string());
     } else {
-        out.line(row(change).join("\t"));
+        // Escaped like a table's cells: a newline or tab in the data cannot break the line
+        // or its fields, and an escape sequence cannot reach the terminal.
+        let fields: Vec<String> = row(change).iter().map(|f| visible(f)).collect();
+        out.line(fields.join("\t"));
     }
 }
 

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 use store::Service;
 
-use crate::output::Output;
+use crate::output::{Output, visible};
 
 #[derive(Debug, Args)]
 pub struct KvArgs {
@@ -224,7 +224,7 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             let r = target.call(service, "groups", json!({ "prefix": prefix }))?;
             out.result(&r, |o, r| {
                 for g in r["groups"].as_array().map(|a| a.as_slice()).unwrap_or_default() {
-                    o.line(text(g));
+                    o.line(visible(&text(g)));
                 }
             });
         }

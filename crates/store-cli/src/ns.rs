@@ -56,6 +56,7 @@ fn limit_text(used: u64, max: u64) -> String {
     if max == 0 {
         return "unlimited".into();
     }
-    let pct = used as f64 * 100.0 / max as f64;
-    format!("{max} ({pct:.0}% used)")
+    // Rounded down: 999 of 1000 is 99%, so "100%" only ever means the limit is reached.
+    let pct = u128::from(used) * 100 / u128::from(max);
+    format!("{max} ({pct}% used)")
 }

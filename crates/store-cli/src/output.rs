@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
+use unicode_width::UnicodeWidthStr;
 
 pub struct Output {
     pub json: bool,
@@ -45,17 +46,18 @@ impl Output {
             .iter()
             .map(|row| row.iter().map(|cell| visible(cell)).collect())
             .collect();
-        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        // Terminal columns, not characters: a CJK character or an emoji takes two.
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(cell.width());
             }
         }
         let fmt_row = |cells: &mut dyn Iterator<Item = &str>| {
             // Padded by hand: `format!`'s width is limited to u16, and a cell can be wider.
             let parts: Vec<String> = cells
                 .zip(&widths)
-                .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+                .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.width()))))
                 .collect();
             parts.join("  ").trim_end().to_string()
         };
@@ -74,8 +76,9 @@ impl Output {
     }
 }
 
-/// `text` with its control characters escaped, the rest unchanged.
-fn visible(text: &str) -> String {
+/// `text` with its control characters escaped, the rest unchanged: what every human-readable
+/// output prints of stored data (tables, `kv groups`, `kv watch` lines).
+pub fn visible(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_string();
     }

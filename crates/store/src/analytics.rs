@@ -632,14 +632,14 @@ pub(crate) fn query_on(
     Ok(Rows { columns, rows: out })
 }
 
-/// Prepares one statement of the caller's SQL; empty text is refused up front (DuckDB would
-/// only say "Unknown error code").
+/// Prepares one statement of the caller's SQL; text without one is refused up front (DuckDB
+/// would only say "Unknown error code").
 fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>> {
-    if sql.trim().is_empty() {
+    if sql::holds_no_statement(sql) {
         return Err(Error::invalid(
             op,
             "sql",
-            "the SQL text is empty; pass a statement",
+            "the SQL text holds no statement (only blanks, comments or `;`); pass a statement",
         ));
     }
     conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))

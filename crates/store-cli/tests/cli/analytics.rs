@@ -214,3 +214,51 @@ fn import_takes_no_header_and_delimiter_flags() {
     let rows = home.json(&["sql", "SELECT * FROM t ORDER BY ALL"]);
     assert_eq!(rows["rows"], json!([[1, "alpha"], [2, "beta"]]));
 }
+
+#[test]
+fn table_columns_line_up_in_terminal_columns_with_wide_characters() {
+    let home = Home::new();
+    let table = home.ok(&[
+        "sql",
+        "SELECT '漢字漢字' AS a, 1 AS b UNION ALL SELECT 'ab', 2 ORDER BY b",
+    ]);
+    // "漢字漢字" takes eight terminal columns, so "ab" is padded to eight as well.
+    assert_eq!(
+        table.lines().collect::<Vec<_>>(),
+        ["a         b", "漢字漢字  1", "ab        2"]
+    );
+}
+
+#[test]
+fn an_export_path_starting_with_a_tilde_is_relative_like_every_other_path() {
+    let home = Home::new();
+    let cwd = tempfile::tempdir().unwrap();
+    let fake_home = tempfile::tempdir().unwrap();
+    home.ok(&["sql", "CREATE TABLE t AS SELECT range AS n FROM range(3)"]);
+    let run = |args: &[&str]| {
+        home.cmd(args)
+            .current_dir(cwd.path())
+            .env("HOME", fake_home.path())
+            .run()
+            .success()
+    };
+    // DuckDB expands a leading `~`; the file system does not. Before, the export wrote to
+    // $HOME/out.parquet.tmp and then failed to rename `./~/out.parquet.tmp`.
+    run(&["export", "t", "~/out.parquet"]);
+    assert!(cwd.path().join("~").join("out.parquet").is_file());
+    run(&["export-split", "t", "n", "~/split"]);
+    assert!(cwd.path().join("~").join("split").join("manifest.json").is_file());
+    let stray: Vec<_> = std::fs::read_dir(fake_home.path()).unwrap().collect();
+    assert!(stray.is_empty(), "files written to $HOME: {stray:?}");
+}
+
+#[test]
+fn export_to_an_empty_path_is_invalid_input_with_a_fix() {
+    let home = Home::new();
+    home.ok(&["sql", "CREATE TABLE t AS SELECT 1 AS n"]);
+    for args in [&["export", "t", ""][..], &["export-split", "t", "n", ""][..]] {
+        let err = home.json_fail(args);
+        assert_eq!(err["kind"], "invalid_input", "{args:?}: {err}");
+        assert!(err["message"].as_str().unwrap().contains("empty"), "{err}");
+    }
+}

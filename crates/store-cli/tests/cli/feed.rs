@@ -350,3 +350,18 @@ fn kv_watch_follow_tails_another_process_and_exits_0_on_sigint() {
     let rest = watch.interrupt_and_expect_exit_0();
     assert!(rest.is_empty(), "unexpected output: {rest:?}");
 }
+
+#[test]
+fn kv_watch_lines_show_control_characters_escaped() {
+    let home = Home::new();
+    let watch = home.spawn(&["kv", "watch"]);
+    watch.expect_stderr(BANNER, STARTUP);
+    home.set("g\tx", "k", "two\nlines\u{1b}[31m");
+    let line = watch.expect_line(WITHIN);
+    assert_eq!(
+        line.split('\t').skip(1).collect::<Vec<_>>(),
+        ["set", "g\\tx", "k", "two\\nlines\\u{1b}[31m"]
+    );
+    let rest = watch.interrupt_and_expect_exit_0();
+    assert!(rest.is_empty(), "the change spilled onto another line: {rest:?}");
+}

@@ -580,3 +580,16 @@ fn a_negative_number_is_a_value_not_a_flag() {
     home.ok(&["kv", "set", "g", "k", "--", "-x"]);
     assert_eq!(home.get("g", "k"), "-x");
 }
+
+#[test]
+fn groups_show_control_characters_escaped_one_group_per_line() {
+    let home = Home::new();
+    home.set("evil\ngroup\u{1b}[2J", "k", "v");
+    home.set("plain", "k", "v");
+    let out = home.ok(&["kv", "groups"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["evil\\ngroup\\u{1b}[2J", "plain"]
+    );
+    assert_eq!(home.json(&["kv", "groups"])["groups"][0], "evil\ngroup\u{1b}[2J");
+}

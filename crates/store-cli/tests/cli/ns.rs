@@ -242,6 +242,23 @@ fn ns_usage_with_quota_flags_shows_the_limits() {
 }
 
 #[test]
+fn ns_usage_percentages_round_down_so_100_means_the_limit_is_reached() {
+    let home = Home::new();
+    home.ok(&["kv", "--ns", "t", "set", "g", "k", &"v".repeat(998)]);
+    let used = |max: &str| {
+        let out = home.ok(&["ns", "usage", "t", "--max-bytes", max]);
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("bytes"))
+            .expect("bytes row")
+            .to_string();
+        row.split_whitespace().skip(3).collect::<Vec<_>>().join(" ")
+    };
+    assert_eq!(used("1000"), "(99% used)");
+    assert_eq!(used("999"), "(100% used)");
+}
+
+#[test]
 fn raw_writes_into_the_namespace_count_towards_usage() {
     let home = Home::new();
     home.set("tenant-a:config", "k", "v");

@@ -56,6 +56,12 @@ impl TestCommand {
         self
     }
 
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    pub fn current_dir(mut self, dir: &Path) -> TestCommand {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> TestCommand {
         self.cmd.write_stdin(input);
         self

@@ -138,6 +138,7 @@ impl Analytics {
                 ));
             }
         };
+        sql::require_path(OP, "path", path)?;
         let tmp = tmp_path(path);
         // Validate everything that can be validated before touching the file system.
         sql::path_literal(OP, &tmp)?;

@@ -266,6 +266,7 @@ impl Analytics {
     ) -> Result<SplitManifest> {
         const OP: &str = "Analytics::export_split_parquet";
         let out_dir = out_dir.as_ref();
+        sql::require_path(OP, "out_dir", out_dir)?;
         sql::ident(OP, "column", column)?;
         sql::ident(OP, "table", table)?;
         sql::path_literal(OP, out_dir)?;
@@ -701,12 +702,27 @@ fn publish(
     // these would make the directory unreadable as one Hive dataset. Only directories its
     // manifest lists are touched, so anything else the user keeps here stays.
     let previous = previous_partitions(&out_dir.join(MANIFEST), column);
+    // A `<column>=…` directory holding anything the export did not write is the user's: it is
+    // neither replaced (that would delete their files) nor left beside the new partitions (a
+    // stale Parquet file in it would join the dataset), so the export stops, changing nothing.
+    for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&own_prefix) && path.is_dir() && !holds_only_split_files(&path) {
+            return Err(Error::AlreadyExists {
+                op,
+                kind: "partition directory holding files the export did not write (move them out first)",
+                name: path.display().to_string(),
+            });
+        }
+    }
     let aside = out_dir.join(unique_name(".replaced"));
     std::fs::create_dir(&aside).map_err(|e| io(e, &aside))?;
     let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut replace = || -> Result<()> {
         for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            // Own-column directories were checked above.
             let earlier = name.starts_with(&own_prefix)
                 || (previous.contains(&name) && holds_only_split_files(&entry.path()));
             if earlier && entry.path().is_dir() {
@@ -755,13 +771,20 @@ fn previous_partitions(manifest: &Path, column: &str) -> BTreeSet<String> {
     }
 }
 
-/// Whether a directory an earlier manifest lists still holds only what the split wrote there:
-/// anything else the user put in it keeps the directory where it is.
+/// Whether a partition directory holds only what a split writes there (`data.parquet`, and
+/// `data-<n>.parquet` when DuckDB wrote several files): only such a directory is replaced.
 fn holds_only_split_files(dir: &Path) -> bool {
+    let is_split_file = |name: &str| {
+        name == DATA_FILE
+            || name
+                .strip_prefix("data-")
+                .and_then(|rest| rest.strip_suffix(".parquet"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries
             .flatten()
-            .all(|e| e.file_name() == DATA_FILE && e.path().is_file())
+            .all(|e| e.file_name().to_str().is_some_and(is_split_file) && e.path().is_file())
     })
 }
 

@@ -49,7 +49,61 @@ pub(crate) fn path_literal(op: &'static str, path: &Path) -> Result<String> {
     let text = path
         .to_str()
         .ok_or_else(|| Error::invalid(op, "path", format!("{} is not valid UTF-8", path.display())))?;
+    // DuckDB expands a leading `~` to the home directory; the file system does not. The
+    // absolute form keeps DuckDB on the same file as every `std::fs` call (a `./` prefix is
+    // not enough: DuckDB drops it before creating partition directories).
+    if text.starts_with('~') {
+        let absolute = std::path::absolute(path).map_err(|e| {
+            Error::invalid(
+                op,
+                "path",
+                format!(
+                    "cannot resolve {} against the current directory: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+        return path_literal(op, &absolute);
+    }
     literal(op, "path", text)
+}
+
+/// Whether SQL text holds no statement: only blanks, `;`, `--` comments and closed `/* */`
+/// comments (DuckDB answers those with "Unknown error code").
+pub(crate) fn holds_no_statement(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if rest.is_empty() {
+            return true;
+        }
+        if let Some(after) = rest.strip_prefix("--") {
+            match after.find(['\n', '\r']) {
+                Some(end) => rest = &after[end..],
+                None => return true,
+            }
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            match after.find("*/") {
+                Some(end) => rest = &after[end + 2..],
+                // Unterminated: DuckDB's own error says so.
+                None => return false,
+            }
+        } else {
+            return false;
+        }
+    }
+}
+
+/// Refuses an empty path (the file system would only say "No such file or directory").
+pub(crate) fn require_path(op: &'static str, field: &'static str, path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid(
+            op,
+            field,
+            "the path is empty; name a file or directory",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -67,5 +121,18 @@ mod tests {
         assert!(ident("t", "table", "a\0b").is_err());
         assert!(ident("t", "table", &"a".repeat(256)).is_err());
         assert_eq!(literal("t", "path", "it's").unwrap(), "'it''s'");
+        let home_like = path_literal("t", Path::new("~/x")).unwrap();
+        assert!(
+            home_like.starts_with("'/") && home_like.ends_with("/~/x'"),
+            "{home_like}"
+        );
+        assert_eq!(path_literal("t", Path::new("/a/~b")).unwrap(), "'/a/~b'");
+        assert!(require_path("t", "path", Path::new("")).is_err());
+        for empty in ["", " ;\n;", "-- c", "/* a */ -- b\n ;", "\r\n"] {
+            assert!(holds_no_statement(empty), "{empty:?}");
+        }
+        for some in ["SELECT 1", "-- c\nSELECT 1", "/* a */ x", "/* open"] {
+            assert!(!holds_no_statement(some), "{some:?}");
+        }
     }
 }

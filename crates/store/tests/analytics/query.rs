@@ -557,7 +557,7 @@ fn bit_and_bignum_values_read_as_duckdb_prints_them_not_as_their_internal_bytes(
 #[test]
 fn empty_sql_is_invalid_input() {
     let db = db();
-    for sql in ["", "  \n\t"] {
+    for sql in ["", "  \n\t", ";", "-- only a comment", "/* c */ ;"] {
         expect_kind(db.query(sql, &[]), ErrorKind::InvalidInput);
         expect_kind(db.query_row(sql, &[]), ErrorKind::InvalidInput);
         expect_kind(db.exec(sql, &[]), ErrorKind::InvalidInput);

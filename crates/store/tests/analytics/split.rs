@@ -520,6 +520,58 @@ fn re_exporting_after_a_value_disappears_removes_its_directory() {
 }
 
 #[test]
+fn partition_directories_holding_the_users_files_stop_the_export_and_keep_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    table_of(&db, &[Some("a"), Some("b")]);
+    let first = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    // The user's notes inside a partition of the export, and a directory of their own that
+    // only looks like one: before, both were deleted by the next export.
+    std::fs::write(tmp.path().join("k=a").join("notes.txt"), "precious").unwrap();
+    std::fs::create_dir_all(tmp.path().join("k=z").join("sub")).unwrap();
+    std::fs::write(tmp.path().join("k=z").join("sub").join("deep.txt"), "mine").unwrap();
+    let refused = || {
+        let err = expect_kind(
+            db.export_split_parquet("t", tmp.path(), "k"),
+            ErrorKind::AlreadyExists,
+        );
+        assert!(err.to_string().contains("k="), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("k=z/sub/deep.txt")).unwrap(),
+            "mine"
+        );
+        assert_eq!(manifest_file(tmp.path()), first);
+        assert_eq!(names_in(tmp.path()), ["k=a", "k=b", "k=z", "manifest.json"]);
+    };
+    refused();
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("k=a/notes.txt")).unwrap(),
+        "precious"
+    );
+    // A directory no value of the new export needs is the user's all the same.
+    std::fs::remove_file(tmp.path().join("k=a/notes.txt")).unwrap();
+    refused();
+    std::fs::remove_dir_all(tmp.path().join("k=z")).unwrap();
+    // A partition DuckDB wrote as several files is the export's own and is replaced.
+    std::fs::copy(
+        tmp.path().join("k=b/data.parquet"),
+        tmp.path().join("k=b/data-1.parquet"),
+    )
+    .unwrap();
+    db.exec_batch("DELETE FROM t WHERE k = 'b'").unwrap();
+    db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert_eq!(names_in(tmp.path()), ["k=a", "manifest.json"]);
+}
+
+#[test]
+fn an_empty_out_dir_or_path_is_invalid_input() {
+    let db = db();
+    table_of(&db, &[Some("a")]);
+    expect_kind(db.export_split_parquet("t", "", "k"), ErrorKind::InvalidInput);
+    expect_kind(db.export_parquet("t", ""), ErrorKind::InvalidInput);
+}
+
+#[test]
 fn files_hold_the_other_columns_and_the_directory_holds_the_value() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db();
