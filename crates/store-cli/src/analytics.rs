@@ -107,7 +107,10 @@ fn csv_line(fields: &[Option<String>]) -> String {
 }
 
 pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Result<()> {
-    let mut request = json!({"table": args.table, "path": args.file, "header": !args.no_header});
+    let mut request = json!({"table": args.table, "path": args.file});
+    if args.no_header {
+        request["header"] = json!(false);
+    }
     if let Some(f) = args.format {
         request["format"] = json!(f);
     }

@@ -47,8 +47,8 @@ enum Command {
         /// Print changes after this sequence number (default 0; with --follow, the newest).
         #[arg(long, value_name = "N")]
         since: Option<u64>,
-        /// At most this many changes (1 to 10000).
-        #[arg(long, default_value_t = 100, value_name = "N")]
+        /// At most this many changes (1 to 10000); not with --follow, which prints them all.
+        #[arg(long, default_value_t = 100, value_name = "N", conflicts_with = "follow")]
         limit: u64,
         /// Keep printing new changes until Ctrl-C.
         #[arg(long)]

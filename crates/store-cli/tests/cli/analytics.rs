@@ -213,6 +213,16 @@ fn import_takes_no_header_and_delimiter_flags() {
     assert_eq!(v["rows"], 2, "the first line is data, not a header");
     let rows = home.json(&["sql", "SELECT * FROM t ORDER BY ALL"]);
     assert_eq!(rows["rows"], json!([[1, "alpha"], [2, "beta"]]));
+    // CSV settings on a file read as JSON would be ignored: they are refused instead.
+    let jsonl = dir.path().join("rows.jsonl");
+    std::fs::write(&jsonl, "{\"a\": 1}\n").unwrap();
+    for flags in [&["--no-header"][..], &["--delimiter", ";"][..]] {
+        let mut args = vec!["import", "j", jsonl.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let err = home.json_fail(&args);
+        assert_eq!(err["kind"], "invalid_input", "{flags:?}: {err}");
+    }
+    assert_eq!(home.json(&["import", "j", jsonl.to_str().unwrap()])["rows"], 1);
 }
 
 #[test]

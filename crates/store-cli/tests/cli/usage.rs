@@ -178,3 +178,9 @@ fn help_and_version_exit_0() {
     let version = TestCommand::new().arg("--version").run().success();
     assert!(version.stdout.starts_with("store "), "{}", version.stdout);
 }
+
+#[test]
+fn changes_limit_with_follow_is_a_usage_error_rather_than_ignored() {
+    usage_error(&["changes", "--follow", "--limit", "5"]);
+    usage_error(&["changes", "--follow", "--limit", "0"]);
+}

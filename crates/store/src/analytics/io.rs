@@ -278,7 +278,9 @@ impl Analytics {
     }
 
     /// Imports a file whose format follows its extension (`.parquet`, `.csv`, `.tsv`, `.json`,
-    /// `.jsonl`/`.ndjson`), reporting progress to `progress` while DuckDB works.
+    /// `.jsonl`/`.ndjson`), reporting progress to `progress` while DuckDB works. `csv`
+    /// settings other than the defaults are `InvalidInput` for a file that is not CSV or TSV
+    /// (they would be ignored).
     ///
     /// # Examples
     /// ```
@@ -325,7 +327,8 @@ impl Analytics {
 
     /// Imports a file in the named format, whatever its extension: `parquet`, `csv`, `tsv` (CSV
     /// with a tab delimiter unless `csv` sets one), `json` or `jsonl`/`ndjson`; reports
-    /// progress to `progress` while DuckDB works.
+    /// progress to `progress` while DuckDB works. As with [`Analytics::import_file`], `csv`
+    /// settings need a CSV or TSV format.
     ///
     /// # Examples
     /// ```
@@ -365,6 +368,18 @@ impl Analytics {
         csv: Option<&CsvOptions>,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<u64> {
+        let csv_only = csv.is_some_and(|o| *o != CsvOptions::default());
+        if csv_only && !matches!(format, "csv" | "tsv") {
+            return Err(Error::invalid(
+                op,
+                "csv",
+                format!(
+                    "a header or delimiter setting applies to CSV and TSV files only, and {} \
+                     is read as {format}; drop the setting or name the format",
+                    path.display()
+                ),
+            ));
+        }
         let format = match format {
             "parquet" => Format::Parquet,
             "csv" | "tsv" => {
