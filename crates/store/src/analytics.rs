@@ -192,9 +192,7 @@ impl Analytics {
             }
         }
         let claim = claims::claim(OP, path, false)?;
-        let config = Config::default()
-            .access_mode(AccessMode::ReadWrite)
-            .map_err(|e| Error::duckdb(OP, "configure", e))?;
+        let config = engine_config(OP, AccessMode::ReadWrite)?;
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {}", path.display()), e))?;
         Ok(Self::wrap(conn, Some(claim), Some(path.to_path_buf()), false))
@@ -228,9 +226,7 @@ impl Analytics {
             });
         }
         let claim = claims::claim(OP, path, true)?;
-        let config = Config::default()
-            .access_mode(AccessMode::ReadOnly)
-            .map_err(|e| Error::duckdb(OP, "configure", e))?;
+        let config = engine_config(OP, AccessMode::ReadOnly)?;
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {} read-only", path.display()), e))?;
         Ok(Self::wrap(conn, Some(claim), Some(path.to_path_buf()), true))
@@ -244,8 +240,9 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn in_memory() -> Result<Analytics> {
-        let conn =
-            Connection::open_in_memory().map_err(|e| Error::duckdb("Analytics::in_memory", "open", e))?;
+        const OP: &str = "Analytics::in_memory";
+        let config = engine_config(OP, AccessMode::Automatic)?;
+        let conn = Connection::open_in_memory_with_flags(config).map_err(|e| Error::duckdb(OP, "open", e))?;
         Ok(Self::wrap(conn, None, None, false))
     }
 
@@ -630,6 +627,21 @@ pub(crate) fn query_on(
         out.push(values);
     }
     Ok(Rows { columns, rows: out })
+}
+
+/// The engine settings every database opens with: the access mode, and `async_threads = 0`.
+///
+/// DuckDB 2.0 writes COPY output (Parquet, CSV) through an asynchronous write queue, and when
+/// the query fails mid-write (a failed cast, say) the abort can deadlock: the failing thread
+/// drains the queue's tasks while holding the lock a draining task waits for, and the process
+/// hangs for good (reproduced in 1 of ~30 failing exports, every time within a few in one
+/// process). Without async threads DuckDB writes synchronously from its worker threads, which
+/// costs the exports nothing measurable (see the export benchmark).
+fn engine_config(op: &'static str, mode: AccessMode) -> Result<Config> {
+    Config::default()
+        .access_mode(mode)
+        .and_then(|c| c.with("async_threads", "0"))
+        .map_err(|e| Error::duckdb(op, "configure", e))
 }
 
 /// Prepares one statement of the caller's SQL; text without one is refused up front (DuckDB

@@ -418,3 +418,29 @@ fn export_queries_that_call_side_effecting_functions_or_nest_too_deep_are_refuse
         1
     );
 }
+
+#[test]
+fn a_query_failing_mid_export_returns_its_error_every_time_and_never_hangs() {
+    // DuckDB 2.0's asynchronous write queue could deadlock aborting a failed COPY (within a
+    // few attempts in one process); databases now open with `async_threads = 0`.
+    let dir = tempfile::tempdir().unwrap();
+    for attempt in 0..25 {
+        let db = db();
+        let path = dir.path().join(format!("bad{attempt}.parquet"));
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let failing = "SELECT CASE WHEN i < 500000 THEN i::VARCHAR ELSE 'x' END::INT AS v \
+                           FROM range(1000000) t(i)";
+            let _ = done.send(db.export_parquet(failing, &path).map_err(|e| e.kind()));
+        });
+        let outcome = result
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("attempt {attempt}: the failed export hung"));
+        assert_eq!(outcome, Err(ErrorKind::DuckDb), "attempt {attempt}");
+    }
+    assert_eq!(
+        names_in(dir.path()),
+        Vec::<String>::new(),
+        "a partial file was left"
+    );
+}
