@@ -20,6 +20,16 @@ pub const MAX_READERS: usize = 64;
 /// Default buffer of a watch subscription.
 pub(crate) const DEFAULT_WATCH_CAPACITY: usize = 16;
 
+/// Longest busy timeout SQLite takes (`i32::MAX` milliseconds, about 24.8 days); longer ones
+/// are cut to it.
+pub(crate) const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// Largest buffer a watch subscription may have (1,048,576 events, ~150 MiB). A subscription's
+/// buffer is allocated whole when it is created, so an unbounded capacity would be an
+/// allocation the process cannot survive; a watcher that needs more must drain faster (or read
+/// the durable change feed, which keeps everything).
+pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
+
 /// Where the database lives.
 ///
 /// # Examples
@@ -120,12 +130,15 @@ pub struct StoreConfig {
     pub location: Location,
     /// `PRAGMA synchronous` (default `Normal`).
     pub durability: Durability,
-    /// How long a write waits for another process's write lock (default 5 s).
+    /// How long a write waits for another process's write lock (default 5 s; SQLite takes at
+    /// most `i32::MAX` milliseconds, about 24.8 days, and longer waits are cut to that).
     pub busy_timeout: Duration,
     /// Reader connections for file stores (default 4, at most 64; memory stores use one
-    /// connection).
+    /// connection). With 0, reads go through the writer's connection and so wait for its
+    /// transactions, as in a memory store.
     pub readers: usize,
-    /// Default buffer of a watch subscription (default 16, at least 1).
+    /// Default buffer of a watch subscription (default 16, at least 1, at most
+    /// [`MAX_WATCH_CAPACITY`]).
     pub watch_capacity: usize,
     /// How often the background thread deletes expired rows (default 60 s; `ZERO` = no thread).
     pub purge_interval: Duration,
@@ -291,8 +304,15 @@ impl StoreConfig {
                 ),
             ));
         }
-        if self.watch_capacity == 0 {
-            return Err(Error::invalid(op, "watch_capacity", "must be at least 1"));
+        if !(1..=MAX_WATCH_CAPACITY).contains(&self.watch_capacity) {
+            return Err(Error::invalid(
+                op,
+                "watch_capacity",
+                format!(
+                    "{} is out of range: a subscription buffers 1 to {MAX_WATCH_CAPACITY} events",
+                    self.watch_capacity
+                ),
+            ));
         }
         if self.max_value_bytes > MAX_VALUE_BYTES {
             return Err(Error::invalid(

@@ -118,7 +118,7 @@ pub struct Event {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchOptions {
-    /// Events buffered before new ones are dropped (at least 1).
+    /// Events buffered before new ones are dropped (1 to [`MAX_WATCH_CAPACITY`](crate::MAX_WATCH_CAPACITY)).
     pub capacity: usize,
 }
 
@@ -210,11 +210,14 @@ impl Registry {
         filter: Filter,
         capacity: usize,
     ) -> Result<Subscription, Error> {
-        if capacity == 0 {
+        if !(1..=crate::config::MAX_WATCH_CAPACITY).contains(&capacity) {
             return Err(Error::invalid(
                 op,
                 "capacity",
-                "a subscription needs a capacity of at least 1",
+                format!(
+                    "{capacity} is out of range: a subscription buffers 1 to {} events",
+                    crate::config::MAX_WATCH_CAPACITY
+                ),
             ));
         }
         let (sender, receiver) = crossbeam_channel::bounded(capacity);

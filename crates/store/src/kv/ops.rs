@@ -118,6 +118,8 @@ impl<A: Access> Kv for A {
                 )
             })?;
             let text = result.to_string();
+            // A configured limit under 20 bytes can be outgrown by the sum alone.
+            validate::value(op, &text, self.max_value_bytes())?;
             scope.check_write(w, group, key, &text)?;
             let seq = w.next_seq()?;
             if current.is_some() {

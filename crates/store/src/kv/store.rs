@@ -147,9 +147,11 @@ impl Store {
     /// assert!(!store.exists("g", "k")?);
     /// # Ok::<(), store::Error>(())
     /// ```
-    pub fn open_with(config: StoreConfig) -> Result<Store> {
+    pub fn open_with(mut config: StoreConfig) -> Result<Store> {
         const OP: &str = "Store::open";
         config.validate(OP)?;
+        // SQLite's busy handler takes an int of milliseconds; longer waits saturate (§0).
+        config.busy_timeout = config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
         let (writer_conn, readers, persistent, checkpointer) = match &config.location {
             Location::File(path) => {
                 let mut writer = conn::open_file_writer(OP, path, config.durability, config.busy_timeout)?;

@@ -360,3 +360,58 @@ fn u64_max_offsets_and_limits_are_clamped_not_errors() {
         assert!(store.get_page("g", i64::MAX as u64 + 1, 1).unwrap().is_empty());
     }
 }
+
+#[test]
+fn an_increment_whose_result_outgrows_max_value_bytes_is_invalid_input_and_writes_nothing() {
+    let file = file_store_with(|c| c.with_max_value_bytes(2));
+    let (memory, _clock) = memory_store_with(|c| c.with_max_value_bytes(2));
+    for (kind, store) in [("file", &file.store), ("memory", &memory)] {
+        store.set("g", "n", "99").unwrap();
+        expect_invalid(store.increment("g", "n", 1), "value");
+        assert_eq!(store.get("g", "n").unwrap(), "99", "{kind}");
+        assert_eq!(store.increment("g", "n", -9).unwrap(), 90, "{kind}");
+        expect_invalid(store.transaction(|tx| tx.increment("g", "m", -10)), "value");
+        assert!(!store.exists("g", "m").unwrap(), "{kind}");
+    }
+}
+
+#[test]
+fn settings_beyond_what_the_engine_takes_are_refused_or_saturated_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // SQLite takes at most i32::MAX milliseconds; rusqlite panicked beyond.
+    for busy in [Duration::from_secs(30 * 86_400), Duration::MAX] {
+        let store = Store::open_with(StoreConfig {
+            busy_timeout: busy,
+            ..StoreConfig::file(dir.path().join("busy.db"))
+        })
+        .unwrap();
+        store.set("g", "k", "v").unwrap();
+        store.close().unwrap();
+    }
+    // A subscription's buffer is allocated whole: a huge one aborted the process.
+    for capacity in [store::MAX_WATCH_CAPACITY + 1, 1 << 40, usize::MAX] {
+        expect_invalid(
+            Store::open_with(StoreConfig {
+                watch_capacity: capacity,
+                ..StoreConfig::memory()
+            }),
+            "watch_capacity",
+        );
+        let store = Store::in_memory().unwrap();
+        expect_invalid(
+            store.watch_with("*", store::WatchOptions { capacity }),
+            "capacity",
+        );
+    }
+    let store = Store::in_memory().unwrap();
+    let sub = store
+        .watch_with(
+            "*",
+            store::WatchOptions {
+                capacity: store::MAX_WATCH_CAPACITY,
+            },
+        )
+        .unwrap();
+    store.set("g", "k", "v").unwrap();
+    assert!(sub.try_recv().is_some());
+}

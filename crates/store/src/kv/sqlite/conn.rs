@@ -125,6 +125,8 @@ pub(crate) fn open_memory(op: &'static str, durability: Durability) -> Result<Co
 
 fn configure(op: &'static str, conn: &Connection, durability: Durability, busy: Duration) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // rusqlite panics on more than i32::MAX milliseconds (`open_with` already saturates).
+    let busy = busy.min(crate::config::MAX_BUSY_TIMEOUT);
     conn.busy_timeout(busy).ctx(op, "set busy_timeout")?;
     conn.pragma_update(None, "synchronous", durability.pragma_value())
         .ctx(op, "set synchronous")?;
