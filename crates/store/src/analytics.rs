@@ -167,7 +167,8 @@ impl Analytics {
     ///
     /// # Errors
     /// `Io` if the parent directory is missing (nothing is created); `DuckDb` if the file is
-    /// not a DuckDB database or another process holds it.
+    /// not a DuckDB database, another process holds it, or another handle in this process has
+    /// it open (share that handle instead).
     ///
     /// # Examples
     /// ```
@@ -195,14 +196,14 @@ impl Analytics {
         let config = engine_config(OP, AccessMode::ReadWrite)?;
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {}", path.display()), e))?;
-        Ok(Self::wrap(conn, Some(claim), Some(path.to_path_buf()), false))
+        Ok(Self::wrap(conn, claim, Some(path.to_path_buf()), false))
     }
 
     /// Opens an existing database file read-only; every write fails with `DuckDb`.
     ///
     /// # Errors
-    /// `Missing { kind: "file" }` if the file does not exist; `DuckDb` if another process holds
-    /// it read-write.
+    /// `Missing { kind: "file" }` if the file does not exist; `DuckDb` if another process, or
+    /// another handle in this one, holds it read-write.
     ///
     /// # Examples
     /// ```
@@ -229,7 +230,7 @@ impl Analytics {
         let config = engine_config(OP, AccessMode::ReadOnly)?;
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {} read-only", path.display()), e))?;
-        Ok(Self::wrap(conn, Some(claim), Some(path.to_path_buf()), true))
+        Ok(Self::wrap(conn, claim, Some(path.to_path_buf()), true))
     }
 
     /// A private in-memory database.

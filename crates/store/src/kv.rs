@@ -225,8 +225,8 @@ pub trait Kv {
     /// result. Keeps the TTL.
     ///
     /// # Errors
-    /// `InvalidInput { field: "value" }` if the stored value is not an `i64` or the sum
-    /// overflows; nothing is written.
+    /// `InvalidInput { field: "value" }` if the stored value is not an `i64`, the sum
+    /// overflows, or its decimal text is longer than `max_value_bytes`; nothing is written.
     ///
     /// # Examples
     /// ```

@@ -113,6 +113,10 @@ pub struct Service {
     analytics_path: PathBuf,
     #[cfg(feature = "analytics")]
     analytics: std::sync::OnceLock<crate::analytics::Analytics>,
+    /// Held while the analytics database opens: a file has one read-write handle per process,
+    /// so a second thread must wait for the first open rather than race it.
+    #[cfg(feature = "analytics")]
+    analytics_opening: parking_lot::Mutex<()>,
 }
 
 impl Service {
@@ -143,6 +147,8 @@ impl Service {
             store,
             #[cfg(feature = "analytics")]
             analytics: std::sync::OnceLock::new(),
+            #[cfg(feature = "analytics")]
+            analytics_opening: parking_lot::Mutex::new(()),
         })
     }
 
@@ -201,9 +207,12 @@ impl Service {
         if let Some(db) = self.analytics.get() {
             return Ok(db);
         }
+        let _opening = self.analytics_opening.lock();
+        if let Some(db) = self.analytics.get() {
+            return Ok(db);
+        }
         let db = crate::analytics::Analytics::open(&self.analytics_path)?;
         db.attach_kv(&self.store)?;
-        // Two threads may race to open; the loser's connection is closed by drop.
         Ok(self.analytics.get_or_init(|| db))
     }
 

@@ -5,7 +5,9 @@
 //! get a second, independent DuckDB instance on it, and the two overwrite each other's
 //! checkpoints (one handle's tables silently vanish). So the process applies the rule DuckDB
 //! applies across processes: per file, one read-write opener or any number of read-only ones.
-//! Files are identified by their canonical path (symbolic links resolved).
+//! Files are identified by their canonical path (symbolic links resolved; hard links are not
+//! recognised). The claim covers the handles this crate opens: a connection cloned through
+//! `with_connection`, or an `ATTACH` of the same file in SQL, is the caller's to keep apart.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +33,11 @@ pub(crate) struct FileClaim {
 /// Claims `path` for a read-write (`read_only == false`) or read-only opener, or fails with a
 /// `DuckDb` error (as DuckDB's own lock conflict between processes does) if the process
 /// already holds it in a conflicting way.
-pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<FileClaim> {
+pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<Option<FileClaim>> {
+    // DuckDB opens a fresh in-memory database for this name each time: nothing to share.
+    if path.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
     let key = identity(path);
     let mut open = OPEN_FILES.lock();
     match (open.get_mut(&key), read_only) {
@@ -62,7 +68,7 @@ pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<Fi
             ));
         }
     }
-    Ok(FileClaim { key })
+    Ok(Some(FileClaim { key }))
 }
 
 impl Drop for FileClaim {

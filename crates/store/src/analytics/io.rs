@@ -368,23 +368,12 @@ impl Analytics {
         csv: Option<&CsvOptions>,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<u64> {
-        let csv_only = csv.is_some_and(|o| *o != CsvOptions::default());
-        if csv_only && !matches!(format, "csv" | "tsv") {
-            return Err(Error::invalid(
-                op,
-                "csv",
-                format!(
-                    "a header or delimiter setting applies to CSV and TSV files only, and {} \
-                     is read as {format}; drop the setting or name the format",
-                    path.display()
-                ),
-            ));
-        }
-        let format = match format {
+        let name = format;
+        let format = match name {
             "parquet" => Format::Parquet,
             "csv" | "tsv" => {
                 let mut options = csv.copied().unwrap_or_default();
-                if format == "tsv" && options.delimiter.is_none() {
+                if name == "tsv" && options.delimiter.is_none() {
                     options.delimiter = Some('\t');
                 }
                 Format::Csv(options)
@@ -399,6 +388,18 @@ impl Analytics {
                 ));
             }
         };
+        let csv_settings = csv.is_some_and(|o| *o != CsvOptions::default());
+        if csv_settings && !matches!(format, Format::Csv(_)) {
+            return Err(Error::invalid(
+                op,
+                "csv",
+                format!(
+                    "a header or delimiter setting applies to CSV and TSV files only, and {} \
+                     is read as {name}; drop the setting or name the format",
+                    path.display()
+                ),
+            ));
+        }
         self.import(op, table, path, format, progress)
     }
 
@@ -594,7 +595,9 @@ fn import_error(op: &'static str, path: &Path, format: Format, e: duckdb::Error)
     if !malformed || lower.contains("read-only mode") {
         return Error::duckdb(op, format!("import {}", path.display()), e);
     }
-    if format == Format::Jsonl {
+    // Only a syntax error is looked for line by line (a conversion error has nothing to find).
+    let syntax = lower.contains("malformed json") || lower.contains("non-record json");
+    if format == Format::Jsonl && syntax {
         // DuckDB numbers JSONL lines one too high: find the line here.
         if let Ok(Some(defect)) = jsonfile::jsonl_defect(path) {
             return parse_error(op, path, Some(defect.line), &defect.reason);

@@ -3,8 +3,10 @@
 //!
 //! DuckDB's JSON reader is lenient where an import must not be: it imports the records of an
 //! array cut off after a comma (`[{"a":1},` and nothing more), and it numbers JSONL lines one
-//! too high. So a JSON file is checked before it is imported, and when DuckDB refuses a JSONL
-//! file the first line that is not one JSON object is found here, to name it exactly.
+//! too high. So a JSON file is checked for a cut-off end before it is imported, and when
+//! DuckDB refuses a JSONL file as malformed the first line that is not one JSON object is
+//! found here, to name it exactly. Where DuckDB is lenient on purpose (`NaN`, `Infinity`,
+//! trailing commas, deep nesting) these checks are too: they never refuse what DuckDB reads.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -38,7 +40,9 @@ pub(crate) fn holds_no_records(path: &Path) -> bool {
             .is_some_and(|inside| inside.trim().is_empty())
 }
 
-/// The first defect of a JSON file: one or more top-level values (usually one array).
+/// Where a JSON file (one or more top-level values, usually one array) ends before its last
+/// value does. Other syntax is left to DuckDB, which accepts more than serde_json (`NaN`,
+/// trailing commas, any depth): the scan stops at the first thing serde_json does not take.
 /// Compressed files are left to DuckDB.
 pub(crate) fn json_defect(path: &Path) -> std::io::Result<Option<Defect>> {
     let Some(reader) = open(path)? else {
@@ -48,19 +52,24 @@ pub(crate) fn json_defect(path: &Path) -> std::io::Result<Option<Defect>> {
         match value {
             Ok(_) => {}
             Err(e) if e.is_io() => return Err(e.into()),
-            Err(e) => {
+            Err(e) if e.is_eof() => {
                 return Ok(Some(Defect {
                     line: e.line() as u64, // usize → u64 never truncates
                     reason: reason(&e),
                 }));
             }
+            Err(_) => return Ok(None),
         }
     }
     Ok(None)
 }
 
-/// The first line of a JSONL file that is not exactly one JSON object (blank lines are fine).
-/// Compressed files are left to DuckDB.
+/// DuckDB's default `maximum_object_size`: no JSONL line it reads is longer.
+const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// The first line of a JSONL file that is not exactly one JSON object (blank lines are fine,
+/// and so is what DuckDB accepts beyond the standard, see [`as_strict_json`]). Reads at most
+/// [`MAX_LINE_BYTES`] of a line. Compressed files are left to DuckDB.
 pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
     let Some(mut reader) = open(path)? else {
         return Ok(None);
@@ -69,16 +78,22 @@ pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
     let mut number = 0;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let (read, fits) = read_line(&mut reader, &mut line)?;
+        if read == 0 {
             return Ok(None);
         }
         number += 1;
+        if !fits {
+            let reason = format!("the line is over {MAX_LINE_BYTES} bytes, DuckDB's maximum_object_size");
+            return Ok(Some(Defect { line: number, reason }));
+        }
         let text = line.trim_ascii();
         if text.is_empty() {
             continue;
         }
         let defect = if text.first() == Some(&b'{') {
-            serde_json::from_slice::<IgnoredAny>(text)
+            let strict = as_strict_json(text);
+            serde_json::from_slice::<IgnoredAny>(&strict)
                 .err()
                 .map(|e| reason(&e))
         } else {
@@ -88,6 +103,71 @@ pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
             return Ok(Some(Defect { line: number, reason }));
         }
     }
+}
+
+/// Reads one line (without its `\n`) into `line`, keeping at most [`MAX_LINE_BYTES`] of it:
+/// (bytes read, whether the line fitted).
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
+    let (mut read, mut fits) = (0, true);
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok((read, fits));
+        }
+        let (chunk, ends) = match buffer.iter().position(|b| *b == b'\n') {
+            Some(end) => (&buffer[..end], true),
+            None => (buffer, false),
+        };
+        if line.len() + chunk.len() > MAX_LINE_BYTES {
+            fits = false;
+        } else if fits {
+            line.extend_from_slice(chunk);
+        }
+        let used = chunk.len() + usize::from(ends);
+        reader.consume(used);
+        read += used;
+        if ends {
+            return Ok((read, fits));
+        }
+    }
+}
+
+/// A JSON text with what DuckDB accepts beyond the standard made standard, so that serde_json
+/// judges the rest: `NaN`, `Infinity` and `-Infinity` outside strings become `0`, and a comma
+/// right before `]` or `}` goes.
+fn as_strict_json(text: &[u8]) -> Vec<u8> {
+    const NON_FINITE: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        let rest = &text[i..];
+        i += 1;
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if let Some(token) = NON_FINITE.iter().find(|t| rest.starts_with(t)) {
+            out.push(b'0');
+            i += token.len() - 1;
+        } else if b == b','
+            && matches!(
+                rest[1..].iter().find(|c| !c.is_ascii_whitespace()),
+                Some(b']' | b'}')
+            )
+        {
+            // dropped
+        } else {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// The file, past a UTF-8 byte-order mark; `None` if it is gzip or zstd compressed (DuckDB
@@ -131,15 +211,24 @@ mod tests {
     }
 
     #[test]
-    fn json_defects_name_their_line_and_well_formed_files_have_none() {
+    fn json_files_cut_off_before_their_end_are_defects_and_other_syntax_is_left_to_duckdb() {
         assert_eq!(check("[\n{\"a\":1},\n{\"a\":2}\n]\n", false), None);
         assert_eq!(check("\u{feff}{\"a\":1} {\"a\":2}", false), None);
         assert_eq!(check("", false), None);
-        assert_eq!(check("[\n{\"a\":1},\n{\"a\":2}\n,\n", false).unwrap().0, 5);
-        assert_eq!(check("[\n{\"a\":1},\n{\"a\": x}\n]", false).unwrap().0, 3);
-        let (line, reason) = check("[{\"a\":1}, {\"a\":2}] garbage", false).unwrap();
-        assert_eq!(line, 1);
-        assert!(reason.contains("column"), "{reason}");
+        let (line, reason) = check("[\n{\"a\":1},\n{\"a\":2}\n,\n", false).unwrap();
+        assert_eq!(line, 5);
+        assert!(reason.contains("EOF") && reason.contains("column"), "{reason}");
+        assert_eq!(check("[{\"a\": 1}, {\"a\": ", false).unwrap().0, 1);
+        // DuckDB reads these (or reports them itself): no defect here.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for lenient in [
+            "[{\"a\": NaN}, {\"a\": -Infinity}]",
+            "[{\"a\": 1},]",
+            "[\n{\"a\": x}\n]",
+            &deep,
+        ] {
+            assert_eq!(check(lenient, false), None, "{lenient}");
+        }
     }
 
     #[test]
@@ -153,5 +242,27 @@ mod tests {
         let (line, reason) = check("{\"a\":1}\n\n[1, 2]\n", true).unwrap();
         assert_eq!(line, 3);
         assert!(reason.contains("not a JSON object"), "{reason}");
+        // NaN and trailing commas are DuckDB's JSON: the defect is the third line.
+        assert_eq!(
+            check("{\"a\": NaN}\n{\"a\": [1,],}\n{\"a\": x}\n", true)
+                .unwrap()
+                .0,
+            3
+        );
+        let long = format!("{{\"a\": \"{}\"}}\n{{}}\n", "x".repeat(MAX_LINE_BYTES));
+        let (line, reason) = check(&long, true).unwrap();
+        assert_eq!(line, 1);
+        assert!(reason.contains("maximum_object_size"), "{reason}");
+    }
+
+    #[test]
+    fn duckdbs_extensions_are_made_strict_json_outside_strings_only() {
+        let strict = |t: &str| String::from_utf8(as_strict_json(t.as_bytes())).unwrap();
+        assert_eq!(
+            strict(r#"{"a": NaN, "b": [Infinity, -Infinity,], }"#),
+            r#"{"a": 0, "b": [0, 0] }"#
+        );
+        let quoted = r#"{"s": "NaN, ]", "t": "q\"NaN,}"}"#;
+        assert_eq!(strict(quoted), quoted);
     }
 }

@@ -7,8 +7,9 @@
 //! `COPY … (PARTITION_BY (column))` into a staging directory inside `out_dir`, the same work as
 //! DuckDB's own partitioned export. As in every Hive dataset, the files then hold the other
 //! columns and the value lives in the directory name. Publishing renames the few directories
-//! whose final name differs (`.`/`..`, and names over [`MAX_ESCAPED_VALUE_BYTES`], which become
-//! `__long__<hash>` with the true value in the manifest).
+//! whose final name differs (`.`/`..`, and names over [`MAX_ESCAPED_VALUE_BYTES`] — fewer when
+//! the column's own name is long, see [`value_limit`] — which become `__long__<hash>` with the
+//! true value in the manifest).
 //!
 //! Two cases cannot use the column directly, and take the keyed path: a column name that is not
 //! itself a plain path segment (DuckDB would use it raw in the directory name), and a value too
@@ -222,8 +223,10 @@ impl Analytics {
     /// see the [module docs](self).
     ///
     /// # Errors
-    /// `Missing` for an unknown table or column; `DuckDb`/`Io` on write failures, after which
-    /// no partial output remains.
+    /// `Missing` for an unknown table or column; `InvalidInput` for an empty `out_dir`, a column
+    /// name too long for any directory name, or a `<column>=…` directory in `out_dir` holding
+    /// files a split does not write; `DuckDb`/`Io` on write failures, after which no partial
+    /// output remains.
     ///
     /// # Examples
     /// ```
@@ -300,6 +303,7 @@ fn export_split(
     let table_sql = require_table(op, conn, table)?;
     let column = require_column(op, conn, &table_sql, table, column)?;
     let limit = value_limit(op, &column.name)?;
+    refuse_foreign_files(op, out_dir, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
     ensure_parent(op, &out_dir.join("x"))?;
     let column_sql = sql::ident(op, "column", &column.name)?;
@@ -702,20 +706,8 @@ fn publish(
     // these would make the directory unreadable as one Hive dataset. Only directories its
     // manifest lists are touched, so anything else the user keeps here stays.
     let previous = previous_partitions(&out_dir.join(MANIFEST), column);
-    // A `<column>=…` directory holding anything the export did not write is the user's: it is
-    // neither replaced (that would delete their files) nor left beside the new partitions (a
-    // stale Parquet file in it would join the dataset), so the export stops, changing nothing.
-    for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&own_prefix) && path.is_dir() && !holds_only_split_files(&path) {
-            return Err(Error::AlreadyExists {
-                op,
-                kind: "partition directory holding files the export did not write (move them out first)",
-                name: path.display().to_string(),
-            });
-        }
-    }
+    // Checked before the scan as well; again here, right before anything moves.
+    refuse_foreign_files(op, out_dir, column)?;
     let aside = out_dir.join(unique_name(".replaced"));
     std::fs::create_dir(&aside).map_err(|e| io(e, &aside))?;
     let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -752,6 +744,33 @@ fn publish(
     }
     let _ = std::fs::remove_dir_all(&aside);
     Ok(manifest)
+}
+
+/// A `<column>=…` directory in `out_dir` holding anything a split does not write is the user's:
+/// it is neither replaced (that would delete their files) nor left beside the new partitions
+/// (a stale Parquet file in it would join the dataset), so the export stops, changing nothing.
+fn refuse_foreign_files(op: &'static str, out_dir: &Path, column: &str) -> Result<()> {
+    let own_prefix = format!("{}=", escape_segment(column));
+    let Ok(entries) = std::fs::read_dir(out_dir) else {
+        return Ok(()); // not created yet: nothing of the user's in it
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&own_prefix) && path.is_dir() && !holds_only_split_files(&path) {
+            return Err(Error::invalid(
+                op,
+                "out_dir",
+                format!(
+                    "{} holds files a split export does not write, and this export would replace \
+                     the directory; move those files elsewhere or export to another directory \
+                     (nothing was changed)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The partition directories (`<column>=<value>`) listed by an earlier manifest in `out_dir`

@@ -73,7 +73,7 @@ pub(crate) fn path_literal(op: &'static str, path: &Path) -> Result<String> {
 pub(crate) fn holds_no_statement(sql: &str) -> bool {
     let mut rest = sql;
     loop {
-        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ';');
         if rest.is_empty() {
             return true;
         }
@@ -82,9 +82,9 @@ pub(crate) fn holds_no_statement(sql: &str) -> bool {
                 Some(end) => rest = &after[end..],
                 None => return true,
             }
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            match after.find("*/") {
-                Some(end) => rest = &after[end + 2..],
+        } else if rest.starts_with("/*") {
+            match block_comment_end(rest) {
+                Some(end) => rest = &rest[end..],
                 // Unterminated: DuckDB's own error says so.
                 None => return false,
             }
@@ -92,6 +92,29 @@ pub(crate) fn holds_no_statement(sql: &str) -> bool {
             return false;
         }
     }
+}
+
+/// The byte just past the block comment `text` starts with; DuckDB nests them.
+fn block_comment_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i + 1 < bytes.len() {
+        match &bytes[i..i + 2] {
+            b"/*" => {
+                depth += 1;
+                i += 2;
+            }
+            b"*/" => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Refuses an empty path (the file system would only say "No such file or directory").
@@ -128,10 +151,24 @@ mod tests {
         );
         assert_eq!(path_literal("t", Path::new("/a/~b")).unwrap(), "'/a/~b'");
         assert!(require_path("t", "path", Path::new("")).is_err());
-        for empty in ["", " ;\n;", "-- c", "/* a */ -- b\n ;", "\r\n"] {
+        for empty in [
+            "",
+            " ;\n;",
+            "-- c",
+            "/* a */ -- b\n ;",
+            "\r\n",
+            "/* a /* b */ c */",
+        ] {
             assert!(holds_no_statement(empty), "{empty:?}");
         }
-        for some in ["SELECT 1", "-- c\nSELECT 1", "/* a */ x", "/* open"] {
+        for some in [
+            "SELECT 1",
+            "-- c\nSELECT 1",
+            "/* a */ x",
+            "/* open",
+            "/* a /* b */ x",
+            "\u{a0}",
+        ] {
             assert!(!holds_no_statement(some), "{some:?}");
         }
     }

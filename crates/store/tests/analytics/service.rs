@@ -265,3 +265,27 @@ fn call_with_progress_runs_import_with_a_forced_format_and_export() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert_eq!(err.field(), Some("format"));
 }
+
+#[test]
+fn threads_racing_to_the_first_analytics_call_share_one_database() {
+    // One read-write handle per file and process: the threads must not race to open it.
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::open(ServiceConfig::new(dir.path())).unwrap();
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    barrier.wait();
+                    service
+                        .call("store/sql", json!({"sql": "SELECT 1 AS x"}))
+                        .unwrap()
+                });
+            }
+        });
+        assert!(std::ptr::eq(
+            service.analytics().unwrap(),
+            service.analytics().unwrap()
+        ));
+    }
+}

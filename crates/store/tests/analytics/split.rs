@@ -533,7 +533,7 @@ fn partition_directories_holding_the_users_files_stop_the_export_and_keep_them()
     let refused = || {
         let err = expect_kind(
             db.export_split_parquet("t", tmp.path(), "k"),
-            ErrorKind::AlreadyExists,
+            ErrorKind::InvalidInput,
         );
         assert!(err.to_string().contains("k="), "{err}");
         assert_eq!(
