@@ -566,23 +566,28 @@ fn bignum_text(bytes: &[u8]) -> Option<String> {
         return None;
     }
     let negative = bytes[0] & 0x80 == 0;
-    let magnitude: Vec<u8> = bytes[3..]
-        .iter()
-        .map(|b| if negative { !b } else { *b })
+    let magnitude = bytes[3..].iter().map(|b| if negative { !b } else { *b });
+    // Big-endian base-2^64 limbs, the first padded on the left: 8 bytes per division step.
+    let padding = (8 - (bytes.len() - 3) % 8) % 8;
+    let padded: Vec<u8> = std::iter::repeat_n(0, padding).chain(magnitude).collect();
+    let mut limbs: Vec<u64> = padded
+        .chunks(8)
+        .map(|chunk| chunk.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)))
         .collect();
-    // Repeated division of the base-256 digits by 10^9 yields the decimal digits, 9 at a time.
-    let mut digits = magnitude;
+    // Repeated division by 10^19 (the largest power of ten under 2^64) yields the decimal
+    // digits, 19 at a time, least significant first.
+    const CHUNK: u128 = 10_000_000_000_000_000_000;
     let mut chunks = Vec::new();
-    while digits.iter().any(|d| *d != 0) {
-        let mut remainder = 0u64;
-        for d in digits.iter_mut() {
-            let acc = remainder << 8 | u64::from(*d);
-            *d = (acc / 1_000_000_000) as u8; // acc < 256 * 10^9, so the quotient is below 256
-            remainder = acc % 1_000_000_000;
+    while limbs.iter().any(|l| *l != 0) {
+        let mut remainder = 0u128;
+        for limb in limbs.iter_mut() {
+            let acc = remainder << 64 | u128::from(*limb);
+            *limb = (acc / CHUNK) as u64; // acc < CHUNK * 2^64, so the quotient fits
+            remainder = acc % CHUNK;
         }
         chunks.push(remainder);
-        let leading_zeros = digits.iter().take_while(|d| **d == 0).count();
-        digits.drain(..leading_zeros);
+        let leading_zeros = limbs.iter().take_while(|l| **l == 0).count();
+        limbs.drain(..leading_zeros);
     }
     let mut text = String::from(if negative { "-" } else { "" });
     match chunks.split_last() {
@@ -590,7 +595,7 @@ fn bignum_text(bytes: &[u8]) -> Option<String> {
         Some((first, rest)) => {
             text.push_str(&first.to_string());
             for chunk in rest.iter().rev() {
-                text.push_str(&format!("{chunk:09}"));
+                text.push_str(&format!("{chunk:019}"));
             }
         }
     }

@@ -518,6 +518,8 @@ fn bit_and_bignum_values_read_as_duckdb_prints_them_not_as_their_internal_bytes(
     let db = db();
     let long_bits = "1".repeat(37) + &"0".repeat(40) + "1";
     let huge = "1234567890123456789012345678901234567890123456789012345678901234567890";
+    let nines = "9".repeat(500);
+    let power = format!("1{}", "0".repeat(499));
     let mut exprs: Vec<String> = ["0", "1", "10101010", "101010101", "0000000000000000"]
         .iter()
         .chain([long_bits.as_str()].iter())
@@ -534,7 +536,11 @@ fn bit_and_bignum_values_read_as_duckdb_prints_them_not_as_their_internal_bytes(
         "1000000000",
         "-1000000000",
         "18446744073709551616",
+        "10000000000000000000",
+        "9999999999999999999",
         huge,
+        &nines,
+        &power,
     ] {
         exprs.push(format!("'{n}'::VARINT"));
         exprs.push(format!("'-{}'::VARINT", n.trim_start_matches('-')));
