@@ -178,7 +178,7 @@ impl Analytics {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Analytics> {
         const OP: &str = "Analytics::open";
-        let path = path.as_ref();
+        let path = &sql::as_duckdb_reads_it(OP, path.as_ref())?;
         check_path(OP, path)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
@@ -217,7 +217,7 @@ impl Analytics {
     /// ```
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Analytics> {
         const OP: &str = "Analytics::open_read_only";
-        let path = path.as_ref();
+        let path = &sql::as_duckdb_reads_it(OP, path.as_ref())?;
         check_path(OP, path)?;
         if !path.is_file() {
             return Err(Error::Missing {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::Home;
+use crate::support::{Home, TestCommand};
 
 #[test]
 fn sql_prints_a_table_json_and_csv() {
@@ -258,6 +258,29 @@ fn an_export_path_starting_with_a_tilde_is_relative_like_every_other_path() {
     assert!(cwd.path().join("~").join("out.parquet").is_file());
     run(&["export-split", "t", "n", "~/split"]);
     assert!(cwd.path().join("~").join("split").join("manifest.json").is_file());
+    let stray: Vec<_> = std::fs::read_dir(fake_home.path()).unwrap().collect();
+    assert!(stray.is_empty(), "files written to $HOME: {stray:?}");
+}
+
+#[test]
+fn a_home_starting_with_a_tilde_keeps_its_analytics_database_there() {
+    let cwd = tempfile::tempdir().unwrap();
+    let fake_home = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        TestCommand::new()
+            .args([
+                "--home",
+                "~h",
+                "sql",
+                "CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS n",
+            ])
+            .current_dir(cwd.path())
+            .env("HOME", fake_home.path())
+            .run()
+            .success();
+    }
+    // Before, DuckDB opened $HOME/h/workspace.duckdb while the KV store lived in ./~h.
+    assert!(cwd.path().join("~h").join("workspace.duckdb").is_file());
     let stray: Vec<_> = std::fs::read_dir(fake_home.path()).unwrap().collect();
     assert!(stray.is_empty(), "files written to $HOME: {stray:?}");
 }

@@ -34,8 +34,8 @@ pub(crate) struct FileClaim {
 /// `DuckDb` error (as DuckDB's own lock conflict between processes does) if the process
 /// already holds it in a conflicting way.
 pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<Option<FileClaim>> {
-    // DuckDB opens a fresh in-memory database for this name each time: nothing to share.
-    if path.as_os_str() == ":memory:" {
+    // DuckDB opens a fresh in-memory database for such a name each time: nothing to share.
+    if path.to_str().is_some_and(|p| p.starts_with(":memory:")) {
         return Ok(None);
     }
     let key = identity(path);
@@ -85,10 +85,21 @@ impl Drop for FileClaim {
 }
 
 /// The canonical path of `path`, or of its directory joined with its name while the file does
-/// not exist yet (an open about to create it).
+/// not exist yet (an open about to create it); a dangling symbolic link stands for its target,
+/// which the open creates.
 fn identity(path: &Path) -> PathBuf {
+    identity_within(path, 40)
+}
+
+fn identity_within(path: &Path, links_left: u32) -> PathBuf {
     if let Ok(canonical) = std::fs::canonicalize(path) {
         return canonical;
+    }
+    if links_left > 0 {
+        if let Ok(target) = std::fs::read_link(path) {
+            let base = path.parent().unwrap_or(Path::new("."));
+            return identity_within(&base.join(target), links_left - 1);
+        }
     }
     let parent = path
         .parent()

@@ -798,7 +798,10 @@ fn holds_only_split_files(dir: &Path) -> bool {
             || name
                 .strip_prefix("data-")
                 .and_then(|rest| rest.strip_suffix(".parquet"))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                // As `name_files` writes them: 1, 2, … without leading zeros.
+                .is_some_and(|n| {
+                    !n.starts_with('0') && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                })
     };
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries

@@ -49,23 +49,30 @@ pub(crate) fn path_literal(op: &'static str, path: &Path) -> Result<String> {
     let text = path
         .to_str()
         .ok_or_else(|| Error::invalid(op, "path", format!("{} is not valid UTF-8", path.display())))?;
-    // DuckDB expands a leading `~` to the home directory; the file system does not. The
-    // absolute form keeps DuckDB on the same file as every `std::fs` call (a `./` prefix is
-    // not enough: DuckDB drops it before creating partition directories).
     if text.starts_with('~') {
-        let absolute = std::path::absolute(path).map_err(|e| {
-            Error::invalid(
-                op,
-                "path",
-                format!(
-                    "cannot resolve {} against the current directory: {e}",
-                    path.display()
-                ),
-            )
-        })?;
-        return path_literal(op, &absolute);
+        return path_literal(op, &as_duckdb_reads_it(op, path)?);
     }
     literal(op, "path", text)
+}
+
+/// `path` in a form DuckDB reads as the same file every `std::fs` call does. DuckDB expands a
+/// leading `~` to the home directory and the file system does not, so such a path becomes
+/// absolute (a `./` prefix is not enough: DuckDB drops it before creating partition
+/// directories). Other paths are returned as they are.
+pub(crate) fn as_duckdb_reads_it(op: &'static str, path: &Path) -> Result<std::path::PathBuf> {
+    if !path.to_str().is_some_and(|p| p.starts_with('~')) {
+        return Ok(path.to_path_buf());
+    }
+    std::path::absolute(path).map_err(|e| {
+        Error::invalid(
+            op,
+            "path",
+            format!(
+                "cannot resolve {} against the current directory: {e}",
+                path.display()
+            ),
+        )
+    })
 }
 
 /// Whether SQL text holds no statement: only blanks, `;`, `--` comments and closed `/* */`

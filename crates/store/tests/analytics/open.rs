@@ -297,10 +297,25 @@ fn one_process_gets_one_read_write_handle_or_any_number_of_read_only_ones_per_fi
 
 #[test]
 fn memory_databases_opened_by_name_are_independent_and_never_conflict() {
-    let a = Analytics::open(":memory:").unwrap();
-    let b = Analytics::open(":memory:").unwrap();
-    a.exec_batch("CREATE TABLE only_in_a AS SELECT 1 AS x").unwrap();
-    assert!(!b.table_exists("only_in_a").unwrap());
+    for name in [":memory:", ":memory:named"] {
+        let a = Analytics::open(name).unwrap();
+        let b = Analytics::open(name).unwrap();
+        a.exec_batch("CREATE TABLE only_in_a AS SELECT 1 AS x").unwrap();
+        assert!(!b.table_exists("only_in_a").unwrap(), "{name}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dangling_symlink_claims_the_file_the_open_creates_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (real, link) = (dir.path().join("real.duckdb"), dir.path().join("link.duckdb"));
+    std::os::unix::fs::symlink("real.duckdb", &link).unwrap();
+    let through_link = Analytics::open(&link).unwrap();
+    assert!(real.is_file());
+    expect_kind(Analytics::open(&real), ErrorKind::DuckDb);
+    drop(through_link);
+    Analytics::open(&real).unwrap();
 }
 
 #[test]
