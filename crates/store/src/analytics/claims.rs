@@ -34,8 +34,9 @@ pub(crate) struct FileClaim {
 /// `DuckDb` error (as DuckDB's own lock conflict between processes does) if the process
 /// already holds it in a conflicting way.
 pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<Option<FileClaim>> {
-    // DuckDB opens a fresh in-memory database for such a name each time: nothing to share.
-    if path.to_str().is_some_and(|p| p.starts_with(":memory:")) {
+    // DuckDB opens a fresh in-memory database for this name each time: nothing to share.
+    // (`:memory:<name>` is a file name to DuckDB 2.0, and is claimed like any other.)
+    if path.as_os_str() == ":memory:" {
         return Ok(None);
     }
     let key = identity(path);
