@@ -467,12 +467,13 @@ fn table_counts_inventory_and_imports_see_only_this_database_with_another_attach
     assert_eq!(scalar(&db, "SELECT count(*) FROM other.theirs"), Value::Int(1));
 }
 
-/// Each expression read three ways: as a top-level column, nested in a list, and beside a
-/// `TIME_NS` column (which sends the whole result through Arrow), against DuckDB's own text
-/// for it (`CAST(… AS VARCHAR)`), or the given integer value.
-fn read_every_way(db: &Analytics, expr: &str) -> [Value; 3] {
+/// Asserts `expr` reads as `want` three ways: as a top-level column and nested in a list
+/// (duckdb-rs's borrowed values), and beside a `TIME_NS` column, which sends the whole result
+/// through Arrow.
+#[track_caller]
+fn assert_reads_as(db: &Analytics, expr: &str, want: &Value) {
     let row = db
-        .query_row(&format!("SELECT {expr}, [{expr}], '00:00:01'::TIME_NS"), &[])
+        .query_row(&format!("SELECT {expr}, [{expr}]"), &[])
         .unwrap()
         .unwrap();
     let Value::List(nested) = &row.values[1] else {
@@ -482,7 +483,14 @@ fn read_every_way(db: &Analytics, expr: &str) -> [Value; 3] {
         .query_row(&format!("SELECT '00:00:01'::TIME_NS, {expr}"), &[])
         .unwrap()
         .unwrap();
-    [row.values[0].clone(), nested[0].clone(), beside.values[1].clone()]
+    let ways = [
+        ("top level", &row.values[0]),
+        ("in a list", &nested[0]),
+        ("beside TIME_NS", &beside.values[1]),
+    ];
+    for (way, got) in ways {
+        assert_eq!(got, want, "{expr} read {way}");
+    }
 }
 
 #[test]
@@ -504,12 +512,7 @@ fn hugeint_uhugeint_and_integral_decimals_keep_their_sign_and_kind_at_every_nest
         ("-7::DECIMAL(38,0)".into(), Value::Other("-7".into())),
         ("1.50::DECIMAL(5,2)".into(), Value::Other("1.50".into())),
     ] {
-        for (way, got) in ["top level", "in a list", "beside TIME_NS"]
-            .iter()
-            .zip(read_every_way(&db, &expr))
-        {
-            assert_eq!(got, want, "{expr} read {way}");
-        }
+        assert_reads_as(&db, &expr, &want);
     }
 }
 
@@ -551,12 +554,7 @@ fn bit_and_bignum_values_read_as_duckdb_prints_them_not_as_their_internal_bytes(
             .unwrap()
             .unwrap();
         let want = Value::Other(duck.values[0].as_str().unwrap().to_string());
-        for (way, got) in ["top level", "in a list", "beside TIME_NS"]
-            .iter()
-            .zip(read_every_way(&db, &expr))
-        {
-            assert_eq!(got, want, "{expr} read {way}");
-        }
+        assert_reads_as(&db, &expr, &want);
     }
 }
 
