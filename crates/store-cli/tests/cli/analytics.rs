@@ -258,6 +258,12 @@ fn an_export_path_starting_with_a_tilde_is_relative_like_every_other_path() {
     assert!(cwd.path().join("~").join("out.parquet").is_file());
     run(&["export-split", "t", "n", "~/split"]);
     assert!(cwd.path().join("~").join("split").join("manifest.json").is_file());
+    // And an import reads the file just exported, not one under $HOME.
+    run(&["import", "back", "~/out.parquet"]);
+    assert_eq!(
+        home.json(&["sql", "SELECT count(*) AS n FROM back"])["rows"],
+        json!([[3]])
+    );
     let stray: Vec<_> = std::fs::read_dir(fake_home.path()).unwrap().collect();
     assert!(stray.is_empty(), "files written to $HOME: {stray:?}");
 }

@@ -492,8 +492,9 @@ impl Analytics {
 }
 
 /// A file name DuckDB reads as exactly that file. DuckDB expands glob patterns (`*`, `?`,
-/// `[…]`) and a leading `~` in the paths it reads, so a file whose name holds them is read
-/// through a symlink with a plain name in a private temporary directory (removed on drop).
+/// `[…]`) in the paths it reads, so a file whose name holds them is read through a symlink
+/// with a plain name in a private temporary directory (removed on drop). A leading `~` needs
+/// no link: [`sql::path_literal`] hands DuckDB such a path in absolute form.
 struct LiteralPath {
     path: PathBuf,
     link_dir: Option<PathBuf>,
@@ -516,7 +517,7 @@ pub(crate) fn unique_name(prefix: &str) -> String {
 impl LiteralPath {
     fn new(op: &'static str, path: &Path) -> Result<LiteralPath> {
         let text = path.to_string_lossy();
-        if !text.contains(GLOB_CHARS) && !text.starts_with('~') {
+        if !text.contains(GLOB_CHARS) {
             return Ok(LiteralPath {
                 path: path.to_path_buf(),
                 link_dir: None,

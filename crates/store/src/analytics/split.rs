@@ -158,10 +158,10 @@ fn value_segment(value: Option<&str>, limit: usize) -> String {
 }
 
 /// Whether a value's directory name would be over `limit` bytes (it then goes to
-/// `__long__<hash>`, and the files must keep the column so the value survives).
+/// `__long__<hash>`, and the files must keep the column so the value survives). Only long
+/// values get such a name: one spelled like it is escaped by [`value_segment`].
 fn too_long_for_a_name(value: &str, limit: usize) -> bool {
-    let marker_escape = if value.starts_with(LONG_PREFIX) { 2 } else { 0 };
-    escape_segment(value).len() + marker_escape > limit
+    value_segment(Some(value), limit).starts_with(LONG_PREFIX)
 }
 
 /// The longest escaped value that goes into a directory name under `column`:
