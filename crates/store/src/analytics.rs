@@ -497,12 +497,9 @@ impl Analytics {
 }
 
 fn check_path(op: &'static str, path: &Path) -> Result<()> {
-    if path.as_os_str().is_empty() || path.to_string_lossy().contains('\0') {
-        return Err(Error::invalid(
-            op,
-            "path",
-            "the database path is empty or contains NUL",
-        ));
+    sql::require_path(op, "path", path)?;
+    if path.to_string_lossy().contains('\0') {
+        return Err(Error::invalid(op, "path", "the database path contains NUL"));
     }
     Ok(())
 }
