@@ -188,8 +188,8 @@ fn interactive(out: &Output) -> bool {
     !out.json && !out.quiet && std::io::stderr().is_terminal()
 }
 
-/// Runs `action` with a progress bar on stderr (percent done, from DuckDB's estimate) when
-/// interactive.
+/// Runs `action` with a progress display on stderr when interactive: a spinner with the rows
+/// done while DuckDB has no estimate of the total, a bar (percent done) once it has one.
 #[cfg(feature = "analytics")]
 fn with_progress(
     out: &Output,
@@ -201,15 +201,28 @@ fn with_progress(
     if !interactive(out) {
         return service.call(action, request);
     }
-    let bar = indicatif::ProgressBar::new(100).with_message(message.to_string());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos:>3}% ({elapsed})") {
-        bar.set_style(style.progress_chars("=> "));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_string());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {human_pos} rows ({elapsed})")
+    {
+        bar.set_style(style);
     }
     bar.enable_steady_tick(std::time::Duration::from_millis(100));
-    let report = |p: store::analytics::ImportProgress| {
-        if let Some(percent) = p.percentage {
+    let estimated = AtomicBool::new(false);
+    let report = |p: store::analytics::ImportProgress| match p.percentage {
+        Some(percent) => {
+            if !estimated.swap(true, Ordering::Relaxed) {
+                bar.set_length(100);
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos:>3}% ({elapsed})")
+                {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+            }
             bar.set_position(percent.clamp(0.0, 100.0) as u64);
         }
+        None if !estimated.load(Ordering::Relaxed) => bar.set_position(p.rows_processed),
+        None => {}
     };
     let result = service.call_with_progress(action, request, &report);
     bar.finish_and_clear();

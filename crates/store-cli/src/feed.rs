@@ -69,14 +69,17 @@ pub fn follow(
             "following changes after seq {since} (SEQ, KIND, GROUP, KEY, VALUE, tab-separated); Ctrl-C to stop"
         );
     }
+    // While nothing new arrives, `since` stays put and every poll reports the same gap.
+    let mut warned_for = None;
     while !stop.load(Ordering::SeqCst) {
         let batch = service.call("store/changes", json!({"since": since, "limit": BATCH}))?;
         let changes = batch["changes"].as_array().cloned().unwrap_or_default();
         for change in changes.iter().cloned().filter_map(|c| filter.apply(c)) {
             print_change(out, &change);
         }
-        if batch["gap"] == true && !out.json {
+        if batch["gap"] == true && !out.json && warned_for != Some(since) {
             eprintln!("warning: changes after seq {since} were pruned before they could be read");
+            warned_for = Some(since);
         }
         since = batch["next_seq"].as_u64().unwrap_or(since);
         if (changes.len() as u64) < BATCH {

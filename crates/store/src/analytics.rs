@@ -53,6 +53,12 @@ pub use value::{Row, Rows, Value};
 /// Message of a `kv_entries` scan whose store is closed (mapped to `Error::Closed`).
 pub(crate) const KV_CLOSED: &str = "kv_entries: the KV store is closed; attach an open store again";
 
+/// Message of a `kv_entries` query issued inside a transaction of its store, on the thread
+/// running that transaction (mapped to `Error::InvalidInput { field: "transaction" }`).
+pub(crate) const KV_IN_TRANSACTION: &str = "kv_entries: queried inside a transaction of its KV store, on the \
+     transaction's thread; the scan cannot see the transaction's writes (and an in-memory store's \
+     scan would wait for it forever): query after the transaction, or read through the transaction";
+
 /// A DuckDB database: a file (read-write or read-only) or in memory.
 ///
 /// # Examples

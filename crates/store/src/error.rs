@@ -501,8 +501,12 @@ impl Error {
     #[cfg(feature = "analytics")]
     pub(crate) fn duckdb(op: &'static str, context: impl Into<String>, source: duckdb::Error) -> Self {
         // A `kv_entries` scan over a closed store fails inside DuckDB; report it as what it is.
-        if source.to_string().contains(crate::analytics::KV_CLOSED) {
+        let text = source.to_string();
+        if text.contains(crate::analytics::KV_CLOSED) {
             return Error::Closed { op, what: "store" };
+        }
+        if text.contains(crate::analytics::KV_IN_TRANSACTION) {
+            return Error::invalid(op, "transaction", crate::analytics::KV_IN_TRANSACTION);
         }
         Error::DuckDb {
             op,

@@ -334,7 +334,9 @@ impl ScopedStore {
     pub fn usage(&self) -> Result<Usage> {
         const OP: &str = "ScopedStore::usage";
         let now = self.store.now();
-        self.store.read(OP, |c| self.scope.usage(c, now))
+        // Counters and expired rows from one snapshot, or a purge in between counts twice.
+        self.store
+            .read(OP, |c| sqlite::snapshot(c, |c| self.scope.usage(c, now)))
     }
 
     /// [`Kv::set`] on the group [`DEFAULT_GROUP`].

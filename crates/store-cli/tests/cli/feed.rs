@@ -300,6 +300,25 @@ fn changes_follow_json_prints_other_process_writes_and_exits_0_on_sigint() {
 }
 
 #[test]
+fn changes_follow_reports_a_pruned_gap_once_not_on_every_poll() {
+    let home = Home::new();
+    home.set("g", "a", "1");
+    home.set("g", "b", "2");
+    let mut config = store::StoreConfig::file(home.path().join("state.db"));
+    config.changes.max_age = Some(Duration::ZERO);
+    let store = store::Store::open_with(config).unwrap();
+    assert_eq!(store.prune_changes().unwrap(), 2);
+    store.close().unwrap();
+    let follow = home.spawn(&["changes", "--follow", "--since", "0"]);
+    follow.expect_stderr("were pruned", STARTUP);
+    // The follower polls every 200 ms; nothing new arrives, so the gap stays.
+    std::thread::sleep(Duration::from_secs(1));
+    let again = follow.stderr_so_far();
+    assert!(!again.iter().any(|l| l.contains("were pruned")), "{again:?}");
+    follow.interrupt_and_expect_exit_0();
+}
+
+#[test]
 fn changes_follow_without_since_starts_at_the_newest_change() {
     let home = Home::new();
     home.set("g", "old", "1");

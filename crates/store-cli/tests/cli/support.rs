@@ -303,6 +303,11 @@ impl Background {
         }
     }
 
+    /// The stderr lines printed so far and not yet read.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+
     /// Sends SIGINT (as Ctrl-C would) with `kill -INT <pid>`.
     pub fn interrupt(&self) {
         let status = std::process::Command::new("kill")

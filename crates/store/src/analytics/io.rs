@@ -145,9 +145,10 @@ impl Analytics {
         if !looks_like_query(table_or_query) {
             sql::ident(OP, "table", table_or_query)?;
         }
-        ensure_parent(OP, path)?;
         let rows = self.with_conn(OP, |conn| {
             let source = source_sql(OP, conn, table_or_query)?;
+            // Only with the source known to exist: a missing table creates no directories.
+            ensure_parent(OP, path)?;
             let copy = format!(
                 "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec})",
                 sql::path_literal(OP, &tmp)?

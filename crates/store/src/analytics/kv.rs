@@ -74,6 +74,16 @@ impl VTab for KvScan {
         }
         let id =
             u64::try_from(id.to_int64()).map_err(|_| "kv_entries_scan(id) takes a non-negative store id")?;
+        // Bind runs on the thread that issued the query; the scan may run on a DuckDB worker,
+        // where the store's "not inside your own transaction" check cannot see the caller.
+        let in_transaction = STORES
+            .lock()
+            .get(&id)
+            .and_then(Weak::upgrade)
+            .is_some_and(|inner| inner.in_transaction_here());
+        if in_transaction {
+            return Err(super::KV_IN_TRANSACTION.into());
+        }
         Ok(ScanBind { id })
     }
 

@@ -623,6 +623,9 @@ fn collect(
             .map(|f| parquet_rows(op, conn, f))
             .sum::<Result<u64>>()?;
     }
+    for s in staged.iter_mut().filter(|s| s.files.len() > 1) {
+        s.files = vec![merge_files(op, conn, &s.dir, &s.files)?];
+    }
     // Marker keys stand for values we must read back: the NULL marker's spelling and long ones.
     let keyed = layout == Layout::Keyed;
     for s in staged
@@ -936,7 +939,7 @@ fn prepare_dirs(op: &'static str, staged: &mut [Staged]) -> Result<Vec<usize>> {
 }
 
 /// DuckDB writes one file per partition in the common case; it becomes `data.parquet`. If it
-/// wrote several, they become `data.parquet`, `data-1.parquet`, … (still one dataset per value).
+/// wrote several, they become `data.parquet`, `data-1.parquet`, … for [`merge_files`] to join.
 fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |source, path: &Path| Error::Io {
         op,
@@ -948,7 +951,9 @@ fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
         .filter_map(|f| f.ok().map(|f| f.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .collect();
-    files.sort();
+    // DuckDB numbers a partition's files `data_0`, `data_1`, …: shorter names first keeps
+    // `data_10` after `data_9`.
+    files.sort_by_key(|p| (p.as_os_str().len(), p.clone()));
     let mut named = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         let name = if i == 0 {
@@ -960,6 +965,39 @@ fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
         named.push(name);
     }
     Ok(named)
+}
+
+/// Joins a partition's several files into its one `data.parquet`.
+///
+/// DuckDB's partitioned COPY keeps at most `partitioned_write_max_open_files` (100) files open;
+/// with more partitions it closes one and later starts a new file for the same value, so a
+/// partition can arrive in pieces. The spec promises one file per value, and the manifest names
+/// one, so the pieces are rewritten as one file; only such partitions pay for this.
+fn merge_files(op: &'static str, conn: &Connection, dir: &Path, files: &[PathBuf]) -> Result<PathBuf> {
+    let sources = files
+        .iter()
+        .map(|f| sql::path_literal(op, f))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = dir.join("data.parquet.merged");
+    let copy = format!(
+        "COPY (SELECT * FROM read_parquet([{}], hive_partitioning = false)) TO {} \
+         (FORMAT parquet, COMPRESSION zstd)",
+        sources.join(", "),
+        sql::path_literal(op, &merged)?
+    );
+    conn.execute_batch(&copy)
+        .map_err(|e| Error::duckdb(op, "join the files of one partition", e))?;
+    let io = |source, path: &Path| Error::Io {
+        op,
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    for file in files {
+        std::fs::remove_file(file).map_err(|e| io(e, file))?;
+    }
+    let target = dir.join(DATA_FILE);
+    std::fs::rename(&merged, &target).map_err(|e| io(e, &target))?;
+    Ok(target)
 }
 
 #[cfg(test)]

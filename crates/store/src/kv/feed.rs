@@ -204,10 +204,13 @@ impl Store {
                 format!("{limit} is out of range; pass 1 to {MAX_CHANGES_PER_CALL}"),
             ));
         }
+        // One snapshot: a prune between the two reads would report a gap that is not there.
         let (rows, pruned_through) = self.read(OP, |c| {
-            let rows = sqlite::changes_after(c, after, limit as i64)?;
-            let pruned = sqlite::meta_get(c, sqlite::PRUNED_THROUGH)?.unwrap_or(0);
-            Ok((rows, pruned))
+            sqlite::snapshot(c, |c| {
+                let rows = sqlite::changes_after(c, after, limit as i64)?;
+                let pruned = sqlite::meta_get(c, sqlite::PRUNED_THROUGH)?.unwrap_or(0);
+                Ok((rows, pruned))
+            })
         })?;
         let mut changes = Vec::with_capacity(rows.len());
         for (seq, at_ms, kind, group, key, value, expires_at) in rows {

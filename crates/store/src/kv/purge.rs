@@ -79,13 +79,19 @@ fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
         if !inner.is_open() {
             return;
         }
-        let mut result = purge_prefix(&*inner, OP, "", inner.now(), i64::MAX).map(drop);
-        if result.is_ok() && inner.config().changes.enabled {
-            result = prune(&inner, OP).map(drop);
-        }
-        if let Err(e) = result {
-            if !e.is_closed() {
-                log::warn!("store: background purge failed (will retry): {e}");
+        // Each step runs even if the other failed: a purge that keeps failing must not stop
+        // the feed from being pruned, nor the other way round.
+        let purged = purge_prefix(&*inner, OP, "", inner.now(), i64::MAX).map(drop);
+        let pruned = if inner.config().changes.enabled {
+            prune(&inner, OP).map(drop)
+        } else {
+            Ok(())
+        };
+        for (what, result) in [("purge", purged), ("change-feed prune", pruned)] {
+            if let Err(e) = result {
+                if !e.is_closed() {
+                    log::warn!("store: background {what} failed (will retry): {e}");
+                }
             }
         }
     }

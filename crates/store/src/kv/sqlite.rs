@@ -369,6 +369,24 @@ pub(crate) fn purge_expired(
 // ---------------------------------------------------------------------------------------------
 // Metadata
 
+/// Runs a read of several statements in one read transaction, so it sees one snapshot (in
+/// autocommit each statement would see its own, and a write committed in between could show
+/// half). Inside a transaction already, `f` simply runs in it.
+pub(crate) fn snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    if !conn.is_autocommit() {
+        return f(conn);
+    }
+    conn.execute_batch("BEGIN")?;
+    let result = f(conn);
+    // A read transaction has nothing to commit; ending it releases the snapshot either way.
+    let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let value = result?;
+    end.map(|()| value)
+}
+
 pub(crate) fn meta_get(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT value FROM store_meta WHERE name = ?1")?
         .query_row([name], |r| r.get(0))

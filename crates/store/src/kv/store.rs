@@ -401,6 +401,11 @@ impl Inner {
         self.txn_owner.store(thread_token(), Ordering::Relaxed);
     }
 
+    /// Whether the calling thread is running a transaction of this store.
+    pub(crate) fn in_transaction_here(&self) -> bool {
+        self.txn_owner.load(Ordering::Relaxed) == thread_token()
+    }
+
     pub(crate) fn leave_transaction(&self) {
         self.txn_owner.store(0, Ordering::Relaxed);
     }

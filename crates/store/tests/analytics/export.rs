@@ -152,10 +152,13 @@ fn a_failing_export_leaves_the_existing_target_untouched() {
 #[test]
 fn exporting_a_missing_table_is_missing_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.parquet");
+    let path = dir.path().join("new").join("dirs").join("t.parquet");
     let name = expect_missing(db().export_parquet("no_such_table", &path), "table");
     assert_eq!(name, "no_such_table");
-    assert!(!path.exists());
+    assert!(
+        !dir.path().join("new").exists(),
+        "no directories for a failed export"
+    );
 }
 
 #[test]

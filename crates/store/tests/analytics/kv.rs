@@ -200,6 +200,41 @@ fn kv_entries_after_the_store_is_closed_fails_mentioning_closed() {
     assert_eq!(scalar(&db, "SELECT 1"), Value::Int(1));
 }
 
+/// SPEC §3.3: a store call on the thread running the store's transaction is `InvalidInput`,
+/// never a deadlock. The scan may run on a DuckDB worker thread, which for an in-memory store
+/// would wait for the transaction's lock while the transaction waits for the query.
+#[test]
+fn kv_entries_inside_the_stores_own_transaction_is_invalid_input_not_a_hang() {
+    let (store, _clock) = memory_store();
+    for i in 0..5_000 {
+        store.set("g", &format!("k{i}"), "v").unwrap();
+    }
+    let db = std::sync::Arc::new(Analytics::in_memory().unwrap());
+    db.attach_kv(&store).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = {
+        let (store, db) = (store.clone(), db.clone());
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                let result = store.transaction(|tx| {
+                    tx.set("g", "in-txn", "x")?;
+                    db.query("SELECT count(*) FROM kv_entries", &[]).map(drop)
+                });
+                let err = result.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+                assert!(err.to_string().contains("transaction"), "{err}");
+            }
+            done_tx.send(()).unwrap();
+        })
+    };
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a kv_entries query inside the store's transaction hung");
+    worker.join().unwrap();
+    // Outside the transaction the query works, and the failed transactions wrote nothing.
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(5_000));
+}
+
 #[test]
 fn kv_entries_after_the_store_is_dropped_fails_mentioning_closed() {
     let (store, _clock) = memory_store();

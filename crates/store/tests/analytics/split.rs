@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use store::ErrorKind;
 use store::analytics::{Analytics, SplitManifest, Value};
 
-use crate::support::{count, expect_kind, expect_missing, files_under, lit, multiset, names_in, project};
+use crate::support::{
+    all_rows, count, expect_kind, expect_missing, files_under, lit, multiset, names_in, project, scalar,
+};
 
 /// The spec's acceptance values (NULL added separately).
 const VALUES: [&str; 10] = ["m1", "m2", "a/b", "../x", "A", "a", "", "x=y", "%41", "über"];
@@ -123,6 +125,44 @@ fn each_value_gets_exactly_one_data_parquet() {
         let dir = dir.parent().unwrap();
         assert_eq!(names_in(dir), ["data.parquet"], "in {}", dir.display());
     }
+}
+
+/// DuckDB's partitioned COPY closes files beyond `partitioned_write_max_open_files` and starts
+/// a new file when the value comes back; the pieces must end up as the value's one file, with
+/// every row, and the manifest's counts must be those of the files.
+#[test]
+fn a_partition_duckdb_wrote_in_pieces_becomes_one_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    // 150 values (below the own writer's threshold), interleaved, 40 rows each.
+    db.exec_batch("CREATE TABLE t AS SELECT 'v' || (i % 150) AS k, i AS n FROM range(6000) r(i)")
+        .unwrap();
+    db.with_connection(|c| {
+        c.execute_batch(
+            "SET partitioned_write_max_open_files = 4; SET partitioned_write_flush_threshold = 500",
+        )
+    })
+    .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert_eq!(manifest.files.len(), 150);
+    assert_eq!(manifest.total_rows, 6000);
+    for file in &manifest.files {
+        let path = tmp.path().join(&file.path);
+        assert_eq!(
+            names_in(path.parent().unwrap()),
+            ["data.parquet"],
+            "{}",
+            file.path
+        );
+        let rows = scalar(&db, &format!("SELECT count(*) FROM read_parquet({})", lit(&path)));
+        assert_eq!(rows, Value::Int(file.rows as i64), "{}", file.path);
+        assert_eq!(file.rows, 40, "{}", file.path);
+    }
+    let back = read_back(&db, tmp.path(), true);
+    assert_eq!(
+        multiset(&project(&back, &["k", "n"])),
+        multiset(&all_rows(&db, "t"))
+    );
 }
 
 #[test]
