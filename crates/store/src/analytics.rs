@@ -53,6 +53,9 @@ pub use value::{Row, Rows, Value};
 /// Message of a `kv_entries` scan whose store is closed (mapped to `Error::Closed`).
 pub(crate) const KV_CLOSED: &str = "kv_entries: the KV store is closed; attach an open store again";
 
+/// How a job whose progress callback panicked fails (mapped to `InvalidInput { field: "progress" }`).
+pub(crate) const PROGRESS_PANICKED: &str = "the progress callback panicked";
+
 /// Message of a `kv_entries` query issued inside a transaction of its store, on the thread
 /// running that transaction (mapped to `Error::InvalidInput { field: "transaction" }`).
 pub(crate) const KV_IN_TRANSACTION: &str = "kv_entries: queried inside a transaction of its KV store, on the \
@@ -731,8 +734,8 @@ impl duckdb::ToSql for Value {
                 Value::Float(f) => D::Double(*f),
                 Value::Text(s) | Value::Other(s) => D::Text(s.clone()),
                 Value::Blob(b) => D::Blob(b.clone()),
-                Value::Timestamp(us) => D::Timestamp(TimeUnit::Microsecond, *us),
-                Value::Date(d) => D::Date32(*d),
+                Value::Timestamp(us) => D::Timestamp(TimeUnit::Microsecond, value::duckdb_micros(*us)),
+                Value::Date(d) => D::Date32(value::duckdb_days(*d)),
                 Value::List(items) => D::List(items.iter().map(owned).collect()),
                 Value::Struct(fields) => D::Struct(
                     fields

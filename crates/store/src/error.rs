@@ -208,7 +208,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// A template failed to parse or render.
-    #[error("{op}: template error: {source}; fix the template syntax")]
+    #[error("{op}: template error: {source}{}", template_hint(source))]
     Template {
         /// Failing operation.
         op: &'static str,
@@ -263,6 +263,16 @@ fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
         Some(ErrorCode::DiskFull) => "; free disk space and retry",
         Some(ErrorCode::DatabaseCorrupt) => "; the file is damaged: restore it from a backup",
         _ => "",
+    }
+}
+
+fn template_hint(err: &minijinja::Error) -> &'static str {
+    match err.kind() {
+        minijinja::ErrorKind::OutOfFuel => {
+            "; the template does too much work (long loops or huge output): simplify it"
+        }
+        minijinja::ErrorKind::InvalidOperation => "; shorten or simplify the template",
+        _ => "; fix the template",
     }
 }
 
@@ -468,6 +478,19 @@ impl Error {
         matches!(self, Error::Conflict { .. })
     }
 
+    /// Whether this is SQLite's "busy"/"locked": another connection held the write lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::Kv;
+    /// let store = store::Store::in_memory()?;
+    /// assert!(!store.get("g", "k").unwrap_err().is_busy());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Sqlite { source, .. } if crate::kv::sqlite::conn::is_busy(source))
+    }
+
     /// `true` for [`Error::Closed`].
     ///
     /// # Examples
@@ -507,6 +530,9 @@ impl Error {
         }
         if text.contains(crate::analytics::KV_IN_TRANSACTION) {
             return Error::invalid(op, "transaction", crate::analytics::KV_IN_TRANSACTION);
+        }
+        if text.contains(crate::analytics::PROGRESS_PANICKED) {
+            return Error::invalid(op, "progress", text);
         }
         Error::DuckDb {
             op,

@@ -170,6 +170,30 @@ impl Scope {
         }
     }
 
+    /// The stored name of a local group, checked against the group length limit: the
+    /// namespace prefix counts, so a local group may be up to `prefix` bytes shorter than an
+    /// unscoped one (otherwise the store would hold a name its own unscoped calls refuse).
+    #[inline]
+    pub(crate) fn group<'a>(&self, op: &'static str, local: &'a str) -> Result<Cow<'a, str>> {
+        let full = self.full(local);
+        if full.len() > validate::MAX_NAME_BYTES {
+            return Err(Error::invalid(
+                op,
+                "group",
+                format!(
+                    "the group is {} bytes and is stored as {:?} + group, {} bytes, over the limit of {}; \
+                     shorten it to at most {} bytes",
+                    local.len(),
+                    self.prefix,
+                    full.len(),
+                    validate::MAX_NAME_BYTES,
+                    validate::MAX_NAME_BYTES - self.prefix.len()
+                ),
+            ));
+        }
+        Ok(full)
+    }
+
     /// The local name of a stored group of this scope.
     #[inline]
     pub(crate) fn local<'a>(&self, full: &'a str) -> &'a str {

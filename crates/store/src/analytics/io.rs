@@ -21,7 +21,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// Options of a CSV import.
 ///
 /// Imports read RFC 4180 CSV: fields separated by `delimiter` (`,` unless set), quoted with
-/// `"` (a quote inside a quoted field doubled). A row with more or fewer fields than the header,
+/// `"` (a quote inside a quoted field doubled). An empty field is NULL, a quoted empty field
+/// (`""`) the empty string, as `store sql --csv` writes them (so `""` in a numeric column is a
+/// parse error, not NULL). A row with more or fewer fields than the header,
 /// or a quote that never closes, fails the import and changes nothing. DuckDB's dialect sniffer
 /// is deliberately not asked to guess the delimiter: on a malformed file it "succeeds" with
 /// another dialect (e.g. the whole line as one column) instead of reporting the error.
@@ -470,9 +472,11 @@ impl Analytics {
                         "'\"' is the quote character; pick another",
                     ));
                 }
+                // `allow_quoted_nulls = false`: `""` is the empty string, as in RFC 4180 and as
+                // `store sql --csv` writes it; only an empty unquoted field is NULL.
                 format!(
                     "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"', \
-                     hive_partitioning = false)",
+                     allow_quoted_nulls = false, hive_partitioning = false)",
                     o.header,
                     sql::literal(op, "delimiter", &delimiter.to_string())?
                 )
@@ -958,37 +962,65 @@ pub(crate) fn report_done(progress: Option<ProgressFn<'_>>, rows: u64) {
 }
 
 /// Runs `work` while a helper thread reports DuckDB's progress estimate to `progress`.
+///
+/// A callback that panics is not called again: its panic is caught on the helper thread, the
+/// running statement is interrupted, and the job fails with an error naming the panic, so the
+/// caller's usual failure path runs (the import's transaction rolls back, the export's staged
+/// files go). Left to unwind, the panic would surface only after `work` and skip that path.
 pub(crate) fn with_progress<T>(
     conn: &Connection,
     progress: Option<ProgressFn<'_>>,
     work: impl FnOnce() -> duckdb::Result<T>,
 ) -> duckdb::Result<T> {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let Some(report) = progress else { return work() };
     if conn.set_query_progress_tracking(true).is_err() {
         return work();
     }
-    let handle = conn.progress_handle();
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let (handle, interrupt) = (conn.progress_handle(), conn.interrupt_handle());
+    let done = AtomicBool::new(false);
+    let panicked = parking_lot::Mutex::new(None::<String>);
     let result = std::thread::scope(|scope| {
         scope.spawn(|| {
-            while !done.load(std::sync::atomic::Ordering::Acquire) {
+            while !done.load(Ordering::Acquire) {
                 std::thread::sleep(PROGRESS_EVERY);
                 let p = handle.query_progress();
-                if p.is_available() {
-                    report(ImportProgress {
-                        rows_processed: p.rows_processed(),
-                        total_rows: p.total_rows_to_process(),
-                        percentage: p.percentage(),
-                    });
+                if !p.is_available() {
+                    continue;
+                }
+                let update = ImportProgress {
+                    rows_processed: p.rows_processed(),
+                    total_rows: p.total_rows_to_process(),
+                    percentage: p.percentage(),
+                };
+                let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(update)));
+                if let Err(payload) = call {
+                    *panicked.lock() = Some(panic_message(payload.as_ref()));
+                    interrupt.interrupt();
+                    return;
                 }
             }
         });
         let result = work();
-        done.store(true, std::sync::atomic::Ordering::Release);
+        done.store(true, Ordering::Release);
         result
     });
     let _ = conn.set_query_progress_tracking(false);
-    result
+    match panicked.into_inner() {
+        Some(message) => Err(duckdb::Error::ToSqlConversionFailure(
+            format!("{} ({message}); nothing was kept", super::PROGRESS_PANICKED).into(),
+        )),
+        None => result,
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic payload".into())
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ fn timestamp(name: &str) -> Field {
 }
 
 fn micros(at: Option<UnixMillis>, now_us: i64) -> i64 {
-    at.map_or(now_us, |ms| ms.saturating_mul(1000))
+    at.map_or(now_us, |ms| super::value::duckdb_micros(ms.saturating_mul(1000)))
 }
 
 struct CheckpointColumns {

@@ -813,6 +813,23 @@ impl serde::Serialize for Row {
     }
 }
 
+/// The earliest finite `TIMESTAMP` DuckDB can handle, in microseconds: its first whole day
+/// (-106,751,991 days). Below it, turning the value into a date overflows inside DuckDB, which
+/// then invalidates the whole database ("must be restarted").
+const MIN_FINITE_MICROS: i64 = -106_751_991 * 86_400_000_000;
+
+/// A timestamp in microseconds as DuckDB may store it: values before its range saturate to
+/// `-infinity` (`-i64::MAX`), as `i64::MAX` already means `infinity`.
+pub(crate) fn duckdb_micros(us: i64) -> i64 {
+    if us < MIN_FINITE_MICROS { -i64::MAX } else { us }
+}
+
+/// A date in days as DuckDB may store it: `i32::MIN` (outside its range) saturates to
+/// `-infinity` (`-i32::MAX`).
+pub(crate) fn duckdb_days(days: i32) -> i32 {
+    days.max(-i32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,11 @@ pub enum Statements {
     One,
     /// Several statements: always inside `BEGIN IMMEDIATE … COMMIT`.
     Many,
+    /// Several statements, worth running only if the write can start at once (a lazy expiry's
+    /// delete, which a read must not wait for): when another thread or connection is writing,
+    /// the write fails at once with a busy [`Error::Sqlite`](crate::Error::Sqlite) instead of
+    /// waiting. Inside a transaction, which already holds the lock, it simply runs.
+    IfFree,
 }
 
 /// A handle's way into the database. Sealed: implemented only inside the crate.

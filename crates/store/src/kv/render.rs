@@ -134,6 +134,10 @@ mod tests {
         assert_eq!(out, "g|shadowed|dash");
         let err = render("t", "{% for i in range(100000) %}{{ i }}{% endfor %}", "g", &e).unwrap_err();
         assert!(matches!(err, Error::Template { .. }));
+        // The fix offered is about the work done, not the syntax (which is fine).
+        assert!(err.to_string().contains("too much work"), "{err}");
+        let err = render("t", "{{ 1 + }}", "g", &e).unwrap_err();
+        assert!(err.to_string().ends_with("; fix the template"), "{err}");
     }
 
     #[test]

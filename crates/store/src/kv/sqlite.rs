@@ -106,8 +106,27 @@ fn text_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<String> 
     })
 }
 
+/// Reads an `expires_at` written by any program the way SQL compares it with `now`: NULL never
+/// expires; a fractional number counts as the next whole millisecond (`1000.5 > now` exactly
+/// when `1001 > now`, `now` being whole); text and blobs sort above every number in SQLite,
+/// so like NULL they never expire.
+fn expiry_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<i64>> {
+    Ok(match row.get_ref(idx)? {
+        ValueRef::Integer(i) => Some(i),
+        // `as` saturates, and SQLite stores no NaN (it becomes NULL).
+        ValueRef::Real(r) => Some(r.ceil() as i64),
+        ValueRef::Null | ValueRef::Text(_) | ValueRef::Blob(_) => None,
+    })
+}
+
+/// Reads a `version` written by any program: a whole number of at least 0 (anything else is 0).
 fn version_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u64> {
-    Ok(u64::try_from(row.get::<_, Option<i64>>(idx)?.unwrap_or(0)).unwrap_or(0))
+    Ok(match row.get_ref(idx)? {
+        ValueRef::Integer(i) => u64::try_from(i).unwrap_or(0),
+        // `as` saturates: negative numbers become 0.
+        ValueRef::Real(r) => r as u64,
+        ValueRef::Null | ValueRef::Text(_) | ValueRef::Blob(_) => 0,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,7 +141,7 @@ pub(crate) fn get(conn: &Connection, group: &str, key: &str) -> rusqlite::Result
         Ok(StoredRow {
             value: text_column(row, 0)?,
             version: version_column(row, 1)?,
-            expires_at: row.get(2)?,
+            expires_at: expiry_column(row, 2)?,
         })
     })
     .optional()
@@ -297,7 +316,7 @@ pub(crate) fn update_value(
 /// Deletes (group, key); `Some(expires_at)` of the removed row, `None` if there was none.
 pub(crate) fn delete(conn: &Connection, group: &str, key: &str) -> rusqlite::Result<Option<Option<i64>>> {
     conn.prepare_cached("DELETE FROM entries WHERE group_name = ?1 AND entry_key = ?2 RETURNING expires_at")?
-        .query_row(params![group, key], |r| r.get::<_, Option<i64>>(0))
+        .query_row(params![group, key], |r| expiry_column(r, 0))
         .optional()
 }
 
@@ -324,7 +343,7 @@ pub(crate) fn delete_group(conn: &Connection, group: &str, now: i64) -> rusqlite
     let (mut live, mut all) = (0u64, 0u64);
     while let Some(row) = rows.next()? {
         all += 1;
-        if is_live(row.get(0)?, now) {
+        if is_live(expiry_column(row, 0)?, now) {
             live += 1;
         }
     }
@@ -564,7 +583,7 @@ pub(crate) fn live_entries(conn: &Connection, now: i64) -> rusqlite::Result<Vec<
             group: text_column(r, 0)?,
             key: text_column(r, 1)?,
             value: text_column(r, 2)?,
-            expires_at: r.get(3)?,
+            expires_at: expiry_column(r, 3)?,
             version: version_column(r, 4)?,
         })
     })?

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -353,12 +354,44 @@ impl Inner {
         single: bool,
         body: impl FnOnce(&Connection, &mut Versions, &mut Vec<Event>, Recording) -> Result<T>,
     ) -> Result<T> {
+        self.run_write_waiting(op, single, true, body)
+    }
+
+    /// [`Inner::run_write`]; without `wait`, a write that cannot start at once (the writer
+    /// mutex or SQLite's write lock taken) fails with a busy `Sqlite` error instead of waiting.
+    fn run_write_waiting<T>(
+        &self,
+        op: &'static str,
+        single: bool,
+        wait: bool,
+        body: impl FnOnce(&Connection, &mut Versions, &mut Vec<Event>, Recording) -> Result<T>,
+    ) -> Result<T> {
         self.check_usable(op)?;
-        let mut guard = self.writer.lock();
+        let mut guard = if wait {
+            self.writer.lock()
+        } else {
+            self.writer.try_lock().ok_or_else(|| {
+                let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+                Error::sqlite(
+                    op,
+                    "begin write transaction",
+                    rusqlite::Error::SqliteFailure(busy, Some("another thread is writing".into())),
+                )
+            })?
+        };
         let writer = guard.as_mut().ok_or_else(|| Error::closed(op))?;
-        let explicit = !single || writer.versions.is_persistent();
-        if explicit {
+        let explicit = !single || writer.versions.is_persistent() || !wait;
+        if explicit && wait {
             sqlite::begin_immediate(&writer.conn).ctx(op, "begin write transaction")?;
+        } else if explicit {
+            let busy = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+            writer
+                .conn
+                .busy_timeout(Duration::ZERO)
+                .ctx(op, "set busy_timeout")?;
+            let began = sqlite::begin_immediate(&writer.conn);
+            writer.conn.busy_timeout(busy).ctx(op, "set busy_timeout")?;
+            began.ctx(op, "begin write transaction")?;
         }
         let snapshot = writer.versions.begin();
         let recording = Recording {
@@ -402,6 +435,7 @@ impl Inner {
     }
 
     /// Whether the calling thread is running a transaction of this store.
+    #[cfg(feature = "analytics")]
     pub(crate) fn in_transaction_here(&self) -> bool {
         self.txn_owner.load(Ordering::Relaxed) == thread_token()
     }
@@ -491,7 +525,8 @@ impl Sealed for Inner {
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
     ) -> Result<T> {
         let single = statements == Statements::One && !self.config.changes.enabled;
-        self.run_write(op, single, |conn, versions, staged, recording| {
+        let wait = statements != Statements::IfFree;
+        self.run_write_waiting(op, single, wait, |conn, versions, staged, recording| {
             f(&mut WriteCtx::new(conn, now, op, versions, staged, recording))
         })
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use store::analytics::{Analytics, CsvOptions, Value};
 use store::{Error, ErrorKind};
 
-use crate::support::{all_rows, columns, count, expect_kind, expect_missing, write};
+use crate::support::{all_rows, columns, count, expect_kind, expect_missing, names_in, write};
 
 fn db() -> Analytics {
     Analytics::in_memory().unwrap()
@@ -664,4 +664,90 @@ fn json_defects_are_parse_errors_naming_the_right_line_and_import_nothing() {
         assert!(db.import_json("fresh", &file).is_err(), "{name}");
         assert!(!db.table_exists("fresh").unwrap(), "{name}");
     }
+}
+
+/// A progress callback that panics (on DuckDB's helper thread, mid-job) fails the job through
+/// its normal failure path: the import's transaction rolls back and the handle stays usable,
+/// an export leaves no staged file, a split export no staging directory.
+#[test]
+fn a_progress_callback_that_panics_fails_the_job_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    let db = Analytics::open(&path).unwrap();
+    db.exec_batch("CREATE TABLE t (x BIGINT, s VARCHAR); INSERT INTO t VALUES (1, 'one'), (2, 'two')")
+        .unwrap();
+    let mut csv = String::from("x,s\n");
+    for i in 0..2_000_000 {
+        csv.push_str(&format!("{i},name{i}\n"));
+    }
+    let file = write(dir.path(), "big.csv", &csv);
+    let calls = AtomicUsize::new(0);
+    let boom = |p: store::analytics::ImportProgress| {
+        if p.percentage != Some(100.0) {
+            calls.fetch_add(1, Ordering::SeqCst);
+            panic!("callback boom");
+        }
+    };
+    let assert_failed = |result: store::Result<u64>, what: &str| {
+        let err = result.expect_err(what);
+        assert_eq!(
+            (err.kind(), err.field()),
+            (ErrorKind::InvalidInput, Some("progress")),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("callback boom"), "{what}: {err}");
+    };
+
+    assert_failed(db.import_file("t", &file, None, Some(&boom)), "import");
+    assert!(
+        calls.load(Ordering::SeqCst) > 0,
+        "no estimate arrived; make the file bigger"
+    );
+    assert_eq!(count(&db, "t"), 2);
+    assert_eq!(db.exec("INSERT INTO t VALUES (3, 'three')", &[]).unwrap(), 1);
+    db.import_file("t", write(dir.path(), "small.csv", "x,s\n4,four\n"), None, None)
+        .unwrap();
+
+    db.exec_batch("CREATE TABLE big AS SELECT i, i % 10 AS k, 'text ' || i AS s FROM range(6000000) r(i)")
+        .unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    calls.store(0, Ordering::SeqCst);
+    assert_failed(
+        db.export_parquet_with("big", out.join("big.parquet"), "zstd", Some(&boom)),
+        "export",
+    );
+    if calls.load(Ordering::SeqCst) > 0 {
+        assert_eq!(names_in(&out), Vec::<String>::new(), "nothing staged is left");
+    }
+    calls.store(0, Ordering::SeqCst);
+    let split = db
+        .export_split_parquet_with("big", out.join("split"), "k", Some(&boom))
+        .map(|m| m.total_rows);
+    if calls.load(Ordering::SeqCst) > 0 {
+        assert_failed(split, "split");
+        assert_eq!(names_in(&out), Vec::<String>::new(), "nothing staged is left");
+    }
+
+    db.close().unwrap();
+    let db = Analytics::open(&path).unwrap();
+    assert_eq!(count(&db, "t"), 4, "the writes after the failed import were kept");
+}
+
+/// RFC 4180 has no NULL: `""` is an empty string. An empty unquoted field is NULL, which is how
+/// `store sql --csv` writes the two, so its output imports back unchanged.
+#[test]
+fn a_quoted_empty_csv_field_is_the_empty_string_and_an_unquoted_one_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "e.csv", "n,s\n1,\"\"\n2,\n3,x\n");
+    assert_eq!(db.import_file("t", &file, None, None).unwrap(), 3);
+    assert_eq!(
+        all_rows(&db, "t"),
+        vec![
+            vec![Value::Int(1), t("")],
+            vec![Value::Int(2), Value::Null],
+            vec![Value::Int(3), t("x")]
+        ]
+    );
 }

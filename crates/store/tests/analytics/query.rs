@@ -615,3 +615,63 @@ fn repeated_column_names_keep_every_value_in_json_objects() {
     assert_eq!(serde_json::to_value(&row).unwrap(), json!({"a": 1, "a_1": 2}));
     assert_eq!(row.get("a"), Some(&Value::Int(1)));
 }
+
+/// DuckDB's finite timestamps start at its first whole day (-106,751,991 days); a value before
+/// that, bound as a parameter or written by a scoring writer, used to be stored and then, when
+/// read, invalidate the whole database ("must be restarted"). It saturates to `-infinity`, as
+/// `i64::MAX` already means `infinity`.
+#[test]
+fn timestamps_before_duckdbs_range_saturate_instead_of_breaking_the_database() {
+    let db = db();
+    db.exec_batch("CREATE TABLE t (ts TIMESTAMP, d DATE)").unwrap();
+    for (ts, d) in [
+        (i64::MIN, i32::MIN),
+        (-9_223_372_036_854_775_000, i32::MIN + 1),
+        (-106_751_991 * 86_400_000_000 - 1, 0),
+    ] {
+        db.exec(
+            "INSERT INTO t VALUES (?, ?)",
+            &[Value::Timestamp(ts), Value::Date(d)],
+        )
+        .unwrap();
+    }
+    db.exec(
+        "INSERT INTO t VALUES (?, NULL)",
+        &[Value::Timestamp(-106_751_991 * 86_400_000_000)],
+    )
+    .unwrap();
+    let text = db
+        .query("SELECT ts::VARCHAR AS ts, d::VARCHAR AS d FROM t", &[])
+        .unwrap();
+    let rows: Vec<(String, String)> = text
+        .rows
+        .iter()
+        .map(|r| (r[0].to_json().to_string(), r[1].to_json().to_string()))
+        .collect();
+    assert_eq!(rows[0], ("\"-infinity\"".into(), "\"-infinity\"".into()));
+    assert_eq!(rows[1], ("\"-infinity\"".into(), "\"-infinity\"".into()));
+    assert_eq!(rows[2], ("\"-infinity\"".into(), "\"1970-01-01\"".into()));
+    assert_eq!(rows[3].0, "\"290309-12-22 (BC) 00:00:00\"");
+    assert_eq!(
+        scalar(&db, "SELECT 1"),
+        Value::Int(1),
+        "the database is still usable"
+    );
+
+    db.ensure_scoring_tables().unwrap();
+    let row = store::analytics::CheckpointScore {
+        model: "m".into(),
+        run_id: "r".into(),
+        label: "l".into(),
+        iteration: 1,
+        correct: 1,
+        total: 1,
+        accuracy: 1.0,
+        scored_at: Some(i64::MIN),
+    };
+    db.append_checkpoint_scores([row]).unwrap();
+    assert_eq!(
+        scalar(&db, "SELECT scored_at::VARCHAR FROM checkpoint_scores"),
+        Value::Text("-infinity".into())
+    );
+}

@@ -287,3 +287,45 @@ fn a_second_open_of_a_current_file_changes_nothing() {
     assert_eq!(store.get_with_version("g", "k").unwrap().version, v);
     assert_eq!(raw_rows(&path), 1);
 }
+
+/// Other programs may write `entries` (SPEC §3.2), and not always with whole numbers: Python's
+/// `time.time() * 1000 + ttl` binds a float, which SQLite keeps as REAL. Such rows read and
+/// delete like any other, expiring as SQL compares them; text in `expires_at` never expires.
+#[test]
+fn rows_another_program_wrote_with_fractional_or_text_expiry_read_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (store, clock) = open(&path);
+    let at = START_MS as f64 + 1000.5;
+    let conn = raw(&path);
+    conn.execute(
+        "INSERT INTO entries (group_name, entry_key, entry_value, expires_at, version) VALUES \
+         ('g', 'real', 'r', ?1, 1.0), ('g', 'text', 't', 'soon', 2), ('g', 'int', 'i', ?2, 3)",
+        rusqlite::params![at, START_MS + 1000],
+    )
+    .unwrap();
+    assert_eq!(store.get("g", "real").unwrap(), "r");
+    assert_eq!(
+        store.get_with_version("g", "real").unwrap().expires_at,
+        Some(START_MS + 1001)
+    );
+    assert_eq!(store.get("g", "text").unwrap(), "t");
+    clock.advance(Duration::from_millis(1000));
+    assert_eq!(store.get("g", "real").unwrap(), "r", "1000.5 > 1000: still live");
+    assert!(store.get("g", "int").unwrap_err().is_not_found());
+    clock.advance(Duration::from_millis(1));
+    assert!(store.get("g", "real").unwrap_err().is_not_found());
+    assert_eq!(
+        store.get("g", "text").unwrap(),
+        "t",
+        "text sorts above every number"
+    );
+    assert!(store.delete("g", "text").unwrap());
+    conn.execute(
+        "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) VALUES ('h', 'k', 'v', 1e300)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(store.delete_group("h").unwrap(), 1);
+    assert_eq!(raw_rows(&path), 0);
+}

@@ -416,3 +416,81 @@ fn purge_thread_uses_the_configured_clock() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Holds SQLite's write lock on `path` from another connection (as another process would) for
+/// `hold`; returns once the lock is taken.
+fn hold_write_lock(path: &std::path::Path, hold: Duration) -> std::thread::JoinHandle<()> {
+    let path = path.to_path_buf();
+    let (taken_tx, taken) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('lock', 'x', 'y')")
+            .unwrap();
+        taken_tx.send(()).unwrap();
+        std::thread::sleep(hold);
+        conn.execute_batch("ROLLBACK").unwrap();
+    });
+    taken.recv().unwrap();
+    holder
+}
+
+/// SPEC §3.3: reads never wait for writers. A `get` that finds an expired entry deletes it only
+/// if it can write at once; otherwise it is still `NotFound` at once, and the entry is removed
+/// (and reported `Expired`) later.
+#[test]
+fn get_of_an_expired_key_is_not_found_at_once_while_another_connection_writes() {
+    let f = crate::common::file_store_with(|mut c| {
+        c.busy_timeout = Duration::from_secs(3);
+        c
+    });
+    f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
+    f.clock.advance(2 * MINUTE);
+    let holder = hold_write_lock(&f.path(), Duration::from_millis(1500));
+    let started = Instant::now();
+    let result = f.store.get("g", "k");
+    let took = started.elapsed();
+    holder.join().unwrap();
+    expect_not_found(result, "g", "k");
+    assert!(
+        took < Duration::from_millis(1000),
+        "get waited {took:?} for the other writer"
+    );
+    // The entry is still there for the purge to report.
+    let sub = f.store.watch("g").unwrap();
+    assert_eq!(f.store.purge_expired().unwrap(), 1);
+    assert_eq!(sub.try_recv().map(|e| e.kind), Some(store::EventKind::Expired));
+}
+
+#[test]
+fn get_of_an_expired_key_does_not_wait_for_another_threads_transaction() {
+    let f = file_store();
+    f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
+    f.clock.advance(2 * MINUTE);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let writer = {
+        let store = f.store.clone();
+        std::thread::spawn(move || {
+            store
+                .transaction(|tx| {
+                    tx.set("other", "k", "v")?;
+                    started_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(1500));
+                    Ok(())
+                })
+                .unwrap();
+        })
+    };
+    started.recv().unwrap();
+    let begun = Instant::now();
+    let result = f.store.get("g", "k");
+    let took = begun.elapsed();
+    writer.join().unwrap();
+    expect_not_found(result, "g", "k");
+    assert!(
+        took < Duration::from_millis(1000),
+        "get waited {took:?} for the transaction"
+    );
+    // Without a writer in the way, the lazy delete happens as before.
+    let _ = f.store.get("g", "k");
+    assert_eq!(f.raw_rows(), 1, "only other/k is left");
+}

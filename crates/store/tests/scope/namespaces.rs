@@ -203,3 +203,27 @@ fn scoped_calls_after_close_return_closed() {
         assert!(late.count_all("").unwrap_err().is_closed());
     }
 }
+
+/// The group limit (4096 bytes) applies to the stored name `ns:group`: a local group fits if the
+/// prefix still fits with it, and a longer one is refused instead of being stored under a name
+/// the unscoped store would then refuse to read.
+#[test]
+fn a_scoped_group_must_fit_the_group_limit_with_its_prefix() {
+    let f = file_store();
+    let ns = f.store.scoped("tenant").unwrap();
+    let longest = "g".repeat(4096 - "tenant:".len());
+    ns.set(&longest, "k", "v").unwrap();
+    let stored = f.store.groups("").unwrap();
+    assert_eq!(stored, [format!("tenant:{longest}")]);
+    assert_eq!(f.store.count(&stored[0]).unwrap(), 1);
+    assert_eq!(ns.groups("").unwrap(), std::slice::from_ref(&longest));
+
+    let too_long = format!("{longest}g");
+    expect_invalid(ns.set(&too_long, "k", "v"), "group");
+    expect_invalid(ns.get(&too_long, "k"), "group");
+    expect_invalid(ns.count(&too_long), "group");
+    assert!(ns.iter(&too_long).next().unwrap().is_err());
+    let err = ns.set(&"g".repeat(4096), "k", "v").unwrap_err();
+    assert!(err.to_string().contains("4089"), "says how long it may be: {err}");
+    assert_eq!(f.store.count_all("").unwrap(), 1);
+}
