@@ -30,13 +30,13 @@ mod kv;
 mod scoring;
 mod split;
 pub(crate) mod sql;
+mod stream;
 mod value;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{AccessMode, Config, Connection};
 use parking_lot::Mutex;
 
@@ -48,6 +48,7 @@ pub use scoring::{
 };
 pub use split::{HIVE_NULL, MAX_ESCAPED_VALUE_BYTES, SplitFile, SplitManifest, escape_segment};
 pub use sql::MAX_IDENTIFIER_BYTES;
+pub use stream::ArrowBatches;
 pub use value::{Row, Rows, Value};
 
 /// Message of a `kv_entries` scan whose store is closed (mapped to `Error::Closed`).
@@ -74,6 +75,8 @@ pub(crate) const KV_IN_TRANSACTION: &str = "kv_entries: queried inside a transac
 /// ```
 pub struct Analytics {
     conn: Mutex<Option<Connection>>,
+    /// The thread reading a [`stream::ArrowBatches`] (which holds `conn`), or 0.
+    reader: std::sync::atomic::AtomicUsize,
     /// Released after the connection closes (fields drop in order, and `close` takes both).
     claim: Mutex<Option<claims::FileClaim>>,
     path: Option<PathBuf>,
@@ -85,36 +88,6 @@ impl fmt::Debug for Analytics {
         f.debug_struct("Analytics")
             .field("path", &self.path)
             .field("read_only", &self.read_only)
-            .finish()
-    }
-}
-
-/// Record batches of a query, from [`Analytics::query_arrow`].
-///
-/// # Examples
-/// ```
-/// let db = store::analytics::Analytics::in_memory()?;
-/// let rows: usize = db.query_arrow("SELECT * FROM range(5000)", &[])?.map(|b| b.map(|b| b.num_rows())).sum::<Result<_, _>>()?;
-/// assert_eq!(rows, 5000);
-/// # Ok::<(), store::Error>(())
-/// ```
-pub struct ArrowBatches<'a> {
-    batches: std::vec::IntoIter<RecordBatch>,
-    _db: std::marker::PhantomData<&'a Analytics>,
-}
-
-impl Iterator for ArrowBatches<'_> {
-    type Item = Result<RecordBatch>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.batches.next().map(Ok)
-    }
-}
-
-impl fmt::Debug for ArrowBatches<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArrowBatches")
-            .field("remaining", &self.batches.len())
             .finish()
     }
 }
@@ -264,6 +237,7 @@ impl Analytics {
     ) -> Analytics {
         Analytics {
             conn: Mutex::new(Some(conn)),
+            reader: std::sync::atomic::AtomicUsize::new(0),
             claim: Mutex::new(claim),
             path,
             read_only,
@@ -302,6 +276,7 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
+        self.check_not_streaming("Analytics::close")?;
         let mut conn = self.conn.lock();
         let closed = match conn.take() {
             // A connection that fails to close is dropped here all the same.
@@ -339,6 +314,7 @@ impl Analytics {
         op: &'static str,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
+        self.check_not_streaming(op)?;
         let guard = self.conn.lock();
         let conn = guard.as_ref().ok_or(Error::Closed {
             op,
@@ -426,30 +402,6 @@ impl Analytics {
             columns: rows.columns,
             values,
         }))
-    }
-
-    /// Runs a query and returns its result as Arrow record batches.
-    ///
-    /// # Examples
-    /// ```
-    /// let db = store::analytics::Analytics::in_memory()?;
-    /// let batches: Vec<_> = db.query_arrow("SELECT 1 AS x", &[])?.collect::<Result<_, _>>()?;
-    /// assert_eq!(batches[0].num_rows(), 1);
-    /// # Ok::<(), store::Error>(())
-    /// ```
-    pub fn query_arrow(&self, sql: &str, params: &[Value]) -> Result<ArrowBatches<'_>> {
-        const OP: &str = "Analytics::query_arrow";
-        let batches = self.with_conn(OP, |conn| {
-            let mut stmt = prepare(OP, conn, sql)?;
-            let arrow = stmt
-                .query_arrow(duckdb::params_from_iter(params.iter()))
-                .map_err(|e| Error::duckdb(OP, "execute", e))?;
-            Ok(arrow.collect::<Vec<_>>())
-        })?;
-        Ok(ArrowBatches {
-            batches: batches.into_iter(),
-            _db: std::marker::PhantomData,
-        })
     }
 
     /// Whether a table (or view) of that name exists in the main schema.

@@ -170,9 +170,11 @@ impl Scope {
         }
     }
 
-    /// The stored name of a local group, checked against the group length limit: the
-    /// namespace prefix counts, so a local group may be up to `prefix` bytes shorter than an
-    /// unscoped one (otherwise the store would hold a name its own unscoped calls refuse).
+    /// The stored name of a local group a write creates, checked against the group length
+    /// limit: the namespace prefix counts, so a written local group may be up to `prefix` bytes
+    /// shorter than an unscoped one (otherwise the store would hold a name its own unscoped
+    /// calls refuse). Reads and deletes use [`Scope::full`] unchecked, so rows written before
+    /// this rule stay reachable.
     #[inline]
     pub(crate) fn group<'a>(&self, op: &'static str, local: &'a str) -> Result<Cow<'a, str>> {
         let full = self.full(local);

@@ -70,6 +70,10 @@ pub struct ImportProgress {
 /// A progress callback: called from a helper thread with DuckDB's estimates (every 100 ms) while
 /// the statement runs, then once more on the calling thread when the job has finished, with
 /// every row done and `percentage` 100.
+///
+/// A callback that panics while the job runs is not called again and fails the job with
+/// `InvalidInput { field: "progress" }`, keeping nothing; a panic in the final report, when the
+/// job has already succeeded, is logged and the job's result returned.
 pub type ProgressFn<'a> = &'a (dyn Fn(ImportProgress) + Sync);
 
 /// The file formats [`Analytics::import`] understands.
@@ -500,7 +504,7 @@ impl Analytics {
 /// `[…]`) in the paths it reads, so a file whose name holds them is read through a symlink
 /// with a plain name in a private temporary directory (removed on drop). A leading `~` needs
 /// no link: [`sql::path_literal`] hands DuckDB such a path in absolute form.
-struct LiteralPath {
+pub(crate) struct LiteralPath {
     path: PathBuf,
     link_dir: Option<PathBuf>,
 }
@@ -520,7 +524,7 @@ pub(crate) fn unique_name(prefix: &str) -> String {
 }
 
 impl LiteralPath {
-    fn new(op: &'static str, path: &Path) -> Result<LiteralPath> {
+    pub(crate) fn new(op: &'static str, path: &Path) -> Result<LiteralPath> {
         let text = path.to_string_lossy();
         if !text.contains(GLOB_CHARS) {
             return Ok(LiteralPath {
@@ -567,7 +571,7 @@ impl LiteralPath {
         ))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -597,8 +601,8 @@ fn import_error(op: &'static str, path: &Path, format: Format, e: duckdb::Error)
     .iter()
     .any(|m| lower.contains(m));
     // DuckDB words a write to a read-only database as an "Invalid Input Error" too; that is
-    // not the file's fault.
-    if !malformed || lower.contains("read-only mode") {
+    // not the file's fault, nor is a progress callback's panic (whatever its message says).
+    if !malformed || lower.contains("read-only mode") || message.contains(super::PROGRESS_PANICKED) {
         return Error::duckdb(op, format!("import {}", path.display()), e);
     }
     // Only a syntax error is looked for line by line (a conversion error has nothing to find).
@@ -940,9 +944,10 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
     if let Some(rows) = super::footer::num_rows(path) {
         return Ok(rows);
     }
+    let literal = LiteralPath::new(op, path)?;
     let query = format!(
         "SELECT num_rows FROM parquet_file_metadata({})",
-        sql::path_literal(op, path)?
+        sql::path_literal(op, literal.path())?
     );
     conn.query_row(&query, [], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
@@ -953,11 +958,20 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
 /// come every 100 ms while it works, so a quick job would otherwise report nothing at all.
 pub(crate) fn report_done(progress: Option<ProgressFn<'_>>, rows: u64) {
     if let Some(report) = progress {
-        report(ImportProgress {
+        let done = ImportProgress {
             rows_processed: rows,
             total_rows: rows,
             percentage: Some(100.0),
-        });
+        };
+        // The job has finished and kept its result; a panic now can only lose this report.
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(done)));
+        if let Err(payload) = call {
+            log::warn!(
+                "store: {} on the final report ({}); the job itself succeeded",
+                super::PROGRESS_PANICKED,
+                panic_message(payload.as_ref())
+            );
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use duckdb::Connection;
 use duckdb::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use duckdb::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 
 use super::Analytics;
@@ -351,7 +351,12 @@ impl Analytics {
         const OP: &str = "Analytics::ensure_scoring_tables";
         self.with_conn(OP, |conn| {
             conn.execute_batch(DDL)
-                .map_err(|e| Error::duckdb(OP, "create scoring tables", e))
+                .map_err(|e| Error::duckdb(OP, "create scoring tables", e))?;
+            // `IF NOT EXISTS` keeps a table of the same name whatever its columns; one the
+            // writers cannot fill is reported here rather than at the first append.
+            require_shape(OP, conn, CHECKPOINT_SCORES, &CheckpointColumns::schema())?;
+            require_shape(OP, conn, PROBE_RESULTS, &ProbeColumns::schema())?;
+            require_shape(OP, conn, SCORING_RESULTS, &ScoringColumns::schema())
         })
     }
 
@@ -434,14 +439,14 @@ impl Analytics {
         if C::KEY.is_empty() {
             // No key, no upsert: the rows stream through in record batches.
             return self.in_transaction(op, |conn| {
-                require_scoring_table(op, conn, table)?;
+                require_scoring_table(op, conn, table, schema.fields())?;
                 append_rows::<R, C, _>(op, conn, table, None, &schema, rows, now_us)
             });
         }
         // Owned, so that an upsert can go over the rows a second time (a `Vec` is reused as is).
         let rows: Vec<R> = rows.into_iter().collect();
         let appended = self.in_transaction(op, |conn| {
-            require_scoring_table(op, conn, table)?;
+            require_scoring_table(op, conn, table, schema.fields())?;
             append_rows::<R, C, _>(op, conn, table, None, &schema, &rows, now_us)
         });
         match appended {
@@ -521,15 +526,56 @@ impl Analytics {
     }
 }
 
-fn require_scoring_table(op: &'static str, conn: &Connection, table: &str) -> Result<()> {
-    if super::table_exists_on(op, conn, table)? {
+fn require_scoring_table(
+    op: &'static str,
+    conn: &Connection,
+    table: &str,
+    fields: &[FieldRef],
+) -> Result<()> {
+    if !super::table_exists_on(op, conn, table)? {
+        return Err(Error::Missing {
+            op,
+            kind: "table",
+            name: format!("{table} (call ensure_scoring_tables() first)"),
+        });
+    }
+    require_shape(op, conn, table, fields)
+}
+
+/// Checks that the existing `table` has exactly the writers' columns, in order.
+fn require_shape<F: std::borrow::Borrow<Field>>(
+    op: &'static str,
+    conn: &Connection,
+    table: &str,
+    fields: &[F],
+) -> Result<()> {
+    let columns_error = |e| Error::duckdb(op, format!("read the columns of {table}"), e);
+    let have: Vec<String> = conn
+        .prepare(
+            "SELECT column_name FROM information_schema.columns \
+             WHERE table_catalog = current_database() AND table_schema = 'main' \
+               AND lower(table_name) = lower(?) ORDER BY ordinal_position",
+        )
+        .and_then(|mut stmt| stmt.query_map([table], |r| r.get(0))?.collect())
+        .map_err(columns_error)?;
+    let want: Vec<&str> = fields.iter().map(|f| f.borrow().name().as_str()).collect();
+    if have
+        .iter()
+        .map(|c| c.to_ascii_lowercase())
+        .eq(want.iter().map(|c| c.to_string()))
+    {
         return Ok(());
     }
-    Err(Error::Missing {
+    Err(Error::invalid(
         op,
-        kind: "table",
-        name: format!("{table} (call ensure_scoring_tables() first)"),
-    })
+        "table",
+        format!(
+            "{table} exists with columns ({}), not the scoring columns ({}); rename or drop it, \
+             then call ensure_scoring_tables()",
+            have.join(", "),
+            want.join(", ")
+        ),
+    ))
 }
 
 /// Whether an append failed on a primary key that already exists (or repeats in the call).

@@ -41,7 +41,9 @@ use duckdb::Connection;
 mod writer;
 
 use super::footer;
-use super::io::{ProgressFn, ensure_parent, parquet_rows, report_done, unique_name, with_progress};
+use super::io::{
+    LiteralPath, ProgressFn, ensure_parent, parquet_rows, report_done, unique_name, with_progress,
+};
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
 
@@ -636,10 +638,12 @@ fn collect(
             s.value = Some(HIVE_NULL.to_string());
             continue;
         }
+        // Through a plainly named link, as in `merge_files`.
+        let readable = LiteralPath::new(op, &s.dir)?;
         let files: Vec<String> = s
             .files
             .iter()
-            .map(|f| sql::path_literal(op, f))
+            .map(|f| sql::path_literal(op, &readable.path().join(f.file_name().unwrap_or_default())))
             .collect::<Result<_>>()?;
         let query = format!(
             "SELECT count(DISTINCT CAST({column_sql} AS VARCHAR)), any_value(CAST({column_sql} AS VARCHAR)) \
@@ -974,9 +978,12 @@ fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
 /// partition can arrive in pieces. The spec promises one file per value, and the manifest names
 /// one, so the pieces are rewritten as one file; only such partitions pay for this.
 fn merge_files(op: &'static str, conn: &Connection, dir: &Path, files: &[PathBuf]) -> Result<PathBuf> {
+    // Read through a plainly named link to the directory: DuckDB would take glob characters
+    // in `out_dir` (`run[1]/…`) as a pattern.
+    let readable = LiteralPath::new(op, dir)?;
     let sources = files
         .iter()
-        .map(|f| sql::path_literal(op, f))
+        .map(|f| sql::path_literal(op, &readable.path().join(f.file_name().unwrap_or_default())))
         .collect::<Result<Vec<_>>>()?;
     let merged = dir.join("data.parquet.merged");
     let copy = format!(

@@ -84,7 +84,8 @@ pub enum Statements {
     /// Several statements, worth running only if the write can start at once (a lazy expiry's
     /// delete, which a read must not wait for): when another thread or connection is writing,
     /// the write fails at once with a busy [`Error::Sqlite`](crate::Error::Sqlite) instead of
-    /// waiting. Inside a transaction, which already holds the lock, it simply runs.
+    /// waiting. Inside a transaction, which already holds the lock, it simply runs; on a memory
+    /// store, whose reads share the writer's lock, it waits like them.
     IfFree,
 }
 

@@ -37,7 +37,7 @@ impl<A: Access> Kv for A {
     fn exists(&self, group: &str, key: &str) -> Result<bool> {
         let op = self.ops().exists;
         validate::group_key(op, group, key)?;
-        let group = self.scope().group(op, group)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.read(op, |c| sqlite::exists(c, &group, key, now))
     }
@@ -45,7 +45,7 @@ impl<A: Access> Kv for A {
     fn group_exists(&self, group: &str) -> Result<bool> {
         let op = self.ops().group_exists;
         validate::name(op, "group", group)?;
-        let group = self.scope().group(op, group)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.read(op, |c| sqlite::group_exists(c, &group, now))
     }
@@ -144,7 +144,7 @@ impl<A: Access> Kv for A {
     fn delete(&self, group: &str, key: &str) -> Result<bool> {
         let op = self.ops().delete;
         validate::group_key(op, group, key)?;
-        let group = self.scope().group(op, group)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.write(op, now, Statements::Many, |w| {
             match sqlite::delete(w.conn, &group, key).ctx(op, "delete entry")? {
@@ -166,7 +166,7 @@ impl<A: Access> Kv for A {
     fn delete_group(&self, group: &str) -> Result<u64> {
         let op = self.ops().delete_group;
         validate::name(op, "group", group)?;
-        let group = self.scope().group(op, group)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.write(op, now, Statements::Many, |w| remove_group(w, &group))
     }
@@ -189,7 +189,7 @@ impl<A: Access> Kv for A {
     fn count(&self, group: &str) -> Result<u64> {
         let op = self.ops().count;
         validate::name(op, "group", group)?;
-        let group = self.scope().group(op, group)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.read(op, |c| sqlite::count(c, &group, now))
     }
@@ -205,7 +205,7 @@ impl<A: Access> Kv for A {
     fn get_all(&self, group: &str) -> Result<BTreeMap<String, String>> {
         let op = self.ops().get_all;
         validate::name(op, "group", group)?;
-        let group = self.scope().group(op, group)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.read(op, |c| sqlite::get_all(c, &group, now))
     }
@@ -217,7 +217,7 @@ impl<A: Access> Kv for A {
             // Nothing to read, but a closed store still says so.
             return self.read(op, |_| Ok(Vec::new()));
         }
-        let group = self.scope().group(op, group)?;
+        let group = self.scope().full(group);
         let now = self.now();
         self.read(op, |c| {
             sqlite::page(c, &group, now, clamp_i64(offset), clamp_i64(limit))
@@ -229,10 +229,7 @@ impl<A: Access> Kv for A {
         if let Err(e) = validate::name(op, "group", group) {
             return EntryIter::failed(e);
         }
-        let group = match self.scope().group(op, group) {
-            Ok(group) => group.into_owned(),
-            Err(e) => return EntryIter::failed(e),
-        };
+        let group = self.scope().full(group).into_owned();
         EntryIter::new(Box::new(move |after: Option<&str>| {
             let now = self.now();
             self.read(op, |c| sqlite::page_after(c, &group, after, now, CHUNK_ROWS))
@@ -270,7 +267,7 @@ impl<A: Access> Kv for A {
     fn render(&self, template: &str, group: &str) -> Result<String> {
         let op = self.ops().render;
         validate::name(op, "group", group)?;
-        let full = self.scope().group(op, group)?;
+        let full = self.scope().full(group);
         let now = self.now();
         let entries = self.read(op, |c| sqlite::get_all(c, &full, now))?;
         render::render(op, template, group, &entries)
@@ -301,7 +298,7 @@ fn localize_groups(scope: &Scope, groups: Vec<String>) -> Vec<String> {
 /// The live entry, deleting it (and recording `Expired`) if it has expired.
 fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Versioned> {
     validate::group_key(op, group, key)?;
-    let full = a.scope().group(op, group)?;
+    let full = a.scope().full(group);
     let now = a.now();
     match a.read(op, |c| sqlite::get(c, &full, key))? {
         Some(row) if row.is_live(now) => Ok(Versioned {

@@ -399,11 +399,26 @@ pub(crate) fn snapshot<T>(
         return f(conn);
     }
     conn.execute_batch("BEGIN")?;
-    let result = f(conn);
-    // A read transaction has nothing to commit; ending it releases the snapshot either way.
-    let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
-    let value = result?;
-    end.map(|()| value)
+    // Whatever happens, the read transaction ends here: left open on a pooled connection, it
+    // would pin an old snapshot for every later read.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+    match result {
+        Ok(Ok(value)) => match conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                rollback(conn);
+                Err(e)
+            }
+        },
+        Ok(Err(e)) => {
+            rollback(conn);
+            Err(e)
+        }
+        Err(panic) => {
+            rollback(conn);
+            std::panic::resume_unwind(panic)
+        }
+    }
 }
 
 pub(crate) fn meta_get(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {

@@ -98,7 +98,7 @@ thread_local! {
 }
 
 /// A non-zero number unique among live threads: the address of a thread-local.
-fn thread_token() -> usize {
+pub(crate) fn thread_token() -> usize {
     THREAD_TOKEN.with(|t| t as *const Cell<u8> as usize)
 }
 
@@ -390,7 +390,12 @@ impl Inner {
                 .busy_timeout(Duration::ZERO)
                 .ctx(op, "set busy_timeout")?;
             let began = sqlite::begin_immediate(&writer.conn);
-            writer.conn.busy_timeout(busy).ctx(op, "set busy_timeout")?;
+            if let Err(e) = writer.conn.busy_timeout(busy) {
+                if began.is_ok() {
+                    sqlite::rollback(&writer.conn);
+                }
+                return Err(e).ctx(op, "set busy_timeout");
+            }
             began.ctx(op, "begin write transaction")?;
         }
         let snapshot = writer.versions.begin();
@@ -525,7 +530,9 @@ impl Sealed for Inner {
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
     ) -> Result<T> {
         let single = statements == Statements::One && !self.config.changes.enabled;
-        let wait = statements != Statements::IfFree;
+        // A memory store's reads take the writer mutex too: there a taken mutex means a read
+        // as often as a write, and a read already waits for it anyway.
+        let wait = statements != Statements::IfFree || self.readers.is_empty();
         self.run_write_waiting(op, single, wait, |conn, versions, staged, recording| {
             f(&mut WriteCtx::new(conn, now, op, versions, staged, recording))
         })

@@ -675,3 +675,82 @@ fn timestamps_before_duckdbs_range_saturate_instead_of_breaking_the_database() {
         Value::Text("-infinity".into())
     );
 }
+
+/// `query_arrow` streams: the first batch of a result far too large to hold (16 GB) arrives
+/// at once, and dropping the iterator stops the query.
+#[test]
+fn query_arrow_streams_a_result_too_large_to_hold() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let db = db();
+        let mut batches = db
+            .query_arrow("SELECT i, i * 2 AS j FROM range(1000000000) t(i)", &[])
+            .unwrap();
+        let first = batches.next().unwrap().unwrap();
+        assert!(first.num_rows() > 0);
+        drop(batches);
+        assert_eq!(scalar(&db, "SELECT 1"), Value::Int(1));
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the first batch of a huge result did not arrive: is the result materialised?");
+}
+
+/// While a `query_arrow` result is being read it holds the connection: another call from the
+/// same thread is refused (it would wait forever), one from another thread waits for it.
+#[test]
+fn query_arrow_holds_the_connection_until_read_or_dropped() {
+    let db = std::sync::Arc::new(db());
+    let mut batches = db.query_arrow("SELECT * FROM range(100000)", &[]).unwrap();
+    assert!(batches.next().unwrap().is_ok());
+    let err = expect_kind(db.query("SELECT 1", &[]), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("connection"), "{err}");
+    expect_kind(db.exec_batch("SELECT 1"), ErrorKind::InvalidInput);
+    expect_kind(db.close(), ErrorKind::InvalidInput);
+
+    let other = {
+        let db = db.clone();
+        std::thread::spawn(move || scalar(&db, "SELECT 42"))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !other.is_finished(),
+        "another thread's call must wait for the reader"
+    );
+    let rows: usize = batches.map(|b| b.unwrap().num_rows()).sum();
+    assert!(rows > 0);
+    assert_eq!(other.join().unwrap(), Value::Int(42));
+    // Read to its end, the result no longer holds the connection.
+    let mut done = db.query_arrow("SELECT 1", &[]).unwrap();
+    assert_eq!(done.next().unwrap().unwrap().num_rows(), 1);
+    assert!(done.next().is_none());
+    assert_eq!(scalar(&db, "SELECT 2"), Value::Int(2));
+}
+
+/// An error while fetching (here a failed cast met mid-result) is an `Err` item, not a panic,
+/// and ends the iteration with the connection free again.
+#[test]
+fn query_arrow_reports_a_fetch_error_as_an_item() {
+    let db = db();
+    let batches = db
+        .query_arrow(
+            "SELECT CAST(CASE WHEN i = 150000 THEN 'x' ELSE i::VARCHAR END AS INTEGER) AS n \
+             FROM range(300000) t(i)",
+            &[],
+        )
+        .map(|b| b.collect::<Vec<_>>());
+    match batches {
+        Ok(items) => {
+            let err = items
+                .iter()
+                .find_map(|b| b.as_ref().err())
+                .expect("an error item");
+            assert_eq!(err.kind(), ErrorKind::DuckDb, "{err}");
+            assert!(items.last().unwrap().is_err(), "the error ends the iteration");
+        }
+        // DuckDB may also meet the error before the first batch.
+        Err(err) => assert_eq!(err.kind(), ErrorKind::DuckDb, "{err}"),
+    }
+    assert_eq!(scalar(&db, "SELECT 1"), Value::Int(1));
+}

@@ -583,3 +583,41 @@ fn inventory_of_empty_scoring_tables_notes_zeroes() {
             .is_empty()
     );
 }
+
+/// `CREATE TABLE IF NOT EXISTS` keeps any table of the same name; one the writers cannot fill
+/// is reported by `ensure_scoring_tables` and by the writers, naming its columns and the fix,
+/// instead of failing deep inside DuckDB's appender.
+#[test]
+fn a_same_named_table_of_another_shape_is_reported_with_a_fix() {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE checkpoint_scores (x INTEGER)")
+        .unwrap();
+    let err = expect_kind(db.ensure_scoring_tables(), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("table"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("checkpoint_scores exists with columns (x)"),
+        "{text}"
+    );
+    assert!(text.contains("rename or drop it"), "{text}");
+    let row = CheckpointScore {
+        model: "m".into(),
+        run_id: "r".into(),
+        label: "l".into(),
+        iteration: 1,
+        correct: 1,
+        total: 1,
+        accuracy: 1.0,
+        scored_at: None,
+    };
+    let err = expect_kind(
+        db.append_checkpoint_scores([row.clone()]),
+        ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("exists with columns (x)"), "{err}");
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
+
+    db.exec_batch("DROP TABLE checkpoint_scores").unwrap();
+    db.ensure_scoring_tables().unwrap();
+    assert_eq!(db.append_checkpoint_scores([row]).unwrap(), 1);
+}

@@ -9,7 +9,7 @@ use store::ErrorKind;
 use store::analytics::{Analytics, SplitManifest, Value};
 
 use crate::support::{
-    all_rows, count, expect_kind, expect_missing, files_under, lit, multiset, names_in, project, scalar,
+    all_rows, count, expect_kind, expect_missing, files_under, lit, multiset, names_in, project,
 };
 
 /// The spec's acceptance values (NULL added separately).
@@ -143,22 +143,24 @@ fn a_partition_duckdb_wrote_in_pieces_becomes_one_file() {
         )
     })
     .unwrap();
-    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    // Glob characters in the output path must not turn the pieces' paths into patterns.
+    let out = tmp.path().join("run[1]*");
+    let manifest = db.export_split_parquet("t", &out, "k").unwrap();
     assert_eq!(manifest.files.len(), 150);
     assert_eq!(manifest.total_rows, 6000);
     for file in &manifest.files {
-        let path = tmp.path().join(&file.path);
+        let path = out.join(&file.path);
         assert_eq!(
             names_in(path.parent().unwrap()),
             ["data.parquet"],
             "{}",
             file.path
         );
-        let rows = scalar(&db, &format!("SELECT count(*) FROM read_parquet({})", lit(&path)));
-        assert_eq!(rows, Value::Int(file.rows as i64), "{}", file.path);
+        let rows = footer_rows(&path);
+        assert_eq!(rows, file.rows, "{}", file.path);
         assert_eq!(file.rows, 40, "{}", file.path);
     }
-    let back = read_back(&db, tmp.path(), true);
+    let back = read_back(&db, &plain_link(tmp.path(), &out), true);
     assert_eq!(
         multiset(&project(&back, &["k", "n"])),
         multiset(&all_rows(&db, "t"))
@@ -850,4 +852,19 @@ fn splitting_by_another_column_into_the_same_directory_replaces_the_earlier_spli
         multiset(&read_back(&db, &out, true).rows),
         multiset(&db.query("SELECT p, x, q FROM t", &[]).unwrap().rows)
     );
+}
+
+/// The row count in a Parquet file's footer, read with the `parquet` crate (DuckDB would take
+/// glob characters in the path as a pattern).
+fn footer_rows(path: &Path) -> u64 {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    reader.metadata().file_metadata().num_rows() as u64
+}
+
+/// A plainly named symlink (inside `dir`) to `target`, for DuckDB to read it by.
+fn plain_link(dir: &Path, target: &Path) -> PathBuf {
+    let link = dir.join("plain");
+    std::os::unix::fs::symlink(target, &link).unwrap();
+    link
 }

@@ -494,3 +494,38 @@ fn get_of_an_expired_key_does_not_wait_for_another_threads_transaction() {
     let _ = f.store.get("g", "k");
     assert_eq!(f.raw_rows(), 1, "only other/k is left");
 }
+
+/// On a memory store reads share the writer's lock, so a busy lock means nothing about other
+/// writers: a `get` of an expired key always deletes it and reports `Expired`, even while
+/// another thread reads flat out.
+#[test]
+fn memory_store_get_of_an_expired_key_reports_expired_despite_concurrent_reads() {
+    let (store, clock) = crate::common::memory_store();
+    for i in 0..50 {
+        store.set_with_ttl("g", &format!("k{i}"), "v", MINUTE).unwrap();
+    }
+    store.set("other", "k", "v").unwrap();
+    clock.advance(2 * MINUTE);
+    let sub = store
+        .watch_with("g", store::WatchOptions { capacity: 256 })
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.count("other").unwrap();
+            }
+        })
+    };
+    for i in 0..50 {
+        expect_not_found(store.get("g", &format!("k{i}")), "g", &format!("k{i}"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.join().unwrap();
+    let expired = std::iter::from_fn(|| sub.try_recv())
+        .filter(|e| e.kind == store::EventKind::Expired)
+        .count();
+    assert_eq!(expired, 50);
+    assert_eq!(store.count_all("").unwrap(), 1);
+}
