@@ -23,6 +23,7 @@
 //! ```
 
 mod claims;
+mod csvfile;
 mod footer;
 mod io;
 mod jsonfile;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use duckdb::Connection;
 
-use super::{Analytics, Mode, jsonfile, require_table, sql, table_exists_on, transaction_on};
+use super::{Analytics, Mode, csvfile, jsonfile, require_table, sql, table_exists_on, transaction_on};
 use crate::error::{Error, Result};
 
 /// How often import progress is reported while DuckDB works.
@@ -627,6 +627,13 @@ fn import_error(op: &'static str, path: &Path, format: Format, e: duckdb::Error)
         }),
         _ => None,
     };
+    // DuckDB's sniffer says only "Error when sniffing file" about a short file with a ragged
+    // row: find the record here.
+    if let (None, Format::Csv(o)) = (line, format) {
+        if let Ok(Some(defect)) = csvfile::csv_defect(path, o.delimiter.unwrap_or(',')) {
+            return parse_error(op, path, Some(defect.line), &defect.reason);
+        }
+    }
     parse_error(op, path, line, first)
 }
 

@@ -172,7 +172,7 @@ fn as_strict_json(text: &[u8]) -> Vec<u8> {
 
 /// The file, past a UTF-8 byte-order mark; `None` if it is gzip or zstd compressed (DuckDB
 /// decompresses those by extension).
-fn open(path: &Path) -> std::io::Result<Option<BufReader<File>>> {
+pub(crate) fn open(path: &Path) -> std::io::Result<Option<BufReader<File>>> {
     let mut reader = BufReader::new(File::open(path)?);
     let head = reader.fill_buf()?;
     if head.starts_with(&[0x1F, 0x8B]) || head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {

@@ -1,0 +1,125 @@
+//! Finding the first malformed record of a CSV file, for an error that names its line.
+//!
+//! DuckDB's CSV sniffer reports a short file with a ragged row only as "Error when sniffing
+//! file", with no line. After such a failure the file is scanned once here, as RFC 4180 reads
+//! it (quoted fields may hold delimiters, newlines and doubled quotes), streaming with bounded
+//! memory, for the first record whose field count differs from the first record's, or a quote
+//! that never closes.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use super::jsonfile::{Defect, open};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: the field's end, or the first half of `""`.
+    QuoteInQuoted,
+}
+
+/// The first ragged record or unclosed quote of the CSV file at `path`, if any. Compressed
+/// files, and delimiters that are not ASCII, are not scanned (`None`).
+pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option<Defect>> {
+    let delimiter = match u8::try_from(delimiter) {
+        Ok(d) if d.is_ascii() => d,
+        _ => return Ok(None),
+    };
+    let Some(mut reader) = open(path)? else {
+        return Ok(None);
+    };
+    let mut state = State::FieldStart;
+    // Physical line being read, the line its record started on, fields so far, whether the
+    // record holds any byte (blank lines are skipped, as DuckDB does), and the first record's
+    // field count.
+    let (mut line, mut record_line, mut fields, mut any) = (1u64, 1u64, 1usize, false);
+    let mut expected: Option<usize> = None;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        for &byte in chunk {
+            if byte == b'\n' && state != State::Quoted {
+                if any {
+                    match expected {
+                        None => expected = Some(fields),
+                        Some(want) if want != fields => {
+                            return Ok(Some(ragged(record_line, fields, want)));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                line += 1;
+                (record_line, fields, any, state) = (line, 1, false, State::FieldStart);
+                continue;
+            }
+            if byte == b'\n' {
+                line += 1;
+                continue;
+            }
+            if byte == b'\r' {
+                continue;
+            }
+            any = true;
+            state = match (state, byte) {
+                (State::Quoted, b'"') => State::QuoteInQuoted,
+                (State::Quoted, _) => State::Quoted,
+                (State::QuoteInQuoted, b'"') => State::Quoted,
+                (_, d) if d == delimiter => {
+                    fields += 1;
+                    State::FieldStart
+                }
+                (State::FieldStart, b'"') => State::Quoted,
+                _ => State::Unquoted,
+            };
+        }
+        reader.consume(n);
+    }
+    if state == State::Quoted {
+        return Ok(Some(Defect {
+            line: record_line,
+            reason: format!("a quoted field opened on line {record_line} never closes"),
+        }));
+    }
+    match expected {
+        Some(want) if any && want != fields => Ok(Some(ragged(record_line, fields, want))),
+        _ => Ok(None),
+    }
+}
+
+fn ragged(line: u64, fields: usize, want: usize) -> Defect {
+    Defect {
+        line,
+        reason: format!("line {line} has {fields} field(s) where the first line has {want}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defect(text: &str) -> Option<(u64, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).unwrap();
+        csv_defect(&path, ',').unwrap().map(|d| (d.line, d.reason))
+    }
+
+    #[test]
+    fn finds_the_first_ragged_record_and_unclosed_quotes_by_line() {
+        assert_eq!(defect("x,s\n1,a\n2\n3,c\n").map(|d| d.0), Some(3));
+        assert_eq!(defect("x,s\r\n1,a\r\n2,b,c\r\n").map(|d| d.0), Some(3));
+        // Quoted delimiters, newlines and doubled quotes are one field; blank lines are skipped.
+        assert_eq!(defect("x,s\n1,\"a,\nb\"\"c\"\n\n2,d\n3\n").map(|d| d.0), Some(6));
+        assert_eq!(defect("x,s\n1,a\n2,b"), None);
+        assert_eq!(
+            defect("x,s\n1,a\n2,b,c"),
+            Some((3, "line 3 has 3 field(s) where the first line has 2".into()))
+        );
+        assert_eq!(defect("x,s\n1,\"a\n2,b\n").map(|d| d.0), Some(2));
+    }
+}
