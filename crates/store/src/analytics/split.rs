@@ -4,7 +4,7 @@
 //! DuckDB's own partitioned writer already produces the spec's encoding (every byte outside
 //! `[A-Za-z0-9._~-]` percent-encoded, NULL as `__HIVE_DEFAULT_PARTITION__`, a value spelled like
 //! that marker with its first character encoded), so the common case is exactly one
-//! `COPY … (PARTITION_BY (column))` into a staging directory inside `out_dir`, the same work as
+//! `COPY … (PARTITION_BY (column))` into a staging directory beside `out_dir`, the same work as
 //! DuckDB's own partitioned export. As in every Hive dataset, the files then hold the other
 //! columns and the value lives in the directory name. Publishing renames the few directories
 //! whose final name differs (`.`/`..`, and names over [`MAX_ESCAPED_VALUE_BYTES`] — fewer when
@@ -30,6 +30,7 @@
 //! their final names only when everything is written, and a failure removes the staging
 //! directory and leaves nothing partial behind: a previous export of the same column into the
 //! same directory is only set aside while the new one moves in, and put back if that fails.
+//! What an export killed mid-way leaves is put right by the next one ([`workdirs`]).
 //! Row counts come from the files' Parquet footers, not from a second scan of the table.
 
 use std::cmp::Ordering;
@@ -38,12 +39,11 @@ use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
 
+mod workdirs;
 mod writer;
 
 use super::footer;
-use super::io::{
-    LiteralPath, ProgressFn, ensure_parent, parquet_rows, report_done, unique_name, with_progress,
-};
+use super::io::{LiteralPath, ProgressFn, ensure_parent, parquet_rows, report_done, with_progress};
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
 
@@ -275,13 +275,15 @@ impl Analytics {
         sql::ident(OP, "column", column)?;
         sql::ident(OP, "table", table)?;
         sql::path_literal(OP, out_dir)?;
-        let staging = out_dir.join(unique_name(".staging"));
         // Everything below runs under the connection's lock, so two exports from this handle
         // never interleave their file work.
         self.with_conn(OP, |conn| {
             let created_out_dir = !out_dir.exists();
-            let result = export_split(OP, conn, table, column, out_dir, &staging, progress);
-            let _ = std::fs::remove_dir_all(&staging);
+            let mut work = None;
+            let result = export_split(OP, conn, table, column, out_dir, &mut work, progress);
+            if let Some(work) = &work {
+                let _ = std::fs::remove_dir_all(&work.staging);
+            }
             if result.is_err() && created_out_dir {
                 // Non-recursive: only an empty directory this call made goes.
                 let _ = std::fs::remove_dir(out_dir);
@@ -299,7 +301,7 @@ fn export_split(
     table: &str,
     column: &str,
     out_dir: &Path,
-    staging: &Path,
+    work: &mut Option<workdirs::WorkDirs>,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<SplitManifest> {
     let table_sql = require_table(op, conn, table)?;
@@ -308,6 +310,9 @@ fn export_split(
     refuse_foreign_files(op, out_dir, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
     ensure_parent(op, &out_dir.join("x"))?;
+    workdirs::recover(op, out_dir)?;
+    let work: &workdirs::WorkDirs = work.insert(workdirs::WorkDirs::beside(op, out_dir)?);
+    let (staging, aside) = (work.staging.as_path(), work.aside.as_path());
     let column_sql = sql::ident(op, "column", &column.name)?;
     let first = Layout::for_column(&column.name, column.table_columns);
     if column.own_writer
@@ -334,7 +339,7 @@ fn export_split(
             outcome = writer::write(op, conn, &scan, staging, progress)?;
         }
         if let writer::Outcome::Written(staged) = outcome {
-            return publish(op, out_dir, table, &column, limit, staged);
+            return publish(op, out_dir, aside, table, &column, limit, staged);
         }
         // Too large to buffer: DuckDB's partitioned COPY below.
         remove_staging(op, staging)?;
@@ -364,7 +369,7 @@ fn export_split(
             collect(op, conn, staging, &column, &column_sql, Layout::Keyed)?
         }
     };
-    publish(op, out_dir, table, &column, limit, staged)
+    publish(op, out_dir, aside, table, &column, limit, staged)
 }
 
 /// Distinct values among the table's first [`SAMPLE_ROWS`] rows from which the split uses its
@@ -669,6 +674,7 @@ fn collect(
 fn publish(
     op: &'static str,
     out_dir: &Path,
+    aside: &Path,
     table: &str,
     split: &SplitColumn,
     limit: usize,
@@ -715,8 +721,7 @@ fn publish(
     let previous = previous_partitions(&out_dir.join(MANIFEST), column);
     // Checked before the scan as well; again here, right before anything moves.
     refuse_foreign_files(op, out_dir, column)?;
-    let aside = out_dir.join(unique_name(".replaced"));
-    std::fs::create_dir(&aside).map_err(|e| io(e, &aside))?;
+    std::fs::create_dir(aside).map_err(|e| io(e, aside))?;
     let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut replace = || -> Result<()> {
         for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
@@ -724,12 +729,18 @@ fn publish(
             // Own-column directories were checked above.
             let earlier = name.starts_with(&own_prefix)
                 || (previous.contains(&name) && holds_only_split_files(&entry.path()));
-            if earlier && entry.path().is_dir() {
+            // The previous manifest goes aside too, to come back if this publish fails or
+            // dies (only a file: a directory of that name is not the store's).
+            let manifest = name == MANIFEST && entry.path().is_file();
+            if (earlier && entry.path().is_dir()) || manifest {
                 let to = aside.join(entry.file_name());
                 std::fs::rename(entry.path(), &to).map_err(|e| io(e, &entry.path()))?;
                 renamed.push((entry.path(), to));
             }
         }
+        // From here on, a crash leaves a state `workdirs::recover` rolls back (see there).
+        let moving_in = aside.join(workdirs::MOVING_IN);
+        std::fs::write(&moving_in, &own_prefix).map_err(|e| io(e, &moving_in))?;
         for (from, to) in &moves {
             std::fs::rename(from, to).map_err(|e| io(e, to))?;
             renamed.push((from.clone(), to.clone()));
@@ -737,19 +748,28 @@ fn publish(
         let path = out_dir.join(MANIFEST);
         let tmp = out_dir.join(format!("{MANIFEST}.tmp"));
         std::fs::write(&tmp, &json).map_err(|e| io(e, &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(e, &path))
+        std::fs::rename(&tmp, &path).map_err(|e| io(e, &path))?;
+        let committed = aside.join(workdirs::COMMITTED);
+        std::fs::write(&committed, "").map_err(|e| io(e, &committed))
     };
     let result = replace();
     if result.is_err() {
+        // Once new partitions started moving in, a manifest in `out_dir` is the new one (the
+        // previous one, if any, is aside and comes back below).
+        if aside.join(workdirs::MOVING_IN).exists() {
+            let _ = std::fs::remove_file(out_dir.join(MANIFEST));
+        }
         for (from, to) in renamed.iter().rev() {
             let _ = std::fs::rename(to, from);
         }
         let _ = std::fs::remove_file(out_dir.join(format!("{MANIFEST}.tmp")));
-        // Non-recursive: if a directory could not be put back, it stays here, not deleted.
-        let _ = std::fs::remove_dir(&aside);
+        let _ = std::fs::remove_file(aside.join(workdirs::MOVING_IN));
+        let _ = std::fs::remove_file(aside.join(workdirs::COMMITTED));
+        // Non-recursive: if a directory could not be put back, it stays there, not deleted.
+        let _ = std::fs::remove_dir(aside);
         return result.map(|()| manifest);
     }
-    let _ = std::fs::remove_dir_all(&aside);
+    let _ = std::fs::remove_dir_all(aside);
     Ok(manifest)
 }
 

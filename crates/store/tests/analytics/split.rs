@@ -868,3 +868,35 @@ fn plain_link(dir: &Path, target: &Path) -> PathBuf {
     std::os::unix::fs::symlink(target, &link).unwrap();
     link
 }
+
+/// A split export killed mid-way leaves its staging directory behind (a dead process cannot
+/// clean up), and DuckDB's `**` glob reads hidden directories too: the next export into the
+/// directory removes what dead exports left, so the dataset reads back exactly.
+#[test]
+fn leftovers_of_a_killed_export_are_cleared_by_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let db = db();
+    table_of(&db, &[Some("a"), Some("b")]);
+    db.export_split_parquet("t", &out, "k").unwrap();
+    // What a killed export (process id above any pid_max) leaves: complete-looking files in a
+    // staging directory inside `out` (older versions staged there) and beside it.
+    let dead = u32::MAX - 1;
+    for staging in [
+        out.join(format!(".staging-{dead}-0/k=zz")),
+        tmp.path().join(format!(".out.staging-{dead}-1/k=zz")),
+    ] {
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::copy(out.join("k=a/data.parquet"), staging.join("data_0.parquet")).unwrap();
+    }
+    db.export_split_parquet("t", &out, "k").unwrap();
+    let mut names = names_in(&out);
+    names.sort();
+    assert_eq!(names, ["k=a", "k=b", "manifest.json"]);
+    assert_eq!(names_in(tmp.path()), ["out"]);
+    let back = read_back(&db, &out, true);
+    assert_eq!(
+        multiset(&project(&back, &["k", "n"])),
+        multiset(&all_rows(&db, "t"))
+    );
+}
