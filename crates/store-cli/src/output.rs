@@ -20,10 +20,10 @@ impl Output {
     /// Prints one line to stdout. A closed pipe (`store kv ls g | head -1`) ends output silently.
     pub fn line(&self, text: impl AsRef<str>) {
         let mut stdout = io::stdout().lock();
-        if let Err(e) = writeln!(stdout, "{}", text.as_ref()) {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
+        if let Err(e) = writeln!(stdout, "{}", text.as_ref())
+            && e.kind() == io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
         }
     }
 

@@ -163,17 +163,17 @@ impl Analytics {
         const OP: &str = "Analytics::open";
         let path = &sql::as_duckdb_reads_it(OP, path.as_ref())?;
         check_path(OP, path)?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                return Err(Error::Io {
-                    op: OP,
-                    path: Some(parent.to_path_buf()),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "the parent directory does not exist; create it first",
-                    ),
-                });
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(Error::Io {
+                op: OP,
+                path: Some(parent.to_path_buf()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the parent directory does not exist; create it first",
+                ),
+            });
         }
         let claim = claims::claim(OP, path, false)?;
         let config = engine_config(OP, AccessMode::ReadWrite)?;

@@ -285,10 +285,10 @@ impl Registry {
         let watchers = self.watchers.lock();
         for watcher in watchers.iter() {
             for event in events {
-                if let Some(e) = watcher.filter.apply(event) {
-                    if watcher.sender.try_send(e).is_err() {
-                        watcher.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Some(e) = watcher.filter.apply(event)
+                    && watcher.sender.try_send(e).is_err()
+                {
+                    watcher.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

@@ -21,7 +21,7 @@ pub fn pair(
     store: impl FnOnce() -> AnyResult<f64>,
     base: impl FnOnce() -> AnyResult<f64>,
 ) -> AnyResult<(f64, f64)> {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         let s = store()?;
         Ok((s, base()?))
     } else {

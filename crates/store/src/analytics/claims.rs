@@ -75,11 +75,11 @@ pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<Op
 impl Drop for FileClaim {
     fn drop(&mut self) {
         let mut open = OPEN_FILES.lock();
-        if let Some(Holders::Readers(n)) = open.get_mut(&self.key) {
-            if *n > 1 {
-                *n -= 1;
-                return;
-            }
+        if let Some(Holders::Readers(n)) = open.get_mut(&self.key)
+            && *n > 1
+        {
+            *n -= 1;
+            return;
         }
         open.remove(&self.key);
     }
@@ -96,11 +96,11 @@ fn identity_within(path: &Path, links_left: u32) -> PathBuf {
     if let Ok(canonical) = std::fs::canonicalize(path) {
         return canonical;
     }
-    if links_left > 0 {
-        if let Ok(target) = std::fs::read_link(path) {
-            let base = path.parent().unwrap_or(Path::new("."));
-            return identity_within(&base.join(target), links_left - 1);
-        }
+    if links_left > 0
+        && let Ok(target) = std::fs::read_link(path)
+    {
+        let base = path.parent().unwrap_or(Path::new("."));
+        return identity_within(&base.join(target), links_left - 1);
     }
     let parent = path
         .parent()

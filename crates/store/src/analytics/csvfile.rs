@@ -36,6 +36,7 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
     // field count.
     let (mut line, mut record_line, mut fields, mut any) = (1u64, 1u64, 1usize, false);
     let mut expected: Option<usize> = None;
+    let mut after_cr = false;
     loop {
         let chunk = reader.fill_buf()?;
         if chunk.is_empty() {
@@ -43,6 +44,11 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
         }
         let n = chunk.len();
         for &byte in chunk {
+            // A lone `\r` ends a line for some readers and not for others: name no line.
+            if after_cr && byte != b'\n' && state != State::Quoted {
+                return Ok(None);
+            }
+            after_cr = byte == b'\r';
             if byte == b'\n' && state != State::Quoted {
                 if any {
                     match expected {
@@ -74,6 +80,11 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
                     State::FieldStart
                 }
                 (State::FieldStart, b'"') => State::Quoted,
+                // DuckDB allows blanks before an opening quote.
+                (State::FieldStart, b' ' | b'\t') => State::FieldStart,
+                // A quote inside an unquoted field, or data after a closing quote: readers
+                // disagree on these, so no line is named rather than a wrong one.
+                (State::Unquoted, b'"') | (State::QuoteInQuoted, _) => return Ok(None),
                 _ => State::Unquoted,
             };
         }
@@ -121,5 +132,10 @@ mod tests {
             Some((3, "line 3 has 3 field(s) where the first line has 2".into()))
         );
         assert_eq!(defect("x,s\n1,\"a\n2,b\n").map(|d| d.0), Some(2));
+        // Blanks before an opening quote are allowed, as DuckDB allows them.
+        assert_eq!(defect("x,s\n1, \"Smith, J\"\n2,b\n"), None);
+        // Where readers disagree, no line is named rather than a wrong one.
+        assert_eq!(defect("x,s\n1,a\"b\n2\n"), None);
+        assert_eq!(defect("x,s\r1,a\r2\r"), None);
     }
 }

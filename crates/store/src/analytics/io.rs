@@ -629,10 +629,11 @@ fn import_error(op: &'static str, path: &Path, format: Format, e: duckdb::Error)
     };
     // DuckDB's sniffer says only "Error when sniffing file" about a short file with a ragged
     // row: find the record here.
-    if let (None, Format::Csv(o)) = (line, format) {
-        if let Ok(Some(defect)) = csvfile::csv_defect(path, o.delimiter.unwrap_or(',')) {
-            return parse_error(op, path, Some(defect.line), &defect.reason);
-        }
+    if let (None, Format::Csv(o)) = (line, format)
+        && lower.contains("error when sniffing")
+        && let Ok(Some(defect)) = csvfile::csv_defect(path, o.delimiter.unwrap_or(','))
+    {
+        return parse_error(op, path, Some(defect.line), &defect.reason);
     }
     parse_error(op, path, line, first)
 }

@@ -352,8 +352,9 @@ impl Analytics {
         self.with_conn(OP, |conn| {
             conn.execute_batch(DDL)
                 .map_err(|e| Error::duckdb(OP, "create scoring tables", e))?;
-            // `IF NOT EXISTS` keeps a table of the same name whatever its columns; one the
-            // writers cannot fill is reported here rather than at the first append.
+            // `IF NOT EXISTS` keeps a table of the same name whatever its columns; one whose
+            // column names differ is reported here rather than at the first append (types are
+            // not compared: a mismatch there is DuckDB's cast error at append time).
             require_shape(OP, conn, CHECKPOINT_SCORES, &CheckpointColumns::schema())?;
             require_shape(OP, conn, PROBE_RESULTS, &ProbeColumns::schema())?;
             require_shape(OP, conn, SCORING_RESULTS, &ScoringColumns::schema())

@@ -310,8 +310,7 @@ fn export_split(
     refuse_foreign_files(op, out_dir, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
     ensure_parent(op, &out_dir.join("x"))?;
-    workdirs::recover(op, out_dir)?;
-    let work: &workdirs::WorkDirs = work.insert(workdirs::WorkDirs::beside(op, out_dir)?);
+    let work: &workdirs::WorkDirs = work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
     let (staging, aside) = (work.staging.as_path(), work.aside.as_path());
     let column_sql = sql::ident(op, "column", &column.name)?;
     let first = Layout::for_column(&column.name, column.table_columns);
@@ -723,6 +722,8 @@ fn publish(
     refuse_foreign_files(op, out_dir, column)?;
     std::fs::create_dir(aside).map_err(|e| io(e, aside))?;
     let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // How many of `renamed` set the previous export aside (the rest moved new ones in).
+    let mut set_aside = 0;
     let mut replace = || -> Result<()> {
         for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -736,11 +737,13 @@ fn publish(
                 let to = aside.join(entry.file_name());
                 std::fs::rename(entry.path(), &to).map_err(|e| io(e, &entry.path()))?;
                 renamed.push((entry.path(), to));
+                set_aside = renamed.len();
             }
         }
         // From here on, a crash leaves a state `workdirs::recover` rolls back (see there).
         let moving_in = aside.join(workdirs::MOVING_IN);
         std::fs::write(&moving_in, &own_prefix).map_err(|e| io(e, &moving_in))?;
+        set_aside = renamed.len();
         for (from, to) in &moves {
             std::fs::rename(from, to).map_err(|e| io(e, to))?;
             renamed.push((from.clone(), to.clone()));
@@ -754,22 +757,31 @@ fn publish(
     };
     let result = replace();
     if result.is_err() {
-        // Once new partitions started moving in, a manifest in `out_dir` is the new one (the
-        // previous one, if any, is aside and comes back below).
-        if aside.join(workdirs::MOVING_IN).exists() {
-            let _ = std::fs::remove_file(out_dir.join(MANIFEST));
+        // In the order recovery expects if this is cut short: the new partitions and manifest
+        // leave first, then the marker, and only then does the previous export come back.
+        for (from, to) in renamed[set_aside..].iter().rev() {
+            let _ = std::fs::rename(to, from);
         }
-        for (from, to) in renamed.iter().rev() {
+        let moving_in = aside.join(workdirs::MOVING_IN);
+        if moving_in.exists() {
+            // The manifest in `out_dir` is the new one; the previous one is aside.
+            let _ = std::fs::remove_file(out_dir.join(MANIFEST));
+            let _ = std::fs::remove_file(&moving_in);
+        }
+        for (from, to) in renamed[..set_aside].iter().rev() {
             let _ = std::fs::rename(to, from);
         }
         let _ = std::fs::remove_file(out_dir.join(format!("{MANIFEST}.tmp")));
-        let _ = std::fs::remove_file(aside.join(workdirs::MOVING_IN));
-        let _ = std::fs::remove_file(aside.join(workdirs::COMMITTED));
         // Non-recursive: if a directory could not be put back, it stays there, not deleted.
         let _ = std::fs::remove_dir(aside);
         return result.map(|()| manifest);
     }
-    let _ = std::fs::remove_dir_all(aside);
+    if let Err(e) = workdirs::discard(aside) {
+        log::warn!(
+            "store: {op}: remove the previous export set aside in {}: {e}",
+            aside.display()
+        );
+    }
     Ok(manifest)
 }
 

@@ -102,8 +102,10 @@ impl Analytics {
 
 impl ArrowBatches<'_> {
     fn finish(&mut self) {
-        self.streaming = None;
+        // Cleared while still holding the lock: once it is released, another thread's
+        // `query_arrow` may record itself here.
         self.reader.store(0, Ordering::Relaxed);
+        self.streaming = None;
     }
 }
 

@@ -89,10 +89,10 @@ impl Checkpointer {
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::warn!("store: checkpoint thread panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            log::warn!("store: checkpoint thread panicked");
         }
     }
 }

@@ -56,10 +56,11 @@ impl PurgeThread {
     pub fn stop(mut self) {
         *self.signal.stop.lock() = true;
         self.signal.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
-                log::warn!("store: purge thread panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+            && thread.join().is_err()
+        {
+            log::warn!("store: purge thread panicked");
         }
     }
 }
@@ -88,10 +89,10 @@ fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
             Ok(())
         };
         for (what, result) in [("purge", purged), ("change-feed prune", pruned)] {
-            if let Err(e) = result {
-                if !e.is_closed() {
-                    log::warn!("store: background {what} failed (will retry): {e}");
-                }
+            if let Err(e) = result
+                && !e.is_closed()
+            {
+                log::warn!("store: background {what} failed (will retry): {e}");
             }
         }
     }

@@ -453,10 +453,10 @@ pub(crate) fn commit(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Rolls back if a transaction is open; harmless otherwise.
 pub(crate) fn rollback(conn: &Connection) {
-    if !conn.is_autocommit() {
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
-            log::warn!("store: rollback failed: {e}");
-        }
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        log::warn!("store: rollback failed: {e}");
     }
 }
 
@@ -563,10 +563,10 @@ pub(crate) fn prune_changes(
             )?;
         }
     }
-    if let Some(highest) = highest {
-        if meta_get(conn, PRUNED_THROUGH)?.unwrap_or(0) < highest {
-            meta_set(conn, PRUNED_THROUGH, highest)?;
-        }
+    if let Some(highest) = highest
+        && meta_get(conn, PRUNED_THROUGH)?.unwrap_or(0) < highest
+    {
+        meta_set(conn, PRUNED_THROUGH, highest)?;
     }
     Ok(deleted)
 }

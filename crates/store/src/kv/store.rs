@@ -479,10 +479,10 @@ impl Inner {
             if let Err(e) = writer.versions.release(&writer.conn) {
                 log::warn!("store: releasing unused version numbers on close failed: {e}");
             }
-            if self.is_file() {
-                if let Err(e) = checkpoint(&writer.conn) {
-                    log::warn!("store: checkpoint on close failed: {e}");
-                }
+            if self.is_file()
+                && let Err(e) = checkpoint(&writer.conn)
+            {
+                log::warn!("store: checkpoint on close failed: {e}");
             }
             if let Err((_, e)) = writer.conn.close() {
                 result = Err(Error::sqlite("Store::close", "close writer connection", e));

@@ -185,7 +185,7 @@ fn write_workload(store: &Store, mut pause: impl FnMut()) -> Written {
                 assert!(store.get(&group, &key).unwrap_err().is_not_found());
                 w.push(EventKind::Expired, &group, Some(&key));
             }
-            10 if i % 3 == 0 && left >= 2 => {
+            10 if i.is_multiple_of(3) && left >= 2 => {
                 let v = store.set("doomed", &key, "x").unwrap();
                 w.set("doomed", &key, v);
                 assert_eq!(store.delete_group("doomed").unwrap(), 1);
@@ -249,10 +249,10 @@ fn read_child(mut child: std::process::Child, on_ready: impl FnOnce()) -> serde_
         let line = line.unwrap();
         transcript.push_str(&line);
         transcript.push('\n');
-        if line.contains(READY) {
-            if let Some(f) = on_ready.take() {
-                f();
-            }
+        if line.contains(READY)
+            && let Some(f) = on_ready.take()
+        {
+            f();
         }
         if let Some(at) = line.find(RESULT) {
             result = Some(serde_json::from_str(&line[at + RESULT.len()..]).unwrap());

@@ -1,18 +1,27 @@
-//! Where a split export works, and recovering from one whose process died.
+//! Where a split export works, one export per directory at a time, and recovering from one
+//! whose process died.
 //!
 //! The staging directory (files being written) and the set-aside directory (the previous
 //! export, while the new one moves in) live *beside* `out_dir`, as `.<name>.staging-<pid>-<n>`
 //! and `.<name>.replaced-<pid>-<n>`: DuckDB's `<out_dir>/**/*.parquet` glob descends into
 //! hidden directories, so anything left inside `out_dir` by a killed export would join the
-//! dataset (or break reading it). Only when `out_dir`'s parent is another file system (a
-//! rename could not move the files) or cannot be written do they go inside `out_dir`.
+//! dataset (or break reading it). They go inside `out_dir` (`.staging-…`) only when beside it
+//! is impossible: no parent (`.`, `/`), another file system, a parent that cannot be written,
+//! a name that is not UTF-8 or too long for the work names.
+//!
+//! An export holds an exclusive lock (`.<name>.split.lock`, or `.split.lock` inside; removed
+//! when released) from its recovery step to the end of its publish, so exports into one
+//! directory take turns, and every work directory found while holding it belongs to an export
+//! that died.
 //!
 //! Publishing marks its progress in the set-aside directory: [`MOVING_IN`] (holding the
 //! column's directory prefix) once every earlier partition is aside and new ones start moving
-//! in, [`COMMITTED`] once the new manifest is in place. The next split export into `out_dir`
-//! finds what a dead process left and puts things right: staging is removed; a committed
-//! publish only loses its set-aside copy; any other is rolled back to the previous export.
+//! in, [`COMMITTED`] once the new manifest is in place. Recovery removes dead staging, and
+//! finishes (committed) or rolls back (otherwise) a dead publish. Every step keeps the markers
+//! meaningful if it is itself cut short: rolling back removes the new partitions and then the
+//! marker before the previous export comes back, and discarding removes the markers last.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::{MANIFEST, holds_only_split_files};
@@ -24,44 +33,116 @@ pub(super) const MOVING_IN: &str = ".moving-in";
 /// Marker: the new manifest is in place; the export is complete.
 pub(super) const COMMITTED: &str = ".committed";
 
-/// A split export's private directories.
+/// Longest suffix `unique_name` adds to a work directory's kind: `-<u32>-<u64>`.
+const UNIQUE_SUFFIX_BYTES: usize = 1 + 10 + 1 + 20;
+
+/// A split export's private directories, and its hold on the directory's export lock.
 pub(super) struct WorkDirs {
-    /// Where the files are written (created by [`WorkDirs::beside`]).
+    /// Where the files are written (created by [`WorkDirs::acquire`]).
     pub staging: PathBuf,
     /// Where the previous export is set aside while the new one moves in (created later).
     pub aside: PathBuf,
+    /// Released (and its file removed) on drop, after the caller removed `staging`.
+    lock: Option<(File, PathBuf)>,
 }
 
-impl WorkDirs {
-    /// Work directories for an export into the existing `out_dir`: beside it if possible.
-    pub(super) fn beside(op: &'static str, out_dir: &Path) -> Result<WorkDirs> {
-        if let Some((dir, prefix)) = sibling_place(out_dir) {
-            let staging = dir.join(unique_name(&format!("{prefix}staging")));
-            if std::fs::create_dir(&staging).is_ok() {
-                let aside = dir.join(unique_name(&format!("{prefix}replaced")));
-                return Ok(WorkDirs { staging, aside });
-            }
+impl Drop for WorkDirs {
+    fn drop(&mut self) {
+        // Removed while still held: a waiter then finds its file unlinked and starts over on
+        // a new one (see `lock_file`), so the lock leaves nothing behind.
+        if let Some((file, path)) = self.lock.take() {
+            let _ = std::fs::remove_file(&path);
+            drop(file);
         }
-        let staging = out_dir.join(unique_name(".staging"));
-        std::fs::create_dir(&staging).map_err(|source| Error::Io {
-            op,
-            path: Some(staging.clone()),
-            source,
-        })?;
-        let aside = out_dir.join(unique_name(".replaced"));
-        Ok(WorkDirs { staging, aside })
     }
 }
 
-/// `out_dir`'s parent and the name prefix of work directories there, if the parent is on the
-/// same file system.
-fn sibling_place(out_dir: &Path) -> Option<(PathBuf, String)> {
-    let name = out_dir.file_name()?.to_string_lossy().into_owned();
+impl WorkDirs {
+    /// Takes `out_dir`'s export lock (waiting while another export into it runs), puts right
+    /// what dead exports left, and creates the staging directory.
+    pub(super) fn acquire(op: &'static str, out_dir: &Path) -> Result<WorkDirs> {
+        let io = |source, path: &Path| Error::Io {
+            op,
+            path: Some(path.to_path_buf()),
+            source,
+        };
+        let (place, prefix) = beside(out_dir).unwrap_or_else(|| (out_dir.to_path_buf(), ".".into()));
+        let lock_path = place.join(format!("{prefix}split.lock"));
+        let lock = lock_file(&lock_path).map_err(|e| io(e, &lock_path))?;
+        let mut work = WorkDirs {
+            staging: place.join(unique_name(&format!("{prefix}staging"))),
+            aside: place.join(unique_name(&format!("{prefix}replaced"))),
+            lock: Some((lock, lock_path)),
+        };
+        recover(op, out_dir, &place, &prefix)?;
+        if let Err(e) = std::fs::create_dir(&work.staging) {
+            return Err(io(e, &std::mem::take(&mut work.staging)));
+        }
+        Ok(work)
+    }
+}
+
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// Creates and locks the file at `path`, waiting while another export holds it. A holder
+/// removes the file before releasing it, so a lock taken on a file no longer at `path` is
+/// dropped and taken again on the current one.
+fn lock_file(path: &Path) -> std::io::Result<File> {
+    loop {
+        let file = open_lock(path)?;
+        file.lock()?;
+        if still_at(&file, path) {
+            return Ok(file);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(current)) => held.dev() == current.dev() && held.ino() == current.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at(_: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// `out_dir`'s parent and the work names' prefix there, when work directories can live beside
+/// `out_dir` (see the module docs).
+fn beside(out_dir: &Path) -> Option<(PathBuf, String)> {
+    let name = out_dir.file_name()?.to_str()?;
+    let prefix = format!(".{name}.");
+    if prefix.len() + "replaced".len() + UNIQUE_SUFFIX_BYTES > 255 {
+        return None;
+    }
     let parent = match out_dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    same_device(&parent, out_dir).then(|| (parent, format!(".{name}.")))
+    if !same_device(&parent, out_dir) || !writable(&parent) {
+        return None;
+    }
+    Some((parent, prefix))
+}
+
+/// Whether files can be created in `dir` (tried, as permission bits do not tell for root).
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(unique_name(".store-probe"));
+    let created = std::fs::create_dir(&probe).is_ok();
+    if created {
+        let _ = std::fs::remove_dir(&probe);
+    }
+    created
 }
 
 #[cfg(unix)]
@@ -78,60 +159,65 @@ fn same_device(_: &Path, _: &Path) -> bool {
     false
 }
 
-/// Puts right what split exports into `out_dir` left behind when their process died (see the
-/// module docs). Work directories of live processes are left alone; where it cannot be told
-/// whether a process lives (no `/proc`), nothing is touched.
-pub(super) fn recover(op: &'static str, out_dir: &Path) -> Result<()> {
-    if !Path::new("/proc/self").exists() {
-        return Ok(());
+/// Puts right what dead split exports into `out_dir` left in `place` (and, from versions that
+/// staged there, inside `out_dir`). Runs under the export lock, so nothing found is in use.
+fn recover(op: &'static str, out_dir: &Path, place: &Path, prefix: &str) -> Result<()> {
+    let mut places = vec![(place.to_path_buf(), prefix.to_string())];
+    if place != out_dir {
+        places.push((out_dir.to_path_buf(), ".".to_string()));
     }
-    let mut places = vec![(out_dir.to_path_buf(), ".".to_string())];
-    places.extend(sibling_place(out_dir));
     for (dir, prefix) in places {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(kind) = name.strip_prefix(prefix.as_str()) else {
+            let name = entry.file_name();
+            let Some(kind) = name.to_str().and_then(|n| n.strip_prefix(prefix.as_str())) else {
                 continue;
             };
             let path = entry.path();
-            let io = |source| Error::Io {
-                op,
-                path: Some(path.clone()),
-                source,
-            };
-            if kind.starts_with("staging-") && owner_is_dead(kind) {
-                std::fs::remove_dir_all(&path).map_err(io)?;
-            } else if kind.starts_with("replaced-") && owner_is_dead(kind) {
-                restore(out_dir, &path).map_err(io)?;
+            if work_name(kind, "staging") {
+                // Leftover files cannot join the dataset from beside it; log and go on.
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    log::warn!(
+                        "store: {op}: remove a dead export's staging {}: {e}",
+                        path.display()
+                    );
+                }
+            } else if work_name(kind, "replaced") {
+                restore(out_dir, &path).map_err(|source| Error::Io {
+                    op,
+                    path: Some(path.clone()),
+                    source,
+                })?;
             }
         }
     }
     Ok(())
 }
 
-/// Whether the process named in a work directory's `<kind>-<pid>-<n>` suffix has ended.
-fn owner_is_dead(name: &str) -> bool {
-    let mut parts = name.rsplitn(3, '-');
-    let (Some(_), Some(pid)) = (parts.next(), parts.next()) else {
+/// Whether `name` is exactly `<kind>-<u32>-<u64>`, as `unique_name` makes them.
+fn work_name(name: &str, kind: &str) -> bool {
+    let Some(rest) = name.strip_prefix(kind).and_then(|r| r.strip_prefix('-')) else {
         return false;
     };
-    match pid.parse::<u32>() {
-        Ok(pid) if pid != std::process::id() => !Path::new("/proc").join(pid.to_string()).exists(),
-        _ => false,
-    }
+    let Some((pid, n)) = rest.split_once('-') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(pid) && digits(n) && pid.parse::<u32>().is_ok() && n.parse::<u64>().is_ok()
 }
 
-/// Finishes or rolls back the publish whose set-aside directory is `aside`.
+/// Finishes (committed) or rolls back the dead publish whose set-aside directory is `aside`.
 fn restore(out_dir: &Path, aside: &Path) -> std::io::Result<()> {
     if aside.join(COMMITTED).exists() {
-        return std::fs::remove_dir_all(aside);
+        return discard(aside);
     }
-    if let Ok(prefix) = std::fs::read_to_string(aside.join(MOVING_IN)) {
+    let moving_in = aside.join(MOVING_IN);
+    if let Ok(prefix) = std::fs::read_to_string(&moving_in) {
         // Every earlier partition of the column had been set aside, so each one in `out_dir`
-        // is a new one, and so is a manifest the previous export's is not aside for.
+        // is a new one, and so is a manifest the previous export's is not aside for. They go
+        // first, then the marker, so a restore cut short is redone the same way.
         for entry in std::fs::read_dir(out_dir)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !prefix.is_empty() && name.starts_with(&prefix) && holds_only_split_files(&entry.path()) {
@@ -141,15 +227,32 @@ fn restore(out_dir: &Path, aside: &Path) -> std::io::Result<()> {
         if !aside.join(MANIFEST).exists() {
             remove_if_present(&out_dir.join(MANIFEST))?;
         }
+        std::fs::remove_file(&moving_in)?;
     }
     remove_if_present(&out_dir.join(format!("{MANIFEST}.tmp")))?;
     for entry in std::fs::read_dir(aside)?.flatten() {
+        std::fs::rename(entry.path(), out_dir.join(entry.file_name()))?;
+    }
+    std::fs::remove_dir(aside)
+}
+
+/// Deletes a committed publish's set-aside directory, markers last ([`MOVING_IN`] before
+/// [`COMMITTED`]), so that if this is cut short the rest still reads as committed.
+pub(super) fn discard(aside: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(aside)?.flatten() {
         let name = entry.file_name();
-        if name != MOVING_IN && name != COMMITTED {
-            std::fs::rename(entry.path(), out_dir.join(&name))?;
+        if name == MOVING_IN || name == COMMITTED {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
         }
     }
-    std::fs::remove_dir_all(aside)
+    remove_if_present(&aside.join(MOVING_IN))?;
+    remove_if_present(&aside.join(COMMITTED))?;
+    std::fs::remove_dir(aside)
 }
 
 fn remove_if_present(path: &Path) -> std::io::Result<()> {
@@ -162,9 +265,6 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A process id no process has (above any `pid_max`).
-    const DEAD: u32 = u32::MAX - 1;
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -181,11 +281,13 @@ mod tests {
     }
 
     #[test]
-    fn only_work_directories_of_ended_processes_count_as_dead() {
-        assert!(owner_is_dead(&format!("staging-{DEAD}-3")));
-        assert!(!owner_is_dead(&format!("staging-{}-3", std::process::id())));
-        assert!(!owner_is_dead("staging-1-0"), "pid 1 always runs");
-        assert!(!owner_is_dead("staging-x-0"));
+    fn only_exact_work_names_count() {
+        assert!(work_name("staging-12-0", "staging"));
+        assert!(work_name("replaced-4294967295-18446744073709551615", "replaced"));
+        assert!(!work_name("staging-backup-2023-12", "staging"));
+        assert!(!work_name("staging-12", "staging"));
+        assert!(!work_name("staging-1-2-3", "staging"));
+        assert!(!work_name("staging-99999999999-0", "staging"));
     }
 
     /// A publish that died while new partitions moved in is rolled back: the new ones and the
@@ -194,14 +296,14 @@ mod tests {
     fn a_publish_that_died_moving_in_is_rolled_back() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("out");
-        let aside = root.path().join(format!(".out.replaced-{DEAD}-0"));
+        let aside = root.path().join(".out.replaced-7-0");
         write(&aside.join("k=a/data.parquet"), "old a");
         write(&aside.join(MANIFEST), "old manifest");
         write(&aside.join(MOVING_IN), "k=");
         write(&out.join("k=c/data.parquet"), "new c");
         write(&out.join(MANIFEST), "new manifest");
         write(&out.join("user.txt"), "the user's");
-        recover("t", &out).unwrap();
+        restore(&out, &aside).unwrap();
         assert_eq!(names(&out), ["k=a", MANIFEST, "user.txt"]);
         assert_eq!(
             std::fs::read_to_string(out.join(MANIFEST)).unwrap(),
@@ -210,60 +312,56 @@ mod tests {
         assert_eq!(names(root.path()), ["out"]);
     }
 
-    /// Dying while the previous export was being set aside: everything aside goes back.
+    /// Dying while the previous export was being set aside (or after a rollback had removed
+    /// the new partitions and the marker): everything aside goes back.
     #[test]
     fn a_publish_that_died_setting_aside_is_put_back() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("out");
-        let aside = root.path().join(format!(".out.replaced-{DEAD}-0"));
+        let aside = root.path().join(".out.replaced-7-0");
         write(&aside.join("k=a/data.parquet"), "old a");
         write(&out.join("k=b/data.parquet"), "old b");
         write(&out.join(MANIFEST), "old manifest");
-        recover("t", &out).unwrap();
+        restore(&out, &aside).unwrap();
         assert_eq!(names(&out), ["k=a", "k=b", MANIFEST]);
         assert_eq!(names(root.path()), ["out"]);
     }
 
-    /// Dying after the new manifest was in place: the export is complete; only the copy of the
-    /// previous one goes. Dead staging goes; live processes' directories stay.
+    /// After the new manifest was in place the export is complete: only the set-aside copy
+    /// goes, also when its removal had been cut short (markers go last).
     #[test]
-    fn a_committed_publish_keeps_the_new_export_and_dead_staging_goes() {
+    fn a_committed_publish_keeps_the_new_export() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("out");
-        let aside = root.path().join(format!(".out.replaced-{DEAD}-0"));
+        let aside = root.path().join(".out.replaced-7-0");
         write(&aside.join("k=a/data.parquet"), "old a");
         write(&aside.join(MOVING_IN), "k=");
         write(&aside.join(COMMITTED), "");
         write(&out.join("k=c/data.parquet"), "new c");
         write(&out.join(MANIFEST), "new manifest");
-        let dead_staging = root
-            .path()
-            .join(format!(".out.staging-{DEAD}-1/k=x/data_0.parquet"));
-        write(&dead_staging, "partial");
-        write(&out.join(format!(".staging-{DEAD}-2/p0/data.parquet")), "partial");
-        let live = root.path().join(format!(".out.staging-{}-9", std::process::id()));
-        std::fs::create_dir(&live).unwrap();
-        recover("t", &out).unwrap();
+        restore(&out, &aside).unwrap();
         assert_eq!(names(&out), ["k=c", MANIFEST]);
         assert_eq!(
             std::fs::read_to_string(out.join(MANIFEST)).unwrap(),
             "new manifest"
         );
-        assert_eq!(
-            names(root.path()),
-            [
-                live.file_name().unwrap().to_string_lossy().into_owned(),
-                "out".into()
-            ]
-        );
+        assert_eq!(names(root.path()), ["out"]);
     }
 
+    /// Work directories go beside `out_dir`; taking them clears dead staging (exact names
+    /// only: a user's `.staging-backup-2023-12` stays); a second export into the directory
+    /// waits for the first.
     #[test]
-    fn work_directories_go_beside_out_dir() {
+    fn acquiring_recovers_and_exports_into_one_directory_take_turns() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("out");
-        std::fs::create_dir(&out).unwrap();
-        let work = WorkDirs::beside("t", &out).unwrap();
+        write(
+            &root.path().join(".out.staging-7-1/k=x/data_0.parquet"),
+            "partial",
+        );
+        write(&out.join(".staging-7-2/p0/data.parquet"), "partial");
+        write(&out.join(".staging-backup-2023-12/keep"), "the user's");
+        let work = WorkDirs::acquire("t", &out).unwrap();
         assert_eq!(work.staging.parent(), Some(root.path()));
         assert!(
             work.staging
@@ -280,5 +378,20 @@ mod tests {
                 .starts_with(".out.replaced-")
         );
         assert!(work.staging.is_dir() && !work.aside.exists());
+        assert_eq!(names(&out), [".staging-backup-2023-12"]);
+
+        let second = {
+            let out = out.clone();
+            std::thread::spawn(move || WorkDirs::acquire("t", &out).map(|w| w.staging.clone()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!second.is_finished(), "a second export must wait for the first");
+        std::fs::remove_dir(&work.staging).unwrap();
+        drop(work);
+        let staging = second.join().unwrap().unwrap();
+        assert!(staging.is_dir());
+        // Released, the lock leaves no file behind.
+        std::fs::remove_dir(&staging).unwrap();
+        assert_eq!(names(root.path()), ["out"]);
     }
 }

@@ -21,17 +21,17 @@ pub(crate) fn open_file_writer(
     durability: Durability,
     busy: Duration,
 ) -> Result<Connection> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            return Err(Error::Io {
-                op,
-                path: Some(parent.to_path_buf()),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the parent directory does not exist; create it first",
-                ),
-            });
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(Error::Io {
+            op,
+            path: Some(parent.to_path_buf()),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the parent directory does not exist; create it first",
+            ),
+        });
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
