@@ -730,15 +730,20 @@ fn publish(
             // Own-column directories were checked above.
             let earlier = name.starts_with(&own_prefix)
                 || (previous.contains(&name) && holds_only_split_files(&entry.path()));
-            // The previous manifest goes aside too, to come back if this publish fails or
-            // dies (only a file: a directory of that name is not the store's).
-            let manifest = name == MANIFEST && entry.path().is_file();
-            if (earlier && entry.path().is_dir()) || manifest {
+            if earlier && entry.path().is_dir() {
                 let to = aside.join(entry.file_name());
                 std::fs::rename(entry.path(), &to).map_err(|e| io(e, &entry.path()))?;
                 renamed.push((entry.path(), to));
                 set_aside = renamed.len();
             }
+        }
+        // A copy of the previous manifest goes aside, to come back if this publish fails or
+        // dies; the manifest itself stays for readers until the new one replaces it (only a
+        // file: a directory of that name is not the store's).
+        let previous_manifest = out_dir.join(MANIFEST);
+        if previous_manifest.is_file() {
+            let copy = aside.join(MANIFEST);
+            std::fs::copy(&previous_manifest, &copy).map_err(|e| io(e, &copy))?;
         }
         // From here on, a crash leaves a state `workdirs::recover` rolls back (see there).
         let moving_in = aside.join(workdirs::MOVING_IN);
@@ -764,13 +769,14 @@ fn publish(
         }
         let moving_in = aside.join(workdirs::MOVING_IN);
         if moving_in.exists() {
-            // The manifest in `out_dir` is the new one; the previous one is aside.
+            // The manifest in `out_dir` may be the new one; the previous one is copied aside.
             let _ = std::fs::remove_file(out_dir.join(MANIFEST));
             let _ = std::fs::remove_file(&moving_in);
         }
         for (from, to) in renamed[..set_aside].iter().rev() {
             let _ = std::fs::rename(to, from);
         }
+        let _ = std::fs::rename(aside.join(MANIFEST), out_dir.join(MANIFEST));
         let _ = std::fs::remove_file(out_dir.join(format!("{MANIFEST}.tmp")));
         // Non-recursive: if a directory could not be put back, it stays there, not deleted.
         let _ = std::fs::remove_dir(aside);
