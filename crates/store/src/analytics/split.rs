@@ -642,17 +642,10 @@ fn collect(
             s.value = Some(HIVE_NULL.to_string());
             continue;
         }
-        // Through a plainly named link, as in `merge_files`.
-        let readable = LiteralPath::new(op, &s.dir)?;
-        let files: Vec<String> = s
-            .files
-            .iter()
-            .map(|f| sql::path_literal(op, &readable.path().join(f.file_name().unwrap_or_default())))
-            .collect::<Result<_>>()?;
+        let (_link, files) = read_files_sql(op, &s.dir, &s.files)?;
         let query = format!(
             "SELECT count(DISTINCT CAST({column_sql} AS VARCHAR)), any_value(CAST({column_sql} AS VARCHAR)) \
-             FROM read_parquet([{}], hive_partitioning = false)",
-            files.join(", ")
+             FROM {files}"
         );
         let (distinct, value): (i64, Option<String>) = conn
             .query_row(&query, [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1009,6 +1002,19 @@ fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(named)
 }
 
+/// `read_parquet([…], hive_partitioning = false)` over `files` in the staged directory `dir`,
+/// read through a plainly named link to `dir` (DuckDB would take glob characters in `out_dir`,
+/// `run[1]/…`, as a pattern); the link lasts as long as the returned guard.
+fn read_files_sql(op: &'static str, dir: &Path, files: &[PathBuf]) -> Result<(LiteralPath, String)> {
+    let link = LiteralPath::new(op, dir)?;
+    let paths = files
+        .iter()
+        .map(|f| sql::path_literal(op, &link.path().join(f.file_name().unwrap_or_default())))
+        .collect::<Result<Vec<_>>>()?;
+    let sql = format!("read_parquet([{}], hive_partitioning = false)", paths.join(", "));
+    Ok((link, sql))
+}
+
 /// Joins a partition's several files into its one `data.parquet`.
 ///
 /// DuckDB's partitioned COPY keeps at most `partitioned_write_max_open_files` (100) files open;
@@ -1016,18 +1022,10 @@ fn name_files(op: &'static str, dir: &Path) -> Result<Vec<PathBuf>> {
 /// partition can arrive in pieces. The spec promises one file per value, and the manifest names
 /// one, so the pieces are rewritten as one file; only such partitions pay for this.
 fn merge_files(op: &'static str, conn: &Connection, dir: &Path, files: &[PathBuf]) -> Result<PathBuf> {
-    // Read through a plainly named link to the directory: DuckDB would take glob characters
-    // in `out_dir` (`run[1]/…`) as a pattern.
-    let readable = LiteralPath::new(op, dir)?;
-    let sources = files
-        .iter()
-        .map(|f| sql::path_literal(op, &readable.path().join(f.file_name().unwrap_or_default())))
-        .collect::<Result<Vec<_>>>()?;
+    let (_link, sources) = read_files_sql(op, dir, files)?;
     let merged = dir.join("data.parquet.merged");
     let copy = format!(
-        "COPY (SELECT * FROM read_parquet([{}], hive_partitioning = false)) TO {} \
-         (FORMAT parquet, COMPRESSION zstd)",
-        sources.join(", "),
+        "COPY (SELECT * FROM {sources}) TO {} (FORMAT parquet, COMPRESSION zstd)",
         sql::path_literal(op, &merged)?
     );
     conn.execute_batch(&copy)

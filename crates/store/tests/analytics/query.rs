@@ -660,14 +660,8 @@ fn timestamps_before_duckdbs_range_saturate_instead_of_breaking_the_database() {
 
     db.ensure_scoring_tables().unwrap();
     let row = store::analytics::CheckpointScore {
-        model: "m".into(),
-        run_id: "r".into(),
-        label: "l".into(),
-        iteration: 1,
-        correct: 1,
-        total: 1,
-        accuracy: 1.0,
         scored_at: Some(i64::MIN),
+        ..crate::scoring::checkpoint("m", "r", "l", 1)
     };
     db.append_checkpoint_scores([row]).unwrap();
     assert_eq!(

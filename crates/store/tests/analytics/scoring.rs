@@ -17,7 +17,7 @@ fn db() -> Analytics {
     db
 }
 
-fn checkpoint(model: &str, run: &str, label: &str, i: i32) -> CheckpointScore {
+pub(crate) fn checkpoint(model: &str, run: &str, label: &str, i: i32) -> CheckpointScore {
     CheckpointScore {
         model: model.into(),
         run_id: run.into(),
@@ -600,16 +600,7 @@ fn a_same_named_table_of_another_shape_is_reported_with_a_fix() {
         "{text}"
     );
     assert!(text.contains("rename or drop it"), "{text}");
-    let row = CheckpointScore {
-        model: "m".into(),
-        run_id: "r".into(),
-        label: "l".into(),
-        iteration: 1,
-        correct: 1,
-        total: 1,
-        accuracy: 1.0,
-        scored_at: None,
-    };
+    let row = checkpoint("m", "r", "l", 1);
     let err = expect_kind(
         db.append_checkpoint_scores([row.clone()]),
         ErrorKind::InvalidInput,
