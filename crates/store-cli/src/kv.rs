@@ -162,10 +162,11 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
                 ("value", json!(value)),
             ];
             if let Some(ttl) = ttl {
-                pairs.push((
-                    "ttl_ms",
-                    json!(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
-                ));
+                // Rounded up: a sub-millisecond TTL keeps the entry for a millisecond rather
+                // than storing it already expired (only `0s` means that).
+                let partial = u128::from(!ttl.subsec_nanos().is_multiple_of(1_000_000));
+                let ms = u64::try_from(ttl.as_millis() + partial).unwrap_or(u64::MAX);
+                pairs.push(("ttl_ms", json!(ms)));
             }
             if if_absent {
                 pairs.push(("if_version", Value::Null));

@@ -112,3 +112,10 @@ impl Clock for ManualClock {
 pub(crate) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// A time to live in milliseconds, rounded up: expiry has millisecond resolution, and only a
+/// zero TTL means "already expired", so 1 µs still keeps the entry for a millisecond.
+pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
+    let partial = u128::from(!ttl.subsec_nanos().is_multiple_of(1_000_000));
+    i64::try_from(ttl.as_millis() + partial).unwrap_or(i64::MAX)
+}

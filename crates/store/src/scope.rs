@@ -128,6 +128,14 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// A write a quota check weighs: its stored group, the byte size of the live entry it
+/// replaces (if any) and its own byte size (key + value).
+struct QuotaWrite<'a> {
+    group: &'a str,
+    existing: Option<u64>,
+    new_bytes: u64,
+}
+
 /// The scope of unscoped handles.
 pub(crate) static ROOT_SCOPE: Scope = Scope::ROOT;
 
@@ -208,41 +216,71 @@ impl Scope {
 
     /// Enforces the quota for writing `value` at (`group`, `key`) (stored names), inside the
     /// write's transaction, after its earlier writes. A scope without a quota passes at once.
+    ///
+    /// The check runs first on the usage the counters record, an upper bound of the live usage
+    /// (expired rows not purged yet still count), so a write that fits is let through in O(1)
+    /// however many rows have expired; only a write it would refuse is checked again against
+    /// the exact live usage.
     pub(crate) fn check_write(&self, w: &WriteCtx<'_>, group: &str, key: &str, value: &str) -> Result<()> {
         let (Some(namespace), false) = (&self.namespace, self.quota.is_unlimited()) else {
             return Ok(());
         };
         let op = w.op;
-        let quota = self.quota;
-        let (existing, usage) = usage::quota_state(w.conn, namespace, group, key, w.now)
+        let (existing, recorded) = usage::quota_state(w.conn, namespace, group, key, w.now)
             .ctx(op, "read entry and namespace usage for quota check")?;
-        let exceeded = |limit, max, requested| Error::QuotaExceeded {
-            op,
-            namespace: namespace.clone(),
-            limit,
-            max,
-            requested,
+        let write = QuotaWrite {
+            group,
+            existing,
+            new_bytes: (key.len() + value.len()) as u64,
         };
-        if existing.is_none() {
+        let mut over = self.first_exceeded(w, &write, recorded.upper_bound())?;
+        if over.is_some() && recorded.may_count_expired() {
+            let live = recorded
+                .live(w.conn, namespace, w.now)
+                .ctx(op, "read live namespace usage for quota check")?;
+            over = self.first_exceeded(w, &write, live)?;
+        }
+        match over {
+            None => Ok(()),
+            Some((limit, max, requested)) => Err(Error::QuotaExceeded {
+                op,
+                namespace: namespace.clone(),
+                limit,
+                max,
+                requested,
+            }),
+        }
+    }
+
+    /// The first limit `write` would exceed given `usage`: (limit, its maximum, the usage the
+    /// write asks for).
+    fn first_exceeded(
+        &self,
+        w: &WriteCtx<'_>,
+        write: &QuotaWrite<'_>,
+        usage: usage::LiveUsage,
+    ) -> Result<Option<(QuotaLimit, u64, u64)>> {
+        let quota = self.quota;
+        if write.existing.is_none() {
             if quota.max_keys > 0 && usage.keys + 1 > quota.max_keys {
-                return Err(exceeded(QuotaLimit::Keys, quota.max_keys, usage.keys + 1));
+                return Ok(Some((QuotaLimit::Keys, quota.max_keys, usage.keys + 1)));
             }
             if quota.max_groups > 0
                 && usage.groups + 1 > quota.max_groups
-                && !sqlite::group_exists(w.conn, group, w.now).ctx(op, "read group for quota check")?
+                && !sqlite::group_exists(w.conn, write.group, w.now)
+                    .ctx(w.op, "read group for quota check")?
             {
-                return Err(exceeded(QuotaLimit::Groups, quota.max_groups, usage.groups + 1));
+                return Ok(Some((QuotaLimit::Groups, quota.max_groups, usage.groups + 1)));
             }
         }
-        let new_bytes = (key.len() + value.len()) as u64;
-        let old_bytes = existing.unwrap_or(0);
-        if quota.max_bytes > 0 && new_bytes > old_bytes {
-            let requested = usage.bytes + (new_bytes - old_bytes);
+        let old_bytes = write.existing.unwrap_or(0);
+        if quota.max_bytes > 0 && write.new_bytes > old_bytes {
+            let requested = usage.bytes.saturating_add(write.new_bytes - old_bytes);
             if requested > quota.max_bytes {
-                return Err(exceeded(QuotaLimit::Bytes, quota.max_bytes, requested));
+                return Ok(Some((QuotaLimit::Bytes, quota.max_bytes, requested)));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn usage(&self, conn: &Connection, now: i64) -> rusqlite::Result<Usage> {

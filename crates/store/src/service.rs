@@ -292,10 +292,16 @@ impl Service {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) -> Result<()> {
+        // Both layers close even if one fails (the first error is returned), so every later
+        // call is refused as `Closed` whatever went wrong here.
         #[cfg(feature = "analytics")]
-        if let Some(db) = self.analytics.get() {
-            db.close()?;
-        }
-        self.store.close()
+        let analytics = match self.analytics.get() {
+            Some(db) => db.close(),
+            None => Ok(()),
+        };
+        #[cfg(not(feature = "analytics"))]
+        let analytics = Ok(());
+        let store = self.store.close();
+        analytics.and(store)
     }
 }

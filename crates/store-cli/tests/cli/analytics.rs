@@ -301,3 +301,25 @@ fn export_to_an_empty_path_is_invalid_input_with_a_fix() {
         assert!(err["message"].as_str().unwrap().contains("empty"), "{err}");
     }
 }
+
+/// DuckDB reads a relative `md:…` as a MotherDuck database and `:memory:` as no file at all;
+/// homes so named still hold their analytics database as a file.
+#[test]
+fn homes_named_like_duckdb_prefixes_hold_their_database_as_a_file() {
+    let cwd = tempfile::tempdir().unwrap();
+    for name in ["md:data", ":memory:"] {
+        let run = |args: &[&str]| {
+            TestCommand::new()
+                .env("HOME", cwd.path())
+                .current_dir(cwd.path())
+                .args(["--home", name])
+                .args(args)
+                .run()
+                .success()
+        };
+        run(&["sql", "CREATE TABLE t AS SELECT 42 AS answer"]);
+        assert!(cwd.path().join(name).join("workspace.duckdb").is_file(), "{name}");
+        let out = run(&["sql", "--csv", "SELECT answer FROM t"]);
+        assert_eq!(out.stdout, "answer\n42\n", "{name}");
+    }
+}

@@ -192,3 +192,27 @@ fn concurrent_first_opens_of_a_new_home_both_succeed() {
         assert!(failures.is_empty(), "round {round}: {failures:?}");
     }
 }
+
+/// The bundled SQLite reads names starting with `file:` as URIs (`file:data/state.db` would
+/// open `data/state.db`); a relative home of that name is still the directory it names.
+#[test]
+fn a_relative_home_named_like_a_uri_is_a_plain_directory() {
+    let cwd = tempdir();
+    std::fs::create_dir(cwd.path().join("data")).unwrap();
+    store(cwd.path())
+        .current_dir(cwd.path())
+        .args(["--home", "file:data", "kv", "set", "g", "k", "v"])
+        .run()
+        .success();
+    assert_holds_state(&cwd.path().join("file:data"));
+    assert!(
+        !cwd.path().join("data/state.db").exists(),
+        "the KV file went to data/"
+    );
+    let out = store(cwd.path())
+        .current_dir(cwd.path())
+        .args(["--home", "file:data", "kv", "get", "g", "k"])
+        .run()
+        .success();
+    assert_eq!(out.stdout, "v\n");
+}

@@ -630,8 +630,20 @@ where
     Ok(written)
 }
 
-/// Inventory notes for the scoring tables.
-pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<String>> {
+/// Inventory notes for the scoring tables. A table that has a scoring table's name but not
+/// its columns (imported under that name, say) gets a note saying so: one odd table must not
+/// cost the user the whole inventory.
+pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Vec<String> {
+    match summarise(op, conn, table) {
+        Ok(notes) => notes,
+        Err(e) => {
+            log::debug!("{e}");
+            vec!["columns differ from the canonical scoring table".to_string()]
+        }
+    }
+}
+
+fn summarise(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<String>> {
     let sql = match table {
         CHECKPOINT_SCORES => {
             "SELECT count(DISTINCT model) || ' models', count(DISTINCT run_id) || ' runs' FROM checkpoint_scores"

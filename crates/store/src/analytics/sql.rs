@@ -49,18 +49,33 @@ pub(crate) fn path_literal(op: &'static str, path: &Path) -> Result<String> {
     let text = path
         .to_str()
         .ok_or_else(|| Error::invalid(op, "path", format!("{} is not valid UTF-8", path.display())))?;
-    if text.starts_with('~') {
+    if duckdb_reinterprets(path) {
         return path_literal(op, &as_duckdb_reads_it(op, path)?);
     }
     literal(op, "path", text)
 }
 
-/// `path` in a form DuckDB reads as the same file every `std::fs` call does. DuckDB expands a
-/// leading `~` to the home directory and the file system does not, so such a path becomes
-/// absolute (a `./` prefix is not enough: DuckDB drops it before creating partition
-/// directories). Other paths are returned as they are.
+/// Whether DuckDB would take this path for something other than the file `std::fs` opens: a
+/// leading `~` (DuckDB expands it to the home directory), or a relative path whose first
+/// component holds a `:` (`md:db` for MotherDuck, `s3://…`, `http://…`). The exact name
+/// `:memory:` keeps DuckDB's meaning, a private in-memory database.
+fn duckdb_reinterprets(path: &Path) -> bool {
+    let Some(text) = path.to_str() else {
+        return false;
+    };
+    if text == ":memory:" {
+        return false;
+    }
+    let first = path.components().next().map(|c| c.as_os_str().to_string_lossy());
+    text.starts_with('~') || (path.is_relative() && first.is_some_and(|c| c.contains(':')))
+}
+
+/// `path` in a form DuckDB reads as the same file every `std::fs` call does. A path DuckDB
+/// would reinterpret (a leading `~`, which it expands to the home directory; a relative
+/// `:memory:` or `scheme:…`) becomes absolute (a `./` prefix is not enough: DuckDB drops it
+/// before creating partition directories). Other paths are returned as they are.
 pub(crate) fn as_duckdb_reads_it(op: &'static str, path: &Path) -> Result<std::path::PathBuf> {
-    if !path.to_str().is_some_and(|p| p.starts_with('~')) {
+    if !duckdb_reinterprets(path) {
         return Ok(path.to_path_buf());
     }
     std::path::absolute(path).map_err(|e| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::duration_ms;
+use crate::clock::ttl_ms;
 use crate::error::{Error, Result, SqliteContext};
 use crate::events::EventKind;
 use crate::kv::access::{Access, Mutation, Statements, WriteCtx, sealed::Sealed};
@@ -308,17 +308,21 @@ fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Ve
         }),
         Some(_) => {
             // Best effort: a read never waits for a writer (SPEC §3.3). If one is busy, the
-            // purge thread, or a later read, removes the entry and reports it `Expired`.
+            // purge thread, or a later read, removes the entry and reports it `Expired`. A
+            // delete that fails otherwise (read-only file, full disk) does not turn the read
+            // into an error either: the answer, not found, is right all the same.
             let deleted = a.write(op, now, Statements::IfFree, |w| {
                 if sqlite::delete_if_expired(w.conn, &full, key, w.now).ctx(op, "delete expired entry")? {
                     w.record_removal(EventKind::Expired, &full, Some(key))?;
                 }
                 Ok(())
             });
-            match deleted {
-                Err(e) if !e.is_busy() => Err(e),
-                _ => Err(Error::not_found(op, group, key)),
+            if let Err(e) = deleted
+                && !e.is_busy()
+            {
+                log::warn!("store: an expired entry stays until the purge removes it: {e}");
             }
+            Err(Error::not_found(op, group, key))
         }
         None => Err(Error::not_found(op, group, key)),
     }
@@ -338,7 +342,7 @@ fn put<A: Access>(
     let scope = a.scope();
     let group = scope.group(op, group)?;
     let now = a.now();
-    let expires_at = ttl.map(|ttl| now.saturating_add(duration_ms(ttl)));
+    let expires_at = ttl.map(|ttl| now.saturating_add(ttl_ms(ttl)));
     // The quota check only reads, so this is still one writing statement.
     a.write(op, now, Statements::One, |w| {
         scope.check_write(w, &group, key, value)?;

@@ -584,6 +584,31 @@ fn inventory_of_empty_scoring_tables_notes_zeroes() {
     );
 }
 
+/// A user table that only borrows a scoring table's name gets a note saying so, and the rest
+/// of the inventory is still reported (the notes' summary query would fail on its columns).
+#[test]
+fn inventory_notes_a_same_named_table_of_another_shape_instead_of_failing() {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch(
+        "CREATE TABLE probe_results (a INTEGER, b INTEGER); INSERT INTO probe_results VALUES (1, 2);
+         CREATE TABLE other AS SELECT * FROM range(3)",
+    )
+    .unwrap();
+    let inventory = db.inventory().unwrap();
+    assert_eq!(inventory.total_rows, 4);
+    let probe = inventory
+        .tables
+        .iter()
+        .find(|t| t.name == "probe_results")
+        .unwrap();
+    assert_eq!(
+        probe.notes,
+        ["columns differ from the canonical scoring table"],
+        "{inventory}"
+    );
+    assert!(inventory.tables.iter().any(|t| t.name == "other" && t.rows == 3));
+}
+
 /// `CREATE TABLE IF NOT EXISTS` keeps any table of the same name; one the writers cannot fill
 /// is reported by `ensure_scoring_tables` and by the writers, naming its columns and the fix,
 /// instead of failing deep inside DuckDB's appender.

@@ -289,3 +289,20 @@ fn threads_racing_to_the_first_analytics_call_share_one_database() {
         ));
     }
 }
+
+/// A layer that cannot close (here: analytics, with a result still streaming on this thread)
+/// does not keep the other open: the error is returned and every later call is `Closed`.
+#[test]
+fn close_closes_the_store_even_when_analytics_refuses_to_close() {
+    let (service, _home) = service();
+    service
+        .call("store/set", json!({"group": "g", "key": "k", "value": "v"}))
+        .unwrap();
+    let db = service.analytics().unwrap();
+    let batches = db.query_arrow("SELECT * FROM range(10)", &[]).unwrap();
+    let err = service.close().unwrap_err();
+    assert_eq!(err.field(), Some("connection"), "{err}");
+    drop(batches);
+    assert!(service.call("store/count", json!({})).unwrap_err().is_closed());
+    assert!(service.store().get("g", "k").unwrap_err().is_closed());
+}

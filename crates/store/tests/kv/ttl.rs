@@ -220,6 +220,31 @@ fn set_with_ttl_zero_is_never_visible() {
 }
 
 #[test]
+fn a_sub_millisecond_ttl_keeps_the_entry_for_a_millisecond() {
+    for (kind, store, clock, _dir) in both() {
+        store
+            .set_with_ttl("g", "k", "v", Duration::from_micros(1))
+            .unwrap();
+        store
+            .set_with_ttl("g", "k2", "v", Duration::from_micros(1_500))
+            .unwrap();
+        assert_eq!(
+            store.get("g", "k").unwrap(),
+            "v",
+            "{kind}: 1 µs rounds up to 1 ms"
+        );
+        let expiry = store.get_with_version("g", "k2").unwrap().expires_at;
+        assert_eq!(expiry, Some(START_MS + 2), "{kind}: 1.5 ms rounds up to 2 ms");
+        clock.advance(Duration::from_millis(1));
+        assert!(
+            !store.exists("g", "k").unwrap(),
+            "{kind}: gone after its millisecond"
+        );
+        assert!(store.exists("g", "k2").unwrap(), "{kind}");
+    }
+}
+
+#[test]
 fn purge_expired_removes_two_expired_and_keeps_the_live_one() {
     let f = file_store();
     let s = &f.store;

@@ -66,7 +66,7 @@ impl WorkDirs {
             path: Some(path.to_path_buf()),
             source,
         };
-        let (place, prefix) = beside(out_dir).unwrap_or_else(|| (out_dir.to_path_buf(), ".".into()));
+        let (place, prefix) = placement(out_dir);
         let lock_path = place.join(format!("{prefix}split.lock"));
         let lock = lock_file(&lock_path).map_err(|e| io(e, &lock_path))?;
         let mut work = WorkDirs {
@@ -79,6 +79,30 @@ impl WorkDirs {
             return Err(io(e, &std::mem::take(&mut work.staging)));
         }
         Ok(work)
+    }
+}
+
+/// Where `out_dir`'s lock and work directories go, and their names' prefix: beside it, or
+/// inside it when that is impossible. They go by where the directory really is, so exports
+/// naming it through a symlink or a `..` detour take turns with the others too.
+fn placement(out_dir: &Path) -> (PathBuf, String) {
+    let out_dir = resolved(out_dir);
+    beside(&out_dir).unwrap_or_else(|| (out_dir, ".".into()))
+}
+
+/// `out_dir` with symlinks and `..` resolved: the directory itself if it exists, else its
+/// parent's resolved path joined with its name; as given when neither exists.
+fn resolved(out_dir: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(out_dir) {
+        return real;
+    }
+    let parent = match out_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(parent), out_dir.file_name()) {
+        (Ok(real), Some(name)) => real.join(name),
+        _ => out_dir.to_path_buf(),
     }
 }
 
@@ -393,5 +417,30 @@ mod tests {
         // Released, the lock leaves no file behind.
         std::fs::remove_dir(&staging).unwrap();
         assert_eq!(names(root.path()), ["out"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn exports_naming_one_directory_two_ways_take_turns() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("real").join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::os::unix::fs::symlink(&out, root.path().join("link")).unwrap();
+        let via_link = root.path().join("link");
+        let via_dots = root.path().join("real/../real/out");
+        assert_eq!(placement(&via_link), placement(&out));
+        assert_eq!(placement(&via_dots), placement(&out));
+
+        let work = WorkDirs::acquire("t", &out).unwrap();
+        let second = std::thread::spawn(move || WorkDirs::acquire("t", &via_link).map(|w| w.staging.clone()));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !second.is_finished(),
+            "an export through the symlink must wait for the first"
+        );
+        std::fs::remove_dir(&work.staging).unwrap();
+        drop(work);
+        let staging = second.join().unwrap().unwrap();
+        assert_eq!(staging.parent(), out.canonicalize().unwrap().parent());
     }
 }

@@ -1,5 +1,6 @@
 //! Opening and configuring SQLite connections, and the pool of readers.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,6 +13,18 @@ use crate::error::{Error, Result, SqliteContext};
 
 /// Statement-cache capacity of every connection (the spec asks for at least 64).
 const STATEMENT_CACHE: usize = 128;
+
+/// The path as SQLite must be given it to open that file. The bundled SQLite is built with
+/// `SQLITE_USE_URI`, so a name starting with `file:` would be read as a URI (`file:data/x.db`
+/// opening `data/x.db`, `file:x?mode=memory` a private memory database); such a relative path
+/// gets a `./` in front. Absolute paths start with `/` and are never URIs.
+fn not_a_uri(path: &Path) -> Cow<'_, Path> {
+    if path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+        Cow::Owned(Path::new(".").join(path))
+    } else {
+        Cow::Borrowed(path)
+    }
+}
 
 /// Opens the writer connection on a file, creating it; a missing parent directory is an `Io`
 /// error rather than SQLite's vaguer "unable to open".
@@ -33,11 +46,9 @@ pub(crate) fn open_file_writer(
             ),
         });
     }
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(not_a_uri(path), flags)
         .map_err(|e| Error::sqlite(op, format!("open {}", path.display()), e))?;
     configure(op, &conn, durability, busy)?;
     // WAL lets readers proceed while a write is in flight. Asking for it also makes SQLite read
@@ -108,9 +119,8 @@ fn open_existing(
     busy: Duration,
     role: &str,
 ) -> Result<Connection> {
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(not_a_uri(path), flags)
         .map_err(|e| Error::sqlite(op, format!("open {role} on {}", path.display()), e))?;
     configure(op, &conn, durability, busy)?;
     Ok(conn)

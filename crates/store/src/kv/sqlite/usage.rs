@@ -164,17 +164,50 @@ pub(crate) fn live_usage(conn: &Connection, namespace: &str, now: i64) -> rusqli
     subtract_expired(conn, namespace, now, totals)
 }
 
+/// A namespace's usage as its counters record it: expired rows the purge has not removed yet
+/// still count, so it is an upper bound of the live usage, exact when no row of the namespace
+/// has a TTL. A quota check passes on it without looking further (O(1) whatever expired);
+/// only a write it would refuse asks for [`RecordedUsage::live`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordedUsage {
+    totals: Option<Totals>,
+}
+
+impl RecordedUsage {
+    /// The recorded figures (an upper bound of the live ones).
+    pub(crate) fn upper_bound(&self) -> LiveUsage {
+        let Some((keys, bytes, _, groups)) = self.totals else {
+            return LiveUsage::default();
+        };
+        LiveUsage {
+            keys: keys.max(0) as u64,
+            groups: groups.max(0) as u64,
+            bytes: bytes.max(0) as u64,
+        }
+    }
+
+    /// Whether [`RecordedUsage::upper_bound`] may count expired rows.
+    pub(crate) fn may_count_expired(&self) -> bool {
+        self.totals.is_some_and(|(_, _, ttl_keys, _)| ttl_keys > 0)
+    }
+
+    /// The exact live usage (see [`live_usage`]).
+    pub(crate) fn live(&self, conn: &Connection, namespace: &str, now: i64) -> rusqlite::Result<LiveUsage> {
+        subtract_expired(conn, namespace, now, self.totals)
+    }
+}
+
 /// What a quota check needs, read by one statement (a scoped set's check was two statements,
 /// ~5% of its time in memory): the byte size (key + value) of the live
 /// entry at (`group`, `key`), if there is one (computed in SQL so a large old value is never
-/// copied out), and the namespace's live usage (see [`live_usage`]).
+/// copied out), and the namespace's recorded usage.
 pub(crate) fn quota_state(
     conn: &Connection,
     namespace: &str,
     group: &str,
     key: &str,
     now: i64,
-) -> rusqlite::Result<(Option<u64>, LiveUsage)> {
+) -> rusqlite::Result<(Option<u64>, RecordedUsage)> {
     let state: Option<(Option<i64>, Totals)> = conn
         .prepare_cached(
             "SELECT (SELECT length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB))
@@ -190,10 +223,11 @@ pub(crate) fn quota_state(
     let Some((existing, totals)) = state else {
         // No counter row: the triggers have never seen a row of this namespace, unless someone
         // deleted the counters by hand; the entry itself is still looked up.
-        return Ok((live_entry_bytes(conn, group, key, now)?, LiveUsage::default()));
+        let existing = live_entry_bytes(conn, group, key, now)?;
+        return Ok((existing, RecordedUsage { totals: None }));
     };
-    let usage = subtract_expired(conn, namespace, now, Some(totals))?;
-    Ok((existing.map(|b| b.max(0) as u64), usage))
+    let recorded = RecordedUsage { totals: Some(totals) };
+    Ok((existing.map(|b| b.max(0) as u64), recorded))
 }
 
 /// The byte size (key + value) of the live entry at (group, key), if there is one; computed
@@ -225,10 +259,13 @@ fn subtract_expired(
         let prefix = format!("{namespace}:");
         let range = GroupRange::new(&prefix);
         let (lo, hi) = range.bounds();
+        // A group is gone when no live row is left in it: the probe stops at its first live
+        // row, so it passes over expired rows only (counting the group would visit all of it).
         let mut stmt = conn.prepare_cached(
             "SELECT count(*),
                     sum(length(CAST(e.entry_key AS BLOB)) + length(CAST(e.entry_value AS BLOB))),
-                    (SELECT count(*) FROM entries AS g WHERE g.group_name = e.group_name)
+                    NOT EXISTS (SELECT 1 FROM entries AS g WHERE g.group_name = e.group_name
+                                  AND (g.expires_at IS NULL OR g.expires_at > ?3))
              FROM entries AS e INDEXED BY entries_expires_at_idx
              WHERE e.expires_at IS NOT NULL AND e.expires_at <= ?3
                AND e.group_name >= ?1 AND e.group_name < ?2
@@ -239,7 +276,7 @@ fn subtract_expired(
             let expired: i64 = row.get(0)?;
             keys -= expired;
             bytes -= row.get::<_, Option<i64>>(1)?.unwrap_or(0);
-            if expired >= row.get::<_, i64>(2)? {
+            if row.get::<_, bool>(2)? {
                 groups -= 1; // every row of this group has expired
             }
         }
