@@ -197,7 +197,8 @@ impl Registry {
     /// Whether anything would receive an event (cheap; checked before staging any).
     #[inline]
     pub fn has_listeners(&self) -> bool {
-        self.listeners.load(Ordering::Acquire) > 0
+        // Sequentially consistent: paired with the writers' "unrecorded write" mark.
+        self.listeners.load(Ordering::SeqCst) > 0
     }
 
     pub fn listener_count(&self) -> usize {
@@ -234,7 +235,7 @@ impl Registry {
                 sender,
                 dropped: Arc::clone(&dropped),
             });
-            self.listeners.fetch_add(1, Ordering::AcqRel);
+            self.listeners.fetch_add(1, Ordering::SeqCst);
         }
         Ok(Subscription {
             id,
@@ -254,7 +255,7 @@ impl Registry {
             let mut next = Vec::clone(&callbacks);
             next.push((id, callback));
             *callbacks = Arc::new(next);
-            self.listeners.fetch_add(1, Ordering::AcqRel);
+            self.listeners.fetch_add(1, Ordering::SeqCst);
         }
         Ok(CallbackGuard {
             id,

@@ -283,7 +283,8 @@ impl Scope {
         Ok(None)
     }
 
-    fn usage(&self, conn: &Connection, now: i64) -> rusqlite::Result<Usage> {
+    /// The namespace's live usage; `now` is read once the read's snapshot is taken.
+    fn usage(&self, conn: &Connection, now: impl FnOnce() -> i64) -> rusqlite::Result<Usage> {
         let namespace = self.namespace.as_deref().unwrap_or_default();
         let u = usage::live_usage(conn, namespace, now)?;
         Ok(Usage {
@@ -397,10 +398,10 @@ impl ScopedStore {
     /// ```
     pub fn usage(&self) -> Result<Usage> {
         const OP: &str = "ScopedStore::usage";
-        let now = self.store.now();
         // Counters and expired rows from one snapshot, or a purge in between counts twice.
-        self.store
-            .read(OP, |c| sqlite::snapshot(c, |c| self.scope.usage(c, now)))
+        self.store.read(OP, |c| {
+            sqlite::snapshot(c, |c| self.scope.usage(c, || self.store.now()))
+        })
     }
 
     /// [`Kv::set`] on the group [`DEFAULT_GROUP`].
@@ -632,8 +633,7 @@ impl ScopedTransaction<'_> {
     /// ```
     pub fn usage(&self) -> Result<Usage> {
         const OP: &str = "ScopedTransaction::usage";
-        let now = self.tx.now();
-        self.tx.read(OP, |c| self.scope.usage(c, now))
+        self.tx.read(OP, |c| self.scope.usage(c, || self.tx.now()))
     }
 
     /// [`Kv::set`] on the group [`DEFAULT_GROUP`].

@@ -116,9 +116,12 @@ impl Store {
             validate::name(op, "group", group)?;
         }
         self.inner().check_usable(op)?;
-        self.inner()
+        let subscription = self
+            .inner()
             .events()
-            .watch(op, Filter::new(prefix, group), options.capacity)
+            .watch(op, Filter::new(prefix, group), options.capacity)?;
+        self.inner().settle_unrecorded_write();
+        Ok(subscription)
     }
 
     /// Registers a callback run after every committed mutation, on the committing thread, after
@@ -141,7 +144,9 @@ impl Store {
     pub fn on_change(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> Result<CallbackGuard> {
         const OP: &str = "Store::on_change";
         self.inner().check_usable(OP)?;
-        self.inner().events().on_change(OP, Arc::new(f))
+        let guard = self.inner().events().on_change(OP, Arc::new(f))?;
+        self.inner().settle_unrecorded_write();
+        Ok(guard)
     }
 
     pub(crate) fn on_change_filtered(
@@ -151,14 +156,16 @@ impl Store {
         f: impl Fn(&Event) + Send + Sync + 'static,
     ) -> Result<CallbackGuard> {
         self.inner().check_usable(op)?;
-        self.inner().events().on_change(
+        let guard = self.inner().events().on_change(
             op,
             Arc::new(move |event: &Event| {
                 if let Some(local) = filter.apply(event) {
                     f(&local);
                 }
             }),
-        )
+        )?;
+        self.inner().settle_unrecorded_write();
+        Ok(guard)
     }
 
     /// Live subscriptions plus registered callbacks.

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -85,6 +85,21 @@ pub(crate) struct Inner {
     /// Held for the whole of `close`, so a concurrent `close` returns only once it is closed.
     closing: Mutex<()>,
     events: Arc<Registry>,
+    /// Set while a write that stages no events (nobody was listening when it began) is in
+    /// flight, so a listener registering meanwhile can wait for it: see
+    /// [`Inner::settle_unrecorded_write`].
+    unrecorded_write: AtomicBool,
+}
+
+/// Clears [`Inner::unrecorded_write`] when the write ends, on every path out of it.
+struct UnrecordedMark<'a>(Option<&'a AtomicBool>);
+
+impl Drop for UnrecordedMark<'_> {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0 {
+            flag.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 struct Writer {
@@ -185,6 +200,7 @@ impl Store {
             txn_owner: AtomicUsize::new(0),
             closing: Mutex::new(()),
             events: Arc::new(Registry::default()),
+            unrecorded_write: AtomicBool::new(false),
             config,
         });
         let purge = PurgeThread::start(&inner)?;
@@ -399,10 +415,19 @@ impl Inner {
             began.ctx(op, "begin write transaction")?;
         }
         let snapshot = writer.versions.begin();
+        // The mark goes up before the listener count is read (both sequentially consistent,
+        // against the registration's increment-then-read), so a listener registering now
+        // either is seen here or sees the mark and waits for this write to end.
+        self.unrecorded_write.store(true, Ordering::SeqCst);
+        let events = self.events.has_listeners();
+        if events {
+            self.unrecorded_write.store(false, Ordering::SeqCst);
+        }
+        let mark = UnrecordedMark((!events).then_some(&self.unrecorded_write));
         let recording = Recording {
             feed: self.config.changes.enabled,
             feed_values: self.config.changes.record_values,
-            events: self.events.has_listeners(),
+            events,
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             body(&writer.conn, &mut writer.versions, &mut writer.staged, recording)
@@ -414,6 +439,7 @@ impl Inner {
                 sqlite::rollback(&writer.conn);
                 writer.versions.restore(snapshot);
                 writer.staged.clear();
+                drop(mark);
                 drop(guard);
                 resume_unwind(panic);
             }
@@ -429,9 +455,23 @@ impl Inner {
         }
         let events = std::mem::take(&mut writer.staged);
         self.events.send(&events);
+        drop(mark);
         drop(guard);
         self.events.call(&events);
         result
+    }
+
+    /// Called by a listener just registered: if a write that stages no events is in flight
+    /// (it began while nobody listened), waits for it to end, so a read after the registration
+    /// sees that write's result — every change is either visible to such a read or delivered.
+    /// The wait is bounded by the busy timeout (a transaction closure may run for long).
+    /// Registration from inside a transaction closure is refused before this, and callbacks
+    /// run after the writer lock is released, so no thread waits for its own write.
+    pub(crate) fn settle_unrecorded_write(&self) {
+        if self.unrecorded_write.load(Ordering::SeqCst) {
+            let timeout = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+            drop(self.writer.try_lock_for(timeout));
+        }
     }
 
     /// Marks the calling thread as running a transaction closure (see `check_usable`).

@@ -937,3 +937,51 @@ fn the_configured_watch_capacity_bounds_every_plain_watch() {
     }
     assert_eq!(WatchOptions::default().capacity, 16);
 }
+
+/// Subscribe, then read: a write that began while nobody listened (so it stages no events)
+/// and commits after the registration must be visible to the read that follows it, or be
+/// delivered. Registration waits for such a write in flight; here a transaction.
+#[test]
+fn a_listener_registered_while_an_unwatched_transaction_runs_misses_nothing() {
+    for register in ["watch", "on_change"] {
+        let fixture = file_store();
+        let store = &fixture.store;
+        let began = Barrier::new(2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                store
+                    .transaction(|tx| {
+                        tx.set("config", "pool", "8")?;
+                        began.wait();
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(())
+                    })
+                    .unwrap();
+            });
+            began.wait();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let (subscription, _guard) = if register == "watch" {
+                (Some(store.watch("config").unwrap()), None)
+            } else {
+                let seen = Arc::clone(&seen);
+                let guard = store
+                    .on_change(move |e: &Event| seen.lock().unwrap().push(e.key.clone()))
+                    .unwrap();
+                (None, Some(guard))
+            };
+            if store.get("config", "pool").is_ok() {
+                return; // the read sees the write: nothing to deliver
+            }
+            // Not visible yet: the event must come once it commits.
+            std::thread::sleep(Duration::from_millis(600));
+            let delivered = match &subscription {
+                Some(sub) => sub.try_recv().is_some(),
+                None => !seen.lock().unwrap().is_empty(),
+            };
+            assert!(
+                delivered,
+                "{register}: the read missed the write and no event came"
+            );
+        });
+    }
+}

@@ -28,6 +28,10 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     add_column(conn, "entries", "version INTEGER NOT NULL DEFAULT 0").map_err(fail)?;
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS entries_expires_at_idx ON entries(expires_at) WHERE expires_at IS NOT NULL;
+         -- A namespace's expired rows, for its live usage (see usage.rs): the namespace prefix
+         -- `ns:` of the group, then the expiry.
+         CREATE INDEX IF NOT EXISTS entries_namespace_expiry_idx
+            ON entries(substr(group_name, 1, instr(group_name, ':')), expires_at) WHERE expires_at IS NOT NULL;
          CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value INTEGER);
          CREATE TABLE IF NOT EXISTS changes (
             seq INTEGER PRIMARY KEY,

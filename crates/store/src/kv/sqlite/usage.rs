@@ -14,8 +14,6 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::GroupRange;
-
 /// Bumped whenever the trigger definitions change; older triggers are replaced on open.
 const TRIGGER_VERSION: i64 = 4;
 const TRIGGERS: [&str; 5] = [
@@ -156,12 +154,21 @@ pub(crate) struct LiveUsage {
 
 /// O(1) when the namespace holds no TTL entries; otherwise it also visits the namespace's
 /// expired-but-unpurged rows (through the expiry index), which the purge thread keeps few.
-pub(crate) fn live_usage(conn: &Connection, namespace: &str, now: i64) -> rusqlite::Result<LiveUsage> {
+///
+/// `now` is read after the counters, that is after the read's snapshot is taken: a clock
+/// read before it could judge rows by an earlier time than the snapshot's, counting an entry
+/// that had expired by then together with one written because it had (more keys than the
+/// quota allows, a state that never existed).
+pub(crate) fn live_usage(
+    conn: &Connection,
+    namespace: &str,
+    now: impl FnOnce() -> i64,
+) -> rusqlite::Result<LiveUsage> {
     let totals: Option<Totals> = conn
         .prepare_cached("SELECT keys, bytes, ttl_keys, groups FROM scope_usage WHERE namespace = ?1")?
         .query_row([namespace], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    subtract_expired(conn, namespace, now, totals)
+    subtract_expired(conn, namespace, now(), totals)
 }
 
 /// A namespace's usage as its counters record it: expired rows the purge has not removed yet
@@ -256,22 +263,21 @@ fn subtract_expired(
         return Ok(LiveUsage::default());
     };
     if ttl_keys > 0 {
-        let prefix = format!("{namespace}:");
-        let range = GroupRange::new(&prefix);
-        let (lo, hi) = range.bounds();
-        // A group is gone when no live row is left in it: the probe stops at its first live
-        // row, so it passes over expired rows only (counting the group would visit all of it).
+        // The namespace's expired rows only, through their own index (the expression must be
+        // the index's, word for word): rows expired elsewhere are never visited. A group is
+        // gone when no live row is left in it: the probe stops at its first live row, so it
+        // passes over expired rows only (counting the group would visit all of it).
         let mut stmt = conn.prepare_cached(
             "SELECT count(*),
                     sum(length(CAST(e.entry_key AS BLOB)) + length(CAST(e.entry_value AS BLOB))),
                     NOT EXISTS (SELECT 1 FROM entries AS g WHERE g.group_name = e.group_name
-                                  AND (g.expires_at IS NULL OR g.expires_at > ?3))
-             FROM entries AS e INDEXED BY entries_expires_at_idx
-             WHERE e.expires_at IS NOT NULL AND e.expires_at <= ?3
-               AND e.group_name >= ?1 AND e.group_name < ?2
+                                  AND (g.expires_at IS NULL OR g.expires_at > ?2))
+             FROM entries AS e INDEXED BY entries_namespace_expiry_idx
+             WHERE substr(e.group_name, 1, instr(e.group_name, ':')) = ?1
+               AND e.expires_at IS NOT NULL AND e.expires_at <= ?2
              GROUP BY e.group_name",
         )?;
-        let mut rows = stmt.query(params![lo, hi, now])?;
+        let mut rows = stmt.query(params![format!("{namespace}:"), now])?;
         while let Some(row) = rows.next()? {
             let expired: i64 = row.get(0)?;
             keys -= expired;
