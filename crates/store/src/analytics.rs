@@ -419,13 +419,16 @@ impl Analytics {
         self.with_conn(OP, |conn| table_exists_on(OP, conn, table))
     }
 
-    /// Row counts of every base table, by name.
+    /// Row counts of every base table of this database (not temporary tables, not attached
+    /// databases' tables), by name; a table of a schema other than the default one is named
+    /// `schema.table`.
     ///
     /// # Examples
     /// ```
     /// let db = store::analytics::Analytics::in_memory()?;
-    /// db.exec_batch("CREATE TABLE t AS SELECT 1 AS x")?;
+    /// db.exec_batch("CREATE TABLE t AS SELECT 1 AS x; CREATE SCHEMA s; CREATE TABLE s.u AS SELECT 1 AS y")?;
     /// assert_eq!(db.table_counts()?.get("t"), Some(&1));
+    /// assert_eq!(db.table_counts()?.get("s.u"), Some(&1));
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn table_counts(&self) -> Result<BTreeMap<String, u64>> {
@@ -651,22 +654,37 @@ pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) ->
 }
 
 fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {
-    let names: Vec<String> = {
+    // Tables of the default schema by their name; tables of other schemas of this database
+    // (`CREATE SCHEMA s`) as `s.name`. Attached databases are not this one's tables.
+    let names: Vec<(String, String)> = {
         let mut stmt = conn
             .prepare(
-                "SELECT DISTINCT table_name FROM information_schema.tables \
-                 WHERE table_catalog IN (current_database(), 'temp') AND table_schema = 'main' \
-                   AND table_type = 'BASE TABLE' ORDER BY table_name",
+                "SELECT DISTINCT table_schema, table_name FROM information_schema.tables \
+                 WHERE (table_catalog = 'temp' AND table_schema = 'main' \
+                        OR table_catalog = current_database() \
+                           AND table_schema NOT IN ('information_schema', 'pg_catalog')) \
+                   AND table_type = 'BASE TABLE' ORDER BY table_schema <> 'main', table_schema, table_name",
             )
             .map_err(|e| Error::duckdb(op, "list tables", e))?;
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| Error::duckdb(op, "list tables", e))?
             .collect::<duckdb::Result<_>>()
             .map_err(|e| Error::duckdb(op, "list tables", e))?
     };
     let mut counts = BTreeMap::new();
-    for name in names {
-        let quoted = sql::ident(op, "table", &name)?;
+    for (schema, table) in names {
+        let (name, quoted) = if schema == "main" {
+            (table.clone(), sql::ident(op, "table", &table)?)
+        } else {
+            (
+                format!("{schema}.{table}"),
+                format!(
+                    "{}.{}",
+                    sql::ident(op, "schema", &schema)?,
+                    sql::ident(op, "table", &table)?
+                ),
+            )
+        };
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {quoted}"), [], |r| r.get(0))
             .map_err(|e| Error::duckdb(op, format!("count rows of {name}"), e))?;

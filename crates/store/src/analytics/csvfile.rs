@@ -11,6 +11,19 @@ use std::path::Path;
 
 use super::jsonfile::{Defect, open};
 
+/// Whether the CSV file at `path` holds nothing at all: no header, no row (only blanks and
+/// maybe a byte order mark). DuckDB would read such a file as one column named `column0`.
+pub(crate) fn holds_nothing(path: &Path) -> bool {
+    const SMALL: u64 = 4096;
+    if std::fs::metadata(path).map_or(true, |m| m.len() > SMALL) {
+        return false;
+    }
+    std::fs::read(path).is_ok_and(|bytes| {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        bytes.iter().all(u8::is_ascii_whitespace)
+    })
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     FieldStart,

@@ -145,6 +145,17 @@ impl Analytics {
             }
         };
         sql::require_path(OP, "path", path)?;
+        if path.is_dir() {
+            return Err(Error::invalid(
+                OP,
+                "path",
+                format!(
+                    "{} is a directory; name the Parquet file to write, e.g. {}",
+                    path.display(),
+                    path.join("export.parquet").display()
+                ),
+            ));
+        }
         let tmp = tmp_path(path);
         // Validate everything that can be validated before touching the file system.
         sql::path_literal(OP, &tmp)?;
@@ -426,8 +437,14 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
-        if matches!(format, Format::Json | Format::Jsonl) && jsonfile::holds_no_records(path) {
-            // DuckDB's reader calls a file without records "non-record JSON"; it is just empty.
+        // DuckDB's JSON reader calls a file without records "non-record JSON", and its CSV
+        // reader makes an empty file one column named `column0`; such a file is just empty.
+        let empty = match format {
+            Format::Json | Format::Jsonl => jsonfile::holds_no_records(path).then_some("no JSON records"),
+            Format::Csv(_) => csvfile::holds_nothing(path).then_some("no header and no rows"),
+            Format::Parquet => None,
+        };
+        if let Some(what) = empty {
             let exists = self.with_conn(op, |conn| table_exists_on(op, conn, table))?;
             if !exists {
                 return Err(Error::Parse {
@@ -435,13 +452,22 @@ impl Analytics {
                     source_name: path.display().to_string(),
                     line: None,
                     reason: format!(
-                        "the file holds no JSON records, so there are no columns to create table \
+                        "the file holds {what}, so there are no columns to create table \
                          {table:?} from; create the table first to import an empty file"
                     ),
                 });
             }
             report_done(progress, 0);
             return Ok(0);
+        }
+        if matches!(format, Format::Json | Format::Jsonl) && jsonfile::starts_with_bom(path) {
+            return Err(parse_error(
+                op,
+                path,
+                Some(1),
+                "the file starts with a UTF-8 byte order mark, which DuckDB's JSON reader does \
+                 not accept; save the file without one (UTF-8 without BOM)",
+            ));
         }
         if format == Format::Json {
             // DuckDB would import the records before a defect at the end of the file.
@@ -486,9 +512,16 @@ impl Analytics {
                 )
             }
         };
+        // A CSV file without a header has only DuckDB's names (`column0`, …): its columns go
+        // into an existing table by position instead of by name.
+        let by_position = matches!(format, Format::Csv(o) if !o.header);
         self.in_transaction(op, |conn| {
             let statement = if table_exists_on(op, conn, table)? {
-                format!("INSERT INTO {quoted} BY NAME SELECT * FROM {reader}")
+                if by_position {
+                    format!("INSERT INTO {quoted} SELECT * FROM {reader}")
+                } else {
+                    format!("INSERT INTO {quoted} BY NAME SELECT * FROM {reader}")
+                }
             } else {
                 format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
             };
@@ -932,10 +965,27 @@ fn dollar_tag(text: &[u8]) -> Option<usize> {
 
 pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-            op,
-            path: Some(parent.to_path_buf()),
-            source,
+        std::fs::create_dir_all(parent).map_err(|source| {
+            // "File exists" / "Not a directory" alone leave the user guessing which file.
+            let in_the_way = parent
+                .ancestors()
+                .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir());
+            match in_the_way {
+                Some(file) => Error::Io {
+                    op,
+                    path: Some(file.to_path_buf()),
+                    source: std::io::Error::new(
+                        source.kind(),
+                        "this is a file where the path needs a directory; choose another path \
+                         or move the file",
+                    ),
+                },
+                None => Error::Io {
+                    op,
+                    path: Some(parent.to_path_buf()),
+                    source,
+                },
+            }
         })?;
     }
     Ok(())

@@ -40,6 +40,13 @@ pub(crate) fn holds_no_records(path: &Path) -> bool {
             .is_some_and(|inside| inside.trim().is_empty())
 }
 
+/// Whether the file at `path` starts with a UTF-8 byte order mark.
+pub(crate) fn starts_with_bom(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 3];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut head).is_ok() && head == *b"\xEF\xBB\xBF")
+}
+
 /// Where a JSON file (one or more top-level values, usually one array) ends before its last
 /// value does. Other syntax is left to DuckDB, which accepts more than serde_json (`NaN`,
 /// trailing commas, any depth): the scan stops at the first thing serde_json does not take.

@@ -14,12 +14,12 @@ use std::borrow::Borrow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use duckdb::Connection;
 use duckdb::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::{Connection, OptionalExt};
 
 use super::Analytics;
 use crate::clock::{Clock, SystemClock, UnixMillis};
@@ -560,23 +560,61 @@ fn require_shape<F: std::borrow::Borrow<Field>>(
         .and_then(|mut stmt| stmt.query_map([table], |r| r.get(0))?.collect())
         .map_err(columns_error)?;
     let want: Vec<&str> = fields.iter().map(|f| f.borrow().name().as_str()).collect();
-    if have
+    if !have
         .iter()
         .map(|c| c.to_ascii_lowercase())
         .eq(want.iter().map(|c| c.to_string()))
     {
+        return Err(Error::invalid(
+            op,
+            "table",
+            format!(
+                "{table} exists with columns ({}), not the scoring columns ({}); rename or drop it, \
+                 then call ensure_scoring_tables()",
+                have.join(", "),
+                want.join(", ")
+            ),
+        ));
+    }
+    // The writers' upserts rest on the primary key: without it a second write of a key
+    // would add a row instead of replacing one.
+    let have_key: Option<String> = conn
+        .query_row(
+            "SELECT lower(array_to_string(constraint_column_names, ', ')) FROM duckdb_constraints() \
+             WHERE database_name = current_database() AND schema_name = 'main' \
+               AND lower(table_name) = lower(?) AND constraint_type = 'PRIMARY KEY'",
+            [table],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| Error::duckdb(op, format!("read the primary key of {table}"), e))?;
+    let want_key = primary_key(table).map(|k| k.join(", "));
+    if have_key == want_key {
         return Ok(());
     }
+    let describe = |key: &Option<String>| match key {
+        Some(columns) => format!("PRIMARY KEY ({columns})"),
+        None => "no primary key".to_string(),
+    };
     Err(Error::invalid(
         op,
         "table",
         format!(
-            "{table} exists with columns ({}), not the scoring columns ({}); rename or drop it, \
-             then call ensure_scoring_tables()",
-            have.join(", "),
-            want.join(", ")
+            "{table} exists with {}, not the scoring table's {}, so upserts would not replace \
+             rows; rename or drop it, then call ensure_scoring_tables()",
+            describe(&have_key),
+            describe(&want_key)
         ),
     ))
+}
+
+/// The primary key columns of a scoring table (`None`: it has none).
+fn primary_key(table: &str) -> Option<&'static [&'static str]> {
+    match table {
+        CHECKPOINT_SCORES => Some(&["run_id", "label"]),
+        PROBE_RESULTS => Some(&["run_id", "label", "probe_id"]),
+        _ => None,
+    }
 }
 
 /// Whether an append failed on a primary key that already exists (or repeats in the call).

@@ -127,6 +127,39 @@ fn export_creates_missing_parent_directories() {
     assert_eq!(names_in(path.parent().unwrap()), ["t.parquet"]);
 }
 
+/// A directory as the target, or a file where a directory of the path should be, is refused
+/// with a message that says which and what to do, not a bare "Is a directory"/"File exists";
+/// the same for a split export whose output directory is a file.
+#[test]
+fn a_path_blocked_by_a_directory_or_a_file_says_which_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT 1 AS x").unwrap();
+
+    let err = expect_kind(db.export_parquet("t", dir.path()), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("path"));
+    assert!(
+        err.to_string().contains("is a directory; name the Parquet file"),
+        "{err}"
+    );
+
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "mine").unwrap();
+    for result in [
+        db.export_parquet("t", file.join("sub/t.parquet")).map(drop),
+        db.export_split_parquet("t", &file, "x").map(drop),
+    ] {
+        let err = expect_kind(result, ErrorKind::Io);
+        let text = err.to_string();
+        assert!(text.contains(&file.display().to_string()), "{text}");
+        assert!(
+            text.contains("is a file where the path needs a directory"),
+            "{text}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
+
 #[test]
 fn a_failing_export_leaves_the_existing_target_untouched() {
     let dir = tempfile::tempdir().unwrap();

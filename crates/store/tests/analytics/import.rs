@@ -767,3 +767,80 @@ fn a_quoted_empty_csv_field_is_the_empty_string_and_an_unquoted_one_null() {
         ]
     );
 }
+
+/// Without a header the file's columns only have DuckDB's names (`column0`, …), so they go
+/// into an existing table by position; a file of another width is refused, table unchanged.
+#[test]
+fn csv_without_a_header_appends_by_position_into_an_existing_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE people (id INTEGER, name VARCHAR); INSERT INTO people VALUES (0, 'zero')")
+        .unwrap();
+    let options = CsvOptions {
+        header: false,
+        delimiter: None,
+    };
+    let file = write(dir.path(), "more.csv", "1,one\n2,two\n");
+    assert_eq!(db.import_csv("people", &file, &options).unwrap(), 2);
+    assert_eq!(
+        db.query("SELECT id, name FROM people ORDER BY id", &[])
+            .unwrap()
+            .rows,
+        vec![
+            vec![Value::Int(0), t("zero")],
+            vec![Value::Int(1), t("one")],
+            vec![Value::Int(2), t("two")]
+        ]
+    );
+    let wide = write(dir.path(), "wide.csv", "3,three,extra\n");
+    expect_kind(db.import_csv("people", &wide, &options), ErrorKind::DuckDb);
+    assert_eq!(count(&db, "people"), 3);
+}
+
+/// An empty CSV file (nothing, blanks, or only a byte order mark) is empty: nothing to append
+/// to an existing table, and no columns to create a new one from (DuckDB would invent one
+/// named `column0`).
+#[test]
+fn an_empty_csv_file_appends_nothing_and_creates_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t (a INTEGER, b VARCHAR)").unwrap();
+    for (name, contents) in [
+        ("empty.csv", ""),
+        ("blank.csv", "\n\r\n  \n"),
+        ("bom.csv", "\u{feff}"),
+    ] {
+        let file = write(dir.path(), name, contents);
+        for header in [true, false] {
+            let options = CsvOptions {
+                header,
+                delimiter: None,
+            };
+            assert_eq!(db.import_csv("t", &file, &options).unwrap(), 0, "{name}");
+            let err = expect_kind(db.import_csv("fresh", &file, &options), ErrorKind::Parse);
+            assert!(err.to_string().contains("no header and no rows"), "{err}");
+            assert!(!db.table_exists("fresh").unwrap(), "{name}");
+        }
+    }
+    assert_eq!(columns(&db, "t").len(), 2);
+}
+
+/// DuckDB's JSON reader refuses a byte order mark ("at byte 1 in line 2"); the error names
+/// line 1 and says what to do.
+#[test]
+fn a_json_file_with_a_byte_order_mark_is_refused_naming_line_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for name in ["bom.jsonl", "bom.json"] {
+        let file = write(dir.path(), name, "\u{feff}{\"a\": 1}\n{\"a\": 2}\n");
+        let err = expect_kind(db.import_file("t", &file, None, None), ErrorKind::Parse);
+        match &err {
+            Error::Parse { line, reason, .. } => {
+                assert_eq!(*line, Some(1), "{err}");
+                assert!(reason.contains("byte order mark"), "{err}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!db.table_exists("t").unwrap());
+    }
+}

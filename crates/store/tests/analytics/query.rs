@@ -453,10 +453,15 @@ fn table_counts_inventory_and_imports_see_only_this_database_with_another_attach
         other.display()
     ))
     .unwrap();
+    db.exec_batch("CREATE SCHEMA \"odd schema\"; CREATE TABLE \"odd schema\".t AS SELECT * FROM range(3)")
+        .unwrap();
     let counts = db.table_counts().unwrap();
-    // Base tables of this database (a temporary table is not a base table).
-    assert_eq!(counts.into_iter().collect::<Vec<_>>(), [("mine".to_string(), 1)]);
-    assert_eq!(db.inventory().unwrap().total_rows, 1);
+    // Base tables of this database, of every schema (a temporary table is not a base table).
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        [("mine".to_string(), 1), ("odd schema.t".to_string(), 3)]
+    );
+    assert_eq!(db.inventory().unwrap().total_rows, 4);
     assert!(db.table_exists("scratch").unwrap());
     assert!(!db.table_exists("theirs").unwrap());
     // An import into a name only the other database has creates the table here.

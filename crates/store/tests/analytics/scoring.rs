@@ -637,3 +637,47 @@ fn a_same_named_table_of_another_shape_is_reported_with_a_fix() {
     db.ensure_scoring_tables().unwrap();
     assert_eq!(db.append_checkpoint_scores([row]).unwrap(), 1);
 }
+
+/// The upserts rest on the primary key: a same-named table with the right columns but another
+/// key (or none) would take a second write of a key as a new row, so it is reported too.
+#[test]
+fn a_same_named_table_without_the_primary_key_is_reported() {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch(
+        "CREATE TABLE checkpoint_scores (model TEXT, run_id TEXT, label TEXT, iteration INTEGER,
+             correct INTEGER, total INTEGER, accuracy DOUBLE, scored_at TIMESTAMP)",
+    )
+    .unwrap();
+    let err = expect_kind(db.ensure_scoring_tables(), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("table"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("checkpoint_scores exists with no primary key")
+            && text.contains("PRIMARY KEY (run_id, label)"),
+        "{text}"
+    );
+    let row = checkpoint("m", "r", "l", 1);
+    expect_kind(
+        db.append_checkpoint_scores([row.clone()]),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
+
+    // A key on other columns is refused as well; the canonical table works.
+    db.exec_batch(
+        "DROP TABLE checkpoint_scores;
+         CREATE TABLE checkpoint_scores (model TEXT, run_id TEXT, label TEXT, iteration INTEGER,
+             correct INTEGER, total INTEGER, accuracy DOUBLE, scored_at TIMESTAMP, PRIMARY KEY (run_id))",
+    )
+    .unwrap();
+    let err = expect_kind(db.ensure_scoring_tables(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().contains("exists with PRIMARY KEY (run_id),"),
+        "{err}"
+    );
+    db.exec_batch("DROP TABLE checkpoint_scores").unwrap();
+    db.ensure_scoring_tables().unwrap();
+    assert_eq!(db.append_checkpoint_scores([row.clone()]).unwrap(), 1);
+    assert_eq!(db.append_checkpoint_scores([row]).unwrap(), 1);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 1);
+}
