@@ -452,7 +452,7 @@ impl Analytics {
             let counts = table_counts_on(OP, conn)?;
             let mut tables = Vec::with_capacity(counts.len());
             for (name, rows) in counts {
-                let notes = scoring::notes(OP, conn, &name);
+                let notes = scoring::notes(OP, conn, &name)?;
                 tables.push(TableInfo { name, rows, notes });
             }
             let total_rows = tables.iter().map(|t| t.rows).sum();
@@ -676,13 +676,21 @@ fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<Strin
         let (name, quoted) = if schema == "main" {
             (table.clone(), sql::ident(op, "table", &table)?)
         } else {
+            let quoted = format!(
+                "{}.{}",
+                sql::ident(op, "schema", &schema)?,
+                sql::ident(op, "table", &table)?
+            );
+            // `s.u`, unless a default-schema table is named that (those come first): then
+            // the SQL spelling `"s"."u"`, so no two tables share a name.
+            let plain = format!("{schema}.{table}");
             (
-                format!("{schema}.{table}"),
-                format!(
-                    "{}.{}",
-                    sql::ident(op, "schema", &schema)?,
-                    sql::ident(op, "table", &table)?
-                ),
+                if counts.contains_key(&plain) {
+                    quoted.clone()
+                } else {
+                    plain
+                },
+                quoted,
             )
         };
         let n: i64 = conn

@@ -745,6 +745,10 @@ impl Sealed for ScopedTransaction<'_> {
         self.tx.now()
     }
 
+    fn in_transaction(&self) -> bool {
+        true
+    }
+
     fn max_value_bytes(&self) -> usize {
         self.tx.max_value_bytes()
     }

@@ -671,13 +671,22 @@ where
 /// Inventory notes for the scoring tables. A table that has a scoring table's name but not
 /// its columns (imported under that name, say) gets a note saying so: one odd table must not
 /// cost the user the whole inventory.
-pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Vec<String> {
-    match summarise(op, conn, table) {
-        Ok(notes) => notes,
-        Err(e) => {
+pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let fields = match table {
+        CHECKPOINT_SCORES => CheckpointColumns::schema(),
+        PROBE_RESULTS => ProbeColumns::schema(),
+        SCORING_RESULTS => ScoringColumns::schema(),
+        _ => return Ok(Vec::new()),
+    };
+    match require_shape(op, conn, table, &fields) {
+        Ok(()) => summarise(op, conn, table),
+        Err(e @ Error::InvalidInput { .. }) => {
             log::debug!("{e}");
-            vec!["columns differ from the canonical scoring table".to_string()]
+            Ok(vec![
+                "columns differ from the canonical scoring table".to_string(),
+            ])
         }
+        Err(e) => Err(e),
     }
 }
 

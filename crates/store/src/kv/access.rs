@@ -104,6 +104,11 @@ pub(crate) mod sealed {
         }
         /// The current time, read once per operation.
         fn now(&self) -> i64;
+        /// Whether writes join a transaction the caller commits (a failed write must then
+        /// reach the caller, whose `?` rolls the transaction back).
+        fn in_transaction(&self) -> bool {
+            false
+        }
         /// Largest accepted value in bytes.
         fn max_value_bytes(&self) -> usize;
         /// Runs a read.
@@ -130,6 +135,32 @@ pub(crate) struct Recording {
     pub events: bool,
 }
 
+/// What writes leave for dispatch after their commit.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    /// Events for listeners, in call order.
+    pub events: Vec<Event>,
+    /// Sequence numbers (inclusive ranges) of mutations recorded without an event because
+    /// nobody listened when their write began. If a listener has registered by the commit,
+    /// their events are read back from the change feed, so it misses nothing. Ranges, not a
+    /// list: a write allocates consecutive numbers, so a bulk transaction needs one or two.
+    pub unrecorded: Vec<(u64, u64)>,
+}
+
+impl Staged {
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.unrecorded.clear();
+    }
+
+    fn note_unrecorded(&mut self, seq: u64) {
+        match self.unrecorded.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(seq) => *end = seq,
+            _ => self.unrecorded.push((seq, seq)),
+        }
+    }
+}
+
 /// State of one write: the connection inside its transaction, the operation's time, the version
 /// allocator and the events to publish after commit.
 pub struct WriteCtx<'w> {
@@ -137,7 +168,7 @@ pub struct WriteCtx<'w> {
     pub(crate) now: i64,
     pub(crate) op: &'static str,
     versions: &'w mut Versions,
-    staged: &'w mut Vec<Event>,
+    staged: &'w mut Staged,
     recording: Recording,
 }
 
@@ -147,7 +178,7 @@ impl<'w> WriteCtx<'w> {
         now: i64,
         op: &'static str,
         versions: &'w mut Versions,
-        staged: &'w mut Vec<Event>,
+        staged: &'w mut Staged,
         recording: Recording,
     ) -> Self {
         WriteCtx {
@@ -189,8 +220,12 @@ impl<'w> WriteCtx<'w> {
             )
             .ctx(self.op, "append to change feed")?;
         }
-        if self.recording.events {
-            self.staged.push(Event {
+        if !self.recording.events {
+            if self.recording.feed && self.recording.feed_values {
+                self.staged.note_unrecorded(seq);
+            }
+        } else {
+            self.staged.events.push(Event {
                 kind,
                 group: group.to_string(),
                 key: key.map(str::to_string),

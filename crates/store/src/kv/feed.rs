@@ -68,8 +68,16 @@ impl Store {
     /// Subscribes to events of one group, or of every group with `"*"`, with the store's default
     /// buffer (`watch_capacity`, 16).
     ///
+    /// A subscription misses nothing that commits after it is registered, also from a write
+    /// already running when nobody listened (such writes stage no events): with the change
+    /// feed on (the default for file stores), their events are read back from the feed at
+    /// commit; with it off, registering waits for such a write to end, so a read after it
+    /// sees the write.
+    ///
     /// # Errors
-    /// `Closed` after close; `InvalidInput` for a bad group name.
+    /// `Closed` after close; `InvalidInput` for a bad group name; with the change feed off, a
+    /// busy `Sqlite` error if a write that began before any listener still runs after the
+    /// busy timeout (nothing is registered then).
     ///
     /// # Examples
     /// ```
@@ -120,13 +128,14 @@ impl Store {
             .inner()
             .events()
             .watch(op, Filter::new(prefix, group), options.capacity)?;
-        self.inner().settle_unrecorded_write();
+        self.inner().settle_unrecorded_write(op)?;
         Ok(subscription)
     }
 
     /// Registers a callback run after every committed mutation, on the committing thread, after
     /// the write lock is released. It may call the store (its writes dispatch their own events).
-    /// A panicking callback is logged and does not affect the write.
+    /// A panicking callback is logged and does not affect the write. Registration misses no
+    /// write in flight, as for [`Store::watch`] (errors likewise).
     ///
     /// # Examples
     /// ```
@@ -145,7 +154,7 @@ impl Store {
         const OP: &str = "Store::on_change";
         self.inner().check_usable(OP)?;
         let guard = self.inner().events().on_change(OP, Arc::new(f))?;
-        self.inner().settle_unrecorded_write();
+        self.inner().settle_unrecorded_write(OP)?;
         Ok(guard)
     }
 
@@ -164,7 +173,7 @@ impl Store {
                 }
             }),
         )?;
-        self.inner().settle_unrecorded_write();
+        self.inner().settle_unrecorded_write(op)?;
         Ok(guard)
     }
 

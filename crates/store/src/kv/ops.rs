@@ -310,19 +310,24 @@ fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Ve
             // Best effort: a read never waits for a writer (SPEC §3.3). If one is busy, the
             // purge thread, or a later read, removes the entry and reports it `Expired`. A
             // delete that fails otherwise (read-only file, full disk) does not turn the read
-            // into an error either: the answer, not found, is right all the same.
+            // into an error either: the answer, not found, is right all the same, and the
+            // failed delete rolled back on its own. Inside a transaction it did not: the row
+            // may be gone without its change row, so the error goes to the caller, whose `?`
+            // rolls the transaction back.
             let deleted = a.write(op, now, Statements::IfFree, |w| {
                 if sqlite::delete_if_expired(w.conn, &full, key, w.now).ctx(op, "delete expired entry")? {
                     w.record_removal(EventKind::Expired, &full, Some(key))?;
                 }
                 Ok(())
             });
-            if let Err(e) = deleted
-                && !e.is_busy()
-            {
-                log::warn!("store: an expired entry stays until the purge removes it: {e}");
+            match deleted {
+                Err(e) if a.in_transaction() => Err(e),
+                Err(e) if !e.is_busy() => {
+                    log::warn!("store: an expired entry stays until the purge removes it: {e}");
+                    Err(Error::not_found(op, group, key))
+                }
+                _ => Err(Error::not_found(op, group, key)),
             }
-            Err(Error::not_found(op, group, key))
         }
         None => Err(Error::not_found(op, group, key)),
     }
@@ -342,9 +347,9 @@ fn put<A: Access>(
     let scope = a.scope();
     let group = scope.group(op, group)?;
     let now = a.now();
-    let expires_at = ttl.map(|ttl| now.saturating_add(ttl_ms(ttl)));
     // The quota check only reads, so this is still one writing statement.
     a.write(op, now, Statements::One, |w| {
+        let expires_at = ttl.map(|ttl| w.now.saturating_add(ttl_ms(ttl)));
         scope.check_write(w, &group, key, value)?;
         write_value(w, &group, key, value, expires_at)
     })

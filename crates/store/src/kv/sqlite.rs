@@ -517,6 +517,26 @@ pub(crate) fn changes_after(conn: &Connection, seq: u64, limit: i64) -> rusqlite
     .collect()
 }
 
+/// The change rows with `first <= seq <= last`, in order.
+pub(crate) fn changes_between(conn: &Connection, first: u64, last: u64) -> rusqlite::Result<Vec<ChangeRow>> {
+    conn.prepare_cached(
+        "SELECT seq, at_ms, kind, group_name, entry_key, entry_value, expires_at FROM changes \
+         WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+    )?
+    .query_map(params![clamp(first), clamp(last)], |r| {
+        Ok((
+            version_column(r, 0)?,
+            r.get(1)?,
+            text_column(r, 2)?,
+            text_column(r, 3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })?
+    .collect()
+}
+
 pub(crate) fn last_change_seq(conn: &Connection) -> rusqlite::Result<u64> {
     let max: Option<i64> = conn
         .prepare_cached("SELECT max(seq) FROM changes")?

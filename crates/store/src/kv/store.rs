@@ -12,8 +12,8 @@ use rusqlite::Connection;
 
 use crate::config::{Location, StoreConfig};
 use crate::error::{Error, Result, SqliteContext};
-use crate::events::{Event, Registry};
-use crate::kv::access::{Access, OpNames, Recording, Statements, WriteCtx, op_names, sealed::Sealed};
+use crate::events::{Event, EventKind, Registry};
+use crate::kv::access::{Access, OpNames, Recording, Staged, Statements, WriteCtx, op_names, sealed::Sealed};
 use crate::kv::checkpoint::Checkpointer;
 use crate::kv::purge::PurgeThread;
 use crate::kv::sqlite::{self, conn, schema};
@@ -105,7 +105,7 @@ impl Drop for UnrecordedMark<'_> {
 struct Writer {
     conn: Connection,
     versions: Versions,
-    staged: Vec<Event>,
+    staged: Staged,
 }
 
 thread_local! {
@@ -192,7 +192,7 @@ impl Store {
             writer: Mutex::new(Some(Writer {
                 conn: writer_conn,
                 versions: Versions::new(persistent),
-                staged: Vec::new(),
+                staged: Staged::default(),
             })),
             readers: conn::ReaderPool::new(readers),
             purge: Mutex::new(None),
@@ -368,7 +368,7 @@ impl Inner {
         &self,
         op: &'static str,
         single: bool,
-        body: impl FnOnce(&Connection, &mut Versions, &mut Vec<Event>, Recording) -> Result<T>,
+        body: impl FnOnce(&Connection, &mut Versions, &mut Staged, Recording) -> Result<T>,
     ) -> Result<T> {
         self.run_write_waiting(op, single, true, body)
     }
@@ -380,7 +380,7 @@ impl Inner {
         op: &'static str,
         single: bool,
         wait: bool,
-        body: impl FnOnce(&Connection, &mut Versions, &mut Vec<Event>, Recording) -> Result<T>,
+        body: impl FnOnce(&Connection, &mut Versions, &mut Staged, Recording) -> Result<T>,
     ) -> Result<T> {
         self.check_usable(op)?;
         let mut guard = if wait {
@@ -415,18 +415,25 @@ impl Inner {
             began.ctx(op, "begin write transaction")?;
         }
         let snapshot = writer.versions.begin();
-        // The mark goes up before the listener count is read (both sequentially consistent,
-        // against the registration's increment-then-read), so a listener registering now
-        // either is seen here or sees the mark and waits for this write to end.
-        self.unrecorded_write.store(true, Ordering::SeqCst);
+        // Nobody listening: no events are staged. A listener registering before the commit
+        // still gets them, read back from the change feed (see `Staged::unrecorded`). Without
+        // a feed holding values that is impossible, so the write raises a mark first (before
+        // reading the listener count, both sequentially consistent against the registration's
+        // increment-then-read): a listener registering now is either seen here, or sees the
+        // mark and waits for this write to end (`settle_unrecorded_write`).
+        let (feed, feed_values) = (self.config.changes.enabled, self.config.changes.record_values);
+        let replayable = feed && feed_values;
+        if !replayable {
+            self.unrecorded_write.store(true, Ordering::SeqCst);
+        }
         let events = self.events.has_listeners();
-        if events {
+        if events && !replayable {
             self.unrecorded_write.store(false, Ordering::SeqCst);
         }
-        let mark = UnrecordedMark((!events).then_some(&self.unrecorded_write));
+        let mark = UnrecordedMark((!events && !replayable).then_some(&self.unrecorded_write));
         let recording = Recording {
-            feed: self.config.changes.enabled,
-            feed_values: self.config.changes.record_values,
+            feed,
+            feed_values,
             events,
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -450,10 +457,16 @@ impl Inner {
             writer.staged.clear();
             return result;
         }
-        if writer.staged.is_empty() {
+        if !writer.staged.unrecorded.is_empty() {
+            if self.events.has_listeners() {
+                writer.staged.events = replay_from_feed(&writer.conn, &writer.staged.unrecorded);
+            }
+            writer.staged.unrecorded.clear();
+        }
+        if writer.staged.events.is_empty() {
             return result;
         }
-        let events = std::mem::take(&mut writer.staged);
+        let events = std::mem::take(&mut writer.staged.events);
         self.events.send(&events);
         drop(mark);
         drop(guard);
@@ -461,17 +474,36 @@ impl Inner {
         result
     }
 
-    /// Called by a listener just registered: if a write that stages no events is in flight
-    /// (it began while nobody listened), waits for it to end, so a read after the registration
-    /// sees that write's result — every change is either visible to such a read or delivered.
-    /// The wait is bounded by the busy timeout (a transaction closure may run for long).
-    /// Registration from inside a transaction closure is refused before this, and callbacks
-    /// run after the writer lock is released, so no thread waits for its own write.
-    pub(crate) fn settle_unrecorded_write(&self) {
-        if self.unrecorded_write.load(Ordering::SeqCst) {
-            let timeout = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
-            drop(self.writer.try_lock_for(timeout));
+    /// Called by a listener just registered: if a write that stages no events, and cannot
+    /// replay them from the change feed (it is off, or keeps no values), is in flight (it
+    /// began while nobody listened), waits for it to end, so a read after the registration
+    /// sees that write's result: every change is either visible to such a read or delivered.
+    /// The wait is bounded by the busy timeout (a transaction closure may run for long, or
+    /// wait for the registering thread); past it the registration fails as busy rather than
+    /// hand back a listener that would miss that write. Registration from inside a
+    /// transaction closure is refused before this, and callbacks run after the writer lock is
+    /// released, so no thread waits for its own write.
+    pub(crate) fn settle_unrecorded_write(&self, op: &'static str) -> Result<()> {
+        if !self.unrecorded_write.load(Ordering::SeqCst) {
+            return Ok(());
         }
+        let timeout = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+        if self.writer.try_lock_for(timeout).is_some() {
+            return Ok(());
+        }
+        let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+        Err(Error::sqlite(
+            op,
+            "wait for a write that began before any listener",
+            rusqlite::Error::SqliteFailure(
+                busy,
+                Some(format!(
+                    "a write that stages no events was still running after the busy timeout \
+                     ({timeout:?}); with the change feed off its changes could not reach this \
+                     listener. Retry, or turn the change feed on (its events are then replayed)"
+                )),
+            ),
+        ))
     }
 
     /// Marks the calling thread as running a transaction closure (see `check_usable`).
@@ -562,10 +594,14 @@ impl Sealed for Inner {
         }
     }
 
+    /// The write runs at the time read once it holds the write lock, not at `_now` (read
+    /// before waiting for it): judged at an earlier time, a quota check could count an entry
+    /// that expired while the write waited as live, and let the write overshoot the quota
+    /// next to one its expiry allowed.
     fn write<T>(
         &self,
         op: &'static str,
-        now: i64,
+        _now: i64,
         statements: Statements,
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -574,7 +610,14 @@ impl Sealed for Inner {
         // as often as a write, and a read already waits for it anyway.
         let wait = statements != Statements::IfFree || self.readers.is_empty();
         self.run_write_waiting(op, single, wait, |conn, versions, staged, recording| {
-            f(&mut WriteCtx::new(conn, now, op, versions, staged, recording))
+            f(&mut WriteCtx::new(
+                conn,
+                self.now(),
+                op,
+                versions,
+                staged,
+                recording,
+            ))
         })
     }
 }
@@ -613,3 +656,34 @@ impl Sealed for Store {
 }
 
 impl Access for Store {}
+
+/// The events of committed mutations that were recorded without one (see
+/// [`Staged::unrecorded`]), read back from their change rows; a listener registered while
+/// their write ran gets them all the same. Called after the commit, under the writer lock.
+/// Should the read fail, the events are lost for this dispatch only (logged): the data and
+/// the feed are committed either way.
+fn replay_from_feed(conn: &Connection, ranges: &[(u64, u64)]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for &(first, last) in ranges {
+        match sqlite::changes_between(conn, first, last) {
+            Ok(rows) => {
+                for (seq, at_ms, kind, group, key, value, _) in rows {
+                    match kind.parse::<EventKind>() {
+                        Ok(kind) => events.push(Event {
+                            kind,
+                            group,
+                            key,
+                            value,
+                            version: (kind == EventKind::Set).then_some(seq),
+                            seq,
+                            at_ms,
+                        }),
+                        Err(e) => log::warn!("store: change {seq} cannot become an event: {e}"),
+                    }
+                }
+            }
+            Err(e) => log::warn!("store: events of changes {first}..={last} were not delivered: {e}"),
+        }
+    }
+    events
+}

@@ -5,9 +5,8 @@ use std::cell::RefCell;
 use rusqlite::Connection;
 
 use crate::error::{Error, Result, SqliteContext};
-use crate::events::Event;
 use crate::kv::Store;
-use crate::kv::access::{Access, OpNames, Recording, Statements, WriteCtx, op_names, sealed::Sealed};
+use crate::kv::access::{Access, OpNames, Recording, Staged, Statements, WriteCtx, op_names, sealed::Sealed};
 use crate::kv::store::Inner;
 use crate::kv::versions::Versions;
 
@@ -47,7 +46,7 @@ pub struct Transaction<'a> {
 /// The transaction's copy of the writer's allocator and staged events; written back on success.
 struct TxState {
     versions: Versions,
-    staged: Vec<Event>,
+    staged: Staged,
     recording: Recording,
 }
 
@@ -116,6 +115,10 @@ impl Sealed for Transaction<'_> {
 
     fn now(&self) -> i64 {
         self.inner.now()
+    }
+
+    fn in_transaction(&self) -> bool {
+        true
     }
 
     fn max_value_bytes(&self) -> usize {

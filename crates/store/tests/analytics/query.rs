@@ -453,15 +453,25 @@ fn table_counts_inventory_and_imports_see_only_this_database_with_another_attach
         other.display()
     ))
     .unwrap();
-    db.exec_batch("CREATE SCHEMA \"odd schema\"; CREATE TABLE \"odd schema\".t AS SELECT * FROM range(3)")
-        .unwrap();
+    db.exec_batch(
+        "CREATE SCHEMA \"odd schema\"; CREATE TABLE \"odd schema\".t AS SELECT * FROM range(3);
+         CREATE TABLE \"s.u\" AS SELECT 1 AS x; CREATE SCHEMA s; CREATE TABLE s.u AS SELECT * FROM range(2)",
+    )
+    .unwrap();
     let counts = db.table_counts().unwrap();
     // Base tables of this database, of every schema (a temporary table is not a base table).
+    // A default-schema table named like another schema's table keeps its name; the other is
+    // named in SQL spelling.
     assert_eq!(
         counts.into_iter().collect::<Vec<_>>(),
-        [("mine".to_string(), 1), ("odd schema.t".to_string(), 3)]
+        [
+            ("\"s\".\"u\"".to_string(), 2),
+            ("mine".to_string(), 1),
+            ("odd schema.t".to_string(), 3),
+            ("s.u".to_string(), 1)
+        ]
     );
-    assert_eq!(db.inventory().unwrap().total_rows, 4);
+    assert_eq!(db.inventory().unwrap().total_rows, 7);
     assert!(db.table_exists("scratch").unwrap());
     assert!(!db.table_exists("theirs").unwrap());
     // An import into a name only the other database has creates the table here.

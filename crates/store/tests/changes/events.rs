@@ -940,11 +940,17 @@ fn the_configured_watch_capacity_bounds_every_plain_watch() {
 
 /// Subscribe, then read: a write that began while nobody listened (so it stages no events)
 /// and commits after the registration must be visible to the read that follows it, or be
-/// delivered. Registration waits for such a write in flight; here a transaction.
+/// delivered. With the change feed on, its events are read back from the feed at commit;
+/// with it off, registration waits for such a write in flight. Here a transaction.
 #[test]
 fn a_listener_registered_while_an_unwatched_transaction_runs_misses_nothing() {
-    for register in ["watch", "on_change"] {
-        let fixture = file_store();
+    for (register, feed) in [
+        ("watch", true),
+        ("on_change", true),
+        ("watch", false),
+        ("on_change", false),
+    ] {
+        let fixture = file_store_with(|c| c.with_change_feed(feed));
         let store = &fixture.store;
         let began = Barrier::new(2);
         std::thread::scope(|scope| {
@@ -984,4 +990,92 @@ fn a_listener_registered_while_an_unwatched_transaction_runs_misses_nothing() {
             );
         });
     }
+}
+
+/// A listener registered while a transaction that began unwatched is still running gets that
+/// transaction's events at its commit, in order, like one registered before it began (they
+/// are read back from the change feed), even when the transaction waits for the registration.
+#[test]
+fn a_listener_registered_mid_transaction_gets_its_events_at_commit() {
+    let fixture = file_store();
+    let store = &fixture.store;
+    let (registered_tx, registered_rx) = std::sync::mpsc::channel::<()>();
+    let began = Barrier::new(2);
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        let began = &began;
+        let writer = scope.spawn(move || {
+            store
+                .transaction(|tx| {
+                    tx.set("config", "a", "1")?;
+                    tx.delete("config", "a")?;
+                    began.wait();
+                    registered_rx.recv().unwrap(); // the listener registers meanwhile
+                    tx.set("config", "b", "2")
+                })
+                .unwrap()
+        });
+        began.wait();
+        let sub = store.watch("config").unwrap();
+        let seen = Arc::clone(&calls);
+        let _guard = store
+            .on_change(move |e: &Event| seen.lock().unwrap().push((e.kind, e.key.clone())))
+            .unwrap();
+        registered_tx.send(()).unwrap();
+        let version_b = writer.join().unwrap();
+        let got: Vec<Event> = std::iter::from_fn(|| sub.recv_timeout(Duration::from_secs(2)))
+            .take(3)
+            .collect();
+        let kinds: Vec<_> = got
+            .iter()
+            .map(|e| (e.kind, e.key.as_deref(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (EventKind::Set, Some("a"), Some("1")),
+                (EventKind::Delete, Some("a"), None),
+                (EventKind::Set, Some("b"), Some("2"))
+            ]
+        );
+        assert_eq!(got[2].version, Some(version_b));
+        assert_strictly_increasing(&got.iter().map(|e| e.seq).collect::<Vec<_>>());
+        assert_eq!(calls.lock().unwrap().len(), 3);
+    });
+}
+
+/// With the change feed off nothing can replay an unwatched write's events, so registering
+/// waits for such a write in flight; one still running after the busy timeout makes the
+/// registration fail as busy, registering nothing, rather than hand back a listener that
+/// would miss it.
+#[test]
+fn with_the_feed_off_registering_behind_a_long_unwatched_write_fails_busy() {
+    let fixture = file_store_with(|mut c| {
+        c.busy_timeout = Duration::from_millis(200);
+        c.with_change_feed(false)
+    });
+    let store = &fixture.store;
+    let began = Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            store
+                .transaction(|tx| {
+                    tx.set("config", "pool", "8")?;
+                    began.wait();
+                    std::thread::sleep(Duration::from_millis(800));
+                    Ok(())
+                })
+                .unwrap();
+        });
+        began.wait();
+        let err = store.watch("config").unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        assert!(err.to_string().contains("turn the change feed on"), "{err}");
+        let err = store.on_change(|_| {}).unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        assert_eq!(store.listener_count(), 0, "nothing stays registered");
+    });
+    let sub = store.watch("config").unwrap();
+    store.set("config", "pool", "9").unwrap();
+    assert_eq!(sub.try_recv().unwrap().value.as_deref(), Some("9"));
 }

@@ -554,3 +554,39 @@ fn memory_store_get_of_an_expired_key_reports_expired_despite_concurrent_reads()
     assert_eq!(expired, 50);
     assert_eq!(store.count_all("").unwrap(), 1);
 }
+
+/// A lazy-expiry delete that fails (here a foreign trigger refuses its change row) leaves a
+/// plain read answering NotFound, the failed delete rolled back on its own; inside a
+/// transaction the error reaches the closure, so its `?` rolls the transaction back instead
+/// of committing a removal without its change row.
+#[test]
+fn a_failed_lazy_expiry_delete_is_not_found_outside_a_transaction_and_an_error_inside() {
+    let fixture = crate::common::file_store();
+    let store = &fixture.store;
+    store
+        .set_with_ttl("g", "k", "v", Duration::from_millis(5))
+        .unwrap();
+    fixture.clock.advance(Duration::from_millis(10));
+    fixture
+        .raw()
+        .execute_batch(
+            "CREATE TRIGGER refuse_expired BEFORE INSERT ON changes WHEN NEW.kind = 'expired'
+             BEGIN SELECT RAISE(ABORT, 'no expiry today'); END;",
+        )
+        .unwrap();
+
+    expect_not_found(store.get("g", "k"), "g", "k");
+    assert_eq!(fixture.raw_rows(), 1, "the failed delete rolled back");
+
+    let result = store.transaction(|tx| {
+        tx.set("g", "other", "1")?;
+        tx.get("g", "k").map(drop)
+    });
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("no expiry today"), "{err}");
+    assert!(
+        !store.exists("g", "other").unwrap(),
+        "the transaction rolled back"
+    );
+    assert_eq!(fixture.raw_rows(), 1);
+}

@@ -136,3 +136,28 @@ pub fn prepared_file(prepare: impl FnOnce(&rusqlite::Connection)) -> Fixture {
     let store = Store::open_with(config).expect("open prepared file");
     Fixture { store, clock, dir }
 }
+
+/// A clock that, on a thread that asked for it, pauses right after being read, so a test can
+/// run a write between a read's clock reading and the rest of the read.
+#[derive(Debug)]
+pub struct PausingClock {
+    pub now: std::sync::atomic::AtomicI64,
+    pub gate: std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+}
+
+thread_local! {
+    pub static PAUSE_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl store::Clock for PausingClock {
+    fn now_ms(&self) -> i64 {
+        let now = self.now.load(std::sync::atomic::Ordering::SeqCst);
+        if PAUSE_HERE.with(|p| p.replace(false))
+            && let Some((paused, resume)) = self.gate.lock().unwrap().take()
+        {
+            paused.send(()).unwrap();
+            resume.recv().unwrap();
+        }
+        now
+    }
+}

@@ -8,7 +8,9 @@ use std::time::Duration;
 use store::{Clock, Kv, QuotaLimit, Usage};
 
 use crate::common::file_store;
-use crate::support::{NS_A, NS_B, assert_usage_exact, expect_quota, quota, scoped, usage};
+use crate::support::{
+    NS_A, NS_B, PAUSE_HERE, PausingClock, assert_usage_exact, expect_quota, quota, scoped, usage,
+};
 
 #[test]
 fn usage_of_an_empty_namespace_is_zero() {
@@ -280,31 +282,6 @@ fn usage_matches_the_rows_through_a_long_mixed_sequence_of_operations() {
         }
     }
     assert!(quota_errors > 0, "the sequence should hit the quota");
-}
-
-/// A clock that, on a thread that asked for it, pauses right after being read, so a test can
-/// run a write between a read's clock reading and the rest of the read.
-#[derive(Debug)]
-struct PausingClock {
-    now: std::sync::atomic::AtomicI64,
-    gate: std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
-}
-
-thread_local! {
-    static PAUSE_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-impl Clock for PausingClock {
-    fn now_ms(&self) -> i64 {
-        let now = self.now.load(std::sync::atomic::Ordering::SeqCst);
-        if PAUSE_HERE.with(|p| p.replace(false))
-            && let Some((paused, resume)) = self.gate.lock().unwrap().take()
-        {
-            paused.send(()).unwrap();
-            resume.recv().unwrap();
-        }
-        now
-    }
 }
 
 /// usage() judges its snapshot by a clock read after the snapshot is taken. Read before it,
