@@ -678,14 +678,14 @@ pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Result<
         SCORING_RESULTS => ScoringColumns::schema(),
         _ => return Ok(Vec::new()),
     };
+    let odd = |e: Error| {
+        log::debug!("{e}");
+        vec!["columns differ from the canonical scoring table".to_string()]
+    };
     match require_shape(op, conn, table, &fields) {
-        Ok(()) => summarise(op, conn, table),
-        Err(e @ Error::InvalidInput { .. }) => {
-            log::debug!("{e}");
-            Ok(vec![
-                "columns differ from the canonical scoring table".to_string(),
-            ])
-        }
+        // The names and key match; a summary that fails now met a column of another type.
+        Ok(()) => Ok(summarise(op, conn, table).unwrap_or_else(odd)),
+        Err(e @ Error::InvalidInput { .. }) => Ok(odd(e)),
         Err(e) => Err(e),
     }
 }

@@ -440,7 +440,16 @@ impl Inner {
             body(&writer.conn, &mut writer.versions, &mut writer.staged, recording)
         }));
         let result = match outcome {
-            Ok(Ok(value)) if explicit => sqlite::commit(&writer.conn).ctx(op, "commit").map(|()| value),
+            Ok(Ok(value)) if explicit => {
+                // A listener registered while this unwatched write ran: its events are read
+                // back now, inside the transaction, where no other connection can prune the
+                // rows (after the commit only for one registering in the last instant).
+                if !writer.staged.unrecorded.is_empty() && self.events.has_listeners() {
+                    writer.staged.events = replay_from_feed(&writer.conn, &writer.staged.unrecorded);
+                    writer.staged.unrecorded.clear();
+                }
+                sqlite::commit(&writer.conn).ctx(op, "commit").map(|()| value)
+            }
             Ok(result) => result,
             Err(panic) => {
                 sqlite::rollback(&writer.conn);
@@ -487,9 +496,26 @@ impl Inner {
         if !self.unrecorded_write.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // Waits for the mark to drop or the writer to come free, whichever comes first: once
+        // this listener counts, no write starting later goes unrecorded, so either means the
+        // write in flight at registration has ended (queued writers may get the lock first).
         let timeout = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
-        if self.writer.try_lock_for(timeout).is_some() {
-            return Ok(());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if !self.unrecorded_write.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if self
+                .writer
+                .try_lock_for(left.min(Duration::from_millis(10)))
+                .is_some()
+            {
+                return Ok(());
+            }
         }
         let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
         Err(Error::sqlite(
@@ -667,6 +693,14 @@ fn replay_from_feed(conn: &Connection, ranges: &[(u64, u64)]) -> Vec<Event> {
     for &(first, last) in ranges {
         match sqlite::changes_between(conn, first, last) {
             Ok(rows) => {
+                let expected = last.saturating_sub(first).saturating_add(1);
+                if (rows.len() as u64) < expected {
+                    log::warn!(
+                        "store: {} of the events of changes {first}..={last} were not delivered: \
+                         their change rows were pruned first",
+                        expected - rows.len() as u64
+                    );
+                }
                 for (seq, at_ms, kind, group, key, value, _) in rows {
                     match kind.parse::<EventKind>() {
                         Ok(kind) => events.push(Event {

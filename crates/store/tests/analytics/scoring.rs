@@ -607,6 +607,22 @@ fn inventory_notes_a_same_named_table_of_another_shape_instead_of_failing() {
         "{inventory}"
     );
     assert!(inventory.tables.iter().any(|t| t.name == "other" && t.rows == 3));
+
+    // The canonical names and key, but `passed` holds text: the summary cannot count it.
+    db.exec_batch(
+        "DROP TABLE probe_results;
+         CREATE TABLE probe_results (model TEXT, run_id TEXT, label TEXT, probe_id TEXT, passed TEXT,
+             response TEXT, iteration INTEGER, scored_at TIMESTAMP, PRIMARY KEY (run_id, label, probe_id));
+         INSERT INTO probe_results VALUES ('m', 'r', 'l', 'p', 'pass', '', 1, NULL)",
+    )
+    .unwrap();
+    let inventory = db.inventory().unwrap();
+    let probe = inventory
+        .tables
+        .iter()
+        .find(|t| t.name == "probe_results")
+        .unwrap();
+    assert_eq!(probe.notes, ["columns differ from the canonical scoring table"]);
 }
 
 /// `CREATE TABLE IF NOT EXISTS` keeps any table of the same name; one the writers cannot fill
