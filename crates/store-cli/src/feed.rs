@@ -58,11 +58,24 @@ pub fn follow(
     // Without a handler Ctrl-C would kill the process with a signal; with it, the loop ends
     // and the command exits 0. If a handler cannot be installed the default behaviour stays.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let newest = service.call("store/last-seq", json!({}))?["seq"]
+        .as_u64()
+        .unwrap_or(0);
     let mut since = match since {
+        // Past the newest change, the next ones could carry lower numbers and never show.
+        Some(s) if s > newest => {
+            return Err(store::Error::InvalidInput {
+                op: "store follow",
+                field: "since",
+                reason: format!(
+                    "--since {s} is past the newest change (seq {newest}): changes committed from \
+                     now on may be numbered below {s} and would never show; pass at most {newest}, \
+                     or leave --since out to follow new changes"
+                ),
+            });
+        }
         Some(s) => s,
-        None => service.call("store/last-seq", json!({}))?["seq"]
-            .as_u64()
-            .unwrap_or(0),
+        None => newest,
     };
     if !out.json {
         eprintln!(
@@ -77,8 +90,18 @@ pub fn follow(
         for change in changes.iter().cloned().filter_map(|c| filter.apply(c)) {
             print_change(out, &change);
         }
-        if batch["gap"] == true && !out.json && warned_for != Some(since) {
-            eprintln!("warning: changes after seq {since} were pruned before they could be read");
+        if batch["gap"] == true && warned_for != Some(since) {
+            // On stderr in both modes; with --json as a JSON object, so a consumer reading
+            // changes on stdout can still learn that some were lost.
+            let warning = format!("changes after seq {since} were pruned before they could be read");
+            if out.json {
+                eprintln!(
+                    "{}",
+                    json!({"warning": {"kind": "gap", "after_seq": since, "message": warning}})
+                );
+            } else {
+                eprintln!("warning: {warning}");
+            }
             warned_for = Some(since);
         }
         since = batch["next_seq"].as_u64().unwrap_or(since);

@@ -231,11 +231,14 @@ impl Service {
         self.store.scoped(namespace)
     }
 
-    /// Runs one action (see the crate README's action table) with a JSON object of arguments.
+    /// Runs one action with a JSON object of arguments: `store/<name>` and
+    /// `store/scoped/<name>` (with a `namespace`) for the KV operations, plus the feed and
+    /// analytics actions; the error for an unknown action lists them all.
     ///
     /// # Errors
     /// `InvalidInput { field: "action" }` for an unknown action, `InvalidInput { field: <arg> }`
-    /// for a missing or mistyped argument, and the action's own errors.
+    /// for a missing or mistyped argument, `InvalidInput { field: "args" }` for an argument the
+    /// action does not take (nothing runs), and the action's own errors.
     ///
     /// # Examples
     /// ```

@@ -384,3 +384,37 @@ fn kv_watch_lines_show_control_characters_escaped() {
     let rest = watch.interrupt_and_expect_exit_0();
     assert!(rest.is_empty(), "the change spilled onto another line: {rest:?}");
 }
+
+/// Past the newest change, later changes could be numbered below `--since` and never show:
+/// the follower refuses instead of waiting silently.
+#[test]
+fn following_from_past_the_newest_change_is_refused() {
+    let home = Home::new();
+    home.set("g", "a", "1");
+    for args in [
+        &["changes", "--follow", "--since", "1000"][..],
+        &["kv", "watch", "*", "--since", "1000"][..],
+    ] {
+        let out = home.cmd(args).run().library_error();
+        assert!(out.stderr.contains("past the newest change"), "{}", out.stderr);
+    }
+}
+
+/// With --json a pruned gap is reported too, as a JSON warning on stderr (stdout carries
+/// only changes).
+#[test]
+fn a_pruned_gap_is_reported_as_json_under_json() {
+    let home = Home::new();
+    home.set("g", "a", "1");
+    home.set("g", "b", "2");
+    let mut config = store::StoreConfig::file(home.path().join("state.db"));
+    config.changes.max_age = Some(Duration::ZERO);
+    let store = store::Store::open_with(config).unwrap();
+    assert_eq!(store.prune_changes().unwrap(), 2);
+    store.close().unwrap();
+    let follow = home.spawn(&["--json", "changes", "--follow", "--since", "0"]);
+    let line = follow.expect_stderr("\"gap\"", STARTUP);
+    let warning = crate::support::parse_json_line(&line);
+    assert_eq!(warning["warning"]["kind"], "gap", "{line}");
+    follow.interrupt_and_expect_exit_0();
+}

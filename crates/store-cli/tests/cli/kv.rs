@@ -593,3 +593,24 @@ fn groups_show_control_characters_escaped_one_group_per_line() {
     );
     assert_eq!(home.json(&["kv", "groups"])["groups"][0], "evil\ngroup\u{1b}[2J");
 }
+
+/// A one-shot read never waits for a writer (SPEC §3.3), not even while opening: a file whose
+/// schema is already complete is recognised by a read, without the write lock that another
+/// process holds here for the whole command.
+#[test]
+fn a_read_command_answers_while_another_process_holds_the_write_lock() {
+    use store::Kv;
+    let home = Home::new();
+    home.set("g", "k", "v");
+    let store = store::Store::open(home.path().join("state.db")).unwrap();
+    store
+        .transaction(|tx| {
+            tx.set("g", "k", "pending")?;
+            assert_eq!(home.get("g", "k"), "v");
+            let count = home.json(&["kv", "count", "g"]);
+            assert_eq!(count["count"], 1);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(home.get("g", "k"), "pending");
+}

@@ -308,6 +308,9 @@ impl std::fmt::Debug for Store {
 }
 
 fn ensure_schema(op: &'static str, conn: &Connection) -> Result<()> {
+    if schema::is_current(conn) {
+        return Ok(());
+    }
     sqlite::begin_immediate(conn).ctx(op, "ensure schema")?;
     match schema::ensure(op, conn) {
         Ok(()) => sqlite::commit(conn).ctx(op, "ensure schema"),

@@ -24,8 +24,53 @@ pub(crate) type Progress<'a> = Option<crate::analytics::ProgressFn<'a>>;
 #[cfg(not(feature = "analytics"))]
 pub(crate) type Progress<'a> = Option<&'a std::convert::Infallible>;
 
+/// The arguments each action takes (a scoped KV action also takes `namespace` and `quota`).
+/// Anything else is refused before the action runs: a misspelt `ttl` for `ttl_ms` would
+/// otherwise store an entry without its expiry, a `namespace` on an unscoped action write
+/// outside the namespace meant.
+fn accepted_args(action: &str) -> Option<&'static [&'static str]> {
+    let (scoped, name) = match action.strip_prefix("store/scoped/") {
+        Some(name) => (true, name),
+        None => (false, action.strip_prefix("store/")?),
+    };
+    let kv: Option<&'static [&'static str]> = match name {
+        "get" | "delete" | "exists" => Some(&["group", "key"]),
+        "set" => Some(&["group", "key", "value", "ttl_ms", "if_version"]),
+        "increment" => Some(&["group", "key", "delta"]),
+        "get-all" | "delete-group" => Some(&["group"]),
+        "list" => Some(&["group", "offset", "limit"]),
+        "groups" | "delete-prefix" => Some(&["prefix"]),
+        "count" => Some(&["group", "prefix"]),
+        "purge" => Some(&[]),
+        "render" => Some(&["template", "group"]),
+        "usage" if scoped => Some(&[]),
+        _ => None,
+    };
+    if scoped {
+        return kv;
+    }
+    kv.or(match name {
+        "changes" => Some(&["since", "limit"]),
+        "last-seq" | "scoring/ensure" | "table-counts" | "inventory" => Some(&[]),
+        "sql" => Some(&["sql", "params"]),
+        "import" => Some(&["table", "path", "format", "header", "delimiter"]),
+        "export-parquet" => Some(&["table", "path"]),
+        "export-split-parquet" => Some(&["table", "dir", "column"]),
+        _ => None,
+    })
+}
+
 pub(crate) fn call(service: &Service, action: &str, args: Value, progress: Progress<'_>) -> Result<Value> {
     let a = Args::new(OP, &args)?;
+    let Some(accepted) = accepted_args(action) else {
+        return Err(unknown(action));
+    };
+    let scoped_extras: &[&str] = if action.starts_with("store/scoped/") {
+        &["namespace", "quota"]
+    } else {
+        &[]
+    };
+    a.only(action, accepted, scoped_extras)?;
     if let Some(name) = action.strip_prefix("store/scoped/") {
         let namespace = a.str("namespace")?;
         let quota = match a.opt_object("quota")? {
@@ -186,7 +231,13 @@ fn unknown(action: &str) -> Error {
     Error::invalid(
         OP,
         "action",
-        format!("unknown action {action:?}; see the README's action table"),
+        format!(
+            "unknown action {action:?}; the actions are store/<name> and store/scoped/<name> for \
+             the KV names get, set, increment, delete, exists, get-all, list, groups, count, \
+             delete-group, delete-prefix, purge, render (scoped also usage), and store/changes, \
+             store/last-seq, store/sql, store/import, store/export-parquet, \
+             store/export-split-parquet, store/scoring/ensure, store/table-counts, store/inventory"
+        ),
     )
 }
 

@@ -22,6 +22,29 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// Refuses any argument that is neither in `accepted` nor in `extras`, naming it and
+    /// what `action` takes.
+    pub fn only(&self, action: &str, accepted: &[&str], extras: &[&str]) -> Result<()> {
+        let Some(unknown) = self
+            .map
+            .keys()
+            .find(|k| !accepted.contains(&k.as_str()) && !extras.contains(&k.as_str()))
+        else {
+            return Ok(());
+        };
+        let takes: Vec<&str> = accepted.iter().chain(extras).copied().collect();
+        let takes = if takes.is_empty() {
+            "no arguments".to_string()
+        } else {
+            takes.join(", ")
+        };
+        Err(Error::invalid(
+            self.op,
+            "args",
+            format!("unknown argument {unknown:?} for {action}, which takes {takes}; check its spelling"),
+        ))
+    }
+
     fn get(&self, name: &str) -> Option<&'a Value> {
         self.map.get(name).filter(|v| !v.is_null())
     }

@@ -306,3 +306,64 @@ fn close_closes_the_store_even_when_analytics_refuses_to_close() {
     assert!(service.call("store/count", json!({})).unwrap_err().is_closed());
     assert!(service.store().get("g", "k").unwrap_err().is_closed());
 }
+
+/// An argument the action does not take is refused before anything runs: a misspelt `ttl`
+/// would store the entry without its expiry, a `namespace` on an unscoped action would
+/// write outside the namespace meant.
+#[test]
+fn an_argument_the_action_does_not_take_is_refused_and_nothing_runs() {
+    let (service, _home) = service();
+    for (action, args) in [
+        (
+            "store/set",
+            json!({"group": "g", "key": "k", "value": "v", "ttl": 1}),
+        ),
+        (
+            "store/set",
+            json!({"namespace": "t", "group": "g", "key": "k", "value": "v"}),
+        ),
+        (
+            "store/scoped/get",
+            json!({"namespace": "t", "group": "g", "key": "k", "value": "v"}),
+        ),
+        ("store/last-seq", json!({"since": 1})),
+    ] {
+        let err = service.call(action, args).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.field()),
+            (ErrorKind::InvalidInput, Some("args")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("unknown argument"), "{err}");
+    }
+    assert!(!service.store().exists("g", "k").unwrap());
+    // The scoped extras are accepted where they belong.
+    service
+        .call(
+            "store/scoped/set",
+            json!({"namespace": "t", "group": "g", "key": "k", "value": "v", "quota": {"max_keys": 5}}),
+        )
+        .unwrap();
+    assert!(service.store().exists("t:g", "k").unwrap());
+}
+
+/// A misspelt action is reported as such, scoped or not, with or without a namespace, and
+/// the message lists the actions there are.
+#[test]
+fn an_unknown_action_names_the_action_field_and_lists_the_actions() {
+    let (service, _home) = service();
+    for (action, args) in [
+        ("store/nope", json!({})),
+        ("store/scoped/nope", json!({})),
+        ("store/scoped/nope", json!({"namespace": "bad name"})),
+        ("nope", json!({})),
+    ] {
+        let err = service.call(action, args).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.field()),
+            (ErrorKind::InvalidInput, Some("action")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("store/scoped/<name>"), "{err}");
+    }
+}

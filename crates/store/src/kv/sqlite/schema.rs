@@ -11,6 +11,35 @@ use crate::error::{Error, Result};
 
 const CONTEXT: &str = "ensure schema";
 
+/// Bumped whenever [`ensure`] creates or changes something; stamped in `store_meta` once a
+/// file has all of it, so later opens can see that with one read (see [`is_current`]).
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_META_KEY: &str = "schema_version";
+
+/// Whether the file already holds everything [`ensure`] would create, read without taking the
+/// write lock: then an open need not wait behind another process's write (`store kv get`
+/// while a long transaction runs elsewhere). Anything missing or unreadable (a new file, one
+/// written by an older version or another program, dropped triggers) sends the open through
+/// [`ensure`] under `BEGIN IMMEDIATE`.
+pub(crate) fn is_current(conn: &Connection) -> bool {
+    let sql = format!(
+        "SELECT (SELECT value FROM store_meta WHERE name = '{SCHEMA_META_KEY}') = {SCHEMA_VERSION}
+            AND (SELECT value FROM store_meta WHERE name = '{triggers_key}') = {triggers_version}
+            AND (SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('{triggers}')) = {n}
+            AND (SELECT count(*) FROM sqlite_master WHERE type = 'index'
+                   AND name IN ('entries_expires_at_idx', 'entries_namespace_expiry_idx')) = 2
+            AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv')",
+        triggers_key = super::usage::META_KEY,
+        triggers_version = super::usage::TRIGGER_VERSION,
+        triggers = super::usage::TRIGGERS.join("', '"),
+        n = super::usage::TRIGGERS.len(),
+    );
+    conn.query_row(&sql, [], |r| r.get::<_, Option<bool>>(0))
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// Brings the schema up to date; runs inside the caller's `BEGIN IMMEDIATE`.
 pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     let fail = |e: rusqlite::Error| Error::sqlite(op, CONTEXT, e);
@@ -46,7 +75,7 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     .map_err(fail)?;
     migrate_legacy_kv(conn).map_err(fail)?;
     super::usage::ensure(conn).map_err(fail)?;
-    Ok(())
+    super::meta_set(conn, SCHEMA_META_KEY, SCHEMA_VERSION).map_err(fail)
 }
 
 /// `ALTER TABLE … ADD COLUMN`, ignoring "duplicate column" so it is idempotent.

@@ -15,15 +15,15 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Bumped whenever the trigger definitions change; older triggers are replaced on open.
-const TRIGGER_VERSION: i64 = 4;
-const TRIGGERS: [&str; 5] = [
+pub(super) const TRIGGER_VERSION: i64 = 4;
+pub(super) const TRIGGERS: [&str; 5] = [
     "scope_usage_insert",
     "scope_usage_delete",
     "scope_usage_update",
     "scope_usage_rekey",
     "scope_usage_move",
 ];
-const META_KEY: &str = "scope_usage_triggers";
+pub(super) const META_KEY: &str = "scope_usage_triggers";
 
 /// `WHEN`-clause: the row's group is `<prefix>:<group>` with a prefix of namespace length.
 /// The prefix's characters are not checked (a `GLOB` was ~3% of a scoped write): a group such
