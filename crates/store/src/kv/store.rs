@@ -577,11 +577,19 @@ impl Inner {
         let writer = self.writer.lock().take();
         let mut result = Ok(());
         if let Some(mut writer) = writer {
-            if let Err(e) = writer.versions.release(&writer.conn) {
+            // Both are housekeeping: closing never waits for another process's write lock
+            // (a one-shot `store kv get` would otherwise linger for the busy timeout). Skipped,
+            // the unused numbers are never handed out and the log is checkpointed later.
+            let _ = writer.conn.busy_timeout(Duration::ZERO);
+            let skipped = |e: &rusqlite::Error| conn::is_busy(e);
+            if let Err(e) = writer.versions.release(&writer.conn)
+                && !skipped(&e)
+            {
                 log::warn!("store: releasing unused version numbers on close failed: {e}");
             }
             if self.is_file()
                 && let Err(e) = checkpoint(&writer.conn)
+                && !skipped(&e)
             {
                 log::warn!("store: checkpoint on close failed: {e}");
             }
