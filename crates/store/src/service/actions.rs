@@ -242,6 +242,7 @@ fn unknown(action: &str) -> Error {
 }
 
 fn quota_from(q: &Args<'_>) -> Result<Quota> {
+    q.only("quota", &["max_keys", "max_groups", "max_bytes"], &[])?;
     Ok(Quota {
         max_keys: q.opt_u64("max_keys")?.unwrap_or(0),
         max_groups: q.opt_u64("max_groups")?.unwrap_or(0),

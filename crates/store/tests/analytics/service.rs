@@ -367,3 +367,18 @@ fn an_unknown_action_names_the_action_field_and_lists_the_actions() {
         assert!(err.to_string().contains("store/scoped/<name>"), "{err}");
     }
 }
+
+/// The quota object is checked the same way: a misspelt limit would leave it unlimited.
+#[test]
+fn a_misspelt_quota_limit_is_refused() {
+    let (service, _home) = service();
+    let err = service
+        .call(
+            "store/scoped/set",
+            json!({"namespace": "t", "group": "g", "key": "k", "value": "v", "quota": {"max_key": 1}}),
+        )
+        .unwrap_err();
+    assert_eq!(err.field(), Some("args"), "{err}");
+    assert!(err.to_string().contains("\"max_key\""), "{err}");
+    assert!(!service.store().exists("t:g", "k").unwrap());
+}

@@ -329,3 +329,60 @@ fn rows_another_program_wrote_with_fractional_or_text_expiry_read_and_delete() {
     assert_eq!(store.delete_group("h").unwrap(), 1);
     assert_eq!(raw_rows(&path), 0);
 }
+
+/// An open recognises a complete schema by one read (no write lock), but anything a foreign
+/// program removed afterwards (the feed table, a column, the quota counters, a trigger) sends
+/// it through the repairing path again, so writes keep working.
+#[test]
+fn a_reopen_repairs_what_a_foreign_program_dropped_after_the_schema_was_complete() {
+    for damage in [
+        "DROP TABLE changes",
+        "ALTER TABLE entries DROP COLUMN version",
+        "DROP TABLE scope_usage",
+        "DROP TRIGGER scope_usage_insert",
+        "DROP INDEX entries_namespace_expiry_idx",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let (store, _) = open(&path);
+        store.set("t:g", "k", "v").unwrap();
+        store.close().unwrap();
+        raw(&path).execute_batch(damage).unwrap();
+
+        let (store, _) = open(&path);
+        let version = store.set("t:g", "k2", "v2").unwrap();
+        assert!(version > 0, "{damage}");
+        assert_eq!(store.scoped("t").unwrap().usage().unwrap().keys, 2, "{damage}");
+        assert!(
+            store
+                .changes_since(0, 10)
+                .unwrap()
+                .changes
+                .iter()
+                .any(|c| c.seq == version),
+            "{damage}: the write has its change row"
+        );
+    }
+}
+
+/// A schema stamp from a newer version is left as it is, and the file opens as current.
+#[test]
+fn a_newer_schema_stamp_is_never_lowered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    open(&path).0.close().unwrap();
+    raw(&path)
+        .execute_batch("UPDATE store_meta SET value = 99 WHERE name = 'schema_version'")
+        .unwrap();
+    let (store, _) = open(&path);
+    store.set("g", "k", "v").unwrap();
+    store.close().unwrap();
+    let stamp: i64 = raw(&path)
+        .query_row(
+            "SELECT value FROM store_meta WHERE name = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stamp, 99);
+}

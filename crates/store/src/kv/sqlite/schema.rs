@@ -19,12 +19,16 @@ const SCHEMA_META_KEY: &str = "schema_version";
 /// Whether the file already holds everything [`ensure`] would create, read without taking the
 /// write lock: then an open need not wait behind another process's write (`store kv get`
 /// while a long transaction runs elsewhere). Anything missing or unreadable (a new file, one
-/// written by an older version or another program, dropped triggers) sends the open through
-/// [`ensure`] under `BEGIN IMMEDIATE`.
+/// written by an older version or another program, a dropped table, column, trigger or
+/// index) sends the open through [`ensure`] under `BEGIN IMMEDIATE`, which repairs it.
 pub(crate) fn is_current(conn: &Connection) -> bool {
     let sql = format!(
-        "SELECT (SELECT value FROM store_meta WHERE name = '{SCHEMA_META_KEY}') = {SCHEMA_VERSION}
+        "SELECT (SELECT value FROM store_meta WHERE name = '{SCHEMA_META_KEY}') >= {SCHEMA_VERSION}
             AND (SELECT value FROM store_meta WHERE name = '{triggers_key}') = {triggers_version}
+            AND (SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                   AND name IN ('entries', 'changes', 'scope_usage', 'store_meta')) = 4
+            AND EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE name = 'version')
+            AND EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE name = 'expires_at')
             AND (SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('{triggers}')) = {n}
             AND (SELECT count(*) FROM sqlite_master WHERE type = 'index'
                    AND name IN ('entries_expires_at_idx', 'entries_namespace_expiry_idx')) = 2
@@ -75,7 +79,10 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     .map_err(fail)?;
     migrate_legacy_kv(conn).map_err(fail)?;
     super::usage::ensure(conn).map_err(fail)?;
-    super::meta_set(conn, SCHEMA_META_KEY, SCHEMA_VERSION).map_err(fail)
+    // Never lowered: a file a newer version stamped keeps its stamp (that version then finds
+    // it current too; this one found everything it needs).
+    let stamped = super::meta_get(conn, SCHEMA_META_KEY).map_err(fail)?.unwrap_or(0);
+    super::meta_set(conn, SCHEMA_META_KEY, stamped.max(SCHEMA_VERSION)).map_err(fail)
 }
 
 /// `ALTER TABLE … ADD COLUMN`, ignoring "duplicate column" so it is idempotent.

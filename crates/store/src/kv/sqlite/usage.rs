@@ -121,7 +121,11 @@ pub(crate) fn ensure(conn: &Connection) -> rusqlite::Result<()> {
         |r| r.get(0),
     )?;
     let triggers_present = present == TRIGGERS.len() as i64;
-    if installed == Some(TRIGGER_VERSION) && triggers_present {
+    // The triggers write into `scope_usage`: without the table every namespaced write fails.
+    let table_present = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scope_usage'")?
+        .exists([])?;
+    if installed == Some(TRIGGER_VERSION) && triggers_present && table_present {
         return Ok(());
     }
     let guard = namespaced("e");
