@@ -15,6 +15,8 @@ mod counters;
 mod events;
 #[path = "scope/isolation.rs"]
 mod isolation;
+#[path = "scope/model.rs"]
+mod model;
 #[path = "scope/namespaces.rs"]
 mod namespaces;
 #[path = "scope/quota_bytes.rs"]
