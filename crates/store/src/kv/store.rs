@@ -85,8 +85,9 @@ pub(crate) struct Inner {
     /// Held for the whole of `close`, so a concurrent `close` returns only once it is closed.
     closing: Mutex<()>,
     events: Arc<Registry>,
-    /// Set while a write that stages no events (nobody was listening when it began) is in
-    /// flight, so a listener registering meanwhile can wait for it: see
+    /// Set while a write that stages no events (nobody was listening when it began) and
+    /// cannot replay them from the change feed (it is off, or keeps no values) is in flight,
+    /// so a listener registering meanwhile can wait for it: see
     /// [`Inner::settle_unrecorded_write`].
     unrecorded_write: AtomicBool,
 }
