@@ -43,7 +43,12 @@ pub(crate) fn render(
         });
     }
     if template.len() <= INLINE_TEMPLATE_BYTES {
-        return render_here(op, template, group, entries);
+        // minijinja can panic on some templates (`loop.cycle()` without arguments divides by
+        // zero); the caller gets a template error, as from the render thread below.
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            render_here(op, template, group, entries)
+        }))
+        .unwrap_or_else(|_| Err(engine_failed(op)));
     }
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
@@ -55,14 +60,18 @@ pub(crate) fn render(
                 path: None,
                 source,
             })?;
-        thread.join().unwrap_or_else(|_| {
-            let detail = "the template engine failed on this template";
-            Err(Error::Template {
-                op,
-                source: minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail),
-            })
-        })
+        thread.join().unwrap_or_else(|_| Err(engine_failed(op)))
     })
+}
+
+/// The error for a template the engine itself failed on (it panicked).
+fn engine_failed(op: &'static str) -> Error {
+    let detail = "the template engine failed on this template; simplify it (e.g. give loop.cycle() \
+                  its values)";
+    Error::Template {
+        op,
+        source: minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail),
+    }
 }
 
 fn render_here(

@@ -292,3 +292,17 @@ fn deeply_nested_templates_are_template_errors() {
         "unbounded recursion",
     );
 }
+
+/// A template the engine itself panics on (minijinja divides by zero for `loop.cycle()`
+/// without values) is a template error, short or long, never a panic in the caller.
+#[test]
+fn a_template_the_engine_panics_on_is_a_template_error() {
+    let store = store::Store::in_memory().unwrap();
+    let short = "{% for i in [1] %}{{ loop.cycle() }}{% endfor %}";
+    let long = format!("{short}{}", " ".repeat(1_000));
+    for template in [short, long.as_str()] {
+        let err = store.render(template, "g").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Template, "{err}");
+    }
+    assert_eq!(store.render("ok", "g").unwrap(), "ok");
+}
