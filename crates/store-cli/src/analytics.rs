@@ -12,7 +12,7 @@ pub struct SqlArgs {
     /// The query.
     query: String,
     /// A positional parameter as JSON (repeat for each `?`).
-    #[arg(long = "param", value_name = "JSON", value_parser = parse_json)]
+    #[arg(long = "param", value_name = "JSON", value_parser = parse_json, allow_hyphen_values = true)]
     params: Vec<Value>,
     /// Print CSV instead of a table (`--json` wins if both are given).
     #[arg(long)]

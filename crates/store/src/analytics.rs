@@ -78,6 +78,8 @@ pub struct Analytics {
     conn: Mutex<Option<Connection>>,
     /// The thread reading a [`stream::ArrowBatches`] (which holds `conn`), or 0.
     reader: std::sync::atomic::AtomicUsize,
+    /// The thread running a [`Analytics::with_connection`] closure (which holds `conn`), or 0.
+    holder: std::sync::atomic::AtomicUsize,
     /// Released after the connection closes (fields drop in order, and `close` takes both).
     claim: Mutex<Option<claims::FileClaim>>,
     path: Option<PathBuf>,
@@ -239,6 +241,7 @@ impl Analytics {
         Analytics {
             conn: Mutex::new(Some(conn)),
             reader: std::sync::atomic::AtomicUsize::new(0),
+            holder: std::sync::atomic::AtomicUsize::new(0),
             claim: Mutex::new(claim),
             path,
             read_only,
@@ -277,7 +280,7 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn close(&self) -> Result<()> {
-        self.check_not_streaming("Analytics::close")?;
+        self.check_free("Analytics::close")?;
         let mut conn = self.conn.lock();
         let closed = match conn.take() {
             // A connection that fails to close is dropped here all the same.
@@ -305,8 +308,37 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> duckdb::Result<T>) -> Result<T> {
+        use std::sync::atomic::Ordering;
         const OP: &str = "Analytics::with_connection";
-        self.with_conn(OP, |conn| f(conn).map_err(|e| Error::duckdb(OP, "run", e)))
+        // While `f` holds the connection, a call of this handle from inside it would wait for
+        // the lock forever; the mark makes it an error instead (see `with_conn`).
+        struct Held<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                self.0.store(0, Ordering::Relaxed);
+            }
+        }
+        self.with_conn(OP, |conn| {
+            self.holder
+                .store(crate::kv::store::thread_token(), Ordering::Relaxed);
+            let _held = Held(&self.holder);
+            f(conn).map_err(|e| Error::duckdb(OP, "run", e))
+        })
+    }
+
+    /// Refuses a call on a thread that already holds the connection (reading a `query_arrow`
+    /// result, or inside `with_connection`): waiting for the lock there would never end.
+    pub(crate) fn check_free(&self, op: &'static str) -> Result<()> {
+        self.check_not_streaming(op)?;
+        if self.holder.load(std::sync::atomic::Ordering::Relaxed) == crate::kv::store::thread_token() {
+            return Err(Error::invalid(
+                op,
+                "connection",
+                "called from inside with_connection on this thread, which holds the connection; \
+                 use the connection it passes instead",
+            ));
+        }
+        Ok(())
     }
 
     /// Runs `f` on the connection.
@@ -315,7 +347,7 @@ impl Analytics {
         op: &'static str,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        self.check_not_streaming(op)?;
+        self.check_free(op)?;
         let guard = self.conn.lock();
         let conn = guard.as_ref().ok_or(Error::Closed {
             op,
@@ -485,6 +517,16 @@ pub(crate) fn transaction_on<T>(
     mode: Mode,
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
+    // A BEGIN inside the caller's own transaction would fail, and DuckDB then aborts that
+    // transaction: the caller's writes would be lost and its COMMIT would still succeed.
+    if in_explicit_transaction(conn) {
+        return Err(Error::invalid(
+            op,
+            "transaction",
+            "a transaction opened with BEGIN on this handle is still open; COMMIT or ROLLBACK \
+             it first (this call runs in a transaction of its own)",
+        ));
+    }
     let begin = match mode {
         Mode::ReadWrite => "BEGIN TRANSACTION",
         Mode::ReadOnly => "BEGIN TRANSACTION READ ONLY",
@@ -504,6 +546,15 @@ pub(crate) fn transaction_on<T>(
             Err(e)
         }
     }
+}
+
+/// Whether the caller opened a transaction on `conn` (BEGIN without COMMIT or ROLLBACK yet).
+/// duckdb-rs' `is_autocommit` always answers true; in autocommit mode every statement runs
+/// in a transaction of its own, so two statements asking for the transaction id get two ids,
+/// and one id only inside an open transaction.
+fn in_explicit_transaction(conn: &Connection) -> bool {
+    let id = || conn.query_row("SELECT txid_current()", [], |r| r.get::<_, i64>(0));
+    matches!((id(), id()), (Ok(a), Ok(b)) if a == b)
 }
 
 pub(crate) fn query_on(
@@ -615,6 +666,14 @@ fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duck
             op,
             "sql",
             "the SQL text holds no statement (only blanks, comments or `;`); pass a statement",
+        ));
+    }
+    if sql::holds_several_statements(sql) {
+        return Err(Error::invalid(
+            op,
+            "sql",
+            "the SQL text holds more than one statement; pass one (exec_batch runs several, \
+             and BEGIN … COMMIT around them makes them all or nothing)",
         ));
     }
     conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))

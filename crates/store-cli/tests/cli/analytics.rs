@@ -323,3 +323,11 @@ fn homes_named_like_duckdb_prefixes_hold_their_database_as_a_file() {
         assert_eq!(out.stdout, "answer\n42\n", "{name}");
     }
 }
+
+/// A negative number is valid JSON for `--param`, not a flag.
+#[test]
+fn sql_takes_negative_numbers_as_parameters() {
+    let home = Home::new();
+    let v = home.json(&["sql", "SELECT ? AS a, ? AS b", "--param", "-7", "--param", "-1.5"]);
+    assert_eq!(v["rows"], json!([[-7, -1.5]]));
+}

@@ -140,7 +140,7 @@ impl Analytics {
                 return Err(Error::invalid(
                     OP,
                     "compression",
-                    format!("{other:?} is not one of zstd, snappy, gzip, lz4, brotli, uncompressed"),
+                    format!("{other:?} is not one of zstd, snappy, gzip, lz4, lz4_raw, brotli, uncompressed"),
                 ));
             }
         };
@@ -431,6 +431,17 @@ impl Analytics {
     ) -> Result<u64> {
         let quoted = sql::ident(op, "table", table)?;
         if !path.is_file() {
+            if path.exists() {
+                return Err(Error::invalid(
+                    op,
+                    "path",
+                    format!(
+                        "{} is not a regular file (a directory, pipe or device); name the file \
+                         to import",
+                        path.display()
+                    ),
+                ));
+            }
             return Err(Error::Missing {
                 op,
                 kind: "file",

@@ -50,7 +50,7 @@ fn load(id: u64) -> std::result::Result<Vec<sqlite::KvRow>, String> {
     }
     let now = inner.now();
     inner
-        .read("Analytics::kv_entries", |c| sqlite::live_entries(c, now))
+        .read_bounded("Analytics::kv_entries", |c| sqlite::live_entries(c, now))
         .map_err(|e| e.to_string())
 }
 

@@ -116,6 +116,77 @@ pub(crate) fn holds_no_statement(sql: &str) -> bool {
     }
 }
 
+/// Whether `sql` holds another statement after its first top-level `;` (one outside string
+/// literals, quoted names, dollar-quoted strings and comments). duckdb-rs runs every
+/// statement but the last while preparing, so a later one that fails to bind would leave the
+/// earlier ones applied by a call that reports an error.
+pub(crate) fn holds_several_statements(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                // E'…' strings take backslash escapes.
+                let escapes = i > 0
+                    && matches!(b[i - 1], b'E' | b'e')
+                    && (i < 2 || !(b[i - 2].is_ascii_alphanumeric() || b[i - 2] == b'_'));
+                i = past_quoted(b, i, b'\'', escapes);
+            }
+            b'"' => i = past_quoted(b, i, b'"', false),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find(['\n', '\r']).map_or(b.len(), |end| i + end);
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => match block_comment_end(&sql[i..]) {
+                Some(end) => i += end,
+                None => return false, // unterminated: DuckDB's own error says so
+            },
+            b'$' => i = past_dollar_quoted(sql, i),
+            b';' => return !holds_no_statement(&sql[i + 1..]),
+            _ => i += 1,
+        }
+    }
+    false
+}
+
+/// The index just past the quoted run opening at `start` (a doubled quote stays inside; with
+/// `escapes`, so does a backslash-escaped character); the end of the text if it never closes.
+fn past_quoted(b: &[u8], start: usize, quote: u8, escapes: bool) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == quote {
+            if b.get(i + 1) == Some(&quote) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// The index just past a dollar-quoted string (`$$…$$`, `$tag$…$tag$`) opening at `start`, or
+/// just past the `$` when it opens none (a `$1` parameter).
+fn past_dollar_quoted(sql: &str, start: usize) -> usize {
+    let rest = &sql[start + 1..];
+    let tag_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let tag = &rest[..tag_len];
+    if !rest[tag_len..].starts_with('$') || tag.starts_with(|c: char| c.is_ascii_digit()) {
+        return start + 1;
+    }
+    let delimiter = format!("${tag}$");
+    let body = start + delimiter.len();
+    match sql[body..].find(&delimiter) {
+        Some(end) => body + end + delimiter.len(),
+        None => sql.len(),
+    }
+}
+
 /// The byte just past the block comment `text` starts with; DuckDB nests them.
 fn block_comment_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
@@ -154,6 +225,35 @@ pub(crate) fn require_path(op: &'static str, field: &'static str, path: &Path) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_statements_are_told_from_one_with_semicolons_inside_it() {
+        for one in [
+            "SELECT 1",
+            "SELECT 1;",
+            "SELECT 1; -- done",
+            "SELECT 1; /* done */ ;",
+            "SELECT 'a;b', \"c;d\"",
+            "SELECT 'it''s; fine'",
+            "SELECT E'it\\'s; fine'",
+            "SELECT $$a;b$$, $tag$x;y$tag$",
+            "SELECT $1, ?",
+            "SELECT 1 -- ; SELECT 2",
+            "SELECT /* ; */ 1",
+            "SELECT 'unterminated; SELECT 2",
+        ] {
+            assert!(!holds_several_statements(one), "{one}");
+        }
+        for several in [
+            "SELECT 1; SELECT 2",
+            "INSERT INTO t VALUES (1);INSERT INTO u VALUES (2)",
+            "SELECT 'a;b'; DROP TABLE t",
+            "SELECT $$x$$; SELECT 2",
+            "SELECT 1; -- note\nSELECT 2",
+        ] {
+            assert!(holds_several_statements(several), "{several}");
+        }
+    }
 
     #[test]
     fn identifiers_are_quoted_and_validated() {

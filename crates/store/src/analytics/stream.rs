@@ -66,7 +66,7 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn query_arrow(&self, sql: &str, params: &[Value]) -> Result<ArrowBatches<'_>> {
-        self.check_not_streaming(OP)?;
+        self.check_free(OP)?;
         let streaming = Streaming::try_new(self.conn.lock(), |guard| {
             let conn = guard.as_ref().ok_or(Error::Closed {
                 op: OP,

@@ -487,6 +487,42 @@ impl Inner {
         result
     }
 
+    /// A read that waits at most the busy timeout for a memory store's writer lock (file
+    /// stores' reads never wait). For callers that hold another lock meanwhile, such as the
+    /// analytics connection during a `kv_entries` scan: a thread in a memory store's
+    /// transaction that calls analytics would otherwise wait for that lock while the scan
+    /// waits for the transaction, forever.
+    #[cfg(feature = "analytics")]
+    pub(crate) fn read_bounded<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        if !self.readers.is_empty() {
+            return Sealed::read(self, op, f);
+        }
+        self.check_usable(op)?;
+        let timeout = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+        let Some(guard) = self.writer.try_lock_for(timeout) else {
+            let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+            return Err(Error::sqlite(
+                op,
+                "read",
+                rusqlite::Error::SqliteFailure(
+                    busy,
+                    Some(format!(
+                        "a transaction on this in-memory store held it past the busy timeout \
+                         ({timeout:?}); retry once it has finished"
+                    )),
+                ),
+            ));
+        };
+        match guard.as_ref().map(|w| f(&w.conn)) {
+            Some(r) => r.ctx(op, "read"),
+            None => Err(Error::closed(op)),
+        }
+    }
+
     /// Called by a listener just registered: if a write that stages no events, and cannot
     /// replay them from the change feed (it is off, or keeps no values), is in flight (it
     /// began while nobody listened), waits for it to end, so a read after the registration

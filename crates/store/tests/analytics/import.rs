@@ -340,8 +340,12 @@ fn importing_a_missing_file_is_missing_file_and_creates_no_table() {
         db.import_file("t", dir.path().join("absent.csv"), None, None),
         "file",
     );
-    // A directory is not a file either.
-    expect_missing(db.import_csv("t", dir.path(), &CsvOptions::default()), "file");
+    // A directory exists but is not a file to import: said so, not "does not exist".
+    let err = expect_kind(
+        db.import_csv("t", dir.path(), &CsvOptions::default()),
+        ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("is not a regular file"), "{err}");
     assert!(!db.table_exists("t").unwrap());
 }
 

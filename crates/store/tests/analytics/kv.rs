@@ -361,3 +361,35 @@ fn kv_entries_scan_of_null_or_a_bad_id_is_an_error_not_an_abort() {
     assert_eq!(err.kind(), ErrorKind::DuckDb, "{err}");
     assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(0));
 }
+
+/// A memory store's reads share its writer's lock. A thread in a store transaction that
+/// calls analytics waits for the analytics connection while a kv_entries scan holding that
+/// connection waits for the transaction: the scan gives up after the busy timeout instead,
+/// so both threads finish.
+#[test]
+fn a_memory_store_transaction_and_a_kv_entries_scan_never_deadlock() {
+    let mut config = store::StoreConfig::memory();
+    config.busy_timeout = Duration::from_millis(300);
+    let store = store::Store::open_with(config).unwrap();
+    store.set("g", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    let in_transaction = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            store.transaction(|tx| {
+                tx.set("g", "k2", "v2")?;
+                in_transaction.wait();
+                std::thread::sleep(Duration::from_millis(100)); // the scan takes the connection
+                db.query("SELECT 1", &[]).map(drop)
+            })
+        });
+        in_transaction.wait();
+        let scan = db.query("SELECT count(*) FROM kv_entries", &[]);
+        if let Err(e) = &scan {
+            assert!(e.is_busy() || e.to_string().contains("busy timeout"), "{e}");
+        }
+        writer.join().unwrap().unwrap();
+    });
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(2));
+}

@@ -763,3 +763,83 @@ fn query_arrow_reports_a_fetch_error_as_an_item() {
     }
     assert_eq!(scalar(&db, "SELECT 1"), Value::Int(1));
 }
+
+/// duckdb-rs runs every statement but the last while preparing, so a later one that fails
+/// would leave the earlier ones applied by a call that reports an error: text holding more
+/// than one statement is refused before anything runs (exec_batch takes several).
+#[test]
+fn text_with_several_statements_is_refused_before_anything_runs() {
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT 1 AS x").unwrap();
+    let several = [
+        "INSERT INTO t VALUES (2); INSERT INTO no_such_table VALUES (3)",
+        "DELETE FROM t; SELECT * FROM no_such_table",
+        "DROP TABLE t; SELECT 1",
+    ];
+    for sql in several {
+        let err = expect_kind(db.exec(sql, &[]), ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("sql"), "{err}");
+        expect_kind(db.query(sql, &[]), ErrorKind::InvalidInput);
+        expect_kind(db.query_row(sql, &[]), ErrorKind::InvalidInput);
+        expect_kind(db.query_arrow(sql, &[]).map(drop), ErrorKind::InvalidInput);
+    }
+    assert_eq!(count(&db, "t"), 1);
+    // One statement with semicolons inside strings and comments, or a trailing one, runs.
+    assert_eq!(
+        db.query_row("SELECT 'a;b' AS s; -- done", &[])
+            .unwrap()
+            .unwrap()
+            .values,
+        vec![Value::Text("a;b".into())]
+    );
+}
+
+/// A call that runs in a transaction of its own refuses to start inside one the caller
+/// opened with BEGIN: DuckDB would abort the caller's transaction, losing its writes while
+/// the caller's COMMIT still succeeded.
+#[test]
+fn a_call_needing_its_own_transaction_leaves_the_callers_open_transaction_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("more.csv");
+    std::fs::write(&csv, "x\n2\n").unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t (x INTEGER)").unwrap();
+    db.exec("BEGIN TRANSACTION", &[]).unwrap();
+    db.exec("INSERT INTO t VALUES (1)", &[]).unwrap();
+    let err = expect_kind(
+        db.import_csv("t", &csv, &Default::default()),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(err.field(), Some("transaction"), "{err}");
+    assert!(err.to_string().contains("COMMIT or ROLLBACK"), "{err}");
+    db.exec("COMMIT", &[]).unwrap();
+    assert_eq!(count(&db, "t"), 1, "the caller's write survived");
+    assert_eq!(db.import_csv("t", &csv, &Default::default()).unwrap(), 1);
+}
+
+/// Inside `with_connection` the closure holds the connection: a call of the same handle from
+/// there is refused instead of waiting for the lock forever.
+#[test]
+fn a_call_from_inside_with_connection_is_refused_not_a_hang() {
+    let db = db();
+    let nested = db
+        .with_connection(|_| {
+            Ok((
+                db.query("SELECT 1", &[]).map(drop),
+                db.query_arrow("SELECT 1", &[]).map(drop),
+                db.close(),
+            ))
+        })
+        .unwrap();
+    for err in [
+        nested.0.unwrap_err(),
+        nested.1.unwrap_err(),
+        nested.2.unwrap_err(),
+    ] {
+        assert_eq!(err.field(), Some("connection"), "{err}");
+    }
+    assert_eq!(
+        db.query_row("SELECT 2", &[]).unwrap().unwrap().values,
+        vec![Value::Int(2)]
+    );
+}
