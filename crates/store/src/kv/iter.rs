@@ -6,17 +6,21 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::kv::Entry;
+use crate::kv::sqlite::Cursor;
 
 /// Rows fetched per chunk.
 pub(crate) const CHUNK_ROWS: i64 = 256;
 
-type Fetch<'a, T> = Box<dyn FnMut(Option<&str>) -> Result<Vec<T>> + 'a>;
+/// Fetches the chunk after a cursor (`None`: the first), returning it and the cursor after
+/// its last row.
+type Fetch<'a, T> = Box<dyn FnMut(Option<&Cursor>) -> Result<(Vec<T>, Option<Cursor>)> + 'a>;
 
 /// Chunked, fused iteration shared by the entry and group iterators.
 struct Chunked<'a, T> {
     fetch: Option<Fetch<'a, T>>,
     buffer: VecDeque<T>,
-    last: Option<String>,
+    /// Where the next chunk starts: the last fetched row as stored.
+    cursor: Option<Cursor>,
     pending_error: Option<Error>,
 }
 
@@ -25,7 +29,7 @@ impl<'a, T> Chunked<'a, T> {
         Chunked {
             fetch: Some(fetch),
             buffer: VecDeque::new(),
-            last: None,
+            cursor: None,
             pending_error: None,
         }
     }
@@ -34,23 +38,24 @@ impl<'a, T> Chunked<'a, T> {
         Chunked {
             fetch: None,
             buffer: VecDeque::new(),
-            last: None,
+            cursor: None,
             pending_error: Some(error),
         }
     }
 
-    fn next_with(&mut self, key_of: impl Fn(&T) -> &str) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<Result<T>> {
         if let Some(e) = self.pending_error.take() {
             return Some(Err(e));
         }
         if self.buffer.is_empty() {
             let fetch = self.fetch.as_mut()?;
-            match fetch(self.last.as_deref()) {
-                Ok(rows) => {
+            match fetch(self.cursor.as_ref()) {
+                Ok((rows, cursor)) => {
                     if (rows.len() as i64) < CHUNK_ROWS {
                         self.fetch = None; // last chunk: fused after it drains
                     }
                     self.buffer.extend(rows);
+                    self.cursor = cursor;
                 }
                 Err(e) => {
                     self.fetch = None;
@@ -58,9 +63,7 @@ impl<'a, T> Chunked<'a, T> {
                 }
             }
         }
-        let item = self.buffer.pop_front()?;
-        self.last = Some(key_of(&item).to_string());
-        Some(Ok(item))
+        Some(Ok(self.buffer.pop_front()?))
     }
 }
 
@@ -98,7 +101,7 @@ impl Iterator for EntryIter<'_> {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next_with(|e| &e.key)
+        self.inner.next()
     }
 }
 
@@ -107,7 +110,7 @@ impl std::iter::FusedIterator for EntryIter<'_> {}
 impl fmt::Debug for EntryIter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EntryIter")
-            .field("after", &self.inner.last)
+            .field("cursor", &self.inner.cursor)
             .finish_non_exhaustive()
     }
 }
@@ -147,7 +150,7 @@ impl Iterator for GroupIter<'_> {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next_with(|g| g)
+        self.inner.next()
     }
 }
 
@@ -156,7 +159,7 @@ impl std::iter::FusedIterator for GroupIter<'_> {}
 impl fmt::Debug for GroupIter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GroupIter")
-            .field("after", &self.inner.last)
+            .field("cursor", &self.inner.cursor)
             .finish_non_exhaustive()
     }
 }

@@ -230,7 +230,7 @@ impl<A: Access> Kv for A {
             return EntryIter::failed(e);
         }
         let group = self.scope().full(group).into_owned();
-        EntryIter::new(Box::new(move |after: Option<&str>| {
+        EntryIter::new(Box::new(move |after: Option<&sqlite::Cursor>| {
             let now = self.now();
             self.read(op, |c| sqlite::page_after(c, &group, after, now, CHUNK_ROWS))
         }))
@@ -242,7 +242,7 @@ impl<A: Access> Kv for A {
         let scope = self.scope();
         let prefix = scope.full(prefix);
         let now = self.now();
-        let groups = self.read(op, |c| sqlite::groups_after(c, &prefix, None, now, i64::MAX))?;
+        let (groups, _) = self.read(op, |c| sqlite::groups_after(c, &prefix, None, now, i64::MAX))?;
         Ok(localize_groups(scope, groups))
     }
 
@@ -253,14 +253,12 @@ impl<A: Access> Kv for A {
         }
         let scope = self.scope();
         let prefix = scope.full(prefix).into_owned();
-        GroupIter::new(Box::new(move |after: Option<&str>| {
+        GroupIter::new(Box::new(move |after: Option<&sqlite::Cursor>| {
             let now = self.now();
-            // The iterator resumes after the last local name it yielded; the keyset is stored names.
-            let after = after.map(|local| scope.full(local));
-            let groups = self.read(op, |c| {
-                sqlite::groups_after(c, &prefix, after.as_deref(), now, CHUNK_ROWS)
-            })?;
-            Ok(localize_groups(scope, groups))
+            // The cursor is the last stored (full) group name, as stored.
+            let (groups, cursor) =
+                self.read(op, |c| sqlite::groups_after(c, &prefix, after, now, CHUNK_ROWS))?;
+            Ok((localize_groups(scope, groups), cursor))
         }))
     }
 

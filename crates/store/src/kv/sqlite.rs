@@ -106,6 +106,42 @@ fn text_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<String> 
     })
 }
 
+/// Where a keyset scan resumes: the last row's key (or group) exactly as stored, of whatever
+/// type and bytes another program wrote, so the next chunk starts right after it. Resuming
+/// from the decoded (lossy) text instead would restart before a key holding invalid UTF-8,
+/// or one stored as a BLOB or a number, and return the same chunk forever.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cursor {
+    Integer(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl Cursor {
+    fn of(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Cursor> {
+        Ok(match row.get_ref(idx)? {
+            ValueRef::Integer(i) => Cursor::Integer(i),
+            ValueRef::Real(r) => Cursor::Real(r),
+            ValueRef::Text(t) => Cursor::Text(t.to_vec()),
+            ValueRef::Blob(b) => Cursor::Blob(b.to_vec()),
+            // Key and group columns are NOT NULL; an empty text sorts first among texts.
+            ValueRef::Null => Cursor::Text(Vec::new()),
+        })
+    }
+}
+
+impl ToSql for Cursor {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Cursor::Integer(i) => ValueRef::Integer(*i),
+            Cursor::Real(r) => ValueRef::Real(*r),
+            Cursor::Text(t) => ValueRef::Text(t),
+            Cursor::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
 /// Reads an `expires_at` written by any program the way SQL compares it with `now`: NULL never
 /// expires; a fractional number counts as the next whole millisecond (`1000.5 > now` exactly
 /// when `1001 > now`, `now` being whole); text and blobs sort above every number in SQLite,
@@ -195,7 +231,7 @@ pub(crate) fn get_all(
     let mut rows = stmt.query(params![group, now])?;
     let mut out = BTreeMap::new();
     while let Some(row) = rows.next()? {
-        out.insert(row.get(0)?, text_column(row, 1)?);
+        out.insert(text_column(row, 0)?, text_column(row, 1)?);
     }
     Ok(out)
 }
@@ -214,65 +250,68 @@ pub(crate) fn page(
     )?;
     let rows = stmt.query_map(params![group, now, offset, limit], |row| {
         Ok(Entry {
-            key: row.get(0)?,
+            key: text_column(row, 0)?,
             value: text_column(row, 1)?,
         })
     })?;
     rows.collect()
 }
 
-/// The next keyset chunk of live entries after `after` (exclusive).
+/// The next keyset chunk of live entries after `after` (exclusive), and where the next one
+/// resumes (the last row's stored key).
 pub(crate) fn page_after(
     conn: &Connection,
     group: &str,
-    after: Option<&str>,
+    after: Option<&Cursor>,
     now: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<Entry>> {
-    let map = |row: &rusqlite::Row<'_>| {
-        Ok(Entry {
-            key: row.get(0)?,
-            value: text_column(row, 1)?,
-        })
+) -> rusqlite::Result<(Vec<Entry>, Option<Cursor>)> {
+    let mut stmt = match after {
+        None => conn.prepare_cached(
+            "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 \
+             AND (expires_at IS NULL OR expires_at > ?2) AND ?4 IS NULL ORDER BY entry_key LIMIT ?3",
+        )?,
+        Some(_) => conn.prepare_cached(
+            "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 AND entry_key > ?4 \
+             AND (expires_at IS NULL OR expires_at > ?2) ORDER BY entry_key LIMIT ?3",
+        )?,
     };
-    match after {
-        None => conn
-            .prepare_cached(
-                "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 \
-                 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY entry_key LIMIT ?3",
-            )?
-            .query_map(params![group, now, limit], map)?
-            .collect(),
-        Some(after) => conn
-            .prepare_cached(
-                "SELECT entry_key, entry_value FROM entries WHERE group_name = ?1 AND entry_key > ?4 \
-                 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY entry_key LIMIT ?3",
-            )?
-            .query_map(params![group, now, limit, after], map)?
-            .collect(),
+    let mut rows = stmt.query(params![group, now, limit, after])?;
+    let (mut entries, mut cursor) = (Vec::new(), None);
+    while let Some(row) = rows.next()? {
+        entries.push(Entry {
+            key: text_column(row, 0)?,
+            value: text_column(row, 1)?,
+        });
+        cursor = Some(Cursor::of(row, 0)?);
     }
+    Ok((entries, cursor))
 }
 
-/// Distinct groups with a live entry, ascending, after `after` (exclusive), at most `limit`.
+/// Distinct groups with a live entry, ascending, after `after` (exclusive), at most `limit`,
+/// and where the next chunk resumes (the last group as stored).
 pub(crate) fn groups_after(
     conn: &Connection,
     prefix: &str,
-    after: Option<&str>,
+    after: Option<&Cursor>,
     now: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<String>> {
+) -> rusqlite::Result<(Vec<String>, Option<Cursor>)> {
     let range = GroupRange::new(prefix);
     let (lo, hi) = range.bounds();
-    let after_bytes: &[u8] = after.map_or(b"", str::as_bytes);
+    let start = Cursor::Text(Vec::new());
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT group_name FROM entries \
          WHERE group_name >= ?1 AND group_name < ?2 AND group_name > ?3 \
          AND (expires_at IS NULL OR expires_at > ?4) ORDER BY group_name LIMIT ?5",
     )?;
-    let rows = stmt.query_map(params![lo, hi, TextBytes(after_bytes), now, limit], |row| {
-        text_column(row, 0)
-    })?;
-    rows.collect()
+    let mut rows = stmt.query(params![lo, hi, after.unwrap_or(&start), now, limit])?;
+    let (mut groups, mut cursor) = (Vec::new(), None);
+    while let Some(row) = rows.next()? {
+        groups.push(text_column(row, 0)?);
+        cursor = Some(Cursor::of(row, 0)?);
+    }
+    Ok((groups, cursor))
 }
 
 // ---------------------------------------------------------------------------------------------

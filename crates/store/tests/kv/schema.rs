@@ -386,3 +386,39 @@ fn a_newer_schema_stamp_is_never_lowered() {
         .unwrap();
     assert_eq!(stamp, 99);
 }
+
+/// Another program may write keys and groups that are not valid UTF-8, or not text at all.
+/// Reads decode them lossily instead of failing the whole group, and the chunked iterators
+/// resume after each row as stored, so they visit every row once and end (resuming from the
+/// decoded text restarted before such a row and returned the same chunk forever).
+#[test]
+fn foreign_keys_and_groups_of_any_type_are_read_and_iterated_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (store, _) = open(&path);
+    store.set("g", "plain", "v").unwrap();
+    store.close().unwrap();
+    let conn = raw(&path);
+    conn.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 299)
+         INSERT INTO entries (group_name, entry_key, entry_value)
+           SELECT CAST(X'FF' AS TEXT) || printf('%04d', i), 'k', 'v' FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 299)
+         INSERT INTO entries (group_name, entry_key, entry_value)
+           SELECT 'g', CAST(X'FF' AS TEXT) || printf('%04d', i), 'v' FROM n;
+         INSERT INTO entries (group_name, entry_key, entry_value) VALUES
+           ('g', X'6B6B', 'blob key'), ('g', 42, 'integer key'), ('g', 1.5, 'real key');",
+    )
+    .unwrap();
+    let (store, _) = open(&path);
+
+    let groups: Vec<String> = store.groups_iter("").take(1_000).map(Result::unwrap).collect();
+    assert_eq!(groups.len(), 301, "every group once, then the end");
+    assert_eq!(store.groups("").unwrap().len(), 301);
+
+    let keys: Vec<String> = store.iter("g").take(1_000).map(|e| e.unwrap().key).collect();
+    assert_eq!(keys.len(), 304, "every key once, then the end");
+    assert!(keys.contains(&"42".to_string()) && keys.contains(&"kk".to_string()));
+    assert_eq!(store.get_all("g").unwrap().len(), 304);
+    assert_eq!(store.get_page("g", 0, 1_000).unwrap().len(), 304);
+}
