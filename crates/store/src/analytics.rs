@@ -367,6 +367,10 @@ impl Analytics {
 
     /// Runs one statement with positional parameters; returns the rows it changed.
     ///
+    /// # Errors
+    /// `InvalidInput { field: "sql" }` for text holding more than one statement (nothing runs;
+    /// see [`Analytics::exec_batch`]); `DuckDb` for what DuckDB refuses.
+    ///
     /// # Examples
     /// ```
     /// use store::analytics::{Analytics, Value};
@@ -386,7 +390,9 @@ impl Analytics {
         })
     }
 
-    /// Runs one or more statements without parameters.
+    /// Runs one or more statements without parameters, in order; each commits as it runs
+    /// unless the text wraps them in `BEGIN … COMMIT`, so a failing one leaves the earlier
+    /// ones applied.
     ///
     /// # Examples
     /// ```
