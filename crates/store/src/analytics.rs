@@ -295,10 +295,14 @@ impl Analytics {
     }
 
     /// Runs `f` with the underlying duckdb-rs connection, for what this API does not wrap
-    /// (custom appenders, extensions, pragmas). The connection is locked for the call.
+    /// (custom appenders, extensions, pragmas). The connection is locked for the call, so
+    /// `f` must use the connection it is given: this handle's own methods called from inside
+    /// `f` are refused.
     ///
     /// # Errors
-    /// `Closed` after [`Analytics::close`]; `f`'s error as `DuckDb`.
+    /// `Closed` after [`Analytics::close`]; `InvalidInput { field: "connection" }` when called
+    /// from inside another `with_connection` or while this thread reads a `query_arrow`
+    /// result; `f`'s error as `DuckDb`.
     ///
     /// # Examples
     /// ```
@@ -392,7 +396,8 @@ impl Analytics {
 
     /// Runs one or more statements without parameters, in order; each commits as it runs
     /// unless the text wraps them in `BEGIN … COMMIT`, so a failing one leaves the earlier
-    /// ones applied.
+    /// ones applied. Inside `BEGIN … COMMIT` a failure leaves the transaction open and
+    /// failed: run `ROLLBACK` before anything else.
     ///
     /// # Examples
     /// ```
@@ -411,6 +416,10 @@ impl Analytics {
 
     /// Runs a query and collects its rows.
     ///
+    /// # Errors
+    /// `InvalidInput { field: "sql" }` for text holding no statement or more than one (nothing
+    /// runs); `DuckDb` for what DuckDB refuses.
+    ///
     /// # Examples
     /// ```
     /// use store::analytics::{Analytics, Value};
@@ -425,6 +434,9 @@ impl Analytics {
     }
 
     /// The first row of a query, if any.
+    ///
+    /// # Errors
+    /// As [`Analytics::query`].
     ///
     /// # Examples
     /// ```
@@ -529,8 +541,9 @@ pub(crate) fn transaction_on<T>(
         return Err(Error::invalid(
             op,
             "transaction",
-            "a transaction opened with BEGIN on this handle is still open; COMMIT or ROLLBACK \
-             it first (this call runs in a transaction of its own)",
+            "a transaction opened with BEGIN on this handle is still open (or failed and \
+             awaits its ROLLBACK); COMMIT or ROLLBACK it first (this call runs in a transaction \
+             of its own)",
         ));
     }
     let begin = match mode {
@@ -560,7 +573,11 @@ pub(crate) fn transaction_on<T>(
 /// and one id only inside an open transaction.
 fn in_explicit_transaction(conn: &Connection) -> bool {
     let id = || conn.query_row("SELECT txid_current()", [], |r| r.get::<_, i64>(0));
-    matches!((id(), id()), (Ok(a), Ok(b)) if a == b)
+    match (id(), id()) {
+        (Ok(a), Ok(b)) => a == b,
+        // The caller's transaction failed and awaits its ROLLBACK: every statement errs.
+        _ => true,
+    }
 }
 
 pub(crate) fn query_on(

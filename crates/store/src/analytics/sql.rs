@@ -122,8 +122,15 @@ pub(crate) fn holds_no_statement(sql: &str) -> bool {
 /// earlier ones applied by a call that reports an error.
 pub(crate) fn holds_several_statements(sql: &str) -> bool {
     let b = sql.as_bytes();
+    // Whether the statement before the next `;` has any content: DuckDB skips empty ones
+    // (`; SELECT 1` is one statement).
+    let mut content = false;
     let mut i = 0;
     while i < b.len() {
+        let starts_token = !matches!(b[i], b';' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
+            && !(b[i] == b'-' && b.get(i + 1) == Some(&b'-'))
+            && !(b[i] == b'/' && b.get(i + 1) == Some(&b'*'));
+        content |= starts_token;
         match b[i] {
             b'\'' => {
                 // E'…' strings take backslash escapes.
@@ -140,7 +147,16 @@ pub(crate) fn holds_several_statements(sql: &str) -> bool {
                 Some(end) => i += end,
                 None => return false, // unterminated: DuckDB's own error says so
             },
+            // A `$` inside an identifier (`a$$`, `x$t$`) opens nothing.
+            b'$' if i > 0
+                && (b[i - 1].is_ascii_alphanumeric()
+                    || matches!(b[i - 1], b'_' | b'$')
+                    || b[i - 1] >= 0x80) =>
+            {
+                i += 1
+            }
             b'$' => i = past_dollar_quoted(sql, i),
+            b';' if !content => i += 1,
             b';' => return !holds_no_statement(&sql[i + 1..]),
             _ => i += 1,
         }
@@ -173,7 +189,7 @@ fn past_quoted(b: &[u8], start: usize, quote: u8, escapes: bool) -> usize {
 fn past_dollar_quoted(sql: &str, start: usize) -> usize {
     let rest = &sql[start + 1..];
     let tag_len = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii()))
         .unwrap_or(rest.len());
     let tag = &rest[..tag_len];
     if !rest[tag_len..].starts_with('$') || tag.starts_with(|c: char| c.is_ascii_digit()) {
@@ -241,6 +257,12 @@ mod tests {
             "SELECT 1 -- ; SELECT 2",
             "SELECT /* ; */ 1",
             "SELECT 'unterminated; SELECT 2",
+            "; SELECT 1",
+            "/* hdr */ ; SELECT 1",
+            "-- x\n;\nSELECT 1",
+            "SELECT a$$ AS x, 'y$$;z'",
+            "SELECT $é$a;b$é$",
+            "SELECT type'x;y'",
         ] {
             assert!(!holds_several_statements(one), "{one}");
         }
@@ -250,6 +272,8 @@ mod tests {
             "SELECT 'a;b'; DROP TABLE t",
             "SELECT $$x$$; SELECT 2",
             "SELECT 1; -- note\nSELECT 2",
+            "CREATE TABLE t (a$$ INT); DROP TABLE u",
+            "; SELECT 1; SELECT 2",
         ] {
             assert!(holds_several_statements(several), "{several}");
         }

@@ -55,8 +55,10 @@ impl Analytics {
     /// are refused with `InvalidInput { field: "connection" }` (they would wait forever).
     ///
     /// # Errors
-    /// `InvalidInput { field: "sql" }` for text with no statement; `DuckDb` if the query fails
-    /// to run (errors while fetching come as items of the iterator).
+    /// `InvalidInput { field: "sql" }` for text holding no statement or more than one;
+    /// `InvalidInput { field: "connection" }` on a thread that holds the connection (reading
+    /// another result, or inside `with_connection`); `DuckDb` if the query fails to run
+    /// (errors while fetching come as items of the iterator).
     ///
     /// # Examples
     /// ```

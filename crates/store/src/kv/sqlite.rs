@@ -119,6 +119,19 @@ pub(crate) enum Cursor {
 }
 
 impl Cursor {
+    /// Points `cursor` at column `idx` of `row`, reusing its buffer: a chunk sets it for every
+    /// row and keeps the last.
+    fn set(cursor: &mut Option<Cursor>, row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<()> {
+        match (cursor.as_mut(), row.get_ref(idx)?) {
+            (Some(Cursor::Text(buf)), ValueRef::Text(t)) => {
+                buf.clear();
+                buf.extend_from_slice(t);
+            }
+            _ => *cursor = Some(Cursor::of(row, idx)?),
+        }
+        Ok(())
+    }
+
     fn of(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Cursor> {
         Ok(match row.get_ref(idx)? {
             ValueRef::Integer(i) => Cursor::Integer(i),
@@ -283,7 +296,7 @@ pub(crate) fn page_after(
             key: text_column(row, 0)?,
             value: text_column(row, 1)?,
         });
-        cursor = Some(Cursor::of(row, 0)?);
+        Cursor::set(&mut cursor, row, 0)?;
     }
     Ok((entries, cursor))
 }
@@ -309,7 +322,7 @@ pub(crate) fn groups_after(
     let (mut groups, mut cursor) = (Vec::new(), None);
     while let Some(row) = rows.next()? {
         groups.push(text_column(row, 0)?);
-        cursor = Some(Cursor::of(row, 0)?);
+        Cursor::set(&mut cursor, row, 0)?;
     }
     Ok((groups, cursor))
 }

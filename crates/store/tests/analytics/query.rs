@@ -815,6 +815,19 @@ fn a_call_needing_its_own_transaction_leaves_the_callers_open_transaction_alone(
     db.exec("COMMIT", &[]).unwrap();
     assert_eq!(count(&db, "t"), 1, "the caller's write survived");
     assert_eq!(db.import_csv("t", &csv, &Default::default()).unwrap(), 1);
+
+    // A failed BEGIN … COMMIT batch leaves its transaction open and failed: the same answer,
+    // and ROLLBACK recovers.
+    db.exec_batch("BEGIN; INSERT INTO t VALUES (5); SELECT * FROM no_such_table; COMMIT")
+        .unwrap_err();
+    let err = expect_kind(
+        db.import_csv("t", &csv, &Default::default()),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(err.field(), Some("transaction"), "{err}");
+    db.exec("ROLLBACK", &[]).unwrap();
+    assert_eq!(db.import_csv("t", &csv, &Default::default()).unwrap(), 1);
+    assert_eq!(count(&db, "t"), 3);
 }
 
 /// Inside `with_connection` the closure holds the connection: a call of the same handle from
