@@ -127,10 +127,10 @@ pub(crate) fn holds_several_statements(sql: &str) -> bool {
     let mut content = false;
     let mut i = 0;
     while i < b.len() {
-        let starts_token = !matches!(b[i], b';' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
-            && !(b[i] == b'-' && b.get(i + 1) == Some(&b'-'))
-            && !(b[i] == b'/' && b.get(i + 1) == Some(&b'*'));
-        content |= starts_token;
+        let blank = matches!(b[i], b';' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c');
+        let comment =
+            (b[i] == b'-' && b.get(i + 1) == Some(&b'-')) || (b[i] == b'/' && b.get(i + 1) == Some(&b'*'));
+        content |= !(blank || comment);
         match b[i] {
             b'\'' => {
                 // E'…' strings take backslash escapes.
