@@ -272,12 +272,18 @@ impl Registry {
     }
 
     fn remove_callback(&self, id: u64) {
-        let mut callbacks = self.callbacks.lock();
-        if callbacks.iter().any(|(cid, _)| *cid == id) {
+        let removed = {
+            let mut callbacks = self.callbacks.lock();
+            if !callbacks.iter().any(|(cid, _)| *cid == id) {
+                return;
+            }
             let next: Vec<_> = callbacks.iter().filter(|(cid, _)| *cid != id).cloned().collect();
-            *callbacks = Arc::new(next);
             self.listeners.fetch_sub(1, Ordering::AcqRel);
-        }
+            std::mem::replace(&mut *callbacks, Arc::new(next))
+        };
+        // Dropped only now, outside the lock: the callback may hold the last handle of the
+        // store, whose close takes this lock again.
+        drop(removed);
     }
 
     /// Sends committed events to subscriptions without blocking (full buffers drop and count).
@@ -490,7 +496,9 @@ impl CallbackGuard {
     /// ```
     pub fn unregister(self) {}
 
-    /// Keeps the callback registered until the store closes, and drops the guard.
+    /// Keeps the callback registered until the store closes, and drops the guard. A detached
+    /// callback that holds a handle of the store keeps the store open when every other handle
+    /// is gone (each holds the other); close it with `Store::close`.
     ///
     /// # Examples
     /// ```

@@ -1079,3 +1079,31 @@ fn with_the_feed_off_registering_behind_a_long_unwatched_write_fails_busy() {
     store.set("config", "pool", "9").unwrap();
     assert_eq!(sub.try_recv().unwrap().value.as_deref(), Some("9"));
 }
+
+/// Dropping a guard whose callback holds the last handle of the store closes the store: the
+/// callback is dropped after the registry's lock is released (dropped under it, the store's
+/// close took that lock again on the same thread and hung forever).
+#[test]
+fn dropping_a_guard_whose_callback_holds_the_last_handle_closes_the_store() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for scoped in [false, true] {
+            let store = store::Store::in_memory().unwrap();
+            let guard = if scoped {
+                let ns = store.scoped("app").unwrap();
+                let held = ns.clone();
+                ns.on_change(move |_| drop(held.get("g", "k"))).unwrap()
+            } else {
+                let held = store.clone();
+                store.on_change(move |_| drop(held.get("g", "k"))).unwrap()
+            };
+            drop(store);
+            drop(guard);
+        }
+        done_tx.send(()).unwrap();
+    });
+    assert!(
+        done_rx.recv_timeout(HANG).is_ok(),
+        "dropping the guard hung: the store's close waited for the lock held while dropping it"
+    );
+}
