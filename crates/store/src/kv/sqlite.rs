@@ -550,22 +550,25 @@ pub(crate) type ChangeRow = (
     Option<i64>,
 );
 
+/// One row of `SELECT seq, at_ms, kind, group_name, entry_key, entry_value, expires_at`.
+fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
+    Ok((
+        version_column(r, 0)?,
+        r.get(1)?,
+        text_column(r, 2)?,
+        text_column(r, 3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
 pub(crate) fn changes_after(conn: &Connection, seq: u64, limit: i64) -> rusqlite::Result<Vec<ChangeRow>> {
     conn.prepare_cached(
         "SELECT seq, at_ms, kind, group_name, entry_key, entry_value, expires_at FROM changes \
          WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?
-    .query_map(params![clamp(seq), limit], |r| {
-        Ok((
-            version_column(r, 0)?,
-            r.get(1)?,
-            text_column(r, 2)?,
-            text_column(r, 3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
-    })?
+    .query_map(params![clamp(seq), limit], change_row)?
     .collect()
 }
 
@@ -575,17 +578,7 @@ pub(crate) fn changes_between(conn: &Connection, first: u64, last: u64) -> rusql
         "SELECT seq, at_ms, kind, group_name, entry_key, entry_value, expires_at FROM changes \
          WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
     )?
-    .query_map(params![clamp(first), clamp(last)], |r| {
-        Ok((
-            version_column(r, 0)?,
-            r.get(1)?,
-            text_column(r, 2)?,
-            text_column(r, 3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
-    })?
+    .query_map(params![clamp(first), clamp(last)], change_row)?
     .collect()
 }
 

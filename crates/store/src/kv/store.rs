@@ -322,6 +322,13 @@ fn ensure_schema(op: &'static str, conn: &Connection) -> Result<()> {
     }
 }
 
+/// A busy error (`Error::is_busy`) for a wait on this process's own locks that gave up, worded
+/// as SQLite's own: callers handle both the same way.
+fn busy(op: &'static str, context: &'static str, message: String) -> Error {
+    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+    Error::sqlite(op, context, rusqlite::Error::SqliteFailure(code, Some(message)))
+}
+
 fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
@@ -390,27 +397,23 @@ impl Inner {
         let mut guard = if wait {
             self.writer.lock()
         } else {
-            self.writer.try_lock().ok_or_else(|| {
-                let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
-                Error::sqlite(
-                    op,
-                    "begin write transaction",
-                    rusqlite::Error::SqliteFailure(busy, Some("another thread is writing".into())),
-                )
-            })?
+            self.writer
+                .try_lock()
+                .ok_or_else(|| busy(op, "begin write transaction", "another thread is writing".into()))?
         };
         let writer = guard.as_mut().ok_or_else(|| Error::closed(op))?;
         let explicit = !single || writer.versions.is_persistent() || !wait;
         if explicit && wait {
             sqlite::begin_immediate(&writer.conn).ctx(op, "begin write transaction")?;
         } else if explicit {
-            let busy = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+            // Clamped to SQLite's limit at open.
+            let timeout = self.config.busy_timeout;
             writer
                 .conn
                 .busy_timeout(Duration::ZERO)
                 .ctx(op, "set busy_timeout")?;
             let began = sqlite::begin_immediate(&writer.conn);
-            if let Err(e) = writer.conn.busy_timeout(busy) {
+            if let Err(e) = writer.conn.busy_timeout(timeout) {
                 if began.is_ok() {
                     sqlite::rollback(&writer.conn);
                 }
@@ -502,18 +505,14 @@ impl Inner {
             return Sealed::read(self, op, f);
         }
         self.check_usable(op)?;
-        let timeout = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+        let timeout = self.config.busy_timeout;
         let Some(guard) = self.writer.try_lock_for(timeout) else {
-            let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
-            return Err(Error::sqlite(
+            return Err(busy(
                 op,
                 "read",
-                rusqlite::Error::SqliteFailure(
-                    busy,
-                    Some(format!(
-                        "a transaction on this in-memory store held it past the busy timeout \
-                         ({timeout:?}); retry once it has finished"
-                    )),
+                format!(
+                    "a transaction on this in-memory store held it past the busy timeout \
+                     ({timeout:?}); retry once it has finished"
                 ),
             ));
         };
@@ -539,7 +538,7 @@ impl Inner {
         // Waits for the mark to drop or the writer to come free, whichever comes first: once
         // this listener counts, no write starting later goes unrecorded, so either means the
         // write in flight at registration has ended (queued writers may get the lock first).
-        let timeout = self.config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+        let timeout = self.config.busy_timeout;
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if !self.unrecorded_write.load(Ordering::SeqCst) {
@@ -557,17 +556,13 @@ impl Inner {
                 return Ok(());
             }
         }
-        let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
-        Err(Error::sqlite(
+        Err(busy(
             op,
             "wait for a write that began before any listener",
-            rusqlite::Error::SqliteFailure(
-                busy,
-                Some(format!(
-                    "a write that stages no events was still running after the busy timeout \
-                     ({timeout:?}); with the change feed off its changes could not reach this \
-                     listener. Retry, or turn the change feed on (its events are then replayed)"
-                )),
+            format!(
+                "a write that stages no events was still running after the busy timeout \
+                 ({timeout:?}); with the change feed off its changes could not reach this \
+                 listener. Retry, or turn the change feed on (its events are then replayed)"
             ),
         ))
     }
