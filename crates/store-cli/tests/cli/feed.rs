@@ -299,8 +299,8 @@ fn changes_follow_json_prints_other_process_writes_and_exits_0_on_sigint() {
     }
 }
 
-#[test]
-fn changes_follow_reports_a_pruned_gap_once_not_on_every_poll() {
+/// A home whose two changes were pruned from the feed (a follower from 0 meets a gap).
+fn home_with_a_pruned_feed() -> Home {
     let home = Home::new();
     home.set("g", "a", "1");
     home.set("g", "b", "2");
@@ -309,6 +309,12 @@ fn changes_follow_reports_a_pruned_gap_once_not_on_every_poll() {
     let store = store::Store::open_with(config).unwrap();
     assert_eq!(store.prune_changes().unwrap(), 2);
     store.close().unwrap();
+    home
+}
+
+#[test]
+fn changes_follow_reports_a_pruned_gap_once_not_on_every_poll() {
+    let home = home_with_a_pruned_feed();
     let follow = home.spawn(&["changes", "--follow", "--since", "0"]);
     follow.expect_stderr("were pruned", STARTUP);
     // The follower polls every 200 ms; nothing new arrives, so the gap stays.
@@ -404,14 +410,7 @@ fn following_from_past_the_newest_change_is_refused() {
 /// only changes).
 #[test]
 fn a_pruned_gap_is_reported_as_json_under_json() {
-    let home = Home::new();
-    home.set("g", "a", "1");
-    home.set("g", "b", "2");
-    let mut config = store::StoreConfig::file(home.path().join("state.db"));
-    config.changes.max_age = Some(Duration::ZERO);
-    let store = store::Store::open_with(config).unwrap();
-    assert_eq!(store.prune_changes().unwrap(), 2);
-    store.close().unwrap();
+    let home = home_with_a_pruned_feed();
     let follow = home.spawn(&["--json", "changes", "--follow", "--since", "0"]);
     let line = follow.expect_stderr("\"gap\"", STARTUP);
     let warning = crate::support::parse_json_line(&line);

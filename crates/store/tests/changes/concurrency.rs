@@ -8,33 +8,13 @@ use std::time::{Duration, Instant};
 
 use store::{Error, EventKind, Kv, Store, WatchOptions};
 
-use crate::common::{file_store, within};
+use crate::common::{Rng, file_store, within};
 use crate::support::{all_changes_since, assert_strictly_increasing, change_summary, drain, summary};
 
 const THREADS: usize = 8;
 const OPS_PER_THREAD: usize = 10_000;
 const KEYS: u64 = 16;
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// xorshift64*: a tiny deterministic generator, so a failure replays identically.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The expected contents of one thread's group: key → (value, version if known).
 type Model = BTreeMap<String, (String, Option<u64>)>;

@@ -938,6 +938,26 @@ fn the_configured_watch_capacity_bounds_every_plain_watch() {
     assert_eq!(WatchOptions::default().capacity, 16);
 }
 
+/// Runs `while_it_runs` while another thread's transaction, begun with nobody listening, has
+/// written config/pool = 8 and holds on for `hold` before committing.
+fn during_an_unwatched_transaction(store: &store::Store, hold: Duration, while_it_runs: impl FnOnce()) {
+    let began = Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            store
+                .transaction(|tx| {
+                    tx.set("config", "pool", "8")?;
+                    began.wait();
+                    std::thread::sleep(hold);
+                    Ok(())
+                })
+                .unwrap();
+        });
+        began.wait();
+        while_it_runs();
+    });
+}
+
 /// Subscribe, then read: a write that began while nobody listened (so it stages no events)
 /// and commits after the registration must be visible to the read that follows it, or be
 /// delivered. With the change feed on, its events are read back from the feed at commit;
@@ -952,19 +972,7 @@ fn a_listener_registered_while_an_unwatched_transaction_runs_misses_nothing() {
     ] {
         let fixture = file_store_with(|c| c.with_change_feed(feed));
         let store = &fixture.store;
-        let began = Barrier::new(2);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                store
-                    .transaction(|tx| {
-                        tx.set("config", "pool", "8")?;
-                        began.wait();
-                        std::thread::sleep(Duration::from_millis(300));
-                        Ok(())
-                    })
-                    .unwrap();
-            });
-            began.wait();
+        during_an_unwatched_transaction(store, Duration::from_millis(300), || {
             let seen = Arc::new(Mutex::new(Vec::new()));
             let (subscription, _guard) = if register == "watch" {
                 (Some(store.watch("config").unwrap()), None)
@@ -1055,19 +1063,7 @@ fn with_the_feed_off_registering_behind_a_long_unwatched_write_fails_busy() {
         c.with_change_feed(false)
     });
     let store = &fixture.store;
-    let began = Barrier::new(2);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            store
-                .transaction(|tx| {
-                    tx.set("config", "pool", "8")?;
-                    began.wait();
-                    std::thread::sleep(Duration::from_millis(800));
-                    Ok(())
-                })
-                .unwrap();
-        });
-        began.wait();
+    during_an_unwatched_transaction(store, Duration::from_millis(800), || {
         let err = store.watch("config").unwrap_err();
         assert!(err.is_busy(), "{err}");
         assert!(err.to_string().contains("turn the change feed on"), "{err}");

@@ -213,3 +213,24 @@ pub fn all_changes_since(store: &Store, after: u64) -> Vec<Change> {
         out.extend(batch.changes);
     }
 }
+
+/// xorshift64*: a tiny deterministic generator, so a failure replays identically from its
+/// seed. `Rng(state)` takes a state as is (never 0); [`Rng::new`] mixes a seed into one.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

@@ -17,7 +17,7 @@ use store::{
     StoreConfig, Subscription, Usage, WatchOptions,
 };
 
-use crate::common::{START_MS, raw};
+use crate::common::{Rng, START_MS, all_changes_since, raw};
 
 // ------------------------------------------------------------------------------------------
 // Universe
@@ -843,18 +843,11 @@ fn open(path: &Path, clock: &Arc<HookClock>) -> (Store, Vec<ScopedStore>, Listen
     (store, scoped, l)
 }
 
+/// The whole feed after `after`, which nothing has pruned (a gap after `after` would also be
+/// one after any later seq).
 fn all_changes(store: &Store, after: u64) -> Vec<Change> {
-    let mut out = Vec::new();
-    let mut seq = after;
-    loop {
-        let batch = store.changes_since(seq, 10_000).expect("changes_since");
-        assert!(!batch.gap);
-        if batch.changes.is_empty() {
-            return out;
-        }
-        seq = batch.next_seq;
-        out.extend(batch.changes);
-    }
+    assert!(!store.changes_since(after, 1).expect("changes_since").gap);
+    all_changes_since(store, after)
 }
 
 fn drain(sub: &Subscription) -> Vec<Event> {
@@ -1203,20 +1196,6 @@ proptest! {
 
 // ------------------------------------------------------------------------------------------
 // Concurrent variant
-
-/// Tiny deterministic generator (xorshift64*), so a failing round can be rerun by its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const CQ: Quota = Quota {
     max_keys: 12,

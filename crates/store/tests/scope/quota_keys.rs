@@ -317,35 +317,8 @@ fn deletes_are_never_checked_even_over_the_limit() {
 /// already taken the last slot (2 live keys under max_keys 1).
 #[test]
 fn a_write_that_waited_is_judged_at_the_time_it_got_the_lock() {
-    use crate::support::{PAUSE_HERE, PausingClock};
-    let dir = tempfile::tempdir().unwrap();
-    let clock = std::sync::Arc::new(PausingClock {
-        now: std::sync::atomic::AtomicI64::new(5),
-        gate: std::sync::Mutex::new(None),
-    });
-    let store = store::Store::open_with(
-        store::StoreConfig::file(dir.path().join("state.db"))
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
-    .unwrap();
-    let ns = scoped(&store, NS_A, quota(1, 0, 0));
-    ns.set_with_ttl("g", "a", "v", Duration::from_millis(5)).unwrap(); // expires at 10
-    let (paused_tx, paused_rx) = std::sync::mpsc::channel();
-    let (resume_tx, resume_rx) = std::sync::mpsc::channel();
-    *clock.gate.lock().unwrap() = Some((paused_tx, resume_rx));
-    let late = {
-        let ns = ns.clone();
-        std::thread::spawn(move || {
-            PAUSE_HERE.with(|p| p.set(true));
-            ns.set("g", "a", "v2")
-        })
-    };
-    paused_rx.recv().unwrap(); // the late write has read the clock: 5
-    clock.now.store(10, std::sync::atomic::Ordering::SeqCst); // "a" has expired
-    ns.set("g", "b", "v").unwrap(); // allowed: no live key
-    resume_tx.send(()).unwrap();
-    expect_quota(late.join().unwrap(), NS_A, QuotaLimit::Keys, 1, 2);
+    let (late, ns, _dir) = crate::support::run_across_an_expiry(|ns| ns.set("g", "a", "v2"));
+    expect_quota(late, NS_A, QuotaLimit::Keys, 1, 2);
     assert_eq!(ns.usage().unwrap().keys, 1);
     assert_eq!(ns.get("g", "b").unwrap(), "v");
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::{
-    Error, ManualClock, Quota, QuotaLimit, ScopedConfig, ScopedStore, Store, StoreConfig, UnixMillis, Usage,
+    Error, Kv, ManualClock, Quota, QuotaLimit, ScopedConfig, ScopedStore, Store, StoreConfig, UnixMillis,
+    Usage,
 };
 
 use crate::common::{Fixture, START_MS, raw};
@@ -138,15 +139,15 @@ pub fn prepared_file(prepare: impl FnOnce(&rusqlite::Connection)) -> Fixture {
 }
 
 /// A clock that, on a thread that asked for it, pauses right after being read, so a test can
-/// run a write between a read's clock reading and the rest of the read.
+/// run a write between a call's clock reading and the rest of the call.
 #[derive(Debug)]
-pub struct PausingClock {
-    pub now: std::sync::atomic::AtomicI64,
-    pub gate: std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+struct PausingClock {
+    now: std::sync::atomic::AtomicI64,
+    gate: std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
 }
 
 thread_local! {
-    pub static PAUSE_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static PAUSE_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl store::Clock for PausingClock {
@@ -160,4 +161,41 @@ impl store::Clock for PausingClock {
         }
         now
     }
+}
+
+/// Runs `late` across an expiry: on a file store whose namespace [`NS_A`] has max_keys 1
+/// and one key, "a", expiring at 10, `late` runs on another thread, reads the clock (5) and
+/// pauses; meanwhile the clock moves to 10 and "b" is written (allowed: "a" has expired);
+/// then `late` resumes. Returns its result, the namespace and the temp dir of the store.
+pub fn run_across_an_expiry<T: Send + 'static>(
+    late: impl FnOnce(&ScopedStore) -> T + Send + 'static,
+) -> (T, ScopedStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(PausingClock {
+        now: std::sync::atomic::AtomicI64::new(5),
+        gate: std::sync::Mutex::new(None),
+    });
+    let store = Store::open_with(
+        StoreConfig::file(dir.path().join("state.db"))
+            .with_clock(clock.clone())
+            .with_purge_interval(Duration::ZERO),
+    )
+    .unwrap();
+    let ns = scoped(&store, NS_A, quota(1, 0, 0));
+    ns.set_with_ttl("g", "a", "v", Duration::from_millis(5)).unwrap(); // expires at 10
+    let (paused_tx, paused_rx) = std::sync::mpsc::channel();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel();
+    *clock.gate.lock().unwrap() = Some((paused_tx, resume_rx));
+    let thread = {
+        let ns = ns.clone();
+        std::thread::spawn(move || {
+            PAUSE_HERE.with(|p| p.set(true));
+            late(&ns)
+        })
+    };
+    paused_rx.recv().unwrap(); // `late` has read the clock: 5
+    clock.now.store(10, std::sync::atomic::Ordering::SeqCst); // "a" has expired
+    ns.set("g", "b", "v").unwrap(); // allowed: no live key
+    resume_tx.send(()).unwrap();
+    (thread.join().unwrap(), ns, dir)
 }

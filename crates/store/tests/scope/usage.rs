@@ -9,7 +9,7 @@ use store::{Clock, Kv, QuotaLimit, Usage};
 
 use crate::common::file_store;
 use crate::support::{
-    NS_A, NS_B, PAUSE_HERE, PausingClock, assert_usage_exact, expect_quota, quota, scoped, usage,
+    NS_A, NS_B, assert_usage_exact, expect_quota, quota, run_across_an_expiry, scoped, usage,
 };
 
 #[test]
@@ -289,33 +289,6 @@ fn usage_matches_the_rows_through_a_long_mixed_sequence_of_operations() {
 /// counted together with that expired entry: 2 keys under max_keys 1, a state that never was.
 #[test]
 fn usage_never_mixes_an_earlier_clock_with_a_later_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = std::sync::Arc::new(PausingClock {
-        now: std::sync::atomic::AtomicI64::new(5),
-        gate: std::sync::Mutex::new(None),
-    });
-    let store = store::Store::open_with(
-        store::StoreConfig::file(dir.path().join("state.db"))
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
-    .unwrap();
-    let ns = scoped(&store, NS_A, quota(1, 0, 0));
-    ns.set_with_ttl("g", "a", "v", Duration::from_millis(5)).unwrap(); // expires at 10
-    let (paused_tx, paused_rx) = std::sync::mpsc::channel();
-    let (resume_tx, resume_rx) = std::sync::mpsc::channel();
-    *clock.gate.lock().unwrap() = Some((paused_tx, resume_rx));
-    let reader = {
-        let ns = ns.clone();
-        std::thread::spawn(move || {
-            PAUSE_HERE.with(|p| p.set(true));
-            ns.usage().unwrap()
-        })
-    };
-    paused_rx.recv().unwrap(); // the reader has read the clock: 5
-    clock.now.store(10, std::sync::atomic::Ordering::SeqCst); // "a" has expired
-    ns.set("g", "b", "v").unwrap(); // allowed: no live key
-    resume_tx.send(()).unwrap();
-    let u = reader.join().unwrap();
+    let (u, _ns, _dir) = run_across_an_expiry(|ns| ns.usage().unwrap());
     assert_eq!(u.keys, 1, "{u:?}: at 5 only \"a\" was live, at 10 only \"b\"");
 }
