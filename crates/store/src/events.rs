@@ -118,21 +118,48 @@ pub struct Event {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchOptions {
-    /// Events buffered before new ones are dropped (1 to [`MAX_WATCH_CAPACITY`](crate::MAX_WATCH_CAPACITY)).
+    /// Events buffered before new ones are dropped: 1 to
+    /// [`MAX_WATCH_CAPACITY`](crate::MAX_WATCH_CAPACITY), or
+    /// [`WatchOptions::STORE_CAPACITY`] (the default) for the store's configured
+    /// [`watch_capacity`](crate::StoreConfig::watch_capacity).
     pub capacity: usize,
 }
 
-/// Capacity 16, the default of [`StoreConfig::watch_capacity`](crate::StoreConfig) (`watch`
-/// itself uses the store's configured value).
+impl WatchOptions {
+    /// The `capacity` that stands for the store's configured
+    /// [`watch_capacity`](crate::StoreConfig::watch_capacity); what [`WatchOptions::default`]
+    /// holds. (Not 0, which stays an error like every other capacity out of range.)
+    pub const STORE_CAPACITY: usize = usize::MAX;
+
+    /// The capacity a subscription of a store configured with `configured` gets.
+    pub(crate) fn resolve(self, configured: usize) -> usize {
+        if self.capacity == Self::STORE_CAPACITY {
+            configured
+        } else {
+            self.capacity
+        }
+    }
+}
+
+/// The store's configured [`watch_capacity`](crate::StoreConfig::watch_capacity) (16 unless
+/// configured otherwise), as the spec's `default: config.watch_capacity` says; so
+/// `watch_with(g, WatchOptions::default())` is `watch(g)`.
 ///
 /// # Examples
 /// ```
-/// assert_eq!(store::WatchOptions::default().capacity, 16);
+/// use store::{Kv, Store, StoreConfig, WatchOptions};
+/// let store = Store::open_with(StoreConfig { watch_capacity: 2, ..StoreConfig::memory() })?;
+/// let sub = store.watch_with("*", WatchOptions::default())?;
+/// for k in ["a", "b", "c"] {
+///     store.set("g", k, "v")?;
+/// }
+/// assert_eq!(sub.dropped(), 1); // the store's 2 slots, not 16
+/// # Ok::<(), store::Error>(())
 /// ```
 impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
-            capacity: crate::config::DEFAULT_WATCH_CAPACITY,
+            capacity: Self::STORE_CAPACITY,
         }
     }
 }

@@ -472,8 +472,7 @@ impl ScopedStore {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn watch(&self, group: &str) -> Result<Subscription> {
-        let capacity = self.store.config().watch_capacity;
-        self.watch_with(group, WatchOptions { capacity })
+        self.watch_with(group, WatchOptions::default())
     }
 
     /// [`ScopedStore::watch`] with explicit options.
@@ -525,8 +524,9 @@ impl ScopedStore {
     /// ```
     pub fn transaction<T>(&self, f: impl FnOnce(&ScopedTransaction<'_>) -> Result<T>) -> Result<T> {
         let scope = Arc::clone(&self.scope);
-        self.store
-            .transaction(move |tx| f(&ScopedTransaction { tx, scope }))
+        self.store.transaction_as("ScopedStore::transaction", move |tx| {
+            f(&ScopedTransaction { tx, scope })
+        })
     }
 }
 

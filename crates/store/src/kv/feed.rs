@@ -91,12 +91,7 @@ impl Store {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn watch(&self, group: &str) -> Result<Subscription> {
-        self.watch_with(
-            group,
-            WatchOptions {
-                capacity: self.inner().config().watch_capacity,
-            },
-        )
+        self.watch_with(group, WatchOptions::default())
     }
 
     /// [`Store::watch`] with explicit options.
@@ -124,10 +119,11 @@ impl Store {
             validate::name(op, "group", group)?;
         }
         self.inner().check_usable(op)?;
-        let subscription = self
-            .inner()
-            .events()
-            .watch(op, Filter::new(prefix, group), options.capacity)?;
+        let subscription = self.inner().events().watch(
+            op,
+            Filter::new(prefix, group),
+            options.resolve(self.inner().config().watch_capacity),
+        )?;
         self.inner().settle_unrecorded_write(op)?;
         Ok(subscription)
     }

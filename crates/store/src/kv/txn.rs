@@ -71,9 +71,17 @@ impl Store {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn transaction<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        const OP: &str = "Store::transaction";
+        self.transaction_as("Store::transaction", f)
+    }
+
+    /// [`Store::transaction`], reporting its errors under `op` (a scoped handle's own name).
+    pub(crate) fn transaction_as<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let inner = self.inner();
-        inner.run_write(OP, false, |conn, versions, staged, recording| {
+        inner.run_write(op, false, |conn, versions, staged, recording| {
             let state = RefCell::new(TxState {
                 versions: *versions,
                 staged: std::mem::take(staged),

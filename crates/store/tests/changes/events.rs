@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use store::{Event, EventKind, Kv, WatchOptions};
+use store::{Event, EventKind, Kv, StoreConfig, WatchOptions};
 
 use crate::common::{expect_invalid, expect_not_found, file_store, file_store_with, within};
 use crate::support::{HANG, assert_strictly_increasing, capture_logs, drain, ev, logged, summary};
@@ -74,6 +74,29 @@ fn dropping_or_unsubscribing_lowers_listener_count() {
     assert_eq!(f.store.listener_count(), 0);
     // Writes with no listeners still succeed.
     f.store.set("g", "k", "w").unwrap();
+}
+
+#[test]
+fn default_watch_options_take_the_stores_configured_capacity() {
+    let f = file_store_with(|c| StoreConfig {
+        watch_capacity: 4,
+        ..c
+    });
+    let defaulted = f.store.watch_with("*", WatchOptions::default()).unwrap();
+    let plain = f.store.watch("*").unwrap();
+    let scoped = f
+        .store
+        .scoped("ns")
+        .unwrap()
+        .watch_with("*", WatchOptions::default())
+        .unwrap();
+    for i in 0..10 {
+        f.store.set("ns:g", &format!("k{i}"), "v").unwrap();
+    }
+    for sub in [&defaulted, &plain, &scoped] {
+        assert_eq!(drain(sub).len(), 4);
+        assert_eq!(sub.dropped(), 6);
+    }
 }
 
 #[test]
@@ -935,7 +958,6 @@ fn the_configured_watch_capacity_bounds_every_plain_watch() {
         assert_eq!(drain(s).len(), 4);
         assert_eq!(s.dropped(), 6);
     }
-    assert_eq!(WatchOptions::default().capacity, 16);
 }
 
 /// Runs `while_it_runs` while another thread's transaction, begun with nobody listening, has

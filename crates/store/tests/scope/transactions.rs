@@ -216,6 +216,13 @@ fn scoped_store_calls_inside_a_transaction_on_the_same_thread_are_rejected() {
         .unwrap();
     ns.transaction(|_tx| {
         expect_invalid(ns.get("g", "k"), "transaction");
+        // A nested scoped transaction names itself, not the raw store's transaction.
+        let nested = ns.transaction(|_| Ok(()));
+        assert_eq!(
+            nested.as_ref().map_err(|e| e.op()).unwrap_err(),
+            "ScopedStore::transaction"
+        );
+        expect_invalid(nested, "transaction");
         Ok(())
     })
     .unwrap();
