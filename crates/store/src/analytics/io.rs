@@ -514,10 +514,13 @@ impl Analytics {
                     ));
                 }
                 // `allow_quoted_nulls = false`: `""` is the empty string, as in RFC 4180 and as
-                // `store sql --csv` writes it; only an empty unquoted field is NULL.
+                // `store sql --csv` writes it; only an empty unquoted field is NULL. `skip = 0`:
+                // the file starts at its first line. Left to guess, DuckDB's sniffer skips the
+                // rows before a ragged one and takes that one for the header (`a,b\n1,2\n3,4,5`
+                // imported 0 rows into columns `3`, `4`, `5`); pinned, a ragged row is an error.
                 format!(
                     "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"', \
-                     allow_quoted_nulls = false, hive_partitioning = false)",
+                     allow_quoted_nulls = false, skip = 0, hive_partitioning = false)",
                     o.header,
                     sql::literal(op, "delimiter", &delimiter.to_string())?
                 )

@@ -247,6 +247,11 @@ fn broken_quoting_or_ragged_rows_fail_with_default_options() {
         ("unterminated.csv", "a,b\n1,\"x\n2,y\n", 2),
         ("ragged.csv", "a,b\n1,x\n2,y,z,w\n3\n", 3),
         ("short.csv", "x,s\n1,a\n2\n3,c\n", 3),
+        // A ragged last row: the sniffer, left to choose, took it for the header and
+        // imported 0 rows into columns `3`, `4`, `5`.
+        ("ragged-last.csv", "a,b\n1,2\n3,4,5\n", 3),
+        ("ragged-fifth.csv", "a,b\n1,2\n3,4\n5,6\n7,8,9\n", 5),
+        ("ragged-first.csv", "a,b\n1,2,3\n4,5\n", 2),
     ] {
         let file = write(dir.path(), name, text);
         let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
@@ -259,9 +264,12 @@ fn broken_quoting_or_ragged_rows_fail_with_default_options() {
     }
     db.exec_batch("CREATE TABLE t (a INTEGER, b VARCHAR); INSERT INTO t VALUES (7, 'kept')")
         .unwrap();
-    let file = write(dir.path(), "ragged.csv", "a,b\n1,x\n2,y,z,w\n3\n");
-    db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
-    assert_eq!(all_rows(&db, "t"), vec![vec![Value::Int(7), t("kept")]]);
+    for text in ["a,b\n1,x\n2,y,z,w\n3\n", "a,b\n1,x\n3,4,5\n"] {
+        let file = write(dir.path(), "ragged.csv", text);
+        let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "{err}");
+        assert_eq!(all_rows(&db, "t"), vec![vec![Value::Int(7), t("kept")]]);
+    }
 }
 
 #[test]
