@@ -1,7 +1,8 @@
 //! SQL over the KV store: `kv_entries`, a live view of the store's entries inside DuckDB.
 //!
-//! [`Analytics::attach_kv`] registers the table function `kv_entries_scan(id)` and the temporary
-//! view `kv_entries(group_name, entry_key, entry_value, expires_at, version)`. Each scan reads the
+//! [`Analytics::attach_kv`] makes `kv_entries_scan()` (a temporary table macro over the
+//! registered table function `store_kv_scan(id)`) and the temporary view
+//! `kv_entries(group_name, entry_key, entry_value, expires_at, version)` read the attached store. Each scan reads the
 //! store's live entries in one SQLite read transaction (one snapshot) when DuckDB starts it, so
 //! a single statement can join KV state with analytical tables. The function finds its store
 //! through a process-wide registry of weak references keyed by `id`, which keeps the binding free
@@ -67,13 +68,13 @@ impl VTab for KvScan {
         // that would abort the process on its way through Rust.
         if id.is_null() {
             return Err(
-                "kv_entries_scan(id) takes the id attach_kv gave the kv_entries view, not NULL; \
-                        query kv_entries instead"
+                "store_kv_scan(id) takes the id attach_kv gave the kv_entries view, not NULL; \
+                        query kv_entries or kv_entries_scan() instead"
                     .into(),
             );
         }
         let id =
-            u64::try_from(id.to_int64()).map_err(|_| "kv_entries_scan(id) takes a non-negative store id")?;
+            u64::try_from(id.to_int64()).map_err(|_| "store_kv_scan(id) takes a non-negative store id")?;
         // Bind runs on the thread that issued the query; the scan may run on a DuckDB worker,
         // where the store's "not inside your own transaction" check cannot see the caller.
         let in_transaction = STORES
@@ -136,7 +137,8 @@ impl VTab for KvScan {
 impl Analytics {
     /// Makes the store's live entries queryable as `kv_entries(group_name, entry_key,
     /// entry_value VARCHAR, expires_at BIGINT, version UBIGINT)` on this connection, so one
-    /// statement can join KV state with analytical tables. Attaching again replaces the store.
+    /// statement can join KV state with analytical tables; the table function
+    /// `kv_entries_scan()` returns the same rows. Attaching again replaces the store.
     ///
     /// # Examples
     /// ```
@@ -160,11 +162,15 @@ impl Analytics {
         }
         self.with_conn(OP, |conn| {
             // Registering twice on one connection fails; the first registration serves all ids.
-            let _ = conn.register_table_function::<KvScan>("kv_entries_scan");
+            let _ = conn.register_table_function::<KvScan>("store_kv_scan");
+            // The store's id lives in the temporary macro, so `kv_entries_scan()` takes no
+            // argument and reads the store attached to this connection (a DuckDB table function
+            // cannot hold per-connection state without unsafe code).
+            let typed = "SELECT group_name, entry_key, entry_value, CAST(expires_at AS BIGINT) AS expires_at,
+                    CAST(version AS UBIGINT) AS version FROM store_kv_scan";
             conn.execute_batch(&format!(
-                "CREATE OR REPLACE TEMP VIEW kv_entries AS SELECT group_name, entry_key, entry_value,
-                    CAST(expires_at AS BIGINT) AS expires_at, CAST(version AS UBIGINT) AS version
-                 FROM kv_entries_scan({id})"
+                "CREATE OR REPLACE TEMP MACRO kv_entries_scan(store_id := {id}) AS TABLE {typed}(store_id);
+                 CREATE OR REPLACE TEMP VIEW kv_entries AS SELECT * FROM kv_entries_scan();"
             ))
             .map_err(|e| Error::duckdb(OP, "create the kv_entries view", e))
         })

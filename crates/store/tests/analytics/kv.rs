@@ -342,24 +342,63 @@ fn kv_entries_exports_to_parquet_through_a_query() {
 }
 
 #[test]
-fn kv_entries_scan_of_null_or_a_bad_id_is_an_error_not_an_abort() {
+fn store_kv_scan_of_null_or_a_bad_id_is_an_error_not_an_abort() {
     let (store, _clock) = memory_store();
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     // NULL used to throw a C++ exception through Rust, aborting the process.
     for sql in [
-        "SELECT count(*) FROM kv_entries_scan(NULL)",
-        "SELECT count(*) FROM kv_entries_scan(-1)",
-        "SELECT count(*) FROM kv_entries_scan('x')",
+        "SELECT count(*) FROM store_kv_scan(NULL)",
+        "SELECT count(*) FROM store_kv_scan(-1)",
+        "SELECT count(*) FROM store_kv_scan('x')",
     ] {
         let err = db.query(sql, &[]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::DuckDb, "{sql}: {err}");
     }
     let err = db
-        .query("SELECT count(*) FROM kv_entries_scan(?)", &[Value::Null])
+        .query("SELECT count(*) FROM store_kv_scan(?)", &[Value::Null])
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DuckDb, "{err}");
     assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(0));
+}
+
+#[test]
+fn kv_entries_scan_takes_no_argument_and_reads_the_attached_store() {
+    // SPEC §8: attach_kv "registers a read-only table function kv_entries_scan()".
+    let (first, _clock) = memory_store();
+    let (second, _clock) = memory_store();
+    first.set("g", "k", "one").unwrap();
+    second.set("g", "k", "two").unwrap();
+    second.set("g", "k2", "three").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&first).unwrap();
+    let scan =
+        "SELECT group_name, entry_key, entry_value, expires_at, version FROM kv_entries_scan() ORDER BY 2";
+    let rows = db.query(scan, &[]).unwrap();
+    assert_eq!(
+        rows.columns,
+        ["group_name", "entry_key", "entry_value", "expires_at", "version"]
+    );
+    assert_eq!(rows.rows.len(), 1);
+    assert_eq!(rows.rows[0][2], t("one"));
+    assert_eq!(rows.rows[0][3], Value::Null);
+    assert!(
+        matches!(rows.rows[0][4], Value::UInt(v) if v >= 1),
+        "{:?}",
+        rows.rows[0][4]
+    );
+    // Attaching another store moves both the function and the view to it.
+    db.attach_kv(&second).unwrap();
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM kv_entries_scan()"),
+        Value::Int(2)
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(2));
+    drop(second);
+    let err = db
+        .query("SELECT count(*) FROM kv_entries_scan()", &[])
+        .unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
 }
 
 /// A memory store's reads share its writer's lock. A thread in a store transaction that
