@@ -24,6 +24,36 @@ pub(crate) fn holds_nothing(path: &Path) -> bool {
     })
 }
 
+/// How many blank lines (empty, or a lone `\r`) the CSV file at `path` starts with, past a byte
+/// order mark: the rows an import skips. DuckDB, told to skip none, would take the blank line
+/// for the header and read the real header as a row. Compressed files are not read (0).
+pub(crate) fn leading_blank_lines(path: &Path) -> std::io::Result<u64> {
+    let Some(mut reader) = open(path)? else {
+        return Ok(0);
+    };
+    // Byte by byte through the buffer, so a long first line is never held in memory.
+    let (mut blank, mut after_cr) = (0, false);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(blank);
+        }
+        let mut used = 0;
+        for &byte in buf {
+            match byte {
+                b'\n' => {
+                    blank += 1;
+                    after_cr = false;
+                }
+                b'\r' if !after_cr => after_cr = true,
+                _ => return Ok(blank),
+            }
+            used += 1;
+        }
+        reader.consume(used);
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     FieldStart,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use store::analytics::{Analytics, CsvOptions, Value};
 use store::{Error, ErrorKind};
 
-use crate::support::{all_rows, columns, count, expect_kind, expect_missing, names_in, write};
+use crate::support::{all_rows, columns, count, expect_kind, expect_missing, names_in, scalar, write};
 
 fn db() -> Analytics {
     Analytics::in_memory().unwrap()
@@ -855,4 +855,170 @@ fn a_json_file_with_a_byte_order_mark_is_refused_naming_line_1() {
         }
         assert!(!db.table_exists("t").unwrap());
     }
+}
+
+/// CSV has no comments: DuckDB's sniffer, left to guess, took `#` for a comment marker after
+/// seeing one such line, dropped every row starting with it and cut fields at it.
+#[test]
+fn csv_rows_and_fields_holding_a_hash_are_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(
+        dir.path(),
+        "hash.csv",
+        "tag,url\n#a,http://x/#frag\nb,C# rocks\n#d,issue #42\n",
+    );
+    assert_eq!(db.import_csv("t", &file, &CsvOptions::default()).unwrap(), 3);
+    assert_eq!(
+        all_rows(&db, "t"),
+        vec![
+            vec![t("#a"), t("http://x/#frag")],
+            vec![t("#d"), t("issue #42")],
+            vec![t("b"), t("C# rocks")],
+        ]
+    );
+    // A line such as `# exported …` is a ragged row, not a comment: refused, nothing created
+    // (DuckDB imported 3 rows with every field cut at its `#`, or dropped the `#` rows).
+    for (name, text, line) in [
+        (
+            "note.csv",
+            "tag,url\n# exported 2024-01-01\na,http://x/#frag\nb,C# rocks\n",
+            2,
+        ),
+        ("short.csv", "tag,n\n#a,1\n#b\nc,3\n#d,4\n", 3),
+    ] {
+        let file = write(dir.path(), name, text);
+        let err = db.import_csv("u", &file, &CsvOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::Parse { line: Some(l), .. } if l == line),
+            "{name}: {err}"
+        );
+        assert!(!db.table_exists("u").unwrap(), "{name}");
+    }
+}
+
+/// Blank lines before the header are skipped, not taken for the header (which would make the
+/// real header a data row).
+#[test]
+fn csv_blank_lines_before_the_header_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for (name, text) in [
+        ("lf.csv", "\nname,city\nbob,paris\n"),
+        ("crlf.csv", "\r\n\r\nname,city\r\nbob,paris\r\n"),
+        ("bom.csv", "\u{feff}\nname,city\nbob,paris\n"),
+    ] {
+        let file = write(dir.path(), name, text);
+        db.exec_batch("DROP TABLE IF EXISTS t").unwrap();
+        assert_eq!(
+            db.import_csv("t", &file, &CsvOptions::default()).unwrap(),
+            1,
+            "{name}"
+        );
+        let names: Vec<String> = columns(&db, "t").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["name", "city"], "{name}");
+        assert_eq!(all_rows(&db, "t"), vec![vec![t("bob"), t("paris")]], "{name}");
+        // Appending reads the file the same way.
+        assert_eq!(
+            db.import_csv("t", &file, &CsvOptions::default()).unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(count(&db, "t"), 2, "{name}");
+    }
+}
+
+/// A JSON key that is null in every sampled record (DuckDB samples the first 20,480) keeps its
+/// later values: the sample gave it DuckDB's NULL type, which read every later value as NULL,
+/// into a new table and into an existing one alike.
+#[test]
+fn json_values_after_a_sample_of_nulls_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let mut jsonl = String::new();
+    for i in 0..25_000 {
+        jsonl.push_str(&format!("{{\"a\":{i},\"b\":null}}\n"));
+    }
+    jsonl.push_str("{\"a\":25000,\"b\":\"late\"}\n");
+    let file = write(dir.path(), "late.jsonl", &jsonl);
+    assert_eq!(db.import_jsonl("fresh", &file).unwrap(), 25_001);
+    let late = "SELECT b FROM {} WHERE a = 25000";
+    assert_eq!(
+        scalar(&db, &late.replace("{}", "fresh")),
+        t("late"),
+        "{:?}",
+        columns(&db, "fresh")
+    );
+    db.exec_batch("CREATE TABLE kept (a BIGINT, b VARCHAR)").unwrap();
+    assert_eq!(db.import_jsonl("kept", &file).unwrap(), 25_001);
+    assert_eq!(scalar(&db, &late.replace("{}", "kept")), t("late"));
+}
+
+/// Records whose keys all differ stay records: DuckDB guessed such a file to be one MAP and
+/// then refused it as "non-record JSON".
+#[test]
+fn json_records_with_all_different_keys_become_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let jsonl: String = (0..300)
+        .map(|i| format!("{{\"id\":{i},\"k{i}\":{i}}}\n"))
+        .collect();
+    let file = write(dir.path(), "wide.jsonl", &jsonl);
+    assert_eq!(db.import_jsonl("t", &file).unwrap(), 300);
+    assert_eq!(columns(&db, "t").len(), 301);
+}
+
+/// A value that does not fit the type guessed from the first rows is named in the error, with
+/// its column and what to do (DuckDB's first line only said "CSV Error on Line: N").
+#[test]
+fn a_late_value_that_does_not_fit_the_guessed_type_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let mut csv = String::from("n\n");
+    for i in 0..25_000 {
+        csv.push_str(&format!("{i}\n"));
+    }
+    csv.push_str("oops\n");
+    let file = write(dir.path(), "late.csv", &csv);
+    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Parse {
+                line: Some(25_002),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("oops"), "{message}");
+    assert!(message.contains("create the table first"), "{message}");
+    assert!(!message.contains("LINE 1"), "{message}");
+    assert!(!db.table_exists("t").unwrap());
+}
+
+/// `import_file` reads the format inside a `.gz` or `.zst` name, as DuckDB decompresses them.
+#[test]
+fn import_file_takes_the_format_inside_a_compressed_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for (name, options) in [
+        ("rows.csv.gz", "FORMAT csv, COMPRESSION gzip"),
+        ("rows.jsonl.zst", "FORMAT json, COMPRESSION zstd"),
+    ] {
+        let path = dir.path().join(name);
+        db.exec_batch(&format!(
+            "COPY (SELECT range AS n, 'v' || range AS s FROM range(3)) TO '{}' ({options})",
+            path.display()
+        ))
+        .unwrap();
+        let table = name.replace('.', "_");
+        assert_eq!(db.import_file(&table, &path, None, None).unwrap(), 3, "{name}");
+        assert_eq!(count(&db, &table), 3, "{name}");
+    }
+    let err = db
+        .import_file("t", dir.path().join("rows.parquet.gz"), None, None)
+        .unwrap_err();
+    assert_eq!(err.field(), Some("format"), "{err}");
 }
