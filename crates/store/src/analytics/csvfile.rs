@@ -11,32 +11,33 @@ use std::path::Path;
 
 use super::jsonfile::{Defect, open};
 
-/// Whether the CSV file at `path` holds nothing at all: no header, no row (only blanks and
-/// maybe a byte order mark). DuckDB would read such a file as one column named `column0`.
-pub(crate) fn holds_nothing(path: &Path) -> bool {
-    const SMALL: u64 = 4096;
-    if std::fs::metadata(path).map_or(true, |m| m.len() > SMALL) {
-        return false;
-    }
-    std::fs::read(path).is_ok_and(|bytes| {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        bytes.iter().all(u8::is_ascii_whitespace)
-    })
+/// How a CSV file starts, past a byte order mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// gzip or zstd: not read here (DuckDB decompresses by extension).
+    Compressed,
+    /// This many blank lines come before the first line with content.
+    Blank(u64),
+    /// Nothing but blank lines (or nothing at all): no header, no row. DuckDB would read such
+    /// a file as one column named `column0`.
+    OnlyBlank,
 }
 
-/// How many blank lines (empty, or a lone `\r`) the CSV file at `path` starts with, past a byte
-/// order mark: the rows an import skips. DuckDB, told to skip none, would take the blank line
-/// for the header and read the real header as a row. Compressed files are not read (0).
-pub(crate) fn leading_blank_lines(path: &Path) -> std::io::Result<u64> {
+/// How the CSV file at `path` starts. A blank line holds only spaces, tabs or form feeds, and
+/// ends with `\n`, `\r\n` or a lone `\r` (DuckDB's `skip` counts each of those as one line).
+/// An import skips the blank lines: told to skip none, DuckDB takes a blank first line for the
+/// header and reads the real header as a row. Reads up to the first byte of content, so a long
+/// first line is never held in memory.
+pub(crate) fn start(path: &Path) -> std::io::Result<Start> {
     let Some(mut reader) = open(path)? else {
-        return Ok(0);
+        return Ok(Start::Compressed);
     };
-    // Byte by byte through the buffer, so a long first line is never held in memory.
+    // `after_cr`: the previous byte was a `\r`, which ends a line unless a `\n` follows.
     let (mut blank, mut after_cr) = (0, false);
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok(blank);
+            return Ok(Start::OnlyBlank);
         }
         let mut used = 0;
         for &byte in buf {
@@ -45,8 +46,19 @@ pub(crate) fn leading_blank_lines(path: &Path) -> std::io::Result<u64> {
                     blank += 1;
                     after_cr = false;
                 }
-                b'\r' if !after_cr => after_cr = true,
-                _ => return Ok(blank),
+                b'\r' => {
+                    if after_cr {
+                        blank += 1;
+                    }
+                    after_cr = true;
+                }
+                b' ' | b'\t' | b'\x0c' => {
+                    if after_cr {
+                        blank += 1;
+                        after_cr = false;
+                    }
+                }
+                _ => return Ok(Start::Blank(blank + u64::from(after_cr))),
             }
             used += 1;
         }

@@ -458,11 +458,21 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
+        let csv_start = match format {
+            Format::Csv(_) => Some(csvfile::start(path).map_err(|source| Error::Io {
+                op,
+                path: Some(path.to_path_buf()),
+                source,
+            })?),
+            _ => None,
+        };
         // DuckDB's JSON reader calls a file without records "non-record JSON", and its CSV
         // reader makes an empty file one column named `column0`; such a file is just empty.
         let empty = match format {
             Format::Json | Format::Jsonl => jsonfile::holds_no_records(path).then_some("no JSON records"),
-            Format::Csv(_) => csvfile::holds_nothing(path).then_some("no header and no rows"),
+            Format::Csv(_) => {
+                (csv_start == Some(csvfile::Start::OnlyBlank)).then_some("no header and no rows")
+            }
             Format::Parquet => None,
         };
         if let Some(what) = empty {
@@ -543,14 +553,15 @@ impl Analytics {
                     // `4`, `5`); pinned, a ragged row is an error. `comment = ''`: CSV has no
                     // comments; left to guess, one line starting with `#` made DuckDB drop every
                     // such row and cut every field at its `#`.
-                    let skip = csvfile::leading_blank_lines(path).map_err(|source| Error::Io {
-                        op,
-                        path: Some(path.to_path_buf()),
-                        source,
-                    })?;
+                    // A compressed file is not read here: its blank lines are left to DuckDB's
+                    // sniffer (and so is a ragged last row).
+                    let skip = match csv_start {
+                        Some(csvfile::Start::Blank(lines)) => format!("skip = {lines}, "),
+                        _ => String::new(),
+                    };
                     format!(
                         "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"', \
-                         allow_quoted_nulls = false, skip = {skip}, comment = '', \
+                         allow_quoted_nulls = false, {skip}comment = '', \
                          hive_partitioning = false)",
                         o.header,
                         sql::literal(op, "delimiter", &delimiter.to_string())?
@@ -563,15 +574,15 @@ impl Analytics {
         // into an existing table by position instead of by name.
         let by_position = matches!(format, Format::Csv(o) if !o.header);
         self.in_transaction(op, |conn| {
+            let exists = table_exists_on(op, conn, table)?;
+            let failed = |e| import_error(op, path, format, !exists, e);
             let json = matches!(format, Format::Json | Format::Jsonl);
-            let reader = if json
-                && sample_lost_a_type(conn, &sampled).map_err(|e| import_error(op, path, format, e))?
-            {
+            let reader = if json && sample_lost_a_type(conn, &sampled).map_err(failed)? {
                 reader(true)?
             } else {
                 sampled
             };
-            let statement = if table_exists_on(op, conn, table)? {
+            let statement = if exists {
                 if by_position {
                     format!("INSERT INTO {quoted} SELECT * FROM {reader}")
                 } else {
@@ -580,12 +591,34 @@ impl Analytics {
             } else {
                 format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
             };
-            let rows = with_progress(conn, progress, || conn.execute(&statement, []))
-                .map_err(|e| import_error(op, path, format, e))?;
+            let rows = with_progress(conn, progress, || conn.execute(&statement, [])).map_err(failed)?;
+            if !exists && json {
+                // A key null in every record gets DuckDB's NULL type, which no later value
+                // could ever be cast to: such a column becomes VARCHAR.
+                untype_null_columns(op, conn, table, &quoted)?;
+            }
             Ok(rows as u64)
         })
         .inspect(|rows| report_done(progress, *rows))
     }
+}
+
+/// Turns the columns of `table` typed `NULL` into VARCHAR (all their values are NULL).
+fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted: &str) -> Result<()> {
+    let fail = |e| Error::duckdb(op, format!("retype the all-null columns of {table:?}"), e);
+    let columns: Vec<String> = conn
+        .prepare(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = current_schema() \
+             AND data_type = '\"NULL\"' AND NOT internal",
+        )
+        .and_then(|mut stmt| stmt.query_map([table], |r| r.get(0))?.collect())
+        .map_err(fail)?;
+    for column in columns {
+        let column_sql = sql::ident(op, "column", &column)?;
+        conn.execute_batch(&format!("ALTER TABLE {quoted} ALTER {column_sql} TYPE VARCHAR"))
+            .map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// Whether DuckDB's sampled schema of `reader` has a column of the `NULL` type (also inside a
@@ -691,7 +724,15 @@ impl Drop for LiteralPath {
 
 /// A malformed input is a `Parse` error naming the file (and line, when known); anything else
 /// stays a `DuckDb` error.
-fn import_error(op: &'static str, path: &Path, format: Format, e: duckdb::Error) -> Error {
+/// The error of a failed import; `guessed_types`: the file's column types were DuckDB's guess
+/// (a new table), so a conversion error gets a hint to create the table first.
+fn import_error(
+    op: &'static str,
+    path: &Path,
+    format: Format,
+    guessed_types: bool,
+    e: duckdb::Error,
+) -> Error {
     let message = e.to_string();
     let lower = message.to_ascii_lowercase();
     let malformed = [
@@ -740,27 +781,34 @@ fn import_error(op: &'static str, path: &Path, format: Format, e: duckdb::Error)
     {
         return parse_error(op, path, Some(defect.line), &defect.reason);
     }
-    parse_error(op, path, line, &duckdb_reason(&message))
+    parse_error(op, path, line, &duckdb_reason(&message, guessed_types))
 }
 
-/// The informative part of a DuckDB error message: its first paragraph (which says what could
-/// not be read, and for a conversion which value, column and type), without the SQL echo
-/// (`LINE 1: …` and its caret) and with long lines cut, plus a hint when a guessed type was at
-/// fault. DuckDB's "possible solutions" name `read_csv` options an import does not take.
-fn duckdb_reason(message: &str) -> String {
+/// The informative lines of a DuckDB import error: its first line, and wherever they stand, the
+/// lines saying which row could not be read and which value, column and type failed (each cut
+/// to 200 bytes). The SQL echo and DuckDB's "possible fixes" (`read_csv` options an import does
+/// not take) are left out. With `guessed_types`, a failed conversion gets a hint to create the
+/// table first.
+fn duckdb_reason(message: &str, guessed_types: bool) -> String {
     const MAX_LINE: usize = 200;
-    let mut parts: Vec<String> = Vec::new();
-    for line in message.lines().map(str::trim) {
-        if line.is_empty() {
-            if parts.is_empty() {
-                continue;
-            }
-            break;
-        }
-        if line.starts_with("LINE ") || line.starts_with('^') {
-            continue;
-        }
-        let mut part = line.to_string();
+    const TELLING: [&str; 7] = [
+        "Original Line:",
+        "Error when converting column",
+        "Could not convert",
+        "Expected Number of Columns",
+        "Failed to cast",
+        "Unimplemented type",
+        "invalid unicode",
+    ];
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut parts: Vec<String> = lines.next().map(str::to_string).into_iter().collect();
+    parts.extend(
+        lines
+            .filter(|line| TELLING.iter().any(|t| line.contains(t)))
+            .map(str::to_string),
+    );
+    parts.dedup();
+    for part in &mut parts {
         if part.len() > MAX_LINE {
             let mut end = MAX_LINE;
             while !part.is_char_boundary(end) {
@@ -769,10 +817,9 @@ fn duckdb_reason(message: &str) -> String {
             part.truncate(end);
             part.push('…');
         }
-        parts.push(part);
     }
     let mut reason = parts.join("; ");
-    if message.contains("auto-detected") || message.contains("was auto-detected") {
+    if guessed_types && message.contains("auto-detected") {
         reason.push_str(
             "; the column's type was guessed from the file's first rows: create the table first \
              with the types you want, then import into it",

@@ -907,6 +907,8 @@ fn csv_blank_lines_before_the_header_are_skipped() {
         ("lf.csv", "\nname,city\nbob,paris\n"),
         ("crlf.csv", "\r\n\r\nname,city\r\nbob,paris\r\n"),
         ("bom.csv", "\u{feff}\nname,city\nbob,paris\n"),
+        ("cr.csv", "\r\rname,city\rbob,paris\r"),
+        ("spaces.csv", "   \n\t\nname,city\nbob,paris\n"),
     ] {
         let file = write(dir.path(), name, text);
         db.exec_batch("DROP TABLE IF EXISTS t").unwrap();
@@ -1021,4 +1023,114 @@ fn import_file_takes_the_format_inside_a_compressed_name() {
         .import_file("t", dir.path().join("rows.parquet.gz"), None, None)
         .unwrap_err();
     assert_eq!(err.field(), Some("format"), "{err}");
+}
+
+/// A gzip file of `text` in one stored (uncompressed) deflate block, so the test needs no
+/// compression crate.
+fn gzip_stored(text: &[u8]) -> Vec<u8> {
+    let crc = !text.iter().fold(!0u32, |crc, &byte| {
+        (0..8).fold(crc ^ u32::from(byte), |c, _| {
+            if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            }
+        })
+    });
+    let len = u16::try_from(text.len()).expect("small test file");
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255, 1];
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(text);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out
+}
+
+/// A compressed CSV is not read ahead: DuckDB's sniffer handles its blank first lines (the
+/// skip pinned to 0 made it import the header as a row).
+#[test]
+fn a_compressed_csv_starting_with_a_blank_line_imports_its_header_as_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let path = dir.path().join("blank.csv.gz");
+    std::fs::write(&path, gzip_stored(b"\nname,city\nbob,paris\n")).unwrap();
+    assert_eq!(db.import_file("t", &path, None, None).unwrap(), 1);
+    assert_eq!(all_rows(&db, "t"), vec![vec![t("bob"), t("paris")]]);
+}
+
+/// A file of nothing but blank lines has nothing to import, however long it is.
+#[test]
+fn a_long_csv_of_blank_lines_creates_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "blank.csv", &"\n".repeat(5_000));
+    let err = db.import_csv("t", &file, &CsvOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Parse { .. }), "{err}");
+    assert!(!db.table_exists("t").unwrap());
+}
+
+/// The error keeps the failed value and column wherever DuckDB puts them, never its list of
+/// read_csv options, and hints at creating the table only when the types were guessed.
+#[test]
+fn import_errors_keep_the_telling_lines_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let mut csv = String::from("n,s\n");
+    for i in 0..25_000 {
+        csv.push_str(&format!("{i},x\n"));
+    }
+    // A blank line inside the bad row's quoted field once cut the message short.
+    csv.push_str("oops,\"a\n\nb\"\n");
+    let file = write(dir.path(), "late.csv", &csv);
+    let message = db
+        .import_csv("t", &file, &CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("Could not convert string \"oops\""), "{message}");
+    assert!(message.contains("create the table first"), "{message}");
+    let ragged = write(
+        dir.path(),
+        "ragged.csv",
+        &format!("{csv}1,2,3\n").replace("oops", "7"),
+    );
+    let message = db
+        .import_csv("t", &ragged, &CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(!message.contains("Possible fixes"), "{message}");
+    assert!(!message.contains("null_padding"), "{message}");
+    // Into an existing table the types are the table's: no hint.
+    db.exec_batch("CREATE TABLE e (n INTEGER, s VARCHAR)").unwrap();
+    let bad = write(dir.path(), "bad.csv", "n,s\n1,x\nabc,y\n");
+    let message = db
+        .import_csv("e", &bad, &CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("abc"), "{message}");
+    assert!(!message.contains("create the table first"), "{message}");
+}
+
+/// A JSON key null in every record makes a VARCHAR column, which later imports can fill
+/// (DuckDB's NULL type could never take a value).
+#[test]
+fn a_json_key_null_throughout_makes_a_column_later_imports_can_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let nulls = write(
+        dir.path(),
+        "nulls.jsonl",
+        "{\"a\":1,\"b\":null}\n{\"a\":2,\"b\":null}\n",
+    );
+    assert_eq!(db.import_jsonl("t", &nulls).unwrap(), 2);
+    assert_eq!(
+        columns(&db, "t"),
+        [
+            ("a".to_string(), "BIGINT".to_string()),
+            ("b".to_string(), "VARCHAR".to_string())
+        ]
+    );
+    let values = write(dir.path(), "values.jsonl", "{\"a\":3,\"b\":\"x\"}\n");
+    assert_eq!(db.import_jsonl("t", &values).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT b FROM t WHERE a = 3"), t("x"));
 }
