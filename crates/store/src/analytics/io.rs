@@ -458,21 +458,33 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
-        let csv_start = match format {
-            Format::Csv(_) => Some(csvfile::start(path).map_err(|source| Error::Io {
-                op,
-                path: Some(path.to_path_buf()),
-                source,
-            })?),
-            _ => None,
+        // For a CSV: how it starts, with lines of spaces counted as blank (a file of nothing
+        // else is empty, header or not), and the blank lines to skip (lines of spaces only
+        // when they cannot be a row of empty fields: a header, and a delimiter that is not
+        // whitespace).
+        let (csv_empty, csv_start) = match format {
+            Format::Csv(o) => {
+                let io = |source| Error::Io {
+                    op,
+                    path: Some(path.to_path_buf()),
+                    source,
+                };
+                let loose = csvfile::start(path, true).map_err(io)?;
+                let strict = o.header && !matches!(o.delimiter, Some(' ' | '\t' | '\x0c'));
+                let start = if strict {
+                    loose
+                } else {
+                    csvfile::start(path, false).map_err(io)?
+                };
+                (loose == csvfile::Start::OnlyBlank, Some(start))
+            }
+            _ => (false, None),
         };
         // DuckDB's JSON reader calls a file without records "non-record JSON", and its CSV
         // reader makes an empty file one column named `column0`; such a file is just empty.
         let empty = match format {
             Format::Json | Format::Jsonl => jsonfile::holds_no_records(path).then_some("no JSON records"),
-            Format::Csv(_) => {
-                (csv_start == Some(csvfile::Start::OnlyBlank)).then_some("no header and no rows")
-            }
+            Format::Csv(_) => csv_empty.then_some("no header and no rows"),
             Format::Parquet => None,
         };
         if let Some(what) = empty {
@@ -553,15 +565,16 @@ impl Analytics {
                     // `4`, `5`); pinned, a ragged row is an error. `comment = ''`: CSV has no
                     // comments; left to guess, one line starting with `#` made DuckDB drop every
                     // such row and cut every field at its `#`.
-                    // A compressed file is not read here: its blank lines are left to DuckDB's
-                    // sniffer (and so is a ragged last row).
+                    // A compressed file is not read here: its skip stays 0, so a blank first
+                    // line would be taken for the header (left to the sniffer, a ragged last
+                    // row was, silently).
                     let skip = match csv_start {
-                        Some(csvfile::Start::Blank(lines)) => format!("skip = {lines}, "),
-                        _ => String::new(),
+                        Some(csvfile::Start::Blank(lines)) => lines,
+                        _ => 0,
                     };
                     format!(
                         "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"', \
-                         allow_quoted_nulls = false, {skip}comment = '', \
+                         allow_quoted_nulls = false, skip = {skip}, comment = '', \
                          hive_partitioning = false)",
                         o.header,
                         sql::literal(op, "delimiter", &delimiter.to_string())?
@@ -603,19 +616,23 @@ impl Analytics {
     }
 }
 
-/// Turns the columns of `table` typed `NULL` into VARCHAR (all their values are NULL).
+/// Gives the columns of the new `table` whose type holds DuckDB's `NULL` type (all their values
+/// are NULL: `"NULL"`, `"NULL"[]`, `STRUCT(x "NULL")`) VARCHAR in its place.
 fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted: &str) -> Result<()> {
+    const NULL_TYPE: &str = "\"NULL\"";
     let fail = |e| Error::duckdb(op, format!("retype the all-null columns of {table:?}"), e);
-    let columns: Vec<String> = conn
+    let columns: Vec<(String, String)> = conn
         .prepare(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = current_schema() \
-             AND data_type = '\"NULL\"' AND NOT internal",
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? \
+             AND database_name = current_database() AND schema_name = current_schema() \
+             AND contains(data_type, '\"NULL\"') AND NOT internal",
         )
-        .and_then(|mut stmt| stmt.query_map([table], |r| r.get(0))?.collect())
+        .and_then(|mut stmt| stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(fail)?;
-    for column in columns {
-        let column_sql = sql::ident(op, "column", &column)?;
-        conn.execute_batch(&format!("ALTER TABLE {quoted} ALTER {column_sql} TYPE VARCHAR"))
+    for (column, data_type) in columns {
+        let column_sql = sql::quote_reported(&column);
+        let retyped = data_type.replace(NULL_TYPE, "VARCHAR");
+        conn.execute_batch(&format!("ALTER TABLE {quoted} ALTER {column_sql} TYPE {retyped}"))
             .map_err(fail)?;
     }
     Ok(())
@@ -791,20 +808,26 @@ fn import_error(
 /// table first.
 fn duckdb_reason(message: &str, guessed_types: bool) -> String {
     const MAX_LINE: usize = 200;
-    const TELLING: [&str; 7] = [
-        "Original Line:",
-        "Error when converting column",
-        "Could not convert",
-        "Expected Number of Columns",
-        "Failed to cast",
-        "Unimplemented type",
+    const TELLING: [&str; 10] = [
+        "original line:",
+        "error when converting column",
+        "could not convert",
+        "expected number of columns",
+        "failed to cast",
+        "unimplemented type",
         "invalid unicode",
+        "unterminated quote",
+        "maximum line size",
+        "invalid state",
     ];
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let mut parts: Vec<String> = lines.next().map(str::to_string).into_iter().collect();
     parts.extend(
         lines
-            .filter(|line| TELLING.iter().any(|t| line.contains(t)))
+            .filter(|line| {
+                let line = line.to_ascii_lowercase();
+                TELLING.iter().any(|t| line.contains(t))
+            })
             .map(str::to_string),
     );
     parts.dedup();

@@ -36,6 +36,12 @@ pub(crate) fn ident(op: &'static str, field: &'static str, name: &str) -> Result
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
 
+/// A name DuckDB itself reported (a column it created), quoted as an identifier whatever its
+/// length: [`ident`]'s limits are for names a caller gives.
+pub(crate) fn quote_reported(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// `text` as a SQL string literal: `it's` → `'it''s'`.
 pub(crate) fn literal(op: &'static str, field: &'static str, text: &str) -> Result<String> {
     if text.contains('\0') {

@@ -1047,16 +1047,46 @@ fn gzip_stored(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A compressed CSV is not read ahead: DuckDB's sniffer handles its blank first lines (the
-/// skip pinned to 0 made it import the header as a row).
+/// A compressed CSV is not read ahead, and its skip stays pinned: a ragged last row is an
+/// error, as uncompressed (left to DuckDB's sniffer, it became the header of a 0-row table).
 #[test]
-fn a_compressed_csv_starting_with_a_blank_line_imports_its_header_as_the_header() {
+fn a_compressed_csv_with_a_ragged_last_row_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = db();
-    let path = dir.path().join("blank.csv.gz");
-    std::fs::write(&path, gzip_stored(b"\nname,city\nbob,paris\n")).unwrap();
-    assert_eq!(db.import_file("t", &path, None, None).unwrap(), 1);
-    assert_eq!(all_rows(&db, "t"), vec![vec![t("bob"), t("paris")]]);
+    let path = dir.path().join("ragged.csv.gz");
+    std::fs::write(&path, gzip_stored(b"a,b\n1,2\n3,4,5\n")).unwrap();
+    let err = db.import_file("t", &path, None, None).unwrap_err();
+    assert!(matches!(err, Error::Parse { .. }), "{err}");
+    assert!(!db.table_exists("t").unwrap());
+    let fine = dir.path().join("fine.csv.gz");
+    std::fs::write(&fine, gzip_stored(b"a,b\n1,2\n3,4\n")).unwrap();
+    assert_eq!(db.import_file("t", &fine, None, None).unwrap(), 2);
+}
+
+/// Without a header, or with a whitespace delimiter, a line of spaces or tabs may be a row of
+/// empty fields: only empty lines are skipped then.
+#[test]
+fn whitespace_lines_are_rows_without_a_header_or_with_a_whitespace_delimiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let tabs = write(dir.path(), "tabs.tsv", "\t\t\na\tb\tc\n");
+    let options = CsvOptions {
+        header: false,
+        delimiter: Some('\t'),
+    };
+    assert_eq!(db.import_csv("t", &tabs, &options).unwrap(), 2);
+    let with_header = CsvOptions {
+        header: true,
+        delimiter: Some('\t'),
+    };
+    let headed = write(dir.path(), "headed.tsv", "x\ty\tz\n\t\t\na\tb\tc\n");
+    assert_eq!(db.import_csv("u", &headed, &with_header).unwrap(), 2);
+    let spaces = write(dir.path(), "one.csv", "  \n1\n2\n");
+    let no_header = CsvOptions {
+        header: false,
+        ..CsvOptions::default()
+    };
+    assert_eq!(db.import_csv("v", &spaces, &no_header).unwrap(), 3);
 }
 
 /// A file of nothing but blank lines has nothing to import, however long it is.
@@ -1100,6 +1130,26 @@ fn import_errors_keep_the_telling_lines_only() {
         .to_string();
     assert!(!message.contains("Possible fixes"), "{message}");
     assert!(!message.contains("null_padding"), "{message}");
+    // DuckDB's reason stands after a blank line for some errors; it is kept.
+    let bad_utf8 = dir.path().join("utf8.csv");
+    std::fs::write(&bad_utf8, b"a,b\n\xff\xfe,1\n").unwrap();
+    let message = db
+        .import_csv("t", &bad_utf8, &CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.to_ascii_lowercase().contains("invalid unicode"),
+        "{message}"
+    );
+    let open_quote = write(dir.path(), "quote.csv", "a,b\n1,\"abc\n");
+    let message = db
+        .import_csv("t", &open_quote, &CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("never closes") || message.contains("unterminated quote"),
+        "{message}"
+    );
     // Into an existing table the types are the table's: no hint.
     db.exec_batch("CREATE TABLE e (n INTEGER, s VARCHAR)").unwrap();
     let bad = write(dir.path(), "bad.csv", "n,s\n1,x\nabc,y\n");
@@ -1133,4 +1183,36 @@ fn a_json_key_null_throughout_makes_a_column_later_imports_can_fill() {
     let values = write(dir.path(), "values.jsonl", "{\"a\":3,\"b\":\"x\"}\n");
     assert_eq!(db.import_jsonl("t", &values).unwrap(), 1);
     assert_eq!(scalar(&db, "SELECT b FROM t WHERE a = 3"), t("x"));
+    // Nested: a list of nulls and a struct of nulls become VARCHAR[] and STRUCT(x VARCHAR).
+    let nested = write(
+        dir.path(),
+        "nested.jsonl",
+        "{\"a\":1,\"l\":[null],\"s\":{\"x\":null}}\n",
+    );
+    assert_eq!(db.import_jsonl("n", &nested).unwrap(), 1);
+    let later = write(
+        dir.path(),
+        "later.jsonl",
+        "{\"a\":2,\"l\":[\"v\"],\"s\":{\"x\":\"w\"}}\n",
+    );
+    assert_eq!(db.import_jsonl("n", &later).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT l[1] || s.x FROM n WHERE a = 2"), t("vw"));
+    // A key longer than a caller's column name may be, and a same-named table in an attached
+    // database, do not get in the way.
+    db.exec_batch(&format!(
+        "ATTACH '{}' AS other; CREATE TABLE other.w AS SELECT 1 AS a, NULL AS zz",
+        dir.path().join("other.duckdb").display()
+    ))
+    .unwrap();
+    let long = "k".repeat(300);
+    let file = write(
+        dir.path(),
+        "long.jsonl",
+        &format!("{{\"a\":1,\"{long}\":null}}\n"),
+    );
+    assert_eq!(db.import_jsonl("w", &file).unwrap(), 1);
+    assert_eq!(
+        scalar(&db, &format!("SELECT typeof(\"{long}\") FROM w")),
+        t("VARCHAR")
+    );
 }
