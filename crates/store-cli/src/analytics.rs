@@ -43,7 +43,25 @@ pub enum ScoringCommand {
 }
 
 fn parse_json(text: &str) -> Result<Value, String> {
-    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    // serde_json reads a number it cannot hold as i64/u64 as an f64, which keeps about 15
+    // digits: such a number is bound as its text instead, which DuckDB casts exactly where a
+    // HUGEINT or DECIMAL is wanted (and refuses, rather than rounds, where text cannot go).
+    if let Value::Number(n) = &value
+        && n.as_i64().is_none()
+        && n.as_u64().is_none()
+        && significant_digits(text.trim()) > 15
+    {
+        return Ok(Value::String(text.trim().to_string()));
+    }
+    Ok(value)
+}
+
+/// Digits of a JSON number's mantissa, leading and trailing zeros aside (`-0.00120` → 2).
+fn significant_digits(number: &str) -> usize {
+    let mantissa = number.split(['e', 'E']).next().unwrap_or(number);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').trim_end_matches('0').len()
 }
 
 pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> {

@@ -738,45 +738,45 @@ pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) ->
 fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {
     // Tables of the default schema by their name; tables of other schemas of this database
     // (`CREATE SCHEMA s`) as `s.name`. Attached databases are not this one's tables.
-    let names: Vec<(String, String)> = {
+    let names: Vec<(String, String, String)> = {
         let mut stmt = conn
             .prepare(
-                "SELECT DISTINCT table_schema, table_name FROM information_schema.tables \
+                "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
                  WHERE (table_catalog = 'temp' AND table_schema = 'main' \
                         OR table_catalog = current_database() \
                            AND table_schema NOT IN ('information_schema', 'pg_catalog')) \
                    AND table_type = 'BASE TABLE' ORDER BY table_schema <> 'main', table_schema, table_name",
             )
             .map_err(|e| Error::duckdb(op, "list tables", e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| Error::duckdb(op, "list tables", e))?
             .collect::<duckdb::Result<_>>()
             .map_err(|e| Error::duckdb(op, "list tables", e))?
     };
     let mut counts = BTreeMap::new();
-    for (schema, table) in names {
-        let (name, quoted) = if schema == "main" {
-            (table.clone(), sql::ident(op, "table", &table)?)
+    for (catalog, schema, table) in names {
+        let name = if schema == "main" {
+            table.clone()
         } else {
-            let quoted = format!(
-                "{}.{}",
-                sql::ident(op, "schema", &schema)?,
-                sql::ident(op, "table", &table)?
-            );
             // `s.u`, unless a default-schema table is named that (those come first): then
             // the SQL spelling `"s"."u"`, so no two tables share a name.
             let plain = format!("{schema}.{table}");
-            (
-                if counts.contains_key(&plain) {
-                    quoted.clone()
-                } else {
-                    plain
-                },
-                quoted,
-            )
+            if counts.contains_key(&plain) {
+                format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&table))
+            } else {
+                plain
+            }
         };
+        // Counted through their database's name: unqualified, a temporary table of the same
+        // name would be counted instead (DuckDB looks in `temp` first).
+        let qualified = format!(
+            "{}.{}.{}",
+            sql::quote_reported(&catalog),
+            sql::quote_reported(&schema),
+            sql::quote_reported(&table)
+        );
         let n: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM {quoted}"), [], |r| r.get(0))
+            .query_row(&format!("SELECT count(*) FROM {qualified}"), [], |r| r.get(0))
             .map_err(|e| Error::duckdb(op, format!("count rows of {name}"), e))?;
         counts.insert(name, n.max(0) as u64);
     }

@@ -331,3 +331,24 @@ fn sql_takes_negative_numbers_as_parameters() {
     let v = home.json(&["sql", "SELECT ? AS a, ? AS b", "--param", "-7", "--param", "-1.5"]);
     assert_eq!(v["rows"], json!([[-7, -1.5]]));
 }
+
+/// A number f64 cannot hold is bound as its text, which DuckDB casts exactly: it was rounded
+/// (`18446744073709551617` stored as `…616`).
+#[test]
+fn sql_keeps_every_digit_of_a_long_number_parameter() {
+    let home = Home::new();
+    let v = home.json(&[
+        "sql",
+        "SELECT ?::HUGEINT::VARCHAR AS h, ?::DECIMAL(20,18)::VARCHAR AS d, ? AS small",
+        "--param",
+        "18446744073709551617",
+        "--param",
+        "1.000000000000000001",
+        "--param",
+        "2.5",
+    ]);
+    assert_eq!(
+        v["rows"],
+        json!([["18446744073709551617", "1.000000000000000001", 2.5]])
+    );
+}

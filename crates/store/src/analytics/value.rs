@@ -173,7 +173,10 @@ fn to_micros(unit: duckdb::types::TimeUnit, t: i64) -> i64 {
         TimeUnit::Second => t.saturating_mul(1_000_000),
         TimeUnit::Millisecond => t.saturating_mul(1_000),
         TimeUnit::Microsecond => t,
-        TimeUnit::Nanosecond => t / 1_000,
+        // Floor, so an instant before 1970 keeps its leading digits (`/` rounded it toward
+        // zero: `1969-12-31 23:59:59.999999999` read as `1970-01-01 00:00:00`). The spec's
+        // `Timestamp` is in microseconds, so the nanosecond digits go.
+        TimeUnit::Nanosecond => t.div_euclid(1_000),
     }
 }
 

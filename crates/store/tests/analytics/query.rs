@@ -856,3 +856,36 @@ fn a_call_from_inside_with_connection_is_refused_not_a_hang() {
         vec![Value::Int(2)]
     );
 }
+
+#[test]
+fn nanosecond_timestamps_before_1970_keep_their_leading_digits() {
+    let db = db();
+    let rows = db
+        .query(
+            "SELECT TIMESTAMP_NS '1969-12-31 23:59:59.999999999' AS a,
+                    TIMESTAMP_NS '1960-01-01 00:00:00.0000001' AS b,
+                    TIMESTAMP_NS '2024-05-06 07:08:09.123456789' AS c",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        rows.to_json(),
+        json!({
+            "columns": ["a", "b", "c"],
+            "rows": [[
+                "1969-12-31T23:59:59.999999Z",
+                "1960-01-01T00:00:00.000000Z",
+                "2024-05-06T07:08:09.123456Z"
+            ]]
+        })
+    );
+}
+
+#[test]
+fn table_counts_count_the_base_table_not_a_temporary_one_of_the_same_name() {
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT * FROM range(5); CREATE TEMP TABLE t AS SELECT * FROM range(2)")
+        .unwrap();
+    assert_eq!(db.table_counts().unwrap().get("t"), Some(&5));
+    assert_eq!(db.inventory().unwrap().total_rows, 5);
+}
