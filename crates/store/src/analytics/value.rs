@@ -69,7 +69,20 @@ impl Value {
             Value::Date(days) => Json::from(date_text(*days)),
             Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
             Value::Struct(fields) => {
-                Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+                // A STRUCT's field names are unique; a MAP's keys, printed, may not be (two
+                // TIMESTAMP_NS keys a nanosecond apart): an object would keep only the last
+                // entry, so such a map is a list of `{"key", "value"}` entries instead.
+                let mut seen = std::collections::HashSet::new();
+                if fields.iter().all(|(k, _)| seen.insert(k.as_str())) {
+                    Json::Object(fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+                } else {
+                    Json::Array(
+                        fields
+                            .iter()
+                            .map(|(k, v)| serde_json::json!({"key": k, "value": v.to_json()}))
+                            .collect(),
+                    )
+                }
             }
         }
     }

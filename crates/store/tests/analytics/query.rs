@@ -889,3 +889,32 @@ fn table_counts_count_the_base_table_not_a_temporary_one_of_the_same_name() {
     assert_eq!(db.table_counts().unwrap().get("t"), Some(&5));
     assert_eq!(db.inventory().unwrap().total_rows, 5);
 }
+
+#[test]
+fn a_map_whose_keys_print_alike_keeps_every_entry_in_json() {
+    let db = db();
+    let row = db
+        .query_row(
+            "SELECT MAP {TIMESTAMP_NS '2024-01-01 00:00:00.000000001': 1,
+                         TIMESTAMP_NS '2024-01-01 00:00:00.000000002': 2} AS m,
+                    MAP {'a': 1, 'b': 2} AS plain",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    let json = serde_json::to_value(&row).unwrap();
+    let m = json
+        .get("m")
+        .or_else(|| json.pointer("/values/0"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        row.values[0].to_json(),
+        json!([
+            {"key": "2024-01-01T00:00:00.000000Z", "value": 1},
+            {"key": "2024-01-01T00:00:00.000000Z", "value": 2}
+        ]),
+        "{m}"
+    );
+    assert_eq!(row.values[1].to_json(), json!({"a": 1, "b": 2}));
+}
