@@ -902,19 +902,12 @@ fn a_map_whose_keys_print_alike_keeps_every_entry_in_json() {
         )
         .unwrap()
         .unwrap();
-    let json = serde_json::to_value(&row).unwrap();
-    let m = json
-        .get("m")
-        .or_else(|| json.pointer("/values/0"))
-        .cloned()
-        .unwrap_or_default();
     assert_eq!(
         row.values[0].to_json(),
         json!([
             {"key": "2024-01-01T00:00:00.000000Z", "value": 1},
             {"key": "2024-01-01T00:00:00.000000Z", "value": 2}
-        ]),
-        "{m}"
+        ])
     );
     assert_eq!(row.values[1].to_json(), json!({"a": 1, "b": 2}));
 }
