@@ -44,24 +44,22 @@ pub enum ScoringCommand {
 
 fn parse_json(text: &str) -> Result<Value, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    // serde_json reads a number it cannot hold as i64/u64 as an f64, which keeps about 15
-    // digits: such a number is bound as its text instead, which DuckDB casts exactly where a
-    // HUGEINT or DECIMAL is wanted (and refuses, rather than rounds, where text cannot go).
+    // serde_json reads an integer beyond i64/u64 as an f64, which keeps about 16 digits: such
+    // an integer is bound as its text instead, which DuckDB casts exactly to HUGEINT or
+    // DECIMAL, and refuses where a 64-bit integer is wanted. (Numbers with a fraction or an
+    // exponent stay f64, which a text binding would not improve: DuckDB casts text to the
+    // INTEGER an expression like `? * 2` asks for.)
+    let literal = text.trim();
+    let digits = literal.strip_prefix('-').unwrap_or(literal);
     if let Value::Number(n) = &value
         && n.as_i64().is_none()
         && n.as_u64().is_none()
-        && significant_digits(text.trim()) > 15
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
     {
-        return Ok(Value::String(text.trim().to_string()));
+        return Ok(Value::String(literal.to_string()));
     }
     Ok(value)
-}
-
-/// Digits of a JSON number's mantissa, leading and trailing zeros aside (`-0.00120` → 2).
-fn significant_digits(number: &str) -> usize {
-    let mantissa = number.split(['e', 'E']).next().unwrap_or(number);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    digits.trim_start_matches('0').trim_end_matches('0').len()
 }
 
 pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> {

@@ -332,23 +332,30 @@ fn sql_takes_negative_numbers_as_parameters() {
     assert_eq!(v["rows"], json!([[-7, -1.5]]));
 }
 
-/// A number f64 cannot hold is bound as its text, which DuckDB casts exactly: it was rounded
-/// (`18446744073709551617` stored as `…616`).
+/// An integer beyond 64 bits is bound as its text, which DuckDB casts exactly: it was rounded
+/// (`18446744073709551617` stored as `…616`). Numbers with a fraction stay numbers.
 #[test]
-fn sql_keeps_every_digit_of_a_long_number_parameter() {
+fn sql_keeps_every_digit_of_a_long_integer_parameter() {
     let home = Home::new();
     let v = home.json(&[
         "sql",
-        "SELECT ?::HUGEINT::VARCHAR AS h, ?::DECIMAL(20,18)::VARCHAR AS d, ? AS small",
+        "SELECT ?::HUGEINT::VARCHAR AS h, ?::DECIMAL(38,0)::VARCHAR AS d, ? * 2 AS small, ? AS big",
         "--param",
         "18446744073709551617",
         "--param",
-        "1.000000000000000001",
+        "100000000000000000000000",
         "--param",
-        "2.5",
+        "1.2500000000000000001",
+        "--param",
+        "-9223372036854775808",
     ]);
     assert_eq!(
         v["rows"],
-        json!([["18446744073709551617", "1.000000000000000001", 2.5]])
+        json!([[
+            "18446744073709551617",
+            "100000000000000000000000",
+            2.5,
+            -9223372036854775808i64
+        ]])
     );
 }

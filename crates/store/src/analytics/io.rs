@@ -616,8 +616,9 @@ impl Analytics {
     }
 }
 
-/// Gives the columns of the new `table` whose type holds DuckDB's `NULL` type (all their values
-/// are NULL: `"NULL"`, `"NULL"[]`, `STRUCT(x "NULL")`) VARCHAR in its place.
+/// Gives the columns of the new `table` of DuckDB's `NULL` type, or lists of it (all their
+/// values are NULL: `"NULL"`, `"NULL"[]`), VARCHAR in its place. A `NULL` type deeper inside a
+/// struct is left: its type text cannot be rewritten safely (a field may be named `NULL`).
 fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted: &str) -> Result<()> {
     const NULL_TYPE: &str = "\"NULL\"";
     let fail = |e| Error::duckdb(op, format!("retype the all-null columns of {table:?}"), e);
@@ -625,15 +626,21 @@ fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted:
         .prepare(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? \
              AND database_name = current_database() AND schema_name = current_schema() \
-             AND contains(data_type, '\"NULL\"') AND NOT internal",
+             AND starts_with(data_type, '\"NULL\"') AND NOT internal",
         )
         .and_then(|mut stmt| stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(fail)?;
     for (column, data_type) in columns {
-        let column_sql = sql::quote_reported(&column);
-        let retyped = data_type.replace(NULL_TYPE, "VARCHAR");
-        conn.execute_batch(&format!("ALTER TABLE {quoted} ALTER {column_sql} TYPE {retyped}"))
+        let Some(lists) = data_type.strip_prefix(NULL_TYPE) else {
+            continue;
+        };
+        if lists.is_empty() || lists.split("[]").all(str::is_empty) {
+            let column_sql = sql::quote_reported(&column);
+            conn.execute_batch(&format!(
+                "ALTER TABLE {quoted} ALTER {column_sql} TYPE VARCHAR{lists}"
+            ))
             .map_err(fail)?;
+        }
     }
     Ok(())
 }
