@@ -54,8 +54,8 @@ fn parse_json(text: &str) -> Result<Value, String> {
     if let Value::Number(n) = &value
         && n.as_i64().is_none()
         && n.as_u64().is_none()
-        && !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.bytes().any(|b| b != b'0')
     {
         return Ok(Value::String(literal.to_string()));
     }

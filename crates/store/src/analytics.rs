@@ -28,6 +28,7 @@ mod footer;
 mod io;
 mod jsonfile;
 mod kv;
+mod nulltype;
 mod scoring;
 mod split;
 pub(crate) mod sql;

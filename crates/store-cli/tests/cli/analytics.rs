@@ -339,7 +339,7 @@ fn sql_keeps_every_digit_of_a_long_integer_parameter() {
     let home = Home::new();
     let v = home.json(&[
         "sql",
-        "SELECT ?::HUGEINT::VARCHAR AS h, ?::DECIMAL(38,0)::VARCHAR AS d, ? * 2 AS small, ? AS big",
+        "SELECT ?::HUGEINT::VARCHAR AS h, ?::DECIMAL(38,0)::VARCHAR AS d, ? * 2 AS small, ? AS big, ? + 1 AS zero",
         "--param",
         "18446744073709551617",
         "--param",
@@ -348,6 +348,8 @@ fn sql_keeps_every_digit_of_a_long_integer_parameter() {
         "1.2500000000000000001",
         "--param",
         "-9223372036854775808",
+        "--param",
+        "-0",
     ]);
     assert_eq!(
         v["rows"],
@@ -355,7 +357,8 @@ fn sql_keeps_every_digit_of_a_long_integer_parameter() {
             "18446744073709551617",
             "100000000000000000000000",
             2.5,
-            -9223372036854775808i64
+            -9223372036854775808i64,
+            1.0
         ]])
     );
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use duckdb::Connection;
 
-use super::{Analytics, Mode, csvfile, jsonfile, require_table, sql, table_exists_on, transaction_on};
+use super::{
+    Analytics, Mode, csvfile, jsonfile, nulltype, require_table, sql, table_exists_on, transaction_on,
+};
 use crate::error::{Error, Result};
 
 /// How often import progress is reported while DuckDB works.
@@ -616,30 +618,24 @@ impl Analytics {
     }
 }
 
-/// Gives the columns of the new `table` of DuckDB's `NULL` type, or lists of it (all their
-/// values are NULL: `"NULL"`, `"NULL"[]`), VARCHAR in its place. A `NULL` type deeper inside a
-/// struct is left: its type text cannot be rewritten safely (a field may be named `NULL`).
+/// Gives the columns of the new `table` whose type holds DuckDB's `NULL` type (all their values
+/// are NULL: `"NULL"`, `"NULL"[]`, `STRUCT(x "NULL")`) `VARCHAR` in its place (see
+/// [`nulltype`]), so later imports can fill them.
 fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted: &str) -> Result<()> {
-    const NULL_TYPE: &str = "\"NULL\"";
     let fail = |e| Error::duckdb(op, format!("retype the all-null columns of {table:?}"), e);
     let columns: Vec<(String, String)> = conn
         .prepare(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? \
              AND database_name = current_database() AND schema_name = current_schema() \
-             AND starts_with(data_type, '\"NULL\"') AND NOT internal",
+             AND contains(data_type, '\"NULL\"') AND NOT internal",
         )
         .and_then(|mut stmt| stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(fail)?;
     for (column, data_type) in columns {
-        let Some(lists) = data_type.strip_prefix(NULL_TYPE) else {
-            continue;
-        };
-        if lists.is_empty() || lists.split("[]").all(str::is_empty) {
+        if let Some(retyped) = nulltype::without_null_type(&data_type) {
             let column_sql = sql::quote_reported(&column);
-            conn.execute_batch(&format!(
-                "ALTER TABLE {quoted} ALTER {column_sql} TYPE VARCHAR{lists}"
-            ))
-            .map_err(fail)?;
+            conn.execute_batch(&format!("ALTER TABLE {quoted} ALTER {column_sql} TYPE {retyped}"))
+                .map_err(fail)?;
         }
     }
     Ok(())

@@ -1183,17 +1183,21 @@ fn a_json_key_null_throughout_makes_a_column_later_imports_can_fill() {
     let values = write(dir.path(), "values.jsonl", "{\"a\":3,\"b\":\"x\"}\n");
     assert_eq!(db.import_jsonl("t", &values).unwrap(), 1);
     assert_eq!(scalar(&db, "SELECT b FROM t WHERE a = 3"), t("x"));
-    // A list of nulls becomes VARCHAR[]; a struct field named NULL is left alone (its type
-    // text was once rewritten with it, renaming the field and losing its values).
+    // A list of nulls and a struct field of nulls become VARCHAR[] and STRUCT(x VARCHAR); a
+    // field named NULL keeps its name and values (a rewrite of the type's text renamed it).
     let nested = write(
         dir.path(),
         "nested.jsonl",
         "{\"a\":1,\"l\":[null],\"s\":{\"NULL\":1,\"x\":null}}\n",
     );
     assert_eq!(db.import_jsonl("n", &nested).unwrap(), 1);
-    let later = write(dir.path(), "later.jsonl", "{\"a\":2,\"l\":[\"v\"]}\n");
+    let later = write(
+        dir.path(),
+        "later.jsonl",
+        "{\"a\":2,\"l\":[\"v\"],\"s\":{\"NULL\":2,\"x\":\"w\"}}\n",
+    );
     assert_eq!(db.import_jsonl("n", &later).unwrap(), 1);
-    assert_eq!(scalar(&db, "SELECT l[1] FROM n WHERE a = 2"), t("v"));
+    assert_eq!(scalar(&db, "SELECT l[1] || s.x FROM n WHERE a = 2"), t("vw"));
     assert_eq!(scalar(&db, "SELECT s['NULL'] FROM n WHERE a = 1"), Value::Int(1));
     // A key longer than a caller's column name may be, and a same-named table in an attached
     // database, do not get in the way.

@@ -1,0 +1,196 @@
+//! Rewriting DuckDB's `NULL` type out of a column type's text.
+//!
+//! A JSON key that is null in every record gets DuckDB's `NULL` type (spelled `"NULL"`), also
+//! deep inside a list or struct (`STRUCT(x "NULL")[]`), and no later value can ever be cast to
+//! it. The type text is parsed, not searched: a struct field may itself be named `NULL`, which
+//! DuckDB spells the same way, so only a `"NULL"` in a type's position becomes `VARCHAR`.
+//!
+//! The grammar is what `duckdb_columns().data_type` prints: a type is a `"NULL"`, a quoted
+//! name, or words (`TIMESTAMP WITH TIME ZONE`), then arguments in parentheses and any number of
+//! `[]`/`[n]` suffixes. `STRUCT(…)` and `UNION(…)` hold `name type` fields; `MAP(…)` holds two
+//! types; any other arguments (`DECIMAL(18,3)`) are copied as they are.
+
+/// The type with every `NULL` type replaced by `VARCHAR`; `None` when it holds none, or when
+/// the text is not understood (it is then left alone).
+pub(crate) fn without_null_type(data_type: &str) -> Option<String> {
+    let mut parser = Parser {
+        text: data_type,
+        at: 0,
+        changed: false,
+    };
+    let rewritten = parser.ty()?;
+    (parser.at == data_type.len() && parser.changed).then_some(rewritten)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+    changed: bool,
+}
+
+impl<'a> Parser<'a> {
+    fn rest(&self) -> &'a str {
+        &self.text[self.at..]
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        if self.rest().starts_with(token) {
+            self.at += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A `"quoted"` name (with `""` for a quote), as written.
+    fn quoted(&mut self) -> Option<String> {
+        let rest = self.rest();
+        if !rest.starts_with('"') {
+            return None;
+        }
+        let mut end = 1;
+        loop {
+            let next = rest[end..].find('"')? + end;
+            if rest[next + 1..].starts_with('"') {
+                end = next + 2;
+            } else {
+                self.at += next + 1;
+                return Some(rest[..next + 1].to_string());
+            }
+        }
+    }
+
+    /// A bare word: letters, digits and `_`.
+    fn word(&mut self) -> Option<String> {
+        let rest = self.rest();
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        (len > 0).then(|| {
+            self.at += len;
+            rest[..len].to_string()
+        })
+    }
+
+    fn ty(&mut self) -> Option<String> {
+        let mut out = if self.rest().starts_with("\"NULL\"") {
+            self.at += "\"NULL\"".len();
+            self.changed = true;
+            "VARCHAR".to_string()
+        } else if self.rest().starts_with('"') {
+            self.quoted()?
+        } else {
+            let first = self.word()?;
+            let kind = first.to_ascii_uppercase();
+            let mut name = first;
+            // More words of the same type (`TIMESTAMP WITH TIME ZONE`), up to what ends it.
+            while self.rest().starts_with(' ')
+                && self.rest()[1..].starts_with(|c: char| c.is_ascii_alphabetic())
+            {
+                self.at += 1;
+                name.push(' ');
+                name.push_str(&self.word()?);
+            }
+            if self.eat("(") {
+                let args = match kind.as_str() {
+                    "STRUCT" | "UNION" => self.fields()?,
+                    "MAP" => {
+                        let key = self.ty()?;
+                        if !self.eat(", ") {
+                            return None;
+                        }
+                        format!("{key}, {}", self.ty()?)
+                    }
+                    _ => {
+                        let close = self.rest().find(')')?;
+                        let args = self.rest()[..close].to_string();
+                        self.at += close;
+                        args
+                    }
+                };
+                if !self.eat(")") {
+                    return None;
+                }
+                name = format!("{name}({args})");
+            }
+            name
+        };
+        while self.rest().starts_with('[') {
+            let close = self.rest().find(']')?;
+            out.push_str(&self.rest()[..=close]);
+            self.at += close + 1;
+        }
+        Some(out)
+    }
+
+    /// `name type, name type, …` of a STRUCT or UNION, up to its `)`.
+    fn fields(&mut self) -> Option<String> {
+        let mut out = Vec::new();
+        loop {
+            let name = if self.rest().starts_with('"') {
+                self.quoted()?
+            } else {
+                self.word()?
+            };
+            if !self.eat(" ") {
+                return None;
+            }
+            out.push(format!("{name} {}", self.ty()?));
+            if !self.eat(", ") {
+                return Some(out.join(", "));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_null_type;
+
+    #[test]
+    fn null_types_become_varchar_wherever_they_stand() {
+        for (from, to) in [
+            ("\"NULL\"", "VARCHAR"),
+            ("\"NULL\"[]", "VARCHAR[]"),
+            ("\"NULL\"[][]", "VARCHAR[][]"),
+            ("STRUCT(x \"NULL\")", "STRUCT(x VARCHAR)"),
+            ("STRUCT(x \"NULL\")[]", "STRUCT(x VARCHAR)[]"),
+            (
+                "STRUCT(\"NULL\" \"NULL\", y BIGINT)",
+                "STRUCT(\"NULL\" VARCHAR, y BIGINT)",
+            ),
+            (
+                "STRUCT(\"we\"\"ird\" \"NULL\"[], t TIMESTAMP WITH TIME ZONE, d DECIMAL(18,3))",
+                "STRUCT(\"we\"\"ird\" VARCHAR[], t TIMESTAMP WITH TIME ZONE, d DECIMAL(18,3))",
+            ),
+            ("MAP(VARCHAR, \"NULL\")", "MAP(VARCHAR, VARCHAR)"),
+            (
+                "STRUCT(a STRUCT(b \"NULL\"[3]))",
+                "STRUCT(a STRUCT(b VARCHAR[3]))",
+            ),
+        ] {
+            assert_eq!(without_null_type(from).as_deref(), Some(to), "{from}");
+        }
+    }
+
+    #[test]
+    fn a_field_named_null_is_not_a_null_type() {
+        assert_eq!(without_null_type("STRUCT(\"NULL\" BIGINT)"), None);
+        assert_eq!(without_null_type("STRUCT(\"x\"\"NULL\"\"y\" BIGINT)"), None);
+        assert_eq!(without_null_type("BIGINT"), None);
+        assert_eq!(without_null_type("VARCHAR[]"), None);
+    }
+
+    #[test]
+    fn text_it_does_not_understand_is_left_alone() {
+        for odd in [
+            "",
+            "STRUCT(",
+            "STRUCT(x \"NULL\"",
+            "\"NULL\" junk",
+            "MAP(\"NULL\")",
+        ] {
+            assert_eq!(without_null_type(odd), None, "{odd}");
+        }
+    }
+}
