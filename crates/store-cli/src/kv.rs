@@ -47,16 +47,16 @@ impl QuotaArgs {
 
 #[derive(Debug, Subcommand)]
 enum KvCommand {
-    /// Print the raw value of a key.
+    /// Print the raw value of a key, followed by a newline.
     Get { group: String, key: String },
-    /// Set a value ("-" reads it from stdin).
+    /// Set a value ("-" reads it from stdin, exactly: a trailing newline is kept).
     Set {
         group: String,
         key: String,
         /// The value; a negative number such as -5 is taken as the value, not as a flag.
         #[arg(allow_negative_numbers = true)]
         value: String,
-        /// Expire after this long (e.g. 30s, 5m, 2h, 1day).
+        /// Expire after this long (e.g. 30s, 5m, 2h, 1day; 0 stores it already expired).
         #[arg(long, value_parser = parse_duration)]
         ttl: Option<Duration>,
         /// Only write if the current version is N.

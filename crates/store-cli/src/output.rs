@@ -17,13 +17,19 @@ impl Output {
         Output { json, quiet }
     }
 
-    /// Prints one line to stdout. A closed pipe (`store kv ls g | head -1`) ends output silently.
+    /// Prints one line to stdout. A closed pipe (`store kv ls g | head -1`) ends output
+    /// silently; any other write error (a full disk, `> /dev/full`) ends the command with exit
+    /// code 1 and the error on stderr, since the output it was asked for is lost.
     pub fn line(&self, text: impl AsRef<str>) {
         let mut stdout = io::stdout().lock();
-        if let Err(e) = writeln!(stdout, "{}", text.as_ref())
-            && e.kind() == io::ErrorKind::BrokenPipe
-        {
-            std::process::exit(0);
+        let written = writeln!(stdout, "{}", text.as_ref()).and_then(|()| stdout.flush());
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+            Err(e) => {
+                eprintln!("error: cannot write to standard output: {e}");
+                std::process::exit(1);
+            }
         }
     }
 

@@ -619,3 +619,23 @@ fn a_read_command_answers_while_another_process_holds_the_write_lock() {
         .unwrap();
     assert_eq!(home.get("g", "k"), "pending");
 }
+
+/// Output that cannot be written is a failure: `kv get` into a full device said nothing and
+/// exited 0.
+#[cfg(target_os = "linux")]
+#[test]
+fn output_that_cannot_be_written_fails_with_exit_code_1() {
+    let home = Home::new();
+    home.ok(&["kv", "set", "g", "k", "v"]);
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_store"))
+        .args(["--home", home.path().to_str().unwrap(), "kv", "get", "g", "k"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot write"),
+        "{out:?}"
+    );
+}
