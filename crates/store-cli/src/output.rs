@@ -27,7 +27,8 @@ impl Output {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
             Err(e) => {
-                eprintln!("error: cannot write to standard output: {e}");
+                // Not `eprintln!`, which panics when stderr cannot be written either.
+                let _ = writeln!(io::stderr(), "error: cannot write to standard output: {e}");
                 std::process::exit(1);
             }
         }
@@ -74,7 +75,7 @@ impl Output {
     }
 
     pub fn error(&self, e: &store::Error) {
-        eprintln!("error: {e}");
+        let _ = writeln!(io::stderr(), "error: {e}");
         if self.json {
             let body = json!({"error": {"kind": e.kind().as_str(), "op": e.op(), "message": e.to_string()}});
             self.line(body.to_string());

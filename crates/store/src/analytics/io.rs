@@ -632,6 +632,10 @@ fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted:
         .and_then(|mut stmt| stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(fail)?;
     for (column, data_type) in columns {
+        // A NUL in a name cannot pass through duckdb-rs's C strings: such a column keeps its type.
+        if column.contains('\0') || data_type.contains('\0') {
+            continue;
+        }
         if let Some(retyped) = nulltype::without_null_type(&data_type) {
             let column_sql = sql::quote_reported(&column);
             conn.execute_batch(&format!("ALTER TABLE {quoted} ALTER {column_sql} TYPE {retyped}"))

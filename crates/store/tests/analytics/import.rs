@@ -1206,6 +1206,10 @@ fn a_json_key_null_throughout_makes_a_column_later_imports_can_fill() {
         dir.path().join("other.duckdb").display()
     ))
     .unwrap();
+    // A NUL in a field name cannot pass through duckdb-rs: that column keeps its type, and the
+    // import still succeeds (it failed with a raw NulError).
+    let nul = write(dir.path(), "nul.jsonl", "{\"s\":{\"a\\u0000b\":1,\"n\":null}}\n");
+    assert_eq!(db.import_jsonl("z", &nul).unwrap(), 1);
     let long = "k".repeat(300);
     let file = write(
         dir.path(),
