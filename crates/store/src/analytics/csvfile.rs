@@ -23,13 +23,12 @@ pub(crate) enum Start {
     OnlyBlank,
 }
 
-/// How the CSV file at `path` starts. A blank line is empty, or with `spaces_blank` holds only
-/// spaces, tabs or form feeds (not when those could be a row of empty fields: a whitespace
-/// delimiter, or no header), and ends with `\n`, `\r\n` or a lone `\r` (DuckDB's `skip`
-/// counts each of those as one line). An import skips the blank lines: told to skip none,
-/// DuckDB takes a blank first line for the header and reads the real header as a row. Reads up
-/// to the first byte of content, so a long first line is never held in memory.
-pub(crate) fn start(path: &Path, spaces_blank: bool) -> std::io::Result<Start> {
+/// How the CSV file at `path` starts. A blank line is empty, or holds only the whitespace in
+/// `spaces` (spaces, tabs, form feeds), and ends with `\n`, `\r\n` or a lone `\r` (DuckDB's
+/// `skip` counts each of those as one line). An import skips the blank lines: told to skip
+/// none, DuckDB takes a blank first line for the header and reads the real header as a row.
+/// Reads up to the first byte of content, so a long first line is never held in memory.
+pub(crate) fn start(path: &Path, spaces: &[u8]) -> std::io::Result<Start> {
     let Some(mut reader) = open(path)? else {
         return Ok(Start::Compressed);
     };
@@ -53,7 +52,7 @@ pub(crate) fn start(path: &Path, spaces_blank: bool) -> std::io::Result<Start> {
                     }
                     after_cr = true;
                 }
-                b' ' | b'\t' | b'\x0c' if spaces_blank => {
+                b' ' | b'\t' | b'\x0c' if spaces.contains(&byte) => {
                     if after_cr {
                         blank += 1;
                         after_cr = false;

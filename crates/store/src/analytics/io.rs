@@ -460,10 +460,9 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
-        // For a CSV: how it starts, with lines of spaces counted as blank (a file of nothing
-        // else is empty, header or not), and the blank lines to skip (lines of spaces only
-        // when they cannot be a row of empty fields: a header, and a delimiter that is not
-        // whitespace).
+        // For a CSV: how it starts, with lines of whitespace counted as blank (a file of
+        // nothing else is empty, header or not), and the blank lines to skip before the first
+        // line with content.
         let (csv_empty, csv_start) = match format {
             Format::Csv(o) => {
                 let io = |source| Error::Io {
@@ -471,13 +470,22 @@ impl Analytics {
                     path: Some(path.to_path_buf()),
                     source,
                 };
-                let loose = csvfile::start(path, true).map_err(io)?;
-                let strict = o.header && !matches!(o.delimiter, Some(' ' | '\t' | '\x0c'));
-                let start = if strict {
-                    loose
+                const WHITESPACE: &[u8] = b" \t\x0c";
+                let loose = csvfile::start(path, WHITESPACE).map_err(io)?;
+                // Under a header, whitespace other than the delimiter is blank; a delimiter in
+                // the line makes it a row of empty fields. Without a header, a line of spaces
+                // may be a value of a one-column file: only empty lines are skipped.
+                let spaces: Vec<u8> = if o.header {
+                    let delimiter = o.delimiter.unwrap_or(',');
+                    WHITESPACE
+                        .iter()
+                        .copied()
+                        .filter(|&b| char::from(b) != delimiter)
+                        .collect()
                 } else {
-                    csvfile::start(path, false).map_err(io)?
+                    Vec::new()
                 };
+                let start = csvfile::start(path, &spaces).map_err(io)?;
                 (loose == csvfile::Start::OnlyBlank, Some(start))
             }
             _ => (false, None),

@@ -1081,6 +1081,10 @@ fn whitespace_lines_are_rows_without_a_header_or_with_a_whitespace_delimiter() {
     };
     let headed = write(dir.path(), "headed.tsv", "x\ty\tz\n\t\t\na\tb\tc\n");
     assert_eq!(db.import_csv("u", &headed, &with_header).unwrap(), 2);
+    // Under a header, whitespace that is not the delimiter is a blank line.
+    let spaced = write(dir.path(), "spaced.tsv", "   \na\tb\n1\tx\n");
+    assert_eq!(db.import_csv("w", &spaced, &with_header).unwrap(), 1);
+    assert_eq!(all_rows(&db, "w"), vec![vec![Value::Int(1), t("x")]]);
     let spaces = write(dir.path(), "one.csv", "  \n1\n2\n");
     let no_header = CsvOptions {
         header: false,
