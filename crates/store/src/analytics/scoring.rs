@@ -21,7 +21,7 @@ use duckdb::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, OptionalExt};
 
-use super::Analytics;
+use super::{Analytics, sql};
 use crate::clock::{Clock, SystemClock, UnixMillis};
 use crate::error::{Error, Result};
 
@@ -691,19 +691,25 @@ pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Result<
 }
 
 fn summarise(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<String>> {
-    let sql = match table {
-        CHECKPOINT_SCORES => {
-            "SELECT count(DISTINCT model) || ' models', count(DISTINCT run_id) || ' runs' FROM checkpoint_scores"
-        }
+    let summary = match table {
+        CHECKPOINT_SCORES => "count(DISTINCT model) || ' models', count(DISTINCT run_id) || ' runs'",
         PROBE_RESULTS => {
-            "SELECT count(*) FILTER (WHERE passed) || ' passed', count(*) FILTER (WHERE NOT passed) || ' failed' FROM probe_results"
+            "count(*) FILTER (WHERE passed) || ' passed', count(*) FILTER (WHERE NOT passed) || ' failed'"
         }
-        SCORING_RESULTS => {
-            "SELECT count(DISTINCT suite) || ' suites', count(DISTINCT dimension) || ' dimensions' FROM scoring_results"
-        }
+        SCORING_RESULTS => "count(DISTINCT suite) || ' suites', count(DISTINCT dimension) || ' dimensions'",
         _ => return Ok(Vec::new()),
     };
-    conn.query_row(sql, [], |r| {
+    // Through its database's name, as the shape check reads it: unqualified, a temporary
+    // table of the same name would be summarised instead.
+    let database: String = conn
+        .query_row("SELECT current_database()", [], |r| r.get(0))
+        .map_err(|e| Error::duckdb(op, "read the database name", e))?;
+    let sql = format!(
+        "SELECT {summary} FROM {}.main.{}",
+        sql::quote_reported(&database),
+        sql::quote_reported(table)
+    );
+    conn.query_row(&sql, [], |r| {
         Ok(vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?])
     })
     .map_err(|e| Error::duckdb(op, format!("summarise {table}"), e))

@@ -911,3 +911,18 @@ fn a_map_whose_keys_print_alike_keeps_every_entry_in_json() {
     );
     assert_eq!(row.values[1].to_json(), json!({"a": 1, "b": 2}));
 }
+
+#[test]
+fn inventory_notes_read_the_scoring_table_not_a_temporary_one_of_the_same_name() {
+    let db = db();
+    db.ensure_scoring_tables().unwrap();
+    db.exec_batch("CREATE TEMP TABLE checkpoint_scores AS SELECT 1 AS z")
+        .unwrap();
+    let inventory = db.inventory().unwrap();
+    let table = inventory
+        .tables
+        .iter()
+        .find(|t| t.name == "checkpoint_scores")
+        .expect("listed");
+    assert_eq!(table.notes, ["0 models", "0 runs"]);
+}
