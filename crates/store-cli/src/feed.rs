@@ -130,6 +130,25 @@ pub fn print_batch(service: &Service, since: u64, limit: u64, out: &Output) -> s
     if batch["gap"] == true {
         eprintln!("warning: changes after seq {since} were already pruned");
     }
+    // The table has no cursor of its own: say where a full page continues, and that a
+    // cursor past the newest change would miss later ones (they may be numbered below it).
+    let next = batch["next_seq"].as_u64().unwrap_or(since);
+    if out.quiet {
+        return Ok(());
+    }
+    if rows.len() as u64 >= limit && limit > 0 {
+        eprintln!("more changes may follow: continue with --since {next}");
+    } else if rows.is_empty() {
+        let newest = service.call("store/last-seq", json!({}))?["seq"]
+            .as_u64()
+            .unwrap_or(0);
+        if since > newest {
+            eprintln!(
+                "warning: --since {since} is past the newest change (seq {newest}); changes \
+                 committed from now on may be numbered below it"
+            );
+        }
+    }
     Ok(())
 }
 

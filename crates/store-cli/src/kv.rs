@@ -219,6 +219,13 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
                     .map(|e| vec![text(&e["key"]), text(&e["value"])])
                     .collect();
                 o.table(&["KEY", "VALUE"], &rows);
+                if !o.quiet && limit > 0 && rows.len() as u64 >= limit {
+                    // A full page: the default of 100 rows would otherwise end silently.
+                    eprintln!(
+                        "more entries may follow: continue with --offset {}",
+                        offset.saturating_add(limit)
+                    );
+                }
             });
         }
         KvCommand::Groups { prefix } => {

@@ -7,8 +7,7 @@ use unicode_width::UnicodeWidthStr;
 
 pub struct Output {
     pub json: bool,
-    /// No progress bars (they are drawn only by the analytics commands).
-    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    /// No progress bars and no hints on stderr (where a page continues).
     pub quiet: bool,
 }
 

@@ -417,3 +417,19 @@ fn a_pruned_gap_is_reported_as_json_under_json() {
     assert_eq!(warning["warning"]["kind"], "gap", "{line}");
     follow.interrupt_and_expect_exit_0();
 }
+
+/// The table has no cursor: a full page says where to continue, and a cursor past the newest
+/// change is warned about (later changes may be numbered below it).
+#[test]
+fn changes_table_says_where_a_full_page_continues_and_warns_of_a_cursor_past_the_end() {
+    let home = Home::new();
+    for key in ["a", "b", "c"] {
+        home.set("g", key, "v");
+    }
+    let page = home.run(&["changes", "--limit", "2"]).success();
+    assert!(page.stderr.contains("continue with --since"), "{}", page.stderr);
+    let past = home.run(&["changes", "--since", "1000"]).success();
+    assert!(past.stderr.contains("past the newest change"), "{}", past.stderr);
+    let rest = home.run(&["changes"]).success();
+    assert!(rest.stderr.is_empty(), "{}", rest.stderr);
+}

@@ -639,3 +639,17 @@ fn output_that_cannot_be_written_fails_with_exit_code_1() {
         "{out:?}"
     );
 }
+
+/// A full page of `kv ls` says where to continue on stderr (the default of 100 rows ended
+/// silently); a page with room to spare says nothing.
+#[test]
+fn kv_ls_says_where_a_full_page_continues() {
+    let home = Home::new();
+    for key in ["a", "b", "c"] {
+        home.ok(&["kv", "set", "g", key, "v"]);
+    }
+    let page = home.run(&["kv", "ls", "g", "--limit", "2"]).success();
+    assert!(page.stderr.contains("--offset 2"), "{}", page.stderr);
+    let all = home.run(&["kv", "ls", "g"]).success();
+    assert!(all.stderr.is_empty(), "{}", all.stderr);
+}
