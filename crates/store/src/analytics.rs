@@ -770,12 +770,7 @@ fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<Strin
         };
         // Counted through their database's name: unqualified, a temporary table of the same
         // name would be counted instead (DuckDB looks in `temp` first).
-        let qualified = format!(
-            "{}.{}.{}",
-            sql::quote_reported(&catalog),
-            sql::quote_reported(&schema),
-            sql::quote_reported(&table)
-        );
+        let qualified = sql::qualified(&catalog, &schema, &table);
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {qualified}"), [], |r| r.get(0))
             .map_err(|e| Error::duckdb(op, format!("count rows of {name}"), e))?;

@@ -485,7 +485,12 @@ impl Analytics {
                 } else {
                     Vec::new()
                 };
-                let start = csvfile::start(path, &spaces).map_err(io)?;
+                // The common case (a header, a comma) reads the file's start only once.
+                let start = if spaces == WHITESPACE {
+                    loose
+                } else {
+                    csvfile::start(path, &spaces).map_err(io)?
+                };
                 (loose == csvfile::Start::OnlyBlank, Some(start))
             }
             _ => (false, None),

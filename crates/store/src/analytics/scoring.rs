@@ -705,9 +705,8 @@ fn summarise(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<Str
         .query_row("SELECT current_database()", [], |r| r.get(0))
         .map_err(|e| Error::duckdb(op, "read the database name", e))?;
     let sql = format!(
-        "SELECT {summary} FROM {}.main.{}",
-        sql::quote_reported(&database),
-        sql::quote_reported(table)
+        "SELECT {summary} FROM {}",
+        sql::qualified(&database, "main", table)
     );
     conn.query_row(&sql, [], |r| {
         Ok(vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?])

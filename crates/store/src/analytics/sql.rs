@@ -42,6 +42,17 @@ pub(crate) fn quote_reported(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `"catalog"."schema"."table"`, each part a name DuckDB reported: the one table of that
+/// name, never a temporary table that shadows it.
+pub(crate) fn qualified(catalog: &str, schema: &str, table: &str) -> String {
+    format!(
+        "{}.{}.{}",
+        quote_reported(catalog),
+        quote_reported(schema),
+        quote_reported(table)
+    )
+}
+
 /// `text` as a SQL string literal: `it's` → `'it''s'`.
 pub(crate) fn literal(op: &'static str, field: &'static str, text: &str) -> Result<String> {
     if text.contains('\0') {
