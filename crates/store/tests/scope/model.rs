@@ -44,6 +44,21 @@ const RAW_GROUPS: &[&str] = &[
 ];
 const LOCAL_PREFIXES: &[&str] = &["", "g", "g1", "g:"];
 const RAW_PREFIXES: &[&str] = &["a:", "a", "b:g", "ab", "x", ""];
+
+/// Name `i` (wrapping) as the handle spells it and as it is stored: from `scoped` under `ns`
+/// (stored as `ns:name`), else from `raw` (stored as is).
+fn local_and_full(ns: Option<&str>, scoped: &[&str], raw: &[&str], i: usize) -> (String, String) {
+    match ns {
+        Some(ns) => {
+            let local = scoped[i % scoped.len()];
+            (local.to_string(), format!("{ns}:{local}"))
+        }
+        None => {
+            let raw = raw[i % raw.len()];
+            (raw.to_string(), raw.to_string())
+        }
+    }
+}
 const KEYS: &[&str] = &["k1", "k2", "k3", "ké"];
 const VALUES: &[&str] = &[
     "",
@@ -371,18 +386,7 @@ fn apply<K: Kv>(
         Some(i) => (Some(NAMESPACES[i]), quota_of(i)),
         None => (None, Quota::default()),
     };
-    let names = |g: usize| -> (String, String) {
-        match ns {
-            Some(ns) => {
-                let local = LOCAL_GROUPS[g % LOCAL_GROUPS.len()];
-                (local.to_string(), format!("{ns}:{local}"))
-            }
-            None => {
-                let raw = RAW_GROUPS[g % RAW_GROUPS.len()];
-                (raw.to_string(), raw.to_string())
-            }
-        }
-    };
+    let names = |g: usize| local_and_full(ns, LOCAL_GROUPS, RAW_GROUPS, g);
     let check = |m: &Model, full: &str, k: &str, v: &str| match ns {
         Some(ns) => m.quota_check(ns, quota, full, k, v),
         None => None,
@@ -513,16 +517,7 @@ fn apply<K: Kv>(
             prop_assert_eq!(got, want, "{}", ctx);
         }
         KvOp::DeletePrefix(p) => {
-            let (local, full) = match ns {
-                Some(ns) => {
-                    let p = LOCAL_PREFIXES[p % LOCAL_PREFIXES.len()];
-                    (p.to_string(), format!("{ns}:{p}"))
-                }
-                None => {
-                    let p = RAW_PREFIXES[p % RAW_PREFIXES.len()];
-                    (p.to_string(), p.to_string())
-                }
-            };
+            let (local, full) = local_and_full(ns, LOCAL_PREFIXES, RAW_PREFIXES, p);
             let got = ok(ctx, h.delete_prefix(&local))?;
             let want = remove_groups(m, |x| x.starts_with(full.as_str()));
             prop_assert_eq!(got, want, "{}", ctx);
