@@ -137,16 +137,16 @@ pub fn print_batch(service: &Service, since: u64, limit: u64, out: &Output) -> s
         return Ok(());
     }
     if rows.len() as u64 >= limit && limit > 0 {
-        eprintln!("more changes may follow: continue with --since {next}");
+        out.note(format!("more changes may follow: continue with --since {next}"));
     } else if rows.is_empty() {
         let newest = service.call("store/last-seq", json!({}))?["seq"]
             .as_u64()
             .unwrap_or(0);
         if since > newest {
-            eprintln!(
+            out.note(format!(
                 "warning: --since {since} is past the newest change (seq {newest}); changes \
                  committed from now on may be numbered below it"
-            );
+            ));
         }
     }
     Ok(())

@@ -221,10 +221,10 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
                 o.table(&["KEY", "VALUE"], &rows);
                 if !o.quiet && limit > 0 && rows.len() as u64 >= limit {
                     // A full page: the default of 100 rows would otherwise end silently.
-                    eprintln!(
+                    o.note(format!(
                         "more entries may follow: continue with --offset {}",
                         offset.saturating_add(limit)
-                    );
+                    ));
                 }
             });
         }

@@ -26,8 +26,7 @@ impl Output {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
             Err(e) => {
-                // Not `eprintln!`, which panics when stderr cannot be written either.
-                let _ = writeln!(io::stderr(), "error: cannot write to standard output: {e}");
+                self.note(format!("error: cannot write to standard output: {e}"));
                 std::process::exit(1);
             }
         }
@@ -73,8 +72,13 @@ impl Output {
         }
     }
 
+    /// Prints one line to stderr, never panicking (`eprintln!` does when stderr is closed).
+    pub fn note(&self, text: impl AsRef<str>) {
+        let _ = writeln!(io::stderr(), "{}", text.as_ref());
+    }
+
     pub fn error(&self, e: &store::Error) {
-        let _ = writeln!(io::stderr(), "error: {e}");
+        self.note(format!("error: {e}"));
         if self.json {
             let body = json!({"error": {"kind": e.kind().as_str(), "op": e.op(), "message": e.to_string()}});
             self.line(body.to_string());
