@@ -5,6 +5,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
+///
+/// # Examples
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use store::{Kv, ManualClock, Store, StoreConfig, UnixMillis};
+/// let store = Store::open_with(StoreConfig::memory().with_clock(Arc::new(ManualClock::new(1_000))))?;
+/// store.set_with_ttl("g", "k", "v", Duration::from_secs(2))?;
+/// let expires_at: Option<UnixMillis> = store.get_with_version("g", "k")?.expires_at;
+/// assert_eq!(expires_at, Some(3_000));
+/// # Ok::<(), store::Error>(())
+/// ```
 pub type UnixMillis = i64;
 
 /// A source of the current time. The store reads it once per operation.
@@ -16,6 +27,21 @@ pub type UnixMillis = i64;
 /// ```
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time in Unix milliseconds.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use store::{Clock, Kv, Store, StoreConfig, UnixMillis};
+    /// #[derive(Debug)]
+    /// struct Frozen;
+    /// impl Clock for Frozen {
+    ///     fn now_ms(&self) -> UnixMillis { 5_000 }
+    /// }
+    /// let store = Store::open_with(StoreConfig::memory().with_clock(Arc::new(Frozen)))?;
+    /// store.set_with_ttl("g", "k", "v", Duration::from_secs(1))?;
+    /// assert_eq!(store.get_with_version("g", "k")?.expires_at, Some(6_000));
+    /// # Ok::<(), store::Error>(())
+    /// ```
     fn now_ms(&self) -> UnixMillis;
 }
 

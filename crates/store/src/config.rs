@@ -9,12 +9,36 @@ use crate::error::{Error, Result};
 
 /// Largest value the store accepts, and the ceiling of [`StoreConfig::max_value_bytes`] (512 MiB;
 /// SQLite's default 10^9-byte row limit rules out 1 GiB).
+///
+/// # Examples
+/// ```
+/// use store::{MAX_VALUE_BYTES, Store, StoreConfig};
+/// assert_eq!(StoreConfig::memory().max_value_bytes, MAX_VALUE_BYTES);
+/// let over = StoreConfig::memory().with_max_value_bytes(MAX_VALUE_BYTES + 1);
+/// assert_eq!(Store::open_with(over).unwrap_err().field(), Some("max_value_bytes"));
+/// ```
 pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
 /// Default [`StoreConfig::reader_mmap_bytes`]: 64 MiB of the database file per reader.
+///
+/// # Examples
+/// ```
+/// use store::{DEFAULT_READER_MMAP_BYTES, StoreConfig};
+/// assert_eq!(DEFAULT_READER_MMAP_BYTES, 64 << 20);
+/// assert_eq!(StoreConfig::file("state.db").reader_mmap_bytes, DEFAULT_READER_MMAP_BYTES);
+/// ```
 pub const DEFAULT_READER_MMAP_BYTES: u64 = 64 << 20;
 
 /// Largest number of reader connections a store may pool.
+///
+/// # Examples
+/// ```
+/// use store::{MAX_READERS, Store, StoreConfig};
+/// let dir = tempfile::tempdir()?;
+/// let config = StoreConfig { readers: MAX_READERS + 1, ..StoreConfig::file(dir.path().join("s.db")) };
+/// assert_eq!(Store::open_with(config).unwrap_err().field(), Some("readers"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_READERS: usize = 64;
 
 /// Default buffer of a watch subscription.
@@ -28,6 +52,16 @@ pub(crate) const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as 
 /// buffer is allocated whole when it is created, so an unbounded capacity would be an
 /// allocation the process cannot survive; a watcher that needs more must drain faster (or read
 /// the durable change feed, which keeps everything).
+///
+/// # Examples
+/// ```
+/// use store::{MAX_WATCH_CAPACITY, Store, StoreConfig, WatchOptions};
+/// let store = Store::in_memory()?;
+/// assert!(store.watch_with("*", WatchOptions { capacity: MAX_WATCH_CAPACITY + 1 }).is_err());
+/// let config = StoreConfig { watch_capacity: MAX_WATCH_CAPACITY + 1, ..StoreConfig::memory() };
+/// assert_eq!(Store::open_with(config).unwrap_err().field(), Some("watch_capacity"));
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
 
 /// Where the database lives.

@@ -8,6 +8,19 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// `Result` with [`Error`] as the default error type.
+///
+/// # Examples
+/// ```
+/// use store::{Kv, Store};
+/// fn greeting(store: &Store) -> store::Result<String> {
+///     store.get("config", "greeting")
+/// }
+/// let store = Store::in_memory()?;
+/// assert!(greeting(&store).unwrap_err().is_not_found());
+/// store.set("config", "greeting", "hi")?;
+/// assert_eq!(greeting(&store)?, "hi");
+/// # Ok::<(), store::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Which quota limit a write would have exceeded.

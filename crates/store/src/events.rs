@@ -1,4 +1,17 @@
 //! Change events: what a committed mutation tells subscribers.
+//!
+//! # Examples
+//! ```
+//! use store::{EventKind, Kv, Store};
+//! let store = Store::in_memory()?;
+//! let sub = store.watch("config")?;
+//! store.set("config", "pool", "eu")?;
+//! store.set("other", "k", "v")?; // another group: not delivered
+//! store.delete("config", "pool")?;
+//! let kinds: Vec<EventKind> = std::iter::from_fn(|| sub.try_recv()).map(|e| e.kind).collect();
+//! assert_eq!(kinds, [EventKind::Set, EventKind::Delete]);
+//! # Ok::<(), store::Error>(())
+//! ```
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -129,6 +142,18 @@ impl WatchOptions {
     /// The `capacity` that stands for the store's configured
     /// [`watch_capacity`](crate::StoreConfig::watch_capacity); what [`WatchOptions::default`]
     /// holds. (Not 0, which stays an error like every other capacity out of range.)
+    ///
+    /// # Examples
+    /// ```
+    /// use store::{Kv, Store, StoreConfig, WatchOptions};
+    /// let store = Store::open_with(StoreConfig { watch_capacity: 1, ..StoreConfig::memory() })?;
+    /// let sub = store.watch_with("g", WatchOptions { capacity: WatchOptions::STORE_CAPACITY })?;
+    /// store.set("g", "a", "1")?;
+    /// store.set("g", "b", "2")?;
+    /// assert_eq!(sub.dropped(), 1); // the store's one slot
+    /// assert!(store.watch_with("g", WatchOptions { capacity: 0 }).is_err());
+    /// # Ok::<(), store::Error>(())
+    /// ```
     pub const STORE_CAPACITY: usize = usize::MAX;
 
     /// The capacity a subscription of a store configured with `configured` gets.

@@ -2,6 +2,22 @@
 //!
 //! [`Kv`] is the one surface every handle offers ([`Store`] today; transactions and scoped
 //! namespaces implement the same trait). See [`Store`] for opening, concurrency and durability.
+//!
+//! # Examples
+//! ```
+//! use store::kv::{Kv, Store};
+//! // One function serves every handle: the store, a transaction, a namespace.
+//! fn hit(kv: &impl Kv) -> store::Result<i64> {
+//!     kv.increment("stats", "hits", 1)
+//! }
+//! let store = Store::in_memory()?;
+//! hit(&store)?;
+//! store.transaction(|tx| hit(tx))?;
+//! hit(&store.scoped("app")?)?;
+//! assert_eq!(store.get("stats", "hits")?, "2");
+//! assert_eq!(store.get("app:stats", "hits")?, "1");
+//! # Ok::<(), store::Error>(())
+//! ```
 
 pub(crate) mod access;
 mod checkpoint;

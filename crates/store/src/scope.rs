@@ -6,6 +6,22 @@
 //! write's own `BEGIN IMMEDIATE`, so concurrent writers — threads or processes — never overshoot.
 //! Usage comes from counters that SQLite triggers keep exact in the same transaction as every
 //! write (see `kv/sqlite/usage.rs`), so a check is O(1) however large the namespace.
+//!
+//! # Examples
+//! ```
+//! use store::{Kv, Quota, ScopedConfig, Store};
+//! let store = Store::in_memory()?;
+//! let a = store.scoped("tenant-a")?;
+//! let quota = Quota { max_keys: 1, ..Default::default() };
+//! let b = store.scoped_with(ScopedConfig::new("tenant-b").with_quota(quota))?;
+//! a.set("config", "k", "a")?;
+//! b.set("config", "k", "b")?;
+//! assert_eq!(a.get("config", "k")?, "a"); // same local names, separate data
+//! assert!(b.set("config", "k2", "x").unwrap_err().is_quota_exceeded());
+//! assert_eq!(b.usage()?.keys, 1);
+//! assert_eq!(store.groups("")?, ["tenant-a:config", "tenant-b:config"]);
+//! # Ok::<(), store::Error>(())
+//! ```
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,6 +39,16 @@ op_names!(SCOPED_OPS, "ScopedStore");
 op_names!(SCOPED_TXN_OPS, "ScopedTransaction");
 
 /// The group key-only calls use: `set_key`, `get_key`, `exists_key`, `delete_key`.
+///
+/// # Examples
+/// ```
+/// use store::{DEFAULT_GROUP, Kv, Store};
+/// let ns = Store::in_memory()?.scoped("app")?;
+/// ns.set_key("theme", "dark")?;
+/// assert_eq!(ns.get(DEFAULT_GROUP, "theme")?, "dark");
+/// assert_eq!(ns.groups("")?, [DEFAULT_GROUP]);
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const DEFAULT_GROUP: &str = "default";
 
 /// Per-namespace limits; 0 means unlimited.
@@ -140,6 +166,20 @@ struct QuotaWrite<'a> {
 pub(crate) static ROOT_SCOPE: Scope = Scope::ROOT;
 
 /// Where a handle's names live: the root (names as given) or one namespace.
+///
+/// Every handle holds one; it has no public constructor or methods. Choose a namespace with
+/// [`Store::scoped`] or [`Store::scoped_with`].
+///
+/// # Examples
+/// ```
+/// use store::{Kv, Store};
+/// let store = Store::in_memory()?; // the root scope: names as given
+/// let app = store.scoped("app")?; // the scope of namespace "app"
+/// app.set("config", "k", "v")?;
+/// assert_eq!(store.get("app:config", "k")?, "v");
+/// assert_eq!(app.groups("")?, ["config"]);
+/// # Ok::<(), store::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Scope {
     namespace: Option<String>,

@@ -1,5 +1,18 @@
 //! [`Service`]: one entry point that owns the layers, with a JSON action table (the CLI's
 //! backend, and the seam for future remote front-ends).
+//!
+//! # Examples
+//! ```
+//! use serde_json::json;
+//! use store::{Kv, Service, ServiceConfig};
+//! let dir = tempfile::tempdir()?;
+//! let service = Service::open(ServiceConfig::new(dir.path()))?;
+//! service.call("store/scoped/set", json!({"namespace": "app", "key": "k", "value": "v"}))?;
+//! assert_eq!(service.store().get("app:default", "k")?, "v"); // the library call it ran
+//! let err = service.call("store/nope", json!({})).unwrap_err();
+//! assert_eq!(err.field(), Some("action"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod actions;
 mod args;

@@ -3,9 +3,28 @@
 use crate::error::{Error, Result};
 
 /// Longest accepted group, key or prefix, in bytes.
+///
+/// # Examples
+/// ```
+/// use store::{Kv, MAX_NAME_BYTES, Store};
+/// let store = Store::in_memory()?;
+/// store.set(&"g".repeat(MAX_NAME_BYTES), "k", "v")?;
+/// let err = store.set(&"g".repeat(MAX_NAME_BYTES + 1), "k", "v").unwrap_err();
+/// assert_eq!(err.field(), Some("group"));
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const MAX_NAME_BYTES: usize = 4096;
 
 /// Longest accepted namespace, in bytes.
+///
+/// # Examples
+/// ```
+/// use store::{MAX_NAMESPACE_BYTES, Store};
+/// let store = Store::in_memory()?;
+/// assert!(store.scoped(&"n".repeat(MAX_NAMESPACE_BYTES)).is_ok());
+/// assert!(store.scoped(&"n".repeat(MAX_NAMESPACE_BYTES + 1)).is_err());
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const MAX_NAMESPACE_BYTES: usize = 64;
 
 /// A group or key: non-empty, at most 4096 bytes, no NUL.

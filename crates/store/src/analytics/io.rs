@@ -76,6 +76,21 @@ pub struct ImportProgress {
 /// A callback that panics while the job runs is not called again and fails the job with
 /// `InvalidInput { field: "progress" }`, keeping nothing; a panic in the final report, when the
 /// job has already succeeded, is logged and the job's result returned.
+///
+/// # Examples
+/// ```
+/// use std::sync::Mutex;
+/// use store::analytics::{Analytics, ImportProgress, ProgressFn};
+/// let dir = tempfile::tempdir()?;
+/// let file = dir.path().join("t.csv");
+/// std::fs::write(&file, "x\n1\n2\n3\n")?;
+/// let last = Mutex::new(None);
+/// let progress: ProgressFn<'_> = &|p: ImportProgress| *last.lock().unwrap() = Some(p);
+/// assert_eq!(Analytics::in_memory()?.import_file("t", &file, None, Some(progress))?, 3);
+/// let done = last.into_inner().unwrap().expect("the final report");
+/// assert_eq!((done.rows_processed, done.percentage), (3, Some(100.0)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type ProgressFn<'a> = &'a (dyn Fn(ImportProgress) + Sync);
 
 /// The file formats [`Analytics::import`] understands.

@@ -26,10 +26,47 @@ use crate::clock::{Clock, SystemClock, UnixMillis};
 use crate::error::{Error, Result};
 
 /// Per-checkpoint accuracy: primary key `(run_id, label)`.
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, CHECKPOINT_SCORES, CheckpointScore, Value};
+/// let db = Analytics::in_memory()?;
+/// db.ensure_scoring_tables()?;
+/// db.append_checkpoint_scores([CheckpointScore { model: "m".into(), run_id: "r".into(),
+///     label: "c1".into(), iteration: 1, correct: 9, total: 10, accuracy: 0.9, scored_at: None }])?;
+/// let rows = db.query(&format!("SELECT label, accuracy FROM {CHECKPOINT_SCORES}"), &[])?;
+/// assert_eq!(rows.rows[0], [Value::Text("c1".into()), Value::Float(0.9)]);
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const CHECKPOINT_SCORES: &str = "checkpoint_scores";
 /// Per-probe outcomes: primary key `(run_id, label, probe_id)`.
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, PROBE_RESULTS, ProbeResult};
+/// let db = Analytics::in_memory()?;
+/// db.ensure_scoring_tables()?;
+/// let probe = |id: &str| ProbeResult { model: "m".into(), run_id: "r".into(), label: "c".into(),
+///     probe_id: id.into(), passed: true, response: "ok".into(), iteration: 1, scored_at: None };
+/// db.append_probe_results([probe("p1"), probe("p2")])?; // keys differ in probe_id
+/// assert_eq!(db.table_counts()?.get(PROBE_RESULTS), Some(&2));
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const PROBE_RESULTS: &str = "probe_results";
 /// Free-form scores per prompt, suite and dimension: no primary key.
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, SCORING_RESULTS, ScoringResult};
+/// let db = Analytics::in_memory()?;
+/// db.ensure_scoring_tables()?;
+/// let row = ScoringResult { model: "m".into(), prompt_id: "q".into(), suite: "s".into(),
+///     dimension: "d".into(), score: 1.0, scored_at: None };
+/// db.append_scoring_results([row.clone()])?;
+/// db.append_scoring_results([row])?; // no key: appended again, not replaced
+/// assert_eq!(db.table_counts()?.get(SCORING_RESULTS), Some(&2));
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const SCORING_RESULTS: &str = "scoring_results";
 
 const DDL: &str = "

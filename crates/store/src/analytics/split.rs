@@ -50,6 +50,20 @@ use crate::error::{Error, Result};
 /// Longest escaped value used as a directory name; longer ones use `__long__<hash>`. A column
 /// whose escaped name is over 54 bytes lowers it, so that `<column>=<value>` stays within the
 /// 255-byte limit file systems put on a directory name.
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, MAX_ESCAPED_VALUE_BYTES};
+/// let (dir, db) = (tempfile::tempdir()?, Analytics::in_memory()?);
+/// let max = MAX_ESCAPED_VALUE_BYTES;
+/// let sql = format!("CREATE TABLE t AS SELECT repeat('a', {max} + range::INT) AS k, 1 AS n FROM range(2)");
+/// db.exec_batch(&sql)?;
+/// let manifest = db.export_split_parquet("t", dir.path(), "k")?;
+/// assert_eq!(manifest.files[0].path, format!("k={}/data.parquet", "a".repeat(max)));
+/// assert!(manifest.files[1].path.starts_with("k=__long__"));
+/// assert_eq!(manifest.files[1].value, Some("a".repeat(max + 1))); // the true value
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_ESCAPED_VALUE_BYTES: usize = 200;
 
 /// The longest directory name common file systems allow (`NAME_MAX`).
@@ -59,6 +73,17 @@ const MAX_NAME_BYTES: usize = 255;
 const LONG_PREFIX: &str = "__long__";
 
 /// The directory name DuckDB (and Spark, Trino, Polars) use for NULL.
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, HIVE_NULL};
+/// let (dir, db) = (tempfile::tempdir()?, Analytics::in_memory()?);
+/// db.exec_batch("CREATE TABLE t AS SELECT * FROM (VALUES (NULL, 1), ('a', 2)) v(k, n)")?;
+/// let manifest = db.export_split_parquet("t", dir.path(), "k")?;
+/// assert_eq!(manifest.files[0].value, None); // NULL first
+/// assert_eq!(manifest.files[0].path, format!("k={HIVE_NULL}/data.parquet"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 
 const MANIFEST: &str = "manifest.json";

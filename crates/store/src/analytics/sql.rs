@@ -9,6 +9,16 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Longest accepted identifier, in bytes.
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, MAX_IDENTIFIER_BYTES};
+/// let db = Analytics::in_memory()?;
+/// assert!(!db.table_exists(&"t".repeat(MAX_IDENTIFIER_BYTES))?);
+/// let err = db.table_exists(&"t".repeat(MAX_IDENTIFIER_BYTES + 1)).unwrap_err();
+/// assert_eq!(err.field(), Some("table"));
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const MAX_IDENTIFIER_BYTES: usize = 255;
 
 /// `name` as a quoted SQL identifier: `we"ird` → `"we""ird"`.

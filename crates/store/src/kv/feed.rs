@@ -11,6 +11,16 @@ use crate::kv::sqlite;
 use crate::validate;
 
 /// Most rows one [`Store::changes_since`] call returns.
+///
+/// # Examples
+/// ```
+/// use store::{Store, StoreConfig, kv::MAX_CHANGES_PER_CALL};
+/// let store = Store::open_with(StoreConfig::memory().with_change_feed(true))?;
+/// assert!(store.changes_since(0, MAX_CHANGES_PER_CALL)?.changes.is_empty());
+/// let err = store.changes_since(0, MAX_CHANGES_PER_CALL + 1).unwrap_err();
+/// assert_eq!(err.field(), Some("limit"));
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const MAX_CHANGES_PER_CALL: usize = 10_000;
 
 /// One row of the durable change feed (table `changes`).

@@ -346,6 +346,19 @@ pub(crate) fn upsert(
 }
 
 /// The upsert statement, shared with the benchmark's raw-rusqlite baseline.
+///
+/// # Examples
+/// ```
+/// use store::{Kv, Store};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("state.db");
+/// drop(Store::open(&path)?); // creates the schema
+/// let conn = rusqlite::Connection::open(&path)?;
+/// conn.execute(store::kv::UPSERT_SQL, rusqlite::params!["g", "k", "raw", None::<i64>, 7])?;
+/// let got = Store::open(&path)?.get_with_version("g", "k")?;
+/// assert_eq!((got.value.as_str(), got.version), ("raw", 7));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const UPSERT_SQL: &str = "INSERT INTO entries (group_name, entry_key, entry_value, expires_at, version) \
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (group_name, entry_key) DO UPDATE SET \
      entry_value = excluded.entry_value, expires_at = excluded.expires_at, version = excluded.version";
@@ -536,6 +549,20 @@ pub(crate) fn insert_change(
 }
 
 /// The change-row insert, shared with the benchmark's raw-rusqlite baseline.
+///
+/// # Examples
+/// ```
+/// use store::{Clock, EventKind, Store, SystemClock};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("state.db");
+/// drop(Store::open(&path)?); // creates the schema
+/// let conn = rusqlite::Connection::open(&path)?;
+/// let row = rusqlite::params![1, SystemClock.now_ms(), "set", "g", "k", "v", None::<i64>];
+/// conn.execute(store::kv::INSERT_CHANGE_SQL, row)?;
+/// let change = &Store::open(&path)?.changes_since(0, 10)?.changes[0];
+/// assert_eq!((change.kind, change.value.as_deref()), (EventKind::Set, Some("v")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const INSERT_CHANGE_SQL: &str = "INSERT INTO changes (seq, at_ms, kind, group_name, entry_key, entry_value, expires_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
