@@ -78,9 +78,9 @@ pub fn follow(
         None => newest,
     };
     if !out.json {
-        eprintln!(
+        out.note(format!(
             "following changes after seq {since} (SEQ, KIND, GROUP, KEY, VALUE, tab-separated); Ctrl-C to stop"
-        );
+        ));
     }
     // While nothing new arrives, `since` stays put and every poll reports the same gap.
     let mut warned_for = None;
@@ -95,12 +95,11 @@ pub fn follow(
             // changes on stdout can still learn that some were lost.
             let warning = format!("changes after seq {since} were pruned before they could be read");
             if out.json {
-                eprintln!(
-                    "{}",
-                    json!({"warning": {"kind": "gap", "after_seq": since, "message": warning}})
+                out.note(
+                    json!({"warning": {"kind": "gap", "after_seq": since, "message": warning}}).to_string(),
                 );
             } else {
-                eprintln!("warning: {warning}");
+                out.note(format!("warning: {warning}"));
             }
             warned_for = Some(since);
         }
@@ -128,7 +127,7 @@ pub fn print_batch(service: &Service, since: u64, limit: u64, out: &Output) -> s
         .collect();
     out.table(&["SEQ", "KIND", "GROUP", "KEY", "VALUE"], &rows);
     if batch["gap"] == true {
-        eprintln!("warning: changes after seq {since} were already pruned");
+        out.note(format!("warning: changes after seq {since} were already pruned"));
     }
     // The table has no cursor of its own: say where a full page continues, and that a
     // cursor past the newest change would miss later ones (they may be numbered below it).

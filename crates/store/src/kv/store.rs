@@ -250,7 +250,12 @@ impl Store {
         &self.inner().config
     }
 
-    /// Flushes the write-ahead log into the database file (a full checkpoint).
+    /// Flushes the write-ahead log into the database file (a full checkpoint) and truncates it.
+    ///
+    /// A reader on an older snapshot, in this or another process, keeps the log from being
+    /// copied; `sync` waits for it up to the busy timeout, then fails with a busy error
+    /// ([`Error::is_busy`]) rather than report a flush that did not happen. Memory stores have
+    /// no log: `sync` does nothing there.
     ///
     /// # Examples
     /// ```
@@ -265,8 +270,15 @@ impl Store {
         inner.check_usable(OP)?;
         let guard = inner.writer.lock();
         let writer = guard.as_ref().ok_or_else(|| Error::closed(OP))?;
-        if inner.is_file() {
-            checkpoint(&writer.conn).ctx(OP, "checkpoint write-ahead log")?;
+        if inner.is_file() && !checkpoint(&writer.conn).ctx(OP, "checkpoint write-ahead log")? {
+            return Err(busy(
+                OP,
+                "checkpoint write-ahead log",
+                "the write-ahead log could not be fully copied into the database file: another \
+                 connection (possibly another process) holds a read transaction on an older \
+                 snapshot; retry once that reader finishes, or raise StoreConfig::busy_timeout"
+                    .to_string(),
+            ));
         }
         Ok(())
     }
@@ -329,8 +341,12 @@ fn busy(op: &'static str, context: &'static str, message: String) -> Error {
     Error::sqlite(op, context, rusqlite::Error::SqliteFailure(code, Some(message)))
 }
 
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+/// A full checkpoint: `Ok(true)` when the log was copied into the database file and truncated,
+/// `Ok(false)` when a reader on an older snapshot (any connection, any process) kept it from
+/// finishing within the busy timeout. SQLite reports that in the result row, not as an error.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    let blocked: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+    Ok(blocked == 0)
 }
 
 impl Inner {

@@ -133,3 +133,38 @@ fn readers_see_every_commit_with_and_without_a_memory_map() {
         assert_eq!(store.count("bulk").unwrap(), 300, "mmap {mmap}");
     }
 }
+
+#[test]
+fn sync_flushes_the_whole_log_or_fails_busy_while_an_old_snapshot_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut short_wait = config(&path, 0);
+    short_wait.busy_timeout = Duration::from_millis(100);
+    let store = Store::open_with(short_wait).unwrap();
+    store.set("bulk", "first", "1").unwrap();
+    store.sync().unwrap();
+    // Another connection (as another process would) reads on the snapshot holding one row.
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let seen: i64 = reader
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen, 1);
+    write_many(&store, 200);
+
+    let err = store.sync().unwrap_err();
+    assert!(err.is_busy(), "{err}");
+    assert!(err.to_string().contains("older snapshot"), "{err}");
+
+    reader.execute_batch("COMMIT").unwrap();
+    store.sync().unwrap();
+    // The database file alone, without its log, now holds every row.
+    assert_eq!(file_len(&path.with_extension("db-wal")), 0);
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let rows: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 201);
+}
