@@ -23,7 +23,8 @@ pub struct SqlArgs {
 pub struct ImportArgs {
     /// Target table (created if missing, else appended to by column name).
     table: String,
-    /// A .parquet, .csv, .tsv, .json or .jsonl file.
+    /// A .parquet, .csv, .tsv, .json or .jsonl (.ndjson) file; .gz or .zst text files are read
+    /// decompressed. Any other name needs --format.
     file: String,
     /// Override the format the extension implies.
     #[arg(long, value_parser = ["csv", "tsv", "parquet", "json", "jsonl", "ndjson"])]

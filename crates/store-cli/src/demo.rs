@@ -90,12 +90,28 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
     }
 
     let groups = store.groups(PREFIX)?;
+    // The command to copy must reach this data directory, whichever way it was chosen.
+    let home = match store::default_home() {
+        Ok(default) if default == service.home() => String::new(),
+        _ => format!(" --home {}", shell_quoted(&service.home().to_string_lossy())),
+    };
     step(format!(
-        "{} live entries in groups {groups:?}; inspect them with `store kv ls demo:config`",
+        "{} live entries in groups {groups:?}; inspect them with `store{home} kv ls demo:config`",
         store.count_all(PREFIX)?
     ));
     if out.json {
         out.line(json!({"home": service.home(), "steps": steps}).to_string());
     }
     Ok(())
+}
+
+/// `text` as one POSIX shell word: as it is when it holds only characters no shell treats
+/// specially, else in single quotes.
+fn shell_quoted(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }

@@ -11,7 +11,7 @@ use crate::output::{Output, visible};
 
 #[derive(Debug, Args)]
 pub struct KvArgs {
-    /// Work inside this namespace (groups are stored as NS:group; key-only defaults to "default").
+    /// Work inside this namespace (groups are stored as NS:group).
     #[arg(long, global = true, value_name = "NS")]
     ns: Option<String>,
     #[command(subcommand)]
@@ -68,7 +68,7 @@ enum KvCommand {
         #[command(flatten)]
         quota: QuotaArgs,
     },
-    /// Add D (default 1) to an integer value.
+    /// Add DELTA (default 1) to an integer value; a missing key counts as 0.
     Incr {
         group: String,
         key: String,
@@ -137,6 +137,17 @@ impl Target<'_> {
     }
 }
 
+/// A combination of arguments clap cannot express, checked before anything opens: the
+/// message of the usage error (exit code 2) it makes.
+pub fn usage_problem(args: &KvArgs) -> Option<&'static str> {
+    match &args.command {
+        KvCommand::Set { quota, .. } if args.ns.is_none() && quota.to_json().is_some() => {
+            Some("--max-keys/--max-groups/--max-bytes need --ns NS (a quota belongs to a namespace)")
+        }
+        _ => None,
+    }
+}
+
 pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
     let target = Target {
         ns: args.ns.as_deref(),
@@ -173,14 +184,8 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             } else if let Some(v) = if_version {
                 pairs.push(("if_version", json!(v)));
             }
+            // `usage_problem` has already refused a quota without --ns.
             if let Some(q) = quota.to_json() {
-                if target.ns.is_none() {
-                    return Err(store::Error::InvalidInput {
-                        op: "store kv set",
-                        field: "quota",
-                        reason: "--max-keys/--max-groups/--max-bytes need --ns".into(),
-                    });
-                }
                 pairs.push(("quota", q));
             }
             let r = target.call(service, "set", object(pairs))?;

@@ -14,7 +14,7 @@ mod output;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use store::{Service, ServiceConfig};
 
 use crate::output::Output;
@@ -29,7 +29,8 @@ struct Cli {
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
-    /// No progress output.
+    /// No progress bars, and no hints or warnings on stderr (where a page continues, a
+    /// cursor past the newest change).
     #[arg(long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -48,7 +49,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         since: Option<u64>,
         /// At most this many changes (1 to 10000); not with --follow, which prints them all.
-        #[arg(long, default_value_t = 100, value_name = "N", conflicts_with = "follow")]
+        #[arg(long, default_value_t = 100, value_name = "N", conflicts_with = "follow",
+              value_parser = clap::value_parser!(u64).range(1..=store::kv::MAX_CHANGES_PER_CALL as u64))]
         limit: u64,
         /// Keep printing new changes until Ctrl-C.
         #[arg(long)]
@@ -77,6 +79,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Kv(args) = &cli.command
+        && let Some(problem) = kv::usage_problem(args)
+    {
+        Cli::command()
+            .error(clap::error::ErrorKind::MissingRequiredArgument, problem)
+            .exit();
+    }
     let out = Output::new(cli.json, cli.quiet);
     match run(cli, &out) {
         Ok(()) => ExitCode::SUCCESS,

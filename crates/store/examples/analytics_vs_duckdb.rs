@@ -1,8 +1,9 @@
 //! Comparison harness for the analytics layer against DuckDB doing the same work, in one process.
 //!
-//! `cargo run -p store --example analytics_vs_duckdb [-- --quick]` (the default dev profile
-//! builds DuckDB with -O3; add `--config 'profile.dev.package.store.opt-level=3'` to optimise this
-//! crate too). Each workload alternates store and baseline over several rounds and compares
+//! Build it with `cargo build --workspace --examples --config 'profile.dev.package.store.opt-level=3'`
+//! and run `$CARGO_TARGET_DIR/debug/examples/analytics_vs_duckdb [--quick]` (the README's
+//! command: the dev profile already builds DuckDB with -O3, and `cargo run -p store` would
+//! build the engine a second time under other features). Each workload alternates store and baseline over several rounds and compares
 //! medians:
 //! - `export_parquet` of a table vs DuckDB's own `COPY … TO … (FORMAT parquet)`;
 //! - split export into 10 / 1,000 / 10,000 values vs `COPY … (PARTITION_BY …)` and vs a plain COPY,

@@ -14,6 +14,9 @@ fn demo_runs_twice_in_the_same_home_and_leaves_demo_config_readable() {
     for _ in 0..2 {
         let out = home.run(&["demo"]).success();
         assert!(out.stdout.contains("store demo on"), "{}", out.stdout);
+        // The suggested command reaches this home, not the default one.
+        let hint = format!("`store --home {} kv ls demo:config`", home.path().display());
+        assert!(out.stdout.contains(&hint), "{}", out.stdout);
         assert!(!out.stdout.contains("no conflict?"), "{}", out.stdout);
     }
     let ls = home.ok(&["kv", "ls", "demo:config"]);

@@ -127,13 +127,6 @@ fn changes_limit_caps_the_batch_and_next_seq_resumes() {
 }
 
 #[test]
-fn changes_limit_out_of_range_exits_1() {
-    let home = Home::new();
-    home.run(&["changes", "--limit", "0"]).library_error();
-    home.run(&["changes", "--limit", "10001"]).library_error();
-}
-
-#[test]
 fn changes_record_increments_and_purged_expiry() {
     let home = Home::new();
     home.ok(&["kv", "incr", "g", "n", "5"]);

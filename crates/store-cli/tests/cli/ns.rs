@@ -175,20 +175,6 @@ fn scoped_set_over_max_bytes_names_max_bytes() {
     home.ok(&["kv", "--ns", "t", "set", "g", "k", "1", "--max-bytes", "10"]);
 }
 
-/// Documented choice: quota flags without `--ns` are a library `InvalidInput{field:"quota"}`
-/// raised by the CLI after parsing, so the exit code is 1 (not 2), and nothing is written.
-#[test]
-fn quota_flags_without_ns_exit_1_and_write_nothing() {
-    let home = Home::new();
-    let out = home
-        .run(&["kv", "set", "config", "k", "v", "--max-keys", "1"])
-        .library_error();
-    assert!(out.stderr.contains("--ns"), "{}", out.stderr);
-    let error = home.json_fail(&["kv", "set", "config", "k", "v", "--max-bytes", "5"]);
-    assert_eq!(error["kind"], "invalid_input");
-    home.run(&["kv", "get", "config", "k"]).library_error();
-}
-
 #[test]
 fn ns_usage_prints_keys_groups_and_bytes() {
     let home = Home::new();

@@ -184,3 +184,20 @@ fn changes_limit_with_follow_is_a_usage_error_rather_than_ignored() {
     usage_error(&["changes", "--follow", "--limit", "5"]);
     usage_error(&["changes", "--follow", "--limit", "0"]);
 }
+
+#[test]
+fn quota_flags_without_ns_are_a_usage_error_naming_ns() {
+    for flag in ["--max-keys", "--max-groups", "--max-bytes"] {
+        let out = usage_error(&["kv", "set", "config", "k", "v", flag, "1"]);
+        assert!(out.stderr.contains("need --ns"), "{}", out.stderr);
+        usage_error(&["--json", "kv", "set", "config", "k", "v", flag, "1"]);
+    }
+}
+
+#[test]
+fn changes_limit_outside_1_to_10000_is_a_usage_error() {
+    for limit in ["0", "10001"] {
+        let out = usage_error(&["changes", "--limit", limit]);
+        assert!(out.stderr.contains("--limit"), "{}", out.stderr);
+    }
+}

@@ -362,7 +362,9 @@ impl Analytics {
                     OP,
                     "format",
                     format!(
-                        "cannot tell the format of a .{other} file; use .parquet, .csv, .tsv, .json or .jsonl"
+                        "cannot tell the format of a .{other} file; use .parquet, .csv, .tsv, .json or .jsonl \
+                         (or .csv.gz and the like), or name the format (Analytics::import_as, \
+                         store import --format)"
                     ),
                 ));
             }

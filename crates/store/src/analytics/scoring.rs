@@ -373,7 +373,9 @@ impl Columns<ScoringResult> for ScoringColumns {
 }
 
 impl Analytics {
-    /// Creates the three scoring tables if they do not exist (idempotent).
+    /// Creates the three scoring tables if they do not exist (idempotent), all or nothing: when
+    /// a table of one of these names exists with other columns, the call fails naming it and
+    /// creates none of the others.
     ///
     /// # Examples
     /// ```
@@ -386,7 +388,7 @@ impl Analytics {
     /// ```
     pub fn ensure_scoring_tables(&self) -> Result<()> {
         const OP: &str = "Analytics::ensure_scoring_tables";
-        self.with_conn(OP, |conn| {
+        self.in_transaction(OP, |conn| {
             conn.execute_batch(DDL)
                 .map_err(|e| Error::duckdb(OP, "create scoring tables", e))?;
             // `IF NOT EXISTS` keeps a table of the same name whatever its columns; one whose

@@ -183,6 +183,17 @@ fn ensure_scoring_tables_twice_is_ok_and_keeps_rows() {
 }
 
 #[test]
+fn ensure_scoring_tables_creates_nothing_when_one_name_holds_another_table() {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE probe_results (x INTEGER)").unwrap();
+    let err = db.ensure_scoring_tables().unwrap_err();
+    assert!(err.to_string().contains(PROBE_RESULTS), "{err}");
+    assert!(!db.table_exists(CHECKPOINT_SCORES).unwrap());
+    assert!(!db.table_exists(SCORING_RESULTS).unwrap());
+    assert_eq!(db.table_counts().unwrap().len(), 1);
+}
+
+#[test]
 fn appending_100000_checkpoint_rows_counts_100000() {
     let db = db();
     let rows = (0..100_000).map(|i| {
