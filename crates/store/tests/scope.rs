@@ -2,8 +2,8 @@
 //! and the scoped transaction scenarios of SPEC §4.
 //!
 //! Every store is a real SQLite file in a temp dir (`common::file_store`), TTL uses `ManualClock`
-//! (no sleeping), and usage counters are checked against a ground truth computed with raw SQL over
-//! the `entries` table.
+//! (no sleeping; only the child processes of `processes` run on the system clock), and usage
+//! counters are checked against a ground truth computed with raw SQL over the `entries` table.
 
 mod common;
 
@@ -19,6 +19,8 @@ mod isolation;
 mod model;
 #[path = "scope/namespaces.rs"]
 mod namespaces;
+#[path = "scope/processes.rs"]
+mod processes;
 #[path = "scope/quota_bytes.rs"]
 mod quota_bytes;
 #[path = "scope/quota_groups.rs"]

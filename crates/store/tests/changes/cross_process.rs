@@ -3,12 +3,12 @@
 //! which follows the change feed of the same file and reports what it read as one JSON line.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use store::{Error, EventKind, Kv, Store, StoreConfig};
 
-use crate::common::{Fixture, file_store};
+use crate::common::{Fixture, child_test_command, file_store};
 
 /// Database path for the child; its presence turns `feed_child` on.
 const CHILD_ENV: &str = "STORE_FEED_CHILD";
@@ -219,18 +219,8 @@ fn child_versions(result: &serde_json::Value) -> Vec<u64> {
 }
 
 fn child_command(f: &Fixture, until: Option<&str>) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        "cross_process::feed_child",
-        "--nocapture",
-        "--ignored",
-        "--test-threads=1",
-    ])
-    .env(CHILD_ENV, f.path())
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
+    let mut cmd = child_test_command("cross_process::feed_child");
+    cmd.env(CHILD_ENV, f.path());
     match until {
         Some(marker) => cmd.env(UNTIL_ENV, marker),
         None => cmd.env_remove(UNTIL_ENV),

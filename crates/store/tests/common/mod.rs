@@ -81,6 +81,98 @@ pub fn both() -> Vec<(&'static str, Store, Arc<ManualClock>, Option<tempfile::Te
     vec![("file", f.store, f.clock, Some(f.dir)), ("memory", m, mc, None)]
 }
 
+/// A command that re-executes this test binary as a child process running only the ignored helper
+/// test `test` (`module::name`), with `--nocapture` so the helper's stdout lines reach the parent
+/// through a pipe (stdin is null unless the caller changes it; stderr is inherited).
+pub fn child_test_command(test: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.args(["--exact", test, "--nocapture", "--ignored", "--test-threads=1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    cmd
+}
+
+/// A child process started from a [`child_test_command`]: the stdout lines containing `marker`
+/// arrive (from after the marker) through a channel, since libtest may print before them.
+pub struct ChildProcess {
+    pub process: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl ChildProcess {
+    pub fn spawn(mut cmd: std::process::Command, marker: &'static str) -> ChildProcess {
+        use std::io::BufRead;
+        let mut process = cmd.spawn().expect("spawn child process");
+        let stdout = std::io::BufReader::new(process.stdout.take().expect("piped stdout"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(at) = line.find(marker) {
+                    let _ = tx.send(line[at + marker.len()..].to_string());
+                }
+            }
+        });
+        let seen = Vec::new();
+        ChildProcess { process, lines, seen }
+    }
+
+    /// Reads lines until the child has printed `n` (`usize::MAX`: until its stdout closes);
+    /// a child silent for 60 s, or ending before `n`, fails the test.
+    pub fn read_until(&mut self, n: usize) {
+        use std::sync::mpsc::RecvTimeoutError;
+        while self.seen.len() < n {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) if n == usize::MAX => return,
+                Err(e) => panic!("child stopped ({e:?}) after {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Reads the next line, which must be `expected`.
+    pub fn wait_for(&mut self, expected: &str) {
+        self.read_until(self.seen.len() + 1);
+        assert_eq!(
+            self.seen.last().unwrap(),
+            expected,
+            "child lines: {:?}",
+            self.seen
+        );
+    }
+
+    /// Kills the child (SIGKILL on Unix), which must still be running; returns every line it
+    /// printed.
+    pub fn kill(mut self) -> Vec<String> {
+        let running = self.process.try_wait().expect("try_wait").is_none();
+        self.process.kill().expect("kill");
+        self.process.wait().expect("wait");
+        self.read_until(usize::MAX);
+        assert!(running, "child ended before it was killed: {:?}", self.seen);
+        std::mem::take(&mut self.seen)
+    }
+
+    /// Waits for the child to succeed; returns every line it printed.
+    pub fn finish(mut self) -> Vec<String> {
+        self.read_until(usize::MAX);
+        let status = self.process.wait().expect("wait");
+        assert!(status.success(), "child failed ({status}): {:?}", self.seen);
+        std::mem::take(&mut self.seen)
+    }
+}
+
+/// A test failing part-way leaves no child running.
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.process.try_wait() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+}
+
 /// A raw rusqlite connection on `path`.
 pub fn raw(path: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).expect("raw open");
