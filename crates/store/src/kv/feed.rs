@@ -85,9 +85,11 @@ impl Store {
     /// sees the write.
     ///
     /// # Errors
-    /// `Closed` after close; `InvalidInput` for a bad group name; with the change feed off, a
-    /// busy `Sqlite` error if a write that began before any listener still runs after the
-    /// busy timeout (nothing is registered then).
+    /// `Closed` after close; `InvalidInput` for a bad group name, and `InvalidInput { field:
+    /// "transaction" }` when called from inside a transaction closure of this store (register
+    /// before the transaction begins); with the change feed off, a busy `Sqlite` error if a
+    /// write that began before any listener still runs after the busy timeout (nothing is
+    /// registered then).
     ///
     /// # Examples
     /// ```

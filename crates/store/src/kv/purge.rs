@@ -51,6 +51,11 @@ impl PurgeThread {
         }))
     }
 
+    /// The thread's id (`None` once stopped).
+    pub fn thread_id(&self) -> Option<std::thread::ThreadId> {
+        self.thread.as_ref().map(|t| t.thread().id())
+    }
+
     /// Signals the thread and waits for it, unless called from the thread itself (a callback
     /// running on it may close the store), where waiting would deadlock.
     pub fn stop(mut self) {

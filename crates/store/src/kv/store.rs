@@ -3,8 +3,9 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -84,6 +85,9 @@ pub(crate) struct Inner {
     txn_owner: AtomicUsize,
     /// Held for the whole of `close`, so a concurrent `close` returns only once it is closed.
     closing: Mutex<()>,
+    /// The purge thread, once started: a close called on it (from an `on_change` callback)
+    /// while another close waits to join it must not wait for that close in turn.
+    purge_thread: OnceLock<ThreadId>,
     events: Arc<Registry>,
     /// Set while a write that stages no events (nobody was listening when it began) and
     /// cannot replay them from the change feed (it is off, or keeps no values) is in flight,
@@ -200,11 +204,15 @@ impl Store {
             checkpointer: Mutex::new(checkpointer),
             txn_owner: AtomicUsize::new(0),
             closing: Mutex::new(()),
+            purge_thread: OnceLock::new(),
             events: Arc::new(Registry::default()),
             unrecorded_write: AtomicBool::new(false),
             config,
         });
         let purge = PurgeThread::start(&inner)?;
+        if let Some(thread) = purge.as_ref().and_then(PurgeThread::thread_id) {
+            let _ = inner.purge_thread.set(thread);
+        }
         *inner.purge.lock() = purge;
         Ok(Store {
             handle: Arc::new(Handle { inner }),
@@ -606,7 +614,13 @@ impl Inner {
                 "cannot close the store from inside its own transaction; close it after the closure returns",
             ));
         }
-        let _closing = self.closing.lock();
+        let _closing = match self.closing.try_lock() {
+            Some(guard) => guard,
+            // Another close holds the lock and may be joining this very thread: waiting for it
+            // could deadlock. That close completes once the callback on this thread returns.
+            None if self.purge_thread.get() == Some(&std::thread::current().id()) => return Ok(()),
+            None => self.closing.lock(),
+        };
         if self
             .state
             .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)

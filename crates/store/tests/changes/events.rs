@@ -1125,3 +1125,39 @@ fn dropping_a_guard_whose_callback_holds_the_last_handle_closes_the_store() {
         "dropping the guard hung: the store's close waited for the lock held while dropping it"
     );
 }
+
+#[test]
+fn a_purge_thread_callback_closing_the_store_during_another_close_does_not_deadlock() {
+    let f = file_store_with(|c| c.with_purge_interval(Duration::from_millis(5)));
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let entered_tx = Mutex::new(entered_tx);
+    let store = f.store.clone();
+    let _guard = f
+        .store
+        .on_change(move |e| {
+            if e.kind != EventKind::Expired {
+                return;
+            }
+            let _ = entered_tx.lock().unwrap().send(());
+            // Wait until the main thread's close is under way (data calls fail `Closed`), so it
+            // holds the close lock and waits to join this thread, then close from here too.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while store.get("g", "other").map_or_else(|e| !e.is_closed(), |_| true)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            store.close().unwrap();
+        })
+        .unwrap();
+    f.store
+        .set_with_ttl("g", "k", "v", Duration::from_millis(1))
+        .unwrap();
+    f.clock.advance(Duration::from_secs(1));
+    entered_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the purge thread expired the entry");
+    let store = f.store.clone();
+    within(HANG, move || store.close()).unwrap();
+    assert!(f.store.is_closed());
+}
