@@ -35,6 +35,7 @@ pub(crate) mod sql;
 mod stream;
 mod value;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -332,9 +333,19 @@ impl Analytics {
     }
 
     /// Refuses a call on a thread that already holds the connection (reading a `query_arrow`
-    /// result, or inside `with_connection`): waiting for the lock there would never end.
+    /// result, or inside `with_connection`), or that runs the progress callback of a job
+    /// holding it: waiting for the lock there would never end.
     pub(crate) fn check_free(&self, op: &'static str) -> Result<()> {
         self.check_not_streaming(op)?;
+        if PROGRESS_OF.with(Cell::get) == self.identity() {
+            return Err(Error::invalid(
+                op,
+                "connection",
+                "called from a progress callback of this handle, whose running job holds the \
+                 connection until the callback returns; pass the figures to another thread \
+                 and call the handle from there once the job has finished",
+            ));
+        }
         if self.holder.load(std::sync::atomic::Ordering::Relaxed) == crate::kv::store::thread_token() {
             return Err(Error::invalid(
                 op,
@@ -344,6 +355,12 @@ impl Analytics {
             ));
         }
         Ok(())
+    }
+
+    /// This handle while it is borrowed: the address of its connection slot, which cannot move
+    /// (nor another handle take it) during a call.
+    fn identity(&self) -> usize {
+        &self.conn as *const _ as usize
     }
 
     /// Runs `f` on the connection.
@@ -358,6 +375,7 @@ impl Analytics {
             op,
             what: "analytics database",
         })?;
+        let _holding = Holding::enter(self.identity());
         f(conn)
     }
 
@@ -518,6 +536,38 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
         return Err(Error::invalid(op, "path", "the database path contains NUL"));
     }
     Ok(())
+}
+
+thread_local! {
+    /// The handle (`Analytics::identity`) whose connection this thread holds in `with_conn`.
+    static HOLDING: Cell<usize> = const { Cell::new(0) };
+    /// On a progress helper thread: the handle whose job it reports on.
+    static PROGRESS_OF: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Records on this thread which handle's connection it holds, until dropped (also on unwind).
+struct Holding(usize);
+
+impl Holding {
+    fn enter(handle: usize) -> Holding {
+        Holding(HOLDING.with(|h| h.replace(handle)))
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        HOLDING.with(|h| h.set(self.0));
+    }
+}
+
+/// The handle whose connection the calling thread holds (0 if none).
+pub(crate) fn connection_owner() -> usize {
+    HOLDING.with(Cell::get)
+}
+
+/// Marks the calling thread as the progress reporter of a job on `owner`'s connection.
+pub(crate) fn mark_progress_thread(owner: usize) {
+    PROGRESS_OF.with(|p| p.set(owner));
 }
 
 /// How a transaction opens: read-write, or read-only (DuckDB then refuses any change to the

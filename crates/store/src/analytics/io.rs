@@ -3,9 +3,10 @@
 //! Imports stream through DuckDB's readers inside one transaction: a missing table is created
 //! from the file (`CREATE TABLE … AS SELECT`), an existing one is appended to by column name
 //! (`INSERT INTO … BY NAME`), and any failure — a malformed line, a type mismatch — rolls the
-//! whole import back, leaving the table as it was (or absent). Exports write to `<path>.tmp`
-//! and rename over the target only when DuckDB has finished, so a failed export leaves the
-//! target untouched.
+//! whole import back, leaving the table as it was (or absent). Exports write to a staging file
+//! beside the target (`<path>.<pid>-<n>.tmp`, unique to the call, so concurrent exports to one
+//! path cannot write into the same file) and rename it over the target only when DuckDB has
+//! finished, so a failed export leaves the target untouched.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,6 +73,10 @@ pub struct ImportProgress {
 /// A progress callback: called from a helper thread with DuckDB's estimates (every 100 ms) while
 /// the statement runs, then once more on the calling thread when the job has finished, with
 /// every row done and `percentage` 100.
+///
+/// The job holds its handle's connection while the callback runs, so the callback must not
+/// call that handle: such calls fail at once with `InvalidInput { field: "connection" }`
+/// (other handles are fine).
 ///
 /// A callback that panics while the job runs is not called again and fails the job with
 /// `InvalidInput { field: "progress" }`, keeping nothing; a panic in the final report, when the
@@ -1208,9 +1213,14 @@ pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The staging file of one export to `path`: `<path>.<pid>-<n>.tmp`, unique to this call, so
+/// exports to the same path at once (threads, handles or processes) never write into one
+/// file: each renames its own complete file over `path`, and the last rename wins.
 fn tmp_path(path: &Path) -> std::path::PathBuf {
+    static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
+    name.push(format!(".{}-{n}.tmp", std::process::id()));
     path.with_file_name(name)
 }
 
@@ -1267,10 +1277,14 @@ pub(crate) fn with_progress<T>(
         return work();
     }
     let (handle, interrupt) = (conn.progress_handle(), conn.interrupt_handle());
+    let owner = super::connection_owner();
     let done = AtomicBool::new(false);
     let panicked = parking_lot::Mutex::new(None::<String>);
     let result = std::thread::scope(|scope| {
         scope.spawn(|| {
+            // The job holds `owner`'s connection until this thread ends: the callback's calls
+            // on that handle are refused rather than left waiting for it.
+            super::mark_progress_thread(owner);
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(PROGRESS_EVERY);
                 let p = handle.query_progress();

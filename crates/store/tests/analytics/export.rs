@@ -480,3 +480,59 @@ fn a_query_failing_mid_export_returns_its_error_every_time_and_never_hangs() {
         "a partial file was left"
     );
 }
+
+#[test]
+fn concurrent_exports_to_one_path_each_publish_a_whole_file_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("same.parquet");
+    // A file already named `<path>.tmp` (another writer's, or the user's) is left alone.
+    std::fs::write(dir.path().join("same.parquet.tmp"), "not ours").unwrap();
+    let handles: Vec<Analytics> = (0..2)
+        .map(|w| {
+            let db = Analytics::in_memory().unwrap();
+            db.exec_batch(&format!(
+                "CREATE TABLE t AS SELECT range AS x, {w} AS w FROM range({})",
+                300_000 + w * 1000
+            ))
+            .unwrap();
+            db
+        })
+        .collect();
+    for round in 0..5 {
+        let barrier = std::sync::Barrier::new(2);
+        let rows: Vec<u64> = std::thread::scope(|s| {
+            let jobs: Vec<_> = handles
+                .iter()
+                .map(|db| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        db.export_parquet("t", &path).unwrap()
+                    })
+                })
+                .collect();
+            jobs.into_iter().map(|j| j.join().unwrap()).collect()
+        });
+        assert_eq!(rows, [300_000, 301_000], "round {round}");
+        // The last rename wins: the file is one export, whole.
+        let check = Analytics::in_memory().unwrap();
+        let read = check
+            .query_row(
+                &format!(
+                    "SELECT count(*), min(w), max(w) FROM read_parquet({})",
+                    lit(&path)
+                ),
+                &[],
+            )
+            .unwrap()
+            .unwrap()
+            .values;
+        let w = read[1].as_i64().unwrap();
+        assert_eq!(read[2].as_i64(), Some(w), "round {round}: rows of both exports");
+        assert_eq!(read[0].as_i64(), Some(300_000 + w * 1000), "round {round}");
+    }
+    assert_eq!(names_in(dir.path()), ["same.parquet", "same.parquet.tmp"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("same.parquet.tmp")).unwrap(),
+        "not ours"
+    );
+}

@@ -1226,3 +1226,67 @@ fn a_json_key_null_throughout_makes_a_column_later_imports_can_fill() {
         t("VARCHAR")
     );
 }
+
+#[test]
+fn a_progress_callback_calling_its_own_handle_is_refused_instead_of_deadlocking() {
+    // A deadlock fails the test instead of hanging it.
+    crate::common::within(std::time::Duration::from_secs(120), || {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Analytics::in_memory().unwrap();
+        let other = Analytics::in_memory().unwrap();
+        let mut csv = String::from("x,s\n");
+        for i in 0..2_000_000 {
+            csv.push_str(&format!("{i},name{i}\n"));
+        }
+        let file = write(dir.path(), "big.csv", &csv);
+        db.exec_batch("CREATE TABLE big AS SELECT i, 'text ' || i AS s FROM range(6000000) r(i)")
+            .unwrap();
+        // Mid-job estimates arrive on a helper thread while the job holds `db`'s connection.
+        let own_calls = std::sync::Mutex::new(Vec::new());
+        let other_calls = AtomicUsize::new(0);
+        let callback = |p: store::analytics::ImportProgress| {
+            if p.percentage != Some(100.0) {
+                own_calls
+                    .lock()
+                    .unwrap()
+                    .push(db.query_row("SELECT 1", &[]).map(|_| ()));
+                own_calls.lock().unwrap().push(db.close());
+                if other.query_row("SELECT 1", &[]).is_ok() {
+                    other_calls.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        };
+
+        assert_eq!(
+            db.import_file("t", &file, None, Some(&callback)).unwrap(),
+            2_000_000
+        );
+        let out = dir.path().join("big.parquet");
+        assert_eq!(
+            db.export_parquet_with("big", &out, "zstd", Some(&callback))
+                .unwrap(),
+            6_000_000
+        );
+
+        let own_calls = own_calls.into_inner().unwrap();
+        assert!(
+            own_calls.len() >= 4,
+            "no estimate arrived during both jobs; make them bigger"
+        );
+        for result in own_calls {
+            let err = result.expect_err("a call on the handle whose job is running");
+            assert_eq!(
+                (err.kind(), err.field()),
+                (ErrorKind::InvalidInput, Some("connection")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("progress callback"), "{err}");
+        }
+        assert!(
+            other_calls.load(Ordering::SeqCst) > 0,
+            "another handle stays callable"
+        );
+        // The refused close did not close anything; outside the callback the handle works.
+        assert_eq!(count(&db, "t"), 2_000_000);
+    });
+}
