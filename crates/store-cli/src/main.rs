@@ -29,8 +29,8 @@ struct Cli {
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
-    /// No progress bars, and no hints or warnings on stderr (where a page continues, a
-    /// cursor past the newest change).
+    /// No progress bars, and no hints on stderr (where a page continues, a --since past the
+    /// newest change). Errors and pruned-change warnings still print.
     #[arg(long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -82,7 +82,13 @@ fn main() -> ExitCode {
     if let Command::Kv(args) = &cli.command
         && let Some(problem) = kv::usage_problem(args)
     {
-        Cli::command()
+        // Reported against `store kv set`, so its usage line is the one shown.
+        let mut command = Cli::command();
+        command.build(); // names the subcommands' usage lines `store kv set …`
+        let set = command
+            .find_subcommand_mut("kv")
+            .and_then(|kv| kv.find_subcommand_mut("set").cloned());
+        set.unwrap_or(command)
             .error(clap::error::ErrorKind::MissingRequiredArgument, problem)
             .exit();
     }

@@ -35,7 +35,7 @@ pub(crate) mod sql;
 mod stream;
 mod value;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -337,13 +337,13 @@ impl Analytics {
     /// holding it: waiting for the lock there would never end.
     pub(crate) fn check_free(&self, op: &'static str) -> Result<()> {
         self.check_not_streaming(op)?;
-        if PROGRESS_OF.with(Cell::get) == self.identity() {
+        if BLOCKED_ON.with(|b| b.borrow().contains(&self.identity())) {
             return Err(Error::invalid(
                 op,
                 "connection",
-                "called from a progress callback of this handle, whose running job holds the \
-                 connection until the callback returns; pass the figures to another thread \
-                 and call the handle from there once the job has finished",
+                "called from a progress callback while a running job holds this handle's \
+                 connection until the callback returns; pass the figures to another thread and \
+                 call the handle from there once the job has finished",
             ));
         }
         if self.holder.load(std::sync::atomic::Ordering::Relaxed) == crate::kv::store::thread_token() {
@@ -539,35 +539,41 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
 }
 
 thread_local! {
-    /// The handle (`Analytics::identity`) whose connection this thread holds in `with_conn`.
-    static HOLDING: Cell<usize> = const { Cell::new(0) };
-    /// On a progress helper thread: the handle whose job it reports on.
-    static PROGRESS_OF: Cell<usize> = const { Cell::new(0) };
+    /// The handles (`Analytics::identity`) whose connections this thread holds in `with_conn`,
+    /// innermost last.
+    static HOLDING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// On a progress helper thread: the handles held while it runs (by the thread that started
+    /// the job, and by whatever that thread was waiting for in turn), which it must not call.
+    static BLOCKED_ON: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Records on this thread which handle's connection it holds, until dropped (also on unwind).
-struct Holding(usize);
+/// Records on this thread that it holds a handle's connection, until dropped (also on unwind).
+struct Holding;
 
 impl Holding {
     fn enter(handle: usize) -> Holding {
-        Holding(HOLDING.with(|h| h.replace(handle)))
+        HOLDING.with(|h| h.borrow_mut().push(handle));
+        Holding
     }
 }
 
 impl Drop for Holding {
     fn drop(&mut self) {
-        HOLDING.with(|h| h.set(self.0));
+        HOLDING.with(|h| h.borrow_mut().pop());
     }
 }
 
-/// The handle whose connection the calling thread holds (0 if none).
-pub(crate) fn connection_owner() -> usize {
-    HOLDING.with(Cell::get)
+/// The handles a progress helper started from this thread must not call: those this thread
+/// holds, and those it may not call itself.
+pub(crate) fn held_by_this_thread() -> Vec<usize> {
+    let mut held = HOLDING.with(|h| h.borrow().clone());
+    BLOCKED_ON.with(|b| held.extend(b.borrow().iter().copied()));
+    held
 }
 
-/// Marks the calling thread as the progress reporter of a job on `owner`'s connection.
-pub(crate) fn mark_progress_thread(owner: usize) {
-    PROGRESS_OF.with(|p| p.set(owner));
+/// Marks the calling thread as a progress helper that must not call `handles`.
+pub(crate) fn mark_progress_thread(handles: Vec<usize>) {
+    BLOCKED_ON.with(|b| *b.borrow_mut() = handles);
 }
 
 /// How a transaction opens: read-write, or read-only (DuckDB then refuses any change to the

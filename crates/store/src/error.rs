@@ -271,7 +271,8 @@ fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
         Some(ErrorCode::CannotOpen) => "; check that the directory exists and is writable",
         Some(ErrorCode::ReadOnly) => "; the database or its directory is read-only: open a writable location",
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-            "; another connection held the write lock past the busy timeout: retry, or raise busy_timeout"
+            "; another connection held a lock past the busy timeout (a writer, or a reader that a \
+             checkpoint waits for): retry, or raise busy_timeout"
         }
         Some(ErrorCode::DiskFull) => "; free disk space and retry",
         Some(ErrorCode::DatabaseCorrupt) => "; the file is damaged: restore it from a backup",

@@ -74,9 +74,9 @@ pub struct ImportProgress {
 /// the statement runs, then once more on the calling thread when the job has finished, with
 /// every row done and `percentage` 100.
 ///
-/// The job holds its handle's connection while the callback runs, so the callback must not
-/// call that handle: such calls fail at once with `InvalidInput { field: "connection" }`
-/// (other handles are fine).
+/// The job holds its handle's connection while the callback runs (and the calling thread may
+/// hold others, e.g. inside `with_connection`), so the callback must not call those handles:
+/// such calls fail at once with `InvalidInput { field: "connection" }`. Other handles are fine.
 ///
 /// A callback that panics while the job runs is not called again and fails the job with
 /// `InvalidInput { field: "progress" }`, keeping nothing; a panic in the final report, when the
@@ -1215,12 +1215,18 @@ pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
 
 /// The staging file of one export to `path`: `<path>.<pid>-<n>.tmp`, unique to this call, so
 /// exports to the same path at once (threads, handles or processes) never write into one
-/// file: each renames its own complete file over `path`, and the last rename wins.
+/// file: each renames its own complete file over `path`, and the last rename wins. (An export
+/// killed midway leaves its staging file; the next export does not reuse the name.)
 fn tmp_path(path: &Path) -> std::path::PathBuf {
     static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let unique = format!(".{}-{n}.tmp", std::process::id());
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".{}-{n}.tmp", std::process::id()));
+    name.push(&unique);
+    // A target name near the file system's 255-byte limit leaves no room for the suffix.
+    if name.len() > 255 {
+        name = format!(".store-export{unique}").into();
+    }
     path.with_file_name(name)
 }
 
@@ -1277,14 +1283,14 @@ pub(crate) fn with_progress<T>(
         return work();
     }
     let (handle, interrupt) = (conn.progress_handle(), conn.interrupt_handle());
-    let owner = super::connection_owner();
+    let held = super::held_by_this_thread();
     let done = AtomicBool::new(false);
     let panicked = parking_lot::Mutex::new(None::<String>);
     let result = std::thread::scope(|scope| {
         scope.spawn(|| {
-            // The job holds `owner`'s connection until this thread ends: the callback's calls
-            // on that handle are refused rather than left waiting for it.
-            super::mark_progress_thread(owner);
+            // The job holds these connections until this thread ends: the callback's calls on
+            // those handles are refused rather than left waiting for them.
+            super::mark_progress_thread(held);
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(PROGRESS_EVERY);
                 let p = handle.query_progress();

@@ -377,6 +377,12 @@ impl Analytics {
     /// a table of one of these names exists with other columns, the call fails naming it and
     /// creates none of the others.
     ///
+    /// # Errors
+    /// `InvalidInput { field: "table" }` naming a table of one of these names whose columns or
+    /// primary key differ; `InvalidInput { field: "transaction" }` inside a transaction opened with `BEGIN`
+    /// on this handle (the call runs in a transaction of its own); `DuckDb` for what DuckDB
+    /// refuses, e.g. on a read-only handle.
+    ///
     /// # Examples
     /// ```
     /// use store::analytics::{Analytics, CHECKPOINT_SCORES};

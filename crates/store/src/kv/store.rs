@@ -83,7 +83,8 @@ pub(crate) struct Inner {
     checkpointer: Mutex<Option<Checkpointer>>,
     /// Thread token of the thread running a transaction closure (0 = none).
     txn_owner: AtomicUsize,
-    /// Held for the whole of `close`, so a concurrent `close` returns only once it is closed.
+    /// Held for the whole of `close`, so a concurrent `close` returns only once it is closed
+    /// (except on the purge thread: see `Inner::close`).
     closing: Mutex<()>,
     /// The purge thread, once started: a close called on it (from an `on_change` callback)
     /// while another close waits to join it must not wait for that close in turn.
@@ -258,10 +259,11 @@ impl Store {
         &self.inner().config
     }
 
-    /// Flushes the write-ahead log into the database file (a full checkpoint) and truncates it.
+    /// Flushes the write-ahead log into the database file (a full checkpoint), then truncates
+    /// the log unless a reader still has it open.
     ///
-    /// A reader on an older snapshot, in this or another process, keeps the log from being
-    /// copied; `sync` waits for it up to the busy timeout, then fails with a busy error
+    /// A reader on an older snapshot, in this or another process, keeps part of the log from
+    /// being copied; `sync` waits for it up to the busy timeout, then fails with a busy error
     /// ([`Error::is_busy`]) rather than report a flush that did not happen. Memory stores have
     /// no log: `sync` does nothing there.
     ///
@@ -282,7 +284,7 @@ impl Store {
             return Err(busy(
                 OP,
                 "checkpoint write-ahead log",
-                "the write-ahead log could not be fully copied into the database file: another \
+                "part of the write-ahead log could not be copied into the database file: another \
                  connection (possibly another process) holds a read transaction on an older \
                  snapshot; retry once that reader finishes, or raise StoreConfig::busy_timeout"
                     .to_string(),
@@ -293,7 +295,10 @@ impl Store {
 
     /// Closes the store: stops the purge thread, checkpoints and closes every connection.
     /// Idempotent; afterwards every data call returns `Closed`. Dropping the last clone does the
-    /// same, logging errors instead of returning them.
+    /// same, logging errors instead of returning them. A `close` running on another thread
+    /// makes this one wait until the store is closed, with one exception: called from an
+    /// `on_change` callback on the purge thread, which that close waits for, it returns at once
+    /// (the store finishes closing when the callback returns).
     ///
     /// # Examples
     /// ```
@@ -349,12 +354,15 @@ fn busy(op: &'static str, context: &'static str, message: String) -> Error {
     Error::sqlite(op, context, rusqlite::Error::SqliteFailure(code, Some(message)))
 }
 
-/// A full checkpoint: `Ok(true)` when the log was copied into the database file and truncated,
-/// `Ok(false)` when a reader on an older snapshot (any connection, any process) kept it from
-/// finishing within the busy timeout. SQLite reports that in the result row, not as an error.
+/// A full checkpoint: `Ok(true)` when every frame of the log is in the database file (then also
+/// truncated, unless a reader still has the log open), `Ok(false)` when a reader on an older
+/// snapshot (any connection, any process) kept frames from being copied within the busy
+/// timeout. SQLite reports both in the result row `(busy, log, checkpointed)`, not as errors.
 fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
-    let blocked: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
-    Ok(blocked == 0)
+    let (log, checkpointed): (i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        Ok((row.get(1)?, row.get(2)?))
+    })?;
+    Ok(checkpointed >= log)
 }
 
 impl Inner {

@@ -536,3 +536,14 @@ fn concurrent_exports_to_one_path_each_publish_a_whole_file_of_their_own() {
         "not ours"
     );
 }
+
+#[test]
+fn exporting_to_a_file_name_near_the_255_byte_limit_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS x FROM range(10)")
+        .unwrap();
+    let name = format!("{}.parquet", "n".repeat(255 - ".parquet".len()));
+    assert_eq!(db.export_parquet("t", dir.path().join(&name)).unwrap(), 10);
+    assert_eq!(names_in(dir.path()), [name]);
+}

@@ -1228,53 +1228,58 @@ fn a_json_key_null_throughout_makes_a_column_later_imports_can_fill() {
 }
 
 #[test]
-fn a_progress_callback_calling_its_own_handle_is_refused_instead_of_deadlocking() {
+fn a_progress_callback_calling_a_handle_its_job_holds_is_refused_instead_of_deadlocking() {
     // A deadlock fails the test instead of hanging it.
-    crate::common::within(std::time::Duration::from_secs(120), || {
+    crate::common::within(std::time::Duration::from_secs(300), || {
         let dir = tempfile::tempdir().unwrap();
         let db = Analytics::in_memory().unwrap();
+        let outer = Analytics::in_memory().unwrap();
         let other = Analytics::in_memory().unwrap();
-        let mut csv = String::from("x,s\n");
-        for i in 0..2_000_000 {
-            csv.push_str(&format!("{i},name{i}\n"));
-        }
-        let file = write(dir.path(), "big.csv", &csv);
-        db.exec_batch("CREATE TABLE big AS SELECT i, 'text ' || i AS s FROM range(6000000) r(i)")
-            .unwrap();
-        // Mid-job estimates arrive on a helper thread while the job holds `db`'s connection.
-        let own_calls = std::sync::Mutex::new(Vec::new());
-        let other_calls = AtomicUsize::new(0);
-        let callback = |p: store::analytics::ImportProgress| {
-            if p.percentage != Some(100.0) {
-                own_calls
-                    .lock()
-                    .unwrap()
-                    .push(db.query_row("SELECT 1", &[]).map(|_| ()));
-                own_calls.lock().unwrap().push(db.close());
-                if other.query_row("SELECT 1", &[]).is_ok() {
-                    other_calls.fetch_add(1, Ordering::SeqCst);
+        // Estimates arrive every 100 ms on a helper thread while the job holds `db`'s connection:
+        // each job grows until at least one arrived during it, however fast the machine.
+        let mut rows = 1_000_000u64;
+        let (own, held, free) = loop {
+            let own = std::sync::Mutex::new(Vec::new());
+            let held = std::sync::Mutex::new(Vec::new());
+            let free = AtomicUsize::new(0);
+            let callback = |p: store::analytics::ImportProgress| {
+                if p.percentage != Some(100.0) {
+                    own.lock()
+                        .unwrap()
+                        .push(db.query_row("SELECT 1", &[]).map(|_| ()));
+                    own.lock().unwrap().push(db.close());
+                    held.lock()
+                        .unwrap()
+                        .push(outer.query_row("SELECT 1", &[]).map(|_| ()));
+                    if other.query_row("SELECT 1", &[]).is_ok() {
+                        free.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
+            };
+            let mut csv = String::from("x,s\n");
+            for i in 0..rows {
+                csv.push_str(&format!("{i},name{i}\n"));
             }
+            let file = write(dir.path(), "big.csv", &csv);
+            db.exec_batch("DROP TABLE IF EXISTS t").unwrap();
+            // The thread starting the job also holds `outer` (inside its with_connection).
+            let imported = outer
+                .with_connection(|_| Ok(db.import_file("t", &file, None, Some(&callback))))
+                .unwrap();
+            assert_eq!(imported.unwrap(), rows);
+            let seen = own.lock().unwrap().len();
+            if seen > 0 || rows >= 64_000_000 {
+                break (
+                    own.into_inner().unwrap(),
+                    held.into_inner().unwrap(),
+                    free.into_inner(),
+                );
+            }
+            rows *= 2;
         };
-
-        assert_eq!(
-            db.import_file("t", &file, None, Some(&callback)).unwrap(),
-            2_000_000
-        );
-        let out = dir.path().join("big.parquet");
-        assert_eq!(
-            db.export_parquet_with("big", &out, "zstd", Some(&callback))
-                .unwrap(),
-            6_000_000
-        );
-
-        let own_calls = own_calls.into_inner().unwrap();
-        assert!(
-            own_calls.len() >= 4,
-            "no estimate arrived during both jobs; make them bigger"
-        );
-        for result in own_calls {
-            let err = result.expect_err("a call on the handle whose job is running");
+        assert!(!own.is_empty(), "no estimate arrived even for {rows} rows");
+        for result in own.into_iter().chain(held) {
+            let err = result.expect_err("a call on a handle the running job holds");
             assert_eq!(
                 (err.kind(), err.field()),
                 (ErrorKind::InvalidInput, Some("connection")),
@@ -1282,11 +1287,9 @@ fn a_progress_callback_calling_its_own_handle_is_refused_instead_of_deadlocking(
             );
             assert!(err.to_string().contains("progress callback"), "{err}");
         }
-        assert!(
-            other_calls.load(Ordering::SeqCst) > 0,
-            "another handle stays callable"
-        );
-        // The refused close did not close anything; outside the callback the handle works.
-        assert_eq!(count(&db, "t"), 2_000_000);
+        assert!(free > 0, "a handle the job does not hold stays callable");
+        // The refused close closed nothing; outside the callback both handles work.
+        assert_eq!(count(&db, "t"), rows as i64);
+        assert_eq!(scalar(&outer, "SELECT 7"), Value::Int(7));
     });
 }
