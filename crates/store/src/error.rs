@@ -290,10 +290,17 @@ fn template_hint(err: &minijinja::Error) -> &'static str {
     }
 }
 
+/// DuckDB's refusal to open a file another process holds (its file lock).
+#[cfg(feature = "analytics")]
+fn duckdb_lock_conflict(err: &duckdb::Error) -> bool {
+    let text = err.to_string();
+    text.contains("Could not set lock") || text.contains("Conflicting lock")
+}
+
 #[cfg(feature = "analytics")]
 fn duckdb_hint(err: &duckdb::Error) -> &'static str {
     let text = err.to_string();
-    if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+    if duckdb_lock_conflict(err) {
         "; another process has this database open read-write: close it there, or open read-only once it is closed"
     } else if text.contains("read-only mode") || text.contains("read only") {
         "; the database was opened read-only: open it with Analytics::open to write"
@@ -492,7 +499,9 @@ impl Error {
         matches!(self, Error::Conflict { .. })
     }
 
-    /// Whether this is SQLite's "busy"/"locked": another connection held the write lock.
+    /// Whether another connection or process held a lock the call needed: SQLite's
+    /// "busy"/"locked" past the busy timeout, or DuckDB refusing to open a file another process
+    /// has open read-write. Retrying later can succeed.
     ///
     /// # Examples
     /// ```
@@ -502,7 +511,12 @@ impl Error {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn is_busy(&self) -> bool {
-        matches!(self, Error::Sqlite { source, .. } if crate::kv::sqlite::conn::is_busy(source))
+        match self {
+            Error::Sqlite { source, .. } => crate::kv::sqlite::conn::is_busy(source),
+            #[cfg(feature = "analytics")]
+            Error::DuckDb { source, .. } => duckdb_lock_conflict(source),
+            _ => false,
+        }
     }
 
     /// `true` for [`Error::Closed`].

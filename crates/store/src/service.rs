@@ -193,11 +193,13 @@ impl Service {
     }
 
     /// The analytics database, opened (read-write) on first use with the KV store attached as
-    /// `kv_entries`.
+    /// `kv_entries`. While another process has the file open read-write, the first use waits
+    /// for it up to the store's `busy_timeout` (DuckDB itself refuses at once).
     ///
     /// # Errors
-    /// `Unsupported` in builds without the `analytics` feature; otherwise as
-    /// [`Analytics::open`](crate::analytics::Analytics::open).
+    /// `Unsupported` in builds without the `analytics` feature; a busy error
+    /// ([`Error::is_busy`]) when another process still holds the file after the busy timeout;
+    /// otherwise as [`Analytics::open`](crate::analytics::Analytics::open).
     ///
     /// # Examples
     /// ```
@@ -224,7 +226,18 @@ impl Service {
         if let Some(db) = self.analytics.get() {
             return Ok(db);
         }
-        let db = crate::analytics::Analytics::open(&self.analytics_path)?;
+        // DuckDB lets one process at a time open the file read-write, and refuses the others at
+        // once. Like SQLite's busy timeout, wait for that process (another `store` command,
+        // say) to let go, for up to the store's busy timeout.
+        let deadline = std::time::Instant::now() + self.store.config().busy_timeout;
+        let db = loop {
+            match crate::analytics::Analytics::open(&self.analytics_path) {
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         db.attach_kv(&self.store)?;
         Ok(self.analytics.get_or_init(|| db))
     }

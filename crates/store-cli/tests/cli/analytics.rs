@@ -362,3 +362,29 @@ fn sql_keeps_every_digit_of_a_long_integer_parameter() {
         ]])
     );
 }
+
+#[test]
+fn concurrent_sql_commands_on_one_home_wait_for_each_other_instead_of_failing() {
+    let home = Home::new();
+    home.ok(&["kv", "set", "g", "k", "v"]);
+    // DuckDB lets one process at a time hold the file: each command waits its turn (up to the
+    // busy timeout) rather than failing on the lock.
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    home.run(&[
+                        "--json",
+                        "sql",
+                        "SELECT (SELECT count(*) FROM range(30000000)) + (SELECT count(*) FROM kv_entries) AS n",
+                    ])
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for out in outcomes {
+        let out = out.success();
+        assert_eq!(out.json()["rows"][0][0], json!(30_000_001), "{}", out.stdout);
+    }
+}

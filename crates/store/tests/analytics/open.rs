@@ -234,7 +234,8 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
         panic!("the child process never reported ready");
     }
 
-    // While the child holds the file read-write, neither kind of open works here.
+    // While the child holds the file read-write, neither kind of open works here: both fail at
+    // once with a busy error.
     let read_only = Analytics::open_read_only(&path);
     let read_write = Analytics::open(&path);
     for (what, result) in [("open_read_only", read_only), ("open", read_write)] {
@@ -243,7 +244,30 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
             err.to_string().to_lowercase().contains("lock"),
             "{what} failed without mentioning the lock: {err}"
         );
+        assert!(err.is_busy(), "{what}: {err}");
     }
+    // A Service waits for the file up to its store's busy timeout: a short one gives up busy...
+    let service_with = |wait: Duration| {
+        let home = dir.path().join(format!("home-{}", wait.as_millis()));
+        let mut config = store::ServiceConfig::new(&home);
+        config.analytics_path = Some(path.clone());
+        config.store.busy_timeout = wait;
+        store::Service::open(config).unwrap()
+    };
+    let impatient = service_with(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = impatient.analytics().unwrap_err();
+    assert!(err.is_busy(), "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    // ...and one longer than the child's hold opens the file once the child lets go.
+    let patient = service_with(CHILD_HOLD * 10);
+    assert_eq!(count(patient.analytics().unwrap(), "held"), 1);
+    assert!(started.elapsed() < CHILD_HOLD * 10);
+    patient.close().unwrap();
 
     let status = child.wait().unwrap();
     reader.join().unwrap();
