@@ -82,6 +82,9 @@ pub struct Analytics {
     reader: std::sync::atomic::AtomicUsize,
     /// The thread running a [`Analytics::with_connection`] closure (which holds `conn`), or 0.
     holder: std::sync::atomic::AtomicUsize,
+    /// The thread inside any call holding `conn` (`with_conn`), or 0: a progress callback
+    /// started from that thread must not wait for it.
+    locked_by: std::sync::atomic::AtomicUsize,
     /// Released after the connection closes (fields drop in order, and `close` takes both).
     claim: Mutex<Option<claims::FileClaim>>,
     path: Option<PathBuf>,
@@ -244,6 +247,7 @@ impl Analytics {
             conn: Mutex::new(Some(conn)),
             reader: std::sync::atomic::AtomicUsize::new(0),
             holder: std::sync::atomic::AtomicUsize::new(0),
+            locked_by: std::sync::atomic::AtomicUsize::new(0),
             claim: Mutex::new(claim),
             path,
             read_only,
@@ -337,7 +341,7 @@ impl Analytics {
     /// holding it: waiting for the lock there would never end.
     pub(crate) fn check_free(&self, op: &'static str) -> Result<()> {
         self.check_not_streaming(op)?;
-        if BLOCKED_ON.with(|b| b.borrow().contains(&self.identity())) {
+        if self.held_by_a_waiting_thread() {
             return Err(Error::invalid(
                 op,
                 "connection",
@@ -357,10 +361,21 @@ impl Analytics {
         Ok(())
     }
 
-    /// This handle while it is borrowed: the address of its connection slot, which cannot move
-    /// (nor another handle take it) during a call.
-    fn identity(&self) -> usize {
-        &self.conn as *const _ as usize
+    /// Whether this handle's connection is held (inside a call, or by a `query_arrow` result)
+    /// by a thread that waits for the calling thread: one that started a job whose progress
+    /// callback runs here, directly or through nested jobs.
+    fn held_by_a_waiting_thread(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let holders = [
+            self.locked_by.load(Ordering::Relaxed),
+            self.reader.load(Ordering::Relaxed),
+        ];
+        WAITING_FOR_US
+            .try_with(|waiting| {
+                let waiting = waiting.borrow();
+                holders.iter().any(|h| *h != 0 && waiting.contains(h))
+            })
+            .unwrap_or(false)
     }
 
     /// Runs `f` on the connection.
@@ -375,7 +390,7 @@ impl Analytics {
             op,
             what: "analytics database",
         })?;
-        let _holding = Holding::enter(self.identity());
+        let _locked = LockedBy::mark(&self.locked_by);
         f(conn)
     }
 
@@ -539,41 +554,44 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
 }
 
 thread_local! {
-    /// The handles (`Analytics::identity`) whose connections this thread holds in `with_conn`,
-    /// innermost last.
-    static HOLDING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-    /// On a progress helper thread: the handles held while it runs (by the thread that started
-    /// the job, and by whatever that thread was waiting for in turn), which it must not call.
-    static BLOCKED_ON: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// On a progress helper thread: the threads waiting for it to finish (the one that started
+    /// its job, and those that one is a helper of in turn), by `thread_token`.
+    static WAITING_FOR_US: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Records on this thread that it holds a handle's connection, until dropped (also on unwind).
-struct Holding;
+/// Marks `locked_by` with the calling thread while it holds the connection; cleared on drop
+/// (also on unwind), before the lock is released.
+struct LockedBy<'a>(&'a std::sync::atomic::AtomicUsize);
 
-impl Holding {
-    fn enter(handle: usize) -> Holding {
-        HOLDING.with(|h| h.borrow_mut().push(handle));
-        Holding
+impl<'a> LockedBy<'a> {
+    fn mark(locked_by: &'a std::sync::atomic::AtomicUsize) -> LockedBy<'a> {
+        locked_by.store(
+            crate::kv::store::thread_token(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        LockedBy(locked_by)
     }
 }
 
-impl Drop for Holding {
+impl Drop for LockedBy<'_> {
     fn drop(&mut self) {
-        HOLDING.with(|h| h.borrow_mut().pop());
+        self.0.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
-/// The handles a progress helper started from this thread must not call: those this thread
-/// holds, and those it may not call itself.
-pub(crate) fn held_by_this_thread() -> Vec<usize> {
-    let mut held = HOLDING.with(|h| h.borrow().clone());
-    BLOCKED_ON.with(|b| held.extend(b.borrow().iter().copied()));
-    held
+/// The threads a progress helper started from this thread must not wait for: this one, and
+/// those waiting for this one.
+pub(crate) fn threads_waiting_for_helper() -> Vec<usize> {
+    let mut waiting = WAITING_FOR_US
+        .try_with(|w| w.borrow().clone())
+        .unwrap_or_default();
+    waiting.push(crate::kv::store::thread_token());
+    waiting
 }
 
-/// Marks the calling thread as a progress helper that must not call `handles`.
-pub(crate) fn mark_progress_thread(handles: Vec<usize>) {
-    BLOCKED_ON.with(|b| *b.borrow_mut() = handles);
+/// Records on a progress helper thread which threads wait for it.
+pub(crate) fn mark_progress_thread(waiting: Vec<usize>) {
+    let _ = WAITING_FOR_US.try_with(|w| *w.borrow_mut() = waiting);
 }
 
 /// How a transaction opens: read-write, or read-only (DuckDB then refuses any change to the

@@ -294,7 +294,9 @@ fn template_hint(err: &minijinja::Error) -> &'static str {
 #[cfg(feature = "analytics")]
 fn duckdb_lock_conflict(err: &duckdb::Error) -> bool {
     let text = err.to_string();
-    text.contains("Could not set lock") || text.contains("Conflicting lock")
+    // "File locks are not supported" also starts "Could not set lock": waiting cannot help.
+    (text.contains("Could not set lock") || text.contains("Conflicting lock"))
+        && !text.contains("not supported")
 }
 
 #[cfg(feature = "analytics")]

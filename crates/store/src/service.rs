@@ -130,6 +130,9 @@ pub struct Service {
     /// so a second thread must wait for the first open rather than race it.
     #[cfg(feature = "analytics")]
     analytics_opening: parking_lot::Mutex<()>,
+    /// Set when `close` starts, so an `analytics()` still opening the database gives up.
+    #[cfg(feature = "analytics")]
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -162,6 +165,8 @@ impl Service {
             analytics: std::sync::OnceLock::new(),
             #[cfg(feature = "analytics")]
             analytics_opening: parking_lot::Mutex::new(()),
+            #[cfg(feature = "analytics")]
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -213,11 +218,12 @@ impl Service {
     /// ```
     #[cfg(feature = "analytics")]
     pub fn analytics(&self) -> Result<&crate::analytics::Analytics> {
-        if self.store.is_closed() {
-            return Err(Error::Closed {
-                op: "Service::analytics",
-                what: "service",
-            });
+        let closed = || Error::Closed {
+            op: "Service::analytics",
+            what: "service",
+        };
+        if self.is_closing() {
+            return Err(closed());
         }
         if let Some(db) = self.analytics.get() {
             return Ok(db);
@@ -233,13 +239,27 @@ impl Service {
         let db = loop {
             match crate::analytics::Analytics::open(&self.analytics_path) {
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    if self.is_closing() {
+                        return Err(closed());
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 other => break other?,
             }
         };
         db.attach_kv(&self.store)?;
+        // `close` sets `closing`, then takes `analytics_opening`: it either started before this
+        // check, or waits for this call and then closes what it publishes.
+        if self.is_closing() {
+            let _ = db.close();
+            return Err(closed());
+        }
         Ok(self.analytics.get_or_init(|| db))
+    }
+
+    #[cfg(feature = "analytics")]
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst) || self.store.is_closed()
     }
 
     /// The store confined to a namespace.
@@ -323,10 +343,16 @@ impl Service {
     pub fn close(&self) -> Result<()> {
         // Both layers close even if one fails (the first error is returned), so every later
         // call is refused as `Closed` whatever went wrong here.
+        // An `analytics()` opening the database meanwhile gives up; under the lock it opens
+        // under, whatever it published is closed here.
         #[cfg(feature = "analytics")]
-        let analytics = match self.analytics.get() {
-            Some(db) => db.close(),
-            None => Ok(()),
+        let analytics = {
+            self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _opening = self.analytics_opening.lock();
+            match self.analytics.get() {
+                Some(db) => db.close(),
+                None => Ok(()),
+            }
         };
         #[cfg(not(feature = "analytics"))]
         let analytics = Ok(());

@@ -75,8 +75,9 @@ pub struct ImportProgress {
 /// every row done and `percentage` 100.
 ///
 /// The job holds its handle's connection while the callback runs (and the calling thread may
-/// hold others, e.g. inside `with_connection`), so the callback must not call those handles:
-/// such calls fail at once with `InvalidInput { field: "connection" }`. Other handles are fine.
+/// hold others: inside `with_connection`, or reading a `query_arrow` result), so the callback
+/// must not call those handles: such calls fail at once with `InvalidInput { field:
+/// "connection" }`. Other handles are fine.
 ///
 /// A callback that panics while the job runs is not called again and fails the job with
 /// `InvalidInput { field: "progress" }`, keeping nothing; a panic in the final report, when the
@@ -1283,14 +1284,14 @@ pub(crate) fn with_progress<T>(
         return work();
     }
     let (handle, interrupt) = (conn.progress_handle(), conn.interrupt_handle());
-    let held = super::held_by_this_thread();
+    let waiting = super::threads_waiting_for_helper();
     let done = AtomicBool::new(false);
     let panicked = parking_lot::Mutex::new(None::<String>);
     let result = std::thread::scope(|scope| {
         scope.spawn(|| {
-            // The job holds these connections until this thread ends: the callback's calls on
-            // those handles are refused rather than left waiting for them.
-            super::mark_progress_thread(held);
+            // Those threads wait for this one: the callback's calls on handles they hold are
+            // refused rather than left waiting for them.
+            super::mark_progress_thread(waiting);
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(PROGRESS_EVERY);
                 let p = handle.query_progress();

@@ -280,17 +280,40 @@ impl Store {
         inner.check_usable(OP)?;
         let guard = inner.writer.lock();
         let writer = guard.as_ref().ok_or_else(|| Error::closed(OP))?;
-        if inner.is_file() && !checkpoint(&writer.conn).ctx(OP, "checkpoint write-ahead log")? {
-            return Err(busy(
-                OP,
-                "checkpoint write-ahead log",
-                "part of the write-ahead log could not be copied into the database file: another \
-                 connection (possibly another process) holds a read transaction on an older \
-                 snapshot; retry once that reader finishes, or raise StoreConfig::busy_timeout"
-                    .to_string(),
-            ));
+        if !inner.is_file() {
+            return Ok(());
         }
-        Ok(())
+        // Another checkpointer (another process's sync or close, the background checkpointer)
+        // makes SQLite return at once: wait for it like for a lock, up to the busy timeout.
+        let deadline = std::time::Instant::now() + inner.config().busy_timeout;
+        loop {
+            match checkpoint(&writer.conn).ctx(OP, "checkpoint write-ahead log")? {
+                Checkpoint::Complete => return Ok(()),
+                Checkpoint::OtherCheckpointer if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Checkpoint::OtherCheckpointer => {
+                    return Err(busy(
+                        OP,
+                        "checkpoint write-ahead log",
+                        "another connection (possibly another process) kept checkpointing past \
+                         the busy timeout; retry, or raise StoreConfig::busy_timeout"
+                            .to_string(),
+                    ));
+                }
+                Checkpoint::BlockedByReader => {
+                    return Err(busy(
+                        OP,
+                        "checkpoint write-ahead log",
+                        "part of the write-ahead log could not be copied into the database file: \
+                         another connection (possibly another process) holds a read transaction \
+                         on an older snapshot; retry once that reader finishes, or raise \
+                         StoreConfig::busy_timeout"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
     }
 
     /// Closes the store: stops the purge thread, checkpoints and closes every connection.
@@ -354,15 +377,33 @@ fn busy(op: &'static str, context: &'static str, message: String) -> Error {
     Error::sqlite(op, context, rusqlite::Error::SqliteFailure(code, Some(message)))
 }
 
-/// A full checkpoint: `Ok(true)` when every frame of the log is in the database file (then also
-/// truncated, unless a reader still has the log open), `Ok(false)` when a reader on an older
-/// snapshot (any connection, any process) kept frames from being copied within the busy
-/// timeout. SQLite reports both in the result row `(busy, log, checkpointed)`, not as errors.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
-    let (log, checkpointed): (i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-        Ok((row.get(1)?, row.get(2)?))
-    })?;
-    Ok(checkpointed >= log)
+/// What a full checkpoint achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkpoint {
+    /// Every frame of the log is in the database file (the log is also truncated unless a
+    /// reader still has it open), or the database has no log.
+    Complete,
+    /// A reader on an older snapshot (any connection, any process) kept frames from being
+    /// copied within the busy timeout.
+    BlockedByReader,
+    /// Another connection was checkpointing; SQLite does not wait for it.
+    OtherCheckpointer,
+}
+
+/// A full checkpoint. SQLite reports its outcome in the result row `(busy, log, checkpointed)`,
+/// not as an error: `log` is -1 when the database has no log (`busy` 0) or when another
+/// connection holds the checkpoint lock (`busy` 1).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<Checkpoint> {
+    let (busy, log, checkpointed): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    Ok(match (busy, log) {
+        (0, _) => Checkpoint::Complete,
+        (_, -1) => Checkpoint::OtherCheckpointer,
+        _ if checkpointed >= log => Checkpoint::Complete,
+        _ => Checkpoint::BlockedByReader,
+    })
 }
 
 impl Inner {

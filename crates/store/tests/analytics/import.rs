@@ -1234,6 +1234,7 @@ fn a_progress_callback_calling_a_handle_its_job_holds_is_refused_instead_of_dead
         let dir = tempfile::tempdir().unwrap();
         let db = Analytics::in_memory().unwrap();
         let outer = Analytics::in_memory().unwrap();
+        let streamed = Analytics::in_memory().unwrap();
         let other = Analytics::in_memory().unwrap();
         // Estimates arrive every 100 ms on a helper thread while the job holds `db`'s connection:
         // each job grows until at least one arrived during it, however fast the machine.
@@ -1251,6 +1252,9 @@ fn a_progress_callback_calling_a_handle_its_job_holds_is_refused_instead_of_dead
                     held.lock()
                         .unwrap()
                         .push(outer.query_row("SELECT 1", &[]).map(|_| ()));
+                    held.lock()
+                        .unwrap()
+                        .push(streamed.query_row("SELECT 1", &[]).map(|_| ()));
                     if other.query_row("SELECT 1", &[]).is_ok() {
                         free.fetch_add(1, Ordering::SeqCst);
                     }
@@ -1262,9 +1266,16 @@ fn a_progress_callback_calling_a_handle_its_job_holds_is_refused_instead_of_dead
             }
             let file = write(dir.path(), "big.csv", &csv);
             db.exec_batch("DROP TABLE IF EXISTS t").unwrap();
-            // The thread starting the job also holds `outer` (inside its with_connection).
+            // The thread starting the job also holds `outer` (inside its with_connection) and
+            // `streamed` (reading a query_arrow result).
             let imported = outer
-                .with_connection(|_| Ok(db.import_file("t", &file, None, Some(&callback))))
+                .with_connection(|_| {
+                    let mut stream = streamed.query_arrow("SELECT * FROM range(100000)", &[]).unwrap();
+                    assert!(stream.next().is_some());
+                    let imported = db.import_file("t", &file, None, Some(&callback));
+                    drop(stream);
+                    Ok(imported)
+                })
                 .unwrap();
             assert_eq!(imported.unwrap(), rows);
             let seen = own.lock().unwrap().len();
@@ -1291,5 +1302,6 @@ fn a_progress_callback_calling_a_handle_its_job_holds_is_refused_instead_of_dead
         // The refused close closed nothing; outside the callback both handles work.
         assert_eq!(count(&db, "t"), rows as i64);
         assert_eq!(scalar(&outer, "SELECT 7"), Value::Int(7));
+        assert_eq!(scalar(&streamed, "SELECT 8"), Value::Int(8));
     });
 }

@@ -247,14 +247,23 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
         assert!(err.is_busy(), "{what}: {err}");
     }
     // A Service waits for the file up to its store's busy timeout: a short one gives up busy...
-    let service_with = |wait: Duration| {
-        let home = dir.path().join(format!("home-{}", wait.as_millis()));
+    let service_with = |name: &str, wait: Duration| {
+        let home = dir.path().join(name);
         let mut config = store::ServiceConfig::new(&home);
         config.analytics_path = Some(path.clone());
         config.store.busy_timeout = wait;
         store::Service::open(config).unwrap()
     };
-    let impatient = service_with(Duration::from_millis(300));
+    // Closing the service ends a wait for the file; nothing is left open in this process.
+    let closing = service_with("closing", CHILD_HOLD * 10);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| closing.analytics().map(|_| ()));
+        std::thread::sleep(Duration::from_millis(100));
+        closing.close().unwrap();
+        let err = waiting.join().unwrap().unwrap_err();
+        assert!(err.is_closed(), "{err}");
+    });
+    let impatient = service_with("impatient", Duration::from_millis(300));
     let started = std::time::Instant::now();
     let err = impatient.analytics().unwrap_err();
     assert!(err.is_busy(), "{err}");
@@ -264,7 +273,7 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
         started.elapsed()
     );
     // ...and one longer than the child's hold opens the file once the child lets go.
-    let patient = service_with(CHILD_HOLD * 10);
+    let patient = service_with("patient", CHILD_HOLD * 10);
     assert_eq!(count(patient.analytics().unwrap(), "held"), 1);
     assert!(started.elapsed() < CHILD_HOLD * 10);
     patient.close().unwrap();
@@ -348,4 +357,23 @@ fn a_failed_open_leaves_the_file_free_for_the_next() {
     expect_kind(Analytics::open(&path), ErrorKind::DuckDb);
     std::fs::remove_file(&path).unwrap();
     Analytics::open(&path).unwrap().close().unwrap();
+}
+
+#[test]
+fn a_call_from_a_thread_local_destructor_works_instead_of_aborting() {
+    struct QueryOnExit(std::sync::Arc<Analytics>, std::sync::mpsc::Sender<bool>);
+    impl Drop for QueryOnExit {
+        fn drop(&mut self) {
+            let _ = self.1.send(self.0.query_row("SELECT 1", &[]).is_ok());
+        }
+    }
+    thread_local! {
+        static SLOT: std::cell::RefCell<Option<QueryOnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let db = std::sync::Arc::new(Analytics::in_memory().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || SLOT.with(|slot| *slot.borrow_mut() = Some(QueryOnExit(db, tx))))
+        .join()
+        .unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
 }

@@ -183,3 +183,38 @@ fn rows_in_database_file_alone(path: &Path) -> i64 {
     std::fs::remove_file(&copy).unwrap();
     rows
 }
+
+#[test]
+fn sync_waits_for_another_checkpointer_and_never_reports_its_unfinished_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut short_wait = config(&path, 0);
+    short_wait.busy_timeout = Duration::from_millis(200);
+    let store = Store::open_with(short_wait).unwrap();
+    store.set("bulk", "first", "1").unwrap();
+    store.sync().unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    write_many(&store, 200);
+    // Another connection checkpoints, waiting for the reader; SQLite answers a second
+    // checkpointer at once, without waiting and without an error.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::from_secs(2)).unwrap();
+    std::thread::scope(|s| {
+        let checkpointer = s.spawn(move || {
+            other
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let err = store.sync().unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        reader.execute_batch("COMMIT").unwrap();
+        checkpointer.join().unwrap();
+    });
+    store.sync().unwrap();
+    assert_eq!(rows_in_database_file_alone(&path), 201);
+}
