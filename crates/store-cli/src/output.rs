@@ -81,7 +81,10 @@ impl Output {
         self.note(format!("error: {e}"));
         if self.json {
             let body = json!({"error": {"kind": e.kind().as_str(), "op": e.op(), "message": e.to_string()}});
-            self.line(body.to_string());
+            // Not `line`: a closed stdout must not turn the failure into exit 0. The error is
+            // already on stderr, so a write failure here changes nothing.
+            let mut stdout = io::stdout().lock();
+            let _ = writeln!(stdout, "{body}").and_then(|()| stdout.flush());
         }
     }
 }

@@ -550,6 +550,19 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
     if path.to_string_lossy().contains('\0') {
         return Err(Error::invalid(op, "path", "the database path contains NUL"));
     }
+    // DuckDB derives the write-ahead log's name by cutting the path at a `?` (where URI-style
+    // options would start), so every write of such a database fails to open its log.
+    if path.to_string_lossy().contains('?') {
+        return Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} contains '?', which DuckDB takes for the start of connection options in a \
+                 database path (its writes would fail); use a path without '?'",
+                path.display()
+            ),
+        ));
+    }
     Ok(())
 }
 

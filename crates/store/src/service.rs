@@ -237,7 +237,7 @@ impl Service {
         // say) to let go, for up to the store's busy timeout.
         let deadline = std::time::Instant::now() + self.store.config().busy_timeout;
         let db = loop {
-            match crate::analytics::Analytics::open(&self.analytics_path) {
+            match self.open_analytics_file() {
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
                     if self.is_closing() {
                         return Err(closed());
@@ -255,6 +255,61 @@ impl Service {
             return Err(closed());
         }
         Ok(self.analytics.get_or_init(|| db))
+    }
+
+    /// One attempt to open the analytics file, with the other processes of this home kept out
+    /// while it runs: DuckDB creates a new file before it locks it, so a second process opening
+    /// at that moment found an empty file and failed ("not a valid DuckDB database file"), and
+    /// could leave it empty for good. Under the same lock, an empty file with no log (left by a
+    /// process killed while creating it) is removed, so the open creates it afresh.
+    #[cfg(feature = "analytics")]
+    fn open_analytics_file(&self) -> Result<crate::analytics::Analytics> {
+        const OP: &str = "Service::analytics";
+        let path = &self.analytics_path;
+        let mut lock_name = std::ffi::OsString::from(".");
+        lock_name.push(path.file_name().unwrap_or_default());
+        lock_name.push(".open-lock");
+        let lock_path = path.with_file_name(lock_name);
+        let io = |source| Error::Io {
+            op: OP,
+            path: Some(lock_path.clone()),
+            source,
+        };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                // Another process is opening the file: busy, like the file's own lock.
+                return Err(Error::sqlite(
+                    OP,
+                    "wait for another process opening the analytics database",
+                    rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        Some(format!("{} is being opened by another process", path.display())),
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let empty = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0);
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push(".wal");
+        let wal = PathBuf::from(wal);
+        if empty(path) && (!wal.exists() || empty(&wal)) {
+            let _ = std::fs::remove_file(&wal);
+            std::fs::remove_file(path).map_err(|source| Error::Io {
+                op: OP,
+                path: Some(path.clone()),
+                source,
+            })?;
+        }
+        crate::analytics::Analytics::open(path)
+        // `lock` closes here, which releases it.
     }
 
     #[cfg(feature = "analytics")]

@@ -388,3 +388,54 @@ fn concurrent_sql_commands_on_one_home_wait_for_each_other_instead_of_failing() 
         assert_eq!(out.json()["rows"][0][0], json!(30_000_001), "{}", out.stdout);
     }
 }
+
+#[test]
+fn processes_using_analytics_for_the_first_time_at_once_all_succeed() {
+    // DuckDB creates a new file before locking it: a second process opening it meanwhile
+    // found an empty file ("not a valid DuckDB database file") and could leave it empty.
+    for round in 0..3 {
+        let home = Home::new();
+        home.ok(&["kv", "set", "g", "k", "v"]);
+        let outcomes: Vec<_> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| home.run(&["--json", "sql", "SELECT count(*) AS n FROM kv_entries"])))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for out in outcomes {
+            let out = out.success();
+            assert_eq!(
+                out.json()["rows"][0][0],
+                json!(1),
+                "round {round}: {}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn an_empty_analytics_file_left_by_a_killed_first_open_is_created_afresh() {
+    let home = Home::new();
+    home.ok(&["kv", "set", "g", "k", "v"]);
+    std::fs::write(home.path().join("workspace.duckdb"), "").unwrap();
+    let out = home.json(&["sql", "SELECT count(*) AS n FROM kv_entries"]);
+    assert_eq!(out["rows"][0][0], json!(1));
+}
+
+#[test]
+fn a_json_error_still_exits_1_when_stdout_is_already_closed() {
+    let home = Home::new();
+    let script = format!(
+        "'{}' --home '{}' --json kv get g missing | true; exit ${{PIPESTATUS[0]}}",
+        crate::support::BIN,
+        home.path().display()
+    );
+    for _ in 0..5 {
+        let status = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(1));
+    }
+}

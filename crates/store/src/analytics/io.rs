@@ -189,6 +189,7 @@ impl Analytics {
             let source = source_sql(OP, conn, table_or_query)?;
             // Only with the source known to exist: a missing table creates no directories.
             ensure_parent(OP, path)?;
+            remove_stale_staging(path);
             let copy = format!(
                 "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec})",
                 sql::path_literal(OP, &tmp)?
@@ -1217,7 +1218,7 @@ pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
 /// The staging file of one export to `path`: `<path>.<pid>-<n>.tmp`, unique to this call, so
 /// exports to the same path at once (threads, handles or processes) never write into one
 /// file: each renames its own complete file over `path`, and the last rename wins. (An export
-/// killed midway leaves its staging file; the next export does not reuse the name.)
+/// killed midway leaves its staging file; on Linux the next export to `path` removes it.)
 fn tmp_path(path: &Path) -> std::path::PathBuf {
     static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1229,6 +1230,45 @@ fn tmp_path(path: &Path) -> std::path::PathBuf {
         name = format!(".store-export{unique}").into();
     }
     path.with_file_name(name)
+}
+
+/// Removes the staging files earlier exports to `path` left when their process died (killed
+/// midway): `<path>.<pid>-<n>.tmp` whose process no longer runs. Linux only (it asks `/proc`);
+/// elsewhere they stay for the user to delete.
+fn remove_stale_staging(path: &Path) {
+    if !cfg!(target_os = "linux") || !Path::new("/proc/self").exists() {
+        return;
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(staged) = file_name.to_str() else {
+            continue;
+        };
+        let Some(pid) = staged
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Rows in a Parquet file, from its footer (DuckDB reads it if the quick reader cannot).

@@ -547,3 +547,27 @@ fn exporting_to_a_file_name_near_the_255_byte_limit_works() {
     assert_eq!(db.export_parquet("t", dir.path().join(&name)).unwrap(), 10);
     assert_eq!(names_in(dir.path()), [name]);
 }
+
+#[test]
+fn an_export_removes_staging_files_that_killed_exports_to_the_same_path_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS x FROM range(10)")
+        .unwrap();
+    // No process has this id (Linux pids stop at 2^22); its staging file is a leftover.
+    let dead = dir.path().join("out.parquet.999999999-0.tmp");
+    let live = dir
+        .path()
+        .join(format!("out.parquet.{}-999.tmp", std::process::id()));
+    let other_target = dir.path().join("other.parquet.999999999-0.tmp");
+    for leftover in [&dead, &live, &other_target] {
+        std::fs::write(leftover, "partial").unwrap();
+    }
+    assert_eq!(
+        db.export_parquet("t", dir.path().join("out.parquet")).unwrap(),
+        10
+    );
+    assert_eq!(dead.exists(), !cfg!(target_os = "linux"));
+    assert!(live.exists(), "a staging file of a running process stays");
+    assert!(other_target.exists(), "another target's files stay");
+}

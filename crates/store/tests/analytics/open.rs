@@ -377,3 +377,18 @@ fn a_call_from_a_thread_local_destructor_works_instead_of_aborting() {
         .unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
 }
+
+#[test]
+fn a_database_path_with_a_question_mark_is_refused_before_duckdb_misreads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("q?x");
+    std::fs::create_dir(&home).unwrap();
+    for result in [
+        Analytics::open(home.join("w.duckdb")),
+        Analytics::open_read_only(home.join("w.duckdb")),
+    ] {
+        let err = expect_kind(result, ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("path"), "{err}");
+        assert!(err.to_string().contains('?'), "{err}");
+    }
+}
