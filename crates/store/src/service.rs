@@ -135,6 +135,26 @@ pub struct Service {
     closing: std::sync::atomic::AtomicBool,
 }
 
+/// How long an empty analytics file may stay empty before it counts as left behind by a
+/// process that died creating it (DuckDB writes a new file's header at once).
+#[cfg(feature = "analytics")]
+const EMPTY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A busy error (`Error::is_busy`, kind `DuckDb`) for a database file another process is
+/// still creating, worded like DuckDB's own lock refusal (which callers handle the same way).
+#[cfg(feature = "analytics")]
+fn creating_elsewhere(op: &'static str, path: &Path) -> Error {
+    let message = format!(
+        "Could not set lock on file \"{}\": another process is creating it",
+        path.display()
+    );
+    Error::duckdb(
+        op,
+        "open the analytics database",
+        duckdb::Error::DuckDBFailure(duckdb::ffi::Error::new(1), Some(message)),
+    )
+}
+
 impl Service {
     /// Creates the home directory if needed and opens the store in it.
     ///
@@ -257,59 +277,45 @@ impl Service {
         Ok(self.analytics.get_or_init(|| db))
     }
 
-    /// One attempt to open the analytics file, with the other processes of this home kept out
-    /// while it runs: DuckDB creates a new file before it locks it, so a second process opening
-    /// at that moment found an empty file and failed ("not a valid DuckDB database file"), and
-    /// could leave it empty for good. Under the same lock, an empty file with no log (left by a
-    /// process killed while creating it) is removed, so the open creates it afresh.
+    /// One attempt to open the analytics file. DuckDB creates a new file before it locks it and
+    /// writes its header, so another process can meet it empty: DuckDB then calls it "not a
+    /// valid DuckDB database file", and the creator, retrying, can meet the same empty file
+    /// and never write a header at all (a process killed at that moment leaves one too). An
+    /// empty file is therefore busy while it is fresh, and once it has stayed empty for
+    /// [`EMPTY_FILE_GRACE`] it is moved aside (never deleted: should a process still be writing
+    /// through it, its data is kept) so that the open creates the database afresh.
     #[cfg(feature = "analytics")]
     fn open_analytics_file(&self) -> Result<crate::analytics::Analytics> {
         const OP: &str = "Service::analytics";
         let path = &self.analytics_path;
-        let mut lock_name = std::ffi::OsString::from(".");
-        lock_name.push(path.file_name().unwrap_or_default());
-        lock_name.push(".open-lock");
-        let lock_path = path.with_file_name(lock_name);
-        let io = |source| Error::Io {
-            op: OP,
-            path: Some(lock_path.clone()),
-            source,
+        let err = match crate::analytics::Analytics::open(path) {
+            Err(e) if e.to_string().contains("not a valid DuckDB database file") => e,
+            other => return other,
         };
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                // Another process is opening the file: busy, like the file's own lock.
-                return Err(Error::sqlite(
-                    OP,
-                    "wait for another process opening the analytics database",
-                    rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                        Some(format!("{} is being opened by another process", path.display())),
-                    ),
-                ));
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
-        let empty = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0);
+        let empty_since = std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file() && m.len() == 0)
+            .and_then(|m| m.modified().ok());
         let mut wal = path.as_os_str().to_os_string();
         wal.push(".wal");
-        let wal = PathBuf::from(wal);
-        if empty(path) && (!wal.exists() || empty(&wal)) {
-            let _ = std::fs::remove_file(&wal);
-            std::fs::remove_file(path).map_err(|source| Error::Io {
-                op: OP,
-                path: Some(path.clone()),
-                source,
-            })?;
+        let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+        let (Some(since), true) = (empty_since, wal_empty) else {
+            return Err(err); // a damaged database: not ours to touch
+        };
+        if since.elapsed().unwrap_or_default() < EMPTY_FILE_GRACE {
+            return Err(creating_elsewhere(OP, path));
         }
+        static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut aside = std::ffi::OsString::from(".");
+        aside.push(path.file_name().unwrap_or_default());
+        aside.push(format!(".empty-{}-{n}", std::process::id()));
+        std::fs::rename(path, path.with_file_name(aside)).map_err(|source| Error::Io {
+            op: OP,
+            path: Some(path.clone()),
+            source,
+        })?;
         crate::analytics::Analytics::open(path)
-        // `lock` closes here, which releases it.
     }
 
     #[cfg(feature = "analytics")]

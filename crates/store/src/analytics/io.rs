@@ -4,7 +4,7 @@
 //! from the file (`CREATE TABLE … AS SELECT`), an existing one is appended to by column name
 //! (`INSERT INTO … BY NAME`), and any failure — a malformed line, a type mismatch — rolls the
 //! whole import back, leaving the table as it was (or absent). Exports write to a staging file
-//! beside the target (`<path>.<pid>-<n>.tmp`, unique to the call, so concurrent exports to one
+//! beside the target (`<path>.store-export-<pid>-<n>.tmp`, unique to the call, so concurrent exports to one
 //! path cannot write into the same file) and rename it over the target only when DuckDB has
 //! finished, so a failed export leaves the target untouched.
 
@@ -1215,26 +1215,37 @@ pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The staging file of one export to `path`: `<path>.<pid>-<n>.tmp`, unique to this call, so
+/// Marks an export's staging file: `<name>.store-export-<pid>-<n>.tmp`.
+const STAGING_MARK: &str = "store-export-";
+
+/// How long a dead process's staging file must have been left untouched before an export
+/// removes it (a live writer in another PID namespace keeps its file's mtime fresh).
+const STALE_STAGING_AGE: Duration = Duration::from_secs(600);
+
+/// The staging file of one export to `path`: `<path>.store-export-<pid>-<n>.tmp` (or
+/// `.store-export-<pid>-<n>.tmp` for a name near the length limit), unique to this call, so
 /// exports to the same path at once (threads, handles or processes) never write into one
 /// file: each renames its own complete file over `path`, and the last rename wins. (An export
-/// killed midway leaves its staging file; on Linux the next export to `path` removes it.)
+/// killed midway leaves its staging file; on Linux a later export into the directory removes
+/// it once it is stale: see [`remove_stale_staging`].)
 fn tmp_path(path: &Path) -> std::path::PathBuf {
     static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let unique = format!(".{}-{n}.tmp", std::process::id());
+    let unique = format!("{STAGING_MARK}{}-{n}.tmp", std::process::id());
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".");
     name.push(&unique);
     // A target name near the file system's 255-byte limit leaves no room for the suffix.
     if name.len() > 255 {
-        name = format!(".store-export{unique}").into();
+        name = format!(".{unique}").into();
     }
     path.with_file_name(name)
 }
 
-/// Removes the staging files earlier exports to `path` left when their process died (killed
-/// midway): `<path>.<pid>-<n>.tmp` whose process no longer runs. Linux only (it asks `/proc`);
-/// elsewhere they stay for the user to delete.
+/// Removes the staging files that exports into `path`'s directory left when their process died
+/// (killed midway): files named by [`tmp_path`] for `path` (or with the short name), whose
+/// process no longer runs and which nobody has written for [`STALE_STAGING_AGE`]. Linux only
+/// (it asks `/proc`); elsewhere they stay for the user to delete.
 fn remove_stale_staging(path: &Path) {
     if !cfg!(target_os = "linux") || !Path::new("/proc/self").exists() {
         return;
@@ -1250,22 +1261,30 @@ fn remove_stale_staging(path: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!("{name}.");
+    let ours = format!("{name}.{STAGING_MARK}");
+    let short = format!(".{STAGING_MARK}");
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(staged) = file_name.to_str() else {
             continue;
         };
         let Some(pid) = staged
-            .strip_prefix(&prefix)
+            .strip_prefix(ours.as_str())
+            .or_else(|| staged.strip_prefix(short.as_str()))
             .and_then(|rest| rest.strip_suffix(".tmp"))
             .and_then(|rest| rest.split_once('-'))
-            .filter(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())
+            .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
             continue;
         };
-        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+        let untouched = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_STAGING_AGE);
+        if untouched && pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -549,25 +549,48 @@ fn exporting_to_a_file_name_near_the_255_byte_limit_works() {
 }
 
 #[test]
-fn an_export_removes_staging_files_that_killed_exports_to_the_same_path_left() {
+fn an_export_removes_staging_files_that_killed_exports_left_once_they_are_stale() {
     let dir = tempfile::tempdir().unwrap();
     let db = Analytics::in_memory().unwrap();
     db.exec_batch("CREATE TABLE t AS SELECT range AS x FROM range(10)")
         .unwrap();
-    // No process has this id (Linux pids stop at 2^22); its staging file is a leftover.
-    let dead = dir.path().join("out.parquet.999999999-0.tmp");
-    let live = dir
-        .path()
-        .join(format!("out.parquet.{}-999.tmp", std::process::id()));
-    let other_target = dir.path().join("other.parquet.999999999-0.tmp");
-    for leftover in [&dead, &live, &other_target] {
-        std::fs::write(leftover, "partial").unwrap();
-    }
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let leftover = |name: &str, modified: std::time::SystemTime| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "partial").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        path
+    };
+    // No process has this id (Linux pids stop at 2^22).
+    let dead = leftover("out.parquet.store-export-999999999-0.tmp", hour_ago);
+    let dead_short = leftover(".store-export-999999999-1.tmp", hour_ago);
+    let dead_but_fresh = leftover(
+        "out.parquet.store-export-999999999-2.tmp",
+        std::time::SystemTime::now(),
+    );
+    let live = leftover(
+        &format!("out.parquet.store-export-{}-999.tmp", std::process::id()),
+        hour_ago,
+    );
+    let users_own = leftover("out.parquet.20240101-1.tmp", hour_ago);
     assert_eq!(
         db.export_parquet("t", dir.path().join("out.parquet")).unwrap(),
         10
     );
-    assert_eq!(dead.exists(), !cfg!(target_os = "linux"));
-    assert!(live.exists(), "a staging file of a running process stays");
-    assert!(other_target.exists(), "another target's files stay");
+    for removed in [&dead, &dead_short] {
+        assert_eq!(
+            removed.exists(),
+            !cfg!(target_os = "linux"),
+            "{}",
+            removed.display()
+        );
+    }
+    for kept in [&dead_but_fresh, &live, &users_own] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
 }

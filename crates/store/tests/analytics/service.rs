@@ -382,3 +382,47 @@ fn a_misspelt_quota_limit_is_refused() {
     assert!(err.to_string().contains("\"max_key\""), "{err}");
     assert!(!service.store().exists("t:g", "k").unwrap());
 }
+
+#[test]
+fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workspace.duckdb");
+    let open_with = |wait: std::time::Duration| {
+        let mut config = ServiceConfig::new(dir.path());
+        config.store.busy_timeout = wait;
+        Service::open(config).unwrap()
+    };
+    // Just created: another process may be about to write its header.
+    std::fs::write(&file, "").unwrap();
+    let err = open_with(std::time::Duration::from_millis(200))
+        .analytics()
+        .unwrap_err();
+    assert!(err.is_busy(), "{err}");
+    assert!(
+        err.to_string().contains("another process is creating it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "left as it was");
+    // Empty for longer than a creation takes: left behind by a process that died creating it.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let service = open_with(std::time::Duration::from_millis(200));
+    service.store().set("g", "k", "v").unwrap();
+    let rows = service
+        .analytics()
+        .unwrap()
+        .query("SELECT count(*) FROM kv_entries", &[])
+        .unwrap();
+    assert_eq!(rows.rows[0][0], store::analytics::Value::Int(1));
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".workspace.duckdb.empty-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "moved aside, not deleted");
+}
