@@ -290,19 +290,29 @@ fn template_hint(err: &minijinja::Error) -> &'static str {
     }
 }
 
-/// DuckDB's refusal to open a file another process holds (its file lock).
+/// The Service's busy error for an empty analytics file another process may be creating.
+#[cfg(feature = "analytics")]
+pub(crate) const CREATING_ELSEWHERE: &str =
+    "the file is empty, as while another process creates it (DuckDB writes its header right after)";
+
+/// DuckDB's refusal to open a file another process holds (its file lock), or the Service's
+/// wait for a file another process is creating.
 #[cfg(feature = "analytics")]
 fn duckdb_lock_conflict(err: &duckdb::Error) -> bool {
     let text = err.to_string();
     // "File locks are not supported" also starts "Could not set lock": waiting cannot help.
-    (text.contains("Could not set lock") || text.contains("Conflicting lock"))
-        && !text.contains("not supported")
+    ((text.contains("Could not set lock") || text.contains("Conflicting lock"))
+        && !text.contains("not supported"))
+        || text.contains(CREATING_ELSEWHERE)
 }
 
 #[cfg(feature = "analytics")]
 fn duckdb_hint(err: &duckdb::Error) -> &'static str {
     let text = err.to_string();
-    if duckdb_lock_conflict(err) {
+    if text.contains(CREATING_ELSEWHERE) {
+        "; retry in a moment (an empty file left longer than a second is moved aside and the \
+         database created afresh)"
+    } else if duckdb_lock_conflict(err) {
         "; another process has this database open read-write: close it there, or open read-only once it is closed"
     } else if text.contains("read-only mode") || text.contains("read only") {
         "; the database was opened read-only: open it with Analytics::open to write"

@@ -144,10 +144,7 @@ const EMPTY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// still creating, worded like DuckDB's own lock refusal (which callers handle the same way).
 #[cfg(feature = "analytics")]
 fn creating_elsewhere(op: &'static str, path: &Path) -> Error {
-    let message = format!(
-        "Could not set lock on file \"{}\": another process is creating it",
-        path.display()
-    );
+    let message = format!("{}: {}", path.display(), crate::error::CREATING_ELSEWHERE);
     Error::duckdb(
         op,
         "open the analytics database",
@@ -282,8 +279,9 @@ impl Service {
     /// valid DuckDB database file", and the creator, retrying, can meet the same empty file
     /// and never write a header at all (a process killed at that moment leaves one too). An
     /// empty file is therefore busy while it is fresh, and once it has stayed empty for
-    /// [`EMPTY_FILE_GRACE`] it is moved aside (never deleted: should a process still be writing
-    /// through it, its data is kept) so that the open creates the database afresh.
+    /// [`EMPTY_FILE_GRACE`] it is moved aside (never deleted: should a stalled process still
+    /// create its database there, that lands in the moved-aside file rather than being
+    /// unlinked) so that the open creates the database afresh.
     #[cfg(feature = "analytics")]
     fn open_analytics_file(&self) -> Result<crate::analytics::Analytics> {
         const OP: &str = "Service::analytics";
@@ -302,7 +300,13 @@ impl Service {
         let (Some(since), true) = (empty_since, wal_empty) else {
             return Err(err); // a damaged database: not ours to touch
         };
-        if since.elapsed().unwrap_or_default() < EMPTY_FILE_GRACE {
+        // An mtime ahead of this clock (skew, a copied file) counts as fresh only within the
+        // grace, or a skewed file would look "being created" until the clock caught up.
+        let fresh = match since.elapsed() {
+            Ok(age) => age < EMPTY_FILE_GRACE,
+            Err(ahead) => ahead.duration() < EMPTY_FILE_GRACE,
+        };
+        if fresh {
             return Err(creating_elsewhere(OP, path));
         }
         static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -310,12 +314,26 @@ impl Service {
         let mut aside = std::ffi::OsString::from(".");
         aside.push(path.file_name().unwrap_or_default());
         aside.push(format!(".empty-{}-{n}", std::process::id()));
-        std::fs::rename(path, path.with_file_name(aside)).map_err(|source| Error::Io {
-            op: OP,
-            path: Some(path.clone()),
-            source,
-        })?;
-        crate::analytics::Analytics::open(path)
+        match std::fs::rename(path, path.with_file_name(aside)) {
+            // Another process waiting on the same file moved it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    op: OP,
+                    path: Some(path.clone()),
+                    source,
+                });
+            }
+            Ok(()) => {}
+        }
+        // Another waiter may be creating the new file right now: then it is busy like any
+        // fresh one, and the caller's retry finds it complete.
+        match crate::analytics::Analytics::open(path) {
+            Err(e) if e.to_string().contains("not a valid DuckDB database file") => {
+                Err(creating_elsewhere(OP, path))
+            }
+            other => other,
+        }
     }
 
     #[cfg(feature = "analytics")]
