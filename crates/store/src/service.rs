@@ -140,8 +140,8 @@ pub struct Service {
 #[cfg(feature = "analytics")]
 const EMPTY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A busy error (`Error::is_busy`, kind `DuckDb`) for a database file another process is
-/// still creating, worded like DuckDB's own lock refusal (which callers handle the same way).
+/// A busy error (`Error::is_busy`, kind `DuckDb`) for a database file another process may
+/// still be creating: callers retry it like DuckDB's own lock refusal.
 #[cfg(feature = "analytics")]
 fn creating_elsewhere(op: &'static str, path: &Path) -> Error {
     let message = format!("{}: {}", path.display(), crate::error::CREATING_ELSEWHERE);
@@ -150,6 +150,44 @@ fn creating_elsewhere(op: &'static str, path: &Path) -> Error {
         "open the analytics database",
         duckdb::Error::DuckDBFailure(duckdb::ffi::Error::new(1), Some(message)),
     )
+}
+
+/// Renames the empty file `checked` (its metadata, read before) at `path` aside, to
+/// `.<name>.empty-<pid>-<nanos>-<n>` beside it. Another waiter may have moved it first (then
+/// nothing happens) or, between the check and the rename, moved it and let DuckDB create a new
+/// database at `path`: a file other than `checked`, or no longer empty, is put back (linked,
+/// which never replaces a file) and left in place. Only on Unix, where a file's identity can
+/// be compared; elsewhere nothing is moved.
+#[cfg(feature = "analytics")]
+fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut name = std::ffi::OsString::from(".");
+        name.push(path.file_name().unwrap_or_default());
+        name.push(format!(".empty-{}-{nanos}-{n}", std::process::id()));
+        let aside = path.with_file_name(name);
+        match std::fs::rename(path, &aside) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        }
+        let moved = std::fs::metadata(&aside)?;
+        if moved.dev() != checked.dev() || moved.ino() != checked.ino() || moved.len() != 0 {
+            // Someone's new database: back where it was, unless yet another file took the
+            // name meanwhile (then it stays aside, intact).
+            if std::fs::hard_link(&aside, path).is_ok() {
+                std::fs::remove_file(&aside)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, checked);
+    Ok(())
 }
 
 impl Service {
@@ -290,10 +328,10 @@ impl Service {
             Err(e) if e.to_string().contains("not a valid DuckDB database file") => e,
             other => return other,
         };
-        let empty_since = std::fs::metadata(path)
+        let empty = std::fs::metadata(path)
             .ok()
-            .filter(|m| m.is_file() && m.len() == 0)
-            .and_then(|m| m.modified().ok());
+            .filter(|m| m.is_file() && m.len() == 0);
+        let empty_since = empty.as_ref().and_then(|m| m.modified().ok());
         let mut wal = path.as_os_str().to_os_string();
         wal.push(".wal");
         let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
@@ -309,23 +347,14 @@ impl Service {
         if fresh {
             return Err(creating_elsewhere(OP, path));
         }
-        static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = MOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut aside = std::ffi::OsString::from(".");
-        aside.push(path.file_name().unwrap_or_default());
-        aside.push(format!(".empty-{}-{n}", std::process::id()));
-        match std::fs::rename(path, path.with_file_name(aside)) {
-            // Another process waiting on the same file moved it first.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    op: OP,
-                    path: Some(path.clone()),
-                    source,
-                });
-            }
-            Ok(()) => {}
-        }
+        let (Some(checked), true) = (empty, cfg!(unix)) else {
+            return Err(err); // no file identity to check a move against: leave it
+        };
+        move_aside_if_still(path, &checked).map_err(|source| Error::Io {
+            op: OP,
+            path: Some(path.clone()),
+            source,
+        })?;
         // Another waiter may be creating the new file right now: then it is busy like any
         // fresh one, and the caller's retry finds it complete.
         match crate::analytics::Analytics::open(path) {
@@ -437,5 +466,51 @@ impl Service {
         let analytics = Ok(());
         let store = self.store.close();
         analytics.and(store)
+    }
+}
+
+#[cfg(all(test, unix, feature = "analytics"))]
+mod tests {
+    use super::move_aside_if_still;
+
+    fn asides(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".empty-")
+            })
+            .count()
+    }
+
+    #[test]
+    fn an_empty_file_checked_stale_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        std::fs::write(&path, "").unwrap();
+        let checked = std::fs::metadata(&path).unwrap();
+        move_aside_if_still(&path, &checked).unwrap();
+        assert!(!path.exists());
+        assert_eq!(asides(dir.path()), 1);
+        // Already moved by another waiter: nothing to do.
+        move_aside_if_still(&path, &checked).unwrap();
+        assert_eq!(asides(dir.path()), 1);
+    }
+
+    #[test]
+    fn a_file_created_after_the_check_is_put_back_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        std::fs::write(&path, "").unwrap();
+        let checked = std::fs::metadata(&path).unwrap();
+        // Another waiter moved the stale file and DuckDB created a new database in its place.
+        std::fs::rename(&path, dir.path().join("elsewhere")).unwrap();
+        std::fs::write(&path, "new database").unwrap();
+        move_aside_if_still(&path, &checked).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new database");
+        assert_eq!(asides(dir.path()), 0);
     }
 }
