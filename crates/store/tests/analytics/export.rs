@@ -558,12 +558,7 @@ fn an_export_removes_staging_files_that_killed_exports_left_once_they_are_stale(
     let leftover = |name: &str, modified: std::time::SystemTime| {
         let path = dir.path().join(name);
         std::fs::write(&path, "partial").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
+        crate::support::set_mtime(&path, modified);
         path
     };
     // No process has this id (Linux pids stop at 2^22).

@@ -396,12 +396,7 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
     // which still counts as fresh, so a slow machine cannot age it past the grace meanwhile.)
     std::fs::write(&file, "").unwrap();
     let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(900);
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(soon)
-        .unwrap();
+    crate::support::set_mtime(&file, soon);
     let err = open_with(std::time::Duration::from_millis(200))
         .analytics()
         .unwrap_err();
@@ -410,12 +405,7 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "left as it was");
     // Dated far ahead (clock skew, a copied file): not "being created" until the clock catches up.
     let next_day = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(next_day)
-        .unwrap();
+    crate::support::set_mtime(&file, next_day);
     open_with(std::time::Duration::from_millis(200))
         .analytics()
         .unwrap()
@@ -424,12 +414,7 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
     std::fs::write(&file, "").unwrap();
     // Empty for longer than a creation takes: left behind by a process that died creating it.
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(hour_ago)
-        .unwrap();
+    crate::support::set_mtime(&file, hour_ago);
     let service = open_with(std::time::Duration::from_millis(200));
     service.store().set("g", "k", "v").unwrap();
     let rows = service

@@ -144,3 +144,13 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     std::fs::write(&path, contents).expect("write fixture");
     path
 }
+
+/// Sets a file's modification time (to date it as older, or newer, than it is).
+pub fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}

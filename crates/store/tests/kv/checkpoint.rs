@@ -134,16 +134,18 @@ fn readers_see_every_commit_with_and_without_a_memory_map() {
     }
 }
 
-#[test]
-fn sync_flushes_the_whole_log_or_fails_busy_while_an_old_snapshot_is_read() {
+/// A store with `busy_timeout`, whose database file holds one row, and another connection (as
+/// another process would) reading on that snapshot while the store wrote 200 more rows.
+fn store_with_a_reader_on_an_old_snapshot(
+    busy_timeout: Duration,
+) -> (tempfile::TempDir, Store, rusqlite::Connection) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let mut short_wait = config(&path, 0);
-    short_wait.busy_timeout = Duration::from_millis(100);
+    short_wait.busy_timeout = busy_timeout;
     let store = Store::open_with(short_wait).unwrap();
     store.set("bulk", "first", "1").unwrap();
     store.sync().unwrap();
-    // Another connection (as another process would) reads on the snapshot holding one row.
     let reader = rusqlite::Connection::open(&path).unwrap();
     reader.execute_batch("BEGIN").unwrap();
     let seen: i64 = reader
@@ -151,6 +153,13 @@ fn sync_flushes_the_whole_log_or_fails_busy_while_an_old_snapshot_is_read() {
         .unwrap();
     assert_eq!(seen, 1);
     write_many(&store, 200);
+    (dir, store, reader)
+}
+
+#[test]
+fn sync_flushes_the_whole_log_or_fails_busy_while_an_old_snapshot_is_read() {
+    let (dir, store, reader) = store_with_a_reader_on_an_old_snapshot(Duration::from_millis(100));
+    let path = dir.path().join("state.db");
 
     let err = store.sync().unwrap_err();
     assert!(err.is_busy(), "{err}");
@@ -186,19 +195,8 @@ fn rows_in_database_file_alone(path: &Path) -> i64 {
 
 #[test]
 fn sync_waits_for_another_checkpointer_and_never_reports_its_unfinished_flush() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store, reader) = store_with_a_reader_on_an_old_snapshot(Duration::from_millis(200));
     let path = dir.path().join("state.db");
-    let mut short_wait = config(&path, 0);
-    short_wait.busy_timeout = Duration::from_millis(200);
-    let store = Store::open_with(short_wait).unwrap();
-    store.set("bulk", "first", "1").unwrap();
-    store.sync().unwrap();
-    let reader = rusqlite::Connection::open(&path).unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
-        .unwrap();
-    write_many(&store, 200);
     // Another connection checkpoints, waiting for the reader; SQLite answers a second
     // checkpointer at once, without waiting and without an error.
     let other = rusqlite::Connection::open(&path).unwrap();
