@@ -328,9 +328,15 @@ impl Service {
             Err(e) if e.to_string().contains("not a valid DuckDB database file") => e,
             other => return other,
         };
-        let empty = std::fs::metadata(path)
-            .ok()
-            .filter(|m| m.is_file() && m.len() == 0);
+        // The file DuckDB found empty may have changed since: moved aside by another waiter
+        // (gone), or given its header by its creator (no longer empty). Either way it is
+        // worth another try; only a file still refused then is damaged.
+        let empty = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(creating_elsewhere(OP, path)),
+            Ok(m) if m.is_file() && m.len() > 0 => return crate::analytics::Analytics::open(path),
+            Ok(m) if m.is_file() => Some(m),
+            _ => None,
+        };
         let empty_since = empty.as_ref().and_then(|m| m.modified().ok());
         let mut wal = path.as_os_str().to_os_string();
         wal.push(".wal");
