@@ -1,6 +1,6 @@
-//! `export_parquet`: tables and queries to zstd Parquet, written through `<path>.tmp` and renamed,
-//! with parent directories created, types and NULLs preserved, and the target untouched when the
-//! export fails.
+//! `export_parquet`: tables and queries to zstd Parquet, written through a staging file beside
+//! the target and renamed, with parent directories created, types and NULLs preserved, and the
+//! target untouched when the export fails.
 
 use store::ErrorKind;
 use store::analytics::{Analytics, Value};
