@@ -683,9 +683,12 @@ impl Inner {
         if let Some(checkpointer) = self.checkpointer.lock().take() {
             checkpointer.stop();
         }
+        // The writer first: a write already past its checks (in a transaction, or waiting for
+        // the lock) commits, and sends its events, before subscriptions are disconnected; the
+        // writes after it find no writer and return `Closed`.
+        let writer = self.writer.lock().take();
         self.events.close();
         self.readers.close();
-        let writer = self.writer.lock().take();
         let mut result = Ok(());
         if let Some(mut writer) = writer {
             // Both are housekeeping: closing never waits for another process's write lock

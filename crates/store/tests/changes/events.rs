@@ -1161,3 +1161,37 @@ fn a_purge_thread_callback_closing_the_store_during_another_close_does_not_deadl
     within(HANG, move || store.close()).unwrap();
     assert!(f.store.is_closed());
 }
+
+#[test]
+fn a_write_that_commits_while_close_waits_for_it_reaches_subscribers() {
+    let f = file_store();
+    let sub = f.store.watch("*").unwrap();
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let store = f.store.clone();
+        std::thread::spawn(move || {
+            store.transaction(|tx| {
+                tx.set("g", "k", "v")?;
+                inside_tx.send(()).unwrap();
+                // Close starts meanwhile and waits for this transaction.
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            })
+        })
+    };
+    inside_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    f.store.close().unwrap();
+    writer
+        .join()
+        .unwrap()
+        .expect("the transaction began before close and commits");
+    // Its event was sent before the subscription was disconnected.
+    assert_eq!(
+        sub.recv_timeout(Duration::from_secs(5)).map(|e| (e.kind, e.key)),
+        Some((EventKind::Set, Some("k".to_string())))
+    );
+    assert!(
+        sub.recv_timeout(Duration::from_secs(5)).is_none(),
+        "then disconnected"
+    );
+}
