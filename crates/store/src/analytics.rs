@@ -80,10 +80,9 @@ pub struct Analytics {
     conn: Mutex<Option<Connection>>,
     /// The thread reading a [`stream::ArrowBatches`] (which holds `conn`), or 0.
     reader: std::sync::atomic::AtomicUsize,
-    /// The thread running a [`Analytics::with_connection`] closure (which holds `conn`), or 0.
-    holder: std::sync::atomic::AtomicUsize,
-    /// The thread inside any call holding `conn` (`with_conn`), or 0: a progress callback
-    /// started from that thread must not wait for it.
+    /// The thread inside any call holding `conn` (`with_conn`, so also a
+    /// [`Analytics::with_connection`] closure), or 0: neither that thread nor a progress
+    /// callback it waits for may wait for the lock.
     locked_by: std::sync::atomic::AtomicUsize,
     /// Released after the connection closes (fields drop in order, and `close` takes both).
     claim: Mutex<Option<claims::FileClaim>>,
@@ -246,7 +245,6 @@ impl Analytics {
         Analytics {
             conn: Mutex::new(Some(conn)),
             reader: std::sync::atomic::AtomicUsize::new(0),
-            holder: std::sync::atomic::AtomicUsize::new(0),
             locked_by: std::sync::atomic::AtomicUsize::new(0),
             claim: Mutex::new(claim),
             path,
@@ -318,22 +316,10 @@ impl Analytics {
     /// # Ok::<(), store::Error>(())
     /// ```
     pub fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> duckdb::Result<T>) -> Result<T> {
-        use std::sync::atomic::Ordering;
         const OP: &str = "Analytics::with_connection";
         // While `f` holds the connection, a call of this handle from inside it would wait for
-        // the lock forever; the mark makes it an error instead (see `with_conn`).
-        struct Held<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Held<'_> {
-            fn drop(&mut self) {
-                self.0.store(0, Ordering::Relaxed);
-            }
-        }
-        self.with_conn(OP, |conn| {
-            self.holder
-                .store(crate::kv::store::thread_token(), Ordering::Relaxed);
-            let _held = Held(&self.holder);
-            f(conn).map_err(|e| Error::duckdb(OP, "run", e))
-        })
+        // the lock forever; `with_conn`'s `locked_by` mark makes it an error instead.
+        self.with_conn(OP, |conn| f(conn).map_err(|e| Error::duckdb(OP, "run", e)))
     }
 
     /// Refuses a call on a thread that already holds the connection (reading a `query_arrow`
@@ -350,7 +336,8 @@ impl Analytics {
                  call the handle from there once the job has finished",
             ));
         }
-        if self.holder.load(std::sync::atomic::Ordering::Relaxed) == crate::kv::store::thread_token() {
+        // Only `with_connection` runs caller code while this thread holds the connection.
+        if self.locked_by.load(std::sync::atomic::Ordering::Relaxed) == crate::kv::store::thread_token() {
             return Err(Error::invalid(
                 op,
                 "connection",

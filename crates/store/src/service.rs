@@ -152,6 +152,12 @@ fn creating_elsewhere(op: &'static str, path: &Path) -> Error {
     )
 }
 
+/// DuckDB's refusal of a file without a database header (an empty one included).
+#[cfg(feature = "analytics")]
+fn is_not_a_database(e: &Error) -> bool {
+    e.to_string().contains("not a valid DuckDB database file")
+}
+
 /// Renames the empty file `checked` (its metadata, read before) at `path` aside, to
 /// `.<name>.empty-<pid>-<nanos>-<n>` beside it. Another waiter may have moved it first (then
 /// nothing happens) or, between the check and the rename, moved it and let DuckDB create a new
@@ -325,7 +331,7 @@ impl Service {
         const OP: &str = "Service::analytics";
         let path = &self.analytics_path;
         let err = match crate::analytics::Analytics::open(path) {
-            Err(e) if e.to_string().contains("not a valid DuckDB database file") => e,
+            Err(e) if is_not_a_database(&e) => e,
             other => return other,
         };
         // The file DuckDB found empty may have changed since: moved aside by another waiter
@@ -364,9 +370,7 @@ impl Service {
         // Another waiter may be creating the new file right now: then it is busy like any
         // fresh one, and the caller's retry finds it complete.
         match crate::analytics::Analytics::open(path) {
-            Err(e) if e.to_string().contains("not a valid DuckDB database file") => {
-                Err(creating_elsewhere(OP, path))
-            }
+            Err(e) if is_not_a_database(&e) => Err(creating_elsewhere(OP, path)),
             other => other,
         }
     }
