@@ -28,7 +28,8 @@ pub fn run(service: &Service, args: NsArgs, out: &Output) -> store::Result<()> {
         NsCommand::Usage { namespace, quota } => {
             let usage = service.call("store/scoped/usage", json!({ "namespace": namespace }))?;
             let quota = quota.to_json();
-            let mut result = json!({"namespace": namespace, "usage": usage});
+            // `--json` prints the action's own result (§12), plus the quota when one was given.
+            let mut result = usage.clone();
             if let Some(q) = &quota {
                 result["quota"] = q.clone();
             }

@@ -52,7 +52,7 @@ pub use scoring::{
 pub use split::{HIVE_NULL, MAX_ESCAPED_VALUE_BYTES, SplitFile, SplitManifest, escape_segment};
 pub use sql::MAX_IDENTIFIER_BYTES;
 pub use stream::ArrowBatches;
-pub use value::{Row, Rows, Value};
+pub use value::{ColumnIndex, Row, Rows, Value};
 
 /// Message of a `kv_entries` scan whose store is closed (mapped to `Error::Closed`).
 pub(crate) const KV_CLOSED: &str = "kv_entries: the KV store is closed; attach an open store again";

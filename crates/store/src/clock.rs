@@ -1,6 +1,5 @@
 //! Injectable time, so TTL behaviour is testable without sleeping.
 
-use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +24,7 @@ pub type UnixMillis = i64;
 /// use store::{Clock, SystemClock};
 /// assert!(SystemClock.now_ms() > 1_600_000_000_000);
 /// ```
-pub trait Clock: Send + Sync + fmt::Debug {
+pub trait Clock: Send + Sync {
     /// The current time in Unix milliseconds.
     ///
     /// # Examples

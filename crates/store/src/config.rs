@@ -158,7 +158,7 @@ impl Default for ChangeFeedConfig {
 /// assert_eq!(Store::open_with(memory)?.listener_count(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// Where the database lives.
     pub location: Location,
@@ -198,6 +198,24 @@ pub struct StoreConfig {
     pub reader_mmap_bytes: u64,
     /// The time source (default [`SystemClock`]); tests use [`ManualClock`](crate::ManualClock).
     pub clock: Arc<dyn Clock>,
+}
+
+// By hand rather than derived so that a `Clock` need not implement `Debug`.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("location", &self.location)
+            .field("durability", &self.durability)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("readers", &self.readers)
+            .field("watch_capacity", &self.watch_capacity)
+            .field("purge_interval", &self.purge_interval)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .field("changes", &self.changes)
+            .field("checkpoint_pages", &self.checkpoint_pages)
+            .field("reader_mmap_bytes", &self.reader_mmap_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StoreConfig {

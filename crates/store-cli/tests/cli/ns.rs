@@ -45,7 +45,7 @@ fn scoped_set_over_max_keys_exits_1_with_a_quota_error_naming_max_keys() {
         "1",
     ]);
     assert_eq!(error["kind"], "quota_exceeded");
-    assert_eq!(home.json(&["ns", "usage", "tenant-a"])["usage"]["keys"], 1);
+    assert_eq!(home.json(&["ns", "usage", "tenant-a"])["keys"], 1);
 }
 
 /// SPEC §6: "concurrent threads or processes never overshoot".
@@ -68,7 +68,7 @@ fn concurrent_processes_never_overshoot_max_keys() {
     });
     assert_eq!(codes.iter().filter(|c| **c == Some(0)).count(), 5, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == Some(1)).count(), 5, "{codes:?}");
-    assert_eq!(home.json(&["ns", "usage", "t"])["usage"]["keys"], 5);
+    assert_eq!(home.json(&["ns", "usage", "t"])["keys"], 5);
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn expired_entries_do_not_count_towards_quota_or_usage() {
     ]);
     home.ok(&["kv", "--ns", "t", "set", "g", "new", "v", "--max-keys", "1"]);
     assert_eq!(
-        home.json(&["ns", "usage", "t"])["usage"],
+        home.json(&["ns", "usage", "t"]),
         json!({"bytes": 4, "groups": 1, "keys": 1})
     );
 }
@@ -191,13 +191,14 @@ fn ns_usage_prints_keys_groups_and_bytes() {
     assert_eq!(rows.len(), 5, "{out}");
 }
 
+/// SPEC §12: "`--json` prints the action result", here `store/scoped/usage`'s.
 #[test]
-fn ns_usage_json_has_namespace_and_usage() {
+fn ns_usage_json_is_the_usage_action_result() {
     let home = Home::new();
     home.ok(&["kv", "--ns", "tenant-a", "set", "config", "k", "vv"]);
     assert_eq!(
         home.json(&["ns", "usage", "tenant-a"]),
-        json!({"namespace": "tenant-a", "usage": {"bytes": 3, "groups": 1, "keys": 1}})
+        json!({"bytes": 3, "groups": 1, "keys": 1})
     );
 }
 
@@ -206,7 +207,7 @@ fn ns_usage_of_an_empty_namespace_is_zero() {
     let home = Home::new();
     assert_eq!(
         home.json(&["ns", "usage", "nobody"]),
-        json!({"namespace": "nobody", "usage": {"bytes": 0, "groups": 0, "keys": 0}})
+        json!({"bytes": 0, "groups": 0, "keys": 0})
     );
 }
 
@@ -222,8 +223,9 @@ fn ns_usage_with_quota_flags_shows_the_limits() {
     );
     let v = home.json(&["ns", "usage", "t", "--max-keys", "4"]);
     assert_eq!(
-        v["quota"],
-        json!({"max_bytes": 0, "max_groups": 0, "max_keys": 4})
+        v,
+        json!({"bytes": 2, "groups": 1, "keys": 1,
+               "quota": {"max_bytes": 0, "max_groups": 0, "max_keys": 4}})
     );
 }
 
@@ -248,7 +250,7 @@ fn ns_usage_percentages_round_down_so_100_means_the_limit_is_reached() {
 fn raw_writes_into_the_namespace_count_towards_usage() {
     let home = Home::new();
     home.set("tenant-a:config", "k", "v");
-    assert_eq!(home.json(&["ns", "usage", "tenant-a"])["usage"]["keys"], 1);
+    assert_eq!(home.json(&["ns", "usage", "tenant-a"])["keys"], 1);
     home.run(&[
         "kv",
         "--ns",

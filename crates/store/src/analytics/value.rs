@@ -321,20 +321,96 @@ pub struct Row {
 }
 
 impl Row {
-    /// The value of a column by name.
+    /// The value of a column, named by position (`usize`, from 0) or by name (`&str`); `None`
+    /// when there is no such column. With a repeated name, the first column of that name.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::{Analytics, Value};
+    /// let db = Analytics::in_memory()?;
+    /// let row = db.query_row("SELECT 1 AS a, 'x' AS b", &[])?.unwrap();
+    /// assert_eq!(row.get(1), Some(&Value::Text("x".into())));
+    /// assert_eq!(row.get("a"), row.get(0));
+    /// assert!(row.get("missing").is_none() && row.get(2).is_none());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn get<C: ColumnIndex>(&self, column: C) -> Option<&Value> {
+        column.position(&self.columns).and_then(|i| self.values.get(i))
+    }
+
+    /// The number of columns.
     ///
     /// # Examples
     /// ```
     /// let db = store::analytics::Analytics::in_memory()?;
-    /// let row = db.query_row("SELECT 1 AS a", &[])?.unwrap();
-    /// assert!(row.get("missing").is_none());
+    /// assert_eq!(db.query_row("SELECT 1, 2", &[])?.unwrap().len(), 2);
     /// # Ok::<(), store::Error>(())
     /// ```
-    pub fn get(&self, column: &str) -> Option<&Value> {
-        self.columns
-            .iter()
-            .position(|c| c == column)
-            .map(|i| &self.values[i])
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the row has no columns (a query's rows always have at least one).
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// assert!(!db.query_row("SELECT 1", &[])?.unwrap().is_empty());
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// How [`Row::get`] names a column: by position (`usize`) or by name (`&str`, `&String`).
+/// Sealed: implemented for those types only.
+///
+/// # Examples
+/// ```
+/// use store::analytics::{Analytics, ColumnIndex};
+/// fn has<C: ColumnIndex>(row: &store::analytics::Row, c: C) -> bool {
+///     row.get(c).is_some()
+/// }
+/// let row = Analytics::in_memory()?.query_row("SELECT 1 AS a", &[])?.unwrap();
+/// assert!(has(&row, 0usize) && has(&row, "a") && !has(&row, 1usize));
+/// # Ok::<(), store::Error>(())
+/// ```
+pub trait ColumnIndex: sealed::Sealed {
+    /// The column's position among `columns`, if it has one.
+    ///
+    /// # Examples
+    /// ```
+    /// use store::analytics::ColumnIndex;
+    /// let columns = vec!["a".to_string(), "b".to_string()];
+    /// assert_eq!("b".position(&columns), Some(1));
+    /// assert_eq!(5usize.position(&columns), None);
+    /// ```
+    fn position(&self, columns: &[String]) -> Option<usize>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for usize {}
+    impl Sealed for &str {}
+    impl Sealed for &String {}
+}
+
+impl ColumnIndex for usize {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        (*self < columns.len()).then_some(*self)
+    }
+}
+
+impl ColumnIndex for &str {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        columns.iter().position(|c| c == self)
+    }
+}
+
+impl ColumnIndex for &String {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        self.as_str().position(columns)
     }
 }
 
