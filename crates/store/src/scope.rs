@@ -260,8 +260,19 @@ impl Scope {
     /// The check runs first on the usage the counters record, an upper bound of the live usage
     /// (expired rows not purged yet still count), so a write that fits is let through in O(1)
     /// however many rows have expired; only a write it would refuse is checked again against
-    /// the exact live usage.
-    pub(crate) fn check_write(&self, w: &WriteCtx<'_>, group: &str, key: &str, value: &str) -> Result<()> {
+    /// the exact live usage, which visits the namespace's expired rows. When it finds any,
+    /// `counted_expired` is set: the caller then purges them (see `quota_checked_write` in
+    /// `kv/ops.rs`), so the counters are exact again and the next checks are O(1) — each
+    /// expired row is visited a bounded number of times, not once per write until the purge
+    /// thread comes by.
+    pub(crate) fn check_write(
+        &self,
+        w: &WriteCtx<'_>,
+        group: &str,
+        key: &str,
+        value: &str,
+        counted_expired: &mut bool,
+    ) -> Result<()> {
         let (Some(namespace), false) = (&self.namespace, self.quota.is_unlimited()) else {
             return Ok(());
         };
@@ -278,6 +289,7 @@ impl Scope {
             let live = recorded
                 .live(w.conn, namespace, w.now)
                 .ctx(op, "read live namespace usage for quota check")?;
+            *counted_expired |= live != recorded.upper_bound();
             over = self.first_exceeded(w, &write, live)?;
         }
         match over {

@@ -88,11 +88,22 @@ pub(crate) fn value(op: &'static str, value: &str, max: usize) -> Result<()> {
 
 /// A namespace: `^[A-Za-z0-9-]+$`, at most 64 bytes.
 pub(crate) fn namespace(op: &'static str, ns: &str) -> Result<()> {
-    if ns.is_empty() || ns.len() > MAX_NAMESPACE_BYTES {
+    if ns.len() > MAX_NAMESPACE_BYTES {
+        // Not quoted back: the input may be megabytes long.
         return Err(Error::invalid(
             op,
             "namespace",
-            format!("{ns:?} must be 1 to {MAX_NAMESPACE_BYTES} bytes of [A-Za-z0-9-]"),
+            format!(
+                "the namespace is {} bytes; it must be 1 to {MAX_NAMESPACE_BYTES} bytes of [A-Za-z0-9-]",
+                ns.len()
+            ),
+        ));
+    }
+    if ns.is_empty() {
+        return Err(Error::invalid(
+            op,
+            "namespace",
+            format!("the namespace is empty; it must be 1 to {MAX_NAMESPACE_BYTES} bytes of [A-Za-z0-9-]"),
         ));
     }
     if !ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -127,6 +138,8 @@ mod tests {
         }
         assert!(namespace("t", &"a".repeat(64)).is_ok());
         assert!(namespace("t", &"a".repeat(65)).is_err());
+        let huge = namespace("t", &"x".repeat(1_000_000)).unwrap_err().to_string();
+        assert!(huge.len() < 200 && huge.contains("1000000 bytes"), "{huge}");
     }
 
     #[test]

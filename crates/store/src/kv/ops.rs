@@ -76,7 +76,7 @@ impl<A: Access> Kv for A {
         let local = group;
         let group = scope.group(op, group)?;
         let now = self.now();
-        self.write(op, now, Statements::Many, |w| {
+        quota_checked_write(self, op, now, Statements::Many, |w, counted_expired| {
             let actual = sqlite::get(w.conn, &group, key)
                 .ctx(op, "read current version")?
                 .filter(|r| r.is_live(w.now))
@@ -90,7 +90,7 @@ impl<A: Access> Kv for A {
                     actual,
                 });
             }
-            scope.check_write(w, &group, key, value)?;
+            scope.check_write(w, &group, key, value, counted_expired)?;
             write_value(w, &group, key, value, None)
         })
     }
@@ -102,7 +102,7 @@ impl<A: Access> Kv for A {
         let group = scope.group(op, group)?;
         let group = group.as_ref();
         let now = self.now();
-        self.write(op, now, Statements::Many, |w| {
+        quota_checked_write(self, op, now, Statements::Many, |w, counted_expired| {
             let current = sqlite::get(w.conn, group, key)
                 .ctx(op, "read current value")?
                 .filter(|r| r.is_live(w.now));
@@ -120,7 +120,7 @@ impl<A: Access> Kv for A {
             let text = result.to_string();
             // A configured limit under 20 bytes can be outgrown by the sum alone.
             validate::value(op, &text, self.max_value_bytes())?;
-            scope.check_write(w, group, key, &text)?;
+            scope.check_write(w, group, key, &text, counted_expired)?;
             let seq = w.next_seq()?;
             if current.is_some() {
                 sqlite::update_value(w.conn, group, key, &text, seq).ctx(op, "update value")?;
@@ -346,11 +346,33 @@ fn put<A: Access>(
     let group = scope.group(op, group)?;
     let now = a.now();
     // The quota check only reads, so this is still one writing statement.
-    a.write(op, now, Statements::One, |w| {
+    quota_checked_write(a, op, now, Statements::One, |w, counted_expired| {
         let expires_at = ttl.map(|ttl| w.now.saturating_add(ttl_ms(ttl)));
-        scope.check_write(w, &group, key, value)?;
+        scope.check_write(w, &group, key, value, counted_expired)?;
         write_value(w, &group, key, value, expires_at)
     })
+}
+
+/// A write whose `body` checks the scope's quota. If the check had to count the namespace's
+/// expired rows (the counters still include them until they are purged), they are purged
+/// right after the write, whether it succeeded or was refused: in batches of their own
+/// transactions, recording `Expired` as the purge thread would (inside a transaction, in it).
+/// Without that, a namespace near its quota would pay a count of its expired rows on every
+/// write until the purge thread ran. Best effort, like lazy expiry: a failed purge is logged
+/// and leaves the rows for the purge thread; the write's own result is returned either way.
+fn quota_checked_write<A: Access, T>(
+    a: &A,
+    op: &'static str,
+    now: i64,
+    statements: Statements,
+    body: impl FnOnce(&mut WriteCtx<'_>, &mut bool) -> Result<T>,
+) -> Result<T> {
+    let mut counted_expired = false;
+    let result = a.write(op, now, statements, |w| body(w, &mut counted_expired));
+    if counted_expired && let Err(e) = purge_prefix(a, op, a.scope().prefix(), now, i64::MAX) {
+        log::warn!("store: expired entries stay until the purge thread removes them: {e}");
+    }
+    result
 }
 
 /// Writes a value with a fresh version and records the `Set`.

@@ -251,12 +251,59 @@ impl Model {
     fn group_live(&self, g: &str) -> bool {
         self.rows.iter().any(|((rg, _), r)| rg == g && self.live(r))
     }
+    /// Usage as the counters record it: expired rows not purged yet still count.
+    fn recorded_usage(&self, ns: &str) -> Usage {
+        let prefix = format!("{ns}:");
+        let mut u = Usage::default();
+        let mut groups = BTreeSet::new();
+        for ((g, k), r) in self.rows.iter().filter(|((g, _), _)| g.starts_with(&prefix)) {
+            u.keys += 1;
+            u.bytes += (k.len() + r.value.len()) as u64;
+            groups.insert(g.clone());
+        }
+        u.groups = groups.len() as u64;
+        u
+    }
     /// SPEC §6 quota rule, first failure wins.
     fn quota_check(&self, ns: &str, q: Quota, g: &str, k: &str, v: &str) -> Option<(QuotaLimit, u64, u64)> {
+        self.quota_check_on(self.usage(ns), q, g, k, v)
+    }
+    /// Whether a quota-checked write counts the namespace's expired rows, and so purges them
+    /// once it is done: the namespace holds some, and the recorded usage fails the check.
+    fn counts_expired(&self, ns: &str, q: Quota, g: &str, k: &str, v: &str) -> bool {
+        let prefix = format!("{ns}:");
+        let expired = self
+            .rows
+            .iter()
+            .any(|((rg, _), r)| rg.starts_with(&prefix) && !self.live(r));
+        expired && self.quota_check_on(self.recorded_usage(ns), q, g, k, v).is_some()
+    }
+    /// Removes the expired rows of groups under `prefix`, recording `Expired` for each.
+    fn purge(&mut self, prefix: &str) -> u64 {
+        let now = self.now;
+        let gone: Vec<(String, String)> = self
+            .rows
+            .iter()
+            .filter(|((g, _), r)| g.starts_with(prefix) && r.expires_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for (g, k) in &gone {
+            self.rows.remove(&(g.clone(), k.clone()));
+            self.removal(EventKind::Expired, g, Some(k));
+        }
+        gone.len() as u64
+    }
+    fn quota_check_on(
+        &self,
+        u: Usage,
+        q: Quota,
+        g: &str,
+        k: &str,
+        v: &str,
+    ) -> Option<(QuotaLimit, u64, u64)> {
         if q.is_unlimited() {
             return None;
         }
-        let u = self.usage(ns);
         let existing = self.live_row(g, k);
         let update = existing.is_some();
         if !update && q.max_keys > 0 && u.keys + 1 > q.max_keys {
@@ -391,6 +438,11 @@ fn apply<K: Kv>(
         Some(ns) => m.quota_check(ns, quota, full, k, v),
         None => None,
     };
+    // A checked write that counted the namespace's expired rows purges them afterwards.
+    let counts_expired = |m: &Model, full: &str, k: &str, v: &str| match ns {
+        Some(ns) => m.counts_expired(ns, quota, full, k, v).then(|| format!("{ns}:")),
+        None => None,
+    };
     match *op {
         KvOp::Set(g, k, v) | KvOp::SetTtl(g, k, v, _) => {
             let (local, full) = names(g);
@@ -401,6 +453,7 @@ fn apply<K: Kv>(
                 None
             };
             let want = check(m, &full, k, v);
+            let purge = counts_expired(m, &full, k, v);
             let got = match ttl {
                 None => h.set(&local, k, v),
                 Some(t) => h.set_with_ttl(&local, k, v, Duration::from_millis(t)),
@@ -413,6 +466,9 @@ fn apply<K: Kv>(
                     let at = ttl.map(|t| m.now + t as i64);
                     m.set_event(&full, k, v, ver, at);
                 }
+            }
+            if let Some(prefix) = purge {
+                m.purge(&prefix);
             }
         }
         KvOp::Cas(g, k, v, expect) => {
@@ -444,12 +500,18 @@ fn apply<K: Kv>(
                     }
                     other => return Err(fail(ctx, format!("expected Conflict, got {other:?}"))),
                 }
-            } else if let Some(w) = check(m, &full, k, v) {
-                expect_quota(ctx, got, ns.unwrap(), w)?;
             } else {
-                let ver = ok(ctx, got)?;
-                new_version(m, ver, ctx)?;
-                m.set_event(&full, k, v, ver, None);
+                let purge = counts_expired(m, &full, k, v);
+                if let Some(w) = check(m, &full, k, v) {
+                    expect_quota(ctx, got, ns.unwrap(), w)?;
+                } else {
+                    let ver = ok(ctx, got)?;
+                    new_version(m, ver, ctx)?;
+                    m.set_event(&full, k, v, ver, None);
+                }
+                if let Some(prefix) = purge {
+                    m.purge(&prefix);
+                }
             }
         }
         KvOp::Incr(g, k, d) => {
@@ -469,6 +531,7 @@ fn apply<K: Kv>(
                 },
                 Some(n) => {
                     let text = n.to_string();
+                    let purge = counts_expired(m, &full, k, &text);
                     if let Some(w) = check(m, &full, k, &text) {
                         expect_quota(ctx, got, ns.unwrap(), w)?;
                     } else {
@@ -483,6 +546,9 @@ fn apply<K: Kv>(
                         prop_assert_eq!(v.expires_at, expires_at, "{}: increment keeps the TTL", ctx);
                         new_version(m, v.version, ctx)?;
                         m.set_event(&full, k, &text, v.version, expires_at);
+                    }
+                    if let Some(prefix) = purge {
+                        m.purge(&prefix);
                     }
                 }
             }
@@ -524,19 +590,9 @@ fn apply<K: Kv>(
         }
         KvOp::Purge => {
             let prefix = ns.map(|ns| format!("{ns}:")).unwrap_or_default();
-            let now = m.now;
-            let gone: Vec<(String, String)> = m
-                .rows
-                .iter()
-                .filter(|((g, _), r)| g.starts_with(&prefix) && r.expires_at.is_some_and(|t| t <= now))
-                .map(|(id, _)| id.clone())
-                .collect();
             let got = ok(ctx, h.purge_expired())?;
-            for (g, k) in &gone {
-                m.rows.remove(&(g.clone(), k.clone()));
-                m.removal(EventKind::Expired, g, Some(k));
-            }
-            prop_assert_eq!(got, gone.len() as u64, "{}", ctx);
+            let want = m.purge(&prefix);
+            prop_assert_eq!(got, want, "{}", ctx);
         }
         KvOp::Get(g, k) => {
             let (local, full) = names(g);

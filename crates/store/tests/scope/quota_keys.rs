@@ -322,3 +322,87 @@ fn a_write_that_waited_is_judged_at_the_time_it_got_the_lock() {
     assert_eq!(ns.usage().unwrap().keys, 1);
     assert_eq!(ns.get("g", "b").unwrap(), "v");
 }
+
+/// Issue 4 "quota checks are O(1)": the counters still include expired rows until they are
+/// purged, so a write they would refuse counts the namespace's expired rows once; it then
+/// purges them (recording `Expired`), so the counters are exact again and the following writes
+/// near the limit pass in O(1) instead of counting every expired row each time until the purge
+/// thread comes by. Before, the rows stayed and every such write counted them again.
+#[test]
+fn a_write_that_counts_expired_rows_purges_them_for_the_next_checks() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(10, 0, 0));
+    for i in 0..8 {
+        ns.set_with_ttl("cache", &format!("c{i}"), "v", Duration::from_secs(1))
+            .unwrap();
+    }
+    ns.set("g", "a", "v").unwrap();
+    ns.set("g", "b", "v").unwrap();
+    f.clock.advance(Duration::from_secs(2));
+    assert_eq!(f.raw_rows(), 10, "expired, not purged yet");
+    let sub = f.store.watch("*").unwrap();
+
+    ns.set("g", "c", "v").unwrap();
+    assert_eq!(
+        f.raw_rows(),
+        3,
+        "the write that counted the expired rows purged them"
+    );
+    let events = summary(&drain(&sub));
+    assert_eq!(events[0], ev(EventKind::Set, "tenant-a:g", Some("c")));
+    let expired: Vec<_> = events[1..].iter().filter(|e| e.0 == EventKind::Expired).collect();
+    assert_eq!((events.len(), expired.len()), (9, 8), "{events:?}");
+    assert_eq!(ns.purge_expired().unwrap(), 0, "nothing left for the purge");
+    assert_eq!(ns.usage().unwrap(), usage(3, 1, 6));
+    for i in 3..10 {
+        ns.set("g", &format!("k{i}"), "v").unwrap();
+    }
+    expect_quota(ns.set("g", "over", "v"), NS_A, QuotaLimit::Keys, 10, 11);
+}
+
+/// The purge also follows a write the live usage still refuses: it is not rolled back with
+/// the refused write, so a caller retrying against a full namespace does not pay the count
+/// again.
+#[test]
+fn a_refused_write_that_counted_expired_rows_still_purges_them() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(0, 0, 100));
+    ns.set_with_ttl("g", "t", &"x".repeat(40), Duration::from_secs(1))
+        .unwrap();
+    ns.set("g", "a", &"x".repeat(40)).unwrap();
+    f.clock.advance(Duration::from_secs(2));
+    // Recorded 82 + 61 > 100, live 41 + 61 > 100 as well.
+    expect_quota(
+        ns.set("g", "b", &"x".repeat(60)),
+        NS_A,
+        QuotaLimit::Bytes,
+        100,
+        102,
+    );
+    assert_eq!(
+        f.raw_rows(),
+        1,
+        "the expired row was purged, the refused one not written"
+    );
+    assert_eq!(
+        changes_since(&f.store, 0).last().map(|c| c.kind),
+        Some(EventKind::Expired)
+    );
+    // Inside a transaction the purge joins it, and rolls back with it.
+    ns.set_with_ttl("g", "t2", "x", Duration::from_secs(1)).unwrap();
+    f.clock.advance(Duration::from_secs(2));
+    let rolled_back: store::Result<()> = ns.transaction(|tx| {
+        expect_quota(
+            tx.set("g", "b", &"x".repeat(60)),
+            NS_A,
+            QuotaLimit::Bytes,
+            100,
+            102,
+        );
+        assert_eq!(tx.purge_expired()?, 0, "purged inside the transaction");
+        tx.get("g", "missing")?; // NotFound: rolls the transaction back
+        Ok(())
+    });
+    assert!(rolled_back.unwrap_err().is_not_found());
+    assert_eq!(f.raw_rows(), 2, "rolled back with the transaction");
+}
