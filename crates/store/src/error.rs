@@ -150,7 +150,7 @@ pub enum Error {
         reason: String,
     },
     /// A named thing (table, workspace, column…) does not exist.
-    #[error("{op}: {kind} {name:?} does not exist; create it first or check the name")]
+    #[error("{op}: {kind} {name:?} does not exist; {}", missing_fix(kind, name))]
     Missing {
         /// Failing operation.
         op: &'static str,
@@ -253,6 +253,18 @@ pub enum Error {
         /// What is unsupported, and what to do instead.
         what: String,
     },
+}
+
+/// The fix part of a `Missing` message: the scoring tables have a call that creates them.
+fn missing_fix(kind: &str, name: &str) -> &'static str {
+    // The names of `analytics::{CHECKPOINT_SCORES, PROBE_RESULTS, SCORING_RESULTS}`, spelled
+    // out because this module also builds without the analytics feature.
+    match (kind, name) {
+        ("table", "checkpoint_scores" | "probe_results" | "scoring_results") => {
+            "call ensure_scoring_tables() first"
+        }
+        _ => "create it first or check the name",
+    }
 }
 
 fn version_text(v: Option<u64>) -> String {

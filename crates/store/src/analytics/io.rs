@@ -465,6 +465,7 @@ impl Analytics {
         format: Format,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<u64> {
+        sql::require_path(op, "path", path)?;
         let quoted = sql::ident(op, "table", table)?;
         if !path.is_file() {
             if path.exists() {

@@ -582,7 +582,7 @@ fn require_scoring_table(
         return Err(Error::Missing {
             op,
             kind: "table",
-            name: format!("{table} (call ensure_scoring_tables() first)"),
+            name: table.to_string(),
         });
     }
     require_shape(op, conn, table, fields)

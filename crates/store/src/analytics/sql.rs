@@ -262,6 +262,10 @@ pub(crate) fn require_path(op: &'static str, field: &'static str, path: &Path) -
             "the path is empty; name a file or directory",
         ));
     }
+    // SPEC §2: checked before any I/O (the OS would refuse it, as a missing file at best).
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(Error::invalid(op, field, "the path contains a NUL byte"));
+    }
     Ok(())
 }
 
@@ -324,6 +328,11 @@ mod tests {
         );
         assert_eq!(path_literal("t", Path::new("/a/~b")).unwrap(), "'/a/~b'");
         assert!(require_path("t", "path", Path::new("")).is_err());
+        let nul = require_path("t", "path", Path::new("a\0b")).unwrap_err();
+        assert_eq!(
+            (nul.kind(), nul.field()),
+            (crate::ErrorKind::InvalidInput, Some("path"))
+        );
         for empty in [
             "",
             " ;\n;",

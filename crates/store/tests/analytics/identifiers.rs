@@ -230,7 +230,7 @@ fn nul_in_an_export_directory_path_is_invalid_input() {
         db.export_split_parquet("t", &bad_dir, "range"),
         ErrorKind::InvalidInput,
     );
-    assert_eq!(err.field(), Some("path"));
+    assert_eq!(err.field(), Some("out_dir"), "the parameter's name");
 }
 
 #[test]

@@ -446,6 +446,25 @@ fn import_file_accepts_a_progress_callback() {
     assert_eq!(calls.swap(0, Ordering::Relaxed), 1);
 }
 
+/// SPEC §2: a DuckDB path with a NUL is `InvalidInput`, checked before any I/O (it was
+/// `Missing { kind: "file" }`, from the failed lookup).
+#[test]
+fn an_import_path_with_a_nul_is_invalid_input() {
+    let db = db();
+    let path = std::path::Path::new("/tmp/a\0b.csv");
+    let results = [
+        db.import_csv("t", path, &CsvOptions::default()),
+        db.import_parquet("t", path),
+        db.import_json("t", path),
+        db.import_jsonl("t", path),
+        db.import_file("t", path, None, None),
+    ];
+    for result in results {
+        let err = expect_kind(result, ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("path"), "{err}");
+    }
+}
+
 #[test]
 fn import_into_an_empty_or_nul_table_name_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();

@@ -385,7 +385,10 @@ fn appending_before_ensure_scoring_tables_is_missing_table() {
         db.append_checkpoint_scores([checkpoint("m", "r", "c", 1)]),
         "table",
     );
-    assert!(name.contains(CHECKPOINT_SCORES), "{name}");
+    assert_eq!(
+        name, CHECKPOINT_SCORES,
+        "the name alone; the hint is in the message"
+    );
     let err = db.append_probe_results([probe("r", "c", "p", true)]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Missing);
     assert!(
