@@ -260,11 +260,9 @@ impl Scope {
     /// The check runs first on the usage the counters record, an upper bound of the live usage
     /// (expired rows not purged yet still count), so a write that fits is let through in O(1)
     /// however many rows have expired; only a write it would refuse is checked again against
-    /// the exact live usage, which visits the namespace's expired rows. When it finds any,
-    /// `counted_expired` is set: the caller then purges them (see `quota_checked_write` in
-    /// `kv/ops.rs`), so the counters are exact again and the next checks are O(1) — each
-    /// expired row is visited a bounded number of times, not once per write until the purge
-    /// thread comes by.
+    /// the exact live usage, which visits the namespace's expired rows. When it finds some
+    /// besides the one this write replaces, `counted_expired` is set, and the caller may purge
+    /// them (see `quota_checked_write` in `kv/ops.rs`) so the next checks are O(1) again.
     pub(crate) fn check_write(
         &self,
         w: &WriteCtx<'_>,
@@ -289,7 +287,12 @@ impl Scope {
             let live = recorded
                 .live(w.conn, namespace, w.now)
                 .ctx(op, "read live namespace usage for quota check")?;
-            *counted_expired |= live != recorded.upper_bound();
+            let expired = recorded.upper_bound().keys.saturating_sub(live.keys);
+            if expired > 0 {
+                let own = usage::expired_entry_exists(w.conn, group, key, w.now)
+                    .ctx(op, "read entry for quota check")?;
+                *counted_expired |= expired > u64::from(own);
+            }
             over = self.first_exceeded(w, &write, live)?;
         }
         match over {

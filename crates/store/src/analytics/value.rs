@@ -363,8 +363,8 @@ impl Row {
     }
 }
 
-/// How [`Row::get`] names a column: by position (`usize`) or by name (`&str`, `&String`).
-/// Sealed: implemented for those types only.
+/// How [`Row::get`] names a column: by position (`usize`) or by name (`&str`, `&String`, and
+/// references to those). Sealed: implemented for those types only.
 ///
 /// # Examples
 /// ```
@@ -374,6 +374,9 @@ impl Row {
 /// }
 /// let row = Analytics::in_memory()?.query_row("SELECT 1 AS a", &[])?.unwrap();
 /// assert!(has(&row, 0usize) && has(&row, "a") && !has(&row, 1usize));
+/// for name in ["a", "b"].iter() {
+///     assert_eq!(row.get(name).is_some(), *name == "a"); // a `&&str`
+/// }
 /// # Ok::<(), store::Error>(())
 /// ```
 pub trait ColumnIndex: sealed::Sealed {
@@ -392,8 +395,9 @@ pub trait ColumnIndex: sealed::Sealed {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for usize {}
-    impl Sealed for &str {}
-    impl Sealed for &String {}
+    impl Sealed for str {}
+    impl Sealed for String {}
+    impl<T: Sealed + ?Sized> Sealed for &T {}
 }
 
 impl ColumnIndex for usize {
@@ -402,15 +406,22 @@ impl ColumnIndex for usize {
     }
 }
 
-impl ColumnIndex for &str {
+impl ColumnIndex for str {
     fn position(&self, columns: &[String]) -> Option<usize> {
         columns.iter().position(|c| c == self)
     }
 }
 
-impl ColumnIndex for &String {
+impl ColumnIndex for String {
     fn position(&self, columns: &[String]) -> Option<usize> {
         self.as_str().position(columns)
+    }
+}
+
+/// `&"name"`, `&&str` from iterating a slice of names, `&0`…
+impl<T: ColumnIndex + ?Sized> ColumnIndex for &T {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        (**self).position(columns)
     }
 }
 

@@ -353,13 +353,17 @@ fn put<A: Access>(
     })
 }
 
-/// A write whose `body` checks the scope's quota. If the check had to count the namespace's
-/// expired rows (the counters still include them until they are purged), they are purged
-/// right after the write, whether it succeeded or was refused: in batches of their own
-/// transactions, recording `Expired` as the purge thread would (inside a transaction, in it).
-/// Without that, a namespace near its quota would pay a count of its expired rows on every
-/// write until the purge thread ran. Best effort, like lazy expiry: a failed purge is logged
-/// and leaves the rows for the purge thread; the write's own result is returned either way.
+/// A write whose `body` checks the scope's quota. The counters include expired rows until
+/// they are purged, so near its limit a namespace holding such rows has each check count them
+/// (see `Scope::check_write`): O(expired rows) per write until the purge thread comes by. An
+/// autocommit write whose check counted some therefore purges up to [`PURGE_BATCH`] of them
+/// after its commit (whether the write passed or was refused), through the namespace's expiry
+/// index and recording `Expired` as the purge thread does, so the next checks are O(1) again.
+///
+/// Best effort, like lazy expiry: the purge never waits for another writer (it is skipped if
+/// one holds the lock) and a failure is logged, never returned; the write's own result is
+/// returned either way. Inside a transaction nothing is purged: a refused write there leaves
+/// nothing behind, and the transaction's own writes stay all that it commits.
 fn quota_checked_write<A: Access, T>(
     a: &A,
     op: &'static str,
@@ -369,8 +373,21 @@ fn quota_checked_write<A: Access, T>(
 ) -> Result<T> {
     let mut counted_expired = false;
     let result = a.write(op, now, statements, |w| body(w, &mut counted_expired));
-    if counted_expired && let Err(e) = purge_prefix(a, op, a.scope().prefix(), now, i64::MAX) {
-        log::warn!("store: expired entries stay until the purge thread removes them: {e}");
+    if counted_expired && !a.in_transaction() {
+        let prefix = a.scope().prefix();
+        let purged = a.write(op, now, Statements::IfFree, |w| {
+            let rows = sqlite::purge_namespace_expired(w.conn, prefix, w.now, PURGE_BATCH)
+                .ctx(op, "purge the namespace's expired entries")?;
+            for (group, key) in &rows {
+                w.record_removal(EventKind::Expired, group, Some(key))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = purged
+            && !e.is_busy()
+        {
+            log::warn!("store: expired entries stay until the purge thread removes them: {e}");
+        }
     }
     result
 }

@@ -450,6 +450,32 @@ pub(crate) fn purge_expired(
     Ok(removed)
 }
 
+/// Removes up to `limit` expired rows of the namespace whose groups start with `ns_prefix`
+/// (`"<namespace>:"`), through the namespace's expiry index (the expression must be the
+/// index's, word for word), so only expired rows are visited, however many live ones the
+/// namespace holds. Returns the removed (group, key) pairs, sorted.
+pub(crate) fn purge_namespace_expired(
+    conn: &Connection,
+    ns_prefix: &str,
+    now: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut removed: Vec<(String, String)> = conn
+        .prepare_cached(
+            "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries \
+             INDEXED BY entries_namespace_expiry_idx \
+             WHERE substr(group_name, 1, instr(group_name, ':')) = ?1 \
+               AND expires_at IS NOT NULL AND expires_at <= ?2 LIMIT ?3) \
+             RETURNING group_name, entry_key",
+        )?
+        .query_map(params![ns_prefix, now, limit], |row| {
+            Ok((text_column(row, 0)?, text_column(row, 1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    removed.sort_unstable();
+    Ok(removed)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Metadata
 

@@ -227,6 +227,8 @@ struct Model {
     /// purge commits on its own, so a listener registering between the two commits gets
     /// only the purge's events.
     purge_commit: Option<usize>,
+    /// Inside a transaction (the model's copy `run_txn` works on): no purge follows a write.
+    in_txn: bool,
 }
 
 impl Model {
@@ -272,15 +274,16 @@ impl Model {
     fn quota_check(&self, ns: &str, q: Quota, g: &str, k: &str, v: &str) -> Option<(QuotaLimit, u64, u64)> {
         self.quota_check_on(self.usage(ns), q, g, k, v)
     }
-    /// Whether a quota-checked write counts the namespace's expired rows, and so purges them
-    /// once it is done: the namespace holds some, and the recorded usage fails the check.
+    /// Whether a quota-checked autocommit write counts the namespace's expired rows, and so
+    /// purges them once it is done: the recorded usage fails the check, and the namespace
+    /// holds expired rows besides the one at (`g`, `k`), which the write replaces.
     fn counts_expired(&self, ns: &str, q: Quota, g: &str, k: &str, v: &str) -> bool {
         let prefix = format!("{ns}:");
         let expired = self
             .rows
             .iter()
-            .any(|((rg, _), r)| rg.starts_with(&prefix) && !self.live(r));
-        expired && self.quota_check_on(self.recorded_usage(ns), q, g, k, v).is_some()
+            .any(|((rg, rk), r)| rg.starts_with(&prefix) && !self.live(r) && (rg != g || rk != k));
+        !self.in_txn && expired && self.quota_check_on(self.recorded_usage(ns), q, g, k, v).is_some()
     }
     /// Removes the expired rows of groups under `prefix`, recording `Expired` for each.
     fn purge(&mut self, prefix: &str) -> u64 {
@@ -297,9 +300,8 @@ impl Model {
         }
         gone.len() as u64
     }
-    /// The purge a checked write that counted expired rows runs after its commit (a commit of
-    /// its own even when nothing is left to purge: the write may have replaced the only
-    /// expired row it counted).
+    /// The purge a checked write that counted expired rows runs after its commit, as a
+    /// commit of its own.
     fn purge_after_write(&mut self, prefix: &str) {
         let start = self.pending.len();
         self.purge(prefix);
@@ -1021,6 +1023,7 @@ fn check_all(w: &mut World, m: &mut Model, ctx: &str) -> Result<(), TestCaseErro
 fn run_txn(w: &World, m: &mut Model, steps: &[Step], commit: bool, ctx: &str) -> Result<(), TestCaseError> {
     let failure: RefCell<Option<TestCaseError>> = RefCell::new(None);
     let mut tm = m.clone();
+    tm.in_txn = true;
     let clock = w.clock.clone();
     let result = w.store.transaction(|tx| {
         let scoped: Vec<_> = (0..3)
@@ -1077,6 +1080,7 @@ fn run_txn(w: &World, m: &mut Model, steps: &[Step], commit: bool, ctx: &str) ->
     if commit {
         ok(ctx, result)?;
         *m = tm;
+        m.in_txn = false;
     } else {
         match result {
             Err(Error::NotFound { group, .. }) if group == "rollback" => {}
@@ -1240,6 +1244,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         pending: Vec::new(),
         last_version: 0,
         purge_commit: None,
+        in_txn: false,
     };
     for (i, op) in ops.iter().enumerate() {
         let ctx = format!("op #{i} {op:?}");

@@ -91,7 +91,11 @@ fn an_all_expired_group_is_not_counted() {
     assert_eq!(ns.usage().unwrap(), usage(2, 2, 4));
     ns.set("d", "k", "v").unwrap();
     assert_eq!(ns.groups("").unwrap(), ["a", "b", "d"]);
-    // Writing into the expired group makes it count again, as a new group.
+    // That write counted s2 and purged it: put an expired row back into `sessions`, so the
+    // group exists, all expired. Writing into it makes it count again, as a new group.
+    f.store
+        .set_with_ttl("tenant-a:sessions", "s9", "v", Duration::ZERO)
+        .unwrap();
     expect_quota(ns.set("sessions", "s3", "v"), NS_A, QuotaLimit::Groups, 3, 4);
     ns.delete_group("d").unwrap();
     ns.set("sessions", "s3", "v").unwrap();

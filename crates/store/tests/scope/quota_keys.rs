@@ -324,9 +324,9 @@ fn a_write_that_waited_is_judged_at_the_time_it_got_the_lock() {
 }
 
 /// Issue 4 "quota checks are O(1)": the counters still include expired rows until they are
-/// purged, so a write they would refuse counts the namespace's expired rows once; it then
-/// purges them (recording `Expired`), so the counters are exact again and the following writes
-/// near the limit pass in O(1) instead of counting every expired row each time until the purge
+/// purged, so a write they would refuse counts the namespace's expired rows; it then purges
+/// them (recording `Expired`), so the counters are exact again and the following writes near
+/// the limit pass in O(1) instead of counting every expired row each time until the purge
 /// thread comes by. Before, the rows stayed and every such write counted them again.
 #[test]
 fn a_write_that_counts_expired_rows_purges_them_for_the_next_checks() {
@@ -338,33 +338,48 @@ fn a_write_that_counts_expired_rows_purges_them_for_the_next_checks() {
     }
     ns.set("g", "a", "v").unwrap();
     ns.set("g", "b", "v").unwrap();
+    // Live rows of another namespace and of the root, expired or not, are never touched.
+    let other = scoped(&f.store, NS_B, quota(0, 0, 0));
+    other
+        .set_with_ttl("cache", "x", "v", Duration::from_secs(1))
+        .unwrap();
+    f.store
+        .set_with_ttl("tenant-ab", "y", "v", Duration::from_secs(1))
+        .unwrap();
     f.clock.advance(Duration::from_secs(2));
-    assert_eq!(f.raw_rows(), 10, "expired, not purged yet");
+    assert_eq!(f.raw_rows(), 12, "expired, not purged yet");
     let sub = f.store.watch("*").unwrap();
 
     ns.set("g", "c", "v").unwrap();
     assert_eq!(
         f.raw_rows(),
-        3,
+        5,
         "the write that counted the expired rows purged them"
     );
     let events = summary(&drain(&sub));
     assert_eq!(events[0], ev(EventKind::Set, "tenant-a:g", Some("c")));
     let expired: Vec<_> = events[1..].iter().filter(|e| e.0 == EventKind::Expired).collect();
     assert_eq!((events.len(), expired.len()), (9, 8), "{events:?}");
+    assert!(expired.iter().all(|e| e.1 == "tenant-a:cache"), "{events:?}");
     assert_eq!(ns.purge_expired().unwrap(), 0, "nothing left for the purge");
     assert_eq!(ns.usage().unwrap(), usage(3, 1, 6));
     for i in 3..10 {
         ns.set("g", &format!("k{i}"), "v").unwrap();
     }
     expect_quota(ns.set("g", "over", "v"), NS_A, QuotaLimit::Keys, 10, 11);
+    assert_eq!(
+        f.store.purge_expired().unwrap(),
+        2,
+        "the other namespace's and the root's"
+    );
 }
 
 /// The purge also follows a write the live usage still refuses: it is not rolled back with
 /// the refused write, so a caller retrying against a full namespace does not pay the count
-/// again.
+/// again. Inside a transaction nothing is purged: a refused write there leaves nothing
+/// behind (`Transaction`'s rule), and the transaction commits only its own writes.
 #[test]
-fn a_refused_write_that_counted_expired_rows_still_purges_them() {
+fn a_refused_write_that_counted_expired_rows_still_purges_them_outside_transactions() {
     let f = file_store();
     let ns = scoped(&f.store, NS_A, quota(0, 0, 100));
     ns.set_with_ttl("g", "t", &"x".repeat(40), Duration::from_secs(1))
@@ -388,10 +403,11 @@ fn a_refused_write_that_counted_expired_rows_still_purges_them() {
         changes_since(&f.store, 0).last().map(|c| c.kind),
         Some(EventKind::Expired)
     );
-    // Inside a transaction the purge joins it, and rolls back with it.
+
     ns.set_with_ttl("g", "t2", "x", Duration::from_secs(1)).unwrap();
     f.clock.advance(Duration::from_secs(2));
-    let rolled_back: store::Result<()> = ns.transaction(|tx| {
+    let last = f.store.last_seq().unwrap();
+    ns.transaction(|tx| {
         expect_quota(
             tx.set("g", "b", &"x".repeat(60)),
             NS_A,
@@ -399,10 +415,66 @@ fn a_refused_write_that_counted_expired_rows_still_purges_them() {
             100,
             102,
         );
-        assert_eq!(tx.purge_expired()?, 0, "purged inside the transaction");
-        tx.get("g", "missing")?; // NotFound: rolls the transaction back
         Ok(())
+    })
+    .unwrap();
+    assert_eq!(f.raw_rows(), 2, "the transaction purged nothing");
+    assert_eq!(f.store.last_seq().unwrap(), last, "and committed no change");
+}
+
+/// The purge never waits for another writer: a set that committed returns without waiting
+/// when another connection takes the write lock right after its commit (the purge is skipped;
+/// the purge thread or a later write removes the rows). The holder lets go only when the set
+/// has returned, or after 20 s; with a 30 s busy timeout, a purge that waited would see it
+/// let go first.
+#[test]
+fn the_purge_after_a_write_never_waits_for_another_writer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+
+    let f = crate::common::file_store_with(|mut c| {
+        c.busy_timeout = Duration::from_secs(30);
+        c
     });
-    assert!(rolled_back.unwrap_err().is_not_found());
-    assert_eq!(f.raw_rows(), 2, "rolled back with the transaction");
+    let ns = scoped(&f.store, NS_A, quota(2, 0, 0));
+    ns.set("g", "a", "v").unwrap();
+    ns.set_with_ttl("g", "t", "v", Duration::from_secs(1)).unwrap();
+    f.clock.advance(Duration::from_secs(2));
+
+    let released = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let holder: Arc<Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+    let start = Mutex::new(Some((f.path(), released.clone(), done_rx)));
+    let slot = holder.clone();
+    // Callbacks run once the set has committed and released the lock, before it returns.
+    let _guard = f.store.on_change(move |_| {
+        let Some((path, released, done_rx)) = start.lock().unwrap().take() else {
+            return;
+        };
+        let (locked_tx, locked_rx) = mpsc::channel();
+        *slot.lock().unwrap() = Some(std::thread::spawn(move || {
+            let conn = crate::common::raw(&path);
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = done_rx.recv_timeout(Duration::from_secs(20));
+            released.store(true, Ordering::SeqCst);
+            conn.execute_batch("COMMIT").unwrap();
+        }));
+        locked_rx.recv().unwrap();
+    });
+
+    // Recorded 2 + 1 > 2 keys, live 1 + 1 fits: the check counted `t`, which stays.
+    ns.set("g", "b", "v").unwrap();
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "the set waited for the other writer"
+    );
+    done_tx.send(()).unwrap();
+    let handle = holder.lock().unwrap().take().expect("the callback ran");
+    handle.join().unwrap();
+    assert_eq!(f.raw_rows(), 3, "the purge was skipped, `t` is still stored");
+
+    // The next write that counts `t` purges it (refused: live 2 + 1 > 2).
+    expect_quota(ns.set("g", "c", "v"), NS_A, QuotaLimit::Keys, 2, 3);
+    assert_eq!(f.raw_rows(), 2);
 }

@@ -254,6 +254,20 @@ fn live_entry_bytes(conn: &Connection, group: &str, key: &str, now: i64) -> rusq
     Ok(bytes.map(|b| b.max(0) as u64))
 }
 
+/// Whether (`group`, `key`) holds an expired row (one a write there replaces).
+pub(crate) fn expired_entry_exists(
+    conn: &Connection,
+    group: &str,
+    key: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM entries WHERE group_name = ?1 AND entry_key = ?2
+           AND expires_at IS NOT NULL AND expires_at <= ?3",
+    )?
+    .exists(params![group, key, now])
+}
+
 /// (keys, bytes, ttl_keys, groups) as stored.
 type Totals = (i64, i64, i64, i64);
 
