@@ -134,6 +134,22 @@ impl VTab for KvScan {
     }
 }
 
+/// A new registry key. SQL can pass any id to `kv_entries_scan(store_id := N)` (a macro's
+/// default can be overridden), and the registry is process-wide: with ids counted 1, 2, 3…
+/// a query on one handle could read the store attached to another. Keys are therefore
+/// unguessable: SipHash of a counter under the process's random keys, cut to 63 bits so they
+/// pass through DuckDB's BIGINT.
+fn fresh_id(stores: &HashMap<u64, Weak<Inner>>) -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    static KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+    loop {
+        let id = KEYS.hash_one(NEXT_ID.fetch_add(1, Ordering::Relaxed)) & (i64::MAX as u64);
+        if id != 0 && !stores.contains_key(&id) {
+            return id;
+        }
+    }
+}
+
 impl Analytics {
     /// Makes the store's live entries queryable as `kv_entries(group_name, entry_key,
     /// entry_value VARCHAR, expires_at BIGINT, version UBIGINT)` on this connection, so one
@@ -154,12 +170,13 @@ impl Analytics {
     /// ```
     pub fn attach_kv(&self, store: &Store) -> Result<()> {
         const OP: &str = "Analytics::attach_kv";
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        {
+        let id = {
             let mut stores = STORES.lock();
             stores.retain(|_, weak| weak.strong_count() > 0);
+            let id = fresh_id(&stores);
             stores.insert(id, store.inner_weak());
-        }
+            id
+        };
         self.with_conn(OP, |conn| {
             // Registering twice on one connection fails; the first registration serves all ids.
             let _ = conn.register_table_function::<KvScan>("store_kv_scan");

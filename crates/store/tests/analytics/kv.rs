@@ -401,6 +401,26 @@ fn kv_entries_scan_takes_no_argument_and_reads_the_attached_store() {
     assert!(err.to_string().contains("closed"), "{err}");
 }
 
+/// The registry of attached stores is process-wide, and SQL may pass any id to
+/// `kv_entries_scan(store_id := N)`: with ids counted 1, 2, 3…, a query on one handle read the
+/// store attached to another. Ids are unguessable now; every small one finds nothing.
+#[test]
+fn a_handle_cannot_read_another_handles_store_by_guessing_its_id() {
+    let (mine, _clock) = memory_store();
+    let (theirs, _clock) = memory_store();
+    theirs.set("secret", "k", "v").unwrap();
+    let (db, other) = (Analytics::in_memory().unwrap(), Analytics::in_memory().unwrap());
+    db.attach_kv(&mine).unwrap();
+    other.attach_kv(&theirs).unwrap();
+    for id in 0..=2_000 {
+        let sql = format!("SELECT count(*) FROM kv_entries_scan(store_id := {id})");
+        let err = db.query(&sql, &[]).unwrap_err();
+        assert!(err.to_string().contains("closed"), "{sql}: {err}");
+    }
+    assert_eq!(scalar(&other, "SELECT count(*) FROM kv_entries"), Value::Int(1));
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(0));
+}
+
 /// A memory store's reads share its writer's lock. A thread in a store transaction that
 /// calls analytics waits for the analytics connection while a kv_entries scan holding that
 /// connection waits for the transaction: the scan gives up after the busy timeout instead,
