@@ -87,6 +87,11 @@ pub enum Statements {
     /// waiting. Inside a transaction, which already holds the lock, it simply runs; on a memory
     /// store, whose reads share the writer's lock, it waits like them.
     IfFree,
+    /// Like [`Statements::IfFree`], but never waits, on any store: optional work after a write
+    /// has committed (the purge a quota check asks for), which must not hold up the call that
+    /// already did its job. On a memory store (or a file store without reader connections) a
+    /// writer mutex held by another thread, even for a read, fails it busy at once.
+    NeverWait,
 }
 
 /// A handle's way into the database. Sealed: implemented only inside the crate.

@@ -375,7 +375,7 @@ fn quota_checked_write<A: Access, T>(
     let result = a.write(op, now, statements, |w| body(w, &mut counted_expired));
     if counted_expired && !a.in_transaction() {
         let prefix = a.scope().prefix();
-        let purged = a.write(op, now, Statements::IfFree, |w| {
+        let purged = a.write(op, now, Statements::NeverWait, |w| {
             let rows = sqlite::purge_namespace_expired(w.conn, prefix, w.now, PURGE_BATCH)
                 .ctx(op, "purge the namespace's expired entries")?;
             for (group, key) in &rows {
@@ -385,6 +385,7 @@ fn quota_checked_write<A: Access, T>(
         });
         if let Err(e) = purged
             && !e.is_busy()
+            && !e.is_closed()
         {
             log::warn!("store: expired entries stay until the purge thread removes them: {e}");
         }

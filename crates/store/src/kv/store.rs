@@ -759,7 +759,11 @@ impl Sealed for Inner {
         let single = statements == Statements::One && !self.config.changes.enabled;
         // A memory store's reads take the writer mutex too: there a taken mutex means a read
         // as often as a write, and a read already waits for it anyway.
-        let wait = statements != Statements::IfFree || self.readers.is_empty();
+        let wait = match statements {
+            Statements::NeverWait => false,
+            Statements::IfFree => self.readers.is_empty(),
+            Statements::One | Statements::Many => true,
+        };
         self.run_write_waiting(op, single, wait, |conn, versions, staged, recording| {
             f(&mut WriteCtx::new(
                 conn,

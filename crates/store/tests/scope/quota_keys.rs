@@ -422,43 +422,57 @@ fn a_refused_write_that_counted_expired_rows_still_purges_them_outside_transacti
     assert_eq!(f.store.last_seq().unwrap(), last, "and committed no change");
 }
 
+/// How [`purge_never_waits`] holds the write lock once the set has committed: another
+/// connection to the file (SQLite's lock), or a transaction of the same store on another
+/// thread (its writer mutex, which a memory store's reads share too).
+enum Holder {
+    OtherConnection(std::path::PathBuf),
+    StoreTransaction,
+}
+
 /// The purge never waits for another writer: a set that committed returns without waiting
-/// when another connection takes the write lock right after its commit (the purge is skipped;
-/// the purge thread or a later write removes the rows). The holder lets go only when the set
-/// has returned, or after 20 s; with a 30 s busy timeout, a purge that waited would see it
-/// let go first.
-#[test]
-fn the_purge_after_a_write_never_waits_for_another_writer() {
+/// when the write lock is taken right after its commit (the purge is skipped; the purge thread
+/// or a later write removes the rows). The holder lets go only when the set has returned, or
+/// after 20 s; with a 30 s busy timeout, a purge that waited would see it let go first.
+fn purge_never_waits(store: &store::Store, clock: &store::ManualClock, holder: Holder) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, mpsc};
 
-    let f = crate::common::file_store_with(|mut c| {
-        c.busy_timeout = Duration::from_secs(30);
-        c
-    });
-    let ns = scoped(&f.store, NS_A, quota(2, 0, 0));
+    let ns = scoped(store, NS_A, quota(2, 0, 0));
     ns.set("g", "a", "v").unwrap();
     ns.set_with_ttl("g", "t", "v", Duration::from_secs(1)).unwrap();
-    f.clock.advance(Duration::from_secs(2));
+    clock.advance(Duration::from_secs(2));
+    let sub = store.watch("*").unwrap();
 
     let released = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let holder: Arc<Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
-    let start = Mutex::new(Some((f.path(), released.clone(), done_rx)));
-    let slot = holder.clone();
+    let thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+    let start = Mutex::new(Some((holder, store.clone(), released.clone(), done_rx)));
+    let slot = thread.clone();
     // Callbacks run once the set has committed and released the lock, before it returns.
-    let _guard = f.store.on_change(move |_| {
-        let Some((path, released, done_rx)) = start.lock().unwrap().take() else {
+    let guard = store.on_change(move |_| {
+        let Some((holder, store, released, done_rx)) = start.lock().unwrap().take() else {
             return;
         };
         let (locked_tx, locked_rx) = mpsc::channel();
-        *slot.lock().unwrap() = Some(std::thread::spawn(move || {
-            let conn = crate::common::raw(&path);
-            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let hold = move || {
             locked_tx.send(()).unwrap();
             let _ = done_rx.recv_timeout(Duration::from_secs(20));
             released.store(true, Ordering::SeqCst);
-            conn.execute_batch("COMMIT").unwrap();
+        };
+        *slot.lock().unwrap() = Some(std::thread::spawn(move || match holder {
+            Holder::OtherConnection(path) => {
+                let conn = crate::common::raw(&path);
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                hold();
+                conn.execute_batch("COMMIT").unwrap();
+            }
+            Holder::StoreTransaction => store
+                .transaction(|_| {
+                    hold();
+                    Ok(())
+                })
+                .unwrap(),
         }));
         locked_rx.recv().unwrap();
     });
@@ -470,11 +484,50 @@ fn the_purge_after_a_write_never_waits_for_another_writer() {
         "the set waited for the other writer"
     );
     done_tx.send(()).unwrap();
-    let handle = holder.lock().unwrap().take().expect("the callback ran");
+    let handle = thread.lock().unwrap().take().expect("the callback ran");
     handle.join().unwrap();
-    assert_eq!(f.raw_rows(), 3, "the purge was skipped, `t` is still stored");
+    drop(guard);
+    let kinds: Vec<EventKind> = drain(&sub).iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::Set],
+        "the purge was skipped, `t` is still stored"
+    );
 
     // The next write that counts `t` purges it (refused: live 2 + 1 > 2).
     expect_quota(ns.set("g", "c", "v"), NS_A, QuotaLimit::Keys, 2, 3);
-    assert_eq!(f.raw_rows(), 2);
+    assert_eq!(
+        summary(&drain(&sub)),
+        [ev(EventKind::Expired, "tenant-a:g", Some("t"))]
+    );
+}
+
+#[test]
+fn the_purge_after_a_write_never_waits_for_another_connection() {
+    let f = crate::common::file_store_with(|mut c| {
+        c.busy_timeout = Duration::from_secs(30);
+        c
+    });
+    purge_never_waits(&f.store, &f.clock, Holder::OtherConnection(f.path()));
+}
+
+/// Without reader connections a file store's reads share the writer's lock, and lazy
+/// expiry's `IfFree` deletes wait for it like reads; this purge does not.
+#[test]
+fn the_purge_after_a_write_never_waits_on_a_file_store_without_readers() {
+    let f = crate::common::file_store_with(|mut c| {
+        c.busy_timeout = Duration::from_secs(30);
+        c.readers = 0;
+        c
+    });
+    purge_never_waits(&f.store, &f.clock, Holder::StoreTransaction);
+}
+
+#[test]
+fn the_purge_after_a_write_never_waits_on_a_memory_store() {
+    let (store, clock) = crate::common::memory_store_with(|mut c| {
+        c.busy_timeout = Duration::from_secs(30);
+        c
+    });
+    purge_never_waits(&store, &clock, Holder::StoreTransaction);
 }
