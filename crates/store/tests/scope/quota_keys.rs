@@ -338,22 +338,25 @@ fn a_write_that_counts_expired_rows_purges_them_for_the_next_checks() {
     }
     ns.set("g", "a", "v").unwrap();
     ns.set("g", "b", "v").unwrap();
-    // Live rows of another namespace and of the root, expired or not, are never touched.
+    // Expired rows of other namespaces (one sharing the name's prefix) and of raw groups
+    // spelled like the namespace are never touched.
     let other = scoped(&f.store, NS_B, quota(0, 0, 0));
     other
         .set_with_ttl("cache", "x", "v", Duration::from_secs(1))
         .unwrap();
-    f.store
-        .set_with_ttl("tenant-ab", "y", "v", Duration::from_secs(1))
-        .unwrap();
+    for raw in ["tenant-ab", "tenant-ab:x", "tenant-a"] {
+        f.store
+            .set_with_ttl(raw, "y", "v", Duration::from_secs(1))
+            .unwrap();
+    }
     f.clock.advance(Duration::from_secs(2));
-    assert_eq!(f.raw_rows(), 12, "expired, not purged yet");
+    assert_eq!(f.raw_rows(), 14, "expired, not purged yet");
     let sub = f.store.watch("*").unwrap();
 
     ns.set("g", "c", "v").unwrap();
     assert_eq!(
         f.raw_rows(),
-        5,
+        7,
         "the write that counted the expired rows purged them"
     );
     let events = summary(&drain(&sub));
@@ -369,8 +372,8 @@ fn a_write_that_counts_expired_rows_purges_them_for_the_next_checks() {
     expect_quota(ns.set("g", "over", "v"), NS_A, QuotaLimit::Keys, 10, 11);
     assert_eq!(
         f.store.purge_expired().unwrap(),
-        2,
-        "the other namespace's and the root's"
+        4,
+        "the other namespaces' and the raw groups'"
     );
 }
 
