@@ -356,9 +356,10 @@ fn put<A: Access>(
 /// A write whose `body` checks the scope's quota. The counters include expired rows until
 /// they are purged, so near its limit a namespace holding such rows has each check count them
 /// (see `Scope::check_write`): O(expired rows) per write until the purge thread comes by. An
-/// autocommit write whose check counted some therefore purges up to [`PURGE_BATCH`] of them
-/// after its commit (whether the write passed or was refused), through the namespace's expiry
-/// index and recording `Expired` as the purge thread does, so the next checks are O(1) again.
+/// autocommit write whose check counted many (`PURGE_AFTER_COUNTING` or more) therefore
+/// purges up to [`PURGE_BATCH`] of them after its commit (whether the write passed or was
+/// refused), through the namespace's expiry index and recording `Expired` as the purge thread
+/// does, so the next checks are cheap again.
 ///
 /// Best effort, like lazy expiry: the purge never waits for another writer (it is skipped if
 /// one holds the lock) and a failure is logged, never returned; the write's own result is

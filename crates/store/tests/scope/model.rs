@@ -276,14 +276,17 @@ impl Model {
     }
     /// Whether a quota-checked autocommit write counts the namespace's expired rows, and so
     /// purges them once it is done: the recorded usage fails the check, and the namespace
-    /// holds expired rows besides the one at (`g`, `k`), which the write replaces.
+    /// holds at least 128 expired rows (the library's `PURGE_AFTER_COUNTING`) besides the one
+    /// at (`g`, `k`), which the write replaces. (This model's namespaces never hold so many:
+    /// here it only keeps the rule written down.)
     fn counts_expired(&self, ns: &str, q: Quota, g: &str, k: &str, v: &str) -> bool {
         let prefix = format!("{ns}:");
         let expired = self
             .rows
             .iter()
-            .any(|((rg, rk), r)| rg.starts_with(&prefix) && !self.live(r) && (rg != g || rk != k));
-        !self.in_txn && expired && self.quota_check_on(self.recorded_usage(ns), q, g, k, v).is_some()
+            .filter(|((rg, rk), r)| rg.starts_with(&prefix) && !self.live(r) && (rg != g || rk != k))
+            .count();
+        !self.in_txn && expired >= 128 && self.quota_check_on(self.recorded_usage(ns), q, g, k, v).is_some()
     }
     /// Removes the expired rows of groups under `prefix`, recording `Expired` for each.
     fn purge(&mut self, prefix: &str) -> u64 {
