@@ -59,11 +59,11 @@ enum KvCommand {
         /// Expire after this long (e.g. 30s, 5m, 2h, 1day; 0 stores it already expired).
         #[arg(long, value_parser = parse_duration)]
         ttl: Option<Duration>,
-        /// Only write if the current version is N.
-        #[arg(long, value_name = "N", conflicts_with_all = ["if_absent", "ttl"])]
+        /// Only write if the current version is N (with --ttl, the new entry expires).
+        #[arg(long, value_name = "N", conflicts_with = "if_absent")]
         if_version: Option<u64>,
-        /// Only write if the key does not exist.
-        #[arg(long, conflicts_with = "ttl")]
+        /// Only write if the key does not exist (with --ttl, the new entry expires).
+        #[arg(long)]
         if_absent: bool,
         #[command(flatten)]
         quota: QuotaArgs,
@@ -261,7 +261,7 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
                 None => drop(service.store().watch(&group)?),
             }
             let filter = crate::feed::GroupFilter::new(target.ns, &group);
-            crate::feed::follow(service, since, &filter, out)?;
+            crate::feed::follow(service, since, crate::feed::DEFAULT_LIMIT, &filter, out)?;
         }
     }
     Ok(())

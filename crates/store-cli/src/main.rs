@@ -48,8 +48,9 @@ enum Command {
         /// Print changes after this sequence number (default 0; with --follow, the newest).
         #[arg(long, value_name = "N")]
         since: Option<u64>,
-        /// At most this many changes (1 to 10000); not with --follow, which prints them all.
-        #[arg(long, default_value_t = 100, value_name = "N", conflicts_with = "follow",
+        /// At most this many changes (1 to 10000; default 1000, as store/changes); with
+        /// --follow, at most this many per read, all of them printed in the end.
+        #[arg(long, default_value_t = feed::DEFAULT_LIMIT, value_name = "N",
               value_parser = clap::value_parser!(u64).range(1..=store::kv::MAX_CHANGES_PER_CALL as u64))]
         limit: u64,
         /// Keep printing new changes until Ctrl-C.
@@ -78,6 +79,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    feed::mark_start();
     let cli = Cli::parse();
     if let Command::Kv(args) = &cli.command
         && let Some(problem) = kv::usage_problem(args)
@@ -113,7 +115,8 @@ fn run(cli: Cli, out: &Output) -> store::Result<()> {
         Command::Ns(args) => ns::run(&service, args, out),
         Command::Changes { since, limit, follow } => {
             if follow {
-                feed::follow(&service, since, &feed::GroupFilter::new(None, "*"), out)
+                let filter = feed::GroupFilter::new(None, "*");
+                feed::follow(&service, since, limit, &filter, out)
             } else {
                 feed::print_batch(&service, since.unwrap_or(0), limit, out)
             }

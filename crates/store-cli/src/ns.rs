@@ -28,12 +28,8 @@ pub fn run(service: &Service, args: NsArgs, out: &Output) -> store::Result<()> {
         NsCommand::Usage { namespace, quota } => {
             let usage = service.call("store/scoped/usage", json!({ "namespace": namespace }))?;
             let quota = quota.to_json();
-            // `--json` prints the action's own result (§12), plus the quota when one was given.
-            let mut result = usage.clone();
-            if let Some(q) = &quota {
-                result["quota"] = q.clone();
-            }
-            out.result(&result, |o, _| {
+            // `--json` prints the action's own result (§12); the quota only shapes the table.
+            out.result(&usage, |o, _| {
                 o.line(format!("namespace {namespace}"));
                 let rows: Vec<Vec<String>> = ["keys", "groups", "bytes"]
                     .iter()

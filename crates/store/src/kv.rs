@@ -23,7 +23,7 @@ pub(crate) mod access;
 mod checkpoint;
 mod feed;
 mod iter;
-mod ops;
+pub(crate) mod ops;
 mod purge;
 mod render;
 pub(crate) mod sqlite;

@@ -19,6 +19,8 @@ mod ops;
 mod render;
 #[path = "kv/schema.rs"]
 mod schema;
+#[path = "kv/service.rs"]
+mod service;
 #[path = "kv/ttl.rs"]
 mod ttl;
 #[path = "kv/validation.rs"]

@@ -7,6 +7,19 @@ use serde_json::json;
 
 use crate::support::{Home, keys};
 
+/// The expiry (Unix ms, or null) of the newest write of (`group`, `key`), from the change
+/// feed: `kv get --json` prints the `store/get` result, `{value, version}` only.
+fn expires_at(home: &Home, group: &str, key: &str) -> serde_json::Value {
+    let feed = home.json(&["changes", "--since", "0", "--limit", "10000"]);
+    let changes = feed["changes"].as_array().expect("changes").clone();
+    changes
+        .into_iter()
+        .rev()
+        .find(|c| c["group"] == group && c["key"] == key && c["kind"] == "set")
+        .map(|c| c["expires_at"].clone())
+        .expect("a set of the key in the feed")
+}
+
 fn now_ms() -> i64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -234,9 +247,8 @@ fn huge_offset_and_limit_are_clamped_not_errors() {
 fn a_very_long_ttl_saturates_instead_of_failing() {
     let home = Home::new();
     home.ok(&["kv", "set", "g", "k", "v", "--ttl", "100000000years"]);
-    let got = home.json(&["kv", "get", "g", "k"]);
-    assert_eq!(got["value"], "v");
-    assert!(got["expires_at"].as_i64().expect("expires_at") > now_ms());
+    assert_eq!(home.json(&["kv", "get", "g", "k"])["value"], "v");
+    assert!(expires_at(&home, "g", "k").as_i64().expect("expires_at") > now_ms());
 }
 
 #[test]
@@ -274,26 +286,24 @@ fn json_set_prints_the_version() {
     );
 }
 
+/// SPEC §11 `store/get` → `{value, version}`, which §12's `--json` prints.
 #[test]
-fn json_get_prints_value_version_and_expires_at() {
+fn json_get_prints_exactly_value_and_version() {
     let home = Home::new();
     let version = home.set("g", "k", "hello world");
+    home.ok(&["kv", "set", "g", "t", "v", "--ttl", "1h"]);
     let got = home.json(&["kv", "get", "g", "k"]);
-    assert_eq!(
-        got,
-        json!({"expires_at": null, "value": "hello world", "version": version})
-    );
+    assert_eq!(got, json!({"value": "hello world", "version": version}));
+    assert_eq!(keys(&home.json(&["kv", "get", "g", "t"])), ["value", "version"]);
 }
 
 #[test]
-fn json_get_of_a_ttl_entry_has_expires_at_in_unix_ms() {
+fn a_ttl_entry_expires_at_now_plus_ttl_in_unix_ms() {
     let home = Home::new();
     let before = now_ms();
     home.ok(&["kv", "set", "g", "k", "v", "--ttl", "1h"]);
     let after = now_ms();
-    let at = home.json(&["kv", "get", "g", "k"])["expires_at"]
-        .as_i64()
-        .expect("expires_at");
+    let at = expires_at(&home, "g", "k").as_i64().expect("expires_at");
     assert!(
         at >= before + 3_600_000 && at <= after + 3_600_000,
         "expires_at {at}"
@@ -305,7 +315,7 @@ fn plain_set_clears_an_earlier_ttl() {
     let home = Home::new();
     home.ok(&["kv", "set", "g", "k", "v", "--ttl", "1h"]);
     home.set("g", "k", "w");
-    assert_eq!(home.json(&["kv", "get", "g", "k"])["expires_at"], json!(null));
+    assert_eq!(expires_at(&home, "g", "k"), json!(null));
 }
 
 #[test]
@@ -652,4 +662,30 @@ fn kv_ls_says_where_a_full_page_continues() {
     assert!(page.stderr.contains("--offset 2"), "{}", page.stderr);
     let all = home.run(&["kv", "ls", "g"]).success();
     assert!(all.stderr.is_empty(), "{}", all.stderr);
+}
+
+/// SPEC §12 `set G K VALUE|- [--ttl DUR] [--if-version N|--if-absent]`: `--ttl` combines with
+/// either condition, and the entry written expires.
+#[test]
+fn a_conditional_set_can_take_a_ttl() {
+    let home = Home::new();
+    let before = now_ms();
+    let v1 = home.json(&["kv", "set", "g", "k", "a", "--ttl", "1h", "--if-absent"])["version"]
+        .as_u64()
+        .expect("version");
+    let at = expires_at(&home, "g", "k").as_i64().expect("expires_at");
+    assert!(at >= before + 3_600_000, "expires_at {at}");
+    home.run(&["kv", "set", "g", "k", "b", "--ttl", "1h", "--if-absent"])
+        .library_error();
+    let v1s = v1.to_string();
+    home.ok(&["kv", "set", "g", "k", "b", "--ttl", "2h", "--if-version", &v1s]);
+    let at2 = expires_at(&home, "g", "k").as_i64().expect("expires_at");
+    assert!(at2 >= before + 7_200_000, "expires_at {at2}");
+    assert_eq!(home.get("g", "k"), "b");
+    home.run(&["kv", "set", "g", "k", "c", "--ttl", "1h", "--if-version", &v1s])
+        .library_error();
+    // Without --ttl a conditional set clears the expiry, as set_if_version does.
+    let v2 = home.json(&["kv", "get", "g", "k"])["version"].to_string();
+    home.ok(&["kv", "set", "g", "k", "d", "--if-version", &v2]);
+    assert_eq!(expires_at(&home, "g", "k"), json!(null));
 }

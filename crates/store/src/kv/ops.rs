@@ -69,30 +69,7 @@ impl<A: Access> Kv for A {
     }
 
     fn set_if_version(&self, group: &str, key: &str, value: &str, expected: Option<u64>) -> Result<u64> {
-        let op = self.ops().set_if_version;
-        validate::group_key(op, group, key)?;
-        validate::value(op, value, self.max_value_bytes())?;
-        let scope = self.scope();
-        let local = group;
-        let group = scope.group(op, group)?;
-        let now = self.now();
-        quota_checked_write(self, op, now, Statements::Many, |w, counted_expired| {
-            let actual = sqlite::get(w.conn, &group, key)
-                .ctx(op, "read current version")?
-                .filter(|r| r.is_live(w.now))
-                .map(|r| r.version);
-            if actual != expected {
-                return Err(Error::Conflict {
-                    op,
-                    group: local.to_string(),
-                    key: key.to_string(),
-                    expected,
-                    actual,
-                });
-            }
-            scope.check_write(w, &group, key, value, counted_expired)?;
-            write_value(w, &group, key, value, None)
-        })
+        put_if_version(self, group, key, value, expected, None)
     }
 
     fn increment(&self, group: &str, key: &str, delta: i64) -> Result<i64> {
@@ -329,6 +306,44 @@ fn live<A: Access>(a: &A, op: &'static str, group: &str, key: &str) -> Result<Ve
         }
         None => Err(Error::not_found(op, group, key)),
     }
+}
+
+/// [`Kv::set_if_version`], and with a `ttl` the compare-and-swap that `store/set` runs when
+/// given both `if_version` and `ttl_ms` (`store kv set --if-version/--if-absent --ttl`): the
+/// entry written expires after `ttl`, as with `set_with_ttl`.
+pub(crate) fn put_if_version<A: Access>(
+    a: &A,
+    group: &str,
+    key: &str,
+    value: &str,
+    expected: Option<u64>,
+    ttl: Option<Duration>,
+) -> Result<u64> {
+    let op = a.ops().set_if_version;
+    validate::group_key(op, group, key)?;
+    validate::value(op, value, a.max_value_bytes())?;
+    let scope = a.scope();
+    let local = group;
+    let group = scope.group(op, group)?;
+    let now = a.now();
+    quota_checked_write(a, op, now, Statements::Many, |w, counted_expired| {
+        let actual = sqlite::get(w.conn, &group, key)
+            .ctx(op, "read current version")?
+            .filter(|r| r.is_live(w.now))
+            .map(|r| r.version);
+        if actual != expected {
+            return Err(Error::Conflict {
+                op,
+                group: local.to_string(),
+                key: key.to_string(),
+                expected,
+                actual,
+            });
+        }
+        scope.check_write(w, &group, key, value, counted_expired)?;
+        let expires_at = ttl.map(|ttl| w.now.saturating_add(ttl_ms(ttl)));
+        write_value(w, &group, key, value, expires_at)
+    })
 }
 
 /// Validates and performs a plain or TTL write.

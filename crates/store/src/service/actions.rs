@@ -12,6 +12,7 @@ use super::Service;
 use super::args::Args;
 use crate::error::{Error, Result};
 use crate::kv::Kv;
+use crate::kv::access::Access;
 use crate::scope::{DEFAULT_GROUP, Quota, ScopedConfig};
 
 const OP: &str = "Service::call";
@@ -61,10 +62,11 @@ fn accepted_args(action: &str) -> Option<&'static [&'static str]> {
 }
 
 pub(crate) fn call(service: &Service, action: &str, args: Value, progress: Progress<'_>) -> Result<Value> {
-    let a = Args::new(OP, &args)?;
+    // The action first: an unknown one is reported as such whatever `args` holds.
     let Some(accepted) = accepted_args(action) else {
         return Err(unknown(action));
     };
+    let a = Args::new(OP, &args)?;
     let scoped_extras: &[&str] = if action.starts_with("store/scoped/") {
         &["namespace", "quota"]
     } else {
@@ -253,7 +255,7 @@ fn quota_from(q: &Args<'_>) -> Result<Quota> {
 /// Runs the KV action `name` on `kv`; `None` if there is no such KV action. `default_group`
 /// is used when `group` is absent (scoped calls).
 fn kv_action(
-    kv: &impl Kv,
+    kv: &(impl Kv + Access),
     name: &str,
     a: &Args<'_>,
     default_group: Option<&'static str>,
@@ -265,20 +267,14 @@ fn kv_action(
     Ok(Some(match name {
         "get" => {
             let v = kv.get_with_version(group()?, a.str("key")?)?;
-            json!({"value": v.value, "version": v.version, "expires_at": v.expires_at})
+            json!({"value": v.value, "version": v.version})
         }
         "set" => {
             let (group, key, value) = (group()?, a.str("key")?, a.str("value")?);
             let ttl = a.opt_u64("ttl_ms")?.map(Duration::from_millis);
             let version = if a.has("if_version") {
-                if ttl.is_some() {
-                    return Err(Error::invalid(
-                        OP,
-                        "ttl_ms",
-                        "ttl_ms cannot be combined with if_version",
-                    ));
-                }
-                kv.set_if_version(group, key, value, a.opt_u64("if_version")?)?
+                let expected = a.opt_u64("if_version")?;
+                crate::kv::ops::put_if_version(kv, group, key, value, expected, ttl)?
             } else {
                 match ttl {
                     Some(ttl) => kv.set_with_ttl(group, key, value, ttl)?,
