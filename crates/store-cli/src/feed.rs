@@ -1,8 +1,8 @@
 //! Following the durable change feed: `store kv watch` and `store changes --follow`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use store::Service;
@@ -14,20 +14,6 @@ use crate::output::{Output, visible};
 const POLL: Duration = Duration::from_millis(200);
 /// Changes read per call unless `--limit` says otherwise: `store/changes`'s own default.
 pub const DEFAULT_LIMIT: u64 = 1000;
-
-/// When this process started (Unix ms), for [`follow`]'s starting point.
-static STARTED_MS: OnceLock<i64> = OnceLock::new();
-
-/// Records the process's start; called first thing in `main`.
-pub fn mark_start() {
-    STARTED_MS.get_or_init(now_ms);
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// Which changes to print, and how to name their groups.
 pub struct GroupFilter {
@@ -61,10 +47,8 @@ impl GroupFilter {
     }
 }
 
-/// Prints matching changes after `since` until Ctrl-C, then returns Ok, reading at most
-/// `batch` changes per call. Without `since` it starts with the changes committed since this
-/// process started: a caller that starts `store kv watch` and writes at once sees its write,
-/// even if it committed while the store was still opening.
+/// Prints matching changes after `since` (default: the newest, `last_seq` as SPEC §12 has it)
+/// until Ctrl-C, then returns Ok, reading at most `batch_limit` changes per call.
 pub fn follow(
     service: &Service,
     since: Option<u64>,
@@ -94,7 +78,7 @@ pub fn follow(
             });
         }
         Some(s) => s,
-        None => first_since_start(service, newest),
+        None => newest,
     };
     if !out.json {
         out.note(format!(
@@ -128,26 +112,6 @@ pub fn follow(
         }
     }
     Ok(())
-}
-
-/// The `since` that starts with the first of the newest changes (up to [`DEFAULT_LIMIT`] back
-/// from `newest`) made at or after this process started; `newest` if there is none. A change's
-/// `at_ms` is when its write began, on the same machine's clock.
-fn first_since_start(service: &Service, newest: u64) -> u64 {
-    let Some(&started) = STARTED_MS.get() else {
-        return newest;
-    };
-    let since = newest.saturating_sub(DEFAULT_LIMIT);
-    let Ok(tail) = service.call("store/changes", json!({"since": since, "limit": DEFAULT_LIMIT})) else {
-        return newest;
-    };
-    tail["changes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["at_ms"].as_i64().is_some_and(|at| at >= started))
-        .and_then(|c| c["seq"].as_u64())
-        .map_or(newest, |seq| seq.saturating_sub(1).min(newest))
 }
 
 /// Prints one batch of changes (no following).

@@ -79,7 +79,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    feed::mark_start();
     let cli = Cli::parse();
     if let Command::Kv(args) = &cli.command
         && let Some(problem) = kv::usage_problem(args)

@@ -118,8 +118,6 @@ fn if_version_together_with_if_absent_exits_2() {
     usage_error(&["kv", "set", "g", "k", "v", "--if-version", "3", "--if-absent"]);
 }
 
-/// `set_if_version` clears the TTL (SPEC §3.4) and `store/set` rejects `ttl_ms` with
-/// `if_version`, so the CLI refuses the combination while parsing.
 #[test]
 fn negative_offset_exits_2() {
     usage_error(&["kv", "ls", "g", "--offset", "-1"]);

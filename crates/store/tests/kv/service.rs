@@ -61,7 +61,7 @@ fn store_set_with_if_version_and_ttl_ms_writes_an_expiring_entry() {
     assert_eq!(stale.kind(), ErrorKind::Conflict);
     // The scoped action too, its quota checked.
     let scoped = |key: &str| {
-        json!({"namespace": "n", "key": key, "value": "v", "ttl_ms": 1_000, "if_version": null,
+        json!({"namespace": "n", "key": key, "value": "v", "ttl_ms": 3_600_000, "if_version": null,
                "quota": {"max_keys": 1}})
     };
     service.call("store/scoped/set", scoped("a")).unwrap();
