@@ -48,7 +48,7 @@ enum Command {
         /// Print changes after this sequence number (default 0; with --follow, the newest).
         #[arg(long, value_name = "N")]
         since: Option<u64>,
-        /// At most this many changes (1 to 10000; default 1000, as store/changes); with
+        /// At most this many changes (1 to 10000; the default is store/changes'); with
         /// --follow, at most this many per read, all of them printed in the end.
         #[arg(long, default_value_t = feed::DEFAULT_LIMIT, value_name = "N",
               value_parser = clap::value_parser!(u64).range(1..=store::kv::MAX_CHANGES_PER_CALL as u64))]

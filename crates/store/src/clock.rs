@@ -31,8 +31,7 @@ pub trait Clock: Send + Sync {
     /// ```
     /// use std::{sync::Arc, time::Duration};
     /// use store::{Clock, Kv, Store, StoreConfig, UnixMillis};
-    /// #[derive(Debug)]
-    /// struct Frozen;
+    /// struct Frozen; // a clock need not implement `Debug`
     /// impl Clock for Frozen {
     ///     fn now_ms(&self) -> UnixMillis { 5_000 }
     /// }

@@ -5,7 +5,10 @@
 //! and errors) has it stripped. Writes that add data are checked against the [`Quota`] inside the
 //! write's own `BEGIN IMMEDIATE`, so concurrent writers — threads or processes — never overshoot.
 //! Usage comes from counters that SQLite triggers keep exact in the same transaction as every
-//! write (see `kv/sqlite/usage.rs`), so a check is O(1) however large the namespace.
+//! write (see `kv/sqlite/usage.rs`), so a check is O(1) however large the namespace. Expired
+//! rows stay in the counters until purged; a check that had to count 128 or more of them
+//! purges them after its write, so subscribers may see `Expired` events follow a scoped write
+//! (see `quota_checked_write` in `kv/ops.rs`).
 //!
 //! # Examples
 //! ```

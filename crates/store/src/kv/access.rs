@@ -85,7 +85,8 @@ pub enum Statements {
     /// delete, which a read must not wait for): when another thread or connection is writing,
     /// the write fails at once with a busy [`Error::Sqlite`](crate::Error::Sqlite) instead of
     /// waiting. Inside a transaction, which already holds the lock, it simply runs; on a memory
-    /// store, whose reads share the writer's lock, it waits like them.
+    /// store or a file store without reader connections, whose reads share the writer's lock,
+    /// it waits like them.
     IfFree,
     /// Like [`Statements::IfFree`], but never waits, on any store: optional work after a write
     /// has committed (the purge a quota check asks for), which must not hold up the call that

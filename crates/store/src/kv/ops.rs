@@ -376,8 +376,9 @@ fn put<A: Access>(
 /// refused), through the namespace's expiry index and recording `Expired` as the purge thread
 /// does, so the next checks are cheap again.
 ///
-/// Best effort, like lazy expiry: the purge never waits for another writer (it is skipped if
-/// one holds the lock) and a failure is logged, never returned; the write's own result is
+/// Best effort, like lazy expiry: the purge never waits (it is skipped if another writer holds
+/// the lock, or, on a memory store or a file store without readers, if any call holds the
+/// writer mutex, reads included) and a failure is logged, never returned; the write's own result is
 /// returned either way. Inside a transaction nothing is purged: a refused write there leaves
 /// nothing behind, and the transaction's own writes stay all that it commits.
 fn quota_checked_write<A: Access, T>(

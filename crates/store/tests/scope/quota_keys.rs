@@ -418,8 +418,9 @@ fn a_write_that_counts_many_expired_rows_purges_them_for_the_next_checks() {
 
 /// The purge also follows a write the live usage still refuses: it is not rolled back with
 /// the refused write, so a caller retrying against a full namespace does not pay the count
-/// again. Inside a transaction nothing is purged: a refused write there leaves nothing
-/// behind (`Transaction`'s rule), and the transaction commits only its own writes.
+/// again. Inside a transaction nothing is purged, after a refused or a passing write: a
+/// refused write there leaves nothing behind (`Transaction`'s rule), and the transaction
+/// commits only its own writes.
 #[test]
 fn a_refused_write_that_counted_many_expired_rows_still_purges_them_outside_transactions() {
     let f = file_store();
@@ -448,21 +449,43 @@ fn a_refused_write_that_counted_many_expired_rows_still_purges_them_outside_tran
         "the transaction purged nothing"
     );
     assert_eq!(f.store.last_seq().unwrap(), last, "and committed no change");
+    // A passing write that counted them: recorded > 800, live 701 + 10 fits.
+    ns.transaction(|tx| tx.set("g", "small", "xxxxx").map(drop))
+        .unwrap();
+    assert_eq!(f.raw_rows(), 2 + PURGE_AFTER as i64, "only the write");
+    let kinds: Vec<EventKind> = changes_since(&f.store, last).iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [EventKind::Set]);
+    let last = f.store.last_seq().unwrap();
 
     expect_quota(
         ns.set("g", "b", &"x".repeat(100)),
         NS_A,
         QuotaLimit::Bytes,
         800,
-        802,
+        812,
     );
     assert_eq!(
         f.raw_rows(),
-        1,
+        2,
         "the expired rows were purged, the refused one not written"
     );
     let kinds: Vec<EventKind> = changes_since(&f.store, last).iter().map(|c| c.kind).collect();
     assert_eq!(kinds, vec![EventKind::Expired; PURGE_AFTER]);
+}
+
+/// One write purges at most 10,000 expired rows (the purge thread's batch), so its latency
+/// stays bounded; fewer than 128 left over stay until a later purge.
+#[test]
+fn one_write_purges_at_most_10000_expired_rows() {
+    let f = file_store();
+    let ns = scoped(&f.store, NS_A, quota(1, 0, 0));
+    expiring(&f.store, NS_A, "g", "t", 10_050);
+    f.clock.advance(Duration::from_secs(2));
+    ns.set("g", "a", "v").unwrap(); // recorded 10,050 + 1 > 1, live 0 + 1 fits
+    assert_eq!(f.raw_rows(), 51, "10,000 purged, 50 left");
+    expect_quota(ns.set("g", "b", "v"), NS_A, QuotaLimit::Keys, 1, 2);
+    assert_eq!(f.raw_rows(), 51, "50 counted: under 128, left for a purge");
+    assert_eq!(ns.purge_expired().unwrap(), 50);
 }
 
 /// How [`purge_never_waits`] holds the write lock once the set has committed: another
