@@ -259,7 +259,7 @@ impl<A: Access> Kv for A {
     fn purge_expired(&self) -> Result<u64> {
         let op = self.ops().purge_expired;
         let now = self.now();
-        purge_prefix(self, op, self.scope().prefix(), now, i64::MAX)
+        purge_scope(self, op, self.scope().prefix(), now)
     }
 }
 
@@ -373,8 +373,7 @@ fn put<A: Access>(
 /// (see `Scope::check_write`): O(expired rows) per write until the purge thread comes by. An
 /// autocommit write whose check counted many (`PURGE_AFTER_COUNTING` or more) therefore
 /// purges up to [`PURGE_BATCH`] of them after its commit (whether the write passed or was
-/// refused), through the namespace's expiry index and recording `Expired` as the purge thread
-/// does, so the next checks are cheap again.
+/// refused), recording `Expired` as the purge thread does, so the next checks are cheap again.
 ///
 /// Best effort, like lazy expiry: the purge never waits (it is skipped if another writer holds
 /// the lock, or, on a memory store or a file store without readers, if any call holds the
@@ -391,15 +390,7 @@ fn quota_checked_write<A: Access, T>(
     let mut counted_expired = false;
     let result = a.write(op, now, statements, |w| body(w, &mut counted_expired));
     if counted_expired && !a.in_transaction() {
-        let prefix = a.scope().prefix();
-        let purged = a.write(op, now, Statements::NeverWait, |w| {
-            let rows = sqlite::purge_namespace_expired(w.conn, prefix, w.now, PURGE_BATCH)
-                .ctx(op, "purge the namespace's expired entries")?;
-            for (group, key) in &rows {
-                w.record_removal(EventKind::Expired, group, Some(key))?;
-            }
-            Ok(())
-        });
+        let purged = purge_batch(a, op, now, Statements::NeverWait, a.scope().prefix());
         if let Err(e) = purged
             && !e.is_busy()
             && !e.is_closed()
@@ -442,34 +433,37 @@ fn remove_group(w: &mut WriteCtx<'_>, group: &str) -> Result<u64> {
     Ok(live)
 }
 
-/// Removes expired rows of groups under `prefix`, at most `max_rows` in all, in batches of
-/// [`PURGE_BATCH`] per transaction.
-pub(crate) fn purge_prefix<A: Sealed>(
-    a: &A,
-    op: &'static str,
-    prefix: &str,
-    now: i64,
-    max_rows: i64,
-) -> Result<u64> {
+/// Removes every expired row of the scope whose group prefix is `scope_prefix` (`""`: the
+/// root, every group; `"<namespace>:"`: one namespace), in batches of [`PURGE_BATCH`] per
+/// transaction.
+pub(crate) fn purge_scope<A: Sealed>(a: &A, op: &'static str, scope_prefix: &str, now: i64) -> Result<u64> {
     let mut total: u64 = 0;
     loop {
-        let budget = (max_rows - total as i64).min(PURGE_BATCH);
-        if budget <= 0 {
-            return Ok(total);
-        }
-        let removed = a.write(op, now, Statements::Many, |w| {
-            let rows =
-                sqlite::purge_expired(w.conn, prefix, w.now, budget).ctx(op, "purge expired entries")?;
-            for (group, key) in &rows {
-                w.record_removal(EventKind::Expired, group, Some(key))?;
-            }
-            Ok(rows.len() as u64)
-        })?;
+        let removed = purge_batch(a, op, now, Statements::Many, scope_prefix)?;
         total += removed;
-        if (removed as i64) < budget {
+        if (removed as i64) < PURGE_BATCH {
             return Ok(total);
         }
     }
+}
+
+/// One write removing up to [`PURGE_BATCH`] expired rows of the scope whose group prefix is
+/// `scope_prefix` (see [`purge_scope`]), recording `Expired` for each; returns how many went.
+fn purge_batch<A: Sealed>(
+    a: &A,
+    op: &'static str,
+    now: i64,
+    statements: Statements,
+    scope_prefix: &str,
+) -> Result<u64> {
+    a.write(op, now, statements, |w| {
+        let rows = sqlite::purge_expired(w.conn, scope_prefix, w.now, PURGE_BATCH)
+            .ctx(op, "purge expired entries")?;
+        for (group, key) in &rows {
+            w.record_removal(EventKind::Expired, group, Some(key))?;
+        }
+        Ok(rows.len() as u64)
+    })
 }
 
 fn parse_integer(op: &'static str, text: &str) -> Result<i64> {

@@ -9,7 +9,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::kv::access::sealed::Sealed;
 use crate::kv::feed::prune;
-use crate::kv::ops::purge_prefix;
+use crate::kv::ops::purge_scope;
 use crate::kv::store::Inner;
 
 const OP: &str = "Store::purge_thread";
@@ -87,7 +87,7 @@ fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
         }
         // Each step runs even if the other failed: a purge that keeps failing must not stop
         // the feed from being pruned, nor the other way round.
-        let purged = purge_prefix(&*inner, OP, "", inner.now(), i64::MAX).map(drop);
+        let purged = purge_scope(&*inner, OP, "", inner.now()).map(drop);
         let pruned = if inner.config().changes.enabled {
             prune(&inner, OP).map(drop)
         } else {

@@ -426,52 +426,39 @@ pub(crate) fn all_groups(conn: &Connection, prefix: &str) -> rusqlite::Result<Ve
     .collect()
 }
 
-/// Deletes up to `limit` rows of groups in `prefix` that expired by `now`; returns their (group,
-/// key) in ascending order.
+/// Deletes up to `limit` rows that expired by `now` in the scope whose group prefix is
+/// `scope_prefix` (`""`: every group; `"<namespace>:"`: one namespace); returns their (group,
+/// key) in ascending order. A namespace's rows are found through its expiry index (the
+/// expression must be the index's, word for word), so only rows with a TTL are visited, however
+/// many live ones the namespace holds.
 pub(crate) fn purge_expired(
     conn: &Connection,
-    prefix: &str,
+    scope_prefix: &str,
     now: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<(String, String)>> {
-    let range = GroupRange::new(prefix);
-    let (lo, hi) = range.bounds();
-    let mut removed: Vec<(String, String)> = conn
-        .prepare_cached(
+    let group_and_key = |row: &rusqlite::Row<'_>| Ok((text_column(row, 0)?, text_column(row, 1)?));
+    let mut removed: Vec<(String, String)> = if scope_prefix.is_empty() {
+        let range = GroupRange::new("");
+        let (lo, hi) = range.bounds();
+        conn.prepare_cached(
             "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries \
              WHERE expires_at IS NOT NULL AND expires_at <= ?3 AND group_name >= ?1 AND group_name < ?2 \
              LIMIT ?4) RETURNING group_name, entry_key",
         )?
-        .query_map(params![lo, hi, now, limit], |row| {
-            Ok((text_column(row, 0)?, text_column(row, 1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    removed.sort_unstable();
-    Ok(removed)
-}
-
-/// Removes up to `limit` expired rows of the namespace whose groups start with `ns_prefix`
-/// (`"<namespace>:"`), through the namespace's expiry index (the expression must be the
-/// index's, word for word), so only expired rows are visited, however many live ones the
-/// namespace holds. Returns the removed (group, key) pairs, sorted.
-pub(crate) fn purge_namespace_expired(
-    conn: &Connection,
-    ns_prefix: &str,
-    now: i64,
-    limit: i64,
-) -> rusqlite::Result<Vec<(String, String)>> {
-    let mut removed: Vec<(String, String)> = conn
-        .prepare_cached(
+        .query_map(params![lo, hi, now, limit], group_and_key)?
+        .collect::<rusqlite::Result<_>>()?
+    } else {
+        conn.prepare_cached(
             "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries \
              INDEXED BY entries_namespace_expiry_idx \
              WHERE substr(group_name, 1, instr(group_name, ':')) = ?1 \
                AND expires_at IS NOT NULL AND expires_at <= ?2 LIMIT ?3) \
              RETURNING group_name, entry_key",
         )?
-        .query_map(params![ns_prefix, now, limit], |row| {
-            Ok((text_column(row, 0)?, text_column(row, 1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        .query_map(params![scope_prefix, now, limit], group_and_key)?
+        .collect::<rusqlite::Result<_>>()?
+    };
     removed.sort_unstable();
     Ok(removed)
 }
