@@ -29,7 +29,10 @@ mod io;
 mod jsonfile;
 mod kv;
 mod nulltype;
+mod paths;
+mod progress;
 mod scoring;
+mod source;
 mod split;
 pub(crate) mod sql;
 mod stream;
@@ -45,7 +48,8 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 
-pub use io::{CsvOptions, ImportProgress, ProgressFn};
+pub use io::CsvOptions;
+pub use progress::{ImportProgress, ProgressFn};
 pub use scoring::{
     CHECKPOINT_SCORES, CheckpointScore, PROBE_RESULTS, ProbeResult, SCORING_RESULTS, ScoringResult,
 };

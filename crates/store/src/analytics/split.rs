@@ -33,19 +33,25 @@
 //! What an export killed mid-way leaves is put right by the next one ([`workdirs`]).
 //! Row counts come from the files' Parquet footers, not from a second scan of the table.
 
-use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
 
+mod naming;
+mod order;
 mod workdirs;
 mod writer;
 
 use super::footer;
-use super::io::{LiteralPath, ProgressFn, ensure_parent, parquet_rows, report_done, with_progress};
+use super::io::parquet_rows;
+use super::paths::{LiteralPath, ensure_parent};
+use super::progress::{ProgressFn, report_done, with_progress};
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
+pub use naming::escape_segment;
+use naming::{percent_decode, too_long_for_a_name, value_limit, value_segment};
+use order::{SortAs, value_order};
 
 /// Longest escaped value used as a directory name; longer ones use `__long__<hash>`. A column
 /// whose escaped name is over 54 bytes lowers it, so that `<column>=<value>` stays within the
@@ -133,109 +139,6 @@ pub struct SplitManifest {
     pub files: Vec<SplitFile>,
     /// Rows over all files (= the table's rows).
     pub total_rows: u64,
-}
-
-/// Percent-encodes every byte outside `[A-Za-z0-9._~-]`, and the dots of `.` and `..`, so the
-/// result is one safe path segment that cannot climb out of its parent or collide with another
-/// value's segment. This is the Hive convention DuckDB, Spark, Trino and Polars decode.
-///
-/// # Examples
-/// ```
-/// use store::analytics::escape_segment;
-/// assert_eq!(escape_segment("a/b"), "a%2Fb");
-/// assert_eq!(escape_segment(".."), "%2E%2E");
-/// assert_eq!(escape_segment("über"), "%C3%BCber");
-/// assert_eq!(escape_segment("%41"), "%2541");
-/// ```
-pub fn escape_segment(text: &str) -> String {
-    if text == "." || text == ".." {
-        return "%2E".repeat(text.len());
-    }
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The final directory name of a value under `<column>=`, for values up to `limit` escaped
-/// bytes (see [`value_limit`]).
-fn value_segment(value: Option<&str>, limit: usize) -> String {
-    match value {
-        None => HIVE_NULL.to_string(),
-        // The NULL marker spelled as a value: encode its first character so it stays distinct.
-        Some(HIVE_NULL) => format!("%5F{}", &HIVE_NULL[1..]),
-        Some(text) => {
-            let mut escaped = escape_segment(text);
-            // Likewise a value spelled like a long value's name.
-            if escaped.starts_with(LONG_PREFIX) {
-                escaped.replace_range(..1, "%5F");
-            }
-            if escaped.len() > limit {
-                format!("{LONG_PREFIX}{:016x}", fnv1a64(text.as_bytes()))
-            } else {
-                escaped
-            }
-        }
-    }
-}
-
-/// Whether a value's directory name would be over `limit` bytes (it then goes to
-/// `__long__<hash>`, and the files must keep the column so the value survives). Only long
-/// values get such a name: one spelled like it is escaped by [`value_segment`].
-fn too_long_for_a_name(value: &str, limit: usize) -> bool {
-    value_segment(Some(value), limit).starts_with(LONG_PREFIX)
-}
-
-/// The longest escaped value that goes into a directory name under `column`:
-/// [`MAX_ESCAPED_VALUE_BYTES`], or less when `<column>=` itself takes more than 54 of a
-/// directory name's 255 bytes. A column name that leaves no room for the fixed names (the NULL
-/// marker spelled as a value, 28 bytes) is refused.
-fn value_limit(op: &'static str, column: &str) -> Result<usize> {
-    let longest_fixed_name = HIVE_NULL.len() + 2;
-    let column_bytes = escape_segment(column).len();
-    match MAX_NAME_BYTES.checked_sub(column_bytes + 1) {
-        Some(room) if room >= longest_fixed_name => Ok(room.min(MAX_ESCAPED_VALUE_BYTES)),
-        _ => Err(Error::invalid(
-            op,
-            "column",
-            format!(
-                "the column name is {column_bytes} bytes once escaped, which leaves no room for its \
-                 values in a {MAX_NAME_BYTES}-byte directory name (at most {} bytes); split a view \
-                 or query result that renames the column",
-                MAX_NAME_BYTES - 1 - longest_fixed_name
-            ),
-        )),
-    }
-}
-
-/// 64-bit FNV-1a: stable across platforms and releases, unlike `std`'s hasher.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Reverses percent-encoding (DuckDB's, when reading its staged directory names).
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 impl Analytics {
@@ -873,88 +776,6 @@ fn holds_only_split_files(dir: &Path) -> bool {
     })
 }
 
-/// How a split column's values (as text) sort in the manifest.
-#[derive(Debug, Clone, Copy)]
-enum SortAs {
-    Integer,
-    /// DECIMAL(p, s): exactly, as integers scaled by 10^s.
-    Decimal(usize),
-    Float,
-    Text,
-}
-
-impl SortAs {
-    fn of(data_type: &str) -> SortAs {
-        let upper = data_type.to_ascii_uppercase();
-        let integer = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
-            .iter()
-            .any(|t| upper == *t || upper.strip_prefix('U') == Some(t));
-        let decimal_scale = upper
-            .strip_prefix("DECIMAL(")
-            .and_then(|rest| rest.strip_suffix(')'))
-            .and_then(|args| args.split_once(','))
-            .and_then(|(_, scale)| scale.trim().parse::<usize>().ok());
-        match (integer, decimal_scale) {
-            (true, _) => SortAs::Integer,
-            (false, Some(scale)) => SortAs::Decimal(scale),
-            _ if upper == "FLOAT" || upper == "DOUBLE" => SortAs::Float,
-            _ => SortAs::Text,
-        }
-    }
-}
-
-/// Manifest order: NULL first, then numbers (of a numeric column) by number, other values by
-/// their text. Text that does not parse as the column's type sorts after all that does.
-fn value_order(sort: SortAs, a: Option<&str>, b: Option<&str>) -> Ordering {
-    let (a, b) = match (a, b) {
-        (Some(a), Some(b)) => (a, b),
-        (a, b) => return a.cmp(&b),
-    };
-    match sort {
-        SortAs::Integer => by_parsed(a, b, |v| v.parse::<i128>().ok(), Ord::cmp),
-        SortAs::Decimal(scale) => by_parsed(a, b, |v| scaled_decimal(v, scale), Ord::cmp),
-        SortAs::Float => by_parsed(a, b, |v| v.parse::<f64>().ok(), f64::total_cmp),
-        SortAs::Text => a.cmp(b),
-    }
-}
-
-/// Compares `a` and `b` as parsed values (text breaks ties), parsed ones first.
-fn by_parsed<T>(
-    a: &str,
-    b: &str,
-    parse: impl Fn(&str) -> Option<T>,
-    cmp: impl Fn(&T, &T) -> Ordering,
-) -> Ordering {
-    match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => cmp(&x, &y).then_with(|| a.cmp(b)),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => a.cmp(b),
-    }
-}
-
-/// `-12.5` with scale 3 → `-12500`; `None` if the text is not a plain decimal that fits.
-fn scaled_decimal(text: &str, scale: usize) -> Option<i128> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && fraction.is_empty()
-        || fraction.len() > scale
-        || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let padded = format!("{whole}{fraction:0<scale$}");
-    let magnitude: i128 = if padded.is_empty() {
-        0
-    } else {
-        padded.parse().ok()?
-    };
-    Some(if negative { -magnitude } else { magnitude })
-}
-
 /// Threads for the split's own file work (preparing staged directories, writing partitions).
 fn worker_threads() -> usize {
     std::thread::available_parallelism()
@@ -1110,94 +931,5 @@ mod tests {
             .filter(|n| !n.starts_with("k="))
             .collect();
         assert_eq!(names, ["manifest.json"]);
-    }
-
-    #[test]
-    fn segments_are_safe_and_distinct() {
-        let limit = MAX_ESCAPED_VALUE_BYTES;
-        assert_eq!(value_segment(None, limit), HIVE_NULL);
-        assert_eq!(
-            value_segment(Some(HIVE_NULL), limit),
-            "%5F_HIVE_DEFAULT_PARTITION__"
-        );
-        assert_eq!(value_segment(Some(""), limit), "");
-        assert_eq!(value_segment(Some("."), limit), "%2E");
-        assert_eq!(value_segment(Some("x=y"), limit), "x%3Dy");
-        assert!(value_segment(Some(&"a".repeat(201)), limit).starts_with("__long__"));
-        assert_eq!(value_segment(Some(&"a".repeat(200)), limit), "a".repeat(200));
-        let long = value_segment(Some(&"a".repeat(201)), limit);
-        assert_eq!(value_segment(Some(&long), limit), format!("%5F{}", &long[1..]));
-        assert!(too_long_for_a_name(&"a".repeat(201), limit));
-        assert!(too_long_for_a_name(
-            &format!("__long__{}", "a".repeat(191)),
-            limit
-        ));
-        assert!(!too_long_for_a_name(
-            &format!("__long__{}", "a".repeat(190)),
-            limit
-        ));
-        assert_eq!(value_limit("t", "k").unwrap(), MAX_ESCAPED_VALUE_BYTES);
-        assert_eq!(value_limit("t", &"c".repeat(100)).unwrap(), 154);
-        assert_eq!(value_limit("t", &"c".repeat(226)).unwrap(), 28);
-        assert!(value_limit("t", &"c".repeat(227)).is_err());
-        assert_eq!(percent_decode("a%2Fb%C3%BC").unwrap(), "a/bü".as_bytes());
-    }
-
-    #[test]
-    fn manifest_order_is_numeric_for_numeric_columns() {
-        fn sorted<'a>(data_type: &str, values: &[Option<&'a str>]) -> Vec<Option<&'a str>> {
-            let mut v = values.to_vec();
-            v.sort_by(|a, b| value_order(SortAs::of(data_type), *a, *b));
-            v
-        }
-        let ints = [Some("10"), Some("9"), None, Some("-1"), Some("2")];
-        assert_eq!(
-            sorted("INTEGER", &ints),
-            [None, Some("-1"), Some("2"), Some("9"), Some("10")]
-        );
-        assert_eq!(
-            sorted("VARCHAR", &ints),
-            [None, Some("-1"), Some("10"), Some("2"), Some("9")]
-        );
-        let floats = [
-            Some("nan"),
-            Some("1e+300"),
-            Some("-inf"),
-            Some("0.5"),
-            Some("-0.0"),
-        ];
-        assert_eq!(
-            sorted("DOUBLE", &floats),
-            [
-                Some("-inf"),
-                Some("-0.0"),
-                Some("0.5"),
-                Some("1e+300"),
-                Some("nan")
-            ]
-        );
-        assert_eq!(
-            sorted("DECIMAL(18,3)", &[Some("10.5"), Some("9.25")]),
-            [Some("9.25"), Some("10.5")]
-        );
-        assert_eq!(
-            sorted(
-                "DECIMAL(38,3)",
-                &[
-                    Some("100000000000000000000.000"),
-                    Some("99999999999999999999.999"),
-                    Some("-0.500")
-                ]
-            ),
-            [
-                Some("-0.500"),
-                Some("99999999999999999999.999"),
-                Some("100000000000000000000.000")
-            ]
-        );
-        assert_eq!(
-            sorted("UBIGINT", &[Some("18446744073709551615"), Some("7")]),
-            [Some("7"), Some("18446744073709551615")]
-        );
     }
 }

@@ -25,7 +25,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::{MANIFEST, holds_only_split_files};
-use crate::analytics::io::unique_name;
+use crate::analytics::paths::unique_name;
 use crate::error::{Error, Result};
 
 /// Marker: every earlier partition is aside; new ones are moving in (content: `<column>=`).

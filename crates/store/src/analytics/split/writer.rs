@@ -35,7 +35,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::{DATA_FILE, Staged, too_long_for_a_name, worker_threads};
-use crate::analytics::io::{ProgressFn, with_progress};
+use crate::analytics::progress::{ProgressFn, with_progress};
 use crate::error::{Error, Result};
 
 /// Largest scanned table (Arrow bytes) this path buffers; larger tables use DuckDB's COPY.

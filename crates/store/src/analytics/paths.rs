@@ -1,0 +1,195 @@
+//! The files an import reads and an export writes: a path DuckDB reads literally (no glob
+//! expansion), the export's parent directory, and the staging file an export renames over its
+//! target when it is complete (with the clean-up of staging files a killed process left).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// A file name DuckDB reads as exactly that file. DuckDB expands glob patterns (`*`, `?`,
+/// `[…]`) in the paths it reads, so a file whose name holds them is read through a symlink
+/// with a plain name in a private temporary directory (removed on drop). A leading `~` needs
+/// no link: [`super::sql::path_literal`] hands DuckDB such a path in absolute form.
+pub(crate) struct LiteralPath {
+    path: PathBuf,
+    link_dir: Option<PathBuf>,
+}
+
+/// The characters DuckDB treats as a glob pattern in a path it reads.
+const GLOB_CHARS: [char; 4] = ['*', '?', '[', ']'];
+
+/// A name unique to this call: process id plus a per-process counter.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl LiteralPath {
+    pub(crate) fn new(op: &'static str, path: &Path) -> Result<LiteralPath> {
+        let text = path.to_string_lossy();
+        if !text.contains(GLOB_CHARS) {
+            return Ok(LiteralPath {
+                path: path.to_path_buf(),
+                link_dir: None,
+            });
+        }
+        Self::linked(op, path)
+    }
+
+    #[cfg(unix)]
+    fn linked(op: &'static str, path: &Path) -> Result<LiteralPath> {
+        let io = |source, at: &Path| Error::Io {
+            op,
+            path: Some(at.to_path_buf()),
+            source,
+        };
+        let target = std::fs::canonicalize(path).map_err(|e| io(e, path))?;
+        let dir = std::env::temp_dir().join(unique_name(".store-read"));
+        std::fs::create_dir(&dir).map_err(|e| io(e, &dir))?;
+        // Keep the extensions after the last glob character (`x[1].csv.gz` → `.csv.gz`):
+        // DuckDB picks the compression from them.
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let plain_tail = name.rfind(GLOB_CHARS).map_or(&name[..], |i| &name[i + 1..]);
+        let extension = plain_tail.find('.').map_or("", |i| &plain_tail[i..]);
+        let link = dir.join(format!("data{extension}"));
+        let guard = LiteralPath {
+            path: link.clone(),
+            link_dir: Some(dir),
+        };
+        std::os::unix::fs::symlink(&target, &link).map_err(|e| io(e, &link))?;
+        Ok(guard)
+    }
+
+    #[cfg(not(unix))]
+    fn linked(op: &'static str, path: &Path) -> Result<LiteralPath> {
+        Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} holds glob characters (* ? [ ]) or starts with ~, which DuckDB would expand; rename the file",
+                path.display()
+            ),
+        ))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LiteralPath {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.link_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| {
+            // "File exists" / "Not a directory" alone leave the user guessing which file.
+            let in_the_way = parent
+                .ancestors()
+                .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir());
+            match in_the_way {
+                Some(file) => Error::Io {
+                    op,
+                    path: Some(file.to_path_buf()),
+                    source: std::io::Error::new(
+                        source.kind(),
+                        "this is a file where the path needs a directory; choose another path \
+                         or move the file",
+                    ),
+                },
+                None => Error::Io {
+                    op,
+                    path: Some(parent.to_path_buf()),
+                    source,
+                },
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Marks an export's staging file: `<name>.store-export-<pid>-<n>.tmp`.
+const STAGING_MARK: &str = "store-export-";
+
+/// How long a dead process's staging file must have been left untouched before an export
+/// removes it (a live writer in another PID namespace keeps its file's mtime fresh).
+const STALE_STAGING_AGE: Duration = Duration::from_secs(600);
+
+/// The staging file of one export to `path`: `<path>.store-export-<pid>-<n>.tmp` (or
+/// `.store-export-<pid>-<n>.tmp` for a name near the length limit), unique to this call, so
+/// exports to the same path at once (threads, handles or processes) never write into one
+/// file: each renames its own complete file over `path`, and the last rename wins. (An export
+/// killed midway leaves its staging file; on Linux a later export into the directory removes
+/// it once it is stale: see [`remove_stale_staging`].)
+pub(super) fn tmp_path(path: &Path) -> std::path::PathBuf {
+    static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let unique = format!("{STAGING_MARK}{}-{n}.tmp", std::process::id());
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".");
+    name.push(&unique);
+    // A target name near the file system's 255-byte limit leaves no room for the suffix.
+    if name.len() > 255 {
+        name = format!(".{unique}").into();
+    }
+    path.with_file_name(name)
+}
+
+/// Removes the staging files that exports into `path`'s directory left when their process died
+/// (killed midway): files named by [`tmp_path`] for `path` (or with the short name), whose
+/// process no longer runs and which nobody has written for [`STALE_STAGING_AGE`]. Linux only
+/// (it asks `/proc`); elsewhere they stay for the user to delete.
+pub(super) fn remove_stale_staging(path: &Path) {
+    if !cfg!(target_os = "linux") || !Path::new("/proc/self").exists() {
+        return;
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let ours = format!("{name}.{STAGING_MARK}");
+    let short = format!(".{STAGING_MARK}");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(staged) = file_name.to_str() else {
+            continue;
+        };
+        let Some(pid) = staged
+            .strip_prefix(ours.as_str())
+            .or_else(|| staged.strip_prefix(short.as_str()))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let untouched = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_STAGING_AGE);
+        if untouched && pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
