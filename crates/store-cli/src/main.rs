@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 library error, 2 usage error (clap's own exit code for bad
 //! arguments). With `--json`, results are printed as compact JSON with sorted keys, and errors
-//! also go to stdout as `{"error":{"kind","message","op"}}`.
+//! also go to stdout as `{"error":{"kind","message","op"}}` (kind `usage` and op `store` for a
+//! usage error).
 
 mod analytics;
 mod demo;
@@ -79,7 +80,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     if let Command::Kv(args) = &cli.command
         && let Some(problem) = kv::usage_problem(args)
     {
@@ -89,9 +90,10 @@ fn main() -> ExitCode {
         let set = command
             .find_subcommand_mut("kv")
             .and_then(|kv| kv.find_subcommand_mut("set").cloned());
-        set.unwrap_or(command)
-            .error(clap::error::ErrorKind::MissingRequiredArgument, problem)
-            .exit();
+        usage_error(
+            set.unwrap_or(command)
+                .error(clap::error::ErrorKind::MissingRequiredArgument, problem),
+        );
     }
     let out = Output::new(cli.json, cli.quiet);
     match run(cli, &out) {
@@ -101,6 +103,37 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Exits on a command line clap refused (2) or a help/version request (0). With `--json`, a
+/// usage error also goes to stdout as `{"error":{"kind":"usage",…}}`, like a library error, so a
+/// caller parsing stdout always gets an object.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    // `--json` anywhere before a `--` (clap may have stopped before reaching it).
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let rendered = e.render().to_string();
+    let message = match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => None,
+        // clap prints the help text for this one, not an error line.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            Some("a command or argument is missing; run with --help for usage")
+        }
+        _ => Some(
+            rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: "),
+        ),
+    };
+    if let (true, Some(message)) = (json, message) {
+        Output::new(true, true).usage_error(message);
+    }
+    e.exit()
 }
 
 fn run(cli: Cli, out: &Output) -> store::Result<()> {

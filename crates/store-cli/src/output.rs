@@ -80,12 +80,23 @@ impl Output {
     pub fn error(&self, e: &store::Error) {
         self.note(format!("error: {e}"));
         if self.json {
-            let body = json!({"error": {"kind": e.kind().as_str(), "op": e.op(), "message": e.to_string()}});
-            // Not `line`: a closed stdout must not turn the failure into exit 0. The error is
-            // already on stderr, so a write failure here changes nothing.
-            let mut stdout = io::stdout().lock();
-            let _ = writeln!(stdout, "{body}").and_then(|()| stdout.flush());
+            Self::json_error(e.kind().as_str(), e.op(), &e.to_string());
         }
+    }
+
+    /// The `--json` object of a usage error (clap prints the error itself on stderr).
+    pub fn usage_error(&self, message: &str) {
+        if self.json {
+            Self::json_error("usage", "store", message);
+        }
+    }
+
+    fn json_error(kind: &str, op: &str, message: &str) {
+        let body = json!({"error": {"kind": kind, "op": op, "message": message}});
+        // Not `line`: a closed stdout must not turn the failure into exit 0. The error is
+        // already on stderr, so a write failure here changes nothing.
+        let mut stdout = io::stdout().lock();
+        let _ = writeln!(stdout, "{body}").and_then(|()| stdout.flush());
     }
 }
 

@@ -144,7 +144,20 @@ impl fmt::Display for Inventory {
         writeln!(f, "Analytics inventory")?;
         writeln!(f, "{rule}")?;
         for t in &self.tables {
-            write!(f, "  {:<24} {:>8} rows", t.name, t.rows)?;
+            // A table name may hold any character; control characters (a newline, a terminal
+            // escape) are shown escaped so the report stays one line per table.
+            let name: String = t
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_debug().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            write!(f, "  {name:<24} {:>8} rows", t.rows)?;
             if !t.notes.is_empty() {
                 write!(f, "  ({})", t.notes.join(", "))?;
             }
@@ -185,10 +198,14 @@ impl Analytics {
                 ),
             });
         }
-        let claim = claims::claim(OP, path, false)?;
+        refuse_foreign_file(OP, path)?;
+        let mut claim = claims::claim(OP, path, false)?;
         let config = engine_config(OP, AccessMode::ReadWrite)?;
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {}", path.display()), e))?;
+        if let Some(claim) = &mut claim {
+            claim.cover_created_file(path);
+        }
         Ok(Self::wrap(conn, claim, Some(path.to_path_buf()), false))
     }
 
@@ -219,6 +236,7 @@ impl Analytics {
                 name: path.display().to_string(),
             });
         }
+        refuse_foreign_file(OP, path)?;
         let claim = claims::claim(OP, path, true)?;
         let config = engine_config(OP, AccessMode::ReadOnly)?;
         let conn = Connection::open_with_flags(path, config)
@@ -552,6 +570,44 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// DuckDB's file header: these bytes follow its 8-byte checksum.
+const DUCKDB_MAGIC: &[u8; 4] = b"DUCK";
+
+/// Refuses an existing file that is not a DuckDB database. DuckDB itself rejects most such
+/// files, but opens a Parquet file as an empty in-memory database: every write to it would be
+/// lost on close. A missing file is left to the open, which creates the database; an empty or
+/// unreadable one to DuckDB's own error (the Service treats an empty file specially).
+fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut head = Vec::with_capacity(12);
+    if file.take(12).read_to_end(&mut head).is_err() || head.is_empty() {
+        return Ok(());
+    }
+    if head.get(8..12) == Some(DUCKDB_MAGIC.as_slice()) {
+        return Ok(());
+    }
+    let kind = if head.starts_with(b"PAR1") {
+        " (it is a Parquet file: read it with read_parquet or import it with import_file)"
+    } else {
+        ""
+    };
+    let message = format!(
+        "{} is not a valid DuckDB database file{kind}; open a DuckDB database, or a path that does not \
+         exist yet to create one",
+        path.display()
+    );
+    let mut code = duckdb::ffi::Error::new(duckdb::ffi::duckdb_state_DuckDBError);
+    code.code = duckdb::ffi::ErrorCode::CannotOpen;
+    Err(Error::duckdb(
+        op,
+        format!("open {}", path.display()),
+        duckdb::Error::DuckDBFailure(code, Some(message)),
+    ))
 }
 
 thread_local! {

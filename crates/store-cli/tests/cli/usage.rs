@@ -1,4 +1,5 @@
-//! Usage errors exit 2 (SPEC §12 "Exit codes"), print to stderr only and touch no data.
+//! Usage errors exit 2 (SPEC §12 "Exit codes"), print to stderr (and, with `--json`, an error
+//! object to stdout) and touch no data.
 
 use crate::support::{Home, Outcome, TestCommand};
 
@@ -65,12 +66,51 @@ fn missing_command_exits_2() {
     usage_error(&[]);
 }
 
+/// With `--json`, stdout gets `{"error":{"kind":"usage","op":"store","message"}}` for a usage
+/// error as for a library error, so a caller parsing stdout always gets an object; stderr keeps
+/// clap's full message. Help and version stay plain text.
 #[test]
-fn usage_errors_exit_2_under_json_too() {
+fn usage_errors_under_json_exit_2_with_an_error_object_on_stdout() {
+    for args in [
+        &["--json", "kv", "get", "g"][..],
+        &["kv", "set", "g", "k", "v", "--ttl", "5x", "--json"],
+        &[
+            "--json",
+            "kv",
+            "set",
+            "g",
+            "k",
+            "v",
+            "--if-version",
+            "3",
+            "--if-absent",
+        ],
+        &["--json", "frobnicate"],
+        &["--json"],
+    ] {
+        let home = Home::new();
+        let out = home.run(args).code(2);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("error") || out.stderr.contains("Usage"),
+            "{}",
+            out.stderr
+        );
+        let body: serde_json::Value = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout of `{}` is not JSON ({e}): {:?}", out.label, out.stdout));
+        let error = &body["error"];
+        assert_eq!(error["kind"], "usage", "{body}");
+        assert_eq!(error["op"], "store", "{body}");
+        let message = error["message"].as_str().unwrap();
+        assert!(!message.is_empty() && !message.starts_with("error:"), "{body}");
+        assert!(!home.path().exists());
+    }
     let home = Home::new();
-    let out = home.run(&["--json", "kv", "get", "g"]).code(2);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert!(!home.path().exists());
+    let help = home.run(&["--json", "--help"]).code(0);
+    assert!(help.stdout.contains("Usage"), "{}", help.stdout);
+    // After `--`, `--json` is a value, not the flag.
+    let out = home.run(&["kv", "set", "g", "--", "--json"]).code(2);
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
 }
 
 #[test]
@@ -182,7 +222,15 @@ fn quota_flags_without_ns_are_a_usage_error_naming_ns() {
     for flag in ["--max-keys", "--max-groups", "--max-bytes"] {
         let out = usage_error(&["kv", "set", "config", "k", "v", flag, "1"]);
         assert!(out.stderr.contains("need --ns"), "{}", out.stderr);
-        usage_error(&["--json", "kv", "set", "config", "k", "v", flag, "1"]);
+        let out = Home::new()
+            .run(&["--json", "kv", "set", "config", "k", "v", flag, "1"])
+            .code(2);
+        let body: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        assert_eq!(body["error"]["kind"], "usage", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("need --ns"),
+            "{body}"
+        );
     }
 }
 

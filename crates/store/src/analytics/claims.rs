@@ -5,9 +5,10 @@
 //! get a second, independent DuckDB instance on it, and the two overwrite each other's
 //! checkpoints (one handle's tables silently vanish). So the process applies the rule DuckDB
 //! applies across processes: per file, one read-write opener or any number of read-only ones.
-//! Files are identified by their canonical path (symbolic links resolved; hard links are not
-//! recognised). The claim covers the handles this crate opens: a connection cloned through
-//! `with_connection`, or an `ATTACH` of the same file in SQL, is the caller's to keep apart.
+//! A file is known by its canonical path (symbolic links resolved) and, on Unix, once it exists,
+//! by its device and inode, so a hard link to an open file is the same file. The claim covers the
+//! handles this crate opens: a connection cloned through `with_connection`, or an `ATTACH` of
+//! the same file in SQL, is the caller's to keep apart.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,12 +23,21 @@ enum Holders {
     Readers(usize),
 }
 
-static OPEN_FILES: LazyLock<Mutex<HashMap<PathBuf, Holders>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// One name of a file: a claim holds every name it knows, and conflicts with a claim holding any.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FileKey {
+    Path(PathBuf),
+    /// Device and inode (Unix).
+    Inode(u64, u64),
+}
+
+static OPEN_FILES: LazyLock<Mutex<HashMap<FileKey, Holders>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// This process's claim on a database file; released when dropped.
 #[derive(Debug)]
 pub(crate) struct FileClaim {
-    key: PathBuf,
+    keys: Vec<FileKey>,
+    read_only: bool,
 }
 
 /// Claims `path` for a read-write (`read_only == false`) or read-only opener, or fails with a
@@ -39,49 +49,111 @@ pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<Op
     if path.as_os_str() == ":memory:" {
         return Ok(None);
     }
-    let key = identity(path);
+    let keys: Vec<FileKey> = std::iter::once(FileKey::Path(identity(path)))
+        .chain(inode(path))
+        .collect();
     let mut open = OPEN_FILES.lock();
-    match (open.get_mut(&key), read_only) {
-        (None, false) => {
-            open.insert(key.clone(), Holders::Writer);
+    if let Some(held) = keys.iter().find_map(|key| conflict(&open, key, read_only)) {
+        return Err(already_open(op, path, held));
+    }
+    for key in &keys {
+        hold(&mut open, key.clone(), read_only);
+    }
+    Ok(Some(FileClaim { keys, read_only }))
+}
+
+impl FileClaim {
+    /// Adds the file's inode to the claim once the open has created the file, so a hard link
+    /// made afterwards is recognised too.
+    pub(crate) fn cover_created_file(&mut self, path: &Path) {
+        let Some(key) = inode(path) else { return };
+        if self.keys.contains(&key) {
+            return;
         }
-        (None, true) => {
-            open.insert(key.clone(), Holders::Readers(1));
-        }
-        (Some(Holders::Readers(n)), true) => *n += 1,
-        (Some(held), _) => {
-            let (held, hint) = match held {
-                Holders::Writer => ("read-write", "use that Analytics handle, or close it first"),
-                Holders::Readers(_) => ("read-only", "close the read-only handles first"),
-            };
-            let message = format!(
-                "{} is already open {held} in this process, and DuckDB allows one read-write \
-                 opener or any number of read-only ones per file; {hint}",
-                path.display()
-            );
-            let mut code = duckdb::ffi::Error::new(duckdb::ffi::duckdb_state_DuckDBError);
-            code.code = duckdb::ffi::ErrorCode::DatabaseBusy;
-            let context = format!("open {}", path.display());
-            return Err(Error::duckdb(
-                op,
-                context,
-                duckdb::Error::DuckDBFailure(code, Some(message)),
-            ));
+        let mut open = OPEN_FILES.lock();
+        // Someone claimed the new inode through another name in the meantime: their claim
+        // already keeps the two apart from later openers.
+        if !open.contains_key(&key) {
+            hold(&mut open, key.clone(), self.read_only);
+            self.keys.push(key);
         }
     }
-    Ok(Some(FileClaim { key }))
+}
+
+/// How `key` is held, if that conflicts with a new opener (`read_only` or not).
+fn conflict(open: &HashMap<FileKey, Holders>, key: &FileKey, read_only: bool) -> Option<&'static str> {
+    match (open.get(key)?, read_only) {
+        (Holders::Readers(_), true) => None,
+        (Holders::Readers(_), false) => Some("read-only"),
+        (Holders::Writer, _) => Some("read-write"),
+    }
+}
+
+fn hold(open: &mut HashMap<FileKey, Holders>, key: FileKey, read_only: bool) {
+    match open.get_mut(&key) {
+        Some(Holders::Readers(n)) => *n += 1,
+        _ => {
+            open.insert(
+                key,
+                if read_only {
+                    Holders::Readers(1)
+                } else {
+                    Holders::Writer
+                },
+            );
+        }
+    }
+}
+
+fn already_open(op: &'static str, path: &Path, held: &str) -> Error {
+    let hint = if held == "read-write" {
+        "use that Analytics handle, or close it first"
+    } else {
+        "close the read-only handles first"
+    };
+    let message = format!(
+        "{} is already open {held} in this process (under this name or another link to it), and \
+         DuckDB allows one read-write opener or any number of read-only ones per file; {hint}",
+        path.display()
+    );
+    let mut code = duckdb::ffi::Error::new(duckdb::ffi::duckdb_state_DuckDBError);
+    code.code = duckdb::ffi::ErrorCode::DatabaseBusy;
+    let context = format!("open {}", path.display());
+    Error::duckdb(op, context, duckdb::Error::DuckDBFailure(code, Some(message)))
+}
+
+/// Whether `path` is a database file this process has open (under any name).
+pub(crate) fn is_open(path: &Path) -> bool {
+    let open = OPEN_FILES.lock();
+    open.contains_key(&FileKey::Path(identity(path)))
+        || inode(path).is_some_and(|key| open.contains_key(&key))
+}
+
+#[cfg(unix)]
+fn inode(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| FileKey::Inode(m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn inode(_path: &Path) -> Option<FileKey> {
+    None
 }
 
 impl Drop for FileClaim {
     fn drop(&mut self) {
         let mut open = OPEN_FILES.lock();
-        if let Some(Holders::Readers(n)) = open.get_mut(&self.key)
-            && *n > 1
-        {
-            *n -= 1;
-            return;
+        for key in &self.keys {
+            if let Some(Holders::Readers(n)) = open.get_mut(key)
+                && *n > 1
+            {
+                *n -= 1;
+                continue;
+            }
+            open.remove(key);
         }
-        open.remove(&self.key);
     }
 }
 

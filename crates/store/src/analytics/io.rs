@@ -12,7 +12,7 @@ use std::path::Path;
 
 use duckdb::Connection;
 
-use super::paths::{LiteralPath, ensure_parent, remove_stale_staging, tmp_path};
+use super::paths::{LiteralPath, ensure_parent, refuse_database_target, remove_stale_staging, tmp_path};
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
 use super::{Analytics, Mode, csvfile, jsonfile, nulltype, sql, table_exists_on, transaction_on};
@@ -130,6 +130,7 @@ impl Analytics {
                 ),
             ));
         }
+        refuse_database_target(OP, path)?;
         let tmp = tmp_path(path);
         // Validate everything that can be validated before touching the file system.
         sql::path_literal(OP, &tmp)?;
@@ -546,6 +547,15 @@ impl Analytics {
                             op,
                             "delimiter",
                             "'\"' is the quote character; pick another",
+                        ));
+                    }
+                    // A line break ends records: as the delimiter it silently gave one column
+                    // per line.
+                    if delimiter == '\n' || delimiter == '\r' {
+                        return Err(Error::invalid(
+                            op,
+                            "delimiter",
+                            "a line break separates records, not fields; pick another delimiter",
                         ));
                     }
                     // `allow_quoted_nulls = false`: `""` is the empty string, as in RFC 4180 and

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// A file name DuckDB reads as exactly that file. DuckDB expands glob patterns (`*`, `?`,
+/// A path DuckDB reads (or writes) as exactly that file. DuckDB expands glob patterns (`*`, `?`,
 /// `[…]`) in the paths it reads, so a file whose name holds them is read through a symlink
-/// with a plain name in a private temporary directory (removed on drop). A leading `~` needs
+/// with a plain name in a private temporary directory (removed on drop; see also
+/// [`LiteralPath::partitioned_write_dir`]). A leading `~` needs
 /// no link: [`super::sql::path_literal`] hands DuckDB such a path in absolute form.
 pub(crate) struct LiteralPath {
     path: PathBuf,
@@ -39,11 +40,30 @@ impl LiteralPath {
                 link_dir: None,
             });
         }
-        Self::linked(op, path)
+        // Keep the extensions after the last glob character (`x[1].csv.gz` → `.csv.gz`):
+        // DuckDB picks the compression from them.
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let plain_tail = name.rfind(GLOB_CHARS).map_or(&name[..], |i| &name[i + 1..]);
+        let extension = plain_tail.find('.').map_or("", |i| &plain_tail[i..]);
+        Self::linked(op, path, &format!("data{extension}"))
+    }
+
+    /// A directory DuckDB's partitioned `COPY` writes into as exactly that directory. On Unix
+    /// its writer takes `\` for a path separator when it creates the partition directories (a
+    /// split into `out\x` failed: "Failed to create directory out/x/k=1"), so a directory whose
+    /// path holds one is written through a link with a plain name.
+    pub(crate) fn partitioned_write_dir(op: &'static str, dir: &Path) -> Result<LiteralPath> {
+        if cfg!(unix) && dir.to_string_lossy().contains('\\') {
+            return Self::linked(op, dir, "out");
+        }
+        Ok(LiteralPath {
+            path: dir.to_path_buf(),
+            link_dir: None,
+        })
     }
 
     #[cfg(unix)]
-    fn linked(op: &'static str, path: &Path) -> Result<LiteralPath> {
+    fn linked(op: &'static str, path: &Path, link_name: &str) -> Result<LiteralPath> {
         let io = |source, at: &Path| Error::Io {
             op,
             path: Some(at.to_path_buf()),
@@ -52,12 +72,7 @@ impl LiteralPath {
         let target = std::fs::canonicalize(path).map_err(|e| io(e, path))?;
         let dir = std::env::temp_dir().join(unique_name(".store-read"));
         std::fs::create_dir(&dir).map_err(|e| io(e, &dir))?;
-        // Keep the extensions after the last glob character (`x[1].csv.gz` → `.csv.gz`):
-        // DuckDB picks the compression from them.
-        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        let plain_tail = name.rfind(GLOB_CHARS).map_or(&name[..], |i| &name[i + 1..]);
-        let extension = plain_tail.find('.').map_or("", |i| &plain_tail[i..]);
-        let link = dir.join(format!("data{extension}"));
+        let link = dir.join(link_name);
         let guard = LiteralPath {
             path: link.clone(),
             link_dir: Some(dir),
@@ -67,7 +82,7 @@ impl LiteralPath {
     }
 
     #[cfg(not(unix))]
-    fn linked(op: &'static str, path: &Path) -> Result<LiteralPath> {
+    fn linked(op: &'static str, path: &Path, _link_name: &str) -> Result<LiteralPath> {
         Err(Error::invalid(
             op,
             "path",
@@ -192,4 +207,34 @@ pub(super) fn remove_stale_staging(path: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Refuses to export over a database: a file this process has open as one (a Parquet file
+/// renamed over it would destroy it, and every later write to the open handle would be lost),
+/// or any DuckDB or SQLite database file, which no export means to replace.
+pub(super) fn refuse_database_target(op: &'static str, path: &Path) -> Result<()> {
+    use std::io::Read;
+    let open = super::claims::is_open(path);
+    let mut head = Vec::with_capacity(16);
+    if !open && let Ok(file) = std::fs::File::open(path) {
+        // A file that cannot be read is not known to be a database; the export reports it.
+        let _ = file.take(16).read_to_end(&mut head);
+    }
+    let what = if open {
+        "a DuckDB database open in this process"
+    } else if head.get(8..12) == Some(super::DUCKDB_MAGIC.as_slice()) {
+        "a DuckDB database"
+    } else if head.starts_with(b"SQLite format 3\0") {
+        "a SQLite database"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        op,
+        "path",
+        format!(
+            "{} is {what}, which the Parquet file would replace; export to another path",
+            path.display()
+        ),
+    ))
 }

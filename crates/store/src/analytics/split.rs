@@ -455,7 +455,8 @@ fn stage(
         key_column,
         value_limit,
     } = *source;
-    let target = sql::path_literal(op, staging)?;
+    let staging = LiteralPath::partitioned_write_dir(op, staging)?;
+    let target = sql::path_literal(op, staging.path())?;
     let options = "FORMAT parquet, COMPRESSION zstd, OVERWRITE_OR_IGNORE true";
     let copy = match layout {
         Layout::Native { keep_column } => format!(

@@ -589,3 +589,37 @@ fn an_export_removes_staging_files_that_killed_exports_left_once_they_are_stale(
         assert!(kept.exists(), "{} was removed", kept.display());
     }
 }
+
+/// Exporting over a database would replace it with a Parquet file: the handle open on it would
+/// lose every later write. Refused for an open database (under any name), and for any DuckDB or
+/// SQLite file, which is left as it was.
+#[test]
+fn exporting_over_a_database_file_is_refused_and_leaves_it_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.duckdb");
+    let db = Analytics::open(&path).unwrap();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS x FROM range(10)")
+        .unwrap();
+    let err = expect_kind(db.export_parquet("t", &path), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("path"));
+    assert!(err.to_string().contains("open in this process"), "{err}");
+    db.exec_batch("INSERT INTO t VALUES (10)").unwrap();
+    db.close().unwrap();
+    // Closed, it is still a DuckDB database.
+    let other = Analytics::in_memory().unwrap();
+    expect_kind(
+        other.export_parquet("SELECT 1 AS a", &path),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(count(&Analytics::open(&path).unwrap(), "t"), 11);
+
+    let sqlite = dir.path().join("state.db");
+    store::Store::open(&sqlite).unwrap().close().unwrap();
+    let before = std::fs::read(&sqlite).unwrap();
+    let err = expect_kind(
+        other.export_parquet("SELECT 1 AS a", &sqlite),
+        ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("SQLite database"), "{err}");
+    assert_eq!(std::fs::read(&sqlite).unwrap(), before);
+}

@@ -1324,3 +1324,20 @@ fn a_progress_callback_calling_a_handle_its_job_holds_is_refused_instead_of_dead
         assert_eq!(scalar(&streamed, "SELECT 8"), Value::Int(8));
     });
 }
+
+/// A line break as the delimiter used to import one column per line; like `"`, it is refused.
+#[test]
+fn a_line_break_delimiter_is_invalid_input_and_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "t.csv", "a,b\n1,2\n");
+    let db = db();
+    for delimiter in ['\n', '\r', '"'] {
+        let options = CsvOptions {
+            header: true,
+            delimiter: Some(delimiter),
+        };
+        let err = expect_kind(db.import_csv("t", &file, &options), ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("delimiter"));
+    }
+    assert!(db.table_counts().unwrap().is_empty());
+}

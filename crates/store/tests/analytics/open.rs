@@ -392,3 +392,45 @@ fn a_database_path_with_a_question_mark_is_refused_before_duckdb_misreads_it() {
         assert!(err.to_string().contains('?'), "{err}");
     }
 }
+
+/// A hard link is another name for the same file: a second read-write handle through it would
+/// be a second DuckDB instance overwriting the first one's checkpoints. Refused both ways, for
+/// a file the first open created as well as one that existed.
+#[test]
+fn a_hard_link_to_an_open_database_is_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.duckdb");
+    let link = dir.path().join("b.duckdb");
+    let db = Analytics::open(&path).unwrap(); // creates the file
+    db.exec_batch("CREATE TABLE from_first AS SELECT 1 AS x").unwrap();
+    std::fs::hard_link(&path, &link).unwrap();
+    let err = expect_kind(Analytics::open(&link), ErrorKind::DuckDb);
+    assert!(err.to_string().contains("already open"), "{err}");
+    expect_kind(Analytics::open_read_only(&link), ErrorKind::DuckDb);
+    db.close().unwrap();
+
+    let ro = Analytics::open_read_only(&link).unwrap();
+    expect_kind(Analytics::open(&path), ErrorKind::DuckDb);
+    let ro_too = Analytics::open_read_only(&path).unwrap();
+    drop((ro, ro_too));
+    let db = Analytics::open(&link).unwrap();
+    assert_eq!(count(&db, "from_first"), 1);
+}
+
+/// DuckDB opens a Parquet file as an empty in-memory database, where every write would vanish
+/// on close; the store refuses it like any other file that is not a database, and leaves it
+/// byte for byte.
+#[test]
+fn a_parquet_file_is_not_opened_as_a_database_and_stays_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("p.parquet");
+    Analytics::in_memory()
+        .unwrap()
+        .export_parquet("SELECT 1 AS a", &parquet)
+        .unwrap();
+    let before = std::fs::read(&parquet).unwrap();
+    let err = expect_kind(Analytics::open(&parquet), ErrorKind::DuckDb);
+    assert!(err.to_string().contains("Parquet file"), "{err}");
+    expect_kind(Analytics::open_read_only(&parquet), ErrorKind::DuckDb);
+    assert_eq!(std::fs::read(&parquet).unwrap(), before);
+}

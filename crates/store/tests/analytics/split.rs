@@ -900,3 +900,30 @@ fn leftovers_of_a_killed_export_are_cleared_by_the_next_one() {
         multiset(&all_rows(&db, "t"))
     );
 }
+
+/// DuckDB's partitioned writer takes `\` for a path separator; an output directory whose name
+/// holds one still gets every file, for a column with few values (DuckDB's writer) as for one
+/// with many (the store's own).
+#[test]
+fn an_out_dir_whose_name_holds_a_backslash_gets_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch(
+        "CREATE TABLE few AS SELECT * FROM (VALUES ('x', 1), ('y', 2)) v(b, n);
+         CREATE TABLE many AS SELECT 'v' || (range % 3000) AS b, range AS n FROM range(6000)",
+    )
+    .unwrap();
+    for (table, values) in [("few", 2), ("many", 3000)] {
+        let out = tmp.path().join(format!("sp\\lit-{table}"));
+        let manifest = db.export_split_parquet(table, &out, "b").unwrap();
+        assert_eq!(manifest.files.len(), values);
+        assert_eq!(
+            files_under(&out).len(),
+            values + 1,
+            "the files and the manifest, in {out:?}"
+        );
+        let mut names = names_in(tmp.path());
+        names.retain(|n| n.contains(table));
+        assert_eq!(names, [format!("sp\\lit-{table}")], "nothing else beside it");
+    }
+}

@@ -16,10 +16,13 @@ const STATEMENT_CACHE: usize = 128;
 
 /// The path as SQLite must be given it to open that file. The bundled SQLite is built with
 /// `SQLITE_USE_URI`, so a name starting with `file:` would be read as a URI (`file:data/x.db`
-/// opening `data/x.db`, `file:x?mode=memory` a private memory database); such a relative path
-/// gets a `./` in front. Absolute paths start with `/` and are never URIs.
+/// opening `data/x.db`, `file:x?mode=memory` a private memory database), and the name
+/// `:memory:` opens a private memory database (one per connection, so the readers would not
+/// see the writer's data); such a relative path gets a `./` in front and names the file.
+/// Absolute paths start with `/` and are never special.
 fn not_a_uri(path: &Path) -> Cow<'_, Path> {
-    if path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+    let name = path.as_os_str().as_encoded_bytes();
+    if name.starts_with(b"file:") || name == b":memory:" {
         Cow::Owned(Path::new(".").join(path))
     } else {
         Cow::Borrowed(path)
@@ -186,5 +189,21 @@ impl ReaderPool {
         for slot in &self.readers {
             drop(slot.lock().take());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite gives `:memory:` and `file:` names a meaning of their own; a store's path always
+    /// names a file. (A relative path is only testable here: changing the working directory in
+    /// an integration test would move every other test's relative paths too.)
+    #[test]
+    fn special_sqlite_names_are_opened_as_files_in_the_working_directory() {
+        assert_eq!(not_a_uri(Path::new(":memory:")), Path::new("./:memory:"));
+        assert_eq!(not_a_uri(Path::new("file:x.db")), Path::new("./file:x.db"));
+        assert_eq!(not_a_uri(Path::new("x/:memory:")), Path::new("x/:memory:"));
+        assert_eq!(not_a_uri(Path::new("/tmp/file:x")), Path::new("/tmp/file:x"));
     }
 }
