@@ -347,6 +347,10 @@ pub(crate) fn upsert(
 
 /// The upsert statement, shared with the benchmark's raw-rusqlite baseline.
 ///
+/// Bind a version other than the row's current one (this crate binds a fresh one): an update
+/// of the value or expiry that leaves the version as it was is taken for another program's
+/// write, and a trigger resets the row's version to 0.
+///
 /// # Examples
 /// ```
 /// use store::{Kv, Store};

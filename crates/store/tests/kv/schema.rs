@@ -337,9 +337,11 @@ fn rows_another_program_wrote_with_fractional_or_text_expiry_read_and_delete() {
 fn a_reopen_repairs_what_a_foreign_program_dropped_after_the_schema_was_complete() {
     for damage in [
         "DROP TABLE changes",
-        "ALTER TABLE entries DROP COLUMN version",
+        // SQLite refuses to drop a column a trigger names.
+        "DROP TRIGGER entries_foreign_write_resets_version; ALTER TABLE entries DROP COLUMN version",
         "DROP TABLE scope_usage",
         "DROP TRIGGER scope_usage_insert",
+        "DROP TRIGGER entries_foreign_write_resets_version",
         "DROP INDEX entries_namespace_expiry_idx",
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -361,6 +363,10 @@ fn a_reopen_repairs_what_a_foreign_program_dropped_after_the_schema_was_complete
                 .iter()
                 .any(|c| c.seq == version),
             "{damage}: the write has its change row"
+        );
+        assert!(
+            raw_has_object(&path, "entries_foreign_write_resets_version"),
+            "{damage}"
         );
     }
 }
@@ -421,4 +427,193 @@ fn foreign_keys_and_groups_of_any_type_are_read_and_iterated_to_the_end() {
     assert!(keys.contains(&"42".to_string()) && keys.contains(&"kk".to_string()));
     assert_eq!(store.get_all("g").unwrap().len(), 304);
     assert_eq!(store.get_page("g", 0, 1_000).unwrap().len(), 304);
+}
+
+/// A file written before the version reset existed (schema stamp 1, no trigger) gains the
+/// trigger on its next open; from then on another program's upsert resets the row's version.
+#[test]
+fn a_file_from_before_the_version_reset_gains_it_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    open(&path).0.close().unwrap();
+    raw(&path)
+        .execute_batch(
+            "DROP TRIGGER entries_foreign_write_resets_version;
+             UPDATE store_meta SET value = 1 WHERE name = 'schema_version';",
+        )
+        .unwrap();
+    let (store, _) = open(&path);
+    assert!(raw_has_object(&path, "entries_foreign_write_resets_version"));
+    let stamp: i64 = raw(&path)
+        .query_row(
+            "SELECT value FROM store_meta WHERE name = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stamp, 2);
+    store.set("g", "k", "ours").unwrap();
+    raw(&path)
+        .execute(
+            "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) VALUES ('g', 'k', 'go', NULL)
+             ON CONFLICT(group_name, entry_key) DO UPDATE SET entry_value = excluded.entry_value,
+               expires_at = excluded.expires_at",
+            [],
+        )
+        .unwrap();
+    assert_eq!(store.get_with_version("g", "k").unwrap().version, 0);
+}
+
+/// The store compares prefixes as UTF-8 byte ranges and lists keys in UTF-8 byte order; in a
+/// database another program created as UTF-16 SQLite compares UTF-16 bytes, and both would
+/// silently go wrong. Such a file is refused at open, unchanged, with the way to convert it.
+#[test]
+fn a_utf16_database_from_another_program_is_refused_with_how_to_convert_it() {
+    for encoding in ["UTF-16le", "UTF-16be"] {
+        let (_dir, path) = old_file(&format!(
+            "PRAGMA encoding = '{encoding}'; {GO_SCHEMA}
+             INSERT INTO entries VALUES ('a', 'k', 'v', NULL), ('a\u{ff}', 'k', 'v', NULL);"
+        ));
+        let err = Store::open(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{encoding}: {err}");
+        assert_eq!(err.op(), "Store::open");
+        let msg = err.to_string();
+        for part in [encoding, "UTF-8", ".dump | sqlite3", &path.display().to_string()] {
+            assert!(msg.contains(part), "{encoding}: {part:?} missing from {msg}");
+        }
+        // Left as it was: no schema of ours, not switched to WAL.
+        assert!(!raw_has_object(&path, "store_meta"), "{encoding}");
+        let mode: String = raw(&path)
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "{encoding}");
+    }
+    // New files are still created as UTF-8, and so are empty ones.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    std::fs::write(dir.path().join("empty.db"), b"").unwrap();
+    for p in [path, dir.path().join("empty.db")] {
+        let (store, _) = open(&p);
+        store.set("g", "k", "v").unwrap();
+        let encoding: String = raw(&p).query_row("PRAGMA encoding", [], |r| r.get(0)).unwrap();
+        assert_eq!(encoding, "UTF-8");
+    }
+}
+
+/// An `entries` table another program created without a primary key: every write's
+/// `ON CONFLICT (group_name, entry_key)` needs a unique key, so the open adds a unique index
+/// (an additive change the other program keeps working with), and writes then work, including
+/// legacy `kv` rows merged in the same migration (existing rows still win).
+#[test]
+fn an_entries_table_without_a_primary_key_gains_a_unique_index_and_takes_writes() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER);
+         INSERT INTO entries VALUES ('g', 'k', 'v', NULL), ('g', 'n', '41', NULL);
+         CREATE TABLE kv (grp TEXT, key TEXT, value TEXT);
+         INSERT INTO kv VALUES ('g', 'k', 'from-kv'), ('g', 'legacy', 'l');",
+    );
+    let (store, _) = open(&path);
+    assert!(raw_has_object(&path, "entries_group_key_idx"));
+    assert_eq!(
+        store.get("g", "k").unwrap(),
+        "v",
+        "existing rows win over legacy ones"
+    );
+    assert_eq!(store.get("g", "legacy").unwrap(), "l");
+    let v = store.set("g", "k", "v2").unwrap();
+    assert_eq!(store.get("g", "k").unwrap(), "v2");
+    assert!(store.set_if_version("g", "k", "v3", Some(v)).unwrap() > v);
+    assert_eq!(store.increment("g", "n", 1).unwrap(), 42);
+    assert_eq!(store.count("g").unwrap(), 3);
+    assert_eq!(raw_rows(&path), 3);
+    // The other program's own upsert works against the new index too.
+    raw(&path)
+        .execute(
+            "INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('g', 'k', 'go')
+             ON CONFLICT(group_name, entry_key) DO UPDATE SET entry_value = excluded.entry_value",
+            [],
+        )
+        .unwrap();
+    assert_eq!(store.get_with_version("g", "k").unwrap().version, 0);
+    drop(store);
+    let (again, _) = open(&path);
+    assert_eq!(again.get("g", "k").unwrap(), "go");
+}
+
+/// When such a table already holds several rows for one (group_name, entry_key), no unique
+/// index can be added: the open fails ("ensure schema") naming the problem and the statement
+/// that fixes it, and changes nothing; after that fix the file opens.
+#[test]
+fn an_entries_table_without_a_primary_key_holding_duplicate_keys_is_refused_with_the_fix() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER);
+         INSERT INTO entries VALUES ('g', 'k', 'first', NULL), ('g', 'k', 'second', NULL),
+                                    ('g', 'other', 'o', NULL);",
+    );
+    let err = Store::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Sqlite, "{err}");
+    assert_eq!(err.op(), "Store::open");
+    if let Error::Sqlite { context, .. } = &err {
+        assert_eq!(context, "ensure schema");
+    }
+    let msg = err.to_string();
+    for part in [
+        "several rows with the same (group_name, entry_key)",
+        "group \"g\", key \"k\"",
+        "DELETE FROM entries WHERE rowid NOT IN",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing from {msg}");
+    }
+    assert!(!raw_has_object(&path, "store_meta"), "the migration rolled back");
+    assert!(!raw_has_object(&path, "entries_group_key_idx"));
+    assert_eq!(raw_rows(&path), 3);
+
+    raw(&path)
+        .execute_batch(
+            "DELETE FROM entries WHERE rowid NOT IN (SELECT max(rowid) FROM entries GROUP BY group_name, entry_key)",
+        )
+        .unwrap();
+    let (store, _) = open(&path);
+    assert_eq!(store.get("g", "k").unwrap(), "second");
+    store.set("g", "k", "third").unwrap();
+    assert_eq!(store.count("g").unwrap(), 2);
+}
+
+/// The open's one-read "schema is current" check also looks for the key constraint: a program
+/// that rebuilt `entries` without its primary key but put back every trigger and index (so the
+/// rest of the schema looks complete) still gets the unique index on the next open.
+#[test]
+fn a_stamped_file_whose_entries_lost_its_primary_key_is_repaired_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (store, _) = open(&path);
+    store.set("g", "k", "v").unwrap();
+    store.close().unwrap();
+    let conn = raw(&path);
+    let dependents: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'entries' AND type IN ('index', 'trigger') AND sql IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE rebuilt (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL DEFAULT 0);
+         INSERT INTO rebuilt SELECT group_name, entry_key, entry_value, expires_at, version FROM entries;
+         DROP TABLE entries;
+         ALTER TABLE rebuilt RENAME TO entries;",
+    )
+    .unwrap();
+    for sql in &dependents {
+        conn.execute_batch(sql).unwrap();
+    }
+    drop(conn);
+    let (store, _) = open(&path);
+    assert!(raw_has_object(&path, "entries_group_key_idx"));
+    store.set("g", "k", "v2").unwrap();
+    assert_eq!(store.get("g", "k").unwrap(), "v2");
+    assert_eq!(raw_rows(&path), 1);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use store::{Error, Kv, Store};
 
-use crate::common::{both, expect_invalid, file_store, memory_store};
+use crate::common::{START_MS, both, expect_invalid, file_store, memory_store};
 
 #[test]
 fn get_with_version_returns_the_version_of_the_last_write() {
@@ -469,5 +469,101 @@ fn two_stores_on_one_file_racing_get_unique_versions_increasing_in_commit_order(
             store.count("ordered").unwrap() + store.count("free").unwrap(),
             400
         );
+    }
+}
+
+/// SPEC §3.2: rows another program writes have version 0. The Go implementation's upsert sets
+/// only `entry_value` and `expires_at`; the row must not keep the version of our last write, or
+/// a compare-and-swap that read the row before the Go write would still match and overwrite it
+/// (a lost update).
+#[test]
+fn a_foreign_upsert_over_our_row_resets_its_version_so_a_stale_compare_and_swap_conflicts() {
+    let f = file_store();
+    let v = f.store.set("app", "theme", "ours").unwrap();
+    assert!(v >= 1);
+    f.raw()
+        .execute(
+            "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) VALUES ('app', 'theme', 'go', NULL)
+             ON CONFLICT(group_name, entry_key) DO UPDATE SET entry_value = excluded.entry_value,
+               expires_at = excluded.expires_at",
+            [],
+        )
+        .unwrap();
+    let got = f.store.get_with_version("app", "theme").unwrap();
+    assert_eq!((got.value.as_str(), got.version), ("go", 0));
+    let err = f
+        .store
+        .set_if_version("app", "theme", "stale-writer", Some(v))
+        .unwrap_err();
+    match err {
+        Error::Conflict { expected, actual, .. } => assert_eq!((expected, actual), (Some(v), Some(0))),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(f.store.get("app", "theme").unwrap(), "go");
+    // A writer that read the foreign row (version 0) may replace it.
+    let v2 = f
+        .store
+        .set_if_version("app", "theme", "after-go", Some(0))
+        .unwrap();
+    assert!(v2 > v);
+}
+
+/// Plain `UPDATE`s of the value or of the expiry alone by another program reset the version
+/// too; an update that assigns a version of its own keeps it, and so do moves of a row to
+/// another group or key, which no stale compare-and-swap can match (versions are unique).
+#[test]
+fn foreign_updates_of_value_or_expiry_reset_the_version_and_explicit_versions_are_kept() {
+    let f = file_store();
+    let value = f.store.set("g", "value", "v").unwrap();
+    let ttl = f.store.set("g", "ttl", "v").unwrap();
+    let explicit = f.store.set("g", "explicit", "v").unwrap();
+    let moved = f.store.set("g", "moved", "v").unwrap();
+    let untouched = f.store.set("g", "untouched", "v").unwrap();
+    let raw = f.raw();
+    raw.execute_batch(&format!(
+        "UPDATE entries SET entry_value = 'foreign' WHERE entry_key = 'value';
+         UPDATE entries SET expires_at = {} WHERE entry_key = 'ttl';
+         UPDATE entries SET entry_value = 'foreign', version = 777777 WHERE entry_key = 'explicit';
+         UPDATE entries SET entry_key = 'moved-here' WHERE entry_key = 'moved';",
+        START_MS + 60_000
+    ))
+    .unwrap();
+    let version = |k: &str| f.store.get_with_version("g", k).unwrap().version;
+    assert_eq!(version("value"), 0, "value update (was {value})");
+    assert_eq!(version("ttl"), 0, "expiry-only update (was {ttl})");
+    assert_eq!(version("explicit"), 777_777, "was {explicit}");
+    assert_eq!(version("moved-here"), moved);
+    assert_eq!(version("untouched"), untouched);
+}
+
+/// Our own writes always assign a fresh version, so the reset never touches them: every kind
+/// of value write, over an existing row, leaves the version it returned.
+#[test]
+fn our_own_overwrites_are_never_taken_for_foreign_writes() {
+    for (kind, store, _, _dir) in both() {
+        store.set("g", "k", "1").unwrap();
+        let mut versions = vec![store.set("g", "k", "2").unwrap()];
+        versions.push(
+            store
+                .set_with_ttl("g", "k", "3", Duration::from_secs(60))
+                .unwrap(),
+        );
+        store.increment("g", "k", 1).unwrap();
+        versions.push(store.get_with_version("g", "k").unwrap().version);
+        versions.push(
+            store
+                .set_if_version("g", "k", "9", versions.last().copied())
+                .unwrap(),
+        );
+        versions.push(store.set_json("g", "k", &[1]).unwrap());
+        store
+            .transaction(|t| {
+                t.set("g", "k", "a")?;
+                t.set("g", "k", "b")
+            })
+            .unwrap();
+        versions.push(store.get_with_version("g", "k").unwrap().version);
+        assert!(versions.iter().all(|v| *v > 0), "{kind}: {versions:?}");
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{kind}: {versions:?}");
     }
 }

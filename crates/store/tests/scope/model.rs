@@ -761,9 +761,11 @@ fn apply_foreign(path: &Path, op: &Foreign, m: &mut Model) {
                 rusqlite::params![g, exp],
             )
             .unwrap();
+            // Like any foreign update of the value or expiry, this resets the version to 0.
             for ((rg, _), r) in m.rows.iter_mut() {
                 if rg == g {
                     r.expires_at = exp;
+                    r.version = 0;
                 }
             }
         }

@@ -54,11 +54,14 @@ pub(crate) fn open_file_writer(
     let conn = Connection::open_with_flags(not_a_uri(path), flags)
         .map_err(|e| Error::sqlite(op, format!("open {}", path.display()), e))?;
     configure(op, &conn, durability, busy)?;
-    // WAL lets readers proceed while a write is in flight. Asking for it also makes SQLite read
-    // the header, which is where a file that is not a database is detected. Switching a new
-    // file to WAL needs an exclusive lock, and SQLite answers "busy" at once instead of calling
-    // the busy handler, so two processes creating the same file at the same moment retry here
-    // for up to the busy timeout.
+    // Before WAL is switched on, so that a refused file is left as it was. Reading the encoding
+    // also makes SQLite read the header, which is where a file that is not a database is
+    // detected.
+    require_utf8(op, path, &conn)?;
+    // WAL lets readers proceed while a write is in flight. Switching a new file to WAL needs an
+    // exclusive lock, and SQLite answers "busy" at once instead of calling the busy handler, so
+    // two processes creating the same file at the same moment retry here for up to the busy
+    // timeout.
     let deadline = std::time::Instant::now() + busy;
     let mode: String = loop {
         match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
@@ -75,6 +78,30 @@ pub(crate) fn open_file_writer(
         );
     }
     Ok(conn)
+}
+
+/// Refuses a database whose text encoding is UTF-16 (another program can create one with
+/// `PRAGMA encoding`): the store matches prefixes as UTF-8 byte ranges and relies on SQLite
+/// ordering text by its UTF-8 bytes (code point order), but in such a file SQLite compares
+/// UTF-16 bytes, so prefix reads, prefix deletes and key order would silently go wrong. A new
+/// or empty file reports UTF-8, SQLite's default, and is created so.
+fn require_utf8(op: &'static str, path: &Path, conn: &Connection) -> Result<()> {
+    let encoding: String = conn
+        .query_row("PRAGMA encoding", [], |r| r.get(0))
+        .ctx(op, "read the database's text encoding")?;
+    if encoding.eq_ignore_ascii_case("UTF-8") {
+        return Ok(());
+    }
+    Err(Error::Unsupported {
+        op,
+        what: format!(
+            "the database {} in text encoding {encoding} (keys and prefixes are compared as UTF-8 \
+             bytes; convert it to UTF-8 with `sqlite3 {} .dump | sqlite3 new.db` while no program \
+             has it open, then open new.db)",
+            path.display(),
+            path.display(),
+        ),
+    })
 }
 
 pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {

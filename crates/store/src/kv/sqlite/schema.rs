@@ -3,7 +3,8 @@
 //! The `entries` table keeps the column layout of the Go implementation of this design
 //! (`group_name, entry_key, entry_value, expires_at /* unix ms */`, primary key `(group_name,
 //! entry_key)`), so either program opens the other's files. Everything this crate adds is
-//! additive: a `version` column with a default, and tables of its own. Old files gain them on open.
+//! additive: a `version` column with a default, a trigger, and tables of its own. Old files
+//! gain them on open.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -13,14 +14,58 @@ const CONTEXT: &str = "ensure schema";
 
 /// Bumped whenever [`ensure`] creates or changes something; stamped in `store_meta` once a
 /// file has all of it, so later opens can see that with one read (see [`is_current`]).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA_META_KEY: &str = "schema_version";
+
+/// Resets the version of a row another program overwrote (SPEC §3.2: their rows have version
+/// 0). The Go implementation's upsert sets only `entry_value` and `expires_at`, so without this
+/// the row kept the version of our last write, and a `set_if_version(Some(that version))` read
+/// before the foreign write still matched and overwrote it (a lost update).
+///
+/// Every write of this crate that touches the value or expiry also assigns a fresh version
+/// (versions are unique across the file, so it never equals the old one): for those the `WHEN`
+/// is false and only that comparison runs. The body's update sets `version` alone, which fires
+/// neither this trigger again nor the quota counters' triggers.
+///
+/// Created only when absent: should the definition ever change, the new one gets a new name, so
+/// that an older and a newer version of this crate opening the same file never replace each
+/// other's trigger back and forth.
+const VERSION_RESET_TRIGGER: &str = "entries_foreign_write_resets_version";
+
+fn version_reset_trigger_sql() -> String {
+    format!(
+        "CREATE TRIGGER IF NOT EXISTS {VERSION_RESET_TRIGGER}
+           AFTER UPDATE OF entry_value, expires_at ON entries
+           WHEN NEW.version = OLD.version AND NEW.version <> 0 BEGIN
+             UPDATE entries SET version = 0
+               WHERE group_name = NEW.group_name AND entry_key = NEW.entry_key;
+           END;"
+    )
+}
+
+/// The unique index [`ensure`] adds when `entries` has no key constraint of its own.
+const KEY_INDEX: &str = "entries_group_key_idx";
+
+/// SQL condition: `entries` has a primary key or unique index on exactly (group_name,
+/// entry_key), in either order and not partial, which every write's `ON CONFLICT (group_name,
+/// entry_key)` needs. Another program may have created the table without one; it reads from
+/// the schema SQLite already holds in memory, so the open's fast path can afford it.
+const HAS_KEY_CONSTRAINT: &str = "EXISTS (SELECT 1 FROM pragma_index_list('entries') AS i
+     WHERE i.\"unique\" = 1 AND i.partial = 0
+       AND (SELECT count(*) FROM pragma_index_info(i.name)) = 2
+       AND (SELECT count(DISTINCT name) FROM pragma_index_info(i.name)
+              WHERE name IN ('group_name', 'entry_key')) = 2)";
 
 /// Whether the file already holds everything [`ensure`] would create, read without taking the
 /// write lock: then an open need not wait behind another process's write (`store kv get`
 /// while a long transaction runs elsewhere). Anything missing or unreadable (a new file, one
 /// written by an older version or another program, a dropped table, column, trigger or
 /// index) sends the open through [`ensure`] under `BEGIN IMMEDIATE`, which repairs it.
+///
+/// The key constraint is checked here too although a stamped file always had one: only a
+/// program that rebuilt `entries` without it could remove it, and then every write would fail
+/// ("ON CONFLICT clause does not match") until [`ensure`] added the index; the check reads the
+/// in-memory schema only.
 pub(crate) fn is_current(conn: &Connection) -> bool {
     let sql = format!(
         "SELECT (SELECT value FROM store_meta WHERE name = '{SCHEMA_META_KEY}') >= {SCHEMA_VERSION}
@@ -29,14 +74,16 @@ pub(crate) fn is_current(conn: &Connection) -> bool {
                    AND name IN ('entries', 'changes', 'scope_usage', 'store_meta')) = 4
             AND EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE name = 'version')
             AND EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE name = 'expires_at')
-            AND (SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('{triggers}')) = {n}
+            AND (SELECT count(*) FROM sqlite_master WHERE type = 'trigger'
+                   AND name IN ('{triggers}', '{VERSION_RESET_TRIGGER}')) = {n}
+            AND {HAS_KEY_CONSTRAINT}
             AND (SELECT count(*) FROM sqlite_master WHERE type = 'index'
                    AND name IN ('entries_expires_at_idx', 'entries_namespace_expiry_idx')) = 2
             AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv')",
         triggers_key = super::usage::META_KEY,
         triggers_version = super::usage::TRIGGER_VERSION,
         triggers = super::usage::TRIGGERS.join("', '"),
-        n = super::usage::TRIGGERS.len(),
+        n = super::usage::TRIGGERS.len() + 1,
     );
     conn.query_row(&sql, [], |r| r.get::<_, Option<bool>>(0))
         .ok()
@@ -59,6 +106,9 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     .map_err(fail)?;
     add_column(conn, "entries", "expires_at INTEGER").map_err(fail)?;
     add_column(conn, "entries", "version INTEGER NOT NULL DEFAULT 0").map_err(fail)?;
+    // Before the legacy rows are merged: their `INSERT OR IGNORE` relies on the key constraint.
+    ensure_key_constraint(conn).map_err(fail)?;
+    conn.execute_batch(&version_reset_trigger_sql()).map_err(fail)?;
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS entries_expires_at_idx ON entries(expires_at) WHERE expires_at IS NOT NULL;
          -- A namespace's expired rows, for its live usage (see usage.rs): the namespace prefix
@@ -83,6 +133,53 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     // it current too; this one found everything it needs).
     let stamped = super::meta_get(conn, SCHEMA_META_KEY).map_err(fail)?.unwrap_or(0);
     super::meta_set(conn, SCHEMA_META_KEY, stamped.max(SCHEMA_VERSION)).map_err(fail)
+}
+
+/// Adds a unique index on (group_name, entry_key) when `entries` has no key constraint on them
+/// (a table another program created without one): an additive change that makes the writes'
+/// upserts valid. Duplicate keys already in the table make that impossible; the error then
+/// names one such key and shows how to remove the extra rows, but deletes nothing itself: only
+/// the owner of the data knows which row of a key is the right one.
+fn ensure_key_constraint(conn: &Connection) -> rusqlite::Result<()> {
+    let has_key: bool = conn.query_row(&format!("SELECT {HAS_KEY_CONSTRAINT}"), [], |r| r.get(0))?;
+    if has_key {
+        return Ok(());
+    }
+    let created = conn.execute_batch(&format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {KEY_INDEX} ON entries(group_name, entry_key)"
+    ));
+    match created {
+        Err(rusqlite::Error::SqliteFailure(code, cause))
+            if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            // Only to name a key in the message: if even this read fails, the message goes
+            // without one.
+            let example: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT CAST(group_name AS TEXT), CAST(entry_key AS TEXT) FROM entries
+                     GROUP BY group_name, entry_key HAVING count(*) > 1 LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .ok()
+                .flatten();
+            let example = example
+                .map(|(g, k)| format!(" (e.g. group {g:?}, key {k:?})"))
+                .unwrap_or_default();
+            let message = format!(
+                "table entries has no primary key, and it holds several rows with the same \
+                 (group_name, entry_key){example}, so the unique index {KEY_INDEX} that writes \
+                 need cannot be added ({cause}); decide which row of each key to keep and delete \
+                 the others, e.g. `DELETE FROM entries WHERE rowid NOT IN (SELECT max(rowid) FROM \
+                 entries GROUP BY group_name, entry_key)` keeps the one with the highest rowid, \
+                 then open the file again",
+                cause = cause.as_deref().unwrap_or("UNIQUE constraint failed"),
+            );
+            Err(rusqlite::Error::SqliteFailure(code, Some(message)))
+        }
+        other => other,
+    }
 }
 
 /// `ALTER TABLE … ADD COLUMN`, ignoring "duplicate column" so it is idempotent.
