@@ -110,28 +110,36 @@ fn main() -> ExitCode {
 /// caller parsing stdout always gets an object.
 fn usage_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
-    // `--json` anywhere before a `--` (clap may have stopped before reaching it).
-    let json = std::env::args_os()
-        .skip(1)
-        .take_while(|a| a != "--")
-        .any(|a| a == "--json");
+    // `--json` anywhere before a `--`, read from the raw arguments since clap stopped at the
+    // error, maybe before the flag. Only `--param` takes a value starting with `--`: after it,
+    // `--json` is that value, not the flag.
+    let args: Vec<_> = std::env::args_os().skip(1).take_while(|a| a != "--").collect();
+    let json = args
+        .iter()
+        .enumerate()
+        .any(|(i, a)| a == "--json" && (i == 0 || args[i - 1] != "--param"));
     let rendered = e.render().to_string();
     let message = match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => None,
         // clap prints the help text for this one, not an error line.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            Some("a command or argument is missing; run with --help for usage")
+            Some("a command or argument is missing; run with --help for usage".to_string())
         }
+        // The error's paragraph (`error: the following required arguments were not provided:`
+        // and the arguments on the lines below), without the usage line and hint after it.
         _ => Some(
             rendered
                 .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: "),
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .trim_start_matches("error: ")
+                .to_string(),
         ),
     };
     if let (true, Some(message)) = (json, message) {
-        Output::new(true, true).usage_error(message);
+        Output::new(true, true).usage_error(&message);
     }
     e.exit()
 }

@@ -204,7 +204,7 @@ impl Analytics {
         let conn = Connection::open_with_flags(path, config)
             .map_err(|e| Error::duckdb(OP, format!("open {}", path.display()), e))?;
         if let Some(claim) = &mut claim {
-            claim.cover_created_file(path);
+            claim.cover_created_file(OP, path)?;
         }
         Ok(Self::wrap(conn, claim, Some(path.to_path_buf()), false))
     }
@@ -581,6 +581,11 @@ const DUCKDB_MAGIC: &[u8; 4] = b"DUCK";
 /// unreadable one to DuckDB's own error (the Service treats an empty file specially).
 fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
     use std::io::Read;
+    // `:memory:` is DuckDB's in-memory database, whatever file has that name; a FIFO or
+    // directory is left to DuckDB's own error (opening a FIFO to look would block).
+    if path.as_os_str() == ":memory:" || !path.is_file() {
+        return Ok(());
+    }
     let Ok(file) = std::fs::File::open(path) else {
         return Ok(());
     };

@@ -105,6 +105,17 @@ fn usage_errors_under_json_exit_2_with_an_error_object_on_stdout() {
         assert!(!message.is_empty() && !message.starts_with("error:"), "{body}");
         assert!(!home.path().exists());
     }
+    // The message is the whole error paragraph: what is missing, not only that something is.
+    let out = Home::new().run(&["--json", "kv", "get", "g"]).code(2);
+    let body: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not provided") && message.contains("KEY"),
+        "{body}"
+    );
+    // `--param` takes values starting with a hyphen: there `--json` is a value, not the flag.
+    let out = Home::new().run(&["sql", "SELECT 1", "--param", "--json"]).code(2);
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
     let home = Home::new();
     let help = home.run(&["--json", "--help"]).code(0);
     assert!(help.stdout.contains("Usage"), "{}", help.stdout);

@@ -64,19 +64,20 @@ pub(crate) fn claim(op: &'static str, path: &Path, read_only: bool) -> Result<Op
 
 impl FileClaim {
     /// Adds the file's inode to the claim once the open has created the file, so a hard link
-    /// made afterwards is recognised too.
-    pub(crate) fn cover_created_file(&mut self, path: &Path) {
-        let Some(key) = inode(path) else { return };
+    /// made afterwards is recognised too. Should another claim have taken the new file through
+    /// a link in the moment between, this open gives way (its connection is dropped).
+    pub(crate) fn cover_created_file(&mut self, op: &'static str, path: &Path) -> Result<()> {
+        let Some(key) = inode(path) else { return Ok(()) };
         if self.keys.contains(&key) {
-            return;
+            return Ok(());
         }
         let mut open = OPEN_FILES.lock();
-        // Someone claimed the new inode through another name in the meantime: their claim
-        // already keeps the two apart from later openers.
-        if !open.contains_key(&key) {
-            hold(&mut open, key.clone(), self.read_only);
-            self.keys.push(key);
+        if let Some(held) = conflict(&open, &key, self.read_only) {
+            return Err(already_open(op, path, held));
         }
+        hold(&mut open, key.clone(), self.read_only);
+        self.keys.push(key);
+        Ok(())
     }
 }
 
@@ -124,9 +125,9 @@ fn already_open(op: &'static str, path: &Path, held: &str) -> Error {
 
 /// Whether `path` is a database file this process has open (under any name).
 pub(crate) fn is_open(path: &Path) -> bool {
+    let (by_path, by_inode) = (FileKey::Path(identity(path)), inode(path));
     let open = OPEN_FILES.lock();
-    open.contains_key(&FileKey::Path(identity(path)))
-        || inode(path).is_some_and(|key| open.contains_key(&key))
+    open.contains_key(&by_path) || by_inode.is_some_and(|key| open.contains_key(&key))
 }
 
 #[cfg(unix)]

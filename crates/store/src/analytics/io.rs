@@ -170,6 +170,11 @@ impl Analytics {
                 let _ = std::fs::remove_file(&tmp);
             })
         })?;
+        // Again: the COPY may have run for minutes, and the target become a database meanwhile.
+        if let Err(e) = refuse_database_target(OP, path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, path).map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
             Error::Io {

@@ -54,7 +54,14 @@ impl LiteralPath {
     /// path holds one is written through a link with a plain name.
     pub(crate) fn partitioned_write_dir(op: &'static str, dir: &Path) -> Result<LiteralPath> {
         if cfg!(unix) && dir.to_string_lossy().contains('\\') {
-            return Self::linked(op, dir, "out");
+            // A retry removes the staging directory before it writes again, and the link needs
+            // its target to exist (DuckDB would create it).
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                op,
+                path: Some(dir.to_path_buf()),
+                source,
+            })?;
+            return Self::linked(op, dir, "write");
         }
         Ok(LiteralPath {
             path: dir.to_path_buf(),
@@ -216,7 +223,11 @@ pub(super) fn refuse_database_target(op: &'static str, path: &Path) -> Result<()
     use std::io::Read;
     let open = super::claims::is_open(path);
     let mut head = Vec::with_capacity(16);
-    if !open && let Ok(file) = std::fs::File::open(path) {
+    // Only regular files: opening a FIFO to look would block.
+    if !open
+        && path.is_file()
+        && let Ok(file) = std::fs::File::open(path)
+    {
         // A file that cannot be read is not known to be a database; the export reports it.
         let _ = file.take(16).read_to_end(&mut head);
     }

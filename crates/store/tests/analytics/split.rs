@@ -910,10 +910,13 @@ fn an_out_dir_whose_name_holds_a_backslash_gets_the_files() {
     let db = Analytics::in_memory().unwrap();
     db.exec_batch(
         "CREATE TABLE few AS SELECT * FROM (VALUES ('x', 1), ('y', 2)) v(b, n);
-         CREATE TABLE many AS SELECT 'v' || (range % 3000) AS b, range AS n FROM range(6000)",
+         CREATE TABLE many AS SELECT 'v' || (range % 3000) AS b, range AS n FROM range(6000);
+         CREATE TABLE long AS SELECT * FROM (VALUES (repeat('a', 300), 1), ('b', 2)) v(b, n)",
     )
     .unwrap();
-    for (table, values) in [("few", 2), ("many", 3000)] {
+    // `long`: DuckDB's writer fails on the 300-byte name, and the export is redone (keyed) into a
+    // staging directory made afresh.
+    for (table, values) in [("few", 2), ("many", 3000), ("long", 2)] {
         let out = tmp.path().join(format!("sp\\lit-{table}"));
         let manifest = db.export_split_parquet(table, &out, "b").unwrap();
         assert_eq!(manifest.files.len(), values);
