@@ -349,7 +349,8 @@ pub(crate) fn upsert(
 ///
 /// Bind a version other than the row's current one (this crate binds a fresh one): an update
 /// of the value or expiry that leaves the version as it was is taken for another program's
-/// write, and a trigger resets the row's version to 0.
+/// write, and a trigger resets the row's version to 0. A program writing versions of its own
+/// must take them above `store_meta.version_reserved`, where this crate's next ones start.
 ///
 /// # Examples
 /// ```

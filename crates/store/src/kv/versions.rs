@@ -15,7 +15,7 @@ use rusqlite::Connection;
 
 use crate::kv::sqlite;
 
-const META_KEY: &str = "version_reserved";
+pub(crate) const META_KEY: &str = "version_reserved";
 const BLOCK: u64 = 1024;
 
 #[derive(Debug, Clone, Copy)]

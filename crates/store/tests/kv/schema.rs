@@ -617,3 +617,29 @@ fn a_stamped_file_whose_entries_lost_its_primary_key_is_repaired_on_reopen() {
     assert_eq!(store.get("g", "k").unwrap(), "v2");
     assert_eq!(raw_rows(&path), 1);
 }
+
+/// SQLite's column names are case-insensitive: a key declared on `GROUP_NAME, ENTRY_KEY` is the
+/// key (no second index is added). An index that merely has the name the store would give its
+/// own key index, but is not unique, is replaced by the unique one.
+#[test]
+fn key_constraints_are_recognised_whatever_the_case_and_a_same_named_plain_index_is_replaced() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE entries (GROUP_NAME TEXT NOT NULL, ENTRY_KEY TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (GROUP_NAME, ENTRY_KEY));",
+    );
+    let (store, _) = open(&path);
+    store.set("g", "k", "v").unwrap();
+    drop(store);
+    assert!(!raw_has_object(&path, "entries_group_key_idx"));
+
+    let (_dir, path) = old_file(
+        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER);
+         CREATE INDEX entries_group_key_idx ON entries(group_name);",
+    );
+    let (store, _) = open(&path);
+    store.set("g", "k", "v").unwrap();
+    store.set("g", "k", "w").unwrap();
+    assert_eq!(store.get("g", "k").unwrap(), "w");
+    assert_eq!(raw_rows(&path), 1);
+}

@@ -567,3 +567,28 @@ fn our_own_overwrites_are_never_taken_for_foreign_writes() {
         assert!(versions.windows(2).all(|w| w[0] < w[1]), "{kind}: {versions:?}");
     }
 }
+
+/// Rows can arrive with versions this file never issued (copied in from another store file, or
+/// written with an explicit version by another program). On the first open that migrates the
+/// file, the allocator moves above them, so a version is never issued twice; had the store
+/// issued a row's own version again for that row, the foreign-write trigger would have reset
+/// its write to 0.
+#[test]
+fn a_first_open_issues_versions_above_those_already_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copied.db");
+    Store::open(&path).unwrap().close().unwrap();
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(
+            "INSERT INTO entries (group_name, entry_key, entry_value, version) VALUES ('g', 'k', 'copied', 5000);
+             DELETE FROM store_meta WHERE name = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let issued = store.set("g", "k", "ours").unwrap();
+    assert!(issued > 5000, "issued {issued}, at or below a stored version");
+    let read = store.get_with_version("g", "k").unwrap();
+    assert_eq!((read.value.as_str(), read.version), ("ours", issued));
+}

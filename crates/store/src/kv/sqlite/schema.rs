@@ -53,8 +53,8 @@ const KEY_INDEX: &str = "entries_group_key_idx";
 const HAS_KEY_CONSTRAINT: &str = "EXISTS (SELECT 1 FROM pragma_index_list('entries') AS i
      WHERE i.\"unique\" = 1 AND i.partial = 0
        AND (SELECT count(*) FROM pragma_index_info(i.name)) = 2
-       AND (SELECT count(DISTINCT name) FROM pragma_index_info(i.name)
-              WHERE name IN ('group_name', 'entry_key')) = 2)";
+       AND (SELECT count(DISTINCT lower(name)) FROM pragma_index_info(i.name)
+              WHERE lower(name) IN ('group_name', 'entry_key')) = 2)";
 
 /// Whether the file already holds everything [`ensure`] would create, read without taking the
 /// write lock: then an open need not wait behind another process's write (`store kv get`
@@ -128,11 +128,27 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     )
     .map_err(fail)?;
     migrate_legacy_kv(conn).map_err(fail)?;
+    reserve_above_stored_versions(conn).map_err(fail)?;
     super::usage::ensure(conn).map_err(fail)?;
     // Never lowered: a file a newer version stamped keeps its stamp (that version then finds
     // it current too; this one found everything it needs).
     let stamped = super::meta_get(conn, SCHEMA_META_KEY).map_err(fail)?.unwrap_or(0);
     super::meta_set(conn, SCHEMA_META_KEY, stamped.max(SCHEMA_VERSION)).map_err(fail)
+}
+
+/// Moves the version allocator's reservation above every version already in `entries`. Our own
+/// versions are always below it, but rows copied in from another file, or written with an
+/// explicit version by another program, may not be: a fresh version equal to the row's would
+/// make the foreign-write trigger take our own write for a foreign one. Runs on the open's
+/// slow path only (a file this version has not stamped yet), so its scan is paid once.
+fn reserve_above_stored_versions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO store_meta (name, value)
+           SELECT ?1, max(version) FROM entries WHERE version > 0 HAVING max(version) IS NOT NULL
+           ON CONFLICT (name) DO UPDATE SET value = max(coalesce(value, 0), excluded.value)",
+        [crate::kv::versions::META_KEY],
+    )
+    .map(drop)
 }
 
 /// Adds a unique index on (group_name, entry_key) when `entries` has no key constraint on them
@@ -145,8 +161,10 @@ fn ensure_key_constraint(conn: &Connection) -> rusqlite::Result<()> {
     if has_key {
         return Ok(());
     }
+    // An index of that name that is not a valid key (not unique, or partial) would keep the
+    // table without one: it holds no data, so it is replaced.
     let created = conn.execute_batch(&format!(
-        "CREATE UNIQUE INDEX IF NOT EXISTS {KEY_INDEX} ON entries(group_name, entry_key)"
+        "DROP INDEX IF EXISTS {KEY_INDEX}; CREATE UNIQUE INDEX {KEY_INDEX} ON entries(group_name, entry_key)"
     ));
     match created {
         Err(rusqlite::Error::SqliteFailure(code, cause))
