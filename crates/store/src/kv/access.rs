@@ -82,11 +82,12 @@ pub enum Statements {
     /// Several statements: always inside `BEGIN IMMEDIATE … COMMIT`.
     Many,
     /// Several statements, worth running only if the write can start at once (a lazy expiry's
-    /// delete, which a read must not wait for): when another thread or connection is writing,
-    /// the write fails at once with a busy [`Error::Sqlite`](crate::Error::Sqlite) instead of
-    /// waiting. Inside a transaction, which already holds the lock, it simply runs; on a memory
-    /// store or a file store without reader connections, whose reads share the writer's lock,
-    /// it waits like them.
+    /// delete, which a read must not wait for; a purge-thread batch, which `close` must not
+    /// wait for): when another thread or connection is writing, the write fails at once with a
+    /// busy [`Error::Sqlite`](crate::Error::Sqlite) instead of waiting. Inside a transaction,
+    /// which already holds the lock, it simply runs; on a memory store or a file store without
+    /// reader connections, whose reads share the writer mutex, it waits for that mutex like
+    /// them, but never for another process's write lock.
     IfFree,
     /// Like [`Statements::IfFree`], but never waits, on any store: optional work after a write
     /// has committed (the purge a quota check asks for), which must not hold up the call that

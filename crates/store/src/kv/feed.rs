@@ -289,7 +289,7 @@ impl Store {
     pub fn prune_changes(&self) -> Result<u64> {
         const OP: &str = "Store::prune_changes";
         self.require_feed(OP)?;
-        prune(self.inner(), OP)
+        prune(self.inner(), OP, Statements::Many)
     }
 
     fn require_feed(&self, op: &'static str) -> Result<()> {
@@ -305,7 +305,11 @@ impl Store {
 }
 
 /// Retention of the change feed, shared with the purge thread.
-pub(crate) fn prune(inner: &crate::kv::store::Inner, op: &'static str) -> Result<u64> {
+pub(crate) fn prune(
+    inner: &crate::kv::store::Inner,
+    op: &'static str,
+    statements: Statements,
+) -> Result<u64> {
     let feed = &inner.config().changes;
     let now = inner.now();
     let before = feed.max_age.map(|age| now.saturating_sub(duration_ms(age)));
@@ -313,7 +317,7 @@ pub(crate) fn prune(inner: &crate::kv::store::Inner, op: &'static str) -> Result
     if before.is_none() && keep.is_none() {
         return Ok(0);
     }
-    inner.write(op, now, Statements::Many, |w| {
+    inner.write(op, now, statements, |w| {
         sqlite::prune_changes(w.conn, before, keep).ctx(op, "prune change feed")
     })
 }

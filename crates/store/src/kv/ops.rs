@@ -259,7 +259,7 @@ impl<A: Access> Kv for A {
     fn purge_expired(&self) -> Result<u64> {
         let op = self.ops().purge_expired;
         let now = self.now();
-        purge_scope(self, op, self.scope().prefix(), now)
+        purge_scope(self, op, Statements::Many, self.scope().prefix(), now)
     }
 }
 
@@ -436,10 +436,16 @@ fn remove_group(w: &mut WriteCtx<'_>, group: &str) -> Result<u64> {
 /// Removes every expired row of the scope whose group prefix is `scope_prefix` (`""`: the
 /// root, every group; `"<namespace>:"`: one namespace), in batches of [`PURGE_BATCH`] per
 /// transaction.
-pub(crate) fn purge_scope<A: Sealed>(a: &A, op: &'static str, scope_prefix: &str, now: i64) -> Result<u64> {
+pub(crate) fn purge_scope<A: Sealed>(
+    a: &A,
+    op: &'static str,
+    statements: Statements,
+    scope_prefix: &str,
+    now: i64,
+) -> Result<u64> {
     let mut total: u64 = 0;
     loop {
-        let removed = purge_batch(a, op, now, Statements::Many, scope_prefix)?;
+        let removed = purge_batch(a, op, now, statements, scope_prefix)?;
         total += removed;
         if (removed as i64) < PURGE_BATCH {
             return Ok(total);

@@ -2,11 +2,12 @@
 
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+use crate::kv::access::Statements;
 use crate::kv::access::sealed::Sealed;
 use crate::kv::feed::prune;
 use crate::kv::ops::purge_scope;
@@ -86,19 +87,50 @@ fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
             return;
         }
         // Each step runs even if the other failed: a purge that keeps failing must not stop
-        // the feed from being pruned, nor the other way round.
-        let purged = purge_scope(&*inner, OP, "", inner.now()).map(drop);
+        // the feed from being pruned, nor the other way round. Neither waits inside SQLite for
+        // another process's write lock (`close` would wait for that wait): a busy step is
+        // retried here, where a stop request ends it at once.
+        let deadline = Instant::now() + inner.config().busy_timeout;
+        let purged = retrying(&signal, deadline, || {
+            purge_scope(&*inner, OP, Statements::IfFree, "", inner.now()).map(drop)
+        });
         let pruned = if inner.config().changes.enabled {
-            prune(&inner, OP).map(drop)
+            retrying(&signal, deadline, || {
+                prune(&inner, OP, Statements::IfFree).map(drop)
+            })
         } else {
             Ok(())
         };
+        if *signal.stop.lock() {
+            return;
+        }
         for (what, result) in [("purge", purged), ("change-feed prune", pruned)] {
             if let Err(e) = result
                 && !e.is_closed()
             {
                 log::warn!("store: background {what} failed (will retry): {e}");
             }
+        }
+    }
+}
+
+/// How often a busy purge-thread step is tried again, until the busy timeout.
+const RETRY_EVERY: Duration = Duration::from_millis(50);
+
+/// Runs `step` until it is not busy, the `deadline` passes, or the thread is asked to stop.
+fn retrying(signal: &Signal, deadline: Instant, mut step: impl FnMut() -> Result<()>) -> Result<()> {
+    loop {
+        match step() {
+            Err(e) if e.is_busy() && Instant::now() < deadline => {
+                let mut stop = signal.stop.lock();
+                if !*stop {
+                    let _ = signal.wake.wait_for(&mut stop, RETRY_EVERY);
+                }
+                if *stop {
+                    return Err(e);
+                }
+            }
+            other => return other,
         }
     }
 }

@@ -454,20 +454,21 @@ impl Inner {
         single: bool,
         body: impl FnOnce(&Connection, &mut Versions, &mut Staged, Recording) -> Result<T>,
     ) -> Result<T> {
-        self.run_write_waiting(op, single, true, body)
+        self.run_write_waiting(op, single, Wait::ALWAYS, body)
     }
 
-    /// [`Inner::run_write`]; without `wait`, a write that cannot start at once (the writer
-    /// mutex or SQLite's write lock taken) fails with a busy `Sqlite` error instead of waiting.
+    /// [`Inner::run_write`]; a write that cannot start at once because of what it is told not
+    /// to wait for (the writer mutex, held by another thread; SQLite's write lock, held by
+    /// another connection or process) fails with a busy `Sqlite` error instead of waiting.
     fn run_write_waiting<T>(
         &self,
         op: &'static str,
         single: bool,
-        wait: bool,
+        wait: Wait,
         body: impl FnOnce(&Connection, &mut Versions, &mut Staged, Recording) -> Result<T>,
     ) -> Result<T> {
         self.check_usable(op)?;
-        let mut guard = if wait {
+        let mut guard = if wait.for_thread {
             self.writer.lock()
         } else {
             self.writer
@@ -475,8 +476,8 @@ impl Inner {
                 .ok_or_else(|| busy(op, "begin write transaction", "another thread is writing".into()))?
         };
         let writer = guard.as_mut().ok_or_else(|| Error::closed(op))?;
-        let explicit = !single || writer.versions.is_persistent() || !wait;
-        if explicit && wait {
+        let explicit = !single || writer.versions.is_persistent() || !wait.for_lock;
+        if explicit && wait.for_lock {
             sqlite::begin_immediate(&writer.conn).ctx(op, "begin write transaction")?;
         } else if explicit {
             // Clamped to SQLite's limit at open.
@@ -758,11 +759,15 @@ impl Sealed for Inner {
     ) -> Result<T> {
         let single = statements == Statements::One && !self.config.changes.enabled;
         // A memory store's reads take the writer mutex too: there a taken mutex means a read
-        // as often as a write, and a read already waits for it anyway.
+        // as often as a write, and a read already waits for it anyway. Another process's write
+        // lock is never waited for by optional work.
         let wait = match statements {
-            Statements::NeverWait => false,
-            Statements::IfFree => self.readers.is_empty(),
-            Statements::One | Statements::Many => true,
+            Statements::NeverWait => Wait::NEVER,
+            Statements::IfFree => Wait {
+                for_thread: self.readers.is_empty(),
+                for_lock: false,
+            },
+            Statements::One | Statements::Many => Wait::ALWAYS,
         };
         self.run_write_waiting(op, single, wait, |conn, versions, staged, recording| {
             f(&mut WriteCtx::new(
@@ -775,6 +780,27 @@ impl Sealed for Inner {
             ))
         })
     }
+}
+
+/// What a write waits for before it starts.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    /// The writer mutex, when another thread of this process holds it.
+    for_thread: bool,
+    /// SQLite's write lock, when another connection or process holds it (up to the busy
+    /// timeout).
+    for_lock: bool,
+}
+
+impl Wait {
+    const ALWAYS: Wait = Wait {
+        for_thread: true,
+        for_lock: true,
+    };
+    const NEVER: Wait = Wait {
+        for_thread: false,
+        for_lock: false,
+    };
 }
 
 impl Access for Inner {}
