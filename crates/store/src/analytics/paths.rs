@@ -218,34 +218,53 @@ pub(super) fn remove_stale_staging(path: &Path) {
 
 /// Refuses to export over a database: a file this process has open as one (a Parquet file
 /// renamed over it would destroy it, and every later write to the open handle would be lost),
-/// or any DuckDB or SQLite database file, which no export means to replace.
+/// any DuckDB or SQLite database file, which no export means to replace, or the write-ahead log
+/// or journal beside one (replacing it corrupts the database).
 pub(super) fn refuse_database_target(op: &'static str, path: &Path) -> Result<()> {
+    const LOG_SUFFIXES: [&str; 4] = [".wal", "-wal", "-shm", "-journal"];
+    let refuse = |what: &str| {
+        Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} is {what}, which the Parquet file would replace; export to another path",
+                path.display()
+            ),
+        ))
+    };
+    if let Some(what) = database_kind(path) {
+        return refuse(what);
+    }
+    let name = path.as_os_str().to_string_lossy();
+    for suffix in LOG_SUFFIXES {
+        if let Some(database) = name.strip_suffix(suffix)
+            && let Some(what) = database_kind(Path::new(database))
+        {
+            return refuse(&format!("the {suffix} file of {what} at {database}"));
+        }
+    }
+    Ok(())
+}
+
+/// What database `path` is, if it is one: open in this process, or a DuckDB or SQLite file.
+fn database_kind(path: &Path) -> Option<&'static str> {
     use std::io::Read;
-    let open = super::claims::is_open(path);
+    if super::claims::is_open(path) {
+        return Some("a DuckDB database open in this process");
+    }
+    // Only regular files: opening a FIFO to look would block. A file that cannot be read is
+    // not known to be a database; the export reports it.
     let mut head = Vec::with_capacity(16);
-    // Only regular files: opening a FIFO to look would block.
-    if !open
-        && path.is_file()
+    if path.is_file()
         && let Ok(file) = std::fs::File::open(path)
     {
-        // A file that cannot be read is not known to be a database; the export reports it.
         let _ = file.take(16).read_to_end(&mut head);
     }
-    let what = if open {
-        "a DuckDB database open in this process"
-    } else if head.get(8..12) == Some(super::DUCKDB_MAGIC.as_slice()) {
-        "a DuckDB database"
+    if head.get(8..12) == Some(super::DUCKDB_MAGIC.as_slice()) {
+        Some("a DuckDB database")
     } else if head.starts_with(b"SQLite format 3\0") {
-        "a SQLite database"
+        Some("a SQLite database")
     } else {
-        return Ok(());
-    };
-    Err(Error::invalid(
-        op,
-        "path",
-        format!(
-            "{} is {what}, which the Parquet file would replace; export to another path",
-            path.display()
-        ),
-    ))
+        None
+    }
 }

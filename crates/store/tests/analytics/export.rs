@@ -622,4 +622,20 @@ fn exporting_over_a_database_file_is_refused_and_leaves_it_intact() {
     );
     assert!(err.to_string().contains("SQLite database"), "{err}");
     assert_eq!(std::fs::read(&sqlite).unwrap(), before);
+    // Nor over a database's write-ahead log or journal, whether it exists now or not.
+    let logs = [
+        format!("{}.wal", path.display()),
+        format!("{}-wal", sqlite.display()),
+        format!("{}-journal", sqlite.display()),
+    ];
+    for log in logs {
+        let err = expect_kind(
+            other.export_parquet("SELECT 1 AS a", &log),
+            ErrorKind::InvalidInput,
+        );
+        assert!(err.to_string().contains("file of a"), "{err}");
+    }
+    // An ordinary file beside them is exported as usual.
+    let beside = dir.path().join("state.db-wal.parquet");
+    assert_eq!(other.export_parquet("SELECT 1 AS a", &beside).unwrap(), 1);
 }
