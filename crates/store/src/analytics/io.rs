@@ -326,9 +326,14 @@ impl Analytics {
                     OP,
                     "format",
                     format!(
-                        "cannot tell the format of a .{other} file; use .parquet, .csv, .tsv, .json or .jsonl \
+                        "cannot tell the format of {}; use .parquet, .csv, .tsv, .json or .jsonl \
                          (or .csv.gz and the like), or name the format (Analytics::import_as, \
-                         store import --format)"
+                         store import --format)",
+                        if other.is_empty() {
+                            "a file without an extension".to_string()
+                        } else {
+                            format!("a .{other} file")
+                        }
                     ),
                 ));
             }

@@ -154,7 +154,7 @@ fn analytics_action(
         "sql" => {
             let params: Vec<V> = match a.opt_array("params")? {
                 None => Vec::new(),
-                Some(items) => items.iter().map(json_to_value).collect(),
+                Some(items) => items.iter().map(json_to_value).collect::<Result<_>>()?,
             };
             db.query(a.str("sql")?, &params)?.to_json()
         }
@@ -210,11 +210,13 @@ fn analytics_action(
     }))
 }
 
-/// A JSON parameter as an analytics value.
+/// A JSON parameter as an analytics value. A list binds as one DuckDB list type, so its
+/// elements must agree: numbers that mix integers and fractions become floats (`[1.5, 2]`), and
+/// any other mix (`[1, "a"]`) is refused here, naming the argument, rather than by DuckDB.
 #[cfg(feature = "analytics")]
-fn json_to_value(v: &Value) -> crate::analytics::Value {
+fn json_to_value(v: &Value) -> Result<crate::analytics::Value> {
     use crate::analytics::Value as V;
-    match v {
+    Ok(match v {
         Value::Null => V::Null,
         Value::Bool(b) => V::Bool(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -224,9 +226,53 @@ fn json_to_value(v: &Value) -> crate::analytics::Value {
             _ => V::Other(n.to_string()),
         },
         Value::String(s) => V::Text(s.clone()),
-        Value::Array(items) => V::List(items.iter().map(json_to_value).collect()),
-        Value::Object(map) => V::Struct(map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect()),
+        Value::Array(items) => V::List(list_items(items)?),
+        Value::Object(map) => V::Struct(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), json_to_value(v)?)))
+                .collect::<Result<_>>()?,
+        ),
+    })
+}
+
+/// The elements of a JSON list parameter, of one kind (NULLs aside).
+#[cfg(feature = "analytics")]
+fn list_items(items: &[Value]) -> Result<Vec<crate::analytics::Value>> {
+    use crate::analytics::Value as V;
+    let kind = |v: &Value| match v {
+        Value::Null => None,
+        Value::Bool(_) => Some("boolean"),
+        Value::Number(_) => Some("number"),
+        Value::String(_) => Some("string"),
+        Value::Array(_) => Some("list"),
+        Value::Object(_) => Some("object"),
+    };
+    let mut kinds: Vec<&str> = items.iter().filter_map(kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() > 1 {
+        return Err(Error::invalid(
+            OP,
+            "params",
+            format!(
+                "a list parameter binds as one list type, and this one mixes {}; give its elements one type",
+                kinds.join(" and ")
+            ),
+        ));
     }
+    let values: Vec<V> = items.iter().map(json_to_value).collect::<Result<_>>()?;
+    let fractional = values.iter().any(|v| matches!(v, V::Float(_)));
+    if !fractional {
+        return Ok(values);
+    }
+    Ok(values
+        .into_iter()
+        .map(|v| match v {
+            V::Int(i) => V::Float(i as f64),
+            V::UInt(u) => V::Float(u as f64),
+            other => other,
+        })
+        .collect())
 }
 
 fn unknown(action: &str) -> Error {

@@ -391,10 +391,14 @@ fn import_file_picks_the_format_from_the_extension() {
 fn import_file_rejects_unknown_extensions() {
     let dir = tempfile::tempdir().unwrap();
     let db = db();
-    for name in ["data.xlsx", "noextension"] {
+    for (name, said) in [
+        ("data.xlsx", "a .xlsx file"),
+        ("noextension", "a file without an extension"),
+    ] {
         let file = write(dir.path(), name, "x\n1\n");
         let err = expect_kind(db.import_file("t", &file, None, None), ErrorKind::InvalidInput);
         assert_eq!(err.field(), Some("format"), "{err}");
+        assert!(err.to_string().contains(said), "{err}");
     }
     assert!(!db.table_exists("t").unwrap());
 }

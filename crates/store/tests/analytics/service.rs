@@ -430,3 +430,34 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
         .collect();
     assert_eq!(aside.len(), 2, "moved aside, not deleted");
 }
+
+/// A list parameter binds as one list type: integers mixed with fractions become floats, and
+/// any other mix is refused as InvalidInput naming `params` (DuckDB's own error was a bind
+/// failure).
+#[test]
+fn store_sql_list_params_of_mixed_numbers_bind_as_floats_and_other_mixes_are_refused() {
+    let (service, _home) = service();
+    let result = service
+        .call(
+            "store/sql",
+            json!({"sql": "SELECT list_sum(?) AS total, typeof(?) AS t", "params": [[1.5, 2], [1, 2.5]]}),
+        )
+        .unwrap();
+    assert_eq!(result["rows"][0][0], json!(3.5), "{result}");
+    assert_eq!(result["rows"][0][1], json!("DOUBLE[]"), "{result}");
+    let ints = service
+        .call(
+            "store/sql",
+            json!({"sql": "SELECT typeof(?)", "params": [[1, 2, null]]}),
+        )
+        .unwrap();
+    assert_eq!(ints["rows"][0][0], json!("BIGINT[]"), "{ints}");
+    for mixed in [json!([1, "a"]), json!([true, 1]), json!([[1], 1])] {
+        let err = service
+            .call("store/sql", json!({"sql": "SELECT ?", "params": [mixed]}))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!(err.field(), Some("params"), "{err}");
+    }
+    service.close().unwrap();
+}
