@@ -82,13 +82,17 @@ pub enum Statements {
     /// Several statements: always inside `BEGIN IMMEDIATE … COMMIT`.
     Many,
     /// Several statements, worth running only if the write can start at once (a lazy expiry's
-    /// delete, which a read must not wait for; a purge-thread batch, which `close` must not
-    /// wait for): when another thread or connection is writing, the write fails at once with a
-    /// busy [`Error::Sqlite`](crate::Error::Sqlite) instead of waiting. Inside a transaction,
-    /// which already holds the lock, it simply runs; on a memory store or a file store without
-    /// reader connections, whose reads share the writer mutex, it waits for that mutex like
-    /// them, but never for another process's write lock.
+    /// delete, which a read must not wait for): when another thread or connection is writing,
+    /// the write fails at once with a busy [`Error::Sqlite`](crate::Error::Sqlite) instead of
+    /// waiting. Inside a transaction, which already holds the lock, it simply runs; on a memory
+    /// store or a file store without reader connections, whose reads share the writer mutex, it
+    /// waits for that mutex like them, but never for another connection's write lock.
     IfFree,
+    /// Several statements of background work (a purge-thread batch): they wait for this
+    /// process's other writes (the writer mutex), as any write does, but never inside SQLite
+    /// for another connection's write lock, which `close` could not interrupt; the caller
+    /// retries a busy attempt where a stop request can end it.
+    Background,
     /// Like [`Statements::IfFree`], but never waits, on any store: optional work after a write
     /// has committed (the purge a quota check asks for), which must not hold up the call that
     /// already did its job. On a memory store (or a file store without reader connections) a

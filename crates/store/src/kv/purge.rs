@@ -92,11 +92,11 @@ fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
         // retried here, where a stop request ends it at once.
         let deadline = Instant::now() + inner.config().busy_timeout;
         let purged = retrying(&signal, deadline, || {
-            purge_scope(&*inner, OP, Statements::IfFree, "", inner.now()).map(drop)
+            purge_scope(&*inner, OP, Statements::Background, "", inner.now()).map(drop)
         });
         let pruned = if inner.config().changes.enabled {
             retrying(&signal, deadline, || {
-                prune(&inner, OP, Statements::IfFree).map(drop)
+                prune(&inner, OP, Statements::Background).map(drop)
             })
         } else {
             Ok(())
@@ -105,10 +105,13 @@ fn run(inner: Weak<Inner>, signal: Arc<Signal>, interval: Duration) {
             return;
         }
         for (what, result) in [("purge", purged), ("change-feed prune", pruned)] {
-            if let Err(e) = result
-                && !e.is_closed()
-            {
-                log::warn!("store: background {what} failed (will retry): {e}");
+            match result {
+                Err(e) if e.is_closed() => {}
+                // Another connection kept the write lock past the busy timeout: routine under
+                // load, and the next round tries again.
+                Err(e) if e.is_busy() => log::debug!("store: background {what} postponed: {e}"),
+                Err(e) => log::warn!("store: background {what} failed (will retry): {e}"),
+                Ok(()) => {}
             }
         }
     }
@@ -120,6 +123,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(50);
 /// Runs `step` until it is not busy, the `deadline` passes, or the thread is asked to stop.
 fn retrying(signal: &Signal, deadline: Instant, mut step: impl FnMut() -> Result<()>) -> Result<()> {
     loop {
+        if *signal.stop.lock() {
+            return Ok(());
+        }
         match step() {
             Err(e) if e.is_busy() && Instant::now() < deadline => {
                 let mut stop = signal.stop.lock();

@@ -767,6 +767,10 @@ impl Sealed for Inner {
                 for_thread: self.readers.is_empty(),
                 for_lock: false,
             },
+            Statements::Background => Wait {
+                for_thread: true,
+                for_lock: false,
+            },
             Statements::One | Statements::Many => Wait::ALWAYS,
         };
         self.run_write_waiting(op, single, wait, |conn, versions, staged, recording| {

@@ -525,10 +525,15 @@ fn close_and_last_drop_stop_a_purge_thread_at_once_while_another_connection_writ
         c
     });
     f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
+    let holder = hold_write_lock(&f.path(), Duration::from_millis(500));
     f.clock.advance(2 * MINUTE);
-    hold_write_lock(&f.path(), Duration::from_millis(300))
-        .join()
-        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        raw_rows(&f.path()),
+        1,
+        "purged while another connection held the lock"
+    );
+    holder.join().unwrap();
     let start = Instant::now();
     while raw_rows(&f.path()) != 0 {
         assert!(
