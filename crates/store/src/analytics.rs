@@ -862,14 +862,44 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
 
 pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<String> {
     let quoted = sql::ident(op, "table", table)?;
-    if !table_exists_on(op, conn, table)? {
-        return Err(Error::Missing {
-            op,
-            kind: "table",
-            name: table.to_string(),
-        });
+    if table_exists_on(op, conn, table)? {
+        return Ok(quoted);
     }
-    Ok(quoted)
+    if let Some(qualified) = other_schema_table(op, conn, table)? {
+        return Ok(qualified);
+    }
+    Err(Error::Missing {
+        op,
+        kind: "table",
+        name: table.to_string(),
+    })
+}
+
+/// A table of another schema of this database, named as [`Analytics::table_counts`] and the
+/// inventory name it (`s.u`, or `"s"."u"`), as SQL: so a name copied from the inventory can be
+/// exported. Only tried once no default-schema table has the name, as those come first there.
+fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<String>> {
+    if !table.contains('.') {
+        return Ok(None);
+    }
+    let lookup = |e| Error::duckdb(op, "look up table", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
+             WHERE table_catalog = current_database() \
+               AND table_schema NOT IN ('main', 'information_schema', 'pg_catalog')",
+        )
+        .map_err(lookup)?;
+    let names: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(lookup)?;
+    Ok(names.into_iter().find_map(|(catalog, schema, name)| {
+        let plain = format!("{schema}.{name}");
+        let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&name));
+        (same_name(&plain, table) || same_name(&spelled, table))
+            .then(|| sql::qualified(&catalog, &schema, &name))
+    }))
 }
 
 fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {

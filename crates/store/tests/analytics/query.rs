@@ -926,3 +926,32 @@ fn inventory_notes_read_the_scoring_table_not_a_temporary_one_of_the_same_name()
         .expect("listed");
     assert_eq!(table.notes, ["0 models", "0 runs"]);
 }
+
+/// Every name `table_counts` and the inventory give can be exported and split: a table of
+/// another schema is `s.u` (or `"s"."u"` when a default-schema table is named `s.u`, which the
+/// plain name keeps meaning).
+#[test]
+fn names_from_the_inventory_can_be_exported_and_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE SCHEMA \"odd schema\"; CREATE TABLE \"odd schema\".t AS SELECT range AS n, range % 2 AS k FROM range(3);
+         CREATE TABLE \"s.u\" AS SELECT 1 AS x; CREATE SCHEMA s; CREATE TABLE s.u AS SELECT range AS x FROM range(2)",
+    )
+    .unwrap();
+    let expected = [("odd schema.t", 3), ("s.u", 1), ("\"s\".\"u\"", 2)];
+    for (name, rows) in expected {
+        assert_eq!(db.table_counts().unwrap().get(name), Some(&rows), "{name}");
+        let path = dir.path().join(format!("{}.parquet", rows));
+        assert_eq!(db.export_parquet(name, &path).unwrap(), rows, "{name}");
+    }
+    let manifest = db
+        .export_split_parquet("ODD SCHEMA.t", dir.path().join("split"), "k")
+        .unwrap();
+    assert_eq!(manifest.total_rows, 3);
+    assert_eq!(manifest.files.len(), 2);
+    let err = db
+        .export_parquet("nope.t", dir.path().join("x.parquet"))
+        .unwrap_err();
+    assert_eq!(err.kind(), store::ErrorKind::Missing, "{err}");
+}
