@@ -572,28 +572,17 @@ fn check_path(op: &'static str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// DuckDB's file header: these bytes follow its 8-byte checksum.
-const DUCKDB_MAGIC: &[u8; 4] = b"DUCK";
-
 /// Refuses an existing file that is not a DuckDB database. DuckDB itself rejects most such
 /// files, but opens a Parquet file as an empty in-memory database: every write to it would be
 /// lost on close. A missing file is left to the open, which creates the database; an empty or
-/// unreadable one to DuckDB's own error (the Service treats an empty file specially).
+/// unreadable one (or a FIFO or directory) to DuckDB's own error (the Service treats an empty
+/// file specially). `:memory:` is DuckDB's in-memory database, whatever file has that name.
 fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
-    use std::io::Read;
-    // `:memory:` is DuckDB's in-memory database, whatever file has that name; a FIFO or
-    // directory is left to DuckDB's own error (opening a FIFO to look would block).
-    if path.as_os_str() == ":memory:" || !path.is_file() {
+    if path.as_os_str() == ":memory:" {
         return Ok(());
     }
-    let Ok(file) = std::fs::File::open(path) else {
-        return Ok(());
-    };
-    let mut head = Vec::with_capacity(12);
-    if file.take(12).read_to_end(&mut head).is_err() || head.is_empty() {
-        return Ok(());
-    }
-    if head.get(8..12) == Some(DUCKDB_MAGIC.as_slice()) {
+    let head = paths::file_head(path, 12);
+    if head.is_empty() || paths::is_duckdb_header(&head) {
         return Ok(());
     }
     let kind = if head.starts_with(b"PAR1") {
@@ -606,13 +595,24 @@ fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
          exist yet to create one",
         path.display()
     );
-    let mut code = duckdb::ffi::Error::new(duckdb::ffi::duckdb_state_DuckDBError);
-    code.code = duckdb::ffi::ErrorCode::CannotOpen;
-    Err(Error::duckdb(
+    Err(open_refused(
+        op,
+        path,
+        duckdb::ffi::ErrorCode::CannotOpen,
+        message,
+    ))
+}
+
+/// A `DuckDb` error for an open this crate refuses before DuckDB sees it, shaped like DuckDB's
+/// own refusals (`code` decides, e.g., `is_busy()`).
+fn open_refused(op: &'static str, path: &Path, code: duckdb::ffi::ErrorCode, message: String) -> Error {
+    let mut failure = duckdb::ffi::Error::new(duckdb::ffi::duckdb_state_DuckDBError);
+    failure.code = code;
+    Error::duckdb(
         op,
         format!("open {}", path.display()),
-        duckdb::Error::DuckDBFailure(code, Some(message)),
-    ))
+        duckdb::Error::DuckDBFailure(failure, Some(message)),
+    )
 }
 
 thread_local! {

@@ -117,10 +117,7 @@ fn already_open(op: &'static str, path: &Path, held: &str) -> Error {
          DuckDB allows one read-write opener or any number of read-only ones per file; {hint}",
         path.display()
     );
-    let mut code = duckdb::ffi::Error::new(duckdb::ffi::duckdb_state_DuckDBError);
-    code.code = duckdb::ffi::ErrorCode::DatabaseBusy;
-    let context = format!("open {}", path.display());
-    Error::duckdb(op, context, duckdb::Error::DuckDBFailure(code, Some(message)))
+    super::open_refused(op, path, duckdb::ffi::ErrorCode::DatabaseBusy, message)
 }
 
 /// Whether `path` is a database file this process has open (under any name).

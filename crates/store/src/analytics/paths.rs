@@ -248,23 +248,35 @@ pub(super) fn refuse_database_target(op: &'static str, path: &Path) -> Result<()
 
 /// What database `path` is, if it is one: open in this process, or a DuckDB or SQLite file.
 fn database_kind(path: &Path) -> Option<&'static str> {
-    use std::io::Read;
     if super::claims::is_open(path) {
         return Some("a DuckDB database open in this process");
     }
-    // Only regular files: opening a FIFO to look would block. A file that cannot be read is
-    // not known to be a database; the export reports it.
-    let mut head = Vec::with_capacity(16);
-    if path.is_file()
-        && let Ok(file) = std::fs::File::open(path)
-    {
-        let _ = file.take(16).read_to_end(&mut head);
-    }
-    if head.get(8..12) == Some(super::DUCKDB_MAGIC.as_slice()) {
+    let head = file_head(path, 16);
+    if is_duckdb_header(&head) {
         Some("a DuckDB database")
     } else if head.starts_with(b"SQLite format 3\0") {
         Some("a SQLite database")
     } else {
         None
     }
+}
+
+/// The first `len` bytes of a regular file (all of a shorter one); empty for anything else, or
+/// a file that cannot be read. Only regular files: opening a FIFO to look would block.
+pub(super) fn file_head(path: &Path, len: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    if path.is_file()
+        && let Ok(file) = std::fs::File::open(path)
+        && file.take(len).read_to_end(&mut head).is_err()
+    {
+        head.clear();
+    }
+    head
+}
+
+/// Whether a file's first bytes are a DuckDB database header (its magic follows an 8-byte
+/// checksum).
+pub(super) fn is_duckdb_header(head: &[u8]) -> bool {
+    head.get(8..12) == Some(b"DUCK".as_slice())
 }
