@@ -100,19 +100,8 @@ impl Output {
     }
 }
 
-/// `text` with its control characters escaped, the rest unchanged: what every human-readable
-/// output prints of stored data (tables, `kv groups`, `kv watch` lines).
+/// `text` as every human-readable output prints stored data (tables, `kv groups`, `kv watch`
+/// lines): see [`store::text::visible`] for what is escaped.
 pub fn visible(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    store::text::visible(text).into_owned()
 }

@@ -144,19 +144,9 @@ impl fmt::Display for Inventory {
         writeln!(f, "Analytics inventory")?;
         writeln!(f, "{rule}")?;
         for t in &self.tables {
-            // A table name may hold any character; control characters (a newline, a terminal
-            // escape) are shown escaped so the report stays one line per table.
-            let name: String = t
-                .name
-                .chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_debug().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect();
+            // A table name may hold any character; those that would break the report's one
+            // line per table (a newline, a terminal escape, a bidi override) are shown escaped.
+            let name = crate::text::visible(&t.name);
             write!(f, "  {name:<24} {:>8} rows", t.rows)?;
             if !t.notes.is_empty() {
                 write!(f, "  ({})", t.notes.join(", "))?;

@@ -34,6 +34,7 @@ mod error;
 pub mod events;
 pub mod kv;
 pub mod scope;
+pub mod text;
 mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};

@@ -604,6 +604,21 @@ fn groups_show_control_characters_escaped_one_group_per_line() {
     assert_eq!(home.json(&["kv", "groups"])["groups"][0], "evil\ngroup\u{1b}[2J");
 }
 
+#[test]
+fn groups_show_line_separators_and_bidi_overrides_escaped() {
+    // Neither is a control character, but U+2028 breaks the line in many terminals and
+    // editors, and U+202E prints the rest of the line right to left.
+    let home = Home::new();
+    home.set("a\u{2028}b", "k", "v");
+    home.set("txt.\u{202e}exe", "k", "v");
+    let out = home.ok(&["kv", "groups"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["a\\u{2028}b", "txt.\\u{202e}exe"]
+    );
+    assert_eq!(home.json(&["kv", "groups"])["groups"][1], "txt.\u{202e}exe");
+}
+
 /// A one-shot read never waits for a writer (SPEC §3.3), not even while opening: a file whose
 /// schema is already complete is recognised by a read, without the write lock that another
 /// process holds here for the whole command.

@@ -268,21 +268,28 @@ fn table_exists_validates_the_name_like_every_other_call() {
 }
 
 /// The inventory report is one line per table whatever the names hold: control characters (a
-/// newline, a terminal escape) are shown escaped, the name itself stays as it is.
+/// newline, a terminal escape) and the line separators and bidi overrides are shown escaped,
+/// the name itself stays as it is.
 #[test]
-fn the_inventory_report_escapes_control_characters_in_table_names() {
+fn the_inventory_report_escapes_control_and_bidi_characters_in_table_names() {
     let db = Analytics::in_memory().unwrap();
-    db.exec_batch("CREATE TABLE \"two\nlines\" (x INT); CREATE TABLE \"esc\x1b[31m\" (x INT)")
-        .unwrap();
+    db.exec_batch(
+        "CREATE TABLE \"two\nlines\" (x INT); CREATE TABLE \"esc\x1b[31m\" (x INT); \
+         CREATE TABLE \"sep\u{2028}rtl\u{202e}\" (x INT)",
+    )
+    .unwrap();
     let inventory = db.inventory().unwrap();
     assert!(inventory.tables.iter().any(|t| t.name == "two\nlines"));
     let text = inventory.to_string();
     assert!(text.contains("two\\nlines"), "{text}");
     assert!(text.contains("esc\\u{1b}[31m"), "{text}");
     assert!(!text.contains('\x1b'));
+    // A line separator and a bidi override are not control characters, but they break the
+    // line or reorder it just as well.
+    assert!(text.contains("sep\\u{2028}rtl\\u{202e}"), "{text}");
     assert_eq!(
         text.lines().count(),
-        2 + 2 + 2,
-        "title, rules, two tables and the total: {text}"
+        2 + 2 + 3,
+        "title, rules, three tables and the total: {text}"
     );
 }

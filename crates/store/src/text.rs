@@ -1,0 +1,83 @@
+//! Showing stored text to a person: what a report or a terminal line may print of names and
+//! values that came from data.
+
+use std::borrow::Cow;
+
+/// `text` with every character escaped that would change how the surrounding output reads,
+/// the rest unchanged.
+///
+/// Stored names and values may hold anything. Printed raw, a newline splits one row of a report
+/// into two, an escape sequence drives the terminal, and a Unicode line separator or a
+/// bidirectional override reorders what follows it on the line. These are escaped the way Rust
+/// writes them in string literals (`\n`, `\t`, `\u{1b}`, `\u{2028}`, `\u{202e}`):
+/// - control characters (Unicode category Cc);
+/// - the line and paragraph separators U+2028 and U+2029;
+/// - the bidirectional formatting characters: the marks U+200E, U+200F and U+061C, the
+///   embeddings and overrides U+202A–U+202E, and the isolates U+2066–U+2069.
+///
+/// Every other character, including a backslash, prints as it is, so text without these
+/// characters is returned borrowed and unchanged.
+///
+/// # Examples
+/// ```
+/// use store::text::visible;
+/// assert_eq!(visible("plain über"), "plain über");
+/// assert_eq!(visible("two\nlines"), "two\\nlines");
+/// assert_eq!(visible("\u{1b}[31mred"), "\\u{1b}[31mred");
+/// assert_eq!(visible("abc\u{202e}fed"), "abc\\u{202e}fed");
+/// assert_eq!(visible("a\u{2028}b"), "a\\u{2028}b");
+/// ```
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if needs_escape(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+    use std::borrow::Cow;
+
+    #[test]
+    fn text_without_special_characters_is_borrowed() {
+        assert!(matches!(visible("a\\b \"q\" émoji 🦀"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn every_listed_character_is_escaped_and_its_neighbours_kept() {
+        for c in [
+            '\u{7f}', '\u{85}', '\u{2029}', '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{2066}',
+            '\u{2069}',
+        ] {
+            let shown = visible(&format!("x{c}y")).into_owned();
+            assert!(!shown.contains(c), "{c:?} was printed raw: {shown:?}");
+            assert!(shown.starts_with('x') && shown.ends_with('y'), "{shown:?}");
+        }
+        assert_eq!(visible("\r\t"), "\\r\\t");
+    }
+}
