@@ -348,6 +348,37 @@ fn foreign_insert_or_replace_keeps_the_counters_right() {
     assert_key_quota_exact(&a, &f.store);
 }
 
+/// The repair the README gives for counters another program's `INSERT OR REPLACE` left too
+/// high: delete the counters' stamp while no store has the file open, and the next open
+/// recounts.
+#[test]
+fn deleting_the_counters_stamp_recounts_after_a_foreign_insert_or_replace() {
+    let f = file_store();
+    let a = f.store.scoped(NS_A).unwrap();
+    a.set("config", "colour", "blue").unwrap();
+    exec(
+        &f.raw(),
+        "INSERT OR REPLACE INTO entries (group_name, entry_key, entry_value, expires_at) \
+         VALUES ('tenant-a:config', 'colour', 'red', NULL)",
+    );
+    assert_ne!(
+        a.usage().unwrap(),
+        usage(1, 1, 9),
+        "the known limit this repair is for: the replaced row is still counted"
+    );
+    drop(a);
+    f.store.close().unwrap();
+    exec(
+        &f.raw(),
+        "DELETE FROM store_meta WHERE name = 'scope_usage_triggers'",
+    );
+    let reopened = f.reopen();
+    let a = reopened.scoped(NS_A).unwrap();
+    assert_eq!(a.usage().unwrap(), usage(1, 1, 9));
+    assert_usage_exact(&a, &f.path(), START_MS, "after the recount");
+    assert_key_quota_exact(&a, &reopened);
+}
+
 #[test]
 fn counters_are_rebuilt_on_reopen_after_any_counter_trigger_was_dropped() {
     for trigger in [
