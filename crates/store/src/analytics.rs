@@ -28,7 +28,6 @@ mod footer;
 mod io;
 mod jsonfile;
 mod kv;
-mod nulltype;
 mod paths;
 mod progress;
 mod scoring;
@@ -36,6 +35,7 @@ mod source;
 mod split;
 pub(crate) mod sql;
 mod stream;
+mod typetext;
 mod value;
 
 use std::cell::RefCell;

@@ -15,7 +15,7 @@ use duckdb::Connection;
 use super::paths::{LiteralPath, ensure_parent, refuse_database_target, remove_stale_staging, tmp_path};
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
-use super::{Analytics, Mode, csvfile, jsonfile, nulltype, sql, table_exists_on, transaction_on};
+use super::{Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, transaction_on, typetext};
 use crate::error::{Error, Result};
 
 /// Options of a CSV import.
@@ -88,7 +88,8 @@ impl Analytics {
     }
 
     /// [`Analytics::export_parquet`] with a compression codec (`zstd`, `snappy`, `gzip`,
-    /// `lz4`, `uncompressed`) and an optional progress callback.
+    /// `lz4`, `lz4_raw`, `brotli` or `uncompressed`, in any case) and an optional progress
+    /// callback.
     ///
     /// # Examples
     /// ```
@@ -139,6 +140,7 @@ impl Analytics {
         }
         let rows = self.with_conn(OP, |conn| {
             let source = source_sql(OP, conn, table_or_query)?;
+            let source = lists_for_arrays(conn, &format!("({source})")).unwrap_or(source);
             // Only with the source known to exist: a missing table creates no directories.
             ensure_parent(OP, path)?;
             remove_stale_staging(path);
@@ -616,9 +618,11 @@ impl Analytics {
                 format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
             };
             let rows = with_progress(conn, progress, || conn.execute(&statement, [])).map_err(failed)?;
-            if !exists && json {
-                // A key null in every record gets DuckDB's NULL type, which no later value
-                // could ever be cast to: such a column becomes VARCHAR.
+            if !exists {
+                // A JSON key null in every record, or a Parquet column of Arrow's `null` type
+                // (what Polars and pyarrow write for a column of Nones), gets DuckDB's NULL
+                // type, which no later value could ever be cast to: such a column becomes
+                // VARCHAR.
                 untype_null_columns(op, conn, table, &quoted)?;
             }
             Ok(rows as u64)
@@ -627,9 +631,32 @@ impl Analytics {
     }
 }
 
+/// A query over `relation` (what may follow `FROM`) with its fixed-size array columns cast to
+/// lists, for a Parquet writer (see [`typetext`]); `None` when it has none, or when its columns
+/// cannot be read (the export then reports that error itself). A column whose name holds a NUL
+/// cannot be named through duckdb-rs and keeps its type.
+pub(super) fn lists_for_arrays(conn: &Connection, relation: &str) -> Option<String> {
+    let columns: Vec<(String, String)> = conn
+        .prepare(&format!(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {relation})"
+        ))
+        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .ok()?;
+    let casts: Vec<String> = columns
+        .iter()
+        .filter(|(name, _)| !name.contains('\0'))
+        .filter_map(|(name, column_type)| {
+            let list = typetext::with_lists_for_arrays(column_type)?;
+            let name = sql::quote_reported(name);
+            Some(format!("CAST({name} AS {list}) AS {name}"))
+        })
+        .collect();
+    (!casts.is_empty()).then(|| format!("SELECT * REPLACE ({}) FROM {relation}", casts.join(", ")))
+}
+
 /// Gives the columns of the new `table` whose type holds DuckDB's `NULL` type (all their values
 /// are NULL: `"NULL"`, `"NULL"[]`, `STRUCT(x "NULL")`) `VARCHAR` in its place (see
-/// [`nulltype`]), so later imports can fill them.
+/// [`typetext`]), so later imports can fill them.
 fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted: &str) -> Result<()> {
     let fail = |e| Error::duckdb(op, format!("retype the all-null columns of {table:?}"), e);
     let columns: Vec<(String, String)> = conn
@@ -645,7 +672,7 @@ fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted:
         if column.contains('\0') || data_type.contains('\0') {
             continue;
         }
-        if let Some(retyped) = nulltype::without_null_type(&data_type) {
+        if let Some(retyped) = typetext::without_null_type(&data_type) {
             let column_sql = sql::quote_reported(&column);
             conn.execute_batch(&format!("ALTER TABLE {quoted} ALTER {column_sql} TYPE {retyped}"))
                 .map_err(fail)?;

@@ -233,6 +233,11 @@ fn export_split(
     progress: Option<ProgressFn<'_>>,
 ) -> Result<SplitManifest> {
     let table_sql = require_table(op, conn, table)?;
+    // Fixed-size arrays go out as lists: DuckDB's writer makes a NULL array unreadable to others.
+    let table_sql = match super::io::lists_for_arrays(conn, &table_sql) {
+        Some(query) => format!("({query})"),
+        None => table_sql,
+    };
     let column = require_column(op, conn, &table_sql, table, column)?;
     let limit = value_limit(op, &column.name)?;
     refuse_foreign_files(op, out_dir, &column.name)?;

@@ -1250,6 +1250,54 @@ fn a_json_key_null_throughout_makes_a_column_later_imports_can_fill() {
     );
 }
 
+/// Polars and pyarrow write a column of Nones as Arrow's `null` type; DuckDB reads that as its
+/// NULL type, which no later value can be cast to, so the new table could never take another
+/// import. Like a JSON key null throughout, it becomes VARCHAR (also as a list's element).
+#[test]
+fn a_parquet_column_of_the_null_type_makes_a_column_later_imports_can_fill() {
+    use duckdb::arrow::array::{ArrayRef, Int64Array, ListArray, NullArray};
+    use duckdb::arrow::datatypes::{DataType, Field, Int32Type};
+    use duckdb::arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nones.parquet");
+    let null_list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![None]), None]);
+    let (_, offsets, _, nulls) = null_list.into_parts();
+    let element = Arc::new(Field::new("item", DataType::Null, true));
+    let null_list = ListArray::new(element, offsets, Arc::new(NullArray::new(1)), nulls);
+    let batch = RecordBatch::try_from_iter_with_nullable([
+        ("a", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef, true),
+        ("n", Arc::new(NullArray::new(2)) as ArrayRef, true),
+        ("l", Arc::new(null_list) as ArrayRef, true),
+    ])
+    .unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let db = db();
+    assert_eq!(db.import_parquet("t", &path).unwrap(), 2);
+    assert_eq!(
+        columns(&db, "t"),
+        [
+            ("a".to_string(), "BIGINT".to_string()),
+            ("n".to_string(), "VARCHAR".to_string()),
+            ("l".to_string(), "VARCHAR[]".to_string())
+        ]
+    );
+    let filled = write(
+        dir.path(),
+        "filled.jsonl",
+        "{\"a\":3,\"n\":\"x\",\"l\":[\"y\"]}\n",
+    );
+    assert_eq!(db.import_jsonl("t", &filled).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT n || l[1] FROM t WHERE a = 3"), t("xy"));
+    assert_eq!(count(&db, "t"), 3);
+}
+
 #[test]
 fn a_progress_callback_calling_a_handle_its_job_holds_is_refused_instead_of_deadlocking() {
     // A deadlock fails the test instead of hanging it.

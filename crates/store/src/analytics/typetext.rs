@@ -1,9 +1,16 @@
-//! Rewriting DuckDB's `NULL` type out of a column type's text.
+//! Rewriting a column type's text as DuckDB prints it.
 //!
-//! A JSON key that is null in every record gets DuckDB's `NULL` type (spelled `"NULL"`), also
-//! deep inside a list or struct (`STRUCT(x "NULL")[]`), and no later value can ever be cast to
-//! it. The type text is parsed, not searched: a struct field may itself be named `NULL`, which
-//! DuckDB spells the same way, so only a `"NULL"` in a type's position becomes `VARCHAR`.
+//! Two rewrites, each for a type DuckDB cannot carry through a file:
+//! - **DuckDB's `NULL` type → `VARCHAR`.** A JSON key null in every record, or a Parquet column
+//!   of Arrow's `null` type, gets DuckDB's `NULL` type (spelled `"NULL"`), also deep inside a
+//!   list or struct (`STRUCT(x "NULL")[]`), and no later value can ever be cast to it.
+//! - **Fixed-size arrays → lists.** DuckDB writes a NULL `INTEGER[3]` into Parquet with
+//!   repetition levels for the three slots it does not hold, which other readers (pyarrow)
+//!   refuse as corrupt (duckdb/duckdb#24731). Parquet has no fixed-size list anyway: the file
+//!   reads back as `INTEGER[]` either way.
+//!
+//! The type text is parsed, not searched: a struct field may itself be named `NULL`, which
+//! DuckDB spells the same way, so only a `"NULL"` in a type's position is rewritten.
 //!
 //! The grammar is what `duckdb_columns().data_type` prints: a type is a `"NULL"`, a quoted
 //! name, or words (`TIMESTAMP WITH TIME ZONE`), then arguments in parentheses and any number of
@@ -13,9 +20,29 @@
 /// The type with every `NULL` type replaced by `VARCHAR`; `None` when it holds none, or when
 /// the text is not understood (it is then left alone).
 pub(crate) fn without_null_type(data_type: &str) -> Option<String> {
+    rewrite(data_type, Rewrite::NullToVarchar)
+}
+
+/// The type with every fixed-size array (`[n]`) made a list (`[]`), however deep; `None` when
+/// it holds none, or when the text is not understood.
+pub(crate) fn with_lists_for_arrays(data_type: &str) -> Option<String> {
+    if !data_type.contains('[') {
+        return None;
+    }
+    rewrite(data_type, Rewrite::ArraysToLists)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    NullToVarchar,
+    ArraysToLists,
+}
+
+fn rewrite(data_type: &str, rewrite: Rewrite) -> Option<String> {
     let mut parser = Parser {
         text: data_type,
         at: 0,
+        rewrite,
         changed: false,
     };
     let rewritten = parser.ty()?;
@@ -25,6 +52,7 @@ pub(crate) fn without_null_type(data_type: &str) -> Option<String> {
 struct Parser<'a> {
     text: &'a str,
     at: usize,
+    rewrite: Rewrite,
     changed: bool,
 }
 
@@ -73,7 +101,7 @@ impl<'a> Parser<'a> {
     }
 
     fn ty(&mut self) -> Option<String> {
-        let mut out = if self.rest().starts_with("\"NULL\"") {
+        let mut out = if self.rewrite == Rewrite::NullToVarchar && self.rest().starts_with("\"NULL\"") {
             self.at += "\"NULL\"".len();
             self.changed = true;
             "VARCHAR".to_string()
@@ -117,7 +145,12 @@ impl<'a> Parser<'a> {
         };
         while self.rest().starts_with('[') {
             let close = self.rest().find(']')?;
-            out.push_str(&self.rest()[..=close]);
+            if self.rewrite == Rewrite::ArraysToLists && close > 1 {
+                out.push_str("[]");
+                self.changed = true;
+            } else {
+                out.push_str(&self.rest()[..=close]);
+            }
             self.at += close + 1;
         }
         Some(out)
@@ -145,7 +178,7 @@ impl<'a> Parser<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::without_null_type;
+    use super::{with_lists_for_arrays, without_null_type};
 
     #[test]
     fn null_types_become_varchar_wherever_they_stand() {
@@ -192,5 +225,29 @@ mod tests {
         ] {
             assert_eq!(without_null_type(odd), None, "{odd}");
         }
+    }
+
+    #[test]
+    fn fixed_size_arrays_become_lists_wherever_they_stand() {
+        for (from, to) in [
+            ("INTEGER[3]", "INTEGER[]"),
+            ("INTEGER[3][2]", "INTEGER[][]"),
+            ("INTEGER[][2]", "INTEGER[][]"),
+            ("STRUCT(a DOUBLE[4], b VARCHAR)", "STRUCT(a DOUBLE[], b VARCHAR)"),
+            ("MAP(VARCHAR, BIGINT[2])[]", "MAP(VARCHAR, BIGINT[])[]"),
+            ("STRUCT(\"x[3]\" INTEGER[3])", "STRUCT(\"x[3]\" INTEGER[])"),
+            ("DECIMAL(18,3)[2]", "DECIMAL(18,3)[]"),
+        ] {
+            assert_eq!(with_lists_for_arrays(from).as_deref(), Some(to), "{from}");
+        }
+        for unchanged in ["INTEGER", "INTEGER[]", "STRUCT(\"a[2]\" INTEGER)", "\"NULL\"[3]x"] {
+            assert_eq!(with_lists_for_arrays(unchanged), None, "{unchanged}");
+        }
+        // Each rewrite leaves the other's types alone.
+        assert_eq!(
+            with_lists_for_arrays("\"NULL\"[3]").as_deref(),
+            Some("\"NULL\"[]")
+        );
+        assert_eq!(without_null_type("\"NULL\"[3]").as_deref(), Some("VARCHAR[3]"));
     }
 }
