@@ -618,8 +618,20 @@ fn publish(
     // Every file already has its final name inside its staged directory: move whole directories.
     let mut files = Vec::with_capacity(staged.len());
     let mut moves = Vec::with_capacity(staged.len());
+    let mut taken = std::collections::HashSet::with_capacity(staged.len());
     for s in &staged {
-        let segment = format!("{column_segment}={}", value_segment(s.value.as_deref(), limit));
+        let mut name = value_segment(s.value.as_deref(), limit);
+        // Escaping is one-to-one, so only two long values' `__long__<hash>` names can meet:
+        // 64-bit FNV-1a is no defence against values chosen to collide. The later value in
+        // sort order takes the first free `-2`, `-3`… (no escaped value ends a `__long__`
+        // name: those are escaped to `%5F_long__…`).
+        if !taken.insert(name.clone()) {
+            name = (2..)
+                .map(|n| format!("{name}-{n}"))
+                .find(|candidate| taken.insert(candidate.clone()))
+                .expect("an unbounded range always yields a name not yet taken");
+        }
+        let segment = format!("{column_segment}={name}");
         moves.push((s.dir.clone(), out_dir.join(&segment)));
         files.push(SplitFile {
             value: s.value.clone(),

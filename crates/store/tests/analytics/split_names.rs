@@ -199,3 +199,41 @@ fn a_value_spelled_like_a_long_values_directory_gets_its_own_directory() {
         );
     }
 }
+
+/// Two long values whose 64-bit FNV-1a hashes collide (found by a search; anyone can make
+/// more) would want the same `__long__<hash>` directory: the later one gets `-2`, and each
+/// value still has its own file.
+#[test]
+fn long_values_whose_hashes_collide_still_get_a_directory_each() {
+    let (a, b) = (
+        "L".repeat(200) + "eedheajlijofjldf",
+        "L".repeat(200) + "dkmbpclbnicpbgff",
+    );
+    for many in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = db();
+        table(&db, "k", &[Some(&a), Some(&b), Some(&a)], many);
+        let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+        let path_of = |value: &str| {
+            let file = manifest
+                .files
+                .iter()
+                .find(|f| f.value.as_deref() == Some(value))
+                .unwrap();
+            (file.path.clone(), file.rows)
+        };
+        let (path_a, rows_a) = path_of(&a);
+        let (path_b, rows_b) = path_of(&b);
+        // `b` sorts first, so it keeps the plain name.
+        let name_b = path_b.strip_suffix("/data.parquet").unwrap();
+        assert!(name_b.starts_with("k=__long__"), "{path_b}");
+        assert_eq!(
+            path_a,
+            format!("{name_b}-2/data.parquet"),
+            "the hashes collide, so the later value is numbered (many: {many})"
+        );
+        assert_eq!((rows_a, rows_b), (2, 1));
+        assert_eq!(manifest_file(tmp.path()), manifest);
+        assert_rows_survive(&db, tmp.path(), "k");
+    }
+}
