@@ -625,11 +625,11 @@ fn publish(
         // 64-bit FNV-1a is no defence against values chosen to collide. The later value in
         // sort order takes the first free `-2`, `-3`… (no escaped value ends a `__long__`
         // name: those are escaped to `%5F_long__…`).
-        if !taken.insert(name.clone()) {
-            name = (2..)
-                .map(|n| format!("{name}-{n}"))
-                .find(|candidate| taken.insert(candidate.clone()))
-                .expect("an unbounded range always yields a name not yet taken");
+        let base = name.clone();
+        let mut n = 1;
+        while !taken.insert(name.clone()) {
+            n += 1;
+            name = format!("{base}-{n}");
         }
         let segment = format!("{column_segment}={name}");
         moves.push((s.dir.clone(), out_dir.join(&segment)));
