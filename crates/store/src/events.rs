@@ -42,9 +42,9 @@ pub enum EventKind {
     Set,
     /// A live entry was deleted.
     Delete,
-    /// A group was deleted (`key` is `None`).
+    /// A group with live entries was deleted (`key` is `None`).
     DeleteGroup,
-    /// An expired entry was removed (lazily, by a purge, or by `delete`).
+    /// An expired entry was removed (lazily, by a purge, by `delete`, or with its group).
     Expired,
 }
 

@@ -269,6 +269,9 @@ pub trait Kv {
 
     /// Deletes every entry of a group; returns how many live entries went.
     ///
+    /// Events (and feed rows): an `Expired` for each expired entry that went, by key, then one
+    /// `DeleteGroup` if any live entry went; nothing for a group without entries.
+    ///
     /// # Examples
     /// ```
     /// use store::{Kv, Store};
@@ -281,7 +284,8 @@ pub trait Kv {
     fn delete_group(&self, group: &str) -> Result<u64>;
 
     /// Deletes every group whose name starts with `prefix` (`""` = all), atomically; returns how
-    /// many live entries went.
+    /// many live entries went. Events are [`Kv::delete_group`]'s, group by group in ascending
+    /// order.
     ///
     /// # Examples
     /// ```

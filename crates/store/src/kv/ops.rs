@@ -424,10 +424,15 @@ pub(crate) fn write_value(
     Ok(seq)
 }
 
-/// Deletes a whole group inside a write, recording one `DeleteGroup` if anything went.
+/// Deletes a whole group inside a write, recording an `Expired` for each expired row (SPEC §14:
+/// every removal of an expired row emits `Expired`), then one `DeleteGroup` if a live row went:
+/// a group of expired rows only was already invisible, so only its rows' expiry is news.
 fn remove_group(w: &mut WriteCtx<'_>, group: &str) -> Result<u64> {
-    let (live, all) = sqlite::delete_group(w.conn, group, w.now).ctx(w.op, "delete group")?;
-    if all > 0 {
+    let (live, expired) = sqlite::delete_group(w.conn, group, w.now).ctx(w.op, "delete group")?;
+    for key in &expired {
+        w.record_removal(EventKind::Expired, group, Some(key))?;
+    }
+    if live > 0 {
         w.record_removal(EventKind::DeleteGroup, group, None)?;
     }
     Ok(live)

@@ -406,18 +406,22 @@ pub(crate) fn delete_if_expired(
     Ok(n > 0)
 }
 
-/// Deletes every row of a group; returns (live rows removed, all rows removed).
-pub(crate) fn delete_group(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<(u64, u64)> {
-    let mut stmt = conn.prepare_cached("DELETE FROM entries WHERE group_name = ?1 RETURNING expires_at")?;
+/// Deletes every row of `group`; returns how many were live and the keys of the expired ones,
+/// ascending (they are reported as `Expired`, as every removal of an expired row is).
+pub(crate) fn delete_group(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<(u64, Vec<String>)> {
+    let mut stmt =
+        conn.prepare_cached("DELETE FROM entries WHERE group_name = ?1 RETURNING expires_at, entry_key")?;
     let mut rows = stmt.query(params![group])?;
-    let (mut live, mut all) = (0u64, 0u64);
+    let (mut live, mut expired) = (0u64, Vec::new());
     while let Some(row) = rows.next()? {
-        all += 1;
         if is_live(expiry_column(row, 0)?, now) {
             live += 1;
+        } else {
+            expired.push(text_column(row, 1)?);
         }
     }
-    Ok((live, all))
+    expired.sort_unstable();
+    Ok((live, expired))
 }
 
 /// Every group (live or not) starting with `prefix`, ascending.

@@ -606,21 +606,51 @@ fn delete_group_on_an_empty_group_emits_nothing() {
 }
 
 #[test]
-fn delete_group_on_a_group_of_only_expired_rows_removes_them_with_one_delete_group() {
-    // Observed behaviour, documented: the rows go (SPEC §3.5 "all rows"), the live count is 0,
-    // and the removal is reported as one DeleteGroup rather than an Expired per row.
+fn delete_group_reports_each_expired_row_as_expired_and_the_group_only_if_a_live_row_went() {
+    // SPEC §3.5 "all rows … one DeleteGroup per group" with §14.3 "every removal of an expired
+    // row emits Expired": the expired rows are reported one by one (as the purge would), and a
+    // group of expired rows only, already invisible, gets no DeleteGroup.
     let f = file_store();
-    f.store
-        .set_with_ttl("g", "a", "1", Duration::from_secs(1))
-        .unwrap();
-    f.store
-        .set_with_ttl("g", "b", "2", Duration::from_secs(1))
-        .unwrap();
+    for (g, k) in [("g", "b"), ("g", "a"), ("mixed", "old")] {
+        f.store.set_with_ttl(g, k, "1", Duration::from_secs(1)).unwrap();
+    }
+    f.store.set("mixed", "live", "2").unwrap();
     f.clock.advance(Duration::from_secs(1));
+    let last = f.store.last_seq().unwrap();
     let all = f.store.watch("*").unwrap();
     assert_eq!(f.store.delete_group("g").unwrap(), 0);
+    assert_eq!(
+        summary(&drain(&all)),
+        [
+            ev(EventKind::Expired, "g", Some("a")),
+            ev(EventKind::Expired, "g", Some("b"))
+        ]
+    );
+    assert_eq!(f.store.delete_prefix("").unwrap(), 1);
+    assert_eq!(
+        summary(&drain(&all)),
+        [
+            ev(EventKind::Expired, "mixed", Some("old")),
+            ev(EventKind::DeleteGroup, "mixed", None)
+        ]
+    );
     assert_eq!(f.raw_rows(), 0);
-    assert_eq!(summary(&drain(&all)), [ev(EventKind::DeleteGroup, "g", None)]);
+    // The feed says the same, in the same order.
+    let feed = f.store.changes_since(last, 100).unwrap();
+    let kinds: Vec<(EventKind, &str, Option<&str>)> = feed
+        .changes
+        .iter()
+        .map(|c| (c.kind, c.group.as_str(), c.key.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::Expired, "g", Some("a")),
+            (EventKind::Expired, "g", Some("b")),
+            (EventKind::Expired, "mixed", Some("old")),
+            (EventKind::DeleteGroup, "mixed", None)
+        ]
+    );
 }
 
 #[test]

@@ -630,8 +630,9 @@ fn apply<K: Kv>(
     Ok(())
 }
 
-/// Removes every row of the groups matching `pred`, one `DeleteGroup` per group with any row,
-/// ascending; returns the live rows removed.
+/// Removes every row of the groups matching `pred`, group by group ascending: an `Expired` per
+/// expired row by key, then one `DeleteGroup` if the group had a live row; returns the live
+/// rows removed.
 fn remove_groups(m: &mut Model, pred: impl Fn(&str) -> bool) -> u64 {
     let groups: BTreeSet<String> = m
         .rows
@@ -640,15 +641,26 @@ fn remove_groups(m: &mut Model, pred: impl Fn(&str) -> bool) -> u64 {
         .map(|(g, _)| g.clone())
         .collect();
     let now = m.now;
-    let live = m
-        .rows
-        .iter()
-        .filter(|((g, _), r)| pred(g) && r.expires_at.is_none_or(|t| t > now))
-        .count() as u64;
-    m.rows.retain(|(g, _), _| !pred(g));
+    let mut live = 0;
     for g in groups {
-        m.removal(EventKind::DeleteGroup, &g, None);
+        // `rows` is ordered by (group, key), so a group's expired keys come out ascending.
+        let (mut expired, mut live_here) = (Vec::new(), 0);
+        for ((_, k), r) in m.rows.iter().filter(|((rg, _), _)| *rg == g) {
+            if r.expires_at.is_none_or(|t| t > now) {
+                live_here += 1;
+            } else {
+                expired.push(k.clone());
+            }
+        }
+        for k in &expired {
+            m.removal(EventKind::Expired, &g, Some(k));
+        }
+        if live_here > 0 {
+            m.removal(EventKind::DeleteGroup, &g, None);
+        }
+        live += live_here;
     }
+    m.rows.retain(|(g, _), _| !pred(g));
     live
 }
 
