@@ -140,7 +140,13 @@ impl Analytics {
         }
         let rows = self.with_conn(OP, |conn| {
             let source = source_sql(OP, conn, table_or_query)?;
-            let source = lists_for_arrays(conn, &format!("({source})")).unwrap_or(source);
+            // A table only: reading a query's columns binds it, and a second bind would read a
+            // pipe the query reads (`read_csv('/dev/stdin')`) twice, losing the first rows.
+            let source = if looks_like_query(table_or_query) {
+                source
+            } else {
+                lists_for_arrays(conn, &format!("({source})")).unwrap_or(source)
+            };
             // Only with the source known to exist: a missing table creates no directories.
             ensure_parent(OP, path)?;
             remove_stale_staging(path);

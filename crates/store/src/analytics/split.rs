@@ -479,7 +479,9 @@ fn stage(
 }
 
 /// The keyed layout's partition key: `v<text>`, or a marker for values that need one (the NULL
-/// marker's spelling, and values over `limit` bytes escaped, see [`too_long_for_a_name`]).
+/// marker's spelling, and values over `limit` bytes escaped, see [`too_long_for_a_name`]). A
+/// long value's marker is its SHA-256: DuckDB's own 64-bit `hash()` can be made to collide in
+/// milliseconds, and two values in one staged partition fail the export.
 fn split_key(column: &str, limit: usize) -> String {
     let text = format!("CAST({column} AS VARCHAR)");
     // Escaped length of the value, computed exactly as `escape_segment` does: characters outside
@@ -494,7 +496,7 @@ fn split_key(column: &str, limit: usize) -> String {
         "CASE WHEN {column} IS NULL THEN NULL \
               WHEN strlen({text}) <= {short} AND {text} <> '{HIVE_NULL}' THEN 'v' || {text} \
               WHEN {text} = '{HIVE_NULL}' THEN 'shive' \
-              WHEN {escaped_len} > {limit} THEN 's' || hash({text}) \
+              WHEN {escaped_len} > {limit} THEN 's' || sha256({text}) \
               ELSE 'v' || {text} END"
     )
 }
@@ -588,7 +590,7 @@ fn collect(
             return Err(Error::invalid(
                 op,
                 "column",
-                "two long values share a 64-bit hash; split on another column or shorten the values",
+                "two long values share a SHA-256 hash; split on another column or shorten the values",
             ));
         }
         s.value = value;
@@ -623,8 +625,8 @@ fn publish(
         let mut name = value_segment(s.value.as_deref(), limit);
         // Escaping is one-to-one, so only two long values' `__long__<hash>` names can meet:
         // 64-bit FNV-1a is no defence against values chosen to collide. The later value in
-        // sort order takes the first free `-2`, `-3`… (no escaped value ends a `__long__`
-        // name: those are escaped to `%5F_long__…`).
+        // sort order takes the first free `-2`, `-3`… (no escaped value starts with
+        // `__long__`: those are escaped to `%5F_long__…`).
         let base = name.clone();
         let mut n = 1;
         while !taken.insert(name.clone()) {

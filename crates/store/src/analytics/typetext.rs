@@ -49,6 +49,24 @@ fn rewrite(data_type: &str, rewrite: Rewrite) -> Option<String> {
     (parser.at == data_type.len() && parser.changed).then_some(rewritten)
 }
 
+/// Where the arguments at the start of `text` end: the `)` that closes them, past `'…'`
+/// strings (an ENUM's labels, `''` for a quote) and nested parentheses.
+fn closing_paren(text: &str) -> Option<usize> {
+    let (mut depth, mut quoted) = (0usize, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            // A doubled quote closes and reopens: the state comes back as it was.
+            '\'' => quoted = !quoted,
+            _ if quoted => {}
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some(i),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
 struct Parser<'a> {
     text: &'a str,
     at: usize,
@@ -130,7 +148,7 @@ impl<'a> Parser<'a> {
                         format!("{key}, {}", self.ty()?)
                     }
                     _ => {
-                        let close = self.rest().find(')')?;
+                        let close = closing_paren(self.rest())?;
                         let args = self.rest()[..close].to_string();
                         self.at += close;
                         args
@@ -237,6 +255,8 @@ mod tests {
             ("MAP(VARCHAR, BIGINT[2])[]", "MAP(VARCHAR, BIGINT[])[]"),
             ("STRUCT(\"x[3]\" INTEGER[3])", "STRUCT(\"x[3]\" INTEGER[])"),
             ("DECIMAL(18,3)[2]", "DECIMAL(18,3)[]"),
+            ("ENUM('x)y', 'b')[2]", "ENUM('x)y', 'b')[]"),
+            ("ENUM('it''s', '(')[2]", "ENUM('it''s', '(')[]"),
         ] {
             assert_eq!(with_lists_for_arrays(from).as_deref(), Some(to), "{from}");
         }

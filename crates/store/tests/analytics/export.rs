@@ -130,8 +130,9 @@ fn levels_of_first_column(files: &[std::path::PathBuf]) -> Vec<i64> {
 
 /// DuckDB writes a NULL fixed-size array (`INTEGER[3]`) with levels for the three slots it does
 /// not hold, which pyarrow refuses as corrupt ("Length spanned by list offsets (5) larger than
-/// values array (length 3)"). Exports write such columns as lists: one level per NULL, the same
-/// values, and the `INTEGER[]` Parquet reads back either way.
+/// values array (length 3)"). Exports of a table write such columns as lists: one level per
+/// NULL, the same values, and the `INTEGER[]` Parquet reads back either way. (A query is left
+/// as written: learning its columns would bind it twice; the README says to cast there.)
 #[test]
 fn a_null_fixed_size_array_is_written_as_a_null_list_other_readers_accept() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,14 +144,8 @@ fn a_null_fixed_size_array_is_written_as_a_null_list_other_readers_accept() {
     .unwrap();
     let table = dir.path().join("a.parquet");
     assert_eq!(db.export_parquet("a", &table).unwrap(), 3);
-    let query = dir.path().join("q.parquet");
-    assert_eq!(
-        db.export_parquet("SELECT arr FROM a WHERE k = 'x'", &query)
-            .unwrap(),
-        2
-    );
-    // 3 values + 1 NULL + 1 NULL; 3 + 1.
-    assert_eq!(levels_of_first_column(&[table.clone(), query]), [5, 4]);
+    // 3 values + 1 NULL + 1 NULL.
+    assert_eq!(levels_of_first_column(std::slice::from_ref(&table)), [5]);
     assert_eq!(db.import_parquet("back", &table).unwrap(), 3);
     assert_eq!(
         columns(&db, "back"),
