@@ -42,7 +42,7 @@ pub enum EventKind {
     Set,
     /// A live entry was deleted.
     Delete,
-    /// A group with live entries was deleted (`key` is `None`).
+    /// A group was deleted (`key` is `None`); its expired entries are reported first.
     DeleteGroup,
     /// An expired entry was removed (lazily, by a purge, by `delete`, or with its group).
     Expired,

@@ -269,8 +269,8 @@ pub trait Kv {
 
     /// Deletes every entry of a group; returns how many live entries went.
     ///
-    /// Events (and feed rows): an `Expired` for each expired entry that went, by key, then one
-    /// `DeleteGroup` if any live entry went; nothing for a group without entries.
+    /// Events (and feed rows): an `Expired` for each expired entry that went, in key order,
+    /// then one `DeleteGroup`; nothing for a group without entries.
     ///
     /// # Examples
     /// ```

@@ -145,7 +145,9 @@ impl<A: Access> Kv for A {
         validate::name(op, "group", group)?;
         let group = self.scope().full(group);
         let now = self.now();
-        self.write(op, now, Statements::Many, |w| remove_group(w, &group))
+        self.write(op, now, Statements::Many, |w| {
+            remove_group(w, &group.as_ref(), &group)
+        })
     }
 
     fn delete_prefix(&self, prefix: &str) -> Result<u64> {
@@ -156,8 +158,8 @@ impl<A: Access> Kv for A {
         self.write(op, now, Statements::Many, |w| {
             let groups = sqlite::all_groups(w.conn, &prefix).ctx(op, "list groups")?;
             let mut removed = 0;
-            for group in groups {
-                removed += remove_group(w, &group)?;
+            for (stored, name) in groups {
+                removed += remove_group(w, &stored, &name)?;
             }
             Ok(removed)
         })
@@ -424,18 +426,26 @@ pub(crate) fn write_value(
     Ok(seq)
 }
 
-/// Deletes a whole group inside a write, recording an `Expired` for each expired row (SPEC §14:
-/// every removal of an expired row emits `Expired`), then one `DeleteGroup` if a live row went:
-/// a group of expired rows only was already invisible, so only its rows' expiry is news.
-fn remove_group(w: &mut WriteCtx<'_>, group: &str) -> Result<u64> {
-    let (live, expired) = sqlite::delete_group(w.conn, group, w.now).ctx(w.op, "delete group")?;
-    for key in &expired {
-        w.record_removal(EventKind::Expired, group, Some(key))?;
+/// Deletes a whole group inside a write (`stored`: its name as stored, `name`: as text): an
+/// `Expired` for each expired row, by key (SPEC §14: every removal of an expired row emits
+/// `Expired`), then one `DeleteGroup` if the group had any row. In that order a reader
+/// replaying the feed removes each key, then the rest of the group; a watcher whose buffer
+/// fills on the `Expired` events loses the `DeleteGroup`, and counts it as dropped, like any
+/// other overflow. Returns the live rows removed.
+fn remove_group(w: &mut WriteCtx<'_>, stored: &dyn rusqlite::ToSql, name: &str) -> Result<u64> {
+    let (op, conn, now) = (w.op, w.conn, w.now);
+    let expired = sqlite::each_expired_key(
+        conn,
+        stored,
+        now,
+        |key| w.record_removal(EventKind::Expired, name, Some(key)),
+        |e| Error::sqlite(op, "read expired entries of group", e),
+    )?;
+    let all = sqlite::delete_group(conn, stored).ctx(op, "delete group")?;
+    if all > 0 {
+        w.record_removal(EventKind::DeleteGroup, name, None)?;
     }
-    if live > 0 {
-        w.record_removal(EventKind::DeleteGroup, group, None)?;
-    }
-    Ok(live)
+    Ok(all.saturating_sub(expired))
 }
 
 /// Removes every expired row of the scope whose group prefix is `scope_prefix` (`""`: the

@@ -109,7 +109,8 @@ fn text_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<String> 
 /// Where a keyset scan resumes: the last row's key (or group) exactly as stored, of whatever
 /// type and bytes another program wrote, so the next chunk starts right after it. Resuming
 /// from the decoded (lossy) text instead would restart before a key holding invalid UTF-8,
-/// or one stored as a BLOB or a number, and return the same chunk forever.
+/// or one stored as a BLOB or a number, and return the same chunk forever. For the same reason
+/// it names a group to delete as stored ([`all_groups`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cursor {
     Integer(i64),
@@ -406,32 +407,48 @@ pub(crate) fn delete_if_expired(
     Ok(n > 0)
 }
 
-/// Deletes every row of `group`; returns how many were live and the keys of the expired ones,
-/// ascending (they are reported as `Expired`, as every removal of an expired row is).
-pub(crate) fn delete_group(conn: &Connection, group: &str, now: i64) -> rusqlite::Result<(u64, Vec<String>)> {
-    let mut stmt =
-        conn.prepare_cached("DELETE FROM entries WHERE group_name = ?1 RETURNING expires_at, entry_key")?;
-    let mut rows = stmt.query(params![group])?;
-    let (mut live, mut expired) = (0u64, Vec::new());
-    while let Some(row) = rows.next()? {
-        if is_live(expiry_column(row, 0)?, now) {
-            live += 1;
-        } else {
-            expired.push(text_column(row, 1)?);
-        }
+/// Calls `each` with the key of every row of `group` that expired by `now`, in the table's key
+/// order, reading them one at a time (a group may hold millions); returns how many there were.
+/// `fail` gives a read error its context.
+pub(crate) fn each_expired_key(
+    conn: &Connection,
+    group: &dyn ToSql,
+    now: i64,
+    mut each: impl FnMut(&str) -> crate::Result<()>,
+    fail: impl Fn(rusqlite::Error) -> crate::Error,
+) -> crate::Result<u64> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT entry_key FROM entries WHERE group_name = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2
+             ORDER BY entry_key",
+        )
+        .map_err(&fail)?;
+    let mut rows = stmt.query(params![group, now]).map_err(&fail)?;
+    let mut count = 0;
+    while let Some(row) = rows.next().map_err(&fail)? {
+        each(&text_column(row, 0).map_err(&fail)?)?;
+        count += 1;
     }
-    expired.sort_unstable();
-    Ok((live, expired))
+    Ok(count)
 }
 
-/// Every group (live or not) starting with `prefix`, ascending.
-pub(crate) fn all_groups(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<String>> {
+/// Deletes every row of `group`; returns how many went.
+pub(crate) fn delete_group(conn: &Connection, group: &dyn ToSql) -> rusqlite::Result<u64> {
+    conn.prepare_cached("DELETE FROM entries WHERE group_name = ?1")?
+        .execute(params![group])
+        .map(|n| n as u64)
+}
+
+/// Every group (live or not) starting with `prefix`, ascending: each exactly as stored (to bind
+/// back: a name another program wrote as invalid UTF-8 would not match its decoded text) and
+/// as text.
+pub(crate) fn all_groups(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<(Cursor, String)>> {
     let range = GroupRange::new(prefix);
     let (lo, hi) = range.bounds();
     conn.prepare_cached(
         "SELECT DISTINCT group_name FROM entries WHERE group_name >= ?1 AND group_name < ?2 ORDER BY group_name",
     )?
-    .query_map(params![lo, hi], |row| text_column(row, 0))?
+    .query_map(params![lo, hi], |row| Ok((Cursor::of(row, 0)?, text_column(row, 0)?)))?
     .collect()
 }
 

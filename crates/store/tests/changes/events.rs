@@ -606,10 +606,10 @@ fn delete_group_on_an_empty_group_emits_nothing() {
 }
 
 #[test]
-fn delete_group_reports_each_expired_row_as_expired_and_the_group_only_if_a_live_row_went() {
+fn delete_group_reports_each_expired_row_as_expired_then_the_group() {
     // SPEC §3.5 "all rows … one DeleteGroup per group" with §14.3 "every removal of an expired
-    // row emits Expired": the expired rows are reported one by one (as the purge would), and a
-    // group of expired rows only, already invisible, gets no DeleteGroup.
+    // row emits Expired": the expired rows one by one, by key, as the purge would report them,
+    // then the group, so that a reader replaying the feed removes each key before the rest.
     let f = file_store();
     for (g, k) in [("g", "b"), ("g", "a"), ("mixed", "old")] {
         f.store.set_with_ttl(g, k, "1", Duration::from_secs(1)).unwrap();
@@ -623,7 +623,8 @@ fn delete_group_reports_each_expired_row_as_expired_and_the_group_only_if_a_live
         summary(&drain(&all)),
         [
             ev(EventKind::Expired, "g", Some("a")),
-            ev(EventKind::Expired, "g", Some("b"))
+            ev(EventKind::Expired, "g", Some("b")),
+            ev(EventKind::DeleteGroup, "g", None)
         ]
     );
     assert_eq!(f.store.delete_prefix("").unwrap(), 1);
@@ -647,8 +648,40 @@ fn delete_group_reports_each_expired_row_as_expired_and_the_group_only_if_a_live
         [
             (EventKind::Expired, "g", Some("a")),
             (EventKind::Expired, "g", Some("b")),
+            (EventKind::DeleteGroup, "g", None),
             (EventKind::Expired, "mixed", Some("old")),
             (EventKind::DeleteGroup, "mixed", None)
+        ]
+    );
+}
+
+/// Another program may write a group name that is not valid UTF-8: `delete_prefix("")` deletes
+/// it too (it was matched by its decoded text, which is not what is stored, and survived).
+#[test]
+fn delete_prefix_removes_groups_stored_as_invalid_utf8() {
+    let f = file_store();
+    f.store.set("plain", "k", "v").unwrap();
+    f.raw()
+        .execute_batch(
+            "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) \
+             VALUES (CAST(X'67FF' AS TEXT), 'k', 'v', NULL), (CAST(X'68FE' AS TEXT), 'k', 'v', 1)",
+        )
+        .unwrap();
+    let all = f.store.watch("*").unwrap();
+    assert_eq!(
+        f.store.delete_prefix("").unwrap(),
+        2,
+        "the live rows: plain/k and the 67FF one"
+    );
+    assert_eq!(f.raw_rows(), 0, "every row went");
+    let kinds: Vec<EventKind> = drain(&all).iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::DeleteGroup,
+            EventKind::Expired,
+            EventKind::DeleteGroup,
+            EventKind::DeleteGroup
         ]
     );
 }

@@ -631,8 +631,8 @@ fn apply<K: Kv>(
 }
 
 /// Removes every row of the groups matching `pred`, group by group ascending: an `Expired` per
-/// expired row by key, then one `DeleteGroup` if the group had a live row; returns the live
-/// rows removed.
+/// expired row by key, then one `DeleteGroup` per group with any row; returns the live rows
+/// removed.
 fn remove_groups(m: &mut Model, pred: impl Fn(&str) -> bool) -> u64 {
     let groups: BTreeSet<String> = m
         .rows
@@ -655,9 +655,7 @@ fn remove_groups(m: &mut Model, pred: impl Fn(&str) -> bool) -> u64 {
         for k in &expired {
             m.removal(EventKind::Expired, &g, Some(k));
         }
-        if live_here > 0 {
-            m.removal(EventKind::DeleteGroup, &g, None);
-        }
+        m.removal(EventKind::DeleteGroup, &g, None);
         live += live_here;
     }
     m.rows.retain(|(g, _), _| !pred(g));
