@@ -439,3 +439,26 @@ fn a_json_error_still_exits_1_when_stdout_is_already_closed() {
         assert_eq!(status.code(), Some(1));
     }
 }
+
+/// `store export` of a view that reads stdin writes every row: the export binds the view once
+/// (reading its column types first, to write fixed-size arrays as lists, bound it twice, and
+/// the first bind drained the pipe: "wrote 0 rows").
+#[test]
+fn exporting_a_view_over_stdin_writes_every_row() {
+    let home = Home::new();
+    home.ok(&[
+        "sql",
+        "CREATE VIEW piped AS SELECT a FROM read_csv('/dev/stdin', header = true, columns = {'a': 'INTEGER'})",
+    ]);
+    let csv: String = std::iter::once("a\n".to_string())
+        .chain((0..50_000).map(|i| format!("{i}\n")))
+        .collect();
+    let out = home.path().join("piped.parquet");
+    let result = home
+        .cmd(["--json", "export", "piped", out.to_str().unwrap()])
+        .stdin(csv)
+        .run()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(result.stdout.trim()).unwrap();
+    assert_eq!(v["rows"], 50_000, "{v}");
+}
