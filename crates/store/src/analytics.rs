@@ -829,6 +829,20 @@ fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duck
     conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))
 }
 
+/// Bytes DuckDB writes before a new database file is complete: its main header and two
+/// database headers, one 4 KiB block each; data blocks come only after them.
+const CREATED_FILE_BYTES: u64 = 3 * 4096;
+
+/// Whether the regular file at `path` (`meta`: its metadata) is a database DuckDB began to
+/// create and never finished, so it holds no data: empty, or shorter than its three headers
+/// with DuckDB's magic in the first (a process killed between the header writes leaves one,
+/// which DuckDB then refuses for good: "Could not read enough bytes").
+pub(crate) fn unfinished_database_file(path: &Path, meta: &std::fs::Metadata) -> bool {
+    meta.is_file()
+        && (meta.len() == 0
+            || (meta.len() < CREATED_FILE_BYTES && paths::is_duckdb_header(&paths::file_head(path, 12))))
+}
+
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
     let mut stmt = conn
         .prepare(

@@ -152,17 +152,19 @@ fn creating_elsewhere(op: &'static str, path: &Path) -> Error {
     )
 }
 
-/// DuckDB's refusal of a file without a database header (an empty one included).
+/// DuckDB's refusal of a file without a database header (an empty one included), or of one
+/// whose headers stop short (see [`crate::analytics::unfinished_database_file`]).
 #[cfg(feature = "analytics")]
 fn is_not_a_database(e: &Error) -> bool {
-    e.to_string().contains("not a valid DuckDB database file")
+    let text = e.to_string();
+    text.contains("not a valid DuckDB database file") || text.contains("Could not read enough bytes")
 }
 
-/// Renames the empty file `checked` (its metadata, read before) at `path` aside, to
-/// `.<name>.empty-<pid>-<nanos>-<n>` beside it. Another waiter may have moved it first (then
-/// nothing happens) or, between the check and the rename, moved it and let DuckDB create a new
-/// database at `path`: a file other than `checked`, or no longer empty, is put back (linked,
-/// which never replaces a file) and left in place. Only on Unix, where a file's identity can
+/// Renames the unfinished file `checked` (its metadata, read before) at `path` aside, to
+/// `.<name>.unfinished-<pid>-<nanos>-<n>` beside it. Another waiter may have moved it first
+/// (then nothing happens) or, between the check and the rename, moved it and let DuckDB create
+/// a new database at `path`: a file other than `checked`, or one that grew, is put back
+/// (linked, which never replaces a file) and left in place. Only on Unix, where a file's identity can
 /// be compared; elsewhere nothing is moved.
 #[cfg(feature = "analytics")]
 fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Result<()> {
@@ -176,14 +178,14 @@ fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Res
             .map_or(0, |d| d.as_nanos());
         let mut name = std::ffi::OsString::from(".");
         name.push(path.file_name().unwrap_or_default());
-        name.push(format!(".empty-{}-{nanos}-{n}", std::process::id()));
+        name.push(format!(".unfinished-{}-{nanos}-{n}", std::process::id()));
         let aside = path.with_file_name(name);
         match std::fs::rename(path, &aside) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => other?,
         }
         let moved = std::fs::metadata(&aside)?;
-        if moved.dev() != checked.dev() || moved.ino() != checked.ino() || moved.len() != 0 {
+        if moved.dev() != checked.dev() || moved.ino() != checked.ino() || moved.len() != checked.len() {
             // Someone's new database: back where it was, unless yet another file took the
             // name meanwhile (then it stays aside, intact).
             if std::fs::hard_link(&aside, path).is_ok() {
@@ -319,13 +321,14 @@ impl Service {
     }
 
     /// One attempt to open the analytics file. DuckDB creates a new file before it locks it and
-    /// writes its header, so another process can meet it empty: DuckDB then calls it "not a
+    /// writes its headers, so another process can meet it empty: DuckDB then calls it "not a
     /// valid DuckDB database file", and the creator, retrying, can meet the same empty file
-    /// and never write a header at all (a process killed at that moment leaves one too). An
-    /// empty file is therefore busy while it is fresh, and once it has stayed empty for
-    /// [`EMPTY_FILE_GRACE`] it is moved aside (never deleted: should a stalled process still
-    /// create its database there, that lands in the moved-aside file rather than being
-    /// unlinked) so that the open creates the database afresh.
+    /// and never write a header at all (a process killed at that moment leaves one too, and one
+    /// killed between the header writes leaves a file DuckDB refuses for good). An unfinished
+    /// file ([`crate::analytics::unfinished_database_file`]) is therefore busy while it is
+    /// fresh, and once unchanged for [`EMPTY_FILE_GRACE`] it is moved aside (never deleted:
+    /// should a stalled process still create its database there, that lands in the moved-aside
+    /// file rather than being unlinked) so that the open creates the database afresh.
     #[cfg(feature = "analytics")]
     fn open_analytics_file(&self) -> Result<crate::analytics::Analytics> {
         const OP: &str = "Service::analytics";
@@ -334,13 +337,13 @@ impl Service {
             Err(e) if is_not_a_database(&e) => e,
             other => return other,
         };
-        // The file DuckDB found empty may have changed since: moved aside by another waiter
-        // (gone), or given its header by its creator (no longer empty). Either way it is
-        // worth another try; only a file still refused then is damaged.
+        // The file DuckDB refused may have changed since: moved aside by another waiter
+        // (gone), or finished by its creator. Either way it is worth another try; only a file
+        // still refused then, and not unfinished, is damaged (or another program's).
         let empty = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(creating_elsewhere(OP, path)),
-            Ok(m) if m.is_file() && m.len() > 0 => return crate::analytics::Analytics::open(path),
-            Ok(m) if m.is_file() => Some(m),
+            Ok(m) if crate::analytics::unfinished_database_file(path, &m) => Some(m),
+            Ok(m) if m.is_file() => return crate::analytics::Analytics::open(path),
             _ => None,
         };
         let empty_since = empty.as_ref().and_then(|m| m.modified().ok());
@@ -491,7 +494,7 @@ mod tests {
                     .unwrap()
                     .file_name()
                     .to_string_lossy()
-                    .contains(".empty-")
+                    .contains(".unfinished-")
             })
             .count()
     }

@@ -683,8 +683,11 @@ fn publish(
         // file: a directory of that name is not the store's).
         let previous_manifest = out_dir.join(MANIFEST);
         if previous_manifest.is_file() {
-            let copy = aside.join(MANIFEST);
-            std::fs::copy(&previous_manifest, &copy).map_err(|e| io(e, &copy))?;
+            // Whole or not at all: a kill mid-copy must not leave recovery a partial manifest
+            // to put back.
+            let (partial, copy) = (aside.join(workdirs::MANIFEST_COPY), aside.join(MANIFEST));
+            std::fs::copy(&previous_manifest, &partial).map_err(|e| io(e, &partial))?;
+            std::fs::rename(&partial, &copy).map_err(|e| io(e, &copy))?;
         }
         // From here on, a crash leaves a state `workdirs::recover` rolls back (see there).
         let moving_in = aside.join(workdirs::MOVING_IN);

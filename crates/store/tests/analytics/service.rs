@@ -426,9 +426,67 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
     let aside: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".workspace.duckdb.empty-"))
+        .filter(|n| n.starts_with(".workspace.duckdb.unfinished-"))
         .collect();
     assert_eq!(aside.len(), 2, "moved aside, not deleted");
+}
+
+/// A process killed between DuckDB's header writes leaves a file of one or two 4 KiB blocks,
+/// which DuckDB refuses for good ("Could not read enough bytes"): like an empty file, it is
+/// busy while fresh, then moved aside and the database created afresh.
+#[test]
+fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workspace.duckdb");
+    let open_with = |wait: std::time::Duration| {
+        let mut config = ServiceConfig::new(dir.path());
+        config.store.busy_timeout = wait;
+        Service::open(config).unwrap()
+    };
+    // A real database's first blocks, as a killed creator leaves them.
+    store::analytics::Analytics::open(&file).unwrap().close().unwrap();
+    let whole = std::fs::read(&file).unwrap();
+    assert!(whole.len() >= 3 * 4096, "{}", whole.len());
+    for blocks in [1, 2] {
+        std::fs::write(&file, &whole[..blocks * 4096]).unwrap();
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(900);
+        crate::support::set_mtime(&file, soon);
+        let err = open_with(std::time::Duration::from_millis(200))
+            .analytics()
+            .unwrap_err();
+        assert!(err.is_busy(), "{blocks} blocks: {err}");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            blocks as u64 * 4096,
+            "left as it was"
+        );
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        crate::support::set_mtime(&file, hour_ago);
+        let service = open_with(std::time::Duration::from_millis(200));
+        service
+            .analytics()
+            .unwrap()
+            .exec_batch("CREATE TABLE works AS SELECT 1 AS x")
+            .unwrap();
+        service.close().unwrap();
+    }
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".workspace.duckdb.unfinished-"))
+        .collect();
+    assert_eq!(aside.len(), 2, "moved aside, not deleted");
+    // A short file that DuckDB never began (no header) is another program's: left alone.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, "not a database").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    crate::support::set_mtime(&file, hour_ago);
+    assert!(
+        open_with(std::time::Duration::from_millis(200))
+            .analytics()
+            .is_err()
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a database");
 }
 
 /// A list parameter binds as one list type: integers mixed with fractions become floats, and

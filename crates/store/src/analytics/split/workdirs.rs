@@ -32,6 +32,9 @@ use crate::error::{Error, Result};
 pub(super) const MOVING_IN: &str = ".moving-in";
 /// Marker: the new manifest is in place; the export is complete.
 pub(super) const COMMITTED: &str = ".committed";
+/// The previous manifest while it is being copied aside; renamed to `manifest.json` there once
+/// whole, so recovery never puts a partial copy back over the intact one.
+pub(super) const MANIFEST_COPY: &str = ".manifest-copy";
 
 /// Longest suffix `unique_name` adds to a work directory's kind: `-<u32>-<u64>`.
 const UNIQUE_SUFFIX_BYTES: usize = 1 + 10 + 1 + 20;
@@ -153,15 +156,17 @@ fn beside(out_dir: &Path) -> Option<(PathBuf, String)> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if !same_device(&parent, out_dir) || !writable(&parent) {
+    if !same_device(&parent, out_dir) || !writable(&parent, &prefix) {
         return None;
     }
     Some((parent, prefix))
 }
 
-/// Whether files can be created in `dir` (tried, as permission bits do not tell for root).
-fn writable(dir: &Path) -> bool {
-    let probe = dir.join(unique_name(".store-probe"));
+/// Whether files can be created in `dir` (tried, as permission bits do not tell for root):
+/// by creating and removing `<prefix>probe-<pid>-<n>`, which recovery removes should a kill
+/// leave it.
+fn writable(dir: &Path, prefix: &str) -> bool {
+    let probe = dir.join(unique_name(&format!("{prefix}probe")));
     let created = std::fs::create_dir(&probe).is_ok();
     if created {
         let _ = std::fs::remove_dir(&probe);
@@ -208,6 +213,9 @@ fn recover(op: &'static str, out_dir: &Path, place: &Path, prefix: &str) -> Resu
                         path.display()
                     );
                 }
+            } else if work_name(kind, "probe") {
+                // Empty, from a write test cut short; one that is not empty is not ours.
+                let _ = std::fs::remove_dir(&path);
             } else if work_name(kind, "replaced") {
                 restore(out_dir, &path).map_err(|source| Error::Io {
                     op,
@@ -254,6 +262,7 @@ fn restore(out_dir: &Path, aside: &Path) -> std::io::Result<()> {
         std::fs::remove_file(&moving_in)?;
     }
     remove_if_present(&out_dir.join(format!("{MANIFEST}.tmp")))?;
+    remove_if_present(&aside.join(MANIFEST_COPY))?;
     for entry in std::fs::read_dir(aside)?.flatten() {
         std::fs::rename(entry.path(), out_dir.join(entry.file_name()))?;
     }
@@ -349,6 +358,38 @@ mod tests {
         restore(&out, &aside).unwrap();
         assert_eq!(names(&out), ["k=a", "k=b", MANIFEST]);
         assert_eq!(names(root.path()), ["out"]);
+    }
+
+    /// Dying while the previous manifest was being copied aside: the partial copy is dropped,
+    /// and the intact manifest stays (it was put back over it, empty, before).
+    #[test]
+    fn a_publish_that_died_copying_the_manifest_keeps_the_intact_one() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        let aside = root.path().join(".out.replaced-7-0");
+        write(&aside.join("k=a/data.parquet"), "old a");
+        write(&aside.join(MANIFEST_COPY), "");
+        write(&out.join(MANIFEST), "old manifest");
+        restore(&out, &aside).unwrap();
+        assert_eq!(names(&out), ["k=a", MANIFEST]);
+        assert_eq!(
+            std::fs::read_to_string(out.join(MANIFEST)).unwrap(),
+            "old manifest"
+        );
+        assert_eq!(names(root.path()), ["out"]);
+    }
+
+    /// A write test cut short leaves an empty probe directory beside `out_dir`; recovery
+    /// removes it (and leaves a directory of that name that holds something).
+    #[test]
+    fn recovery_removes_an_empty_probe_left_beside() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir(root.path().join(".out.probe-7-0")).unwrap();
+        write(&root.path().join(".out.probe-7-1/kept"), "not ours");
+        recover("test", &out, root.path(), ".out.").unwrap();
+        assert_eq!(names(root.path()), [".out.probe-7-1", "out"]);
     }
 
     /// After the new manifest was in place the export is complete: only the set-aside copy
