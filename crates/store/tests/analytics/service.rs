@@ -383,15 +383,32 @@ fn a_misspelt_quota_limit_is_refused() {
     assert!(!service.store().exists("t:g", "k").unwrap());
 }
 
+/// A Service on `home` that waits `wait` for a busy analytics file.
+fn service_waiting(home: &std::path::Path, wait: std::time::Duration) -> Service {
+    let mut config = ServiceConfig::new(home);
+    config.store.busy_timeout = wait;
+    Service::open(config).unwrap()
+}
+
+/// How many unfinished analytics files were moved aside in `home`.
+fn unfinished_asides(home: &std::path::Path) -> usize {
+    std::fs::read_dir(home)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".workspace.duckdb.unfinished-")
+        })
+        .count()
+}
+
 #[test]
 fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("workspace.duckdb");
-    let open_with = |wait: std::time::Duration| {
-        let mut config = ServiceConfig::new(dir.path());
-        config.store.busy_timeout = wait;
-        Service::open(config).unwrap()
-    };
+    let open_with = |wait| service_waiting(dir.path(), wait);
     // Just created: another process may be about to write its header. (Dated slightly ahead,
     // which still counts as fresh, so a slow machine cannot age it past the grace meanwhile.)
     std::fs::write(&file, "").unwrap();
@@ -423,12 +440,7 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
         .query("SELECT count(*) FROM kv_entries", &[])
         .unwrap();
     assert_eq!(rows.rows[0][0], store::analytics::Value::Int(1));
-    let aside: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".workspace.duckdb.unfinished-"))
-        .collect();
-    assert_eq!(aside.len(), 2, "moved aside, not deleted");
+    assert_eq!(unfinished_asides(dir.path()), 2, "moved aside, not deleted");
 }
 
 /// A process killed between DuckDB's header writes leaves a file of one or two 4 KiB blocks,
@@ -438,11 +450,7 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
 fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("workspace.duckdb");
-    let open_with = |wait: std::time::Duration| {
-        let mut config = ServiceConfig::new(dir.path());
-        config.store.busy_timeout = wait;
-        Service::open(config).unwrap()
-    };
+    let open_with = |wait| service_waiting(dir.path(), wait);
     // A real database's first blocks, as a killed creator leaves them.
     store::analytics::Analytics::open(&file).unwrap().close().unwrap();
     let whole = std::fs::read(&file).unwrap();
@@ -470,12 +478,7 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
             .unwrap();
         service.close().unwrap();
     }
-    let aside: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".workspace.duckdb.unfinished-"))
-        .collect();
-    assert_eq!(aside.len(), 2, "moved aside, not deleted");
+    assert_eq!(unfinished_asides(dir.path()), 2, "moved aside, not deleted");
     // A short file that DuckDB never began (no header) is another program's: left alone.
     std::fs::remove_file(&file).unwrap();
     std::fs::write(&file, "not a database").unwrap();
