@@ -835,12 +835,18 @@ const CREATED_FILE_BYTES: u64 = 3 * 4096;
 
 /// Whether the regular file at `path` (`meta`: its metadata) is a database DuckDB began to
 /// create and never finished, so it holds no data: empty, or shorter than its three headers
-/// with DuckDB's magic in the first (a process killed between the header writes leaves one,
-/// which DuckDB then refuses for good: "Could not read enough bytes").
+/// and either starting with DuckDB's magic (a process killed between the header writes leaves
+/// one, which DuckDB then refuses for good: "Could not read enough bytes") or all zeros (the
+/// headers lost to a power cut before they reached the disk). A valid database is never
+/// shorter than the headers, whatever its block size.
 pub(crate) fn unfinished_database_file(path: &Path, meta: &std::fs::Metadata) -> bool {
-    meta.is_file()
-        && (meta.len() == 0
-            || (meta.len() < CREATED_FILE_BYTES && paths::is_duckdb_header(&paths::file_head(path, 12))))
+    if !meta.is_file() || meta.len() >= CREATED_FILE_BYTES {
+        return false;
+    }
+    let head = paths::file_head(path, CREATED_FILE_BYTES);
+    meta.len() == 0
+        || paths::is_duckdb_header(&head)
+        || (head.len() as u64 == meta.len() && head.iter().all(|&b| b == 0))
 }
 
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {

@@ -135,8 +135,8 @@ pub struct Service {
     closing: std::sync::atomic::AtomicBool,
 }
 
-/// How long an empty analytics file may stay empty before it counts as left behind by a
-/// process that died creating it (DuckDB writes a new file's header at once).
+/// How long an unfinished analytics file may stay so before it counts as left behind by a
+/// process that died creating it (DuckDB locks a new file and writes its headers at once).
 #[cfg(feature = "analytics")]
 const EMPTY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -161,17 +161,34 @@ fn is_not_a_database(e: &Error) -> bool {
 }
 
 /// Renames the unfinished file `checked` (its metadata, read before) at `path` aside, to
-/// `.<name>.unfinished-<pid>-<nanos>-<n>` beside it. Another waiter may have moved it first
-/// (then nothing happens) or, between the check and the rename, moved it and let DuckDB create
-/// a new database at `path`: a file other than `checked`, or one that grew, is put back
-/// (linked, which never replaces a file) and left in place. Only on Unix, where a file's identity can
-/// be compared; elsewhere nothing is moved.
+/// `.<name>.unfinished-<pid>-<nanos>-<n>` beside it, never deleting it.
+///
+/// Movers take turns on a lock of the directory, and each renames only if `path` is still
+/// `checked` (same device, inode and length) once it holds the lock. Another waiter may have
+/// moved it first and DuckDB created a new database there meanwhile: that database is then
+/// left alone. Nothing else can put a file at `path` while the unfinished one is there
+/// (DuckDB creates one only where none exists), so the check cannot go stale before the
+/// rename. Only on Unix, where a file's identity can be compared; elsewhere nothing is moved.
 #[cfg(feature = "analytics")]
 fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let turn = std::fs::File::open(dir)?;
+        turn.lock()?;
+        let current = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        };
+        if current.dev() != checked.dev() || current.ino() != checked.ino() || current.len() != checked.len()
+        {
+            return Ok(()); // moved by another waiter, or someone's new database
+        }
         let n = MOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -180,18 +197,13 @@ fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Res
         name.push(path.file_name().unwrap_or_default());
         name.push(format!(".unfinished-{}-{nanos}-{n}", std::process::id()));
         let aside = path.with_file_name(name);
-        match std::fs::rename(path, &aside) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            other => other?,
-        }
-        let moved = std::fs::metadata(&aside)?;
-        if moved.dev() != checked.dev() || moved.ino() != checked.ino() || moved.len() != checked.len() {
-            // Someone's new database: back where it was, unless yet another file took the
-            // name meanwhile (then it stays aside, intact).
-            if std::fs::hard_link(&aside, path).is_ok() {
-                std::fs::remove_file(&aside)?;
-            }
-        }
+        std::fs::rename(path, &aside)?;
+        log::warn!(
+            "store: the analytics file {} was left unfinished by a process that died creating it; \
+             moved aside to {} (it holds no data) and created afresh",
+            path.display(),
+            aside.display()
+        );
     }
     #[cfg(not(unix))]
     let _ = (path, checked);
@@ -514,7 +526,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_created_after_the_check_is_put_back_untouched() {
+    fn a_file_created_after_the_check_is_left_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.duckdb");
         std::fs::write(&path, "").unwrap();

@@ -722,6 +722,7 @@ fn publish(
         }
         let _ = std::fs::rename(aside.join(MANIFEST), out_dir.join(MANIFEST));
         let _ = std::fs::remove_file(out_dir.join(format!("{MANIFEST}.tmp")));
+        let _ = std::fs::remove_file(aside.join(workdirs::MANIFEST_COPY));
         // Non-recursive: if a directory could not be put back, it stays there, not deleted.
         let _ = std::fs::remove_dir(aside);
         return result.map(|()| manifest);

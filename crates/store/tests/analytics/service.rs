@@ -479,6 +479,15 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
         service.close().unwrap();
     }
     assert_eq!(unfinished_asides(dir.path()), 2, "moved aside, not deleted");
+    // Headers lost to a power cut (the length reached the disk, the bytes did not): zeros.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, vec![0u8; 8192]).unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    crate::support::set_mtime(&file, hour_ago);
+    let service = open_with(std::time::Duration::from_millis(200));
+    service.analytics().unwrap();
+    service.close().unwrap();
+    assert_eq!(unfinished_asides(dir.path()), 3);
     // A short file that DuckDB never began (no header) is another program's: left alone.
     std::fs::remove_file(&file).unwrap();
     std::fs::write(&file, "not a database").unwrap();

@@ -164,14 +164,22 @@ fn beside(out_dir: &Path) -> Option<(PathBuf, String)> {
 
 /// Whether files can be created in `dir` (tried, as permission bits do not tell for root):
 /// by creating and removing `<prefix>probe-<pid>-<n>`, which recovery removes should a kill
-/// leave it.
+/// leave it. A probe of that name already there (left by a killed process that had the same
+/// pid, as in a container) is no answer: the next name is tried, so a leftover never moves
+/// the export lock inside `out_dir` while other exports lock beside it.
 fn writable(dir: &Path, prefix: &str) -> bool {
-    let probe = dir.join(unique_name(&format!("{prefix}probe")));
-    let created = std::fs::create_dir(&probe).is_ok();
-    if created {
-        let _ = std::fs::remove_dir(&probe);
+    for _ in 0..16 {
+        let probe = dir.join(unique_name(&format!("{prefix}probe")));
+        match std::fs::create_dir(&probe) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&probe);
+                return true;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return false,
+        }
     }
-    created
+    false
 }
 
 #[cfg(unix)]
@@ -377,6 +385,22 @@ mod tests {
             "old manifest"
         );
         assert_eq!(names(root.path()), ["out"]);
+    }
+
+    /// A probe left by a killed process with this process's pid does not make the directory
+    /// look unwritable (which would move the lock inside `out_dir`).
+    #[test]
+    fn a_leftover_probe_of_the_same_name_is_stepped_over() {
+        let root = tempfile::tempdir().unwrap();
+        // The next names this process will use, as a killed process with its pid left them.
+        let next = unique_name(".out.probe");
+        let n: u64 = next.rsplit('-').next().unwrap().parse().unwrap();
+        for n in n + 1..n + 4 {
+            let name = format!(".out.probe-{}-{n}", std::process::id());
+            std::fs::create_dir(root.path().join(name)).unwrap();
+        }
+        assert!(writable(root.path(), ".out."));
+        assert!(!writable(&root.path().join("missing"), ".out."));
     }
 
     /// A write test cut short leaves an empty probe directory beside `out_dir`; recovery
