@@ -325,7 +325,8 @@ fn duckdb_hint(err: &duckdb::Error) -> &'static str {
         "; retry in a moment (an empty file left longer than a second is moved aside and the \
          database created afresh)"
     } else if duckdb_lock_conflict(err) {
-        "; another process has this database open read-write: close it there, or open read-only once it is closed"
+        "; another process has this database open (DuckDB lets one process write, or several only read, never both \
+         at once): close it there and retry"
     } else if text.contains("read-only mode") || text.contains("read only") {
         "; the database was opened read-only: open it with Analytics::open to write"
     } else if text.contains("Catalog Error") {

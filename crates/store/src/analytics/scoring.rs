@@ -482,18 +482,23 @@ impl Analytics {
     ) -> Result<u64> {
         let now_us = SystemClock.now_ms().saturating_mul(1000);
         let schema = Arc::new(Schema::new(C::schema()));
+        // Every statement names the table through its database, as the shape check reads it:
+        // a temporary table of the same name would otherwise take the rows (and they would be
+        // gone when the connection closes).
         if C::KEY.is_empty() {
             // No key, no upsert: the rows stream through in record batches.
             return self.in_transaction(op, |conn| {
                 require_scoring_table(op, conn, table, schema.fields())?;
-                append_rows::<R, C, _>(op, conn, table, None, &schema, rows, now_us)
+                let database = current_database(op, conn)?;
+                append_rows::<R, C, _>(op, conn, table, &database, &schema, rows, now_us)
             });
         }
         // Owned, so that an upsert can go over the rows a second time (a `Vec` is reused as is).
         let rows: Vec<R> = rows.into_iter().collect();
         let appended = self.in_transaction(op, |conn| {
             require_scoring_table(op, conn, table, schema.fields())?;
-            append_rows::<R, C, _>(op, conn, table, None, &schema, &rows, now_us)
+            let database = current_database(op, conn)?;
+            append_rows::<R, C, _>(op, conn, table, &database, &schema, &rows, now_us)
         });
         match appended {
             Err(e) if is_key_conflict(&e) => self.upsert::<R, C>(op, table, &schema, &rows, now_us),
@@ -521,12 +526,13 @@ impl Analytics {
         let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
         // One hold of the connection for all three steps, so no other call sees the stage.
         self.with_conn(op, |conn| {
+            let table = sql::qualified(&current_database(op, conn)?, "main", table);
             conn.execute_batch(&format!(
-                "CREATE TEMP TABLE {stage} AS SELECT * FROM main.{table} LIMIT 0"
+                "CREATE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0"
             ))
             .map_err(stage_error)?;
             let result = super::transaction_on(op, conn, super::Mode::ReadWrite, |conn| {
-                Self::replace_from_stage::<R, C>(op, conn, table, &stage, schema, rows, now_us)
+                Self::replace_from_stage::<R, C>(op, conn, &table, &stage, schema, rows, now_us)
             });
             if let Err(e) = conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.{stage}")) {
                 log::warn!("store: {op}: drop the upsert's staging table: {e}");
@@ -535,7 +541,8 @@ impl Analytics {
         })
     }
 
-    /// The upsert's transaction: stage the rows, refuse keys repeated in the call, replace.
+    /// The upsert's transaction: stage the rows, refuse keys repeated in the call, replace
+    /// them into `table` (qualified SQL).
     fn replace_from_stage<R, C: Columns<R>>(
         op: &'static str,
         conn: &Connection,
@@ -545,7 +552,7 @@ impl Analytics {
         rows: &[R],
         now_us: i64,
     ) -> Result<u64> {
-        append_rows::<R, C, _>(op, conn, stage, Some("temp"), schema, rows, now_us)?;
+        append_rows::<R, C, _>(op, conn, stage, "temp", schema, rows, now_us)?;
         let key = C::KEY.join(", ");
         let repeated: i64 = conn
             .query_row(
@@ -565,7 +572,7 @@ impl Analytics {
             ));
         }
         conn.execute_batch(&format!(
-            "INSERT OR REPLACE INTO main.{table} SELECT * FROM temp.{stage}"
+            "INSERT OR REPLACE INTO {table} SELECT * FROM temp.{stage}"
         ))
         .map_err(|e| Error::duckdb(op, "replace rows", e))?;
         Ok(rows.len() as u64)
@@ -596,14 +603,15 @@ fn require_shape<F: std::borrow::Borrow<Field>>(
     fields: &[F],
 ) -> Result<()> {
     let columns_error = |e| Error::duckdb(op, format!("read the columns of {table}"), e);
-    let have: Vec<String> = conn
+    let have_typed: Vec<(String, String)> = conn
         .prepare(
-            "SELECT column_name FROM information_schema.columns \
+            "SELECT column_name, data_type FROM information_schema.columns \
              WHERE table_catalog = current_database() AND table_schema = 'main' \
                AND lower(table_name) = lower(?) ORDER BY ordinal_position",
         )
-        .and_then(|mut stmt| stmt.query_map([table], |r| r.get(0))?.collect())
+        .and_then(|mut stmt| stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(columns_error)?;
+    let have: Vec<String> = have_typed.iter().map(|(name, _)| name.clone()).collect();
     let want: Vec<&str> = fields.iter().map(|f| f.borrow().name().as_str()).collect();
     if !have
         .iter()
@@ -618,6 +626,28 @@ fn require_shape<F: std::borrow::Borrow<Field>>(
                  then call ensure_scoring_tables()",
                 have.join(", "),
                 want.join(", ")
+            ),
+        ));
+    }
+    // Same names but other types (every column VARCHAR, say) would take the rows and store
+    // them as something else: a score as text.
+    let retyped: Vec<String> = have_typed
+        .iter()
+        .zip(fields)
+        .filter_map(|((name, have), field)| {
+            let want = duckdb_type(field.borrow().data_type());
+            (!want.is_empty() && !have.eq_ignore_ascii_case(want))
+                .then(|| format!("{name} {have} (not {want})"))
+        })
+        .collect();
+    if !retyped.is_empty() {
+        return Err(Error::invalid(
+            op,
+            "table",
+            format!(
+                "{table} exists with other column types: {}; rename or drop it, then call \
+                 ensure_scoring_tables()",
+                retyped.join(", ")
             ),
         ));
     }
@@ -670,13 +700,13 @@ fn is_key_conflict(e: &Error) -> bool {
     matches!(e, Error::DuckDb { .. }) && e.to_string().to_ascii_lowercase().contains("duplicate key")
 }
 
-/// Appends `rows` to `table` (in `catalog`, the default database if `None`) in record batches of
+/// Appends `rows` to `table` in schema `main` of database `catalog` in record batches of
 /// [`BATCH_ROWS`], then flushes.
 fn append_rows<R, C: Columns<R>, I>(
     op: &'static str,
     conn: &Connection,
     table: &str,
-    catalog: Option<&str>,
+    catalog: &str,
     schema: &Arc<Schema>,
     rows: I,
     now_us: i64,
@@ -685,11 +715,9 @@ where
     I: IntoIterator,
     I::Item: Borrow<R>,
 {
-    let mut appender = match catalog {
-        None => conn.appender(table),
-        Some(catalog) => conn.appender_to_catalog_and_db(table, catalog, "main"),
-    }
-    .map_err(|e| Error::duckdb(op, "open appender", e))?;
+    let mut appender = conn
+        .appender_to_catalog_and_db(table, catalog, "main")
+        .map_err(|e| Error::duckdb(op, "open appender", e))?;
     let mut rows = rows.into_iter().peekable();
     let mut columns = C::new(BATCH_ROWS.min(rows.size_hint().0.max(1)));
     let mut written = 0u64;
@@ -735,6 +763,26 @@ pub(crate) fn notes(op: &'static str, conn: &Connection, table: &str) -> Result<
     }
 }
 
+/// The DuckDB type `ensure_scoring_tables` gives a column of this Arrow type (as
+/// `information_schema.columns` spells it); `""` for a type the scoring tables do not use.
+fn duckdb_type(data_type: &DataType) -> &'static str {
+    match data_type {
+        DataType::Utf8 => "VARCHAR",
+        DataType::Int32 => "INTEGER",
+        DataType::Float64 => "DOUBLE",
+        DataType::Boolean => "BOOLEAN",
+        DataType::Timestamp(_, None) => "TIMESTAMP",
+        _ => "",
+    }
+}
+
+/// The name of the connection's default database, to name its tables past any temporary table
+/// of the same name.
+fn current_database(op: &'static str, conn: &Connection) -> Result<String> {
+    conn.query_row("SELECT current_database()", [], |r| r.get(0))
+        .map_err(|e| Error::duckdb(op, "read the database name", e))
+}
+
 fn summarise(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<String>> {
     let summary = match table {
         CHECKPOINT_SCORES => "count(DISTINCT model) || ' models', count(DISTINCT run_id) || ' runs'",
@@ -746,12 +794,9 @@ fn summarise(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<Str
     };
     // Through its database's name, as the shape check reads it: unqualified, a temporary
     // table of the same name would be summarised instead.
-    let database: String = conn
-        .query_row("SELECT current_database()", [], |r| r.get(0))
-        .map_err(|e| Error::duckdb(op, "read the database name", e))?;
     let sql = format!(
         "SELECT {summary} FROM {}",
-        sql::qualified(&database, "main", table)
+        sql::qualified(&current_database(op, conn)?, "main", table)
     );
     conn.query_row(&sql, [], |r| {
         Ok(vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?])

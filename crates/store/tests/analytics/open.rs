@@ -245,6 +245,12 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
             "{what} failed without mentioning the lock: {err}"
         );
         assert!(err.is_busy(), "{what}: {err}");
+        // The hint holds whichever way the other process opened it.
+        assert!(
+            err.to_string()
+                .contains("another process has this database open (DuckDB lets one process write"),
+            "{what}: {err}"
+        );
     }
     // A Service waits for the file up to its store's busy timeout: a short one gives up busy...
     let service_with = |name: &str, wait: Duration| {

@@ -711,3 +711,72 @@ fn a_same_named_table_without_the_primary_key_is_reported() {
     assert_eq!(db.append_checkpoint_scores([row]).unwrap(), 1);
     assert_eq!(count(&db, CHECKPOINT_SCORES), 1);
 }
+
+/// A temporary table named like a scoring table (made before or after `ensure_scoring_tables`)
+/// does not take the writers' rows: they go to the database's table, upserted on its key, and
+/// survive a reopen (they were appended to the temporary copy, without its key, and lost).
+#[test]
+fn a_temporary_table_of_the_same_name_does_not_take_the_writers_rows() {
+    for temp_first in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        {
+            let db = Analytics::open(&path).unwrap();
+            let shadow = "CREATE TEMP TABLE checkpoint_scores AS \
+                          SELECT 'x' AS model, 'x' AS run_id, 'x' AS label, 0 AS iteration, 0 AS correct, \
+                          0 AS total, 0.0::DOUBLE AS accuracy, now()::TIMESTAMP AS scored_at LIMIT 0";
+            if temp_first {
+                db.exec_batch(shadow).unwrap();
+                db.ensure_scoring_tables().unwrap();
+            } else {
+                db.ensure_scoring_tables().unwrap();
+                db.exec_batch(shadow).unwrap();
+            }
+            // The second call meets the key and goes through the upsert.
+            for accuracy in [0.25, 0.75] {
+                let row = CheckpointScore {
+                    accuracy,
+                    ..checkpoint("m", "r", "a", 1)
+                };
+                assert_eq!(db.append_checkpoint_scores([row]).unwrap(), 1);
+            }
+            assert_eq!(db.table_counts().unwrap().get(CHECKPOINT_SCORES), Some(&1));
+            assert_eq!(
+                scalar(&db, "SELECT count(*) FROM temp.checkpoint_scores"),
+                Value::Int(0),
+                "temp first: {temp_first}"
+            );
+            db.close().unwrap();
+        }
+        let db = Analytics::open(&path).unwrap();
+        assert_eq!(
+            scalar(&db, "SELECT accuracy FROM checkpoint_scores"),
+            Value::Float(0.75),
+            "temp first: {temp_first}"
+        );
+    }
+}
+
+/// A same-named table with the scoring columns and key but other types would take the rows and
+/// store them as something else (a score as text): refused by `ensure_scoring_tables` and the
+/// writers, naming the columns, and nothing is written.
+#[test]
+fn a_same_named_table_with_other_column_types_is_refused() {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch(
+        "CREATE TABLE checkpoint_scores (model TEXT, run_id TEXT, label TEXT, iteration TEXT, \
+         correct INTEGER, total INTEGER, accuracy TEXT, scored_at TIMESTAMP, PRIMARY KEY (run_id, label))",
+    )
+    .unwrap();
+    let err = expect_kind(db.ensure_scoring_tables(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string()
+            .contains("iteration VARCHAR (not INTEGER), accuracy VARCHAR (not DOUBLE)"),
+        "{err}"
+    );
+    expect_kind(
+        db.append_checkpoint_scores([checkpoint("m", "r", "a", 1)]),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
+}
