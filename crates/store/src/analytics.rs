@@ -441,6 +441,7 @@ impl Analytics {
     /// ```
     pub fn exec_batch(&self, sql: &str) -> Result<()> {
         const OP: &str = "Analytics::exec_batch";
+        refuse_nul(OP, sql)?;
         self.with_conn(OP, |conn| {
             conn.execute_batch(sql)
                 .map_err(|e| Error::duckdb(OP, "execute", e))
@@ -808,9 +809,23 @@ fn engine_config(op: &'static str, mode: AccessMode) -> Result<Config> {
         .map_err(|e| Error::duckdb(op, "configure", e))
 }
 
+/// SQL text cannot hold a NUL: it passes to DuckDB as a C string (duckdb-rs would fail with
+/// "nul byte found"). A NUL inside a value goes as a parameter instead.
+fn refuse_nul(op: &'static str, sql: &str) -> Result<()> {
+    match sql.find('\0') {
+        Some(at) => Err(Error::invalid(
+            op,
+            "sql",
+            format!("the SQL text holds a NUL character (byte {at}); pass such a value as a parameter"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Prepares one statement of the caller's SQL; text without one is refused up front (DuckDB
 /// would only say "Unknown error code").
 fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>> {
+    refuse_nul(op, sql)?;
     if sql::holds_no_statement(sql) {
         return Err(Error::invalid(
             op,

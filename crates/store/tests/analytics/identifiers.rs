@@ -189,6 +189,29 @@ fn empty_or_nul_names_are_invalid_input_everywhere() {
     assert_eq!(db.table_counts().unwrap().len(), 1);
 }
 
+/// SQL text cannot carry a NUL to DuckDB (a C string): every entry point says so as
+/// InvalidInput naming `sql`, and the value goes as a parameter instead.
+#[test]
+fn a_nul_in_sql_text_is_invalid_input_and_one_in_a_parameter_works() {
+    let db = db_with_victim();
+    let text = "SELECT 'a\0b' AS v";
+    let checks = [
+        db.exec(text, &[]).map(drop),
+        db.exec_batch(text).map(drop),
+        db.query(text, &[]).map(drop),
+        db.query_row(text, &[]).map(drop),
+        db.query_arrow(text, &[]).map(drop),
+    ];
+    for result in checks {
+        let err = expect_kind(result, ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("sql"), "{err}");
+        assert!(err.to_string().contains("as a parameter"), "{err}");
+    }
+    let rows = db.query("SELECT ? AS v", &[Value::Text("a\0b".into())]).unwrap();
+    assert_eq!(rows.rows[0][0], Value::Text("a\0b".into()));
+    assert_victim_intact(&db);
+}
+
 #[test]
 fn paths_with_quotes_are_literals_not_sql() {
     let dir = tempfile::tempdir().unwrap();
