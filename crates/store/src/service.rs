@@ -163,10 +163,12 @@ fn is_not_a_database(e: &Error) -> bool {
 /// Renames the unfinished file `checked` (its metadata, read before) at `path` aside, to
 /// `.<name>.unfinished-<pid>-<nanos>-<n>` beside it, never deleting it.
 ///
-/// Movers take turns on a lock of the directory, and each renames only if `path` is still
-/// `checked` (same device, inode and length) once it holds the lock. Another waiter may have
-/// moved it first and DuckDB created a new database there meanwhile: that database is then
-/// left alone. Nothing else can put a file at `path` while the unfinished one is there
+/// Movers take turns on `.<name>.move-lock` beside it (a file of its own, opened read-write, so
+/// the lock also works on NFS and cannot be held up by anyone locking the directory), never
+/// waiting for it: another mover at work means try again later. Under the lock the
+/// file is renamed only if it is still `checked` (same device, inode and length): another
+/// waiter may have moved it first and DuckDB created a new database there meanwhile, which is
+/// then left alone. Nothing else can put a file at `path` while the unfinished one is there
 /// (DuckDB creates one only where none exists), so the check cannot go stale before the
 /// rename. Only on Unix, where a file's identity can be compared; elsewhere nothing is moved.
 #[cfg(feature = "analytics")]
@@ -175,16 +177,30 @@ fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Res
     {
         use std::os::unix::fs::MetadataExt;
         static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
+        let beside = |suffix: &str| {
+            let mut name = std::ffi::OsString::from(".");
+            name.push(path.file_name().unwrap_or_default());
+            name.push(suffix);
+            path.with_file_name(name)
         };
-        let turn = std::fs::File::open(dir)?;
-        turn.lock()?;
-        let current = match std::fs::metadata(path) {
+        let turn = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(beside(".move-lock"))?;
+        match turn.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+            // No file locks on this system: the identity check alone.
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        let file = match std::fs::File::open(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => other?,
         };
+        let current = file.metadata()?;
         if current.dev() != checked.dev() || current.ino() != checked.ino() || current.len() != checked.len()
         {
             return Ok(()); // moved by another waiter, or someone's new database
@@ -193,11 +209,9 @@ fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Res
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let mut name = std::ffi::OsString::from(".");
-        name.push(path.file_name().unwrap_or_default());
-        name.push(format!(".unfinished-{}-{nanos}-{n}", std::process::id()));
-        let aside = path.with_file_name(name);
+        let aside = beside(&format!(".unfinished-{}-{nanos}-{n}", std::process::id()));
         std::fs::rename(path, &aside)?;
+        drop(turn);
         log::warn!(
             "store: the analytics file {} was left unfinished by a process that died creating it; \
              moved aside to {} (it holds no data) and created afresh",

@@ -501,6 +501,43 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a database");
 }
 
+/// Moving an unfinished file aside never waits on another mover's lock (a lock file beside
+/// it): while one holds it the open is busy, like any file being created, and goes through
+/// once it is released. (Locking the home directory itself made a `flock <home> store …`
+/// wrapper hang forever.)
+#[test]
+fn a_mover_holding_the_move_lock_makes_the_open_busy_never_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workspace.duckdb");
+    std::fs::write(&file, "").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    crate::support::set_mtime(&file, hour_ago);
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.path().join(".workspace.duckdb.move-lock"))
+        .unwrap();
+    held.lock().unwrap();
+    // The home directory locked too, as a cron wrapper would: no longer in the way.
+    let home = std::fs::File::open(dir.path()).unwrap();
+    home.lock().unwrap();
+    let started = std::time::Instant::now();
+    let err = service_waiting(dir.path(), std::time::Duration::from_millis(300))
+        .analytics()
+        .unwrap_err();
+    assert!(err.is_busy(), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(unfinished_asides(dir.path()), 0);
+    held.unlock().unwrap();
+    let service = service_waiting(dir.path(), std::time::Duration::from_millis(300));
+    service.analytics().unwrap();
+    service.close().unwrap();
+    assert_eq!(unfinished_asides(dir.path()), 1);
+    drop(home);
+}
+
 /// A list parameter binds as one list type: integers mixed with fractions become floats, and
 /// any other mix is refused as InvalidInput naming `params` (DuckDB's own error was a bind
 /// failure).
