@@ -378,8 +378,8 @@ impl Analytics {
     /// creates none of the others.
     ///
     /// # Errors
-    /// `InvalidInput { field: "table" }` naming a table of one of these names whose columns or
-    /// primary key differ; `InvalidInput { field: "transaction" }` inside a transaction opened with `BEGIN`
+    /// `InvalidInput { field: "table" }` naming a table of one of these names whose columns,
+    /// their types or its primary key differ; `InvalidInput { field: "transaction" }` inside a transaction opened with `BEGIN`
     /// on this handle (the call runs in a transaction of its own); `DuckDb` for what DuckDB
     /// refuses, e.g. on a read-only handle.
     ///
@@ -398,8 +398,7 @@ impl Analytics {
             conn.execute_batch(DDL)
                 .map_err(|e| Error::duckdb(OP, "create scoring tables", e))?;
             // `IF NOT EXISTS` keeps a table of the same name whatever its columns; one whose
-            // column names differ is reported here rather than at the first append (types are
-            // not compared: a mismatch there is DuckDB's cast error at append time).
+            // columns, types or key differ is reported here rather than at the first append.
             require_shape(OP, conn, CHECKPOINT_SCORES, &CheckpointColumns::schema())?;
             require_shape(OP, conn, PROBE_RESULTS, &ProbeColumns::schema())?;
             require_shape(OP, conn, SCORING_RESULTS, &ScoringColumns::schema())
@@ -595,7 +594,8 @@ fn require_scoring_table(
     require_shape(op, conn, table, fields)
 }
 
-/// Checks that the existing `table` has exactly the writers' columns, in order.
+/// Checks that the existing `table` has exactly the writers' columns, in order and of their
+/// types, and the scoring table's primary key.
 fn require_shape<F: std::borrow::Borrow<Field>>(
     op: &'static str,
     conn: &Connection,
