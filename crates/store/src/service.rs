@@ -196,11 +196,10 @@ fn move_aside_if_still(path: &Path, checked: &std::fs::Metadata) -> std::io::Res
             Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        let file = match std::fs::File::open(path) {
+        let current = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => other?,
         };
-        let current = file.metadata()?;
         if current.dev() != checked.dev() || current.ino() != checked.ino() || current.len() != checked.len()
         {
             return Ok(()); // moved by another waiter, or someone's new database
