@@ -865,18 +865,26 @@ pub(crate) fn unfinished_database_file(path: &Path, meta: &std::fs::Metadata) ->
 }
 
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
+    Ok(table_type_on(op, conn, table)?.is_some())
+}
+
+/// The `information_schema` type (`BASE TABLE`, `VIEW`, `LOCAL TEMPORARY`) of the table or view
+/// `table` names in the default schema (or the temporary one), if there is one.
+fn table_type_on(op: &'static str, conn: &Connection, table: &str) -> Result<Option<String>> {
     let mut stmt = conn
         .prepare(
-            "SELECT table_name FROM information_schema.tables \
+            "SELECT table_name, table_type FROM information_schema.tables \
              WHERE table_catalog IN (current_database(), 'temp') AND table_schema = 'main' \
                AND lower(table_name) = lower(?)",
         )
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
-    let names: Vec<String> = stmt
-        .query_map([table], |r| r.get(0))
+    let names: Vec<(String, String)> = stmt
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
         .and_then(|rows| rows.collect())
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
-    Ok(names.iter().any(|n| same_name(n, table)))
+    Ok(names
+        .into_iter()
+        .find_map(|(name, kind)| same_name(&name, table).then_some(kind)))
 }
 
 /// DuckDB's identifier rule: names match ignoring ASCII case only (`Foo` is `foo`, `Ö` is not
@@ -885,13 +893,24 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<String> {
+/// A table or view as [`require_table`] found it.
+pub(crate) struct ResolvedTable {
+    /// Its name as SQL (quoted, or qualified for another schema).
+    pub sql: String,
+    /// Whether it is a view: reading its columns binds its query.
+    pub is_view: bool,
+}
+
+pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<ResolvedTable> {
     let quoted = sql::ident(op, "table", table)?;
-    if table_exists_on(op, conn, table)? {
-        return Ok(quoted);
+    if let Some(kind) = table_type_on(op, conn, table)? {
+        return Ok(ResolvedTable {
+            sql: quoted,
+            is_view: kind == "VIEW",
+        });
     }
-    if let Some(qualified) = other_schema_table(op, conn, table)? {
-        return Ok(qualified);
+    if let Some(found) = other_schema_table(op, conn, table)? {
+        return Ok(found);
     }
     Err(Error::Missing {
         op,
@@ -903,27 +922,29 @@ pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) ->
 /// A table of another schema of this database, named as [`Analytics::table_counts`] and the
 /// inventory name it (`s.u`, or `"s"."u"`), as SQL: so a name copied from the inventory can be
 /// exported. Only tried once no default-schema table has the name, as those come first there.
-fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<String>> {
+fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
     if !table.contains('.') {
         return Ok(None);
     }
     let lookup = |e| Error::duckdb(op, "look up table", e);
     let mut stmt = conn
         .prepare(
-            "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
+            "SELECT DISTINCT table_catalog, table_schema, table_name, table_type FROM information_schema.tables \
              WHERE table_catalog = current_database() \
                AND table_schema NOT IN ('main', 'information_schema', 'pg_catalog')",
         )
         .map_err(lookup)?;
-    let names: Vec<(String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let names: Vec<(String, String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .and_then(|rows| rows.collect())
         .map_err(lookup)?;
-    Ok(names.into_iter().find_map(|(catalog, schema, name)| {
+    Ok(names.into_iter().find_map(|(catalog, schema, name, kind)| {
         let plain = format!("{schema}.{name}");
         let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&name));
-        (same_name(&plain, table) || same_name(&spelled, table))
-            .then(|| sql::qualified(&catalog, &schema, &name))
+        (same_name(&plain, table) || same_name(&spelled, table)).then(|| ResolvedTable {
+            sql: sql::qualified(&catalog, &schema, &name),
+            is_view: kind == "VIEW",
+        })
     }))
 }
 
@@ -933,7 +954,7 @@ fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<Strin
     let names: Vec<(String, String, String)> = {
         let mut stmt = conn
             .prepare(
-                "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
+                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type FROM information_schema.tables \
                  WHERE (table_catalog = 'temp' AND table_schema = 'main' \
                         OR table_catalog = current_database() \
                            AND table_schema NOT IN ('information_schema', 'pg_catalog')) \

@@ -15,7 +15,7 @@ use duckdb::Connection;
 use super::paths::{LiteralPath, ensure_parent, refuse_database_target, remove_stale_staging, tmp_path};
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
-use super::{Analytics, Mode, csvfile, jsonfile, same_name, sql, table_exists_on, transaction_on, typetext};
+use super::{Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, transaction_on, typetext};
 use crate::error::{Error, Result};
 
 /// Options of a CSV import.
@@ -143,10 +143,10 @@ impl Analytics {
             // A base table only: reading the columns of a query or a view binds it, and a
             // second bind would read a pipe it reads (`read_csv('/dev/stdin')`) twice, losing
             // the first rows.
-            let source = if reads_a_base_table(OP, conn, table_or_query)? {
-                lists_for_arrays(conn, &format!("({source})")).unwrap_or(source)
+            let source = if source.base_table {
+                lists_for_arrays(conn, &format!("({})", source.sql)).unwrap_or(source.sql)
             } else {
-                source
+                source.sql
             };
             // Only with the source known to exist: a missing table creates no directories.
             ensure_parent(OP, path)?;
@@ -636,32 +636,6 @@ impl Analytics {
         })
         .inspect(|rows| report_done(progress, *rows))
     }
-}
-
-/// Whether an export of `table_or_query` reads a base table: not a query ([`source_sql`] takes
-/// the text for a table whenever one has that name, even `values`) and not a view.
-fn reads_a_base_table(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<bool> {
-    if looks_like_query(table_or_query) && !table_exists_on(op, conn, table_or_query)? {
-        return Ok(false);
-    }
-    let lookup = |e| Error::duckdb(op, "look up views", e);
-    let views: Vec<(String, String)> = conn
-        .prepare(
-            "SELECT schema_name, view_name FROM duckdb_views() \
-             WHERE NOT internal AND database_name IN (current_database(), 'temp')",
-        )
-        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-        .map_err(lookup)?;
-    // The names [`require_table`] resolves: `t` in the default schema, or `s.t` / `"s"."t"`.
-    let is_view = views.iter().any(|(schema, view)| {
-        same_name(view, table_or_query)
-            || same_name(&format!("{schema}.{view}"), table_or_query)
-            || same_name(
-                &format!("{}.{}", sql::quote_reported(schema), sql::quote_reported(view)),
-                table_or_query,
-            )
-    });
-    Ok(!is_view)
 }
 
 /// A query over `relation` (what may follow `FROM`) with its fixed-size array columns cast to

@@ -6,15 +6,29 @@ use duckdb::Connection;
 use super::{require_table, table_exists_on};
 use crate::error::{Error, Result};
 
-/// `SELECT * FROM "table"`, or the query itself when it reads like one (see [`single_select`]).
-pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<String> {
+/// What an export reads, as the inside of its `COPY (…)`.
+pub(crate) struct Source {
+    /// `SELECT * FROM "table"`, or the query itself.
+    pub sql: String,
+    /// Whether that reads a base table (not a query, not a view): only then can its columns be
+    /// read without binding a query a second time.
+    pub base_table: bool,
+}
+
+/// `SELECT * FROM "table"`, or the query itself when it reads like one (see [`single_select`])
+/// and no table has that name (a table named `values` is a table).
+pub(crate) fn source_sql(op: &'static str, conn: &Connection, table_or_query: &str) -> Result<Source> {
     if looks_like_query(table_or_query) && !table_exists_on(op, conn, table_or_query)? {
-        return single_select(op, conn, table_or_query);
+        return Ok(Source {
+            sql: single_select(op, conn, table_or_query)?,
+            base_table: false,
+        });
     }
-    Ok(format!(
-        "SELECT * FROM {}",
-        require_table(op, conn, table_or_query)?
-    ))
+    let table = require_table(op, conn, table_or_query)?;
+    Ok(Source {
+        sql: format!("SELECT * FROM {}", table.sql),
+        base_table: !table.is_view,
+    })
 }
 
 /// Whether `text` is a query rather than a table name: its first word, after blanks and SQL

@@ -232,7 +232,9 @@ fn export_split(
     work: &mut Option<workdirs::WorkDirs>,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<SplitManifest> {
-    let table_sql = require_table(op, conn, table)?;
+    // A view is read several times anyway (its columns, a sample, the scan), so its columns
+    // are read here too.
+    let table_sql = require_table(op, conn, table)?.sql;
     // Fixed-size arrays go out as lists: DuckDB's writer makes a NULL array unreadable to others.
     let table_sql = match super::io::lists_for_arrays(conn, &table_sql) {
         Some(query) => format!("({query})"),
