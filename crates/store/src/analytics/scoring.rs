@@ -165,6 +165,8 @@ pub struct ScoringResult {
 trait Columns<R> {
     fn new(capacity: usize) -> Self;
     fn push(&mut self, row: &R, now_us: i64);
+    /// The row's `scored_at`, checked against DuckDB's range before the row is pushed.
+    fn scored_at(row: &R) -> Option<UnixMillis>;
     /// The table's primary-key columns (none: every row is appended).
     const KEY: &'static [&'static str];
     fn finish(&mut self) -> Vec<ArrayRef>;
@@ -184,7 +186,25 @@ fn timestamp(name: &str) -> Field {
 }
 
 fn micros(at: Option<UnixMillis>, now_us: i64) -> i64 {
-    at.map_or(now_us, |ms| super::value::duckdb_micros(ms.saturating_mul(1000)))
+    // `append_rows` refused every time outside the finite range, so this cannot overflow.
+    at.map_or(now_us, |ms| ms.saturating_mul(1000))
+}
+
+/// Refuses a `scored_at` DuckDB cannot store as a finite `TIMESTAMP` (about 290,000 years
+/// either side of 1970): stored, it would silently become `infinity` or `-infinity`.
+fn check_scored_at(op: &'static str, row: u64, at: Option<UnixMillis>) -> Result<()> {
+    let Some(ms) = at else { return Ok(()) };
+    match ms.checked_mul(1000) {
+        Some(us) if super::value::is_finite_duckdb_micros(us) => Ok(()),
+        _ => Err(Error::invalid(
+            op,
+            "scored_at",
+            format!(
+                "row {row}: scored_at {ms} is outside DuckDB's TIMESTAMP range; pass Unix \
+                 milliseconds (e.g. 1700000000000 for November 2023) or None for now"
+            ),
+        )),
+    }
 }
 
 struct CheckpointColumns {
@@ -213,6 +233,10 @@ impl Columns<CheckpointScore> for CheckpointColumns {
     }
 
     const KEY: &'static [&'static str] = &["run_id", "label"];
+
+    fn scored_at(r: &CheckpointScore) -> Option<UnixMillis> {
+        r.scored_at
+    }
 
     fn push(&mut self, r: &CheckpointScore, now_us: i64) {
         self.model.append_value(&r.model);
@@ -279,6 +303,10 @@ impl Columns<ProbeResult> for ProbeColumns {
 
     const KEY: &'static [&'static str] = &["run_id", "label", "probe_id"];
 
+    fn scored_at(r: &ProbeResult) -> Option<UnixMillis> {
+        r.scored_at
+    }
+
     fn push(&mut self, r: &ProbeResult, now_us: i64) {
         self.model.append_value(&r.model);
         self.run_id.append_value(&r.run_id);
@@ -339,6 +367,10 @@ impl Columns<ScoringResult> for ScoringColumns {
     }
 
     const KEY: &'static [&'static str] = &[];
+
+    fn scored_at(r: &ScoringResult) -> Option<UnixMillis> {
+        r.scored_at
+    }
 
     fn push(&mut self, r: &ScoringResult, now_us: i64) {
         self.model.append_value(&r.model);
@@ -412,6 +444,8 @@ impl Analytics {
     /// # Errors
     /// `Missing { kind: "table" }` before [`Analytics::ensure_scoring_tables`];
     /// `InvalidInput { field: "rows" }` when two rows of the call share a `(run_id, label)`;
+    /// `InvalidInput { field: "scored_at" }` for a time outside DuckDB's `TIMESTAMP` range
+    /// (about 290,000 years either side of 1970; it would be stored as `±infinity`);
     /// nothing is written then.
     ///
     /// # Examples
@@ -437,7 +471,9 @@ impl Analytics {
 
     /// Writes rows to [`PROBE_RESULTS`], all or nothing; returns the rows written. A row whose
     /// `(run_id, label, probe_id)` is already in the table replaces it (upsert); two rows of
-    /// one call with the same key are refused (`InvalidInput`, nothing written).
+    /// one call with the same key are refused (`InvalidInput`, nothing written), as is a
+    /// `scored_at` outside DuckDB's `TIMESTAMP` range (see
+    /// [`Analytics::append_checkpoint_scores`]).
     ///
     /// # Examples
     /// ```
@@ -453,7 +489,9 @@ impl Analytics {
         self.append::<ProbeResult, ProbeColumns>("Analytics::append_probe_results", PROBE_RESULTS, rows)
     }
 
-    /// Appends rows to [`SCORING_RESULTS`], all or nothing; returns the rows written.
+    /// Appends rows to [`SCORING_RESULTS`], all or nothing; returns the rows written. A
+    /// `scored_at` outside DuckDB's `TIMESTAMP` range is refused (`InvalidInput`, nothing
+    /// written; see [`Analytics::append_checkpoint_scores`]).
     ///
     /// # Examples
     /// ```
@@ -724,7 +762,9 @@ where
     while rows.peek().is_some() {
         let mut pending = 0;
         for row in rows.by_ref().take(BATCH_ROWS) {
-            columns.push(row.borrow(), now_us);
+            let row = row.borrow();
+            check_scored_at(op, written + pending, C::scored_at(row))?;
+            columns.push(row, now_us);
             pending += 1;
         }
         let batch = RecordBatch::try_new(Arc::clone(schema), columns.finish())

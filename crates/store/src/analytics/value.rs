@@ -927,6 +927,11 @@ pub(crate) fn duckdb_micros(us: i64) -> i64 {
     if us < MIN_FINITE_MICROS { -i64::MAX } else { us }
 }
 
+/// Whether DuckDB stores these microseconds as a finite `TIMESTAMP` (`i64::MAX` is `infinity`).
+pub(crate) fn is_finite_duckdb_micros(us: i64) -> bool {
+    (MIN_FINITE_MICROS..i64::MAX).contains(&us)
+}
+
 /// A date in days as DuckDB may store it: `i32::MIN` (outside its range) saturates to
 /// `-infinity` (`-i32::MAX`).
 pub(crate) fn duckdb_days(days: i32) -> i32 {

@@ -445,6 +445,56 @@ fn scored_at_none_is_now_and_some_is_stored_exactly() {
 }
 
 #[test]
+fn scored_at_outside_duckdbs_timestamp_range_is_refused_and_writes_nothing() {
+    // DuckDB's finite TIMESTAMP range in microseconds: from its first whole day (-106,751,991
+    // days) to i64::MAX - 1 (i64::MAX itself is `infinity`).
+    let first_ms = -106_751_991 * 86_400_000;
+    let last_ms = (i64::MAX - 1) / 1000;
+    let db = db();
+    for (i, at) in [first_ms, last_ms].into_iter().enumerate() {
+        let mut row = scoring("m", "s", &format!("edge{i}"), 1.0);
+        row.scored_at = Some(at);
+        db.append_scoring_results([row]).unwrap();
+        let stored = db
+            .query_row(
+                "SELECT scored_at FROM scoring_results WHERE dimension = ?",
+                &[Value::Text(format!("edge{i}"))],
+            )
+            .unwrap()
+            .unwrap()
+            .values[0]
+            .clone();
+        assert_eq!(stored, Value::Timestamp(at * 1000), "edge {at} ms");
+    }
+    for at in [first_ms - 1, last_ms + 1, i64::MIN, i64::MAX] {
+        let fine = scoring("m", "s", "fine", 1.0);
+        let mut bad = scoring("m", "s", "bad", 1.0);
+        bad.scored_at = Some(at);
+        let e = expect_kind(db.append_scoring_results([fine, bad]), ErrorKind::InvalidInput);
+        let message = e.to_string();
+        assert!(
+            message.contains("scored_at") && message.contains("row 1"),
+            "{message}"
+        );
+        let mut c = checkpoint("m", "r", "c", 1);
+        c.scored_at = Some(at);
+        expect_kind(db.append_checkpoint_scores([c]), ErrorKind::InvalidInput);
+        let mut p = probe("r", "c", "p", true);
+        p.scored_at = Some(at);
+        expect_kind(db.append_probe_results([p]), ErrorKind::InvalidInput);
+    }
+    // All or nothing: only the two edge rows were ever written, and the database still works.
+    assert_eq!(count(&db, SCORING_RESULTS), 2);
+    assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
+    assert_eq!(count(&db, PROBE_RESULTS), 0);
+    assert_eq!(
+        db.append_checkpoint_scores([checkpoint("m", "r", "c", 1)])
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
 fn probe_and_scoring_appends_store_their_rows() {
     let db = db();
     let probes = vec![
