@@ -13,7 +13,11 @@ use std::borrow::Cow;
 /// - control characters (Unicode category Cc);
 /// - the line and paragraph separators U+2028 and U+2029;
 /// - the bidirectional formatting characters: the marks U+200E, U+200F and U+061C, the
-///   embeddings and overrides U+202A–U+202E, and the isolates U+2066–U+2069.
+///   embeddings and overrides U+202A–U+202E, and the isolates U+2066–U+2069;
+/// - the characters that print as nothing and join nothing: the zero-width space U+200B, the
+///   word joiner and invisible operators U+2060–U+2064, and U+FEFF (a byte-order mark), so two
+///   names that differ only by one of them do not look the same. The zero-width joiner and
+///   non-joiner (U+200C, U+200D) print as they are: emoji sequences and several scripts need them.
 ///
 /// Every other character, including a backslash, prints as it is, so text without these
 /// characters is returned borrowed and unchanged.
@@ -26,6 +30,7 @@ use std::borrow::Cow;
 /// assert_eq!(visible("\u{1b}[31mred"), "\\u{1b}[31mred");
 /// assert_eq!(visible("abc\u{202e}fed"), "abc\\u{202e}fed");
 /// assert_eq!(visible("a\u{2028}b"), "a\\u{2028}b");
+/// assert_eq!(visible("a\u{200b}b"), "a\\u{200b}b");
 /// ```
 pub fn visible(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
@@ -55,6 +60,9 @@ fn needs_escape(c: char) -> bool {
                 | '\u{200f}'
                 | '\u{202a}'..='\u{202e}'
                 | '\u{2066}'..='\u{2069}'
+                | '\u{200b}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{feff}'
         )
 }
 
@@ -72,12 +80,19 @@ mod tests {
     fn every_listed_character_is_escaped_and_its_neighbours_kept() {
         for c in [
             '\u{7f}', '\u{85}', '\u{2029}', '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{2066}',
-            '\u{2069}',
+            '\u{2069}', '\u{200b}', '\u{2060}', '\u{2064}', '\u{feff}',
         ] {
             let shown = visible(&format!("x{c}y")).into_owned();
             assert!(!shown.contains(c), "{c:?} was printed raw: {shown:?}");
             assert!(shown.starts_with('x') && shown.ends_with('y'), "{shown:?}");
         }
         assert_eq!(visible("\r\t"), "\\r\\t");
+    }
+
+    #[test]
+    fn joiners_that_scripts_and_emoji_need_print_as_they_are() {
+        for text in ["👩\u{200d}💻", "می\u{200c}خواهم"] {
+            assert!(matches!(visible(text), Cow::Borrowed(_)), "{text:?}");
+        }
     }
 }
