@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use store::Service;
 
 use crate::kv::text;
-use crate::output::Output;
+use crate::output::{Output, visible};
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
@@ -151,11 +151,12 @@ pub fn export(service: &Service, table: String, file: String, out: &Output) -> s
     let request = json!({"table": table, "path": file});
     let r = with_progress(
         out,
-        &format!("exporting {table}"),
+        &format!("exporting {}", visible(&table)),
         service,
         "store/export-parquet",
         request,
     )?;
+    let file = visible(&file);
     out.result(&r, |o, r| o.line(format!("wrote {} rows to {file}", r["rows"])));
     Ok(())
 }
@@ -168,8 +169,9 @@ pub fn export_split(
     out: &Output,
 ) -> store::Result<()> {
     let request = json!({"table": table, "column": column, "dir": dir});
-    let message = format!("splitting {table} by {column}");
+    let message = format!("splitting {} by {}", visible(&table), visible(&column));
     let r = with_progress(out, &message, service, "store/export-split-parquet", request)?;
+    let dir = visible(&dir);
     out.result(&r, |o, r| {
         let files = r["files"].as_array().map(Vec::len).unwrap_or(0);
         o.line(format!(

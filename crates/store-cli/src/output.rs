@@ -77,8 +77,10 @@ impl Output {
         let _ = writeln!(io::stderr(), "{}", text.as_ref());
     }
 
+    /// Prints an error: on stderr for a person (see [`human_error`]), and with `--json` also
+    /// as an object on stdout with the message exact.
     pub fn error(&self, e: &store::Error) {
-        self.note(format!("error: {e}"));
+        self.note(format!("error: {}", human_error(&e.to_string())));
         if self.json {
             Self::json_error(e.kind().as_str(), e.op(), &e.to_string());
         }
@@ -98,6 +100,13 @@ impl Output {
         let mut stdout = io::stdout().lock();
         let _ = writeln!(stdout, "{body}").and_then(|()| stdout.flush());
     }
+}
+
+/// An error message as stderr shows it: each line through [`visible`], since a message quotes
+/// paths, names and values that came from data (an escape sequence in a file name must not
+/// reach the terminal). Line breaks stay: DuckDB's messages span lines (`LINE 1: …`).
+pub fn human_error(message: &str) -> String {
+    message.split('\n').map(visible).collect::<Vec<_>>().join("\n")
 }
 
 /// `text` as every human-readable output prints stored data (tables, `kv groups`, `kv watch`

@@ -191,8 +191,13 @@ impl Analytics {
         refuse_foreign_file(OP, path)?;
         let mut claim = claims::claim(OP, path, false)?;
         let config = engine_config(OP, AccessMode::ReadWrite)?;
-        let conn = Connection::open_with_flags(path, config)
-            .map_err(|e| Error::duckdb(OP, format!("open {}", path.display()), e))?;
+        let existed = std::fs::symlink_metadata(path).is_ok();
+        let conn = Connection::open_with_flags(path, config).map_err(|e| {
+            if !existed {
+                remove_failed_create(path, &e);
+            }
+            Error::duckdb(OP, format!("open {}", path.display()), e)
+        })?;
         if let Some(claim) = &mut claim {
             claim.cover_created_file(OP, path)?;
         }
@@ -202,8 +207,10 @@ impl Analytics {
     /// Opens an existing database file read-only; every write fails with `DuckDb`.
     ///
     /// # Errors
-    /// `Missing { kind: "file" }` if the file does not exist; `DuckDb` if another process, or
-    /// another handle in this one, holds it read-write.
+    /// `Missing { kind: "file" }` if nothing is at the path; `Io` if it cannot be read (the
+    /// operating system's reason: permission denied, a loop of links); `InvalidInput` for a
+    /// directory or device; `DuckDb` if another process, or another handle in this one, holds
+    /// it read-write.
     ///
     /// # Examples
     /// ```
@@ -219,13 +226,7 @@ impl Analytics {
         const OP: &str = "Analytics::open_read_only";
         let path = &sql::as_duckdb_reads_it(OP, path.as_ref())?;
         check_path(OP, path)?;
-        if !path.is_file() {
-            return Err(Error::Missing {
-                op: OP,
-                kind: "file",
-                name: path.display().to_string(),
-            });
-        }
+        paths::require_readable_file(OP, path)?;
         refuse_foreign_file(OP, path)?;
         let claim = claims::claim(OP, path, true)?;
         let config = engine_config(OP, AccessMode::ReadOnly)?;
@@ -842,6 +843,29 @@ fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duck
         ));
     }
     conn.prepare(sql).map_err(|e| Error::duckdb(op, "prepare", e))
+}
+
+/// Removes what an open that was to create the database at `path` left when it failed (a full
+/// disk, a write refused): a file without complete headers, which every later open would
+/// refuse ("not a valid DuckDB database file") until someone deleted it. Only a file that is
+/// still unfinished, and not after a lock conflict: then another process holds the file, and
+/// may be creating it right now.
+fn remove_failed_create(path: &Path, failure: &duckdb::Error) {
+    let text = failure.to_string();
+    if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+        return;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && unfinished_database_file(path, &meta)
+    {
+        let _ = std::fs::remove_file(path);
+        // The log DuckDB may have begun beside it, if it holds nothing.
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push(".wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            let _ = std::fs::remove_file(&wal);
+        }
+    }
 }
 
 /// Bytes DuckDB writes before a new database file is complete: its main header and two

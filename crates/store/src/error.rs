@@ -280,7 +280,15 @@ fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
         Some(ErrorCode::NotADatabase) => {
             "; the file is not a SQLite database: pass the path of a store database or a new file"
         }
-        Some(ErrorCode::CannotOpen) => "; check that the directory exists and is writable",
+        Some(ErrorCode::CannotOpen) => {
+            "; check that the directory exists and is writable, and that the process may open more \
+             files (ulimit -n)"
+        }
+        // What SQLite reports when the disk fills while it sizes its shared-memory index or
+        // log, so a full disk mostly arrives as this rather than as `DiskFull`.
+        Some(ErrorCode::SystemIoFailure) => {
+            "; check that the disk has free space and the file and its directory are writable"
+        }
         Some(ErrorCode::ReadOnly) => "; the database or its directory is read-only: open a writable location",
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
             "; another connection held a lock past the busy timeout (a writer, or a reader that a \
@@ -329,6 +337,11 @@ fn duckdb_hint(err: &duckdb::Error) -> &'static str {
          at once): close it there and retry"
     } else if text.contains("read-only mode") || text.contains("read only") {
         "; the database was opened read-only: open it with Analytics::open to write"
+    } else if text.contains("No space left on device") {
+        "; free disk space and retry"
+    } else if text.contains("Permission denied") {
+        "; check the permissions of the file and its directory (a database you may only read \
+         opens with Analytics::open_read_only)"
     } else if text.contains("Catalog Error") {
         "; check the table and column names"
     } else {

@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "analytics/environment.rs"]
+mod environment;
 #[path = "analytics/export.rs"]
 mod export;
 #[path = "analytics/identifiers.rs"]

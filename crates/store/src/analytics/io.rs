@@ -12,7 +12,10 @@ use std::path::Path;
 
 use duckdb::Connection;
 
-use super::paths::{LiteralPath, ensure_parent, refuse_database_target, remove_stale_staging, tmp_path};
+use super::paths::{
+    LiteralPath, ensure_parent, export_target, refuse_database_target, remove_stale_staging,
+    require_readable_file, tmp_path,
+};
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
 use super::{Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, transaction_on, typetext};
@@ -120,6 +123,8 @@ impl Analytics {
             }
         };
         sql::require_path(OP, "path", path)?;
+        let target = export_target(OP, path)?;
+        let path = target.as_path();
         if path.is_dir() {
             return Err(Error::invalid(
                 OP,
@@ -179,10 +184,31 @@ impl Analytics {
                 let _ = std::fs::remove_file(&tmp);
             })
         })?;
-        // Again: the COPY may have run for minutes, and the target become a database meanwhile.
-        if let Err(e) = refuse_database_target(OP, path) {
+        // Again: the COPY may have run for minutes, and the target become a database (or a
+        // FIFO, or a link elsewhere) meanwhile.
+        let checked_again = export_target(OP, path).and_then(|now| {
+            if now == path {
+                refuse_database_target(OP, path)
+            } else {
+                Err(Error::invalid(
+                    OP,
+                    "path",
+                    format!(
+                        "{} became a link to {} while the export ran; export again",
+                        path.display(),
+                        now.display()
+                    ),
+                ))
+            }
+        });
+        if let Err(e) = checked_again {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
+        }
+        // The new file takes the mode of the one it replaces: a target kept private (0600)
+        // must not come back readable by everyone through the umask of a fresh file.
+        if let Ok(replaced) = std::fs::metadata(path) {
+            let _ = std::fs::set_permissions(&tmp, replaced.permissions());
         }
         std::fs::rename(&tmp, path).map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
@@ -262,7 +288,8 @@ impl Analytics {
     /// Imports a CSV file into `table`; all or nothing.
     ///
     /// # Errors
-    /// `Parse` for a malformed file (the table is unchanged); `Missing { kind: "file" }`.
+    /// `Parse` for a malformed file (the table is unchanged); `Missing { kind: "file" }` when
+    /// nothing is at the path; `Io` when it cannot be read (permission denied).
     ///
     /// # Examples
     /// ```
@@ -438,24 +465,7 @@ impl Analytics {
     ) -> Result<u64> {
         sql::require_path(op, "path", path)?;
         let quoted = sql::ident(op, "table", table)?;
-        if !path.is_file() {
-            if path.exists() {
-                return Err(Error::invalid(
-                    op,
-                    "path",
-                    format!(
-                        "{} is not a regular file (a directory, pipe or device); name the file \
-                         to import",
-                        path.display()
-                    ),
-                ));
-            }
-            return Err(Error::Missing {
-                op,
-                kind: "file",
-                name: path.display().to_string(),
-            });
-        }
+        require_readable_file(op, path)?;
         // For a CSV: how it starts, with lines of whitespace counted as blank (a file of
         // nothing else is empty, header or not), and the blank lines to skip before the first
         // line with content.

@@ -216,6 +216,128 @@ pub(super) fn remove_stale_staging(path: &Path) {
     }
 }
 
+/// Checks that `path` is a regular file this process may read, before DuckDB is handed it:
+/// `Missing` only when nothing is there, `Io` with the operating system's reason when it
+/// cannot be looked at or read (permission denied, a loop of symbolic links), and
+/// `InvalidInput` for a directory, pipe or device. DuckDB's own errors for these quote the SQL
+/// the store built, and `Path::is_file` would call all of them missing.
+pub(crate) fn require_readable_file(op: &'static str, path: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        op,
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => std::fs::File::open(path).map(drop).map_err(io),
+        Ok(_) => Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} is not a regular file (a directory, pipe or device); name the file to read",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Missing {
+            op,
+            kind: "file",
+            name: path.display().to_string(),
+        }),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// The file an export to `path` replaces: `path` itself, or, when `path` is a symbolic link,
+/// the file the chain of links ends at (which may not exist yet), so the export writes through
+/// the link as a shell redirection would and the link stays. An existing target that is not a
+/// regular file (a device such as `/dev/null`, a FIFO, a socket) is refused: the export
+/// renames a finished file into place, which would replace the node itself (as root, a
+/// `/dev/null` replaced by a Parquet file breaks the whole machine).
+pub(super) fn export_target(op: &'static str, path: &Path) -> Result<PathBuf> {
+    use std::io::ErrorKind;
+    // Linux's own limit on links followed while resolving one path.
+    const MAX_LINKS: usize = 40;
+    let mut target = path.to_path_buf();
+    for _ in 0..=MAX_LINKS {
+        let meta = match std::fs::symlink_metadata(&target) {
+            Ok(meta) => meta,
+            // Nothing there (yet): the export creates it, or says which part of the path is
+            // a file where a directory must be.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(target);
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    op,
+                    path: Some(target),
+                    source,
+                });
+            }
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let link = std::fs::read_link(&target).map_err(|source| Error::Io {
+                op,
+                path: Some(target.clone()),
+                source,
+            })?;
+            // A relative link is relative to the directory holding it.
+            target = match target.parent() {
+                Some(dir) if link.is_relative() => dir.join(link),
+                _ => link,
+            };
+            continue;
+        }
+        if kind.is_file() || kind.is_dir() {
+            // A directory is refused by the caller, with the file name to use instead.
+            return Ok(target);
+        }
+        let what = special_file_kind(&kind);
+        let through = if target == path {
+            String::new()
+        } else {
+            format!(" (the link {} leads there)", path.display())
+        };
+        return Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} is {what}{through}, not a regular file: an export writes a new file and \
+                 renames it into place, which would replace it; export to a file path",
+                target.display()
+            ),
+        ));
+    }
+    Err(Error::invalid(
+        op,
+        "path",
+        format!(
+            "{} is a chain of more than {MAX_LINKS} symbolic links (a loop?); export to a file path",
+            path.display()
+        ),
+    ))
+}
+
+fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = kind;
+    "a special file"
+}
+
 /// Refuses to export over a database: a file this process has open as one (a Parquet file
 /// renamed over it would destroy it, and every later write to the open handle would be lost),
 /// any DuckDB or SQLite database file, which no export means to replace, or the write-ahead log

@@ -1,0 +1,249 @@
+//! The analytics layer against the file system it runs on: export targets that are symbolic
+//! links, FIFOs, devices or private files; paths that cannot be looked at; and databases
+//! created on a full disk. Tests that need a tmpfs or a device node skip (with a note on
+//! stderr) where `mount`/`mknod` are not permitted.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use store::ErrorKind;
+use store::analytics::{Analytics, CsvOptions};
+
+use crate::support::expect_kind;
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs {
+    dir: PathBuf,
+    _holder: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let holder = tempfile::tempdir().unwrap();
+        let dir = holder.path().join("mnt");
+        std::fs::create_dir(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!("SKIP: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Tmpfs { dir, _holder: holder })
+    }
+
+    /// Fills the file system to the last byte with a file named `filler`.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.dir.join("filler")).unwrap();
+        let block = vec![b'x'; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        while file.write_all(b"x").is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Every entry under `dir`, hidden ones included.
+fn tree(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn db_with_table() -> Analytics {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS x FROM range(10)")
+        .unwrap();
+    db
+}
+
+fn parquet_rows(db: &Analytics, path: &Path) -> i64 {
+    let sql = format!("SELECT count(*) FROM read_parquet('{}')", path.display());
+    match db.query_row(&sql, &[]).unwrap().unwrap().values[0] {
+        store::analytics::Value::Int(n) => n,
+        ref other => panic!("count is {other:?}"),
+    }
+}
+
+#[test]
+fn an_export_through_a_symbolic_link_replaces_the_linked_file_and_keeps_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    let real = dir.path().join("runs/real.parquet");
+    std::fs::create_dir(dir.path().join("runs")).unwrap();
+    std::fs::write(&real, b"old").unwrap();
+    // A relative link, resolved from the directory that holds it, through a second link.
+    let inner = dir.path().join("inner.parquet");
+    symlink("runs/real.parquet", &inner).unwrap();
+    let link = dir.path().join("latest.parquet");
+    symlink(&inner, &link).unwrap();
+
+    assert_eq!(db.export_parquet("t", &link).unwrap(), 10);
+    for l in [&link, &inner] {
+        assert!(std::fs::symlink_metadata(l).unwrap().file_type().is_symlink());
+    }
+    assert_eq!(parquet_rows(&db, &real), 10, "the linked file holds the export");
+    let names = tree(&dir.path().join("runs"));
+    assert_eq!(
+        names,
+        BTreeSet::from(["real.parquet".to_string()]),
+        "staging left: {names:?}"
+    );
+
+    // A dangling link: the export creates the file it points to.
+    let missing = dir.path().join("runs/new.parquet");
+    let dangling = dir.path().join("dangling.parquet");
+    symlink(&missing, &dangling).unwrap();
+    assert_eq!(db.export_parquet("t", &dangling).unwrap(), 10);
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(parquet_rows(&db, &missing), 10);
+
+    // A loop of links is refused, saying so, and nothing is written.
+    let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+    symlink(&b, &a).unwrap();
+    symlink(&a, &b).unwrap();
+    let e = expect_kind(db.export_parquet("t", &a), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("symbolic links"), "{e}");
+    assert!(std::fs::symlink_metadata(&a).unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn an_export_onto_a_fifo_is_refused_and_leaves_it_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    let fifo = dir.path().join("pipe.parquet");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let link = dir.path().join("to-pipe.parquet");
+    symlink(&fifo, &link).unwrap();
+    for target in [&fifo, &link] {
+        let e = expect_kind(db.export_parquet("t", target), ErrorKind::InvalidInput);
+        assert_eq!(e.field(), Some("path"));
+        assert!(e.to_string().contains("a FIFO (named pipe)"), "{e}");
+        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(tree(dir.path()).len(), 2, "staging left: {:?}", tree(dir.path()));
+}
+
+#[test]
+fn an_export_onto_a_character_device_is_refused_and_leaves_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let null = dir.path().join("null");
+    // A private copy of /dev/null (character device 1:3): the test never touches /dev.
+    let made = Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !made {
+        eprintln!("SKIP: cannot mknod here (not root?)");
+        return;
+    }
+    let db = db_with_table();
+    let e = expect_kind(db.export_parquet("t", &null), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("a character device"), "{e}");
+    assert!(
+        std::fs::symlink_metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert_eq!(tree(dir.path()).len(), 1, "staging left: {:?}", tree(dir.path()));
+}
+
+#[test]
+fn an_export_over_a_file_keeps_that_files_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    for mode in [0o600, 0o640, 0o444] {
+        let target = dir.path().join(format!("m{mode:o}.parquet"));
+        std::fs::write(&target, b"old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).unwrap();
+        db.export_parquet("t", &target).unwrap();
+        let now = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(now, mode, "the export changed {mode:o} to {now:o}");
+        assert_eq!(parquet_rows(&db, &target), 10);
+    }
+}
+
+#[test]
+fn a_path_that_cannot_be_looked_at_is_an_io_error_not_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    symlink(&b, &a).unwrap();
+    symlink(&a, &b).unwrap();
+    let db = Analytics::in_memory().unwrap();
+    let results = [
+        db.import_csv("x", &a, &CsvOptions::default()).map(drop),
+        db.import_parquet("x", &a).map(drop),
+        db.import_jsonl("x", &a).map(drop),
+        Analytics::open_read_only(&a).map(drop),
+    ];
+    for result in results {
+        let e = expect_kind(result, ErrorKind::Io);
+        assert!(e.to_string().contains("symbolic links"), "{e}");
+    }
+    assert!(!db.table_exists("x").unwrap());
+    // Nothing at all there is still `Missing`; a directory is not a file to read.
+    let e = expect_kind(
+        Analytics::open_read_only(dir.path().join("none")),
+        ErrorKind::Missing,
+    );
+    assert!(e.to_string().contains("none"), "{e}");
+    expect_kind(Analytics::open_read_only(dir.path()), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn creating_a_database_on_a_full_disk_fails_leaving_nothing_and_works_once_there_is_room() {
+    let Some(fs) = Tmpfs::mount("1m") else { return };
+    fs.fill();
+    let before = tree(&fs.dir);
+    let path = fs.dir.join("new.duckdb");
+    let e = Analytics::open(&path).err().expect("no room for a database");
+    assert!(e.to_string().contains("free disk space"), "{e}");
+    assert_eq!(tree(&fs.dir), before, "a failed create left files behind");
+
+    std::fs::remove_file(fs.dir.join("filler")).unwrap();
+    let db = Analytics::open(&path).expect("a create with room works");
+    db.exec_batch("CREATE TABLE t AS SELECT 1 AS x").unwrap();
+}
+
+#[test]
+fn the_service_on_a_full_disk_leaves_no_unfinished_files_and_recovers() {
+    let Some(fs) = Tmpfs::mount("1m") else { return };
+    let home = tempfile::tempdir().unwrap();
+    let mut config = store::ServiceConfig::new(home.path());
+    config.analytics_path = Some(fs.dir.join("ws.duckdb"));
+    fs.fill();
+    let before = tree(&fs.dir);
+    for _ in 0..3 {
+        let service = store::Service::open(config.clone()).unwrap();
+        assert!(service.analytics().is_err());
+        service.close().unwrap();
+    }
+    assert_eq!(tree(&fs.dir), before, "failed creates left files behind");
+
+    std::fs::remove_file(fs.dir.join("filler")).unwrap();
+    let service = store::Service::open(config).unwrap();
+    service
+        .analytics()
+        .unwrap()
+        .exec_batch("CREATE TABLE t AS SELECT 1 AS x")
+        .unwrap();
+    service.close().unwrap();
+}
