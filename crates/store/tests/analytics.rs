@@ -26,6 +26,8 @@ mod service;
 mod split;
 #[path = "analytics/split_many.rs"]
 mod split_many;
+#[path = "analytics/split_mounts.rs"]
+mod split_mounts;
 #[path = "analytics/split_names.rs"]
 mod split_names;
 #[path = "analytics/support.rs"]

@@ -153,10 +153,10 @@ impl Analytics {
     /// see the [module docs](self).
     ///
     /// # Errors
-    /// `Missing` for an unknown table or column; `InvalidInput` for an empty `out_dir`, a column
-    /// name too long for any directory name, or a `<column>=…` directory in `out_dir` holding
-    /// files a split does not write; `DuckDb`/`Io` on write failures, after which no partial
-    /// output remains.
+    /// `Missing` for an unknown table or column; `InvalidInput` for an empty `out_dir`, one that
+    /// is (or lies under) a symbolic link to a missing directory, a column name too long for
+    /// any directory name, or a `<column>=…` directory in `out_dir` holding files a split does
+    /// not write; `DuckDb`/`Io` on write failures, after which no partial output remains.
     ///
     /// # Examples
     /// ```
@@ -244,6 +244,7 @@ fn export_split(
     let limit = value_limit(op, &column.name)?;
     refuse_foreign_files(op, out_dir, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
+    workdirs::refuse_dangling_link(op, out_dir)?;
     ensure_parent(op, &out_dir.join("x"))?;
     let work: &workdirs::WorkDirs = work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
     let (staging, aside) = (work.staging.as_path(), work.aside.as_path());

@@ -6,8 +6,12 @@
 //! and `.<name>.replaced-<pid>-<n>`: DuckDB's `<out_dir>/**/*.parquet` glob descends into
 //! hidden directories, so anything left inside `out_dir` by a killed export would join the
 //! dataset (or break reading it). They go inside `out_dir` (`.staging-…`) only when beside it
-//! is impossible: no parent (`.`, `/`), another file system, a parent that cannot be written,
-//! a name that is not UTF-8 or too long for the work names.
+//! is impossible: no parent (`.`, `/`), a name that is not UTF-8 or too long for the work
+//! names, or a parent from which a directory cannot be renamed into `out_dir` — one that
+//! cannot be written, or another file system *or another mount of the same one*. That last
+//! test is an actual rename (see [`moves_in`]), not a comparison of device numbers: a bind
+//! mount (a container volume, `-v host:/data`) has its source's device number, yet
+//! rename(2) between two mounts fails with `EXDEV`, so publishing would fail.
 //!
 //! An export holds an exclusive lock (`.<name>.split.lock`, or `.split.lock` inside; removed
 //! when released) from its recovery step to the end of its publish, so exports into one
@@ -71,7 +75,17 @@ impl WorkDirs {
         };
         let (place, prefix) = placement(out_dir);
         let lock_path = place.join(format!("{prefix}split.lock"));
-        let lock = lock_file(&lock_path).map_err(|e| io(e, &lock_path))?;
+        let lock = lock_file(&lock_path).map_err(|e| {
+            if prefix == "." {
+                // Inside `out_dir` (beside it was not possible): the lock is the first thing
+                // written there, so its failure (a read-only mount, no permission) is really
+                // "cannot write into out_dir"; name the directory, not the lock file.
+                let reason = format!("{e}; a split export cannot write its lock file into this directory");
+                io(std::io::Error::new(e.kind(), reason), &place)
+            } else {
+                io(e, &lock_path)
+            }
+        })?;
         let mut work = WorkDirs {
             staging: place.join(unique_name(&format!("{prefix}staging"))),
             aside: place.join(unique_name(&format!("{prefix}replaced"))),
@@ -156,44 +170,79 @@ fn beside(out_dir: &Path) -> Option<(PathBuf, String)> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if !same_device(&parent, out_dir) || !writable(&parent, &prefix) {
+    if !moves_in(&parent, &prefix, out_dir) {
         return None;
     }
     Some((parent, prefix))
 }
 
-/// Whether files can be created in `dir` (tried, as permission bits do not tell for root):
-/// by creating and removing `<prefix>probe-<pid>-<n>`, which recovery removes should a kill
-/// leave it. A probe of that name already there (left by a killed process that had the same
-/// pid, as in a container) is no answer: the next name is tried, so a leftover never moves
-/// the export lock inside `out_dir` while other exports lock beside it.
-fn writable(dir: &Path, prefix: &str) -> bool {
+/// Whether a directory created in `dir` can be renamed into `out_dir`, which is what staging
+/// and setting aside beside `out_dir` need (publishing renames both ways between the two).
+/// Tried, because nothing else tells: permission bits do not for root, and device numbers do
+/// not for a bind mount (same `st_dev`, yet `EXDEV`). The probe is created as
+/// `<prefix>probe-<pid>-<n>` in `dir`, renamed to `.probe-<pid>-<n>` in `out_dir` and removed;
+/// recovery removes either name, empty, should a kill leave it (and an empty directory adds
+/// nothing to the dataset meanwhile).
+///
+/// A probe name already taken (left by a killed process that had the same pid, as in a
+/// container), or a probe removed under us by a concurrent export's recovery, is no answer:
+/// the next name is tried, so a leftover or a race never moves the export lock inside
+/// `out_dir` while other exports lock beside it.
+fn moves_in(dir: &Path, prefix: &str, out_dir: &Path) -> bool {
+    use std::io::ErrorKind;
     for _ in 0..16 {
         let probe = dir.join(unique_name(&format!("{prefix}probe")));
         match std::fs::create_dir(&probe) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(_) => return false,
+        }
+        let inside = out_dir.join(unique_name(".probe"));
+        match std::fs::rename(&probe, &inside) {
             Ok(()) => {
-                let _ = std::fs::remove_dir(&probe);
+                let _ = std::fs::remove_dir(&inside);
                 return true;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(_) => return false,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&probe);
+                match e.kind() {
+                    // A leftover of that name inside holding something: try another.
+                    ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty => {}
+                    // The probe vanished (a concurrent recovery took it): try again, unless
+                    // it is `out_dir` that is missing.
+                    ErrorKind::NotFound if out_dir.is_dir() => {}
+                    // `EXDEV` (another file system or mount), `EROFS`, `EACCES`, …
+                    _ => return false,
+                }
+            }
         }
     }
     false
 }
 
-#[cfg(unix)]
-fn same_device(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev(),
-        _ => false,
+/// Refuses an `out_dir` that is, or lies under, a symbolic link to a directory that does not
+/// exist. Creating `out_dir` would otherwise fail with a bare "File exists" (the link is
+/// there, the directory it names is not), which tells the user nothing; the link's target is
+/// not created either, as `mkdir -p` does not create it.
+pub(super) fn refuse_dangling_link(op: &'static str, out_dir: &Path) -> Result<()> {
+    for path in out_dir.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let dangling = matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if is_link && dangling {
+            let target = std::fs::read_link(path).unwrap_or_default();
+            return Err(Error::invalid(
+                op,
+                "out_dir",
+                format!(
+                    "{} is a symbolic link to {}, which does not exist; create that directory, \
+                     point the link at an existing one, or pass another out_dir (nothing was written)",
+                    path.display(),
+                    target.display()
+                ),
+            ));
+        }
     }
-}
-
-#[cfg(not(unix))]
-fn same_device(_: &Path, _: &Path) -> bool {
-    false
+    Ok(())
 }
 
 /// Puts right what dead split exports into `out_dir` left in `place` (and, from versions that
@@ -399,8 +448,19 @@ mod tests {
             let name = format!(".out.probe-{}-{n}", std::process::id());
             std::fs::create_dir(root.path().join(name)).unwrap();
         }
-        assert!(writable(root.path(), ".out."));
-        assert!(!writable(&root.path().join("missing"), ".out."));
+        let out = root.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        // The same for the names of the probe inside `out_dir`, one of them holding something.
+        let next = unique_name(".probe");
+        let n: u64 = next.rsplit('-').next().unwrap().parse().unwrap();
+        for n in n + 1..n + 6 {
+            write(&out.join(format!(".probe-{}-{n}/kept", std::process::id())), "x");
+        }
+        assert!(moves_in(root.path(), ".out.", &out));
+        assert!(!moves_in(&root.path().join("missing"), ".out.", &out));
+        assert!(!moves_in(root.path(), ".out.", &root.path().join("missing")));
+        // Nothing of the probes is left: only the leftovers, as they were.
+        assert_eq!(names(&out).len(), 5);
     }
 
     /// A write test cut short leaves an empty probe directory beside `out_dir`; recovery
