@@ -12,6 +12,11 @@ use crate::output::{Output, visible};
 
 /// How often the feed is polled when it has nothing new.
 const POLL: Duration = Duration::from_millis(200);
+/// How long Ctrl-C waits for the loop to stop on its own before it ends the process. The loop
+/// notices the request within one poll step, unless a write to stdout blocks (a pipe nobody
+/// reads, a paused terminal) or a read waits for a lock; it only reads the store, so ending
+/// the process there loses nothing.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Changes read per call unless `--limit` says otherwise: `store/changes`'s own default.
 pub const DEFAULT_LIMIT: u64 = 1000;
 
@@ -56,11 +61,15 @@ pub fn follow(
     filter: &GroupFilter,
     out: &Output,
 ) -> store::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
+    let interrupt = Arc::new(Interrupt::default());
+    let handler = Arc::clone(&interrupt);
     // Without a handler Ctrl-C would kill the process with a signal; with it, the loop ends
     // and the command exits 0. If a handler cannot be installed the default behaviour stays.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let _ = ctrlc::set_handler(move || handler.requested());
+    // However `follow` returns, a Ctrl-C from now on must not end the process: the caller
+    // closes the service (or reports an error) next.
+    let _left = LeaveOnDrop(&interrupt);
+    let stop = &interrupt.stop;
     let newest = service.call("store/last-seq", json!({}))?["seq"]
         .as_u64()
         .unwrap_or(0);
@@ -108,10 +117,53 @@ pub fn follow(
         }
         since = batch["next_seq"].as_u64().unwrap_or(since);
         if (changes.len() as u64) < batch_limit {
-            sleep_unless(&stop, POLL);
+            sleep_unless(stop, POLL);
         }
     }
     Ok(())
+}
+
+/// What the Ctrl-C handler and the following loop share.
+#[derive(Default)]
+struct Interrupt {
+    /// Set by Ctrl-C: the loop ends at its next check.
+    stop: AtomicBool,
+    /// Set once `follow` has returned, so the handler leaves the rest (closing) to `main`.
+    left: AtomicBool,
+}
+
+impl Interrupt {
+    /// Runs on ctrlc's own thread for each SIGINT. Asks the loop to stop and, if it has not
+    /// left `follow` within [`STOP_GRACE`], ends the process with exit 0 (SPEC §12: "until
+    /// Ctrl-C (exit 0)"): the loop is then stuck in a write or a read, and since the handler
+    /// replaced SIGINT's default action, nothing else would end it. Nothing is printed here:
+    /// stderr may be blocked too.
+    fn requested(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let step = Duration::from_millis(10);
+        let mut waited = Duration::ZERO;
+        while waited < STOP_GRACE {
+            if self.left.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        if !self.left.load(Ordering::SeqCst) {
+            // The main thread may hold stdout's lock in a blocked write: `exit` flushes stdout
+            // only if it can take that lock without waiting, so this cannot hang there.
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Marks the loop as left when dropped, on every way out of `follow`.
+struct LeaveOnDrop<'a>(&'a Interrupt);
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.left.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Prints one batch of changes (no following).

@@ -12,6 +12,7 @@ mod kv;
 mod ns;
 mod output;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -105,9 +106,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exits on a command line clap refused (2) or a help/version request (0). With `--json`, a
-/// usage error also goes to stdout as `{"error":{"kind":"usage",…}}`, like a library error, so a
-/// caller parsing stdout always gets an object.
+/// Exits on a command line clap refused (2) or a help/version request (0, or 1 if it cannot be
+/// printed). With `--json`, a usage error also goes to stdout as `{"error":{"kind":"usage",…}}`,
+/// like a library error, so a caller parsing stdout always gets an object.
 fn usage_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     // `--json` anywhere before a `--`, read from the raw arguments since clap stopped at the
@@ -141,7 +142,18 @@ fn usage_error(e: clap::Error) -> ! {
     if let (true, Some(message)) = (json, message) {
         Output::new(true, true).usage_error(&message);
     }
-    e.exit()
+    // Not `e.exit()`: it ignores a failed write, so `store --help > /dev/full` would exit 0
+    // with the help lost. Help and version go to stdout, and stdout that cannot be written
+    // fails the command (exit 1) as everywhere else; a closed pipe stays quiet, as in
+    // `Output::line`. Usage errors go to stderr and keep exit 2 whatever happens to it.
+    let printed = e.print().and_then(|()| std::io::stdout().lock().flush());
+    match printed {
+        Err(write) if !e.use_stderr() && write.kind() != std::io::ErrorKind::BrokenPipe => {
+            Output::new(false, false).note(format!("error: cannot write to standard output: {write}"));
+            std::process::exit(1)
+        }
+        _ => std::process::exit(e.exit_code()),
+    }
 }
 
 fn run(cli: Cli, out: &Output) -> store::Result<()> {

@@ -105,6 +105,38 @@ pub fn default_home() -> Result<PathBuf> {
     })
 }
 
+/// The `Io` error of a home directory that cannot be created. The OS says "File exists" for a
+/// home that is a file, or "Not a directory" for one below a file, neither of which names the
+/// culprit or the fix; so a path in the way that is not a directory is named instead.
+fn home_error(home: &Path, source: std::io::Error) -> Error {
+    // `symlink_metadata`: a dangling symbolic link is in the way too.
+    let in_the_way = home
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.symlink_metadata().is_ok() && !p.is_dir());
+    match in_the_way {
+        Some(path) => Error::Io {
+            op: "Service::open",
+            path: Some(path.to_path_buf()),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!(
+                    "not a directory{}; pick another home (--home or STORE_HOME) or move it away",
+                    if path == home {
+                        String::new()
+                    } else {
+                        format!(", so the home {} cannot be created below it", home.display())
+                    }
+                ),
+            ),
+        },
+        None => Error::Io {
+            op: "Service::open",
+            path: Some(home.to_path_buf()),
+            source,
+        },
+    }
+}
+
 /// Owns the store layers and runs named actions on them.
 ///
 /// # Examples
@@ -227,7 +259,8 @@ impl Service {
     /// Creates the home directory if needed and opens the store in it.
     ///
     /// # Errors
-    /// `Io` if the directory cannot be created; otherwise as [`Store::open_with`].
+    /// `Io` if the directory cannot be created (naming the path in the way if the home or a
+    /// parent of it is a file); otherwise as [`Store::open_with`].
     ///
     /// # Examples
     /// ```
@@ -237,11 +270,7 @@ impl Service {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(config: ServiceConfig) -> Result<Service> {
-        std::fs::create_dir_all(&config.home).map_err(|source| Error::Io {
-            op: "Service::open",
-            path: Some(config.home.clone()),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.home).map_err(|source| home_error(&config.home, source))?;
         let store = Store::open_with(config.store)?;
         Ok(Service {
             analytics_path: config

@@ -470,3 +470,75 @@ fn changes_follow_with_a_limit_prints_every_change() {
     assert_eq!(keys, ["k0002", "k0003", "k0004", "k0005", "k0006"]);
     follow.interrupt_and_expect_exit_0();
 }
+
+/// SPEC §12: a watcher prints "until Ctrl-C (exit 0)", also when its stdout is blocked (a pipe
+/// nobody reads, a paused terminal). The Ctrl-C handler used to only set a flag the loop checks
+/// between reads, while the loop sat in a write that never returned, so no Ctrl-C ended it.
+#[test]
+fn sigint_ends_a_follower_whose_output_is_blocked() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    let home = Home::new();
+    // 160 KB of values replayed with --since 0: more than a pipe holds (64 KiB on Linux).
+    let big = "x".repeat(40_000);
+    for i in 0..4 {
+        home.ok(&["kv", "set", "g", &format!("big{i}"), &big]);
+    }
+    for args in [
+        &["kv", "watch", "*", "--since", "0"][..],
+        // Not --json, which prints no banner to wait for.
+        &["changes", "--follow", "--since", "0"][..],
+    ] {
+        let mut child = Command::new(crate::support::BIN)
+            .arg("--home")
+            .arg(home.path())
+            .args(args)
+            .env_remove("STORE_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn store");
+        // Held open and never read, so the pipe fills and the follower's write blocks.
+        let stalled = child.stdout.take().expect("piped stdout");
+        let (tx, banner) = mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(BANNER) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        banner.recv_timeout(STARTUP).expect("the follower started");
+        // Time to print into the pipe until it is full.
+        std::thread::sleep(Duration::from_millis(1_000));
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT failed: {status}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let exited = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        drop(stalled);
+        let status =
+            exited.unwrap_or_else(|| panic!("`store {args:?}` ignored SIGINT while its stdout was blocked"));
+        assert_eq!(status.code(), Some(0), "store {args:?}: {status}");
+    }
+}

@@ -129,17 +129,20 @@ fn home_directory_is_created_with_missing_parents_and_holds_state_db() {
     assert_holds_state(&home);
 }
 
+/// The error says the path is not a directory and what to do, not the OS's "File exists".
 #[test]
 fn a_home_that_is_a_file_exits_1() {
     let base = tempdir();
     let file = base.path().join("not-a-dir");
     std::fs::write(&file, "x").expect("write");
-    TestCommand::new()
+    let out = TestCommand::new()
         .arg("--home")
         .arg(&file)
         .args(["kv", "count"])
         .run()
         .library_error();
+    assert!(out.stderr.contains("not a directory"), "{}", out.stderr);
+    assert!(out.stderr.contains("--home"), "{}", out.stderr);
 }
 
 /// SPEC §3.8: a non-SQLite file → `Sqlite` with `op() == "Store::open"`.

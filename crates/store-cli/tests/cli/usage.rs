@@ -222,6 +222,64 @@ fn help_and_version_exit_0() {
     assert!(version.stdout.starts_with("store "), "{}", version.stdout);
 }
 
+/// README: output that cannot be written fails the command with exit 1. Help and version are
+/// output too: clap's own `exit` ignored the failed write and exited 0. A reader that goes away
+/// (a closed pipe) still ends them quietly with exit 0.
+#[cfg(unix)]
+#[test]
+fn help_and_version_that_cannot_be_written_exit_1() {
+    use std::os::unix::fs::FileTypeExt;
+    use std::process::{Command, Stdio};
+
+    use crate::support::BIN;
+
+    // Only the real full device, opened for writing and never created: a regular file left
+    // at that path would take the output and prove nothing.
+    let is_full_device = std::fs::metadata("/dev/full").is_ok_and(|m| m.file_type().is_char_device());
+    let cases: [&[&str]; 5] = [
+        &["--help"],
+        &["--version"],
+        &["kv", "--help"],
+        &["kv", "set", "--help"],
+        &["help", "changes"],
+    ];
+    for args in cases {
+        if is_full_device {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("open /dev/full");
+            let out = Command::new(BIN)
+                .args(args)
+                .env_remove("STORE_HOME")
+                .env_remove("XDG_DATA_HOME")
+                .stdin(Stdio::null())
+                .stdout(full)
+                .stderr(Stdio::piped())
+                .output()
+                .expect("run store");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "store {args:?}: {stderr}");
+            assert!(stderr.starts_with("error:"), "store {args:?}: {stderr}");
+        }
+        // A pipe whose reader is gone before anything is written: EPIPE, quietly exit 0.
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("STORE_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn store");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for store");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "store {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "store {args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn changes_limit_out_of_range_is_a_usage_error_with_or_without_follow() {
     usage_error(&["changes", "--follow", "--limit", "0"]);

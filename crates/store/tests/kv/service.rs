@@ -85,3 +85,26 @@ fn an_unknown_action_is_named_even_when_args_is_not_an_object() {
     let err = service.call("store/get", json!("x")).unwrap_err();
     assert_eq!((err.kind(), err.field()), (ErrorKind::InvalidInput, Some("args")));
 }
+
+/// A home that is a file, or lies below one, cannot be created. The OS's "File exists" /
+/// "Not a directory" named neither the culprit nor the fix; the error names the file in the
+/// way, says it is not a directory, and what to do, and leaves the file alone.
+#[test]
+fn a_home_that_is_a_file_or_below_one_names_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "hi").expect("write");
+    for home in [file.clone(), file.join("sub")] {
+        let err = Service::open(ServiceConfig::new(&home)).unwrap_err();
+        assert_eq!((err.kind(), err.op()), (ErrorKind::Io, "Service::open"), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        assert!(message.contains("not a directory"), "{message}");
+        assert!(message.contains("pick another home"), "{message}");
+        assert!(!message.contains("os error"), "{message}");
+        if home != file {
+            assert!(message.contains(&home.display().to_string()), "{message}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "hi");
+}
