@@ -13,7 +13,7 @@ use std::path::Path;
 use duckdb::Connection;
 
 use super::paths::{
-    LiteralPath, ensure_parent, export_target, refuse_database_target, remove_stale_staging,
+    CreatedDirs, LiteralPath, ensure_parent, export_target, refuse_database_target, remove_stale_staging,
     require_readable_file, tmp_path,
 };
 use super::progress::{ProgressFn, report_done, with_progress};
@@ -143,6 +143,7 @@ impl Analytics {
         if !looks_like_query(table_or_query) {
             sql::ident(OP, "table", table_or_query)?;
         }
+        let mut created_dirs = CreatedDirs::default();
         let rows = self.with_conn(OP, |conn| {
             let source = source_sql(OP, conn, table_or_query)?;
             // A base table only: reading the columns of a query or a view binds it, and a
@@ -154,7 +155,7 @@ impl Analytics {
                 source.sql
             };
             // Only with the source known to exist: a missing table creates no directories.
-            ensure_parent(OP, path)?;
+            created_dirs = ensure_parent(OP, path)?;
             remove_stale_staging(path);
             let copy = format!(
                 "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec})",
@@ -218,6 +219,7 @@ impl Analytics {
                 source,
             }
         })?;
+        created_dirs.keep();
         report_done(progress, rows);
         Ok(rows)
     }

@@ -113,8 +113,18 @@ impl Drop for LiteralPath {
     }
 }
 
-pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
+/// Creates `path`'s missing parent directories. The directories it created are removed again
+/// (deepest first, each only while empty) when the returned guard drops, unless
+/// [`CreatedDirs::keep`] is called: an export that fails leaves no empty folders behind.
+pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<CreatedDirs> {
+    let mut created = CreatedDirs::default();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        created.0 = parent
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .take_while(|a| std::fs::symlink_metadata(a).is_err())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(parent).map_err(|source| {
             // "File exists" / "Not a directory" alone leave the user guessing which file.
             let in_the_way = parent
@@ -138,7 +148,30 @@ pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<()> {
             }
         })?;
     }
-    Ok(())
+    Ok(created)
+}
+
+/// The directories [`ensure_parent`] created, deepest first; removed on drop unless kept.
+#[derive(Default)]
+pub(crate) struct CreatedDirs(Vec<PathBuf>);
+
+impl CreatedDirs {
+    /// The work succeeded: the directories stay.
+    pub(crate) fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        // `remove_dir` refuses a directory that is not empty: whatever someone else put there
+        // meanwhile stays, and so do the directories above it.
+        for dir in &self.0 {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Marks an export's staging file: `<name>.store-export-<pid>-<n>.tmp`.

@@ -245,7 +245,9 @@ fn export_split(
     refuse_foreign_files(op, out_dir, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
     workdirs::refuse_dangling_link(op, out_dir)?;
-    ensure_parent(op, &out_dir.join("x"))?;
+    // A failed split export removes the `out_dir` it created (`export_split_parquet`), not
+    // the parents: its lock and staging sit beside `out_dir` until after this guard's drop.
+    ensure_parent(op, &out_dir.join("x"))?.keep();
     let work: &workdirs::WorkDirs = work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
     let (staging, aside) = (work.staging.as_path(), work.aside.as_path());
     let column_sql = sql::ident(op, "column", &column.name)?;

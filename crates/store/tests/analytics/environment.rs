@@ -249,3 +249,30 @@ fn the_service_on_a_full_disk_leaves_no_unfinished_files_and_recovers() {
         .unwrap();
     service.close().unwrap();
 }
+
+#[test]
+fn a_failed_export_removes_the_directories_it_created_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    std::fs::create_dir(dir.path().join("kept")).unwrap();
+    // The query fails while DuckDB runs it, after the parents were created.
+    let failing = "SELECT CAST('not a number ' || x AS INTEGER) AS x FROM t";
+    let target = dir.path().join("kept/new/deeper/out.parquet");
+    expect_kind(db.export_parquet(failing, &target), ErrorKind::DuckDb);
+    assert_eq!(tree(dir.path()), BTreeSet::from(["kept".to_string()]));
+    assert!(tree(&dir.path().join("kept")).is_empty());
+
+    // A directory someone filled meanwhile is not removed, nor are those above it.
+    let target = dir.path().join("kept/new/out.parquet");
+    let db2 = db_with_table();
+    let busy = dir.path().join("kept/new");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("theirs"), b"x").unwrap();
+    expect_kind(db2.export_parquet(failing, &target), ErrorKind::DuckDb);
+    assert!(busy.join("theirs").is_file());
+
+    // A successful export keeps the directories it created.
+    let target = dir.path().join("made/for/out.parquet");
+    db.export_parquet("t", &target).unwrap();
+    assert_eq!(parquet_rows(&db, &target), 10);
+}
