@@ -66,7 +66,8 @@ enum Format {
 
 impl Analytics {
     /// Writes a table — or a query starting with `SELECT`, `WITH` or `FROM` — to a zstd Parquet
-    /// file; returns the rows written. Parent directories are created.
+    /// file; returns the rows written. Parent directories are created (and removed
+    /// again, if still empty, when the export fails).
     ///
     /// # Errors
     /// `Missing { kind: "table" }` for an unknown table; `InvalidInput { field: "query" }` for
