@@ -529,7 +529,13 @@ impl Inner {
                     writer.staged.events = replay_from_feed(&writer.conn, &writer.staged.unrecorded);
                     writer.staged.unrecorded.clear();
                 }
-                sqlite::commit(&writer.conn).ctx(op, "commit").map(|()| value)
+                if writer.conn.is_autocommit() {
+                    // SQLite rolled back on an error the body caught; every later statement
+                    // was refused (`Transaction::check_active`), so nothing of it is written.
+                    Err(super::txn::rolled_back(op))
+                } else {
+                    sqlite::commit(&writer.conn).ctx(op, "commit").map(|()| value)
+                }
             }
             Ok(result) => result,
             Err(panic) => {

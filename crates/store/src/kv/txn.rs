@@ -20,7 +20,10 @@ op_names!(TXN_OPS, "Transaction");
 /// # Failure
 /// Validation errors, conflicts and quota errors never leave partial writes behind. If a
 /// *database* error interrupts a multi-row operation (for example `delete_prefix`), return the
-/// error from the closure (as `?` does) so the whole transaction rolls back.
+/// error from the closure (as `?` does) so the whole transaction rolls back. On some errors
+/// (a full disk, an I/O error) SQLite rolls the whole transaction back itself; every later
+/// call on `tx` then fails with `InvalidInput { field: "transaction" }`, and so does the
+/// transaction, even if the closure swallowed the error and returned `Ok`.
 ///
 /// # Examples
 /// ```
@@ -134,9 +137,7 @@ impl Sealed for Transaction<'_> {
     }
 
     fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        if !self.inner.is_open() {
-            return Err(Error::closed(op));
-        }
+        self.check_active(op)?;
         f(self.conn).ctx(op, "read in transaction")
     }
 
@@ -147,9 +148,7 @@ impl Sealed for Transaction<'_> {
         _statements: Statements,
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
     ) -> Result<T> {
-        if !self.inner.is_open() {
-            return Err(Error::closed(op));
-        }
+        self.check_active(op)?;
         let mut state = self.state.try_borrow_mut().map_err(|_| {
             Error::invalid(
                 op,
@@ -169,3 +168,30 @@ impl Sealed for Transaction<'_> {
 }
 
 impl Access for Transaction<'_> {}
+
+impl Transaction<'_> {
+    /// Refuses to run a statement once the store is closed, or once SQLite has rolled the
+    /// transaction back on its own. It does that on some errors (a full disk, an I/O error, out
+    /// of memory); a closure that caught such an error and went on would otherwise run its
+    /// later statements in autocommit mode, each committed alone and outside the transaction.
+    fn check_active(&self, op: &'static str) -> Result<()> {
+        if !self.inner.is_open() {
+            return Err(Error::closed(op));
+        }
+        if self.conn.is_autocommit() {
+            return Err(rolled_back(op));
+        }
+        Ok(())
+    }
+}
+
+/// The error for a transaction SQLite already rolled back after an error inside it.
+pub(crate) fn rolled_back(op: &'static str) -> Error {
+    Error::invalid(
+        op,
+        "transaction",
+        "SQLite rolled this transaction back after an earlier error in it (a full disk, an I/O \
+         error); nothing of it was written: return that error from the closure (as `?` does), \
+         then retry the transaction",
+    )
+}

@@ -231,3 +231,98 @@ fn a_directory_as_the_database_path_is_a_clear_error() {
     assert!(matches!(err.kind(), ErrorKind::Sqlite | ErrorKind::Io), "{err:?}");
     assert_eq!(err.op(), "Store::open");
 }
+
+/// A small tmpfs, unmounted on drop; `None` (the test skips) where mounting is not permitted.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!("SKIP: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// On a full disk SQLite may roll a whole transaction back on its own (here: spilling its page
+/// cache). A closure that catches that error and goes on must not get its later writes
+/// committed one by one outside the transaction: they are refused, the transaction fails, and
+/// the version counter and feed stay consistent for the writes after it.
+#[test]
+fn writes_after_sqlite_rolled_a_transaction_back_are_refused_not_autocommitted() {
+    let Some(fs) = Tmpfs::mount("3m") else { return };
+    let path = fs.0.path().join("state.db");
+    let filler = fs.0.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 1 << 20]).unwrap();
+    let store = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).unwrap();
+    let before = store.set("pre", "k", "v").unwrap();
+    let sub = store.watch("*").unwrap();
+    let big = "z".repeat(100_000);
+    let mut failures = Vec::new();
+    let mut refused_after_rollback = 0;
+    let result = store.transaction(|tx| {
+        for i in 0..60 {
+            if let Err(e) = tx.set("tx", &format!("big{i}"), &big) {
+                if e.field() == Some("transaction") {
+                    refused_after_rollback += 1;
+                } else {
+                    failures.push(e);
+                }
+            }
+        }
+        for i in 0..3 {
+            let _ = tx.set("tx", &format!("small{i}"), "s");
+        }
+        Ok(()) // every error swallowed
+    });
+    assert!(!failures.is_empty(), "the disk never filled");
+    assert!(
+        refused_after_rollback > 0,
+        "SQLite did not roll back: {failures:?}"
+    );
+    let err = result.unwrap_err();
+    assert_eq!(err.field(), Some("transaction"), "{err}");
+    assert!(err.to_string().contains("rolled this transaction back"), "{err}");
+    assert!(
+        store.get_all("tx").unwrap().is_empty(),
+        "rows of the failed transaction were committed"
+    );
+    assert!(
+        sub.try_recv().is_none(),
+        "events of the failed transaction were sent"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut last = before;
+    for i in 0..30 {
+        let v = store.set("after", &format!("k{i}"), "v").unwrap();
+        assert!(v > last, "versions went backwards: {v} after {last}");
+        last = v;
+    }
+    let seqs: Vec<u64> = store
+        .changes_since(0, 1000)
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(seqs.len(), 31, "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    store.close().unwrap();
+}
