@@ -192,12 +192,17 @@ impl Analytics {
         let mut claim = claims::claim(OP, path, false)?;
         let config = engine_config(OP, AccessMode::ReadWrite)?;
         let existed = std::fs::symlink_metadata(path).is_ok();
-        let conn = Connection::open_with_flags(path, config).map_err(|e| {
-            if !existed {
-                remove_failed_create(path, &e);
+        let conn = match Connection::open_with_flags(path, config) {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Released first: the file left behind is nobody's database in this process.
+                drop(claim);
+                if !existed {
+                    remove_failed_create(path, &e);
+                }
+                return Err(Error::duckdb(OP, format!("open {}", path.display()), e));
             }
-            Error::duckdb(OP, format!("open {}", path.display()), e)
-        })?;
+        };
         if let Some(claim) = &mut claim {
             claim.cover_created_file(OP, path)?;
         }
@@ -573,7 +578,23 @@ fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
     if path.as_os_str() == ":memory:" {
         return Ok(());
     }
-    let head = paths::file_head(path, 12);
+    let Some(head) = paths::file_head(path, 12) else {
+        // Held open here: a DuckDB database this process has open is the claim's to judge; a
+        // SQLite database in use (the KV store's file, say) DuckDB must not open and close.
+        if claims::is_open(path) || !paths::sqlite_in_use(path) {
+            return Ok(());
+        }
+        return Err(open_refused(
+            op,
+            path,
+            duckdb::ffi::ErrorCode::CannotOpen,
+            format!(
+                "{} is a SQLite database this process has open (the KV store's file?), not a \
+                 DuckDB database; open a DuckDB database, or a new path to create one",
+                path.display()
+            ),
+        ));
+    };
     if head.is_empty() || paths::is_duckdb_header(&head) {
         return Ok(());
     }
@@ -882,7 +903,9 @@ pub(crate) fn unfinished_database_file(path: &Path, meta: &std::fs::Metadata) ->
     if !meta.is_file() || meta.len() >= CREATED_FILE_BYTES {
         return false;
     }
-    let head = paths::file_head(path, CREATED_FILE_BYTES);
+    let Some(head) = paths::file_head(path, CREATED_FILE_BYTES) else {
+        return false;
+    };
     meta.len() == 0
         || paths::is_duckdb_header(&head)
         || (head.len() as u64 == meta.len() && head.iter().all(|&b| b == 0))

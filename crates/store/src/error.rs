@@ -190,7 +190,7 @@ pub enum Error {
     },
     /// DuckDB reported an error (analytics layer).
     #[cfg(feature = "analytics")]
-    #[error("{op}: {context}: {source}{}", duckdb_hint(source))]
+    #[error("{op}: {context}: {source}{}", duckdb_hint(context, source))]
     DuckDb {
         /// Failing operation.
         op: &'static str,
@@ -327,7 +327,7 @@ fn duckdb_lock_conflict(err: &duckdb::Error) -> bool {
 }
 
 #[cfg(feature = "analytics")]
-fn duckdb_hint(err: &duckdb::Error) -> &'static str {
+fn duckdb_hint(context: &str, err: &duckdb::Error) -> &'static str {
     let text = err.to_string();
     if text.contains(CREATING_ELSEWHERE) {
         "; retry in a moment (an empty file left longer than a second is moved aside and the \
@@ -339,9 +339,11 @@ fn duckdb_hint(err: &duckdb::Error) -> &'static str {
         "; the database was opened read-only: open it with Analytics::open to write"
     } else if text.contains("No space left on device") {
         "; free disk space and retry"
-    } else if text.contains("Permission denied") {
+    } else if text.contains("Permission denied") && context.starts_with("open") {
         "; check the permissions of the file and its directory (a database you may only read \
          opens with Analytics::open_read_only)"
+    } else if text.contains("Permission denied") {
+        "; check the permissions of the file and its directory"
     } else if text.contains("Catalog Error") {
         "; check the table and column names"
     } else {

@@ -14,10 +14,12 @@ use std::borrow::Cow;
 /// - the line and paragraph separators U+2028 and U+2029;
 /// - the bidirectional formatting characters: the marks U+200E, U+200F and U+061C, the
 ///   embeddings and overrides U+202A–U+202E, and the isolates U+2066–U+2069;
-/// - the characters that print as nothing and join nothing: the zero-width space U+200B, the
-///   word joiner and invisible operators U+2060–U+2064, and U+FEFF (a byte-order mark), so two
-///   names that differ only by one of them do not look the same. The zero-width joiner and
-///   non-joiner (U+200C, U+200D) print as they are: emoji sequences and several scripts need them.
+/// - the characters that print as nothing (Unicode's default-ignorable code points), so two
+///   names that differ only by one of them do not look the same: the soft hyphen U+00AD,
+///   U+034F, U+115F–U+1160, U+17B4–U+17B5, U+180E, the zero-width space U+200B, U+2060–U+206F,
+///   U+3164, U+FEFF (a byte-order mark), U+FFA0, and the tag characters U+E0000–U+E007F (which
+///   can carry hidden text). The zero-width joiner and non-joiner (U+200C, U+200D) and the
+///   variation selectors print as they are: emoji sequences and several scripts need them.
 ///
 /// Every other character, including a backslash, prints as it is, so text without these
 /// characters is returned borrowed and unchanged.
@@ -60,9 +62,17 @@ fn needs_escape(c: char) -> bool {
                 | '\u{200f}'
                 | '\u{202a}'..='\u{202e}'
                 | '\u{2066}'..='\u{2069}'
+                | '\u{00ad}'
+                | '\u{034f}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180e}'
                 | '\u{200b}'
-                | '\u{2060}'..='\u{2064}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
                 | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{e0000}'..='\u{e007f}'
         )
 }
 
@@ -79,8 +89,30 @@ mod tests {
     #[test]
     fn every_listed_character_is_escaped_and_its_neighbours_kept() {
         for c in [
-            '\u{7f}', '\u{85}', '\u{2029}', '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{2066}',
-            '\u{2069}', '\u{200b}', '\u{2060}', '\u{2064}', '\u{feff}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{2029}',
+            '\u{061c}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{202a}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{200b}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{34f}',
+            '\u{115f}',
+            '\u{17b4}',
+            '\u{180e}',
+            '\u{206a}',
+            '\u{206f}',
+            '\u{3164}',
+            '\u{ffa0}',
+            '\u{e0001}',
+            '\u{e0041}',
         ] {
             let shown = visible(&format!("x{c}y")).into_owned();
             assert!(!shown.contains(c), "{c:?} was printed raw: {shown:?}");
@@ -91,7 +123,7 @@ mod tests {
 
     #[test]
     fn joiners_that_scripts_and_emoji_need_print_as_they_are() {
-        for text in ["👩\u{200d}💻", "می\u{200c}خواهم"] {
+        for text in ["👩\u{200d}💻", "می\u{200c}خواهم", "\u{2764}\u{fe0f}"] {
             assert!(matches!(visible(text), Cow::Borrowed(_)), "{text:?}");
         }
     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+#[cfg(unix)]
 #[path = "analytics/environment.rs"]
 mod environment;
 #[path = "analytics/export.rs"]
@@ -14,6 +15,9 @@ mod identifiers;
 mod import;
 #[path = "analytics/kv.rs"]
 mod kv;
+#[cfg(unix)]
+#[path = "analytics/locks_and_targets.rs"]
+mod locks_and_targets;
 #[path = "analytics/open.rs"]
 mod open;
 #[path = "analytics/query.rs"]
@@ -26,6 +30,7 @@ mod service;
 mod split;
 #[path = "analytics/split_many.rs"]
 mod split_many;
+#[cfg(unix)]
 #[path = "analytics/split_mounts.rs"]
 mod split_mounts;
 #[path = "analytics/split_names.rs"]

@@ -13,8 +13,8 @@ use std::path::Path;
 use duckdb::Connection;
 
 use super::paths::{
-    CreatedDirs, LiteralPath, ensure_parent, export_target, refuse_database_target, remove_stale_staging,
-    require_readable_file, tmp_path,
+    CreatedDirs, LiteralPath, ensure_parent, export_target, refuse_dangling_link, refuse_database_target,
+    remove_stale_staging, require_readable_file, tmp_path,
 };
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
@@ -125,6 +125,23 @@ impl Analytics {
         };
         sql::require_path(OP, "path", path)?;
         let target = export_target(OP, path)?;
+        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            refuse_dangling_link(OP, "path", parent)?;
+            // Through a link, the file goes where the link says: a directory missing there is
+            // the link's mistake (a shell redirection fails too), not one to create.
+            if target != path && !parent.is_dir() {
+                return Err(Error::invalid(
+                    OP,
+                    "path",
+                    format!(
+                        "{} is a symbolic link to {}, whose directory does not exist; create it, \
+                         or export to another path",
+                        path.display(),
+                        target.display()
+                    ),
+                ));
+            }
+        }
         let path = target.as_path();
         if path.is_dir() {
             return Err(Error::invalid(
@@ -158,10 +175,14 @@ impl Analytics {
             // Only with the source known to exist: a missing table creates no directories.
             created_dirs = ensure_parent(OP, path)?;
             remove_stale_staging(path);
+            // `USE_TMP_FILE false`: the staging file is already the temporary file, and one
+            // `create_staging_like` made exists, which would make DuckDB write a `tmp_…` file of
+            // its own (with the umask's mode) and move it over ours.
             let copy = format!(
-                "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec})",
+                "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec}, USE_TMP_FILE false)",
                 sql::path_literal(OP, &tmp)?
             );
+            create_staging_like(OP, &tmp, path)?;
             // Read-only: a `SELECT` can still carry `DELETE … RETURNING` inside a `WITH`.
             transaction_on(OP, conn, Mode::ReadOnly, |conn| {
                 // `execute_batch`, not a prepared `execute`: measured ~4% faster for a large
@@ -207,10 +228,13 @@ impl Analytics {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        // The new file takes the mode of the one it replaces: a target kept private (0600)
-        // must not come back readable by everyone through the umask of a fresh file.
+        // The new file takes the mode of the one it replaces (the staging file was created
+        // with it, less the umask): see `create_staging_like`.
+        #[cfg(unix)]
         if let Ok(replaced) = std::fs::metadata(path) {
-            let _ = std::fs::set_permissions(&tmp, replaced.permissions());
+            use std::os::unix::fs::PermissionsExt;
+            let mode = replaced.permissions().mode() & 0o777;
+            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode));
         }
         std::fs::rename(&tmp, path).map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
@@ -468,6 +492,19 @@ impl Analytics {
     ) -> Result<u64> {
         sql::require_path(op, "path", path)?;
         let quoted = sql::ident(op, "table", table)?;
+        if super::claims::is_open(path) {
+            // DuckDB would open and close the file to read it, which drops this process's
+            // lock on the database (see `paths::held_open_here`).
+            return Err(Error::invalid(
+                op,
+                "path",
+                format!(
+                    "{} is a DuckDB database open in this process; import reads data files \
+                     (CSV, JSON, Parquet): query the database's tables instead",
+                    path.display()
+                ),
+            ));
+        }
         require_readable_file(op, path)?;
         // For a CSV: how it starts, with lines of whitespace counted as blank (a file of
         // nothing else is empty, header or not), and the blank lines to skip before the first
@@ -856,4 +893,30 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
     conn.query_row(&query, [], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
         .map_err(|e| Error::duckdb(op, format!("read the row count of {}", path.display()), e))
+}
+
+/// Creates the staging file `tmp` of an export over the existing file `target` with `target`'s
+/// permission bits (setuid and the like dropped), before DuckDB writes into it: created by
+/// DuckDB, it would have the umask's mode, and a private (`0600`) target's data would be
+/// readable by everyone for as long as the export runs. DuckDB truncates a file it writes and
+/// keeps its mode. Nothing to do for a new target, or off Unix.
+fn create_staging_like(op: &'static str, tmp: &Path, target: &Path) -> Result<()> {
+    #[cfg(unix)]
+    if let Ok(existing) = std::fs::metadata(target) {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = existing.permissions().mode() & 0o777;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp)
+            .map_err(|source| Error::Io {
+                op,
+                path: Some(tmp.to_path_buf()),
+                source,
+            })?;
+    }
+    #[cfg(not(unix))]
+    let _ = (op, tmp, target);
+    Ok(())
 }

@@ -261,6 +261,9 @@ pub(crate) fn require_readable_file(op: &'static str, path: &Path) -> Result<()>
         source,
     };
     match std::fs::metadata(path) {
+        // A file this process has open is not opened again to check it: closing that
+        // descriptor would drop the process's locks on it (see `held_open_here`).
+        Ok(meta) if meta.is_file() && held_open_here(path) => Ok(()),
         Ok(meta) if meta.is_file() => std::fs::File::open(path).map(drop).map_err(io),
         Ok(_) => Err(Error::invalid(
             op,
@@ -277,6 +280,31 @@ pub(crate) fn require_readable_file(op: &'static str, path: &Path) -> Result<()>
         }),
         Err(e) => Err(io(e)),
     }
+}
+
+/// Refuses a directory `dir` (an export's parent, a split export's `out_dir`) that is, or lies
+/// under, a symbolic link to a directory that does not exist. Creating it would otherwise fail
+/// with a bare "File exists" (the link is there, the directory it names is not), which tells
+/// the user nothing; the link's target is not created either, as `mkdir -p` does not create it.
+pub(crate) fn refuse_dangling_link(op: &'static str, field: &'static str, dir: &Path) -> Result<()> {
+    for path in dir.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let dangling = matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if is_link && dangling {
+            let target = std::fs::read_link(path).unwrap_or_default();
+            return Err(Error::invalid(
+                op,
+                field,
+                format!(
+                    "{} is a symbolic link to {}, which does not exist; create that directory, \
+                     point the link at an existing one, or pass another {field} (nothing was written)",
+                    path.display(),
+                    target.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The file an export to `path` replaces: `path` itself, or, when `path` is a symbolic link,
@@ -308,6 +336,19 @@ pub(super) fn export_target(op: &'static str, path: &Path) -> Result<PathBuf> {
         };
         let kind = meta.file_type();
         if kind.is_symlink() {
+            if is_descriptor_link(&target) {
+                return Err(Error::invalid(
+                    op,
+                    "path",
+                    format!(
+                        "{} leads to an open file descriptor ({}), such as /dev/stdout: an \
+                         export writes a new file and renames it into place, which would replace \
+                         the file behind the descriptor or fail; export to a file path",
+                        path.display(),
+                        target.display()
+                    ),
+                ));
+            }
             let link = std::fs::read_link(&target).map_err(|source| Error::Io {
                 op,
                 path: Some(target.clone()),
@@ -348,6 +389,16 @@ pub(super) fn export_target(op: &'static str, path: &Path) -> Result<PathBuf> {
             path.display()
         ),
     ))
+}
+
+/// Whether `link` is one of the kernel's links to an open descriptor (`/proc/<pid>/fd/<n>`,
+/// `/dev/fd/<n>`, which `/dev/stdout` and the like lead to). Their text names the file behind
+/// the descriptor (or `pipe:[…]`), and renaming over that name would replace a file someone is
+/// appending to, such as the log a job's output is redirected to.
+fn is_descriptor_link(link: &Path) -> bool {
+    let parent = link.parent().unwrap_or(Path::new(""));
+    (link.starts_with("/proc") && parent.file_name().is_some_and(|n| n == "fd"))
+        || link.starts_with("/dev/fd")
 }
 
 fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
@@ -406,7 +457,11 @@ fn database_kind(path: &Path) -> Option<&'static str> {
     if super::claims::is_open(path) {
         return Some("a DuckDB database open in this process");
     }
-    let head = file_head(path, 16);
+    let Some(head) = file_head(path, 16) else {
+        // Held open here, so not read: a SQLite database in WAL mode (the KV store's) shows
+        // by its shared-memory file; anything else is an ordinary file someone holds.
+        return sqlite_in_use(path).then_some("a SQLite database this process has open");
+    };
     if is_duckdb_header(&head) {
         Some("a DuckDB database")
     } else if head.starts_with(b"SQLite format 3\0") {
@@ -417,17 +472,60 @@ fn database_kind(path: &Path) -> Option<&'static str> {
 }
 
 /// The first `len` bytes of a regular file (all of a shorter one); empty for anything else, or
-/// a file that cannot be read. Only regular files: opening a FIFO to look would block.
-pub(super) fn file_head(path: &Path, len: u64) -> Vec<u8> {
+/// a file that cannot be read. Only regular files: opening a FIFO to look would block. `None`
+/// for a file this process already has open ([`held_open_here`]), which is not read.
+pub(super) fn file_head(path: &Path, len: u64) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::new();
-    if path.is_file()
-        && let Ok(file) = std::fs::File::open(path)
+    if !path.is_file() {
+        return Some(head);
+    }
+    if held_open_here(path) {
+        return None;
+    }
+    if let Ok(file) = std::fs::File::open(path)
         && file.take(len).read_to_end(&mut head).is_err()
     {
         head.clear();
     }
-    head
+    Some(head)
+}
+
+/// Whether this process already has the file at `path` open (any descriptor on the same device
+/// and inode; on Linux read from `/proc/self/fd`, elsewhere only the DuckDB databases it has
+/// open). Such a file must not be opened and closed to look at it: closing *any* descriptor of
+/// a file drops every POSIX (`fcntl`) lock the process holds on it, and those locks are what
+/// keep other processes out of a DuckDB database, and what SQLite's WAL mode relies on.
+pub(crate) fn held_open_here(path: &Path) -> bool {
+    if super::claims::is_open(path) {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(target) = std::fs::metadata(path) else {
+            return false;
+        };
+        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+            return false;
+        };
+        // `metadata` follows each descriptor's link to the file itself, without opening it.
+        fds.flatten().any(|fd| {
+            std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// Whether `path` looks like a SQLite database in WAL mode that someone has open: its
+/// `-shm` file is there (SQLite removes it when the last connection closes).
+pub(crate) fn sqlite_in_use(path: &Path) -> bool {
+    let mut shm = path.as_os_str().to_os_string();
+    shm.push("-shm");
+    Path::new(&shm).is_file()
 }
 
 /// Whether a file's first bytes are a DuckDB database header (its magic follows an 8-byte

@@ -244,7 +244,7 @@ fn export_split(
     let limit = value_limit(op, &column.name)?;
     refuse_foreign_files(op, out_dir, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
-    workdirs::refuse_dangling_link(op, out_dir)?;
+    super::paths::refuse_dangling_link(op, "out_dir", out_dir)?;
     // A failed split export removes the `out_dir` it created (`export_split_parquet`), not
     // the parents: its lock and staging sit beside `out_dir` until after this guard's drop.
     ensure_parent(op, &out_dir.join("x"))?.keep();

@@ -220,31 +220,6 @@ fn moves_in(dir: &Path, prefix: &str, out_dir: &Path) -> bool {
     false
 }
 
-/// Refuses an `out_dir` that is, or lies under, a symbolic link to a directory that does not
-/// exist. Creating `out_dir` would otherwise fail with a bare "File exists" (the link is
-/// there, the directory it names is not), which tells the user nothing; the link's target is
-/// not created either, as `mkdir -p` does not create it.
-pub(super) fn refuse_dangling_link(op: &'static str, out_dir: &Path) -> Result<()> {
-    for path in out_dir.ancestors().filter(|p| !p.as_os_str().is_empty()) {
-        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        let dangling = matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
-        if is_link && dangling {
-            let target = std::fs::read_link(path).unwrap_or_default();
-            return Err(Error::invalid(
-                op,
-                "out_dir",
-                format!(
-                    "{} is a symbolic link to {}, which does not exist; create that directory, \
-                     point the link at an existing one, or pass another out_dir (nothing was written)",
-                    path.display(),
-                    target.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Puts right what dead split exports into `out_dir` left in `place` (and, from versions that
 /// staged there, inside `out_dir`). Runs under the export lock, so nothing found is in use.
 fn recover(op: &'static str, out_dir: &Path, place: &Path, prefix: &str) -> Result<()> {
