@@ -13,8 +13,8 @@ use std::path::Path;
 use duckdb::Connection;
 
 use super::paths::{
-    CreatedDirs, LiteralPath, ensure_parent, export_target, refuse_dangling_link, refuse_database_target,
-    remove_stale_staging, require_readable_file, tmp_path,
+    CreatedDirs, LiteralPath, ensure_parent, export_target, held_database, refuse_dangling_link,
+    refuse_database_target, remove_stale_staging, require_readable_file, tmp_path,
 };
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
@@ -492,15 +492,15 @@ impl Analytics {
     ) -> Result<u64> {
         sql::require_path(op, "path", path)?;
         let quoted = sql::ident(op, "table", table)?;
-        if super::claims::is_open(path) {
-            // DuckDB would open and close the file to read it, which drops this process's
-            // lock on the database (see `paths::held_open_here`).
+        if let Some(what) = held_database(path) {
+            // Reading it would open and close the file, which drops this process's locks on
+            // the database (see `paths::held_open_here`).
             return Err(Error::invalid(
                 op,
                 "path",
                 format!(
-                    "{} is a DuckDB database open in this process; import reads data files \
-                     (CSV, JSON, Parquet): query the database's tables instead",
+                    "{} is {what}; import reads data files (CSV, JSON, Parquet): query the \
+                     database's tables instead",
                     path.display()
                 ),
             ));

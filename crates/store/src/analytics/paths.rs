@@ -520,6 +520,18 @@ pub(crate) fn held_open_here(path: &Path) -> bool {
     }
 }
 
+/// What database this process has open at `path`, if any: a DuckDB database it opened, or a
+/// SQLite database in WAL mode (the KV store's file) it holds a descriptor of.
+pub(super) fn held_database(path: &Path) -> Option<&'static str> {
+    if super::claims::is_open(path) {
+        Some("a DuckDB database open in this process")
+    } else if sqlite_in_use(path) && held_open_here(path) {
+        Some("a SQLite database open in this process")
+    } else {
+        None
+    }
+}
+
 /// Whether `path` looks like a SQLite database in WAL mode that someone has open: its
 /// `-shm` file is there (SQLite removes it when the last connection closes).
 pub(crate) fn sqlite_in_use(path: &Path) -> bool {

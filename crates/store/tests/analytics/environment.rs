@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use store::ErrorKind;
+use store::{ErrorKind, Kv};
 use store::analytics::{Analytics, CsvOptions};
 
 use crate::support::expect_kind;
@@ -275,4 +275,37 @@ fn a_failed_export_removes_the_directories_it_created_and_nothing_else() {
     let target = dir.path().join("made/for/out.parquet");
     db.export_parquet("t", &target).unwrap();
     assert_eq!(parquet_rows(&db, &target), 10);
+}
+
+#[test]
+fn an_import_or_open_of_the_kv_stores_sqlite_file_is_refused_without_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = store::Store::open(&path).unwrap();
+    store.set("g", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    let e = expect_kind(
+        db.import_csv("x", &path, &CsvOptions::default()),
+        ErrorKind::InvalidInput,
+    );
+    assert!(
+        e.to_string().contains("a SQLite database open in this process"),
+        "{e}"
+    );
+    expect_kind(db.import_jsonl("x", &path), ErrorKind::InvalidInput);
+    let Err(e) = Analytics::open(&path) else {
+        panic!("DuckDB opened the store's SQLite file")
+    };
+    assert!(
+        e.to_string().contains("SQLite database this process has open"),
+        "{e}"
+    );
+    let e = expect_kind(db.export_parquet("SELECT 1 AS x", &path), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("SQLite"), "{e}");
+    // The store works on, and its file is whole.
+    store.set("g", "k2", "v2").unwrap();
+    assert_eq!(store.get("g", "k").unwrap(), "v");
+    store.close().unwrap();
+    let reopened = store::Store::open(&path).unwrap();
+    assert_eq!(reopened.get("g", "k2").unwrap(), "v2");
 }
