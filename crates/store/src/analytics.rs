@@ -579,9 +579,9 @@ fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
         return Ok(());
     }
     let Some(head) = paths::file_head(path, 12) else {
-        // Held open here: a DuckDB database this process has open is the claim's to judge; a
-        // SQLite database in use (the KV store's file, say) DuckDB must not open and close.
-        if claims::is_open(path) || !paths::sqlite_in_use(path) {
+        // Locked here: a DuckDB database this process has open is the claim's to judge; any
+        // other (the KV store's SQLite file, say) DuckDB must not open and close.
+        if claims::is_open(path) {
             return Ok(());
         }
         return Err(open_refused(
@@ -589,8 +589,9 @@ fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
             path,
             duckdb::ffi::ErrorCode::CannotOpen,
             format!(
-                "{} is a SQLite database this process has open (the KV store's file?), not a \
-                 DuckDB database; open a DuckDB database, or a new path to create one",
+                "{} is a database this process has open (it holds locks on the file; the KV \
+                 store's SQLite file?), not a DuckDB database; open a DuckDB database, or a new \
+                 path to create one",
                 path.display()
             ),
         ));

@@ -896,20 +896,34 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
 }
 
 /// Creates the staging file `tmp` of an export over the existing file `target` with `target`'s
-/// permission bits (setuid and the like dropped), before DuckDB writes into it: created by
-/// DuckDB, it would have the umask's mode, and a private (`0600`) target's data would be
-/// readable by everyone for as long as the export runs. DuckDB truncates a file it writes and
-/// keeps its mode. Nothing to do for a new target, or off Unix.
+/// permission bits (setuid and the like dropped) plus the owner's read and write, before
+/// DuckDB writes into it: created by DuckDB, it would have the umask's mode, and a private
+/// (`0600`) target's data would be readable by everyone for as long as the export runs. The
+/// exact mode follows before the rename (a `0444` target's staging file must stay writable for
+/// DuckDB meanwhile). DuckDB truncates a file it writes and keeps its mode. A file already
+/// there under this name was left by a killed process that had this pid (its counter restarted
+/// at 0, as for pid 1 in a container), and is replaced. Nothing to do for a new target, or off
+/// Unix.
 fn create_staging_like(op: &'static str, tmp: &Path, target: &Path) -> Result<()> {
     #[cfg(unix)]
     if let Ok(existing) = std::fs::metadata(target) {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let mode = existing.permissions().mode() & 0o777;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(tmp)
+        let mode = (existing.permissions().mode() & 0o777) | 0o600;
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(tmp)
+        };
+        create()
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    std::fs::remove_file(tmp).and_then(|()| create())
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(|source| Error::Io {
                 op,
                 path: Some(tmp.to_path_buf()),

@@ -119,10 +119,12 @@ impl Drop for LiteralPath {
 pub(crate) fn ensure_parent(op: &'static str, path: &Path) -> Result<CreatedDirs> {
     let mut created = CreatedDirs::default();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // Only ancestors that name a directory of their own (`a/..` names `a`'s parent).
         created.0 = parent
             .ancestors()
             .filter(|a| !a.as_os_str().is_empty())
             .take_while(|a| std::fs::symlink_metadata(a).is_err())
+            .filter(|a| a.file_name().is_some())
             .map(Path::to_path_buf)
             .collect();
         std::fs::create_dir_all(parent).map_err(|source| {
@@ -165,9 +167,12 @@ impl CreatedDirs {
 impl Drop for CreatedDirs {
     fn drop(&mut self) {
         // `remove_dir` refuses a directory that is not empty: whatever someone else put there
-        // meanwhile stays, and so do the directories above it.
+        // meanwhile stays, and so do the directories above it. Other failures (one that was
+        // never created, a name too long) leave the rest to try.
         for dir in &self.0 {
-            if std::fs::remove_dir(dir).is_err() {
+            if let Err(e) = std::fs::remove_dir(dir)
+                && e.kind() == std::io::ErrorKind::DirectoryNotEmpty
+            {
                 break;
             }
         }
@@ -392,13 +397,17 @@ pub(super) fn export_target(op: &'static str, path: &Path) -> Result<PathBuf> {
 }
 
 /// Whether `link` is one of the kernel's links to an open descriptor (`/proc/<pid>/fd/<n>`,
-/// `/dev/fd/<n>`, which `/dev/stdout` and the like lead to). Their text names the file behind
-/// the descriptor (or `pipe:[…]`), and renaming over that name would replace a file someone is
-/// appending to, such as the log a job's output is redirected to.
+/// `/dev/fd/<n>`, which `/dev/stdout` and the like lead to), however the path to it is spelt
+/// (its directory is resolved: through another link, or relative). Their text names the file
+/// behind the descriptor (or `pipe:[…]`), and renaming over that name would replace a file
+/// someone is appending to, such as the log a job's output is redirected to.
 fn is_descriptor_link(link: &Path) -> bool {
-    let parent = link.parent().unwrap_or(Path::new(""));
-    (link.starts_with("/proc") && parent.file_name().is_some_and(|n| n == "fd"))
-        || link.starts_with("/dev/fd")
+    let dir = match link.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::canonicalize(dir)
+        .is_ok_and(|dir| dir.starts_with("/proc") && dir.file_name().is_some_and(|n| n == "fd"))
 }
 
 fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
@@ -458,9 +467,8 @@ fn database_kind(path: &Path) -> Option<&'static str> {
         return Some("a DuckDB database open in this process");
     }
     let Some(head) = file_head(path, 16) else {
-        // Held open here, so not read: a SQLite database in WAL mode (the KV store's) shows
-        // by its shared-memory file; anything else is an ordinary file someone holds.
-        return sqlite_in_use(path).then_some("a SQLite database this process has open");
+        // Locked here, so not read: a database open in this process (the KV store's file).
+        return Some("a database open in this process (it holds locks on the file)");
     };
     if is_duckdb_header(&head) {
         Some("a DuckDB database")
@@ -473,7 +481,7 @@ fn database_kind(path: &Path) -> Option<&'static str> {
 
 /// The first `len` bytes of a regular file (all of a shorter one); empty for anything else, or
 /// a file that cannot be read. Only regular files: opening a FIFO to look would block. `None`
-/// for a file this process already has open ([`held_open_here`]), which is not read.
+/// for a file this process holds locks on ([`held_open_here`]), which is not read.
 pub(super) fn file_head(path: &Path, len: u64) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::new();
@@ -491,11 +499,13 @@ pub(super) fn file_head(path: &Path, len: u64) -> Option<Vec<u8>> {
     Some(head)
 }
 
-/// Whether this process already has the file at `path` open (any descriptor on the same device
-/// and inode; on Linux read from `/proc/self/fd`, elsewhere only the DuckDB databases it has
-/// open). Such a file must not be opened and closed to look at it: closing *any* descriptor of
-/// a file drops every POSIX (`fcntl`) lock the process holds on it, and those locks are what
-/// keep other processes out of a DuckDB database, and what SQLite's WAL mode relies on.
+/// Whether this process holds POSIX (`fcntl`) locks on the file at `path`: a DuckDB database
+/// it opened, or (on Linux, read from `/proc/locks`) any file on which a lock of this process
+/// is listed, such as a SQLite database a connection of this process has open. Such a file
+/// must not be opened and closed to look at it: closing *any* descriptor of a file drops every
+/// POSIX lock the process holds on it, and those locks are what keep other processes out of a
+/// DuckDB database and what SQLite relies on. A file the process merely has open (a
+/// `NamedTempFile` the caller holds) has no such locks, and is read as any other.
 pub(crate) fn held_open_here(path: &Path) -> bool {
     if super::claims::is_open(path) {
         return true;
@@ -506,12 +516,18 @@ pub(crate) fn held_open_here(path: &Path) -> bool {
         let Ok(target) = std::fs::metadata(path) else {
             return false;
         };
-        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
             return false;
         };
-        // `metadata` follows each descriptor's link to the file itself, without opening it.
-        fds.flatten().any(|fd| {
-            std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        let pid = std::process::id().to_string();
+        let inode = target.ino().to_string();
+        // `1: POSIX  ADVISORY  READ 4154 fe:00:1835061 128 128`; a waiter's line has `->`
+        // after the number. The device is left out of the match: a false match on another
+        // device's inode only makes the check more careful.
+        locks.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+            matches!(fields.as_slice(), [_, "POSIX", _, _, p, file, ..]
+                if *p == pid && file.rsplit(':').next() == Some(inode.as_str()))
         })
     }
     #[cfg(not(target_os = "linux"))]
@@ -521,23 +537,15 @@ pub(crate) fn held_open_here(path: &Path) -> bool {
 }
 
 /// What database this process has open at `path`, if any: a DuckDB database it opened, or a
-/// SQLite database in WAL mode (the KV store's file) it holds a descriptor of.
+/// file it holds locks on (a SQLite database open here, the KV store's for one).
 pub(super) fn held_database(path: &Path) -> Option<&'static str> {
     if super::claims::is_open(path) {
         Some("a DuckDB database open in this process")
-    } else if sqlite_in_use(path) && held_open_here(path) {
-        Some("a SQLite database open in this process")
+    } else if held_open_here(path) {
+        Some("a file this process holds locks on (a database open in this process)")
     } else {
         None
     }
-}
-
-/// Whether `path` looks like a SQLite database in WAL mode that someone has open: its
-/// `-shm` file is there (SQLite removes it when the last connection closes).
-pub(crate) fn sqlite_in_use(path: &Path) -> bool {
-    let mut shm = path.as_os_str().to_os_string();
-    shm.push("-shm");
-    Path::new(&shm).is_file()
 }
 
 /// Whether a file's first bytes are a DuckDB database header (its magic follows an 8-byte

@@ -8,8 +8,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use store::{ErrorKind, Kv};
 use store::analytics::{Analytics, CsvOptions};
+use store::{ErrorKind, Kv};
 
 use crate::support::expect_kind;
 
@@ -283,29 +283,41 @@ fn an_import_or_open_of_the_kv_stores_sqlite_file_is_refused_without_touching_it
     let path = dir.path().join("state.db");
     let store = store::Store::open(&path).unwrap();
     store.set("g", "k", "v").unwrap();
+    assert!(locks_of_this_process_on(&path) > 0, "no SQLite lock to protect");
     let db = Analytics::in_memory().unwrap();
     let e = expect_kind(
         db.import_csv("x", &path, &CsvOptions::default()),
         ErrorKind::InvalidInput,
     );
-    assert!(
-        e.to_string().contains("a SQLite database open in this process"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("holds locks on"), "{e}");
     expect_kind(db.import_jsonl("x", &path), ErrorKind::InvalidInput);
     let Err(e) = Analytics::open(&path) else {
         panic!("DuckDB opened the store's SQLite file")
     };
-    assert!(
-        e.to_string().contains("SQLite database this process has open"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("database this process has open"), "{e}");
     let e = expect_kind(db.export_parquet("SELECT 1 AS x", &path), ErrorKind::InvalidInput);
-    assert!(e.to_string().contains("SQLite"), "{e}");
+    assert!(e.to_string().contains("open in this process"), "{e}");
+    // SQLite's lock on its file (WAL mode keeps a shared lock) is still this process's.
+    assert!(locks_of_this_process_on(&path) > 0, "SQLite's lock was dropped");
     // The store works on, and its file is whole.
     store.set("g", "k2", "v2").unwrap();
     assert_eq!(store.get("g", "k").unwrap(), "v");
     store.close().unwrap();
     let reopened = store::Store::open(&path).unwrap();
     assert_eq!(reopened.get("g", "k2").unwrap(), "v2");
+}
+
+/// POSIX locks this process holds on the file at `path`, as `/proc/locks` lists them (0 off Linux).
+fn locks_of_this_process_on(path: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path).unwrap().ino().to_string();
+    let pid = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() > 5 && f[4] == pid && f[5].rsplit(':').next() == Some(inode.as_str())
+        })
+        .count()
 }

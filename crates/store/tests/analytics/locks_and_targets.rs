@@ -4,13 +4,16 @@
 //! (`/dev/stdout`, `/dev/fd/N`), expose a private target's data while it is written, or carry
 //! setuid bits over; plus dangling links, the edges of `scored_at`, and invisible characters.
 
+use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use store::analytics::{Analytics, CsvOptions};
+use store::{Kv, Store, StoreConfig};
 
 /// Whether another process can take a write lock on `path` right now (python's `lockf`, which
 /// is `fcntl(F_SETLK)`, the lock DuckDB takes on a database it opens read-write).
@@ -404,4 +407,427 @@ fn a_split_export_through_a_link_to_another_file_system_works() {
         .collect();
     inside.sort();
     assert_eq!(inside, ["k=0", "k=1", "k=2", "manifest.json"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the second review (h7): leftovers of a process with this pid, read-only targets for an
+// ordinary user, databases held by other handles of this process, descriptor links spelt
+// differently, and the parent-directory guard.
+
+fn db_with_table() -> Analytics {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE t AS SELECT range AS x FROM range(10)")
+        .unwrap();
+    db
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// D1: `create_staging_like` uses `create_new`; a staging file left by a killed export of an
+// earlier process that had this same pid (containers: the CLI is pid 1 every run) makes every
+// export over an existing target fail with "File exists". `remove_stale_staging` never
+// removes it (it skips files carrying this process's own pid). Before d2d908c DuckDB simply
+// overwrote the leftover.
+#[test]
+fn d1_a_leftover_staging_file_with_this_pid_does_not_block_exports_over_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    let target = dir.path().join("t.parquet");
+    db.export_parquet("t", &target).unwrap();
+    // What a killed export of an earlier process with this pid left (any counter value this
+    // process could still use).
+    let pid = std::process::id();
+    for n in 0..300 {
+        std::fs::write(
+            dir.path().join(format!("t.parquet.store-export-{pid}-{n}.tmp")),
+            b"partial",
+        )
+        .unwrap();
+    }
+    let result = db.export_parquet("t", &target);
+    assert!(
+        result.is_ok(),
+        "export refused by a dead process's leftover: {result:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// D2: the staging file is created with the target's mode before DuckDB writes it. For a
+// read-only target (0444/0400), DuckDB then cannot open its own staging file for writing:
+// re-exporting over a read-only file fails with "Permission denied" for any non-root user
+// (before d2d908c the export replaced it, keeping 0444). For a write-only target (0200) the
+// footer read-back (`parquet_rows`) cannot read the staging file. Reproduced as root with
+// CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH dropped (setpriv), i.e. what an ordinary user sees.
+
+const CHILD_ENV: &str = "QA_H7_CHILD_TARGET";
+
+#[test]
+#[ignore = "child of d2_*: run by the parent with capabilities dropped"]
+fn d2_child_export() {
+    let Ok(target) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let db = db_with_table();
+    match db.export_parquet("t", &target) {
+        Ok(rows) => println!("CHILD-OK {rows}"),
+        Err(e) => {
+            println!("CHILD-ERR {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+fn export_without_dac_override(target: &Path) -> (bool, String) {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("setpriv")
+        .args(["--bounding-set=-dac_override,-dac_read_search", "--"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "locks_and_targets::d2_child_export",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, target)
+        .output()
+        .expect("setpriv");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("CHILD-OK"), text)
+}
+
+fn can_drop_caps() -> bool {
+    let ok = Command::new("setpriv")
+        .args(["--bounding-set=-dac_override", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: setpriv unavailable");
+    }
+    ok
+}
+
+#[test]
+fn d2_an_export_over_a_read_only_file_replaces_it_for_an_ordinary_user() {
+    if !can_drop_caps() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.parquet");
+    // Control: a writable target works without the capabilities.
+    std::fs::write(&target, b"old").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, text) = export_without_dac_override(&target);
+    assert!(ok, "control failed: {text}");
+    // A read-only target.
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let (ok, text) = export_without_dac_override(&target);
+    assert!(ok, "export over a 0444 file failed: {text}");
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444);
+    assert!(
+        !names(dir.path()).iter().any(|n| n.contains("store-export")),
+        "{:?}",
+        names(dir.path())
+    );
+}
+
+#[test]
+fn d2b_an_export_over_a_write_only_file_works_for_an_ordinary_user() {
+    if !can_drop_caps() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.parquet");
+    std::fs::write(&target, b"old").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o200)).unwrap();
+    let (ok, text) = export_without_dac_override(&target);
+    assert!(ok, "export over a 0200 file failed: {text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// D3: a SQLite database this process holds open in rollback-journal mode (no `-shm`), e.g.
+// through the application's own rusqlite connection: `file_head` returns None for a held
+// file and `sqlite_in_use` only knows WAL, so the export renames a Parquet file over the live
+// database. README: "A target the rename would destroy is refused: a database (open in this
+// process, or any DuckDB or SQLite file)". Before d2d908c the header was read and it was
+// refused.
+#[test]
+fn d3_an_export_over_a_sqlite_database_this_process_holds_in_rollback_mode_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE a(x); INSERT INTO a VALUES (1), (2);")
+        .unwrap();
+    let db = db_with_table();
+    let result = db.export_parquet("t", &path);
+    let head = std::fs::read(&path).unwrap();
+    assert!(
+        head.starts_with(b"SQLite format 3\0"),
+        "the open SQLite database was replaced by the export (result {result:?})"
+    );
+    assert!(result.is_err());
+    drop(conn);
+}
+
+/// D3b: the same for a DuckDB database file this process holds by a plain descriptor (a
+/// backup job reading it, say) but has not opened with Analytics.
+#[test]
+fn d3b_an_export_over_a_duckdb_file_held_by_a_plain_handle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keep.duckdb");
+    {
+        let a = Analytics::open(&path).unwrap();
+        a.exec_batch("CREATE TABLE k AS SELECT 1 AS x").unwrap();
+        a.close().unwrap();
+    }
+    let held = std::fs::File::open(&path).unwrap();
+    let db = db_with_table();
+    let result = db.export_parquet("t", &path);
+    let head = std::fs::read(&path).unwrap();
+    assert_eq!(
+        head.get(8..12),
+        Some(b"DUCK".as_slice()),
+        "the DuckDB database was replaced by the export (result {result:?})"
+    );
+    drop(held);
+}
+
+/// D3c: the lock hazard d2d908c set out to close, for a SQLite database in rollback-journal
+/// mode: an import of it (held_database only recognises WAL) opens and closes the file, which
+/// drops the RESERVED lock this process's connection holds, so another process can start a
+/// write transaction on the same database at the same time.
+#[test]
+fn d3c_an_import_of_a_rollback_mode_sqlite_db_held_here_keeps_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE a(x); BEGIN IMMEDIATE; INSERT INTO a VALUES (1);")
+        .unwrap();
+    let other_can_write = || {
+        let script = "import sqlite3,sys\n\
+                      c=sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n\
+                      try:\n    c.execute('BEGIN IMMEDIATE'); print('writer')\n\
+                      except Exception as e:\n    print('locked', e)\n";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).starts_with("writer")
+    };
+    assert!(!other_can_write(), "precondition: the lock is held");
+    let db = Analytics::in_memory().unwrap();
+    let result = db.import_csv("x", &path, &CsvOptions::default());
+    assert!(
+        !other_can_write(),
+        "after import_csv ({result:?}) another process can write the database this process is writing"
+    );
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// D4: `is_descriptor_link` only recognises the literal spellings /proc/.../fd/N and /dev/fd/N.
+// Through any symbolic link to the fd directory the check misses, and the export replaces the
+// file behind the descriptor (here: the log this process appends to).
+#[test]
+fn d4_an_export_to_a_descriptor_through_a_linked_fd_directory_is_refused() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("job.log");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap();
+    writeln!(log, "line 1").unwrap();
+    let fds = dir.path().join("fds");
+    symlink("/proc/self/fd", &fds).unwrap();
+    let target = fds.join(log.as_raw_fd().to_string());
+    let db = db_with_table();
+    let result = db.export_parquet("t", &target);
+    let text = std::fs::read(&log_path).unwrap();
+    assert!(
+        text.starts_with(b"line 1"),
+        "the log behind the descriptor was replaced (result {result:?})"
+    );
+    assert!(result.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// D5: CreatedDirs stops at the first directory it cannot remove, including one that was never
+// created because create_dir_all failed below it: the upper directories it did create stay.
+#[test]
+fn d5_a_failed_parent_creation_removes_the_directories_it_did_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    let long = "a".repeat(300); // ENAMETOOLONG after `new` was created
+    let target = dir.path().join("new").join(&long).join("t.parquet");
+    let result = db.export_parquet("t", &target);
+    assert!(result.is_err());
+    assert!(
+        names(dir.path()).is_empty(),
+        "left behind: {:?} ({result:?})",
+        names(dir.path())
+    );
+}
+
+/// D5b (nitpick): a parent spelled with `..` ("new/../out.parquet" where `new` is missing):
+/// the failed export leaves `new` (remove_dir of "new/.." fails first and stops the loop).
+#[test]
+fn d5b_a_failed_export_through_dotdot_removes_what_it_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    let failing = "SELECT CAST('not a number ' || x AS INTEGER) AS x FROM t";
+    let target = dir.path().join("new/../out.parquet");
+    assert!(db.export_parquet(failing, &target).is_err());
+    assert!(
+        names(dir.path()).is_empty(),
+        "left behind: {:?}",
+        names(dir.path())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Held: exporting over a NamedTempFile the caller holds open works (file_head None, not a
+// database), the staging file is gone, the holder's path now has the Parquet file.
+#[test]
+fn held_an_export_over_a_named_temp_file_the_caller_holds_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .suffix(".parquet")
+        .tempfile_in(dir.path())
+        .unwrap();
+    let db = db_with_table();
+    assert_eq!(db.export_parquet("t", tmp.path()).unwrap(), 10);
+    assert_eq!(db.import_parquet("back", tmp.path()).unwrap(), 10);
+    assert_eq!(names(dir.path()).len(), 1, "{:?}", names(dir.path()));
+}
+
+/// Held: a panicking progress callback during an export over an existing file leaves no
+/// staging file (USE_TMP_FILE false: the staging file is DuckDB's only file).
+#[test]
+fn held_a_panicking_progress_callback_leaves_no_staging_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE big AS SELECT range AS x, md5(range::VARCHAR) AS y FROM range(6000000)")
+        .unwrap();
+    let target = dir.path().join("big.parquet");
+    std::fs::write(&target, b"old").unwrap();
+    let cb = |_p: store::analytics::ImportProgress| panic!("stop");
+    let result = db.export_parquet_with("SELECT * FROM big ORDER BY y", &target, "zstd", Some(&cb));
+    eprintln!("result: {result:?}");
+    assert_eq!(names(dir.path()), vec!["big.parquet".to_string()]);
+    if result.is_err() {
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+    }
+}
+
+/// Held: SQLite's own rollback, then a closure that returns its own error: that error comes
+/// back unchanged, nothing is written, versions stay monotonic afterwards; a scoped
+/// transaction behaves the same.
+#[test]
+fn held_a_closure_error_after_sqlites_own_rollback_is_returned() {
+    struct Tmpfs(tempfile::TempDir);
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+        }
+    }
+    let holder = tempfile::tempdir().unwrap();
+    if !Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(holder.path())
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("SKIP: no tmpfs");
+        return;
+    }
+    let fs = Tmpfs(holder);
+    let path: PathBuf = fs.0.path().join("state.db");
+    std::fs::write(fs.0.path().join("filler"), vec![0u8; 1 << 20]).unwrap();
+    let store = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).unwrap();
+    let before = store.set("pre", "k", "v").unwrap();
+    let big = "z".repeat(100_000);
+    let ns = store.scoped("app").unwrap();
+    for scoped in [false, true] {
+        let body = |set: &dyn Fn(&str) -> store::Result<u64>| -> store::Result<()> {
+            let mut rolled = false;
+            for i in 0..60 {
+                if let Err(e) = set(&format!("big{i}"))
+                    && e.field() == Some("transaction")
+                {
+                    rolled = true;
+                    break;
+                }
+            }
+            assert!(rolled, "SQLite never rolled back");
+            Err(store::Error::NotFound {
+                op: "mine",
+                group: "g".into(),
+                key: "k".into(),
+            })
+        };
+        let result = if scoped {
+            ns.transaction(|tx| body(&|k: &str| tx.set("tx", k, &big)))
+        } else {
+            store.transaction(|tx| body(&|k: &str| tx.set("tx", k, &big)))
+        };
+        let err = result.unwrap_err();
+        assert_eq!(err.op(), "mine", "{err}");
+    }
+    assert!(store.get_all("tx").unwrap().is_empty());
+    std::fs::remove_file(fs.0.path().join("filler")).unwrap();
+    let mut last = before;
+    for i in 0..10 {
+        let v = store.set("after", &format!("k{i}"), "v").unwrap();
+        assert!(v > last);
+        last = v;
+    }
+    store.close().unwrap();
+}
+
+/// D3d: the same through `Analytics::open` (a mistyped path): refuse_foreign_file lets a held
+/// file through unread unless it is WAL-mode SQLite, so DuckDB opens and closes the
+/// rollback-mode SQLite database, dropping this process's RESERVED lock on it.
+#[test]
+fn d3d_a_refused_analytics_open_of_a_rollback_mode_sqlite_db_held_here_keeps_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE a(x); BEGIN IMMEDIATE; INSERT INTO a VALUES (1);")
+        .unwrap();
+    let other_can_write = || {
+        let script = "import sqlite3,sys\n\
+                      c=sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n\
+                      try:\n    c.execute('BEGIN IMMEDIATE'); print('writer')\n\
+                      except Exception as e:\n    print('locked', e)\n";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).starts_with("writer")
+    };
+    assert!(!other_can_write(), "precondition: the lock is held");
+    let result = Analytics::open(&path).map(drop);
+    assert!(result.is_err(), "DuckDB opened a SQLite file");
+    assert!(
+        !other_can_write(),
+        "after Analytics::open ({result:?}) another process can write the database this process is writing"
+    );
+    conn.execute_batch("COMMIT").unwrap();
 }
