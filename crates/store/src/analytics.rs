@@ -589,9 +589,9 @@ fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
             path,
             duckdb::ffi::ErrorCode::CannotOpen,
             format!(
-                "{} is a database this process has open (it holds locks on the file; the KV \
-                 store's SQLite file?), not a DuckDB database; open a DuckDB database, or a new \
-                 path to create one",
+                "{} is a database this process has open outside Analytics (it holds locks on \
+                 the file: the KV store's SQLite file, or a file ATTACHed in SQL); open another \
+                 path, or use the handle that has it open",
                 path.display()
             ),
         ));

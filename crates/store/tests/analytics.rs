@@ -20,6 +20,9 @@ mod kv;
 mod locks_and_targets;
 #[path = "analytics/open.rs"]
 mod open;
+#[cfg(target_os = "linux")]
+#[path = "analytics/process_locks.rs"]
+mod process_locks;
 #[path = "analytics/query.rs"]
 mod query;
 #[path = "analytics/scoring.rs"]

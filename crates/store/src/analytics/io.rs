@@ -900,10 +900,10 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
 /// DuckDB writes into it: created by DuckDB, it would have the umask's mode, and a private
 /// (`0600`) target's data would be readable by everyone for as long as the export runs. The
 /// exact mode follows before the rename (a `0444` target's staging file must stay writable for
-/// DuckDB meanwhile). DuckDB truncates a file it writes and keeps its mode. A file already
-/// there under this name was left by a killed process that had this pid (its counter restarted
-/// at 0, as for pid 1 in a container), and is replaced. Nothing to do for a new target, or off
-/// Unix.
+/// DuckDB meanwhile). DuckDB truncates a file it writes and keeps its mode. The staging name
+/// has a random part ([`tmp_path`]), so a file already there is someone else's and an error.
+/// The owner and group are the target's where the process may set them. Nothing to do for a
+/// new target, or off Unix.
 fn create_staging_like(op: &'static str, tmp: &Path, target: &Path) -> Result<()> {
     #[cfg(unix)]
     if let Ok(existing) = std::fs::metadata(target) {
@@ -916,19 +916,17 @@ fn create_staging_like(op: &'static str, tmp: &Path, target: &Path) -> Result<()
                 .mode(mode)
                 .open(tmp)
         };
-        create()
-            .or_else(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    std::fs::remove_file(tmp).and_then(|()| create())
-                } else {
-                    Err(e)
-                }
-            })
-            .map_err(|source| Error::Io {
-                op,
-                path: Some(tmp.to_path_buf()),
-                source,
-            })?;
+        create().map_err(|source| Error::Io {
+            op,
+            path: Some(tmp.to_path_buf()),
+            source,
+        })?;
+        // Owner and group too where the process may set them (root, or a group it is in):
+        // root exporting over another user's private file must not take it from them.
+        use std::os::unix::fs::MetadataExt;
+        if std::os::unix::fs::chown(tmp, Some(existing.uid()), Some(existing.gid())).is_err() {
+            let _ = std::os::unix::fs::chown(tmp, None, Some(existing.gid()));
+        }
     }
     #[cfg(not(unix))]
     let _ = (op, tmp, target);

@@ -186,16 +186,30 @@ const STAGING_MARK: &str = "store-export-";
 /// removes it (a live writer in another PID namespace keeps its file's mtime fresh).
 const STALE_STAGING_AGE: Duration = Duration::from_secs(600);
 
-/// The staging file of one export to `path`: `<path>.store-export-<pid>-<n>.tmp` (or
-/// `.store-export-<pid>-<n>.tmp` for a name near the length limit), unique to this call, so
-/// exports to the same path at once (threads, handles or processes) never write into one
-/// file: each renames its own complete file over `path`, and the last rename wins. (An export
-/// killed midway leaves its staging file; on Linux a later export into the directory removes
-/// it once it is stale: see [`remove_stale_staging`].)
+/// The staging file of one export to `path`: `<path>.store-export-<pid>-<n>-<random>.tmp` (or
+/// `.store-export-…` for a name near the length limit), unique to this call, so exports to
+/// the same path at once (threads, handles or processes) never write into one file: each
+/// renames its own complete file over `path`, and the last rename wins. The random part keeps
+/// processes apart that share a pid, as the first process of two containers writing to one
+/// volume do (both pid 1). (An export killed midway leaves its staging file; on Linux a later
+/// export into the directory removes it once it is stale: see [`remove_stale_staging`].)
 pub(super) fn tmp_path(path: &Path) -> std::path::PathBuf {
+    use std::hash::{BuildHasher, Hasher};
     static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let unique = format!("{STAGING_MARK}{}-{n}.tmp", std::process::id());
+    // Randomly keyed per process (std's hash keys), mixed with the time and the counter.
+    let mut random = std::hash::RandomState::new().build_hasher();
+    random.write_u64(n);
+    random.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let unique = format!(
+        "{STAGING_MARK}{}-{n}-{:016x}.tmp",
+        std::process::id(),
+        random.finish()
+    );
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".");
     name.push(&unique);
@@ -204,6 +218,16 @@ pub(super) fn tmp_path(path: &Path) -> std::path::PathBuf {
         name = format!(".{unique}").into();
     }
     path.with_file_name(name)
+}
+
+/// The part of a staging name after `<pid>-`: `<n>-<16 hex digits>`, or `<n>` as names were
+/// before the random part.
+fn is_staging_suffix(rest: &str) -> bool {
+    let (n, random) = rest.split_once('-').unwrap_or((rest, "0000000000000000"));
+    !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && random.len() == 16
+        && random.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Removes the staging files that exports into `path`'s directory left when their process died
@@ -237,7 +261,7 @@ pub(super) fn remove_stale_staging(path: &Path) {
             .or_else(|| staged.strip_prefix(short.as_str()))
             .and_then(|rest| rest.strip_suffix(".tmp"))
             .and_then(|rest| rest.split_once('-'))
-            .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|(_, rest)| is_staging_suffix(rest))
             .and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
             continue;
@@ -519,16 +543,30 @@ pub(crate) fn held_open_here(path: &Path) -> bool {
         let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
             return false;
         };
-        let pid = std::process::id().to_string();
+        // The pid as `/proc` numbers it, which in a pid namespace that sees another one's
+        // `/proc` is not `std::process::id()`.
+        let pid = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .unwrap_or_else(|| std::process::id().to_string());
         let inode = target.ino().to_string();
         // `1: POSIX  ADVISORY  READ 4154 fe:00:1835061 128 128`; a waiter's line has `->`
-        // after the number. The device is left out of the match: a false match on another
-        // device's inode only makes the check more careful.
-        locks.lines().any(|line| {
+        // after the number. Its device numbers are the superblock's, which on some file
+        // systems (btrfs, overlayfs) differ from `st_dev`: the inode is matched here, and the
+        // device below, through a descriptor of this process on the very file.
+        let locked = locks.lines().any(|line| {
             let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
             matches!(fields.as_slice(), [_, "POSIX", _, _, p, file, ..]
                 if *p == pid && file.rsplit(':').next() == Some(inode.as_str()))
-        })
+        });
+        // A process holds POSIX locks only on files it has open.
+        locked
+            && std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::metadata(fd.path())
+                        .is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+                })
+            })
     }
     #[cfg(not(target_os = "linux"))]
     {

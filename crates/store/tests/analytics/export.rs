@@ -626,6 +626,11 @@ fn an_export_removes_staging_files_that_killed_exports_left_once_they_are_stale(
     // No process has this id (Linux pids stop at 2^22).
     let dead = leftover("out.parquet.store-export-999999999-0.tmp", hour_ago);
     let dead_short = leftover(".store-export-999999999-1.tmp", hour_ago);
+    let dead_random = leftover(
+        "out.parquet.store-export-999999999-3-0123456789abcdef.tmp",
+        hour_ago,
+    );
+    let not_ours = leftover("out.parquet.store-export-999999999-4-xyz.tmp", hour_ago);
     let dead_but_fresh = leftover(
         "out.parquet.store-export-999999999-2.tmp",
         std::time::SystemTime::now(),
@@ -639,7 +644,7 @@ fn an_export_removes_staging_files_that_killed_exports_left_once_they_are_stale(
         db.export_parquet("t", dir.path().join("out.parquet")).unwrap(),
         10
     );
-    for removed in [&dead, &dead_short] {
+    for removed in [&dead, &dead_short, &dead_random] {
         assert_eq!(
             removed.exists(),
             !cfg!(target_os = "linux"),
@@ -647,7 +652,7 @@ fn an_export_removes_staging_files_that_killed_exports_left_once_they_are_stale(
             removed.display()
         );
     }
-    for kept in [&dead_but_fresh, &live, &users_own] {
+    for kept in [&dead_but_fresh, &live, &users_own, &not_ours] {
         assert!(kept.exists(), "{} was removed", kept.display());
     }
 }
