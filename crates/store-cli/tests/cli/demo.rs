@@ -54,15 +54,8 @@ fn ls_into_a_pipe_closed_early_does_not_panic() {
     for i in 0..40 {
         home.ok(&["kv", "set", "g", &format!("key-{i:02}"), &big]);
     }
-    let mut child = Command::new(BIN)
-        .arg("--home")
-        .arg(home.path())
+    let mut child = crate::support::piped(["--home".as_ref(), home.path().as_os_str()])
         .args(["kv", "ls", "g"])
-        .env_remove("STORE_HOME")
-        .env_remove("XDG_DATA_HOME")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn store");
     {

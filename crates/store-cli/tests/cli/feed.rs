@@ -477,7 +477,6 @@ fn changes_follow_with_a_limit_prints_every_change() {
 #[test]
 fn sigint_ends_a_follower_whose_output_is_blocked() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     use std::sync::mpsc;
     use std::time::Instant;
 
@@ -492,15 +491,8 @@ fn sigint_ends_a_follower_whose_output_is_blocked() {
         // Not --json, which prints no banner to wait for.
         &["changes", "--follow", "--since", "0"][..],
     ] {
-        let mut child = Command::new(crate::support::BIN)
-            .arg("--home")
-            .arg(home.path())
+        let mut child = crate::support::piped(["--home".as_ref(), home.path().as_os_str()])
             .args(args)
-            .env_remove("STORE_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn store");
         // Held open and never read, so the pipe fills and the follower's write blocks.

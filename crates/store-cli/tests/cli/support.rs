@@ -252,17 +252,28 @@ fn pump(stream: impl Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
+/// The binary with `args`, no home from the environment, stdin empty and stdout/stderr piped,
+/// for tests that drive the process themselves (read partly, stall, close the pipe).
+pub fn piped<I, S>(args: I) -> std::process::Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = std::process::Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("STORE_HOME")
+        .env_remove("XDG_DATA_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
 impl Background {
     pub fn spawn(home: &Path, args: &[&str]) -> Background {
-        let mut child = std::process::Command::new(BIN)
-            .arg("--home")
-            .arg(home)
+        let mut child = piped([OsStr::new("--home"), home.as_os_str()])
             .args(args)
-            .env_remove("STORE_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn store");
         let stdout = pump(child.stdout.take().expect("piped stdout"));

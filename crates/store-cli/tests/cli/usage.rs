@@ -263,15 +263,7 @@ fn help_and_version_that_cannot_be_written_exit_1() {
             assert!(stderr.starts_with("error:"), "store {args:?}: {stderr}");
         }
         // A pipe whose reader is gone before anything is written: EPIPE, quietly exit 0.
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("STORE_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn store");
+        let mut child = crate::support::piped(args).spawn().expect("spawn store");
         drop(child.stdout.take());
         let out = child.wait_with_output().expect("wait for store");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -5,52 +5,14 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use store::analytics::{Analytics, CsvOptions};
 use store::{ErrorKind, Kv};
 
+use crate::common::Tmpfs;
 use crate::support::expect_kind;
-
-/// A small tmpfs, unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-    _holder: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let holder = tempfile::tempdir().unwrap();
-        let dir = holder.path().join("mnt");
-        std::fs::create_dir(&dir).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !mounted {
-            eprintln!("SKIP: cannot mount a tmpfs here (not root?)");
-            return None;
-        }
-        Some(Tmpfs { dir, _holder: holder })
-    }
-
-    /// Fills the file system to the last byte with a file named `filler`.
-    fn fill(&self) {
-        use std::io::Write;
-        let mut file = std::fs::File::create(self.dir.join("filler")).unwrap();
-        let block = vec![b'x'; 64 * 1024];
-        while file.write_all(&block).is_ok() {}
-        while file.write_all(b"x").is_ok() {}
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
 
 /// Every entry under `dir`, hidden ones included.
 fn tree(dir: &Path) -> BTreeSet<String> {
@@ -212,15 +174,15 @@ fn a_path_that_cannot_be_looked_at_is_an_io_error_not_a_missing_file() {
 fn creating_a_database_on_a_full_disk_fails_leaving_nothing_and_works_once_there_is_room() {
     let Some(fs) = Tmpfs::mount("1m") else { return };
     fs.fill();
-    let before = tree(&fs.dir);
-    let path = fs.dir.join("new.duckdb");
+    let before = tree(fs.path());
+    let path = fs.path().join("new.duckdb");
     let Err(e) = Analytics::open(&path) else {
         panic!("a database was created on a full disk")
     };
     assert!(e.to_string().contains("free disk space"), "{e}");
-    assert_eq!(tree(&fs.dir), before, "a failed create left files behind");
+    assert_eq!(tree(fs.path()), before, "a failed create left files behind");
 
-    std::fs::remove_file(fs.dir.join("filler")).unwrap();
+    std::fs::remove_file(fs.path().join("filler")).unwrap();
     let db = Analytics::open(&path).expect("a create with room works");
     db.exec_batch("CREATE TABLE t AS SELECT 1 AS x").unwrap();
 }
@@ -230,17 +192,17 @@ fn the_service_on_a_full_disk_leaves_no_unfinished_files_and_recovers() {
     let Some(fs) = Tmpfs::mount("1m") else { return };
     let home = tempfile::tempdir().unwrap();
     let mut config = store::ServiceConfig::new(home.path());
-    config.analytics_path = Some(fs.dir.join("ws.duckdb"));
+    config.analytics_path = Some(fs.path().join("ws.duckdb"));
     fs.fill();
-    let before = tree(&fs.dir);
+    let before = tree(fs.path());
     for _ in 0..3 {
         let service = store::Service::open(config.clone()).unwrap();
         assert!(service.analytics().is_err());
         service.close().unwrap();
     }
-    assert_eq!(tree(&fs.dir), before, "failed creates left files behind");
+    assert_eq!(tree(fs.path()), before, "failed creates left files behind");
 
-    std::fs::remove_file(fs.dir.join("filler")).unwrap();
+    std::fs::remove_file(fs.path().join("filler")).unwrap();
     let service = store::Service::open(config).unwrap();
     service
         .analytics()

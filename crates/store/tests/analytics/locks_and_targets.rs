@@ -48,59 +48,33 @@ fn writer(dir: &Path) -> (Analytics, std::path::PathBuf) {
     (db, path)
 }
 
-/// A refused `open_read_only` of a file this process holds read-write must leave DuckDB's
-/// lock in place: `require_readable_file` (daa5850) opens and closes the file before the claim
-/// check, and closing any descriptor of a file drops every POSIX lock the process holds on it,
-/// so another process could then open the database read-write too (two writers, one file).
+/// A refused `open_read_only` or second `open` of a file this process holds read-write, an
+/// import naming it and an export refused over it must all leave DuckDB's lock in place:
+/// closing any descriptor of a file drops every POSIX lock the process holds on it, so a check
+/// that opened and closed the file let another process open the database read-write too (two
+/// writers, one file).
 #[test]
-fn a_refused_open_read_only_keeps_the_writers_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, path) = writer(dir.path());
-    assert!(Analytics::open_read_only(&path).is_err());
-    assert!(
-        !another_process_can_lock(&path),
-        "the lock DuckDB holds for this process's writer is gone after a refused open_read_only"
-    );
-    drop(db);
-}
-
-/// The same through a second `Analytics::open` (refuse_foreign_file reads the header first).
-#[test]
-fn a_refused_second_open_keeps_the_writers_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, path) = writer(dir.path());
-    assert!(Analytics::open(&path).is_err());
-    assert!(
-        !another_process_can_lock(&path),
-        "the lock DuckDB holds for this process's writer is gone after a refused second open"
-    );
-    drop(db);
-}
-
-/// The same through an import that names the database file (require_readable_file, daa5850).
-#[test]
-fn an_import_of_the_open_database_file_keeps_its_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, path) = writer(dir.path());
-    let _ = db.import_csv("c", &path, &CsvOptions::default());
-    assert!(
-        !another_process_can_lock(&path),
-        "the lock DuckDB holds for this process's writer is gone after an import read the file"
-    );
-    drop(db);
-}
-
-/// The same through an export refused because its target is the open database.
-#[test]
-fn an_export_refused_over_the_open_database_keeps_its_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, path) = writer(dir.path());
-    assert!(db.export_parquet("t", &path).is_err());
-    assert!(
-        !another_process_can_lock(&path),
-        "the lock DuckDB holds for this process's writer is gone after a refused export onto it"
-    );
-    drop(db);
+fn refused_opens_imports_and_exports_keep_the_writers_lock() {
+    type Attempt = fn(&Analytics, &Path) -> bool;
+    let attempts: [(&str, Attempt); 4] = [
+        ("open_read_only", |_, path| {
+            Analytics::open_read_only(path).is_err()
+        }),
+        ("a second open", |_, path| Analytics::open(path).is_err()),
+        ("import_csv", |db, path| {
+            db.import_csv("c", path, &CsvOptions::default()).is_err()
+        }),
+        ("export_parquet", |db, path| db.export_parquet("t", path).is_err()),
+    ];
+    for (what, attempt) in attempts {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = writer(dir.path());
+        assert!(attempt(&db, &path), "{what} was not refused");
+        assert!(
+            !another_process_can_lock(&path),
+            "the lock DuckDB holds for this process's writer is gone after a refused {what}"
+        );
+    }
 }
 
 /// daa5850: "a target kept private (0600) must not come back readable by everyone". The new
@@ -616,18 +590,7 @@ fn d3c_an_import_of_a_rollback_mode_sqlite_db_held_here_keeps_its_lock() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch("CREATE TABLE a(x); BEGIN IMMEDIATE; INSERT INTO a VALUES (1);")
         .unwrap();
-    let other_can_write = || {
-        let script = "import sqlite3,sys\n\
-                      c=sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n\
-                      try:\n    c.execute('BEGIN IMMEDIATE'); print('writer')\n\
-                      except Exception as e:\n    print('locked', e)\n";
-        let out = Command::new("python3")
-            .args(["-c", script])
-            .arg(&path)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).starts_with("writer")
-    };
+    let other_can_write = || another_process_can_begin_writing(&path);
     assert!(!other_can_write(), "precondition: the lock is held");
     let db = Analytics::in_memory().unwrap();
     let result = db.import_csv("x", &path, &CsvOptions::default());
@@ -740,25 +703,11 @@ fn held_a_panicking_progress_callback_leaves_no_staging_file() {
 /// transaction behaves the same.
 #[test]
 fn held_a_closure_error_after_sqlites_own_rollback_is_returned() {
-    struct Tmpfs(tempfile::TempDir);
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-        }
-    }
-    let holder = tempfile::tempdir().unwrap();
-    if !Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(holder.path())
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("SKIP: no tmpfs");
+    let Some(fs) = crate::common::Tmpfs::mount("3m") else {
         return;
-    }
-    let fs = Tmpfs(holder);
-    let path: PathBuf = fs.0.path().join("state.db");
-    std::fs::write(fs.0.path().join("filler"), vec![0u8; 1 << 20]).unwrap();
+    };
+    let path: PathBuf = fs.path().join("state.db");
+    std::fs::write(fs.path().join("filler"), vec![0u8; 1 << 20]).unwrap();
     let store = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).unwrap();
     let before = store.set("pre", "k", "v").unwrap();
     let big = "z".repeat(100_000);
@@ -790,7 +739,7 @@ fn held_a_closure_error_after_sqlites_own_rollback_is_returned() {
         assert_eq!(err.op(), "mine", "{err}");
     }
     assert!(store.get_all("tx").unwrap().is_empty());
-    std::fs::remove_file(fs.0.path().join("filler")).unwrap();
+    std::fs::remove_file(fs.path().join("filler")).unwrap();
     let mut last = before;
     for i in 0..10 {
         let v = store.set("after", &format!("k{i}"), "v").unwrap();
@@ -810,18 +759,7 @@ fn d3d_a_refused_analytics_open_of_a_rollback_mode_sqlite_db_held_here_keeps_its
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch("CREATE TABLE a(x); BEGIN IMMEDIATE; INSERT INTO a VALUES (1);")
         .unwrap();
-    let other_can_write = || {
-        let script = "import sqlite3,sys\n\
-                      c=sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n\
-                      try:\n    c.execute('BEGIN IMMEDIATE'); print('writer')\n\
-                      except Exception as e:\n    print('locked', e)\n";
-        let out = Command::new("python3")
-            .args(["-c", script])
-            .arg(&path)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).starts_with("writer")
-    };
+    let other_can_write = || another_process_can_begin_writing(&path);
     assert!(!other_can_write(), "precondition: the lock is held");
     let result = Analytics::open(&path).map(drop);
     assert!(result.is_err(), "DuckDB opened a SQLite file");
@@ -830,4 +768,18 @@ fn d3d_a_refused_analytics_open_of_a_rollback_mode_sqlite_db_held_here_keeps_its
         "after Analytics::open ({result:?}) another process can write the database this process is writing"
     );
     conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Whether another process can start a write transaction on the SQLite database at `path` now.
+fn another_process_can_begin_writing(path: &Path) -> bool {
+    let script = "import sqlite3,sys\n\
+                  c=sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n\
+                  try:\n    c.execute('BEGIN IMMEDIATE'); print('writer')\n\
+                  except Exception as e:\n    print('locked', e)\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).starts_with("writer")
 }

@@ -326,3 +326,50 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// A small tmpfs for disk-full tests, unmounted on drop; `None` (the test skips, saying so)
+/// where mounting is not permitted.
+pub struct Tmpfs {
+    dir: PathBuf,
+    _holder: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let holder = tempfile::tempdir().unwrap();
+        let dir = holder.path().join("mnt");
+        std::fs::create_dir(&dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!("SKIP: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Tmpfs { dir, _holder: holder })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fills the file system to the last byte with a file named `filler`.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.dir.join("filler")).unwrap();
+        let block = vec![b'x'; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        while file.write_all(b"x").is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use store::{Error, ErrorKind, Kv, Store, StoreConfig, SystemClock};
 
-use crate::common::{file_store, file_store_with, raw, raw_rows, within};
+use crate::common::{Tmpfs, file_store, file_store_with, raw, raw_rows, within};
 
 #[test]
 fn a_fault_mid_delete_prefix_leaves_every_group() {
@@ -232,34 +232,6 @@ fn a_directory_as_the_database_path_is_a_clear_error() {
     assert_eq!(err.op(), "Store::open");
 }
 
-/// A small tmpfs, unmounted on drop; `None` (the test skips) where mounting is not permitted.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !mounted {
-            eprintln!("SKIP: cannot mount a tmpfs here (not root?)");
-            return None;
-        }
-        Some(Tmpfs(dir))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
 /// On a full disk SQLite may roll a whole transaction back on its own (here: spilling its page
 /// cache). A closure that catches that error and goes on must not get its later writes
 /// committed one by one outside the transaction: they are refused, the transaction fails, and
@@ -267,8 +239,8 @@ impl Drop for Tmpfs {
 #[test]
 fn writes_after_sqlite_rolled_a_transaction_back_are_refused_not_autocommitted() {
     let Some(fs) = Tmpfs::mount("3m") else { return };
-    let path = fs.0.path().join("state.db");
-    let filler = fs.0.path().join("filler");
+    let path = fs.path().join("state.db");
+    let filler = fs.path().join("filler");
     std::fs::write(&filler, vec![0u8; 1 << 20]).unwrap();
     let store = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).unwrap();
     let before = store.set("pre", "k", "v").unwrap();
