@@ -38,5 +38,8 @@ mod split_many;
 mod split_mounts;
 #[path = "analytics/split_names.rs"]
 mod split_names;
+#[cfg(target_os = "linux")]
+#[path = "analytics/staging.rs"]
+mod staging;
 #[path = "analytics/support.rs"]
 mod support;

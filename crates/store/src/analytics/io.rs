@@ -13,7 +13,7 @@ use std::path::Path;
 use duckdb::Connection;
 
 use super::paths::{
-    CreatedDirs, LiteralPath, ensure_parent, export_target, held_database, refuse_dangling_link,
+    CreatedDirs, LiteralPath, LiveStaging, ensure_parent, export_target, held_database, refuse_dangling_link,
     refuse_database_target, remove_stale_staging, require_readable_file, tmp_path,
 };
 use super::progress::{ProgressFn, report_done, with_progress};
@@ -162,6 +162,10 @@ impl Analytics {
             sql::ident(OP, "table", table_or_query)?;
         }
         let mut created_dirs = CreatedDirs::default();
+        // Marks the staging file as this call's until it returns, for the clean-up of dead
+        // exports' files (`remove_stale_staging`), which may share this process's pid.
+        let _live = LiveStaging::register(&tmp);
+        let mut staging_file = None;
         let rows = self.with_conn(OP, |conn| {
             let source = source_sql(OP, conn, table_or_query)?;
             // A base table only: reading the columns of a query or a view binds it, and a
@@ -182,7 +186,7 @@ impl Analytics {
                 "COPY ({source}) TO {} (FORMAT parquet, COMPRESSION {codec}, USE_TMP_FILE false)",
                 sql::path_literal(OP, &tmp)?
             );
-            create_staging_like(OP, &tmp, path)?;
+            staging_file = create_staging_like(OP, &tmp, path)?;
             // Read-only: a `SELECT` can still carry `DELETE … RETURNING` inside a `WITH`.
             transaction_on(OP, conn, Mode::ReadOnly, |conn| {
                 // `execute_batch`, not a prepared `execute`: measured ~4% faster for a large
@@ -228,14 +232,16 @@ impl Analytics {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        // The new file takes the mode of the one it replaces (the staging file was created
-        // with it, less the umask): see `create_staging_like`.
+        // The new file takes the exact mode of the one it replaces (see
+        // `create_staging_like`), set through the descriptor of the file this call created:
+        // by path it would follow a link someone swapped in meanwhile.
         #[cfg(unix)]
-        if let Ok(replaced) = std::fs::metadata(path) {
+        if let (Some(file), Ok(replaced)) = (&staging_file, std::fs::metadata(path)) {
             use std::os::unix::fs::PermissionsExt;
             let mode = replaced.permissions().mode() & 0o777;
-            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode));
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
+        drop(staging_file);
         std::fs::rename(&tmp, path).map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
             Error::Io {
@@ -904,31 +910,30 @@ pub(crate) fn parquet_rows(op: &'static str, conn: &Connection, path: &Path) -> 
 /// has a random part ([`tmp_path`]), so a file already there is someone else's and an error.
 /// The owner and group are the target's where the process may set them. Nothing to do for a
 /// new target, or off Unix.
-fn create_staging_like(op: &'static str, tmp: &Path, target: &Path) -> Result<()> {
+fn create_staging_like(op: &'static str, tmp: &Path, target: &Path) -> Result<Option<std::fs::File>> {
     #[cfg(unix)]
     if let Ok(existing) = std::fs::metadata(target) {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
         let mode = (existing.permissions().mode() & 0o777) | 0o600;
-        let create = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(tmp)
-        };
-        create().map_err(|source| Error::Io {
-            op,
-            path: Some(tmp.to_path_buf()),
-            source,
-        })?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp)
+            .map_err(|source| Error::Io {
+                op,
+                path: Some(tmp.to_path_buf()),
+                source,
+            })?;
         // Owner and group too where the process may set them (root, or a group it is in):
-        // root exporting over another user's private file must not take it from them.
-        use std::os::unix::fs::MetadataExt;
-        if std::os::unix::fs::chown(tmp, Some(existing.uid()), Some(existing.gid())).is_err() {
-            let _ = std::os::unix::fs::chown(tmp, None, Some(existing.gid()));
+        // root exporting over another user's private file must not take it from them. Set
+        // through the descriptor: by path, a link swapped in would hand over another file.
+        if std::os::unix::fs::fchown(&file, Some(existing.uid()), Some(existing.gid())).is_err() {
+            let _ = std::os::unix::fs::fchown(&file, None, Some(existing.gid()));
         }
+        return Ok(Some(file));
     }
     #[cfg(not(unix))]
     let _ = (op, tmp, target);
-    Ok(())
+    Ok(None)
 }

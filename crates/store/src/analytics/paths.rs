@@ -77,7 +77,9 @@ impl LiteralPath {
             source,
         };
         let target = std::fs::canonicalize(path).map_err(|e| io(e, path))?;
-        let dir = std::env::temp_dir().join(unique_name(".store-read"));
+        // The random part: a dead process that had this pid (pid 1 of a restarted container
+        // keeping its /tmp) may have left the same pid and counter behind.
+        let dir = std::env::temp_dir().join(format!("{}-{}", unique_name(".store-read"), random_hex()));
         std::fs::create_dir(&dir).map_err(|e| io(e, &dir))?;
         let link = dir.join(link_name);
         let guard = LiteralPath {
@@ -194,22 +196,9 @@ const STALE_STAGING_AGE: Duration = Duration::from_secs(600);
 /// volume do (both pid 1). (An export killed midway leaves its staging file; on Linux a later
 /// export into the directory removes it once it is stale: see [`remove_stale_staging`].)
 pub(super) fn tmp_path(path: &Path) -> std::path::PathBuf {
-    use std::hash::{BuildHasher, Hasher};
     static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // Randomly keyed per process (std's hash keys), mixed with the time and the counter.
-    let mut random = std::hash::RandomState::new().build_hasher();
-    random.write_u64(n);
-    random.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    let unique = format!(
-        "{STAGING_MARK}{}-{n}-{:016x}.tmp",
-        std::process::id(),
-        random.finish()
-    );
+    let unique = format!("{STAGING_MARK}{}-{n}-{}.tmp", std::process::id(), random_hex());
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".");
     name.push(&unique);
@@ -218,6 +207,41 @@ pub(super) fn tmp_path(path: &Path) -> std::path::PathBuf {
         name = format!(".{unique}").into();
     }
     path.with_file_name(name)
+}
+
+/// The staging files of exports running in this process. A staging file named with this
+/// process's pid that is not among them was left by a dead process that had the same pid
+/// (pid 1 of a container that restarted), and may be cleaned up like any other.
+static LIVE_STAGING: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashSet<PathBuf>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// An export's staging file, registered as live until dropped.
+pub(super) struct LiveStaging(PathBuf);
+
+impl LiveStaging {
+    pub(super) fn register(tmp: &Path) -> LiveStaging {
+        LIVE_STAGING.lock().insert(tmp.to_path_buf());
+        LiveStaging(tmp.to_path_buf())
+    }
+}
+
+impl Drop for LiveStaging {
+    fn drop(&mut self) {
+        LIVE_STAGING.lock().remove(&self.0);
+    }
+}
+
+/// 16 random hex digits for names that must not meet a dead process's that had this pid:
+/// std's randomly keyed hasher (fresh keys per call), mixed with the time.
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut random = std::hash::RandomState::new().build_hasher();
+    random.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", random.finish())
 }
 
 /// The part of a staging name after `<pid>-`: `<n>-<16 hex digits>`, or `<n>` as names were
@@ -272,7 +296,14 @@ pub(super) fn remove_stale_staging(path: &Path) {
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= STALE_STAGING_AGE);
-        if untouched && pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+        // A file with this process's pid is dead unless one of its exports is writing it (the
+        // pid is another, earlier process's); any other pid is dead once it no longer runs.
+        let dead = if pid == std::process::id() {
+            !LIVE_STAGING.lock().contains(&entry.path())
+        } else {
+            !Path::new("/proc").join(pid.to_string()).exists()
+        };
+        if untouched && dead {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -540,33 +571,35 @@ pub(crate) fn held_open_here(path: &Path) -> bool {
         let Ok(target) = std::fs::metadata(path) else {
             return false;
         };
-        let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
-            return false;
-        };
-        // The pid as `/proc` numbers it, which in a pid namespace that sees another one's
-        // `/proc` is not `std::process::id()`.
-        let pid = std::fs::read_link("/proc/self")
-            .ok()
-            .and_then(|p| p.to_str().map(str::to_owned))
-            .unwrap_or_else(|| std::process::id().to_string());
+        // A cheap first look: some process's POSIX lock on an inode of this number
+        // (`1: POSIX  ADVISORY  READ 4154 fe:00:1835061 128 128`; a waiter's line has `->`).
         let inode = target.ino().to_string();
-        // `1: POSIX  ADVISORY  READ 4154 fe:00:1835061 128 128`; a waiter's line has `->`
-        // after the number. Its device numbers are the superblock's, which on some file
-        // systems (btrfs, overlayfs) differ from `st_dev`: the inode is matched here, and the
-        // device below, through a descriptor of this process on the very file.
-        let locked = locks.lines().any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
-            matches!(fields.as_slice(), [_, "POSIX", _, _, p, file, ..]
-                if *p == pid && file.rsplit(':').next() == Some(inode.as_str()))
-        });
-        // A process holds POSIX locks only on files it has open.
-        locked
-            && std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
-                fds.flatten().any(|fd| {
-                    std::fs::metadata(fd.path())
-                        .is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
-                })
+        let any_lock = std::fs::read_to_string("/proc/locks").is_ok_and(|locks| {
+            locks.lines().any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+                matches!(fields.as_slice(), [_, "POSIX", _, _, _, file, ..]
+                    if file.rsplit(':').next() == Some(inode.as_str()))
             })
+        });
+        if !any_lock {
+            return false;
+        }
+        // Then the exact answer: a descriptor of this process on this very file (device and
+        // inode) whose `fdinfo` lists a POSIX lock, which the kernel shows only for locks of
+        // this process on that file. Pids and device numbers need no translating this way.
+        // Unreadable, the answer is "locked": reopening a locked file is the harm.
+        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+            return true;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+                && std::fs::read_to_string(Path::new("/proc/self/fdinfo").join(fd.file_name())).is_ok_and(
+                    |info| {
+                        info.lines()
+                            .any(|l| l.starts_with("lock:") && l.contains(" POSIX "))
+                    },
+                )
+        })
     }
     #[cfg(not(target_os = "linux"))]
     {
