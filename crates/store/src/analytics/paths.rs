@@ -212,16 +212,17 @@ pub(super) fn tmp_path(path: &Path) -> std::path::PathBuf {
 /// The staging files of exports running in this process. A staging file named with this
 /// process's pid that is not among them was left by a dead process that had the same pid
 /// (pid 1 of a container that restarted), and may be cleaned up like any other.
-static LIVE_STAGING: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashSet<PathBuf>>> =
+static LIVE_STAGING: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashSet<std::ffi::OsString>>> =
     std::sync::LazyLock::new(Default::default);
 
 /// An export's staging file, registered as live until dropped.
-pub(super) struct LiveStaging(PathBuf);
+pub(super) struct LiveStaging(std::ffi::OsString);
 
 impl LiveStaging {
     pub(super) fn register(tmp: &Path) -> LiveStaging {
-        LIVE_STAGING.lock().insert(tmp.to_path_buf());
-        LiveStaging(tmp.to_path_buf())
+        let name = tmp.file_name().unwrap_or_default().to_os_string();
+        LIVE_STAGING.lock().insert(name.clone());
+        LiveStaging(name)
     }
 }
 
@@ -299,7 +300,7 @@ pub(super) fn remove_stale_staging(path: &Path) {
         // A file with this process's pid is dead unless one of its exports is writing it (the
         // pid is another, earlier process's); any other pid is dead once it no longer runs.
         let dead = if pid == std::process::id() {
-            !LIVE_STAGING.lock().contains(&entry.path())
+            !LIVE_STAGING.lock().contains(&file_name)
         } else {
             !Path::new("/proc").join(pid.to_string()).exists()
         };
