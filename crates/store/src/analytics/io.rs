@@ -4,7 +4,7 @@
 //! from the file (`CREATE TABLE … AS SELECT`), an existing one is appended to by column name
 //! (`INSERT INTO … BY NAME`), and any failure — a malformed line, a type mismatch — rolls the
 //! whole import back, leaving the table as it was (or absent). Exports write to a staging file
-//! beside the target (`<path>.store-export-<pid>-<n>.tmp`, unique to the call, so concurrent exports to one
+//! beside the target (`<path>.store-export-<pid>-<n>-<random>.tmp`, unique to the call, so concurrent exports to one
 //! path cannot write into the same file) and rename it over the target only when DuckDB has
 //! finished, so a failed export leaves the target untouched.
 

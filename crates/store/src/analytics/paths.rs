@@ -181,7 +181,7 @@ impl Drop for CreatedDirs {
     }
 }
 
-/// Marks an export's staging file: `<name>.store-export-<pid>-<n>.tmp`.
+/// Marks an export's staging file: `<name>.store-export-<pid>-<n>-<random>.tmp`.
 const STAGING_MARK: &str = "store-export-";
 
 /// How long a dead process's staging file must have been left untouched before an export

@@ -489,3 +489,176 @@ fn a_leftover_link_directory_of_a_dead_process_with_this_pid_does_not_fail_an_im
     }
     assert_eq!(r.as_ref().ok(), Some(&1), "{r:?}");
 }
+
+// From the fifth review (h10): a live export's staging file, however the directory is spelt,
+// and the fdinfo lock check.
+
+/// Descriptors of this process open on `file` (by device and inode).
+fn open_count(file: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(file) else { return 0 };
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|fd| std::fs::metadata(fd.path()).is_ok_and(|f| f.dev() == m.dev() && f.ino() == m.ino()))
+        .count()
+}
+
+/// Export A (`slow_target`, a sort that writes nothing for a while) runs on another thread; once
+/// DuckDB has its staging file open, the file is aged past the 10-minute mark (as a long sort
+/// or a slow source would leave it), and export B (`quick_target`: the same file, spelt
+/// differently) runs on another handle. A's staging file must survive B's clean-up, and A must
+/// succeed. Returns `None` when A finished before B (inconclusive).
+fn live_export_survives(dir: &Path, slow_target: &Path, quick_target: &Path) -> Option<()> {
+    std::fs::write(dir.join("out.parquet"), b"old").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE TABLE big AS SELECT range AS x, range * 2 AS y FROM range(4000000)")
+        .unwrap();
+    let other = Analytics::in_memory().unwrap();
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| db.export_parquet("SELECT * FROM big ORDER BY y DESC", slow_target));
+        let t0 = Instant::now();
+        // Ours (create_staging_like) and DuckDB's writer: DuckDB has opened it, so its later
+        // writes only come after the sort.
+        let staged = loop {
+            if let Some(n) = names(dir).into_iter().find(|n| n.contains(".store-export-")) {
+                let p = dir.join(n);
+                if open_count(&p) >= 2 {
+                    break p;
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "no staging file appeared");
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        // DuckDB's writer holds a POSIX write lock on it (BufferedFileWriter, WRITE_LOCK).
+        eprintln!(
+            "locks on the staging file during the COPY: {:?}",
+            fdinfo_locks(&staged)
+        );
+        let f = std::fs::File::open(&staged).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        // (Closing `f` drops DuckDB's fcntl lock on the staging file: harmless here.)
+        drop(f);
+        eprintln!(
+            "staged {staged:?}, untouched for {:?} before B",
+            std::fs::metadata(&staged).unwrap().modified().unwrap().elapsed()
+        );
+        other.export_parquet("SELECT 1 AS x", quick_target).unwrap();
+        if slow.is_finished() {
+            eprintln!("inconclusive: the slow export finished before the quick one");
+            return None;
+        }
+        let survived = staged.exists();
+        let r = slow.join().unwrap();
+        assert!(
+            survived,
+            "the live export's staging file {staged:?} was removed by a concurrent export of this \
+             process (A: {slow_target:?}, B: {quick_target:?}); A returned {r:?}"
+        );
+        assert_eq!(r.unwrap(), 4_000_000);
+        Some(())
+    })
+}
+
+/// A names the directory through a symbolic link, B by its real path: the registered path and
+/// the one the clean-up builds differ, though the staging file is one.
+#[test]
+fn a_live_export_through_a_linked_directory_keeps_its_staging_file() {
+    let base = tempfile::tempdir().unwrap();
+    let base = base.path().canonicalize().unwrap();
+    let real = base.join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = base.join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    live_export_survives(&real, &link.join("out.parquet"), &real.join("out.parquet")).expect("inconclusive");
+}
+
+/// Control: the same spelling, absolute, in both (what tests/analytics/staging.rs checks).
+#[test]
+fn control_a_live_export_with_the_same_absolute_path_keeps_its_staging_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let target: PathBuf = dir.join("out.parquet");
+    live_export_survives(&dir, &target, &target).expect("inconclusive");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lock check through /proc/self/fdinfo.
+// ---------------------------------------------------------------------------------------------
+
+fn fdinfo_locks(file: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).unwrap();
+    let mut out = Vec::new();
+    for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if std::fs::metadata(fd.path()).is_ok_and(|f| f.dev() == m.dev() && f.ino() == m.ino())
+            && let Ok(info) = std::fs::read_to_string(Path::new("/proc/self/fdinfo").join(fd.file_name()))
+        {
+            out.extend(info.lines().filter(|l| l.starts_with("lock:")).map(str::to_owned));
+        }
+    }
+    out
+}
+
+/// On this kernel, fdinfo lists the POSIX locks of a DuckDB database and of the KV store's
+/// SQLite file (WAL) this process has open, and exporting over either is refused.
+#[test]
+fn fdinfo_lists_this_processs_duckdb_and_sqlite_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let duck = dir.path().join("a.duckdb");
+    let db = Analytics::open(&duck).unwrap();
+    db.exec_batch("CREATE TABLE t AS SELECT 1 AS x").unwrap();
+    let duck_locks = fdinfo_locks(&duck);
+    eprintln!("duckdb: {duck_locks:?}");
+    assert!(duck_locks.iter().any(|l| l.contains(" POSIX ")), "{duck_locks:?}");
+
+    let kv_path = dir.path().join("kv.db");
+    let kv = store::Store::open(&kv_path).unwrap();
+    store::Kv::set(&kv, "g", "a", "1").unwrap();
+    let _ = store::Kv::get(&kv, "g", "a").unwrap();
+    let kv_locks = fdinfo_locks(&kv_path);
+    eprintln!("sqlite: {kv_locks:?}");
+    assert!(kv_locks.iter().any(|l| l.contains(" POSIX ")), "{kv_locks:?}");
+
+    let other = Analytics::in_memory().unwrap();
+    assert!(other.export_parquet("SELECT 1 AS x", &kv_path).is_err());
+    assert!(other.export_parquet("SELECT 1 AS x", &duck).is_err());
+    drop(kv);
+}
+
+/// Another process's POSIX lock on a plain file this process merely has open must not count:
+/// exporting over it succeeds.
+#[test]
+fn another_processs_lock_on_a_file_open_here_does_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("other.bin");
+    std::fs::write(&target, b"not a database").unwrap();
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import fcntl,sys,time; f=open(sys.argv[1],'r+'); fcntl.lockf(f, fcntl.LOCK_EX); \
+             print('locked', flush=True); time.sleep(30)",
+        )
+        .arg(&target)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let held = std::fs::File::open(&target).unwrap();
+    assert!(fdinfo_locks(&target).is_empty());
+    let r = Analytics::in_memory()
+        .unwrap()
+        .export_parquet("SELECT 1 AS x", &target);
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(held);
+    assert_eq!(r.unwrap(), 1);
+}
