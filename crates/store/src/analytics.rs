@@ -1002,7 +1002,7 @@ fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<Strin
     let names: Vec<(String, String, String)> = {
         let mut stmt = conn
             .prepare(
-                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type FROM information_schema.tables \
+                "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
                  WHERE (table_catalog = 'temp' AND table_schema = 'main' \
                         OR table_catalog = current_database() \
                            AND table_schema NOT IN ('information_schema', 'pg_catalog')) \

@@ -3,6 +3,9 @@
 //! every POSIX lock the process holds on it), replace the file behind an open descriptor
 //! (`/dev/stdout`, `/dev/fd/N`), expose a private target's data while it is written, or carry
 //! setuid bits over; plus dangling links, the edges of `scored_at`, and invisible characters.
+//!
+//! Many tests came from reviews of the fixes: their doc comments describe the defect each was
+//! written against (past behaviour); the test name states the behaviour it pins now.
 
 use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};

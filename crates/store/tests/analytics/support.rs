@@ -154,3 +154,22 @@ pub fn set_mtime(path: &Path, time: std::time::SystemTime) {
         .set_modified(time)
         .unwrap();
 }
+
+/// Creates files in `dir` until one gets inode number `ino` (tmpfs numbers each mount's inodes
+/// from the same counter start), and returns it; `None` once the numbers pass `ino`.
+#[cfg(unix)]
+pub fn file_with_inode(dir: &Path, ino: u64) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    for i in 0..10_000 {
+        let p = dir.join(format!("f{i}"));
+        std::fs::write(&p, b"").unwrap();
+        let got = std::fs::metadata(&p).unwrap().ino();
+        if got == ino {
+            return Some(p);
+        }
+        if got > ino {
+            return None;
+        }
+    }
+    None
+}
