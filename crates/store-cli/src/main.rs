@@ -3,12 +3,13 @@
 //! Exit codes: 0 success, 1 library error, 2 usage error (clap's own exit code for bad
 //! arguments). With `--json`, results are printed as compact JSON with sorted keys, and errors
 //! also go to stdout as `{"error":{"kind","message","op"}}` (kind `usage` and op `store` for a
-//! usage error).
+//! usage error). The library's warnings go to stderr (see `logging`; `STORE_LOG` sets the level).
 
 mod analytics;
 mod demo;
 mod feed;
 mod kv;
+mod logging;
 mod ns;
 mod output;
 
@@ -81,6 +82,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    logging::install();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     if let Command::Kv(args) = &cli.command
         && let Some(problem) = kv::usage_problem(args)

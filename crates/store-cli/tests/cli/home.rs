@@ -219,3 +219,69 @@ fn a_relative_home_named_like_a_uri_is_a_plain_directory() {
         .success();
     assert_eq!(out.stdout, "v\n");
 }
+
+/// An empty `workspace.duckdb` an hour old: what a process killed while creating the analytics
+/// file leaves. The library moves it aside and says so through `log`.
+#[cfg(feature = "analytics")]
+fn home_with_an_unfinished_analytics_file() -> TempDir {
+    let home = tempdir();
+    let file = std::fs::File::create(home.path().join("workspace.duckdb")).expect("create");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    file.set_modified(hour_ago).expect("set mtime");
+    home
+}
+
+/// The library's warnings reach the user: a CLI without a logger dropped them, so nobody
+/// learnt that a file in their home had been moved aside.
+#[cfg(feature = "analytics")]
+#[test]
+fn library_warnings_print_on_stderr_by_default_even_when_quiet() {
+    let home = home_with_an_unfinished_analytics_file();
+    let out = TestCommand::new()
+        .arg("--home")
+        .arg(home.path())
+        .args(["--quiet", "inventory"])
+        .run()
+        .success();
+    let warning = out
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("store: warning: the analytics file"))
+        .unwrap_or_else(|| panic!("no warning on stderr: {:?}", out.stderr));
+    assert!(warning.contains("moved aside to"), "{warning}");
+    assert!(warning.contains(".workspace.duckdb.unfinished-"), "{warning}");
+}
+
+/// `STORE_LOG=off` silences them; a value that is not a level says so and keeps warnings.
+#[cfg(feature = "analytics")]
+#[test]
+fn store_log_chooses_the_level_and_reports_a_value_that_is_not_one() {
+    let home = home_with_an_unfinished_analytics_file();
+    let out = TestCommand::new()
+        .env("STORE_LOG", "off")
+        .arg("--home")
+        .arg(home.path())
+        .arg("inventory")
+        .run()
+        .success();
+    assert_eq!(out.stderr, "", "STORE_LOG=off prints nothing");
+
+    let home = home_with_an_unfinished_analytics_file();
+    let out = TestCommand::new()
+        .env("STORE_LOG", "loud")
+        .arg("--home")
+        .arg(home.path())
+        .arg("inventory")
+        .run()
+        .success();
+    assert!(
+        out.stderr.contains("STORE_LOG=loud is not a level"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("store: warning: the analytics file"),
+        "{}",
+        out.stderr
+    );
+}

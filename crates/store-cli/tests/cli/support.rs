@@ -18,7 +18,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_store");
 /// How long any single short-lived command may take before the test fails.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One invocation of `store`, with `STORE_HOME` and `XDG_DATA_HOME` removed unless set again.
+/// One invocation of `store`, with `STORE_HOME`, `XDG_DATA_HOME` and `STORE_LOG` removed unless
+/// set again.
 pub struct TestCommand {
     cmd: assert_cmd::Command,
     label: Vec<String>,
@@ -30,6 +31,7 @@ impl TestCommand {
         let mut cmd = assert_cmd::Command::cargo_bin("store").expect("the store binary is built");
         cmd.env_remove("STORE_HOME")
             .env_remove("XDG_DATA_HOME")
+            .env_remove("STORE_LOG")
             .timeout(COMMAND_TIMEOUT);
         TestCommand {
             cmd,
@@ -264,6 +266,7 @@ where
         .args(args)
         .env_remove("STORE_HOME")
         .env_remove("XDG_DATA_HOME")
+        .env_remove("STORE_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
