@@ -45,7 +45,7 @@ mod writer;
 
 use super::footer;
 use super::io::parquet_rows;
-use super::paths::{LiteralPath, ensure_parent};
+use super::paths::{CreatedDirs, LiteralPath, ensure_parent};
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
@@ -156,7 +156,9 @@ impl Analytics {
     /// `Missing` for an unknown table or column; `InvalidInput` for an empty `out_dir`, one that
     /// is (or lies under) a symbolic link to a missing directory, a column name too long for
     /// any directory name, or a `<column>=…` directory in `out_dir` holding files a split does
-    /// not write; `DuckDb`/`Io` on write failures, after which no partial output remains.
+    /// not write; `DuckDb`/`Io` on write failures, after which no partial output remains:
+    /// the previous export (if any) is back in place, and `out_dir` and the parent
+    /// directories this call created are removed again (each only while empty).
     ///
     /// # Examples
     /// ```
@@ -206,20 +208,31 @@ impl Analytics {
         // Everything below runs under the connection's lock, so two exports from this handle
         // never interleave their file work.
         self.with_conn(OP, |conn| {
-            let created_out_dir = !out_dir.exists();
-            let mut work = None;
-            let result = export_split(OP, conn, table, column, out_dir, &mut work, progress);
-            if let Some(work) = &work {
+            let mut made = Made::default();
+            let result = export_split(OP, conn, table, column, out_dir, &mut made, progress);
+            if let Some(work) = made.work {
                 let _ = std::fs::remove_dir_all(&work.staging);
+                drop(work); // releases the lock, which may sit in a directory this call made
             }
-            if result.is_err() && created_out_dir {
-                // Non-recursive: only an empty directory this call made goes.
-                let _ = std::fs::remove_dir(out_dir);
+            match made.dirs {
+                Some(created) if result.is_ok() => created.keep(),
+                // A failure removes `out_dir` and the parents this call made, each only while
+                // empty (deepest first), as a failed `export_parquet` does.
+                created => drop(created),
             }
             result
         })
         .inspect(|manifest| report_done(progress, manifest.total_rows))
     }
+}
+
+/// What a split export made that its caller cleans up when it ends, whatever the result.
+#[derive(Default)]
+struct Made {
+    /// `out_dir` and the parents it lacked: kept after a success, removed after a failure.
+    dirs: Option<CreatedDirs>,
+    /// The staging directory (always removed) and the export lock (released after it).
+    work: Option<workdirs::WorkDirs>,
 }
 
 /// Stages, collects and publishes one split export.
@@ -229,7 +242,7 @@ fn export_split(
     table: &str,
     column: &str,
     out_dir: &Path,
-    work: &mut Option<workdirs::WorkDirs>,
+    made: &mut Made,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<SplitManifest> {
     // A view is read several times anyway (its columns, a sample, the scan), so its columns
@@ -245,10 +258,9 @@ fn export_split(
     refuse_foreign_files(op, out_dir, &column.name)?;
     // Only now, with the table and column known to exist, touch the file system.
     super::paths::refuse_dangling_link(op, "out_dir", out_dir)?;
-    // A failed split export removes the `out_dir` it created (`export_split_parquet`), not
-    // the parents: its lock and staging sit beside `out_dir` until after this guard's drop.
-    ensure_parent(op, &out_dir.join("x"))?.keep();
-    let work: &workdirs::WorkDirs = work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
+    // Kept or removed by the caller once the lock and staging beside `out_dir` are gone.
+    made.dirs = Some(ensure_parent(op, &out_dir.join("x"))?);
+    let work: &workdirs::WorkDirs = made.work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
     let (staging, aside) = (work.staging.as_path(), work.aside.as_path());
     let column_sql = sql::ident(op, "column", &column.name)?;
     let first = Layout::for_column(&column.name, column.table_columns);

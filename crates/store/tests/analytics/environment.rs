@@ -240,6 +240,43 @@ fn a_failed_export_removes_the_directories_it_created_and_nothing_else() {
 }
 
 #[test]
+fn a_failed_split_export_removes_out_dir_and_the_parents_it_created_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_with_table();
+    // The view fails while DuckDB scans it, after `out_dir` and its parents were created.
+    db.exec_batch("CREATE VIEW failing AS SELECT CAST('not a number ' || x AS INTEGER) AS n, x FROM t")
+        .unwrap();
+    std::fs::create_dir(dir.path().join("kept")).unwrap();
+    let out_dir = dir.path().join("kept/new/deeper/out");
+    expect_kind(
+        db.export_split_parquet("failing", &out_dir, "x"),
+        ErrorKind::DuckDb,
+    );
+    assert_eq!(tree(dir.path()), BTreeSet::from(["kept".to_string()]));
+    assert!(
+        tree(&dir.path().join("kept")).is_empty(),
+        "left {:?}",
+        tree(&dir.path().join("kept"))
+    );
+
+    // A directory someone else filled is not removed, nor are those above it.
+    let theirs = dir.path().join("kept/new");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("theirs"), b"x").unwrap();
+    expect_kind(
+        db.export_split_parquet("failing", theirs.join("deeper/out"), "x"),
+        ErrorKind::DuckDb,
+    );
+    assert_eq!(tree(&theirs), BTreeSet::from(["theirs".to_string()]));
+
+    // A successful split keeps the directories it created.
+    let out_dir = dir.path().join("made/for/out");
+    let manifest = db.export_split_parquet("t", &out_dir, "x").unwrap();
+    assert_eq!(manifest.total_rows, 10);
+    assert!(out_dir.join("manifest.json").is_file());
+}
+
+#[test]
 fn an_import_or_open_of_the_kv_stores_sqlite_file_is_refused_without_touching_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
