@@ -18,7 +18,10 @@ use std::borrow::Cow;
 ///   names that differ only by one of them do not look the same: the soft hyphen U+00AD,
 ///   U+034F, U+115F–U+1160, U+17B4–U+17B5, U+180E, the zero-width space U+200B, U+2060–U+206F,
 ///   U+3164, U+FEFF (a byte-order mark), U+FFA0, and the tag characters U+E0000–U+E007F (which
-///   can carry hidden text). The zero-width joiner and non-joiner (U+200C, U+200D) and the
+///   can carry hidden text), and the other format characters that print as nothing: the
+///   interlinear annotation marks U+FFF9–U+FFFB, the Egyptian hieroglyph format controls
+///   U+13430–U+1343F, the shorthand format controls U+1BCA0–U+1BCA3 and the musical symbol
+///   format characters U+1D173–U+1D17A. The zero-width joiner and non-joiner (U+200C, U+200D) and the
 ///   variation selectors print as they are: emoji sequences and several scripts need them.
 ///
 /// Every other character, including a backslash, prints as it is, so text without these
@@ -73,6 +76,10 @@ fn needs_escape(c: char) -> bool {
                 | '\u{feff}'
                 | '\u{ffa0}'
                 | '\u{e0000}'..='\u{e007f}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{13430}'..='\u{1343f}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
         )
 }
 
@@ -113,6 +120,14 @@ mod tests {
             '\u{ffa0}',
             '\u{e0001}',
             '\u{e0041}',
+            '\u{fff9}',
+            '\u{fffb}',
+            '\u{13430}',
+            '\u{1343f}',
+            '\u{1bca0}',
+            '\u{1bca3}',
+            '\u{1d173}',
+            '\u{1d17a}',
         ] {
             let shown = visible(&format!("x{c}y")).into_owned();
             assert!(!shown.contains(c), "{c:?} was printed raw: {shown:?}");
