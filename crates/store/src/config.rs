@@ -351,7 +351,7 @@ impl StoreConfig {
                 op,
                 "readers",
                 format!(
-                    "{} readers requested, at most {MAX_READERS} allowed",
+                    "{} readers requested, at most {MAX_READERS} allowed; ask for fewer",
                     self.readers
                 ),
             ));
@@ -371,17 +371,25 @@ impl StoreConfig {
                 op,
                 "max_value_bytes",
                 format!(
-                    "{} exceeds the ceiling of {MAX_VALUE_BYTES} bytes",
+                    "{} exceeds the ceiling of {MAX_VALUE_BYTES} bytes; pass at most that",
                     self.max_value_bytes
                 ),
             ));
         }
         if let Location::File(path) = &self.location {
             if path.as_os_str().is_empty() {
-                return Err(Error::invalid(op, "path", "the database path is empty"));
+                return Err(Error::invalid(
+                    op,
+                    "path",
+                    "the database path is empty; name the database file",
+                ));
             }
             if path.to_string_lossy().contains('\0') {
-                return Err(Error::invalid(op, "path", "the database path contains NUL"));
+                return Err(Error::invalid(
+                    op,
+                    "path",
+                    "the database path contains NUL; remove it",
+                ));
             }
         }
         Ok(())

@@ -51,7 +51,7 @@ pub(crate) fn name(op: &'static str, field: &'static str, value: &str) -> Result
         return Err(Error::invalid(
             op,
             field,
-            format!("the {field} contains a NUL byte"),
+            format!("the {field} contains a NUL byte; remove it"),
         ));
     }
     Ok(())
@@ -80,7 +80,10 @@ pub(crate) fn value(op: &'static str, value: &str, max: usize) -> Result<()> {
         return Err(Error::invalid(
             op,
             "value",
-            format!("the value is {} bytes, over max_value_bytes {max}", value.len()),
+            format!(
+                "the value is {} bytes, over max_value_bytes {max}; store a smaller value or raise max_value_bytes",
+                value.len()
+            ),
         ));
     }
     Ok(())

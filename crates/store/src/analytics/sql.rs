@@ -40,7 +40,7 @@ pub(crate) fn ident(op: &'static str, field: &'static str, name: &str) -> Result
         return Err(Error::invalid(
             op,
             field,
-            format!("the {field} name contains NUL"),
+            format!("the {field} name contains NUL; remove it"),
         ));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
@@ -66,7 +66,11 @@ pub(crate) fn qualified(catalog: &str, schema: &str, table: &str) -> String {
 /// `text` as a SQL string literal: `it's` → `'it''s'`.
 pub(crate) fn literal(op: &'static str, field: &'static str, text: &str) -> Result<String> {
     if text.contains('\0') {
-        return Err(Error::invalid(op, field, format!("the {field} contains NUL")));
+        return Err(Error::invalid(
+            op,
+            field,
+            format!("the {field} contains NUL; remove it"),
+        ));
     }
     Ok(format!("'{}'", text.replace('\'', "''")))
 }
@@ -264,7 +268,11 @@ pub(crate) fn require_path(op: &'static str, field: &'static str, path: &Path) -
     }
     // SPEC §2: checked before any I/O (the OS would refuse it, as a missing file at best).
     if path.as_os_str().as_encoded_bytes().contains(&0) {
-        return Err(Error::invalid(op, field, "the path contains a NUL byte"));
+        return Err(Error::invalid(
+            op,
+            field,
+            "the path contains a NUL byte; remove it",
+        ));
     }
     Ok(())
 }

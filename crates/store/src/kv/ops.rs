@@ -91,7 +91,7 @@ impl<A: Access> Kv for A {
                 Error::invalid(
                     op,
                     "value",
-                    format!("{base} + {delta} overflows a 64-bit integer"),
+                    format!("{base} + {delta} overflows a 64-bit integer; the value is unchanged, pass a smaller delta"),
                 )
             })?;
             let text = result.to_string();

@@ -153,7 +153,7 @@ impl Sealed for Transaction<'_> {
             Error::invalid(
                 op,
                 "transaction",
-                "the transaction is busy with another operation",
+                "the transaction is busy with another operation; call it again after that one returns",
             )
         })?;
         let TxState {

@@ -50,13 +50,22 @@ impl<'a> Args<'a> {
     }
 
     fn mistyped(&self, name: &'static str, want: &str, got: &Value) -> Error {
-        Error::invalid(self.op, name, format!("expected {want}, got {}", type_name(got)))
+        Error::invalid(
+            self.op,
+            name,
+            format!("expected {want}, got {}; pass {name:?} as {want}", type_name(got)),
+        )
     }
 
     /// A required string.
     pub fn str(&self, name: &'static str) -> Result<&'a str> {
-        self.opt_str(name)?
-            .ok_or_else(|| Error::invalid(self.op, name, format!("missing required argument {name:?}")))
+        self.opt_str(name)?.ok_or_else(|| {
+            Error::invalid(
+                self.op,
+                name,
+                format!("missing required argument {name:?}; add it to the arguments object"),
+            )
+        })
     }
 
     pub fn opt_str(&self, name: &'static str) -> Result<Option<&'a str>> {
