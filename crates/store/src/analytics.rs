@@ -35,6 +35,7 @@ mod source;
 mod split;
 pub(crate) mod sql;
 mod stream;
+mod target_types;
 mod typetext;
 mod value;
 

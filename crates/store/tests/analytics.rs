@@ -13,6 +13,8 @@ mod export;
 mod identifiers;
 #[path = "analytics/import.rs"]
 mod import;
+#[path = "analytics/import_content.rs"]
+mod import_content;
 #[path = "analytics/kv.rs"]
 mod kv;
 #[cfg(unix)]

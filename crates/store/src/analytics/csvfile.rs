@@ -3,8 +3,10 @@
 //! DuckDB's CSV sniffer reports a short file with a ragged row only as "Error when sniffing
 //! file", with no line. After such a failure the file is scanned once here, as RFC 4180 reads
 //! it (quoted fields may hold delimiters, newlines and doubled quotes), streaming with bounded
-//! memory, for the first record whose field count differs from the first record's, or a quote
-//! that never closes.
+//! memory, for the first record whose field count differs from the first record's, a quote
+//! that never closes, a quote out of place, lines that mix `\r\n` and `\n` ends, or a
+//! UTF-16 file. DuckDB's own message for most of these suggests `read_csv` options an import
+//! does not take.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -66,6 +68,36 @@ pub(crate) fn start(path: &Path, spaces: &[u8]) -> std::io::Result<Start> {
     }
 }
 
+/// The longest line a CSV import reads (DuckDB's `max_line_size`; its default is 2 MB).
+pub(crate) const MAX_LINE_BYTES: u64 = 64 << 20;
+
+/// The first physical line of the file at `path` longer than `limit` bytes (without its line
+/// end), if any: DuckDB's error for one names the wrong line.
+pub(crate) fn first_long_line(path: &Path, limit: u64) -> std::io::Result<Option<u64>> {
+    let Some(mut reader) = open(path)? else {
+        return Ok(None);
+    };
+    let (mut line, mut length) = (1u64, 0u64);
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        let n = chunk.len();
+        for &byte in chunk {
+            if byte == b'\n' {
+                (line, length) = (line + 1, 0);
+            } else if byte != b'\r' {
+                length += 1;
+                if length > limit {
+                    return Ok(Some(line));
+                }
+            }
+        }
+        reader.consume(n);
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     FieldStart,
@@ -75,7 +107,7 @@ enum State {
     QuoteInQuoted,
 }
 
-/// The first ragged record or unclosed quote of the CSV file at `path`, if any. Compressed
+/// The first defect of the CSV file at `path` (see the module docs), if any. Compressed
 /// files, and delimiters that are not ASCII, are not scanned (`None`).
 pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option<Defect>> {
     let delimiter = match u8::try_from(delimiter) {
@@ -85,6 +117,17 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
     let Some(mut reader) = open(path)? else {
         return Ok(None);
     };
+    if reader.fill_buf()?.starts_with(&[0xFF, 0xFE]) || reader.fill_buf()?.starts_with(&[0xFE, 0xFF]) {
+        return Ok(Some(Defect {
+            line: 1,
+            reason: "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as \
+                     UTF-8"
+                .into(),
+        }));
+    }
+    // The line that first ended with `\r\n` and the one that first ended with a bare `\n`
+    // (outside quotes): DuckDB refuses a file that mixes them.
+    let (mut first_crlf, mut first_lf): (Option<u64>, Option<u64>) = (None, None);
     let mut state = State::FieldStart;
     // Physical line being read, the line its record started on, fields so far, whether the
     // record holds any byte (blank lines are skipped, as DuckDB does), and the first record's
@@ -103,8 +146,19 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
             if after_cr && byte != b'\n' && state != State::Quoted {
                 return Ok(None);
             }
+            let previous_cr = after_cr;
             after_cr = byte == b'\r';
             if byte == b'\n' && state != State::Quoted {
+                // `previous_cr`: this line ends with `\r\n`.
+                let (this, other) = if previous_cr {
+                    (&mut first_crlf, first_lf)
+                } else {
+                    (&mut first_lf, first_crlf)
+                };
+                this.get_or_insert(line);
+                if let Some(earlier) = other {
+                    return Ok(Some(mixed_line_ends(line, earlier, previous_cr)));
+                }
                 if any {
                     match expected {
                         None => expected = Some(fields),
@@ -137,9 +191,13 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
                 (State::FieldStart, b'"') => State::Quoted,
                 // DuckDB allows blanks before an opening quote.
                 (State::FieldStart, b' ' | b'\t') => State::FieldStart,
-                // A quote inside an unquoted field, or data after a closing quote: readers
-                // disagree on these, so no line is named rather than a wrong one.
-                (State::Unquoted, b'"') | (State::QuoteInQuoted, _) => return Ok(None),
+                // RFC 4180 quotes a field as a whole, doubling the quotes inside it.
+                (State::Unquoted, b'"') => {
+                    return Ok(Some(misplaced_quote(line, "inside a field that is not quoted")));
+                }
+                (State::QuoteInQuoted, _) => {
+                    return Ok(Some(misplaced_quote(line, "followed by more text in its field")));
+                }
                 _ => State::Unquoted,
             };
         }
@@ -154,6 +212,32 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
     match expected {
         Some(want) if any && want != fields => Ok(Some(ragged(record_line, fields, want))),
         _ => Ok(None),
+    }
+}
+
+fn mixed_line_ends(line: u64, earlier: u64, crlf: bool) -> Defect {
+    let (this, that) = if crlf {
+        ("\\r\\n", "\\n")
+    } else {
+        ("\\n", "\\r\\n")
+    };
+    Defect {
+        line,
+        reason: format!(
+            "line {line} ends with {this} but line {earlier} with {that}: the file mixes line \
+             ends, which DuckDB's CSV reader refuses; convert it to one kind (for example with \
+             dos2unix) and import again"
+        ),
+    }
+}
+
+fn misplaced_quote(line: u64, where_: &str) -> Defect {
+    Defect {
+        line,
+        reason: format!(
+            "line {line} has a quote {where_}; quote the whole field and double each quote \
+             inside it (RFC 4180: \"a \"\"b\"\" c\")"
+        ),
     }
 }
 
@@ -189,8 +273,27 @@ mod tests {
         assert_eq!(defect("x,s\n1,\"a\n2,b\n").map(|d| d.0), Some(2));
         // Blanks before an opening quote are allowed, as DuckDB allows them.
         assert_eq!(defect("x,s\n1, \"Smith, J\"\n2,b\n"), None);
-        // Where readers disagree, no line is named rather than a wrong one.
-        assert_eq!(defect("x,s\n1,a\"b\n2\n"), None);
+        // A lone `\r` ends a line for some readers only: no line is named rather than a wrong one.
         assert_eq!(defect("x,s\r1,a\r2\r"), None);
+    }
+
+    #[test]
+    fn names_misplaced_quotes_mixed_line_ends_and_utf16() {
+        assert_eq!(defect("x,s\n1,a\"b\n2\n").map(|d| d.0), Some(2));
+        let (line, reason) = defect("x,s\n\"a\"b,1\n").unwrap();
+        assert_eq!(line, 2);
+        assert!(reason.contains("followed by more text"), "{reason}");
+        let (line, reason) = defect("a,b\r\n1,2\n3,4\r\n").unwrap();
+        assert_eq!(line, 2);
+        assert!(reason.contains("mixes line ends"), "{reason}");
+        // Line ends inside a quoted field are data.
+        assert_eq!(defect("a,b\r\n1,\"x\ny\"\r\n3,4\r\n"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u16.csv");
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend("a,b\n".encode_utf16().flat_map(u16::to_le_bytes));
+        std::fs::write(&path, bytes).unwrap();
+        let found = csv_defect(&path, ',').unwrap().unwrap();
+        assert!(found.reason.contains("UTF-16"), "{}", found.reason);
     }
 }

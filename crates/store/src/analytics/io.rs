@@ -16,8 +16,9 @@ use super::paths::{
     CreatedDirs, LiteralPath, LiveStaging, ensure_parent, export_target, held_database, refuse_dangling_link,
     refuse_database_target, remove_stale_staging, require_readable_file, tmp_path,
 };
-use super::progress::{ProgressFn, report_done, with_progress};
+use super::progress::{ImportProgress, ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
+use super::target_types;
 use super::{Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, transaction_on, typetext};
 use crate::error::{Error, Result};
 
@@ -595,12 +596,25 @@ impl Analytics {
         // `hive_partitioning = false`: DuckDB would otherwise add a column for every `key=value`
         // directory in the file's path (`…/year=2024/t.csv` gains `year`); an import loads the
         // file's contents only.
-        let reader = |full_sample: bool| -> Result<String> {
+        // `types`: the CSV reader's `types` or the JSON reader's `columns` (see `target_types`).
+        let reader = |reading: Reading, types: Option<&str>| -> Result<String> {
+            let columns = types.map(|t| format!(", columns = {t}")).unwrap_or_default();
             // `sample_size = -1` makes DuckDB infer the column types from every record rather
             // than the first 20,480, at the cost of reading the file twice (about 5 times
             // slower for JSONL), so it is used only when the sample left a column without a
-            // type (see `sample_lost_a_type`).
-            let sample = if full_sample { "sample_size = -1, " } else { "" };
+            // type (see `sample_lost_a_type`) or a later value did not fit it (see `Reading`).
+            let sample = if reading.every_record {
+                "sample_size = -1, "
+            } else {
+                ""
+            };
+            // DuckDB's default (2 MB) unless a line was longer: a larger limit changes its
+            // buffering, and with it the progress estimates of every import.
+            let max_line = if reading.long_lines {
+                format!(", max_line_size = {}", csvfile::MAX_LINE_BYTES)
+            } else {
+                String::new()
+            };
             Ok(match format {
                 Format::Parquet => format!("read_parquet({file}, hive_partitioning = false)"),
                 // Rows are objects: without `records = true` DuckDB would turn a JSONL file
@@ -609,11 +623,11 @@ impl Analytics {
                 // (columns) instead of being guessed to be one MAP and then refused.
                 Format::Json => format!(
                     "read_json({file}, records = true, {sample}map_inference_threshold = -1, \
-                     hive_partitioning = false)"
+                     hive_partitioning = false{columns})"
                 ),
                 Format::Jsonl => format!(
                     "read_json({file}, format = 'newline_delimited', records = true, {sample}\
-                     map_inference_threshold = -1, hive_partitioning = false)"
+                     map_inference_threshold = -1, hive_partitioning = false{columns})"
                 ),
                 Format::Csv(o) => {
                     let delimiter = o.delimiter.unwrap_or(',');
@@ -648,50 +662,123 @@ impl Analytics {
                         Some(csvfile::Start::Blank(lines)) => lines,
                         _ => 0,
                     };
+                    let types = types.map(|t| format!(", types = {t}")).unwrap_or_default();
                     format!(
                         "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"', \
                          allow_quoted_nulls = false, skip = {skip}, comment = '', \
-                         hive_partitioning = false)",
+                         hive_partitioning = false{max_line}{types})",
                         o.header,
-                        sql::literal(op, "delimiter", &delimiter.to_string())?
+                        sql::literal(op, "delimiter", &delimiter.to_string())?,
                     )
                 }
             })
         };
-        let sampled = reader(false)?;
+        let first = Reading::default();
+        let sampled = reader(first, None)?;
         // A CSV file without a header has only DuckDB's names (`column0`, …): its columns go
         // into an existing table by position instead of by name.
         let by_position = matches!(format, Format::Csv(o) if !o.header);
-        self.in_transaction(op, |conn| {
-            let exists = table_exists_on(op, conn, table)?;
-            let failed = |e| import_error(op, path, format, !exists, e);
-            let json = matches!(format, Format::Json | Format::Jsonl);
-            let reader = if json && sample_lost_a_type(conn, &sampled).map_err(failed)? {
-                reader(true)?
-            } else {
-                sampled
-            };
-            let statement = if exists {
-                if by_position {
-                    format!("INSERT INTO {quoted} SELECT * FROM {reader}")
-                } else {
-                    format!("INSERT INTO {quoted} BY NAME SELECT * FROM {reader}")
-                }
-            } else {
-                format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
-            };
-            let rows = with_progress(conn, progress, || conn.execute(&statement, [])).map_err(failed)?;
-            if !exists {
-                // A JSON key null in every record, or a Parquet column of Arrow's `null` type
-                // (what Polars and pyarrow write for a column of Nones), gets DuckDB's NULL
-                // type, which no later value could ever be cast to: such a column becomes
-                // VARCHAR.
-                untype_null_columns(op, conn, table, &quoted)?;
+        let json = matches!(format, Format::Json | Format::Jsonl);
+        // An import DuckDB's defaults fail runs once more, read another way: set when the
+        // first run fails for one of those reasons (see `Reading`).
+        let again: std::cell::Cell<Option<Reading>> = std::cell::Cell::new(None);
+        // Reports stay monotone across that second run, which starts again from row 0.
+        let highest = std::sync::atomic::AtomicU64::new(0);
+        let monotone = |p: ImportProgress| {
+            let before = highest.fetch_max(p.rows_processed, std::sync::atomic::Ordering::Relaxed);
+            if let Some(report) = progress
+                && p.rows_processed >= before
+            {
+                report(p);
             }
-            Ok(rows as u64)
-        })
+        };
+        let reports: Option<ProgressFn<'_>> = progress.map(|_| &monotone as ProgressFn<'_>);
+        let attempt = |reading: Reading| {
+            self.in_transaction(op, |conn| {
+                let exists = table_exists_on(op, conn, table)?;
+                let failed = |e| import_error(op, path, format, !exists, e);
+                let reading = Reading {
+                    every_record: json
+                        && (reading.every_record || sample_lost_a_type(conn, &sampled).map_err(failed)?),
+                    ..reading
+                };
+                // Read with the table's types where they are known, not DuckDB's guesses (see
+                // `target_types`).
+                let reader = if reading.every_record {
+                    let every_key = reader(reading, None)?;
+                    let columns = if exists {
+                        target_types::json_columns(conn, &quoted, &every_key).map_err(failed)?
+                    } else {
+                        None
+                    };
+                    match columns {
+                        Some(columns) => reader(reading, Some(&columns))?,
+                        None => every_key,
+                    }
+                } else if exists && matches!(format, Format::Csv(_)) {
+                    match target_types::csv_types(conn, &quoted, &sampled, by_position).map_err(failed)? {
+                        Some(types) => reader(reading, Some(&types))?,
+                        None => reader(reading, None)?,
+                    }
+                } else {
+                    reader(reading, None)?
+                };
+                let statement = if exists {
+                    if by_position {
+                        format!("INSERT INTO {quoted} SELECT * FROM {reader}")
+                    } else {
+                        format!("INSERT INTO {quoted} BY NAME SELECT * FROM {reader}")
+                    }
+                } else {
+                    format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
+                };
+                let rows = with_progress(conn, reports, || conn.execute(&statement, [])).map_err(|e| {
+                    let message = e.to_string().to_ascii_lowercase();
+                    if json && !reading.every_record && message.contains("failed to cast") {
+                        again.set(Some(Reading {
+                            every_record: true,
+                            ..reading
+                        }));
+                    }
+                    if !json && !reading.long_lines && message.contains("maximum line size") {
+                        again.set(Some(Reading {
+                            long_lines: true,
+                            ..reading
+                        }));
+                    }
+                    failed(e)
+                })?;
+                if !exists {
+                    // A JSON key null in every record, or a Parquet column of Arrow's `null` type
+                    // (what Polars and pyarrow write for a column of Nones), gets DuckDB's NULL
+                    // type, which no later value could ever be cast to: such a column becomes
+                    // VARCHAR.
+                    untype_null_columns(op, conn, table, &quoted)?;
+                }
+                Ok(rows as u64)
+            })
+        };
+        match attempt(first) {
+            Err(first_error) => match again.take() {
+                Some(reading) => attempt(reading),
+                None => Err(first_error),
+            },
+            first => first,
+        }
         .inspect(|rows| report_done(progress, *rows))
     }
+}
+
+/// How an import's reader reads the file. The first run takes DuckDB's defaults; one that
+/// fails for a reason below runs again with it changed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reading {
+    /// JSON: type the keys from every record, not the first 20,480. A value of another type
+    /// after the sample fails the import with "Failed to cast", even into a VARCHAR column;
+    /// typing from every record reads the whole file once more, about 5 times slower for JSONL.
+    every_record: bool,
+    /// CSV: read lines up to [`csvfile::MAX_LINE_BYTES`], not DuckDB's default 2 MB.
+    long_lines: bool,
 }
 
 /// A query over `relation` (what may follow `FROM`) with its fixed-size array columns cast to
@@ -798,6 +885,19 @@ fn import_error(
             return parse_error(op, path, Some(defect.line), &defect.reason);
         }
     }
+    // DuckDB's error for an overlong line names another one, and suggests an option an import
+    // does not take.
+    if matches!(format, Format::Csv(_)) && lower.contains("maximum line size") {
+        let limit = csvfile::MAX_LINE_BYTES;
+        if let Ok(Some(line)) = csvfile::first_long_line(path, limit) {
+            let reason = format!(
+                "line {line} is longer than {} MiB, the longest line a CSV import reads; \
+                 shorten it, or import the data as Parquet",
+                limit >> 20
+            );
+            return parse_error(op, path, Some(line), &reason);
+        }
+    }
     // Only DuckDB's CSV errors number lines reliably ("CSV Error on Line: 3"); later lines of
     // the message may quote the SQL ("LINE 1: …"), so only the first one is read.
     let first = first_line(&message);
@@ -846,6 +946,8 @@ fn duckdb_reason(message: &str, guessed_types: bool) -> String {
     let mut parts: Vec<String> = lines.next().map(str::to_string).into_iter().collect();
     parts.extend(
         lines
+            // DuckDB's "Possible fixes" bullets name `read_csv` options an import does not take.
+            .filter(|line| !line.starts_with("* "))
             .filter(|line| {
                 let line = line.to_ascii_lowercase();
                 TELLING.iter().any(|t| line.contains(t))

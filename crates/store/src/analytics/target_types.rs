@@ -1,0 +1,158 @@
+//! The types a file appended to an existing table is read with.
+//!
+//! DuckDB's CSV and JSON readers guess each column's type from the file (`yes` → BOOLEAN,
+//! `0x10` → 16, `01/02/2024` → a DATE), and the CSV reader takes the target table's types
+//! instead only when the file has exactly the table's columns. A file naming a subset (a
+//! scoring table's `scored_at` left to its default, say) had its text read with the guesses and
+//! then cast into VARCHAR columns: `yes` was stored as `true`, silently. So a CSV append names
+//! each file column's table type in `read_csv(…, types = {…})`: values are then read as what
+//! the table holds, and one that does not fit fails with the CSV reader's own error, naming its
+//! line.
+//!
+//! JSON is different: its reader's `columns = {…}` replaces detection entirely, dropping any
+//! key it does not list, so it is only used when the file's keys are known to be all of them
+//! (read from every record, see [`json_columns`]).
+
+use duckdb::Connection;
+
+/// The `types = {…}` argument for reading `reader` (a `read_csv(…)` call) into `table` (its
+/// quoted name): each file column the append fills (by name, as `INSERT … BY NAME` matches,
+/// or `by_position`) mapped to that column's type, for the plain types the reader can parse
+/// text into. `None` when no column qualifies (the reader's guesses then stand, as before).
+pub(super) fn csv_types(
+    conn: &Connection,
+    table: &str,
+    reader: &str,
+    by_position: bool,
+) -> duckdb::Result<Option<String>> {
+    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
+    let target = columns(conn, &format!("SELECT * FROM {table}"))?;
+    let entries: Vec<String> = file
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (name, _))| {
+            let column_type = if by_position {
+                &target.get(i)?.1
+            } else {
+                same_name(&target, name)?
+            };
+            entry(name, column_type)
+        })
+        .collect();
+    Ok((!entries.is_empty()).then(|| format!("{{{}}}", entries.join(", "))))
+}
+
+/// The `columns = {…}` argument for reading `reader` (a `read_json(…)` call that types keys
+/// from *every* record, so it lists them all) into `table`: every key with its table column's
+/// type. `None` unless every key names a column of a plain type (a key the table lacks must
+/// still fail the append, not be dropped).
+pub(super) fn json_columns(conn: &Connection, table: &str, reader: &str) -> duckdb::Result<Option<String>> {
+    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
+    let target = columns(conn, &format!("SELECT * FROM {table}"))?;
+    let entries: Option<Vec<String>> = file
+        .iter()
+        .map(|(name, _)| entry(name, same_name(&target, name)?))
+        .collect();
+    Ok(entries
+        .filter(|e| !e.is_empty())
+        .map(|e| format!("{{{}}}", e.join(", "))))
+}
+
+/// The type of the column of `target` named `name`, matched case-insensitively as DuckDB
+/// matches identifiers.
+fn same_name<'t>(target: &'t [(String, String)], name: &str) -> Option<&'t String> {
+    let name = name.to_lowercase();
+    target
+        .iter()
+        .find(|(t, _)| t.to_lowercase() == name)
+        .map(|(_, ty)| ty)
+}
+
+/// `'name': 'TYPE'`, if the type is read from text and neither holds NUL (which a literal
+/// cannot carry; that column keeps the reader's guess).
+fn entry(name: &str, column_type: &str) -> Option<String> {
+    if !parsed_from_text(column_type) || name.contains('\0') || column_type.contains('\0') {
+        return None;
+    }
+    Some(format!(
+        "{}: {}",
+        quoted_literal(name),
+        quoted_literal(column_type)
+    ))
+}
+
+/// (name, type) of each column `query` returns.
+fn columns(conn: &Connection, query: &str) -> duckdb::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(&format!("DESCRIBE {query}"))?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    rows.collect()
+}
+
+/// Whether the readers read text straight into `column_type`: the scalar types. Nested types
+/// (lists, structs, maps, unions, fixed arrays) and enums keep the reader's guess and are cast
+/// on insert, as before.
+fn parsed_from_text(column_type: &str) -> bool {
+    const SCALAR: [&str; 27] = [
+        "BOOLEAN",
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "DOUBLE",
+        "VARCHAR",
+        "BLOB",
+        "DATE",
+        "TIME",
+        "TIMESTAMP",
+        "TIMESTAMP_S",
+        "TIMESTAMP_MS",
+        "TIMESTAMP_NS",
+        "TIMESTAMP WITH TIME ZONE",
+        "TIME WITH TIME ZONE",
+        "INTERVAL",
+        "UUID",
+        "BIT",
+        "JSON",
+    ];
+    let upper = column_type.trim().to_ascii_uppercase();
+    SCALAR.contains(&upper.as_str()) || (upper.starts_with("DECIMAL(") && upper.ends_with(')'))
+}
+
+/// `text` as a SQL string literal.
+fn quoted_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parsed_from_text;
+
+    #[test]
+    fn scalar_types_are_read_from_text_and_nested_ones_are_not() {
+        for t in [
+            "VARCHAR",
+            "integer",
+            "DECIMAL(18,3)",
+            "TIMESTAMP WITH TIME ZONE",
+            "UUID",
+        ] {
+            assert!(parsed_from_text(t), "{t}");
+        }
+        for t in [
+            "INTEGER[]",
+            "STRUCT(a INTEGER)",
+            "MAP(VARCHAR, INTEGER)",
+            "ENUM('a', 'b')",
+            "INTEGER[3]",
+        ] {
+            assert!(!parsed_from_text(t), "{t}");
+        }
+    }
+}

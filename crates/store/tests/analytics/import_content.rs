@@ -1,0 +1,191 @@
+//! What an import makes of a file's content: an append reads values with the table's types,
+//! not DuckDB's guesses (so text stays text); a JSON value of a new type after DuckDB's sample,
+//! or a CSV line over its default 2 MB, still imports; and a malformed CSV gets an error that
+//! names its line and a fix the store can take. Each test was written against a defect of an
+//! earlier version (the QA pass h13).
+
+use std::sync::Mutex;
+
+use store::analytics::{Analytics, CsvOptions, ImportProgress, Value};
+use store::{Error, ErrorKind};
+
+use crate::support::{all_rows, count, expect_kind, scalar, write};
+
+fn db() -> Analytics {
+    Analytics::in_memory().unwrap()
+}
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+fn csv(db: &Analytics, table: &str, path: &std::path::Path) -> store::Result<u64> {
+    db.import_csv(table, path, &CsvOptions::default())
+}
+
+/// A parse error's `line` field and message.
+#[track_caller]
+fn parse_line(err: Error) -> (Option<u64>, String) {
+    let message = err.to_string();
+    match err {
+        Error::Parse { line, .. } => (line, message),
+        other => panic!("expected Parse, got {other}"),
+    }
+}
+
+#[test]
+fn a_csv_naming_some_of_a_scoring_tables_columns_keeps_its_text_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.ensure_scoring_tables().unwrap();
+    // `scored_at` is left to its default; DuckDB guessed `yes` → true, `0x10` → 16,
+    // `01/02/2024` → a date for such a file and stored those in the VARCHAR columns.
+    let file = write(
+        dir.path(),
+        "s.csv",
+        "model,prompt_id,suite,dimension,score\n0x10,007,01/02/2024,yes,1\n",
+    );
+    assert_eq!(csv(&db, "scoring_results", &file).unwrap(), 1);
+    assert_eq!(
+        db.query(
+            "SELECT model, prompt_id, suite, dimension FROM scoring_results",
+            &[]
+        )
+        .unwrap()
+        .rows,
+        vec![vec![t("0x10"), t("007"), t("01/02/2024"), t("yes")]]
+    );
+    let file = write(
+        dir.path(),
+        "p.csv",
+        "model,run_id,label,probe_id,passed,response,iteration\nm,r,l,p1,true,yes,1\nm,r,l,p2,false,no,1\n",
+    );
+    assert_eq!(csv(&db, "probe_results", &file).unwrap(), 2);
+    assert_eq!(
+        db.query("SELECT response FROM probe_results ORDER BY probe_id", &[])
+            .unwrap()
+            .rows,
+        vec![vec![t("yes")], vec![t("no")]]
+    );
+}
+
+#[test]
+fn a_csv_appended_by_name_or_position_is_read_with_the_tables_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t(a VARCHAR, b VARCHAR, n INTEGER, d VARCHAR)")
+        .unwrap();
+    // A subset, in another order and case.
+    let file = write(dir.path(), "t.csv", "D,a,b\n1.50,yes,0x10\n2.50,no,0x11\n");
+    assert_eq!(csv(&db, "t", &file).unwrap(), 2);
+    // Without a header, by position: every column.
+    let file = write(dir.path(), "p.csv", "maybe,0x12,3,3.50\n");
+    let options = CsvOptions {
+        header: false,
+        ..CsvOptions::default()
+    };
+    assert_eq!(db.import_csv("t", &file, &options).unwrap(), 1);
+    assert_eq!(
+        all_rows(&db, "t"),
+        vec![
+            vec![t("maybe"), t("0x12"), Value::Int(3), t("3.50")],
+            vec![t("no"), t("0x11"), Value::Null, t("2.50")],
+            vec![t("yes"), t("0x10"), Value::Null, t("1.50")],
+        ]
+    );
+}
+
+#[test]
+fn a_value_that_does_not_fit_the_tables_column_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t(code VARCHAR, n INTEGER)").unwrap();
+    let file = write(dir.path(), "t.csv", "n\n1\n2\nhello\n");
+    let (_, message) = parse_line(csv(&db, "t", &file).unwrap_err());
+    assert!(message.contains("line 4"), "{message}");
+    assert_eq!(count(&db, "t"), 0);
+}
+
+#[test]
+fn a_jsonl_key_whose_type_changes_after_duckdbs_sample_still_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let mut text = String::new();
+    for i in 0..30_000 {
+        text.push_str(&format!("{{\"a\":{i}}}\n"));
+    }
+    text.push_str("{\"a\":\"x\"}\n");
+    let file = write(dir.path(), "late.jsonl", &text);
+    // Into a VARCHAR column, as the text itself.
+    db.exec_batch("CREATE TABLE v(a VARCHAR)").unwrap();
+    let reports = Mutex::new(Vec::new());
+    let progress = |p: ImportProgress| reports.lock().unwrap().push(p.rows_processed);
+    assert_eq!(db.import_file("v", &file, None, Some(&progress)).unwrap(), 30_001);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM v WHERE a = 'x'"), Value::Int(1));
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM v WHERE a = '29999'"),
+        Value::Int(1)
+    );
+    // The second run (typed from every record) never reports fewer rows than the first.
+    let reports = reports.into_inner().unwrap();
+    assert!(reports.windows(2).all(|w| w[0] <= w[1]), "{reports:?}");
+    assert_eq!(reports.last(), Some(&30_001));
+    // Into a new table, typed from every record.
+    assert_eq!(db.import_jsonl("fresh", &file).unwrap(), 30_001);
+    assert_eq!(count(&db, "fresh"), 30_001);
+}
+
+#[test]
+fn a_csv_line_longer_than_duckdbs_default_limit_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let mut text = String::from("a,b\n1,x\n2,y\n3,z\n4,");
+    text.push_str(&"x".repeat(2_100_000));
+    text.push_str("\n5,q\n");
+    let file = write(dir.path(), "long.csv", &text);
+    assert_eq!(csv(&db, "t", &file).unwrap(), 5);
+    assert_eq!(
+        scalar(&db, "SELECT length(b) FROM t WHERE a = 4"),
+        Value::Int(2_100_000)
+    );
+}
+
+#[test]
+fn a_csv_mixing_line_ends_is_refused_naming_the_line_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "mixed.csv", "a,b\r\n1,2\n3,4\r\n");
+    let (line, message) = parse_line(csv(&db, "t", &file).unwrap_err());
+    assert_eq!(line, Some(2), "{message}");
+    assert!(message.contains("mixes line ends"), "{message}");
+    assert!(
+        !message.contains("max_line_size"),
+        "an option the store does not take: {message}"
+    );
+    assert!(!db.table_exists("t").unwrap());
+}
+
+#[test]
+fn a_csv_with_text_after_a_closing_quote_is_refused_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "q.csv", "a,b\n1,2\n\"x\"y,2\n");
+    let (line, message) = parse_line(csv(&db, "t", &file).unwrap_err());
+    assert_eq!(line, Some(3), "{message}");
+    assert!(message.contains("double each quote"), "{message}");
+    assert!(!message.contains("max_line_size"), "{message}");
+    assert!(!db.table_exists("t").unwrap());
+}
+
+#[test]
+fn a_utf16_csv_is_refused_as_utf16_not_as_a_ragged_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let path = dir.path().join("u16.csv");
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend("a,b\n1,2\n".encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(&path, bytes).unwrap();
+    let err = expect_kind(csv(&db, "t", &path), ErrorKind::Parse);
+    assert!(err.to_string().contains("save it as UTF-8"), "{err}");
+    assert!(!db.table_exists("t").unwrap());
+}
