@@ -17,6 +17,8 @@ mod home;
 mod kv;
 #[path = "cli/ns.rs"]
 mod ns;
+#[path = "cli/spec_forms.rs"]
+mod spec_forms;
 #[path = "cli/support.rs"]
 mod support;
 #[path = "cli/usage.rs"]

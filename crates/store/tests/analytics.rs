@@ -31,6 +31,8 @@ mod query;
 mod scoring;
 #[path = "analytics/service.rs"]
 mod service;
+#[path = "analytics/spec_surface.rs"]
+mod spec_surface;
 #[path = "analytics/split.rs"]
 mod split;
 #[path = "analytics/split_many.rs"]

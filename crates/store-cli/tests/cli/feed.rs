@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use crate::support::{Home, keys, parse_json_line};
 
 /// Time allowed for a watcher to print another process's write (SPEC §12 acceptance).
-const WITHIN: Duration = Duration::from_secs(2);
+pub(crate) const WITHIN: Duration = Duration::from_secs(2);
 /// Time allowed for a watcher to start (open the store, read `last_seq`).
-const STARTUP: Duration = Duration::from_secs(20);
+pub(crate) const STARTUP: Duration = Duration::from_secs(20);
 /// The banner `kv watch` and `changes --follow` print to stderr once they are following.
-const BANNER: &str = "following changes";
+pub(crate) const BANNER: &str = "following changes";
 
 fn fields(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
