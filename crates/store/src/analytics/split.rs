@@ -263,7 +263,7 @@ fn export_split(
     let work: &workdirs::WorkDirs = made.work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
     let (staging, aside) = (work.staging.as_path(), work.aside.as_path());
     let column_sql = sql::ident(op, "column", &column.name)?;
-    let first = Layout::for_column(&column.name, column.table_columns);
+    let first = Layout::for_column(&column.name, &column.data_type, column.table_columns);
     if column.own_writer
         && writer::arrow_export_is_plain(conn)
         && many_values(op, conn, &table_sql, &column_sql)?
@@ -423,8 +423,11 @@ fn free_key_column(columns: &[(String, String)]) -> String {
 const NAME_TOO_LONG: &str = "File name too long";
 
 impl Layout {
-    fn for_column(column: &str, table_columns: i64) -> Layout {
-        if escape_segment(column) == column {
+    /// `data_type`: the column's. DuckDB's partitioning groups INTERVAL values it compares
+    /// equal (`1 month` with `30 days`, `1 day` with `24 hours`), although they add to dates
+    /// differently; keyed by their text, each keeps its own partition.
+    fn for_column(column: &str, data_type: &str, table_columns: i64) -> Layout {
+        if escape_segment(column) == column && data_type != "INTERVAL" {
             Layout::Native {
                 keep_column: table_columns <= 1,
             }

@@ -930,3 +930,35 @@ fn an_out_dir_whose_name_holds_a_backslash_gets_the_files() {
         assert_eq!(names, [format!("sp\\lit-{table}")], "nothing else beside it");
     }
 }
+
+/// DuckDB's partitioning takes `1 month` and `30 days` (and `1 day` and `24 hours`) for one
+/// value, although they add to dates differently: each keeps a partition and reads back as
+/// itself.
+#[test]
+fn interval_keys_that_duckdb_compares_equal_keep_partitions_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (INTERVAL '1 month', 1), (INTERVAL '30 days', 2),
+           (INTERVAL '1 day', 3), (INTERVAL '24 hours', 4), (NULL, 5)) v(k, id)",
+    )
+    .unwrap();
+    let out = dir.path().join("iv");
+    let manifest = db.export_split_parquet("t", &out, "k").unwrap();
+    assert_eq!(manifest.files.len(), 5, "{manifest:?}");
+    let shifted = "(DATE '2024-02-01' + k)::VARCHAR";
+    let back = db
+        .query(
+            &format!(
+                "SELECT id, {shifted} FROM read_parquet({}, hive_partitioning = true, \
+                 hive_types = {{'k': 'INTERVAL'}}) ORDER BY id",
+                lit(&out.join("**").join("*.parquet"))
+            ),
+            &[],
+        )
+        .unwrap();
+    let original = db
+        .query(&format!("SELECT id, {shifted} FROM t ORDER BY id"), &[])
+        .unwrap();
+    assert_eq!(back.rows, original.rows);
+}
