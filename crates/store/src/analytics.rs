@@ -919,7 +919,7 @@ pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) 
 
 /// The `information_schema` type (`BASE TABLE`, `VIEW`, `LOCAL TEMPORARY`) of the table or view
 /// `table` names in the default schema (or the temporary one), if there is one.
-fn table_type_on(op: &'static str, conn: &Connection, table: &str) -> Result<Option<String>> {
+pub(crate) fn table_type_on(op: &'static str, conn: &Connection, table: &str) -> Result<Option<String>> {
     let mut stmt = conn
         .prepare(
             "SELECT table_name, table_type FROM information_schema.tables \

@@ -19,7 +19,9 @@ use super::paths::{
 use super::progress::{ImportProgress, ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
 use super::target_types;
-use super::{Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, transaction_on, typetext};
+use super::{
+    Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, table_type_on, transaction_on, typetext,
+};
 use crate::error::{Error, Result};
 
 /// Options of a CSV import.
@@ -695,7 +697,15 @@ impl Analytics {
         let reports: Option<ProgressFn<'_>> = progress.map(|_| &monotone as ProgressFn<'_>);
         let attempt = |reading: Reading| {
             self.in_transaction(op, |conn| {
-                let exists = table_exists_on(op, conn, table)?;
+                let kind = table_type_on(op, conn, table)?;
+                if kind.as_deref() == Some("VIEW") {
+                    return Err(Error::invalid(
+                        op,
+                        "table",
+                        format!("{table:?} is a view, which cannot take rows; import into a table"),
+                    ));
+                }
+                let exists = kind.is_some();
                 let failed = |e| import_error(op, path, format, !exists, e);
                 let reading = Reading {
                     every_record: json

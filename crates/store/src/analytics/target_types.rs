@@ -58,13 +58,12 @@ pub(super) fn json_columns(conn: &Connection, table: &str, reader: &str) -> duck
         .map(|e| format!("{{{}}}", e.join(", "))))
 }
 
-/// The type of the column of `target` named `name`, matched case-insensitively as DuckDB
-/// matches identifiers.
+/// The type of the column of `target` named `name`, matched as DuckDB matches identifiers
+/// (ignoring ASCII case).
 fn same_name<'t>(target: &'t [(String, String)], name: &str) -> Option<&'t String> {
-    let name = name.to_lowercase();
-    target
-        .iter()
-        .find(|(t, _)| t.to_lowercase() == name)
+    let exact = target.iter().find(|(t, _)| t == name);
+    exact
+        .or_else(|| target.iter().find(|(t, _)| super::same_name(t, name)))
         .map(|(_, ty)| ty)
 }
 

@@ -189,3 +189,15 @@ fn a_utf16_csv_is_refused_as_utf16_not_as_a_ragged_row() {
     assert!(err.to_string().contains("save it as UTF-8"), "{err}");
     assert!(!db.table_exists("t").unwrap());
 }
+
+#[test]
+fn an_import_into_a_view_is_refused_saying_it_is_a_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE base(a INTEGER); CREATE VIEW v AS SELECT * FROM base")
+        .unwrap();
+    let file = write(dir.path(), "f.csv", "a\n1\n");
+    let err = expect_kind(csv(&db, "v", &file), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("is a view"), "{err}");
+    assert_eq!(count(&db, "base"), 0);
+}
