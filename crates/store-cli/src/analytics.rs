@@ -32,9 +32,26 @@ pub struct ImportArgs {
     /// The CSV has no header line.
     #[arg(long)]
     no_header: bool,
-    /// CSV field delimiter (one character).
-    #[arg(long, value_name = "C")]
+    /// CSV field delimiter (one character; for a tab use --format tsv).
+    #[arg(long, value_name = "C", value_parser = one_character)]
     delimiter: Option<char>,
+}
+
+/// `--delimiter`: exactly one character. Typed as `'\t'` in a shell, a tab arrives as two
+/// characters; the error says how to pass one.
+fn one_character(text: &str) -> Result<char, String> {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Ok(c),
+        _ if text == "\\t" => Err(
+            "'\\t' is two characters, not a tab: use --format tsv, or pass a real tab ($'\\t' in bash)"
+                .into(),
+        ),
+        _ => Err(format!(
+            "a delimiter is one character, got {} characters",
+            text.chars().count()
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]

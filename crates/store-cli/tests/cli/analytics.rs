@@ -225,6 +225,23 @@ fn import_takes_no_header_and_delimiter_flags() {
     assert_eq!(home.json(&["import", "j", jsonl.to_str().unwrap()])["rows"], 1);
 }
 
+/// `--delimiter '\t'` reaches the tool as a backslash and a `t`: the usage error says how to
+/// pass a tab rather than only that the value is too long.
+#[test]
+fn a_backslash_t_delimiter_is_a_usage_error_pointing_at_tsv() {
+    let home = Home::new();
+    let out = home
+        .cmd(["import", "t", "rows.csv", "--delimiter", "\\t"])
+        .run()
+        .code(2);
+    assert!(out.stderr.contains("--format tsv"), "{}", out.stderr);
+    let out = home
+        .cmd(["import", "t", "rows.csv", "--delimiter", ";;"])
+        .run()
+        .code(2);
+    assert!(out.stderr.contains("one character"), "{}", out.stderr);
+}
+
 #[test]
 fn table_columns_line_up_in_terminal_columns_with_wide_characters() {
     let home = Home::new();

@@ -100,7 +100,9 @@ pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
         }
         let defect = if text.first() == Some(&b'{') {
             let strict = as_strict_json(text);
-            serde_json::from_slice::<IgnoredAny>(&strict)
+            // Into a `Value`, not `IgnoredAny`: skipping a string does not check it, so a lone
+            // surrogate escape or invalid UTF-8 in one passed here while DuckDB refused it.
+            serde_json::from_slice::<serde_json::Value>(&strict)
                 .err()
                 .map(|e| reason(&e))
         } else {

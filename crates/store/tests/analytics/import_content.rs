@@ -201,3 +201,26 @@ fn an_import_into_a_view_is_refused_saying_it_is_a_view() {
     assert!(err.to_string().contains("is a view"), "{err}");
     assert_eq!(count(&db, "base"), 0);
 }
+
+#[test]
+fn a_jsonl_string_with_a_lone_surrogate_or_invalid_utf8_is_named_by_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let cases: [(&str, &[u8]); 2] = [
+        (
+            "surrogate.jsonl",
+            b"{\"a\":1}\n{\"a\":2}\n{\"a\":\"\\ud800\"}\n{\"a\":3}\n{\"a\":4}\n",
+        ),
+        (
+            "latin1.jsonl",
+            b"{\"a\":1}\n{\"a\":2}\n{\"a\":\"caf\xe9\"}\n{\"a\":3}\n",
+        ),
+    ];
+    for (name, data) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        let (line, message) = parse_line(db.import_jsonl("t", &path).unwrap_err());
+        assert_eq!(line, Some(3), "{name}: {message}");
+        assert!(!db.table_exists("t").unwrap());
+    }
+}
