@@ -675,6 +675,14 @@ impl Analytics {
                 }
             })
         };
+        // The file's records as JSON, for checks DuckDB's typed reader cannot make.
+        let objects = match format {
+            Format::Json => Some(format!("read_json_objects({file}, hive_partitioning = false)")),
+            Format::Jsonl => Some(format!(
+                "read_json_objects({file}, format = 'newline_delimited', hive_partitioning = false)"
+            )),
+            _ => None,
+        };
         let first = Reading::default();
         let sampled = reader(first, None)?;
         // A CSV file without a header has only DuckDB's names (`column0`, …): its columns go
@@ -712,11 +720,38 @@ impl Analytics {
                         && (reading.every_record || sample_lost_a_type(conn, &sampled).map_err(failed)?),
                     ..reading
                 };
+                let mut as_text = match objects.as_deref() {
+                    Some(objects) => {
+                        target_types::keys_misread_as_dates(conn, &reader(reading, None)?, objects)
+                            .map_err(failed)?
+                    }
+                    None => Vec::new(),
+                };
+                if json && exists {
+                    let into_text =
+                        target_types::keys_into_text_columns(conn, &quoted, &reader(reading, None)?)
+                            .map_err(failed)?;
+                    as_text.extend(
+                        into_text
+                            .into_iter()
+                            .filter(|k| !as_text.contains(k))
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                // Reading keys as text takes a list of every key.
+                let reading = Reading {
+                    every_record: reading.every_record || !as_text.is_empty(),
+                    ..reading
+                };
                 // Read with the table's types where they are known, not DuckDB's guesses (see
                 // `target_types`).
                 let reader = if reading.every_record {
                     let every_key = reader(reading, None)?;
-                    let columns = if exists {
+                    let columns = if !as_text.is_empty() {
+                        let table = exists.then_some(quoted.as_str());
+                        target_types::json_columns_with_text(conn, table, &every_key, &as_text)
+                            .map_err(failed)?
+                    } else if exists {
                         target_types::json_columns(conn, &quoted, &every_key).map_err(failed)?
                     } else {
                         None
@@ -921,6 +956,16 @@ fn import_error(
             digits.parse().ok()
         }),
         _ => None,
+    };
+    // A JSON record DuckDB could not convert is named by its line ("JSON transform error in
+    // file …, in line 30001"), which is right for these errors.
+    let line = match (line, format) {
+        (None, Format::Json | Format::Jsonl) if lower.contains("json transform error") => first
+            .split("in line ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|digits| digits.parse().ok()),
+        _ => line,
     };
     // DuckDB's sniffer says only "Error when sniffing file" about a short file with a ragged
     // row: find the record here.

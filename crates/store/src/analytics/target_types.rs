@@ -11,7 +11,8 @@
 //!
 //! JSON is different: its reader's `columns = {…}` replaces detection entirely, dropping any
 //! key it does not list, so it is only used when the file's keys are known to be all of them
-//! (read from every record, see [`json_columns`]).
+//! (read from every record, see [`json_columns`]), and to read as text the keys DuckDB would
+//! misread as dates ([`keys_misread_as_dates`]).
 
 use duckdb::Connection;
 
@@ -52,6 +53,113 @@ pub(super) fn json_columns(conn: &Connection, table: &str, reader: &str) -> duck
     let entries: Option<Vec<String>> = file
         .iter()
         .map(|(name, _)| entry(name, same_name(&target, name)?))
+        .collect();
+    Ok(entries
+        .filter(|e| !e.is_empty())
+        .map(|e| format!("{{{}}}", e.join(", "))))
+}
+
+/// What DuckDB's JSON reader guesses for a key whose sampled strings all read as dates or
+/// times.
+const GUESSED_TEMPORAL: [&str; 4] = ["DATE", "TIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"];
+
+/// The keys of the JSON file `reader` reads (a `read_json(…)` call) that DuckDB typed as a date
+/// or time although one of their values (in `objects`, a `read_json_objects(…)` call over the
+/// same file) is spelt `infinity`, `-infinity` or `epoch`. DuckDB's detection accepts those
+/// spellings, and its conversion then turns them into 1900-01-01, silently (DuckDB 1.4/2.0);
+/// such keys are read as text instead. Reads the file once more, only when it has such a
+/// guessed column.
+pub(super) fn keys_misread_as_dates(
+    conn: &Connection,
+    reader: &str,
+    objects: &str,
+) -> duckdb::Result<Vec<String>> {
+    let guessed: Vec<String> = columns(conn, &format!("SELECT * FROM {reader}"))?
+        .into_iter()
+        .filter(|(name, t)| GUESSED_TEMPORAL.contains(&t.as_str()) && !name.contains('\0'))
+        .map(|(name, _)| name)
+        .collect();
+    if guessed.is_empty() {
+        return Ok(guessed);
+    }
+    let checks: Vec<String> = guessed
+        .iter()
+        .map(|key| {
+            // A JSON pointer names the key whatever it holds (`.`, `"`, `[`).
+            let pointer = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+            format!(
+                "coalesce(bool_or(regexp_matches(json_extract_string(json, {}), \
+                 '^\\s*-?(infinity|epoch)\\s*$', 'i')), false)",
+                quoted_literal(&pointer)
+            )
+        })
+        .collect();
+    let sql = format!("SELECT {} FROM {objects}", checks.join(", "));
+    let hits: Vec<bool> = conn.query_row(&sql, [], |row| (0..guessed.len()).map(|i| row.get(i)).collect())?;
+    Ok(guessed
+        .into_iter()
+        .zip(hits)
+        .filter_map(|(key, hit)| hit.then_some(key))
+        .collect())
+}
+
+/// The keys of the JSON file `reader` reads that go into a text column of `table` (VARCHAR)
+/// but that DuckDB typed otherwise: read with its guess, a timestamp string would be
+/// reformatted (and shifted to UTC), an object written in DuckDB's struct notation rather than
+/// as JSON. Such keys are read as text instead (a number as DuckDB prints it: `1.50` is `1.5`).
+pub(super) fn keys_into_text_columns(
+    conn: &Connection,
+    table: &str,
+    reader: &str,
+) -> duckdb::Result<Vec<String>> {
+    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
+    let target = columns(conn, &format!("SELECT * FROM {table}"))?;
+    Ok(file
+        .into_iter()
+        .filter(|(name, guessed)| {
+            guessed != "VARCHAR"
+                && !name.contains('\0')
+                && same_name(&target, name).is_some_and(|t| t.eq_ignore_ascii_case("VARCHAR"))
+        })
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The `columns = {…}` argument for reading `reader` (a `read_json(…)` call typing keys from
+/// every record) with the keys in `as_text` read as VARCHAR, the others as the table's columns
+/// (`table`: its quoted name, when appending) or as DuckDB typed them. `None` if a key cannot
+/// be written as a literal.
+pub(super) fn json_columns_with_text(
+    conn: &Connection,
+    table: Option<&str>,
+    reader: &str,
+    as_text: &[String],
+) -> duckdb::Result<Option<String>> {
+    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
+    let target = match table {
+        Some(table) => columns(conn, &format!("SELECT * FROM {table}"))?,
+        None => Vec::new(),
+    };
+    let entries: Option<Vec<String>> = file
+        .iter()
+        .map(|(name, guessed)| {
+            if name.contains('\0') || guessed.contains('\0') {
+                return None;
+            }
+            let column_type = if as_text.contains(name) {
+                "VARCHAR"
+            } else {
+                match same_name(&target, name) {
+                    Some(t) if parsed_from_text(t) => t.as_str(),
+                    _ => guessed.as_str(),
+                }
+            };
+            Some(format!(
+                "{}: {}",
+                quoted_literal(name),
+                quoted_literal(column_type)
+            ))
+        })
         .collect();
     Ok(entries
         .filter(|e| !e.is_empty())

@@ -224,3 +224,81 @@ fn a_jsonl_string_with_a_lone_surrogate_or_invalid_utf8_is_named_by_its_own_line
         assert!(!db.table_exists("t").unwrap());
     }
 }
+
+/// DuckDB's JSON reader takes `infinity`, `-infinity` and `epoch` for dates when it guesses a
+/// key's type, then stores them as 1900-01-01. Such keys are read as text: exact in a new table,
+/// and cast as SQL casts them when appended to a DATE or TIMESTAMP column (what `store sql
+/// --json` prints for infinite dates imports back).
+#[test]
+fn json_dates_spelt_infinity_or_epoch_keep_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let text = "{\"w\":\"infinity\",\"d\":\"2024-01-02\",\"n\":1}\n\
+                {\"w\":\"epoch\",\"d\":\"-infinity\",\"n\":2}\n";
+    let file = write(dir.path(), "specials.jsonl", text);
+    assert_eq!(db.import_jsonl("fresh", &file).unwrap(), 2);
+    assert_eq!(
+        db.query("SELECT w, d::VARCHAR, n FROM fresh ORDER BY n", &[])
+            .unwrap()
+            .rows,
+        vec![
+            vec![t("infinity"), t("2024-01-02"), Value::Int(1)],
+            vec![t("epoch"), t("-infinity"), Value::Int(2)],
+        ]
+    );
+    db.exec_batch("CREATE TABLE words(w VARCHAR, d DATE, n INTEGER)")
+        .unwrap();
+    let json = write(
+        dir.path(),
+        "specials.json",
+        "[{\"w\":\"infinity\",\"d\":\"infinity\",\"n\":1},{\"w\":\"Infinity\",\"d\":\"epoch\",\"n\":2}]",
+    );
+    assert_eq!(db.import_json("words", &json).unwrap(), 2);
+    assert_eq!(
+        db.query("SELECT w, d::VARCHAR FROM words ORDER BY n", &[])
+            .unwrap()
+            .rows,
+        vec![
+            vec![t("infinity"), t("infinity")],
+            vec![t("Infinity"), t("1970-01-01")]
+        ]
+    );
+    // Dates without such spellings are still guessed as dates.
+    let plain = write(dir.path(), "plain.jsonl", "{\"d\":\"2024-01-02\"}\n");
+    assert_eq!(db.import_jsonl("plain", &plain).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT typeof(d) FROM plain"), t("DATE"));
+}
+
+/// Appended to a VARCHAR column, a JSON string keeps its text and an object stays JSON: through
+/// DuckDB's guessed types a timestamp string was reformatted (and shifted to UTC) and an object
+/// written in DuckDB's struct notation.
+#[test]
+fn json_values_appended_to_text_columns_keep_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t(s VARCHAR, n VARCHAR, o VARCHAR, k INTEGER)")
+        .unwrap();
+    let file = write(
+        dir.path(),
+        "t.jsonl",
+        "{\"s\":\"2024-01-02T03:04:05.123+02:00\",\"o\":{\"x\":1},\"k\":1}\n",
+    );
+    assert_eq!(db.import_jsonl("t", &file).unwrap(), 1);
+    let row = db.query("SELECT s, o, k FROM t", &[]).unwrap().rows;
+    assert_eq!(row[0][0], t("2024-01-02T03:04:05.123+02:00"));
+    let object: serde_json::Value = serde_json::from_str(row[0][1].as_str().unwrap()).unwrap();
+    assert_eq!(object, serde_json::json!({"x": 1}));
+    assert_eq!(row[0][2], Value::Int(1));
+}
+
+/// A JSON record DuckDB cannot convert names its line in the error's `line` field too.
+#[test]
+fn a_json_record_that_does_not_fit_names_its_line_in_the_line_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t(a INTEGER)").unwrap();
+    let file = write(dir.path(), "t.jsonl", "{\"a\":1}\n{\"a\":2}\n{\"a\":\"x\"}\n");
+    let (line, message) = parse_line(db.import_jsonl("t", &file).unwrap_err());
+    assert_eq!(line, Some(3), "{message}");
+    assert_eq!(count(&db, "t"), 0);
+}
