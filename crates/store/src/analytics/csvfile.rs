@@ -68,6 +68,24 @@ pub(crate) fn start(path: &Path, spaces: &[u8]) -> std::io::Result<Start> {
     }
 }
 
+/// Whether the first line with content of the file at `path` is a JSON object or array (read up
+/// to 1 MiB): a JSON Lines file named `.csv`, which DuckDB reads as a CSV whose header is the
+/// first record (0 rows, one column named `{"a":1}`).
+pub(crate) fn starts_with_json(path: &Path) -> std::io::Result<bool> {
+    const MAX: u64 = 1 << 20;
+    let Some(reader) = open(path)? else {
+        return Ok(false);
+    };
+    let mut line = Vec::new();
+    std::io::Read::take(reader, MAX).read_until(b'\n', &mut line)?;
+    let text = line.trim_ascii();
+    if !matches!(text.first(), Some(b'{' | b'[')) {
+        return Ok(false);
+    }
+    let text = text.strip_suffix(b",").unwrap_or(text);
+    Ok(serde_json::from_slice::<serde_json::Value>(text).is_ok_and(|v| v.is_object() || v.is_array()))
+}
+
 /// The longest line a CSV import reads (DuckDB's `max_line_size`; its default is 2 MB).
 pub(crate) const MAX_LINE_BYTES: u64 = 64 << 20;
 

@@ -546,6 +546,15 @@ impl Analytics {
                 } else {
                     csvfile::start(path, &spaces).map_err(io)?
                 };
+                if start == csvfile::Start::Blank(0) && csvfile::starts_with_json(path).map_err(io)? {
+                    return Err(parse_error(
+                        op,
+                        path,
+                        Some(1),
+                        "the file holds JSON, not CSV (its first line is a JSON object or array); \
+                         import it as JSON Lines or JSON (format jsonl or json, `--format jsonl`)",
+                    ));
+                }
                 (loose == csvfile::Start::OnlyBlank, Some(start))
             }
             _ => (false, None),

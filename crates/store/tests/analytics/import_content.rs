@@ -302,3 +302,19 @@ fn a_json_record_that_does_not_fit_names_its_line_in_the_line_field() {
     assert_eq!(line, Some(3), "{message}");
     assert_eq!(count(&db, "t"), 0);
 }
+
+/// A JSON Lines file named `.csv` made a table whose one column was named after the first
+/// record, with no rows: it is refused, pointing at the JSON formats.
+#[test]
+fn a_json_lines_file_named_csv_is_refused_pointing_at_the_json_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "records.csv", "{\"a\":1}\n{\"a\":2}\n");
+    let (line, message) = parse_line(db.import_file("t", &file, None, None).unwrap_err());
+    assert_eq!(line, Some(1));
+    assert!(message.contains("jsonl"), "{message}");
+    assert!(!db.table_exists("t").unwrap());
+    // A CSV whose header merely starts with a bracket still imports.
+    let file = write(dir.path(), "brackets.csv", "[id],name\n1,a\n");
+    assert_eq!(db.import_file("b", &file, None, None).unwrap(), 1);
+}
