@@ -144,7 +144,7 @@ impl From<duckdb::types::Value> for Value {
             D::UBigInt(u) => Value::UInt(u),
             D::HugeInt(i) => i64::try_from(i).map_or_else(|_| Value::Other(i.to_string()), Value::Int),
             D::UHugeInt(u) => u64::try_from(u).map_or_else(|_| Value::Other(u.to_string()), Value::UInt),
-            D::Float(x) => Value::Float(x.into()),
+            D::Float(x) => Value::Float(widen(x)),
             D::Double(x) => Value::Float(x),
             D::Decimal(d) => Value::Other(d.to_string()),
             D::Timestamp(unit, t) => Value::Timestamp(to_micros(unit, t)),
@@ -727,7 +727,7 @@ pub(crate) fn from_arrow(array: &dyn duckdb::arrow::array::Array, idx: usize, ca
         T::UInt16 => Value::Int(array.as_primitive::<t::UInt16Type>().value(idx).into()),
         T::UInt32 => Value::Int(array.as_primitive::<t::UInt32Type>().value(idx).into()),
         T::UInt64 => Value::UInt(array.as_primitive::<t::UInt64Type>().value(idx)),
-        T::Float32 => Value::Float(array.as_primitive::<t::Float32Type>().value(idx).into()),
+        T::Float32 => Value::Float(widen(array.as_primitive::<t::Float32Type>().value(idx))),
         T::Float64 => Value::Float(array.as_primitive::<t::Float64Type>().value(idx)),
         T::Utf8 => Value::Text(array.as_string::<i32>().value(idx).to_string()),
         T::LargeUtf8 => Value::Text(array.as_string::<i64>().value(idx).to_string()),
@@ -936,6 +936,16 @@ pub(crate) fn is_finite_duckdb_micros(us: i64) -> bool {
 /// `-infinity` (`-i32::MAX`).
 pub(crate) fn duckdb_days(days: i32) -> i32 {
     days.max(-i32::MAX)
+}
+
+/// A FLOAT as the `f64` nearest the decimal it prints as: `0.1f32` is `0.1`, as DuckDB shows
+/// it, not `0.10000000149011612` (its exact binary value). Rust prints the shortest decimal
+/// that reads back as the same `f32`, so the result narrows back to the stored value.
+fn widen(x: f32) -> f64 {
+    if !x.is_finite() {
+        return f64::from(x);
+    }
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 #[cfg(test)]

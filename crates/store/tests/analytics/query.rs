@@ -956,3 +956,23 @@ fn names_from_the_inventory_can_be_exported_and_split() {
         .unwrap_err();
     assert_eq!(err.kind(), store::ErrorKind::Missing, "{err}");
 }
+
+/// A FLOAT arrives as the decimal DuckDB prints for it (`0.1`), not as its exact binary value
+/// widened to a double (`0.10000000149011612`), alone and inside lists, and in JSON.
+#[test]
+fn float_values_arrive_as_the_decimal_duckdb_prints() {
+    let db = db();
+    let rows = db
+        .query(
+            "SELECT 0.1::FLOAT AS a, [0.3::FLOAT] AS l, 'inf'::FLOAT AS i, 16777217::FLOAT AS big",
+            &[],
+        )
+        .unwrap();
+    let v = &rows.rows[0];
+    assert_eq!(v[0], Value::Float(0.1));
+    assert_eq!(v[0].to_json(), serde_json::json!(0.1));
+    assert_eq!(v[1].to_json(), serde_json::json!([0.3]));
+    assert_eq!(v[2], Value::Float(f64::INFINITY));
+    // 16,777,217 is not a FLOAT: the stored value is 16,777,216.
+    assert_eq!(v[3], Value::Float(16_777_216.0));
+}
