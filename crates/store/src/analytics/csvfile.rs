@@ -4,7 +4,7 @@
 //! file", with no line. After such a failure the file is scanned once here, as RFC 4180 reads
 //! it (quoted fields may hold delimiters, newlines and doubled quotes), streaming with bounded
 //! memory, for the first record whose field count differs from the first record's, a quote
-//! that never closes, a quote out of place, lines that mix `\r\n` and `\n` ends, or a
+//! that never closes, text after a closing quote, lines that mix `\r\n` and `\n` ends, or a
 //! UTF-16 file. DuckDB's own message for most of these suggests `read_csv` options an import
 //! does not take.
 
@@ -209,10 +209,11 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
                 (State::FieldStart, b'"') => State::Quoted,
                 // DuckDB allows blanks before an opening quote.
                 (State::FieldStart, b' ' | b'\t') => State::FieldStart,
-                // RFC 4180 quotes a field as a whole, doubling the quotes inside it.
-                (State::Unquoted, b'"') => {
-                    return Ok(Some(misplaced_quote(line, "inside a field that is not quoted")));
-                }
+                // DuckDB reads a quote inside an unquoted field (`a"b`) as text, so a defect
+                // after it is still found; other readers refuse it, so it is named nowhere.
+                (State::Unquoted, b'"') => State::Unquoted,
+                // Text after a closing quote DuckDB refuses: RFC 4180 quotes a field as a
+                // whole, doubling the quotes inside it.
                 (State::QuoteInQuoted, _) => {
                     return Ok(Some(misplaced_quote(line, "followed by more text in its field")));
                 }
@@ -297,7 +298,8 @@ mod tests {
 
     #[test]
     fn names_misplaced_quotes_mixed_line_ends_and_utf16() {
-        assert_eq!(defect("x,s\n1,a\"b\n2\n").map(|d| d.0), Some(2));
+        // DuckDB takes `a"b` for text: the ragged row after it is the defect.
+        assert_eq!(defect("x,s\n1,a\"b\n2\n").map(|d| d.0), Some(3));
         let (line, reason) = defect("x,s\n\"a\"b,1\n").unwrap();
         assert_eq!(line, 2);
         assert!(reason.contains("followed by more text"), "{reason}");

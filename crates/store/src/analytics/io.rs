@@ -712,6 +712,22 @@ impl Analytics {
             }
         };
         let reports: Option<ProgressFn<'_>> = progress.map(|_| &monotone as ProgressFn<'_>);
+        // Marks the failure `e` of a run read as `reading` for one more run read another way.
+        let rerun_after = |e: &duckdb::Error, reading: Reading| {
+            let message = e.to_string().to_ascii_lowercase();
+            if json && !reading.every_record && message.contains("failed to cast") {
+                again.set(Some(Reading {
+                    every_record: true,
+                    ..reading
+                }));
+            }
+            if !json && !reading.long_lines && message.contains("maximum line size of") {
+                again.set(Some(Reading {
+                    long_lines: true,
+                    ..reading
+                }));
+            }
+        };
         let attempt = |reading: Reading| {
             self.in_transaction(op, |conn| {
                 let kind = table_type_on(op, conn, table)?;
@@ -767,10 +783,25 @@ impl Analytics {
                     };
                     match columns {
                         Some(columns) => reader(reading, Some(&columns))?,
+                        None if !as_text.is_empty() => {
+                            return Err(parse_error(
+                                op,
+                                path,
+                                None,
+                                "the file has keys that differ only in case and dates spelt \
+                                 infinity, -infinity or epoch, which DuckDB's JSON reader would \
+                                 store as 1900-01-01; give the keys distinct names",
+                            ));
+                        }
                         None => every_key,
                     }
                 } else if exists && matches!(format, Format::Csv(_)) {
-                    match target_types::csv_types(conn, &quoted, &sampled, by_position).map_err(failed)? {
+                    let types = target_types::csv_types(conn, &quoted, &reader(reading, None)?, by_position)
+                        .map_err(|e| {
+                            rerun_after(&e, reading);
+                            failed(e)
+                        })?;
+                    match types {
                         Some(types) => reader(reading, Some(&types))?,
                         None => reader(reading, None)?,
                     }
@@ -787,19 +818,7 @@ impl Analytics {
                     format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
                 };
                 let rows = with_progress(conn, reports, || conn.execute(&statement, [])).map_err(|e| {
-                    let message = e.to_string().to_ascii_lowercase();
-                    if json && !reading.every_record && message.contains("failed to cast") {
-                        again.set(Some(Reading {
-                            every_record: true,
-                            ..reading
-                        }));
-                    }
-                    if !json && !reading.long_lines && message.contains("maximum line size") {
-                        again.set(Some(Reading {
-                            long_lines: true,
-                            ..reading
-                        }));
-                    }
+                    rerun_after(&e, reading);
                     failed(e)
                 })?;
                 if !exists {
@@ -941,16 +960,25 @@ fn import_error(
     }
     // DuckDB's error for an overlong line names another one, and suggests an option an import
     // does not take.
-    if matches!(format, Format::Csv(_)) && lower.contains("maximum line size") {
+    if matches!(format, Format::Csv(_)) && lower.contains("maximum line size of") {
         let limit = csvfile::MAX_LINE_BYTES;
-        if let Ok(Some(line)) = csvfile::first_long_line(path, limit) {
-            let reason = format!(
-                "line {line} is longer than {} MiB, the longest line a CSV import reads; \
-                 shorten it, or import the data as Parquet",
+        let reason = |what: &str| {
+            format!(
+                "{what} is longer than {} MiB, the longest a CSV import reads; shorten it, or \
+                 import the data as Parquet",
                 limit >> 20
-            );
-            return parse_error(op, path, Some(line), &reason);
-        }
+            )
+        };
+        return match csvfile::first_long_line(path, limit) {
+            Ok(Some(line)) => parse_error(op, path, Some(line), &reason(&format!("line {line}"))),
+            // A quoted field spanning lines: DuckDB's line number is not the record's.
+            _ => parse_error(
+                op,
+                path,
+                None,
+                &reason("a record (a quoted field over several lines?)"),
+            ),
+        };
     }
     // Only DuckDB's CSV errors number lines reliably ("CSV Error on Line: 3"); later lines of
     // the message may quote the SQL ("LINE 1: …"), so only the first one is read.

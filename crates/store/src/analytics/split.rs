@@ -210,16 +210,19 @@ impl Analytics {
         self.with_conn(OP, |conn| {
             let mut made = Made::default();
             let result = export_split(OP, conn, table, column, out_dir, &mut made, progress);
-            if let Some(work) = made.work {
+            let work = made.work.inspect(|work| {
                 let _ = std::fs::remove_dir_all(&work.staging);
-                drop(work); // releases the lock, which may sit in a directory this call made
-            }
+                // Unlinked but still held: the directories below can go before another export
+                // takes the lock (it then makes them again, see `WorkDirs::acquire`).
+                work.unlink_lock();
+            });
             match made.dirs {
                 Some(created) if result.is_ok() => created.keep(),
                 // A failure removes `out_dir` and the parents this call made, each only while
                 // empty (deepest first), as a failed `export_parquet` does.
                 created => drop(created),
             }
+            drop(work); // releases the lock
             result
         })
         .inspect(|manifest| report_done(progress, manifest.total_rows))
@@ -261,6 +264,13 @@ fn export_split(
     // Kept or removed by the caller once the lock and staging beside `out_dir` are gone.
     made.dirs = Some(ensure_parent(op, &out_dir.join("x"))?);
     let work: &workdirs::WorkDirs = made.work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
+    // An export that held the lock before this one and failed removed the directories it had
+    // made, `out_dir` among them, while this one waited.
+    std::fs::create_dir_all(out_dir).map_err(|source| Error::Io {
+        op,
+        path: Some(out_dir.to_path_buf()),
+        source,
+    })?;
     let (staging, aside) = (work.staging.as_path(), work.aside.as_path());
     let column_sql = sql::ident(op, "column", &column.name)?;
     let first = Layout::for_column(&column.name, &column.data_type, column.table_columns);
@@ -381,8 +391,8 @@ fn require_column(
             name: name.clone(),
             data_type: data_type.clone(),
             table_columns: columns.len() as i64,
-            // Float values are grouped as DuckDB compares them (`-0.0` is `0.0`), not by their
-            // text, so they stay with DuckDB's writer.
+            // Float values are partitioned by their text (`-0.0` is not `0.0`), which the
+            // keyed layout of DuckDB's writer does (see `Layout::for_column`).
             own_writer: !matches!(data_type.as_str(), "FLOAT" | "DOUBLE")
                 && columns.iter().all(|(_, t)| writer::supported_type(t)),
             key_column: free_key_column(&columns),
@@ -423,11 +433,13 @@ fn free_key_column(columns: &[(String, String)]) -> String {
 const NAME_TOO_LONG: &str = "File name too long";
 
 impl Layout {
-    /// `data_type`: the column's. DuckDB's partitioning groups INTERVAL values it compares
-    /// equal (`1 month` with `30 days`, `1 day` with `24 hours`), although they add to dates
-    /// differently; keyed by their text, each keeps its own partition.
+    /// `data_type`: the column's. DuckDB's partitioning groups values it compares equal:
+    /// INTERVALs (`1 month` with `30 days`, `1 day` with `24 hours`, which add to dates
+    /// differently) and floats (`-0.0` with `0.0`). Keyed by their text, each keeps its own
+    /// partition.
     fn for_column(column: &str, data_type: &str, table_columns: i64) -> Layout {
-        if escape_segment(column) == column && data_type != "INTERVAL" {
+        let grouped_by_equality = matches!(data_type, "INTERVAL" | "FLOAT" | "DOUBLE");
+        if escape_segment(column) == column && !grouped_by_equality {
             Layout::Native {
                 keep_column: table_columns <= 1,
             }

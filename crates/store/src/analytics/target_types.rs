@@ -49,6 +49,9 @@ pub(super) fn csv_types(
 /// still fail the append, not be dropped).
 pub(super) fn json_columns(conn: &Connection, table: &str, reader: &str) -> duckdb::Result<Option<String>> {
     let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
+    if renamed_keys(&file) {
+        return Ok(None);
+    }
     let target = columns(conn, &format!("SELECT * FROM {table}"))?;
     let entries: Option<Vec<String>> = file
         .iter()
@@ -59,16 +62,22 @@ pub(super) fn json_columns(conn: &Connection, table: &str, reader: &str) -> duck
         .map(|e| format!("{{{}}}", e.join(", "))))
 }
 
-/// What DuckDB's JSON reader guesses for a key whose sampled strings all read as dates or
-/// times.
-const GUESSED_TEMPORAL: [&str; 4] = ["DATE", "TIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"];
+/// Whether a type DuckDB's JSON reader guessed holds a date or time it parsed from strings:
+/// DATE, TIME or TIMESTAMP (with time zone), alone or inside a list or struct.
+fn holds_guessed_temporal(column_type: &str) -> bool {
+    column_type
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|word| matches!(word, "DATE" | "TIME" | "TIMESTAMP"))
+}
 
-/// The keys of the JSON file `reader` reads (a `read_json(…)` call) that DuckDB typed as a date
-/// or time although one of their values (in `objects`, a `read_json_objects(…)` call over the
-/// same file) is spelt `infinity`, `-infinity` or `epoch`. DuckDB's detection accepts those
-/// spellings, and its conversion then turns them into 1900-01-01, silently (DuckDB 1.4/2.0);
-/// such keys are read as text instead. Reads the file once more, only when it has such a
-/// guessed column.
+/// The keys of the JSON file `reader` reads (a `read_json(…)` call) that DuckDB typed as dates
+/// or times (also inside lists and structs), when any string of the file (in `objects`, a
+/// `read_json_objects(…)` call over it) is spelt `infinity`, `-infinity` or `epoch`. DuckDB's
+/// detection accepts those spellings as dates, and its conversion then stores them as
+/// 1900-01-01, silently (DuckDB 2.0); such keys are read as text instead. The file is read once
+/// more, only when it has such a guessed column. Searching every string of the file, not the
+/// guessed keys' values, also covers keys DuckDB renamed (`D` beside `d` becomes `D_1`), at
+/// the price of reading a key as text when the spelling stands elsewhere in its file.
 pub(super) fn keys_misread_as_dates(
     conn: &Connection,
     reader: &str,
@@ -76,31 +85,25 @@ pub(super) fn keys_misread_as_dates(
 ) -> duckdb::Result<Vec<String>> {
     let guessed: Vec<String> = columns(conn, &format!("SELECT * FROM {reader}"))?
         .into_iter()
-        .filter(|(name, t)| GUESSED_TEMPORAL.contains(&t.as_str()) && !name.contains('\0'))
+        .filter(|(_, t)| holds_guessed_temporal(t))
         .map(|(name, _)| name)
         .collect();
     if guessed.is_empty() {
         return Ok(guessed);
     }
-    let checks: Vec<String> = guessed
-        .iter()
-        .map(|key| {
-            // A JSON pointer names the key whatever it holds (`.`, `"`, `[`).
-            let pointer = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
-            format!(
-                "coalesce(bool_or(regexp_matches(json_extract_string(json, {}), \
-                 '^\\s*-?(infinity|epoch)\\s*$', 'i')), false)",
-                quoted_literal(&pointer)
-            )
-        })
-        .collect();
-    let sql = format!("SELECT {} FROM {objects}", checks.join(", "));
-    let hits: Vec<bool> = conn.query_row(&sql, [], |row| (0..guessed.len()).map(|i| row.get(i)).collect())?;
-    Ok(guessed
-        .into_iter()
-        .zip(hits)
-        .filter_map(|(key, hit)| hit.then_some(key))
-        .collect())
+    let special: Option<bool> = conn.query_row(
+        &format!(
+            "SELECT bool_or(regexp_matches(json::VARCHAR, '\"\\s*-?(infinity|epoch)\\s*\"', 'i')) \
+             FROM {objects}"
+        ),
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(if special == Some(true) {
+        guessed
+    } else {
+        Vec::new()
+    })
 }
 
 /// The keys of the JSON file `reader` reads that go into a text column of `table` (VARCHAR)
@@ -136,6 +139,9 @@ pub(super) fn json_columns_with_text(
     as_text: &[String],
 ) -> duckdb::Result<Option<String>> {
     let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
+    if renamed_keys(&file) {
+        return Ok(None);
+    }
     let target = match table {
         Some(table) => columns(conn, &format!("SELECT * FROM {table}"))?,
         None => Vec::new(),
@@ -164,6 +170,20 @@ pub(super) fn json_columns_with_text(
     Ok(entries
         .filter(|e| !e.is_empty())
         .map(|e| format!("{{{}}}", e.join(", "))))
+}
+
+/// Whether DuckDB renamed keys that differ only in case (`d` and `D` become columns `d` and
+/// `D_1`): `columns = {…}` names keys, and would read `D_1`, which no record has, as NULL.
+fn renamed_keys(file: &[(String, String)]) -> bool {
+    file.iter().any(|(name, _)| {
+        name.rsplit_once('_').is_some_and(|(base, n)| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && file
+                    .iter()
+                    .any(|(other, _)| other != name && super::same_name(other, base))
+        })
+    })
 }
 
 /// The type of the column of `target` named `name`, matched as DuckDB matches identifiers

@@ -148,6 +148,19 @@ fn a_csv_line_longer_than_duckdbs_default_limit_imports() {
         scalar(&db, "SELECT length(b) FROM t WHERE a = 4"),
         Value::Int(2_100_000)
     );
+    // Appended too (reading the table's types went through DuckDB's sniffer, with its limit).
+    db.exec_batch("CREATE TABLE typed(a INTEGER, b VARCHAR)").unwrap();
+    assert_eq!(csv(&db, "typed", &file).unwrap(), 5);
+    // A quoted field over 2 MB made of short lines.
+    let mut text = String::from("a,b\n1,\"");
+    for _ in 0..30_000 {
+        text.push_str(&"y".repeat(99));
+        text.push('\n');
+    }
+    text.push_str("\"\n2,z\n");
+    let file = write(dir.path(), "multiline.csv", &text);
+    assert_eq!(csv(&db, "typed", &file).unwrap(), 2);
+    assert_eq!(csv(&db, "fresh", &file).unwrap(), 2);
 }
 
 #[test]
@@ -317,4 +330,61 @@ fn a_json_lines_file_named_csv_is_refused_pointing_at_the_json_formats() {
     // A CSV whose header merely starts with a bracket still imports.
     let file = write(dir.path(), "brackets.csv", "[id],name\n1,a\n");
     assert_eq!(db.import_file("b", &file, None, None).unwrap(), 1);
+}
+
+/// DuckDB reads a quote inside an unquoted field (`a"b`) as text: in a file it cannot read for a
+/// ragged row further down, the error names the ragged row, not the quote.
+#[test]
+fn a_quote_duckdb_accepts_is_not_blamed_for_a_ragged_row_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let ok = write(dir.path(), "ok.csv", "x,s\n1,a\"b\n2,c\n");
+    assert_eq!(csv(&db, "ok", &ok).unwrap(), 2);
+    let file = write(dir.path(), "ragged.csv", "x,s\n1,a\"b\n2\n");
+    let (line, message) = parse_line(csv(&db, "ragged", &file).unwrap_err());
+    assert_eq!(line, Some(3), "{message}");
+}
+
+/// The `infinity` spelling inside a list or struct of dates, or in a key DuckDB renamed for
+/// differing only in case, is never stored as 1900-01-01.
+#[test]
+fn json_dates_spelt_infinity_inside_lists_structs_or_case_twins_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let cases = [
+        (
+            "list.jsonl",
+            "{\"id\":1,\"ds\":[\"2024-01-01\",\"infinity\"]}\n{\"id\":2,\"ds\":[\"2024-02-02\"]}\n",
+        ),
+        (
+            "struct.jsonl",
+            "{\"id\":1,\"o\":{\"d\":\"2024-01-01\"}}\n{\"id\":2,\"o\":{\"d\":\"infinity\"}}\n",
+        ),
+        (
+            "twins.jsonl",
+            "{\"d\":\"2024-01-01\",\"D\":\"2024-01-02\"}\n{\"d\":\"2024-01-03\",\"D\":\"infinity\"}\n",
+        ),
+    ];
+    for (i, (name, text)) in cases.into_iter().enumerate() {
+        let file = write(dir.path(), name, text);
+        let table = format!("t{i}");
+        match db.import_jsonl(&table, &file) {
+            Ok(_) => {
+                let shown = format!(
+                    "{:?}",
+                    db.query(&format!("SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table}"), &[])
+                        .unwrap()
+                        .rows
+                );
+                assert!(!shown.contains("1900"), "{name}: {shown}");
+                assert!(shown.contains("infinity"), "{name}: {shown}");
+            }
+            // Keys differing only in case cannot be read as text by name: refused, not lost.
+            Err(e) => {
+                assert!(name == "twins.jsonl", "{name}: {e}");
+                assert!(e.to_string().contains("differ only in case"), "{e}");
+                assert!(!db.table_exists(&table).unwrap());
+            }
+        }
+    }
 }

@@ -962,3 +962,86 @@ fn interval_keys_that_duckdb_compares_equal_keep_partitions_of_their_own() {
         .unwrap();
     assert_eq!(back.rows, original.rows);
 }
+
+/// DuckDB's partitioning takes `-0.0` for `0.0`: each keeps its partition and sign.
+#[test]
+fn float_keys_minus_zero_and_zero_keep_partitions_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE TABLE dz AS SELECT * FROM (VALUES (-0.0::DOUBLE, 1), (0.0::DOUBLE, 2), (1.5::DOUBLE, 3),
+           ('nan'::DOUBLE, 4), (NULL, 5)) v(k, id)",
+    )
+    .unwrap();
+    let out = dir.path().join("dz");
+    let manifest = db.export_split_parquet("dz", &out, "k").unwrap();
+    assert_eq!(manifest.files.len(), 5, "{manifest:?}");
+    let back = db
+        .query(
+            &format!(
+                "SELECT id, CAST(k AS VARCHAR) FROM read_parquet({}, hive_partitioning = true, \
+                 hive_types = {{'k': 'DOUBLE'}}) ORDER BY id",
+                lit(&out.join("**").join("*.parquet"))
+            ),
+            &[],
+        )
+        .unwrap();
+    let original = db
+        .query("SELECT id, CAST(k AS VARCHAR) FROM dz ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(back.rows, original.rows);
+}
+
+/// A split that fails into a fresh directory removes what it made while it still holds the
+/// lock; a second split waiting for that lock makes the directories again and succeeds.
+#[test]
+fn a_failed_split_cleaning_up_never_breaks_the_split_waiting_for_its_lock() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fresh").join("parts");
+    let a = db();
+    a.exec_batch("CREATE TABLE big AS SELECT range % 7 AS k, md5(range::VARCHAR) AS s FROM range(3000000)")
+        .unwrap();
+    let b = db();
+    b.exec_batch("CREATE TABLE big AS SELECT range % 3 AS k, 'b' AS s FROM range(30)")
+        .unwrap();
+    let started = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let failing = scope.spawn(|| {
+            let progress = |_: store::analytics::ImportProgress| {
+                if !started.swap(true, Ordering::SeqCst) {
+                    // Gives the other export time to reach the lock.
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                    panic!("stop this export");
+                }
+            };
+            a.export_split_parquet_with("big", &out, "k", Some(&progress))
+        });
+        while !started.load(Ordering::SeqCst) && !failing.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            started.load(Ordering::SeqCst),
+            "the first export never reported progress"
+        );
+        let second = b.export_split_parquet("big", &out, "k");
+        assert!(failing.join().unwrap().is_err());
+        assert_eq!(second.expect("the waiting export succeeds").total_rows, 30);
+    });
+    assert_eq!(count_parquet_rows(&b, &out), 30);
+}
+
+fn count_parquet_rows(db: &Analytics, out: &Path) -> i64 {
+    db.query_row(
+        &format!(
+            "SELECT count(*) FROM read_parquet({}, hive_partitioning = true)",
+            lit(&out.join("**").join("*.parquet"))
+        ),
+        &[],
+    )
+    .unwrap()
+    .unwrap()
+    .values[0]
+        .as_i64()
+        .unwrap()
+}

@@ -65,6 +65,14 @@ impl Drop for WorkDirs {
 }
 
 impl WorkDirs {
+    /// Removes the lock's file while keeping the lock (released on drop): a waiter then finds
+    /// it gone and starts over on a new file, making its directory again if it went too.
+    pub(super) fn unlink_lock(&self) {
+        if let Some((_, path)) = &self.lock {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     /// Takes `out_dir`'s export lock (waiting while another export into it runs), puts right
     /// what dead exports left, and creates the staging directory.
     pub(super) fn acquire(op: &'static str, out_dir: &Path) -> Result<WorkDirs> {
@@ -135,12 +143,24 @@ fn open_lock(path: &Path) -> std::io::Result<File> {
 /// removes the file before releasing it, so a lock taken on a file no longer at `path` is
 /// dropped and taken again on the current one.
 fn lock_file(path: &Path) -> std::io::Result<File> {
+    let mut waited = false;
     loop {
-        let file = open_lock(path)?;
+        let file = match open_lock(path) {
+            // The export that held the lock failed and removed the directory it had made
+            // (see `WorkDirs::unlink_lock`): make it again.
+            Err(e) if waited && e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                open_lock(path)?
+            }
+            other => other?,
+        };
         file.lock()?;
         if still_at(&file, path) {
             return Ok(file);
         }
+        waited = true;
     }
 }
 
