@@ -17,9 +17,9 @@ use std::borrow::Cow;
 /// - the characters that print as nothing (Unicode's default-ignorable code points), so two
 ///   names that differ only by one of them do not look the same: the soft hyphen U+00AD,
 ///   U+034F, U+115F–U+1160, U+17B4–U+17B5, U+180E, the zero-width space U+200B, U+2060–U+206F,
-///   U+3164, U+FEFF (a byte-order mark), U+FFA0, and the tag characters U+E0000–U+E007F (which
-///   can carry hidden text), and the other format characters that print as nothing: the
-///   interlinear annotation marks U+FFF9–U+FFFB, the Egyptian hieroglyph format controls
+///   U+3164, U+FEFF (a byte-order mark), U+FFA0, the tag characters U+E0000–U+E007F (which
+///   can carry hidden text) with the reserved U+E0080–U+E0FFF and U+FFF0–U+FFF8, and the other
+///   format characters that print as nothing: the interlinear annotation marks U+FFF9–U+FFFB, the Egyptian hieroglyph format controls
 ///   U+13430–U+1343F, the shorthand format controls U+1BCA0–U+1BCA3 and the musical symbol
 ///   format characters U+1D173–U+1D17A. The zero-width joiner and non-joiner (U+200C, U+200D) and the
 ///   variation selectors print as they are: emoji sequences and several scripts need them.
@@ -75,8 +75,8 @@ fn needs_escape(c: char) -> bool {
                 | '\u{3164}'
                 | '\u{feff}'
                 | '\u{ffa0}'
-                | '\u{e0000}'..='\u{e007f}'
-                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e0fff}'
+                | '\u{fff0}'..='\u{fffb}'
                 | '\u{13430}'..='\u{1343f}'
                 | '\u{1bca0}'..='\u{1bca3}'
                 | '\u{1d173}'..='\u{1d17a}'
@@ -120,6 +120,8 @@ mod tests {
             '\u{ffa0}',
             '\u{e0001}',
             '\u{e0041}',
+            '\u{fff0}',
+            '\u{e0fff}',
             '\u{fff9}',
             '\u{fffb}',
             '\u{13430}',
