@@ -2,6 +2,7 @@
 //! `--param`, and `scoring ensure` under `--json`. The workspace and journal commands (SPEC §9,
 //! §10) are not built.
 
+#[cfg(feature = "analytics")]
 use serde_json::json;
 
 use crate::feed::{BANNER, STARTUP, WITHIN};
