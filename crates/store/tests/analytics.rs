@@ -17,6 +17,8 @@ mod import;
 mod import_content;
 #[path = "analytics/kv.rs"]
 mod kv;
+#[path = "analytics/lock_cycles.rs"]
+mod lock_cycles;
 #[cfg(unix)]
 #[path = "analytics/locks_and_targets.rs"]
 mod locks_and_targets;

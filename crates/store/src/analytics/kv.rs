@@ -8,6 +8,7 @@
 //! through a process-wide registry of weak references keyed by `id`, which keeps the binding free
 //! of raw pointers; once the store is closed or dropped a scan fails with "closed".
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, OnceLock, Weak};
@@ -77,11 +78,13 @@ impl VTab for KvScan {
             u64::try_from(id.to_int64()).map_err(|_| "store_kv_scan(id) takes a non-negative store id")?;
         // Bind runs on the thread that issued the query; the scan may run on a DuckDB worker,
         // where the store's "not inside your own transaction" check cannot see the caller.
-        let in_transaction = STORES
-            .lock()
-            .get(&id)
-            .and_then(Weak::upgrade)
-            .is_some_and(|inner| inner.in_transaction_here());
+        // Creating the view binds its query too, which reads nothing (see `attach_kv`).
+        let in_transaction = !ATTACHING.with(Cell::get)
+            && STORES
+                .lock()
+                .get(&id)
+                .and_then(Weak::upgrade)
+                .is_some_and(|inner| inner.in_transaction_here());
         if in_transaction {
             return Err(super::KV_IN_TRANSACTION.into());
         }
@@ -150,6 +153,11 @@ fn fresh_id(stores: &HashMap<u64, Weak<Inner>>) -> u64 {
     }
 }
 
+thread_local! {
+    /// Set while `attach_kv` creates the view on this thread: binding its query reads no row.
+    static ATTACHING: Cell<bool> = const { Cell::new(false) };
+}
+
 impl Analytics {
     /// Makes the store's live entries queryable as `kv_entries(group_name, entry_key,
     /// entry_value VARCHAR, expires_at BIGINT, version UBIGINT)` on this connection, so one
@@ -185,11 +193,15 @@ impl Analytics {
             // cannot hold per-connection state without unsafe code).
             let typed = "SELECT group_name, entry_key, entry_value, CAST(expires_at AS BIGINT) AS expires_at,
                     CAST(version AS UBIGINT) AS version FROM store_kv_scan";
-            conn.execute_batch(&format!(
+            // Attaching inside a transaction of the store is fine (`Service::analytics` may
+            // open the database there): only a query of the view must not run in one.
+            ATTACHING.with(|a| a.set(true));
+            let created = conn.execute_batch(&format!(
                 "CREATE OR REPLACE TEMP MACRO kv_entries_scan(store_id := {id}) AS TABLE {typed}(store_id);
                  CREATE OR REPLACE TEMP VIEW kv_entries AS SELECT * FROM kv_entries_scan();"
-            ))
-            .map_err(|e| Error::duckdb(OP, "create the kv_entries view", e))
+            ));
+            ATTACHING.with(|a| a.set(false));
+            created.map_err(|e| Error::duckdb(OP, "create the kv_entries view", e))
         })
     }
 }

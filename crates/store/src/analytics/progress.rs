@@ -29,10 +29,12 @@ pub struct ImportProgress {
 /// the statement runs, then once more on the calling thread when the job has finished, with
 /// every row done and `percentage` 100.
 ///
-/// The job holds its handle's connection while the callback runs (and the calling thread may
-/// hold others: inside `with_connection`, or reading a `query_arrow` result), so the callback
-/// must not call those handles: such calls fail at once with `InvalidInput { field:
-/// "connection" }`. Other handles are fine.
+/// The job holds its handle's connection while the callback runs during the job (and the
+/// calling thread may hold others: inside `with_connection`, or reading a `query_arrow`
+/// result), so the callback must not call those handles: such calls fail at once with
+/// `InvalidInput { field: "connection" }`. Other handles are fine; a write to a KV store whose
+/// transaction the calling thread is running waits for it up to the store's `busy_timeout`,
+/// then fails busy. The final report comes after the job has let the connection go.
 ///
 /// A callback that panics while the job runs is not called again and fails the job with
 /// `InvalidInput { field: "progress" }`, keeping nothing; a panic in the final report, when the

@@ -469,7 +469,22 @@ impl Inner {
     ) -> Result<T> {
         self.check_usable(op)?;
         let mut guard = if wait.for_thread {
-            self.writer.lock()
+            // Bounded like a wait for another process: a transaction waiting (through an
+            // analytics connection, or a progress callback's job) for the thread that waits
+            // here would otherwise hang both for good.
+            let timeout = self.config.busy_timeout;
+            self.writer.try_lock_for(timeout).ok_or_else(|| {
+                busy(
+                    op,
+                    "begin write transaction",
+                    format!(
+                        "another thread of this process held the store's writer past the busy \
+                         timeout ({timeout:?}): a long transaction, or one waiting for this thread \
+                         (for an analytics connection or a job it holds); retry once it has \
+                         finished, or raise StoreConfig::busy_timeout"
+                    ),
+                )
+            })?
         } else {
             self.writer
                 .try_lock()
