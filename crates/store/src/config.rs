@@ -164,9 +164,10 @@ pub struct StoreConfig {
     pub location: Location,
     /// `PRAGMA synchronous` (default `Normal`).
     pub durability: Durability,
-    /// How long a write waits for another process's write lock, or for another thread of this
-    /// process writing through the same handle (default 5 s; SQLite takes at most `i32::MAX`
-    /// milliseconds, about 24.8 days, and longer waits are cut to that).
+    /// How long a write waits for another process's write lock (default 5 s; SQLite takes at
+    /// most `i32::MAX` milliseconds, about 24.8 days, and longer waits are cut to that).
+    /// Threads of this process queue for the store's writer at least 30 s (this long, if
+    /// longer), then fail busy: a bound that ends lock cycles through the analytics layer.
     pub busy_timeout: Duration,
     /// Reader connections for file stores (default 4, at most 64; memory stores use one
     /// connection). With 0, reads go through the writer's connection and so wait for its

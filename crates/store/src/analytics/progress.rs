@@ -33,8 +33,8 @@ pub struct ImportProgress {
 /// calling thread may hold others: inside `with_connection`, or reading a `query_arrow`
 /// result), so the callback must not call those handles: such calls fail at once with
 /// `InvalidInput { field: "connection" }`. Other handles are fine; a write to a KV store whose
-/// transaction the calling thread is running waits for it up to the store's `busy_timeout`,
-/// then fails busy. The final report comes after the job has let the connection go.
+/// transaction the calling thread is running waits for it 30 s (see
+/// `StoreConfig::busy_timeout`), then fails busy. The final report comes after the job has let the connection go.
 ///
 /// A callback that panics while the job runs is not called again and fails the job with
 /// `InvalidInput { field: "progress" }`, keeping nothing; a panic in the final report, when the

@@ -114,6 +114,11 @@ struct Writer {
     staged: Staged,
 }
 
+/// The least time a thread waits for its store's writer while another thread holds it (see
+/// `Inner::lock_writer`): long enough for any reasonable transaction, short enough that a lock
+/// cycle through the analytics layer ends.
+pub(crate) const THREAD_WAIT_FLOOR: Duration = Duration::from_secs(30);
+
 thread_local! {
     static THREAD_TOKEN: Cell<u8> = const { Cell::new(0) };
 }
@@ -278,7 +283,7 @@ impl Store {
         const OP: &str = "Store::sync";
         let inner = self.inner();
         inner.check_usable(OP)?;
-        let guard = inner.writer.lock();
+        let guard = inner.lock_writer(OP, "checkpoint write-ahead log")?;
         let writer = guard.as_ref().ok_or_else(|| Error::closed(OP))?;
         if !inner.is_file() {
             return Ok(());
@@ -457,6 +462,30 @@ impl Inner {
         self.run_write_waiting(op, single, Wait::ALWAYS, body)
     }
 
+    /// The writer mutex, waiting while another thread of this process holds it: queued, as
+    /// SPEC §3.3 serialises writers in-process, but at most [`THREAD_WAIT_FLOOR`] (or the
+    /// busy timeout, if longer). Unbounded, a transaction waiting (for an analytics connection,
+    /// or for a job whose progress callback runs here) on the thread that waits here hung both
+    /// for good; bounded, such a cycle ends with this call failing busy.
+    fn lock_writer(
+        &self,
+        op: &'static str,
+        context: &'static str,
+    ) -> Result<parking_lot::MutexGuard<'_, Option<Writer>>> {
+        let wait = self.config.busy_timeout.max(THREAD_WAIT_FLOOR);
+        self.writer.try_lock_for(wait).ok_or_else(|| {
+            busy(
+                op,
+                context,
+                format!(
+                    "another thread of this process held the store's writer for {wait:?}: a very \
+                     long transaction, or one waiting for this thread (for an analytics \
+                     connection or a job it holds); retry once it has finished"
+                ),
+            )
+        })
+    }
+
     /// [`Inner::run_write`]; a write that cannot start at once because of what it is told not
     /// to wait for (the writer mutex, held by another thread; SQLite's write lock, held by
     /// another connection or process) fails with a busy `Sqlite` error instead of waiting.
@@ -469,22 +498,7 @@ impl Inner {
     ) -> Result<T> {
         self.check_usable(op)?;
         let mut guard = if wait.for_thread {
-            // Bounded like a wait for another process: a transaction waiting (through an
-            // analytics connection, or a progress callback's job) for the thread that waits
-            // here would otherwise hang both for good.
-            let timeout = self.config.busy_timeout;
-            self.writer.try_lock_for(timeout).ok_or_else(|| {
-                busy(
-                    op,
-                    "begin write transaction",
-                    format!(
-                        "another thread of this process held the store's writer past the busy \
-                         timeout ({timeout:?}): a long transaction, or one waiting for this thread \
-                         (for an analytics connection or a job it holds); retry once it has \
-                         finished, or raise StoreConfig::busy_timeout"
-                    ),
-                )
-            })?
+            self.lock_writer(op, "begin write transaction")?
         } else {
             self.writer
                 .try_lock()
@@ -756,7 +770,7 @@ impl Sealed for Inner {
     fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         self.check_usable(op)?;
         let result = if self.readers.is_empty() {
-            let guard = self.writer.lock();
+            let guard = self.lock_writer(op, "read")?;
             guard.as_ref().map(|w| f(&w.conn))
         } else {
             self.readers.with(f)
