@@ -613,7 +613,7 @@ impl Analytics {
             // `sample_size = -1` makes DuckDB infer the column types from every record rather
             // than the first 20,480, at the cost of reading the file twice (about 5 times
             // slower for JSONL), so it is used only when the sample left a column without a
-            // type (see `sample_lost_a_type`) or a later value did not fit it (see `Reading`).
+            // type (see `target_types::sample_lost_a_type`) or a later value did not fit it (see `Reading`).
             let sample = if reading.every_record {
                 "sample_size = -1, "
             } else {
@@ -693,7 +693,8 @@ impl Analytics {
             _ => None,
         };
         let first = Reading::default();
-        let sampled = reader(first, None)?;
+        // Refuses bad CSV options (a quote or line break as the delimiter) before any work.
+        reader(first, None)?;
         // A CSV file without a header has only DuckDB's names (`column0`, …): its columns go
         // into an existing table by position instead of by name.
         let by_position = matches!(format, Format::Csv(o) if !o.header);
@@ -740,44 +741,56 @@ impl Analytics {
                 }
                 let exists = kind.is_some();
                 let failed = |e| import_error(op, path, format, !exists, e);
-                let reading = Reading {
-                    every_record: json
-                        && (reading.every_record || sample_lost_a_type(conn, &sampled).map_err(failed)?),
-                    ..reading
+                let csv_append = exists && matches!(format, Format::Csv(_));
+                // The file's columns as read with `reading`, and the table's (see
+                // `target_types`): each described once per run.
+                let describe = |reading: Reading| -> Result<target_types::Columns> {
+                    target_types::columns(conn, &reader(reading, None)?).map_err(|e| {
+                        rerun_after(&e, reading);
+                        failed(e)
+                    })
                 };
+                let target = if exists && (json || csv_append) {
+                    target_types::columns(conn, &quoted).map_err(failed)?
+                } else {
+                    Vec::new()
+                };
+                let mut reading = reading;
+                let mut file = if json || csv_append {
+                    describe(reading)?
+                } else {
+                    Vec::new()
+                };
+                if json && !reading.every_record && target_types::sample_lost_a_type(&file) {
+                    reading.every_record = true;
+                    file = describe(reading)?;
+                }
                 let mut as_text = match objects.as_deref() {
                     Some(objects) => {
-                        target_types::keys_misread_as_dates(conn, &reader(reading, None)?, objects)
-                            .map_err(failed)?
+                        target_types::keys_misread_as_dates(conn, &file, objects).map_err(failed)?
                     }
                     None => Vec::new(),
                 };
                 if json && exists {
-                    let into_text =
-                        target_types::keys_into_text_columns(conn, &quoted, &reader(reading, None)?)
-                            .map_err(failed)?;
-                    as_text.extend(
-                        into_text
-                            .into_iter()
-                            .filter(|k| !as_text.contains(k))
-                            .collect::<Vec<_>>(),
-                    );
+                    for key in target_types::keys_into_text_columns(&file, &target) {
+                        if !as_text.contains(&key) {
+                            as_text.push(key);
+                        }
+                    }
                 }
                 // Reading keys as text takes a list of every key.
-                let reading = Reading {
-                    every_record: reading.every_record || !as_text.is_empty(),
-                    ..reading
-                };
+                if !as_text.is_empty() && !reading.every_record {
+                    reading.every_record = true;
+                    file = describe(reading)?;
+                }
+                let reading = reading;
                 // Read with the table's types where they are known, not DuckDB's guesses (see
                 // `target_types`).
                 let reader = if reading.every_record {
-                    let every_key = reader(reading, None)?;
                     let columns = if !as_text.is_empty() {
-                        let table = exists.then_some(quoted.as_str());
-                        target_types::json_columns_with_text(conn, table, &every_key, &as_text)
-                            .map_err(failed)?
+                        target_types::json_columns_with_text(&file, &target, &as_text)
                     } else if exists {
-                        target_types::json_columns(conn, &quoted, &every_key).map_err(failed)?
+                        target_types::json_columns(&file, &target)
                     } else {
                         None
                     };
@@ -793,20 +806,15 @@ impl Analytics {
                                  store as 1900-01-01; give the keys distinct names",
                             ));
                         }
-                        None => every_key,
-                    }
-                } else if exists && matches!(format, Format::Csv(_)) {
-                    let types = target_types::csv_types(conn, &quoted, &reader(reading, None)?, by_position)
-                        .map_err(|e| {
-                            rerun_after(&e, reading);
-                            failed(e)
-                        })?;
-                    match types {
-                        Some(types) => reader(reading, Some(&types))?,
                         None => reader(reading, None)?,
                     }
                 } else {
-                    reader(reading, None)?
+                    let types = if csv_append {
+                        target_types::csv_types(&file, &target, by_position)
+                    } else {
+                        None
+                    };
+                    reader(reading, types.as_deref())?
                 };
                 let statement = if exists {
                     if by_position {
@@ -902,23 +910,6 @@ fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted:
         }
     }
     Ok(())
-}
-
-/// Whether DuckDB's sampled schema of `reader` has a column of the `NULL` type (also inside a
-/// list, struct or map): a key that was null in every sampled JSON record. DuckDB reads every
-/// later value of such a column as NULL, so the file must be read with a full sample.
-fn sample_lost_a_type(conn: &Connection, reader: &str) -> duckdb::Result<bool> {
-    let mut stmt = conn.prepare(&format!("DESCRIBE SELECT * FROM {reader}"))?;
-    let types = stmt.query_map([], |r| r.get::<_, String>(1))?;
-    for column_type in types {
-        if column_type?
-            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .any(|word| word == "NULL")
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// A malformed input is a `Parse` error naming the file (and line, when known); anything else

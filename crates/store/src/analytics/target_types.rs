@@ -16,77 +16,86 @@
 
 use duckdb::Connection;
 
-/// The `types = {…}` argument for reading `reader` (a `read_csv(…)` call) into `table` (its
-/// quoted name): each file column the append fills (by name, as `INSERT … BY NAME` matches,
-/// or `by_position`) mapped to that column's type, for the plain types the reader can parse
-/// text into. `None` when no column qualifies (the reader's guesses then stand, as before).
-pub(super) fn csv_types(
-    conn: &Connection,
-    table: &str,
-    reader: &str,
-    by_position: bool,
-) -> duckdb::Result<Option<String>> {
-    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
-    let target = columns(conn, &format!("SELECT * FROM {table}"))?;
-    let entries: Vec<String> = file
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (name, _))| {
-            let column_type = if by_position {
-                &target.get(i)?.1
-            } else {
-                same_name(&target, name)?
-            };
-            entry(name, column_type)
-        })
-        .collect();
-    Ok((!entries.is_empty()).then(|| format!("{{{}}}", entries.join(", "))))
+/// A relation's columns as DuckDB describes them: (name, type).
+pub(super) type Columns = Vec<(String, String)>;
+
+/// The columns of a relation (what may follow `FROM`: a reader call, a quoted table name).
+/// Describing a reader runs its detection, over a sample or, when it types keys from every
+/// record, over the whole file: an import describes each reader once.
+pub(super) fn columns(conn: &Connection, relation: &str) -> duckdb::Result<Columns> {
+    let mut stmt = conn.prepare(&format!("DESCRIBE SELECT * FROM {relation}"))?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    rows.collect()
 }
 
-/// The `columns = {…}` argument for reading `reader` (a `read_json(…)` call that types keys
-/// from *every* record, so it lists them all) into `table`: every key with its table column's
-/// type. `None` unless every key names a column of a plain type (a key the table lacks must
-/// still fail the append, not be dropped).
-pub(super) fn json_columns(conn: &Connection, table: &str, reader: &str) -> duckdb::Result<Option<String>> {
-    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
-    if renamed_keys(&file) {
-        return Ok(None);
+/// The `types = {…}` argument for reading a CSV file whose columns are `file` into a table
+/// whose columns are `target`: each file column the append fills (by name, as `INSERT … BY
+/// NAME` matches, or `by_position`) mapped to that column's type, for the plain types the
+/// reader can parse text into. `None` when no column qualifies (the reader's guesses then
+/// stand, as before).
+pub(super) fn csv_types(
+    file: &[(String, String)],
+    target: &[(String, String)],
+    by_position: bool,
+) -> Option<String> {
+    let entries = file.iter().enumerate().filter_map(|(i, (name, _))| {
+        let column_type = if by_position {
+            &target.get(i)?.1
+        } else {
+            same_name(target, name)?
+        };
+        entry(name, column_type)
+    });
+    struct_literal(entries.collect())
+}
+
+/// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from
+/// *every* record, so they are all of them) into a table whose columns are `target`: every key
+/// with its table column's type. `None` unless every key names a column of a plain type (a
+/// key the table lacks must still fail the append, not be dropped).
+pub(super) fn json_columns(file: &[(String, String)], target: &[(String, String)]) -> Option<String> {
+    if renamed_keys(file) {
+        return None;
     }
-    let target = columns(conn, &format!("SELECT * FROM {table}"))?;
     let entries: Option<Vec<String>> = file
         .iter()
-        .map(|(name, _)| entry(name, same_name(&target, name)?))
+        .map(|(name, _)| entry(name, same_name(target, name)?))
         .collect();
-    Ok(entries
-        .filter(|e| !e.is_empty())
-        .map(|e| format!("{{{}}}", e.join(", "))))
+    struct_literal(entries?)
 }
 
-/// Whether a type DuckDB's JSON reader guessed holds a date or time it parsed from strings:
-/// DATE, TIME or TIMESTAMP (with time zone), alone or inside a list or struct.
-fn holds_guessed_temporal(column_type: &str) -> bool {
+/// Whether `column_type` names one of `words` as a type, alone or inside a list, struct or map.
+fn names_type(column_type: &str, words: &[&str]) -> bool {
     column_type
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .any(|word| matches!(word, "DATE" | "TIME" | "TIMESTAMP"))
+        .any(|word| words.contains(&word))
 }
 
-/// The keys of the JSON file `reader` reads (a `read_json(…)` call) that DuckDB typed as dates
-/// or times (also inside lists and structs), when any string of the file (in `objects`, a
-/// `read_json_objects(…)` call over it) is spelt `infinity`, `-infinity` or `epoch`. DuckDB's
-/// detection accepts those spellings as dates, and its conversion then stores them as
-/// 1900-01-01, silently (DuckDB 2.0); such keys are read as text instead. The file is read once
-/// more, only when it has such a guessed column. Searching every string of the file, not the
-/// guessed keys' values, also covers keys DuckDB renamed (`D` beside `d` becomes `D_1`), at
-/// the price of reading a key as text when the spelling stands elsewhere in its file.
+/// Whether DuckDB's sampled schema `file` has a column of the `NULL` type (also inside a list,
+/// struct or map): a key that was null in every sampled JSON record. DuckDB reads every later
+/// value of such a column as NULL, so the file must be read with a full sample.
+pub(super) fn sample_lost_a_type(file: &[(String, String)]) -> bool {
+    file.iter().any(|(_, t)| names_type(t, &["NULL"]))
+}
+
+/// The keys of a JSON file whose keys are `file` that DuckDB typed as dates or times (DATE,
+/// TIME or TIMESTAMP, with time zone too, alone or inside lists and structs), when any string
+/// of the file (in `objects`, a `read_json_objects(…)` call over it) is spelt `infinity`,
+/// `-infinity` or `epoch`. DuckDB's detection accepts those spellings as dates, and its
+/// conversion then stores them as 1900-01-01, silently (DuckDB 2.0); such keys are read as text
+/// instead. The file is read once more, only when it has such a guessed column. Searching
+/// every string of the file, not the guessed keys' values, also covers keys DuckDB renamed
+/// (`D` beside `d` becomes `D_1`), at the price of reading a key as text when the spelling
+/// stands elsewhere in its file.
 pub(super) fn keys_misread_as_dates(
     conn: &Connection,
-    reader: &str,
+    file: &[(String, String)],
     objects: &str,
 ) -> duckdb::Result<Vec<String>> {
-    let guessed: Vec<String> = columns(conn, &format!("SELECT * FROM {reader}"))?
-        .into_iter()
-        .filter(|(_, t)| holds_guessed_temporal(t))
-        .map(|(name, _)| name)
+    let guessed: Vec<String> = file
+        .iter()
+        .filter(|(_, t)| names_type(t, &["DATE", "TIME", "TIMESTAMP"]))
+        .map(|(name, _)| name.clone())
         .collect();
     if guessed.is_empty() {
         return Ok(guessed);
@@ -106,70 +115,54 @@ pub(super) fn keys_misread_as_dates(
     })
 }
 
-/// The keys of the JSON file `reader` reads that go into a text column of `table` (VARCHAR)
-/// but that DuckDB typed otherwise: read with its guess, a timestamp string would be
-/// reformatted (and shifted to UTC), an object written in DuckDB's struct notation rather than
-/// as JSON. Such keys are read as text instead (a number as DuckDB prints it: `1.50` is `1.5`).
-pub(super) fn keys_into_text_columns(
-    conn: &Connection,
-    table: &str,
-    reader: &str,
-) -> duckdb::Result<Vec<String>> {
-    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
-    let target = columns(conn, &format!("SELECT * FROM {table}"))?;
-    Ok(file
-        .into_iter()
+/// The keys of a JSON file whose keys are `file` that go into a text column (VARCHAR) of a
+/// table whose columns are `target`, but that DuckDB typed otherwise: read with its guess, a
+/// timestamp string would be reformatted (and shifted to UTC), an object written in DuckDB's
+/// struct notation rather than as JSON. Such keys are read as text instead (a number as
+/// DuckDB prints it: `1.50` is `1.5`).
+pub(super) fn keys_into_text_columns(file: &[(String, String)], target: &[(String, String)]) -> Vec<String> {
+    file.iter()
         .filter(|(name, guessed)| {
             guessed != "VARCHAR"
                 && !name.contains('\0')
-                && same_name(&target, name).is_some_and(|t| t.eq_ignore_ascii_case("VARCHAR"))
+                && same_name(target, name).is_some_and(|t| t.eq_ignore_ascii_case("VARCHAR"))
         })
-        .map(|(name, _)| name)
-        .collect())
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
-/// The `columns = {…}` argument for reading `reader` (a `read_json(…)` call typing keys from
-/// every record) with the keys in `as_text` read as VARCHAR, the others as the table's columns
-/// (`table`: its quoted name, when appending) or as DuckDB typed them. `None` if a key cannot
-/// be written as a literal.
+/// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from every
+/// record) with the keys in `as_text` read as VARCHAR, the others as the columns of `target`
+/// (the table's, when appending; empty for a new table) or as DuckDB typed them. `None` if a
+/// key cannot be written as a literal, or DuckDB renamed one.
 pub(super) fn json_columns_with_text(
-    conn: &Connection,
-    table: Option<&str>,
-    reader: &str,
+    file: &[(String, String)],
+    target: &[(String, String)],
     as_text: &[String],
-) -> duckdb::Result<Option<String>> {
-    let file = columns(conn, &format!("SELECT * FROM {reader}"))?;
-    if renamed_keys(&file) {
-        return Ok(None);
+) -> Option<String> {
+    if renamed_keys(file) {
+        return None;
     }
-    let target = match table {
-        Some(table) => columns(conn, &format!("SELECT * FROM {table}"))?,
-        None => Vec::new(),
-    };
     let entries: Option<Vec<String>> = file
         .iter()
         .map(|(name, guessed)| {
-            if name.contains('\0') || guessed.contains('\0') {
-                return None;
-            }
             let column_type = if as_text.contains(name) {
                 "VARCHAR"
             } else {
-                match same_name(&target, name) {
+                match same_name(target, name) {
                     Some(t) if parsed_from_text(t) => t.as_str(),
                     _ => guessed.as_str(),
                 }
             };
-            Some(format!(
-                "{}: {}",
-                quoted_literal(name),
-                quoted_literal(column_type)
-            ))
+            literal_entry(name, column_type)
         })
         .collect();
-    Ok(entries
-        .filter(|e| !e.is_empty())
-        .map(|e| format!("{{{}}}", e.join(", "))))
+    struct_literal(entries?)
+}
+
+/// `{'name': 'TYPE', …}` from its entries; `None` for none.
+fn struct_literal(entries: Vec<String>) -> Option<String> {
+    (!entries.is_empty()).then(|| format!("{{{}}}", entries.join(", ")))
 }
 
 /// Whether DuckDB renamed keys that differ only in case (`d` and `D` become columns `d` and
@@ -198,7 +191,12 @@ fn same_name<'t>(target: &'t [(String, String)], name: &str) -> Option<&'t Strin
 /// `'name': 'TYPE'`, if the type is read from text and neither holds NUL (which a literal
 /// cannot carry; that column keeps the reader's guess).
 fn entry(name: &str, column_type: &str) -> Option<String> {
-    if !parsed_from_text(column_type) || name.contains('\0') || column_type.contains('\0') {
+    literal_entry(name, column_type).filter(|_| parsed_from_text(column_type))
+}
+
+/// `'name': 'TYPE'`, if neither holds NUL.
+fn literal_entry(name: &str, column_type: &str) -> Option<String> {
+    if name.contains('\0') || column_type.contains('\0') {
         return None;
     }
     Some(format!(
@@ -206,13 +204,6 @@ fn entry(name: &str, column_type: &str) -> Option<String> {
         quoted_literal(name),
         quoted_literal(column_type)
     ))
-}
-
-/// (name, type) of each column `query` returns.
-fn columns(conn: &Connection, query: &str) -> duckdb::Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare(&format!("DESCRIBE {query}"))?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    rows.collect()
 }
 
 /// Whether the readers read text straight into `column_type`: the scalar types. Nested types
