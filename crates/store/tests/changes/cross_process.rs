@@ -2,13 +2,12 @@
 //! process (the ignored helper test `feed_child`, activated by the `STORE_FEED_CHILD` variable)
 //! which follows the change feed of the same file and reports what it read as one JSON line.
 
-use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use store::{Error, EventKind, Kv, Store, StoreConfig};
 
-use crate::common::{Fixture, child_test_command, file_store};
+use crate::common::{ChildProcess, Fixture, child_test_command, file_store};
 
 /// Database path for the child; its presence turns `feed_child` on.
 const CHILD_ENV: &str = "STORE_FEED_CHILD";
@@ -18,8 +17,8 @@ const UNTIL_ENV: &str = "STORE_FEED_CHILD_UNTIL";
 /// reading, and reports the versions it got.
 const WRITES_ENV: &str = "STORE_FEED_CHILD_WRITES";
 const GROUP_ENV: &str = "STORE_FEED_CHILD_GROUP";
-const READY: &str = "FEED_CHILD_READY";
-const RESULT: &str = "FEED_CHILD_RESULT ";
+/// Prefix of the child's report lines: `READY`, then `RESULT <json>`.
+const REPORT: &str = "FEED_CHILD ";
 const CHANGES: usize = 500;
 const MARKER: &str = "final-marker";
 
@@ -57,7 +56,7 @@ fn feed_child() {
             rows.push((c.kind.as_str().to_string(), c.group, c.key));
         }
         if !announced {
-            println!("{READY}");
+            println!("{REPORT}READY");
             announced = true;
         }
         let finished = match &until {
@@ -73,19 +72,19 @@ fn feed_child() {
         }
     }
     let line = serde_json::json!({ "seqs": seqs, "rows": rows, "gap": gap, "polls": polls });
-    println!("{RESULT}{line}");
+    println!("{REPORT}RESULT {line}");
 }
 
 /// The child's writer mode: `n` sets, then the versions as JSON. The store closes on return.
 fn child_writer(path: &str, n: usize) {
     let group = std::env::var(GROUP_ENV).unwrap_or_else(|_| "child".into());
     let store = Store::open_with(StoreConfig::file(path).with_purge_interval(Duration::ZERO)).unwrap();
-    println!("{READY}");
+    println!("{REPORT}READY");
     let versions: Vec<u64> = (0..n)
         .map(|i| paced_write(&store, &group, &format!("c{i}"), i))
         .collect();
     store.close().unwrap();
-    println!("{RESULT}{}", serde_json::json!({ "versions": versions }));
+    println!("{REPORT}RESULT {}", serde_json::json!({ "versions": versions }));
 }
 
 /// One write of the two-writer tests: every tenth is a transaction, and every fifth is followed
@@ -229,32 +228,15 @@ fn child_command(f: &Fixture, until: Option<&str>) -> Command {
     cmd
 }
 
-/// Reads the child's stdout: waits for READY (calling `on_ready`), then returns the result.
-fn read_child(mut child: std::process::Child, on_ready: impl FnOnce()) -> serde_json::Value {
-    let stdout = child.stdout.take().unwrap();
-    let mut on_ready = Some(on_ready);
-    let mut result = None;
-    let mut transcript = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        transcript.push_str(&line);
-        transcript.push('\n');
-        if line.contains(READY)
-            && let Some(f) = on_ready.take()
-        {
-            f();
-        }
-        if let Some(at) = line.find(RESULT) {
-            result = Some(serde_json::from_str(&line[at + RESULT.len()..]).unwrap());
-        }
-    }
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed ({status}); stdout:\n{transcript}");
-    assert!(
-        on_ready.is_none(),
-        "child never became ready; stdout:\n{transcript}"
-    );
-    result.unwrap_or_else(|| panic!("child printed no result; stdout:\n{transcript}"))
+/// Runs the child: waits for its READY (then calls `on_ready`) and returns its result.
+fn read_child(cmd: Command, on_ready: impl FnOnce()) -> serde_json::Value {
+    let mut child = ChildProcess::spawn(cmd, REPORT);
+    child.wait_for("READY");
+    on_ready();
+    let lines = child.finish();
+    let result = lines.iter().find_map(|l| l.strip_prefix("RESULT "));
+    let result = result.unwrap_or_else(|| panic!("child printed no result: {lines:?}"));
+    serde_json::from_str(result).unwrap()
 }
 
 fn compare(child: &serde_json::Value, written: &Written) {
@@ -286,7 +268,7 @@ fn compare(child: &serde_json::Value, written: &Written) {
 fn another_process_reads_every_committed_change_in_order_without_gaps() {
     let f = file_store();
     let written = write_workload(&f.store, || {});
-    let child = child_command(&f, None).spawn().unwrap();
+    let child = child_command(&f, None);
     let result = read_child(child, || {});
     compare(&result, &written);
 }
@@ -294,7 +276,7 @@ fn another_process_reads_every_committed_change_in_order_without_gaps() {
 #[test]
 fn another_process_following_the_feed_while_it_is_written_sees_every_change_in_order() {
     let f = file_store();
-    let child = child_command(&f, Some(MARKER)).spawn().unwrap();
+    let child = child_command(&f, Some(MARKER));
     let store = f.store.clone();
     let mut writer = None;
     // Start writing only once the child has opened the file and read the (empty) feed.
@@ -324,10 +306,10 @@ fn versions_increase_in_commit_order_when_processes_take_turns_writing() {
     let mut order: Vec<u64> = (0..10)
         .map(|i| f.store.set("parent", &format!("p{i}"), "v").unwrap())
         .collect();
-    let first = read_child(child_writer_command(&f, 10, "child-1").spawn().unwrap(), || {});
+    let first = read_child(child_writer_command(&f, 10, "child-1"), || {});
     order.extend(child_versions(&first));
     order.extend((10..20).map(|i| f.store.set("parent", &format!("p{i}"), "v").unwrap()));
-    let second = read_child(child_writer_command(&f, 10, "child-2").spawn().unwrap(), || {});
+    let second = read_child(child_writer_command(&f, 10, "child-2"), || {});
     order.extend(child_versions(&second));
     order.extend((20..30).map(|i| f.store.set("parent", &format!("p{i}"), "v").unwrap()));
     assert_eq!(order.len(), 50);
@@ -353,7 +335,7 @@ fn versions_increase_in_commit_order_when_processes_take_turns_writing() {
 fn two_processes_writing_at_once_get_unique_versions_and_one_ordered_feed() {
     const EACH: usize = 300;
     let f = file_store();
-    let child = child_writer_command(&f, EACH, "child").spawn().unwrap();
+    let child = child_writer_command(&f, EACH, "child");
     let store = f.store.clone();
     let mut parent = None;
     let result = read_child(child, || {

@@ -1,11 +1,15 @@
 //! Shared fixtures: real SQLite files in temp dirs, a manual clock, raw SQLite access.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::{Change, Error, ErrorKind, Event, EventKind, ManualClock, Store, StoreConfig, Subscription};
+use store::{
+    Change, Error, ErrorKind, Event, EventKind, ManualClock, Quota, Store, StoreConfig, Subscription,
+    UnixMillis, Usage,
+};
 
 /// Start time of every manual clock in the fixtures (Unix ms).
 pub const START_MS: i64 = 1_000_000;
@@ -209,6 +213,100 @@ pub fn raw_has_object(path: &Path, name: &str) -> bool {
         )
         .expect("sqlite_master")
         > 0
+}
+
+/// A quota from its three limits (0 = unlimited).
+pub fn quota(max_keys: u64, max_groups: u64, max_bytes: u64) -> Quota {
+    Quota {
+        max_keys,
+        max_groups,
+        max_bytes,
+    }
+}
+
+/// The usage of `namespace` in the file at `path` at time `now`, computed independently of the
+/// store's counters: every row of `entries` is read with raw SQL and the live rows of groups
+/// `<namespace>:…` are counted in Rust (keys, distinct groups, UTF-8 bytes of key + value).
+pub fn truth(path: &Path, namespace: &str, now: UnixMillis) -> Usage {
+    let conn = raw(path);
+    let mut stmt = conn
+        .prepare("SELECT group_name, entry_key, entry_value, expires_at FROM entries")
+        .expect("prepare truth");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .expect("query truth")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("read truth");
+    let prefix = format!("{namespace}:");
+    let mut groups = std::collections::BTreeSet::new();
+    let mut result = Usage::default();
+    for (group, key, value, expires_at) in rows {
+        let live = expires_at.is_none_or(|at| at > now);
+        if live && group.starts_with(&prefix) {
+            result.keys += 1;
+            result.bytes += (key.len() + value.len()) as u64;
+            groups.insert(group);
+        }
+    }
+    result.groups = groups.len() as u64;
+    result
+}
+
+/// The `scope_usage` counters of the file at `path` equal a recount of every row of `entries`,
+/// expired ones included.
+pub fn assert_counters_equal_a_recount(path: &Path) {
+    let conn = raw(path);
+    let read = |sql: &str| -> BTreeMap<String, [i64; 4]> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
+        });
+        let rows = rows.unwrap().collect::<Result<BTreeMap<_, _>, _>>().unwrap();
+        rows.into_iter().filter(|(_, v)| *v != [0; 4]).collect()
+    };
+    let counters = read("SELECT namespace, keys, bytes, ttl_keys, groups FROM scope_usage");
+    let recount = read(
+        "SELECT substr(group_name, 1, instr(group_name, ':') - 1), count(*),
+                sum(length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB))),
+                sum(expires_at IS NOT NULL), count(DISTINCT group_name)
+         FROM entries WHERE instr(group_name, ':') BETWEEN 2 AND 65 GROUP BY 1",
+    );
+    assert_eq!(counters, recount, "scope_usage counters vs a recount of entries");
+}
+
+/// Replaying `feed` from an empty file gives exactly the rows of `entries` of the file at `path`,
+/// versions included; a removal of a row the replay does not hold fails.
+pub fn assert_feed_replays_to_entries(path: &Path, feed: &[Change]) {
+    type Rows = BTreeMap<(String, String), (String, Option<i64>, i64)>;
+    let mut replay = Rows::new();
+    for c in feed {
+        let key = (c.group.clone(), c.key.clone().unwrap_or_default());
+        match c.kind {
+            EventKind::Set => {
+                replay.insert(key, (c.value.clone().unwrap(), c.expires_at, c.seq as i64));
+            }
+            EventKind::Delete | EventKind::Expired => {
+                assert!(replay.remove(&key).is_some(), "{c:?} removes a row never set")
+            }
+            EventKind::DeleteGroup => replay.retain(|(g, _), _| *g != c.group),
+        }
+    }
+    let conn = raw(path);
+    let mut stmt = conn
+        .prepare("SELECT group_name, entry_key, entry_value, expires_at, version FROM entries")
+        .unwrap();
+    let rows = stmt.query_map([], |r| {
+        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?)))
+    });
+    let rows = rows.unwrap().collect::<Result<Rows, _>>().unwrap();
+    assert_eq!(rows, replay, "entries vs the replayed feed");
 }
 
 /// Asserts `err` is `InvalidInput` naming `field`.

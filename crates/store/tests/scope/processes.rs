@@ -23,8 +23,11 @@ use store::{
     StoreConfig,
 };
 
-use crate::common::{ChildProcess, Fixture, Rng, all_changes_since, child_test_command, file_store, raw};
-use crate::support::{assert_usage_exact, quota, scoped, truth, usage};
+use crate::common::{
+    ChildProcess, Fixture, Rng, all_changes_since, assert_counters_equal_a_recount,
+    assert_feed_replays_to_entries, child_test_command, file_store, raw, truth,
+};
+use crate::support::{assert_usage_exact, quota, scoped, usage};
 
 const CHILD_ENV: &str = "STORE_SCOPE_CHILD";
 const MARKER: &str = "CHILD ";
@@ -318,52 +321,4 @@ fn check_after_kills(path: &Path, lines: &[String]) {
         "version {next} reused after the kills (feed ends at {last})"
     );
     store.close().unwrap();
-}
-
-/// The `scope_usage` counters equal a recount of every row of `entries`, expired ones included.
-fn assert_counters_equal_a_recount(path: &Path) {
-    let conn = raw(path);
-    let read = |sql: &str| -> BTreeMap<String, [i64; 4]> {
-        let mut stmt = conn.prepare(sql).unwrap();
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
-        });
-        let rows = rows.unwrap().collect::<Result<BTreeMap<_, _>, _>>().unwrap();
-        rows.into_iter().filter(|(_, v)| *v != [0; 4]).collect()
-    };
-    let counters = read("SELECT namespace, keys, bytes, ttl_keys, groups FROM scope_usage");
-    let recount = read(
-        "SELECT substr(group_name, 1, instr(group_name, ':') - 1), count(*),
-                sum(length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB))),
-                sum(expires_at IS NOT NULL), count(DISTINCT group_name)
-         FROM entries WHERE instr(group_name, ':') BETWEEN 2 AND 65 GROUP BY 1",
-    );
-    assert_eq!(counters, recount, "scope_usage counters vs a recount of entries");
-}
-
-/// Replaying `feed` from an empty file gives exactly the rows of `entries`, versions included.
-fn assert_feed_replays_to_entries(path: &Path, feed: &[Change]) {
-    type Rows = BTreeMap<(String, String), (String, Option<i64>, i64)>;
-    let mut replay = Rows::new();
-    for c in feed {
-        let key = (c.group.clone(), c.key.clone().unwrap_or_default());
-        match c.kind {
-            EventKind::Set => {
-                replay.insert(key, (c.value.clone().unwrap(), c.expires_at, c.seq as i64));
-            }
-            EventKind::Delete | EventKind::Expired => {
-                assert!(replay.remove(&key).is_some(), "{c:?} removes a row never set")
-            }
-            EventKind::DeleteGroup => replay.retain(|(g, _), _| *g != c.group),
-        }
-    }
-    let conn = raw(path);
-    let mut stmt = conn
-        .prepare("SELECT group_name, entry_key, entry_value, expires_at, version FROM entries")
-        .unwrap();
-    let rows = stmt.query_map([], |r| {
-        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?)))
-    });
-    let rows = rows.unwrap().collect::<Result<Rows, _>>().unwrap();
-    assert_eq!(rows, replay, "entries vs the replayed feed");
 }

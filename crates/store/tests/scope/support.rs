@@ -13,21 +13,12 @@ use store::{
 };
 
 use crate::common::{Fixture, START_MS, raw};
-pub use crate::common::{all_changes_since as changes_since, drain, ev, summary};
+pub use crate::common::{all_changes_since as changes_since, drain, ev, quota, summary, truth};
 
 /// The namespace most tests write into.
 pub const NS_A: &str = "tenant-a";
 /// A second namespace with the same group and key names.
 pub const NS_B: &str = "tenant-b";
-
-/// A quota from its three limits (0 = unlimited).
-pub fn quota(max_keys: u64, max_groups: u64, max_bytes: u64) -> Quota {
-    Quota {
-        max_keys,
-        max_groups,
-        max_bytes,
-    }
-}
 
 /// `store` confined to `namespace` with `quota`.
 pub fn scoped(store: &Store, namespace: &str, quota: Quota) -> ScopedStore {
@@ -66,41 +57,6 @@ pub fn expect_quota<T: Debug>(
             "expected QuotaExceeded({namespace}, {limit:?}, max {max}, requested {requested}), got {other:?}"
         ),
     }
-}
-
-/// The usage of `namespace` in the file at `path` at time `now`, computed independently of the
-/// store's counters: every row of `entries` is read with raw SQL and the live rows of groups
-/// `<namespace>:…` are counted in Rust (keys, distinct groups, UTF-8 bytes of key + value).
-pub fn truth(path: &Path, namespace: &str, now: UnixMillis) -> Usage {
-    let conn = raw(path);
-    let mut stmt = conn
-        .prepare("SELECT group_name, entry_key, entry_value, expires_at FROM entries")
-        .expect("prepare truth");
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-            ))
-        })
-        .expect("query truth")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("read truth");
-    let prefix = format!("{namespace}:");
-    let mut groups = std::collections::BTreeSet::new();
-    let mut result = Usage::default();
-    for (group, key, value, expires_at) in rows {
-        let live = expires_at.is_none_or(|at| at > now);
-        if live && group.starts_with(&prefix) {
-            result.keys += 1;
-            result.bytes += (key.len() + value.len()) as u64;
-            groups.insert(group);
-        }
-    }
-    result.groups = groups.len() as u64;
-    result
 }
 
 /// Asserts `ns.usage()` equals the raw-SQL truth of its namespace in the file at `path`.
