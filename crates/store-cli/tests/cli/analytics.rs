@@ -479,3 +479,91 @@ fn exporting_a_view_over_stdin_writes_every_row() {
     let v: serde_json::Value = serde_json::from_str(result.stdout.trim()).unwrap();
     assert_eq!(v["rows"], 50_000, "{v}");
 }
+
+/// The partition directories a split's `manifest.json` lists, or `None` without a manifest.
+fn manifest_partitions(out: &std::path::Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(out.join("manifest.json")).ok()?;
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest is JSON");
+    let mut listed: Vec<String> = manifest["files"]
+        .as_array()
+        .expect("manifest files")
+        .iter()
+        .map(|f| {
+            f["path"]
+                .as_str()
+                .expect("file path")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    listed.sort();
+    Some(listed)
+}
+
+fn present_partitions(out: &std::path::Path) -> Vec<String> {
+    let mut present: Vec<String> = std::fs::read_dir(out)
+        .expect("read out dir")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "manifest.json")
+        .collect();
+    present.sort();
+    present
+}
+
+/// SPEC §8: split files move into place only when complete. A split export SIGKILLed while it
+/// publishes over an earlier export (of another table, so the partitions differ) leaves either
+/// no `manifest.json` or one listing exactly the partitions beside it, never the earlier
+/// manifest over a mix of partitions; the next export rolls the dead publish back and writes a
+/// whole one.
+#[test]
+fn a_split_export_killed_while_publishing_never_leaves_a_manifest_that_disagrees_with_its_files() {
+    use std::time::{Duration, Instant};
+    let home = Home::new();
+    home.ok(&[
+        "sql",
+        "CREATE TABLE big AS SELECT range AS id, range % 2000 AS k FROM range(400000)",
+    ]);
+    home.ok(&[
+        "sql",
+        "CREATE TABLE small AS SELECT range AS id, 100000 + range AS k FROM range(400)",
+    ]);
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    let mut killed_publishing = 0;
+    for round in 0..4u64 {
+        home.ok(&["export-split", "small", "k", out_arg]);
+        assert_eq!(manifest_partitions(&out).map(|m| m.len()), Some(400));
+        let mut export = home.spawn(&["export-split", "big", "k", out_arg]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && export.wait_exit(Duration::ZERO).is_none() {
+            let publishing = std::fs::read_dir(parent.path())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".out.replaced-"));
+            if publishing {
+                std::thread::sleep(Duration::from_millis(2 * round));
+                killed_publishing += 1;
+                break;
+            }
+        }
+        drop(export); // SIGKILL, if still running
+        if let Some(listed) = manifest_partitions(&out) {
+            assert_eq!(
+                listed,
+                present_partitions(&out),
+                "round {round}: a manifest disagrees with the partitions beside it"
+            );
+        }
+        home.ok(&["export-split", "big", "k", out_arg]);
+        let listed = manifest_partitions(&out).expect("the rerun wrote a manifest");
+        assert_eq!(listed.len(), 2000);
+        assert_eq!(listed, present_partitions(&out), "round {round}: after the rerun");
+    }
+    assert!(
+        killed_publishing > 0,
+        "no round caught the export while it published"
+    );
+}

@@ -698,6 +698,15 @@ fn publish(
     // How many of `renamed` set the previous export aside (the rest moved new ones in).
     let mut set_aside = 0;
     let mut replace = || -> Result<()> {
+        // The previous manifest goes aside first and the new one comes last, so a manifest in
+        // `out_dir` always lists the files beside it: a publish cut short (a killed process)
+        // leaves none until the next export into the directory rolls it back. Only a file: a
+        // directory of that name is not the store's. A rename, so it is whole or not moved.
+        let previous_manifest = out_dir.join(MANIFEST);
+        if previous_manifest.is_file() {
+            let copy = aside.join(MANIFEST);
+            std::fs::rename(&previous_manifest, &copy).map_err(|e| io(e, &previous_manifest))?;
+        }
         for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             // Own-column directories were checked above.
@@ -709,17 +718,6 @@ fn publish(
                 renamed.push((entry.path(), to));
                 set_aside = renamed.len();
             }
-        }
-        // A copy of the previous manifest goes aside, to come back if this publish fails or
-        // dies; the manifest itself stays for readers until the new one replaces it (only a
-        // file: a directory of that name is not the store's).
-        let previous_manifest = out_dir.join(MANIFEST);
-        if previous_manifest.is_file() {
-            // Whole or not at all: a kill mid-copy must not leave recovery a partial manifest
-            // to put back.
-            let (partial, copy) = (aside.join(workdirs::MANIFEST_COPY), aside.join(MANIFEST));
-            std::fs::copy(&previous_manifest, &partial).map_err(|e| io(e, &partial))?;
-            std::fs::rename(&partial, &copy).map_err(|e| io(e, &copy))?;
         }
         // From here on, a crash leaves a state `workdirs::recover` rolls back (see there).
         let moving_in = aside.join(workdirs::MOVING_IN);
@@ -754,7 +752,6 @@ fn publish(
         }
         let _ = std::fs::rename(aside.join(MANIFEST), out_dir.join(MANIFEST));
         let _ = std::fs::remove_file(out_dir.join(format!("{MANIFEST}.tmp")));
-        let _ = std::fs::remove_file(aside.join(workdirs::MANIFEST_COPY));
         // Non-recursive: if a directory could not be put back, it stays there, not deleted.
         let _ = std::fs::remove_dir(aside);
         return result.map(|()| manifest);

@@ -24,6 +24,8 @@
 //! finishes (committed) or rolls back (otherwise) a dead publish. Every step keeps the markers
 //! meaningful if it is itself cut short: rolling back removes the new partitions and then the
 //! marker before the previous export comes back, and discarding removes the markers last.
+//! The previous `manifest.json` is the first thing set aside and comes back last, and the new
+//! one is written last: a manifest in `out_dir` always lists the partitions beside it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -36,8 +38,9 @@ use crate::error::{Error, Result};
 pub(super) const MOVING_IN: &str = ".moving-in";
 /// Marker: the new manifest is in place; the export is complete.
 pub(super) const COMMITTED: &str = ".committed";
-/// The previous manifest while it is being copied aside; renamed to `manifest.json` there once
-/// whole, so recovery never puts a partial copy back over the intact one.
+/// The previous manifest while an earlier version of this crate copied it aside (that version
+/// left the manifest in place during a publish); recovery drops such a partial copy, never
+/// putting it back over the intact one.
 pub(super) const MANIFEST_COPY: &str = ".manifest-copy";
 
 /// Longest suffix `unique_name` adds to a work directory's kind: `-<u32>-<u64>`.
@@ -315,8 +318,14 @@ fn restore(out_dir: &Path, aside: &Path) -> std::io::Result<()> {
     }
     remove_if_present(&out_dir.join(format!("{MANIFEST}.tmp")))?;
     remove_if_present(&aside.join(MANIFEST_COPY))?;
+    // The manifest last, so that, present, it lists the files beside it.
     for entry in std::fs::read_dir(aside)?.flatten() {
-        std::fs::rename(entry.path(), out_dir.join(entry.file_name()))?;
+        if entry.file_name() != MANIFEST {
+            std::fs::rename(entry.path(), out_dir.join(entry.file_name()))?;
+        }
+    }
+    if aside.join(MANIFEST).exists() {
+        std::fs::rename(aside.join(MANIFEST), out_dir.join(MANIFEST))?;
     }
     std::fs::remove_dir(aside)
 }
