@@ -191,9 +191,9 @@ impl Analytics {
         }
         refuse_foreign_file(OP, path)?;
         let mut claim = claims::claim(OP, path, false)?;
-        let config = engine_config(OP, AccessMode::ReadWrite)?;
+        let (target, config) = file_engine(OP, path, AccessMode::ReadWrite)?;
         let existed = std::fs::symlink_metadata(path).is_ok();
-        let conn = match Connection::open_with_flags(typed_path(path), config) {
+        let conn = match Connection::open_with_flags(target, config) {
             Ok(conn) => conn,
             Err(e) => {
                 // Released first: the file left behind is nobody's database in this process.
@@ -235,8 +235,8 @@ impl Analytics {
         paths::require_readable_file(OP, path)?;
         refuse_foreign_file(OP, path)?;
         let claim = claims::claim(OP, path, true)?;
-        let config = engine_config(OP, AccessMode::ReadOnly)?;
-        let conn = Connection::open_with_flags(typed_path(path), config)
+        let (target, config) = file_engine(OP, path, AccessMode::ReadOnly)?;
+        let conn = Connection::open_with_flags(target, config)
             .map_err(|e| Error::duckdb(OP, format!("open {} read-only", path.display()), e))?;
         Ok(Self::wrap(conn, claim, Some(path.to_path_buf()), true))
     }
@@ -831,6 +831,25 @@ fn engine_config(op: &'static str, mode: AccessMode) -> Result<Config> {
         .access_mode(mode)
         .and_then(|c| c.with("async_threads", "0"))
         .map_err(|e| Error::duckdb(op, "configure", e))
+}
+
+/// What DuckDB is handed to open the database file at `path`: the path typed as a DuckDB
+/// database file (see [`typed_path`]), and the engine config with DuckDB's spill directory
+/// named as DuckDB names it for an untyped path, `<path>.tmp` (it derives the default from the
+/// path before it strips the type, which would make it `duckdb:<path>.tmp`, a directory under
+/// the current one that does not exist, and a query larger than memory would fail).
+///
+/// DuckDB's settings are UTF-8 text, so a file whose path is not UTF-8 cannot have its spill
+/// directory named: it opens untyped, as before, with the narrow race `typed_path` describes.
+fn file_engine(op: &'static str, path: &Path, mode: AccessMode) -> Result<(std::path::PathBuf, Config)> {
+    let config = engine_config(op, mode)?;
+    let Some(text) = path.to_str() else {
+        return Ok((path.to_path_buf(), config));
+    };
+    let config = config
+        .with("temp_directory", &format!("{text}.tmp"))
+        .map_err(|e| Error::duckdb(op, "configure", e))?;
+    Ok((typed_path(path), config))
 }
 
 /// The path handed to DuckDB, typed as a DuckDB database file: `duckdb:<path>`.

@@ -736,15 +736,19 @@ fn publish(
     };
     let result = replace();
     if result.is_err() {
-        // In the order recovery expects if this is cut short: the new partitions and manifest
-        // leave first, then the marker, and only then does the previous export come back.
+        // In the order recovery expects if this is cut short: the new manifest leaves first (so
+        // no manifest lists partitions that are leaving), then the new partitions, then the
+        // marker, and only then does the previous export come back, its manifest last.
+        let moving_in = aside.join(workdirs::MOVING_IN);
+        let moving_in_started = moving_in.exists();
+        if moving_in_started {
+            // The manifest in `out_dir` may be the new one; the previous one is aside.
+            let _ = workdirs::remove_manifest_file(&out_dir.join(MANIFEST));
+        }
         for (from, to) in renamed[set_aside..].iter().rev() {
             let _ = std::fs::rename(to, from);
         }
-        let moving_in = aside.join(workdirs::MOVING_IN);
-        if moving_in.exists() {
-            // The manifest in `out_dir` may be the new one; the previous one is copied aside.
-            let _ = std::fs::remove_file(out_dir.join(MANIFEST));
+        if moving_in_started {
             let _ = std::fs::remove_file(&moving_in);
         }
         for (from, to) in renamed[..set_aside].iter().rev() {

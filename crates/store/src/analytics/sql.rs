@@ -90,15 +90,17 @@ pub(crate) fn path_literal(op: &'static str, path: &Path) -> Result<String> {
 /// leading `~` (DuckDB expands it to the home directory), or a relative path whose first
 /// component holds a `:` (`md:db` for MotherDuck, `s3://…`, `http://…`). The exact name
 /// `:memory:` keeps DuckDB's meaning, a private in-memory database.
+/// Judged on the path's bytes: DuckDB reads a name that is not UTF-8 the same way.
 fn duckdb_reinterprets(path: &Path) -> bool {
-    let Some(text) = path.to_str() else {
-        return false;
-    };
-    if text == ":memory:" {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes == b":memory:" {
         return false;
     }
-    let first = path.components().next().map(|c| c.as_os_str().to_string_lossy());
-    text.starts_with('~') || (path.is_relative() && first.is_some_and(|c| c.contains(':')))
+    let first_has_colon = path
+        .components()
+        .next()
+        .is_some_and(|c| c.as_os_str().as_encoded_bytes().contains(&b':'));
+    bytes.starts_with(b"~") || (path.is_relative() && first_has_colon)
 }
 
 /// `path` in a form DuckDB reads as the same file every `std::fs` call does. A path DuckDB

@@ -302,17 +302,17 @@ fn restore(out_dir: &Path, aside: &Path) -> std::io::Result<()> {
     }
     let moving_in = aside.join(MOVING_IN);
     if let Ok(prefix) = std::fs::read_to_string(&moving_in) {
-        // Every earlier partition of the column had been set aside, so each one in `out_dir`
-        // is a new one, and so is a manifest the previous export's is not aside for. They go
-        // first, then the marker, so a restore cut short is redone the same way.
+        // Every earlier partition of the column had been set aside, and so had the previous
+        // manifest (or, from an earlier version of this crate, a copy of it): a manifest in
+        // `out_dir` is the new one or a duplicate, and it goes first, so that no manifest lists
+        // partitions that are leaving. Then each partition of the column in `out_dir` (a new
+        // one), then the marker, so a restore cut short is redone the same way.
+        remove_manifest_file(&out_dir.join(MANIFEST))?;
         for entry in std::fs::read_dir(out_dir)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !prefix.is_empty() && name.starts_with(&prefix) && holds_only_split_files(&entry.path()) {
                 std::fs::remove_dir_all(entry.path())?;
             }
-        }
-        if !aside.join(MANIFEST).exists() {
-            remove_if_present(&out_dir.join(MANIFEST))?;
         }
         std::fs::remove_file(&moving_in)?;
     }
@@ -347,6 +347,15 @@ pub(super) fn discard(aside: &Path) -> std::io::Result<()> {
     remove_if_present(&aside.join(MOVING_IN))?;
     remove_if_present(&aside.join(COMMITTED))?;
     std::fs::remove_dir(aside)
+}
+
+/// Removes the manifest at `path` if it is a file or a link; a directory of that name is not
+/// the store's and stays.
+pub(super) fn remove_manifest_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_dir() => remove_if_present(path),
+        _ => Ok(()),
+    }
 }
 
 fn remove_if_present(path: &Path) -> std::io::Result<()> {
