@@ -7,6 +7,9 @@
 #[cfg(feature = "analytics")]
 #[path = "cli/analytics.rs"]
 mod analytics;
+#[cfg(feature = "analytics")]
+#[path = "cli/analytics_processes.rs"]
+mod analytics_processes;
 #[path = "cli/demo.rs"]
 mod demo;
 #[path = "cli/feed.rs"]

@@ -27,6 +27,8 @@ mod open;
 #[cfg(target_os = "linux")]
 #[path = "analytics/process_locks.rs"]
 mod process_locks;
+#[path = "analytics/processes_taking_turns.rs"]
+mod processes_taking_turns;
 #[path = "analytics/query.rs"]
 mod query;
 #[path = "analytics/scoring.rs"]

@@ -345,6 +345,13 @@ impl Background {
         }
     }
 
+    /// Kills the process (SIGKILL on Unix) and waits for it; it may have ended already.
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for the killed store");
+    }
+
     /// Interrupts and asserts a clean exit with code 0 within 2 s (SPEC §12: "until Ctrl-C
     /// (exit 0)"). Returns the stdout lines printed after the interrupt.
     #[track_caller]
