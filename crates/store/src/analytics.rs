@@ -847,7 +847,7 @@ fn file_engine(op: &'static str, path: &Path, mode: AccessMode) -> Result<(std::
         return Ok((path.to_path_buf(), config));
     };
     let config = config
-        .with("temp_directory", &format!("{text}.tmp"))
+        .with("temp_directory", format!("{text}.tmp"))
         .map_err(|e| Error::duckdb(op, "configure", e))?;
     Ok((typed_path(path), config))
 }
