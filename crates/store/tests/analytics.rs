@@ -39,6 +39,9 @@ mod service;
 mod spec_surface;
 #[path = "analytics/split.rs"]
 mod split;
+#[cfg(target_os = "linux")]
+#[path = "analytics/split_kill_points.rs"]
+mod split_kill_points;
 #[path = "analytics/split_many.rs"]
 mod split_many;
 #[cfg(unix)]
@@ -51,3 +54,6 @@ mod split_names;
 mod staging;
 #[path = "analytics/support.rs"]
 mod support;
+#[cfg(unix)]
+#[path = "analytics/typed_open.rs"]
+mod typed_open;
