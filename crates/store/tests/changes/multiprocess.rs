@@ -676,21 +676,20 @@ fn small_writes_child(path: &Path, args: &Value) {
     wait_go();
     let started = Instant::now();
     let mut worst = Duration::ZERO;
-    let mut i = 0;
+    let (mut i, mut ok) = (0, 0u64);
     while started.elapsed() < Duration::from_millis(num(args, "ms")) {
         let t = Instant::now();
-        if let Err(e) = store.set("small", &format!("k{}", i % 50), "v") {
-            say(format!(
-                "ERROR after {:?}: {e} (busy: {})",
-                t.elapsed(),
-                e.is_busy()
-            ));
+        match store.set("small", &format!("k{}", i % 50), "v") {
+            Ok(_) => ok += 1,
+            Err(e) if e.is_busy() => say(format!("BUSY {}", t.elapsed().as_millis())),
+            Err(e) => say(format!("ERROR after {:?}: {e}", t.elapsed())),
         }
         worst = worst.max(t.elapsed());
         i += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
     say(format!("WORST {} {i}", worst.as_millis()));
+    say(format!("SMALL_OK {ok}"));
     say("DONE");
 }
 
@@ -1408,20 +1407,34 @@ fn handles_with_different_quotas_for_one_namespace_each_enforce_theirs_against_t
 }
 
 /// One process runs back-to-back write transactions (~100 ms each) for 8 s, longer than the busy
-/// timeout (5 s); another process's small writes still get their turn within the busy timeout
-/// instead of failing busy (README: "a write waits for another process or handle up to the busy
-/// timeout").
+/// timeout (5 s); another process's small writes wait for their turn (README: "a write waits
+/// for another process or handle up to the busy timeout"). SQLite's busy handler is not fair,
+/// so on a loaded machine a write may still miss every turn; then it fails busy, never before
+/// the busy timeout and with no other error, and most writes get through.
 #[test]
-fn small_writes_of_one_process_are_not_starved_by_back_to_back_transactions_of_another() {
+fn small_writes_beside_back_to_back_transactions_of_another_process_wait_up_to_the_busy_timeout() {
     let (_dir, path) = fresh();
     let children = start(vec![
         json!({"role": "hog", "path": path, "ms": 8000, "size": 20000}),
         json!({"role": "small", "path": path, "ms": 8000}),
     ]);
     let lines = finish_all(children);
-    let summary: Vec<&String> = lines
+    let busy: Vec<u64> = lines
         .iter()
-        .filter(|l| l.starts_with("WORST") || l.starts_with("ROUNDS"))
+        .filter_map(|l| l.strip_prefix("BUSY "))
+        .map(|ms| ms.parse().unwrap())
         .collect();
-    eprintln!("{summary:?}");
+    assert!(
+        busy.iter().all(|&ms| ms >= 4_900),
+        "a write failed busy before the 5 s busy timeout: {busy:?} ms"
+    );
+    let ok: u64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SMALL_OK ").and_then(|n| n.parse().ok()))
+        .expect("the small writer's OK count");
+    assert!(
+        ok as usize > busy.len(),
+        "{ok} small writes got through, {} failed busy",
+        busy.len()
+    );
 }
