@@ -253,6 +253,16 @@ fn parts(keys: &[i64]) -> Vec<String> {
     names
 }
 
+/// The first export (k = 1..3) is back whole: its manifest byte for byte, its partitions, and
+/// nothing left beside `out`.
+#[track_caller]
+fn assert_first_export_back(parent: &Path, out: &Path, manifest: &[u8], context: &str) {
+    let now = std::fs::read(out.join("manifest.json")).unwrap();
+    assert_eq!(now, manifest, "{context}");
+    assert_eq!(present_partitions(out), parts(&[1, 2, 3]), "{context}");
+    assert_eq!(names_in(parent), ["db.duckdb", "out"], "{context}");
+}
+
 /// A split export of `t` over k = 1, 2, 3 into `parent/out` (done here), then `t` over k = 4, 5
 /// left to export next. Returns (database, out).
 fn first_export_done(parent: &Path) -> (PathBuf, PathBuf) {
@@ -416,13 +426,7 @@ fn a_publish_failing_at_each_write_brings_the_previous_export_back_whole() {
         let args = strace_args(filtered, &["trace=openat", "inject=openat:error=ENOSPC"]);
         let run = export_under_strace(&db_path, &out, "k", &args);
         assert!(run.failed(), "{leaf}: the export should fail:\n{}", run.0);
-        assert_eq!(
-            std::fs::read(out.join("manifest.json")).unwrap(),
-            before,
-            "{leaf}"
-        );
-        assert_eq!(present_partitions(&out), parts(&[1, 2, 3]), "{leaf}");
-        assert_eq!(names_in(parent.path()), ["db.duckdb", "out"], "{leaf}");
+        assert_first_export_back(parent.path(), &out, &before, leaf);
     }
 }
 
@@ -465,13 +469,7 @@ fn leftovers_of_the_earlier_publish_scheme_roll_back_to_the_previous_export() {
         // The export recovers, then fails to publish and rolls back to what recovery restored.
         let run = export_under_strace(&db_path, &out, "k", &marker_write_fails(parent.path()));
         assert!(run.failed(), "{case}: the export should fail:\n{}", run.0);
-        assert_eq!(
-            std::fs::read(out.join("manifest.json")).unwrap(),
-            manifest,
-            "{case}"
-        );
-        assert_eq!(present_partitions(&out), parts(&[1, 2, 3]), "{case}");
-        assert_eq!(names_in(parent.path()), ["db.duckdb", "out"], "{case}");
+        assert_first_export_back(parent.path(), &out, &manifest, case);
     }
 }
 
@@ -533,7 +531,5 @@ fn an_export_of_another_column_killed_before_commit_rolls_back_to_the_first_colu
     assert_eq!(present_partitions(&out), ["n=0", "n=1", "n=2"]);
     let run = export_under_strace(&db_path, &out, "k", &marker_write_fails(parent.path()));
     assert!(run.failed(), "the export should fail:\n{}", run.0);
-    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), manifest);
-    assert_eq!(present_partitions(&out), parts(&[1, 2, 3]));
-    assert_eq!(names_in(parent.path()), ["db.duckdb", "out"]);
+    assert_first_export_back(parent.path(), &out, &manifest, "another column");
 }
