@@ -324,8 +324,11 @@ fn restore(out_dir: &Path, aside: &Path) -> std::io::Result<()> {
             std::fs::rename(entry.path(), out_dir.join(entry.file_name()))?;
         }
     }
-    if aside.join(MANIFEST).exists() {
-        std::fs::rename(aside.join(MANIFEST), out_dir.join(MANIFEST))?;
+    // The rename itself tells whether one is there: `exists()` would follow a symlinked
+    // manifest and leave a dangling one behind (and the directory with it).
+    match std::fs::rename(aside.join(MANIFEST), out_dir.join(MANIFEST)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
     std::fs::remove_dir(aside)
 }
@@ -427,6 +430,24 @@ mod tests {
         write(&out.join(MANIFEST), "old manifest");
         restore(&out, &aside).unwrap();
         assert_eq!(names(&out), ["k=a", "k=b", MANIFEST]);
+        assert_eq!(names(root.path()), ["out"]);
+    }
+
+    #[cfg(unix)]
+    /// A previous manifest that is a dangling symlink, set aside by a publish that died, comes
+    /// back as that link (the rename moves the link, whatever it points at).
+    #[test]
+    fn a_dangling_symlinked_manifest_set_aside_comes_back() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        let aside = root.path().join(".out.replaced-7-0");
+        write(&aside.join("k=a/data.parquet"), "old a");
+        std::os::unix::fs::symlink(root.path().join("gone.json"), aside.join(MANIFEST)).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        restore(&out, &aside).unwrap();
+        assert_eq!(names(&out), ["k=a", MANIFEST]);
+        let link = std::fs::symlink_metadata(out.join(MANIFEST)).unwrap();
+        assert!(link.file_type().is_symlink());
         assert_eq!(names(root.path()), ["out"]);
     }
 
