@@ -6,7 +6,10 @@
 //! checkpoints (one handle's tables silently vanish). So the process applies the rule DuckDB
 //! applies across processes: per file, one read-write opener or any number of read-only ones.
 //! A file is known by its canonical path (symbolic links resolved) and, on Unix, once it exists,
-//! by its device and inode, so a hard link to an open file is the same file. The claim covers the
+//! by its device, inode and birth time, so a hard link to an open file is the same file. The
+//! birth time matters: a database closed after its directory was deleted frees its inode a
+//! moment before its claim is released, and file systems such as ext4 hand the freed number to
+//! the next file created, which must not pass for the database meanwhile. The claim covers the
 //! handles this crate opens: a connection cloned through `with_connection`, or an `ATTACH` of
 //! the same file in SQL, is the caller's to keep apart.
 
@@ -27,8 +30,9 @@ enum Holders {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum FileKey {
     Path(PathBuf),
-    /// Device and inode (Unix).
-    Inode(u64, u64),
+    /// Device, inode and birth time (Unix; the birth time `None` where the file system keeps
+    /// none, and then an inode number reused at once can pass for the claimed file).
+    Inode(u64, u64, Option<std::time::SystemTime>),
 }
 
 static OPEN_FILES: LazyLock<Mutex<HashMap<FileKey, Holders>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -132,7 +136,7 @@ fn inode(path: &Path) -> Option<FileKey> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path)
         .ok()
-        .map(|m| FileKey::Inode(m.dev(), m.ino()))
+        .map(|m| FileKey::Inode(m.dev(), m.ino(), m.created().ok()))
 }
 
 #[cfg(not(unix))]
@@ -179,5 +183,58 @@ fn identity_within(path: &Path, links_left: u32) -> PathBuf {
     match (std::fs::canonicalize(parent), path.file_name()) {
         (Ok(dir), Some(name)) => dir.join(name),
         _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::{claim, is_open};
+
+    /// A claim whose file is gone (its inode freed while the claim is still held, as when a
+    /// database is closed after its directory was deleted) does not make the next file given
+    /// that inode number pass for an open database, nor refuse opening it.
+    #[test]
+    fn a_new_file_reusing_the_inode_number_of_a_claimed_gone_file_is_not_open() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone.duckdb");
+        std::fs::write(&gone, b"x").unwrap();
+        let meta = std::fs::metadata(&gone).unwrap();
+        if meta.created().is_err() {
+            eprintln!("skipped: this file system records no birth times");
+            return;
+        }
+        let held = claim("test", &gone, false).unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        // ext4 gives a freed inode number to the next file created beside it; tmpfs never
+        // reuses numbers this soon, and then there is nothing to check.
+        let reused = (0..1_000).find_map(|i| {
+            let path = dir.path().join(format!("new{i}.csv"));
+            std::fs::write(&path, b"a\n1\n").unwrap();
+            (std::fs::metadata(&path).unwrap().ino() == meta.ino()).then_some(path)
+        });
+        let Some(reused) = reused else {
+            eprintln!("skipped: the file system did not reuse inode {}", meta.ino());
+            return;
+        };
+        assert!(!is_open(&reused), "a new file is not the claimed database");
+        let fresh = claim("test", &reused, false).unwrap();
+        drop(held);
+        // The stale claim's release leaves the new claim in force.
+        assert!(is_open(&reused));
+        drop(fresh);
+        assert!(!is_open(&reused));
+    }
+
+    #[test]
+    fn a_hard_link_to_a_claimed_file_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db.duckdb");
+        std::fs::write(&file, b"x").unwrap();
+        let _held = claim("test", &file, false).unwrap();
+        let link = dir.path().join("link.duckdb");
+        std::fs::hard_link(&file, &link).unwrap();
+        assert!(is_open(&link));
+        assert!(claim("test", &link, true).is_err());
     }
 }
