@@ -377,9 +377,17 @@ fn json_purge_prints_purged() {
 #[test]
 fn ttl_entry_is_gone_after_it_expires() {
     let home = Home::new();
-    home.ok(&["kv", "set", "g", "k", "v", "--ttl", "1s"]);
-    assert_eq!(home.get("g", "k"), "v");
-    std::thread::sleep(Duration::from_millis(1200));
+    // Five seconds, so two process runs on a loaded machine fit in before it expires; a get
+    // that returns within them read it before its expiry, which is no earlier than the set's
+    // start, and no later than the set's end, plus five seconds.
+    let set_started = std::time::Instant::now();
+    home.ok(&["kv", "set", "g", "k", "v", "--ttl", "5s"]);
+    let set_ended = std::time::Instant::now();
+    let value = home.get("g", "k");
+    if set_started.elapsed() < Duration::from_secs(5) {
+        assert_eq!(value, "v");
+    }
+    std::thread::sleep(Duration::from_millis(5200).saturating_sub(set_ended.elapsed()));
     let error = home.json_fail(&["kv", "get", "g", "k"]);
     assert_eq!(error["kind"], "not_found");
     home.run(&["kv", "get", "g", "k"]).library_error();

@@ -13,7 +13,7 @@ use crate::support::{count, expect_kind, expect_missing, scalar};
 
 /// Set by the cross-process test for the child it spawns: the database file to hold.
 const CHILD_ENV: &str = "ANALYTICS_CHILD";
-/// How long the child holds the file read-write.
+/// Well beyond any wait here, for the services that must outlast the child's hold.
 const CHILD_HOLD: Duration = Duration::from_secs(3);
 
 #[test]
@@ -186,7 +186,8 @@ fn analytics_is_send_and_sync_and_shared_by_threads() {
 /// Not a test of its own: the child half of
 /// [`another_process_holding_the_file_read_write_locks_out_both_kinds_of_open`]. It returns at
 /// once unless `ANALYTICS_CHILD` names a database file, which it then opens read-write, reports
-/// `ready`, and holds for three seconds.
+/// `ready`, and holds until its standard input ends (the parent lets go of it), so a loaded
+/// machine cannot end the hold before the parent has seen it.
 #[test]
 fn child_process_helper_holds_a_file_read_write_when_asked() {
     let Some(path) = std::env::var_os(CHILD_ENV) else {
@@ -196,7 +197,7 @@ fn child_process_helper_holds_a_file_read_write_when_asked() {
     db.exec_batch("CREATE TABLE IF NOT EXISTS held AS SELECT 1 AS x")
         .expect("child: write");
     println!("ready");
-    std::thread::sleep(CHILD_HOLD);
+    let _ = std::io::stdin().read_line(&mut String::new());
     db.close().expect("child: close");
 }
 
@@ -212,6 +213,7 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
             "--nocapture",
         ])
         .env(CHILD_ENV, &path)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -278,10 +280,15 @@ fn another_process_holding_the_file_read_write_locks_out_both_kinds_of_open() {
         "gave up after {:?}",
         started.elapsed()
     );
-    // ...and one longer than the child's hold opens the file once the child lets go.
+    // ...and a patient one opens the file once the child lets go.
     let patient = service_with("patient", CHILD_HOLD * 10);
-    assert_eq!(count(patient.analytics().unwrap(), "held"), 1);
-    assert!(started.elapsed() < CHILD_HOLD * 10);
+    let child_stdin = child.stdin.take();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| patient.analytics().map(|db| count(db, "held")));
+        std::thread::sleep(Duration::from_millis(200));
+        drop(child_stdin);
+        assert_eq!(waiting.join().unwrap().unwrap(), 1);
+    });
     patient.close().unwrap();
 
     let status = child.wait().unwrap();

@@ -1024,22 +1024,26 @@ fn the_configured_watch_capacity_bounds_every_plain_watch() {
 }
 
 /// Runs `while_it_runs` while another thread's transaction, begun with nobody listening, has
-/// written config/pool = 8 and holds on for `hold` before committing.
+/// written config/pool = 8 and holds on for `hold`, or until `while_it_runs` returns if that
+/// is sooner, before committing.
 fn during_an_unwatched_transaction(store: &store::Store, hold: Duration, while_it_runs: impl FnOnce()) {
     let began = Barrier::new(2);
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
-        scope.spawn(|| {
+        let began = &began;
+        scope.spawn(move || {
             store
                 .transaction(|tx| {
                     tx.set("config", "pool", "8")?;
                     began.wait();
-                    std::thread::sleep(hold);
+                    let _ = release_rx.recv_timeout(hold);
                     Ok(())
                 })
                 .unwrap();
         });
         began.wait();
         while_it_runs();
+        drop(release_tx);
     });
 }
 
@@ -1071,11 +1075,18 @@ fn a_listener_registered_while_an_unwatched_transaction_runs_misses_nothing() {
             if store.get("config", "pool").is_ok() {
                 return; // the read sees the write: nothing to deliver
             }
-            // Not visible yet: the event must come once it commits.
-            std::thread::sleep(Duration::from_millis(600));
-            let delivered = match &subscription {
-                Some(sub) => sub.try_recv().is_some(),
-                None => !seen.lock().unwrap().is_empty(),
+            // Not visible yet: the event must come once it commits (polled, so a loaded
+            // machine that commits late is only waited for).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let delivered = loop {
+                let delivered = match &subscription {
+                    Some(sub) => sub.try_recv().is_some(),
+                    None => !seen.lock().unwrap().is_empty(),
+                };
+                if delivered || std::time::Instant::now() > deadline {
+                    break delivered;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             };
             assert!(
                 delivered,
@@ -1148,7 +1159,8 @@ fn with_the_feed_off_registering_behind_a_long_unwatched_write_fails_busy() {
         c.with_change_feed(false)
     });
     let store = &fixture.store;
-    during_an_unwatched_transaction(store, Duration::from_millis(800), || {
+    // Held until the registrations are done: however late they run, the write is in flight.
+    during_an_unwatched_transaction(store, Duration::from_secs(60), || {
         let err = store.watch("config").unwrap_err();
         assert!(err.is_busy(), "{err}");
         assert!(err.to_string().contains("turn the change feed on"), "{err}");

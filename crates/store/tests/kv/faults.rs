@@ -89,7 +89,7 @@ fn the_purge_thread_logs_errors_and_carries_on() {
     let start = Instant::now();
     while raw_rows(&path) != 0 {
         assert!(
-            start.elapsed() < Duration::from_millis(500),
+            start.elapsed() < Duration::from_secs(10),
             "purge thread stopped after an error"
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -148,11 +148,12 @@ fn a_write_waits_for_another_connections_lock_within_busy_timeout() {
     let read = within(Duration::from_secs(3), move || store.get("g", "k").unwrap());
     assert_eq!(read, "v0");
     // The write waits (default busy timeout 5 s) for the lock, held ≥ 100 ms more, then succeeds.
-    release_tx.send(()).unwrap();
+    // Timed from before the release: the holder commits ≥ 100 ms after it, however loaded.
     let start = Instant::now();
+    release_tx.send(()).unwrap();
     f.store.set("g", "k", "v1").unwrap();
     assert!(
-        start.elapsed() >= Duration::from_millis(90),
+        start.elapsed() >= Duration::from_millis(100),
         "the write did not wait for the lock"
     );
     holder.join().unwrap();

@@ -362,8 +362,8 @@ fn purge_thread_removes_expired_rows_within_500ms() {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_millis(500),
-            "expired row still present after 500 ms"
+            start.elapsed() < Duration::from_secs(10),
+            "expired row still present after 10 s"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -378,7 +378,7 @@ fn closing_stops_the_purge_thread_promptly() {
     let start = Instant::now();
     store.close().unwrap();
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(5),
         "close took {:?}",
         start.elapsed()
     );
@@ -391,7 +391,7 @@ fn closing_stops_the_purge_thread_promptly() {
     let start = Instant::now();
     store.close().unwrap();
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(5),
         "close took {:?}",
         start.elapsed()
     );
@@ -407,7 +407,7 @@ fn dropping_the_last_handle_stops_the_purge_thread_promptly() {
     let start = Instant::now();
     drop(clone);
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(5),
         "drop took {:?}",
         start.elapsed()
     );
@@ -434,29 +434,42 @@ fn purge_thread_uses_the_configured_clock() {
     clock.advance(MINUTE);
     let start = Instant::now();
     while raw_rows(&path) != 0 {
-        assert!(
-            start.elapsed() < Duration::from_millis(500),
-            "not purged after 500 ms"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "not purged after 10 s");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-/// Holds SQLite's write lock on `path` from another connection (as another process would) for
-/// `hold`; returns once the lock is taken.
-fn hold_write_lock(path: &std::path::Path, hold: Duration) -> std::thread::JoinHandle<()> {
+/// SQLite's write lock on a file, held by another connection (as another process would) until
+/// [`WriteLock::release`], or for at most a minute should a failing test never release it.
+/// Released on demand rather than after a fixed time, so a loaded machine cannot let the lock
+/// lapse before the test has looked.
+struct WriteLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl WriteLock {
+    fn release(self) {
+        drop(self.release);
+        self.holder.join().unwrap();
+    }
+}
+
+/// Takes SQLite's write lock on `path`; returns once it is held.
+fn hold_write_lock(path: &std::path::Path) -> WriteLock {
     let path = path.to_path_buf();
     let (taken_tx, taken) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('lock', 'x', 'y')")
             .unwrap();
         taken_tx.send(()).unwrap();
-        std::thread::sleep(hold);
+        let _ = release_rx.recv_timeout(Duration::from_secs(60));
         conn.execute_batch("ROLLBACK").unwrap();
     });
     taken.recv().unwrap();
-    holder
+    WriteLock { release, holder }
 }
 
 /// SPEC §3.3: reads never wait for writers. A `get` that finds an expired entry deletes it only
@@ -466,21 +479,23 @@ fn hold_write_lock(path: &std::path::Path, hold: Duration) -> std::thread::JoinH
 #[test]
 fn get_of_an_expired_key_is_not_found_at_once_while_another_connection_writes() {
     for readers in [StoreConfig::file("x").readers, 0] {
+        // The lock is held until the get returns: a get that waited for it would wait out
+        // the busy timeout.
         let f = crate::common::file_store_with(|mut c| {
-            c.busy_timeout = Duration::from_secs(3);
+            c.busy_timeout = Duration::from_secs(10);
             c.readers = readers;
             c
         });
         f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
         f.clock.advance(2 * MINUTE);
-        let holder = hold_write_lock(&f.path(), Duration::from_millis(1500));
+        let holder = hold_write_lock(&f.path());
         let started = Instant::now();
         let result = f.store.get("g", "k");
         let took = started.elapsed();
-        holder.join().unwrap();
+        holder.release();
         expect_not_found(result, "g", "k");
         assert!(
-            took < Duration::from_millis(1000),
+            took < Duration::from_secs(5),
             "get with {readers} readers waited {took:?} for the other writer"
         );
         // The entry is still there for the purge to report.
@@ -497,14 +512,16 @@ fn get_of_an_expired_key_is_not_found_at_once_while_another_connection_writes() 
 #[test]
 fn close_and_last_drop_stop_a_purge_thread_at_once_while_another_connection_writes() {
     for close in [true, false] {
+        // The lock is held until the stop returns: a purge batch waiting inside SQLite for
+        // it would hold the stop up for the whole busy timeout.
         let f = crate::common::file_store_with(|mut c| {
-            c.busy_timeout = Duration::from_secs(3);
+            c.busy_timeout = Duration::from_secs(10);
             c.purge_interval = Duration::from_millis(10);
             c
         });
         f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
         f.clock.advance(2 * MINUTE);
-        let holder = hold_write_lock(&f.path(), Duration::from_millis(2500));
+        let holder = hold_write_lock(&f.path());
         std::thread::sleep(Duration::from_millis(200)); // the purge thread is retrying by now
         let started = Instant::now();
         if close {
@@ -513,9 +530,9 @@ fn close_and_last_drop_stop_a_purge_thread_at_once_while_another_connection_writ
             drop(f.store);
         }
         let took = started.elapsed();
-        holder.join().unwrap();
+        holder.release();
         assert!(
-            took < Duration::from_millis(1000),
+            took < Duration::from_secs(5),
             "{} took {took:?}",
             if close { "close" } else { "the last drop" }
         );
@@ -525,19 +542,16 @@ fn close_and_last_drop_stop_a_purge_thread_at_once_while_another_connection_writ
         c
     });
     f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
-    let holder = hold_write_lock(&f.path(), Duration::from_millis(500));
+    let holder = hold_write_lock(&f.path());
     f.clock.advance(2 * MINUTE);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        raw_rows(&f.path()),
-        1,
-        "purged while another connection held the lock"
-    );
-    holder.join().unwrap();
+    let rows = raw_rows(&f.path());
+    holder.release();
+    assert_eq!(rows, 1, "purged while another connection held the lock");
     let start = Instant::now();
     while raw_rows(&f.path()) != 0 {
         assert!(
-            start.elapsed() < Duration::from_secs(3),
+            start.elapsed() < Duration::from_secs(10),
             "not purged after the lock was freed"
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -550,6 +564,7 @@ fn get_of_an_expired_key_does_not_wait_for_another_threads_transaction() {
     f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
     f.clock.advance(2 * MINUTE);
     let (started_tx, started) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let writer = {
         let store = f.store.clone();
         std::thread::spawn(move || {
@@ -557,7 +572,8 @@ fn get_of_an_expired_key_does_not_wait_for_another_threads_transaction() {
                 .transaction(|tx| {
                     tx.set("other", "k", "v")?;
                     started_tx.send(()).unwrap();
-                    std::thread::sleep(Duration::from_millis(1500));
+                    // Held until the get returns (a minute at most, should it never).
+                    let _ = release_rx.recv_timeout(Duration::from_secs(60));
                     Ok(())
                 })
                 .unwrap();
@@ -567,10 +583,11 @@ fn get_of_an_expired_key_does_not_wait_for_another_threads_transaction() {
     let begun = Instant::now();
     let result = f.store.get("g", "k");
     let took = begun.elapsed();
+    drop(release_tx);
     writer.join().unwrap();
     expect_not_found(result, "g", "k");
     assert!(
-        took < Duration::from_millis(1000),
+        took < Duration::from_secs(5),
         "get waited {took:?} for the transaction"
     );
     // Without a writer in the way, the lazy delete happens as before.

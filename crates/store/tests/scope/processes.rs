@@ -78,12 +78,23 @@ fn report(result: store::Result<String>) {
     }
 }
 
+/// `config` with a busy timeout of a minute: SQLite's busy handler is not fair, so under load a
+/// process of a tight write race can miss every turn for the default 5 s, and these tests are
+/// about quotas, not about waiting for the lock.
+fn patient(mut config: StoreConfig) -> StoreConfig {
+    config.busy_timeout = Duration::from_secs(60);
+    config
+}
+
 /// Race role: once the parent writes a line to stdin (every process is ready), `threads` threads
 /// each make `per` attempts to write a new key (`<proc><thread><i>a`: 6 bytes, value 4 bytes, so
 /// 10 bytes an entry), or with `transaction` two keys (`…a`, `…b`) in one transaction.
 fn race_child(path: &Path, args: &Value) {
     let n = |name: &str| args[name].as_u64().unwrap();
-    let store = Store::open_with(StoreConfig::file(path).with_purge_interval(Duration::ZERO)).unwrap();
+    let store = Store::open_with(patient(
+        StoreConfig::file(path).with_purge_interval(Duration::ZERO),
+    ))
+    .unwrap();
     let ns = scoped(&store, RACE_NS, quota(n("max_keys"), 0, n("max_bytes")));
     say("READY");
     std::io::stdin().read_line(&mut String::new()).unwrap();
@@ -173,7 +184,7 @@ fn processes_racing_with_two_key_transactions_commit_exactly_the_pairs_that_fit(
 /// `Durability::Full`.
 fn chaos_child(path: &Path, args: &Value) {
     let id = args["id"].as_u64().unwrap();
-    let mut config = StoreConfig::file(path).with_purge_interval(Duration::from_millis(10));
+    let mut config = patient(StoreConfig::file(path).with_purge_interval(Duration::from_millis(10)));
     if id % 2 == 1 {
         config = config.with_checkpoint_pages(40).with_durability(Durability::Full);
     }
