@@ -36,6 +36,10 @@ struct Cli {
     /// newest change). Errors and pruned-change warnings still print.
     #[arg(long, global = true)]
     quiet: bool,
+    /// How long to wait for a database another process is using (the KV file's write lock,
+    /// the analytics file's lock) before failing busy: 5s by default; e.g. 30s, 2m, 0s.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = kv::parse_duration)]
+    busy_timeout: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -163,7 +167,11 @@ fn run(cli: Cli, out: &Output) -> store::Result<()> {
         Some(home) => home,
         None => store::default_home()?,
     };
-    let service = Service::open(ServiceConfig::new(home))?;
+    let mut config = ServiceConfig::new(home);
+    if let Some(wait) = cli.busy_timeout {
+        config.store.busy_timeout = wait;
+    }
+    let service = Service::open(config)?;
     let result = match cli.command {
         Command::Kv(args) => kv::run(&service, args, out),
         Command::Ns(args) => ns::run(&service, args, out),

@@ -385,12 +385,15 @@ fn concurrent_sql_commands_on_one_home_wait_for_each_other_instead_of_failing() 
     let home = Home::new();
     home.ok(&["kv", "set", "g", "k", "v"]);
     // DuckDB lets one process at a time hold the file: each command waits its turn (up to the
-    // busy timeout) rather than failing on the lock.
+    // busy timeout, a minute here so that a loaded machine cannot run it out) rather than
+    // failing on the lock.
     let outcomes: Vec<_> = std::thread::scope(|s| {
         let runs: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(|| {
                     home.run(&[
+                        "--busy-timeout",
+                        "1m",
                         "--json",
                         "sql",
                         "SELECT (SELECT count(*) FROM range(30000000)) + (SELECT count(*) FROM kv_entries) AS n",
@@ -415,7 +418,17 @@ fn processes_using_analytics_for_the_first_time_at_once_all_succeed() {
         home.ok(&["kv", "set", "g", "k", "v"]);
         let outcomes: Vec<_> = std::thread::scope(|s| {
             let runs: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| home.run(&["--json", "sql", "SELECT count(*) AS n FROM kv_entries"])))
+                .map(|_| {
+                    s.spawn(|| {
+                        home.run(&[
+                            "--busy-timeout",
+                            "1m",
+                            "--json",
+                            "sql",
+                            "SELECT count(*) AS n FROM kv_entries",
+                        ])
+                    })
+                })
                 .collect();
             runs.into_iter().map(|r| r.join().unwrap()).collect()
         });

@@ -241,6 +241,15 @@ pub struct Background {
     label: String,
 }
 
+/// Every line until the pumping thread ends at the stream's end (10 s at most per line).
+fn drain_to_end(lines: &Receiver<String>) -> Vec<String> {
+    let mut all = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        all.push(line);
+    }
+    all
+}
+
 fn pump(stream: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -358,8 +367,13 @@ impl Background {
     pub fn interrupt_and_expect_exit_0(mut self) -> Vec<String> {
         self.interrupt();
         let status = self.wait_exit(Duration::from_secs(2));
-        let rest: Vec<String> = self.stdout.try_iter().collect();
-        let errors: Vec<String> = self.stderr.try_iter().collect();
+        // Once it has exited, its pipes end: read them to the end, not just what has arrived.
+        let drain = |lines: &Receiver<String>| match status {
+            Some(_) => drain_to_end(lines),
+            None => lines.try_iter().collect(),
+        };
+        let rest: Vec<String> = drain(&self.stdout);
+        let errors: Vec<String> = drain(&self.stderr);
         match status {
             Some(status) => assert_eq!(
                 status.code(),

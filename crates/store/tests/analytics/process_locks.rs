@@ -18,7 +18,9 @@ use store::analytics::{Analytics, CsvOptions};
 use crate::common::Tmpfs;
 use crate::support::file_with_inode;
 
-/// The lock lines /proc/locks lists for `ino`, of the process `/proc/self` names.
+/// The lock lines /proc/locks lists for `ino`, of the process `/proc/self` names, without their
+/// leading ordinal (`4:`), which is the line's place among every lock on the machine and shifts
+/// whenever any other process takes or drops one.
 fn my_lock_lines(ino: u64) -> Vec<String> {
     let me = std::fs::read_link("/proc/self").unwrap();
     let me = me.to_string_lossy().to_string();
@@ -29,7 +31,7 @@ fn my_lock_lines(ino: u64) -> Vec<String> {
             let f: Vec<&str> = l.split_whitespace().filter(|f| *f != "->").collect();
             f.len() > 5 && f[1] == "POSIX" && f[4] == me && f[5].rsplit(':').next() == Some(&ino.to_string())
         })
-        .map(str::to_string)
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
         .collect()
 }
 
