@@ -23,8 +23,8 @@ pub struct SqlArgs {
 pub struct ImportArgs {
     /// Target table (created if missing, else appended to by column name).
     table: String,
-    /// A .parquet, .csv, .tsv, .json or .jsonl (.ndjson) file; .gz or .zst text files are read
-    /// decompressed. Any other name needs --format.
+    /// A .parquet (.pq), .csv (.txt), .tsv, .json or .jsonl (.ndjson) file; .gz or .zst text
+    /// files are read decompressed. Any other name needs --format.
     file: String,
     /// Override the format the extension implies.
     #[arg(long, value_parser = ["csv", "tsv", "parquet", "json", "jsonl", "ndjson"])]
@@ -165,6 +165,7 @@ pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Resul
 }
 
 pub fn export(service: &Service, table: String, file: String, out: &Output) -> store::Result<()> {
+    refuse_other_format_name(&file)?;
     let request = json!({"table": table, "path": file});
     let r = with_progress(
         out,
@@ -176,6 +177,31 @@ pub fn export(service: &Service, table: String, file: String, out: &Output) -> s
     let file = visible(&file);
     out.result(&r, |o, r| o.line(format!("wrote {} rows to {file}", r["rows"])));
     Ok(())
+}
+
+/// `store export` writes Parquet whatever the file is called: a name that says CSV or JSON
+/// (what `store import` would read as such) is refused rather than given Parquet bytes.
+fn refuse_other_format_name(file: &str) -> store::Result<()> {
+    let lower = file.to_ascii_lowercase();
+    let lower = lower
+        .strip_suffix(".gz")
+        .or_else(|| lower.strip_suffix(".zst"))
+        .unwrap_or(&lower);
+    let Some(ext) = ["csv", "txt", "tsv", "json", "jsonl", "ndjson"]
+        .into_iter()
+        .find(|ext| lower.ends_with(&format!(".{ext}")))
+    else {
+        return Ok(());
+    };
+    Err(store::Error::InvalidInput {
+        op: "store export",
+        field: "file",
+        reason: format!(
+            "{} names a .{ext} file, but export writes Parquet; name it .parquet, or print \
+             the rows with `store sql \"SELECT * FROM <table>\" --csv` (or --json) instead",
+            visible(file)
+        ),
+    })
 }
 
 pub fn export_split(

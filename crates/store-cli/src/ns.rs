@@ -15,8 +15,8 @@ pub struct NsArgs {
 
 #[derive(Debug, Subcommand)]
 enum NsCommand {
-    /// Print live keys, groups and bytes of a namespace. Quota flags add a LIMIT column to the
-    /// table; --json prints the store/scoped/usage result alone.
+    /// Print live keys, groups and bytes of a namespace. Quota flags fill the LIMIT column
+    /// (`unlimited` without them); --json prints the store/scoped/usage result alone.
     Usage {
         namespace: String,
         #[command(flatten)]

@@ -319,6 +319,41 @@ fn export_to_an_empty_path_is_invalid_input_with_a_fix() {
     }
 }
 
+/// `store export` writes Parquet: a file named as CSV or JSON (what `store import` would read as
+/// such, compressed or not, in any case) is refused and nothing is written; other names get
+/// the Parquet file.
+#[test]
+fn export_to_a_csv_or_json_name_is_refused_instead_of_writing_parquet_under_it() {
+    let home = Home::new();
+    home.ok(&["sql", "CREATE TABLE t AS SELECT 1 AS n"]);
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "out.csv",
+        "out.TSV",
+        "out.json",
+        "out.jsonl",
+        "out.ndjson",
+        "out.txt",
+        "out.csv.gz",
+        "out.json.zst",
+    ] {
+        let target = dir.path().join(name);
+        let err = home.json_fail(&["export", "t", target.to_str().unwrap()]);
+        assert_eq!(err["kind"], "invalid_input", "{name}: {err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains("export writes Parquet") && message.contains("--csv"),
+            "{message}"
+        );
+        assert!(!target.exists(), "{name} was written");
+    }
+    for name in ["out.parquet", "out.pq", "out", "out.csv.parquet"] {
+        let target = dir.path().join(name);
+        home.ok(&["export", "t", target.to_str().unwrap()]);
+        assert_eq!(&std::fs::read(&target).unwrap()[..4], b"PAR1", "{name}");
+    }
+}
+
 /// DuckDB reads a relative `md:…` as a MotherDuck database and `:memory:` as no file at all;
 /// homes so named still hold their analytics database as a file.
 #[test]

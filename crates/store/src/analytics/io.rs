@@ -398,9 +398,9 @@ impl Analytics {
                     OP,
                     "format",
                     format!(
-                        "cannot tell the format of {}; use .parquet, .csv, .tsv, .json or .jsonl \
-                         (or .csv.gz and the like), or name the format (Analytics::import_as, \
-                         store import --format)",
+                        "cannot tell the format of {}; use .parquet (.pq), .csv (.txt), .tsv, \
+                         .json or .jsonl (.ndjson), or .csv.gz and the like, or name the format \
+                         (Analytics::import_as, store import --format)",
                         if other.is_empty() {
                             "a file without an extension".to_string()
                         } else {
