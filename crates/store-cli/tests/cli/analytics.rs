@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{Home, TestCommand};
+use crate::support::{Home, Outcome, TestCommand, names_in};
 
 #[test]
 fn sql_prints_a_table_json_and_csv() {
@@ -422,26 +422,29 @@ fn concurrent_sql_commands_on_one_home_wait_for_each_other_instead_of_failing() 
     // DuckDB lets one process at a time hold the file: each command waits its turn (up to the
     // busy timeout, a minute here so that a loaded machine cannot run it out) rather than
     // failing on the lock.
-    let outcomes: Vec<_> = std::thread::scope(|s| {
-        let runs: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    home.run(&[
-                        "--busy-timeout",
-                        "1m",
-                        "--json",
-                        "sql",
-                        "SELECT (SELECT count(*) FROM range(30000000)) + (SELECT count(*) FROM kv_entries) AS n",
-                    ])
-                })
-            })
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    });
+    let outcomes = run_at_once(
+        &home,
+        4,
+        &[
+            "--busy-timeout",
+            "1m",
+            "--json",
+            "sql",
+            "SELECT (SELECT count(*) FROM range(30000000)) + (SELECT count(*) FROM kv_entries) AS n",
+        ],
+    );
     for out in outcomes {
         let out = out.success();
         assert_eq!(out.json()["rows"][0][0], json!(30_000_001), "{}", out.stdout);
     }
+}
+
+/// `n` runs of `store args` on `home` started at once; their outcomes, in order.
+fn run_at_once(home: &Home, n: usize, args: &[&str]) -> Vec<Outcome> {
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..n).map(|_| s.spawn(|| home.run(args))).collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    })
 }
 
 #[test]
@@ -451,22 +454,17 @@ fn processes_using_analytics_for_the_first_time_at_once_all_succeed() {
     for round in 0..3 {
         let home = Home::new();
         home.ok(&["kv", "set", "g", "k", "v"]);
-        let outcomes: Vec<_> = std::thread::scope(|s| {
-            let runs: Vec<_> = (0..8)
-                .map(|_| {
-                    s.spawn(|| {
-                        home.run(&[
-                            "--busy-timeout",
-                            "1m",
-                            "--json",
-                            "sql",
-                            "SELECT count(*) AS n FROM kv_entries",
-                        ])
-                    })
-                })
-                .collect();
-            runs.into_iter().map(|r| r.join().unwrap()).collect()
-        });
+        let outcomes = run_at_once(
+            &home,
+            8,
+            &[
+                "--busy-timeout",
+                "1m",
+                "--json",
+                "sql",
+                "SELECT count(*) AS n FROM kv_entries",
+            ],
+        );
         for out in outcomes {
             let out = out.success();
             assert_eq!(
@@ -550,13 +548,10 @@ fn manifest_partitions(out: &std::path::Path) -> Option<Vec<String>> {
     Some(listed)
 }
 
+/// The entries of `out` other than `manifest.json`, sorted.
 fn present_partitions(out: &std::path::Path) -> Vec<String> {
-    let mut present: Vec<String> = std::fs::read_dir(out)
-        .expect("read out dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "manifest.json")
-        .collect();
-    present.sort();
+    let mut present = names_in(out);
+    present.retain(|n| n != "manifest.json");
     present
 }
 

@@ -7,10 +7,9 @@
 //! waited for the file while another committed and closed could open the older checkpoint,
 //! and imports that had printed "imported 20000 rows" were gone.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Background, Home};
+use crate::support::{Background, Home, names_in, timed};
 
 /// `count(*)` (or any one integer) of `sql`, run as `store --json sql`.
 fn scalar(home: &Home, sql: &str) -> i64 {
@@ -26,16 +25,6 @@ fn succeeded(mut command: Background) -> bool {
     status.expect("the command ended within two minutes").success()
 }
 
-/// The names in the directory at `path`, sorted.
-fn names_in(path: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(path)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 /// `--busy-timeout` bounds the wait for an analytics file another process holds: the command
 /// fails busy once it has passed (not after the default 5 s), and succeeds once the holder
 /// lets go.
@@ -44,9 +33,7 @@ fn busy_timeout_sets_how_long_a_command_waits_for_the_analytics_file() {
     let home = Home::new();
     home.ok(&["sql", "CREATE TABLE t AS SELECT 1 AS x"]);
     let held = store::analytics::Analytics::open(home.path().join("workspace.duckdb")).unwrap();
-    let started = std::time::Instant::now();
-    let out = home.run(&["--busy-timeout", "300ms", "sql", "SELECT x FROM t"]);
-    let took = started.elapsed();
+    let (out, took) = timed(|| home.run(&["--busy-timeout", "300ms", "sql", "SELECT x FROM t"]));
     let out = out.library_error();
     assert!(
         out.stderr.contains("another process has this database open"),

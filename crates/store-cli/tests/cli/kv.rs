@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::support::{Home, keys};
+use crate::support::{Home, keys, timed};
 
 /// The expiry (Unix ms, or null) of the newest write of (`group`, `key`), from the change
 /// feed: `kv get --json` prints the `store/get` result, `{value, version}` only.
@@ -632,23 +632,15 @@ fn groups_show_line_separators_and_bidi_overrides_escaped() {
 /// nothing; a bad duration is a usage error.
 #[test]
 fn busy_timeout_sets_how_long_a_write_waits_for_another_processs_lock() {
-    use store::Kv;
     let home = Home::new();
     home.set("g", "k", "v");
-    let store = store::Store::open(home.path().join("state.db")).unwrap();
-    store
-        .transaction(|tx| {
-            tx.set("g", "k", "pending")?;
-            let started = std::time::Instant::now();
-            let out = home.run(&["--busy-timeout", "300ms", "kv", "set", "g", "k", "w"]);
-            let took = started.elapsed();
-            let out = out.library_error();
-            assert!(out.stderr.contains("busy"), "{}", out.stderr);
-            assert!(took >= Duration::from_millis(300), "gave up after {took:?}");
-            assert!(took < Duration::from_millis(4500), "waited {took:?}");
-            Ok(())
-        })
-        .unwrap();
+    while_the_write_lock_is_held(&home, || {
+        let (out, took) = timed(|| home.run(&["--busy-timeout", "300ms", "kv", "set", "g", "k", "w"]));
+        let out = out.library_error();
+        assert!(out.stderr.contains("busy"), "{}", out.stderr);
+        assert!(took >= Duration::from_millis(300), "gave up after {took:?}");
+        assert!(took < Duration::from_millis(4500), "waited {took:?}");
+    });
     assert_eq!(home.get("g", "k"), "pending");
     home.run(&["--busy-timeout", "5x", "kv", "get", "g", "k"]).code(2);
     // Given generously, the same write waits for its turn and succeeds.
@@ -661,30 +653,35 @@ fn busy_timeout_sets_how_long_a_write_waits_for_another_processs_lock() {
 /// process holds here for the whole command.
 #[test]
 fn a_read_command_answers_while_another_process_holds_the_write_lock() {
-    use store::Kv;
     let home = Home::new();
     home.set("g", "k", "v");
+    while_the_write_lock_is_held(&home, || {
+        // Nor does it wait at exit (its close-time checkpoint is skipped): well inside the 5 s
+        // busy timeout it would otherwise sit out. Each timed on its own: one that waited
+        // would take the whole 5 s.
+        let (value, get_took) = timed(|| home.get("g", "k"));
+        assert_eq!(value, "v");
+        let (count, count_took) = timed(|| home.json(&["kv", "count", "g"]));
+        assert_eq!(count["count"], 1);
+        for (read, took) in [("get", get_took), ("count", count_took)] {
+            assert!(took < Duration::from_millis(4500), "{read} took {took:?}");
+        }
+    });
+    assert_eq!(home.get("g", "k"), "pending");
+}
+
+/// Runs `f` while this test process holds the home's KV write lock, as another process would:
+/// inside a transaction that has set g/k to "pending", committed once `f` returns.
+fn while_the_write_lock_is_held(home: &Home, f: impl FnOnce()) {
+    use store::Kv;
     let store = store::Store::open(home.path().join("state.db")).unwrap();
     store
         .transaction(|tx| {
             tx.set("g", "k", "pending")?;
-            // Nor does it wait at exit (its close-time checkpoint is skipped): well inside
-            // the 5 s busy timeout it would otherwise sit out.
-            // Each timed on its own: one that waited would take the whole 5 s.
-            let started = std::time::Instant::now();
-            assert_eq!(home.get("g", "k"), "v");
-            let get_took = started.elapsed();
-            let started = std::time::Instant::now();
-            let count = home.json(&["kv", "count", "g"]);
-            assert_eq!(count["count"], 1);
-            let count_took = started.elapsed();
-            for (read, took) in [("get", get_took), ("count", count_took)] {
-                assert!(took < Duration::from_millis(4500), "{read} took {took:?}");
-            }
+            f();
             Ok(())
         })
         .unwrap();
-    assert_eq!(home.get("g", "k"), "pending");
 }
 
 /// Output that cannot be written is a failure: `kv get` into a full device said nothing and

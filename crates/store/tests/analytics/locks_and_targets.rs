@@ -18,6 +18,8 @@ use std::time::Duration;
 use store::analytics::{Analytics, CsvOptions};
 use store::{Kv, Store, StoreConfig};
 
+use crate::support::names_in;
+
 /// Whether another process can take a write lock on `path` right now (python's `lockf`, which
 /// is `fcntl(F_SETLK)`, the lock DuckDB takes on a database it opens read-write).
 fn another_process_can_lock(path: &Path) -> bool {
@@ -398,15 +400,6 @@ fn db_with_table() -> Analytics {
     db
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 // ---------------------------------------------------------------------------------------------
 // D1: `create_staging_like` uses `create_new`; a staging file left by a killed export of an
 // earlier process that had this same pid (containers: the CLI is pid 1 every run) makes every
@@ -515,9 +508,9 @@ fn d2_an_export_over_a_read_only_file_replaces_it_for_an_ordinary_user() {
     let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o444);
     assert!(
-        !names(dir.path()).iter().any(|n| n.contains("store-export")),
+        !names_in(dir.path()).iter().any(|n| n.contains("store-export")),
         "{:?}",
-        names(dir.path())
+        names_in(dir.path())
     );
 }
 
@@ -644,9 +637,9 @@ fn d5_a_failed_parent_creation_removes_the_directories_it_did_create() {
     let result = db.export_parquet("t", &target);
     assert!(result.is_err());
     assert!(
-        names(dir.path()).is_empty(),
+        names_in(dir.path()).is_empty(),
         "left behind: {:?} ({result:?})",
-        names(dir.path())
+        names_in(dir.path())
     );
 }
 
@@ -660,9 +653,9 @@ fn d5b_a_failed_export_through_dotdot_removes_what_it_created() {
     let target = dir.path().join("new/../out.parquet");
     assert!(db.export_parquet(failing, &target).is_err());
     assert!(
-        names(dir.path()).is_empty(),
+        names_in(dir.path()).is_empty(),
         "left behind: {:?}",
-        names(dir.path())
+        names_in(dir.path())
     );
 }
 
@@ -679,7 +672,7 @@ fn held_an_export_over_a_named_temp_file_the_caller_holds_works() {
     let db = db_with_table();
     assert_eq!(db.export_parquet("t", tmp.path()).unwrap(), 10);
     assert_eq!(db.import_parquet("back", tmp.path()).unwrap(), 10);
-    assert_eq!(names(dir.path()).len(), 1, "{:?}", names(dir.path()));
+    assert_eq!(names_in(dir.path()).len(), 1, "{:?}", names_in(dir.path()));
 }
 
 /// Held: a panicking progress callback during an export over an existing file leaves no
@@ -695,7 +688,7 @@ fn held_a_panicking_progress_callback_leaves_no_staging_file() {
     let cb = |_p: store::analytics::ImportProgress| panic!("stop");
     let result = db.export_parquet_with("SELECT * FROM big ORDER BY y", &target, "zstd", Some(&cb));
     eprintln!("result: {result:?}");
-    assert_eq!(names(dir.path()), vec!["big.parquet".to_string()]);
+    assert_eq!(names_in(dir.path()), vec!["big.parquet".to_string()]);
     if result.is_err() {
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
     }

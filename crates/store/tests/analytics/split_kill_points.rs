@@ -178,10 +178,12 @@ fn the_aside(parent: &Path) -> Option<PathBuf> {
 
 /// Fails an `openat` of the `.committed` marker with ENOSPC: the publish rolls back.
 fn marker_write_fails(parent: &Path) -> Vec<String> {
-    strace_args(
-        in_every_aside(parent, ".committed"),
-        &["trace=openat", "inject=openat:error=ENOSPC"],
-    )
+    opening_fails(in_every_aside(parent, ".committed"))
+}
+
+/// strace arguments that fail with ENOSPC every open of one of `paths`.
+fn opening_fails<P: AsRef<OsStr>>(paths: impl IntoIterator<Item = P>) -> Vec<String> {
+    strace_args(paths, &["trace=openat", "inject=openat:error=ENOSPC"])
 }
 
 /// The partition directories `manifest.json` lists, sorted, or `None` without a manifest.
@@ -423,8 +425,7 @@ fn a_publish_failing_at_each_write_brings_the_previous_export_back_whole() {
         } else {
             in_every_aside(parent.path(), leaf)
         };
-        let args = strace_args(filtered, &["trace=openat", "inject=openat:error=ENOSPC"]);
-        let run = export_under_strace(&db_path, &out, "k", &args);
+        let run = export_under_strace(&db_path, &out, "k", &opening_fails(filtered));
         assert!(run.failed(), "{leaf}: the export should fail:\n{}", run.0);
         assert_first_export_back(parent.path(), &out, &before, leaf);
     }

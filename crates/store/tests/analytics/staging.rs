@@ -15,7 +15,7 @@ use store::Kv;
 use store::analytics::{Analytics, CsvOptions};
 
 use crate::common::Tmpfs;
-use crate::support::file_with_inode;
+use crate::support::{file_with_inode, names_in};
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -23,15 +23,6 @@ fn is_root() -> bool {
         .lines()
         .find(|l| l.starts_with("Uid:"))
         .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    v.sort();
-    v
 }
 
 fn leftover(dir: &Path, name: &str, age: Duration) -> PathBuf {
@@ -80,7 +71,7 @@ fn a_dead_staging_file_with_this_processs_pid_is_removed() {
     assert!(
         left.is_empty(),
         "dead staging files kept forever: {left:?} (dir: {:?})",
-        names(dir.path())
+        names_in(dir.path())
     );
 }
 
@@ -99,7 +90,7 @@ fn a_live_export_of_this_process_keeps_its_staging_file() {
         // Wait for its staging file, age it, and export to the same directory meanwhile.
         let t0 = Instant::now();
         let staged = loop {
-            if let Some(n) = names(dir.path())
+            if let Some(n) = names_in(dir.path())
                 .into_iter()
                 .find(|n| n.contains(".store-export-"))
             {
@@ -203,7 +194,7 @@ fn the_staging_files_mode_is_not_applied_through_a_link_swapped_in_during_the_ex
         let attacker = s.spawn(|| {
             let t0 = Instant::now();
             while t0.elapsed() < Duration::from_secs(60) {
-                if let Some(n) = names(home.path())
+                if let Some(n) = names_in(home.path())
                     .into_iter()
                     .find(|n| n.contains(".store-export-"))
                 {
@@ -220,7 +211,7 @@ fn the_staging_files_mode_is_not_applied_through_a_link_swapped_in_during_the_ex
         eprintln!("export: {r:?}");
         eprintln!(
             "after: {:?}; target is a link: {}",
-            names(home.path()),
+            names_in(home.path()),
             std::fs::symlink_metadata(&target)
                 .unwrap()
                 .file_type()
@@ -276,7 +267,7 @@ fn root_exporting_over_another_users_read_only_file_keeps_it_theirs_and_complete
         let check = Analytics::in_memory().unwrap();
         assert_eq!(check.import_parquet("copy", &target).unwrap(), 1000, "{mode:o}");
     }
-    assert_eq!(names(dir.path()).len(), 5, "{:?}", names(dir.path()));
+    assert_eq!(names_in(dir.path()).len(), 5, "{:?}", names_in(dir.path()));
 }
 
 const ROLE: &str = "QA_H9_ROLE";
@@ -368,7 +359,7 @@ fn a_group_member_exports_over_another_users_group_file() {
             ));
         }
     }
-    let left: Vec<_> = names(dir.path())
+    let left: Vec<_> = names_in(dir.path())
         .into_iter()
         .filter(|n| n.contains("store-export"))
         .collect();
@@ -398,7 +389,7 @@ fn target_names_up_to_255_bytes_export_and_leave_nothing_beside() {
             }
             let r = db.export_parquet("SELECT 1 AS x", &target);
             assert_eq!(r.as_ref().ok(), Some(&1), "len {len} existing {existing}: {r:?}");
-            let staged: Vec<_> = names(dir.path())
+            let staged: Vec<_> = names_in(dir.path())
                 .into_iter()
                 .filter(|n| n.contains("store-export"))
                 .collect();
@@ -475,7 +466,7 @@ fn live_export_survives(dir: &Path, slow_target: &Path, quick_target: &Path) -> 
         // Ours (create_staging_like) and DuckDB's writer: DuckDB has opened it, so its later
         // writes only come after the sort.
         let staged = loop {
-            if let Some(n) = names(dir).into_iter().find(|n| n.contains(".store-export-")) {
+            if let Some(n) = names_in(dir).into_iter().find(|n| n.contains(".store-export-")) {
                 let p = dir.join(n);
                 if open_count(&p) >= 2 {
                     break p;

@@ -40,7 +40,7 @@ use store::{
 
 use crate::common::{
     ChildProcess, Rng, all_changes_since, assert_counters_equal_a_recount, assert_feed_replays_to_entries,
-    child_test_command, quota, raw, truth,
+    child_test_command, patient, quota, raw, truth,
 };
 
 const CHILD_ENV: &str = "STORE_MULTIPROCESS_CHILD";
@@ -105,14 +105,6 @@ fn fresh() -> (tempfile::TempDir, PathBuf) {
 
 fn open(path: &Path, purge: Duration) -> Store {
     Store::open_with(patient(StoreConfig::file(path).with_purge_interval(purge))).unwrap()
-}
-
-/// `config` with a busy timeout of a minute. SQLite's busy handler is not fair, so under load a
-/// process in a tight write loop can miss every turn for the default 5 s; where waiting for the
-/// lock is not what a test is about, its processes wait as long as it takes.
-fn patient(mut config: StoreConfig) -> StoreConfig {
-    config.busy_timeout = Duration::from_secs(60);
-    config
 }
 
 fn now_ms() -> i64 {

@@ -14,6 +14,14 @@ use store::{
 /// Start time of every manual clock in the fixtures (Unix ms).
 pub const START_MS: i64 = 1_000_000;
 
+/// `config` with a busy timeout of a minute. SQLite's busy handler is not fair, so under load a
+/// process in a tight write loop can miss every turn for the default 5 s; where waiting for the
+/// lock is not what a test is about, its processes wait as long as it takes.
+pub fn patient(mut config: StoreConfig) -> StoreConfig {
+    config.busy_timeout = Duration::from_secs(60);
+    config
+}
+
 /// A file-backed store in a fresh temp dir, with a manual clock and no purge thread.
 ///
 /// Fields drop in declaration order: the store closes before its directory is removed.

@@ -25,7 +25,7 @@ use store::{
 
 use crate::common::{
     ChildProcess, Fixture, Rng, all_changes_since, assert_counters_equal_a_recount,
-    assert_feed_replays_to_entries, child_test_command, file_store, raw, truth,
+    assert_feed_replays_to_entries, child_test_command, file_store, patient, raw, truth,
 };
 use crate::support::{assert_usage_exact, quota, scoped, usage};
 
@@ -76,14 +76,6 @@ fn report(result: store::Result<String>) {
             std::process::exit(3);
         }
     }
-}
-
-/// `config` with a busy timeout of a minute: SQLite's busy handler is not fair, so under load a
-/// process of a tight write race can miss every turn for the default 5 s, and these tests are
-/// about quotas, not about waiting for the lock.
-fn patient(mut config: StoreConfig) -> StoreConfig {
-    config.busy_timeout = Duration::from_secs(60);
-    config
 }
 
 /// Race role: once the parent writes a line to stdin (every process is ready), `threads` threads
