@@ -3,12 +3,12 @@
 //! counter loses no increment, and readers never wait for a writer's transaction.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Barrier, mpsc};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use store::{Error, EventKind, Kv, Store, WatchOptions};
 
-use crate::common::{Rng, file_store, within};
+use crate::common::{HeldTransaction, Rng, file_store, within};
 use crate::support::{all_changes_since, assert_strictly_increasing, change_summary, drain, summary};
 
 const THREADS: usize = 8;
@@ -253,27 +253,13 @@ fn eight_threads_incrementing_one_counter_1000_times_end_at_8000() {
 fn a_get_from_another_thread_completes_while_a_transaction_holds_the_writer() {
     let f = file_store();
     f.store.set("g", "k", "old").unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let store = f.store.clone();
-    let writer = std::thread::spawn(move || {
-        store
-            .transaction(|tx| {
-                tx.set("g", "k", "new")?;
-                started_tx.send(()).unwrap();
-                let _ = release_rx.recv();
-                Ok(())
-            })
-            .unwrap();
-    });
-    started_rx.recv().unwrap();
+    let writer = HeldTransaction::start(&f.store, "g", "k", "new");
     let start = Instant::now();
     let value = f.store.get("g", "k");
     let count = f.store.count_all("");
     let elapsed = start.elapsed();
     let writer_done = writer.is_finished();
-    drop(release_tx);
-    writer.join().unwrap();
+    writer.release();
     assert_eq!(value.unwrap(), "old", "the read sees the last committed value");
     assert_eq!(count.unwrap(), 1);
     assert!(!writer_done, "the read happened while the transaction was open");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use store::{Change, ErrorKind, EventKind, Kv, Store, StoreConfig};
 
 use crate::common::{
-    START_MS, expect_invalid, expect_not_found, file_store, file_store_with, memory_store, memory_store_with,
-    within,
+    HeldTransaction, START_MS, expect_invalid, expect_not_found, file_store, file_store_with, memory_store,
+    memory_store_with, within,
 };
 use crate::support::{all_changes_since, assert_strictly_increasing, change_summary, drain, ev};
 
@@ -588,25 +588,11 @@ fn the_feed_reader_does_not_block_on_a_long_writer() {
     let f = file_store();
     f.store.set("g", "k", "v").unwrap();
     let reader = f.reopen();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let store = f.store.clone();
-    let writer = std::thread::spawn(move || {
-        store
-            .transaction(|tx| {
-                tx.set("g", "pending", "v")?;
-                started_tx.send(()).unwrap();
-                let _ = release_rx.recv();
-                Ok(())
-            })
-            .unwrap()
-    });
-    started_rx.recv().unwrap();
+    let writer = HeldTransaction::start(&f.store, "g", "pending", "v");
     let start = Instant::now();
     let batch = reader.changes_since(0, 10);
     let elapsed = start.elapsed();
-    drop(release_tx);
-    writer.join().unwrap();
+    writer.release();
     assert_eq!(batch.unwrap().changes.len(), 1, "uncommitted rows are invisible");
     assert!(
         elapsed < Duration::from_secs(4),

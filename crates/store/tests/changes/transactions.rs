@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use store::{Error, ErrorKind, EventKind, Kv, Quota, ScopedConfig};
 
-use crate::common::{expect_invalid, expect_not_found, file_store, within};
+use crate::common::{HeldTransaction, expect_invalid, expect_not_found, file_store, within};
 use crate::support::{HANG, all_changes_since, assert_strictly_increasing, drain, ev, summary};
 
 fn user_error() -> Error {
@@ -272,26 +272,12 @@ fn calling_the_store_inside_its_own_transaction_is_invalid_input_not_a_deadlock(
 #[test]
 fn another_thread_may_use_the_store_while_a_transaction_runs_and_waits_for_the_commit() {
     let f = file_store();
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let store = f.store.clone();
-    let writer = std::thread::spawn(move || {
-        store
-            .transaction(|tx| {
-                tx.set("g", "in-tx", "v")?;
-                started_tx.send(()).unwrap();
-                release_rx.recv().unwrap();
-                Ok(())
-            })
-            .unwrap();
-    });
-    started_rx.recv().unwrap();
+    let writer = HeldTransaction::start(&f.store, "g", "in-tx", "v");
     // Reads from another thread are not "inside" the transaction: they work and see the old state.
     assert!(!f.store.exists("g", "in-tx").unwrap());
     let store = f.store.clone();
     let other_writer = std::thread::spawn(move || store.set("g", "other", "v").unwrap());
-    release_tx.send(()).unwrap();
-    writer.join().unwrap();
+    writer.release();
     let other_version = within(HANG, move || other_writer.join().unwrap());
     assert!(other_version >= 1);
     assert_eq!(f.store.count("g").unwrap(), 2);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::{
-    Change, Error, ErrorKind, Event, EventKind, ManualClock, Quota, Store, StoreConfig, Subscription,
+    Change, Error, ErrorKind, Event, EventKind, Kv, ManualClock, Quota, Store, StoreConfig, Subscription,
     UnixMillis, Usage,
 };
 
@@ -349,6 +349,47 @@ pub fn expect_not_found<T: std::fmt::Debug>(result: store::Result<T>, group: &st
             );
         }
         other => panic!("expected NotFound({group}, {key}), got {other:?}"),
+    }
+}
+
+/// Another thread's transaction that has set `group`/`key` = `value` and holds the store's writer
+/// until [`HeldTransaction::release`] (a minute at most, should a failing test never release
+/// it), then commits. Held on demand rather than for a fixed time, so a loaded machine cannot
+/// end it before the test has looked.
+pub struct HeldTransaction {
+    release: std::sync::mpsc::Sender<()>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl HeldTransaction {
+    /// Starts the transaction; returns once its write is made.
+    pub fn start(store: &Store, group: &str, key: &str, value: &str) -> HeldTransaction {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let (store, group, key, value) = (store.clone(), group.to_owned(), key.to_owned(), value.to_owned());
+        let writer = std::thread::spawn(move || {
+            store
+                .transaction(|tx| {
+                    tx.set(&group, &key, &value)?;
+                    started_tx.send(()).unwrap();
+                    let _ = release_rx.recv_timeout(Duration::from_secs(60));
+                    Ok(())
+                })
+                .unwrap();
+        });
+        started.recv().unwrap();
+        HeldTransaction { release, writer }
+    }
+
+    /// Whether the transaction has ended (committed, or failed).
+    pub fn is_finished(&self) -> bool {
+        self.writer.is_finished()
+    }
+
+    /// Lets the transaction commit and waits for it.
+    pub fn release(self) {
+        drop(self.release);
+        self.writer.join().unwrap();
     }
 }
 

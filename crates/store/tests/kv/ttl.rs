@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use store::{Kv, ManualClock, Store, StoreConfig, SystemClock};
 
-use crate::common::{START_MS, both, expect_not_found, file_store, raw_rows};
+use crate::common::{HeldTransaction, START_MS, both, expect_not_found, file_store, raw_rows};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -563,28 +563,12 @@ fn get_of_an_expired_key_does_not_wait_for_another_threads_transaction() {
     let f = file_store();
     f.store.set_with_ttl("g", "k", "v", MINUTE).unwrap();
     f.clock.advance(2 * MINUTE);
-    let (started_tx, started) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let writer = {
-        let store = f.store.clone();
-        std::thread::spawn(move || {
-            store
-                .transaction(|tx| {
-                    tx.set("other", "k", "v")?;
-                    started_tx.send(()).unwrap();
-                    // Held until the get returns (a minute at most, should it never).
-                    let _ = release_rx.recv_timeout(Duration::from_secs(60));
-                    Ok(())
-                })
-                .unwrap();
-        })
-    };
-    started.recv().unwrap();
+    // Held until the get returns.
+    let writer = HeldTransaction::start(&f.store, "other", "k", "v");
     let begun = Instant::now();
     let result = f.store.get("g", "k");
     let took = begun.elapsed();
-    drop(release_tx);
-    writer.join().unwrap();
+    writer.release();
     expect_not_found(result, "g", "k");
     assert!(
         took < Duration::from_secs(5),
