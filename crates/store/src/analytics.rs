@@ -24,6 +24,7 @@
 
 mod claims;
 mod csvfile;
+mod decompress;
 mod footer;
 mod io;
 mod jsonfile;

@@ -18,7 +18,7 @@ use super::paths::{
 };
 use super::progress::{ImportProgress, ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
-use super::target_types;
+use super::{decompress, target_types};
 use super::{
     Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, table_type_on, transaction_on, typetext,
 };
@@ -515,6 +515,9 @@ impl Analytics {
             ));
         }
         require_readable_file(op, path)?;
+        if format != Format::Parquet {
+            check_compression(op, path)?;
+        }
         // For a CSV: how it starts, with lines of whitespace counted as blank (a file of
         // nothing else is empty, header or not), and the blank lines to skip before the first
         // line with content.
@@ -666,9 +669,6 @@ impl Analytics {
                     // `4`, `5`); pinned, a ragged row is an error. `comment = ''`: CSV has no
                     // comments; left to guess, one line starting with `#` made DuckDB drop every
                     // such row and cut every field at its `#`.
-                    // A compressed file is not read here: its skip stays 0, so a blank first
-                    // line would be taken for the header (left to the sniffer, a ragged last
-                    // row was, silently).
                     let skip = match csv_start {
                         Some(csvfile::Start::Blank(lines)) => lines,
                         _ => 0,
@@ -1056,6 +1056,31 @@ fn duckdb_reason(message: &str, guessed_types: bool) -> String {
         );
     }
     reason
+}
+
+/// Refuses a gzip or zstd text file that DuckDB and the store's checks would read differently
+/// (its name and content disagree), or that is cut short (see [`decompress`]).
+fn check_compression(op: &'static str, path: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        op,
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    if let Some(mismatch) = decompress::Compression::mismatch(path).map_err(io)? {
+        return Err(parse_error(op, path, None, &mismatch));
+    }
+    if let Some(defect) = decompress::zstd_defect(path).map_err(io)? {
+        return Err(parse_error(
+            op,
+            path,
+            None,
+            &format!(
+                "the zstd-compressed file cannot be read to its end ({defect}): it was cut short \
+                 or damaged, so compress the data again"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_error(op: &'static str, path: &Path, line: Option<u64>, reason: &str) -> Error {

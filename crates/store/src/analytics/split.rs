@@ -709,7 +709,8 @@ fn publish(
         }
         for entry in std::fs::read_dir(out_dir).map_err(|e| io(e, out_dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            // Own-column directories were checked above.
+            // Own-column directories were checked above; a previous export's are checked
+            // again, so files the user adds meanwhile are never set aside with them.
             let earlier = name.starts_with(&own_prefix)
                 || (previous.contains(&name) && holds_only_split_files(&entry.path()));
             if earlier && entry.path().is_dir() {
@@ -772,15 +773,20 @@ fn publish(
 /// A `<column>=…` directory in `out_dir` holding anything a split does not write is the user's:
 /// it is neither replaced (that would delete their files) nor left beside the new partitions
 /// (a stale Parquet file in it would join the dataset), so the export stops, changing nothing.
+/// The same holds for a partition of a previous export of another column into `out_dir` (its
+/// manifest lists it): left there, its Parquet file would make the directory unreadable as
+/// one Hive dataset.
 fn refuse_foreign_files(op: &'static str, out_dir: &Path, column: &str) -> Result<()> {
     let own_prefix = format!("{}=", escape_segment(column));
     let Ok(entries) = std::fs::read_dir(out_dir) else {
         return Ok(()); // not created yet: nothing of the user's in it
     };
+    let previous = previous_partitions(&out_dir.join(MANIFEST), column);
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&own_prefix) && path.is_dir() && !holds_only_split_files(&path) {
+        let replaced = name.starts_with(&own_prefix) || previous.contains(&name);
+        if replaced && path.is_dir() && !holds_only_split_files(&path) {
             return Err(Error::invalid(
                 op,
                 "out_dir",

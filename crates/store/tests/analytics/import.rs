@@ -1048,6 +1048,69 @@ fn import_file_takes_the_format_inside_a_compressed_name() {
     assert_eq!(err.field(), Some("format"), "{err}");
 }
 
+/// DuckDB's zstd reader stops quietly where a file is cut off inside a frame; the import reads
+/// the file to its end first, so a cut-off file imports nothing, into a new table or an existing
+/// one, for CSV and JSON Lines alike.
+#[test]
+fn a_zstd_file_cut_short_is_refused_and_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE kept (n BIGINT, s VARCHAR); INSERT INTO kept VALUES (-1, 'before')")
+        .unwrap();
+    for (name, options) in [
+        ("rows.csv.zst", "FORMAT csv, COMPRESSION zstd"),
+        ("rows.jsonl.zst", "FORMAT json, COMPRESSION zstd"),
+    ] {
+        let path = dir.path().join(name);
+        db.exec_batch(&format!(
+            "COPY (SELECT range AS n, 'abcdefghij' || range AS s FROM range(20000)) TO '{}' ({options})",
+            path.display()
+        ))
+        .unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() * 2 / 3]).unwrap();
+        for table in ["fresh", "kept"] {
+            let err = db.import_file(table, &path, None, None).unwrap_err();
+            assert!(matches!(err, Error::Parse { .. }), "{name} into {table}: {err}");
+            let message = err.to_string();
+            assert!(message.contains("cut short"), "{message}");
+            assert!(message.contains(name), "{message}");
+        }
+        assert!(!db.table_exists("fresh").unwrap(), "{name}");
+        assert_eq!(count(&db, "kept"), 1, "{name}");
+        // The whole file imports.
+        std::fs::write(&path, &whole).unwrap();
+        assert_eq!(db.import_file("fresh", &path, None, None).unwrap(), 20_000, "{name}");
+        db.exec_batch("DROP TABLE fresh").unwrap();
+    }
+}
+
+/// DuckDB decompresses by name: a file whose name and content disagree is refused naming the
+/// fix, whichever way round, and creates nothing.
+#[test]
+fn a_file_whose_name_and_content_disagree_about_compression_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let gzip_named_csv = dir.path().join("data.csv");
+    std::fs::write(&gzip_named_csv, gzip_stored(b"a,b\n1,2\n")).unwrap();
+    let plain_named_gz = write(dir.path(), "data.jsonl.gz", "{\"a\": 1}\n");
+    let plain_named_zst = write(dir.path(), "data.csv.zst", "a\n1\n");
+    for (path, says) in [
+        (&gzip_named_csv, "rename it to end in .gz"),
+        (&plain_named_gz, "ends in .gz but it is not compressed"),
+        (&plain_named_zst, "ends in .zst but it is not compressed"),
+    ] {
+        let err = db.import_file("t", path, None, None).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "{}: {err}", path.display());
+        assert!(err.to_string().contains(says), "{err}");
+        assert!(!db.table_exists("t").unwrap());
+    }
+    // Named for what it is, the same gzip file imports.
+    let renamed = dir.path().join("data.csv.gz");
+    std::fs::rename(&gzip_named_csv, &renamed).unwrap();
+    assert_eq!(db.import_file("t", &renamed, None, None).unwrap(), 1);
+}
+
 /// A gzip file of `text` in one stored (uncompressed) deflate block, so the test needs no
 /// compression crate.
 fn gzip_stored(text: &[u8]) -> Vec<u8> {

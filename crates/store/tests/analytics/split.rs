@@ -831,23 +831,53 @@ fn splitting_by_another_column_into_the_same_directory_replaces_the_earlier_spli
     let db = db();
     db.exec_batch("CREATE TABLE t AS SELECT range % 3 AS p, range % 2 AS q, range AS x FROM range(12)")
         .unwrap();
-    db.export_split_parquet("t", &out, "p").unwrap();
-    // Something of the user's own in the directory, named like a partition but not listed,
-    // and notes added inside one of the listed partitions.
+    let first = db.export_split_parquet("t", &out, "p").unwrap();
+    // Something of the user's own in the directory, named like a partition but not listed.
     std::fs::create_dir(out.join("mine=1")).unwrap();
     std::fs::write(out.join("mine=1").join("notes.txt"), "keep").unwrap();
-    std::fs::write(out.join("p=2").join("notes.txt"), "keep").unwrap();
 
     let manifest = db.export_split_parquet("t", &out, "q").unwrap();
     assert_eq!(manifest.files.len(), 2);
     let dirs = names_in(&out);
-    let p_dirs: Vec<&String> = dirs.iter().filter(|d| d.starts_with("p=")).collect();
-    assert_eq!(p_dirs, ["p=2"], "only the partition with the user's notes stays");
-    assert!(out.join("p=2").join("notes.txt").exists());
+    assert!(!dirs.iter().any(|d| d.starts_with("p=")), "{dirs:?}");
     assert!(out.join("mine=1").join("notes.txt").exists(), "{dirs:?}");
-    // Without the user's extras, the directory reads back as one Hive dataset again.
+    // Without the user's extras, the directory reads back as one Hive dataset.
     std::fs::remove_dir_all(out.join("mine=1")).unwrap();
-    std::fs::remove_dir_all(out.join("p=2")).unwrap();
+    assert_eq!(
+        multiset(&read_back(&db, &out, true).rows),
+        multiset(&db.query("SELECT p, x, q FROM t", &[]).unwrap().rows)
+    );
+    assert_eq!(first.files.len(), 3);
+}
+
+/// A partition of the previous export (of another column) that the user added files to can be
+/// neither removed (their files) nor left beside the new partitions (its Parquet file would
+/// make the directory unreadable as one dataset): the export is refused and changes nothing.
+#[test]
+fn a_previous_partition_of_another_column_holding_the_users_files_stops_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT range % 3 AS p, range % 2 AS q, range AS x FROM range(12)")
+        .unwrap();
+    db.export_split_parquet("t", &out, "p").unwrap();
+    std::fs::write(out.join("p=2").join("notes.txt"), "keep").unwrap();
+    let before = names_in(&out);
+    let manifest_before = std::fs::read(out.join("manifest.json")).unwrap();
+
+    let err = db.export_split_parquet("t", &out, "q").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("p=2"), "{err}");
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    assert_eq!(names_in(&out), before);
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), manifest_before);
+    assert!(out.join("p=2").join("notes.txt").exists());
+    assert!(out.join("p=2").join("data.parquet").exists());
+
+    // Once the user's file is moved out, the export goes through and the old partitions go.
+    std::fs::remove_file(out.join("p=2").join("notes.txt")).unwrap();
+    db.export_split_parquet("t", &out, "q").unwrap();
+    assert!(!names_in(&out).iter().any(|d| d.starts_with("p=")));
     assert_eq!(
         multiset(&read_back(&db, &out, true).rows),
         multiset(&db.query("SELECT p, x, q FROM t", &[]).unwrap().rows)
