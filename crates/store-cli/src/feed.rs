@@ -1,7 +1,7 @@
 //! Following the durable change feed: `store kv watch` and `store changes --follow`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -61,11 +61,7 @@ pub fn follow(
     filter: &GroupFilter,
     out: &Output,
 ) -> store::Result<()> {
-    let interrupt = Arc::new(Interrupt::default());
-    let handler = Arc::clone(&interrupt);
-    // Without a handler Ctrl-C would kill the process with a signal; with it, the loop ends
-    // and the command exits 0. If a handler cannot be installed the default behaviour stays.
-    let _ = ctrlc::set_handler(move || handler.requested());
+    let interrupt = arm_interrupt();
     // However `follow` returns, a Ctrl-C from now on must not end the process: the caller
     // closes the service (or reports an error) next.
     let _left = LeaveOnDrop(&interrupt);
@@ -123,9 +119,24 @@ pub fn follow(
     Ok(())
 }
 
+/// Installs the Ctrl-C handler of a following command (once per process; later calls return
+/// the same one). `main` calls it before the service opens, which can wait for another
+/// process's lock for the whole busy timeout: a Ctrl-C then still ends the command with exit 0
+/// (SPEC §12) rather than by the signal. Without a handler Ctrl-C would kill the process; if
+/// one cannot be installed that default stays.
+pub fn arm_interrupt() -> Arc<Interrupt> {
+    static INTERRUPT: OnceLock<Arc<Interrupt>> = OnceLock::new();
+    Arc::clone(INTERRUPT.get_or_init(|| {
+        let interrupt = Arc::new(Interrupt::default());
+        let handler = Arc::clone(&interrupt);
+        let _ = ctrlc::set_handler(move || handler.requested());
+        interrupt
+    }))
+}
+
 /// What the Ctrl-C handler and the following loop share.
 #[derive(Default)]
-struct Interrupt {
+pub struct Interrupt {
     /// Set by Ctrl-C: the loop ends at its next check.
     stop: AtomicBool,
     /// Set once `follow` has returned, so the handler leaves the rest (closing) to `main`.

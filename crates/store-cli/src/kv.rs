@@ -148,6 +148,13 @@ pub fn usage_problem(args: &KvArgs) -> Option<&'static str> {
     }
 }
 
+impl KvArgs {
+    /// Whether the command follows the change feed until Ctrl-C (`kv watch`).
+    pub fn follows(&self) -> bool {
+        matches!(self.command, KvCommand::Watch { .. })
+    }
+}
+
 pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
     let target = Target {
         ns: args.ns.as_deref(),

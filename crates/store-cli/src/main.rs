@@ -85,6 +85,17 @@ enum Command {
     Demo,
 }
 
+impl Command {
+    /// Whether the command follows the change feed until Ctrl-C.
+    fn follows(&self) -> bool {
+        match self {
+            Command::Changes { follow, .. } => *follow,
+            Command::Kv(args) => args.follows(),
+            _ => false,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     logging::install();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
@@ -170,6 +181,9 @@ fn run(cli: Cli, out: &Output) -> store::Result<()> {
     let mut config = ServiceConfig::new(home);
     if let Some(wait) = cli.busy_timeout {
         config.store.busy_timeout = wait;
+    }
+    if cli.command.follows() {
+        feed::arm_interrupt();
     }
     let service = Service::open(config)?;
     let result = match cli.command {

@@ -81,6 +81,10 @@ impl Output {
     /// as an object on stdout with the message exact.
     pub fn error(&self, e: &store::Error) {
         self.note(format!("error: {}", human_error(&e.to_string())));
+        if e.is_busy() {
+            // The library's fix names `busy_timeout`; on the command line that is a flag.
+            self.note("hint: `store --busy-timeout DURATION …` waits longer (default 5s)");
+        }
         if self.json {
             Self::json_error(e.kind().as_str(), e.op(), &e.to_string());
         }

@@ -290,6 +290,11 @@ fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
             "; check that the disk has free space and the file and its directory are writable"
         }
         Some(ErrorCode::ReadOnly) => "; the database or its directory is read-only: open a writable location",
+        // The store's own busy errors (a thread of this process, a checkpoint) say their cause
+        // and fix themselves; SQLite's say only "database is locked".
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) if matches!(err, rusqlite::Error::SqliteFailure(_, Some(m)) if !m.contains("is locked")) => {
+            ""
+        }
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
             "; another connection held a lock past the busy timeout (a writer, or a reader that a \
              checkpoint waits for): retry, or raise busy_timeout"
@@ -635,5 +640,36 @@ impl<T> SqliteContext<T> for std::result::Result<T, rusqlite::Error> {
     #[inline]
     fn ctx(self, op: &'static str, context: &str) -> Result<T> {
         self.map_err(|e| Error::sqlite(op, context, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy(message: Option<&str>) -> String {
+        let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+        Error::sqlite(
+            "Store::set",
+            "write",
+            rusqlite::Error::SqliteFailure(code, message.map(String::from)),
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn sqlites_busy_errors_get_the_busy_timeout_hint_and_the_stores_own_do_not() {
+        for sqlite_says in [None, Some("database is locked")] {
+            assert!(
+                busy(sqlite_says).contains("raise busy_timeout"),
+                "{}",
+                busy(sqlite_says)
+            );
+        }
+        let own = busy(Some(
+            "another thread of this process held the store's writer; retry once it has finished",
+        ));
+        assert!(own.ends_with("retry once it has finished"), "{own}");
+        assert!(!own.contains("busy_timeout"), "{own}");
     }
 }

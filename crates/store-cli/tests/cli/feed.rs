@@ -358,6 +358,36 @@ fn watch_with_an_invalid_namespace_or_group_exits_1_instead_of_following() {
     }
 }
 
+/// A follower can wait in its open for another program's write lock (here on a file without
+/// the store's schema, which the open must create) for the whole busy timeout: Ctrl-C then
+/// still ends it with exit 0, as while following, not by the signal.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_while_a_follower_is_still_opening_the_store_exits_0() {
+    let commands: [&[&str]; 3] = [
+        &["kv", "watch"],
+        &["changes", "--follow"],
+        &["kv", "--ns", "t", "watch", "g"],
+    ];
+    for args in commands {
+        let home = Home::new();
+        std::fs::create_dir_all(home.path()).unwrap();
+        let state = home.path().join("state.db");
+        let other = rusqlite::Connection::open(&state).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let follower = home.spawn(&[&["--busy-timeout", "2m"], args].concat());
+        // The file is opened after the handler is installed: from here on a signal is its.
+        let state = state.canonicalize().unwrap();
+        assert!(
+            follower.wait_until_open(&state, STARTUP),
+            "{args:?} never opened {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        follower.interrupt_and_expect_exit_0();
+        other.execute_batch("ROLLBACK").unwrap();
+    }
+}
+
 #[test]
 fn kv_watch_follow_tails_another_process_and_exits_0_on_sigint() {
     // Issue 3: "`store kv watch --follow` in the CLI tails it".

@@ -638,6 +638,11 @@ fn busy_timeout_sets_how_long_a_write_waits_for_another_processs_lock() {
         let (out, took) = timed(|| home.run(&["--busy-timeout", "300ms", "kv", "set", "g", "k", "w"]));
         let out = out.library_error();
         assert!(out.stderr.contains("busy"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("hint: `store --busy-timeout"),
+            "{}",
+            out.stderr
+        );
         assert!(took >= Duration::from_millis(300), "gave up after {took:?}");
         assert!(took < Duration::from_millis(4500), "waited {took:?}");
     });

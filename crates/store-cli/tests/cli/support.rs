@@ -349,6 +349,25 @@ impl Background {
         self.stderr.try_iter().collect()
     }
 
+    /// Waits up to `timeout` until the process has `path` open (Linux: its `/proc` fds).
+    #[cfg(target_os = "linux")]
+    pub fn wait_until_open(&self, path: &Path, timeout: Duration) -> bool {
+        let fds = PathBuf::from(format!("/proc/{}/fd", self.child.id()));
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let open = std::fs::read_dir(&fds).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+            });
+            if open {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends SIGINT (as Ctrl-C would) with `kill -INT <pid>`.
     pub fn interrupt(&self) {
         let status = std::process::Command::new("kill")

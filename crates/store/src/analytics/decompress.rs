@@ -38,7 +38,10 @@ impl Compression {
 
     /// By name, as DuckDB's `compression = 'auto'` chooses: the last extension, in any case.
     pub(crate) fn of_name(path: &Path) -> Compression {
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("gz") => Compression::Gzip,
             Some("zst") => Compression::Zstd,
@@ -107,7 +110,10 @@ mod tests {
     fn complete_zstd_and_other_files_have_no_defect_and_no_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         let text = b"a,b\n1,2\n".repeat(1000);
-        let two_frames = [zstd::encode_all(&text[..8], 3).unwrap(), zstd::encode_all(&text[8..], 3).unwrap()];
+        let two_frames = [
+            zstd::encode_all(&text[..8], 3).unwrap(),
+            zstd::encode_all(&text[8..], 3).unwrap(),
+        ];
         let gzip_header = [0x1F, 0x8B, 0x08, 0, 0, 0, 0, 0, 0, 0xFF];
         let cases = [
             ("t.csv", text.clone()),
@@ -125,7 +131,9 @@ mod tests {
     #[test]
     fn a_zstd_file_cut_short_has_a_defect() {
         let dir = tempfile::tempdir().unwrap();
-        let text: Vec<u8> = (0..20_000).flat_map(|i| format!("{i},abcdefghij{i}\n").into_bytes()).collect();
+        let text: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("{i},abcdefghij{i}\n").into_bytes())
+            .collect();
         let whole = zstd::encode_all(&text[..], 3).unwrap();
         let path = dir.path().join("t.csv.zst");
         std::fs::write(&path, &whole[..whole.len() * 2 / 3]).unwrap();
@@ -143,6 +151,9 @@ mod tests {
         let said = Compression::mismatch(&plain_named_gz).unwrap().unwrap();
         assert!(said.contains(".gz") && said.contains("not compressed"), "{said}");
         let said = Compression::mismatch(&gzip_named_csv).unwrap().unwrap();
-        assert!(said.contains("gzip-compressed") && said.contains("rename it to end in .gz"), "{said}");
+        assert!(
+            said.contains("gzip-compressed") && said.contains("rename it to end in .gz"),
+            "{said}"
+        );
     }
 }

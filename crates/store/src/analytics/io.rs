@@ -18,10 +18,10 @@ use super::paths::{
 };
 use super::progress::{ImportProgress, ProgressFn, report_done, with_progress};
 use super::source::{looks_like_query, source_sql};
-use super::{decompress, target_types};
 use super::{
     Analytics, Mode, csvfile, jsonfile, sql, table_exists_on, table_type_on, transaction_on, typetext,
 };
+use super::{decompress, target_types};
 use crate::error::{Error, Result};
 
 /// Options of a CSV import.
@@ -394,6 +394,8 @@ impl Analytics {
             "json" => "json",
             "jsonl" | "ndjson" => "jsonl",
             other => {
+                // A directory or a missing file is that first, whatever its name.
+                require_readable_file(OP, path)?;
                 return Err(Error::invalid(
                     OP,
                     "format",

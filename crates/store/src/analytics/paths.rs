@@ -339,6 +339,14 @@ pub(crate) fn require_readable_file(op: &'static str, path: &Path) -> Result<()>
             kind: "file",
             name: path.display().to_string(),
         }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} cannot exist: a directory in its path is a file; check the path",
+                path.display()
+            ),
+        )),
         Err(e) => Err(io(e)),
     }
 }

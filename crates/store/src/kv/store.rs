@@ -500,9 +500,13 @@ impl Inner {
         let mut guard = if wait.for_thread {
             self.lock_writer(op, "begin write transaction")?
         } else {
-            self.writer
-                .try_lock()
-                .ok_or_else(|| busy(op, "begin write transaction", "another thread is writing".into()))?
+            self.writer.try_lock().ok_or_else(|| {
+                busy(
+                    op,
+                    "begin write transaction",
+                    "another thread of this process is writing; retry once it has finished".into(),
+                )
+            })?
         };
         let writer = guard.as_mut().ok_or_else(|| Error::closed(op))?;
         let explicit = !single || writer.versions.is_persistent() || !wait.for_lock;

@@ -403,6 +403,30 @@ fn import_file_rejects_unknown_extensions() {
     assert!(!db.table_exists("t").unwrap());
 }
 
+/// What is wrong with the path comes before its name: a directory (`.`) is not a regular file,
+/// a missing file is missing, and a path through a file says so (not "Not a directory").
+#[test]
+fn import_file_of_a_directory_or_an_impossible_path_says_so_before_the_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let err = expect_kind(
+        db.import_file("t", dir.path(), None, None),
+        ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    expect_missing(db.import_file("t", dir.path().join("gone"), None, None), "file");
+    let file = write(dir.path(), "afile", "x\n");
+    let err = expect_kind(
+        db.import_file("t", file.join("x.csv"), None, None),
+        ErrorKind::InvalidInput,
+    );
+    assert!(
+        err.to_string().contains("a directory in its path is a file"),
+        "{err}"
+    );
+    assert!(!db.table_exists("t").unwrap());
+}
+
 #[test]
 fn import_file_accepts_a_progress_callback() {
     let dir = tempfile::tempdir().unwrap();
@@ -1042,9 +1066,8 @@ fn import_file_takes_the_format_inside_a_compressed_name() {
         assert_eq!(db.import_file(&table, &path, None, None).unwrap(), 3, "{name}");
         assert_eq!(count(&db, &table), 3, "{name}");
     }
-    let err = db
-        .import_file("t", dir.path().join("rows.parquet.gz"), None, None)
-        .unwrap_err();
+    let parquet_gz = write(dir.path(), "rows.parquet.gz", "not read");
+    let err = db.import_file("t", parquet_gz, None, None).unwrap_err();
     assert_eq!(err.field(), Some("format"), "{err}");
 }
 
@@ -1080,7 +1103,11 @@ fn a_zstd_file_cut_short_is_refused_and_imports_nothing() {
         assert_eq!(count(&db, "kept"), 1, "{name}");
         // The whole file imports.
         std::fs::write(&path, &whole).unwrap();
-        assert_eq!(db.import_file("fresh", &path, None, None).unwrap(), 20_000, "{name}");
+        assert_eq!(
+            db.import_file("fresh", &path, None, None).unwrap(),
+            20_000,
+            "{name}"
+        );
         db.exec_batch("DROP TABLE fresh").unwrap();
     }
 }
