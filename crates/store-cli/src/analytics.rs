@@ -159,7 +159,11 @@ pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Resul
         request,
     )?;
     out.result(&r, |o, r| {
-        o.line(format!("imported {} rows into {}", r["rows"], args.table))
+        o.line(format!(
+            "imported {} into {}",
+            counted(&r["rows"], "row"),
+            args.table
+        ))
     });
     Ok(())
 }
@@ -175,7 +179,9 @@ pub fn export(service: &Service, table: String, file: String, out: &Output) -> s
         request,
     )?;
     let file = visible(&file);
-    out.result(&r, |o, r| o.line(format!("wrote {} rows to {file}", r["rows"])));
+    out.result(&r, |o, r| {
+        o.line(format!("wrote {} to {file}", counted(&r["rows"], "row")))
+    });
     Ok(())
 }
 
@@ -218,8 +224,9 @@ pub fn export_split(
     out.result(&r, |o, r| {
         let files = r["files"].as_array().map(Vec::len).unwrap_or(0);
         o.line(format!(
-            "wrote {} rows into {files} files under {dir} (manifest: {dir}/manifest.json)",
-            r["total_rows"]
+            "wrote {} into {} under {dir} (manifest: {dir}/manifest.json)",
+            counted(&r["total_rows"], "row"),
+            counted(&serde_json::json!(files), "file")
         ));
     });
     Ok(())
@@ -301,4 +308,10 @@ fn with_progress(
     request: Value,
 ) -> store::Result<Value> {
     service.call(action, request)
+}
+
+/// `n` and the noun, plural unless `n` is 1: "1 row", "2 rows".
+fn counted(n: &serde_json::Value, noun: &str) -> String {
+    let plural = if n.as_u64() == Some(1) { "" } else { "s" };
+    format!("{n} {noun}{plural}")
 }

@@ -282,13 +282,22 @@ pub fn text(v: &Value) -> String {
 }
 
 fn read_stdin() -> store::Result<String> {
-    let mut value = String::new();
+    const OP: &str = "store kv set";
+    let mut value = Vec::new();
     std::io::stdin()
-        .read_to_string(&mut value)
+        .read_to_end(&mut value)
         .map_err(|source| store::Error::Io {
-            op: "store kv set",
+            op: OP,
             path: None,
             source,
         })?;
-    Ok(value)
+    String::from_utf8(value).map_err(|e| store::Error::InvalidInput {
+        op: OP,
+        field: "value",
+        reason: format!(
+            "the value on standard input is not UTF-8 text (invalid byte at offset {}); values \
+             are text: encode binary data first (for example with base64)",
+            e.utf8_error().valid_up_to()
+        ),
+    })
 }

@@ -221,10 +221,18 @@ fn empty_group_or_key_exits_1() {
 #[test]
 fn non_utf8_stdin_value_exits_1_without_writing() {
     let home = Home::new();
-    home.cmd(["kv", "set", "g", "k", "-"])
-        .stdin(vec![0xff, 0xfe, b'a'])
+    let out = home
+        .cmd(["kv", "set", "g", "k", "-"])
+        .stdin(vec![b'a', 0xff, 0xfe])
         .run()
         .library_error();
+    // Says what is wrong with the value and what to do, not a bare I/O error.
+    assert!(
+        out.stderr.contains("not UTF-8 text (invalid byte at offset 1)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("base64"), "{}", out.stderr);
     home.run(&["kv", "get", "g", "k"]).library_error();
 }
 
