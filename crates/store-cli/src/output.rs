@@ -83,7 +83,7 @@ impl Output {
         self.note(format!("error: {}", human_error(&e.to_string())));
         if e.is_busy() {
             // The library's fix names `busy_timeout`; on the command line that is a flag.
-            self.note("hint: `store --busy-timeout DURATION …` waits longer (default 5s)");
+            self.note("hint: `store --busy-timeout DURATION …` sets how long to wait (default 5s)");
         }
         if self.json {
             Self::json_error(e.kind().as_str(), e.op(), &e.to_string());

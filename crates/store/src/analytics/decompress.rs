@@ -27,13 +27,18 @@ impl Compression {
     pub(crate) fn of_content(path: &Path) -> io::Result<Compression> {
         let mut head = Vec::with_capacity(4);
         File::open(path)?.take(4).read_to_end(&mut head)?;
-        Ok(if head.starts_with(&[0x1F, 0x8B]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        })
+        Ok(Compression::of_head(&head))
+    }
+
+    /// By the first bytes of a file: gzip's magic number, a zstd frame's, or a zstd skippable
+    /// frame's (`0x184D2A5?` little-endian), which `pzstd` and seekable-format writers put first.
+    pub(crate) fn of_head(head: &[u8]) -> Compression {
+        match head {
+            [0x1F, 0x8B, ..] => Compression::Gzip,
+            [0x28, 0xB5, 0x2F, 0xFD, ..] => Compression::Zstd,
+            [low, 0x2A, 0x4D, 0x18, ..] if low & 0xF0 == 0x50 => Compression::Zstd,
+            _ => Compression::None,
+        }
     }
 
     /// By name, as DuckDB's `compression = 'auto'` chooses: the last extension, in any case.
@@ -53,8 +58,16 @@ impl Compression {
     /// sentence for an error.
     pub(crate) fn mismatch(path: &Path) -> io::Result<Option<String>> {
         let (named, content) = (Compression::of_name(path), Compression::of_content(path)?);
+        // Fewer bytes than the smallest zstd frame (a gzip member takes 18).
+        const TOO_SHORT: u64 = 9;
+        let len = std::fs::metadata(path)?.len();
         Ok(match (named, content) {
             _ if named == content => None,
+            (n, Compression::None) if len < TOO_SHORT => Some(format!(
+                "the file's name ends in {} but it holds only {len} bytes, too few for \
+                 compressed data: it is empty or was cut short",
+                n.suffix()
+            )),
             (Compression::None, c) => Some(format!(
                 "the file is {} but its name does not end in {}, and DuckDB decompresses by \
                  name; rename it to end in {}",
@@ -119,6 +132,15 @@ mod tests {
             ("t.csv", text.clone()),
             ("t.csv.zst", two_frames.concat()),
             ("t.csv.GZ", gzip_header.to_vec()),
+            // A skippable frame first, as pzstd writes (magic 0x184D2A50, 4 bytes of payload).
+            (
+                "p.csv.zst",
+                [
+                    &[0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 1, 2, 3, 4][..],
+                    &zstd::encode_all(&text[..], 3).unwrap(),
+                ]
+                .concat(),
+            ),
         ];
         for (name, bytes) in cases {
             let path = dir.path().join(name);
@@ -145,7 +167,7 @@ mod tests {
     fn a_name_and_content_that_disagree_about_compression_are_a_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         let plain_named_gz = dir.path().join("t.csv.gz");
-        std::fs::write(&plain_named_gz, "a\n1\n").unwrap();
+        std::fs::write(&plain_named_gz, "a,b\n1,2\n3,4\n").unwrap();
         let gzip_named_csv = dir.path().join("t.csv");
         std::fs::write(&gzip_named_csv, [0x1F, 0x8B, 0x08, 0, 0, 0, 0, 0, 0, 0xFF]).unwrap();
         let said = Compression::mismatch(&plain_named_gz).unwrap().unwrap();
@@ -153,6 +175,13 @@ mod tests {
         let said = Compression::mismatch(&gzip_named_csv).unwrap().unwrap();
         assert!(
             said.contains("gzip-compressed") && said.contains("rename it to end in .gz"),
+            "{said}"
+        );
+        let empty_gz = dir.path().join("e.csv.gz");
+        std::fs::write(&empty_gz, "").unwrap();
+        let said = Compression::mismatch(&empty_gz).unwrap().unwrap();
+        assert!(
+            said.contains("holds only 0 bytes") && said.contains("empty or was cut short"),
             "{said}"
         );
     }

@@ -1068,19 +1068,22 @@ fn check_compression(op: &'static str, path: &Path) -> Result<()> {
         path: Some(path.to_path_buf()),
         source,
     };
+    // These reasons end in their own fix, so not through `parse_error`.
+    let refuse = |reason: String| Error::Parse {
+        op,
+        source_name: path.display().to_string(),
+        line: None,
+        reason: format!("{reason} (nothing was imported)"),
+    };
     if let Some(mismatch) = decompress::Compression::mismatch(path).map_err(io)? {
-        return Err(parse_error(op, path, None, &mismatch));
+        return Err(refuse(mismatch));
     }
     if let Some(defect) = decompress::zstd_defect(path).map_err(io)? {
-        return Err(parse_error(
-            op,
-            path,
-            None,
-            &format!(
-                "the zstd-compressed file cannot be read to its end ({defect}): it was cut short \
-                 or damaged, so compress the data again"
-            ),
-        ));
+        return Err(refuse(format!(
+            "the zstd-compressed file cannot be read to its end ({defect}): it was cut short or \
+             damaged, or needs what a plain zstd reader lacks (a dictionary, a --long window); \
+             compress the data again with plain `zstd`"
+        )));
     }
     Ok(())
 }

@@ -184,7 +184,7 @@ fn as_strict_json(text: &[u8]) -> Vec<u8> {
 pub(crate) fn open(path: &Path) -> std::io::Result<Option<BufReader<File>>> {
     let mut reader = BufReader::new(File::open(path)?);
     let head = reader.fill_buf()?;
-    if head.starts_with(&[0x1F, 0x8B]) || head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+    if super::decompress::Compression::of_head(head) != super::decompress::Compression::None {
         return Ok(None);
     }
     if head.starts_with(b"\xEF\xBB\xBF") {

@@ -1112,6 +1112,39 @@ fn a_zstd_file_cut_short_is_refused_and_imports_nothing() {
     }
 }
 
+/// `pzstd` and seekable-format writers start a zstd file with a skippable frame: still zstd, so
+/// it imports (CSV, and JSON Lines through `import_as`), and cut short it is refused.
+#[test]
+fn a_zstd_file_starting_with_a_skippable_frame_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    for (name, options, format) in [
+        ("rows.csv.zst", "FORMAT csv, COMPRESSION zstd", "csv"),
+        ("rows.jsonl.zst", "FORMAT json, COMPRESSION zstd", "jsonl"),
+    ] {
+        let path = dir.path().join(name);
+        db.exec_batch(&format!(
+            "COPY (SELECT range AS n FROM range(1000)) TO '{}' ({options})",
+            path.display()
+        ))
+        .unwrap();
+        let skippable = [0x5A, 0x2A, 0x4D, 0x18, 3, 0, 0, 0, b'p', b'z', b's'];
+        let whole = [&skippable[..], &std::fs::read(&path).unwrap()].concat();
+        std::fs::write(&path, &whole).unwrap();
+        let table = format!("t_{format}");
+        assert_eq!(
+            db.import_as(&table, &path, format, None, None).unwrap(),
+            1000,
+            "{name}"
+        );
+        assert_eq!(count(&db, &table), 1000, "{name}");
+        std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
+        let err = db.import_as(&table, &path, format, None, None).unwrap_err();
+        assert!(err.to_string().contains("cut short"), "{err}");
+        assert_eq!(count(&db, &table), 1000, "{name}");
+    }
+}
+
 /// DuckDB decompresses by name: a file whose name and content disagree is refused naming the
 /// fix, whichever way round, and creates nothing.
 #[test]
@@ -1121,7 +1154,7 @@ fn a_file_whose_name_and_content_disagree_about_compression_is_refused() {
     let gzip_named_csv = dir.path().join("data.csv");
     std::fs::write(&gzip_named_csv, gzip_stored(b"a,b\n1,2\n")).unwrap();
     let plain_named_gz = write(dir.path(), "data.jsonl.gz", "{\"a\": 1}\n");
-    let plain_named_zst = write(dir.path(), "data.csv.zst", "a\n1\n");
+    let plain_named_zst = write(dir.path(), "data.csv.zst", "a\n1\n2\n3\n4\n5\n");
     for (path, says) in [
         (&gzip_named_csv, "rename it to end in .gz"),
         (&plain_named_gz, "ends in .gz but it is not compressed"),
