@@ -349,6 +349,9 @@ fn duckdb_hint(context: &str, err: &duckdb::Error) -> &'static str {
          opens with Analytics::open_read_only)"
     } else if text.contains("Permission denied") {
         "; check the permissions of the file and its directory"
+    } else if text.contains("decoding Variant columns is not supported") {
+        "; the result has a VARIANT column, which the driver cannot read yet: cast it in the \
+         query (`column::VARCHAR`)"
     } else if text.contains("Catalog Error") {
         "; check the table and column names"
     } else {

@@ -215,7 +215,28 @@ fn analytics_action(
 /// any other mix (`[1, "a"]`) is refused here, naming the argument, rather than by DuckDB.
 #[cfg(feature = "analytics")]
 fn json_to_value(v: &Value) -> Result<crate::analytics::Value> {
+    nested_value(v, 0)
+}
+
+/// How deeply lists and objects may nest in a SQL parameter. Deeper, the conversion's
+/// recursion could overflow a thread's stack (an abort, not an error), and DuckDB's list
+/// statistics take seconds from a few hundred levels on; JSON parsers stop at 128 anyway.
+#[cfg(feature = "analytics")]
+const MAX_PARAM_DEPTH: usize = 64;
+
+#[cfg(feature = "analytics")]
+fn nested_value(v: &Value, depth: usize) -> Result<crate::analytics::Value> {
     use crate::analytics::Value as V;
+    if depth > MAX_PARAM_DEPTH {
+        return Err(Error::invalid(
+            OP,
+            "params",
+            format!(
+                "a parameter nests lists or objects more than {MAX_PARAM_DEPTH} levels deep; \
+                 flatten it, or pass it as a JSON string and parse it in SQL (json(?))"
+            ),
+        ));
+    }
     Ok(match v {
         Value::Null => V::Null,
         Value::Bool(b) => V::Bool(*b),
@@ -226,10 +247,10 @@ fn json_to_value(v: &Value) -> Result<crate::analytics::Value> {
             _ => V::Other(n.to_string()),
         },
         Value::String(s) => V::Text(s.clone()),
-        Value::Array(items) => V::List(list_items(items)?),
+        Value::Array(items) => V::List(list_items(items, depth + 1)?),
         Value::Object(map) => V::Struct(
             map.iter()
-                .map(|(k, v)| Ok((k.clone(), json_to_value(v)?)))
+                .map(|(k, v)| Ok((k.clone(), nested_value(v, depth + 1)?)))
                 .collect::<Result<_>>()?,
         ),
     })
@@ -237,7 +258,7 @@ fn json_to_value(v: &Value) -> Result<crate::analytics::Value> {
 
 /// The elements of a JSON list parameter, of one kind (NULLs aside).
 #[cfg(feature = "analytics")]
-fn list_items(items: &[Value]) -> Result<Vec<crate::analytics::Value>> {
+fn list_items(items: &[Value], depth: usize) -> Result<Vec<crate::analytics::Value>> {
     use crate::analytics::Value as V;
     let kind = |v: &Value| match v {
         Value::Null => None,
@@ -260,7 +281,10 @@ fn list_items(items: &[Value]) -> Result<Vec<crate::analytics::Value>> {
             ),
         ));
     }
-    let values: Vec<V> = items.iter().map(json_to_value).collect::<Result<_>>()?;
+    let values: Vec<V> = items
+        .iter()
+        .map(|v| nested_value(v, depth))
+        .collect::<Result<_>>()?;
     let fractional = values.iter().any(|v| matches!(v, V::Float(_)));
     if !fractional {
         return Ok(values);
@@ -280,11 +304,12 @@ fn unknown(action: &str) -> Error {
         OP,
         "action",
         format!(
-            "unknown action {action:?}; the actions are store/<name> and store/scoped/<name> for \
+            "unknown action {}; the actions are store/<name> and store/scoped/<name> for \
              the KV names get, set, increment, delete, exists, get-all, list, groups, count, \
              delete-group, delete-prefix, purge, render (scoped also usage), and store/changes, \
              store/last-seq, store/sql, store/import, store/export-parquet, \
-             store/export-split-parquet, store/scoring/ensure, store/table-counts, store/inventory"
+             store/export-split-parquet, store/scoring/ensure, store/table-counts, store/inventory",
+            super::args::quoted(action)
         ),
     )
 }

@@ -41,7 +41,10 @@ impl<'a> Args<'a> {
         Err(Error::invalid(
             self.op,
             "args",
-            format!("unknown argument {unknown:?} for {action}, which takes {takes}; check its spelling"),
+            format!(
+                "unknown argument {} for {action}, which takes {takes}; check its spelling",
+                quoted(unknown)
+            ),
         ))
     }
 
@@ -80,7 +83,14 @@ impl<'a> Args<'a> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                Error::invalid(self.op, name, format!("expected a non-negative integer, got {v}"))
+                Error::invalid(
+                    self.op,
+                    name,
+                    format!(
+                        "expected a non-negative integer, got {}; pass {name:?} as a whole number",
+                        shown(v)
+                    ),
+                )
             }),
         }
     }
@@ -88,10 +98,16 @@ impl<'a> Args<'a> {
     pub fn opt_i64(&self, name: &'static str) -> Result<Option<i64>> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| Error::invalid(self.op, name, format!("expected a 64-bit integer, got {v}"))),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+                Error::invalid(
+                    self.op,
+                    name,
+                    format!(
+                        "expected a 64-bit integer, got {}; pass {name:?} as a whole number",
+                        shown(v)
+                    ),
+                )
+            }),
         }
     }
 
@@ -126,6 +142,38 @@ impl<'a> Args<'a> {
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)
     }
+}
+
+/// The longest argument text an error quotes back; longer input (it may be megabytes) is cut.
+const QUOTED_MAX: usize = 200;
+
+/// `text` quoted as `{:?}` would, cut to [`QUOTED_MAX`] bytes with its full length said.
+pub(crate) fn quoted(text: &str) -> String {
+    match cut(text) {
+        Some(head) => format!("{head:?}… ({} bytes)", text.len()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// A JSON argument as an error quotes it back, cut like [`quoted`].
+fn shown(v: &Value) -> String {
+    let text = v.to_string();
+    match cut(&text) {
+        Some(head) => format!("{head}… ({} bytes)", text.len()),
+        None => text,
+    }
+}
+
+/// The first [`QUOTED_MAX`] bytes of `text` (at a character boundary) if it is longer.
+fn cut(text: &str) -> Option<&str> {
+    if text.len() <= QUOTED_MAX {
+        return None;
+    }
+    let end = (0..=QUOTED_MAX)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    Some(&text[..end])
 }
 
 fn type_name(v: &Value) -> &'static str {

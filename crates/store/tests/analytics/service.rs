@@ -53,6 +53,55 @@ fn store_sql_errors_are_typed() {
     service.close().unwrap();
 }
 
+/// Parameters nested deeper than 64 levels are refused naming `params`: converting one 3,000
+/// deep overflowed the thread's stack (an abort), and a few hundred levels took DuckDB seconds.
+#[test]
+fn sql_parameters_nested_too_deeply_are_refused_not_a_stack_overflow() {
+    let (service, _home) = service();
+    // Built by moving, not through `json!`, whose serialising copy would recurse as deep.
+    let nested = |depth: usize| (0..depth).fold(json!(1), |inner, _| Json::Array(vec![inner]));
+    // Shallower: dropping a serde_json object recurses too, several frames per level.
+    let deep_object = (0..200).fold(json!(1), |inner, _| {
+        Json::Object(serde_json::Map::from_iter([("a".to_string(), inner)]))
+    });
+    for param in [nested(65), nested(3000), deep_object] {
+        let args = serde_json::Map::from_iter([
+            ("sql".to_string(), json!("SELECT ? AS p")),
+            ("params".to_string(), Json::Array(vec![param])),
+        ]);
+        let err = service.call("store/sql", Json::Object(args)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!(err.field(), Some("params"), "{err}");
+        assert!(err.to_string().contains("64 levels"), "{err}");
+    }
+    let ok = service
+        .call(
+            "store/sql",
+            json!({"sql": "SELECT ? AS p", "params": [nested(64)]}),
+        )
+        .unwrap();
+    assert_eq!(ok["rows"][0][0], nested(64));
+}
+
+/// The driver cannot read VARIANT results yet: the error says how to cast them, and the cast
+/// works.
+#[test]
+fn a_variant_column_fails_with_a_hint_to_cast_it() {
+    let (service, _home) = service();
+    let err = service
+        .call("store/sql", json!({"sql": "SELECT 1::VARIANT AS v"}))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cast it in the query (`column::VARCHAR`)"),
+        "{err}"
+    );
+    let ok = service
+        .call("store/sql", json!({"sql": "SELECT (1::VARIANT)::VARCHAR AS v"}))
+        .unwrap();
+    assert_eq!(ok["rows"], json!([["1"]]));
+}
+
 #[test]
 fn store_import_then_table_counts() {
     let (service, home) = service();
@@ -349,6 +398,32 @@ fn an_argument_the_action_does_not_take_is_refused_and_nothing_runs() {
 
 /// A misspelt action is reported as such, scoped or not, with or without a namespace, and
 /// the message lists the actions there are.
+/// An error quotes a huge input back cut short, saying its size: a 1 MB action name, argument
+/// name or mistyped argument made a 1 MB message.
+#[test]
+fn errors_quote_huge_inputs_back_cut_short() {
+    let (service, _home) = service();
+    let huge = "x".repeat(1_000_000);
+    let mut args = serde_json::Map::new();
+    args.insert(huge.clone(), json!(1));
+    let errors = [
+        service.call(&huge, json!({})).unwrap_err(),
+        service.call("store/get", Json::Object(args)).unwrap_err(),
+        service
+            .call(
+                "store/set",
+                json!({"group": "g", "key": "k", "value": "v", "ttl_ms": huge}),
+            )
+            .unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let message = err.to_string();
+        assert!(message.len() < 2_000, "{} bytes", message.len());
+        assert!(message.contains("bytes)"), "{message}");
+    }
+}
+
 #[test]
 fn an_unknown_action_names_the_action_field_and_lists_the_actions() {
     let (service, _home) = service();
