@@ -418,7 +418,7 @@ impl Analytics {
     /// Imports a file in the named format, whatever its extension: `parquet`, `csv`, `tsv` (CSV
     /// with a tab delimiter unless `csv` sets one), `json` or `jsonl`/`ndjson`; reports
     /// progress to `progress` while DuckDB works. As with [`Analytics::import_file`], `csv`
-    /// settings need a CSV or TSV format.
+    /// settings need a CSV or TSV format. The format's name may be in any case (`CSV`).
     ///
     /// # Examples
     /// ```
@@ -458,7 +458,9 @@ impl Analytics {
         csv: Option<&CsvOptions>,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<u64> {
-        let name = format;
+        // Named in any case and with stray blanks (`CSV`, ` jsonl`), as the extensions are.
+        let lowered = format.trim().to_ascii_lowercase();
+        let name = lowered.as_str();
         let format = match name {
             "parquet" => Format::Parquet,
             "csv" | "tsv" => {
@@ -474,7 +476,10 @@ impl Analytics {
                 return Err(Error::invalid(
                     op,
                     "format",
-                    format!("{other:?} is not one of parquet, csv, tsv, json, jsonl"),
+                    format!(
+                        "{:?} is not one of parquet, csv, tsv, json, jsonl (ndjson)",
+                        format.chars().take(100).collect::<String>()
+                    ),
                 ));
             }
         };

@@ -427,6 +427,23 @@ fn import_file_of_a_directory_or_an_impossible_path_says_so_before_the_format() 
     assert!(!db.table_exists("t").unwrap());
 }
 
+/// A named format is read in any case and without stray blanks, as extensions are; an unknown
+/// one is refused naming the `format` field.
+#[test]
+fn import_as_takes_the_format_name_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let file = write(dir.path(), "rows.data", "x\n1\n2\n");
+    assert_eq!(db.import_as("t", &file, "CSV", None, None).unwrap(), 2);
+    assert_eq!(db.import_as("t", &file, " Csv ", None, None).unwrap(), 2);
+    assert_eq!(count(&db, "t"), 4);
+    let err = expect_kind(
+        db.import_as("t", &file, "XML", None, None),
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(err.field(), Some("format"), "{err}");
+}
+
 #[test]
 fn import_file_accepts_a_progress_callback() {
     let dir = tempfile::tempdir().unwrap();
