@@ -472,7 +472,7 @@ impl Analytics {
             }
             "json" => Format::Json,
             "jsonl" | "ndjson" => Format::Jsonl,
-            other => {
+            _ => {
                 return Err(Error::invalid(
                     op,
                     "format",
