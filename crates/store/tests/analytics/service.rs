@@ -453,7 +453,7 @@ fn a_misspelt_quota_limit_is_refused() {
             json!({"namespace": "t", "group": "g", "key": "k", "value": "v", "quota": {"max_key": 1}}),
         )
         .unwrap_err();
-    assert_eq!(err.field(), Some("args"), "{err}");
+    assert_eq!(err.field(), Some("quota"), "{err}");
     assert!(err.to_string().contains("\"max_key\""), "{err}");
     assert!(!service.store().exists("t:g", "k").unwrap());
 }

@@ -169,7 +169,9 @@ fn configure(op: &'static str, conn: &Connection, durability: Durability, busy: 
     let busy = busy.min(crate::config::MAX_BUSY_TIMEOUT);
     conn.busy_timeout(busy).ctx(op, "set busy_timeout")?;
     conn.pragma_update(None, "synchronous", durability.pragma_value())
-        .ctx(op, "set synchronous")?;
+        // The first statement that touches the file (and, in WAL mode, creates its `-shm`):
+        // a full disk or an unwritable directory shows up here.
+        .ctx(op, "first access to the database file (set synchronous)")?;
     Ok(())
 }
 
