@@ -257,6 +257,18 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (result, started.elapsed())
 }
 
+/// `store --busy-timeout 300ms ARGS` while what it needs is held elsewhere: it must fail
+/// (exit 1) once it has waited out those 300 ms, well before the default 5 s.
+#[track_caller]
+pub fn fails_after_a_300ms_busy_timeout(home: &Home, args: &[&str]) -> Outcome {
+    let args: Vec<&str> = ["--busy-timeout", "300ms"].iter().chain(args).copied().collect();
+    let (out, took) = timed(|| home.run(&args));
+    let out = out.library_error();
+    assert!(took >= Duration::from_millis(300), "gave up after {took:?}");
+    assert!(took < Duration::from_millis(4500), "waited {took:?}");
+    out
+}
+
 /// Entry names directly inside `dir`, sorted.
 #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
 pub fn names_in(dir: &Path) -> Vec<String> {

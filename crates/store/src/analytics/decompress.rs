@@ -60,14 +60,8 @@ impl Compression {
         let (named, content) = (Compression::of_name(path), Compression::of_content(path)?);
         // Fewer bytes than the smallest zstd frame (a gzip member takes 18).
         const TOO_SHORT: u64 = 9;
-        let len = std::fs::metadata(path)?.len();
         Ok(match (named, content) {
             _ if named == content => None,
-            (n, Compression::None) if len < TOO_SHORT => Some(format!(
-                "the file's name ends in {} but it holds only {len} bytes, too few for \
-                 compressed data: it is empty or was cut short",
-                n.suffix()
-            )),
             (Compression::None, c) => Some(format!(
                 "the file is {} but its name does not end in {}, and DuckDB decompresses by \
                  name; rename it to end in {}",
@@ -75,11 +69,26 @@ impl Compression {
                 c.suffix(),
                 c.suffix()
             )),
-            (n, _) => Some(format!(
-                "the file's name ends in {} but it is {}; rename it to match its content",
-                n.suffix(),
-                content.described()
-            )),
+            (n, c) => {
+                // Only an uncompressed file under a compressed name is measured: no stat on
+                // every import.
+                let size = match c {
+                    Compression::None => Some(std::fs::metadata(path)?.len()),
+                    _ => None,
+                };
+                Some(match size {
+                    Some(len) if len < TOO_SHORT => format!(
+                        "the file's name ends in {} but it holds only {len} bytes, too few for \
+                         compressed data: it is empty or was cut short",
+                        n.suffix()
+                    ),
+                    _ => format!(
+                        "the file's name ends in {} but it is {}; rename it to match its content",
+                        n.suffix(),
+                        c.described()
+                    ),
+                })
+            }
         })
     }
 

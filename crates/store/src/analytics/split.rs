@@ -258,7 +258,8 @@ fn export_split(
     };
     let column = require_column(op, conn, &table_sql, table, column)?;
     let limit = value_limit(op, &column.name)?;
-    refuse_foreign_files(op, out_dir, &column.name)?;
+    let previous = previous_partitions(&out_dir.join(MANIFEST), &column.name);
+    refuse_foreign_files(op, out_dir, &column.name, &previous)?;
     // Only now, with the table and column known to exist, touch the file system.
     super::paths::refuse_dangling_link(op, "out_dir", out_dir)?;
     // Kept or removed by the caller once the lock and staging beside `out_dir` are gone.
@@ -692,7 +693,7 @@ fn publish(
     // manifest lists are touched, so anything else the user keeps here stays.
     let previous = previous_partitions(&out_dir.join(MANIFEST), column);
     // Checked before the scan as well; again here, right before anything moves.
-    refuse_foreign_files(op, out_dir, column)?;
+    refuse_foreign_files(op, out_dir, column, &previous)?;
     std::fs::create_dir(aside).map_err(|e| io(e, aside))?;
     let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
     // How many of `renamed` set the previous export aside (the rest moved new ones in).
@@ -773,15 +774,19 @@ fn publish(
 /// A `<column>=…` directory in `out_dir` holding anything a split does not write is the user's:
 /// it is neither replaced (that would delete their files) nor left beside the new partitions
 /// (a stale Parquet file in it would join the dataset), so the export stops, changing nothing.
-/// The same holds for a partition of a previous export of another column into `out_dir` (its
-/// manifest lists it): left there, its Parquet file would make the directory unreadable as
-/// one Hive dataset.
-fn refuse_foreign_files(op: &'static str, out_dir: &Path, column: &str) -> Result<()> {
+/// The same holds for a partition of a previous export of another column into `out_dir`
+/// (`previous`, from its manifest): left there, its Parquet file would make the directory
+/// unreadable as one Hive dataset.
+fn refuse_foreign_files(
+    op: &'static str,
+    out_dir: &Path,
+    column: &str,
+    previous: &BTreeSet<String>,
+) -> Result<()> {
     let own_prefix = format!("{}=", escape_segment(column));
     let Ok(entries) = std::fs::read_dir(out_dir) else {
         return Ok(()); // not created yet: nothing of the user's in it
     };
-    let previous = previous_partitions(&out_dir.join(MANIFEST), column);
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -315,16 +315,7 @@ fn unknown(action: &str) -> Error {
 }
 
 fn quota_from(q: &Args<'_>) -> Result<Quota> {
-    // Named as the argument the caller got wrong: `quota`, not the whole arguments object.
-    q.only("quota", &["max_keys", "max_groups", "max_bytes"], &[])
-        .map_err(|e| match e {
-            Error::InvalidInput { op, reason, .. } => Error::InvalidInput {
-                op,
-                field: "quota",
-                reason,
-            },
-            other => other,
-        })?;
+    q.only("quota", &["max_keys", "max_groups", "max_bytes"], &[])?;
     Ok(Quota {
         max_keys: q.opt_u64("max_keys")?.unwrap_or(0),
         max_groups: q.opt_u64("max_groups")?.unwrap_or(0),

@@ -7,13 +7,19 @@ use crate::error::{Error, Result};
 /// The arguments object of one call.
 pub(crate) struct Args<'a> {
     op: &'static str,
+    /// The field errors about unknown keys name: `args`, or the nested argument (`quota`).
+    field: &'static str,
     map: &'a Map<String, Value>,
 }
 
 impl<'a> Args<'a> {
     pub fn new(op: &'static str, value: &'a Value) -> Result<Args<'a>> {
         match value {
-            Value::Object(map) => Ok(Args { op, map }),
+            Value::Object(map) => Ok(Args {
+                op,
+                field: "args",
+                map,
+            }),
             other => Err(Error::invalid(
                 op,
                 "args",
@@ -40,7 +46,7 @@ impl<'a> Args<'a> {
         };
         Err(Error::invalid(
             self.op,
-            "args",
+            self.field,
             format!(
                 "unknown argument {} for {action}, which takes {takes}; check its spelling",
                 quoted(unknown)
@@ -133,7 +139,11 @@ impl<'a> Args<'a> {
     pub fn opt_object(&self, name: &'static str) -> Result<Option<Args<'a>>> {
         match self.get(name) {
             None => Ok(None),
-            Some(v @ Value::Object(_)) => Args::new(self.op, v).map(Some),
+            Some(Value::Object(map)) => Ok(Some(Args {
+                op: self.op,
+                field: name,
+                map,
+            })),
             Some(other) => Err(self.mistyped(name, "an object", other)),
         }
     }
