@@ -426,6 +426,7 @@ impl Analytics {
     /// ```
     pub fn exec(&self, sql: &str, params: &[Value]) -> Result<u64> {
         const OP: &str = "Analytics::exec";
+        refuse_deep_params(OP, params)?;
         self.with_conn(OP, |conn| {
             let mut stmt = prepare(OP, conn, sql)?;
             let n = stmt
@@ -450,6 +451,7 @@ impl Analytics {
     pub fn exec_batch(&self, sql: &str) -> Result<()> {
         const OP: &str = "Analytics::exec_batch";
         refuse_nul(OP, sql)?;
+        refuse_attach_of_open_files(OP, sql)?;
         self.with_conn(OP, |conn| {
             conn.execute_batch(sql)
                 .map_err(|e| Error::duckdb(OP, "execute", e))
@@ -580,6 +582,7 @@ fn refuse_foreign_file(op: &'static str, path: &Path) -> Result<()> {
     if path.as_os_str() == ":memory:" {
         return Ok(());
     }
+    crate::validate::not_a_special_file(op, path, "a DuckDB database file")?;
     let Some(head) = paths::file_head(path, 12) else {
         // Locked here: a DuckDB database this process has open is the claim's to judge; any
         // other (the KV store's SQLite file, say) DuckDB must not open and close.
@@ -740,6 +743,7 @@ pub(crate) fn query_on(
     params: &[Value],
     limit: usize,
 ) -> Result<Rows> {
+    refuse_deep_params(op, params)?;
     let mut stmt = prepare(op, conn, sql)?;
     let mut rows = stmt
         .query(duckdb::params_from_iter(params.iter()))
@@ -751,6 +755,11 @@ pub(crate) fn query_on(
     let types: Vec<_> = (0..columns.len())
         .map(|i| rows.as_ref().map(|s| s.column_type(i)))
         .collect();
+    for (name, t) in columns.iter().zip(&types) {
+        if let Some(t) = t {
+            refuse_deep_result(op, name, t)?;
+        }
+    }
     let null_typed: Vec<bool> = types
         .iter()
         .map(|t| {
@@ -886,10 +895,137 @@ fn refuse_nul(op: &'static str, sql: &str) -> Result<()> {
     }
 }
 
+/// Refuses caller SQL that would `ATTACH` a database file this process already has open
+/// through an [`Analytics`] handle (under any name): a second DuckDB instance on the file
+/// overwrites the first one's checkpoints, and its `DETACH` closes a descriptor of the file,
+/// which drops the process's OS lock on it while the first handle still writes. A target the
+/// store cannot read as a path (not a plain string literal) is refused too, as it cannot be
+/// checked.
+fn refuse_attach_of_open_files(op: &'static str, sql: &str) -> Result<()> {
+    for target in sql::attach_targets(sql) {
+        let path = match target {
+            sql::AttachTarget::Literal(path) => path,
+            sql::AttachTarget::NotALiteral => {
+                return Err(Error::invalid(
+                    op,
+                    "sql",
+                    "ATTACH names its database file with something other than a plain string \
+                     literal, which the store cannot check against the databases this process \
+                     has open; write the path as a literal ('dir/file.duckdb')",
+                ));
+            }
+        };
+        if attached_file_is_open(&path) {
+            return Err(Error::invalid(
+                op,
+                "sql",
+                format!(
+                    "ATTACH {path:?}: this process already has that database open through another \
+                     Analytics handle, and a second DuckDB instance on one file overwrites the \
+                     other's checkpoints (its DETACH would also drop the process's lock on the \
+                     file); query it through the handle that has it open, or close that first"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an `ATTACH` target names a file an [`Analytics`] handle of this process holds: as
+/// written (DuckDB resolves it against the working directory), with `~` expanded, or past a
+/// `type:` prefix (`duckdb:file.db`).
+fn attached_file_is_open(target: &str) -> bool {
+    let mut candidates = vec![PathBuf::from(target)];
+    if let Some(rest) = target.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        candidates.push(PathBuf::from(home).join(rest));
+    }
+    if let Some((scheme, rest)) = target.split_once(':')
+        && !scheme.is_empty()
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        candidates.push(PathBuf::from(rest));
+    }
+    candidates
+        .iter()
+        .any(|path| !path.as_os_str().is_empty() && claims::is_open(path))
+}
+
+/// How deeply lists and structs may nest in a parameter: the conversion recurses per level,
+/// and DuckDB's list statistics take seconds from a few hundred levels on.
+pub(crate) const MAX_PARAM_DEPTH: usize = 64;
+
+/// How deeply lists, structs and maps may nest in a result column the store reads: reading
+/// Arrow data recurses per level (about 2 KiB of stack each), so a result nested a thousand
+/// levels deep would overflow a 2 MiB thread stack, an abort rather than an error.
+pub(crate) const MAX_RESULT_DEPTH: usize = 128;
+
+/// Refuses parameters nesting lists or structs more than [`MAX_PARAM_DEPTH`] levels deep.
+pub(crate) fn refuse_deep_params(op: &'static str, params: &[Value]) -> Result<()> {
+    let mut pending: Vec<(&Value, usize)> = params.iter().map(|p| (p, 0)).collect();
+    while let Some((value, depth)) = pending.pop() {
+        if depth > MAX_PARAM_DEPTH {
+            return Err(Error::invalid(
+                op,
+                "params",
+                format!(
+                    "a parameter nests lists or structs more than {MAX_PARAM_DEPTH} levels deep; \
+                     flatten it, or pass it as JSON text and parse it in SQL (json(?))"
+                ),
+            ));
+        }
+        match value {
+            Value::List(items) => pending.extend(items.iter().map(|v| (v, depth + 1))),
+            Value::Struct(fields) => pending.extend(fields.iter().map(|(_, v)| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a result column whose type nests more than [`MAX_RESULT_DEPTH`] levels deep.
+pub(crate) fn refuse_deep_result(
+    op: &'static str,
+    column: &str,
+    data_type: &duckdb::arrow::datatypes::DataType,
+) -> Result<()> {
+    use duckdb::arrow::datatypes::DataType as T;
+    let mut pending = vec![(data_type, 0usize)];
+    while let Some((t, depth)) = pending.pop() {
+        if depth > MAX_RESULT_DEPTH {
+            return Err(Error::invalid(
+                op,
+                "sql",
+                format!(
+                    "result column {column:?} nests lists, structs or maps more than \
+                     {MAX_RESULT_DEPTH} levels deep, more than the store reads; cast it to \
+                     VARCHAR or JSON in the query (`column::JSON`)"
+                ),
+            ));
+        }
+        match t {
+            T::List(f)
+            | T::LargeList(f)
+            | T::ListView(f)
+            | T::LargeListView(f)
+            | T::FixedSizeList(f, _)
+            | T::Map(f, _) => pending.push((f.data_type(), depth + 1)),
+            T::Struct(fields) => pending.extend(fields.iter().map(|f| (f.data_type(), depth + 1))),
+            T::Union(fields, _) => pending.extend(fields.iter().map(|(_, f)| (f.data_type(), depth + 1))),
+            T::Dictionary(_, values) => pending.push((values, depth)),
+            T::RunEndEncoded(_, values) => pending.push((values.data_type(), depth)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Prepares one statement of the caller's SQL; text without one is refused up front (DuckDB
 /// would only say "Unknown error code").
 fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>> {
     refuse_nul(op, sql)?;
+    refuse_attach_of_open_files(op, sql)?;
     if sql::holds_no_statement(sql) {
         return Err(Error::invalid(
             op,
@@ -1009,69 +1145,102 @@ pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) ->
 }
 
 /// A table of another schema of this database, named as [`Analytics::table_counts`] and the
-/// inventory name it (`s.u`, or `"s"."u"`), as SQL: so a name copied from the inventory can be
-/// exported. Only tried once no default-schema table has the name, as those come first there.
+/// inventory name it, as SQL: so a name copied from the inventory exports the table it counts.
+/// Only tried once no default-schema table has the name, as those come first there. A view
+/// of another schema, which the inventory does not list, is found by either spelling (`s.v`
+/// or `"s"."v"`).
 fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
+    if let Some((_, sql)) = named_tables(op, conn)?
+        .into_iter()
+        .find(|(name, _)| same_name(name, table))
+    {
+        return Ok(Some(ResolvedTable { sql, is_view: false }));
+    }
     if !table.contains('.') {
         return Ok(None);
     }
-    let lookup = |e| Error::duckdb(op, "look up table", e);
+    let lookup = |e| Error::duckdb(op, "look up view", e);
     let mut stmt = conn
         .prepare(
-            "SELECT DISTINCT table_catalog, table_schema, table_name, table_type FROM information_schema.tables \
-             WHERE table_catalog = current_database() \
-               AND table_schema NOT IN ('main', 'information_schema', 'pg_catalog')",
+            "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
+             WHERE table_catalog = current_database() AND table_type = 'VIEW' \
+               AND table_schema NOT IN ('main', 'information_schema', 'pg_catalog') \
+             ORDER BY table_schema, table_name",
         )
         .map_err(lookup)?;
-    let names: Vec<(String, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    let names: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|rows| rows.collect())
         .map_err(lookup)?;
-    Ok(names.into_iter().find_map(|(catalog, schema, name, kind)| {
+    Ok(names.into_iter().find_map(|(catalog, schema, name)| {
         let plain = format!("{schema}.{name}");
         let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&name));
         (same_name(&plain, table) || same_name(&spelled, table)).then(|| ResolvedTable {
             sql: sql::qualified(&catalog, &schema, &name),
-            is_view: kind == "VIEW",
+            is_view: true,
         })
     }))
 }
 
-fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {
-    // Tables of the default schema by their name; tables of other schemas of this database
-    // (`CREATE SCHEMA s`) as `s.name`. Attached databases are not this one's tables.
-    let names: Vec<(String, String, String)> = {
+/// Every base table of this database, in inventory order, with the name the inventory gives
+/// it and its SQL name. Tables of the default schema go by their name; tables of other schemas
+/// of this database (`CREATE SCHEMA s`) as `s.name`, unless a name given before (or a view of
+/// the default schema) is that, ignoring ASCII case as DuckDB does: then as the SQL spelling
+/// `"s"."name"`, then fully qualified, then numbered. So no two tables share a name, and a name resolves to
+/// the one table it was given to. Attached databases are not this one's tables.
+fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, String)>> {
+    // Views of the default schema are not listed, but keep their names: a name resolves to
+    // the view first. (A temporary table is neither listed nor keeps its name: the base table
+    // it hides is counted under it, and read through its qualified name.)
+    let listed: Vec<(String, String, String, bool)> = {
         let mut stmt = conn
             .prepare(
-                "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
+                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type <> 'BASE TABLE' \
+                 FROM information_schema.tables \
                  WHERE (table_catalog = 'temp' AND table_schema = 'main' \
                         OR table_catalog = current_database() \
                            AND table_schema NOT IN ('information_schema', 'pg_catalog')) \
-                   AND table_type = 'BASE TABLE' ORDER BY table_schema <> 'main', table_schema, table_name",
+                   AND (table_type = 'BASE TABLE' \
+                        OR table_catalog = current_database() AND table_schema = 'main' \
+                           AND table_type = 'VIEW') \
+                 ORDER BY table_schema <> 'main', table_type = 'BASE TABLE', table_schema, table_name",
             )
             .map_err(|e| Error::duckdb(op, "list tables", e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .map_err(|e| Error::duckdb(op, "list tables", e))?
             .collect::<duckdb::Result<_>>()
             .map_err(|e| Error::duckdb(op, "list tables", e))?
     };
-    let mut counts = BTreeMap::new();
-    for (catalog, schema, table) in names {
-        let name = if schema == "main" {
-            table.clone()
-        } else {
-            // `s.u`, unless a default-schema table is named that (those come first): then
-            // the SQL spelling `"s"."u"`, so no two tables share a name.
-            let plain = format!("{schema}.{table}");
-            if counts.contains_key(&plain) {
-                format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&table))
-            } else {
-                plain
-            }
-        };
-        // Counted through their database's name: unqualified, a temporary table of the same
-        // name would be counted instead (DuckDB looks in `temp` first).
+    let mut taken = std::collections::HashSet::new();
+    let mut named = Vec::with_capacity(listed.len());
+    for (catalog, schema, table, reserved_only) in listed {
+        if reserved_only {
+            taken.insert(table.to_ascii_lowercase());
+            continue;
+        }
+        // Counted and exported through their database's name: unqualified, a temporary table
+        // of the same name would be read instead (DuckDB looks in `temp` first).
         let qualified = sql::qualified(&catalog, &schema, &table);
+        let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&table));
+        let preferred = if schema == "main" {
+            vec![table, qualified.clone()]
+        } else {
+            vec![format!("{schema}.{table}"), spelled.clone(), qualified.clone()]
+        };
+        let name = preferred
+            .into_iter()
+            .chain((2..).map(|n| format!("{spelled} ({n})")))
+            .find(|name| !taken.contains(&name.to_ascii_lowercase()))
+            .unwrap_or_else(|| qualified.clone()); // unreachable: the numbered names never run out
+        taken.insert(name.to_ascii_lowercase());
+        named.push((name, qualified));
+    }
+    Ok(named)
+}
+
+fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for (name, qualified) in named_tables(op, conn)? {
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {qualified}"), [], |r| r.get(0))
             .map_err(|e| Error::duckdb(op, format!("count rows of {name}"), e))?;

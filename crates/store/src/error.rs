@@ -340,7 +340,10 @@ fn duckdb_hint(context: &str, err: &duckdb::Error) -> &'static str {
     } else if duckdb_lock_conflict(err) {
         "; another process has this database open (DuckDB lets one process write, or several only read, never both \
          at once): close it there and retry"
-    } else if text.contains("read-only mode") || text.contains("read only") {
+    } else if text.contains("read-only mode")
+        || text.contains("read only")
+        || text.contains("readonly database")
+    {
         "; the database was opened read-only: open it with Analytics::open to write"
     } else if text.contains("No space left on device") {
         "; free disk space and retry"

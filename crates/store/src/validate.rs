@@ -42,7 +42,8 @@ pub(crate) fn name(op: &'static str, field: &'static str, value: &str) -> Result
             op,
             field,
             format!(
-                "the {field} is {} bytes, over the limit of {MAX_NAME_BYTES}",
+                "the {field} is {} bytes, over the limit of {MAX_NAME_BYTES}; shorten it (a long \
+                 identifier can be hashed into a key, with the original kept in the value)",
                 value.len()
             ),
         ));
@@ -123,6 +124,25 @@ pub(crate) fn namespace(op: &'static str, ns: &str) -> Result<()> {
 #[inline]
 pub(crate) fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Refuses a database path naming a pipe, socket or device: the engines would fail on it with
+/// a misleading I/O error ("disk I/O error", "PipeFileSystem: Write … is not implemented").
+/// `kind` names the database ("a DuckDB database file"). A missing path (to be created) and a
+/// directory (the engines' own errors say so) pass.
+pub(crate) fn not_a_special_file(op: &'static str, path: &std::path::Path, kind: &str) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(Error::invalid(
+            op,
+            "path",
+            format!(
+                "{} is not a regular file (a pipe, socket or device); open {kind}, or a path \
+                 that does not exist yet to create one",
+                path.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

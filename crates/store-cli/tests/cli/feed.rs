@@ -405,6 +405,27 @@ fn kv_watch_follow_tails_another_process_and_exits_0_on_sigint() {
     assert!(rest.is_empty(), "unexpected output: {rest:?}");
 }
 
+/// h125: SIGTERM (what `docker stop`, `systemctl stop` and `timeout` send) and SIGHUP (a
+/// closed terminal) killed a follower by the signal; they end it like Ctrl-C, with exit 0
+/// after the changes it has printed.
+#[test]
+fn sigterm_and_sighup_end_a_follower_with_exit_0_like_ctrl_c() {
+    for (signal, args) in [
+        ("TERM", &["kv", "watch"][..]),
+        ("HUP", &["kv", "watch", "--follow"][..]),
+        ("TERM", &["changes", "--follow"][..]),
+    ] {
+        let home = Home::new();
+        let follower = home.spawn(args);
+        follower.expect_stderr(BANNER, STARTUP);
+        home.set("g", "k", "v1");
+        let line = follower.expect_line(WITHIN);
+        assert!(line.contains("v1") || line.contains("set"), "{args:?}: {line:?}");
+        let rest = follower.signal_and_expect_exit_0(signal);
+        assert!(rest.is_empty(), "{args:?}: unexpected output: {rest:?}");
+    }
+}
+
 #[test]
 fn kv_watch_lines_show_control_characters_escaped() {
     let home = Home::new();

@@ -380,13 +380,13 @@ impl Background {
         false
     }
 
-    /// Sends SIGINT (as Ctrl-C would) with `kill -INT <pid>`.
-    pub fn interrupt(&self) {
+    /// Sends the signal `name` (`INT`, `TERM`, `HUP`) with `kill -<name> <pid>`.
+    pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -INT failed: {status}");
+        assert!(status.success(), "kill -{name} failed: {status}");
     }
 
     /// Waits up to `timeout` for the process to exit.
@@ -413,8 +413,15 @@ impl Background {
     /// Interrupts and asserts a clean exit with code 0 within 2 s (SPEC §12: "until Ctrl-C
     /// (exit 0)"). Returns the stdout lines printed after the interrupt.
     #[track_caller]
-    pub fn interrupt_and_expect_exit_0(mut self) -> Vec<String> {
-        self.interrupt();
+    pub fn interrupt_and_expect_exit_0(self) -> Vec<String> {
+        self.signal_and_expect_exit_0("INT")
+    }
+
+    /// Sends the signal `name` and asserts a clean exit with code 0 within 2 s; returns the
+    /// stdout lines printed after it.
+    #[track_caller]
+    pub fn signal_and_expect_exit_0(mut self, name: &str) -> Vec<String> {
+        self.signal(name);
         let status = self.wait_exit(Duration::from_secs(2));
         // Once it has exited, its pipes end: read them to the end, not just what has arrived.
         let drain = |lines: &Receiver<String>| match status {
@@ -427,10 +434,10 @@ impl Background {
             Some(status) => assert_eq!(
                 status.code(),
                 Some(0),
-                "`{}` after SIGINT: {status}; stderr: {errors:?}",
+                "`{}` after SIG{name}: {status}; stderr: {errors:?}",
                 self.label
             ),
-            None => panic!("`{}` still running 2 s after SIGINT", self.label),
+            None => panic!("`{}` still running 2 s after SIG{name}", self.label),
         }
         rest
     }

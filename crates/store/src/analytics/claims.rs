@@ -10,8 +10,9 @@
 //! birth time matters: a database closed after its directory was deleted frees its inode a
 //! moment before its claim is released, and file systems such as ext4 hand the freed number to
 //! the next file created, which must not pass for the database meanwhile. The claim covers the
-//! handles this crate opens: a connection cloned through `with_connection`, or an `ATTACH` of
-//! the same file in SQL, is the caller's to keep apart.
+//! handles this crate opens, and the caller SQL they run refuses an `ATTACH` of a claimed file
+//! (see `refuse_attach_of_open_files`); a connection cloned through `with_connection` is the
+//! caller's to keep apart.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

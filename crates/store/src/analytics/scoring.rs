@@ -69,14 +69,16 @@ pub const PROBE_RESULTS: &str = "probe_results";
 /// ```
 pub const SCORING_RESULTS: &str = "scoring_results";
 
+/// The tables' definitions; `{schema}` is replaced by the current database's `main` schema (as
+/// SQL), so neither `USE other_schema` nor a `search_path` sends them elsewhere.
 const DDL: &str = "
-CREATE TABLE IF NOT EXISTS checkpoint_scores (
+CREATE TABLE IF NOT EXISTS {schema}.checkpoint_scores (
     model TEXT, run_id TEXT, label TEXT, iteration INTEGER, correct INTEGER, total INTEGER,
     accuracy DOUBLE, scored_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (run_id, label));
-CREATE TABLE IF NOT EXISTS probe_results (
+CREATE TABLE IF NOT EXISTS {schema}.probe_results (
     model TEXT, run_id TEXT, label TEXT, probe_id TEXT, passed BOOLEAN, response TEXT,
     iteration INTEGER, scored_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (run_id, label, probe_id));
-CREATE TABLE IF NOT EXISTS scoring_results (
+CREATE TABLE IF NOT EXISTS {schema}.scoring_results (
     model TEXT, prompt_id TEXT, suite TEXT, dimension TEXT, score DOUBLE,
     scored_at TIMESTAMP DEFAULT current_timestamp);
 ";
@@ -427,7 +429,8 @@ impl Analytics {
     pub fn ensure_scoring_tables(&self) -> Result<()> {
         const OP: &str = "Analytics::ensure_scoring_tables";
         self.in_transaction(OP, |conn| {
-            conn.execute_batch(DDL)
+            let schema = format!("{}.main", sql::quote_reported(&current_database(OP, conn)?));
+            conn.execute_batch(&DDL.replace("{schema}", &schema))
                 .map_err(|e| Error::duckdb(OP, "create scoring tables", e))?;
             // `IF NOT EXISTS` keeps a table of the same name whatever its columns; one whose
             // columns, types or key differ is reported here rather than at the first append.

@@ -79,7 +79,7 @@ pub(crate) fn literal(op: &'static str, field: &'static str, text: &str) -> Resu
 pub(crate) fn path_literal(op: &'static str, path: &Path) -> Result<String> {
     let text = path
         .to_str()
-        .ok_or_else(|| Error::invalid(op, "path", format!("{} is not valid UTF-8", path.display())))?;
+        .ok_or_else(|| Error::invalid(op, "path", format!("{} is not valid UTF-8, which DuckDB needs to name a file; rename it or use a link with a UTF-8 name", path.display())))?;
     if duckdb_reinterprets(path) {
         return path_literal(op, &as_duckdb_reads_it(op, path)?);
     }
@@ -154,33 +154,149 @@ pub(crate) fn holds_no_statement(sql: &str) -> bool {
 /// statement but the last while preparing, so a later one that fails to bind would leave the
 /// earlier ones applied by a call that reports an error.
 pub(crate) fn holds_several_statements(sql: &str) -> bool {
+    statement_starts(sql).len() > 1
+}
+
+/// What an `ATTACH` statement of the caller's SQL opens.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AttachTarget {
+    /// A path written as a plain string literal (quotes undone).
+    Literal(String),
+    /// Anything else: an `E'…'` string, a parameter, an expression.
+    NotALiteral,
+}
+
+/// The targets of the top-level `ATTACH` statements in `sql`, in order (string literals, quoted
+/// names, dollar-quoted strings and comments skipped as DuckDB does).
+pub(crate) fn attach_targets(sql: &str) -> Vec<AttachTarget> {
+    statement_starts(sql)
+        .into_iter()
+        .filter_map(|start| attach_target(&sql[start..]))
+        .collect()
+}
+
+/// The target of `statement` if it is an `ATTACH [DATABASE] [OR REPLACE] [IF NOT EXISTS] …`.
+fn attach_target(statement: &str) -> Option<AttachTarget> {
+    let (first, mut rest) = next_word(statement);
+    if !first.eq_ignore_ascii_case("ATTACH") {
+        return None;
+    }
+    loop {
+        let (word, after) = next_word(skip_blanks(rest));
+        if ["DATABASE", "OR", "REPLACE", "IF", "NOT", "EXISTS"]
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(word))
+        {
+            rest = after;
+        } else {
+            break;
+        }
+    }
+    let rest = skip_blanks(rest);
+    if !rest.starts_with('\'') {
+        return Some(AttachTarget::NotALiteral);
+    }
+    let mut body = String::new();
+    let mut chars = rest[1..].chars();
+    loop {
+        match chars.next() {
+            // Unterminated: DuckDB's own error says so.
+            None => return Some(AttachTarget::NotALiteral),
+            Some('\'') if chars.as_str().starts_with('\'') => {
+                body.push('\'');
+                chars.next();
+            }
+            // The literal must be the whole target: DuckDB takes an expression there too
+            // (`'x' || '.db'`).
+            Some('\'') => {
+                let after = skip_blanks(chars.as_str());
+                let (word, _) = next_word(after);
+                let whole =
+                    after.is_empty() || after.starts_with([';', '(']) || word.eq_ignore_ascii_case("AS");
+                return Some(if whole {
+                    AttachTarget::Literal(body)
+                } else {
+                    AttachTarget::NotALiteral
+                });
+            }
+            Some(c) => body.push(c),
+        }
+    }
+}
+
+/// The leading run of ASCII letters, digits and `_` of `text`, and what follows it.
+fn next_word(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    text.split_at(end)
+}
+
+/// `text` without its leading blanks and comments.
+fn skip_blanks(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        if let Some(after) = text.strip_prefix("--") {
+            text = after.find(['\n', '\r']).map_or("", |end| &after[end..]);
+        } else if text.starts_with("/*") {
+            match block_comment_end(text) {
+                Some(end) => text = &text[end..],
+                None => return "",
+            }
+        } else {
+            return text;
+        }
+    }
+}
+
+/// The byte offsets where the top-level statements of `sql` begin (past blanks and comments).
+fn statement_starts(sql: &str) -> Vec<usize> {
     let b = sql.as_bytes();
-    // Whether the statement before the next `;` has any content: DuckDB skips empty ones
-    // (`; SELECT 1` is one statement).
-    let mut content = false;
+    let mut starts = Vec::new();
+    let mut in_statement = false;
     let mut i = 0;
     while i < b.len() {
-        let blank = matches!(b[i], b';' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c');
-        let comment =
-            (b[i] == b'-' && b.get(i + 1) == Some(&b'-')) || (b[i] == b'/' && b.get(i + 1) == Some(&b'*'));
-        content |= !(blank || comment);
+        match b[i] {
+            b';' => {
+                in_statement = false;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
+                i += 1;
+                continue;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find(['\n', '\r']).map_or(b.len(), |end| i + end);
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                match block_comment_end(&sql[i..]) {
+                    Some(end) => i += end,
+                    None => {
+                        // Unterminated: text of its own for DuckDB to refuse, not nothing.
+                        if !in_statement {
+                            starts.push(i);
+                        }
+                        break;
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if !in_statement {
+            starts.push(i);
+            in_statement = true;
+        }
         match b[i] {
             b'\'' => {
-                // E'…' strings take backslash escapes.
                 let escapes = i > 0
                     && matches!(b[i - 1], b'E' | b'e')
                     && (i < 2 || !(b[i - 2].is_ascii_alphanumeric() || b[i - 2] == b'_'));
                 i = past_quoted(b, i, b'\'', escapes);
             }
             b'"' => i = past_quoted(b, i, b'"', false),
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = sql[i..].find(['\n', '\r']).map_or(b.len(), |end| i + end);
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => match block_comment_end(&sql[i..]) {
-                Some(end) => i += end,
-                None => return false, // unterminated: DuckDB's own error says so
-            },
-            // A `$` inside an identifier (`a$$`, `x$t$`) opens nothing.
             b'$' if i > 0
                 && (b[i - 1].is_ascii_alphanumeric()
                     || matches!(b[i - 1], b'_' | b'$')
@@ -189,12 +305,10 @@ pub(crate) fn holds_several_statements(sql: &str) -> bool {
                 i += 1
             }
             b'$' => i = past_dollar_quoted(sql, i),
-            b';' if !content => i += 1,
-            b';' => return !holds_no_statement(&sql[i + 1..]),
             _ => i += 1,
         }
     }
-    false
+    starts
 }
 
 /// The index just past the quoted run opening at `start` (a doubled quote stays inside; with
@@ -362,6 +476,40 @@ mod tests {
             "\u{a0}",
         ] {
             assert!(!holds_no_statement(some), "{some:?}");
+        }
+    }
+
+    #[test]
+    fn attach_targets_are_found_in_every_statement_and_only_there() {
+        use AttachTarget::{Literal, NotALiteral};
+        let lit = |p: &str| Literal(p.to_string());
+        for (sql, expected) in [
+            ("ATTACH 'a.db'", vec![lit("a.db")]),
+            ("attach 'a.db' as x", vec![lit("a.db")]),
+            (
+                "ATTACH DATABASE IF NOT EXISTS 'a.db' AS x (READ_ONLY)",
+                vec![lit("a.db")],
+            ),
+            ("ATTACH OR REPLACE 'a.db' AS x", vec![lit("a.db")]),
+            ("ATTACH 'it''s.db';", vec![lit("it's.db")]),
+            ("ATTACH 'a.db'(TYPE duckdb)", vec![lit("a.db")]),
+            ("/* c */ -- d\n ATTACH /* e */ 'a.db'", vec![lit("a.db")]),
+            (
+                "SELECT 1; ATTACH 'a.db'; ATTACH 'b.db'",
+                vec![lit("a.db"), lit("b.db")],
+            ),
+            ("ATTACH 'x' || '.db' AS y", vec![NotALiteral]),
+            ("ATTACH getenv('P') AS y", vec![NotALiteral]),
+            ("ATTACH E'a.db'", vec![NotALiteral]),
+            ("ATTACH 'unterminated", vec![NotALiteral]),
+            ("SELECT 'ATTACH ''a.db'''", vec![]),
+            ("SELECT 1 -- ; ATTACH 'a.db'", vec![]),
+            ("SELECT '; ATTACH ''a.db'''", vec![]),
+            ("SELECT $$; ATTACH 'a.db'$$", vec![]),
+            ("CREATE TABLE attach_log (x INT)", vec![]),
+            ("DETACH x", vec![]),
+        ] {
+            assert_eq!(attach_targets(sql), expected, "{sql}");
         }
     }
 }

@@ -14,7 +14,7 @@ use duckdb::Connection;
 use duckdb::arrow::record_batch::RecordBatch;
 use parking_lot::MutexGuard;
 
-use super::{Analytics, Value, prepare};
+use super::{Analytics, Value, prepare, refuse_deep_params, refuse_deep_result};
 use crate::error::{Error, Result};
 use crate::kv::store::thread_token;
 
@@ -74,10 +74,15 @@ impl Analytics {
                 op: OP,
                 what: "analytics database",
             })?;
+            refuse_deep_params(OP, params)?;
             let mut stmt = prepare(OP, conn, sql)?;
-            stmt.stream_arrow(duckdb::params_from_iter(params.iter()))
-                .map(drop)
+            let schema = stmt
+                .stream_arrow(duckdb::params_from_iter(params.iter()))
+                .map(|stream| stream.get_schema())
                 .map_err(|e| Error::duckdb(OP, "execute", e))?;
+            for field in schema.fields() {
+                refuse_deep_result(OP, field.name(), field.data_type())?;
+            }
             Ok::<_, Error>(stmt)
         })?;
         self.reader.store(thread_token(), Ordering::Relaxed);

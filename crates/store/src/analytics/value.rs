@@ -39,8 +39,10 @@ pub enum Value {
     /// STRUCT (and MAP, as key/value pairs named by the key's text).
     Struct(Vec<(String, Value)>),
     /// Anything else, as DuckDB renders it: DECIMAL, HUGEINT beyond `i64`, UHUGEINT beyond
-    /// `u64`, TIME, INTERVAL, BIT, BIGNUM (VARINT)… One exception: a TIMETZ loses its offset
-    /// (DuckDB's Arrow export, which results are read through, carries only the local time).
+    /// `u64`, TIME, INTERVAL, BIT, BIGNUM (VARINT)… Two exceptions, both from DuckDB's Arrow
+    /// export, which results are read through: a TIMETZ loses its offset (it carries only the
+    /// local time), and an INTERVAL's time part beyond ±2,562,047 hours overflows its 64-bit
+    /// nanoseconds (cast such a column to VARCHAR in SQL).
     Other(String),
 }
 

@@ -432,11 +432,15 @@ impl Inner {
             return Err(Error::closed(op));
         }
         if self.txn_owner.load(Ordering::Relaxed) == thread_token() {
-            return Err(Error::invalid(
-                op,
-                "transaction",
-                "this thread is inside a transaction on this store; use the transaction handle",
-            ));
+            // A transaction handle has no watch or on_change to point to: a subscription
+            // waits for the write in flight, here its own transaction.
+            let fix = if op.ends_with("::watch") || op.ends_with("::on_change") {
+                "this thread is inside a transaction on this store, and subscribing waits for \
+                 the write in flight; subscribe before the transaction starts or after it ends"
+            } else {
+                "this thread is inside a transaction on this store; use the transaction handle"
+            };
+            return Err(Error::invalid(op, "transaction", fix));
         }
         Ok(())
     }

@@ -172,7 +172,7 @@ fn analytics_action(
                                 return Err(Error::invalid(
                                     OP,
                                     "delimiter",
-                                    "the delimiter must be one character",
+                                    "the delimiter must be one character (`,`, `;`, `\\t`, `|`…); pass one",
                                 ));
                             }
                         }
@@ -218,11 +218,10 @@ fn json_to_value(v: &Value) -> Result<crate::analytics::Value> {
     nested_value(v, 0)
 }
 
-/// How deeply lists and objects may nest in a SQL parameter. Deeper, the conversion's
-/// recursion could overflow a thread's stack (an abort, not an error), and DuckDB's list
-/// statistics take seconds from a few hundred levels on; JSON parsers stop at 128 anyway.
+/// How deeply lists and objects may nest in a SQL parameter (the library's own limit, checked
+/// here while converting, as the JSON conversion recurses too; JSON parsers stop at 128).
 #[cfg(feature = "analytics")]
-const MAX_PARAM_DEPTH: usize = 64;
+use crate::analytics::MAX_PARAM_DEPTH;
 
 #[cfg(feature = "analytics")]
 fn nested_value(v: &Value, depth: usize) -> Result<crate::analytics::Value> {

@@ -320,3 +320,32 @@ fn locks_of_this_process_on(path: &Path) -> usize {
         })
         .count()
 }
+
+/// h126 R2: a named pipe where a database file should be made `Analytics::open` (and a
+/// `Service` over that home) fail with DuckDB's "PipeFileSystem: Write … is not implemented",
+/// naming no problem and no fix. It is refused as not a regular file, and stays a pipe.
+#[test]
+fn opening_a_fifo_as_a_database_says_it_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.duckdb");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = expect_kind(Analytics::open(&fifo), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let err = expect_kind(Analytics::open_read_only(&fifo), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(home.join("workspace.duckdb"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let service = store::Service::open(store::ServiceConfig::new(&home)).unwrap();
+    let err = service
+        .call("store/sql", serde_json::json!({"sql": "SELECT 1"}))
+        .unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}

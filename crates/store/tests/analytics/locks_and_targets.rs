@@ -779,3 +779,59 @@ fn another_process_can_begin_writing(path: &Path) -> bool {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).starts_with("writer")
 }
+
+/// h124 D1/D2: an `ATTACH` in the caller's SQL of a file another handle of this process holds
+/// was a second DuckDB instance on it: a write through it returned Ok and was then lost to the
+/// first handle's checkpoint, and its `DETACH` dropped the process's lock, so another process
+/// wrote too and the file ended corrupt. Every spelling of such an `ATTACH` is refused before
+/// anything runs, through every call that runs caller SQL; the lock stays and nothing is lost.
+#[test]
+fn attach_of_a_file_another_handle_holds_is_refused_and_keeps_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, path) = writer(dir.path());
+    let link = dir.path().join("link.duckdb");
+    symlink(&path, &link).unwrap();
+    let other = Analytics::in_memory().unwrap();
+    let p = path.display().to_string().replace('\'', "''");
+    let l = link.display().to_string().replace('\'', "''");
+    let attempts = [
+        format!("ATTACH '{p}' AS x"),
+        format!("attach database if not exists '{p}' as x (READ_ONLY)"),
+        format!("ATTACH OR REPLACE '{l}'"),
+        format!("/* why */ ATTACH 'duckdb:{p}' AS x"),
+        format!("SELECT 1; ATTACH '{p}' AS x; INSERT INTO x.t VALUES (99); DETACH x"),
+        format!("ATTACH '{p}' || '' AS x"),
+    ];
+    for sql in &attempts {
+        for (call, result) in [
+            ("exec", other.exec(sql, &[]).map(drop)),
+            ("exec_batch", other.exec_batch(sql)),
+            ("query", other.query(sql, &[]).map(drop)),
+            ("query_arrow", other.query_arrow(sql, &[]).map(drop)),
+            // The handle holding the file is refused too: DuckDB would attach it again.
+            ("exec on the holder", db.exec_batch(sql)),
+        ] {
+            let err = result.expect_err(&format!("{call} ran {sql}"));
+            assert_eq!(err.kind(), store::ErrorKind::InvalidInput, "{call} {sql}: {err}");
+            assert!(err.to_string().contains("ATTACH"), "{call} {sql}: {err}");
+        }
+    }
+    assert!(!another_process_can_lock(&path), "the writer's lock is gone");
+    let attached = crate::support::scalar(
+        &other,
+        "SELECT count(*) FROM duckdb_databases() WHERE NOT internal",
+    )
+    .as_i64()
+    .unwrap();
+    assert_eq!(attached, 1, "only the in-memory database itself");
+    db.exec("INSERT INTO t VALUES (10)", &[]).unwrap();
+    db.close().unwrap();
+    let reopened = Analytics::open_read_only(&path).unwrap();
+    assert_eq!(crate::support::count(&reopened, "t"), 11);
+    drop(reopened);
+    // Once no handle holds it, the same ATTACH runs (the check refuses only held files), and
+    // text that merely mentions ATTACH never was refused.
+    other.exec(&attempts[0], &[]).unwrap();
+    other.exec("DETACH x", &[]).unwrap();
+    assert!(other.query("SELECT 'ATTACH ''a.db''' AS s", &[]).is_ok());
+}

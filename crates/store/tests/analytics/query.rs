@@ -957,6 +957,107 @@ fn names_from_the_inventory_can_be_exported_and_split() {
     assert_eq!(err.kind(), store::ErrorKind::Missing, "{err}");
 }
 
+/// h124 D3: the inventory named two tables alike, or dropped one, when their plain names
+/// coincided (schema `a.b` table `c` and schema `a` table `b.c` were both `a.b.c`, exporting
+/// the wrong one; a default-schema table literally named `"s"."u"` took the name of schema
+/// `s`'s table `u`). Every base table is now counted once, under a name no other has (ignoring
+/// case, as DuckDB does), and exporting that name exports that table.
+#[test]
+fn every_table_is_counted_under_its_own_name_which_exports_it() {
+    let cases: [(&str, &[u64]); 4] = [
+        (
+            r#"CREATE SCHEMA "a.b"; CREATE TABLE "a.b"."c" AS SELECT * FROM range(2);
+               CREATE SCHEMA "a"; CREATE TABLE "a"."b.c" AS SELECT * FROM range(5);"#,
+            &[2, 5],
+        ),
+        (
+            r#"CREATE TABLE "s.u" AS SELECT * FROM range(1);
+               CREATE TABLE """s"".""u""" AS SELECT * FROM range(2);
+               CREATE SCHEMA s; CREATE TABLE s.u AS SELECT * FROM range(4);"#,
+            &[1, 2, 4],
+        ),
+        (
+            r#"CREATE TABLE "A.B" AS SELECT * FROM range(1);
+               CREATE SCHEMA a; CREATE TABLE a.b AS SELECT * FROM range(3);"#,
+            &[1, 3],
+        ),
+        (
+            // A view named like another schema's table keeps the name: it is what DuckDB reads.
+            r#"CREATE VIEW "v.w" AS SELECT 1 AS x;
+               CREATE SCHEMA v; CREATE TABLE v.w AS SELECT * FROM range(4);"#,
+            &[4],
+        ),
+    ];
+    for (setup, rows) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db();
+        db.exec_batch(setup).unwrap();
+        let counts = db.table_counts().unwrap();
+        let lowered: std::collections::BTreeSet<String> =
+            counts.keys().map(|k| k.to_ascii_lowercase()).collect();
+        assert_eq!(
+            lowered.len(),
+            counts.len(),
+            "two names differ only in case: {counts:?}"
+        );
+        let mut counted: Vec<u64> = counts.values().copied().collect();
+        counted.sort();
+        assert_eq!(counted, rows, "{setup}: {counts:?}");
+        assert_eq!(db.inventory().unwrap().total_rows, rows.iter().sum::<u64>());
+        for (i, (name, n)) in counts.iter().enumerate() {
+            let path = dir.path().join(format!("{i}.parquet"));
+            let exported = db
+                .export_parquet(name, &path)
+                .unwrap_or_else(|e| panic!("{setup}: export {name:?}: {e}"));
+            assert_eq!(exported, *n, "{setup}: {name:?} exported another table");
+        }
+    }
+}
+
+/// h126 R1: a list nested a thousand levels deep, as a parameter or as a result, overflowed the
+/// thread's stack while it was converted or read: the process aborted. Parameters nested more
+/// than 64 levels and result columns nested more than 128 are refused (`InvalidInput`) on a
+/// default 2 MiB thread, and nesting within the limits still works.
+#[test]
+fn values_nested_too_deeply_are_refused_not_a_stack_overflow() {
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(Value::Int(1), |inner, _| Value::List(vec![inner]))
+    }
+    let worker = std::thread::Builder::new().stack_size(2 << 20);
+    worker
+        .spawn(|| {
+            let db = db();
+            for depth in [65, 1_000, 10_000] {
+                for result in [
+                    db.query("SELECT ? AS p", &[nested(depth)]).map(drop),
+                    db.exec("SELECT ?", &[nested(depth)]).map(drop),
+                    db.query_arrow("SELECT ? AS p", &[nested(depth)]).map(drop),
+                ] {
+                    let err = expect_kind(result, ErrorKind::InvalidInput);
+                    assert!(err.to_string().contains("64 levels"), "{err}");
+                }
+            }
+            let deep_literal = format!("SELECT {}1{} AS p", "[".repeat(200), "]".repeat(200));
+            for result in [
+                db.query(&deep_literal, &[]).map(drop),
+                db.query_arrow(&deep_literal, &[]).map(drop),
+            ] {
+                let err = expect_kind(result, ErrorKind::InvalidInput);
+                assert!(
+                    err.to_string().contains("128 levels") && err.to_string().contains("\"p\""),
+                    "{err}"
+                );
+            }
+            let rows = db.query("SELECT ? AS p", &[nested(64)]).unwrap();
+            assert_eq!(rows.rows[0][0], nested(64));
+            let ok_literal = format!("SELECT {}1{} AS p", "[".repeat(128), "]".repeat(128));
+            assert_eq!(db.query(&ok_literal, &[]).unwrap().rows[0][0], nested(128));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 /// A FLOAT arrives as the decimal DuckDB prints for it (`0.1`), not as its exact binary value
 /// widened to a double (`0.10000000149011612`), alone and inside lists, and in JSON.
 #[test]

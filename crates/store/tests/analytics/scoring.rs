@@ -830,3 +830,61 @@ fn a_same_named_table_with_other_column_types_is_refused() {
     );
     assert_eq!(count(&db, CHECKPOINT_SCORES), 0);
 }
+
+/// h124 D4: the tables' DDL was unqualified, so after `USE other` it failed with "exists with
+/// columns ()", and with another `search_path` it created empty copies in that schema (which
+/// the inventory then listed). They are created, and checked, in `main` whatever the session's
+/// schema; the writers then find them there.
+#[test]
+fn ensure_scoring_tables_creates_them_in_main_whatever_the_current_schema() {
+    for switch in ["USE other", "SET search_path = 'other'"] {
+        for ensured_before in [false, true] {
+            let db = Analytics::in_memory().unwrap();
+            if ensured_before {
+                db.ensure_scoring_tables().unwrap();
+            }
+            db.exec_batch(&format!("CREATE SCHEMA other; {switch}")).unwrap();
+            db.ensure_scoring_tables().unwrap();
+            let schemas = db
+                .query("SELECT DISTINCT schema_name FROM duckdb_tables()", &[])
+                .unwrap()
+                .rows;
+            assert_eq!(schemas, vec![vec![Value::Text("main".into())]], "{switch}");
+            assert_eq!(db.table_counts().unwrap().len(), 3, "{switch}");
+            db.append_checkpoint_scores([checkpoint("m", "r", "c1", 1)])
+                .unwrap();
+            assert_eq!(
+                scalar(&db, "SELECT count(*) FROM main.checkpoint_scores"),
+                Value::Int(1)
+            );
+        }
+    }
+}
+
+/// h124: on a read-only handle the scoring writers said only DuckDB's "Cannot append to a
+/// readonly database", without the hint every other refused write gives.
+#[test]
+fn scoring_writers_on_a_read_only_handle_say_how_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    let db = Analytics::open(&path).unwrap();
+    db.ensure_scoring_tables().unwrap();
+    db.close().unwrap();
+    let ro = Analytics::open_read_only(&path).unwrap();
+    for err in [
+        ro.append_checkpoint_scores([checkpoint("m", "r", "c1", 1)])
+            .unwrap_err(),
+        ro.append_scoring_results([ScoringResult {
+            model: "m".into(),
+            prompt_id: "p".into(),
+            suite: "s".into(),
+            dimension: "d".into(),
+            score: 1.0,
+            scored_at: None,
+        }])
+        .unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::DuckDb);
+        assert!(err.to_string().contains("open it with Analytics::open"), "{err}");
+    }
+}

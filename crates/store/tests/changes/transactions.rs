@@ -653,3 +653,42 @@ fn close_from_another_thread_waits_for_a_running_transaction_whose_later_calls_a
     );
     assert_eq!(reopened.last_seq().unwrap(), 0);
 }
+
+/// h125: subscribing from inside a transaction closure is refused (it would wait for the
+/// write in flight, its own transaction), but the error said "use the transaction handle",
+/// which has no watch or on_change. It now says to subscribe before or after the transaction;
+/// other calls on the outer store keep pointing to the handle.
+#[test]
+fn subscribing_inside_a_transaction_says_to_subscribe_before_or_after_it() {
+    let f = file_store();
+    let scoped = f.store.scoped("ns").unwrap();
+    let errors = f
+        .store
+        .transaction(|_tx| {
+            Ok(vec![
+                f.store.watch("*").map(drop).unwrap_err(),
+                f.store.on_change(|_| {}).map(drop).unwrap_err(),
+                scoped.watch("g").map(drop).unwrap_err(),
+                scoped.on_change(|_| {}).map(drop).unwrap_err(),
+                f.store.get("g", "k").map(drop).unwrap_err(),
+            ])
+        })
+        .unwrap();
+    let (subscribing, other) = errors.split_at(4);
+    for err in subscribing {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(
+            err.to_string()
+                .contains("before the transaction starts or after it ends"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("transaction handle"), "{err}");
+    }
+    assert!(
+        other[0].to_string().contains("use the transaction handle"),
+        "{}",
+        other[0]
+    );
+    // After it ends, subscribing works.
+    let _sub = f.store.watch("*").unwrap();
+}

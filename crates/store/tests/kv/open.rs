@@ -202,3 +202,19 @@ fn missing_parent_under_proc_is_a_clear_error() {
     assert!(matches!(err.kind(), ErrorKind::Io | ErrorKind::Sqlite), "{err:?}");
     assert_eq!(err.op(), "Store::open");
 }
+
+/// h126 R2: a named pipe at the store's path made SQLite fail with "disk I/O error", and the
+/// store's hint (free disk space, check permissions) was the wrong fix. It is refused as not a
+/// regular file, and stays a pipe.
+#[test]
+fn opening_a_fifo_as_the_store_file_says_it_is_not_a_regular_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("state.db");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let err = Store::open(&fifo).map(drop).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}

@@ -49,6 +49,7 @@ pub(crate) fn open_file_writer(
             ),
         });
     }
+    crate::validate::not_a_special_file(op, path, "a database file")?;
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(not_a_uri(path), flags)
