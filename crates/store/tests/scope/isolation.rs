@@ -308,6 +308,36 @@ fn groups_iter_resumes_across_chunks_with_local_names() {
     assert_eq!(groups_iter(&b, "").len(), 200);
 }
 
+/// h128: a raw write into the group named exactly `ns:` has an empty local name, which every
+/// scoped call refuses, yet `groups` and `groups_iter` listed it as `""`, so `for g in
+/// groups("") { get_all(&g) }` failed. Listings leave it out (across chunks too); its rows
+/// still count in the usage, and `delete_prefix("")` removes them.
+#[test]
+fn a_raw_group_named_just_the_prefix_is_not_listed_but_counted_and_deletable() {
+    let f = file_store();
+    let a = f.store.scoped(NS_A).unwrap();
+    f.store.set(&format!("{NS_A}:"), "k", "v").unwrap();
+    assert_eq!(a.groups("").unwrap(), Vec::<String>::new());
+    assert_eq!(groups_iter(&a, ""), Vec::<String>::new());
+    let names: Vec<String> = (0..300).map(|i| format!("g{i:04}")).collect();
+    a.transaction(|tx| {
+        for g in &names {
+            tx.set(g, "k", "v")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(a.groups("").unwrap(), names);
+    assert_eq!(groups_iter(&a, ""), names);
+    for g in a.groups("").unwrap() {
+        assert_eq!(a.get_all(&g).unwrap().len(), 1, "{g}");
+    }
+    assert_eq!(a.usage().unwrap().keys, 301);
+    a.delete_prefix("").unwrap();
+    assert_eq!(a.usage().unwrap().keys, 0);
+    assert!(!f.store.exists(&format!("{NS_A}:"), "k").unwrap());
+}
+
 #[test]
 fn errors_name_local_groups() {
     let f = file_store();
