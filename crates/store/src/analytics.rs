@@ -94,6 +94,9 @@ pub struct Analytics {
     claim: Mutex<Option<claims::FileClaim>>,
     path: Option<PathBuf>,
     read_only: bool,
+    /// How long a split export waits for another one into the same directory, in ms
+    /// (`u64::MAX`: as long as it takes); see [`Analytics::set_busy_timeout`].
+    busy_timeout_ms: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Analytics {
@@ -269,6 +272,7 @@ impl Analytics {
             claim: Mutex::new(claim),
             path,
             read_only,
+            busy_timeout_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -410,6 +414,33 @@ impl Analytics {
         self.with_conn(op, |conn| transaction_on(op, conn, Mode::ReadWrite, f))
     }
 
+    /// Sets how long a call of this handle waits for another process's hold on something it
+    /// needs besides the database itself: a split export's wait for another export into the
+    /// same directory (which holds that directory's lock). `None`, the default, waits as long
+    /// as that export takes; after the timeout the call fails with a busy error
+    /// ([`Error::is_busy`]), having changed nothing. The [`Service`](crate::Service) sets its
+    /// store's `busy_timeout` here.
+    ///
+    /// # Examples
+    /// ```
+    /// let db = store::analytics::Analytics::in_memory()?;
+    /// db.set_busy_timeout(Some(std::time::Duration::from_secs(5)));
+    /// # Ok::<(), store::Error>(())
+    /// ```
+    pub fn set_busy_timeout(&self, timeout: Option<std::time::Duration>) {
+        let ms = timeout.map_or(u64::MAX, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        self.busy_timeout_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The wait [`Analytics::set_busy_timeout`] set.
+    pub(crate) fn busy_timeout(&self) -> Option<std::time::Duration> {
+        match self.busy_timeout_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+
     /// Runs one statement with positional parameters; returns the rows it changed.
     ///
     /// # Errors
@@ -451,8 +482,8 @@ impl Analytics {
     pub fn exec_batch(&self, sql: &str) -> Result<()> {
         const OP: &str = "Analytics::exec_batch";
         refuse_nul(OP, sql)?;
-        refuse_attach_of_open_files(OP, sql)?;
         self.with_conn(OP, |conn| {
+            refuse_attach_of_open_files(OP, conn, sql)?;
             conn.execute_batch(sql)
                 .map_err(|e| Error::duckdb(OP, "execute", e))
         })
@@ -898,58 +929,112 @@ fn refuse_nul(op: &'static str, sql: &str) -> Result<()> {
 /// Refuses caller SQL that would `ATTACH` a database file this process already has open
 /// through an [`Analytics`] handle (under any name): a second DuckDB instance on the file
 /// overwrites the first one's checkpoints, and its `DETACH` closes a descriptor of the file,
-/// which drops the process's OS lock on it while the first handle still writes. A target the
-/// store cannot read as a path (not a plain string literal) is refused too, as it cannot be
+/// which drops the process's OS lock on it while the first handle still writes. The
+/// `schema.sql` and `load.sql` an `IMPORT DATABASE` would run are checked too. A target the
+/// store cannot read as a path (not a plain string literal) is refused, as it cannot be
 /// checked.
-fn refuse_attach_of_open_files(op: &'static str, sql: &str) -> Result<()> {
-    for target in sql::attach_targets(sql) {
-        let path = match target {
-            sql::AttachTarget::Literal(path) => path,
-            sql::AttachTarget::NotALiteral => {
-                return Err(Error::invalid(
-                    op,
-                    "sql",
-                    "ATTACH names its database file with something other than a plain string \
-                     literal, which the store cannot check against the databases this process \
-                     has open; write the path as a literal ('dir/file.duckdb')",
-                ));
-            }
+fn refuse_attach_of_open_files(op: &'static str, conn: &Connection, sql: &str) -> Result<()> {
+    refuse_attaches_in(op, conn, sql, true)
+}
+
+fn refuse_attaches_in(op: &'static str, conn: &Connection, sql: &str, caller_text: bool) -> Result<()> {
+    let unchecked = |what: &str| {
+        Error::invalid(
+            op,
+            "sql",
+            format!(
+                "{what} names its file with something other than a plain string literal, which \
+                 the store cannot check against the databases this process has open; write \
+                 the path as a literal ('dir/file.duckdb')"
+            ),
+        )
+    };
+    let targets = sql::attach_targets(sql);
+    let imports = sql::import_dirs(sql);
+    if targets.is_empty() && imports.is_empty() {
+        return Ok(());
+    }
+    // DuckDB expands `~` to its `home_directory` setting, else $HOME; a batch that changes the
+    // setting before its ATTACH could not be checked.
+    let mut homes: Vec<String> = std::env::var("HOME").into_iter().collect();
+    if let Ok(home) = conn.query_row("SELECT current_setting('home_directory')::VARCHAR", [], |r| {
+        r.get::<_, String>(0)
+    }) && !home.is_empty()
+    {
+        homes.push(home);
+    }
+    for target in targets {
+        let sql::AttachTarget::Literal(path) = target else {
+            return Err(unchecked("ATTACH"));
         };
-        if attached_file_is_open(&path) {
+        if path.contains('~') && sql.to_ascii_lowercase().contains("home_directory") {
+            return Err(unchecked("ATTACH of a ~ path beside a change of home_directory"));
+        }
+        if attached_file_is_open(&path, &homes) {
+            let source = if caller_text {
+                ""
+            } else {
+                " (in a file IMPORT DATABASE runs)"
+            };
             return Err(Error::invalid(
                 op,
                 "sql",
                 format!(
-                    "ATTACH {path:?}: this process already has that database open through another \
-                     Analytics handle, and a second DuckDB instance on one file overwrites the \
-                     other's checkpoints (its DETACH would also drop the process's lock on the \
-                     file); query it through the handle that has it open, or close that first"
+                    "ATTACH {path:?}{source}: this process already has that database open \
+                     through another Analytics handle, and a second DuckDB instance on one file \
+                     overwrites the other's checkpoints (its DETACH would also drop the \
+                     process's lock on the file); query it through the handle that has it open, \
+                     or close that first"
                 ),
             ));
+        }
+    }
+    if caller_text {
+        for dir in imports {
+            let sql::AttachTarget::Literal(dir) = dir else {
+                return Err(unchecked("IMPORT DATABASE"));
+            };
+            for script in ["schema.sql", "load.sql"] {
+                // A script that cannot be read is DuckDB's to report.
+                if let Ok(text) = std::fs::read_to_string(Path::new(&dir).join(script)) {
+                    refuse_attaches_in(op, conn, &text, false)?;
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Whether an `ATTACH` target names a file an [`Analytics`] handle of this process holds: as
-/// written (DuckDB resolves it against the working directory), with `~` expanded, or past a
-/// `type:` prefix (`duckdb:file.db`).
-fn attached_file_is_open(target: &str) -> bool {
-    let mut candidates = vec![PathBuf::from(target)];
-    if let Some(rest) = target.strip_prefix("~/")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        candidates.push(PathBuf::from(home).join(rest));
-    }
+/// Whether an `ATTACH` target names a file an [`Analytics`] handle of this process holds, in
+/// every reading DuckDB may give it: as written (resolved against the working directory),
+/// past a type prefix (`duckdb:file.db`), as a `file:` URL, and with a leading `~` replaced by
+/// each of `homes` (DuckDB appends the rest to the home directory as text).
+fn attached_file_is_open(target: &str, homes: &[String]) -> bool {
+    let mut forms = vec![target.to_string()];
     if let Some((scheme, rest)) = target.split_once(':')
         && !scheme.is_empty()
+        && !scheme.eq_ignore_ascii_case("file")
         && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        candidates.push(PathBuf::from(rest));
+        forms.push(rest.to_string());
     }
-    candidates
+    for form in forms.clone() {
+        if let Some(rest) = form.strip_prefix("file:") {
+            let path = ["//localhost/", "///", "//"]
+                .iter()
+                .find_map(|lead| rest.strip_prefix(lead))
+                .map_or_else(|| rest.to_string(), |p| format!("/{p}"));
+            forms.push(path);
+        }
+    }
+    for form in forms.clone() {
+        if let Some(rest) = form.strip_prefix('~') {
+            forms.extend(homes.iter().map(|home| format!("{home}{rest}")));
+        }
+    }
+    forms
         .iter()
-        .any(|path| !path.as_os_str().is_empty() && claims::is_open(path))
+        .any(|form| !form.is_empty() && claims::is_open(Path::new(form)))
 }
 
 /// How deeply lists and structs may nest in a parameter: the conversion recurses per level,
@@ -1025,7 +1110,7 @@ pub(crate) fn refuse_deep_result(
 /// would only say "Unknown error code").
 fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>> {
     refuse_nul(op, sql)?;
-    refuse_attach_of_open_files(op, sql)?;
+    refuse_attach_of_open_files(op, conn, sql)?;
     if sql::holds_no_statement(sql) {
         return Err(Error::invalid(
             op,
@@ -1150,9 +1235,11 @@ pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) ->
 /// of another schema, which the inventory does not list, is found by either spelling (`s.v`
 /// or `"s"."v"`).
 fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
+    // By its inventory name, or fully qualified (`"db"."main"."t"`: how a default-schema table
+    // hidden by a temporary one of its name is exported).
     if let Some((_, sql)) = named_tables(op, conn)?
         .into_iter()
-        .find(|(name, _)| same_name(name, table))
+        .find(|(name, sql)| same_name(name, table) || sql == table)
     {
         return Ok(Some(ResolvedTable { sql, is_view: false }));
     }
@@ -1184,14 +1271,15 @@ fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Resul
 
 /// Every base table of this database, in inventory order, with the name the inventory gives
 /// it and its SQL name. Tables of the default schema go by their name; tables of other schemas
-/// of this database (`CREATE SCHEMA s`) as `s.name`, unless a name given before (or a view of
-/// the default schema) is that, ignoring ASCII case as DuckDB does: then as the SQL spelling
-/// `"s"."name"`, then fully qualified, then numbered. So no two tables share a name, and a name resolves to
+/// of this database (`CREATE SCHEMA s`) as `s.name`, unless a name given before (or a view,
+/// temporary table or temporary view) is that, ignoring ASCII case as DuckDB does: then as the
+/// SQL spelling `"s"."name"`, then fully qualified, then numbered. So no two tables share a name, and a name resolves to
 /// the one table it was given to. Attached databases are not this one's tables.
 fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, String)>> {
-    // Views of the default schema are not listed, but keep their names: a name resolves to
-    // the view first. (A temporary table is neither listed nor keeps its name: the base table
-    // it hides is counted under it, and read through its qualified name.)
+    // Views and temporary tables and views of the default schema are not listed, but keep
+    // their names: a name resolves to them before another schema's table. A default-schema
+    // base table keeps its name over a temporary one (listed first), though exporting that
+    // name reads the temporary table, as SQL does; its qualified name reads the base table.
     let listed: Vec<(String, String, String, bool)> = {
         let mut stmt = conn
             .prepare(
@@ -1200,10 +1288,8 @@ fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, Stri
                  WHERE (table_catalog = 'temp' AND table_schema = 'main' \
                         OR table_catalog = current_database() \
                            AND table_schema NOT IN ('information_schema', 'pg_catalog')) \
-                   AND (table_type = 'BASE TABLE' \
-                        OR table_catalog = current_database() AND table_schema = 'main' \
-                           AND table_type = 'VIEW') \
-                 ORDER BY table_schema <> 'main', table_type = 'BASE TABLE', table_schema, table_name",
+                   AND (table_type = 'BASE TABLE' OR table_schema = 'main') \
+                 ORDER BY table_schema <> 'main', table_type <> 'BASE TABLE', table_schema, table_name",
             )
             .map_err(|e| Error::duckdb(op, "list tables", e))?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

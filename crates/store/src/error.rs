@@ -320,6 +320,11 @@ fn template_hint(err: &minijinja::Error) -> &'static str {
 pub(crate) const CREATING_ELSEWHERE: &str =
     "the file is empty, as while another process creates it (DuckDB writes its header right after)";
 
+/// The busy error of a split export that waited its busy timeout for another export into the
+/// same directory.
+#[cfg(feature = "analytics")]
+pub(crate) const SPLIT_EXPORT_RUNNING: &str = "another split export into this directory is still running";
+
 /// DuckDB's refusal to open a file another process holds (its file lock), or the Service's
 /// wait for a file another process is creating.
 #[cfg(feature = "analytics")]
@@ -329,6 +334,7 @@ fn duckdb_lock_conflict(err: &duckdb::Error) -> bool {
     ((text.contains("Could not set lock") || text.contains("Conflicting lock"))
         && !text.contains("not supported"))
         || text.contains(CREATING_ELSEWHERE)
+        || text.contains(SPLIT_EXPORT_RUNNING)
 }
 
 #[cfg(feature = "analytics")]
@@ -337,6 +343,8 @@ fn duckdb_hint(context: &str, err: &duckdb::Error) -> &'static str {
     if text.contains(CREATING_ELSEWHERE) {
         "; retry in a moment (an empty file left longer than a second is moved aside and the \
          database created afresh)"
+    } else if text.contains(SPLIT_EXPORT_RUNNING) {
+        "; retry when it ends, or wait longer (a longer busy timeout)"
     } else if duckdb_lock_conflict(err) {
         "; another process has this database open (DuckDB lets one process write, or several only read, never both \
          at once): close it there and retry"

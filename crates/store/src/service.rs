@@ -365,6 +365,8 @@ impl Service {
             }
         };
         db.attach_kv(&self.store)?;
+        // A split export waits for another one into its directory no longer than for the file.
+        db.set_busy_timeout(Some(self.store.config().busy_timeout));
         // `close` sets `closing`, then takes `analytics_opening`: it either started before this
         // check, or waits for this call and then closes what it publishes.
         if self.is_closing() {

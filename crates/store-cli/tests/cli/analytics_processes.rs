@@ -190,3 +190,92 @@ fn killed_export_never_leaves_a_partial_target() {
         assert_eq!(scalar(&home, &rows), 1_500_000);
     }
 }
+
+/// h129 D2: a split export waited for another export into its directory without bound, so a
+/// stalled export hung the next one, and that one's home's analytics with it, whatever
+/// `--busy-timeout` said. It gives up after the busy timeout with the busy hint, changing
+/// nothing, and runs once the other export's lock is gone.
+#[test]
+fn a_split_export_waits_for_another_into_its_directory_only_the_busy_timeout() {
+    let home = Home::new();
+    home.ok(&[
+        "sql",
+        "CREATE TABLE t AS SELECT range AS id, 'v' || (range % 3) AS k FROM range(30)",
+    ]);
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("d");
+    // What another export into `d` holds while it runs (see `split/workdirs.rs`).
+    let lock = std::fs::File::create(parent.path().join(".d.split.lock")).unwrap();
+    lock.lock().unwrap();
+    let o = out.to_str().unwrap();
+    let refused = fails_after_a_300ms_busy_timeout(&home, &["export-split", "t", "k", o]);
+    assert!(
+        refused
+            .stderr
+            .contains("another split export into this directory"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--busy-timeout"), "{}", refused.stderr);
+    assert!(!out.exists(), "a refused export created its directory");
+    lock.unlock().unwrap();
+    home.ok(&["export-split", "t", "k", o]);
+    assert_eq!(names_in(&out).len(), 4, "three partitions and the manifest");
+}
+
+/// h129 D1: a previous export's partition directory that could not be read (no permission)
+/// was reported as "holding files a split export does not write", naming neither the cause
+/// nor the right fix. The I/O error is reported, with nothing changed. Runs the binary as
+/// `nobody` through `setpriv` (root reads any directory); skips where that is not possible.
+#[test]
+fn an_unreadable_partition_directory_is_reported_as_unreadable() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::process::Command::new("id").arg("-u").output();
+    let setpriv = std::process::Command::new("setpriv").arg("--version").output();
+    if !root.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0") || setpriv.is_err() {
+        eprintln!("SKIP: needs root and setpriv");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let (home, out) = (base.path().join("home"), base.path().join("out"));
+    std::fs::create_dir(&home).unwrap();
+    for dir in [base.path(), &home] {
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                crate::support::BIN,
+                "--home",
+            ])
+            .arg(&home)
+            .args(args)
+            .env_remove("STORE_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .expect("run setpriv")
+    };
+    let sql = "CREATE TABLE t AS SELECT range AS id, 'v' || (range % 4) AS k FROM range(40)";
+    assert!(as_nobody(&["sql", sql]).status.success());
+    let o = out.to_str().unwrap();
+    assert!(as_nobody(&["export-split", "t", "k", o]).status.success());
+    let part = out.join("k=v2");
+    std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let refused = as_nobody(&["export-split", "t", "k", o]);
+    std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains("holds files a split export does not write"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Permission denied") && stderr.contains("make it readable"),
+        "{stderr}"
+    );
+    assert_eq!(names_in(&part), ["data.parquet"]);
+}

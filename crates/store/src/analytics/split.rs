@@ -209,7 +209,8 @@ impl Analytics {
         // never interleave their file work.
         self.with_conn(OP, |conn| {
             let mut made = Made::default();
-            let result = export_split(OP, conn, table, column, out_dir, &mut made, progress);
+            let wait = self.busy_timeout();
+            let result = export_split(OP, conn, table, column, out_dir, &mut made, progress, wait);
             let work = made.work.inspect(|work| {
                 let _ = std::fs::remove_dir_all(&work.staging);
                 // Unlinked but still held: the directories below can go before another export
@@ -238,7 +239,9 @@ struct Made {
     work: Option<workdirs::WorkDirs>,
 }
 
-/// Stages, collects and publishes one split export.
+/// Stages, collects and publishes one split export (`wait`: how long to wait for another
+/// export into `out_dir`, see [`Analytics::set_busy_timeout`]).
+#[allow(clippy::too_many_arguments)] // the export's inputs, each used once; a struct would only rename them
 fn export_split(
     op: &'static str,
     conn: &Connection,
@@ -247,6 +250,7 @@ fn export_split(
     out_dir: &Path,
     made: &mut Made,
     progress: Option<ProgressFn<'_>>,
+    wait: Option<std::time::Duration>,
 ) -> Result<SplitManifest> {
     // A view is read several times anyway (its columns, a sample, the scan), so its columns
     // are read here too.
@@ -264,7 +268,7 @@ fn export_split(
     super::paths::refuse_dangling_link(op, "out_dir", out_dir)?;
     // Kept or removed by the caller once the lock and staging beside `out_dir` are gone.
     made.dirs = Some(ensure_parent(op, &out_dir.join("x"))?);
-    let work: &workdirs::WorkDirs = made.work.insert(workdirs::WorkDirs::acquire(op, out_dir)?);
+    let work: &workdirs::WorkDirs = made.work.insert(workdirs::WorkDirs::acquire(op, out_dir, wait)?);
     // An export that held the lock before this one and failed removed the directories it had
     // made, `out_dir` among them, while this one waited.
     std::fs::create_dir_all(out_dir).map_err(|source| Error::Io {
@@ -713,7 +717,7 @@ fn publish(
             // Own-column directories were checked above; a previous export's are checked
             // again, so files the user adds meanwhile are never set aside with them.
             let earlier = name.starts_with(&own_prefix)
-                || (previous.contains(&name) && holds_only_split_files(&entry.path()));
+                || (previous.contains(&name) && holds_only_split_files(&entry.path()).unwrap_or(false));
             if earlier && entry.path().is_dir() {
                 let to = aside.join(entry.file_name());
                 std::fs::rename(entry.path(), &to).map_err(|e| io(e, &entry.path()))?;
@@ -791,7 +795,22 @@ fn refuse_foreign_files(
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let replaced = name.starts_with(&own_prefix) || previous.contains(&name);
-        if replaced && path.is_dir() && !holds_only_split_files(&path) {
+        if !(replaced && path.is_dir()) {
+            continue;
+        }
+        let only_split_files = holds_only_split_files(&path).map_err(|e| Error::Io {
+            op,
+            path: Some(path.clone()),
+            source: std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{e}; a split export reads each directory it would replace to check that it \
+                     holds only its own files: make it readable, or export to another directory \
+                     (nothing was changed)"
+                ),
+            ),
+        })?;
+        if !only_split_files {
             return Err(Error::invalid(
                 op,
                 "out_dir",
@@ -825,8 +844,9 @@ fn previous_partitions(manifest: &Path, column: &str) -> BTreeSet<String> {
 }
 
 /// Whether a partition directory holds only what a split writes there (`data.parquet`, and
-/// `data-<n>.parquet` when DuckDB wrote several files): only such a directory is replaced.
-fn holds_only_split_files(dir: &Path) -> bool {
+/// `data-<n>.parquet` when DuckDB wrote several files): only such a directory is replaced. An
+/// error reading it (no permission, no file descriptors left) is not an answer.
+fn holds_only_split_files(dir: &Path) -> std::io::Result<bool> {
     let is_split_file = |name: &str| {
         name == DATA_FILE
             || name
@@ -837,11 +857,13 @@ fn holds_only_split_files(dir: &Path) -> bool {
                     !n.starts_with('0') && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
                 })
     };
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .all(|e| e.file_name().to_str().is_some_and(is_split_file) && e.path().is_file())
-    })
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !(entry.file_name().to_str().is_some_and(is_split_file) && entry.path().is_file()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Threads for the split's own file work (preparing staged directories, writing partitions).

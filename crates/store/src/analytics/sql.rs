@@ -175,6 +175,30 @@ pub(crate) fn attach_targets(sql: &str) -> Vec<AttachTarget> {
         .collect()
 }
 
+/// The directories of the top-level `IMPORT DATABASE 'dir'` and `PRAGMA
+/// import_database('dir')` statements in `sql`: DuckDB runs the `schema.sql` and `load.sql`
+/// there as they stand, so their `ATTACH`es are the caller's too.
+pub(crate) fn import_dirs(sql: &str) -> Vec<AttachTarget> {
+    statement_starts(sql)
+        .into_iter()
+        .filter_map(|start| {
+            let (first, rest) = next_word(&sql[start..]);
+            let (second, rest) = next_word(skip_blanks(rest));
+            let rest = skip_blanks(rest);
+            if first.eq_ignore_ascii_case("IMPORT") && second.eq_ignore_ascii_case("DATABASE") {
+                Some(literal_target(rest))
+            } else if first.eq_ignore_ascii_case("PRAGMA") && second.eq_ignore_ascii_case("import_database") {
+                Some(match rest.strip_prefix('(') {
+                    Some(args) => literal_target(skip_blanks(args)),
+                    None => AttachTarget::NotALiteral,
+                })
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// The target of `statement` if it is an `ATTACH [DATABASE] [OR REPLACE] [IF NOT EXISTS] …`.
 fn attach_target(statement: &str) -> Option<AttachTarget> {
     let (first, mut rest) = next_word(statement);
@@ -192,16 +216,21 @@ fn attach_target(statement: &str) -> Option<AttachTarget> {
             break;
         }
     }
-    let rest = skip_blanks(rest);
+    Some(literal_target(skip_blanks(rest)))
+}
+
+/// The plain string literal `rest` starts with, when it is the whole target (what follows it is
+/// nothing, `;`, `(`, `)`, `,` or `AS`); otherwise [`AttachTarget::NotALiteral`].
+fn literal_target(rest: &str) -> AttachTarget {
     if !rest.starts_with('\'') {
-        return Some(AttachTarget::NotALiteral);
+        return AttachTarget::NotALiteral;
     }
     let mut body = String::new();
     let mut chars = rest[1..].chars();
     loop {
         match chars.next() {
             // Unterminated: DuckDB's own error says so.
-            None => return Some(AttachTarget::NotALiteral),
+            None => return AttachTarget::NotALiteral,
             Some('\'') if chars.as_str().starts_with('\'') => {
                 body.push('\'');
                 chars.next();
@@ -211,13 +240,14 @@ fn attach_target(statement: &str) -> Option<AttachTarget> {
             Some('\'') => {
                 let after = skip_blanks(chars.as_str());
                 let (word, _) = next_word(after);
-                let whole =
-                    after.is_empty() || after.starts_with([';', '(']) || word.eq_ignore_ascii_case("AS");
-                return Some(if whole {
+                let whole = after.is_empty()
+                    || after.starts_with([';', '(', ')', ','])
+                    || word.eq_ignore_ascii_case("AS");
+                return if whole {
                     AttachTarget::Literal(body)
                 } else {
                     AttachTarget::NotALiteral
-                });
+                };
             }
             Some(c) => body.push(c),
         }
@@ -235,7 +265,7 @@ fn next_word(text: &str) -> (&str, &str) {
 /// `text` without its leading blanks and comments.
 fn skip_blanks(mut text: &str) -> &str {
     loop {
-        text = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        text = text.trim_start_matches(duckdb_blank);
         if let Some(after) = text.strip_prefix("--") {
             text = after.find(['\n', '\r']).map_or("", |end| &after[end..]);
         } else if text.starts_with("/*") {
@@ -262,8 +292,12 @@ fn statement_starts(sql: &str) -> Vec<usize> {
                 i += 1;
                 continue;
             }
-            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c' => {
                 i += 1;
+                continue;
+            }
+            0x80.. if sql.is_char_boundary(i) && sql[i..].starts_with(duckdb_blank) => {
+                i += sql[i..].chars().next().map_or(1, char::len_utf8);
                 continue;
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
@@ -293,10 +327,12 @@ fn statement_starts(sql: &str) -> Vec<usize> {
             b'\'' => {
                 let escapes = i > 0
                     && matches!(b[i - 1], b'E' | b'e')
-                    && (i < 2 || !(b[i - 2].is_ascii_alphanumeric() || b[i - 2] == b'_'));
+                    && (i < 2 || !(b[i - 2].is_ascii_alphanumeric() || b[i - 2] == b'_' || b[i - 2] >= 0x80));
                 i = past_quoted(b, i, b'\'', escapes);
             }
             b'"' => i = past_quoted(b, i, b'"', false),
+            // DuckDB 2.0 quotes identifiers in backticks too.
+            b'`' => i = past_quoted(b, i, b'`', false),
             b'$' if i > 0
                 && (b[i - 1].is_ascii_alphanumeric()
                     || matches!(b[i - 1], b'_' | b'$')
@@ -309,6 +345,18 @@ fn statement_starts(sql: &str) -> Vec<usize> {
         }
     }
     starts
+}
+
+/// Whether DuckDB reads `c` as a blank: ASCII whitespace, the vertical tab, and the Unicode
+/// spaces its parser turns into spaces first (no-break, en/em and other typographic spaces,
+/// zero-width spaces, the ideographic space, the byte-order mark).
+fn duckdb_blank(c: char) -> bool {
+    c.is_ascii_whitespace()
+        || matches!(
+            c,
+            '\x0b' | '\u{a0}' | '\u{2000}'
+                ..='\u{200b}' | '\u{202f}' | '\u{205f}' | '\u{2060}' | '\u{3000}' | '\u{feff}'
+        )
 }
 
 /// The index just past the quoted run opening at `start` (a doubled quote stays inside; with
@@ -508,8 +556,31 @@ mod tests {
             ("SELECT $$; ATTACH 'a.db'$$", vec![]),
             ("CREATE TABLE attach_log (x INT)", vec![]),
             ("DETACH x", vec![]),
+            ("\u{feff}ATTACH 'a.db'", vec![lit("a.db")]),
+            (
+                "SELECT 1;\u{a0}\u{3000}ATTACH\u{2003}'a.db'\u{feff}AS x",
+                vec![lit("a.db")],
+            ),
+            ("\x0bATTACH 'a.db'", vec![lit("a.db")]),
+            ("SELECT 1 AS `'`; ATTACH 'a.db'; SELECT `'`", vec![lit("a.db")]),
+            ("SELECT Ä'x'; ATTACH 'a.db'", vec![lit("a.db")]),
         ] {
             assert_eq!(attach_targets(sql), expected, "{sql}");
         }
+    }
+
+    #[test]
+    fn import_dirs_are_found_for_import_database_and_its_pragma() {
+        use AttachTarget::{Literal, NotALiteral};
+        assert_eq!(import_dirs("IMPORT DATABASE 'd'"), vec![Literal("d".into())]);
+        assert_eq!(
+            import_dirs("pragma import_database ( 'd' )"),
+            vec![Literal("d".into())]
+        );
+        assert_eq!(import_dirs("IMPORT DATABASE getenv('D')"), vec![NotALiteral]);
+        assert_eq!(import_dirs("SELECT 'IMPORT DATABASE ''d'''"), vec![]);
+        assert!(!holds_several_statements("SELECT 1 AS `a;b`"));
+        assert!(!holds_several_statements("SELECT 1;\u{feff}\u{a0}"));
+        assert!(holds_several_statements("SELECT 1;\u{feff}SELECT 2"));
     }
 }

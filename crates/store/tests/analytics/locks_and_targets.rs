@@ -18,7 +18,7 @@ use std::time::Duration;
 use store::analytics::{Analytics, CsvOptions};
 use store::{Kv, Store, StoreConfig};
 
-use crate::support::names_in;
+use crate::support::{expect_kind, names_in};
 
 /// Whether another process can take a write lock on `path` right now (python's `lockf`, which
 /// is `fcntl(F_SETLK)`, the lock DuckDB takes on a database it opens read-write).
@@ -801,6 +801,17 @@ fn attach_of_a_file_another_handle_holds_is_refused_and_keeps_the_lock() {
         format!("/* why */ ATTACH 'duckdb:{p}' AS x"),
         format!("SELECT 1; ATTACH '{p}' AS x; INSERT INTO x.t VALUES (99); DETACH x"),
         format!("ATTACH '{p}' || '' AS x"),
+        // DuckDB reads these as blanks (h127): a byte-order mark, a no-break space, an
+        // ideographic space, a vertical tab; and backticks quote names.
+        format!("\u{feff}ATTACH '{p}' AS x"),
+        format!("SELECT 1;\u{a0}ATTACH '{p}' AS x"),
+        format!("SELECT 1;\u{3000}ATTACH '{p}' AS x"),
+        format!("\x0bATTACH '{p}' AS x"),
+        format!("SELECT 1 AS `'`; ATTACH '{p}' AS x; SELECT 1 AS `'`"),
+        // Every reading DuckDB gives a path (h127).
+        format!("ATTACH 'file://localhost{p}' AS x"),
+        format!("ATTACH 'file://{p}' AS x"),
+        format!("ATTACH 'duckdb:file:{p}' AS x"),
     ];
     for sql in &attempts {
         for (call, result) in [
@@ -815,6 +826,43 @@ fn attach_of_a_file_another_handle_holds_is_refused_and_keeps_the_lock() {
             assert_eq!(err.kind(), store::ErrorKind::InvalidInput, "{call} {sql}: {err}");
             assert!(err.to_string().contains("ATTACH"), "{call} {sql}: {err}");
         }
+    }
+    // `~` is DuckDB's home_directory setting (else $HOME), followed by the rest as text.
+    let home = dir.path().display().to_string().replace('\'', "''");
+    other
+        .exec(&format!("SET home_directory = '{home}'"), &[])
+        .unwrap();
+    for sql in [
+        "ATTACH '~/w.duckdb' AS x",
+        "ATTACH '~//w.duckdb' AS x",
+        "ATTACH 'duckdb:~/w.duckdb' AS x",
+    ] {
+        let err = expect_kind(other.exec(sql, &[]), store::ErrorKind::InvalidInput);
+        assert!(
+            err.to_string().contains("already has that database open"),
+            "{sql}: {err}"
+        );
+    }
+    // A batch changing home_directory before its ATTACH of a `~` path cannot be checked.
+    let err = expect_kind(
+        other.exec_batch(&format!(
+            "SET home_directory = '{home}'; ATTACH '~/w.duckdb' AS x"
+        )),
+        store::ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("home_directory"), "{err}");
+    // IMPORT DATABASE runs the schema.sql and load.sql of its directory as they stand.
+    let import = dir.path().join("import");
+    std::fs::create_dir(&import).unwrap();
+    std::fs::write(import.join("schema.sql"), format!("ATTACH '{p}' AS x;\n")).unwrap();
+    std::fs::write(import.join("load.sql"), "").unwrap();
+    let i = import.display().to_string().replace('\'', "''");
+    for sql in [
+        format!("IMPORT DATABASE '{i}'"),
+        format!("PRAGMA import_database('{i}')"),
+    ] {
+        let err = expect_kind(other.exec_batch(&sql), store::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("IMPORT DATABASE runs"), "{sql}: {err}");
     }
     assert!(!another_process_can_lock(&path), "the writer's lock is gone");
     let attached = crate::support::scalar(
@@ -834,4 +882,7 @@ fn attach_of_a_file_another_handle_holds_is_refused_and_keeps_the_lock() {
     other.exec(&attempts[0], &[]).unwrap();
     other.exec("DETACH x", &[]).unwrap();
     assert!(other.query("SELECT 'ATTACH ''a.db''' AS s", &[]).is_ok());
+    // Nor are a backtick name holding `;` and a trailing byte-order mark more statements.
+    assert!(other.query("SELECT 1 AS `a;b`", &[]).is_ok());
+    assert!(other.query("SELECT 1;\u{feff}", &[]).is_ok());
 }

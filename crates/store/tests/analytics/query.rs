@@ -964,7 +964,13 @@ fn names_from_the_inventory_can_be_exported_and_split() {
 /// case, as DuckDB does), and exporting that name exports that table.
 #[test]
 fn every_table_is_counted_under_its_own_name_which_exports_it() {
-    let cases: [(&str, &[u64]); 4] = [
+    let cases: [(&str, &[u64]); 5] = [
+        (
+            // h127: a temporary view named like another schema's table takes that name.
+            r#"CREATE TEMP VIEW "s.u" AS SELECT 1 AS x;
+               CREATE SCHEMA s; CREATE TABLE s.u AS SELECT * FROM range(4);"#,
+            &[4],
+        ),
         (
             r#"CREATE SCHEMA "a.b"; CREATE TABLE "a.b"."c" AS SELECT * FROM range(2);
                CREATE SCHEMA "a"; CREATE TABLE "a"."b.c" AS SELECT * FROM range(5);"#,
@@ -1012,6 +1018,25 @@ fn every_table_is_counted_under_its_own_name_which_exports_it() {
             assert_eq!(exported, *n, "{setup}: {name:?} exported another table");
         }
     }
+}
+
+/// h127: a temporary table hiding the default-schema table of its name: the inventory counts
+/// the base table under the name, and exporting the name reads the temporary table, as SQL
+/// does; the base table's fully qualified name exports it.
+#[test]
+fn a_base_table_hidden_by_a_temporary_one_exports_by_its_qualified_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t AS SELECT * FROM range(3); CREATE TEMP TABLE t AS SELECT * FROM range(5)")
+        .unwrap();
+    assert_eq!(db.table_counts().unwrap().get("t"), Some(&3));
+    assert_eq!(db.export_parquet("t", dir.path().join("a.parquet")).unwrap(), 5);
+    let qualified = r#""memory"."main"."t""#;
+    assert_eq!(
+        db.export_parquet(qualified, dir.path().join("b.parquet"))
+            .unwrap(),
+        3
+    );
 }
 
 /// h126 R1: a list nested a thousand levels deep, as a parameter or as a result, overflowed the

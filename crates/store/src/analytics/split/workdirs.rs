@@ -29,6 +29,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{MANIFEST, holds_only_split_files};
 use crate::analytics::paths::unique_name;
@@ -78,7 +79,7 @@ impl WorkDirs {
 
     /// Takes `out_dir`'s export lock (waiting while another export into it runs), puts right
     /// what dead exports left, and creates the staging directory.
-    pub(super) fn acquire(op: &'static str, out_dir: &Path) -> Result<WorkDirs> {
+    pub(super) fn acquire(op: &'static str, out_dir: &Path, wait: Option<Duration>) -> Result<WorkDirs> {
         let io = |source, path: &Path| Error::Io {
             op,
             path: Some(path.to_path_buf()),
@@ -86,7 +87,10 @@ impl WorkDirs {
         };
         let (place, prefix) = placement(out_dir);
         let lock_path = place.join(format!("{prefix}split.lock"));
-        let lock = lock_file(&lock_path).map_err(|e| {
+        let lock = lock_file(&lock_path, wait).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return running_elsewhere(op, out_dir, &lock_path, wait);
+            }
             if prefix == "." {
                 // Inside `out_dir` (beside it was not possible): the lock is the first thing
                 // written there, so its failure (a read-only mount, no permission) is really
@@ -142,10 +146,30 @@ fn open_lock(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Creates and locks the file at `path`, waiting while another export holds it. A holder
-/// removes the file before releasing it, so a lock taken on a file no longer at `path` is
-/// dropped and taken again on the current one.
-fn lock_file(path: &Path) -> std::io::Result<File> {
+/// The busy error of an export that waited `wait` for another export into `out_dir`.
+fn running_elsewhere(op: &'static str, out_dir: &Path, lock_path: &Path, wait: Option<Duration>) -> Error {
+    let waited = wait.map_or_else(String::new, |w| format!(" after {} ms", w.as_millis()));
+    let mut failure = duckdb::ffi::Error::new(duckdb::ffi::duckdb_state_DuckDBError);
+    failure.code = duckdb::ffi::ErrorCode::DatabaseBusy;
+    let message = format!(
+        "{}{waited} ({} holds its lock: {})",
+        crate::error::SPLIT_EXPORT_RUNNING,
+        out_dir.display(),
+        lock_path.display()
+    );
+    Error::duckdb(
+        op,
+        "wait for the export directory",
+        duckdb::Error::DuckDBFailure(failure, Some(message)),
+    )
+}
+
+/// Creates and locks the file at `path`, waiting while another export holds it: as long as it
+/// takes (`wait` `None`), or up to `wait`, then `WouldBlock`. A holder removes the file before
+/// releasing it, so a lock taken on a file no longer at `path` is dropped and taken again on
+/// the current one.
+fn lock_file(path: &Path, wait: Option<Duration>) -> std::io::Result<File> {
+    let deadline = wait.map(|w| std::time::Instant::now() + w);
     let mut waited = false;
     loop {
         let file = match open_lock(path) {
@@ -159,7 +183,21 @@ fn lock_file(path: &Path) -> std::io::Result<File> {
             }
             other => other?,
         };
-        file.lock()?;
+        match deadline {
+            None => file.lock()?,
+            Some(deadline) => loop {
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        return Err(std::io::ErrorKind::WouldBlock.into());
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
+                }
+            },
+        }
         if still_at(&file, path) {
             return Ok(file);
         }
@@ -310,7 +348,10 @@ fn restore(out_dir: &Path, aside: &Path) -> std::io::Result<()> {
         remove_manifest_file(&out_dir.join(MANIFEST))?;
         for entry in std::fs::read_dir(out_dir)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !prefix.is_empty() && name.starts_with(&prefix) && holds_only_split_files(&entry.path()) {
+            if !prefix.is_empty()
+                && name.starts_with(&prefix)
+                && holds_only_split_files(&entry.path()).unwrap_or(false)
+            {
                 std::fs::remove_dir_all(entry.path())?;
             }
         }
@@ -544,7 +585,7 @@ mod tests {
         );
         write(&out.join(".staging-7-2/p0/data.parquet"), "partial");
         write(&out.join(".staging-backup-2023-12/keep"), "the user's");
-        let work = WorkDirs::acquire("t", &out).unwrap();
+        let work = WorkDirs::acquire("t", &out, None).unwrap();
         assert_eq!(work.staging.parent(), Some(root.path()));
         assert!(
             work.staging
@@ -565,7 +606,7 @@ mod tests {
 
         let second = {
             let out = out.clone();
-            std::thread::spawn(move || WorkDirs::acquire("t", &out).map(|w| w.staging.clone()))
+            std::thread::spawn(move || WorkDirs::acquire("t", &out, None).map(|w| w.staging.clone()))
         };
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(!second.is_finished(), "a second export must wait for the first");
@@ -576,6 +617,37 @@ mod tests {
         // Released, the lock leaves no file behind.
         std::fs::remove_dir(&staging).unwrap();
         assert_eq!(names(root.path()), ["out"]);
+    }
+
+    /// h129 D2: a split export waited for another one into its directory without bound, so a
+    /// stalled export hung the next (and its home's analytics) whatever `--busy-timeout` said.
+    /// With a wait set it gives up after it, with a busy error naming the directory.
+    #[test]
+    fn a_bounded_wait_for_another_export_ends_in_a_busy_error() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let first = WorkDirs::acquire("t", &out, None).unwrap();
+        let started = std::time::Instant::now();
+        let Err(err) = WorkDirs::acquire("t", &out, Some(Duration::from_millis(300))) else {
+            panic!("a second export took the lock the first holds");
+        };
+        let waited = started.elapsed();
+        assert!(err.is_busy(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("another split export into this directory"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("retry when it ends"), "{err}");
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+        std::fs::remove_dir(&first.staging).unwrap();
+        drop(first);
+        let again = WorkDirs::acquire("t", &out, Some(Duration::from_millis(300))).unwrap();
+        std::fs::remove_dir(&again.staging).unwrap();
     }
 
     #[cfg(unix)]
@@ -590,8 +662,9 @@ mod tests {
         assert_eq!(placement(&via_link), placement(&out));
         assert_eq!(placement(&via_dots), placement(&out));
 
-        let work = WorkDirs::acquire("t", &out).unwrap();
-        let second = std::thread::spawn(move || WorkDirs::acquire("t", &via_link).map(|w| w.staging.clone()));
+        let work = WorkDirs::acquire("t", &out, None).unwrap();
+        let second =
+            std::thread::spawn(move || WorkDirs::acquire("t", &via_link, None).map(|w| w.staging.clone()));
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(
             !second.is_finished(),
