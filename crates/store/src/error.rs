@@ -201,7 +201,7 @@ pub enum Error {
         source: duckdb::Error,
     },
     /// A file-system operation failed.
-    #[error("{op}: I/O error{}: {source}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
+    #[error("{op}: I/O error{}: {source}{}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default(), io_hint(source))]
     Io {
         /// Failing operation.
         op: &'static str,
@@ -312,6 +312,18 @@ fn template_hint(err: &minijinja::Error) -> &'static str {
         }
         minijinja::ErrorKind::InvalidOperation => "; shorten or simplify the template",
         _ => "; fix the template",
+    }
+}
+
+/// The fix for a bare OS error (one the store wrapped with its own words says its fix itself).
+fn io_hint(source: &std::io::Error) -> &'static str {
+    match source.raw_os_error() {
+        Some(28) => "; free disk space and retry",
+        Some(13) | Some(1) => "; check the permissions of the path and its directories",
+        Some(30) => "; the file system is read-only: use a writable location",
+        Some(24) | Some(23) => "; too many open files: raise the limit (ulimit -n) and retry",
+        Some(122) => "; the disk quota is used up: free space and retry",
+        _ => "",
     }
 }
 
@@ -685,5 +697,22 @@ mod tests {
         ));
         assert!(own.ends_with("retry once it has finished"), "{own}");
         assert!(!own.contains("busy_timeout"), "{own}");
+    }
+
+    /// h129: bare OS errors (a full disk under the split writer, a directory without
+    /// permission) named no fix; the store's own worded ones keep theirs alone.
+    #[test]
+    fn bare_os_errors_name_their_fix() {
+        let io = |source| Error::Io {
+            op: "t",
+            path: Some(PathBuf::from("/x")),
+            source,
+        };
+        let full = io(std::io::Error::from_raw_os_error(28)).to_string();
+        assert!(full.ends_with("; free disk space and retry"), "{full}");
+        let denied = io(std::io::Error::from_raw_os_error(13)).to_string();
+        assert!(denied.contains("check the permissions"), "{denied}");
+        let worded = io(std::io::Error::other("no such thing; create it first")).to_string();
+        assert!(worded.ends_with("create it first"), "{worded}");
     }
 }
