@@ -934,28 +934,40 @@ fn refuse_nul(op: &'static str, sql: &str) -> Result<()> {
 /// store cannot read as a path (not a plain string literal) is refused, as it cannot be
 /// checked.
 fn refuse_attach_of_open_files(op: &'static str, conn: &Connection, sql: &str) -> Result<()> {
-    refuse_attaches_in(op, conn, sql, true)
+    refuse_attaches_in(op, conn, sql, sql, true)
 }
 
-fn refuse_attaches_in(op: &'static str, conn: &Connection, sql: &str, caller_text: bool) -> Result<()> {
+/// Checks the `ATTACH`es of `sql`: the caller's text (`caller_text`), or a script an
+/// `IMPORT DATABASE` of `caller` would run.
+fn refuse_attaches_in(
+    op: &'static str,
+    conn: &Connection,
+    sql: &str,
+    caller: &str,
+    caller_text: bool,
+) -> Result<()> {
     let unchecked = |what: &str| {
         Error::invalid(
             op,
             "sql",
             format!(
-                "{what} names its file with something other than a plain string literal, which \
-                 the store cannot check against the databases this process has open; write \
-                 the path as a literal ('dir/file.duckdb')"
+                "{what}, which the store cannot check against the databases this process has \
+                 open; write the path as a plain string literal ('dir/file.duckdb'), and change \
+                 home_directory in a call of its own"
             ),
         )
     };
     let targets = sql::attach_targets(sql);
-    let imports = sql::import_dirs(sql);
+    let imports = if caller_text {
+        sql::import_dirs(sql)
+    } else {
+        Vec::new()
+    };
     if targets.is_empty() && imports.is_empty() {
         return Ok(());
     }
     // DuckDB expands `~` to its `home_directory` setting, else $HOME; a batch that changes the
-    // setting before its ATTACH could not be checked.
+    // setting before it attaches or imports a `~` path could not be checked.
     let mut homes: Vec<String> = std::env::var("HOME").into_iter().collect();
     if let Ok(home) = conn.query_row("SELECT current_setting('home_directory')::VARCHAR", [], |r| {
         r.get::<_, String>(0)
@@ -963,14 +975,26 @@ fn refuse_attaches_in(op: &'static str, conn: &Connection, sql: &str, caller_tex
     {
         homes.push(home);
     }
+    let home_changes = sql::sets_home_directory(caller);
+    let readings = |target: &str| -> Result<Vec<String>> {
+        let (readings, from_home) = duckdb_readings(target, &homes);
+        if from_home && home_changes {
+            return Err(unchecked(
+                "a ~ path follows a change of home_directory in the same batch",
+            ));
+        }
+        Ok(readings)
+    };
     for target in targets {
         let sql::AttachTarget::Literal(path) = target else {
-            return Err(unchecked("ATTACH"));
+            return Err(unchecked(
+                "ATTACH names its file with something other than a plain string literal",
+            ));
         };
-        if path.contains('~') && sql.to_ascii_lowercase().contains("home_directory") {
-            return Err(unchecked("ATTACH of a ~ path beside a change of home_directory"));
-        }
-        if attached_file_is_open(&path, &homes) {
+        if readings(&path)?
+            .iter()
+            .any(|form| !form.is_empty() && claims::is_open(Path::new(form)))
+        {
             let source = if caller_text {
                 ""
             } else {
@@ -989,15 +1013,17 @@ fn refuse_attaches_in(op: &'static str, conn: &Connection, sql: &str, caller_tex
             ));
         }
     }
-    if caller_text {
-        for dir in imports {
-            let sql::AttachTarget::Literal(dir) = dir else {
-                return Err(unchecked("IMPORT DATABASE"));
-            };
+    for dir in imports {
+        let sql::AttachTarget::Literal(dir) = dir else {
+            return Err(unchecked(
+                "IMPORT DATABASE names its directory with something other than a plain string literal",
+            ));
+        };
+        for reading in readings(&dir)? {
             for script in ["schema.sql", "load.sql"] {
                 // A script that cannot be read is DuckDB's to report.
-                if let Ok(text) = std::fs::read_to_string(Path::new(&dir).join(script)) {
-                    refuse_attaches_in(op, conn, &text, false)?;
+                if let Ok(text) = std::fs::read_to_string(Path::new(&reading).join(script)) {
+                    refuse_attaches_in(op, conn, &text, caller, false)?;
                 }
             }
         }
@@ -1005,11 +1031,11 @@ fn refuse_attaches_in(op: &'static str, conn: &Connection, sql: &str, caller_tex
     Ok(())
 }
 
-/// Whether an `ATTACH` target names a file an [`Analytics`] handle of this process holds, in
-/// every reading DuckDB may give it: as written (resolved against the working directory),
-/// past a type prefix (`duckdb:file.db`), as a `file:` URL, and with a leading `~` replaced by
-/// each of `homes` (DuckDB appends the rest to the home directory as text).
-fn attached_file_is_open(target: &str, homes: &[String]) -> bool {
+/// Every reading DuckDB may give a path it is handed: as written (resolved against the working
+/// directory), past a type prefix (`duckdb:file.db`), as a `file:` URL, and with a leading `~`
+/// replaced by each of `homes` (DuckDB appends the rest to the home directory as text); and
+/// whether one of them came from a home directory.
+fn duckdb_readings(target: &str, homes: &[String]) -> (Vec<String>, bool) {
     let mut forms = vec![target.to_string()];
     if let Some((scheme, rest)) = target.split_once(':')
         && !scheme.is_empty()
@@ -1027,14 +1053,14 @@ fn attached_file_is_open(target: &str, homes: &[String]) -> bool {
             forms.push(path);
         }
     }
+    let mut from_home = false;
     for form in forms.clone() {
         if let Some(rest) = form.strip_prefix('~') {
+            from_home = true;
             forms.extend(homes.iter().map(|home| format!("{home}{rest}")));
         }
     }
-    forms
-        .iter()
-        .any(|form| !form.is_empty() && claims::is_open(Path::new(form)))
+    (forms, from_home)
 }
 
 /// How deeply lists and structs may nest in a parameter: the conversion recurses per level,

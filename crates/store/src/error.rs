@@ -316,15 +316,23 @@ fn template_hint(err: &minijinja::Error) -> &'static str {
 }
 
 /// The fix for a bare OS error (one the store wrapped with its own words says its fix itself).
+/// The numbers are Unix errno values.
+#[cfg(unix)]
 fn io_hint(source: &std::io::Error) -> &'static str {
     match source.raw_os_error() {
         Some(28) => "; free disk space and retry",
-        Some(13) | Some(1) => "; check the permissions of the path and its directories",
+        Some(13) | Some(1) => "; check the permissions of the file and its directories",
         Some(30) => "; the file system is read-only: use a writable location",
-        Some(24) | Some(23) => "; too many open files: raise the limit (ulimit -n) and retry",
+        Some(24) => "; too many open files: raise the limit (ulimit -n) and retry",
+        Some(23) => "; the system's table of open files is full: close files elsewhere and retry",
         Some(122) => "; the disk quota is used up: free space and retry",
         _ => "",
     }
+}
+
+#[cfg(not(unix))]
+fn io_hint(_source: &std::io::Error) -> &'static str {
+    ""
 }
 
 /// The Service's busy error for an empty analytics file another process may be creating.

@@ -217,8 +217,11 @@ impl Analytics {
                 // takes the lock (it then makes them again, see `WorkDirs::acquire`).
                 work.unlink_lock();
             });
+            // An export that gave up waiting for another one into `out_dir` keeps the
+            // directories it made: that export may be about to publish into them.
+            let gave_up_waiting = work.is_none() && result.as_ref().is_err_and(Error::is_busy);
             match made.dirs {
-                Some(created) if result.is_ok() => created.keep(),
+                Some(created) if result.is_ok() || gave_up_waiting => created.keep(),
                 // A failure removes `out_dir` and the parents this call made, each only while
                 // empty (deepest first), as a failed `export_parquet` does.
                 created => drop(created),
@@ -654,6 +657,9 @@ fn publish(
         path: Some(path.to_path_buf()),
         source,
     };
+    // `out_dir` was made before the lock was taken; should a failing export have removed it
+    // meanwhile, it is made again (empty, it holds nothing of anyone's).
+    std::fs::create_dir_all(out_dir).map_err(|e| io(e, out_dir))?;
     // Every file already has its final name inside its staged directory: move whole directories.
     let mut files = Vec::with_capacity(staged.len());
     let mut moves = Vec::with_capacity(staged.len());

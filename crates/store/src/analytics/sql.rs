@@ -157,6 +157,31 @@ pub(crate) fn holds_several_statements(sql: &str) -> bool {
     statement_starts(sql).len() > 1
 }
 
+/// Whether a top-level statement of `sql` sets or resets DuckDB's `home_directory` (`SET`,
+/// `RESET`, `PRAGMA`, with or without a scope).
+pub(crate) fn sets_home_directory(sql: &str) -> bool {
+    statement_starts(sql).into_iter().any(|start| {
+        let (first, mut rest) = next_word(&sql[start..]);
+        if !["SET", "RESET", "PRAGMA"]
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(first))
+        {
+            return false;
+        }
+        loop {
+            let (word, after) = next_word(skip_blanks(rest));
+            if ["GLOBAL", "SESSION", "LOCAL"]
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(word))
+            {
+                rest = after;
+            } else {
+                return word.eq_ignore_ascii_case("home_directory");
+            }
+        }
+    })
+}
+
 /// What an `ATTACH` statement of the caller's SQL opens.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AttachTarget {

@@ -860,10 +860,36 @@ fn attach_of_a_file_another_handle_holds_is_refused_and_keeps_the_lock() {
     for sql in [
         format!("IMPORT DATABASE '{i}'"),
         format!("PRAGMA import_database('{i}')"),
+        // The directory read as DuckDB reads it (h130): from the home directory, as a URL.
+        "IMPORT DATABASE '~/import'".to_string(),
+        format!("IMPORT DATABASE 'file://{i}'"),
     ] {
         let err = expect_kind(other.exec_batch(&sql), store::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("IMPORT DATABASE runs"), "{sql}: {err}");
     }
+    // A script attaching a `~` path after the caller's batch changed home_directory (h130).
+    let tilde = dir.path().join("tilde");
+    std::fs::create_dir(&tilde).unwrap();
+    std::fs::write(tilde.join("schema.sql"), "ATTACH '~/w.duckdb' AS x;\n").unwrap();
+    std::fs::write(tilde.join("load.sql"), "").unwrap();
+    let t = tilde.display().to_string().replace('\'', "''");
+    let err = expect_kind(
+        other.exec_batch(&format!("SET home_directory = '{home}'; IMPORT DATABASE '{t}'")),
+        store::ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("home_directory"), "{err}");
+    // Mentioning home_directory, or a `~` inside a path, is no reason to refuse (h130).
+    let backup = dir
+        .path()
+        .join("backup~1.duckdb")
+        .display()
+        .to_string()
+        .replace('\'', "''");
+    other
+        .exec_batch(&format!(
+            "SELECT current_setting('home_directory') AS h; ATTACH '{backup}' AS y; DETACH y"
+        ))
+        .unwrap();
     assert!(!another_process_can_lock(&path), "the writer's lock is gone");
     let attached = crate::support::scalar(
         &other,
