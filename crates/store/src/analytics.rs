@@ -483,7 +483,7 @@ impl Analytics {
         const OP: &str = "Analytics::exec_batch";
         refuse_nul(OP, sql)?;
         self.with_conn(OP, |conn| {
-            refuse_attach_of_open_files(OP, conn, sql)?;
+            refuse_attach_of_open_files(OP, conn, &sql::Statements::of(sql))?;
             conn.execute_batch(sql)
                 .map_err(|e| Error::duckdb(OP, "execute", e))
         })
@@ -933,7 +933,7 @@ fn refuse_nul(op: &'static str, sql: &str) -> Result<()> {
 /// `schema.sql` and `load.sql` an `IMPORT DATABASE` would run are checked too. A target the
 /// store cannot read as a path (not a plain string literal) is refused, as it cannot be
 /// checked.
-fn refuse_attach_of_open_files(op: &'static str, conn: &Connection, sql: &str) -> Result<()> {
+fn refuse_attach_of_open_files(op: &'static str, conn: &Connection, sql: &sql::Statements<'_>) -> Result<()> {
     refuse_attaches_in(op, conn, sql, sql, true)
 }
 
@@ -942,8 +942,8 @@ fn refuse_attach_of_open_files(op: &'static str, conn: &Connection, sql: &str) -
 fn refuse_attaches_in(
     op: &'static str,
     conn: &Connection,
-    sql: &str,
-    caller: &str,
+    sql: &sql::Statements<'_>,
+    caller: &sql::Statements<'_>,
     caller_text: bool,
 ) -> Result<()> {
     let unchecked = |what: &str| {
@@ -957,9 +957,9 @@ fn refuse_attaches_in(
             ),
         )
     };
-    let targets = sql::attach_targets(sql);
+    let targets = sql.attach_targets();
     let imports = if caller_text {
-        sql::import_dirs(sql)
+        sql.import_dirs()
     } else {
         Vec::new()
     };
@@ -975,7 +975,7 @@ fn refuse_attaches_in(
     {
         homes.push(home);
     }
-    let home_changes = sql::sets_home_directory(caller);
+    let home_changes = caller.set_home_directory();
     let readings = |target: &str| -> Result<Vec<String>> {
         let (readings, from_home) = duckdb_readings(target, &homes);
         if from_home && home_changes {
@@ -1023,7 +1023,7 @@ fn refuse_attaches_in(
             for script in ["schema.sql", "load.sql"] {
                 // A script that cannot be read is DuckDB's to report.
                 if let Ok(text) = std::fs::read_to_string(Path::new(&reading).join(script)) {
-                    refuse_attaches_in(op, conn, &text, caller, false)?;
+                    refuse_attaches_in(op, conn, &sql::Statements::of(&text), caller, false)?;
                 }
             }
         }
@@ -1072,19 +1072,26 @@ pub(crate) const MAX_PARAM_DEPTH: usize = 64;
 /// levels deep would overflow a 2 MiB thread stack, an abort rather than an error.
 pub(crate) const MAX_RESULT_DEPTH: usize = 128;
 
+/// The refusal of a parameter nested more than [`MAX_PARAM_DEPTH`] levels deep (here, and in
+/// the Service's conversion of JSON parameters, which stops there too).
+pub(crate) fn params_too_deep(op: &'static str) -> Error {
+    Error::invalid(
+        op,
+        "params",
+        format!(
+            "a parameter nests lists or structs (JSON arrays or objects) more than \
+             {MAX_PARAM_DEPTH} levels deep; flatten it, or pass it as JSON text and parse it in \
+             SQL (json(?))"
+        ),
+    )
+}
+
 /// Refuses parameters nesting lists or structs more than [`MAX_PARAM_DEPTH`] levels deep.
 pub(crate) fn refuse_deep_params(op: &'static str, params: &[Value]) -> Result<()> {
     let mut pending: Vec<(&Value, usize)> = params.iter().map(|p| (p, 0)).collect();
     while let Some((value, depth)) = pending.pop() {
         if depth > MAX_PARAM_DEPTH {
-            return Err(Error::invalid(
-                op,
-                "params",
-                format!(
-                    "a parameter nests lists or structs more than {MAX_PARAM_DEPTH} levels deep; \
-                     flatten it, or pass it as JSON text and parse it in SQL (json(?))"
-                ),
-            ));
+            return Err(params_too_deep(op));
         }
         match value {
             Value::List(items) => pending.extend(items.iter().map(|v| (v, depth + 1))),
@@ -1136,7 +1143,8 @@ pub(crate) fn refuse_deep_result(
 /// would only say "Unknown error code").
 fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>> {
     refuse_nul(op, sql)?;
-    refuse_attach_of_open_files(op, conn, sql)?;
+    let statements = sql::Statements::of(sql);
+    refuse_attach_of_open_files(op, conn, &statements)?;
     if sql::holds_no_statement(sql) {
         return Err(Error::invalid(
             op,
@@ -1144,7 +1152,7 @@ fn prepare<'c>(op: &'static str, conn: &'c Connection, sql: &str) -> Result<duck
             "the SQL text holds no statement (only blanks, comments or `;`); pass a statement",
         ));
     }
-    if sql::holds_several_statements(sql) {
+    if statements.several() {
         return Err(Error::invalid(
             op,
             "sql",

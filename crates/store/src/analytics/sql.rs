@@ -149,37 +149,87 @@ pub(crate) fn holds_no_statement(sql: &str) -> bool {
     }
 }
 
-/// Whether `sql` holds another statement after its first top-level `;` (one outside string
-/// literals, quoted names, dollar-quoted strings and comments). duckdb-rs runs every
-/// statement but the last while preparing, so a later one that fails to bind would leave the
-/// earlier ones applied by a call that reports an error.
-pub(crate) fn holds_several_statements(sql: &str) -> bool {
-    statement_starts(sql).len() > 1
+/// The top-level statements of SQL text, split once (outside string literals, quoted names,
+/// dollar-quoted strings and comments, as DuckDB splits them) for every question below.
+pub(crate) struct Statements<'a> {
+    sql: &'a str,
+    starts: Vec<usize>,
 }
 
-/// Whether a top-level statement of `sql` sets or resets DuckDB's `home_directory` (`SET`,
-/// `RESET`, `PRAGMA`, with or without a scope).
-pub(crate) fn sets_home_directory(sql: &str) -> bool {
-    statement_starts(sql).into_iter().any(|start| {
-        let (first, mut rest) = next_word(&sql[start..]);
-        if !["SET", "RESET", "PRAGMA"]
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case(first))
-        {
-            return false;
+impl<'a> Statements<'a> {
+    pub(crate) fn of(sql: &'a str) -> Statements<'a> {
+        Statements {
+            sql,
+            starts: statement_starts(sql),
         }
-        loop {
-            let (word, after) = next_word(skip_blanks(rest));
-            if ["GLOBAL", "SESSION", "LOCAL"]
+    }
+
+    /// The text of each statement, from its first word to the end of the text.
+    fn each(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.starts.iter().map(|&start| &self.sql[start..])
+    }
+
+    /// Whether the text holds another statement after its first top-level `;`. duckdb-rs runs
+    /// every statement but the last while preparing, so a later one that fails to bind would
+    /// leave the earlier ones applied by a call that reports an error.
+    pub(crate) fn several(&self) -> bool {
+        self.starts.len() > 1
+    }
+
+    /// Whether a statement sets or resets DuckDB's `home_directory` (`SET`, `RESET`,
+    /// `PRAGMA`, with or without a scope).
+    pub(crate) fn set_home_directory(&self) -> bool {
+        self.each().any(|statement| {
+            let (first, mut rest) = next_word(statement);
+            if !["SET", "RESET", "PRAGMA"]
                 .iter()
-                .any(|w| w.eq_ignore_ascii_case(word))
+                .any(|w| w.eq_ignore_ascii_case(first))
             {
-                rest = after;
-            } else {
-                return word.eq_ignore_ascii_case("home_directory");
+                return false;
             }
-        }
-    })
+            loop {
+                let (word, after) = next_word(skip_blanks(rest));
+                if ["GLOBAL", "SESSION", "LOCAL"]
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(word))
+                {
+                    rest = after;
+                } else {
+                    return word.eq_ignore_ascii_case("home_directory");
+                }
+            }
+        })
+    }
+
+    /// The targets of the `ATTACH` statements, in order.
+    pub(crate) fn attach_targets(&self) -> Vec<AttachTarget> {
+        self.each().filter_map(attach_target).collect()
+    }
+
+    /// The directories of the `IMPORT DATABASE 'dir'` and `PRAGMA import_database('dir')`
+    /// statements: DuckDB runs the `schema.sql` and `load.sql` there as they stand, so their
+    /// `ATTACH`es are the caller's too.
+    pub(crate) fn import_dirs(&self) -> Vec<AttachTarget> {
+        self.each()
+            .filter_map(|statement| {
+                let (first, rest) = next_word(statement);
+                let (second, rest) = next_word(skip_blanks(rest));
+                let rest = skip_blanks(rest);
+                if first.eq_ignore_ascii_case("IMPORT") && second.eq_ignore_ascii_case("DATABASE") {
+                    Some(literal_target(rest))
+                } else if first.eq_ignore_ascii_case("PRAGMA")
+                    && second.eq_ignore_ascii_case("import_database")
+                {
+                    Some(match rest.strip_prefix('(') {
+                        Some(args) => literal_target(skip_blanks(args)),
+                        None => AttachTarget::NotALiteral,
+                    })
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
 }
 
 /// What an `ATTACH` statement of the caller's SQL opens.
@@ -189,39 +239,6 @@ pub(crate) enum AttachTarget {
     Literal(String),
     /// Anything else: an `E'…'` string, a parameter, an expression.
     NotALiteral,
-}
-
-/// The targets of the top-level `ATTACH` statements in `sql`, in order (string literals, quoted
-/// names, dollar-quoted strings and comments skipped as DuckDB does).
-pub(crate) fn attach_targets(sql: &str) -> Vec<AttachTarget> {
-    statement_starts(sql)
-        .into_iter()
-        .filter_map(|start| attach_target(&sql[start..]))
-        .collect()
-}
-
-/// The directories of the top-level `IMPORT DATABASE 'dir'` and `PRAGMA
-/// import_database('dir')` statements in `sql`: DuckDB runs the `schema.sql` and `load.sql`
-/// there as they stand, so their `ATTACH`es are the caller's too.
-pub(crate) fn import_dirs(sql: &str) -> Vec<AttachTarget> {
-    statement_starts(sql)
-        .into_iter()
-        .filter_map(|start| {
-            let (first, rest) = next_word(&sql[start..]);
-            let (second, rest) = next_word(skip_blanks(rest));
-            let rest = skip_blanks(rest);
-            if first.eq_ignore_ascii_case("IMPORT") && second.eq_ignore_ascii_case("DATABASE") {
-                Some(literal_target(rest))
-            } else if first.eq_ignore_ascii_case("PRAGMA") && second.eq_ignore_ascii_case("import_database") {
-                Some(match rest.strip_prefix('(') {
-                    Some(args) => literal_target(skip_blanks(args)),
-                    None => AttachTarget::NotALiteral,
-                })
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 /// The target of `statement` if it is an `ATTACH [DATABASE] [OR REPLACE] [IF NOT EXISTS] …`.
@@ -492,7 +509,7 @@ mod tests {
             "SELECT $é$a;b$é$",
             "SELECT type'x;y'",
         ] {
-            assert!(!holds_several_statements(one), "{one}");
+            assert!(!Statements::of(one).several(), "{one}");
         }
         for several in [
             "SELECT 1; SELECT 2",
@@ -503,7 +520,7 @@ mod tests {
             "CREATE TABLE t (a$$ INT); DROP TABLE u",
             "; SELECT 1; SELECT 2",
         ] {
-            assert!(holds_several_statements(several), "{several}");
+            assert!(Statements::of(several).several(), "{several}");
         }
     }
 
@@ -590,22 +607,31 @@ mod tests {
             ("SELECT 1 AS `'`; ATTACH 'a.db'; SELECT `'`", vec![lit("a.db")]),
             ("SELECT Ä'x'; ATTACH 'a.db'", vec![lit("a.db")]),
         ] {
-            assert_eq!(attach_targets(sql), expected, "{sql}");
+            assert_eq!(Statements::of(sql).attach_targets(), expected, "{sql}");
         }
     }
 
     #[test]
     fn import_dirs_are_found_for_import_database_and_its_pragma() {
         use AttachTarget::{Literal, NotALiteral};
-        assert_eq!(import_dirs("IMPORT DATABASE 'd'"), vec![Literal("d".into())]);
         assert_eq!(
-            import_dirs("pragma import_database ( 'd' )"),
+            Statements::of("IMPORT DATABASE 'd'").import_dirs(),
             vec![Literal("d".into())]
         );
-        assert_eq!(import_dirs("IMPORT DATABASE getenv('D')"), vec![NotALiteral]);
-        assert_eq!(import_dirs("SELECT 'IMPORT DATABASE ''d'''"), vec![]);
-        assert!(!holds_several_statements("SELECT 1 AS `a;b`"));
-        assert!(!holds_several_statements("SELECT 1;\u{feff}\u{a0}"));
-        assert!(holds_several_statements("SELECT 1;\u{feff}SELECT 2"));
+        assert_eq!(
+            Statements::of("pragma import_database ( 'd' )").import_dirs(),
+            vec![Literal("d".into())]
+        );
+        assert_eq!(
+            Statements::of("IMPORT DATABASE getenv('D')").import_dirs(),
+            vec![NotALiteral]
+        );
+        assert_eq!(
+            Statements::of("SELECT 'IMPORT DATABASE ''d'''").import_dirs(),
+            vec![]
+        );
+        assert!(!Statements::of("SELECT 1 AS `a;b`").several());
+        assert!(!Statements::of("SELECT 1;\u{feff}\u{a0}").several());
+        assert!(Statements::of("SELECT 1;\u{feff}SELECT 2").several());
     }
 }

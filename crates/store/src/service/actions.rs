@@ -227,14 +227,7 @@ use crate::analytics::MAX_PARAM_DEPTH;
 fn nested_value(v: &Value, depth: usize) -> Result<crate::analytics::Value> {
     use crate::analytics::Value as V;
     if depth > MAX_PARAM_DEPTH {
-        return Err(Error::invalid(
-            OP,
-            "params",
-            format!(
-                "a parameter nests lists or objects more than {MAX_PARAM_DEPTH} levels deep; \
-                 flatten it, or pass it as a JSON string and parse it in SQL (json(?))"
-            ),
-        ));
+        return Err(crate::analytics::params_too_deep(OP));
     }
     Ok(match v {
         Value::Null => V::Null,
