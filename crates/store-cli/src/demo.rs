@@ -7,8 +7,10 @@ use store::{Kv, Service};
 
 use crate::output::Output;
 
-/// Groups the demo owns; it clears them first so it can be run again and again.
-const PREFIX: &str = "demo:";
+/// Groups the demo owns; it clears them first so it can be run again and again. The underscore
+/// makes the prefix one no namespace can have (`^[A-Za-z0-9-]+$`), so a scoped store never
+/// writes there: a `demo` namespace, `demo:…` groups and every other user group are untouched.
+const PREFIX: &str = "_demo:";
 
 pub fn run(service: &Service, out: &Output) -> store::Result<()> {
     let store = service.store();
@@ -27,37 +29,37 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
         "cleared {cleared} entries left by an earlier demo under {PREFIX:?}"
     ));
 
-    let v1 = store.set("demo:config", "pool", "eu-west")?;
-    let v2 = store.set("demo:config", "wallet", "0xabc")?;
+    let v1 = store.set("_demo:config", "pool", "eu-west")?;
+    let v2 = store.set("_demo:config", "wallet", "0xabc")?;
     step(format!(
-        "set demo:config/pool (version {v1}) and demo:config/wallet (version {v2})"
+        "set _demo:config/pool (version {v1}) and _demo:config/wallet (version {v2})"
     ));
 
-    let rendered = store.render(r#"{"pool":"{{ pool }}","wallet":"{{ wallet }}"}"#, "demo:config")?;
-    step(format!("rendered a template over demo:config: {rendered}"));
+    let rendered = store.render(r#"{"pool":"{{ pool }}","wallet":"{{ wallet }}"}"#, "_demo:config")?;
+    step(format!("rendered a template over _demo:config: {rendered}"));
 
-    store.set_with_ttl("demo:sessions", "alice", "token-1", Duration::from_secs(3600))?;
-    store.set_with_ttl("demo:sessions", "gone", "token-0", Duration::ZERO)?;
+    store.set_with_ttl("_demo:sessions", "alice", "token-1", Duration::from_secs(3600))?;
+    store.set_with_ttl("_demo:sessions", "gone", "token-0", Duration::ZERO)?;
     step(format!(
         "set two sessions, one already expired: {} live, purge removed {}",
-        store.count("demo:sessions")?,
+        store.count("_demo:sessions")?,
         store.purge_expired()?
     ));
 
     for _ in 0..3 {
-        store.increment("demo:stats", "runs", 1)?;
+        store.increment("_demo:stats", "runs", 1)?;
     }
     step(format!(
-        "incremented demo:stats/runs three times: {}",
-        store.get("demo:stats", "runs")?
+        "incremented _demo:stats/runs three times: {}",
+        store.get("_demo:stats", "runs")?
     ));
 
-    let stale = store.get_with_version("demo:config", "pool")?.version;
-    store.set_if_version("demo:config", "pool", "us-east", Some(stale))?;
-    let conflict = store.set_if_version("demo:config", "pool", "ap-south", Some(stale));
+    let stale = store.get_with_version("_demo:config", "pool")?.version;
+    store.set_if_version("_demo:config", "pool", "us-east", Some(stale))?;
+    let conflict = store.set_if_version("_demo:config", "pool", "ap-south", Some(stale));
     step(format!(
         "compare-and-swap moved pool to {:?}; a second swap from the stale version was refused: {}",
-        store.get("demo:config", "pool")?,
+        store.get("_demo:config", "pool")?,
         conflict
             .map(|_| "no conflict?".to_string())
             .unwrap_or_else(|e| e.kind().to_string())
@@ -67,7 +69,7 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
     match service.call(
         "store/sql",
         json!({"sql": "SELECT group_name, count(*) AS entries FROM kv_entries \
-                       WHERE starts_with(group_name, 'demo:') GROUP BY ALL ORDER BY group_name"}),
+                       WHERE starts_with(group_name, '_demo:') GROUP BY ALL ORDER BY group_name"}),
     ) {
         Ok(result) => {
             let summary: Vec<String> = result["rows"]
@@ -96,7 +98,7 @@ pub fn run(service: &Service, out: &Output) -> store::Result<()> {
         _ => format!(" --home {}", shell_quoted(&service.home().to_string_lossy())),
     };
     step(format!(
-        "{} live entries in groups {groups:?}; inspect them with `store{home} kv ls demo:config`",
+        "{} live entries in groups {groups:?}; inspect them with `store{home} kv ls _demo:config`",
         store.count_all(PREFIX)?
     ));
     if out.json {

@@ -173,7 +173,11 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             if_absent,
             quota,
         } => {
-            let value = if value == "-" { read_stdin()? } else { value };
+            let value = if value == "-" {
+                read_stdin(service.store().config().max_value_bytes)?
+            } else {
+                value
+            };
             let mut pairs = vec![
                 ("group", json!(group)),
                 ("key", json!(key)),
@@ -281,16 +285,31 @@ pub fn text(v: &Value) -> String {
     }
 }
 
-fn read_stdin() -> store::Result<String> {
+/// The value on standard input, read up to one byte past `max` bytes: an endless or oversized
+/// input is refused once it passes the limit instead of being buffered whole.
+fn read_stdin(max: usize) -> store::Result<String> {
     const OP: &str = "store kv set";
     let mut value = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     std::io::stdin()
+        .lock()
+        .take(limit)
         .read_to_end(&mut value)
         .map_err(|source| store::Error::Io {
             op: OP,
-            path: None,
+            path: Some("<standard input>".into()),
             source,
         })?;
+    if value.len() > max {
+        return Err(store::Error::InvalidInput {
+            op: OP,
+            field: "value",
+            reason: format!(
+                "the value on standard input is over max_value_bytes {max}; store a smaller value \
+                 (reading stopped at the limit)"
+            ),
+        });
+    }
     String::from_utf8(value).map_err(|e| store::Error::InvalidInput {
         op: OP,
         field: "value",

@@ -81,7 +81,8 @@ enum Command {
     Scoring(analytics::ScoringCommand),
     /// List tables with row counts.
     Inventory,
-    /// Walk through the store on the data directory and print what happened.
+    /// Walk through the store on the data directory and print what happened. The demo owns
+    /// the groups whose names start with `_demo:` (no namespace can), and clears them first.
     Demo,
 }
 

@@ -15,11 +15,11 @@ fn demo_runs_twice_in_the_same_home_and_leaves_demo_config_readable() {
         let out = home.run(&["demo"]).success();
         assert!(out.stdout.contains("store demo on"), "{}", out.stdout);
         // The suggested command reaches this home, not the default one.
-        let hint = format!("`store --home {} kv ls demo:config`", home.path().display());
+        let hint = format!("`store --home {} kv ls _demo:config`", home.path().display());
         assert!(out.stdout.contains(&hint), "{}", out.stdout);
         assert!(!out.stdout.contains("no conflict?"), "{}", out.stdout);
     }
-    let ls = home.ok(&["kv", "ls", "demo:config"]);
+    let ls = home.ok(&["kv", "ls", "_demo:config"]);
     let rows: Vec<Vec<&str>> = ls.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(
         rows,
@@ -30,8 +30,24 @@ fn demo_runs_twice_in_the_same_home_and_leaves_demo_config_readable() {
         ]
     );
     // The second run cleared the first run's state: runs was incremented three times, not six.
-    assert_eq!(home.get("demo:stats", "runs"), "3");
-    assert_eq!(home.json(&["kv", "count", "demo:sessions"]), json!({"count": 1}));
+    assert_eq!(home.get("_demo:stats", "runs"), "3");
+    assert_eq!(home.json(&["kv", "count", "_demo:sessions"]), json!({"count": 1}));
+}
+
+#[test]
+fn demo_clears_only_its_own_groups_never_a_demo_namespace_or_demo_groups() {
+    let home = Home::new();
+    home.ok(&["kv", "--ns", "demo", "set", "orders", "o-1", "kept"]);
+    home.ok(&["kv", "set", "demo:config", "mine", "kept too"]);
+    home.ok(&["kv", "set", "_demo-notes", "n", "not the prefix"]);
+    home.run(&["demo"]).success();
+    home.run(&["demo"]).success();
+    assert_eq!(
+        home.ok(&["kv", "--ns", "demo", "get", "orders", "o-1"]).trim(),
+        "kept"
+    );
+    assert_eq!(home.get("demo:config", "mine"), "kept too");
+    assert_eq!(home.get("_demo-notes", "n"), "not the prefix");
 }
 
 #[test]

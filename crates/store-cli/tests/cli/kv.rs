@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::support::{Home, fails_after_a_300ms_busy_timeout, keys, timed};
+use crate::support::{Home, fails_after_a_300ms_busy_timeout, keys, parse_json_line, piped, timed};
 
 /// The expiry (Unix ms, or null) of the newest write of (`group`, `key`), from the change
 /// feed: `kv get --json` prints the `store/get` result, `{value, version}` only.
@@ -233,6 +233,42 @@ fn non_utf8_stdin_value_exits_1_without_writing() {
         out.stderr
     );
     assert!(out.stderr.contains("base64"), "{}", out.stderr);
+    home.run(&["kv", "get", "g", "k"]).library_error();
+}
+
+/// An endless standard input is refused once it passes the 512 MiB value limit, not read (and
+/// buffered) until memory runs out.
+#[test]
+fn stdin_value_reading_stops_one_byte_past_the_value_limit() {
+    use std::io::Write;
+    const LIMIT: u64 = 512 * 1024 * 1024;
+    const OFFER: u64 = LIMIT + 64 * 1024 * 1024;
+    let home = Home::new();
+    let home_arg = home.path().to_str().expect("UTF-8 path").to_string();
+    let mut child = piped(["--home", &home_arg, "--json", "kv", "set", "g", "k", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn store");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 20];
+        let mut written = 0u64;
+        while written < OFFER && stdin.write_all(&chunk).is_ok() {
+            written += chunk.len() as u64;
+        }
+        written
+    });
+    let out = child.wait_with_output().expect("wait for store");
+    let written = writer.join().expect("writer thread");
+    assert_eq!(out.status.code(), Some(1));
+    let error = parse_json_line(String::from_utf8_lossy(&out.stdout).trim());
+    assert_eq!(error["error"]["kind"], "invalid_input", "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("max_value_bytes"), "{error}");
+    assert!(
+        written < OFFER,
+        "read all {written} bytes offered, past the {LIMIT}-byte limit"
+    );
     home.run(&["kv", "get", "g", "k"]).library_error();
 }
 

@@ -372,6 +372,9 @@ impl Analytics {
     ) -> Result<u64> {
         const OP: &str = "Analytics::import_file";
         let path = path.as_ref();
+        // Before the extension is read: a NUL anywhere (`t.csv\0x`) is the path's fault, not a
+        // format to guess or a file to look up.
+        sql::require_path(OP, "path", path)?;
         let ext_of = |p: &Path| {
             p.extension()
                 .and_then(|e| e.to_str())

@@ -67,10 +67,11 @@ pub(crate) fn call(service: &Service, action: &str, args: Value, progress: Progr
         return Err(unknown(action));
     };
     let a = Args::new(OP, &args)?;
-    let scoped_extras: &[&str] = if action.starts_with("store/scoped/") {
-        &["namespace", "quota"]
-    } else {
-        &[]
+    // Only a scoped set checks a quota, so only it lists one among the arguments it takes.
+    let scoped_extras: &[&str] = match action.strip_prefix("store/scoped/") {
+        Some("set") => &["namespace", "quota"],
+        Some(_) => &["namespace"],
+        None => &[],
     };
     a.only(action, accepted, scoped_extras)?;
     if let Some(name) = action.strip_prefix("store/scoped/") {

@@ -508,6 +508,12 @@ fn an_import_path_with_a_nul_is_invalid_input() {
         let err = expect_kind(result, ErrorKind::InvalidInput);
         assert_eq!(err.field(), Some("path"), "{err}");
     }
+    // A NUL in the extension leaves no format to recognise: still the path's fault, not an
+    // I/O error from looking the file up (h133 D2).
+    for path in ["/tmp/t.csv\0x", "/tmp/t\0", "/tmp/dir\0/t"] {
+        let err = expect_kind(db.import_file("t", path, None, None), ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("path"), "{path:?}: {err}");
+    }
 }
 
 #[test]
