@@ -119,10 +119,12 @@ impl ManualClock {
     /// assert_eq!(c.now_ms(), 7);
     /// ```
     pub fn advance(&self, by: Duration) {
-        let by = duration_ms(by);
-        let _ = self
-            .now
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(by)));
+        // Summed wide, then clamped: capping `by` at i64::MAX ms first would leave a clock
+        // below zero short of i64::MAX after `advance(Duration::MAX)`.
+        let by = i128::try_from(by.as_millis()).unwrap_or(i128::MAX);
+        let _ = self.now.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+            Some(i64::try_from(i128::from(t).saturating_add(by)).unwrap_or(i64::MAX))
+        });
     }
 }
 
@@ -142,4 +144,22 @@ pub(crate) fn duration_ms(d: Duration) -> i64 {
 pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
     let partial = u128::from(!ttl.subsec_nanos().is_multiple_of(1_000_000));
     i64::try_from(ttl.as_millis() + partial).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_saturates_at_the_top_from_any_start() {
+        for start in [i64::MIN, -1, 0, i64::MAX - 1] {
+            let clock = ManualClock::new(start);
+            clock.advance(Duration::MAX);
+            assert_eq!(clock.now_ms(), i64::MAX, "from {start}");
+        }
+        // A step longer than i64::MAX ms from below zero lands exactly, not short.
+        let clock = ManualClock::new(-10);
+        clock.advance(Duration::from_millis(i64::MAX as u64 + 5));
+        assert_eq!(clock.now_ms(), i64::MAX - 5);
+    }
 }

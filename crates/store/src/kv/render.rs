@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use minijinja::value::Value;
-use minijinja::{AutoEscape, Environment};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use crate::error::{Error, Result};
 
@@ -83,6 +83,9 @@ fn render_here(
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_fuel(Some(TEMPLATE_FUEL));
+    // Undefined renders "" (SPEC §3.7) however it is reached: `{{ missing.attr }}` and
+    // `{{ entries.nope.x }}` too, not only `{{ missing }}` (minijinja's default fails there).
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
     // Keys named `entries` or `group` are reachable only through `entries[...]`, so the two
     // reserved names always mean the same thing.
     let mut context: BTreeMap<&str, Value> = entries

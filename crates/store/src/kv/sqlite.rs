@@ -49,8 +49,11 @@ impl ToSql for TextBytes<'_> {
     }
 }
 
-/// The exclusive upper bound of a group range. `Unbounded` binds an empty BLOB: SQLite sorts
-/// every TEXT value below every BLOB, so `group_name < X''` holds for all text group names.
+/// The exclusive upper bound of a group range, bound as `?2` of a statement chosen by
+/// `in_range!`. `Unbounded` binds NULL for the statement's `?2 IS NULL`: no value sorts
+/// above every BLOB, and a group name another program stored as a BLOB is still a group of
+/// the `""` prefix (an empty-BLOB bound, `group_name < X''`, left such rows out of
+/// `count_all("")`, `groups("")` and `delete_prefix("")`).
 pub(crate) enum UpperBound<'a> {
     Below(&'a [u8]),
     Unbounded,
@@ -60,9 +63,23 @@ impl ToSql for UpperBound<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self {
             UpperBound::Below(b) => ValueRef::Text(b),
-            UpperBound::Unbounded => ValueRef::Blob(b""),
+            UpperBound::Unbounded => ValueRef::Null,
         }))
     }
+}
+
+/// One of two spellings of a statement over a [`GroupRange`] (`?1` its lower bound, `?2` its
+/// upper one): `group_name < ?2` when the range is bounded, so the index scan stops there, and
+/// `?2 IS NULL` when it is not (an `OR` of the two would keep SQLite from using the bound).
+/// `$head` ends just before the upper-bound condition, `$tail` starts after it.
+macro_rules! in_range {
+    ($range:expr, $head:literal, $tail:literal) => {
+        if $range.is_bounded() {
+            concat!($head, "group_name < ?2", $tail)
+        } else {
+            concat!($head, "?2 IS NULL", $tail)
+        }
+    };
 }
 
 /// The half-open byte range of group names starting with a prefix (`""` = every group).
@@ -84,6 +101,11 @@ impl GroupRange {
             }
         }
         GroupRange { lo, hi: None }
+    }
+
+    /// Whether the range has an upper bound (every prefix but `""`).
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.hi.is_some()
     }
 
     pub(crate) fn bounds(&self) -> (TextBytes<'_>, UpperBound<'_>) {
@@ -225,10 +247,11 @@ pub(crate) fn count_prefix(conn: &Connection, prefix: &str, now: i64) -> rusqlit
     let range = GroupRange::new(prefix);
     let (lo, hi) = range.bounds();
     let n: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM entries WHERE group_name >= ?1 AND group_name < ?2 \
-             AND (expires_at IS NULL OR expires_at > ?3)",
-        )?
+        .prepare_cached(in_range!(
+            range,
+            "SELECT count(*) FROM entries WHERE group_name >= ?1 AND ",
+            " AND (expires_at IS NULL OR expires_at > ?3)"
+        ))?
         .query_row(params![lo, hi, now], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
@@ -314,11 +337,11 @@ pub(crate) fn groups_after(
     let range = GroupRange::new(prefix);
     let (lo, hi) = range.bounds();
     let start = Cursor::Text(Vec::new());
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT group_name FROM entries \
-         WHERE group_name >= ?1 AND group_name < ?2 AND group_name > ?3 \
-         AND (expires_at IS NULL OR expires_at > ?4) ORDER BY group_name LIMIT ?5",
-    )?;
+    let mut stmt = conn.prepare_cached(in_range!(
+        range,
+        "SELECT DISTINCT group_name FROM entries WHERE group_name >= ?1 AND ",
+        " AND group_name > ?3 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY group_name LIMIT ?5"
+    ))?;
     let mut rows = stmt.query(params![lo, hi, after.unwrap_or(&start), now, limit])?;
     let (mut groups, mut cursor) = (Vec::new(), None);
     while let Some(row) = rows.next()? {
@@ -445,10 +468,14 @@ pub(crate) fn delete_group(conn: &Connection, group: &dyn ToSql) -> rusqlite::Re
 pub(crate) fn all_groups(conn: &Connection, prefix: &str) -> rusqlite::Result<Vec<(Cursor, String)>> {
     let range = GroupRange::new(prefix);
     let (lo, hi) = range.bounds();
-    conn.prepare_cached(
-        "SELECT DISTINCT group_name FROM entries WHERE group_name >= ?1 AND group_name < ?2 ORDER BY group_name",
-    )?
-    .query_map(params![lo, hi], |row| Ok((Cursor::of(row, 0)?, text_column(row, 0)?)))?
+    conn.prepare_cached(in_range!(
+        range,
+        "SELECT DISTINCT group_name FROM entries WHERE group_name >= ?1 AND ",
+        " ORDER BY group_name"
+    ))?
+    .query_map(params![lo, hi], |row| {
+        Ok((Cursor::of(row, 0)?, text_column(row, 0)?))
+    })?
     .collect()
 }
 
@@ -467,11 +494,12 @@ pub(crate) fn purge_expired(
     let mut removed: Vec<(String, String)> = if scope_prefix.is_empty() {
         let range = GroupRange::new("");
         let (lo, hi) = range.bounds();
-        conn.prepare_cached(
+        conn.prepare_cached(in_range!(
+            range,
             "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries \
-             WHERE expires_at IS NOT NULL AND expires_at <= ?3 AND group_name >= ?1 AND group_name < ?2 \
-             LIMIT ?4) RETURNING group_name, entry_key",
-        )?
+             WHERE expires_at IS NOT NULL AND expires_at <= ?3 AND group_name >= ?1 AND ",
+            " LIMIT ?4) RETURNING group_name, entry_key"
+        ))?
         .query_map(params![lo, hi, now, limit], group_and_key)?
         .collect::<rusqlite::Result<_>>()?
     } else {

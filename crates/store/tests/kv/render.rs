@@ -112,6 +112,16 @@ fn undefined_variables_render_as_empty_strings() {
         "Hello Alice!"
     );
     assert_eq!(store.render("[{{ entries['nope'] }}]", "user").unwrap(), "[]");
+    // Lookups on an undefined value are undefined too, not an error (h131).
+    assert_eq!(
+        store
+            .render(
+                "[{{ missing.attr }}{{ entries.nope.x }}{{ missing['k'].y }}]",
+                "user"
+            )
+            .unwrap(),
+        "[]"
+    );
 }
 
 fn expect_template_error(result: store::Result<String>, what: &str) {

@@ -429,6 +429,43 @@ fn foreign_keys_and_groups_of_any_type_are_read_and_iterated_to_the_end() {
     assert_eq!(store.get_page("g", 0, 1_000).unwrap().len(), 304);
 }
 
+/// A group name another program stored as a BLOB is a group like any other for the `""`
+/// prefix: counted, listed, purged when expired and deleted by `delete_prefix("")` (an
+/// empty-BLOB upper bound left its rows out of every one of them, for good). A prefix that is
+/// not empty matches text only, as SQLite sorts every BLOB above every text.
+#[test]
+fn a_foreign_blob_group_name_is_covered_by_the_empty_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (store, _) = open(&path);
+    store.set("x", "k", "v").unwrap();
+    raw(&path)
+        .execute_batch(
+            "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) VALUES
+               (X'C3A961', 'k', 'blob group', NULL), (X'C3A962', 'old', 'expired', 1);",
+        )
+        .unwrap();
+    assert_eq!(store.count_all("").unwrap(), 2);
+    assert_eq!(store.groups("").unwrap(), ["x", "éa"]);
+    let listed: Vec<String> = store.groups_iter("").map(Result::unwrap).collect();
+    assert_eq!(listed, ["x", "éa"]);
+    assert_eq!(
+        store.count_all("é").unwrap(),
+        0,
+        "a text prefix matches text groups only"
+    );
+    assert_eq!(
+        store.purge_expired().unwrap(),
+        1,
+        "the expired row of a BLOB group is purged"
+    );
+    assert_eq!(store.delete_prefix("").unwrap(), 2);
+    let left: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
 /// A file written before the version reset existed (schema stamp 1, no trigger) gains the
 /// trigger on its next open; from then on another program's upsert resets the row's version.
 #[test]
