@@ -641,6 +641,17 @@ impl Error {
         if text.contains(crate::analytics::PROGRESS_PANICKED) {
             return Error::invalid(op, "progress", text);
         }
+        // Parquet's INTERVAL is unsigned (months, days, milliseconds), so DuckDB's writer
+        // refuses a negative one; the data is at fault, not the engine.
+        if text.contains("Parquet files do not support negative intervals") {
+            return Error::invalid(
+                op,
+                "table",
+                "a negative INTERVAL cannot be written to Parquet, whose INTERVAL holds only \
+                 positive months, days and milliseconds; export a query that casts the column \
+                 to VARCHAR (`iv::VARCHAR`) or to its length in microseconds (`epoch_us(iv)`)",
+            );
+        }
         Error::DuckDb {
             op,
             context: context.into(),

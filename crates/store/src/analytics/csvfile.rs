@@ -8,7 +8,7 @@
 //! UTF-16 file. DuckDB's own message for most of these suggests `read_csv` options an import
 //! does not take.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use super::jsonfile::{Defect, open};
@@ -234,6 +234,92 @@ pub(crate) fn csv_defect(path: &Path, delimiter: char) -> std::io::Result<Option
     }
 }
 
+/// Longest header record [`header_fields`] reads; a longer one is left to DuckDB alone.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// The fields of the first record of the CSV file at `path` after `skip` lines, as RFC 4180
+/// reads them (quotes removed, `""` undoubled, blanks before an opening quote dropped as
+/// DuckDB drops them, every other byte kept, spaces included). `None` for a compressed file,
+/// a delimiter that is not ASCII, a header over [`MAX_HEADER_BYTES`] or not UTF-8, a quote
+/// that never closes, or text after a closing quote: the caller then keeps DuckDB's names.
+pub(crate) fn header_fields(path: &Path, delimiter: char, skip: u64) -> std::io::Result<Option<Vec<String>>> {
+    let delimiter = match u8::try_from(delimiter) {
+        Ok(d) if d.is_ascii() => d,
+        _ => return Ok(None),
+    };
+    let Some(reader) = open(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = reader.bytes();
+    // `skip` counts lines ending with `\n`, `\r\n` or a lone `\r`, blank ones only.
+    let mut skipped = 0;
+    let mut pending = None;
+    while skipped < skip {
+        match bytes.next().transpose()? {
+            None => return Ok(None),
+            Some(b'\n') => skipped += 1,
+            Some(b'\r') => {
+                skipped += 1;
+                match bytes.next().transpose()? {
+                    Some(b'\n') | None => {}
+                    other => pending = other,
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let (mut fields, mut field, mut state) = (Vec::new(), Vec::new(), State::FieldStart);
+    let mut read = 0;
+    for byte in pending.map(Ok).into_iter().chain(bytes) {
+        let byte = byte?;
+        read += 1;
+        if read > MAX_HEADER_BYTES {
+            return Ok(None);
+        }
+        if state != State::Quoted && (byte == b'\n' || byte == b'\r') {
+            break;
+        }
+        state = match (state, byte) {
+            (State::Quoted, b'"') => State::QuoteInQuoted,
+            (State::Quoted, b) => {
+                field.push(b);
+                State::Quoted
+            }
+            (State::QuoteInQuoted, b'"') => {
+                field.push(b'"');
+                State::Quoted
+            }
+            (_, d) if d == delimiter => {
+                fields.push(std::mem::take(&mut field));
+                State::FieldStart
+            }
+            (State::FieldStart, b'"') => {
+                field.clear();
+                State::Quoted
+            }
+            // Blanks before an opening quote are dropped with it; kept if no quote comes.
+            (State::FieldStart, b @ (b' ' | b'\t')) => {
+                field.push(b);
+                State::FieldStart
+            }
+            (State::QuoteInQuoted, _) => return Ok(None),
+            (State::FieldStart | State::Unquoted, b) => {
+                field.push(b);
+                State::Unquoted
+            }
+        };
+    }
+    if state == State::Quoted {
+        return Ok(None);
+    }
+    fields.push(field);
+    Ok(fields
+        .into_iter()
+        .map(String::from_utf8)
+        .collect::<Result<_, _>>()
+        .ok())
+}
+
 fn mixed_line_ends(line: u64, earlier: u64, crlf: bool) -> Defect {
     let (this, that) = if crlf {
         ("\\r\\n", "\\n")
@@ -294,6 +380,30 @@ mod tests {
         assert_eq!(defect("x,s\n1, \"Smith, J\"\n2,b\n"), None);
         // A lone `\r` ends a line for some readers only: no line is named rather than a wrong one.
         assert_eq!(defect("x,s\r1,a\r2\r"), None);
+    }
+
+    #[test]
+    fn header_fields_keep_their_blanks_and_read_quotes_as_rfc_4180_does() {
+        let fields = |text: &str, skip: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("h.csv");
+            std::fs::write(&path, text).unwrap();
+            header_fields(&path, ',', skip).unwrap()
+        };
+        let owned = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            fields(" lead,trail ,\" q \",x\n1,2,3,4\n", 0),
+            owned(&[" lead", "trail ", " q ", "x"])
+        );
+        assert_eq!(
+            fields("\u{feff}a,\"b\"\"c\",  \"d,e\"\r\n1,2,3\r\n", 0),
+            owned(&["a", "b\"c", "d,e"])
+        );
+        assert_eq!(fields("\n \r\n\ra, b\n", 3), owned(&["a", " b"]));
+        assert_eq!(fields("\"multi\nline\",z", 0), owned(&["multi\nline", "z"]));
+        assert_eq!(fields("\"open,z\n", 0), None);
+        assert_eq!(fields("\"a\"b,z\n", 0), None);
+        assert_eq!(fields("only", 0), owned(&["only"]));
     }
 
     #[test]

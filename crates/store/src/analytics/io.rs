@@ -621,6 +621,9 @@ impl Analytics {
         // directory in the file's path (`…/year=2024/t.csv` gains `year`); an import loads the
         // file's contents only.
         // `types`: the CSV reader's `types` or the JSON reader's `columns` (see `target_types`).
+        // `csv_names`: `, names = [...]` when the header's own names must replace DuckDB's
+        // (see `header_names` below), else empty.
+        let csv_names = std::cell::RefCell::new(String::new());
         let reader = |reading: Reading, types: Option<&str>| -> Result<String> {
             let columns = types.map(|t| format!(", columns = {t}")).unwrap_or_default();
             // `sample_size = -1` makes DuckDB infer the column types from every record rather
@@ -687,9 +690,10 @@ impl Analytics {
                     format!(
                         "read_csv({file}, header = {}, delim = {}, quote = '\"', escape = '\"', \
                          allow_quoted_nulls = false, skip = {skip}, comment = '', \
-                         hive_partitioning = false{max_line}{types})",
+                         hive_partitioning = false{max_line}{types}{names})",
                         o.header,
                         sql::literal(op, "delimiter", &delimiter.to_string())?,
+                        names = csv_names.borrow(),
                     )
                 }
             })
@@ -705,6 +709,27 @@ impl Analytics {
         let first = Reading::default();
         // Refuses bad CSV options (a quote or line break as the delimiter) before any work.
         reader(first, None)?;
+        if let (Format::Csv(o), Some(csvfile::Start::Blank(skip))) = (format, csv_start)
+            && o.header
+        {
+            let fields =
+                csvfile::header_fields(path, o.delimiter.unwrap_or(','), skip).map_err(|source| {
+                    Error::Io {
+                        op,
+                        path: Some(path.to_path_buf()),
+                        source,
+                    }
+                })?;
+            if let Some(fields) = fields.filter(|f| f.iter().any(|name| name.trim() != name)) {
+                let relation = reader(first, None)?;
+                // A file DuckDB cannot describe fails the same way in the import below, which
+                // reports it; the names matter only for a file it reads.
+                let detected = self.with_conn(op, |conn| Ok(target_types::columns(conn, &relation).ok()))?;
+                if let Some(detected) = detected {
+                    *csv_names.borrow_mut() = header_names(op, &fields, &detected)?;
+                }
+            }
+        }
         // A CSV file without a header has only DuckDB's names (`column0`, …): its columns go
         // into an existing table by position instead of by name.
         let by_position = matches!(format, Format::Csv(o) if !o.header);
@@ -926,6 +951,26 @@ fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted:
 /// stays a `DuckDb` error.
 /// The error of a failed import; `guessed_types`: the file's column types were DuckDB's guess
 /// (a new table), so a conversion error gets a hint to create the table first.
+/// `, names = [...]` for a CSV header whose names DuckDB trimmed: its reader drops the blanks
+/// around a header name (` lead` becomes `lead`), so a table's own CSV (`store sql --csv`)
+/// would not go back into it by name, and a new table would get other names than the file's.
+/// Each of DuckDB's names (`detected`) that is the header's field trimmed is replaced by the
+/// field as written; the rest (blank fields' `column2`, deduplicated `x_1`) stay DuckDB's.
+fn header_names(op: &'static str, fields: &[String], detected: &[(String, String)]) -> Result<String> {
+    let names = detected
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let field = fields.get(i).filter(|f| {
+                let trimmed = f.trim();
+                !trimmed.is_empty() && trimmed == name && f.as_str() != name
+            });
+            sql::literal(op, "header", field.unwrap_or(name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!(", names = [{}]", names.join(", ")))
+}
+
 fn import_error(
     op: &'static str,
     path: &Path,

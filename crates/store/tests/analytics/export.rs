@@ -709,3 +709,36 @@ fn exporting_over_a_database_file_is_refused_and_leaves_it_intact() {
     let beside = dir.path().join("state.db-wal.parquet");
     assert_eq!(other.export_parquet("SELECT 1 AS a", &beside).unwrap(), 1);
 }
+
+/// Parquet's INTERVAL is unsigned months, days and milliseconds: a negative one cannot be
+/// written, and the export (or a split carrying the column) is `InvalidInput` with the cast
+/// that works, leaving no file; a positive one loses its microseconds, as the README says.
+#[test]
+fn a_negative_interval_is_refused_with_the_cast_and_microseconds_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(
+        "CREATE TABLE iv AS SELECT * FROM (VALUES (1, INTERVAL '1 day 3 microseconds'), \
+         (2, INTERVAL '-2 hours')) v(k, d)",
+    )
+    .unwrap();
+    let out = dir.path().join("iv.parquet");
+    let err = expect_kind(db.export_parquet("iv", &out), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("iv::VARCHAR"), "{err}");
+    let split = dir.path().join("split");
+    let err = expect_kind(
+        db.export_split_parquet("iv", &split, "k"),
+        ErrorKind::InvalidInput,
+    );
+    assert!(err.to_string().contains("negative INTERVAL"), "{err}");
+    let left: Vec<String> = names_in(dir.path());
+    assert!(left.is_empty(), "no file, no staging, no out_dir the export made: {left:?}");
+
+    db.exec_batch("DELETE FROM iv WHERE k = 2").unwrap();
+    db.export_parquet("iv", &out).unwrap();
+    let sql = format!("SELECT d::VARCHAR FROM read_parquet('{}')", out.display());
+    assert_eq!(scalar(&db, &sql), Value::Text("1 day".into()));
+    db.export_parquet("SELECT k, d::VARCHAR AS d FROM iv", &out)
+        .unwrap();
+    assert_eq!(scalar(&db, &sql), Value::Text("1 day 00:00:00.000003".into()));
+}

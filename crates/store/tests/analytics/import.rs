@@ -516,6 +516,30 @@ fn an_import_path_with_a_nul_is_invalid_input() {
     }
 }
 
+/// A CSV header keeps the blanks around its names, as RFC 4180 keeps a field's spaces:
+/// DuckDB's reader trims them, so a table's own CSV did not import back into it by name
+/// ("does not have a column with name lead") and a new table got other names (h132 D1).
+#[test]
+fn csv_header_names_keep_their_blanks_into_new_and_existing_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch(r#"CREATE TABLE t (" lead" INTEGER, "trail " VARCHAR, "in side" INTEGER)"#)
+        .unwrap();
+    let file = write(dir.path(), "t.csv", "\" lead\",trail ,in side\n1,a,2\n3,b,4\n");
+    assert_eq!(db.import_csv("t", &file, &CsvOptions::default()).unwrap(), 2);
+    assert_eq!(count(&db, "t"), 2);
+    assert_eq!(db.import_file("fresh", &file, None, None).unwrap(), 2);
+    let names: Vec<String> = columns(&db, "fresh").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, [" lead", "trail ", "in side"]);
+    // A blank header field keeps DuckDB's name for it; the others keep theirs.
+    let blank = write(dir.path(), "blank.csv", " a , ,b\n1,2,3\n");
+    db.import_file("blanks", &blank, None, None).unwrap();
+    let names: Vec<String> = columns(&db, "blanks").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names[0], " a ");
+    assert_eq!(names[2], "b");
+    assert!(!names[1].trim().is_empty(), "{names:?}");
+}
+
 #[test]
 fn import_into_an_empty_or_nul_table_name_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
