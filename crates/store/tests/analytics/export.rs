@@ -732,7 +732,10 @@ fn a_negative_interval_is_refused_with_the_cast_and_microseconds_are_cut() {
     );
     assert!(err.to_string().contains("negative INTERVAL"), "{err}");
     let left: Vec<String> = names_in(dir.path());
-    assert!(left.is_empty(), "no file, no staging, no out_dir the export made: {left:?}");
+    assert!(
+        left.is_empty(),
+        "no file, no staging, no out_dir the export made: {left:?}"
+    );
 
     db.exec_batch("DELETE FROM iv WHERE k = 2").unwrap();
     db.export_parquet("iv", &out).unwrap();
