@@ -641,6 +641,16 @@ impl Error {
         if text.contains(crate::analytics::PROGRESS_PANICKED) {
             return Error::invalid(op, "progress", text);
         }
+        if let duckdb::Error::InvalidParameterCount(given, wanted) = source {
+            return Error::invalid(
+                op,
+                "params",
+                format!(
+                    "the SQL takes {wanted} parameter(s) and {given} were given; pass one value \
+                     per `?` or `$n` placeholder (store sql --param JSON, once per parameter)"
+                ),
+            );
+        }
         // Parquet's INTERVAL is unsigned (months, days, milliseconds), so DuckDB's writer
         // refuses a negative one; the data is at fault, not the engine.
         if text.contains("Parquet files do not support negative intervals") {

@@ -1102,3 +1102,27 @@ fn float_values_arrive_as_the_decimal_duckdb_prints() {
     // 16,777,217 is not a FLOAT: the stored value is 16,777,216.
     assert_eq!(v[3], Value::Float(16_777_216.0));
 }
+
+/// Too few or too many parameters is the caller's input, named as `params` with the fix, not
+/// an engine error (h133).
+#[test]
+fn a_wrong_number_of_parameters_is_invalid_input_naming_params() {
+    let db = db();
+    let one = [Value::Int(1)];
+    let two = [Value::Int(1), Value::Int(2)];
+    let results = [
+        db.query("SELECT $1::INT + 1", &[]).map(drop),
+        db.query("SELECT ?", &two).map(drop),
+        db.query("SELECT 1", &one).map(drop),
+        db.exec("SELECT ?", &[]).map(drop),
+    ];
+    for result in results {
+        let err = expect_kind(result, ErrorKind::InvalidInput);
+        assert_eq!(err.field(), Some("params"), "{err}");
+        assert!(err.to_string().contains("parameter(s)"), "{err}");
+    }
+    assert_eq!(
+        db.query("SELECT ?::INT + 1", &one).unwrap().rows[0][0],
+        Value::Int(2)
+    );
+}
