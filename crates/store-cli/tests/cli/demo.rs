@@ -40,6 +40,10 @@ fn demo_clears_only_its_own_groups_never_a_demo_namespace_or_demo_groups() {
     home.ok(&["kv", "--ns", "demo", "set", "orders", "o-1", "kept"]);
     home.ok(&["kv", "set", "demo:config", "mine", "kept too"]);
     home.ok(&["kv", "set", "_demo-notes", "n", "not the prefix"]);
+    // An expired entry of the user's stays for the user's own purge (the demo expires only
+    // its own key, so no Expired event reaches the user's watchers).
+    home.ok(&["kv", "set", "mine", "old", "expired", "--ttl", "1ms"]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
     home.run(&["demo"]).success();
     home.run(&["demo"]).success();
     assert_eq!(
@@ -48,6 +52,8 @@ fn demo_clears_only_its_own_groups_never_a_demo_namespace_or_demo_groups() {
     );
     assert_eq!(home.get("demo:config", "mine"), "kept too");
     assert_eq!(home.get("_demo-notes", "n"), "not the prefix");
+    let purged = home.json(&["kv", "purge"]);
+    assert_eq!(purged["purged"], 1, "{purged}");
 }
 
 #[test]

@@ -721,12 +721,35 @@ impl Analytics {
                     }
                 })?;
             if let Some(fields) = fields.filter(|f| f.iter().any(|name| name.trim() != name)) {
-                let relation = reader(first, None)?;
-                // A file DuckDB cannot describe fails the same way in the import below, which
-                // reports it; the names matter only for a file it reads.
-                let detected = self.with_conn(op, |conn| Ok(target_types::columns(conn, &relation).ok()))?;
-                if let Some(detected) = detected {
-                    *csv_names.borrow_mut() = header_names(op, &fields, &detected)?;
+                // Described as the import will read it; a file DuckDB cannot describe either
+                // way fails the same in the import below, which reports it.
+                let relations = [
+                    reader(first, None)?,
+                    reader(
+                        Reading {
+                            long_lines: true,
+                            ..first
+                        },
+                        None,
+                    )?,
+                ];
+                let names = self.with_conn(op, |conn| {
+                    if table_type_on(op, conn, table)?.is_none_or(|kind| kind == "VIEW") {
+                        return Ok(None);
+                    }
+                    let detected = relations
+                        .iter()
+                        .find_map(|relation| target_types::columns(conn, relation).ok());
+                    let table_columns = target_types::columns(conn, &quoted).ok();
+                    match (detected, table_columns) {
+                        (Some(detected), Some(table_columns)) => {
+                            header_names(op, &fields, &detected, &table_columns)
+                        }
+                        _ => Ok(None),
+                    }
+                })?;
+                if let Some(names) = names {
+                    *csv_names.borrow_mut() = names;
                 }
             }
         }
@@ -947,30 +970,46 @@ fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted:
     Ok(())
 }
 
+/// `, names = [...]` for a CSV header appended into an existing table whose columns it names
+/// with blanks around them. DuckDB's reader trims header names (` lead` becomes `lead`, and a
+/// second `a` after ` a` becomes `a_1`), so a table with such a column could not take its own
+/// CSV back (`store sql --csv`). Each header field as written that is a column of the table
+/// (ignoring case, as `INSERT … BY NAME` does) and is not DuckDB's name replaces DuckDB's;
+/// every other column keeps DuckDB's name, so `id, name` still appends into `(id, name)`.
+/// `None` when nothing changes, when the names would clash, or when one holds a NUL (DuckDB
+/// alone reads such a header).
+fn header_names(
+    op: &'static str,
+    fields: &[String],
+    detected: &[(String, String)],
+    table_columns: &[(String, String)],
+) -> Result<Option<String>> {
+    if detected.iter().any(|(name, _)| name.contains('\0')) {
+        return Ok(None);
+    }
+    let in_table = |name: &str| table_columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(name));
+    let mut used = std::collections::HashSet::new();
+    let mut names = Vec::with_capacity(detected.len());
+    let mut changed = false;
+    for (i, (duck, _)) in detected.iter().enumerate() {
+        let written = fields
+            .get(i)
+            .filter(|f| f.as_str() != duck && !f.trim().is_empty() && in_table(f))
+            .filter(|f| !used.contains(&f.to_ascii_lowercase()));
+        let name = written.unwrap_or(duck);
+        changed |= written.is_some();
+        if !used.insert(name.to_ascii_lowercase()) {
+            return Ok(None);
+        }
+        names.push(sql::literal(op, "header", name)?);
+    }
+    Ok(changed.then(|| format!(", names = [{}]", names.join(", "))))
+}
+
 /// A malformed input is a `Parse` error naming the file (and line, when known); anything else
 /// stays a `DuckDb` error.
 /// The error of a failed import; `guessed_types`: the file's column types were DuckDB's guess
 /// (a new table), so a conversion error gets a hint to create the table first.
-/// `, names = [...]` for a CSV header whose names DuckDB trimmed: its reader drops the blanks
-/// around a header name (` lead` becomes `lead`), so a table's own CSV (`store sql --csv`)
-/// would not go back into it by name, and a new table would get other names than the file's.
-/// Each of DuckDB's names (`detected`) that is the header's field trimmed is replaced by the
-/// field as written; the rest (blank fields' `column2`, deduplicated `x_1`) stay DuckDB's.
-fn header_names(op: &'static str, fields: &[String], detected: &[(String, String)]) -> Result<String> {
-    let names = detected
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| {
-            let field = fields.get(i).filter(|f| {
-                let trimmed = f.trim();
-                !trimmed.is_empty() && trimmed == name && f.as_str() != name
-            });
-            sql::literal(op, "header", field.unwrap_or(name))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(format!(", names = [{}]", names.join(", ")))
-}
-
 fn import_error(
     op: &'static str,
     path: &Path,
