@@ -557,7 +557,8 @@ fn csv_header_names_with_blanks_append_into_the_table_that_has_them() {
     let names: Vec<String> = columns(&db, "fresh").into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["id", "name"], "a new table takes DuckDB's trimmed names");
     // A NUL in another header name leaves the header to DuckDB, as before (h134 D3).
-    db.exec_batch(r#"CREATE TABLE n ("x\0y" INTEGER, " b" INTEGER)"#).unwrap();
+    db.exec_batch(r#"CREATE TABLE n ("x\0y" INTEGER, " b" INTEGER)"#)
+        .unwrap();
     let file = write(dir.path(), "n.csv", "x\0y, b\n1,2\n");
     if let Err(err) = db.import_csv("n", &file, &CsvOptions::default()) {
         assert_ne!(err.field(), Some("header"), "{err}");
