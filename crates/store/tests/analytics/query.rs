@@ -153,10 +153,12 @@ fn parameters_bind_positionally_in_exec_and_query() {
     assert_eq!(count(&db, "t"), 1);
 }
 
+/// Bad SQL is the engine's error; a wrong parameter count is the caller's input (see
+/// `a_wrong_number_of_parameters_is_invalid_input_naming_params`).
 #[test]
-fn wrong_parameter_count_and_bad_sql_are_duckdb_errors() {
+fn bad_sql_is_a_duckdb_error() {
     let db = db();
-    expect_kind(db.query("SELECT ?, ?", &[Value::Int(1)]), ErrorKind::DuckDb);
+    expect_kind(db.query("SELECT ?, ?", &[Value::Int(1)]), ErrorKind::InvalidInput);
     expect_kind(db.query("SELEKT 1", &[]), ErrorKind::DuckDb);
     expect_kind(db.exec_batch("CREATE TABLE"), ErrorKind::DuckDb);
     expect_kind(db.query("SELECT * FROM no_such_table", &[]), ErrorKind::DuckDb);
