@@ -180,24 +180,11 @@ impl<'a> Statements<'a> {
     /// `PRAGMA`, with or without a scope).
     pub(crate) fn set_home_directory(&self) -> bool {
         self.each().any(|statement| {
-            let (first, mut rest) = next_word(statement);
-            if !["SET", "RESET", "PRAGMA"]
-                .iter()
-                .any(|w| w.eq_ignore_ascii_case(first))
-            {
-                return false;
-            }
-            loop {
-                let (word, after) = next_word(skip_blanks(rest));
-                if ["GLOBAL", "SESSION", "LOCAL"]
-                    .iter()
-                    .any(|w| w.eq_ignore_ascii_case(word))
-                {
-                    rest = after;
-                } else {
-                    return word.eq_ignore_ascii_case("home_directory");
-                }
-            }
+            let (first, rest) = next_word(statement);
+            one_of(first, &["SET", "RESET", "PRAGMA"])
+                && next_word(past_words(rest, &["GLOBAL", "SESSION", "LOCAL"]))
+                    .0
+                    .eq_ignore_ascii_case("home_directory")
         })
     }
 
@@ -243,22 +230,32 @@ pub(crate) enum AttachTarget {
 
 /// The target of `statement` if it is an `ATTACH [DATABASE] [OR REPLACE] [IF NOT EXISTS] …`.
 fn attach_target(statement: &str) -> Option<AttachTarget> {
-    let (first, mut rest) = next_word(statement);
+    let (first, rest) = next_word(statement);
     if !first.eq_ignore_ascii_case("ATTACH") {
         return None;
     }
+    Some(literal_target(past_words(
+        rest,
+        &["DATABASE", "OR", "REPLACE", "IF", "NOT", "EXISTS"],
+    )))
+}
+
+/// Whether `word` is one of `words`, ignoring ASCII case as SQL keywords do.
+fn one_of(word: &str, words: &[&str]) -> bool {
+    words.iter().any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// `text` past its blanks, comments and any run of `words` (in any order and case): where
+/// the first other word starts.
+fn past_words<'t>(mut text: &'t str, words: &[&str]) -> &'t str {
     loop {
-        let (word, after) = next_word(skip_blanks(rest));
-        if ["DATABASE", "OR", "REPLACE", "IF", "NOT", "EXISTS"]
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case(word))
-        {
-            rest = after;
-        } else {
-            break;
+        text = skip_blanks(text);
+        let (word, after) = next_word(text);
+        if word.is_empty() || !one_of(word, words) {
+            return text;
         }
+        text = after;
     }
-    Some(literal_target(skip_blanks(rest)))
 }
 
 /// The plain string literal `rest` starts with, when it is the whole target (what follows it is

@@ -874,15 +874,8 @@ fn scoring_writers_on_a_read_only_handle_say_how_to_write() {
     for err in [
         ro.append_checkpoint_scores([checkpoint("m", "r", "c1", 1)])
             .unwrap_err(),
-        ro.append_scoring_results([ScoringResult {
-            model: "m".into(),
-            prompt_id: "p".into(),
-            suite: "s".into(),
-            dimension: "d".into(),
-            score: 1.0,
-            scored_at: None,
-        }])
-        .unwrap_err(),
+        ro.append_scoring_results([scoring("m", "s", "d", 1.0)])
+            .unwrap_err(),
     ] {
         assert_eq!(err.kind(), ErrorKind::DuckDb);
         assert!(err.to_string().contains("open it with Analytics::open"), "{err}");
