@@ -1,0 +1,170 @@
+//! Finding tables by name as DuckDB resolves them (ASCII case-insensitive, the default schema
+//! first, then other schemas by their inventory names), and counting their rows.
+
+use std::collections::BTreeMap;
+
+use duckdb::Connection;
+
+use super::sql;
+use crate::error::{Error, Result};
+
+pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
+    Ok(table_type_on(op, conn, table)?.is_some())
+}
+
+/// The `information_schema` type (`BASE TABLE`, `VIEW`, `LOCAL TEMPORARY`) of the table or view
+/// `table` names in the default schema (or the temporary one), if there is one.
+pub(crate) fn table_type_on(op: &'static str, conn: &Connection, table: &str) -> Result<Option<String>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_name, table_type FROM information_schema.tables \
+             WHERE table_catalog IN (current_database(), 'temp') AND table_schema = 'main' \
+               AND lower(table_name) = lower(?)",
+        )
+        .map_err(|e| Error::duckdb(op, "look up table", e))?;
+    let names: Vec<(String, String)> = stmt
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::duckdb(op, "look up table", e))?;
+    Ok(names
+        .into_iter()
+        .find_map(|(name, kind)| same_name(&name, table).then_some(kind)))
+}
+
+/// DuckDB's identifier rule: names match ignoring ASCII case only (`Foo` is `foo`, `Ö` is not
+/// `ö`).
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// A table or view as [`require_table`] found it.
+pub(crate) struct ResolvedTable {
+    /// Its name as SQL (quoted, or qualified for another schema).
+    pub sql: String,
+    /// Whether it is a view: reading its columns binds its query.
+    pub is_view: bool,
+}
+
+pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<ResolvedTable> {
+    let quoted = sql::ident(op, "table", table)?;
+    if let Some(kind) = table_type_on(op, conn, table)? {
+        return Ok(ResolvedTable {
+            sql: quoted,
+            is_view: kind == "VIEW",
+        });
+    }
+    if let Some(found) = other_schema_table(op, conn, table)? {
+        return Ok(found);
+    }
+    Err(Error::Missing {
+        op,
+        kind: "table",
+        name: table.to_string(),
+    })
+}
+
+/// A table of another schema of this database, named as [`Analytics::table_counts`] and the
+/// inventory name it, as SQL: so a name copied from the inventory exports the table it counts.
+/// Only tried once no default-schema table has the name, as those come first there. A view
+/// of another schema, which the inventory does not list, is found by either spelling (`s.v`
+/// or `"s"."v"`).
+fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
+    // By its inventory name, or fully qualified (`"db"."main"."t"`: how a default-schema table
+    // hidden by a temporary one of its name is exported).
+    if let Some((_, sql)) = named_tables(op, conn)?
+        .into_iter()
+        .find(|(name, sql)| same_name(name, table) || sql == table)
+    {
+        return Ok(Some(ResolvedTable { sql, is_view: false }));
+    }
+    if !table.contains('.') {
+        return Ok(None);
+    }
+    let lookup = |e| Error::duckdb(op, "look up view", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
+             WHERE table_catalog = current_database() AND table_type = 'VIEW' \
+               AND table_schema NOT IN ('main', 'information_schema', 'pg_catalog') \
+             ORDER BY table_schema, table_name",
+        )
+        .map_err(lookup)?;
+    let names: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(lookup)?;
+    Ok(names.into_iter().find_map(|(catalog, schema, name)| {
+        let plain = format!("{schema}.{name}");
+        let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&name));
+        (same_name(&plain, table) || same_name(&spelled, table)).then(|| ResolvedTable {
+            sql: sql::qualified(&catalog, &schema, &name),
+            is_view: true,
+        })
+    }))
+}
+
+/// Every base table of this database, in inventory order, with the name the inventory gives
+/// it and its SQL name. Tables of the default schema go by their name; tables of other schemas
+/// of this database (`CREATE SCHEMA s`) as `s.name`, unless a name given before (or a view,
+/// temporary table or temporary view) is that, ignoring ASCII case as DuckDB does: then as the
+/// SQL spelling `"s"."name"`, then fully qualified, then numbered. So no two tables share a name, and a name resolves to
+/// the one table it was given to. Attached databases are not this one's tables.
+fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, String)>> {
+    // Views and temporary tables and views of the default schema are not listed, but keep
+    // their names: a name resolves to them before another schema's table. A default-schema
+    // base table keeps its name over a temporary one (listed first), though exporting that
+    // name reads the temporary table, as SQL does; its qualified name reads the base table.
+    let listed: Vec<(String, String, String, bool)> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type <> 'BASE TABLE' \
+                 FROM information_schema.tables \
+                 WHERE (table_catalog = 'temp' AND table_schema = 'main' \
+                        OR table_catalog = current_database() \
+                           AND table_schema NOT IN ('information_schema', 'pg_catalog')) \
+                   AND (table_type = 'BASE TABLE' OR table_schema = 'main') \
+                 ORDER BY table_schema <> 'main', table_type <> 'BASE TABLE', table_schema, table_name",
+            )
+            .map_err(|e| Error::duckdb(op, "list tables", e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(|e| Error::duckdb(op, "list tables", e))?
+            .collect::<duckdb::Result<_>>()
+            .map_err(|e| Error::duckdb(op, "list tables", e))?
+    };
+    let mut taken = std::collections::HashSet::new();
+    let mut named = Vec::with_capacity(listed.len());
+    for (catalog, schema, table, reserved_only) in listed {
+        if reserved_only {
+            taken.insert(table.to_ascii_lowercase());
+            continue;
+        }
+        // Counted and exported through their database's name: unqualified, a temporary table
+        // of the same name would be read instead (DuckDB looks in `temp` first).
+        let qualified = sql::qualified(&catalog, &schema, &table);
+        let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&table));
+        let preferred = if schema == "main" {
+            vec![table, qualified.clone()]
+        } else {
+            vec![format!("{schema}.{table}"), spelled.clone(), qualified.clone()]
+        };
+        let name = preferred
+            .into_iter()
+            .chain((2..).map(|n| format!("{spelled} ({n})")))
+            .find(|name| !taken.contains(&name.to_ascii_lowercase()))
+            .unwrap_or_else(|| qualified.clone()); // unreachable: the numbered names never run out
+        taken.insert(name.to_ascii_lowercase());
+        named.push((name, qualified));
+    }
+    Ok(named)
+}
+
+pub(crate) fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for (name, qualified) in named_tables(op, conn)? {
+        let n: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {qualified}"), [], |r| r.get(0))
+            .map_err(|e| Error::duckdb(op, format!("count rows of {name}"), e))?;
+        counts.insert(name, n.max(0) as u64);
+    }
+    Ok(counts)
+}
