@@ -25,9 +25,10 @@
 mod claims;
 mod csvfile;
 mod decompress;
+mod export;
 mod footer;
 mod guard;
-mod io;
+mod import;
 mod jsonfile;
 mod kv;
 mod open;
@@ -59,7 +60,7 @@ pub(crate) use open::{open_refused, refuse_foreign_file, unfinished_database_fil
 use tables::table_counts_on;
 pub(crate) use tables::{require_table, same_name, table_exists_on, table_type_on};
 
-pub use io::CsvOptions;
+pub use import::CsvOptions;
 pub use progress::{ImportProgress, ProgressFn};
 pub use scoring::{
     CHECKPOINT_SCORES, CheckpointScore, PROBE_RESULTS, ProbeResult, SCORING_RESULTS, ScoringResult,

@@ -43,8 +43,8 @@ mod order;
 mod workdirs;
 mod writer;
 
+use super::export::parquet_rows;
 use super::footer;
-use super::io::parquet_rows;
 use super::paths::{CreatedDirs, LiteralPath, ensure_parent};
 use super::progress::{ProgressFn, report_done, with_progress};
 use super::{Analytics, require_table, same_name, sql};
@@ -259,7 +259,7 @@ fn export_split(
     // are read here too.
     let table_sql = require_table(op, conn, table)?.sql;
     // Fixed-size arrays go out as lists: DuckDB's writer makes a NULL array unreadable to others.
-    let table_sql = match super::io::lists_for_arrays(conn, &table_sql) {
+    let table_sql = match super::import::lists_for_arrays(conn, &table_sql) {
         Some(query) => format!("({query})"),
         None => table_sql,
     };
