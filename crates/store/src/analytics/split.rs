@@ -314,6 +314,7 @@ fn export_split(
     let source = Source {
         table: &table_sql,
         column: &column_sql,
+        data_type: &column.data_type,
         key_column: &column.key_column,
         value_limit: limit,
     };
@@ -481,6 +482,8 @@ fn remove_staging(op: &'static str, staging: &Path) -> Result<()> {
 struct Source<'a> {
     table: &'a str,
     column: &'a str,
+    /// The column's type, as `DESCRIBE` names it.
+    data_type: &'a str,
     key_column: &'a str,
     value_limit: usize,
 }
@@ -497,6 +500,7 @@ fn stage(
     let Source {
         table,
         column,
+        data_type,
         key_column,
         value_limit,
     } = *source;
@@ -510,7 +514,7 @@ fn stage(
         Layout::Keyed => format!(
             "COPY (SELECT *, {key} AS {key_column} FROM {table}) TO {target} \
              ({options}, PARTITION_BY ({key_column}))",
-            key = split_key(column, value_limit)
+            key = split_key(column, data_type, value_limit)
         ),
     };
     // `execute_batch`, not a prepared `execute`: measured ~4% faster for a large COPY.
@@ -522,8 +526,8 @@ fn stage(
 /// marker's spelling, and values over `limit` bytes escaped, see [`too_long_for_a_name`]). A
 /// long value's marker is its SHA-256: DuckDB's own 64-bit `hash()` can be made to collide in
 /// milliseconds, and two values in one staged partition fail the export.
-fn split_key(column: &str, limit: usize) -> String {
-    let text = format!("CAST({column} AS VARCHAR)");
+fn split_key(column: &str, data_type: &str, limit: usize) -> String {
+    let text = value_text(column, data_type);
     // Escaped length of the value, computed exactly as `escape_segment` does: characters outside
     // the unreserved set cost three bytes per byte.
     let kept = format!("strlen(regexp_replace({text}, '[^A-Za-z0-9._~-]', '', 'g'))");
@@ -539,6 +543,18 @@ fn split_key(column: &str, limit: usize) -> String {
               WHEN {escaped_len} > {limit} THEN 's' || sha256({text}) \
               ELSE 'v' || {text} END"
     )
+}
+
+/// The SQL text of a value of `column` (of type `data_type`) that names its partition: its
+/// `VARCHAR` cast, except that every float NaN is `nan`. DuckDB compares all NaNs equal, but
+/// the cast keeps the sign bit, so a NaN computed on x86 (`0.0 / 0.0`) reads `-nan` and a
+/// parsed one `nan`: keyed by the cast, one value would get two partitions.
+fn value_text(column: &str, data_type: &str) -> String {
+    if matches!(data_type, "FLOAT" | "DOUBLE") {
+        format!("CASE WHEN isnan({column}) THEN 'nan' ELSE CAST({column} AS VARCHAR) END")
+    } else {
+        format!("CAST({column} AS VARCHAR)")
+    }
 }
 
 /// A staged partition: its key (`None` = NULL), files and row count.

@@ -1022,6 +1022,76 @@ fn float_keys_minus_zero_and_zero_keep_partitions_of_their_own() {
     assert_eq!(back.rows, original.rows);
 }
 
+/// DuckDB compares every NaN equal, but prints a computed one (`0.0 / 0.0` on x86) as `-nan` and
+/// a parsed one as `nan`: all of them share one partition, named `nan`, for FLOAT and DOUBLE.
+#[test]
+fn every_float_nan_shares_one_partition_whatever_its_sign_bit() {
+    for float in ["DOUBLE", "FLOAT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db();
+        db.exec_batch(&format!(
+            "CREATE TABLE n AS SELECT k::{float} AS k, id FROM (VALUES ('nan'::DOUBLE, 1),
+               (0.0::DOUBLE / 0.0::DOUBLE, 2), ('inf'::DOUBLE - 'inf'::DOUBLE, 3), (1.5, 4),
+               (-('nan'::DOUBLE), 5)) v(k, id)"
+        ))
+        .unwrap();
+        let distinct = db
+            .query_row("SELECT count(DISTINCT k) FROM n", &[])
+            .unwrap()
+            .unwrap()
+            .values[0]
+            .as_i64()
+            .unwrap();
+        assert_eq!(distinct, 2, "{float}: DuckDB holds every NaN equal");
+        let out = dir.path().join("n");
+        let manifest = db.export_split_parquet("n", &out, "k").unwrap();
+        let shape: Vec<(Option<&str>, u64)> = manifest
+            .files
+            .iter()
+            .map(|f| (f.value.as_deref(), f.rows))
+            .collect();
+        assert_eq!(shape, [(Some("1.5"), 1), (Some("nan"), 4)], "{float}");
+        assert!(out.join("k=nan").is_dir(), "{float}");
+        assert_eq!(parquet_files(&out).len(), 2, "{float}");
+        assert_eq!(count_parquet_rows(&db, &out), 5, "{float}");
+    }
+}
+
+/// The manifest lists dates and timestamps in time order, as `ORDER BY` does: BC years count
+/// backwards and a five-digit year comes after every four-digit one.
+#[test]
+fn the_manifest_lists_dates_and_timestamps_in_time_order() {
+    let dates = "('2024-01-01'::DATE), ('10000-01-01'), ('0044-03-15 (BC)'), ('1000-01-01 (BC)'),
+                 ('0001-01-01'), ('infinity'), ('-infinity'), ('0044-01-01 (BC)'), (NULL)";
+    for (data_type, expression) in [
+        ("DATE", "d"),
+        ("TIMESTAMP", "d + INTERVAL 90 MINUTE"),
+        ("TIMESTAMPTZ", "(d + INTERVAL 90 MINUTE)::TIMESTAMPTZ"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db();
+        db.exec_batch(&format!(
+            "CREATE TABLE t AS SELECT CAST({expression} AS {data_type}) AS k, 1 AS id
+               FROM (VALUES {dates}) v(d)"
+        ))
+        .unwrap();
+        let manifest = db.export_split_parquet("t", dir.path().join("out"), "k").unwrap();
+        let listed: Vec<Value> = manifest
+            .files
+            .iter()
+            .map(|f| f.value.clone().map_or(Value::Null, Value::Text))
+            .collect();
+        let in_time_order: Vec<Value> = db
+            .query("SELECT CAST(k AS VARCHAR) FROM t ORDER BY k NULLS FIRST", &[])
+            .unwrap()
+            .rows
+            .into_iter()
+            .map(|mut row| row.remove(0))
+            .collect();
+        assert_eq!(listed, in_time_order, "{data_type}");
+    }
+}
+
 /// A split that fails into a fresh directory removes what it made while it still holds the
 /// lock; a second split waiting for that lock makes the directories again and succeeds.
 #[test]

@@ -1,4 +1,5 @@
-//! The manifest's order of a split column's values: NULL first, numbers by number.
+//! The manifest's order of a split column's values: NULL first, numbers by number, dates and
+//! timestamps by time.
 
 use std::cmp::Ordering;
 
@@ -9,6 +10,8 @@ pub(super) enum SortAs {
     /// DECIMAL(p, s): exactly, as integers scaled by 10^s.
     Decimal(usize),
     Float,
+    /// DATE and the TIMESTAMP types, by time (BC years and years past 9999 included).
+    Temporal,
     Text,
 }
 
@@ -27,13 +30,15 @@ impl SortAs {
             (true, _) => SortAs::Integer,
             (false, Some(scale)) => SortAs::Decimal(scale),
             _ if upper == "FLOAT" || upper == "DOUBLE" => SortAs::Float,
+            _ if upper == "DATE" || upper.starts_with("TIMESTAMP") => SortAs::Temporal,
             _ => SortAs::Text,
         }
     }
 }
 
-/// Manifest order: NULL first, then numbers (of a numeric column) by number, other values by
-/// their text. Text that does not parse as the column's type sorts after all that does.
+/// Manifest order: NULL first, then numbers (of a numeric column) by number, dates and
+/// timestamps by time, other values by their text. Text that does not parse as the column's
+/// type sorts after all that does.
 pub(super) fn value_order(sort: SortAs, a: Option<&str>, b: Option<&str>) -> Ordering {
     let (a, b) = match (a, b) {
         (Some(a), Some(b)) => (a, b),
@@ -43,6 +48,7 @@ pub(super) fn value_order(sort: SortAs, a: Option<&str>, b: Option<&str>) -> Ord
         SortAs::Integer => by_parsed(a, b, |v| v.parse::<i128>().ok(), Ord::cmp),
         SortAs::Decimal(scale) => by_parsed(a, b, |v| scaled_decimal(v, scale), Ord::cmp),
         SortAs::Float => by_parsed(a, b, |v| v.parse::<f64>().ok(), f64::total_cmp),
+        SortAs::Temporal => by_parsed(a, b, moment, Ord::cmp),
         SortAs::Text => a.cmp(b),
     }
 }
@@ -60,6 +66,29 @@ fn by_parsed<T>(
         (None, Some(_)) => Ordering::Greater,
         (None, None) => a.cmp(b),
     }
+}
+
+/// A point in time as DuckDB writes a DATE or TIMESTAMP, comparable by time: `-infinity`
+/// first, then (astronomical year, the rest of the text), then `infinity`. The year is parsed
+/// because its width varies (`10000-01-01`) and a BC year (`0044-03-15 (BC)`, year -43; a
+/// timestamp reads `0044-03-15 (BC) 10:00:00`) counts backwards; within a year the rest
+/// (`-MM-DD HH:MM:SS[.fraction][+zone]`) has fixed widths up to the fraction, whose digits
+/// compare as text, and runs forward in BC years too. Timestamps with a time zone are always
+/// written in UTC here (`+00`).
+fn moment(text: &str) -> Option<(u8, i64, String)> {
+    match text {
+        "-infinity" => return Some((0, 0, String::new())),
+        "infinity" => return Some((2, 0, String::new())),
+        _ => {}
+    }
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (year, rest) = text.split_at(digits);
+    if !rest.starts_with('-') {
+        return None;
+    }
+    let year: i64 = year.parse().ok()?;
+    let bc = rest.contains(" (BC)");
+    Some((1, if bc { 1 - year } else { year }, rest.replacen(" (BC)", "", 1)))
 }
 
 /// `-12.5` with scale 3 → `-12500`; `None` if the text is not a plain decimal that fits.
@@ -119,6 +148,46 @@ mod tests {
                 Some("0.5"),
                 Some("1e+300"),
                 Some("nan")
+            ]
+        );
+        let dates = [
+            Some("2024-01-01"),
+            Some("10000-01-01"),
+            Some("infinity"),
+            Some("1000-01-01 (BC)"),
+            Some("0001-01-01"),
+            Some("-infinity"),
+            Some("0044-03-15 (BC)"),
+            Some("0044-01-01 (BC)"),
+        ];
+        assert_eq!(
+            sorted("DATE", &dates),
+            [
+                Some("-infinity"),
+                Some("1000-01-01 (BC)"),
+                Some("0044-01-01 (BC)"),
+                Some("0044-03-15 (BC)"),
+                Some("0001-01-01"),
+                Some("2024-01-01"),
+                Some("10000-01-01"),
+                Some("infinity")
+            ]
+        );
+        let stamps = [
+            Some("2024-01-01 10:00:00.25+00"),
+            Some("2024-01-01 10:00:00+00"),
+            Some("2024-01-01 10:00:00.5+00"),
+            Some("0001-12-31 (BC) 23:59:59+00"),
+            Some("0001-01-01 (BC) 23:59:59.5+00"),
+        ];
+        assert_eq!(
+            sorted("TIMESTAMP WITH TIME ZONE", &stamps),
+            [
+                Some("0001-01-01 (BC) 23:59:59.5+00"),
+                Some("0001-12-31 (BC) 23:59:59+00"),
+                Some("2024-01-01 10:00:00+00"),
+                Some("2024-01-01 10:00:00.25+00"),
+                Some("2024-01-01 10:00:00.5+00")
             ]
         );
         assert_eq!(
