@@ -168,9 +168,18 @@ pub fn import(service: &Service, args: ImportArgs, out: &Output) -> store::Resul
     Ok(())
 }
 
-pub fn export(service: &Service, table: String, file: String, out: &Output) -> store::Result<()> {
+pub fn export(
+    service: &Service,
+    table: String,
+    file: String,
+    compression: Option<String>,
+    out: &Output,
+) -> store::Result<()> {
     refuse_other_format_name(&file)?;
-    let request = json!({"table": table, "path": file});
+    let mut request = json!({"table": table, "path": file});
+    if let Some(codec) = compression {
+        request["compression"] = json!(codec);
+    }
     let r = with_progress(
         out,
         &format!("exporting {}", visible(&table)),

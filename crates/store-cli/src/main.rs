@@ -69,7 +69,13 @@ enum Command {
     /// Import a Parquet, CSV or JSON file into a table.
     Import(analytics::ImportArgs),
     /// Export a table (or query) to a Parquet file.
-    Export { table: String, file: String },
+    Export {
+        table: String,
+        file: String,
+        /// Parquet compression: zstd (the default), snappy, gzip, brotli, lz4 or uncompressed.
+        #[arg(long, value_name = "CODEC")]
+        compression: Option<String>,
+    },
     /// Export one Parquet file per distinct value of COLUMN under DIR (Hive layout + manifest).
     ExportSplit {
         table: String,
@@ -200,7 +206,11 @@ fn run(cli: Cli, out: &Output) -> store::Result<()> {
         }
         Command::Sql(args) => analytics::sql(&service, args, out),
         Command::Import(args) => analytics::import(&service, args, out),
-        Command::Export { table, file } => analytics::export(&service, table, file, out),
+        Command::Export {
+            table,
+            file,
+            compression,
+        } => analytics::export(&service, table, file, compression, out),
         Command::ExportSplit { table, column, dir } => {
             analytics::export_split(&service, table, column, dir, out)
         }

@@ -319,6 +319,40 @@ fn export_to_an_empty_path_is_invalid_input_with_a_fix() {
     }
 }
 
+/// `store export --compression` picks the Parquet codec (zstd without it); an unknown codec is
+/// invalid input naming the choices, and writes nothing.
+#[test]
+fn export_takes_a_compression_codec_and_refuses_an_unknown_one() {
+    let home = Home::new();
+    home.ok(&["sql", "CREATE TABLE t AS SELECT range AS n FROM range(100)"]);
+    let dir = tempfile::tempdir().unwrap();
+    let codec_of = |file: &std::path::Path| {
+        let query = format!(
+            "SELECT DISTINCT compression FROM parquet_metadata('{}')",
+            file.display()
+        );
+        home.json(&["sql", &query])["rows"].clone()
+    };
+    let plain = dir.path().join("plain.parquet");
+    home.ok(&["export", "t", plain.to_str().unwrap()]);
+    assert_eq!(codec_of(&plain), json!([["ZSTD"]]));
+    for (codec, written) in [
+        ("snappy", "SNAPPY"),
+        ("GZIP", "GZIP"),
+        ("uncompressed", "UNCOMPRESSED"),
+    ] {
+        let file = dir.path().join(format!("{codec}.parquet"));
+        let v = home.json(&["export", "t", file.to_str().unwrap(), "--compression", codec]);
+        assert_eq!(v["rows"], 100, "{codec}");
+        assert_eq!(codec_of(&file), json!([[written]]), "{codec}");
+    }
+    let refused = dir.path().join("lzo.parquet");
+    let err = home.json_fail(&["export", "t", refused.to_str().unwrap(), "--compression", "lzo"]);
+    assert_eq!(err["kind"], "invalid_input", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("zstd"), "{err}");
+    assert!(!refused.exists());
+}
+
 /// `store export` writes Parquet: a file named as CSV or JSON (what `store import` would read as
 /// such, compressed or not, in any case) is refused and nothing is written; other names get
 /// the Parquet file.

@@ -55,7 +55,7 @@ fn accepted_args(action: &str) -> Option<&'static [&'static str]> {
         "last-seq" | "scoring/ensure" | "table-counts" | "inventory" => Some(&[]),
         "sql" => Some(&["sql", "params"]),
         "import" => Some(&["table", "path", "format", "header", "delimiter"]),
-        "export-parquet" => Some(&["table", "path"]),
+        "export-parquet" => Some(&["table", "path", "compression"]),
         "export-split-parquet" => Some(&["table", "dir", "column"]),
         _ => None,
     })
@@ -187,7 +187,8 @@ fn analytics_action(
             json!({ "rows": rows })
         }
         "export-parquet" => {
-            let rows = db.export_parquet_with(a.str("table")?, a.str("path")?, "zstd", progress)?;
+            let compression = a.opt_str("compression")?.unwrap_or("zstd");
+            let rows = db.export_parquet_with(a.str("table")?, a.str("path")?, compression, progress)?;
             json!({ "rows": rows })
         }
         "export-split-parquet" => {
