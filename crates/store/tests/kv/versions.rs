@@ -592,3 +592,47 @@ fn a_first_open_issues_versions_above_those_already_in_the_file() {
     let read = store.get_with_version("g", "k").unwrap();
     assert_eq!((read.value.as_str(), read.version), ("ours", issued));
 }
+
+/// A file whose version reservation was lost (the `store_meta` row deleted, or the table
+/// dropped, by hand) still holds the feed's numbers: the next open moves the allocator above
+/// them and above every stored version, so writes go on with fresh, unique numbers instead of
+/// colliding with `changes.seq` on every attempt.
+#[test]
+fn a_lost_version_reservation_is_rebuilt_above_the_feed_and_the_entries() {
+    for damage in [
+        "DELETE FROM store_meta WHERE name = 'version_reserved'",
+        "DROP TABLE store_meta",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.db");
+        let store = Store::open(&path).unwrap();
+        for i in 0..5 {
+            store.set("g", &i.to_string(), "v").unwrap();
+        }
+        store.set("kept", "k", "v").unwrap();
+        store.delete_group("g").unwrap();
+        let last = store.last_seq().unwrap();
+        store.close().unwrap();
+        drop(store);
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(damage)
+            .unwrap();
+
+        let store = Store::open(&path).unwrap();
+        let issued = store.set("g", "x", "v").unwrap();
+        assert!(
+            issued > last,
+            "{damage}: issued {issued}, at or below the feed's {last}"
+        );
+        let seqs: Vec<u64> = store
+            .changes_since(0, 100)
+            .unwrap()
+            .changes
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{damage}: {seqs:?}");
+        assert_eq!(seqs.last(), Some(&issued), "{damage}");
+    }
+}

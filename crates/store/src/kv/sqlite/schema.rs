@@ -70,6 +70,7 @@ pub(crate) fn is_current(conn: &Connection) -> bool {
     let sql = format!(
         "SELECT (SELECT value FROM store_meta WHERE name = '{SCHEMA_META_KEY}') >= {SCHEMA_VERSION}
             AND (SELECT value FROM store_meta WHERE name = '{triggers_key}') = {triggers_version}
+            AND EXISTS (SELECT 1 FROM store_meta WHERE name = '{versions_key}')
             AND (SELECT count(*) FROM sqlite_master WHERE type = 'table'
                    AND name IN ('entries', 'changes', 'scope_usage', 'store_meta')) = 4
             AND EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE name = 'version')
@@ -81,6 +82,7 @@ pub(crate) fn is_current(conn: &Connection) -> bool {
                    AND name IN ('entries_expires_at_idx', 'entries_namespace_expiry_idx')) = 2
             AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv')",
         triggers_key = super::usage::META_KEY,
+        versions_key = crate::kv::versions::META_KEY,
         triggers_version = super::usage::TRIGGER_VERSION,
         triggers = super::usage::TRIGGERS.join("', '"),
         n = super::usage::TRIGGERS.len() + 1,
@@ -136,15 +138,20 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     super::meta_set(conn, SCHEMA_META_KEY, stamped.max(SCHEMA_VERSION)).map_err(fail)
 }
 
-/// Moves the version allocator's reservation above every version already in `entries`. Our own
+/// Moves the version allocator's reservation above every version already in `entries` and
+/// every sequence number in `changes`, creating the reservation row if it is missing. Our own
 /// versions are always below it, but rows copied in from another file, or written with an
 /// explicit version by another program, may not be: a fresh version equal to the row's would
-/// make the foreign-write trigger take our own write for a foreign one. Runs on the open's
-/// slow path only (a file this version has not stamped yet), so its scan is paid once.
+/// make the foreign-write trigger take our own write for a foreign one. And a file whose
+/// reservation row was lost (deleted by hand, `store_meta` dropped) would start again at 1,
+/// where the feed's numbers are taken: every write would fail on `changes.seq` for good (the
+/// rollback puts the allocator back each time). [`is_current`] sends such a file here. Runs on
+/// the open's slow path only, so the scan of `entries` is paid once.
 fn reserve_above_stored_versions(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO store_meta (name, value)
-           SELECT ?1, max(version) FROM entries WHERE version > 0 HAVING max(version) IS NOT NULL
+           SELECT ?1, max(coalesce((SELECT max(version) FROM entries), 0),
+                          coalesce((SELECT max(seq) FROM changes), 0), 0)
            ON CONFLICT (name) DO UPDATE SET value = max(coalesce(value, 0), excluded.value)",
         [crate::kv::versions::META_KEY],
     )
