@@ -97,6 +97,40 @@ fn counters_are_built_for_a_file_written_without_them() {
     assert_key_quota_exact(&a, &f.store);
 }
 
+/// A foreign `entries` table may allow NULL keys and values: such a namespaced row counts as a
+/// key whose NULL part is empty, both when the counters are built at open and when another
+/// program inserts one later (the counters' NOT NULL once failed the open, and that insert).
+#[test]
+fn namespaced_rows_with_a_null_key_or_value_are_counted_as_empty_parts() {
+    let f = prepared_file(|conn| {
+        conn.execute_batch(
+            "CREATE TABLE entries (group_name TEXT, entry_key TEXT, entry_value TEXT,
+               expires_at INTEGER, PRIMARY KEY (group_name, entry_key));
+             INSERT INTO entries VALUES ('tenant-a:g', 'n', NULL, NULL), ('tenant-a:g', NULL, 'xyz', NULL),
+               ('tenant-a:g', 'k', 'v', NULL);",
+        )
+        .unwrap();
+    });
+    let a = f.store.scoped(NS_A).unwrap();
+    assert_eq!(a.usage().unwrap(), usage(3, 1, 1 + 3 + 2));
+
+    let foreign = rusqlite::Connection::open(f.path()).unwrap();
+    exec(
+        &foreign,
+        "INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('tenant-a:h', 'm', NULL)",
+    );
+    exec(
+        &foreign,
+        "UPDATE entries SET entry_value = NULL WHERE entry_key = 'k'",
+    );
+    assert_eq!(a.usage().unwrap(), usage(4, 2, 1 + 3 + 1 + 1));
+    exec(&foreign, "DELETE FROM entries WHERE entry_key IS NULL");
+    assert_eq!(a.usage().unwrap(), usage(3, 2, 1 + 1 + 1));
+    let limited = scoped(&f.store, NS_A, quota(4, 0, 0));
+    limited.set("g", "new", "v").unwrap();
+    expect_quota(limited.set("g", "newer", "v"), NS_A, QuotaLimit::Keys, 4, 5);
+}
+
 #[test]
 fn legacy_kv_rows_migrated_on_open_are_counted() {
     let f = prepared_file(|conn| {

@@ -18,7 +18,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Bumped whenever the trigger definitions change; older triggers are replaced on open.
-pub(super) const TRIGGER_VERSION: i64 = 4;
+pub(super) const TRIGGER_VERSION: i64 = 5;
 pub(super) const TRIGGERS: [&str; 5] = [
     "scope_usage_insert",
     "scope_usage_delete",
@@ -40,7 +40,11 @@ fn ns(row: &str) -> String {
 }
 
 fn bytes(row: &str) -> String {
-    format!("(length(CAST({row}.entry_key AS BLOB)) + length(CAST({row}.entry_value AS BLOB)))")
+    // `ifnull`: a foreign table may allow NULL keys or values, which count as empty (a NULL
+    // total would fail the counters' NOT NULL, and with it the open and every such write).
+    format!(
+        "(ifnull(length(CAST({row}.entry_key AS BLOB)), 0) + ifnull(length(CAST({row}.entry_value AS BLOB)), 0))"
+    )
 }
 
 fn ttl(row: &str) -> String {
@@ -224,7 +228,7 @@ pub(crate) fn quota_state(
 ) -> rusqlite::Result<(Option<u64>, RecordedUsage)> {
     let state: Option<(Option<i64>, Totals)> = conn
         .prepare_cached(
-            "SELECT (SELECT length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB))
+            "SELECT (SELECT ifnull(length(CAST(entry_key AS BLOB)), 0) + ifnull(length(CAST(entry_value AS BLOB)), 0)
                      FROM entries WHERE group_name = ?2 AND entry_key = ?3
                        AND (expires_at IS NULL OR expires_at > ?4)),
                     keys, bytes, ttl_keys, groups
@@ -249,7 +253,7 @@ pub(crate) fn quota_state(
 fn live_entry_bytes(conn: &Connection, group: &str, key: &str, now: i64) -> rusqlite::Result<Option<u64>> {
     let bytes: Option<i64> = conn
         .prepare_cached(
-            "SELECT length(CAST(entry_key AS BLOB)) + length(CAST(entry_value AS BLOB)) FROM entries
+            "SELECT ifnull(length(CAST(entry_key AS BLOB)), 0) + ifnull(length(CAST(entry_value AS BLOB)), 0) FROM entries
              WHERE group_name = ?1 AND entry_key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
         )?
         .query_row(params![group, key, now], |r| r.get(0))
@@ -290,7 +294,7 @@ fn subtract_expired(
         // passes over expired rows only (counting the group would visit all of it).
         let mut stmt = conn.prepare_cached(
             "SELECT count(*),
-                    sum(length(CAST(e.entry_key AS BLOB)) + length(CAST(e.entry_value AS BLOB))),
+                    sum(ifnull(length(CAST(e.entry_key AS BLOB)), 0) + ifnull(length(CAST(e.entry_value AS BLOB)), 0)),
                     NOT EXISTS (SELECT 1 FROM entries AS g WHERE g.group_name = e.group_name
                                   AND (g.expires_at IS NULL OR g.expires_at > ?2))
              FROM entries AS e INDEXED BY entries_namespace_expiry_idx
