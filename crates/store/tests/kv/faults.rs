@@ -229,8 +229,18 @@ fn memory_iterators_hold_no_lock_between_chunks() {
 fn a_directory_as_the_database_path_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = Store::open(dir.path()).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Sqlite | ErrorKind::Io), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Io, "{err:?}");
     assert_eq!(err.op(), "Store::open");
+    let message = err.to_string();
+    assert!(message.contains("is a directory"), "{message}");
+    assert!(
+        message.contains(&dir.path().join("store.db").display().to_string()),
+        "{message}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing created inside"
+    );
 }
 
 /// On a full disk SQLite may roll a whole transaction back on its own (here: spilling its page

@@ -50,6 +50,20 @@ pub(crate) fn open_file_writer(
         });
     }
     crate::validate::not_a_special_file(op, path, "a database file")?;
+    // SQLite would only say "unable to open database file".
+    if path.is_dir() {
+        return Err(Error::Io {
+            op,
+            path: Some(path.to_path_buf()),
+            source: std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                format!(
+                    "the database path is a directory; pass the path of a database file, such as {}",
+                    path.join("store.db").display()
+                ),
+            ),
+        });
+    }
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(not_a_uri(path), flags)
