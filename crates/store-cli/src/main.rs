@@ -72,7 +72,8 @@ enum Command {
     Export {
         table: String,
         file: String,
-        /// Parquet compression: zstd (the default), snappy, gzip, brotli, lz4 or uncompressed.
+        /// Parquet compression: zstd (the default), snappy, gzip, brotli, lz4, lz4_raw or
+        /// uncompressed.
         #[arg(long, value_name = "CODEC")]
         compression: Option<String>,
     },

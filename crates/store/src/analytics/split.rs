@@ -548,13 +548,31 @@ fn split_key(column: &str, data_type: &str, limit: usize) -> String {
 /// The SQL text of a value of `column` (of type `data_type`) that names its partition: its
 /// `VARCHAR` cast, except that every float NaN is `nan`. DuckDB compares all NaNs equal, but
 /// the cast keeps the sign bit, so a NaN computed on x86 (`0.0 / 0.0`) reads `-nan` and a
-/// parsed one `nan`: keyed by the cast, one value would get two partitions.
+/// parsed one `nan`: keyed by the cast, one value would get two partitions. In a list (or
+/// array) of floats every `-nan` in the text is such a NaN, as nothing else in it is text.
+/// (A struct's text also holds its field names, so a struct holding floats keeps its cast.)
 fn value_text(column: &str, data_type: &str) -> String {
-    if matches!(data_type, "FLOAT" | "DOUBLE") {
-        format!("CASE WHEN isnan({column}) THEN 'nan' ELSE CAST({column} AS VARCHAR) END")
-    } else {
-        format!("CAST({column} AS VARCHAR)")
+    match float_element(data_type) {
+        Some(false) => format!("CASE WHEN isnan({column}) THEN 'nan' ELSE CAST({column} AS VARCHAR) END"),
+        Some(true) => format!("replace(CAST({column} AS VARCHAR), '-nan', 'nan')"),
+        None => format!("CAST({column} AS VARCHAR)"),
     }
+}
+
+/// Whether `data_type` is FLOAT or DOUBLE (`Some(false)`), or a list or array of them at any
+/// depth (`Some(true)`: `DOUBLE[]`, `FLOAT[3][]`).
+fn float_element(data_type: &str) -> Option<bool> {
+    let mut element = data_type;
+    let mut nested = false;
+    while let Some(inner) = element.strip_suffix(']') {
+        let open = inner.rfind('[')?;
+        if !inner[open + 1..].bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        element = &inner[..open];
+        nested = true;
+    }
+    matches!(element, "FLOAT" | "DOUBLE").then_some(nested)
 }
 
 /// A staged partition: its key (`None` = NULL), files and row count.

@@ -1057,6 +1057,38 @@ fn every_float_nan_shares_one_partition_whatever_its_sign_bit() {
     }
 }
 
+/// A list of floats keeps its NaNs together too, also where the split is keyed by the value's
+/// text (a column name that needs escaping): `[nan]` and `[-nan]` are one value to DuckDB.
+#[test]
+fn nans_inside_a_list_of_floats_share_one_partition_in_the_keyed_layout() {
+    for (column, data_type) in [("k k", "DOUBLE[]"), ("k k", "FLOAT[2]"), ("k", "DOUBLE[][]")] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db();
+        let wrap = if data_type == "DOUBLE[][]" {
+            "[[x, 1]]"
+        } else {
+            "[x, 1]"
+        };
+        db.exec_batch(&format!(
+            "CREATE TABLE n AS SELECT CAST({wrap} AS {data_type}) AS \"{column}\", id
+               FROM (VALUES ('nan'::DOUBLE, 1), (0.0::DOUBLE / 0.0::DOUBLE, 2), (1.5, 3)) v(x, id)"
+        ))
+        .unwrap();
+        let out = dir.path().join("n");
+        let manifest = db.export_split_parquet("n", &out, column).unwrap();
+        let rows: Vec<u64> = manifest.files.iter().map(|f| f.rows).collect();
+        assert_eq!(rows.len(), 2, "{data_type}: {manifest:?}");
+        assert_eq!(rows.iter().sum::<u64>(), 3, "{data_type}");
+        assert!(
+            manifest
+                .files
+                .iter()
+                .all(|f| !f.value.as_deref().unwrap_or("").contains("-nan")),
+            "{data_type}: {manifest:?}"
+        );
+    }
+}
+
 /// The manifest lists dates and timestamps in time order, as `ORDER BY` does: BC years count
 /// backwards and a five-digit year comes after every four-digit one.
 #[test]

@@ -593,8 +593,8 @@ fn a_first_open_issues_versions_above_those_already_in_the_file() {
     assert_eq!((read.value.as_str(), read.version), ("ours", issued));
 }
 
-/// A file whose version reservation was lost (the `store_meta` row deleted, or the table
-/// dropped, by hand) still holds the feed's numbers: the next open moves the allocator above
+/// A file whose version reservation was lost (the `store_meta` row deleted, the table dropped,
+/// or the value cleared or set back, by hand) still holds the feed's numbers: the next open moves the allocator above
 /// them and above every stored version, so writes go on with fresh, unique numbers instead of
 /// colliding with `changes.seq` on every attempt.
 #[test]
@@ -602,6 +602,8 @@ fn a_lost_version_reservation_is_rebuilt_above_the_feed_and_the_entries() {
     for damage in [
         "DELETE FROM store_meta WHERE name = 'version_reserved'",
         "DROP TABLE store_meta",
+        "UPDATE store_meta SET value = NULL WHERE name = 'version_reserved'",
+        "UPDATE store_meta SET value = 0 WHERE name = 'version_reserved'",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kv.db");

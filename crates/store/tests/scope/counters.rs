@@ -131,6 +131,49 @@ fn namespaced_rows_with_a_null_key_or_value_are_counted_as_empty_parts() {
     expect_quota(limited.set("g", "newer", "v"), NS_A, QuotaLimit::Keys, 4, 5);
 }
 
+/// Rows with NULL keys (a foreign table may allow several per group) count one group per
+/// group, and their updates and re-keyings count their bytes: the triggers compare keys with
+/// `IS`, and a group's first row is found by counting its rows.
+#[test]
+fn null_keys_count_their_group_once_and_their_updates_count_bytes() {
+    let f = prepared_file(|conn| {
+        conn.execute_batch(
+            "CREATE TABLE entries (group_name TEXT, entry_key TEXT, entry_value TEXT,
+               expires_at INTEGER, PRIMARY KEY (group_name, entry_key));",
+        )
+        .unwrap();
+    });
+    let a = f.store.scoped(NS_A).unwrap();
+    let foreign = rusqlite::Connection::open(f.path()).unwrap();
+    for sql in [
+        "INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('tenant-a:g', NULL, 'x')",
+        "INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('tenant-a:g', NULL, 'y')",
+        "INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('tenant-a:g', 'k', 'v')",
+    ] {
+        exec(&foreign, sql);
+    }
+    assert_eq!(a.usage().unwrap(), usage(3, 1, 1 + 1 + 2));
+    exec(
+        &foreign,
+        "UPDATE entries SET entry_value = 'longer' WHERE entry_value = 'x'",
+    );
+    assert_eq!(a.usage().unwrap(), usage(3, 1, 6 + 1 + 2));
+    exec(
+        &foreign,
+        "UPDATE entries SET entry_key = 'named' WHERE entry_value = 'y'",
+    );
+    assert_eq!(a.usage().unwrap(), usage(3, 1, 6 + 6 + 2));
+    exec(
+        &foreign,
+        "UPDATE entries SET entry_key = NULL WHERE entry_key = 'k'",
+    );
+    assert_eq!(a.usage().unwrap(), usage(3, 1, 6 + 6 + 1));
+    exec(&foreign, "DELETE FROM entries");
+    assert_eq!(a.usage().unwrap(), usage(0, 0, 0));
+    let one_group = scoped(&f.store, NS_A, quota(0, 1, 0));
+    one_group.set("real", "k", "v").unwrap();
+}
+
 #[test]
 fn legacy_kv_rows_migrated_on_open_are_counted() {
     let f = prepared_file(|conn| {

@@ -70,7 +70,8 @@ pub(crate) fn is_current(conn: &Connection) -> bool {
     let sql = format!(
         "SELECT (SELECT value FROM store_meta WHERE name = '{SCHEMA_META_KEY}') >= {SCHEMA_VERSION}
             AND (SELECT value FROM store_meta WHERE name = '{triggers_key}') = {triggers_version}
-            AND EXISTS (SELECT 1 FROM store_meta WHERE name = '{versions_key}')
+            AND (SELECT value FROM store_meta WHERE name = '{versions_key}')
+                  >= coalesce((SELECT max(seq) FROM changes), 0)
             AND (SELECT count(*) FROM sqlite_master WHERE type = 'table'
                    AND name IN ('entries', 'changes', 'scope_usage', 'store_meta')) = 4
             AND EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE name = 'version')
@@ -145,7 +146,9 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
 /// make the foreign-write trigger take our own write for a foreign one. And a file whose
 /// reservation row was lost (deleted by hand, `store_meta` dropped) would start again at 1,
 /// where the feed's numbers are taken: every write would fail on `changes.seq` for good (the
-/// rollback puts the allocator back each time). [`is_current`] sends such a file here. Runs on
+/// rollback puts the allocator back each time). [`is_current`] sends such a file here, and
+/// one whose reservation is NULL or below the feed's last number (set back by hand): ours
+/// never is, as every number is taken from a reservation stored before it. Runs on
 /// the open's slow path only, so the scan of `entries` is paid once.
 fn reserve_above_stored_versions(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(

@@ -18,7 +18,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Bumped whenever the trigger definitions change; older triggers are replaced on open.
-pub(super) const TRIGGER_VERSION: i64 = 5;
+pub(super) const TRIGGER_VERSION: i64 = 6;
 pub(super) const TRIGGERS: [&str; 5] = [
     "scope_usage_insert",
     "scope_usage_delete",
@@ -52,13 +52,16 @@ fn ttl(row: &str) -> String {
 }
 
 /// Statement adding `row` (NEW) to its namespace's totals, for rows that pass `guard`. The
-/// group count goes up when the row is its group's first (an index probe on the primary key).
+/// group count goes up when the row is its group's first, that is its only one now (an index
+/// probe on the primary key reading at most two rows). Counted rather than compared by key: a
+/// foreign table may hold NULL keys, several of them in one group, which no key comparison
+/// tells apart.
 fn add(row: &str, guard: &str) -> String {
     let (ns, bytes, ttl) = (ns(row), bytes(row), ttl(row));
     format!(
         "INSERT INTO scope_usage (namespace, keys, bytes, ttl_keys, groups)
            SELECT {ns}, 1, {bytes}, {ttl},
-             NOT EXISTS (SELECT 1 FROM entries WHERE group_name = {row}.group_name AND entry_key <> {row}.entry_key)
+             (SELECT count(*) FROM (SELECT 1 FROM entries WHERE group_name = {row}.group_name LIMIT 2)) = 1
            WHERE {guard}
            ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes,
              ttl_keys = ttl_keys + excluded.ttl_keys, groups = groups + excluded.groups;"
@@ -90,19 +93,19 @@ fn trigger_sql() -> String {
          CREATE TRIGGER scope_usage_insert AFTER INSERT ON entries WHEN {new_guard} BEGIN {add_new_checked} END;
          CREATE TRIGGER scope_usage_delete AFTER DELETE ON entries WHEN {old_guard} BEGIN {remove_old_checked} END;
          CREATE TRIGGER scope_usage_update AFTER UPDATE OF entry_value, expires_at ON entries
-           WHEN NEW.group_name = OLD.group_name AND NEW.entry_key = OLD.entry_key AND {new_guard} BEGIN
+           WHEN NEW.group_name IS OLD.group_name AND NEW.entry_key IS OLD.entry_key AND {new_guard} BEGIN
              UPDATE scope_usage SET bytes = bytes + {new_bytes} - {old_bytes},
                ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
                WHERE namespace = {new_ns};
            END;
          CREATE TRIGGER scope_usage_rekey AFTER UPDATE OF entry_key ON entries
-           WHEN NEW.group_name = OLD.group_name AND NEW.entry_key <> OLD.entry_key AND {new_guard} BEGIN
+           WHEN NEW.group_name IS OLD.group_name AND NEW.entry_key IS NOT OLD.entry_key AND {new_guard} BEGIN
              UPDATE scope_usage SET bytes = bytes + {new_bytes} - {old_bytes},
                ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
                WHERE namespace = {new_ns};
            END;
          CREATE TRIGGER scope_usage_move AFTER UPDATE OF group_name ON entries
-           WHEN NEW.group_name <> OLD.group_name BEGIN
+           WHEN NEW.group_name IS NOT OLD.group_name BEGIN
              {remove_old} {add_new}
            END;",
         // The insert and delete triggers' WHEN clauses already checked the row.
