@@ -193,7 +193,9 @@ fn analytics_action(
         }
         "export-split-parquet" => {
             let (table, dir, column) = (a.str("table")?, a.str("dir")?, a.str("column")?);
-            let manifest = db.export_split_parquet_with(table, dir, column, progress)?;
+            let manifest = db
+                .export_split_parquet_with(table, dir, column, progress)
+                .map_err(|e| argument_named(e, "out_dir", "dir"))?;
             serde_json::to_value(manifest).map_err(|e| Error::json(OP, e))?
         }
         "scoring/ensure" => {
@@ -388,4 +390,18 @@ fn kv_action(
         "render" => json!({"text": kv.render(a.str("template")?, group()?)?}),
         _ => return Ok(None),
     }))
+}
+
+/// A library `InvalidInput` about its parameter `library` as the Service's caller knows it:
+/// the action's argument `argument` (the caller never wrote the library's name).
+#[cfg(feature = "analytics")]
+fn argument_named(e: Error, library: &'static str, argument: &'static str) -> Error {
+    match e {
+        Error::InvalidInput { op, field, reason } if field == library => Error::InvalidInput {
+            op,
+            field: argument,
+            reason: reason.replace(library, argument),
+        },
+        other => other,
+    }
 }

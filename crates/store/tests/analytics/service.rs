@@ -185,6 +185,29 @@ fn store_export_parquet_and_export_split_parquet_write_files_and_manifest() {
     service.close().unwrap();
 }
 
+/// A bad `dir` of `store/export-split-parquet` is reported under the action's own argument
+/// name, `dir`, not the library's parameter name `out_dir`.
+#[test]
+fn a_bad_split_dir_is_invalid_input_naming_the_dir_argument() {
+    let (service, home) = service();
+    service
+        .call("store/sql", json!({"sql": "CREATE TABLE t AS SELECT 1 AS b"}))
+        .unwrap();
+    let dangling = home.path().join("dangling");
+    std::os::unix::fs::symlink(home.path().join("nowhere"), &dangling).unwrap();
+    for dir in ["", "/tmp/x/a\u{0}b", dangling.to_str().unwrap()] {
+        let err = service
+            .call(
+                "store/export-split-parquet",
+                json!({"table": "t", "column": "b", "dir": dir}),
+            )
+            .unwrap_err();
+        assert_eq!(err.field(), Some("dir"), "{dir:?}: {err:?}");
+        assert!(!err.to_string().contains("out_dir"), "{dir:?}: {err}");
+    }
+    service.close().unwrap();
+}
+
 #[test]
 fn store_scoring_ensure_and_inventory() {
     let (service, home) = service();
