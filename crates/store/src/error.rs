@@ -310,7 +310,12 @@ fn template_hint(err: &minijinja::Error) -> &'static str {
         minijinja::ErrorKind::OutOfFuel => {
             "; the template does too much work (long loops or huge output): simplify it"
         }
-        minijinja::ErrorKind::InvalidOperation => "; shorten or simplify the template",
+        // minijinja's kind for a division by zero, an operation a value's type lacks, and
+        // nesting past its recursion limit alike.
+        minijinja::ErrorKind::InvalidOperation => {
+            "; fix the operation the message names (a division by zero, an operation the value's \
+             type does not support), or simplify the template if it nests too deeply"
+        }
         _ => "; fix the template",
     }
 }

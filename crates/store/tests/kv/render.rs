@@ -162,6 +162,14 @@ fn template_runtime_errors_are_template_errors() {
             "unknown filter",
         );
         expect_template_error(store.render("{% include 'other.txt' %}", "config"), "no loader");
+        let division = store.render("{{ 1 / 0 }}", "config").unwrap_err();
+        let message = division.to_string();
+        expect_template_error(Err(division), "division by zero");
+        assert!(message.contains("division by zero"), "{message}");
+        assert!(
+            !message.contains("shorten"),
+            "the fix fits the failure: {message}"
+        );
     }
 }
 
