@@ -366,7 +366,7 @@ pub(crate) fn refuse_dangling_link(op: &'static str, field: &'static str, dir: &
                 field,
                 format!(
                     "{} is a symbolic link to {}, which does not exist; create that directory, \
-                     point the link at an existing one, or pass another {field} (nothing was written)",
+                     point the link at an existing one, or pass another path (nothing was written)",
                     path.display(),
                     target.display()
                 ),

@@ -444,10 +444,10 @@ const NAME_TOO_LONG: &str = "File name too long";
 impl Layout {
     /// `data_type`: the column's. DuckDB's partitioning groups values it compares equal:
     /// INTERVALs (`1 month` with `30 days`, `1 day` with `24 hours`, which add to dates
-    /// differently) and floats (`-0.0` with `0.0`). Keyed by their text, each keeps its own
-    /// partition.
+    /// differently) and floats, alone or in lists (`-0.0` with `0.0`, named after whichever
+    /// it met first). Keyed by their text, each keeps its own partition (see [`value_text`]).
     fn for_column(column: &str, data_type: &str, table_columns: i64) -> Layout {
-        let grouped_by_equality = matches!(data_type, "INTERVAL" | "FLOAT" | "DOUBLE");
+        let grouped_by_equality = data_type == "INTERVAL" || float_element(data_type).is_some();
         if escape_segment(column) == column && !grouped_by_equality {
             Layout::Native {
                 keep_column: table_columns <= 1,
@@ -654,8 +654,8 @@ fn collect(
         }
         let (_link, files) = read_files_sql(op, &s.dir, &s.files)?;
         let query = format!(
-            "SELECT count(DISTINCT CAST({column_sql} AS VARCHAR)), any_value(CAST({column_sql} AS VARCHAR)) \
-             FROM {files}"
+            "SELECT count(DISTINCT {text}), any_value({text}) FROM {files}",
+            text = value_text(column_sql, &column.data_type)
         );
         let (distinct, value): (i64, Option<String>) = conn
             .query_row(&query, [], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -82,6 +82,11 @@ impl Versions {
             }
         }
         let n = self.next;
+        if n > i64::MAX as u64 {
+            // SQLite stores integers as i64: a larger version would wrap negative. Reachable
+            // only when a foreign row or reservation holds a version near i64::MAX.
+            return Err(versions_exhausted());
+        }
         self.next = self.next.saturating_add(1);
         Ok(n)
     }
@@ -113,6 +118,16 @@ impl Versions {
         self.end = base.saturating_add(BLOCK).min(i64::MAX as u64);
         sqlite::meta_set(conn, META_KEY, self.end as i64)
     }
+}
+
+fn versions_exhausted() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+        Some(format!(
+            "the file's version numbers are used up: a row or `store_meta.{META_KEY}` holds a \
+             version at i64::MAX (written by another program?); copy the data into a new store file"
+        )),
+    )
 }
 
 fn stored_reservation(conn: &Connection) -> rusqlite::Result<u64> {

@@ -393,14 +393,15 @@ fn kv_action(
 }
 
 /// A library `InvalidInput` about its parameter `library` as the Service's caller knows it:
-/// the action's argument `argument` (the caller never wrote the library's name).
+/// the action's argument `argument` (the caller never wrote the library's name). The reason is
+/// kept as it is: it names paths (which may hold any text), never the parameter.
 #[cfg(feature = "analytics")]
 fn argument_named(e: Error, library: &'static str, argument: &'static str) -> Error {
     match e {
         Error::InvalidInput { op, field, reason } if field == library => Error::InvalidInput {
             op,
             field: argument,
-            reason: reason.replace(library, argument),
+            reason,
         },
         other => other,
     }

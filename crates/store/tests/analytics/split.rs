@@ -1089,6 +1089,94 @@ fn nans_inside_a_list_of_floats_share_one_partition_in_the_keyed_layout() {
     }
 }
 
+/// `[0.0, 1.0, …, 59.0, x]` for x a parsed NaN (id 1) and a computed one (id 2, `-nan` on x86),
+/// plus one ordinary value: the list's text is well over the 200-byte directory-name rule, so
+/// the split keys it by a hash of its text.
+#[test]
+fn a_long_list_of_floats_holding_nans_of_both_signs_splits_into_one_partition() {
+    for (column, nan_first) in [("k", true), ("k", false), ("k k", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db();
+        let order = if nan_first { "id" } else { "-id" };
+        db.exec_batch(&format!(
+            "CREATE TABLE n AS SELECT list_concat(CAST(range(60) AS DOUBLE[]), [x]) AS \"{column}\", id
+               FROM (VALUES ('nan'::DOUBLE, 1), (0.0::DOUBLE / 0.0::DOUBLE, 2), (1.5, 3)) v(x, id)
+               ORDER BY {order}"
+        ))
+        .unwrap();
+        let texts = db
+            .query(
+                &format!("SELECT DISTINCT CAST(\"{column}\" AS VARCHAR)[-12:] FROM n ORDER BY 1"),
+                &[],
+            )
+            .unwrap();
+        let out = dir.path().join("n");
+        let manifest = db
+            .export_split_parquet("n", &out, column)
+            .unwrap_or_else(|e| panic!("{column:?} nan_first={nan_first} (texts {texts:?}): {e}"));
+        let rows: Vec<u64> = manifest.files.iter().map(|f| f.rows).collect();
+        assert_eq!(rows.len(), 2, "{column:?}: {manifest:?}");
+        assert_eq!(rows.iter().sum::<u64>(), 3);
+        assert!(
+            manifest
+                .files
+                .iter()
+                .all(|f| !f.value.as_deref().unwrap_or("").contains("-nan")),
+            "{column:?}: {manifest:?}"
+        );
+    }
+}
+
+/// Short lists in the native layout (a plain column name): the computed NaN first, so DuckDB's
+/// partitioning meets `-nan` before `nan`.
+#[test]
+fn a_short_list_with_the_computed_nan_first_is_listed_as_nan() {
+    for data_type in ["DOUBLE[]", "FLOAT[]", "DOUBLE[2]"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db();
+        db.exec_batch(&format!(
+            "CREATE TABLE n AS SELECT CAST([x, 1] AS {data_type}) AS k, id
+               FROM (VALUES (0.0::DOUBLE / 0.0::DOUBLE, 1), ('nan'::DOUBLE, 2), (1.5, 3)) v(x, id) ORDER BY id"
+        ))
+        .unwrap();
+        let manifest = db.export_split_parquet("n", dir.path().join("n"), "k").unwrap();
+        assert_eq!(manifest.files.len(), 2, "{data_type}: {manifest:?}");
+        assert!(
+            manifest
+                .files
+                .iter()
+                .all(|f| !f.value.as_deref().unwrap_or("").contains("-nan")),
+            "{data_type}: {manifest:?}"
+        );
+        for f in &manifest.files {
+            assert!(!f.path.contains("-nan"), "{data_type}: {manifest:?}");
+        }
+    }
+}
+
+/// A list of floats is split the same way whatever the column's name: `[-0.0]` and `[0.0]`
+/// (and the NaNs) land in the same number of partitions in the native and the keyed layout.
+#[test]
+fn a_list_of_floats_splits_alike_in_both_layouts() {
+    let mut counts = Vec::new();
+    for column in ["k", "k k"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db();
+        db.exec_batch(&format!(
+            "CREATE TABLE n AS SELECT [x] AS \"{column}\", id
+               FROM (VALUES (-0.0::DOUBLE, 1), (0.0::DOUBLE, 2), (1.5, 3)) v(x, id)"
+        ))
+        .unwrap();
+        let manifest = db
+            .export_split_parquet("n", dir.path().join("n"), column)
+            .unwrap();
+        let mut values: Vec<_> = manifest.files.iter().map(|f| f.value.clone()).collect();
+        values.sort();
+        counts.push((column, values));
+    }
+    assert_eq!(counts[0].1, counts[1].1, "{counts:?}");
+}
+
 /// The manifest lists dates and timestamps in time order, as `ORDER BY` does: BC years count
 /// backwards and a five-digit year comes after every four-digit one.
 #[test]

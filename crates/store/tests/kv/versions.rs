@@ -638,3 +638,38 @@ fn a_lost_version_reservation_is_rebuilt_above_the_feed_and_the_entries() {
         assert_eq!(seqs.last(), Some(&issued), "{damage}");
     }
 }
+
+/// SQLite stores integers as i64: a version past i64::MAX would wrap negative. A reservation
+/// at the top (another program's doing) ends in a clear error, never a wrapped version.
+#[test]
+fn versions_never_wrap_past_i64_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    Store::open(&path).unwrap().close().unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE store_meta SET value = ?1 WHERE name = 'version_reserved'",
+            [i64::MAX - 3],
+        )
+        .unwrap();
+    let store = Store::open(&path).unwrap();
+    let mut issued = Vec::new();
+    let mut refused = None;
+    for i in 0..6 {
+        match store.set("g", &format!("k{i}"), "v") {
+            Ok(v) => issued.push(v),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(issued.iter().all(|v| *v <= i64::MAX as u64), "{issued:?}");
+    assert!(issued.windows(2).all(|w| w[0] < w[1]), "{issued:?}");
+    let refused = refused.expect("the numbers run out within six writes");
+    assert!(refused.to_string().contains("used up"), "{refused}");
+    for (i, v) in issued.iter().enumerate() {
+        assert_eq!(store.get_with_version("g", &format!("k{i}")).unwrap().version, *v);
+    }
+}
