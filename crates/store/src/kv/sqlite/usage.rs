@@ -18,7 +18,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Bumped whenever the trigger definitions change; older triggers are replaced on open.
-pub(super) const TRIGGER_VERSION: i64 = 6;
+pub(super) const TRIGGER_VERSION: i64 = 7;
 pub(super) const TRIGGERS: [&str; 5] = [
     "scope_usage_insert",
     "scope_usage_delete",
@@ -52,8 +52,8 @@ fn ttl(row: &str) -> String {
 }
 
 /// Statement adding `row` (NEW) to its namespace's totals, for rows that pass `guard`. The
-/// group count goes up when the row is its group's first, that is its only one now (an index
-/// probe on the primary key reading at most two rows). Counted rather than compared by key: a
+/// group count goes up when the row is its group's first, that is its only one now: no second
+/// row (an index probe on the primary key reading at most two rows). Not compared by key: a
 /// foreign table may hold NULL keys, several of them in one group, which no key comparison
 /// tells apart.
 fn add(row: &str, guard: &str) -> String {
@@ -61,7 +61,7 @@ fn add(row: &str, guard: &str) -> String {
     format!(
         "INSERT INTO scope_usage (namespace, keys, bytes, ttl_keys, groups)
            SELECT {ns}, 1, {bytes}, {ttl},
-             (SELECT count(*) FROM (SELECT 1 FROM entries WHERE group_name = {row}.group_name LIMIT 2)) = 1
+             NOT EXISTS (SELECT 1 FROM entries WHERE group_name = {row}.group_name LIMIT 1 OFFSET 1)
            WHERE {guard}
            ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes,
              ttl_keys = ttl_keys + excluded.ttl_keys, groups = groups + excluded.groups;"
