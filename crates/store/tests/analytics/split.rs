@@ -1076,17 +1076,24 @@ fn nans_inside_a_list_of_floats_share_one_partition_in_the_keyed_layout() {
         .unwrap();
         let out = dir.path().join("n");
         let manifest = db.export_split_parquet("n", &out, column).unwrap();
-        let rows: Vec<u64> = manifest.files.iter().map(|f| f.rows).collect();
-        assert_eq!(rows.len(), 2, "{data_type}: {manifest:?}");
-        assert_eq!(rows.iter().sum::<u64>(), 3, "{data_type}");
-        assert!(
-            manifest
-                .files
-                .iter()
-                .all(|f| !f.value.as_deref().unwrap_or("").contains("-nan")),
-            "{data_type}: {manifest:?}"
-        );
+        assert_nans_share_one_of_two_partitions(&manifest, data_type);
     }
+}
+
+/// The manifest of the three rows (two NaNs of either sign, one ordinary value) these tests
+/// split: two partitions, none named after `-nan`.
+#[track_caller]
+fn assert_nans_share_one_of_two_partitions(manifest: &SplitManifest, what: &str) {
+    let rows: Vec<u64> = manifest.files.iter().map(|f| f.rows).collect();
+    assert_eq!(rows.len(), 2, "{what}: {manifest:?}");
+    assert_eq!(rows.iter().sum::<u64>(), 3, "{what}");
+    assert!(
+        manifest
+            .files
+            .iter()
+            .all(|f| !f.value.as_deref().unwrap_or("").contains("-nan")),
+        "{what}: {manifest:?}"
+    );
 }
 
 /// `[0.0, 1.0, …, 59.0, x]` for x a parsed NaN (id 1) and a computed one (id 2, `-nan` on x86),
@@ -1114,16 +1121,7 @@ fn a_long_list_of_floats_holding_nans_of_both_signs_splits_into_one_partition() 
         let manifest = db
             .export_split_parquet("n", &out, column)
             .unwrap_or_else(|e| panic!("{column:?} nan_first={nan_first} (texts {texts:?}): {e}"));
-        let rows: Vec<u64> = manifest.files.iter().map(|f| f.rows).collect();
-        assert_eq!(rows.len(), 2, "{column:?}: {manifest:?}");
-        assert_eq!(rows.iter().sum::<u64>(), 3);
-        assert!(
-            manifest
-                .files
-                .iter()
-                .all(|f| !f.value.as_deref().unwrap_or("").contains("-nan")),
-            "{column:?}: {manifest:?}"
-        );
+        assert_nans_share_one_of_two_partitions(&manifest, column);
     }
 }
 
