@@ -508,6 +508,13 @@ impl Service {
 
     /// Closes the store. Afterwards every action returns `Closed`.
     ///
+    /// Both layers close even if one of them fails, and the first error is returned. Called
+    /// where the analytics connection is held (a progress callback, `with_connection`), the
+    /// analytics layer cannot close yet and the call returns `InvalidInput { field:
+    /// "connection" }`: the Service is closed all the same (every later action is `Closed`),
+    /// but its analytics file stays open until `close` is called again once the job has ended,
+    /// or the Service is dropped.
+    ///
     /// # Examples
     /// ```
     /// use serde_json::json;
