@@ -83,6 +83,13 @@ fn trigger_sql() -> String {
     let (new_ns, new_bytes, old_bytes, new_ttl, old_ttl) =
         (ns("NEW"), bytes("NEW"), bytes("OLD"), ttl("NEW"), ttl("OLD"));
     let new_guard = namespaced("NEW");
+    // A row changed within its group (value, expiry or key): its key count stays, its bytes
+    // and TTL move by the difference.
+    let shift = format!(
+        "UPDATE scope_usage SET bytes = bytes + {new_bytes} - {old_bytes},
+               ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
+               WHERE namespace = {new_ns};"
+    );
     format!(
         "DROP TRIGGER IF EXISTS scope_usage_insert;
          DROP TRIGGER IF EXISTS scope_usage_delete;
@@ -94,15 +101,11 @@ fn trigger_sql() -> String {
          CREATE TRIGGER scope_usage_delete AFTER DELETE ON entries WHEN {old_guard} BEGIN {remove_old_checked} END;
          CREATE TRIGGER scope_usage_update AFTER UPDATE OF entry_value, expires_at ON entries
            WHEN NEW.group_name IS OLD.group_name AND NEW.entry_key IS OLD.entry_key AND {new_guard} BEGIN
-             UPDATE scope_usage SET bytes = bytes + {new_bytes} - {old_bytes},
-               ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
-               WHERE namespace = {new_ns};
+             {shift}
            END;
          CREATE TRIGGER scope_usage_rekey AFTER UPDATE OF entry_key ON entries
            WHEN NEW.group_name IS OLD.group_name AND NEW.entry_key IS NOT OLD.entry_key AND {new_guard} BEGIN
-             UPDATE scope_usage SET bytes = bytes + {new_bytes} - {old_bytes},
-               ttl_keys = ttl_keys + {new_ttl} - {old_ttl}
-               WHERE namespace = {new_ns};
+             {shift}
            END;
          CREATE TRIGGER scope_usage_move AFTER UPDATE OF group_name ON entries
            WHEN NEW.group_name IS NOT OLD.group_name BEGIN
