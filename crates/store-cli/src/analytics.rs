@@ -82,6 +82,7 @@ fn parse_json(text: &str) -> Result<Value, String> {
 
 pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> {
     let r = service.call("store/sql", json!({"sql": args.query, "params": args.params}))?;
+    out.committed(); // a statement may have changed the database
     if out.json {
         out.line(r.to_string());
         return Ok(());
@@ -245,6 +246,7 @@ pub fn scoring(service: &Service, command: ScoringCommand, out: &Output) -> stor
     match command {
         ScoringCommand::Ensure => {
             let r = service.call("store/scoring/ensure", json!({}))?;
+            out.committed();
             out.result(&r, |o, _| {
                 o.line("scoring tables ready: checkpoint_scores, probe_results, scoring_results")
             });
@@ -259,6 +261,20 @@ pub fn inventory(service: &Service, out: &Output) -> store::Result<()> {
     Ok(())
 }
 
+/// Runs an import or export action (see `run_with_progress`), then marks the output
+/// committed: each of them changes something.
+fn with_progress(
+    out: &Output,
+    message: &str,
+    service: &Service,
+    action: &str,
+    request: Value,
+) -> store::Result<Value> {
+    let result = run_with_progress(out, message, service, action, request)?;
+    out.committed();
+    Ok(result)
+}
+
 /// Whether to draw progress on stderr: a terminal, and output meant for humans.
 #[cfg(feature = "analytics")]
 fn interactive(out: &Output) -> bool {
@@ -269,7 +285,7 @@ fn interactive(out: &Output) -> bool {
 /// Runs `action` with a progress display on stderr when interactive: a spinner with the rows
 /// done while DuckDB has no estimate of the total, a bar (percent done) once it has one.
 #[cfg(feature = "analytics")]
-fn with_progress(
+fn run_with_progress(
     out: &Output,
     message: &str,
     service: &Service,
@@ -309,7 +325,7 @@ fn with_progress(
 
 /// Without analytics the action only reports that it is unsupported: nothing to draw.
 #[cfg(not(feature = "analytics"))]
-fn with_progress(
+fn run_with_progress(
     _: &Output,
     _: &str,
     service: &Service,

@@ -22,13 +22,13 @@ pub struct KvArgs {
 #[derive(Debug, Args, Default)]
 pub struct QuotaArgs {
     /// Quota: at most N live keys (writes past it are refused; `ns usage` shows use against it).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_keys: Option<u64>,
     /// Quota: at most N groups with a live key.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_groups: Option<u64>,
     /// Quota: at most N bytes of live keys plus values.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_bytes: Option<u64>,
 }
 
@@ -48,19 +48,31 @@ impl QuotaArgs {
 #[derive(Debug, Subcommand)]
 enum KvCommand {
     /// Print the raw value of a key, followed by a newline.
-    Get { group: String, key: String },
+    Get {
+        /// The group (inside the namespace with --ns).
+        group: String,
+        /// The key within the group.
+        key: String,
+    },
     /// Set a value ("-" reads it from stdin, exactly: a trailing newline is kept).
     Set {
+        /// The group (inside the namespace with --ns).
         group: String,
+        /// The key within the group.
         key: String,
         /// The value; a negative number such as -5 is taken as the value, not as a flag.
         #[arg(allow_negative_numbers = true)]
         value: String,
         /// Expire after this long (e.g. 30s, 5m, 2h, 1day; 0 stores it already expired).
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
         ttl: Option<Duration>,
         /// Only write if the current version is N (with --ttl, the new entry expires).
-        #[arg(long, value_name = "N", conflicts_with = "if_absent")]
+        #[arg(
+            long,
+            value_name = "N",
+            conflicts_with = "if_absent",
+            allow_negative_numbers = true
+        )]
         if_version: Option<u64>,
         /// Only write if the key does not exist (with --ttl, the new entry expires).
         #[arg(long)]
@@ -70,26 +82,42 @@ enum KvCommand {
     },
     /// Add DELTA (default 1) to an integer value; a missing key counts as 0.
     Incr {
+        /// The group (inside the namespace with --ns).
         group: String,
+        /// The key within the group.
         key: String,
+        /// How much to add (default 1; may be negative, e.g. -3).
         #[arg(allow_negative_numbers = true)]
         delta: Option<i64>,
     },
     /// Delete a key.
-    Del { group: String, key: String },
+    Del {
+        /// The group (inside the namespace with --ns).
+        group: String,
+        /// The key within the group.
+        key: String,
+    },
     /// List a group's entries in key order.
     Ls {
+        /// The group to list (inside the namespace with --ns).
         group: String,
-        #[arg(long, default_value_t = 0)]
+        /// Skip this many entries first (to page through a large group).
+        #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
         offset: u64,
-        #[arg(long, default_value_t = 100)]
+        /// Print at most this many entries (0 for none).
+        #[arg(long, default_value_t = 100, value_name = "N", allow_negative_numbers = true)]
         limit: u64,
     },
     /// List groups (optionally only those starting with PREFIX).
-    Groups { prefix: Option<String> },
+    Groups {
+        /// Only groups whose names start with this (local names with --ns).
+        prefix: Option<String>,
+    },
     /// Count live entries in a group, under a prefix, or everywhere.
     Count {
+        /// Count only this group.
         group: Option<String>,
+        /// Count only the groups whose names start with this.
         #[arg(long, conflicts_with = "group")]
         prefix: Option<String>,
     },
@@ -98,10 +126,12 @@ enum KvCommand {
     /// Print changes to GROUP (or every group: "*") as they are committed, by any process,
     /// until Ctrl-C.
     Watch {
+        /// The group to follow; "*" (the default) follows every group (of the namespace with
+        /// --ns).
         #[arg(default_value = "*")]
         group: String,
         /// Start after this sequence number instead of at the newest change.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         since: Option<u64>,
         /// Keep following (the default; accepted for symmetry with `store changes`).
         #[arg(long)]
@@ -134,6 +164,13 @@ impl Target<'_> {
                 service.call(&format!("store/scoped/{name}"), args)
             }
         }
+    }
+
+    /// [`Target::call`] of an action that changes the store: marks the output committed.
+    fn change(&self, service: &Service, name: &str, args: Value, out: &Output) -> store::Result<Value> {
+        let result = self.call(service, name, args)?;
+        out.committed();
+        Ok(result)
     }
 }
 
@@ -199,19 +236,20 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             if let Some(q) = quota.to_json() {
                 pairs.push(("quota", q));
             }
-            let r = target.call(service, "set", object(pairs))?;
+            let r = target.change(service, "set", object(pairs), out)?;
             out.result(&r, |o, r| o.line(format!("ok: version {}", r["version"])));
         }
         KvCommand::Incr { group, key, delta } => {
-            let r = target.call(
+            let r = target.change(
                 service,
                 "increment",
                 json!({"group": group, "key": key, "delta": delta.unwrap_or(1)}),
+                out,
             )?;
             out.result(&r, |o, r| o.line(r["value"].to_string()));
         }
         KvCommand::Del { group, key } => {
-            let r = target.call(service, "delete", json!({"group": group, "key": key}))?;
+            let r = target.change(service, "delete", json!({"group": group, "key": key}), out)?;
             out.result(&r, |o, r| {
                 o.line(if r["deleted"] == true {
                     "deleted"
@@ -257,7 +295,7 @@ pub fn run(service: &Service, args: KvArgs, out: &Output) -> store::Result<()> {
             out.result(&r, |o, r| o.line(r["count"].to_string()));
         }
         KvCommand::Purge => {
-            let r = target.call(service, "purge", json!({}))?;
+            let r = target.change(service, "purge", json!({}), out)?;
             out.result(&r, |o, r| o.line(format!("purged {}", r["purged"])));
         }
         KvCommand::Watch {

@@ -13,6 +13,7 @@ mod logging;
 mod ns;
 mod output;
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +39,8 @@ struct Cli {
     quiet: bool,
     /// How long to wait for a database another process is using (the KV file's write lock,
     /// the analytics file's lock) before failing busy: 5s by default; e.g. 30s, 2m, 0s.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = kv::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = kv::parse_duration,
+          allow_hyphen_values = true)]
     busy_timeout: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Command,
@@ -53,11 +55,11 @@ enum Command {
     /// Print the durable change feed.
     Changes {
         /// Print changes after this sequence number (default 0; with --follow, the newest).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         since: Option<u64>,
         /// At most this many changes (1 to 10000; the default is store/changes'); with
         /// --follow, at most this many per read, all of them printed in the end.
-        #[arg(long, default_value_t = feed::DEFAULT_LIMIT, value_name = "N",
+        #[arg(long, default_value_t = feed::DEFAULT_LIMIT, value_name = "N", allow_negative_numbers = true,
               value_parser = clap::value_parser!(u64).range(1..=store::kv::MAX_CHANGES_PER_CALL as u64))]
         limit: u64,
         /// Keep printing new changes until Ctrl-C.
@@ -70,7 +72,10 @@ enum Command {
     Import(analytics::ImportArgs),
     /// Export a table (or query) to a Parquet file.
     Export {
+        /// The table to export.
         table: String,
+        /// The Parquet file to write (its parent directories are created; an existing file is
+        /// replaced whole, never left half-written).
         file: String,
         /// Parquet compression: zstd (the default), snappy, gzip, brotli, lz4, lz4_raw or
         /// uncompressed.
@@ -79,8 +84,11 @@ enum Command {
     },
     /// Export one Parquet file per distinct value of COLUMN under DIR (Hive layout + manifest).
     ExportSplit {
+        /// The table to export.
         table: String,
+        /// The column whose distinct values name the files (COLUMN=value directories).
         column: String,
+        /// The directory to write the files and the manifest into.
         dir: String,
     },
     /// Scoring-table commands.
@@ -107,6 +115,15 @@ impl Command {
 fn main() -> ExitCode {
     logging::install();
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    if let Some(flag) = repeated_option(&option_tokens()) {
+        usage_error(Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "the argument '{flag}' cannot be used multiple times (here once before and once after \
+                 a subcommand, or twice); keep one"
+            ),
+        ));
+    }
     if let Command::Kv(args) = &cli.command
         && let Some(problem) = kv::usage_problem(args)
     {
@@ -131,6 +148,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line's arguments before any `--`, without the values of `--param` (the only
+/// option whose value may start with `--`, so `--json` after it is that value, not the flag).
+fn option_tokens() -> Vec<OsString> {
+    let mut tokens = Vec::new();
+    let mut args = std::env::args_os().skip(1).take_while(|a| a != "--");
+    while let Some(arg) = args.next() {
+        if arg == "--param" {
+            args.next();
+        } else {
+            tokens.push(arg);
+        }
+    }
+    tokens
+}
+
+/// Options that take one value and may be written before or after a subcommand (clap's
+/// `global`). clap refuses one given twice at one level, but across levels it keeps the last
+/// silently: `store kv --ns a set g k v --ns b` would write into `b`, and a script that
+/// appends arguments to `store --home A …` would leave its home. Such a repetition is refused.
+const SINGLE_GLOBALS: [&str; 3] = ["--home", "--ns", "--busy-timeout"];
+
+/// The first of [`SINGLE_GLOBALS`] given more than once (as `--x V` or `--x=V`).
+fn repeated_option(tokens: &[OsString]) -> Option<&'static str> {
+    SINGLE_GLOBALS.into_iter().find(|flag| {
+        let given = |token: &OsString| {
+            let bytes = token.as_encoded_bytes();
+            bytes == flag.as_bytes()
+                || bytes
+                    .strip_prefix(flag.as_bytes())
+                    .is_some_and(|rest| rest.starts_with(b"="))
+        };
+        tokens.iter().filter(|t| given(t)).count() > 1
+    })
+}
+
 /// Exits on a command line clap refused (2) or a help/version request (0, or 1 if it cannot be
 /// printed). With `--json`, a usage error also goes to stdout as `{"error":{"kind":"usage",…}}`,
 /// like a library error, so a caller parsing stdout always gets an object.
@@ -139,11 +191,7 @@ fn usage_error(e: clap::Error) -> ! {
     // `--json` anywhere before a `--`, read from the raw arguments since clap stopped at the
     // error, maybe before the flag. Only `--param` takes a value starting with `--`: after it,
     // `--json` is that value, not the flag.
-    let args: Vec<_> = std::env::args_os().skip(1).take_while(|a| a != "--").collect();
-    let json = args
-        .iter()
-        .enumerate()
-        .any(|(i, a)| a == "--json" && (i == 0 || args[i - 1] != "--param"));
+    let json = option_tokens().iter().any(|a| a == "--json");
     let rendered = e.render().to_string();
     let message = match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => None,

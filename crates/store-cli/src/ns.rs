@@ -18,6 +18,7 @@ enum NsCommand {
     /// Print live keys, groups and bytes of a namespace. Quota flags fill the LIMIT column
     /// (`unlimited` without them); --json prints the store/scoped/usage result alone.
     Usage {
+        /// The namespace (letters, digits and '-').
         namespace: String,
         #[command(flatten)]
         quota: QuotaArgs,

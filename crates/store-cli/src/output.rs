@@ -1,5 +1,6 @@
 //! Printing results and errors, human or JSON, tolerating a closed pipe.
 
+use std::cell::Cell;
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
@@ -9,11 +10,24 @@ pub struct Output {
     pub json: bool,
     /// No progress bars and no hints on stderr (where a page continues).
     pub quiet: bool,
+    /// Set once the command changed something (see [`Output::committed`]).
+    committed: Cell<bool>,
 }
 
 impl Output {
     pub fn new(json: bool, quiet: bool) -> Output {
-        Output { json, quiet }
+        Output {
+            json,
+            quiet,
+            committed: Cell::new(false),
+        }
+    }
+
+    /// Records that the command ran to the end (a change it made is committed) before its
+    /// result is printed: if printing then fails, the error says so, since a script that
+    /// retries on exit code 1 would otherwise apply the change twice (an `incr`, an import).
+    pub fn committed(&self) {
+        self.committed.set(true);
     }
 
     /// Prints one line to stdout. A closed pipe (`store kv ls g | head -1`) ends output
@@ -26,7 +40,13 @@ impl Output {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
             Err(e) => {
-                self.note(format!("error: cannot write to standard output: {e}"));
+                let done = if self.committed.get() {
+                    " (the command ran to the end: any change it made is committed and only its \
+                     output is lost; check before running it again)"
+                } else {
+                    ""
+                };
+                self.note(format!("error: cannot write to standard output: {e}{done}"));
                 std::process::exit(1);
             }
         }

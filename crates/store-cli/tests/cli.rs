@@ -14,6 +14,8 @@ mod analytics_processes;
 mod demo;
 #[path = "cli/feed.rs"]
 mod feed;
+#[path = "cli/help.rs"]
+mod help;
 #[path = "cli/home.rs"]
 mod home;
 #[path = "cli/kv.rs"]

@@ -331,6 +331,8 @@ fn io_hint(source: &std::io::Error) -> &'static str {
         Some(24) => "; too many open files: raise the limit (ulimit -n) and retry",
         Some(23) => "; the system's table of open files is full: close files elsewhere and retry",
         Some(122) => "; the disk quota is used up: free space and retry",
+        Some(21) => "; the path is a directory: pass a file",
+        Some(20) => "; a part of the path is a file, not a directory: fix the path",
         _ => "",
     }
 }
@@ -746,6 +748,18 @@ mod tests {
         assert!(full.ends_with("; free disk space and retry"), "{full}");
         let denied = io(std::io::Error::from_raw_os_error(13)).to_string();
         assert!(denied.contains("check the permissions"), "{denied}");
+        // h145: a directory where a file was wanted (stdin redirected from one, a file path
+        // naming one) said only "Is a directory".
+        let directory = io(std::io::Error::from_raw_os_error(21)).to_string();
+        assert!(
+            directory.ends_with("; the path is a directory: pass a file"),
+            "{directory}"
+        );
+        let not_directory = io(std::io::Error::from_raw_os_error(20)).to_string();
+        assert!(
+            not_directory.ends_with("not a directory: fix the path"),
+            "{not_directory}"
+        );
         let worded = io(std::io::Error::other("no such thing; create it first")).to_string();
         assert!(worded.ends_with("create it first"), "{worded}");
     }

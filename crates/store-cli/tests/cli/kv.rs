@@ -750,6 +750,43 @@ fn output_that_cannot_be_written_fails_with_exit_code_1() {
     );
 }
 
+/// A write whose result cannot be printed exits 1 like any lost output, but says that its
+/// change is committed: a script retrying on exit 1 would count an `incr` twice (h145). A
+/// read's failure does not claim a change.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_write_whose_result_cannot_be_printed_says_its_change_is_committed() {
+    let home = Home::new();
+    let run_into_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_store"))
+            .arg("--home")
+            .arg(home.path())
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for write in [
+        &["kv", "incr", "g", "n"][..],
+        &["kv", "set", "g", "k", "v"],
+        &["kv", "--ns", "t", "set", "g", "k", "v"],
+        &["kv", "del", "g", "k"],
+        &["kv", "purge"],
+    ] {
+        let stderr = run_into_full(write);
+        assert!(
+            stderr.contains("cannot write to standard output") && stderr.contains("is committed"),
+            "{write:?}: {stderr}"
+        );
+    }
+    assert_eq!(home.get("g", "n"), "1", "the increment was committed once");
+    let stderr = run_into_full(&["kv", "get", "g", "n"]);
+    assert!(!stderr.contains("committed"), "{stderr}");
+}
+
 /// A full page of `kv ls` says where to continue on stderr (the default of 100 rows ended
 /// silently); a page with room to spare says nothing.
 #[test]

@@ -302,3 +302,83 @@ fn changes_limit_outside_1_to_10000_is_a_usage_error() {
         assert!(out.stderr.contains("--limit"), "{}", out.stderr);
     }
 }
+
+/// A negative value for an option that takes a number or a duration is refused by the
+/// option's own parser, naming the option: clap's generic tip for a value starting with `-`
+/// (`to pass '-1' as a value, use '-- -1'`) does not work for an option (h145).
+#[test]
+fn a_negative_option_value_is_refused_naming_the_option_without_a_misleading_tip() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["kv", "--ns", "a", "set", "g", "k", "v", "--max-keys", "-1"],
+            "--max-keys",
+        ),
+        (
+            &["kv", "--ns", "a", "set", "g", "k", "v", "--max-groups", "-1"],
+            "--max-groups",
+        ),
+        (
+            &["kv", "--ns", "a", "set", "g", "k", "v", "--max-bytes", "-1"],
+            "--max-bytes",
+        ),
+        (&["ns", "usage", "a", "--max-keys", "-1"], "--max-keys"),
+        (&["kv", "set", "g", "k", "v", "--ttl", "-1s"], "--ttl"),
+        (
+            &["kv", "set", "g", "k", "v", "--if-version", "-1"],
+            "--if-version",
+        ),
+        (&["--busy-timeout", "-1s", "kv", "count"], "--busy-timeout"),
+        (&["kv", "ls", "g", "--offset", "-1"], "--offset"),
+        (&["kv", "ls", "g", "--limit", "-1"], "--limit"),
+        (&["kv", "watch", "--since", "-1"], "--since"),
+        (&["changes", "--since", "-1"], "--since"),
+        (&["changes", "--limit", "-1"], "--limit"),
+    ];
+    for (args, option) in cases {
+        let out = usage_error(args);
+        assert!(!out.stderr.contains("'-- -1"), "{}: {}", out.label, out.stderr);
+        assert!(
+            out.stderr.contains("invalid value '-1") && out.stderr.contains(option),
+            "{}: {}",
+            out.label,
+            out.stderr
+        );
+    }
+}
+
+/// `--home`, `--ns` and `--busy-timeout` may stand before or after a subcommand (clap's
+/// global options), where clap let a second one silently win: `store kv --ns a set … --ns b`
+/// wrote into `b`, so arguments appended by a script could leave the namespace or the home
+/// (h145). Given twice, in any spelling and at any two positions, they are a usage error.
+#[test]
+fn a_global_option_given_twice_anywhere_is_a_usage_error() {
+    let cases: &[&[&str]] = &[
+        &["--home", "/tmp/x", "kv", "count", "--home", "/tmp/y"],
+        &["kv", "--home=/tmp/x", "count", "--home", "/tmp/y"],
+        &["kv", "--ns", "a", "set", "g", "k", "v", "--ns", "b"],
+        &["kv", "--ns=a", "set", "g", "k", "v", "--ns=a"],
+        &["kv", "--ns", "a", "--ns", "b", "count"],
+        &["--busy-timeout", "1s", "kv", "count", "--busy-timeout=2s"],
+    ];
+    for args in cases {
+        let out = usage_error(args);
+        assert!(
+            out.stderr.contains("cannot be used multiple times"),
+            "{}: {}",
+            out.label,
+            out.stderr
+        );
+        let home = Home::new();
+        let mut json = vec!["--json"];
+        json.extend_from_slice(args);
+        let body: serde_json::Value = serde_json::from_str(home.run(&json).code(2).stdout.trim()).unwrap();
+        assert_eq!(body["error"]["kind"], "usage", "{body}");
+    }
+    // A value after `--` that merely spells the option is not a second one.
+    let home = Home::new();
+    home.ok(&["kv", "--ns", "a", "set", "g", "k", "--", "--ns"]);
+    assert_eq!(
+        home.run(&["kv", "--ns", "a", "get", "g", "k"]).success().stdout,
+        "--ns\n"
+    );
+}

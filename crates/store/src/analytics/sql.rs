@@ -24,7 +24,11 @@ pub const MAX_IDENTIFIER_BYTES: usize = 255;
 /// `name` as a quoted SQL identifier: `we"ird` → `"we""ird"`.
 pub(crate) fn ident(op: &'static str, field: &'static str, name: &str) -> Result<String> {
     if name.is_empty() {
-        return Err(Error::invalid(op, field, format!("the {field} name is empty")));
+        return Err(Error::invalid(
+            op,
+            field,
+            format!("the {field} name is empty; pass a name"),
+        ));
     }
     if name.len() > MAX_IDENTIFIER_BYTES {
         return Err(Error::invalid(

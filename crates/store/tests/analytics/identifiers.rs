@@ -182,7 +182,9 @@ fn empty_or_nul_names_are_invalid_input_everywhere() {
             db.export_split_parquet("t", dir.path().join("s"), name).map(drop),
         ];
         for result in checks {
-            expect_kind(result, ErrorKind::InvalidInput);
+            // Each message says what to do too (h145: "the table name is empty" did not).
+            let message = expect_kind(result, ErrorKind::InvalidInput).to_string();
+            assert!(message.contains("; "), "{message}");
         }
     }
     assert_victim_intact(&db);
