@@ -637,8 +637,9 @@ impl Analytics {
                         }
                     }
                 }
-                // Reading keys as text takes a list of every key.
-                if !as_text.is_empty() && !reading.every_record {
+                // Reading keys as text, or as the table's types, takes a list of every key.
+                let exact_numbers = json && exists && target_types::keys_into_exact_numbers(&file, &target);
+                if (!as_text.is_empty() || exact_numbers) && !reading.every_record {
                     reading.every_record = true;
                     file = describe(reading)?;
                 }
@@ -898,7 +899,15 @@ fn import_error(
     {
         return parse_error(op, path, Some(defect.line), &defect.reason);
     }
-    parse_error(op, path, line, &duckdb_reason(&message, guessed_types))
+    let mut reason = duckdb_reason(&message, guessed_types);
+    if lower.contains("non-record json") {
+        // What it means, as DuckDB says "non-record" also of a record with an empty key.
+        reason.push_str(
+            "; each record must be a JSON object (one per line in JSONL, or the elements of an \
+             array), and none of its keys empty (\"\")",
+        );
+    }
+    parse_error(op, path, line, &reason)
 }
 
 /// The informative lines of a DuckDB import error: its first line, and wherever they stand, the

@@ -102,9 +102,16 @@ pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
             let strict = as_strict_json(text);
             // Into a `Value`, not `IgnoredAny`: skipping a string does not check it, so a lone
             // surrogate escape or invalid UTF-8 in one passed here while DuckDB refused it.
-            serde_json::from_slice::<serde_json::Value>(&strict)
-                .err()
-                .map(|e| reason(&e))
+            match serde_json::from_slice::<serde_json::Value>(&strict) {
+                Err(e) => Some(reason(&e)),
+                // DuckDB refuses such a record as "non-record JSON".
+                Ok(serde_json::Value::Object(record)) if record.contains_key("") => Some(
+                    "a key is empty (\"\"), which DuckDB's JSON reader cannot make a column of; \
+                     rename the key"
+                        .to_string(),
+                ),
+                Ok(_) => None,
+            }
         } else {
             Some("not a JSON object (each line of a JSONL file is one record)".to_string())
         };
@@ -248,6 +255,12 @@ mod tests {
         assert_eq!(check("{\"a\":1}\n{\"a\":2} trailing\n", true).unwrap().0, 2);
         assert_eq!(check("{\"a\":1}{\"a\":2}\n", true).unwrap().0, 1);
         assert_eq!(check("{\"a\":1}\n{\"a\":", true).unwrap().0, 2);
+        let (line, reason) = check("{\"a\":1}\n{\"b\":{\"\":1}}\n{\"\":1,\"b\":2}\n", true).unwrap();
+        assert_eq!(
+            line, 3,
+            "an empty key inside a value is fine; at the top it is not"
+        );
+        assert!(reason.contains("a key is empty"), "{reason}");
         let (line, reason) = check("{\"a\":1}\n\n[1, 2]\n", true).unwrap();
         assert_eq!(line, 3);
         assert!(reason.contains("not a JSON object"), "{reason}");

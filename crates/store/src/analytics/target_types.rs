@@ -131,6 +131,33 @@ pub(super) fn keys_into_text_columns(file: &[(String, String)], target: &[(Strin
         .collect()
 }
 
+/// Whether a key of a JSON file whose keys are `file` goes into an exact numeric column of
+/// `target` (an integer type or a DECIMAL) although DuckDB typed it DOUBLE: read with that
+/// guess, an integer past 2^53 loses its last digits (`123456789012345678901234567890` arrived
+/// as `…677877719597056`), while read as the column's type it stays exact. Reading with the
+/// table's types takes every key, so it costs a pass over the whole file: only then.
+pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(String, String)]) -> bool {
+    const EXACT: [&str; 10] = [
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+    ];
+    file.iter().any(|(name, guessed)| {
+        matches!(guessed.as_str(), "DOUBLE" | "FLOAT")
+            && same_name(target, name).is_some_and(|t| {
+                let t = t.trim().to_ascii_uppercase();
+                EXACT.contains(&t.as_str()) || t.starts_with("DECIMAL(")
+            })
+    })
+}
+
 /// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from every
 /// record) with the keys in `as_text` read as VARCHAR, the others as the columns of `target`
 /// (the table's, when appending; empty for a new table) or as DuckDB typed them. `None` if a

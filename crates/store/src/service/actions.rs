@@ -180,10 +180,17 @@ fn analytics_action(
                     }
                 },
             };
-            let rows = match a.opt_str("format")? {
-                None => db.import_file(a.str("table")?, path, Some(&csv), progress)?,
-                Some(format) => db.import_as(a.str("table")?, path, format, Some(&csv), progress)?,
+            // The library names its CSV settings `csv`; the caller wrote one of these.
+            let setting = if csv.delimiter.is_some() {
+                "delimiter"
+            } else {
+                "header"
             };
+            let rows = match a.opt_str("format")? {
+                None => db.import_file(a.str("table")?, path, Some(&csv), progress),
+                Some(format) => db.import_as(a.str("table")?, path, format, Some(&csv), progress),
+            }
+            .map_err(|e| argument_named(e, "csv", setting))?;
             json!({ "rows": rows })
         }
         "export-parquet" => {

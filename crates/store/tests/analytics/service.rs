@@ -217,6 +217,28 @@ fn a_bad_split_dir_is_invalid_input_naming_the_dir_argument() {
     service.close().unwrap();
 }
 
+/// A CSV setting given for a file read as another format names the argument the caller
+/// wrote (`header`, `delimiter`), not the library's parameter `csv` (h144).
+#[test]
+fn a_csv_setting_for_another_format_is_invalid_input_naming_that_argument() {
+    let (service, home) = service();
+    let file = write(home.path(), "rows.jsonl", "{\"a\":1}\n");
+    let path = file.to_str().unwrap();
+    for (setting, value) in [("header", json!(false)), ("delimiter", json!(";"))] {
+        for format in [None, Some("json")] {
+            let mut args = json!({"table": "t", "path": path});
+            args[setting] = value.clone();
+            if let Some(format) = format {
+                args["format"] = json!(format);
+            }
+            let err = service.call("store/import", args).unwrap_err();
+            assert_eq!(err.field(), Some(setting), "{format:?}: {err}");
+            assert!(err.to_string().contains(&format!("invalid {setting}:")), "{err}");
+        }
+    }
+    service.close().unwrap();
+}
+
 #[test]
 fn store_scoring_ensure_and_inventory() {
     let (service, home) = service();
