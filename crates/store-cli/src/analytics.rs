@@ -80,9 +80,32 @@ fn parse_json(text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
+/// Whether a statement may change the database: all but those starting with a keyword that
+/// only reads (a comment first, a `WITH` that may lead an `INSERT`, `EXPLAIN ANALYZE` of a
+/// change: all count as changes, so a lost result of a change always says so).
+fn may_change(sql: &str) -> bool {
+    const READS: [&str; 7] = [
+        "SELECT",
+        "FROM",
+        "VALUES",
+        "TABLE",
+        "DESCRIBE",
+        "SHOW",
+        "SUMMARIZE",
+    ];
+    let first: String = sql
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    !READS.iter().any(|read| read.eq_ignore_ascii_case(&first))
+}
+
 pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> {
     let r = service.call("store/sql", json!({"sql": args.query, "params": args.params}))?;
-    out.committed(); // a statement may have changed the database
+    if may_change(&args.query) {
+        out.committed();
+    }
     if out.json {
         out.line(r.to_string());
         return Ok(());

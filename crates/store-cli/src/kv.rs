@@ -333,10 +333,20 @@ fn read_stdin(max: usize) -> store::Result<String> {
         .lock()
         .take(limit)
         .read_to_end(&mut value)
-        .map_err(|source| store::Error::Io {
-            op: OP,
-            path: Some("<standard input>".into()),
-            source,
+        .map_err(|source| match source.raw_os_error() {
+            // EISDIR: `< dir`. The I/O error's generic fix ("pass a file") is not how to.
+            Some(21) => store::Error::InvalidInput {
+                op: OP,
+                field: "value",
+                reason: "standard input is a directory; redirect a file into it, or pass the value \
+                         as an argument"
+                    .into(),
+            },
+            _ => store::Error::Io {
+                op: OP,
+                path: Some("<standard input>".into()),
+                source,
+            },
         })?;
     if value.len() > max {
         return Err(store::Error::InvalidInput {

@@ -644,3 +644,57 @@ fn a_split_export_killed_while_publishing_never_leaves_a_manifest_that_disagrees
         "no round caught the export while it published"
     );
 }
+
+/// A lost result says the change is committed for every analytics command that changes
+/// something, and not for a query that only reads (h146: `sql SELECT` said so too).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lost_result_says_committed_for_changes_and_not_for_reads() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "a\n1\n").unwrap();
+    let stderr_into_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_store"))
+            .arg("--home")
+            .arg(home.path())
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let parquet = dir.path().join("t.parquet");
+    let split = dir.path().join("split");
+    let changes: [&[&str]; 5] = [
+        &["import", "t", csv.to_str().unwrap()],
+        &["sql", "CREATE TABLE u AS SELECT 1 AS b"],
+        &["export", "t", parquet.to_str().unwrap()],
+        &["export-split", "t", "a", split.to_str().unwrap()],
+        &["scoring", "ensure"],
+    ];
+    for args in changes {
+        let stderr = stderr_into_full(args);
+        assert!(stderr.contains("is committed"), "{args:?}: {stderr}");
+    }
+    for query in [
+        "SELECT count(*) FROM t",
+        " (select 1)",
+        "FROM t",
+        "DESCRIBE t",
+        "SHOW TABLES",
+    ] {
+        let stderr = stderr_into_full(&["sql", query]);
+        assert!(
+            stderr.contains("cannot write to standard output"),
+            "{query}: {stderr}"
+        );
+        assert!(!stderr.contains("committed"), "{query}: {stderr}");
+    }
+    assert_eq!(
+        home.json(&["sql", "SELECT count(*) AS n FROM t"])["rows"],
+        json!([[1]])
+    );
+}

@@ -787,6 +787,28 @@ fn a_write_whose_result_cannot_be_printed_says_its_change_is_committed() {
     assert!(!stderr.contains("committed"), "{stderr}");
 }
 
+/// A standard input redirected from a directory names the fix for standard input (h146: the
+/// generic one said "pass a file"), and writes nothing.
+#[test]
+fn a_value_read_from_a_directory_on_stdin_says_to_redirect_a_file() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_store"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["kv", "set", "g", "k", "-"])
+        .stdin(std::fs::File::open(dir.path()).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("standard input is a directory; redirect a file"),
+        "{stderr}"
+    );
+    assert_eq!(home.ok(&["kv", "count"]), "0\n");
+}
+
 /// A full page of `kv ls` says where to continue on stderr (the default of 100 rows ended
 /// silently); a page with room to spare says nothing.
 #[test]

@@ -638,8 +638,17 @@ impl Analytics {
                     }
                 }
                 // Reading keys as text, or as the table's types, takes a list of every key.
-                let exact_numbers = json && exists && target_types::keys_into_exact_numbers(&file, &target);
-                if (!as_text.is_empty() || exact_numbers) && !reading.every_record {
+                let exact_numbers = if json && exists {
+                    target_types::keys_into_exact_numbers(&file, &target)
+                } else {
+                    Vec::new()
+                };
+                // Only these keys take their table types when no other reason read every
+                // record: the others keep DuckDB's guesses and are cast on insert as before (read
+                // straight into TIMESTAMP, a string's UTC offset was dropped).
+                let only_exact_numbers =
+                    !exact_numbers.is_empty() && !reading.every_record && as_text.is_empty();
+                if (!as_text.is_empty() || !exact_numbers.is_empty()) && !reading.every_record {
                     reading.every_record = true;
                     file = describe(reading)?;
                 }
@@ -649,6 +658,8 @@ impl Analytics {
                 let reader = if reading.every_record {
                     let columns = if !as_text.is_empty() {
                         target_types::json_columns_with_text(&file, &target, &as_text)
+                    } else if only_exact_numbers {
+                        target_types::json_columns_exact(&file, &target, &exact_numbers)
                     } else if exists {
                         target_types::json_columns(&file, &target)
                     } else {

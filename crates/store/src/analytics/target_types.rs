@@ -131,12 +131,15 @@ pub(super) fn keys_into_text_columns(file: &[(String, String)], target: &[(Strin
         .collect()
 }
 
-/// Whether a key of a JSON file whose keys are `file` goes into an exact numeric column of
-/// `target` (an integer type or a DECIMAL) although DuckDB typed it DOUBLE: read with that
-/// guess, an integer past 2^53 loses its last digits (`123456789012345678901234567890` arrived
-/// as `…677877719597056`), while read as the column's type it stays exact. Reading with the
-/// table's types takes every key, so it costs a pass over the whole file: only then.
-pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(String, String)]) -> bool {
+/// The keys of a JSON file whose keys are `file` that go into an integer column of `target`
+/// (or a DECIMAL without a fraction) although DuckDB typed them DOUBLE: read with that guess,
+/// an integer past 2^53 loses its last digits (`123456789012345678901234567890` arrived as
+/// `…677877719597056`), while read as the column's type it stays exact. Reading with the
+/// table's types takes every key, so it costs a pass over the whole file: only for these
+/// columns. A DECIMAL with a fraction gains nothing from it (DuckDB's JSON reader holds a
+/// number with a fraction as a DOUBLE whatever the column), and prices into DECIMAL(12,2)
+/// would pay the pass on every import.
+pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(String, String)]) -> Vec<String> {
     const EXACT: [&str; 10] = [
         "TINYINT",
         "SMALLINT",
@@ -149,13 +152,46 @@ pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(Stri
         "UBIGINT",
         "UHUGEINT",
     ];
-    file.iter().any(|(name, guessed)| {
-        matches!(guessed.as_str(), "DOUBLE" | "FLOAT")
-            && same_name(target, name).is_some_and(|t| {
-                let t = t.trim().to_ascii_uppercase();
-                EXACT.contains(&t.as_str()) || t.starts_with("DECIMAL(")
-            })
-    })
+    let whole = |column_type: &str| {
+        let t = column_type.trim().to_ascii_uppercase();
+        EXACT.contains(&t.as_str())
+            || t.strip_prefix("DECIMAL(")
+                .and_then(|rest| rest.strip_suffix(')'))
+                .and_then(|inside| inside.split_once(','))
+                .is_some_and(|(_, scale)| scale.trim() == "0")
+    };
+    file.iter()
+        .filter(|(name, guessed)| {
+            matches!(guessed.as_str(), "DOUBLE" | "FLOAT")
+                && same_name(target, name).is_some_and(|t| whole(t))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from every
+/// record) with the keys in `exact` (see [`keys_into_exact_numbers`]) read as their table
+/// columns' types and every other key as DuckDB typed it. `None` if a key cannot be written as
+/// a literal, or DuckDB renamed one.
+pub(super) fn json_columns_exact(
+    file: &[(String, String)],
+    target: &[(String, String)],
+    exact: &[String],
+) -> Option<String> {
+    if renamed_keys(file) {
+        return None;
+    }
+    let entries: Option<Vec<String>> = file
+        .iter()
+        .map(|(name, guessed)| {
+            let column_type = match same_name(target, name) {
+                Some(t) if exact.contains(name) => t.as_str(),
+                _ => guessed.as_str(),
+            };
+            literal_entry(name, column_type)
+        })
+        .collect();
+    struct_literal(entries?)
 }
 
 /// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from every

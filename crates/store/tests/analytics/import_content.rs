@@ -345,6 +345,39 @@ fn json_integers_appended_to_exact_numeric_columns_keep_every_digit() {
     assert_eq!(row[0], expected.map(t).to_vec());
 }
 
+/// Reading a key with its integer column's type (above) leaves every other key as it was read
+/// before, DuckDB's guess cast on insert (h146: every key took its table type, so a timestamp
+/// string's UTC offset was dropped, and `"2.5"` was refused by an INTEGER column).
+#[test]
+fn reading_a_key_as_an_exact_number_leaves_the_other_keys_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let others = [
+        ("\"2024-01-01T10:00:00+02:00\"", "TIMESTAMP"),
+        ("\"2.5\"", "INTEGER"),
+        ("1", "BOOLEAN"),
+        ("true", "INTEGER"),
+    ];
+    for (i, (value, other)) in others.iter().enumerate() {
+        let file = write(
+            dir.path(),
+            &format!("f{i}.jsonl"),
+            &format!("{{\"n\":123456789012345678901234567,\"o\":{value}}}\n"),
+        );
+        let mut seen = Vec::new();
+        for exact in ["DOUBLE", "HUGEINT", "DECIMAL(38,0)"] {
+            db.exec_batch(&format!("CREATE OR REPLACE TABLE t(n {exact}, o {other})"))
+                .unwrap();
+            assert_eq!(db.import_jsonl("t", &file).unwrap(), 1, "{exact}, {other}");
+            seen.push(scalar(&db, "SELECT o::VARCHAR FROM t"));
+        }
+        assert!(
+            seen.iter().all(|o| *o == seen[0]),
+            "{other} from {value}: {seen:?}"
+        );
+    }
+}
+
 /// DuckDB refuses a record with an empty key as "non-record JSON", which named no line and no
 /// fix (h144): a JSONL file names the line and the key, a JSON array says what a record is.
 #[test]
