@@ -93,7 +93,14 @@ pub(crate) fn open_refused(
     )
 }
 
-/// The engine settings every database opens with: the access mode, and `async_threads = 0`.
+/// The engine settings every database opens with: the access mode, `async_threads = 0`, and
+/// `autoinstall_known_extensions = false`.
+///
+/// DuckDB would download an extension from extensions.duckdb.org the first time a query needs
+/// one (`current_setting('TimeZone')` needs `icu`): an embedded store does not fetch and load
+/// code from the network behind its caller's back, nor wait on a network that drops packets.
+/// Such a query fails naming the extension, with DuckDB's `INSTALL … ; LOAD …` fix; an
+/// extension installed so (or by any DuckDB on the machine) still loads on its own.
 ///
 /// DuckDB 2.0 writes COPY output (Parquet, CSV) through an asynchronous write queue, and when
 /// the query fails mid-write (a failed cast, say) the abort can deadlock: the failing thread
@@ -105,6 +112,7 @@ pub(crate) fn engine_config(op: &'static str, mode: AccessMode) -> Result<Config
     Config::default()
         .access_mode(mode)
         .and_then(|c| c.with("async_threads", "0"))
+        .and_then(|c| c.with("autoinstall_known_extensions", "false"))
         .map_err(|e| Error::duckdb(op, "configure", e))
 }
 

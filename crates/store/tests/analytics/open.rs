@@ -447,3 +447,38 @@ fn a_parquet_file_is_not_opened_as_a_database_and_stays_unchanged() {
     expect_kind(Analytics::open_read_only(&parquet), ErrorKind::DuckDb);
     assert_eq!(std::fs::read(&parquet).unwrap(), before);
 }
+
+/// No handle downloads DuckDB extensions on its own: a query that needs one an embedded store
+/// has not installed fails naming `INSTALL`, instead of fetching code from the network (or
+/// waiting on one that drops packets). Extensions already installed still load on demand.
+#[test]
+fn no_handle_installs_extensions_from_the_network_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    drop(Analytics::open(&path).unwrap());
+    let handles = [
+        Analytics::in_memory().unwrap(),
+        Analytics::open_read_only(&path).unwrap(),
+    ];
+    for db in &handles {
+        let settings = "SELECT current_setting('autoinstall_known_extensions')::VARCHAR, \
+                        current_setting('autoload_known_extensions')::VARCHAR";
+        let row = db.query_row(settings, &[]).unwrap().unwrap().values;
+        assert_eq!(row, [Value::Text("false".into()), Value::Text("true".into())]);
+        // `icu` is not built in: unless this machine's DuckDB installed it, the query fails.
+        if let Err(e) = db.query("SELECT current_setting('TimeZone')", &[]) {
+            let message = e.to_string();
+            assert!(message.contains("INSTALL icu"), "{message}");
+            assert!(!message.contains("download"), "{message}");
+        }
+    }
+    drop(handles);
+    let db = Analytics::open(&path).unwrap();
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT current_setting('autoinstall_known_extensions')::VARCHAR"
+        ),
+        Value::Text("false".into())
+    );
+}
