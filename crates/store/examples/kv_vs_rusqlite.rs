@@ -1,7 +1,7 @@
 //! Comparison harness: the store against raw rusqlite doing the same work, in one process.
 //!
 //! Run with `cargo run --release -p store --no-default-features --example kv_vs_rusqlite` (add `-- --quick` for a
-//! short run; `--only core|feed|scoped` for one section). Both sides use the same schema (the raw side opens a file the store created),
+//! short run; `--only core|feed|scoped|wal` for one section). Both sides use the same schema (the raw side opens a file the store created),
 //! the same pragmas (WAL, synchronous NORMAL, busy timeout, statement cache) and the same SQL
 //! statements; the raw side skips only what the store adds (validation, versions, locking,
 //! liveness, events, quota checks). Store and raw runs alternate in order over several rounds
@@ -87,7 +87,7 @@ fn main() -> AnyResult<()> {
         "workload", "store op/s", "base op/s", "ratio", "target"
     );
 
-    // `--only core|feed|scoped` runs one section.
+    // `--only core|feed|scoped|wal` runs one section.
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     let wanted = |section: &str| only.as_deref().is_none_or(|o| o == section);
     if wanted("core") {
@@ -101,6 +101,14 @@ fn main() -> AnyResult<()> {
     if wanted("scoped") {
         println!("-- scoped namespaces with quotas (baseline: the unscoped store)");
         h.scoped()?;
+    }
+
+    if wanted("wal") {
+        println!(
+            "-- write latency of autocommit sets on a file: SQLite's inline checkpoints (the default) \
+             vs a background thread (checkpoint_pages = 1000)"
+        );
+        h.checkpoint_latency(if quick { 10_000 } else { 50_000 })?;
     }
 
     if h.failures > 0 {
@@ -122,6 +130,51 @@ impl Harness {
     fn path(&mut self, label: &str) -> PathBuf {
         self.files += 1;
         self.dir.path().join(format!("{label}-{}.db", self.files))
+    }
+
+    /// One store per setting, `n` autocommit sets each: the latency distribution, the
+    /// throughput and the largest write-ahead log seen (sampled every 1,000 sets). Not a ratio
+    /// with a target: the README's checkpoint paragraph quotes these figures.
+    fn checkpoint_latency(&mut self, n: usize) -> AnyResult<()> {
+        for (label, pages) in [
+            ("inline checkpoints (default)", 0),
+            ("checkpoint_pages = 1000", 1000),
+        ] {
+            let path = self.path("wal");
+            let store = Store::open_with(
+                StoreConfig::file(&path)
+                    .with_purge_interval(Duration::ZERO)
+                    .with_checkpoint_pages(pages),
+            )?;
+            let wal = path.with_extension("db-wal");
+            let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+            let mut latencies = Vec::with_capacity(n);
+            let mut largest_wal = 0;
+            let started = Instant::now();
+            for i in 0..n {
+                let one = Instant::now();
+                store.set(GROUP, &format!("key-{i}"), VALUE)?;
+                latencies.push(one.elapsed());
+                if i % 1000 == 0 {
+                    largest_wal = largest_wal.max(wal_len());
+                }
+            }
+            let elapsed = started.elapsed();
+            largest_wal = largest_wal.max(wal_len());
+            store.close()?;
+            latencies.sort();
+            let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+            println!(
+                "{label:<30} {:>8.0} op/s  median {:>9.1?}  p99 {:>9.1?}  p99.9 {:>9.1?}  max {:>9.1?}  largest WAL {:.1} MB",
+                n as f64 / elapsed.as_secs_f64(),
+                at(0.5),
+                at(0.99),
+                at(0.999),
+                latencies[latencies.len() - 1],
+                largest_wal as f64 / 1e6,
+            );
+        }
+        Ok(())
     }
 
     fn kv_core(&mut self) -> AnyResult<()> {

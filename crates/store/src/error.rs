@@ -658,6 +658,17 @@ impl Error {
                 ),
             );
         }
+        // duckdb-rs binds a list parameter as one DuckDB list type (as the Service's JSON lists).
+        if let duckdb::Error::ToSqlConversionFailure(_) = source
+            && text.contains("with mixed element types")
+        {
+            return Error::invalid(
+                op,
+                "params",
+                "a list parameter binds as one DuckDB list type, and this one mixes element types \
+                 (say integers and text, or integers and floats); give its elements one type",
+            );
+        }
         // Parquet's INTERVAL is unsigned (months, days, milliseconds), so DuckDB's writer
         // refuses a negative one; the data is at fault, not the engine.
         if text.contains("Parquet files do not support negative intervals") {

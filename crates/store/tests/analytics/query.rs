@@ -81,6 +81,36 @@ fn parameters_of_every_value_kind_round_trip() {
     assert_eq!(scalar(&db, "SELECT x FROM n"), Value::Null);
 }
 
+/// A library list parameter mixing element types is `InvalidInput` naming `params`, as the
+/// Service's JSON lists are (h147: it was a `DuckDb` conversion error); one of one type binds.
+#[test]
+fn a_list_parameter_mixing_element_types_is_invalid_input_naming_params() {
+    let db = db();
+    let mixes = [
+        vec![Value::Int(1), Value::Text("a".into())],
+        vec![Value::Int(1), Value::Float(2.5)],
+        vec![Value::Bool(true), Value::Int(1)],
+    ];
+    for items in mixes {
+        let err = expect_kind(
+            db.query("SELECT ?", &[Value::List(items.clone())]),
+            ErrorKind::InvalidInput,
+        );
+        assert_eq!(err.field(), Some("params"), "{items:?}: {err}");
+        assert!(err.to_string().contains("give its elements one type"), "{err}");
+        let err = expect_kind(
+            db.exec("SELECT ?", &[Value::List(items.clone())]),
+            ErrorKind::InvalidInput,
+        );
+        assert_eq!(err.field(), Some("params"), "{items:?}: {err}");
+    }
+    let one_type = Value::List(vec![Value::Int(1), Value::Null, Value::Int(3)]);
+    assert_eq!(
+        db.query("SELECT len(?) AS n", &[one_type]).unwrap().rows,
+        [[Value::Int(3)]]
+    );
+}
+
 #[test]
 fn an_untyped_null_result_is_value_null_not_a_panic() {
     let db = db();
