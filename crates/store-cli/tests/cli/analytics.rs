@@ -654,18 +654,7 @@ fn a_lost_result_says_committed_for_changes_and_not_for_reads() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("rows.csv");
     std::fs::write(&csv, "a\n1\n").unwrap();
-    let stderr_into_full = |args: &[&str]| {
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_store"))
-            .arg("--home")
-            .arg(home.path())
-            .args(args)
-            .stdout(full)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let stderr_into_full = |args: &[&str]| crate::support::stderr_with_stdout_full(&home, args);
     let parquet = dir.path().join("t.parquet");
     let split = dir.path().join("split");
     let changes: [&[&str]; 5] = [

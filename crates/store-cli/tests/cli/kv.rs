@@ -757,18 +757,7 @@ fn output_that_cannot_be_written_fails_with_exit_code_1() {
 #[test]
 fn a_write_whose_result_cannot_be_printed_says_its_change_is_committed() {
     let home = Home::new();
-    let run_into_full = |args: &[&str]| {
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_store"))
-            .arg("--home")
-            .arg(home.path())
-            .args(args)
-            .stdout(full)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run_into_full = |args: &[&str]| crate::support::stderr_with_stdout_full(&home, args);
     for write in [
         &["kv", "incr", "g", "n"][..],
         &["kv", "set", "g", "k", "v"],

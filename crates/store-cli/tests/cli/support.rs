@@ -459,3 +459,20 @@ fn oracle_serializes_with_sorted_keys() {
     let v: Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":3}}"#).expect("json");
     assert_eq!(v.to_string(), r#"{"a":{"c":3,"d":2},"b":1}"#);
 }
+
+/// `store --home HOME ARGS` with stdout on `/dev/full` (every write fails): asserts exit 1 and
+/// returns stderr.
+#[cfg(target_os = "linux")]
+#[track_caller]
+pub fn stderr_with_stdout_full(home: &Home, args: &[&str]) -> String {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(home.path())
+        .args(args)
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -173,52 +173,51 @@ pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(Stri
 /// record) with the keys in `exact` (see [`keys_into_exact_numbers`]) read as their table
 /// columns' types and every other key as DuckDB typed it. `None` if a key cannot be written as
 /// a literal, or DuckDB renamed one.
-pub(super) fn json_columns_exact(
-    file: &[(String, String)],
-    target: &[(String, String)],
+pub(super) fn json_columns_exact<'a>(
+    file: &'a [(String, String)],
+    target: &'a [(String, String)],
     exact: &[String],
 ) -> Option<String> {
-    if renamed_keys(file) {
-        return None;
-    }
-    let entries: Option<Vec<String>> = file
-        .iter()
-        .map(|(name, guessed)| {
-            let column_type = match same_name(target, name) {
-                Some(t) if exact.contains(name) => t.as_str(),
-                _ => guessed.as_str(),
-            };
-            literal_entry(name, column_type)
-        })
-        .collect();
-    struct_literal(entries?)
+    json_columns_typed(file, |name, guessed| match same_name(target, name) {
+        Some(t) if exact.iter().any(|e| e == name) => t.as_str(),
+        _ => guessed,
+    })
 }
 
 /// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from every
 /// record) with the keys in `as_text` read as VARCHAR, the others as the columns of `target`
 /// (the table's, when appending; empty for a new table) or as DuckDB typed them. `None` if a
 /// key cannot be written as a literal, or DuckDB renamed one.
-pub(super) fn json_columns_with_text(
-    file: &[(String, String)],
-    target: &[(String, String)],
+pub(super) fn json_columns_with_text<'a>(
+    file: &'a [(String, String)],
+    target: &'a [(String, String)],
     as_text: &[String],
+) -> Option<String> {
+    json_columns_typed(file, |name, guessed| {
+        if as_text.iter().any(|t| t == name) {
+            "VARCHAR"
+        } else {
+            match same_name(target, name) {
+                Some(t) if parsed_from_text(t) => t.as_str(),
+                _ => guessed,
+            }
+        }
+    })
+}
+
+/// The `columns = {…}` argument giving each key of `file` (name, DuckDB's type) the type
+/// `column_type` picks for it. `None` if a key cannot be written as a literal, or DuckDB renamed
+/// one (`columns = {…}` names keys, see [`renamed_keys`]).
+fn json_columns_typed<'a>(
+    file: &'a [(String, String)],
+    column_type: impl Fn(&'a str, &'a str) -> &'a str,
 ) -> Option<String> {
     if renamed_keys(file) {
         return None;
     }
     let entries: Option<Vec<String>> = file
         .iter()
-        .map(|(name, guessed)| {
-            let column_type = if as_text.contains(name) {
-                "VARCHAR"
-            } else {
-                match same_name(target, name) {
-                    Some(t) if parsed_from_text(t) => t.as_str(),
-                    _ => guessed.as_str(),
-                }
-            };
-            literal_entry(name, column_type)
-        })
+        .map(|(name, guessed)| literal_entry(name, column_type(name, guessed)))
         .collect();
     struct_literal(entries?)
 }
