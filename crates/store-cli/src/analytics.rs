@@ -81,7 +81,7 @@ fn parse_json(text: &str) -> Result<Value, String> {
 }
 
 /// Whether a statement may change the database: all but those starting with a keyword that
-/// only reads (a comment first, a `WITH` that may lead an `INSERT`, `EXPLAIN ANALYZE` of a
+/// only reads and calling no sequence function (a comment first, a `WITH` that may lead an `INSERT`, `EXPLAIN ANALYZE` of a
 /// change: all count as changes, so a lost result of a change always says so).
 fn may_change(sql: &str) -> bool {
     const READS: [&str; 7] = [
@@ -98,7 +98,11 @@ fn may_change(sql: &str) -> bool {
         .chars()
         .take_while(char::is_ascii_alphabetic)
         .collect();
+    // A read can still advance a sequence (h148: `SELECT nextval('s')`).
+    let lowered = sql.to_ascii_lowercase();
     !READS.iter().any(|read| read.eq_ignore_ascii_case(&first))
+        || lowered.contains("nextval")
+        || lowered.contains("setval")
 }
 
 pub fn sql(service: &Service, args: SqlArgs, out: &Output) -> store::Result<()> {

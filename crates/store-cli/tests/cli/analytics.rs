@@ -668,6 +668,9 @@ fn a_lost_result_says_committed_for_changes_and_not_for_reads() {
         let stderr = stderr_into_full(args);
         assert!(stderr.contains("is committed"), "{args:?}: {stderr}");
     }
+    home.ok(&["sql", "CREATE SEQUENCE s"]);
+    let stderr = stderr_into_full(&["sql", "SELECT nextval('s')"]);
+    assert!(stderr.contains("is committed"), "a sequence advanced: {stderr}");
     for query in [
         "SELECT count(*) FROM t",
         " (select 1)",

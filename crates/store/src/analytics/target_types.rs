@@ -131,14 +131,12 @@ pub(super) fn keys_into_text_columns(file: &[(String, String)], target: &[(Strin
         .collect()
 }
 
-/// The keys of a JSON file whose keys are `file` that go into an integer column of `target`
-/// (or a DECIMAL without a fraction) although DuckDB typed them DOUBLE: read with that guess,
-/// an integer past 2^53 loses its last digits (`123456789012345678901234567890` arrived as
-/// `…677877719597056`), while read as the column's type it stays exact. Reading with the
-/// table's types takes every key, so it costs a pass over the whole file: only for these
-/// columns. A DECIMAL with a fraction gains nothing from it (DuckDB's JSON reader holds a
-/// number with a fraction as a DOUBLE whatever the column), and prices into DECIMAL(12,2)
-/// would pay the pass on every import.
+/// The keys of a JSON file whose keys are `file` that go into an integer or DECIMAL column of
+/// `target` although DuckDB typed them DOUBLE: read with that guess, an integer past 2^53
+/// loses its last digits (`123456789012345678901234567890` arrived as `…677877719597056`, also
+/// in a DECIMAL(38,2)), while read as the column's type it stays exact. (A fraction is a
+/// DOUBLE in DuckDB's JSON reader either way.) Reading with the table's types takes every key,
+/// so it costs a pass over the whole file: only for these columns.
 pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(String, String)]) -> Vec<String> {
     const EXACT: [&str; 10] = [
         "TINYINT",
@@ -152,18 +150,14 @@ pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(Stri
         "UBIGINT",
         "UHUGEINT",
     ];
-    let whole = |column_type: &str| {
+    let exact_column = |column_type: &str| {
         let t = column_type.trim().to_ascii_uppercase();
-        EXACT.contains(&t.as_str())
-            || t.strip_prefix("DECIMAL(")
-                .and_then(|rest| rest.strip_suffix(')'))
-                .and_then(|inside| inside.split_once(','))
-                .is_some_and(|(_, scale)| scale.trim() == "0")
+        EXACT.contains(&t.as_str()) || t.starts_with("DECIMAL(")
     };
     file.iter()
         .filter(|(name, guessed)| {
             matches!(guessed.as_str(), "DOUBLE" | "FLOAT")
-                && same_name(target, name).is_some_and(|t| whole(t))
+                && same_name(target, name).is_some_and(|t| exact_column(t))
         })
         .map(|(name, _)| name.clone())
         .collect()

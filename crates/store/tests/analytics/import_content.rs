@@ -313,7 +313,8 @@ fn json_integers_appended_to_exact_numeric_columns_keep_every_digit() {
     let dir = tempfile::tempdir().unwrap();
     let db = db();
     db.exec_batch(
-        "CREATE TABLE t(e DECIMAL(38,0), h HUGEINT, u UBIGINT, b BIGINT, d DECIMAL(38,10), s DECIMAL(38,10))",
+        "CREATE TABLE t(e DECIMAL(38,0), h HUGEINT, u UBIGINT, b BIGINT, d DECIMAL(38,10), s DECIMAL(38,10), \
+         p DECIMAL(38,2))",
     )
     .unwrap();
     let file = write(
@@ -322,14 +323,14 @@ fn json_integers_appended_to_exact_numeric_columns_keep_every_digit() {
         concat!(
             r#"{"e":123456789012345678901234567890,"h":-123456789012345678901234567890,"#,
             r#""u":18446744073709551615,"b":-9223372036854775808,"d":2.5,"#,
-            r#""s":"1234567890.1234567891"}"#,
+            r#""s":"1234567890.1234567891","p":123456789012345678901234567}"#,
             "\n"
         ),
     );
     assert_eq!(db.import_jsonl("t", &file).unwrap(), 1);
     let row = db
         .query(
-            "SELECT e::VARCHAR, h::VARCHAR, u::VARCHAR, b::VARCHAR, d::VARCHAR, s::VARCHAR FROM t",
+            "SELECT e::VARCHAR, h::VARCHAR, u::VARCHAR, b::VARCHAR, d::VARCHAR, s::VARCHAR, p::VARCHAR FROM t",
             &[],
         )
         .unwrap()
@@ -341,6 +342,8 @@ fn json_integers_appended_to_exact_numeric_columns_keep_every_digit() {
         "-9223372036854775808",
         "2.5000000000",
         "1234567890.1234567891",
+        // h148: a DECIMAL with a scale takes integers exactly too.
+        "123456789012345678901234567.00",
     ];
     assert_eq!(row[0], expected.map(t).to_vec());
 }
