@@ -35,11 +35,32 @@ use crate::kv::sqlite::conn;
 /// The writer checkpoints inline once the log holds this many times the threshold.
 const SAFETY_FACTOR: i64 = 8;
 
+/// The largest threshold: SQLite counts the log's frames in an `i32`, so past this many pages
+/// `SAFETY_FACTOR` times the threshold could never be reached and no write would checkpoint.
+const MAX_PAGES: u32 = 1 << 28;
+
 /// A running checkpoint thread; [`Checkpointer::stop`] ends it.
 pub(crate) struct Checkpointer {
     stop: Arc<AtomicBool>,
     wake: SyncSender<()>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Refuses a threshold past [`MAX_PAGES`], before the open creates or changes anything.
+pub(crate) fn validate(op: &'static str, config: &StoreConfig) -> Result<()> {
+    if config.checkpoint_pages > MAX_PAGES {
+        return Err(Error::invalid(
+            op,
+            "checkpoint_pages",
+            format!(
+                "{} pages is past the largest threshold, {MAX_PAGES} (SQLite counts the log's \
+                 pages in 32 bits, so no checkpoint would ever run); pass at most {MAX_PAGES}, \
+                 or 0 for SQLite's own checkpoints",
+                config.checkpoint_pages
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Checkpointer {

@@ -179,6 +179,7 @@ impl Store {
         config.validate(OP)?;
         // SQLite's busy handler takes an int of milliseconds; longer waits saturate (§0).
         config.busy_timeout = config.busy_timeout.min(crate::config::MAX_BUSY_TIMEOUT);
+        crate::kv::checkpoint::validate(OP, &config)?;
         let (writer_conn, readers, persistent, checkpointer) = match &config.location {
             Location::File(path) => {
                 let mut writer = conn::open_file_writer(OP, path, config.durability, config.busy_timeout)?;

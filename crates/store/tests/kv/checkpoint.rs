@@ -83,6 +83,23 @@ fn the_log_stays_bounded_under_a_writer_that_never_pauses() {
     }
 }
 
+/// A threshold past 2^28 pages could never be reached (SQLite counts the log's frames in 32
+/// bits), so nothing would ever be checkpointed until `sync` or `close` (h148): the open
+/// refuses it, naming the field, before it creates the file.
+#[test]
+fn a_threshold_past_2_pow_28_pages_is_refused_before_the_file_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    for pages in [(1 << 28) + 1, u32::MAX] {
+        let err = Store::open_with(config(&path, pages)).unwrap_err();
+        assert_eq!(err.kind(), store::ErrorKind::InvalidInput, "{err}");
+        assert_eq!(err.field(), Some("checkpoint_pages"), "{err}");
+        assert!(!path.exists());
+    }
+    let store = Store::open_with(config(&path, 1 << 28)).unwrap();
+    store.set("g", "k", "v").unwrap();
+}
+
 #[test]
 fn nothing_is_checkpointed_below_the_threshold() {
     let dir = tempfile::tempdir().unwrap();
