@@ -80,9 +80,10 @@ fn parse_json(text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
-/// Whether a statement may change the database: all but those starting with a keyword that
-/// only reads and calling no sequence function (a comment first, a `WITH` that may lead an `INSERT`, `EXPLAIN ANALYZE` of a
-/// change: all count as changes, so a lost result of a change always says so).
+/// Whether a statement may change the database: every statement but one that starts with a
+/// keyword that only reads and calls no sequence function. A comment first, a `WITH` (which may
+/// lead an `INSERT`) or an `EXPLAIN ANALYZE` of a change all count as changes, so a lost result
+/// of a change always says so.
 fn may_change(sql: &str) -> bool {
     const READS: [&str; 7] = [
         "SELECT",

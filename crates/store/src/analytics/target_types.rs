@@ -138,26 +138,10 @@ pub(super) fn keys_into_text_columns(file: &[(String, String)], target: &[(Strin
 /// DOUBLE in DuckDB's JSON reader either way.) Reading with the table's types takes every key,
 /// so it costs a pass over the whole file: only for these columns.
 pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(String, String)]) -> Vec<String> {
-    const EXACT: [&str; 10] = [
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "UTINYINT",
-        "USMALLINT",
-        "UINTEGER",
-        "UBIGINT",
-        "UHUGEINT",
-    ];
-    let exact_column = |column_type: &str| {
-        let t = column_type.trim().to_ascii_uppercase();
-        EXACT.contains(&t.as_str()) || t.starts_with("DECIMAL(")
-    };
     file.iter()
         .filter(|(name, guessed)| {
             matches!(guessed.as_str(), "DOUBLE" | "FLOAT")
-                && same_name(target, name).is_some_and(|t| exact_column(t))
+                && same_name(target, name).is_some_and(|t| exact_number(&t.trim().to_ascii_uppercase()))
         })
         .map(|(name, _)| name.clone())
         .collect()
@@ -266,18 +250,8 @@ fn literal_entry(name: &str, column_type: &str) -> Option<String> {
 /// (lists, structs, maps, unions, fixed arrays) and enums keep the reader's guess and are cast
 /// on insert, as before.
 fn parsed_from_text(column_type: &str) -> bool {
-    const SCALAR: [&str; 27] = [
+    const OTHER_SCALARS: [&str; 17] = [
         "BOOLEAN",
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "UTINYINT",
-        "USMALLINT",
-        "UINTEGER",
-        "UBIGINT",
-        "UHUGEINT",
         "FLOAT",
         "DOUBLE",
         "VARCHAR",
@@ -296,7 +270,25 @@ fn parsed_from_text(column_type: &str) -> bool {
         "JSON",
     ];
     let upper = column_type.trim().to_ascii_uppercase();
-    SCALAR.contains(&upper.as_str()) || (upper.starts_with("DECIMAL(") && upper.ends_with(')'))
+    exact_number(&upper) || OTHER_SCALARS.contains(&upper.as_str())
+}
+
+/// Whether `upper` (a column type in upper case) holds numbers exactly: the integer types and
+/// DECIMAL.
+fn exact_number(upper: &str) -> bool {
+    const INTEGERS: [&str; 10] = [
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+    ];
+    INTEGERS.contains(&upper) || (upper.starts_with("DECIMAL(") && upper.ends_with(')'))
 }
 
 /// `text` as a SQL string literal.
