@@ -54,6 +54,8 @@ mod split_names;
 mod staging;
 #[path = "analytics/support.rs"]
 mod support;
+#[path = "analytics/type_fidelity.rs"]
+mod type_fidelity;
 #[cfg(unix)]
 #[path = "analytics/typed_open.rs"]
 mod typed_open;

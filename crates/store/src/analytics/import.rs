@@ -638,17 +638,18 @@ impl Analytics {
                     }
                 }
                 // Reading keys as text, or as the table's types, takes a list of every key.
-                let exact_numbers = if json && exists {
-                    target_types::keys_into_exact_numbers(&file, &target)
+                let as_table = if json && exists {
+                    let mut keys = target_types::keys_into_exact_numbers(&file, &target);
+                    keys.extend(target_types::keys_into_json_columns(&file, &target));
+                    keys
                 } else {
                     Vec::new()
                 };
                 // Only these keys take their table types when no other reason read every
                 // record: the others keep DuckDB's guesses and are cast on insert as before (read
                 // straight into TIMESTAMP, a string's UTC offset was dropped).
-                let only_exact_numbers =
-                    !exact_numbers.is_empty() && !reading.every_record && as_text.is_empty();
-                if (!as_text.is_empty() || !exact_numbers.is_empty()) && !reading.every_record {
+                let only_as_table = !as_table.is_empty() && !reading.every_record && as_text.is_empty();
+                if (!as_text.is_empty() || !as_table.is_empty()) && !reading.every_record {
                     reading.every_record = true;
                     file = describe(reading)?;
                 }
@@ -657,11 +658,17 @@ impl Analytics {
                 // `target_types`).
                 let reader = if reading.every_record {
                     let columns = if !as_text.is_empty() {
-                        target_types::json_columns_with_text(&file, &target, &as_text)
-                    } else if only_exact_numbers {
-                        target_types::json_columns_exact(&file, &target, &exact_numbers)
+                        target_types::json_columns_with_text(&file, &target, &as_text, &as_table)
+                    } else if only_as_table {
+                        target_types::json_columns_as_table(&file, &target, &as_table)
                     } else if exists {
-                        target_types::json_columns(&file, &target)
+                        // Every key with its table type if all are plain; else at least the
+                        // keys whose guesses would alter their values.
+                        target_types::json_columns(&file, &target).or_else(|| {
+                            (!as_table.is_empty())
+                                .then(|| target_types::json_columns_as_table(&file, &target, &as_table))
+                                .flatten()
+                        })
                     } else {
                         None
                     };

@@ -59,9 +59,25 @@ pub(super) fn json_columns(file: &[(String, String)], target: &[(String, String)
     }
     let entries: Option<Vec<String>> = file
         .iter()
-        .map(|(name, _)| entry(name, same_name(target, name)?))
+        .map(|(name, guessed)| entry(name, read_as(guessed, same_name(target, name)?)))
         .collect();
     struct_literal(entries?)
+}
+
+/// The type a JSON key DuckDB typed `guessed` is read as when it goes into a column of type
+/// `column`: the column's, except that a key guessed TIMESTAMP WITH TIME ZONE (strings with a
+/// UTC offset) going into a TIMESTAMP column keeps its guess. DuckDB's JSON reader then
+/// converts each value to UTC (`10:00+02:00` → `08:00`), as the import does when it reads
+/// with DuckDB's guesses; read as TIMESTAMP, the offset was dropped (`10:00`), so the stored
+/// time depended on whether another key made the import read with the table's types.
+fn read_as<'a>(guessed: &'a str, column: &'a str) -> &'a str {
+    let column_upper = column.trim().to_ascii_uppercase();
+    let naive_timestamp = column_upper.starts_with("TIMESTAMP") && !column_upper.contains("TIME ZONE");
+    if naive_timestamp && guessed == "TIMESTAMP WITH TIME ZONE" {
+        guessed
+    } else {
+        column
+    }
 }
 
 /// Whether `column_type` names one of `words` as a type, alone or inside a list, struct or map.
@@ -147,36 +163,59 @@ pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(Stri
         .collect()
 }
 
+/// The keys of a JSON file whose keys are `file` that go into a JSON column, or a column holding
+/// a MAP, of `target` although DuckDB typed them otherwise. Read with that guess, objects become
+/// one STRUCT of every key DuckDB met in any record, so cast to JSON or MAP each record's
+/// object gained the other records' keys as nulls (`{"a":1}` was stored as `{"a":1,"b":null}`),
+/// and a string was cast into a JSON column as JSON text (`"abc"` failed the import as
+/// malformed JSON, `"[1]"` became an array). Read as the column's type, each value is stored as
+/// written. Like [`keys_into_exact_numbers`], this costs a pass over the whole file, only for
+/// these columns.
+pub(super) fn keys_into_json_columns(file: &[(String, String)], target: &[(String, String)]) -> Vec<String> {
+    file.iter()
+        .filter(|(name, guessed)| {
+            same_name(target, name).is_some_and(|t| {
+                let t = t.trim();
+                (t.eq_ignore_ascii_case("JSON") || names_type(t, &["MAP"])) && guessed != t
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from every
-/// record) with the keys in `exact` (see [`keys_into_exact_numbers`]) read as their table
-/// columns' types and every other key as DuckDB typed it. `None` if a key cannot be written as
-/// a literal, or DuckDB renamed one.
-pub(super) fn json_columns_exact<'a>(
+/// record) with the keys in `as_table` (see [`keys_into_exact_numbers`] and
+/// [`keys_into_json_columns`]) read as their table columns' types and every other key as
+/// DuckDB typed it. `None` if a key cannot be written as a literal, or DuckDB renamed one.
+pub(super) fn json_columns_as_table<'a>(
     file: &'a [(String, String)],
     target: &'a [(String, String)],
-    exact: &[String],
+    as_table: &[String],
 ) -> Option<String> {
     json_columns_typed(file, |name, guessed| match same_name(target, name) {
-        Some(t) if exact.iter().any(|e| e == name) => t.as_str(),
+        Some(t) if as_table.iter().any(|e| e == name) => t.as_str(),
         _ => guessed,
     })
 }
 
 /// The `columns = {…}` argument for reading a JSON file whose keys are `file` (typed from every
 /// record) with the keys in `as_text` read as VARCHAR, the others as the columns of `target`
-/// (the table's, when appending; empty for a new table) or as DuckDB typed them. `None` if a
-/// key cannot be written as a literal, or DuckDB renamed one.
+/// (the table's, when appending; empty for a new table: scalar types, and the nested ones of
+/// the keys in `as_table`) or as DuckDB typed them. `None` if a key cannot be written as a
+/// literal, or DuckDB renamed one.
 pub(super) fn json_columns_with_text<'a>(
     file: &'a [(String, String)],
     target: &'a [(String, String)],
     as_text: &[String],
+    as_table: &[String],
 ) -> Option<String> {
     json_columns_typed(file, |name, guessed| {
         if as_text.iter().any(|t| t == name) {
             "VARCHAR"
         } else {
             match same_name(target, name) {
-                Some(t) if parsed_from_text(t) => t.as_str(),
+                Some(t) if as_table.iter().any(|k| k == name) => t.as_str(),
+                Some(t) if parsed_from_text(t) => read_as(guessed, t),
                 _ => guessed,
             }
         }

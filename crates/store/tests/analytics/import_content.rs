@@ -348,6 +348,62 @@ fn json_integers_appended_to_exact_numeric_columns_keep_every_digit() {
     assert_eq!(row[0], expected.map(t).to_vec());
 }
 
+/// A JSON column takes each record's value as written. Read with DuckDB's guess, objects became
+/// one STRUCT of every key met in the file, so each stored object gained the other records'
+/// keys as nulls, and a plain string was cast as JSON text (`"abc"` failed the import, `"[1]"`
+/// became an array). Checked through both readers, with and without another key that makes
+/// the import read every record (a key into a VARCHAR column).
+#[test]
+fn json_values_appended_to_json_columns_are_stored_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // Objects only (guessed a STRUCT), strings only (guessed VARCHAR), and a mix (guessed JSON).
+    let files: [&[&str]; 3] = [
+        &[r#"{"a":1}"#, r#"{"b":[true,null]}"#, "null"],
+        &[r#""abc""#, r#""[1]""#],
+        &[r#"{"a":1}"#, r#""abc""#, "2.5", "null"],
+    ];
+    // The `note` key goes into a VARCHAR column (its guess is not VARCHAR: every record is
+    // read) or into an INTEGER[] column (a type read with DuckDB's guess).
+    for docs in files {
+        let expected: Vec<Value> = docs
+            .iter()
+            .map(|d| if *d == "null" { Value::Null } else { t(d) })
+            .collect();
+        for (note_type, note, jsonl) in [
+            ("VARCHAR", "7", true),
+            ("VARCHAR", "7", false),
+            ("INTEGER[]", "[1]", true),
+            ("INTEGER[]", "[1]", false),
+        ] {
+            let db = db();
+            db.exec_batch(&format!("CREATE TABLE t(id INTEGER, doc JSON, note {note_type})"))
+                .unwrap();
+            let records: Vec<String> = docs
+                .iter()
+                .enumerate()
+                .map(|(i, doc)| format!(r#"{{"id":{i},"doc":{doc},"note":{note}}}"#))
+                .collect();
+            let rows = if jsonl {
+                let file = write(dir.path(), "t.jsonl", &(records.join("\n") + "\n"));
+                db.import_jsonl("t", &file)
+            } else {
+                let file = write(dir.path(), "t.json", &format!("[{}]", records.join(",")));
+                db.import_json("t", &file)
+            };
+            let context = format!("docs {docs:?}, note {note_type}, jsonl {jsonl}");
+            assert_eq!(rows.expect(&context), docs.len() as u64);
+            let stored: Vec<Value> = db
+                .query("SELECT doc::VARCHAR FROM t ORDER BY id", &[])
+                .unwrap()
+                .rows
+                .into_iter()
+                .map(|mut row| row.remove(0))
+                .collect();
+            assert_eq!(stored, expected, "{context}");
+        }
+    }
+}
+
 /// Reading a key with its integer column's type (above) leaves every other key as it was read
 /// before, DuckDB's guess cast on insert (h146: every key took its table type, so a timestamp
 /// string's UTC offset was dropped, and `"2.5"` was refused by an INTEGER column).
@@ -378,6 +434,73 @@ fn reading_a_key_as_an_exact_number_leaves_the_other_keys_as_they_were() {
             seen.iter().all(|o| *o == seen[0]),
             "{other} from {value}: {seen:?}"
         );
+    }
+}
+
+/// A MAP column appended from JSON keeps exactly each record's keys, also inside a struct and
+/// beside a key that makes the import read every record. Read with DuckDB's guess (one STRUCT
+/// of every key in the file) and cast, each map gained the other records' keys as NULLs (h150).
+#[test]
+fn maps_appended_from_json_keep_exactly_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    for (note_type, note) in [("VARCHAR", "\"x\""), ("VARCHAR", "5"), ("INTEGER[]", "[1]")] {
+        let db = db();
+        db.exec_batch(&format!(
+            "CREATE TABLE t(id INTEGER, m MAP(VARCHAR, INTEGER), s STRUCT(sub MAP(VARCHAR, INTEGER)), \
+             note {note_type})"
+        ))
+        .unwrap();
+        let records = format!(
+            "{{\"id\":1,\"m\":{{\"a\":1}},\"s\":{{\"sub\":{{\"a\":1}}}},\"note\":{note}}}\n\
+             {{\"id\":2,\"m\":{{\"b\":2}},\"s\":{{\"sub\":{{\"b\":2}}}},\"note\":{note}}}\n\
+             {{\"id\":3,\"m\":{{}},\"s\":{{\"sub\":{{}}}},\"note\":{note}}}\n"
+        );
+        let file = write(dir.path(), "t.jsonl", &records);
+        assert_eq!(db.import_jsonl("t", &file).unwrap(), 3, "note {note_type} {note}");
+        let rows = db
+            .query("SELECT m::VARCHAR, s.sub::VARCHAR FROM t ORDER BY id", &[])
+            .unwrap()
+            .rows;
+        let expected = [["{a=1}", "{a=1}"], ["{b=2}", "{b=2}"], ["{}", "{}"]];
+        assert_eq!(
+            rows,
+            expected.map(|r| r.map(t).to_vec()).to_vec(),
+            "note {note_type} {note}"
+        );
+    }
+}
+
+/// A timestamp string with a UTC offset appended to a TIMESTAMP column is stored in UTC however
+/// the import reads the file: with DuckDB's guesses, or with the table's types because another
+/// key goes into a VARCHAR column (a number), a JSON column (an object), or a key was null
+/// throughout DuckDB's sample. Read with the table's types, the offset was dropped (`10:00`
+/// where DuckDB's guesses gave `08:00`), so an unrelated key decided the stored time.
+#[test]
+fn a_utc_offset_timestamp_is_stored_alike_whichever_way_the_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    let late_null: String = (0..25_000).map(|_| r#"{"o":null},"#).collect();
+    let cases = [
+        ("VARCHAR", "\"text\"", String::new()),
+        ("VARCHAR", "5", String::new()),
+        ("JSON", r#"{"x":1}"#, String::new()),
+        ("VARCHAR", "\"text\"", late_null),
+    ];
+    for (i, (other, value, before)) in cases.iter().enumerate() {
+        let records = format!(r#"[{before}{{"ts":"2024-01-01T10:00:00+02:00","o":{value}}}]"#);
+        let file = write(dir.path(), &format!("f{i}.json"), &records);
+        for column in ["TIMESTAMP", "TIMESTAMP_MS", "TIMESTAMPTZ"] {
+            db.exec_batch(&format!("CREATE OR REPLACE TABLE t(ts {column}, o {other})"))
+                .unwrap();
+            db.import_json("t", &file).unwrap();
+            let stored = scalar(&db, "SELECT epoch_ms(max(ts)::TIMESTAMPTZ)::VARCHAR FROM t");
+            // 2024-01-01T08:00:00Z
+            assert_eq!(
+                stored,
+                t("1704096000000"),
+                "{column}, o {other} {value}, case {i}"
+            );
+        }
     }
 }
 
