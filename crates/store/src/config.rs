@@ -41,8 +41,15 @@ pub const DEFAULT_READER_MMAP_BYTES: u64 = 64 << 20;
 /// ```
 pub const MAX_READERS: usize = 64;
 
-/// Default buffer of a watch subscription.
-pub(crate) const DEFAULT_WATCH_CAPACITY: usize = 16;
+/// Default buffer of a watch subscription (`StoreConfig::watch_capacity`): events beyond it
+/// that a subscriber has not taken yet are dropped and counted.
+///
+/// # Examples
+/// ```
+/// use store::{DEFAULT_WATCH_CAPACITY, StoreConfig};
+/// assert_eq!(StoreConfig::memory().watch_capacity, DEFAULT_WATCH_CAPACITY);
+/// ```
+pub const DEFAULT_WATCH_CAPACITY: usize = 16;
 
 /// Longest busy timeout SQLite takes (`i32::MAX` milliseconds, about 24.8 days); longer ones
 /// are cut to it.
@@ -73,6 +80,7 @@ pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
 /// assert!(matches!(loc, Location::File(_)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Location {
     /// A SQLite file (created if missing; its parent directory must exist).
     File(PathBuf),

@@ -212,7 +212,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// JSON encoding or decoding failed.
-    #[error("{op}: JSON error: {source}; check that the stored value is JSON of the expected shape")]
+    #[error("{op}: JSON error: {source}{}", json_hint(op))]
     Json {
         /// Failing operation.
         op: &'static str,
@@ -305,7 +305,35 @@ fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
     }
 }
 
+/// The fix for a JSON error: decoding (`get_json`) failed on the stored text; anything else
+/// failed to write a value as JSON (`set_json`'s argument, a result).
+fn json_hint(op: &str) -> &'static str {
+    if op.ends_with("get_json") {
+        "; check that the stored value is JSON of the expected shape"
+    } else {
+        "; the value cannot be written as JSON: give map keys as strings and make its Serialize \
+         implementation succeed"
+    }
+}
+
+/// Marks a template error the store raised itself, whose detail already says its fix (the size
+/// limit, a failure of the engine): no hint about minijinja's kinds is added to it.
+#[derive(Debug)]
+pub(crate) struct SaysItsFix;
+
+impl std::fmt::Display for SaysItsFix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store's own template check")
+    }
+}
+
+impl std::error::Error for SaysItsFix {}
+
 fn template_hint(err: &minijinja::Error) -> &'static str {
+    let own = std::error::Error::source(err).is_some_and(|s| s.is::<SaysItsFix>());
+    if own {
+        return "";
+    }
     match err.kind() {
         minijinja::ErrorKind::OutOfFuel => {
             "; the template does too much work (long loops or huge output): simplify it"
@@ -347,6 +375,11 @@ fn io_hint(_source: &std::io::Error) -> &'static str {
 pub(crate) const CREATING_ELSEWHERE: &str =
     "the file is empty, as while another process creates it (DuckDB writes its header right after)";
 
+/// The refusal of an open of a database file this process already holds (DuckDB allows one
+/// read-write opener or any number of read-only ones per file): busy, as another process's.
+#[cfg(feature = "analytics")]
+pub(crate) const OPEN_IN_THIS_PROCESS: &str = "in this process (under this name or another link to it)";
+
 /// The busy error of a split export that waited its busy timeout for another export into the
 /// same directory.
 #[cfg(feature = "analytics")]
@@ -362,6 +395,7 @@ fn duckdb_lock_conflict(err: &duckdb::Error) -> bool {
         && !text.contains("not supported"))
         || text.contains(CREATING_ELSEWHERE)
         || text.contains(SPLIT_EXPORT_RUNNING)
+        || text.contains(OPEN_IN_THIS_PROCESS)
 }
 
 #[cfg(feature = "analytics")]
@@ -372,6 +406,8 @@ fn duckdb_hint(context: &str, err: &duckdb::Error) -> &'static str {
          database created afresh)"
     } else if text.contains(SPLIT_EXPORT_RUNNING) {
         "; retry when it ends, or wait longer (a longer busy timeout)"
+    } else if text.contains(OPEN_IN_THIS_PROCESS) {
+        "" // the message says its fix
     } else if duckdb_lock_conflict(err) {
         "; another process has this database open (DuckDB lets one process write, or several only read, never both \
          at once): close it there and retry"

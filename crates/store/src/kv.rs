@@ -44,6 +44,7 @@ use crate::error::Result;
 pub use crate::config::{ChangeFeedConfig, Durability, Location, StoreConfig};
 pub use feed::{Change, ChangeBatch, MAX_CHANGES_PER_CALL};
 pub use iter::{EntryIter, GroupIter};
+pub use render::MAX_TEMPLATE_BYTES;
 pub use sqlite::{INSERT_CHANGE_SQL, UPSERT_SQL};
 pub use store::Store;
 pub use txn::Transaction;
@@ -395,7 +396,8 @@ pub trait Kv {
     /// `{{ entries["odd-key"] }}`) and `group`. Undefined variables render as `""`.
     ///
     /// # Errors
-    /// `Template` for syntax errors, runtime errors, or more than 100,000 instructions.
+    /// `Template` for syntax errors, runtime errors, more than 100,000 instructions, or a
+    /// template over [`MAX_TEMPLATE_BYTES`](crate::kv::MAX_TEMPLATE_BYTES) (64 KiB).
     ///
     /// # Examples
     /// ```

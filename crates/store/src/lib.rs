@@ -39,8 +39,8 @@ mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
 pub use config::{
-    ChangeFeedConfig, DEFAULT_READER_MMAP_BYTES, Durability, Location, MAX_READERS, MAX_VALUE_BYTES,
-    MAX_WATCH_CAPACITY, StoreConfig,
+    ChangeFeedConfig, DEFAULT_READER_MMAP_BYTES, DEFAULT_WATCH_CAPACITY, Durability, Location, MAX_READERS,
+    MAX_VALUE_BYTES, MAX_WATCH_CAPACITY, StoreConfig,
 };
 pub use error::{Error, ErrorKind, QuotaLimit, Result};
 pub use events::{CallbackGuard, Event, EventKind, Subscription, WatchOptions};

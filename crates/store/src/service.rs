@@ -319,8 +319,9 @@ impl Service {
     /// for it up to the store's `busy_timeout` (DuckDB itself refuses at once).
     ///
     /// # Errors
-    /// `Unsupported` in builds without the `analytics` feature; a busy error
-    /// ([`Error::is_busy`]) when another process still holds the file after the busy timeout;
+    /// A busy error ([`Error::is_busy`]) when another process still holds the file after the
+    /// busy timeout (this method exists only with the `analytics` feature; without it the
+    /// Service's analytics actions are `Unsupported`);
     /// otherwise as [`Analytics::open`](crate::analytics::Analytics::open).
     ///
     /// # Examples

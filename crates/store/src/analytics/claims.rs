@@ -118,9 +118,10 @@ fn already_open(op: &'static str, path: &Path, held: &str) -> Error {
         "close the read-only handles first"
     };
     let message = format!(
-        "{} is already open {held} in this process (under this name or another link to it), and \
-         DuckDB allows one read-write opener or any number of read-only ones per file; {hint}",
-        path.display()
+        "{} is already open {held} {}, and DuckDB allows one read-write opener or any number of \
+         read-only ones per file; {hint}",
+        path.display(),
+        crate::error::OPEN_IN_THIS_PROCESS
     );
     super::open_refused(op, path, duckdb::ffi::ErrorCode::DatabaseBusy, message)
 }

@@ -5,12 +5,22 @@ use std::collections::BTreeMap;
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SaysItsFix};
 
 /// Instructions a template may execute before it is stopped.
 const TEMPLATE_FUEL: u64 = 100_000;
 
-/// Longest accepted template.
+/// Longest template `render` accepts, in bytes; a longer one is a `Template` error.
+///
+/// # Examples
+/// ```
+/// use store::kv::MAX_TEMPLATE_BYTES;
+/// use store::{ErrorKind, Kv, Store};
+/// let store = Store::in_memory()?;
+/// let err = store.render(&"x".repeat(MAX_TEMPLATE_BYTES + 1), "g").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Template);
+/// # Ok::<(), store::Error>(())
+/// ```
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 
 /// Templates up to this size render on the caller's thread.
@@ -34,12 +44,14 @@ pub(crate) fn render(
 ) -> Result<String> {
     if template.len() > MAX_TEMPLATE_BYTES {
         let detail = format!(
-            "the template is {} bytes, over the limit of {MAX_TEMPLATE_BYTES}",
+            "the template is {} bytes, over the limit of {MAX_TEMPLATE_BYTES}; shorten it (move \
+             fixed text out of the template) or split it into several renders",
             template.len()
         );
         return Err(Error::Template {
             op,
-            source: minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail),
+            source: minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail)
+                .with_source(SaysItsFix),
         });
     }
     if template.len() <= INLINE_TEMPLATE_BYTES {
@@ -70,7 +82,7 @@ fn engine_failed(op: &'static str) -> Error {
                   its values)";
     Error::Template {
         op,
-        source: minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail),
+        source: minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail).with_source(SaysItsFix),
     }
 }
 

@@ -132,8 +132,10 @@ impl Store {
     /// Opens (creating if needed) a file-backed store with default settings.
     ///
     /// # Errors
-    /// `Io` if the parent directory is missing; `Sqlite` if the file is not a SQLite database or
-    /// cannot be opened; `Sqlite` with context "ensure schema" if the schema cannot be migrated.
+    /// `InvalidInput` (field `path`) for an empty path or one holding NUL; `Io` if the parent
+    /// directory is missing or the path is a directory; `Sqlite` if the file is not a SQLite
+    /// database or cannot be opened; `Unsupported` for a database in a UTF-16 encoding;
+    /// `Sqlite` with context "ensure schema" if the schema cannot be migrated.
     ///
     /// # Examples
     /// ```
@@ -328,6 +330,11 @@ impl Store {
     /// makes this one wait until the store is closed, with one exception: called from an
     /// `on_change` callback on the purge thread, which that close waits for, it returns at once
     /// (the store finishes closing when the callback returns).
+    ///
+    /// # Errors
+    /// `InvalidInput` (field `transaction`) when called inside one of this store's transaction
+    /// closures, which hold the writer the close needs (the store stays open); errors of the
+    /// final checkpoint.
     ///
     /// # Examples
     /// ```

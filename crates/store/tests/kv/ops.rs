@@ -571,3 +571,22 @@ fn set_json_writes_compact_json_with_sorted_keys() {
         );
     }
 }
+
+/// A value `set_json` cannot write as JSON (a map whose keys are not strings) is a `Json` error
+/// whose fix is about that value, not about a stored one (h151: it said "check that the stored
+/// value is JSON of the expected shape", and nothing was stored). `get_json` keeps that fix.
+#[test]
+fn a_json_error_names_the_fix_for_its_direction() {
+    let store = store::Store::in_memory().unwrap();
+    let mut bad = std::collections::HashMap::new();
+    bad.insert((1, 2), 3);
+    let err = store.set_json("g", "k", &bad).unwrap_err();
+    assert_eq!(err.kind(), store::ErrorKind::Json);
+    let text = err.to_string();
+    assert!(!text.contains("stored value"), "{text}");
+    assert!(text.contains("map keys as strings"), "{text}");
+    assert!(!store.exists("g", "k").unwrap());
+    store.set("g", "k", "not json").unwrap();
+    let text = store.get_json::<u32>("g", "k").unwrap_err().to_string();
+    assert!(text.contains("check that the stored value is JSON"), "{text}");
+}

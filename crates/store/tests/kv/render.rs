@@ -324,3 +324,24 @@ fn a_template_the_engine_panics_on_is_a_template_error() {
     }
     assert_eq!(store.render("ok", "g").unwrap(), "ok");
 }
+
+/// Errors the store raises itself say their own fix and no other (h151): a template over the
+/// size limit says to shorten it, and one the engine fails on says to simplify it; minijinja's
+/// hint for its own invalid operations ("a division by zero") was appended to both.
+#[test]
+fn a_template_refused_by_the_store_names_only_its_own_fix() {
+    let store = store::Store::in_memory().unwrap();
+    let too_long = " ".repeat(store::kv::MAX_TEMPLATE_BYTES + 1);
+    let text = store.render(&too_long, "g").unwrap_err().to_string();
+    assert!(text.contains("shorten it"), "{text}");
+    assert!(!text.contains("division by zero"), "{text}");
+    let cycle = "{% for i in [1] %}{{ loop.cycle() }}{% endfor %}";
+    let err = store.render(cycle, "g").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Template);
+    let text = err.to_string();
+    assert!(text.contains("simplify it"), "{text}");
+    assert!(!text.contains("division by zero"), "{text}");
+    // A division by zero in the template itself keeps minijinja's hint.
+    let text = store.render("{{ 1 // 0 }}", "g").unwrap_err().to_string();
+    assert!(text.contains("division by zero"), "{text}");
+}
