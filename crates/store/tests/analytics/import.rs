@@ -1588,3 +1588,28 @@ fn a_line_break_delimiter_is_invalid_input_and_imports_nothing() {
     }
     assert!(db.table_counts().unwrap().is_empty());
 }
+
+/// An append the table cannot take says how to fix it and leaves the table as it was (h144,
+/// h151: DuckDB's binder and constraint errors came without a fix): a file column the table
+/// lacks, and rows breaking the table's key.
+#[test]
+fn an_append_the_table_refuses_names_its_fix_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db();
+    db.exec_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, name VARCHAR); INSERT INTO t VALUES (1, 'a')")
+        .unwrap();
+    let extra = write(dir.path(), "extra.csv", "id,name,z\n2,b,9\n");
+    let err = expect_kind(
+        db.import_csv("t", &extra, &CsvOptions::default()),
+        ErrorKind::DuckDb,
+    );
+    assert!(err.to_string().contains("ADD COLUMN"), "{err}");
+    let duplicate = write(
+        dir.path(),
+        "dup.jsonl",
+        "{\"id\":3,\"name\":\"c\"}\n{\"id\":1,\"name\":\"d\"}\n",
+    );
+    let err = expect_kind(db.import_jsonl("t", &duplicate), ErrorKind::DuckDb);
+    assert!(err.to_string().contains("constraint of the table"), "{err}");
+    assert_eq!(all_rows(&db, "t"), vec![vec![Value::Int(1), t("a")]]);
+}
