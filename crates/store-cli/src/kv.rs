@@ -113,7 +113,8 @@ enum KvCommand {
         /// Only groups whose names start with this (local names with --ns).
         prefix: Option<String>,
     },
-    /// Count live entries in a group, under a prefix, or everywhere.
+    /// Count live entries in a group, under a prefix, or everywhere (with --ns and no GROUP:
+    /// the group "default"; --prefix "" counts the whole namespace).
     Count {
         /// Count only this group.
         group: Option<String>,

@@ -22,6 +22,8 @@ mod home;
 mod kv;
 #[path = "cli/ns.rs"]
 mod ns;
+#[path = "cli/service_parity.rs"]
+mod service_parity;
 #[path = "cli/spec_forms.rs"]
 mod spec_forms;
 #[path = "cli/support.rs"]

@@ -35,6 +35,8 @@ mod query;
 mod scoring;
 #[path = "analytics/service.rs"]
 mod service;
+#[path = "analytics/service_fields.rs"]
+mod service_fields;
 #[path = "analytics/spec_surface.rs"]
 mod spec_surface;
 #[path = "analytics/split.rs"]

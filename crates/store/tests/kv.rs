@@ -21,6 +21,8 @@ mod render;
 mod schema;
 #[path = "kv/service.rs"]
 mod service;
+#[path = "kv/service_parity.rs"]
+mod service_parity;
 #[path = "kv/ttl.rs"]
 mod ttl;
 #[path = "kv/validation.rs"]

@@ -195,7 +195,10 @@ fn analytics_action(
         }
         "export-parquet" => {
             let compression = a.opt_str("compression")?.unwrap_or("zstd");
-            let rows = db.export_parquet_with(a.str("table")?, a.str("path")?, compression, progress)?;
+            // The library names a refused query `query`; here it is the `table` argument.
+            let rows = db
+                .export_parquet_with(a.str("table")?, a.str("path")?, compression, progress)
+                .map_err(|e| argument_named(e, "query", "table"))?;
             json!({ "rows": rows })
         }
         "export-split-parquet" => {
@@ -387,6 +390,9 @@ fn kv_action(
                     ));
                 }
                 (Some(group), None) => kv.count(group)?,
+                // Scoped, no group and no prefix: the `default` group, as every scoped action
+                // takes it (SPEC §11); `prefix: ""` counts the whole namespace.
+                (None, None) if default_group.is_some() => kv.count(group()?)?,
                 (None, prefix) => kv.count_all(prefix.unwrap_or(""))?,
             };
             json!({ "count": count })
