@@ -15,6 +15,8 @@ mod identifiers;
 mod import;
 #[path = "analytics/import_content.rs"]
 mod import_content;
+#[path = "analytics/json_map_columns.rs"]
+mod json_map_columns;
 #[path = "analytics/kv.rs"]
 mod kv;
 #[path = "analytics/lock_cycles.rs"]

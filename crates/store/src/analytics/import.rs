@@ -906,7 +906,15 @@ fn import_error(
             .split("in line ")
             .nth(1)
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|digits| digits.parse().ok()),
+            .and_then(|digits| digits.parse().ok())
+            // DuckDB counts JSONL records, not lines: blank lines before it shift the number.
+            .map(|record| match format {
+                Format::Jsonl => jsonfile::line_of_record(path, record)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(record),
+                _ => record,
+            }),
         _ => line,
     };
     // DuckDB's sniffer says only "Error when sniffing file" about a short file with a ragged

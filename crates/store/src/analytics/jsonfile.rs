@@ -121,6 +121,30 @@ pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
     }
 }
 
+/// The line number of the `record`-th record (1-based) of a JSONL file: DuckDB numbers the
+/// records it could not convert by counting records, skipping blank lines, so its number is
+/// the line only in a file without them. `None` past the end, or for a compressed file.
+pub(crate) fn line_of_record(path: &Path, record: u64) -> std::io::Result<Option<u64>> {
+    let Some(mut reader) = open(path)? else {
+        return Ok(None);
+    };
+    let (mut line, mut number, mut records) = (Vec::new(), 0, 0);
+    loop {
+        line.clear();
+        let (read, _) = read_line(&mut reader, &mut line)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        number += 1;
+        if !line.trim_ascii().is_empty() {
+            records += 1;
+            if records == record {
+                return Ok(Some(number));
+            }
+        }
+    }
+}
+
 /// Reads one line (without its `\n`) into `line`, keeping at most [`MAX_LINE_BYTES`] of it:
 /// (bytes read, whether the line fitted).
 fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {

@@ -163,20 +163,46 @@ pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(Stri
         .collect()
 }
 
-/// The keys of a JSON file whose keys are `file` that go into a JSON column, or a column holding
-/// a MAP, of `target` although DuckDB typed them otherwise. Read with that guess, objects become
-/// one STRUCT of every key DuckDB met in any record, so cast to JSON or MAP each record's
-/// object gained the other records' keys as nulls (`{"a":1}` was stored as `{"a":1,"b":null}`),
-/// and a string was cast into a JSON column as JSON text (`"abc"` failed the import as
-/// malformed JSON, `"[1]"` became an array). Read as the column's type, each value is stored as
-/// written. Like [`keys_into_exact_numbers`], this costs a pass over the whole file, only for
-/// these columns.
+/// The keys of a JSON file whose keys are `file` that go into a JSON column (or a list of JSON),
+/// or a column of MAPs of plain values, of `target` although DuckDB typed them otherwise. Read
+/// with that guess, objects become one STRUCT of every key DuckDB met in any record, so cast to
+/// JSON or MAP each record's object gained the other records' keys as nulls (`{"a":1}` was
+/// stored as `{"a":1,"b":null}`), and a string was cast into a JSON column as JSON text
+/// (`"abc"` failed the import as malformed JSON, `"[1]"` became an array). Read as the
+/// column's type, each value is stored as written. Like [`keys_into_exact_numbers`], this costs
+/// a pass over the whole file, only for these columns, and not for integers or booleans going
+/// into a JSON column (their guess casts to the same text).
+///
+/// Left to the guess: MAPs holding structs or times, and structs holding JSON. The JSON
+/// reader matches struct fields by exact case (a table field `Sub` fed `"sub"` would read
+/// NULL, where the cast matches it) and reads a naive TIMESTAMP dropping a UTC offset (where
+/// the guess converts to UTC), so those columns keep the other records' keys as NULLs, as
+/// documented.
 pub(super) fn keys_into_json_columns(file: &[(String, String)], target: &[(String, String)]) -> Vec<String> {
     file.iter()
         .filter(|(name, guessed)| {
             same_name(target, name).is_some_and(|t| {
                 let t = t.trim();
-                (t.eq_ignore_ascii_case("JSON") || names_type(t, &["MAP"])) && guessed != t
+                let json = t.trim_end_matches("[]").eq_ignore_ascii_case("JSON");
+                let plain_map = names_type(t, &["MAP"])
+                    && !names_type(
+                        t,
+                        &[
+                            "STRUCT",
+                            "UNION",
+                            "DATE",
+                            "TIME",
+                            "TIMESTAMP",
+                            "TIMESTAMP_S",
+                            "TIMESTAMP_MS",
+                            "TIMESTAMP_NS",
+                        ],
+                    );
+                let same_text = matches!(
+                    guessed.as_str(),
+                    "JSON" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "UBIGINT"
+                );
+                (json && !same_text) || (plain_map && guessed != t)
             })
         })
         .map(|(name, _)| name.clone())
@@ -209,16 +235,13 @@ pub(super) fn json_columns_with_text<'a>(
     as_text: &[String],
     as_table: &[String],
 ) -> Option<String> {
-    json_columns_typed(file, |name, guessed| {
-        if as_text.iter().any(|t| t == name) {
-            "VARCHAR"
-        } else {
-            match same_name(target, name) {
-                Some(t) if as_table.iter().any(|k| k == name) => t.as_str(),
-                Some(t) if parsed_from_text(t) => read_as(guessed, t),
-                _ => guessed,
-            }
-        }
+    // A key read with its table type first: a JSON column's date strings, read as JSON, are
+    // not at risk from the `infinity` spellings that make other date keys text.
+    json_columns_typed(file, |name, guessed| match same_name(target, name) {
+        Some(t) if as_table.iter().any(|k| k == name) => t.as_str(),
+        _ if as_text.iter().any(|t| t == name) => "VARCHAR",
+        Some(t) if parsed_from_text(t) => read_as(guessed, t),
+        _ => guessed,
     })
 }
 

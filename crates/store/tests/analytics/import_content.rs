@@ -437,31 +437,30 @@ fn reading_a_key_as_an_exact_number_leaves_the_other_keys_as_they_were() {
     }
 }
 
-/// A MAP column appended from JSON keeps exactly each record's keys, also inside a struct and
-/// beside a key that makes the import read every record. Read with DuckDB's guess (one STRUCT
-/// of every key in the file) and cast, each map gained the other records' keys as NULLs (h150).
+/// A MAP column appended from JSON keeps exactly each record's keys, also in a list and beside
+/// a key that makes the import read every record. Read with DuckDB's guess (one STRUCT of every
+/// key in the file) and cast, each map gained the other records' keys as NULLs (h150).
 #[test]
 fn maps_appended_from_json_keep_exactly_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     for (note_type, note) in [("VARCHAR", "\"x\""), ("VARCHAR", "5"), ("INTEGER[]", "[1]")] {
         let db = db();
         db.exec_batch(&format!(
-            "CREATE TABLE t(id INTEGER, m MAP(VARCHAR, INTEGER), s STRUCT(sub MAP(VARCHAR, INTEGER)), \
-             note {note_type})"
+            "CREATE TABLE t(id INTEGER, m MAP(VARCHAR, INTEGER), l MAP(VARCHAR, INTEGER)[], note {note_type})"
         ))
         .unwrap();
         let records = format!(
-            "{{\"id\":1,\"m\":{{\"a\":1}},\"s\":{{\"sub\":{{\"a\":1}}}},\"note\":{note}}}\n\
-             {{\"id\":2,\"m\":{{\"b\":2}},\"s\":{{\"sub\":{{\"b\":2}}}},\"note\":{note}}}\n\
-             {{\"id\":3,\"m\":{{}},\"s\":{{\"sub\":{{}}}},\"note\":{note}}}\n"
+            "{{\"id\":1,\"m\":{{\"a\":1}},\"l\":[{{\"a\":1}}],\"note\":{note}}}\n\
+             {{\"id\":2,\"m\":{{\"b\":2}},\"l\":[{{\"b\":2}}],\"note\":{note}}}\n\
+             {{\"id\":3,\"m\":{{}},\"l\":[{{}}],\"note\":{note}}}\n"
         );
         let file = write(dir.path(), "t.jsonl", &records);
         assert_eq!(db.import_jsonl("t", &file).unwrap(), 3, "note {note_type} {note}");
         let rows = db
-            .query("SELECT m::VARCHAR, s.sub::VARCHAR FROM t ORDER BY id", &[])
+            .query("SELECT m::VARCHAR, l::VARCHAR FROM t ORDER BY id", &[])
             .unwrap()
             .rows;
-        let expected = [["{a=1}", "{a=1}"], ["{b=2}", "{b=2}"], ["{}", "{}"]];
+        let expected = [["{a=1}", "[{a=1}]"], ["{b=2}", "[{b=2}]"], ["{}", "[{}]"]];
         assert_eq!(
             rows,
             expected.map(|r| r.map(t).to_vec()).to_vec(),
