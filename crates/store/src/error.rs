@@ -429,8 +429,8 @@ fn duckdb_hint(context: &str, err: &duckdb::Error) -> &'static str {
     } else if text.contains("Catalog Error") {
         "; check the table and column names"
     } else if text.contains("Binder Error") && text.contains("does not have a column") {
-        "; add the column to the table (ALTER TABLE … ADD COLUMN), or leave it out of the file or \
-         statement (the failed statement wrote nothing)"
+        "; check the column name; when writing, add the column to the table (ALTER TABLE … ADD \
+         COLUMN) or leave it out of the file or statement"
     } else if text.contains("Constraint Error") {
         "; the rows break a key, NOT NULL or CHECK constraint of the table: fix the rows, or the \
          table (the failed statement wrote nothing)"

@@ -320,7 +320,8 @@ impl Service {
     ///
     /// # Errors
     /// A busy error ([`Error::is_busy`]) when another process still holds the file after the
-    /// busy timeout (this method exists only with the `analytics` feature; without it the
+    /// busy timeout, or at once when this process holds it (another `Service` on this home, or
+    /// the caller's own `Analytics` handle on its `workspace.duckdb`) (this method exists only with the `analytics` feature; without it the
     /// Service's analytics actions are `Unsupported`);
     /// otherwise as [`Analytics::open`](crate::analytics::Analytics::open).
     ///
@@ -356,6 +357,11 @@ impl Service {
         let deadline = std::time::Instant::now() + self.store.config().busy_timeout;
         let db = loop {
             match self.open_analytics_file() {
+                // A holder in this process (another Service on this home, a handle of the
+                // caller's, perhaps on this very thread) is not waited for: busy at once.
+                Err(e) if e.is_busy() && e.to_string().contains(crate::error::OPEN_IN_THIS_PROCESS) => {
+                    return Err(e);
+                }
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
                     if self.is_closing() {
                         return Err(closed());

@@ -100,7 +100,8 @@ fn zero_quota_means_unlimited() {
     for key in ["a", "b", "c"] {
         home.ok(&["kv", "--ns", "t", "set", "g", key, "v", "--max-keys", "0"]);
     }
-    assert_eq!(home.ok(&["kv", "--ns", "t", "count"]), "3\n");
+    // `--prefix ""`: the whole namespace (a bare `count` under `--ns` counts `default`).
+    assert_eq!(home.ok(&["kv", "--ns", "t", "count", "--prefix", ""]), "3\n");
 }
 
 #[test]
@@ -272,8 +273,9 @@ fn namespaces_are_isolated() {
     assert_eq!(home.ok(&["kv", "--ns", "b", "get", "config", "k"]), "from-b\n");
     home.run(&["kv", "--ns", "a", "get", "config", "only-b"])
         .library_error();
-    assert_eq!(home.ok(&["kv", "--ns", "a", "count"]), "1\n");
-    assert_eq!(home.ok(&["kv", "--ns", "b", "count"]), "2\n");
+    assert_eq!(home.ok(&["kv", "--ns", "a", "count", "--prefix", ""]), "1\n");
+    assert_eq!(home.ok(&["kv", "--ns", "b", "count", "--prefix", ""]), "2\n");
+    assert_eq!(home.ok(&["kv", "--ns", "b", "count", "config"]), "2\n");
     home.ok(&["kv", "--ns", "a", "del", "config", "k"]);
     assert_eq!(home.ok(&["kv", "--ns", "b", "get", "config", "k"]), "from-b\n");
 }

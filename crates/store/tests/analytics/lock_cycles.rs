@@ -91,7 +91,9 @@ fn a_progress_callback_writing_the_store_its_callers_transaction_holds_ends_in_b
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
         let db = svc.analytics().unwrap();
-        db.exec_batch("CREATE TABLE big AS SELECT range AS n, repeat('z', 30) AS pad FROM range(4000000)")
+        // Large enough that the export outlasts DuckDB's wait before it reports progress (about
+        // 2 s): on a fast machine 4M rows finished before any report reached the helper.
+        db.exec_batch("CREATE TABLE big AS SELECT range AS n, repeat('z', 30) AS pad FROM range(12000000)")
             .unwrap();
         let caller = thread::current().id();
         let busy_writes = std::sync::atomic::AtomicUsize::new(0);
@@ -110,7 +112,7 @@ fn a_progress_callback_writing_the_store_its_callers_transaction_holds_ends_in_b
                 db.export_parquet_with("big", &path, "zstd", Some(&progress))
             })
             .expect("the export and its transaction finish");
-        assert_eq!(rows, 4_000_000);
+        assert_eq!(rows, 12_000_000);
         assert!(svc.store().exists("g", "k").unwrap());
         // The scenario ran: the helper's writes waited for the transaction and gave up.
         assert!(

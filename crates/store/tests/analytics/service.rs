@@ -697,3 +697,28 @@ fn store_sql_list_params_of_mixed_numbers_bind_as_floats_and_other_mixes_are_ref
     }
     service.close().unwrap();
 }
+
+/// A Service whose analytics file this process already holds (a second Service on the home,
+/// or the caller's own handle) is refused busy at once: nothing here can let go while it waits,
+/// perhaps on the very thread (h154: it waited its whole busy timeout, each waiting thread
+/// anew). Once the holder closes, the Service opens the file.
+#[test]
+fn a_holder_in_this_process_makes_the_service_busy_at_once() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let first = Service::open(ServiceConfig::new(dir.path())).unwrap();
+    first.call("store/sql", json!({"sql": "SELECT 1"})).unwrap();
+    let mut config = ServiceConfig::new(dir.path());
+    config.store.busy_timeout = Duration::from_secs(20);
+    let second = Service::open(config).unwrap();
+    let started = Instant::now();
+    let err = second.call("store/sql", json!({"sql": "SELECT 1"})).unwrap_err();
+    assert!(err.is_busy(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    first.close().unwrap();
+    second.call("store/sql", json!({"sql": "SELECT 1"})).unwrap();
+}
