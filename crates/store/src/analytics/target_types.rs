@@ -185,19 +185,8 @@ pub(super) fn keys_into_json_columns(file: &[(String, String)], target: &[(Strin
                 let t = t.trim();
                 let json = t.trim_end_matches("[]").eq_ignore_ascii_case("JSON");
                 let plain_map = names_type(t, &["MAP"])
-                    && !names_type(
-                        t,
-                        &[
-                            "STRUCT",
-                            "UNION",
-                            "DATE",
-                            "TIME",
-                            "TIMESTAMP",
-                            "TIMESTAMP_S",
-                            "TIMESTAMP_MS",
-                            "TIMESTAMP_NS",
-                        ],
-                    );
+                    && !names_type(t, &["STRUCT", "UNION"])
+                    && !names_type(t, &TIME_WORDS);
                 let same_text = matches!(
                     guessed.as_str(),
                     "JSON" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "UBIGINT"
@@ -312,18 +301,12 @@ fn literal_entry(name: &str, column_type: &str) -> Option<String> {
 /// (lists, structs, maps, unions, fixed arrays) and enums keep the reader's guess and are cast
 /// on insert, as before.
 fn parsed_from_text(column_type: &str) -> bool {
-    const OTHER_SCALARS: [&str; 17] = [
+    const OTHER_SCALARS: [&str; 11] = [
         "BOOLEAN",
         "FLOAT",
         "DOUBLE",
         "VARCHAR",
         "BLOB",
-        "DATE",
-        "TIME",
-        "TIMESTAMP",
-        "TIMESTAMP_S",
-        "TIMESTAMP_MS",
-        "TIMESTAMP_NS",
         "TIMESTAMP WITH TIME ZONE",
         "TIME WITH TIME ZONE",
         "INTERVAL",
@@ -332,8 +315,19 @@ fn parsed_from_text(column_type: &str) -> bool {
         "JSON",
     ];
     let upper = column_type.trim().to_ascii_uppercase();
-    exact_number(&upper) || OTHER_SCALARS.contains(&upper.as_str())
+    exact_number(&upper) || TIME_WORDS.contains(&upper.as_str()) || OTHER_SCALARS.contains(&upper.as_str())
 }
+
+/// The date and time types without a time zone, as DuckDB spells them (also the words that
+/// name them inside a nested type).
+const TIME_WORDS: [&str; 6] = [
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "TIMESTAMP_S",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_NS",
+];
 
 /// Whether `upper` (a column type in upper case) holds numbers exactly: the integer types and
 /// DECIMAL.
