@@ -23,6 +23,12 @@
 //! ```
 
 mod claims;
+
+/// Whether this process holds the database file at `path` (an `Analytics` handle of it is
+/// open, under any name): the Service does not wait for such a holder.
+pub(crate) fn open_in_this_process(path: &std::path::Path) -> bool {
+    claims::is_open(path)
+}
 mod csvfile;
 mod decompress;
 mod export;

@@ -359,7 +359,7 @@ impl Service {
             match self.open_analytics_file() {
                 // A holder in this process (another Service on this home, a handle of the
                 // caller's, perhaps on this very thread) is not waited for: busy at once.
-                Err(e) if e.is_busy() && e.to_string().contains(crate::error::OPEN_IN_THIS_PROCESS) => {
+                Err(e) if e.is_busy() && crate::analytics::open_in_this_process(&self.analytics_path) => {
                     return Err(e);
                 }
                 Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {

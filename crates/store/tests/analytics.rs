@@ -19,6 +19,8 @@ mod import_content;
 mod json_map_columns;
 #[path = "analytics/kv.rs"]
 mod kv;
+#[path = "analytics/late_json_values_and_holders.rs"]
+mod late_json_values_and_holders;
 #[path = "analytics/lock_cycles.rs"]
 mod lock_cycles;
 #[cfg(unix)]

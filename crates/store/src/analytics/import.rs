@@ -925,6 +925,19 @@ fn import_error(
     {
         return parse_error(op, path, Some(defect.line), &defect.reason);
     }
+    // DuckDB's own "in line N" counts records: where the line differs, say record.
+    let message = match (line, format) {
+        (Some(line), Format::Jsonl) => message.replacen(
+            "in line ",
+            if line_was_record(&message, line) {
+                "in line "
+            } else {
+                "in record "
+            },
+            1,
+        ),
+        _ => message,
+    };
     let mut reason = duckdb_reason(&message, guessed_types);
     if lower.contains("non-record json") {
         // What it means, as DuckDB says "non-record" also of a record with an empty key.
@@ -1027,4 +1040,13 @@ fn parse_error(op: &'static str, path: &Path, line: Option<u64>, reason: &str) -
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
+}
+
+/// Whether DuckDB's "in line N" in `message` is `line` itself (no blank line before it).
+fn line_was_record(message: &str, line: u64) -> bool {
+    message
+        .split("in line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .is_none_or(|digits| digits == line.to_string())
 }

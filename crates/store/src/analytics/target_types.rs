@@ -170,8 +170,7 @@ pub(super) fn keys_into_exact_numbers(file: &[(String, String)], target: &[(Stri
 /// stored as `{"a":1,"b":null}`), and a string was cast into a JSON column as JSON text
 /// (`"abc"` failed the import as malformed JSON, `"[1]"` became an array). Read as the
 /// column's type, each value is stored as written. Like [`keys_into_exact_numbers`], this costs
-/// a pass over the whole file, only for these columns, and not for integers or booleans going
-/// into a JSON column (their guess casts to the same text).
+/// a pass over the whole file, only for these columns.
 ///
 /// Left to the guess: MAPs holding structs or times, and structs holding JSON. The JSON
 /// reader matches struct fields by exact case (a table field `Sub` fed `"sub"` would read
@@ -187,11 +186,10 @@ pub(super) fn keys_into_json_columns(file: &[(String, String)], target: &[(Strin
                 let plain_map = names_type(t, &["MAP"])
                     && !names_type(t, &["STRUCT", "UNION"])
                     && !names_type(t, &TIME_WORDS);
-                let same_text = matches!(
-                    guessed.as_str(),
-                    "JSON" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "UBIGINT"
-                );
-                (json && !same_text) || (plain_map && guessed != t)
+                // Every other guess takes the pass, integers and booleans too: a guess from
+                // DuckDB's sample casts later values leniently (a `1.5` after 20,480 integers
+                // was stored as `2`, a `"true"` after booleans as `true`; h155).
+                (json || plain_map) && guessed != t
             })
         })
         .map(|(name, _)| name.clone())
