@@ -119,10 +119,10 @@ fn bigint_guess_then_later_values_into_json() {
 #[test]
 fn boolean_guess_then_later_values_into_json() {
     let bools = |i: usize| {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             "null".to_string()
         } else {
-            (i % 2 == 0).to_string()
+            i.is_multiple_of(2).to_string()
         }
     };
     let mut bad = Vec::new();
