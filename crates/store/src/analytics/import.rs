@@ -899,23 +899,26 @@ fn import_error(
         }),
         _ => None,
     };
-    // A JSON record DuckDB could not convert is named by its line ("JSON transform error in
-    // file …, in line 30001"), which is right for these errors.
-    let line = match (line, format) {
+    // A JSON record DuckDB could not convert is named by its number ("JSON transform error in
+    // file …, in line 30001"): the line, in a JSON array file; in JSONL DuckDB counts records,
+    // skipping blank lines, so the record is mapped to its line here.
+    let record: Option<u64> = match (line, format) {
         (None, Format::Json | Format::Jsonl) if lower.contains("json transform error") => first
             .split("in line ")
             .nth(1)
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|digits| digits.parse().ok())
-            // DuckDB counts JSONL records, not lines: blank lines before it shift the number.
-            .map(|record| match format {
-                Format::Jsonl => jsonfile::line_of_record(path, record)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(record),
-                _ => record,
-            }),
-        _ => line,
+            .and_then(|digits| digits.parse().ok()),
+        _ => None,
+    };
+    let line = match (record, format) {
+        (Some(record), Format::Jsonl) => Some(
+            jsonfile::line_of_record(path, record)
+                .ok()
+                .flatten()
+                .unwrap_or(record),
+        ),
+        (Some(record), _) => Some(record),
+        (None, _) => line,
     };
     // DuckDB's sniffer says only "Error when sniffing file" about a short file with a ragged
     // row: find the record here.
@@ -925,17 +928,9 @@ fn import_error(
     {
         return parse_error(op, path, Some(defect.line), &defect.reason);
     }
-    // DuckDB's own "in line N" counts records: where the line differs, say record.
-    let message = match (line, format) {
-        (Some(line), Format::Jsonl) => message.replacen(
-            "in line ",
-            if line_was_record(&message, line) {
-                "in line "
-            } else {
-                "in record "
-            },
-            1,
-        ),
+    // DuckDB's own "in line N" is that record number: where the line differs, say record.
+    let message = match (record, line) {
+        (Some(record), Some(line)) if record != line => message.replacen("in line ", "in record ", 1),
         _ => message,
     };
     let mut reason = duckdb_reason(&message, guessed_types);
@@ -1040,13 +1035,4 @@ fn parse_error(op: &'static str, path: &Path, line: Option<u64>, reason: &str) -
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
-}
-
-/// Whether DuckDB's "in line N" in `message` is `line` itself (no blank line before it).
-fn line_was_record(message: &str, line: u64) -> bool {
-    message
-        .split("in line ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .is_none_or(|digits| digits == line.to_string())
 }
