@@ -9,24 +9,10 @@ use std::process::Command;
 use store::Error;
 use store::analytics::{Analytics, Value};
 
-use crate::support::write;
+use crate::support::{json_records, texts, write};
 
 fn db() -> Analytics {
     Analytics::in_memory().unwrap()
-}
-
-/// The first column of `sql`'s rows as text (`None` for NULL).
-fn texts(db: &Analytics, sql: &str) -> Vec<Option<String>> {
-    db.query(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .rows
-        .into_iter()
-        .map(|mut r| match r.remove(0) {
-            Value::Null => None,
-            Value::Text(s) => Some(s),
-            other => Some(format!("{other:?}")),
-        })
-        .collect()
 }
 
 fn s(v: &[&str]) -> Vec<Option<String>> {
@@ -50,12 +36,7 @@ fn file(dir: &Path, name: &str, records: &[String]) -> PathBuf {
     } else {
         (name, None)
     };
-    let body = if plain.ends_with(".jsonl") {
-        records.iter().map(|r| format!("{r}\n")).collect::<String>()
-    } else {
-        format!("[\n{}\n]\n", records.join(",\n"))
-    };
-    let path = write(dir, plain, &body);
+    let path = write(dir, plain, &json_records(plain, records));
     match tool {
         None => path,
         Some(tool) => {
@@ -808,6 +789,25 @@ fn json_column_of_date_strings_beside_an_infinity_string() {
     }
 }
 
+/// Each (column type, JSON value, expected text) case appended as the one column `c` of a new
+/// table from a one-record JSONL file: the cases stored otherwise, described.
+fn mismatches<V: std::fmt::Display>(
+    dir: &Path,
+    cases: impl IntoIterator<Item = (&'static str, V, &'static str)>,
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (ty, value, want) in cases {
+        let db = db();
+        db.exec_batch(&format!("CREATE TABLE t(c {ty})")).unwrap();
+        append(&db, dir, "t.jsonl", &[format!(r#"{{"c":{value}}}"#)]).unwrap();
+        let got = texts(&db, "SELECT c::VARCHAR FROM t");
+        if got != s(&[want]) {
+            bad.push(format!("{ty}: got {got:?}, want {want}"));
+        }
+    }
+    bad
+}
+
 /// Regression of 348eb42: a MAP-holding column is read with the table's type, so a timestamp
 /// string with a UTC offset inside it goes through DuckDB's JSON reader as a naive TIMESTAMP and
 /// loses its offset (stored 10:00), where the parent commit stored it in UTC (08:00), as the
@@ -833,16 +833,7 @@ fn offset_timestamps_nested_in_map_columns_stay_utc() {
             "{'m': {}, 'ts': '2024-01-01 08:00:00'}",
         ),
     ];
-    let mut bad = Vec::new();
-    for (ty, value, want) in cases {
-        let db = db();
-        db.exec_batch(&format!("CREATE TABLE t(c {ty})")).unwrap();
-        append(&db, dir.path(), "t.jsonl", &[format!(r#"{{"c":{value}}}"#)]).unwrap();
-        let got = texts(&db, "SELECT c::VARCHAR FROM t");
-        if got != s(&[want]) {
-            bad.push(format!("{ty}: got {got:?}, want {want}"));
-        }
-    }
+    let bad = mismatches(dir.path(), cases);
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
@@ -865,16 +856,7 @@ fn struct_holding_a_map_matches_fields_ignoring_case() {
             "{'m': {}, 'Inr': {'X': 1}}",
         ),
     ];
-    let mut bad = Vec::new();
-    for (ty, value, want) in cases {
-        let db = db();
-        db.exec_batch(&format!("CREATE TABLE t(c {ty})")).unwrap();
-        append(&db, dir.path(), "t.jsonl", &[format!(r#"{{"c":{value}}}"#)]).unwrap();
-        let got = texts(&db, "SELECT c::VARCHAR FROM t");
-        if got != s(&[want]) {
-            bad.push(format!("{ty}: got {got:?}, want {want}"));
-        }
-    }
+    let bad = mismatches(dir.path(), cases);
     assert!(bad.is_empty(), "{bad:#?}");
 }
 

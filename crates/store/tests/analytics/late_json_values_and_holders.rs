@@ -8,31 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use store::analytics::{Analytics, Value};
+use store::analytics::Analytics;
 use store::{Error, Service, ServiceConfig};
 
-use crate::support::write;
-
-fn texts(db: &Analytics, sql: &str) -> Vec<Option<String>> {
-    db.query(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .rows
-        .into_iter()
-        .map(|mut r| match r.remove(0) {
-            Value::Null => None,
-            Value::Text(s) => Some(s),
-            other => Some(format!("{other:?}")),
-        })
-        .collect()
-}
-
-fn body(name: &str, records: &[String]) -> String {
-    if name.ends_with(".jsonl") {
-        records.iter().map(|r| format!("{r}\n")).collect()
-    } else {
-        format!("[\n{}\n]\n", records.join(",\n"))
-    }
-}
+use crate::support::{json_records, texts, write};
 
 const SAMPLE: usize = 20_480;
 
@@ -51,7 +30,7 @@ fn late_value_case(
         let db = Analytics::in_memory().unwrap();
         db.exec_batch(&format!("CREATE TABLE t(j {ty})")).unwrap();
         let records = vec![r#"{"j":"s"}"#.to_string(), format!(r#"{{"j":{late}}}"#)];
-        let path = write(dir.path(), "b.jsonl", &body("b.jsonl", &records));
+        let path = write(dir.path(), "b.jsonl", &json_records("b.jsonl", &records));
         db.import_file("t", &path, None, None).unwrap();
         texts(&db, "SELECT j::VARCHAR FROM t LIMIT 1 OFFSET 1")[0].clone()
     };
@@ -63,7 +42,7 @@ fn late_value_case(
             .map(|i| format!(r#"{{"j":{}}}"#, early(i)))
             .collect();
         records.push(format!(r#"{{"j":{late}}}"#));
-        let path = write(dir.path(), name, &body(name, &records));
+        let path = write(dir.path(), name, &json_records(name, &records));
         let r = db.import_file("t", &path, None, None);
         let n = texts(&db, "SELECT count(*)::VARCHAR FROM t")[0].clone().unwrap();
         match r {
@@ -170,7 +149,7 @@ fn integers_and_booleans_small_file_same_text_as_the_json_read() {
                 records.push(format!(r#"{{"i":1,"j":{v}}}"#));
                 records.push(r#"{"i":2,"j":null}"#.to_string());
                 records.push(r#"{"i":3}"#.to_string());
-                let path = write(dir.path(), name, &body(name, &records));
+                let path = write(dir.path(), name, &json_records(name, &records));
                 db.import_file("t", &path, None, None).unwrap();
                 got.push(texts(
                     &db,
@@ -214,7 +193,7 @@ fn json_list_and_map_of_json_with_integer_guesses() {
         let db = Analytics::in_memory().unwrap();
         db.exec_batch(&format!("CREATE TABLE t(j {ty})")).unwrap();
         let records: Vec<String> = records.iter().map(|s| s.to_string()).collect();
-        let path = write(dir.path(), "t.jsonl", &body("t.jsonl", &records));
+        let path = write(dir.path(), "t.jsonl", &json_records("t.jsonl", &records));
         match db.import_file("t", &path, None, None) {
             Ok(_) => {
                 let got = texts(&db, "SELECT j::VARCHAR FROM t");

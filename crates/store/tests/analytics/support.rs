@@ -173,3 +173,26 @@ pub fn file_with_inode(dir: &Path, ino: u64) -> Option<PathBuf> {
     }
     None
 }
+
+/// The first column of `sql`'s rows as text (`None` for NULL; other kinds as their debug form).
+pub fn texts(db: &Analytics, sql: &str) -> Vec<Option<String>> {
+    db.query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .rows
+        .into_iter()
+        .map(|mut r| match r.remove(0) {
+            Value::Null => None,
+            Value::Text(s) => Some(s),
+            other => Some(format!("{other:?}")),
+        })
+        .collect()
+}
+
+/// JSON object texts as a file `name` holds them: one per line for `.jsonl`, else an array.
+pub fn json_records(name: &str, records: &[String]) -> String {
+    if name.ends_with(".jsonl") {
+        records.iter().map(|r| format!("{r}\n")).collect()
+    } else {
+        format!("[\n{}\n]\n", records.join(",\n"))
+    }
+}
