@@ -440,13 +440,19 @@ impl Inner {
             return Err(Error::closed(op));
         }
         if self.txn_owner.load(Ordering::Relaxed) == thread_token() {
-            // A transaction handle has no watch or on_change to point to: a subscription
-            // waits for the write in flight, here its own transaction.
-            let fix = if op.ends_with("::watch") || op.ends_with("::on_change") {
-                "this thread is inside a transaction on this store, and subscribing waits for \
-                 the write in flight; subscribe before the transaction starts or after it ends"
-            } else {
-                "this thread is inside a transaction on this store; use the transaction handle"
+            // Point to the transaction handle only for calls it has: the KV surface. The
+            // others (subscriptions, the change feed, sync) exist on the store alone.
+            let fix = match op.rsplit("::").next() {
+                Some("watch" | "on_change") => {
+                    "this thread is inside a transaction on this store, which takes no \
+                     subscriptions; subscribe before the transaction starts or after it ends"
+                }
+                Some("changes_since" | "last_seq" | "prune_changes" | "sync") => {
+                    "this thread is inside a transaction on this store, and the transaction \
+                     handle has no such call; call it before the transaction starts or after \
+                     it ends"
+                }
+                _ => "this thread is inside a transaction on this store; use the transaction handle",
             };
             return Err(Error::invalid(op, "transaction", fix));
         }
