@@ -10,6 +10,12 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Progress of a running import or export, as DuckDB estimates it.
 ///
+/// While the job runs, `rows_processed` and `percentage` never go down from one report to the
+/// next (DuckDB's own figures can). They are estimates: for CSV and JSON DuckDB counts from the
+/// bytes it has read, and its `rows_processed` can pass the file's real row count (h158 saw
+/// 3.4M for a 2M-row CSV). The final report gives the exact count, so it can be lower than the
+/// last estimate; draw a bar from `percentage`, which ends at 100.
+///
 /// # Examples
 /// ```
 /// let p = store::analytics::ImportProgress { rows_processed: 10, total_rows: 100, percentage: Some(10.0) };
@@ -102,17 +108,18 @@ pub(crate) fn with_progress<T>(
             // Those threads wait for this one: the callback's calls on handles they hold are
             // refused rather than left waiting for them.
             super::mark_progress_thread(waiting);
+            let mut shown = Monotone::default();
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(PROGRESS_EVERY);
                 let p = handle.query_progress();
                 if !p.is_available() {
                     continue;
                 }
-                let update = ImportProgress {
+                let update = shown.next(ImportProgress {
                     rows_processed: p.rows_processed(),
                     total_rows: p.total_rows_to_process(),
                     percentage: p.percentage(),
-                };
+                });
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(update)));
                 if let Err(payload) = call {
                     *panicked.lock() = Some(panic_message(payload.as_ref()));
@@ -134,6 +141,31 @@ pub(crate) fn with_progress<T>(
     }
 }
 
+/// What the in-flight reports have shown so far: DuckDB's estimates can step back (a new
+/// pipeline, a re-estimated total), and a progress bar should not.
+#[derive(Default)]
+struct Monotone {
+    rows: u64,
+    percentage: Option<f64>,
+}
+
+impl Monotone {
+    /// `estimate`, with its rows and percentage raised to the highest shown before; the
+    /// percentage kept within 0–100.
+    fn next(&mut self, estimate: ImportProgress) -> ImportProgress {
+        self.rows = self.rows.max(estimate.rows_processed);
+        if let Some(pct) = estimate.percentage.filter(|p| p.is_finite()) {
+            let pct = pct.clamp(0.0, 100.0);
+            self.percentage = Some(self.percentage.map_or(pct, |shown| shown.max(pct)));
+        }
+        ImportProgress {
+            rows_processed: self.rows,
+            total_rows: estimate.total_rows,
+            percentage: self.percentage,
+        }
+    }
+}
+
 /// The text of a panic payload (`panic!` with a literal or a formatted message).
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -141,4 +173,45 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-text panic payload".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(rows: u64, percentage: Option<f64>) -> ImportProgress {
+        ImportProgress {
+            rows_processed: rows,
+            total_rows: 1_000,
+            percentage,
+        }
+    }
+
+    #[test]
+    fn in_flight_reports_never_step_back() {
+        let mut shown = Monotone::default();
+        let seen: Vec<_> = [
+            estimate(10, None),
+            estimate(500, Some(50.0)),
+            estimate(300, Some(40.0)),
+            estimate(700, Some(f64::NAN)),
+            estimate(600, Some(120.0)),
+            estimate(900, Some(-1.0)),
+        ]
+        .into_iter()
+        .map(|e| shown.next(e))
+        .map(|p| (p.rows_processed, p.percentage))
+        .collect();
+        assert_eq!(
+            seen,
+            [
+                (10, None),
+                (500, Some(50.0)),
+                (500, Some(50.0)),
+                (700, Some(50.0)),
+                (700, Some(100.0)),
+                (900, Some(100.0)),
+            ]
+        );
+    }
 }
