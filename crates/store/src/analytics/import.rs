@@ -10,7 +10,7 @@ use std::path::Path;
 use duckdb::Connection;
 
 use super::paths::{LiteralPath, held_database, require_readable_file};
-use super::progress::{ImportProgress, ProgressFn, report_done, with_progress};
+use super::progress::{JobProgress, ProgressFn, with_progress};
 use super::{Analytics, csvfile, jsonfile, sql, table_exists_on, table_type_on, typetext};
 use super::{decompress, target_types};
 use crate::error::{Error, Result};
@@ -310,6 +310,8 @@ impl Analytics {
         format: Format,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<u64> {
+        // One job across both runs an import may make (see `again` below).
+        let job = JobProgress::new(progress);
         sql::require_path(op, "path", path)?;
         let quoted = sql::ident(op, "table", table)?;
         if let Some(what) = held_database(path) {
@@ -393,7 +395,7 @@ impl Analytics {
                     ),
                 });
             }
-            report_done(progress, 0);
+            job.done(0);
             return Ok(0);
         }
         if matches!(format, Format::Json | Format::Jsonl) && jsonfile::starts_with_bom(path) {
@@ -561,17 +563,6 @@ impl Analytics {
         // An import DuckDB's defaults fail runs once more, read another way: set when the
         // first run fails for one of those reasons (see `Reading`).
         let again: std::cell::Cell<Option<Reading>> = std::cell::Cell::new(None);
-        // Reports stay monotone across that second run, which starts again from row 0.
-        let highest = std::sync::atomic::AtomicU64::new(0);
-        let monotone = |p: ImportProgress| {
-            let before = highest.fetch_max(p.rows_processed, std::sync::atomic::Ordering::Relaxed);
-            if let Some(report) = progress
-                && p.rows_processed >= before
-            {
-                report(p);
-            }
-        };
-        let reports: Option<ProgressFn<'_>> = progress.map(|_| &monotone as ProgressFn<'_>);
         // Marks the failure `e` of a run read as `reading` for one more run read another way.
         let rerun_after = |e: &duckdb::Error, reading: Reading| {
             let message = e.to_string().to_ascii_lowercase();
@@ -703,7 +694,7 @@ impl Analytics {
                 } else {
                     format!("CREATE TABLE {quoted} AS SELECT * FROM {reader}")
                 };
-                let rows = with_progress(conn, reports, || conn.execute(&statement, [])).map_err(|e| {
+                let rows = with_progress(conn, &job, || conn.execute(&statement, [])).map_err(|e| {
                     rerun_after(&e, reading);
                     failed(e)
                 })?;
@@ -724,7 +715,7 @@ impl Analytics {
             },
             first => first,
         }
-        .inspect(|rows| report_done(progress, *rows))
+        .inspect(|rows| job.done(*rows))
     }
 }
 

@@ -62,28 +62,47 @@ pub struct ImportProgress {
 /// ```
 pub type ProgressFn<'a> = &'a (dyn Fn(ImportProgress) + Sync);
 
-/// The last report of a finished import or export: every row done, 100%. DuckDB's estimates
-/// come every 100 ms while it works, so a quick job would otherwise report nothing at all.
-pub(crate) fn report_done(progress: Option<ProgressFn<'_>>, rows: u64) {
-    if let Some(report) = progress {
-        let done = ImportProgress {
-            rows_processed: rows,
-            total_rows: rows,
-            percentage: Some(100.0),
-        };
-        // The job has finished and kept its result; a panic now can only lose this report.
-        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(done)));
-        if let Err(payload) = call {
-            log::warn!(
-                "store: {} on the final report ({}); the job itself succeeded",
-                super::PROGRESS_PANICKED,
-                panic_message(payload.as_ref())
-            );
+/// One import or export job's progress: the caller's callback, and what it has been shown.
+///
+/// A job may run several statements, each of which DuckDB estimates from zero (an import read
+/// a second way after the first failed; a split export's own writer, then DuckDB's COPY, then a
+/// keyed COPY): one `JobProgress` spans them all, so its reports never step back.
+pub(crate) struct JobProgress<'a> {
+    report: Option<ProgressFn<'a>>,
+    shown: parking_lot::Mutex<Monotone>,
+}
+
+impl<'a> JobProgress<'a> {
+    pub(crate) fn new(report: Option<ProgressFn<'a>>) -> JobProgress<'a> {
+        JobProgress {
+            report,
+            shown: parking_lot::Mutex::new(Monotone::default()),
+        }
+    }
+
+    /// The last report of a finished job: every row done, 100%. DuckDB's estimates come every
+    /// 100 ms while it works, so a quick job would otherwise report nothing at all.
+    pub(crate) fn done(&self, rows: u64) {
+        if let Some(report) = self.report {
+            let done = ImportProgress {
+                rows_processed: rows,
+                total_rows: rows,
+                percentage: Some(100.0),
+            };
+            // The job has finished and kept its result; a panic now can only lose this report.
+            let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(done)));
+            if let Err(payload) = call {
+                log::warn!(
+                    "store: {} on the final report ({}); the job itself succeeded",
+                    super::PROGRESS_PANICKED,
+                    panic_message(payload.as_ref())
+                );
+            }
         }
     }
 }
 
-/// Runs `work` while a helper thread reports DuckDB's progress estimate to `progress`.
+/// Runs `work` while a helper thread reports DuckDB's progress estimate to `job`'s callback.
 ///
 /// A callback that panics is not called again: its panic is caught on the helper thread, the
 /// running statement is interrupted, and the job fails with an error naming the panic, so the
@@ -91,11 +110,11 @@ pub(crate) fn report_done(progress: Option<ProgressFn<'_>>, rows: u64) {
 /// files go). Left to unwind, the panic would surface only after `work` and skip that path.
 pub(crate) fn with_progress<T>(
     conn: &Connection,
-    progress: Option<ProgressFn<'_>>,
+    job: &JobProgress<'_>,
     work: impl FnOnce() -> duckdb::Result<T>,
 ) -> duckdb::Result<T> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let Some(report) = progress else { return work() };
+    let Some(report) = job.report else { return work() };
     if conn.set_query_progress_tracking(true).is_err() {
         return work();
     }
@@ -108,14 +127,13 @@ pub(crate) fn with_progress<T>(
             // Those threads wait for this one: the callback's calls on handles they hold are
             // refused rather than left waiting for them.
             super::mark_progress_thread(waiting);
-            let mut shown = Monotone::default();
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(PROGRESS_EVERY);
                 let p = handle.query_progress();
                 if !p.is_available() {
                     continue;
                 }
-                let update = shown.next(ImportProgress {
+                let update = job.shown.lock().next(ImportProgress {
                     rows_processed: p.rows_processed(),
                     total_rows: p.total_rows_to_process(),
                     percentage: p.percentage(),

@@ -46,7 +46,7 @@ mod writer;
 use super::export::parquet_rows;
 use super::footer;
 use super::paths::{CreatedDirs, LiteralPath, ensure_parent};
-use super::progress::{ProgressFn, report_done, with_progress};
+use super::progress::{JobProgress, ProgressFn, with_progress};
 use super::{Analytics, require_table, same_name, sql};
 use crate::error::{Error, Result};
 pub use naming::escape_segment;
@@ -207,10 +207,11 @@ impl Analytics {
         sql::path_literal(OP, out_dir)?;
         // Everything below runs under the connection's lock, so two exports from this handle
         // never interleave their file work.
+        let job = JobProgress::new(progress);
         self.with_conn(OP, |conn| {
             let mut made = Made::default();
             let wait = self.busy_timeout();
-            let result = export_split(OP, conn, table, column, out_dir, &mut made, progress, wait);
+            let result = export_split(OP, conn, table, column, out_dir, &mut made, &job, wait);
             let work = made.work.inspect(|work| {
                 let _ = std::fs::remove_dir_all(&work.staging);
                 // Unlinked but still held: the directories below can go before another export
@@ -229,7 +230,7 @@ impl Analytics {
             drop(work); // releases the lock
             result
         })
-        .inspect(|manifest| report_done(progress, manifest.total_rows))
+        .inspect(|manifest| job.done(manifest.total_rows))
     }
 }
 
@@ -252,7 +253,7 @@ fn export_split(
     column: &str,
     out_dir: &Path,
     made: &mut Made,
-    progress: Option<ProgressFn<'_>>,
+    progress: &JobProgress<'_>,
     wait: Option<std::time::Duration>,
 ) -> Result<SplitManifest> {
     // A view is read several times anyway (its columns, a sample, the scan), so its columns
@@ -495,7 +496,7 @@ fn stage(
     source: &Source<'_>,
     staging: &Path,
     layout: Layout,
-    progress: Option<ProgressFn<'_>>,
+    progress: &JobProgress<'_>,
 ) -> Result<()> {
     let Source {
         table,

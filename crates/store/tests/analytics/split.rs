@@ -1256,3 +1256,45 @@ fn count_parquet_rows(db: &Analytics, out: &Path) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+/// A split export can run several statements (here a native COPY, then a keyed one for a value
+/// over the `__long__` limit), each estimated by DuckDB from zero. Its in-flight reports
+/// stepped back from the first COPY's 99.99% to the second's 26% (h160); one job now spans
+/// both.
+#[test]
+fn split_export_progress_never_steps_back_across_its_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::in_memory().unwrap();
+    // DuckDB waits 2 s before its first estimate; this makes it report from the start.
+    db.exec_batch("SET progress_bar_time = 0").unwrap();
+    let rows = 12_000_000u64;
+    db.exec_batch(&format!(
+        "CREATE TABLE t AS SELECT CASE WHEN i = {last} THEN repeat('x', 220) ELSE (i % 5)::VARCHAR END AS k,
+                i AS n, 'text ' || i AS s FROM range({rows}) r(i)",
+        last = rows - 1
+    ))
+    .unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let report = |p: store::analytics::ImportProgress| seen.lock().unwrap().push(p);
+    let manifest = db
+        .export_split_parquet_with("t", dir.path().join("out"), "k", Some(&report))
+        .unwrap();
+    assert!(manifest.files.iter().any(|f| f.path.contains("__long__")));
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.len() > 2, "too few reports to judge: {seen:?}");
+    // The final report is exact (documented: it may have fewer rows than an estimate), so
+    // rows are compared in flight; the percentage all the way to its 100.
+    let in_flight = &seen[..seen.len() - 1];
+    for pair in in_flight.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert!(b.rows_processed >= a.rows_processed, "{a:?} then {b:?}");
+    }
+    for pair in seen.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert!(
+            b.percentage.unwrap_or(0.0) >= a.percentage.unwrap_or(0.0),
+            "{a:?} then {b:?}"
+        );
+    }
+    assert_eq!(seen.last().unwrap().percentage, Some(100.0));
+}

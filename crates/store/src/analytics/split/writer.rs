@@ -35,7 +35,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::{DATA_FILE, Staged, too_long_for_a_name, worker_threads};
-use crate::analytics::progress::{ProgressFn, with_progress};
+use crate::analytics::progress::{JobProgress, with_progress};
 use crate::error::{Error, Result};
 
 /// Largest scanned table (Arrow bytes) this path buffers; larger tables use DuckDB's COPY.
@@ -160,7 +160,7 @@ pub(super) fn write(
     conn: &Connection,
     scan_of: &Scan<'_>,
     staging: &Path,
-    progress: Option<ProgressFn<'_>>,
+    progress: &JobProgress<'_>,
 ) -> Result<Outcome> {
     let Scan {
         table_sql,
