@@ -293,6 +293,9 @@ impl Store {
     }
 
     fn require_feed(&self, op: &'static str) -> Result<()> {
+        // A closed store (or a call from inside its transaction) says so first, whatever its
+        // feed setting (SPEC §3.8: every call after close is `Closed`).
+        self.inner().check_usable(op)?;
         if self.inner().config().changes.enabled {
             Ok(())
         } else {

@@ -47,6 +47,11 @@ fn assert_every_call_is_closed(store: &Store) {
     expect_closed(store.get_fields("g", "k"), "Store::get_fields");
     expect_closed(store.purge_expired(), "Store::purge_expired");
     expect_closed(store.sync(), "Store::sync");
+    // The feed's calls too, whether or not the store has a feed (a memory store has none by
+    // default, and said `Unsupported` after close before h159).
+    expect_closed(store.changes_since(0, 10), "Store::changes_since");
+    expect_closed(store.last_seq(), "Store::last_seq");
+    expect_closed(store.prune_changes(), "Store::prune_changes");
     let mut it = store.iter("g");
     expect_closed(it.next().expect("an error item"), "Store::iter");
     assert!(it.next().is_none(), "iter yields the error once");
