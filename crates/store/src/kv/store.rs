@@ -444,8 +444,13 @@ impl Inner {
             // others (subscriptions, the change feed, sync) exist on the store alone.
             let fix = match op.rsplit("::").next() {
                 Some("watch" | "on_change") => {
-                    "this thread is inside a transaction on this store, which takes no \
-                     subscriptions; subscribe before the transaction starts or after it ends"
+                    "this thread is inside a transaction on this store, and subscriptions \
+                     cannot be made inside one; subscribe before the transaction starts or \
+                     after it ends"
+                }
+                Some("transaction") => {
+                    "this thread is inside a transaction on this store, and transactions do \
+                     not nest; do this work through the transaction handle"
                 }
                 Some("changes_since" | "last_seq" | "prune_changes" | "sync") => {
                     "this thread is inside a transaction on this store, and the transaction \

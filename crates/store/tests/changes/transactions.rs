@@ -675,10 +675,19 @@ fn subscribing_inside_a_transaction_says_to_subscribe_before_or_after_it() {
                 f.store.prune_changes().map(drop).unwrap_err(),
                 f.store.sync().map(drop).unwrap_err(),
                 f.store.get("g", "k").map(drop).unwrap_err(),
+                f.store.transaction(|_| Ok(())).unwrap_err(),
+                scoped.transaction(|_| Ok(())).unwrap_err(),
             ])
         })
         .unwrap();
     let (subscribing, other) = errors.split_at(8);
+    // A nested transaction says why it is refused, then where the work goes (h160).
+    for nested in &other[1..] {
+        assert_eq!(nested.kind(), ErrorKind::InvalidInput, "{nested}");
+        let msg = nested.to_string();
+        assert!(msg.contains("transactions do not nest"), "{msg}");
+        assert!(msg.contains("through the transaction handle"), "{msg}");
+    }
     for err in subscribing {
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(
