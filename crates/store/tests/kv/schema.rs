@@ -193,6 +193,64 @@ fn a_failed_migration_leaves_the_file_untouched() {
     assert_eq!(n, 1);
 }
 
+/// h159: a legacy row with a NULL value was skipped by the migration's `INSERT OR IGNORE` and
+/// then dropped with the table. Rows `entries` cannot take now refuse the migration, naming
+/// the first and the fix, and leave the file as it was; so do rows repeating a (grp, key).
+#[test]
+fn legacy_rows_that_cannot_move_refuse_the_migration_and_keep_the_file() {
+    let cases = [
+        (
+            "CREATE TABLE kv (grp TEXT, key TEXT, value TEXT);
+             INSERT INTO kv VALUES ('g', 'k', 'v'), ('g', 'n', NULL);",
+            "NULL grp, key or value",
+            2,
+        ),
+        (
+            "CREATE TABLE kv (grp TEXT, key TEXT, value TEXT);
+             INSERT INTO kv VALUES ('g', 'k', 'old'), ('g', 'k', 'new'), ('g', 'x', 'y');",
+            "2 rows for grp \"g\", key \"k\"",
+            3,
+        ),
+    ];
+    for (sql, says, rows) in cases {
+        let (_dir, path) = old_file(sql);
+        let err = Store::open(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Sqlite, "{err}");
+        assert_eq!(err.op(), "Store::open");
+        let msg = err.to_string();
+        assert!(msg.contains("ensure schema"), "{msg}");
+        assert!(msg.contains(says), "{msg}");
+        assert!(msg.contains("then open the file again"), "{msg}");
+        assert!(raw_has_object(&path, "kv"), "the legacy table is kept: {msg}");
+        let n: i64 = raw(&path)
+            .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, rows, "every legacy row is still there");
+        assert!(
+            !raw_has_object(&path, "store_meta"),
+            "schema work was rolled back"
+        );
+    }
+}
+
+/// A table named `kv` without the legacy columns is another program's: it is neither migrated
+/// nor dropped, and the store opens (every open failed on it before, h159).
+#[test]
+fn an_unrelated_table_named_kv_is_left_alone() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE kv (id INTEGER PRIMARY KEY, payload TEXT);
+         INSERT INTO kv VALUES (1, 'theirs');",
+    );
+    let (store, _) = open(&path);
+    assert_eq!(store.count_all("").unwrap(), 0);
+    store.set("g", "k", "v").unwrap();
+    drop(store);
+    let payload: String = raw(&path)
+        .query_row("SELECT payload FROM kv WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(payload, "theirs");
+}
+
 /// The `entries` layout of the Go implementation: four columns, expiry in Unix ms.
 const GO_SCHEMA: &str = "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
     entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key));";

@@ -220,24 +220,72 @@ fn add_column(conn: &Connection, table: &str, column_def: &str) -> rusqlite::Res
 
 /// Moves rows of a legacy `kv(grp, key, value[, expires_at])` table into `entries` (existing
 /// entries win) and drops it.
+///
+/// A table named `kv` without the `grp`, `key` and `value` columns is someone else's, and is
+/// left alone. A legacy table holding rows `entries` cannot take is refused rather than dropped
+/// with them: a NULL `grp`, `key` or `value` (`entries` columns are NOT NULL), or a `(grp, key)`
+/// pair on more than one row (a legacy table without a key constraint), where keeping either
+/// row would lose the other. The caller rolls back, so the file stays as it was.
 fn migrate_legacy_kv(conn: &Connection) -> rusqlite::Result<()> {
-    let legacy: Option<String> = conn
-        .query_row(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if legacy.is_none() {
+    let columns: Vec<String> = conn
+        .prepare(
+            "SELECT p.name FROM sqlite_master m, pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name = 'kv'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let has = |name: &str| columns.iter().any(|c| c.eq_ignore_ascii_case(name));
+    if !(has("grp") && has("key") && has("value")) {
         return Ok(());
     }
-    let has_expiry: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('kv') WHERE name = 'expires_at'")?
-        .exists([])?;
-    let expiry = if has_expiry { "expires_at" } else { "NULL" };
+    if let Some(refusal) = unmovable_legacy_rows(conn)? {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            Some(refusal),
+        ));
+    }
+    let expiry = if has("expires_at") { "expires_at" } else { "NULL" };
     conn.execute_batch(&format!(
         "INSERT OR IGNORE INTO entries (group_name, entry_key, entry_value, expires_at, version)
              SELECT grp, key, value, {expiry}, 0 FROM kv;
          DROP TABLE kv;"
     ))
+}
+
+/// Why the legacy `kv` rows cannot all move (the first such row named, and the fix), if so.
+fn unmovable_legacy_rows(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let first_null: Option<(Option<String>, Option<String>, i64)> = conn
+        .query_row(
+            "SELECT CAST(grp AS TEXT), CAST(key AS TEXT),
+                    (SELECT count(*) FROM kv WHERE grp IS NULL OR key IS NULL OR value IS NULL)
+             FROM kv WHERE grp IS NULL OR key IS NULL OR value IS NULL LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((group, key, rows)) = first_null {
+        let shown = |name: Option<String>| name.map_or("NULL".to_string(), |n| format!("{n:?}"));
+        let (group, key) = (shown(group), shown(key));
+        return Ok(Some(format!(
+            "the legacy table kv holds {rows} row(s) with a NULL grp, key or value (the first: \
+             grp {group}, key {key}), which entries cannot hold; give them values (e.g. \
+             UPDATE kv SET value = '' WHERE value IS NULL) or delete them, then open the file \
+             again (nothing was migrated)"
+        )));
+    }
+    let first_repeat: Option<(String, String, i64)> = conn
+        .query_row(
+            "SELECT CAST(grp AS TEXT), CAST(key AS TEXT), count(*) FROM kv
+             GROUP BY grp, key HAVING count(*) > 1 LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(first_repeat.map(|(group, key, rows)| {
+        format!(
+            "the legacy table kv holds {rows} rows for grp {group:?}, key {key:?}, and entries \
+             keeps one row per key; delete all but the one to keep, then open the file again \
+             (nothing was migrated)"
+        )
+    }))
 }
