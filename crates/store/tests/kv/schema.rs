@@ -208,8 +208,23 @@ fn legacy_rows_that_cannot_move_refuse_the_migration_and_keep_the_file() {
         (
             "CREATE TABLE kv (grp TEXT, key TEXT, value TEXT);
              INSERT INTO kv VALUES ('g', 'k', 'old'), ('g', 'k', 'new'), ('g', 'x', 'y');",
-            "2 rows for grp \"g\", key \"k\"",
+            "2 rows for grp 'g', key 'k'",
             3,
+        ),
+        // h161: an integer key and its text are one key in `entries` (TEXT columns): the check
+        // compares what `entries` will store, not the legacy values as they are.
+        (
+            "CREATE TABLE kv (grp, key, value);
+             INSERT INTO kv VALUES ('g', 1, 'from-integer'), ('g', '1', 'from-text');",
+            "2 rows for grp 'g', key 1",
+            2,
+        ),
+        // A non-UTF-8 BLOB name still gets the message (shown as an SQL literal).
+        (
+            "CREATE TABLE kv (grp, key, value);
+             INSERT INTO kv VALUES (x'ff', 'k', NULL);",
+            "grp X'FF', key 'k'",
+            1,
         ),
     ];
     for (sql, says, rows) in cases {
@@ -230,6 +245,52 @@ fn legacy_rows_that_cannot_move_refuse_the_migration_and_keep_the_file() {
             !raw_has_object(&path, "store_meta"),
             "schema work was rolled back"
         );
+    }
+}
+
+/// h161: what decides a repeat is the key as `entries` compares it (bytewise): a legacy column
+/// declared `COLLATE NOCASE` holding `A` and `a` moves both. And a repeated key that `entries`
+/// already holds is no refusal: `entries` wins over both legacy rows (SPEC §3.2).
+#[test]
+fn legacy_keys_compare_as_entries_compares_them() {
+    let (_dir, path) = old_file(
+        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key));
+         INSERT INTO entries VALUES ('g', 'held', 'from-entries', NULL);
+         CREATE TABLE kv (grp TEXT, key TEXT COLLATE NOCASE, value TEXT);
+         INSERT INTO kv VALUES ('g', 'A', 'upper'), ('g', 'a', 'lower'),
+                               ('g', 'held', 'legacy-1'), ('g', 'held', 'legacy-2');",
+    );
+    let (store, _) = open(&path);
+    assert!(!raw_has_object(&path, "kv"));
+    assert_eq!(store.get("g", "A").unwrap(), "upper");
+    assert_eq!(store.get("g", "a").unwrap(), "lower");
+    assert_eq!(store.get("g", "held").unwrap(), "from-entries");
+    assert_eq!(store.count("g").unwrap(), 3);
+}
+
+/// A `kv` that is not the legacy table (another shape, or a virtual table such as a full-text
+/// index) is left alone and does not send later opens through the schema work, which takes the
+/// write lock: with another connection holding it, a reopen still succeeds (h161).
+#[test]
+fn a_foreign_kv_table_leaves_later_opens_lock_free() {
+    for sql in [
+        "CREATE TABLE kv (id INTEGER PRIMARY KEY, payload TEXT);",
+        "CREATE VIRTUAL TABLE kv USING fts5(grp, key, value);",
+    ] {
+        let (_dir, path) = old_file(sql);
+        drop(open(&path));
+        let writer = raw(&path);
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let config = StoreConfig {
+            busy_timeout: Duration::from_millis(300),
+            ..StoreConfig::file(&path)
+        };
+        // Through the schema work the open would wait for the writer, then fail busy.
+        let store = Store::open_with(config).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        drop(store);
+        writer.execute_batch("ROLLBACK").unwrap();
+        assert!(raw_has_object(&path, "kv"), "{sql}: left alone");
     }
 }
 

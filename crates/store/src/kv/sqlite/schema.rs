@@ -81,7 +81,7 @@ pub(crate) fn is_current(conn: &Connection) -> bool {
             AND {HAS_KEY_CONSTRAINT}
             AND (SELECT count(*) FROM sqlite_master WHERE type = 'index'
                    AND name IN ('entries_expires_at_idx', 'entries_namespace_expiry_idx')) = 2
-            AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv')",
+            AND NOT {LEGACY_KV_TABLE}",
         triggers_key = super::usage::META_KEY,
         versions_key = crate::kv::versions::META_KEY,
         triggers_version = super::usage::TRIGGER_VERSION,
@@ -218,54 +218,91 @@ fn add_column(conn: &Connection, table: &str, column_def: &str) -> rusqlite::Res
     }
 }
 
+/// SQL condition: the file holds a legacy `kv` table, one with `grp`, `key` and `value`
+/// columns (any letter case). A table named `kv` of another shape, a view, or a virtual table
+/// (a full-text index, say, whose module this SQLite may not even have) is someone else's, and
+/// [`ensure`] leaves it alone; [`is_current`] uses the same test, so such a table costs later
+/// opens nothing.
+const LEGACY_KV_TABLE: &str = "EXISTS (SELECT 1 FROM sqlite_master
+       WHERE type = 'table' AND name = 'kv' AND sql NOT LIKE 'CREATE VIRTUAL%'
+         AND (SELECT count(*) FROM pragma_table_info('kv')
+                WHERE lower(name) IN ('grp', 'key', 'value')) = 3)";
+
 /// Moves rows of a legacy `kv(grp, key, value[, expires_at])` table into `entries` (existing
 /// entries win) and drops it.
 ///
-/// A table named `kv` without the `grp`, `key` and `value` columns is someone else's, and is
-/// left alone. A legacy table holding rows `entries` cannot take is refused rather than dropped
-/// with them: a NULL `grp`, `key` or `value` (`entries` columns are NOT NULL), or a `(grp, key)`
-/// pair on more than one row (a legacy table without a key constraint), where keeping either
-/// row would lose the other. The caller rolls back, so the file stays as it was.
+/// The rows go through a TEMP table shaped like `entries` first (TEXT NOT NULL columns, binary
+/// key), so they are converted and compared exactly as `entries` will hold them (an integer
+/// key `1` becomes the text `'1'`; a `COLLATE NOCASE` legacy column no longer makes `'A'` and
+/// `'a'` one key). Rows whose key `entries` already holds are left out (it wins, SPEC §3.2).
+/// Any other row `entries` cannot take refuses the migration rather than being dropped with
+/// the table: a NULL `grp`, `key` or `value`, or two rows that are one key in `entries`. The
+/// caller rolls back, so the file stays as it was.
 fn migrate_legacy_kv(conn: &Connection) -> rusqlite::Result<()> {
-    let columns: Vec<String> = conn
-        .prepare(
-            "SELECT p.name FROM sqlite_master m, pragma_table_info(m.name) p
-             WHERE m.type = 'table' AND m.name = 'kv'",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let has = |name: &str| columns.iter().any(|c| c.eq_ignore_ascii_case(name));
-    if !(has("grp") && has("key") && has("value")) {
+    let legacy: bool = conn.query_row(&format!("SELECT {LEGACY_KV_TABLE}"), [], |r| r.get(0))?;
+    if !legacy {
         return Ok(());
     }
-    if let Some(refusal) = unmovable_legacy_rows(conn)? {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
-            Some(refusal),
-        ));
+    let has_expiry: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('kv') WHERE lower(name) = 'expires_at'")?
+        .exists([])?;
+    let expiry = if has_expiry { "expires_at" } else { "NULL" };
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.store_legacy_kv;
+         CREATE TEMP TABLE store_legacy_kv (
+            group_name TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            entry_value TEXT NOT NULL,
+            expires_at INTEGER,
+            PRIMARY KEY (group_name, entry_key)
+         );",
+    )?;
+    let staged = conn.execute_batch(&format!(
+        "INSERT INTO temp.store_legacy_kv (group_name, entry_key, entry_value, expires_at)
+             SELECT grp, key, value, {expiry} FROM kv AS k
+             WHERE NOT EXISTS (SELECT 1 FROM entries AS e
+                               WHERE e.group_name = k.grp AND e.entry_key = k.key);"
+    ));
+    if let Err(e) = staged {
+        let refusal = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => unmovable_legacy_rows(conn)?,
+            _ => None,
+        };
+        return Err(match refusal {
+            Some(refusal) => rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                Some(refusal),
+            ),
+            None => e,
+        });
     }
-    let expiry = if has("expires_at") { "expires_at" } else { "NULL" };
-    conn.execute_batch(&format!(
+    conn.execute_batch(
         "INSERT OR IGNORE INTO entries (group_name, entry_key, entry_value, expires_at, version)
-             SELECT grp, key, value, {expiry}, 0 FROM kv;
-         DROP TABLE kv;"
-    ))
+             SELECT group_name, entry_key, entry_value, expires_at, 0 FROM temp.store_legacy_kv;
+         DROP TABLE temp.store_legacy_kv;
+         DROP TABLE kv;",
+    )
 }
 
-/// Why the legacy `kv` rows cannot all move (the first such row named, and the fix), if so.
+/// Why the legacy `kv` rows cannot all move (the first such row named, and the fix), for the
+/// refusal's message; `None` if no such row is found (the caller then keeps SQLite's error).
+/// Names are shown as SQL literals (`quote`), so a BLOB name or a NULL reads plainly.
 fn unmovable_legacy_rows(conn: &Connection) -> rusqlite::Result<Option<String>> {
-    let first_null: Option<(Option<String>, Option<String>, i64)> = conn
+    // As `migrate_legacy_kv` stages them: rows whose key `entries` holds are not moved.
+    const MOVING: &str = "SELECT grp, key, value FROM kv AS k
+        WHERE NOT EXISTS (SELECT 1 FROM entries AS e
+                          WHERE e.group_name = k.grp AND e.entry_key = k.key)";
+    let first_null: Option<(String, String, i64)> = conn
         .query_row(
-            "SELECT CAST(grp AS TEXT), CAST(key AS TEXT),
-                    (SELECT count(*) FROM kv WHERE grp IS NULL OR key IS NULL OR value IS NULL)
-             FROM kv WHERE grp IS NULL OR key IS NULL OR value IS NULL LIMIT 1",
+            &format!(
+                "SELECT quote(grp), quote(key), count(*) OVER () FROM ({MOVING})
+                 WHERE grp IS NULL OR key IS NULL OR value IS NULL LIMIT 1"
+            ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
     if let Some((group, key, rows)) = first_null {
-        let shown = |name: Option<String>| name.map_or("NULL".to_string(), |n| format!("{n:?}"));
-        let (group, key) = (shown(group), shown(key));
         return Ok(Some(format!(
             "the legacy table kv holds {rows} row(s) with a NULL grp, key or value (the first: \
              grp {group}, key {key}), which entries cannot hold; give them values (e.g. \
@@ -273,19 +310,30 @@ fn unmovable_legacy_rows(conn: &Connection) -> rusqlite::Result<Option<String>> 
              again (nothing was migrated)"
         )));
     }
+    // Numbers become their text in `entries` (TEXT columns), and keys compare bytewise there.
+    let stored = |column: &str| {
+        format!(
+            "(CASE WHEN typeof({column}) IN ('integer', 'real') THEN CAST({column} AS TEXT) \
+             ELSE {column} END) COLLATE BINARY"
+        )
+    };
     let first_repeat: Option<(String, String, i64)> = conn
         .query_row(
-            "SELECT CAST(grp AS TEXT), CAST(key AS TEXT), count(*) FROM kv
-             GROUP BY grp, key HAVING count(*) > 1 LIMIT 1",
+            &format!(
+                "SELECT quote(min(grp)), quote(min(key)), count(*) FROM ({MOVING})
+                 GROUP BY {}, {} HAVING count(*) > 1 LIMIT 1",
+                stored("grp"),
+                stored("key")
+            ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
     Ok(first_repeat.map(|(group, key, rows)| {
         format!(
-            "the legacy table kv holds {rows} rows for grp {group:?}, key {key:?}, and entries \
-             keeps one row per key; delete all but the one to keep, then open the file again \
-             (nothing was migrated)"
+            "the legacy table kv holds {rows} rows for grp {group}, key {key} (as entries \
+             stores them), and entries keeps one row per key; delete all but the one to keep, \
+             then open the file again (nothing was migrated)"
         )
     }))
 }
