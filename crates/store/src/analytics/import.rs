@@ -565,6 +565,10 @@ impl Analytics {
         let again: std::cell::Cell<Option<Reading>> = std::cell::Cell::new(None);
         // Marks the failure `e` of a run read as `reading` for one more run read another way.
         let rerun_after = |e: &duckdb::Error, reading: Reading| {
+            // Its message quotes the panic, which may say anything.
+            if job.panicked() {
+                return;
+            }
             let message = e.to_string().to_ascii_lowercase();
             if json && !reading.every_record && message.contains("failed to cast") {
                 again.set(Some(Reading {

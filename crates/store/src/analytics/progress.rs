@@ -70,6 +70,8 @@ pub type ProgressFn<'a> = &'a (dyn Fn(ImportProgress) + Sync);
 pub(crate) struct JobProgress<'a> {
     report: Option<ProgressFn<'a>>,
     shown: parking_lot::Mutex<Monotone>,
+    /// The callback panicked: it is not called again in this job, and the job fails.
+    panicked: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> JobProgress<'a> {
@@ -77,7 +79,14 @@ impl<'a> JobProgress<'a> {
         JobProgress {
             report,
             shown: parking_lot::Mutex::new(Monotone::default()),
+            panicked: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the callback panicked during this job (whose failure then says so; a job must
+    /// not read that failure's text as a reason to run again).
+    pub(crate) fn panicked(&self) -> bool {
+        self.panicked.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The last report of a finished job: every row done, 100%. DuckDB's estimates come every
@@ -114,7 +123,9 @@ pub(crate) fn with_progress<T>(
     work: impl FnOnce() -> duckdb::Result<T>,
 ) -> duckdb::Result<T> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let Some(report) = job.report else { return work() };
+    let Some(report) = job.report.filter(|_| !job.panicked()) else {
+        return work();
+    };
     if conn.set_query_progress_tracking(true).is_err() {
         return work();
     }
@@ -141,6 +152,7 @@ pub(crate) fn with_progress<T>(
                 let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| report(update)));
                 if let Err(payload) = call {
                     *panicked.lock() = Some(panic_message(payload.as_ref()));
+                    job.panicked.store(true, Ordering::Release);
                     interrupt.interrupt();
                     return;
                 }

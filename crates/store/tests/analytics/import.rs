@@ -803,6 +803,34 @@ fn json_defects_are_parse_errors_naming_the_right_line_and_import_nothing() {
     }
 }
 
+/// A panicking callback is not called again, even when its panic message reads like a
+/// reason to run a JSON import a second way (a misfit's "failed to cast"): the failure's text
+/// quotes the panic, and the rerun decision used to read it (h161). The file itself is fine.
+#[test]
+fn a_panicking_callback_never_makes_an_import_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jsonl = String::new();
+    for i in 0..1_000_000 {
+        jsonl.push_str(&format!("{{\"a\": {i}, \"b\": \"text {i}\"}}\n"));
+    }
+    let file = write(dir.path(), "late.jsonl", &jsonl);
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("SET progress_bar_time = 0").unwrap();
+    let calls = AtomicUsize::new(0);
+    let report = |_: store::analytics::ImportProgress| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        panic!("failed to cast the value");
+    };
+    let err = db.import_file("t", &file, None, Some(&report)).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.field()),
+        (ErrorKind::InvalidInput, Some("progress")),
+        "{err}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "called again after it panicked");
+    assert!(!db.table_exists("t").unwrap());
+}
+
 /// A progress callback that panics (on DuckDB's helper thread, mid-job) fails the job through
 /// its normal failure path: the import's transaction rolls back and the handle stays usable,
 /// an export leaves no staged file, a split export no staging directory.
