@@ -320,8 +320,11 @@ fn export_split(
         value_limit: limit,
     };
     let staged = match stage(op, conn, &source, staging, first, progress) {
-        // A value too long for a directory name: redo the COPY with computed keys.
-        Err(e) if first != Layout::Keyed && e.to_string().contains(NAME_TOO_LONG) => None,
+        // A value too long for a directory name: redo the COPY with computed keys. (Not after
+        // a progress callback panicked: that failure quotes its message, which may say anything.)
+        Err(e) if first != Layout::Keyed && !progress.panicked() && e.to_string().contains(NAME_TOO_LONG) => {
+            None
+        }
         other => {
             other?;
             Some(collect(op, conn, staging, &column, &column_sql, first)?)

@@ -831,6 +831,50 @@ fn a_panicking_callback_never_makes_an_import_run_again() {
     assert!(!db.table_exists("t").unwrap());
 }
 
+/// The same for exports: a split export redid its COPY another way when the failure said
+/// "File name too long", and an export blamed the query when it said "read-only mode"; a
+/// callback's panic quoting either made the split succeed without it, and the export name the
+/// wrong field (h163). Both now fail as the callback's panic.
+#[test]
+fn a_panicking_callback_fails_an_export_whatever_its_message_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch(
+        "SET progress_bar_time = 0;
+         CREATE TABLE big AS SELECT i, i % 10 AS k, 'text ' || i AS s FROM range(3000000) r(i)",
+    )
+    .unwrap();
+    for message in ["File name too long", "transaction is launched in read-only mode"] {
+        let calls = AtomicUsize::new(0);
+        let boom = |p: store::analytics::ImportProgress| {
+            if p.percentage != Some(100.0) {
+                calls.fetch_add(1, Ordering::SeqCst);
+                panic!("{message}");
+            }
+        };
+        let out = dir.path().join("out");
+        let split = db.export_split_parquet_with("big", &out, "k", Some(&boom));
+        let err = split.map(|m| m.total_rows).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.field()),
+            (ErrorKind::InvalidInput, Some("progress")),
+            "{err}"
+        );
+        assert!(!out.exists(), "{message}: nothing published");
+        let file = dir.path().join("big.parquet");
+        let err = db
+            .export_parquet_with("big", &file, "zstd", Some(&boom))
+            .unwrap_err();
+        assert_eq!(
+            (err.kind(), err.field()),
+            (ErrorKind::InvalidInput, Some("progress")),
+            "{err}"
+        );
+        assert!(!file.exists(), "{message}: no file");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "{message}: once per job");
+    }
+}
+
 /// A progress callback that panics (on DuckDB's helper thread, mid-job) fails the job through
 /// its normal failure path: the import's transaction rolls back and the handle stays usable,
 /// an export leaves no staged file, a split export no staging directory.

@@ -228,6 +228,26 @@ const LEGACY_KV_TABLE: &str = "EXISTS (SELECT 1 FROM sqlite_master
          AND (SELECT count(*) FROM pragma_table_info('kv')
                 WHERE lower(name) IN ('grp', 'key', 'value')) = 3)";
 
+/// A legacy column's value as `entries` stores and compares it: numbers become their text
+/// (TEXT columns), BLOBs stay BLOBs, and keys compare bytewise. Compared as they are instead,
+/// a column of numeric affinity would make `1` equal `'1.0'` (h163).
+fn as_stored(column: &str) -> String {
+    format!(
+        "(CASE WHEN typeof({column}) IN ('integer', 'real') THEN CAST({column} AS TEXT) \
+         ELSE {column} END) COLLATE BINARY"
+    )
+}
+
+/// SQL condition on a legacy row `k`: `entries` does not hold its key yet (else `entries`
+/// wins, SPEC §3.2), compared as `entries` compares keys.
+fn not_in_entries() -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM entries AS e WHERE e.group_name = {} AND e.entry_key = {})",
+        as_stored("k.grp"),
+        as_stored("k.key")
+    )
+}
+
 /// Moves rows of a legacy `kv(grp, key, value[, expires_at])` table into `entries` (existing
 /// entries win) and drops it.
 ///
@@ -259,9 +279,8 @@ fn migrate_legacy_kv(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     let staged = conn.execute_batch(&format!(
         "INSERT INTO temp.store_legacy_kv (group_name, entry_key, entry_value, expires_at)
-             SELECT grp, key, value, {expiry} FROM kv AS k
-             WHERE NOT EXISTS (SELECT 1 FROM entries AS e
-                               WHERE e.group_name = k.grp AND e.entry_key = k.key);"
+             SELECT grp, key, value, {expiry} FROM kv AS k WHERE {};",
+        not_in_entries()
     ));
     if let Err(e) = staged {
         let refusal = match e.sqlite_error_code() {
@@ -277,7 +296,9 @@ fn migrate_legacy_kv(conn: &Connection) -> rusqlite::Result<()> {
         });
     }
     conn.execute_batch(
-        "INSERT OR IGNORE INTO entries (group_name, entry_key, entry_value, expires_at, version)
+        // A plain INSERT: staging left out every key `entries` holds, so a conflict here (an
+        // `entries` another program made with a case-blind key, say) fails rather than drops.
+        "INSERT INTO entries (group_name, entry_key, entry_value, expires_at, version)
              SELECT group_name, entry_key, entry_value, expires_at, 0 FROM temp.store_legacy_kv;
          DROP TABLE temp.store_legacy_kv;
          DROP TABLE kv;",
@@ -289,13 +310,11 @@ fn migrate_legacy_kv(conn: &Connection) -> rusqlite::Result<()> {
 /// Names are shown as SQL literals (`quote`), so a BLOB name or a NULL reads plainly.
 fn unmovable_legacy_rows(conn: &Connection) -> rusqlite::Result<Option<String>> {
     // As `migrate_legacy_kv` stages them: rows whose key `entries` holds are not moved.
-    const MOVING: &str = "SELECT grp, key, value FROM kv AS k
-        WHERE NOT EXISTS (SELECT 1 FROM entries AS e
-                          WHERE e.group_name = k.grp AND e.entry_key = k.key)";
+    let moving = format!("SELECT grp, key, value FROM kv AS k WHERE {}", not_in_entries());
     let first_null: Option<(String, String, i64)> = conn
         .query_row(
             &format!(
-                "SELECT quote(grp), quote(key), count(*) OVER () FROM ({MOVING})
+                "SELECT quote(grp), quote(key), count(*) OVER () FROM ({moving})
                  WHERE grp IS NULL OR key IS NULL OR value IS NULL LIMIT 1"
             ),
             [],
@@ -310,20 +329,13 @@ fn unmovable_legacy_rows(conn: &Connection) -> rusqlite::Result<Option<String>> 
              again (nothing was migrated)"
         )));
     }
-    // Numbers become their text in `entries` (TEXT columns), and keys compare bytewise there.
-    let stored = |column: &str| {
-        format!(
-            "(CASE WHEN typeof({column}) IN ('integer', 'real') THEN CAST({column} AS TEXT) \
-             ELSE {column} END) COLLATE BINARY"
-        )
-    };
     let first_repeat: Option<(String, String, i64)> = conn
         .query_row(
             &format!(
-                "SELECT quote(min(grp)), quote(min(key)), count(*) FROM ({MOVING})
+                "SELECT quote(min(grp)), quote(min(key)), count(*) FROM ({moving})
                  GROUP BY {}, {} HAVING count(*) > 1 LIMIT 1",
-                stored("grp"),
-                stored("key")
+                as_stored("grp"),
+                as_stored("key")
             ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
