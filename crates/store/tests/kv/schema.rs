@@ -251,18 +251,17 @@ fn legacy_rows_that_cannot_move_refuse_the_migration_and_keep_the_file() {
 /// h161: what decides a repeat is the key as `entries` compares it (bytewise): a legacy column
 /// declared `COLLATE NOCASE` holding `A` and `a` moves both. And a repeated key that `entries`
 /// already holds is no refusal: `entries` wins over both legacy rows (SPEC §3.2).
-/// And a legacy column of numeric affinity compares as `entries` does too: its `1` is the
+/// A legacy column of numeric affinity compares as `entries` does too: its `1` is the
 /// text `'1'` there, another key than an `entries` row `'1.0'`, so it moves (it was taken for
 /// that row and dropped, h163).
 #[test]
 fn legacy_numeric_columns_compare_as_entries_compares_them() {
-    let (_dir, path) = old_file(
-        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
-             entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key));
+    let (_dir, path) = old_file(&format!(
+        "{GO_SCHEMA}
          INSERT INTO entries VALUES ('g', '1.0', 'from-entries', NULL), ('1.0', 'k', 'e', NULL);
          CREATE TABLE kv (grp INTEGER, key NUMERIC, value TEXT);
-         INSERT INTO kv VALUES ('g', 1, 'legacy-key'), (1, 'k', 'legacy-group');",
-    );
+         INSERT INTO kv VALUES ('g', 1, 'legacy-key'), (1, 'k', 'legacy-group');"
+    ));
     let (store, _) = open(&path);
     assert_eq!(store.get("g", "1").unwrap(), "legacy-key");
     assert_eq!(store.get("g", "1.0").unwrap(), "from-entries");
@@ -273,14 +272,13 @@ fn legacy_numeric_columns_compare_as_entries_compares_them() {
 
 #[test]
 fn legacy_keys_compare_as_entries_compares_them() {
-    let (_dir, path) = old_file(
-        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
-             entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key));
+    let (_dir, path) = old_file(&format!(
+        "{GO_SCHEMA}
          INSERT INTO entries VALUES ('g', 'held', 'from-entries', NULL);
          CREATE TABLE kv (grp TEXT, key TEXT COLLATE NOCASE, value TEXT);
          INSERT INTO kv VALUES ('g', 'A', 'upper'), ('g', 'a', 'lower'),
-                               ('g', 'held', 'legacy-1'), ('g', 'held', 'legacy-2');",
-    );
+                               ('g', 'held', 'legacy-1'), ('g', 'held', 'legacy-2');"
+    ));
     let (store, _) = open(&path);
     assert!(!raw_has_object(&path, "kv"));
     assert_eq!(store.get("g", "A").unwrap(), "upper");

@@ -12,6 +12,11 @@ use crate::error::{Error, Result};
 
 const CONTEXT: &str = "ensure schema";
 
+/// The Go implementation's `entries` columns and key (a legacy `kv` table's rows are staged in
+/// a TEMP table of the same shape, so they are converted and compared as `entries` will).
+const ENTRIES_COLUMNS: &str = "group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+    entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key)";
+
 /// Bumped whenever [`ensure`] creates or changes something; stamped in `store_meta` once a
 /// file has all of it, so later opens can see that with one read (see [`is_current`]).
 const SCHEMA_VERSION: i64 = 2;
@@ -97,15 +102,9 @@ pub(crate) fn is_current(conn: &Connection) -> bool {
 /// Brings the schema up to date; runs inside the caller's `BEGIN IMMEDIATE`.
 pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     let fail = |e: rusqlite::Error| Error::sqlite(op, CONTEXT, e);
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS entries (
-            group_name TEXT NOT NULL,
-            entry_key TEXT NOT NULL,
-            entry_value TEXT NOT NULL,
-            expires_at INTEGER,
-            PRIMARY KEY (group_name, entry_key)
-        );",
-    )
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS entries ({ENTRIES_COLUMNS});"
+    ))
     .map_err(fail)?;
     add_column(conn, "entries", "expires_at INTEGER").map_err(fail)?;
     add_column(conn, "entries", "version INTEGER NOT NULL DEFAULT 0").map_err(fail)?;
@@ -257,7 +256,7 @@ fn not_in_entries() -> String {
 /// `'a'` one key). Rows whose key `entries` already holds are left out (it wins, SPEC §3.2).
 /// Any other row `entries` cannot take refuses the migration rather than being dropped with
 /// the table: a NULL `grp`, `key` or `value`, or two rows that are one key in `entries`. The
-/// caller rolls back, so the file stays as it was.
+/// caller rolls back, so the data stays as it was.
 fn migrate_legacy_kv(conn: &Connection) -> rusqlite::Result<()> {
     let legacy: bool = conn.query_row(&format!("SELECT {LEGACY_KV_TABLE}"), [], |r| r.get(0))?;
     if !legacy {
@@ -267,16 +266,10 @@ fn migrate_legacy_kv(conn: &Connection) -> rusqlite::Result<()> {
         .prepare("SELECT 1 FROM pragma_table_info('kv') WHERE lower(name) = 'expires_at'")?
         .exists([])?;
     let expiry = if has_expiry { "expires_at" } else { "NULL" };
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "DROP TABLE IF EXISTS temp.store_legacy_kv;
-         CREATE TEMP TABLE store_legacy_kv (
-            group_name TEXT NOT NULL,
-            entry_key TEXT NOT NULL,
-            entry_value TEXT NOT NULL,
-            expires_at INTEGER,
-            PRIMARY KEY (group_name, entry_key)
-         );",
-    )?;
+         CREATE TEMP TABLE store_legacy_kv ({ENTRIES_COLUMNS});"
+    ))?;
     let staged = conn.execute_batch(&format!(
         "INSERT INTO temp.store_legacy_kv (group_name, entry_key, entry_value, expires_at)
              SELECT grp, key, value, {expiry} FROM kv AS k WHERE {};",
