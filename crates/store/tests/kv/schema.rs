@@ -248,12 +248,9 @@ fn legacy_rows_that_cannot_move_refuse_the_migration_and_keep_the_file() {
     }
 }
 
-/// h161: what decides a repeat is the key as `entries` compares it (bytewise): a legacy column
-/// declared `COLLATE NOCASE` holding `A` and `a` moves both. And a repeated key that `entries`
-/// already holds is no refusal: `entries` wins over both legacy rows (SPEC §3.2).
-/// A legacy column of numeric affinity compares as `entries` does too: its `1` is the
-/// text `'1'` there, another key than an `entries` row `'1.0'`, so it moves (it was taken for
-/// that row and dropped, h163).
+/// A legacy column of numeric affinity compares as `entries` does: its `1` is the text `'1'`
+/// there, another key than an `entries` row `'1.0'`, so it moves (it was taken for that row
+/// and dropped, h163).
 #[test]
 fn legacy_numeric_columns_compare_as_entries_compares_them() {
     let (_dir, path) = old_file(&format!(
@@ -270,6 +267,9 @@ fn legacy_numeric_columns_compare_as_entries_compares_them() {
     assert_eq!(store.count_all("").unwrap(), 4);
 }
 
+/// h161: what decides a repeat is the key as `entries` compares it (bytewise): a legacy column
+/// declared `COLLATE NOCASE` holding `A` and `a` moves both. And a repeated key that `entries`
+/// already holds is no refusal: `entries` wins over both legacy rows (SPEC §3.2).
 #[test]
 fn legacy_keys_compare_as_entries_compares_them() {
     let (_dir, path) = old_file(&format!(

@@ -108,7 +108,7 @@ pub(crate) fn ensure(op: &'static str, conn: &Connection) -> Result<()> {
     .map_err(fail)?;
     add_column(conn, "entries", "expires_at INTEGER").map_err(fail)?;
     add_column(conn, "entries", "version INTEGER NOT NULL DEFAULT 0").map_err(fail)?;
-    // Before the legacy rows are merged: their `INSERT OR IGNORE` relies on the key constraint.
+    // Before the legacy rows are merged: moving them relies on the key constraint.
     ensure_key_constraint(conn).map_err(fail)?;
     conn.execute_batch(&version_reset_trigger_sql()).map_err(fail)?;
     conn.execute_batch(
