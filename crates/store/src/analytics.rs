@@ -23,12 +23,6 @@
 //! ```
 
 mod claims;
-
-/// Whether this process holds the database file at `path` (an `Analytics` handle of it is
-/// open, under any name): the Service does not wait for such a holder.
-pub(crate) fn open_in_this_process(path: &std::path::Path) -> bool {
-    claims::is_open(path)
-}
 mod csvfile;
 mod decompress;
 mod export;
@@ -59,6 +53,8 @@ use duckdb::{AccessMode, Connection};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+// The Service does not wait for a holder of its analytics file in this process.
+pub(crate) use claims::is_open as open_in_this_process;
 pub(crate) use guard::{MAX_PARAM_DEPTH, params_too_deep, refuse_deep_params, refuse_deep_result};
 use guard::{prepare, refuse_attach_of_open_files, refuse_nul};
 use open::{check_path, engine_config, file_engine, remove_failed_create};

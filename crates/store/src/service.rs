@@ -321,8 +321,9 @@ impl Service {
     /// # Errors
     /// A busy error ([`Error::is_busy`]) when another process still holds the file after the
     /// busy timeout, or at once when this process holds it (another `Service` on this home, or
-    /// the caller's own `Analytics` handle on its `workspace.duckdb`) (this method exists only with the `analytics` feature; without it the
-    /// Service's analytics actions are `Unsupported`);
+    /// the caller's own `Analytics` handle on its `workspace.duckdb`); this method exists only
+    /// with the `analytics` feature (without it the Service's analytics actions are
+    /// `Unsupported`);
     /// otherwise as [`Analytics::open`](crate::analytics::Analytics::open).
     ///
     /// # Examples

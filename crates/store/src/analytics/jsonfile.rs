@@ -79,24 +79,13 @@ const MAX_LINE_BYTES: usize = 16 << 20;
 /// and so is what DuckDB accepts beyond the standard, see [`as_strict_json`]). Reads at most
 /// [`MAX_LINE_BYTES`] of a line. Compressed files are left to DuckDB.
 pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
-    let Some(mut reader) = open(path)? else {
-        return Ok(None);
-    };
-    let mut line = Vec::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let (read, fits) = read_line(&mut reader, &mut line)?;
-        if read == 0 {
-            return Ok(None);
-        }
-        number += 1;
+    find_line(path, |number, line, fits| {
         if !fits {
-            continue; // too long to judge here in bounded memory; DuckDB read it or said so
+            return None; // too long to judge here in bounded memory; DuckDB read it or said so
         }
         let text = line.trim_ascii();
         if text.is_empty() {
-            continue;
+            return None;
         }
         let defect = if text.first() == Some(&b'{') {
             let strict = as_strict_json(text);
@@ -115,32 +104,44 @@ pub(crate) fn jsonl_defect(path: &Path) -> std::io::Result<Option<Defect>> {
         } else {
             Some("not a JSON object (each line of a JSONL file is one record)".to_string())
         };
-        if let Some(reason) = defect {
-            return Ok(Some(Defect { line: number, reason }));
-        }
-    }
+        defect.map(|reason| Defect { line: number, reason })
+    })
 }
 
 /// The line number of the `record`-th record (1-based) of a JSONL file: DuckDB numbers the
 /// records it could not convert by counting records, skipping blank lines, so its number is
 /// the line only in a file without them. `None` past the end, or for a compressed file.
 pub(crate) fn line_of_record(path: &Path, record: u64) -> std::io::Result<Option<u64>> {
+    let mut records = 0;
+    find_line(path, |number, line, _| {
+        if line.trim_ascii().is_empty() {
+            return None;
+        }
+        records += 1;
+        (records == record).then_some(number)
+    })
+}
+
+/// Walks the lines of an uncompressed JSONL file, calling `visit` with each line's number
+/// (1-based), its text (at most [`MAX_LINE_BYTES`] of it) and whether it fitted, until `visit`
+/// returns something. `None` at the end, or for a compressed file (left to DuckDB).
+fn find_line<T>(
+    path: &Path,
+    mut visit: impl FnMut(u64, &[u8], bool) -> Option<T>,
+) -> std::io::Result<Option<T>> {
     let Some(mut reader) = open(path)? else {
         return Ok(None);
     };
-    let (mut line, mut number, mut records) = (Vec::new(), 0, 0);
+    let (mut line, mut number) = (Vec::new(), 0);
     loop {
         line.clear();
-        let (read, _) = read_line(&mut reader, &mut line)?;
+        let (read, fits) = read_line(&mut reader, &mut line)?;
         if read == 0 {
             return Ok(None);
         }
         number += 1;
-        if !line.trim_ascii().is_empty() {
-            records += 1;
-            if records == record {
-                return Ok(Some(number));
-            }
+        if let Some(found) = visit(number, &line, fits) {
+            return Ok(Some(found));
         }
     }
 }
