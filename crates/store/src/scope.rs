@@ -266,6 +266,38 @@ impl Scope {
         &self.prefix
     }
 
+    /// The namespace, and the [`usage::Room`] within which writing `key` = `value` passes its
+    /// quota whatever the write replaces, for [`usage::upsert_if_room`]. `None` when there is
+    /// no quota to check, or when the write alone is over the byte limit: then only the exact
+    /// check ([`Scope::check_write`]) can tell, from the size of the entry it replaces.
+    pub(crate) fn recorded_room(&self, key: &str, value: &str) -> Option<(&str, usage::Room)> {
+        let namespace = self.namespace.as_deref()?;
+        let quota = self.quota;
+        if quota.is_unlimited() {
+            return None;
+        }
+        let limit = |max: u64| {
+            if max == 0 {
+                i64::MAX
+            } else {
+                validate::clamp_i64(max)
+            }
+        };
+        let new_bytes = (key.len() + value.len()) as u64;
+        let bytes_at_most = match quota.max_bytes {
+            0 => i64::MAX,
+            max => validate::clamp_i64(max.checked_sub(new_bytes)?),
+        };
+        Some((
+            namespace,
+            usage::Room {
+                keys_below: limit(quota.max_keys),
+                bytes_at_most,
+                groups_below: limit(quota.max_groups),
+            },
+        ))
+    }
+
     /// Enforces the quota for writing `value` at (`group`, `key`) (stored names), inside the
     /// write's transaction, after its earlier writes. A scope without a quota passes at once.
     ///

@@ -207,6 +207,12 @@ impl<'w> WriteCtx<'w> {
         self.versions.allocate(self.conn).ctx(self.op, "allocate version")
     }
 
+    /// Returns `seq`, the last number [`WriteCtx::next_seq`] gave, unused: the next write
+    /// gets it again. A no-op for any other number.
+    pub(crate) fn give_back_seq(&mut self, seq: u64) {
+        self.versions.give_back(seq);
+    }
+
     /// Records one mutation with an already allocated `seq`: appends its change row (when the
     /// feed is on) and stages its event for dispatch after commit (when anyone listens).
     pub(crate) fn record(&mut self, change: Mutation<'_>, seq: u64) -> Result<()> {

@@ -374,11 +374,30 @@ fn put<A: Access>(
     let scope = a.scope();
     let group = scope.group(op, group)?;
     let now = a.now();
-    // The quota check only reads, so this is still one writing statement.
+    // One statement writes: the exact quota check only reads, and a write the one-statement
+    // check refuses has written nothing.
     quota_checked_write(a, op, now, Statements::One, |w, counted_expired| {
         let expires_at = ttl.map(|ttl| w.now.saturating_add(ttl_ms(ttl)));
-        scope.check_write(w, &group, key, value, counted_expired)?;
-        write_value(w, &group, key, value, expires_at)
+        let Some((namespace, room)) = scope.recorded_room(key, value) else {
+            scope.check_write(w, &group, key, value, counted_expired)?;
+            return write_value(w, &group, key, value, expires_at);
+        };
+        // Most writes fit what the counters record with room to spare: they are checked and
+        // written by one statement. The others (near a limit, or beside expired rows the
+        // counters still hold) get the exact check, with the same version.
+        let seq = w.next_seq()?;
+        let written =
+            sqlite::usage::upsert_if_room(w.conn, namespace, &group, key, value, expires_at, seq, room)
+                .ctx(op, "write entry")?;
+        if !written {
+            if let Err(e) = scope.check_write(w, &group, key, value, counted_expired) {
+                // A refused write inside a transaction that goes on must not use up a version.
+                w.give_back_seq(seq);
+                return Err(e);
+            }
+            sqlite::upsert(w.conn, &group, key, value, expires_at, seq).ctx(op, "write entry")?;
+        }
+        record_set(w, &group, key, value, expires_at, seq)
     })
 }
 
@@ -425,6 +444,18 @@ pub(crate) fn write_value(
 ) -> Result<u64> {
     let seq = w.next_seq()?;
     sqlite::upsert(w.conn, group, key, value, expires_at, seq).ctx(w.op, "write entry")?;
+    record_set(w, group, key, value, expires_at, seq)
+}
+
+/// Records the `Set` of a value written with version `seq`; returns `seq`.
+fn record_set(
+    w: &mut WriteCtx<'_>,
+    group: &str,
+    key: &str,
+    value: &str,
+    expires_at: Option<i64>,
+    seq: u64,
+) -> Result<u64> {
     w.record(
         Mutation {
             kind: EventKind::Set,

@@ -91,6 +91,14 @@ impl Versions {
         Ok(n)
     }
 
+    /// Takes back `n` if it is the last number [`Versions::allocate`] handed out (it went
+    /// unused), so numbering stays consecutive.
+    pub fn give_back(&mut self, n: u64) {
+        if self.next == n.saturating_add(1) {
+            self.next = n;
+        }
+    }
+
     /// Gives back the unused tail of our block if nobody reserved after it, so the next writer
     /// (often the next short-lived process) continues the numbering without a jump. Runs in
     /// its own write transaction at close.

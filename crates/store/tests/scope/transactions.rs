@@ -3,10 +3,11 @@
 //! `Transaction::scoped` / `scoped_with` views inside a raw transaction.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use store::{Kv, QuotaLimit, ScopedConfig};
 
-use crate::common::{expect_invalid, file_store};
+use crate::common::{expect_invalid, file_store, memory_store_with};
 use crate::support::{NS_A, NS_B, drain, expect_quota, quota, scoped, usage};
 
 #[test]
@@ -51,6 +52,52 @@ fn handling_a_quota_error_inside_the_closure_keeps_the_earlier_pending_writes() 
     assert_eq!(ns.get_all("a").unwrap().len(), 2);
     assert!(!ns.exists("a", "k3").unwrap());
     assert_eq!(f.raw_rows(), 2);
+}
+
+#[test]
+fn refused_writes_inside_a_transaction_use_up_no_version() {
+    // A set near a limit is refused by the one-statement check first, then judged exactly:
+    // neither refusal may consume a version, and a live key's upsert at the limit (refused
+    // by the first, passed by the second) takes the next one.
+    let (f, (memory, _clock)) = (file_store(), memory_store_with(|c| c.with_change_feed(true)));
+    for store in [&f.store, &memory] {
+        let ns = scoped(store, NS_A, quota(2, 0, 0));
+        let (first, last) = ns
+            .transaction(|tx| {
+                let first = tx.set("a", "k1", "v")?;
+                let second = tx.set("a", "k2", "v")?;
+                expect_quota(tx.set("a", "k3", "v"), NS_A, QuotaLimit::Keys, 2, 3);
+                expect_quota(
+                    tx.set_with_ttl("b", "k4", "v", Duration::from_secs(60)),
+                    NS_A,
+                    QuotaLimit::Keys,
+                    2,
+                    3,
+                );
+                let again = tx.set("a", "k1", "w")?;
+                assert_eq!(
+                    (second, again),
+                    (first + 1, first + 2),
+                    "versions stay consecutive"
+                );
+                Ok((first, again))
+            })
+            .unwrap();
+        assert_eq!(store.set("raw", "k", "v").unwrap(), last + 1);
+        expect_quota(ns.set("a", "k5", "v"), NS_A, QuotaLimit::Keys, 2, 3);
+        assert_eq!(
+            ns.set("a", "k2", "x").unwrap(),
+            last + 2,
+            "a refused autocommit set takes no version either"
+        );
+        let feed = store.changes_since(0, 100).unwrap();
+        let seqs: Vec<u64> = feed.changes.iter().map(|c| c.seq).collect();
+        assert_eq!(
+            seqs,
+            (first..=last + 2).collect::<Vec<_>>(),
+            "the feed has no gaps"
+        );
+    }
 }
 
 #[test]

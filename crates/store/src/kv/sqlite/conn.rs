@@ -187,6 +187,7 @@ fn configure(op: &'static str, conn: &Connection, durability: Durability, busy: 
         // The first statement that touches the file (and, in WAL mode, creates its `-shm`):
         // a full disk or an unwritable directory shows up here.
         .ctx(op, "first access to the database file (set synchronous)")?;
+    super::usage::register_functions(conn).ctx(op, "register SQL functions")?;
     Ok(())
 }
 
