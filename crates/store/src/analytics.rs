@@ -542,7 +542,9 @@ impl Analytics {
         }))
     }
 
-    /// Whether a table (or view) of that name exists in the main schema.
+    /// Whether a table (or view) of that name exists in the default schema (`main`, or the
+    /// schema a `USE` on this handle chose: where SQL finds a table named without a schema),
+    /// or is a temporary one.
     ///
     /// # Examples
     /// ```
@@ -672,17 +674,27 @@ pub(crate) fn transaction_on<T>(
     };
     conn.execute_batch(begin)
         .map_err(|e| Error::duckdb(op, "begin transaction", e))?;
-    match f(conn) {
-        Ok(v) => {
+    let rollback = || {
+        if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+            log::warn!("store: analytics rollback failed: {rollback}");
+        }
+    };
+    // `f` may run the caller's code (an append streams rows from the caller's iterator): if
+    // it panics, the transaction must not stay open on a handle that outlives the panic,
+    // where later statements would run inside it and vanish when the handle closes.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))) {
+        Ok(Ok(v)) => {
             conn.execute_batch("COMMIT")
                 .map_err(|e| Error::duckdb(op, "commit", e))?;
             Ok(v)
         }
-        Err(e) => {
-            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
-                log::warn!("store: analytics rollback failed: {rollback}");
-            }
+        Ok(Err(e)) => {
+            rollback();
             Err(e)
+        }
+        Err(panic) => {
+            rollback();
+            std::panic::resume_unwind(panic)
         }
     }
 }

@@ -625,7 +625,15 @@ fn require_scoring_table(
     table: &str,
     fields: &[FieldRef],
 ) -> Result<()> {
-    if !super::table_exists_on(op, conn, table)? {
+    // In `main`, where the writers write, whatever schema a `USE` made the default.
+    let exists = conn
+        .prepare(
+            "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() \
+             AND table_schema = 'main' AND table_type = 'BASE TABLE' AND lower(table_name) = lower(?)",
+        )
+        .and_then(|mut stmt| stmt.exists([table]))
+        .map_err(|e| Error::duckdb(op, format!("look up table {table}"), e))?;
+    if !exists {
         return Err(Error::Missing {
             op,
             kind: "table",

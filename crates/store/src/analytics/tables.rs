@@ -1,5 +1,10 @@
 //! Finding tables by name as DuckDB resolves them (ASCII case-insensitive, the default schema
 //! first, then other schemas by their inventory names), and counting their rows.
+//!
+//! The default schema is the connection's current one: `main`, or what a `USE` chose, where
+//! DuckDB looks up (and creates) a table named without a schema. The store's statements name
+//! tables that way, so its lookups follow the same schema: an import after `USE s` checks for
+//! the table in `s`, where its `CREATE TABLE` or `INSERT INTO` then writes.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +23,8 @@ pub(crate) fn table_type_on(op: &'static str, conn: &Connection, table: &str) ->
     let mut stmt = conn
         .prepare(
             "SELECT table_name, table_type FROM information_schema.tables \
-             WHERE table_catalog IN (current_database(), 'temp') AND table_schema = 'main' \
+             WHERE (table_catalog = current_database() AND table_schema = current_schema() \
+                    OR table_catalog = 'temp' AND table_schema = 'main') \
                AND lower(table_name) = lower(?)",
         )
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
@@ -85,7 +91,7 @@ fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Resul
         .prepare(
             "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
              WHERE table_catalog = current_database() AND table_type = 'VIEW' \
-               AND table_schema NOT IN ('main', 'information_schema', 'pg_catalog') \
+               AND table_schema NOT IN (current_schema(), 'information_schema', 'pg_catalog') \
              ORDER BY table_schema, table_name",
         )
         .map_err(lookup)?;
@@ -114,26 +120,29 @@ fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, Stri
     // their names: a name resolves to them before another schema's table. A default-schema
     // base table keeps its name over a temporary one (listed first), though exporting that
     // name reads the temporary table, as SQL does; its qualified name reads the base table.
-    let listed: Vec<(String, String, String, bool)> = {
+    let listed: Vec<(String, String, String, bool, bool)> = {
         let mut stmt = conn
             .prepare(
-                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type <> 'BASE TABLE' \
+                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type <> 'BASE TABLE', \
+                   table_catalog = 'temp' OR table_schema = current_schema() AS default_schema \
                  FROM information_schema.tables \
                  WHERE (table_catalog = 'temp' AND table_schema = 'main' \
                         OR table_catalog = current_database() \
                            AND table_schema NOT IN ('information_schema', 'pg_catalog')) \
-                   AND (table_type = 'BASE TABLE' OR table_schema = 'main') \
-                 ORDER BY table_schema <> 'main', table_type <> 'BASE TABLE', table_schema, table_name",
+                   AND (table_type = 'BASE TABLE' OR table_catalog = 'temp' OR table_schema = current_schema()) \
+                 ORDER BY NOT default_schema, table_type <> 'BASE TABLE', table_schema, table_name",
             )
             .map_err(|e| Error::duckdb(op, "list tables", e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(|e| Error::duckdb(op, "list tables", e))?
-            .collect::<duckdb::Result<_>>()
-            .map_err(|e| Error::duckdb(op, "list tables", e))?
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(|e| Error::duckdb(op, "list tables", e))?
+        .collect::<duckdb::Result<_>>()
+        .map_err(|e| Error::duckdb(op, "list tables", e))?
     };
     let mut taken = std::collections::HashSet::new();
     let mut named = Vec::with_capacity(listed.len());
-    for (catalog, schema, table, reserved_only) in listed {
+    for (catalog, schema, table, reserved_only, default_schema) in listed {
         if reserved_only {
             taken.insert(table.to_ascii_lowercase());
             continue;
@@ -142,7 +151,7 @@ fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, Stri
         // of the same name would be read instead (DuckDB looks in `temp` first).
         let qualified = sql::qualified(&catalog, &schema, &table);
         let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&table));
-        let preferred = if schema == "main" {
+        let preferred = if default_schema {
             vec![table, qualified.clone()]
         } else {
             vec![format!("{schema}.{table}"), spelled.clone(), qualified.clone()]

@@ -1685,3 +1685,45 @@ fn an_append_the_table_refuses_names_its_fix_and_changes_nothing() {
     assert!(err.to_string().contains("constraint of the table"), "{err}");
     assert_eq!(all_rows(&db, "t"), vec![vec![Value::Int(1), t("a")]]);
 }
+
+/// After `USE s2`, SQL finds and creates unqualified tables in `s2`: the import checks for its
+/// table where its `CREATE TABLE` and `INSERT INTO` write, so a second import appends.
+#[test]
+fn after_use_of_another_schema_imports_create_and_then_append_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::open(dir.path().join("m.duckdb")).unwrap();
+    db.exec_batch("CREATE SCHEMA s2; USE s2").unwrap();
+    let csv = write(dir.path(), "x.csv", "a\n1\n");
+    assert_eq!(db.import_csv("imp", &csv, &CsvOptions::default()).unwrap(), 1);
+    assert_eq!(
+        db.import_csv("imp", &csv, &CsvOptions::default()).unwrap(),
+        1,
+        "appends"
+    );
+    assert!(db.table_exists("imp").unwrap());
+    assert_eq!(scalar(&db, "SELECT count(*) FROM s2.imp"), Value::Int(2));
+    assert_eq!(db.table_counts().unwrap().get("imp"), Some(&2));
+    assert_eq!(db.export_parquet("imp", dir.path().join("o.parquet")).unwrap(), 2);
+    db.exec_batch("USE main").unwrap();
+    assert!(!db.table_exists("imp").unwrap(), "no table of that name in main");
+    assert_eq!(db.table_counts().unwrap().get("s2.imp"), Some(&2));
+}
+
+/// With `imp` in both `main` (VARCHAR) and `s2` (BIGINT) and `s2` in use, the import types
+/// the file by the table it appends to (`s2.imp`), and counts and exports name that table.
+#[test]
+fn after_use_an_import_reads_the_types_of_the_table_it_appends_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::open(dir.path().join("m.duckdb")).unwrap();
+    db.exec_batch(
+        "CREATE SCHEMA s2; CREATE TABLE main.imp (a VARCHAR); CREATE TABLE s2.imp (a BIGINT); USE s2",
+    )
+    .unwrap();
+    let csv = write(dir.path(), "x.csv", "a\n007\n");
+    assert_eq!(db.import_csv("imp", &csv, &CsvOptions::default()).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT a FROM s2.imp"), Value::Int(7));
+    assert_eq!(scalar(&db, "SELECT count(*) FROM main.imp"), Value::Int(0));
+    let counts = db.table_counts().unwrap();
+    assert_eq!((counts.get("imp"), counts.get("main.imp")), (Some(&1), Some(&0)));
+    assert_eq!(db.export_parquet("imp", dir.path().join("o.parquet")).unwrap(), 1);
+}

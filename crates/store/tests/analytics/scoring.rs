@@ -881,3 +881,58 @@ fn scoring_writers_on_a_read_only_handle_say_how_to_write() {
         assert!(err.to_string().contains("open it with Analytics::open"), "{err}");
     }
 }
+
+/// The appender streams a key-less table's rows from the caller's iterator inside the
+/// write's transaction: a panic there must roll it back, not leave it open on the handle,
+/// where later writes would run inside it and be lost when the handle closes.
+#[test]
+fn a_panicking_row_iterator_rolls_back_and_later_writes_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.duckdb");
+    let db = Analytics::open(&path).unwrap();
+    db.ensure_scoring_tables().unwrap();
+    db.exec_batch("CREATE TABLE t (x INTEGER)").unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        db.append_scoring_results((0..5000).map(|i| {
+            assert!(i != 3000, "the caller's iterator panics");
+            scoring(&format!("m{i}"), "s", "d", 1.0)
+        }))
+    }));
+    assert!(caught.is_err());
+    assert_eq!(count(&db, SCORING_RESULTS), 0, "nothing of the failed call");
+    db.append_scoring_results(vec![scoring("after", "s", "d", 1.0)])
+        .unwrap();
+    assert_eq!(db.exec("INSERT INTO t VALUES (1)", &[]).unwrap(), 1);
+    db.close().unwrap();
+    let db = Analytics::open(&path).unwrap();
+    assert_eq!((count(&db, "t"), count(&db, SCORING_RESULTS)), (1, 1));
+}
+
+/// The scoring tables live in `main`: a `USE` of another schema changes where unqualified
+/// SQL looks, not where the writers write or look for them.
+#[test]
+fn scoring_writers_use_main_whatever_schema_is_in_use() {
+    let db = Analytics::in_memory().unwrap();
+    db.exec_batch("CREATE SCHEMA s2; USE s2").unwrap();
+    db.ensure_scoring_tables().unwrap();
+    assert_eq!(
+        db.append_scoring_results(vec![scoring("m", "s", "d", 0.5)])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.append_checkpoint_scores(vec![checkpoint("m", "r", "l", 1)])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        scalar(&db, &format!("SELECT count(*) FROM main.{SCORING_RESULTS}")),
+        Value::Int(1)
+    );
+    assert_eq!(
+        db.table_counts()
+            .unwrap()
+            .get(&format!("main.{CHECKPOINT_SCORES}")),
+        Some(&1)
+    );
+}
