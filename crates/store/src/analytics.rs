@@ -60,7 +60,7 @@ use guard::{prepare, refuse_attach_of_open_files, refuse_nul};
 use open::{check_path, engine_config, file_engine, remove_failed_create};
 pub(crate) use open::{open_refused, refuse_foreign_file, unfinished_database_file};
 use tables::table_counts_on;
-pub(crate) use tables::{require_table, same_name, table_exists_on, table_type_on};
+pub(crate) use tables::{default_table, new_table_sql, require_table, same_name, table_exists_on};
 
 pub use import::CsvOptions;
 pub use progress::{ImportProgress, ProgressFn};
@@ -542,9 +542,8 @@ impl Analytics {
         }))
     }
 
-    /// Whether a table (or view) of that name exists in the default schema (`main`, or the
-    /// schema a `USE` on this handle chose: where SQL finds a table named without a schema),
-    /// or is a temporary one.
+    /// Whether a table (or view) of that name exists in the main schema, or is a temporary
+    /// one: `main` whatever a `USE` or `search_path` on this handle says.
     ///
     /// # Examples
     /// ```

@@ -11,7 +11,7 @@ use duckdb::Connection;
 
 use super::paths::{LiteralPath, held_database, require_readable_file};
 use super::progress::{JobProgress, ProgressFn, with_progress};
-use super::{Analytics, csvfile, jsonfile, sql, table_exists_on, table_type_on, typetext};
+use super::{Analytics, csvfile, default_table, jsonfile, new_table_sql, sql, table_exists_on, typetext};
 use super::{decompress, target_types};
 use crate::error::{Error, Result};
 
@@ -313,7 +313,7 @@ impl Analytics {
         // One job across both runs an import may make (see `again` below).
         let job = JobProgress::new(progress);
         sql::require_path(op, "path", path)?;
-        let quoted = sql::ident(op, "table", table)?;
+        sql::ident(op, "table", table)?;
         if let Some(what) = held_database(path) {
             // Reading it would open and close the file, which drops this process's locks on
             // the database (see `paths::held_open_here`).
@@ -537,13 +537,13 @@ impl Analytics {
                     )?,
                 ];
                 let names = self.with_conn(op, |conn| {
-                    if table_type_on(op, conn, table)?.is_none_or(|kind| kind == "VIEW") {
+                    let Some(target) = default_table(op, conn, table)?.filter(|t| t.kind != "VIEW") else {
                         return Ok(None);
-                    }
+                    };
                     let detected = relations
                         .iter()
                         .find_map(|relation| target_types::columns(conn, relation).ok());
-                    let table_columns = target_types::columns(conn, &quoted).ok();
+                    let table_columns = target_types::columns(conn, &target.sql).ok();
                     match (detected, table_columns) {
                         (Some(detected), Some(table_columns)) => {
                             header_names(op, &fields, &detected, &table_columns)
@@ -585,8 +585,9 @@ impl Analytics {
         };
         let attempt = |reading: Reading| {
             self.in_transaction(op, |conn| {
-                let kind = table_type_on(op, conn, table)?;
-                if kind.as_deref() == Some("VIEW") {
+                let found = default_table(op, conn, table)?;
+                let kind = found.as_ref().map(|t| t.kind.as_str());
+                if kind == Some("VIEW") {
                     return Err(Error::invalid(
                         op,
                         "table",
@@ -594,6 +595,11 @@ impl Analytics {
                     ));
                 }
                 let exists = kind.is_some();
+                // Qualified: a bare name could resolve elsewhere (see `default_table`).
+                let quoted = match found {
+                    Some(t) => t.sql,
+                    None => new_table_sql(op, conn, table)?,
+                };
                 let failed = |e| import_error(op, path, format, !exists, e);
                 let csv_append = exists && matches!(format, Format::Csv(_));
                 // The file's columns as read with `reading`, and the table's (see
@@ -766,7 +772,7 @@ fn untype_null_columns(op: &'static str, conn: &Connection, table: &str, quoted:
     let columns: Vec<(String, String)> = conn
         .prepare(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? \
-             AND database_name = current_database() AND schema_name = current_schema() \
+             AND database_name = current_database() AND schema_name = 'main' \
              AND contains(data_type, '\"NULL\"') AND NOT internal",
         )
         .and_then(|mut stmt| stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())

@@ -1,10 +1,6 @@
-//! Finding tables by name as DuckDB resolves them (ASCII case-insensitive, the default schema
-//! first, then other schemas by their inventory names), and counting their rows.
-//!
-//! The default schema is the connection's current one: `main`, or what a `USE` chose, where
-//! DuckDB looks up (and creates) a table named without a schema. The store's statements name
-//! tables that way, so its lookups follow the same schema: an import after `USE s` checks for
-//! the table in `s`, where its `CREATE TABLE` or `INSERT INTO` then writes.
+//! Finding tables by name as DuckDB resolves them (ASCII case-insensitive, temporary tables and
+//! the default schema first, then other schemas by their inventory names), and counting their
+//! rows. The default schema is `main`, whatever a `USE` or `search_path` of the caller's says.
 
 use std::collections::BTreeMap;
 
@@ -14,27 +10,53 @@ use super::sql;
 use crate::error::{Error, Result};
 
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
-    Ok(table_type_on(op, conn, table)?.is_some())
+    Ok(default_table(op, conn, table)?.is_some())
 }
 
-/// The `information_schema` type (`BASE TABLE`, `VIEW`, `LOCAL TEMPORARY`) of the table or view
-/// `table` names in the default schema (or the temporary one), if there is one.
-pub(crate) fn table_type_on(op: &'static str, conn: &Connection, table: &str) -> Result<Option<String>> {
+/// A table or view found by its name in the default schema, or a temporary one.
+pub(crate) struct DefaultTable {
+    /// Its `information_schema` type (`BASE TABLE`, `VIEW`, `LOCAL TEMPORARY`).
+    pub kind: String,
+    /// Its fully qualified SQL name.
+    pub sql: String,
+}
+
+/// The table or view `table` names in the default schema, `main` of this database, or among
+/// the temporary ones, which SQL reads first. The store's own statements use the qualified
+/// name this returns (or [`new_table_sql`]), never the bare one: a `USE` or `search_path` of
+/// the caller's makes SQL look up bare names elsewhere first, and the table the store checked
+/// would not be the one its statement wrote to.
+pub(crate) fn default_table(
+    op: &'static str,
+    conn: &Connection,
+    table: &str,
+) -> Result<Option<DefaultTable>> {
     let mut stmt = conn
         .prepare(
-            "SELECT table_name, table_type FROM information_schema.tables \
-             WHERE (table_catalog = current_database() AND table_schema = current_schema() \
-                    OR table_catalog = 'temp' AND table_schema = 'main') \
-               AND lower(table_name) = lower(?)",
+            "SELECT table_catalog, table_name, table_type FROM information_schema.tables \
+             WHERE table_catalog IN (current_database(), 'temp') AND table_schema = 'main' \
+               AND lower(table_name) = lower(?) \
+             ORDER BY table_catalog <> 'temp'",
         )
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
-    let names: Vec<(String, String)> = stmt
-        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+    let names: Vec<(String, String, String)> = stmt
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|rows| rows.collect())
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
-    Ok(names
-        .into_iter()
-        .find_map(|(name, kind)| same_name(&name, table).then_some(kind)))
+    Ok(names.into_iter().find_map(|(catalog, name, kind)| {
+        same_name(&name, table).then(|| DefaultTable {
+            kind,
+            sql: sql::qualified(&catalog, "main", &name),
+        })
+    }))
+}
+
+/// The qualified SQL name a new table `table` of the default schema gets.
+pub(crate) fn new_table_sql(op: &'static str, conn: &Connection, table: &str) -> Result<String> {
+    let catalog: String = conn
+        .query_row("SELECT current_database()", [], |r| r.get(0))
+        .map_err(|e| Error::duckdb(op, "read the database name", e))?;
+    Ok(sql::qualified(&catalog, "main", table))
 }
 
 /// DuckDB's identifier rule: names match ignoring ASCII case only (`Foo` is `foo`, `Ö` is not
@@ -45,18 +67,18 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
 
 /// A table or view as [`require_table`] found it.
 pub(crate) struct ResolvedTable {
-    /// Its name as SQL (quoted, or qualified for another schema).
+    /// Its fully qualified name as SQL.
     pub sql: String,
     /// Whether it is a view: reading its columns binds its query.
     pub is_view: bool,
 }
 
 pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<ResolvedTable> {
-    let quoted = sql::ident(op, "table", table)?;
-    if let Some(kind) = table_type_on(op, conn, table)? {
+    sql::ident(op, "table", table)?;
+    if let Some(found) = default_table(op, conn, table)? {
         return Ok(ResolvedTable {
-            sql: quoted,
-            is_view: kind == "VIEW",
+            is_view: found.kind == "VIEW",
+            sql: found.sql,
         });
     }
     if let Some(found) = other_schema_table(op, conn, table)? {
@@ -91,7 +113,7 @@ fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Resul
         .prepare(
             "SELECT DISTINCT table_catalog, table_schema, table_name FROM information_schema.tables \
              WHERE table_catalog = current_database() AND table_type = 'VIEW' \
-               AND table_schema NOT IN (current_schema(), 'information_schema', 'pg_catalog') \
+               AND table_schema NOT IN ('main', 'information_schema', 'pg_catalog') \
              ORDER BY table_schema, table_name",
         )
         .map_err(lookup)?;
@@ -120,29 +142,26 @@ fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, Stri
     // their names: a name resolves to them before another schema's table. A default-schema
     // base table keeps its name over a temporary one (listed first), though exporting that
     // name reads the temporary table, as SQL does; its qualified name reads the base table.
-    let listed: Vec<(String, String, String, bool, bool)> = {
+    let listed: Vec<(String, String, String, bool)> = {
         let mut stmt = conn
             .prepare(
-                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type <> 'BASE TABLE', \
-                   table_catalog = 'temp' OR table_schema = current_schema() AS default_schema \
+                "SELECT DISTINCT table_catalog, table_schema, table_name, table_type <> 'BASE TABLE' \
                  FROM information_schema.tables \
                  WHERE (table_catalog = 'temp' AND table_schema = 'main' \
                         OR table_catalog = current_database() \
                            AND table_schema NOT IN ('information_schema', 'pg_catalog')) \
-                   AND (table_type = 'BASE TABLE' OR table_catalog = 'temp' OR table_schema = current_schema()) \
-                 ORDER BY NOT default_schema, table_type <> 'BASE TABLE', table_schema, table_name",
+                   AND (table_type = 'BASE TABLE' OR table_schema = 'main') \
+                 ORDER BY table_schema <> 'main', table_type <> 'BASE TABLE', table_schema, table_name",
             )
             .map_err(|e| Error::duckdb(op, "list tables", e))?;
-        stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .map_err(|e| Error::duckdb(op, "list tables", e))?
-        .collect::<duckdb::Result<_>>()
-        .map_err(|e| Error::duckdb(op, "list tables", e))?
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(|e| Error::duckdb(op, "list tables", e))?
+            .collect::<duckdb::Result<_>>()
+            .map_err(|e| Error::duckdb(op, "list tables", e))?
     };
     let mut taken = std::collections::HashSet::new();
     let mut named = Vec::with_capacity(listed.len());
-    for (catalog, schema, table, reserved_only, default_schema) in listed {
+    for (catalog, schema, table, reserved_only) in listed {
         if reserved_only {
             taken.insert(table.to_ascii_lowercase());
             continue;
@@ -151,7 +170,7 @@ fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, Stri
         // of the same name would be read instead (DuckDB looks in `temp` first).
         let qualified = sql::qualified(&catalog, &schema, &table);
         let spelled = format!("{}.{}", sql::quote_reported(&schema), sql::quote_reported(&table));
-        let preferred = if default_schema {
+        let preferred = if schema == "main" {
             vec![table, qualified.clone()]
         } else {
             vec![format!("{schema}.{table}"), spelled.clone(), qualified.clone()]

@@ -1686,10 +1686,11 @@ fn an_append_the_table_refuses_names_its_fix_and_changes_nothing() {
     assert_eq!(all_rows(&db, "t"), vec![vec![Value::Int(1), t("a")]]);
 }
 
-/// After `USE s2`, SQL finds and creates unqualified tables in `s2`: the import checks for its
-/// table where its `CREATE TABLE` and `INSERT INTO` write, so a second import appends.
+/// A `USE` or `search_path` changes where bare names in SQL are looked up first, not what the
+/// store's calls mean by a table name: `main`'s table (or a temporary one). The import checks
+/// and writes that one table.
 #[test]
-fn after_use_of_another_schema_imports_create_and_then_append_in_it() {
+fn after_use_of_another_schema_imports_create_and_append_in_main() {
     let dir = tempfile::tempdir().unwrap();
     let db = Analytics::open(dir.path().join("m.duckdb")).unwrap();
     db.exec_batch("CREATE SCHEMA s2; USE s2").unwrap();
@@ -1701,16 +1702,13 @@ fn after_use_of_another_schema_imports_create_and_then_append_in_it() {
         "appends"
     );
     assert!(db.table_exists("imp").unwrap());
-    assert_eq!(scalar(&db, "SELECT count(*) FROM s2.imp"), Value::Int(2));
+    assert_eq!(scalar(&db, "SELECT count(*) FROM main.imp"), Value::Int(2));
     assert_eq!(db.table_counts().unwrap().get("imp"), Some(&2));
     assert_eq!(db.export_parquet("imp", dir.path().join("o.parquet")).unwrap(), 2);
-    db.exec_batch("USE main").unwrap();
-    assert!(!db.table_exists("imp").unwrap(), "no table of that name in main");
-    assert_eq!(db.table_counts().unwrap().get("s2.imp"), Some(&2));
 }
 
 /// With `imp` in both `main` (VARCHAR) and `s2` (BIGINT) and `s2` in use, the import types
-/// the file by the table it appends to (`s2.imp`), and counts and exports name that table.
+/// the file by `main.imp` and appends there; counts and exports name the same tables.
 #[test]
 fn after_use_an_import_reads_the_types_of_the_table_it_appends_to() {
     let dir = tempfile::tempdir().unwrap();
@@ -1721,9 +1719,48 @@ fn after_use_an_import_reads_the_types_of_the_table_it_appends_to() {
     .unwrap();
     let csv = write(dir.path(), "x.csv", "a\n007\n");
     assert_eq!(db.import_csv("imp", &csv, &CsvOptions::default()).unwrap(), 1);
-    assert_eq!(scalar(&db, "SELECT a FROM s2.imp"), Value::Int(7));
-    assert_eq!(scalar(&db, "SELECT count(*) FROM main.imp"), Value::Int(0));
+    assert_eq!(scalar(&db, "SELECT a FROM main.imp"), t("007"));
+    assert_eq!(scalar(&db, "SELECT count(*) FROM s2.imp"), Value::Int(0));
     let counts = db.table_counts().unwrap();
-    assert_eq!((counts.get("imp"), counts.get("main.imp")), (Some(&1), Some(&0)));
+    assert_eq!((counts.get("imp"), counts.get("s2.imp")), (Some(&1), Some(&0)));
     assert_eq!(db.export_parquet("imp", dir.path().join("o.parquet")).unwrap(), 1);
+    assert_eq!(
+        db.export_parquet("s2.imp", dir.path().join("s.parquet")).unwrap(),
+        0
+    );
+}
+
+/// A table only `main` holds is still found by the store's calls after a `USE` or a
+/// `search_path` naming other schemas, and an import appends to it instead of creating a
+/// twin that bare names in SQL would then find first.
+#[test]
+fn a_main_table_stays_the_target_under_use_and_search_path() {
+    for switch in ["USE s2", "SET search_path = 's2,s3'"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Analytics::open(dir.path().join("m.duckdb")).unwrap();
+        db.exec_batch("CREATE SCHEMA s2; CREATE SCHEMA s3; CREATE TABLE only_main (a BIGINT); INSERT INTO only_main VALUES (1)")
+            .unwrap();
+        db.exec_batch(switch).unwrap();
+        assert!(db.table_exists("only_main").unwrap(), "{switch}");
+        assert_eq!(
+            db.export_parquet("only_main", dir.path().join("o.parquet"))
+                .unwrap(),
+            1
+        );
+        let csv = write(dir.path(), "x.csv", "a\n2\n");
+        assert_eq!(
+            db.import_csv("only_main", &csv, &CsvOptions::default()).unwrap(),
+            1
+        );
+        assert_eq!(
+            scalar(&db, "SELECT count(*) FROM main.only_main"),
+            Value::Int(2),
+            "{switch}"
+        );
+        let twins = scalar(
+            &db,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'only_main'",
+        );
+        assert_eq!(twins, Value::Int(1), "{switch}: no second table");
+    }
 }

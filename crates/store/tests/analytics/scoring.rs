@@ -929,10 +929,16 @@ fn scoring_writers_use_main_whatever_schema_is_in_use() {
         scalar(&db, &format!("SELECT count(*) FROM main.{SCORING_RESULTS}")),
         Value::Int(1)
     );
+    assert_eq!(db.table_counts().unwrap().get(CHECKPOINT_SCORES), Some(&1));
+    let inventory = db.inventory().unwrap();
+    let notes = inventory
+        .tables
+        .iter()
+        .find(|t| t.name == CHECKPOINT_SCORES)
+        .map(|t| t.notes.clone());
     assert_eq!(
-        db.table_counts()
-            .unwrap()
-            .get(&format!("main.{CHECKPOINT_SCORES}")),
-        Some(&1)
+        notes,
+        Some(vec!["1 models".to_string(), "1 runs".to_string()]),
+        "{inventory:?}"
     );
 }
