@@ -625,7 +625,7 @@ fn require_scoring_table(
     table: &str,
     fields: &[FieldRef],
 ) -> Result<()> {
-    // In `main`, where the writers write, whatever schema a `USE` made the default.
+    // In `main`, where the writers write (by its qualified name), whatever a `USE` says.
     let exists = conn
         .prepare(
             "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() \
