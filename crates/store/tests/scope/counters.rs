@@ -493,3 +493,43 @@ fn counters_are_rebuilt_on_reopen_after_any_counter_trigger_was_dropped() {
         }
     }
 }
+
+/// Counters another program set to extremes are garbage, but reading them must not panic:
+/// the live figures subtract the namespace's expired rows from them (saturating), and a
+/// quota check near them answers with a result, not an overflow.
+#[test]
+fn counters_tampered_to_extremes_read_and_check_without_panicking() {
+    for (column, value) in [
+        ("keys", i64::MIN),
+        ("bytes", i64::MIN),
+        ("groups", i64::MIN),
+        ("keys", i64::MAX),
+    ] {
+        let f = file_store();
+        let ns = f.store.scoped(NS_A).unwrap();
+        ns.set_with_ttl("g", "k", "v", Duration::from_millis(1)).unwrap();
+        f.clock.advance(Duration::from_secs(1)); // expired, not purged
+        let raw = Connection::open(f.path()).unwrap();
+        raw.execute(&format!("UPDATE scope_usage SET {column} = ?1"), [value])
+            .unwrap();
+        drop(raw);
+        let usage = ns.usage().unwrap();
+        // i64::MAX keys less the one expired row; anything below zero reads as zero.
+        let keys = if value == i64::MAX {
+            (i64::MAX - 1) as u64
+        } else {
+            0
+        };
+        assert_eq!(
+            (usage.keys, usage.groups, usage.bytes),
+            (keys, 0, 0),
+            "{column} = {value}"
+        );
+        let limited = scoped(&f.store, NS_A, quota(1, 1, 1_000));
+        let written = limited.set("g", "k2", "v");
+        assert!(
+            written.is_ok() || written.unwrap_err().is_quota_exceeded(),
+            "{column} = {value}"
+        );
+    }
+}

@@ -397,10 +397,12 @@ fn subtract_expired(
         let mut rows = stmt.query(params![format!("{namespace}:"), now])?;
         while let Some(row) = rows.next()? {
             let expired: i64 = row.get(0)?;
-            keys -= expired;
-            bytes -= row.get::<_, Option<i64>>(1)?.unwrap_or(0);
+            // Saturating: the counters are another program's to damage (a row set to
+            // i64::MIN), and the figures are clamped at 0 below anyway.
+            keys = keys.saturating_sub(expired);
+            bytes = bytes.saturating_sub(row.get::<_, Option<i64>>(1)?.unwrap_or(0));
             if row.get::<_, bool>(2)? {
-                groups -= 1; // every row of this group has expired
+                groups = groups.saturating_sub(1); // every row of this group has expired
             }
         }
     }
