@@ -85,6 +85,12 @@ CREATE TABLE IF NOT EXISTS {schema}.scoring_results (
 
 /// Rows per record batch handed to the appender: bounded memory for any input size.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Text bytes per record batch, at most (unless one row alone holds more): bounds memory for
+/// long texts (a 1 MiB `response` per row would make a full batch 64 GiB), and keeps each text
+/// column under Arrow's 2 GiB per array, where its 32-bit offsets would overflow (a panic).
+const BATCH_TEXT_BYTES: usize = 256 << 20;
+/// Text bytes one row may hold: a single record batch of it must stay under Arrow's limit.
+const MAX_ROW_TEXT_BYTES: usize = i32::MAX as usize;
 
 /// A row of [`CHECKPOINT_SCORES`].
 ///
@@ -169,6 +175,8 @@ trait Columns<R> {
     fn push(&mut self, row: &R, now_us: i64);
     /// The row's `scored_at`, checked against DuckDB's range before the row is pushed.
     fn scored_at(row: &R) -> Option<UnixMillis>;
+    /// The bytes of the row's text fields together.
+    fn text_bytes(row: &R) -> usize;
     /// The table's primary-key columns (none: every row is appended).
     const KEY: &'static [&'static str];
     fn finish(&mut self) -> Vec<ArrayRef>;
@@ -240,6 +248,10 @@ impl Columns<CheckpointScore> for CheckpointColumns {
         r.scored_at
     }
 
+    fn text_bytes(r: &CheckpointScore) -> usize {
+        r.model.len() + r.run_id.len() + r.label.len()
+    }
+
     fn push(&mut self, r: &CheckpointScore, now_us: i64) {
         self.model.append_value(&r.model);
         self.run_id.append_value(&r.run_id);
@@ -309,6 +321,10 @@ impl Columns<ProbeResult> for ProbeColumns {
         r.scored_at
     }
 
+    fn text_bytes(r: &ProbeResult) -> usize {
+        r.model.len() + r.run_id.len() + r.label.len() + r.probe_id.len() + r.response.len()
+    }
+
     fn push(&mut self, r: &ProbeResult, now_us: i64) {
         self.model.append_value(&r.model);
         self.run_id.append_value(&r.run_id);
@@ -372,6 +388,10 @@ impl Columns<ScoringResult> for ScoringColumns {
 
     fn scored_at(r: &ScoringResult) -> Option<UnixMillis> {
         r.scored_at
+    }
+
+    fn text_bytes(r: &ScoringResult) -> usize {
+        r.model.len() + r.prompt_id.len() + r.suite.len() + r.dimension.len()
     }
 
     fn push(&mut self, r: &ScoringResult, now_us: i64) {
@@ -750,7 +770,7 @@ fn is_key_conflict(e: &Error) -> bool {
 }
 
 /// Appends `rows` to `table` in schema `main` of database `catalog` in record batches of
-/// [`BATCH_ROWS`], then flushes.
+/// [`BATCH_ROWS`] or [`BATCH_TEXT_BYTES`], whichever comes first, then flushes.
 fn append_rows<R, C: Columns<R>, I>(
     op: &'static str,
     conn: &Connection,
@@ -771,12 +791,31 @@ where
     let mut columns = C::new(BATCH_ROWS.min(rows.size_hint().0.max(1)));
     let mut written = 0u64;
     while rows.peek().is_some() {
-        let mut pending = 0;
-        for row in rows.by_ref().take(BATCH_ROWS) {
+        let (mut pending, mut text) = (0, 0);
+        let fits = |row: &I::Item, pending: u64, text: usize| {
+            pending == 0
+                || pending < BATCH_ROWS as u64
+                    && text.saturating_add(C::text_bytes(row.borrow())) <= BATCH_TEXT_BYTES
+        };
+        while let Some(row) = rows.next_if(|row| fits(row, pending, text)) {
             let row = row.borrow();
+            let bytes = C::text_bytes(row);
+            if bytes > MAX_ROW_TEXT_BYTES {
+                return Err(Error::invalid(
+                    op,
+                    "rows",
+                    format!(
+                        "row {}: its text fields hold {bytes} bytes together, over the {MAX_ROW_TEXT_BYTES} \
+                         a row may hold (Arrow's limit per column); nothing was written, store such \
+                         texts elsewhere and keep a reference in the row",
+                        written + pending
+                    ),
+                ));
+            }
             check_scored_at(op, written + pending, C::scored_at(row))?;
             columns.push(row, now_us);
             pending += 1;
+            text += bytes;
         }
         let batch = RecordBatch::try_new(Arc::clone(schema), columns.finish())
             .map_err(|e| Error::invalid(op, "rows", format!("cannot build a record batch: {e}")))?;

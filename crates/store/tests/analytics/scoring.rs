@@ -942,3 +942,29 @@ fn scoring_writers_use_main_whatever_schema_is_in_use() {
         "{inventory:?}"
     );
 }
+
+/// Arrow's text arrays hold at most 2 GiB per record batch: rows holding more than that
+/// together (2,100 rows of 1 MiB here) are cut into several batches instead of overflowing
+/// the offsets (a panic inside arrow-rs), and every row arrives.
+#[test]
+#[ignore = "holds 2 GiB of text: ~6.5 GB of memory and 20 s; run with --ignored"]
+fn rows_holding_over_2_gib_of_text_are_appended_in_several_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::open(dir.path().join("big.duckdb")).unwrap();
+    db.ensure_scoring_tables().unwrap();
+    let long = "x".repeat(1 << 20);
+    let rows = (0..2_100).map(|i| ScoringResult {
+        model: long.clone(),
+        prompt_id: format!("p{i}"),
+        suite: "s".into(),
+        dimension: "d".into(),
+        score: 1.0,
+        scored_at: None,
+    });
+    assert_eq!(db.append_scoring_results(rows).unwrap(), 2_100);
+    assert_eq!(count(&db, SCORING_RESULTS), 2_100);
+    assert_eq!(
+        scalar(&db, &format!("SELECT min(length(model)) FROM {SCORING_RESULTS}")),
+        Value::Int(1 << 20)
+    );
+}
