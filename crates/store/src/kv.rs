@@ -396,8 +396,10 @@ pub trait Kv {
     /// `{{ entries["odd-key"] }}`) and `group`. Undefined variables render as `""`.
     ///
     /// # Errors
-    /// `Template` for syntax errors, runtime errors, more than 100,000 instructions, or a
-    /// template over [`MAX_TEMPLATE_BYTES`](crate::kv::MAX_TEMPLATE_BYTES) (64 KiB).
+    /// `Template` for syntax errors, runtime errors, more than 100,000 instructions, a
+    /// template over [`MAX_TEMPLATE_BYTES`](crate::kv::MAX_TEMPLATE_BYTES) (64 KiB), or a call
+    /// of `namespace()`, which templates cannot use (a namespace holding itself would crash
+    /// the template engine; see the README).
     ///
     /// # Examples
     /// ```

@@ -60,7 +60,7 @@ pub(crate) fn render(
         return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             render_here(op, template, group, entries)
         }))
-        .unwrap_or_else(|_| Err(engine_failed(op)));
+        .unwrap_or_else(|panic| Err(engine_failed(op, panic.as_ref())));
     }
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
@@ -72,14 +72,51 @@ pub(crate) fn render(
                 path: None,
                 source,
             })?;
-        thread.join().unwrap_or_else(|_| Err(engine_failed(op)))
+        thread
+            .join()
+            .unwrap_or_else(|panic| Err(engine_failed(op, panic.as_ref())))
     })
 }
 
-/// The error for a template the engine itself failed on (it panicked).
-fn engine_failed(op: &'static str) -> Error {
-    let detail = "the template engine failed on this template; simplify it (e.g. give loop.cycle() \
-                  its values)";
+/// What templates find under the name `namespace`: a function that always fails (see
+/// `render_here`), whatever its arguments.
+#[derive(Debug)]
+struct NoNamespace;
+
+impl minijinja::value::Object for NoNamespace {
+    fn call(
+        self: &std::sync::Arc<Self>,
+        _state: &mut minijinja::State<'_, '_>,
+        _args: &[Value],
+    ) -> std::result::Result<Value, minijinja::Error> {
+        Err(
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, NO_NAMESPACE)
+                .with_source(SaysItsFix),
+        )
+    }
+}
+
+/// Why templates cannot call `namespace()` (see `render_here`).
+const NO_NAMESPACE: &str = "namespace() is not available in store templates (a namespace \
+     assigned into itself would crash the template engine); compute sums and counts with filters \
+     instead, e.g. {{ entries|dictsort|map(attribute=1)|map('int')|sum }}";
+
+/// The error for a template the engine itself failed on (it panicked), with the panic's
+/// message when it has one.
+fn engine_failed(op: &'static str, panic: &(dyn std::any::Any + Send)) -> Error {
+    let cause = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+    let detail = match cause {
+        Some(cause) => format!(
+            "the template engine failed on this template ({cause}); simplify it (e.g. give \
+             loop.cycle() its values)"
+        ),
+        None => "the template engine failed on this template; simplify it (e.g. give \
+                 loop.cycle() its values)"
+            .to_string(),
+    };
     Error::Template {
         op,
         source: minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail).with_source(SaysItsFix),
@@ -98,6 +135,11 @@ fn render_here(
     // Undefined renders "" (SPEC §3.7) however it is reached: `{{ missing.attr }}` and
     // `{{ entries.nope.x }}` too, not only `{{ missing }}` (minijinja's default fails there).
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    // A namespace is minijinja's one mutable value, so the only way to build a value that
+    // holds itself (`{% set ns.x = ns %}`); printing, comparing or filtering one recurses
+    // without end in minijinja 3.1, a stack overflow that aborts the process (no panic to
+    // catch). Templates over a group rarely need one: sums and counts have filters.
+    env.add_global("namespace", Value::from_object(NoNamespace));
     // Keys named `entries` or `group` are reachable only through `entries[...]`, so the two
     // reserved names always mean the same thing.
     let mut context: BTreeMap<&str, Value> = entries

@@ -345,3 +345,34 @@ fn a_template_refused_by_the_store_names_only_its_own_fix() {
     let text = store.render("{{ 1 // 0 }}", "g").unwrap_err().to_string();
     assert!(text.contains("division by zero"), "{text}");
 }
+
+/// A namespace that holds itself made minijinja recurse without end when printed, compared
+/// or filtered: a stack overflow, which aborts the whole process (h165). `namespace()` is
+/// refused instead, with a message naming the filters that do its usual job.
+#[test]
+fn namespace_is_refused_so_no_template_can_build_a_value_holding_itself() {
+    let store = store::Store::in_memory().unwrap();
+    store.set("g", "a", "1").unwrap();
+    store.set("g", "b", "2").unwrap();
+    let forms = [
+        "{% set ns = namespace() %}{% set ns.x = ns %}{{ ns }}",
+        "{% set ns = namespace() %}{% set ns.x = ns %}{{ ns|string|length }}",
+        "{% set ns = namespace() %}{% set ns.x = [ns] %}{{ ns.x }}",
+        "{% set ns = namespace() %}{% set ns.x = ns %}{{ [ns]|sort }}",
+        "{% set ns = namespace(total=0) %}{% for k, v in entries|dictsort %}{% set ns.total = ns.total + v|int %}{% endfor %}{{ ns.total }}",
+    ];
+    for form in forms {
+        let long = format!("{form}{}", " ".repeat(1_000)); // the render thread's path too
+        for template in [form, long.as_str()] {
+            let err = store.render(template, "g").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Template, "{form}: {err}");
+            assert!(err.to_string().contains("namespace() is not available"), "{err}");
+        }
+    }
+    let sum = "{{ entries|dictsort|map(attribute=1)|map('int')|sum }}";
+    assert_eq!(
+        store.render(sum, "g").unwrap(),
+        "3",
+        "the message's suggestion works"
+    );
+}
