@@ -11,7 +11,7 @@ use duckdb::Connection;
 
 use super::paths::{LiteralPath, held_database, require_readable_file};
 use super::progress::{JobProgress, ProgressFn, with_progress};
-use super::{Analytics, csvfile, default_table, jsonfile, new_table_sql, sql, table_exists_on, typetext};
+use super::{Analytics, csvfile, default_table, jsonfile, new_table_sql, sql, typetext};
 use super::{decompress, target_types};
 use crate::error::{Error, Result};
 
@@ -383,8 +383,12 @@ impl Analytics {
             Format::Parquet => None,
         };
         if let Some(what) = empty {
-            let exists = self.with_conn(op, |conn| table_exists_on(op, conn, table))?;
-            if !exists {
+            let kind = self.with_conn(op, |conn| Ok(default_table(op, conn, table)?.map(|t| t.kind)))?;
+            if kind.as_deref() == Some("VIEW") {
+                // As for a file with rows: a view cannot take rows, even none.
+                return Err(view_takes_no_rows(op, table));
+            }
+            if kind.is_none() {
                 return Err(Error::Parse {
                     op,
                     source_name: path.display().to_string(),
@@ -588,11 +592,7 @@ impl Analytics {
                 let found = default_table(op, conn, table)?;
                 let kind = found.as_ref().map(|t| t.kind.as_str());
                 if kind == Some("VIEW") {
-                    return Err(Error::invalid(
-                        op,
-                        "table",
-                        format!("{table:?} is a view, which cannot take rows; import into a table"),
-                    ));
+                    return Err(view_takes_no_rows(op, table));
                 }
                 let exists = kind.is_some();
                 // Qualified: a bare name could resolve elsewhere (see `default_table`).
@@ -739,6 +739,14 @@ struct Reading {
     every_record: bool,
     /// CSV: read lines up to [`csvfile::MAX_LINE_BYTES`], not DuckDB's default 2 MB.
     long_lines: bool,
+}
+
+fn view_takes_no_rows(op: &'static str, table: &str) -> Error {
+    Error::invalid(
+        op,
+        "table",
+        format!("{table:?} is a view, which cannot take rows; import into a table"),
+    )
 }
 
 /// A query over `relation` (what may follow `FROM`) with its fixed-size array columns cast to

@@ -213,6 +213,12 @@ fn an_import_into_a_view_is_refused_saying_it_is_a_view() {
     let err = expect_kind(csv(&db, "v", &file), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("is a view"), "{err}");
     assert_eq!(count(&db, "base"), 0);
+    // An empty file too (h168: it returned Ok(0), as if appended to a table).
+    for (name, contents) in [("empty.csv", ""), ("empty.jsonl", "\n"), ("empty.json", "[]")] {
+        let file = write(dir.path(), name, contents);
+        let err = expect_kind(db.import_file("v", &file, None, None), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("is a view"), "{name}: {err}");
+    }
 }
 
 #[test]
