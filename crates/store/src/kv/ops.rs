@@ -386,16 +386,21 @@ fn put<A: Access>(
         // written by one statement. The others (near a limit, or beside expired rows the
         // counters still hold) get the exact check, with the same version.
         let seq = w.next_seq()?;
-        let written =
-            sqlite::usage::upsert_if_room(w.conn, namespace, &group, key, value, expires_at, seq, room)
-                .ctx(op, "write entry")?;
-        if !written {
-            if let Err(e) = scope.check_write(w, &group, key, value, counted_expired) {
-                // A refused write inside a transaction that goes on must not use up a version.
-                w.give_back_seq(seq);
-                return Err(e);
+        let written = (|| {
+            let written =
+                sqlite::usage::upsert_if_room(w.conn, namespace, &group, key, value, expires_at, seq, room)
+                    .ctx(op, "write entry")?;
+            if !written {
+                scope.check_write(w, &group, key, value, counted_expired)?;
+                sqlite::upsert(w.conn, &group, key, value, expires_at, seq).ctx(op, "write entry")?;
             }
-            sqlite::upsert(w.conn, &group, key, value, expires_at, seq).ctx(op, "write entry")?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // A refused or failed write inside a transaction that goes on must not use up a
+            // version.
+            w.give_back_seq(seq);
+            return Err(e);
         }
         record_set(w, &group, key, value, expires_at, seq)
     })
@@ -443,7 +448,12 @@ pub(crate) fn write_value(
     expires_at: Option<i64>,
 ) -> Result<u64> {
     let seq = w.next_seq()?;
-    sqlite::upsert(w.conn, group, key, value, expires_at, seq).ctx(w.op, "write entry")?;
+    if let Err(e) = sqlite::upsert(w.conn, group, key, value, expires_at, seq) {
+        // Refused by a trigger or a constraint of another program's, say: a transaction that
+        // goes on must not have used up a version.
+        w.give_back_seq(seq);
+        return Err(e).ctx(w.op, "write entry");
+    }
     record_set(w, group, key, value, expires_at, seq)
 }
 

@@ -101,6 +101,54 @@ fn refused_writes_inside_a_transaction_use_up_no_version() {
 }
 
 #[test]
+fn writes_another_programs_trigger_refuses_inside_a_transaction_use_up_no_version() {
+    // h167: a write SQLite refuses (here a foreign trigger's RAISE) is an error the closure
+    // may handle and go on; like a quota refusal, it must not consume a version.
+    let f = file_store();
+    let raw = rusqlite::Connection::open(f.path()).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER refuse_bad BEFORE INSERT ON entries WHEN NEW.entry_key = 'bad' \
+         BEGIN SELECT RAISE(ABORT, 'bad keys are refused'); END;",
+    )
+    .unwrap();
+    drop(raw);
+    let limited = scoped(&f.store, NS_A, quota(100, 0, 0));
+    let (first, last) = f
+        .store
+        .transaction(|tx| {
+            let first = tx.set("g", "a", "v")?;
+            assert!(
+                tx.set("g", "bad", "v").is_err(),
+                "unscoped write refused by the trigger"
+            );
+            let second = tx.set("g", "b", "v")?;
+            assert_eq!(second, first + 1);
+            Ok((first, second))
+        })
+        .unwrap();
+    let (third, fourth) = limited
+        .transaction(|tx| {
+            let third = tx.set("g", "a", "v")?;
+            assert!(
+                tx.set("g", "bad", "v").is_err(),
+                "scoped write refused by the trigger"
+            );
+            Ok((third, tx.set("g", "b", "v")?))
+        })
+        .unwrap();
+    assert_eq!((third, fourth), (last + 1, last + 2), "versions stay consecutive");
+    let seqs: Vec<u64> = f
+        .store
+        .changes_since(0, 100)
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(seqs, (first..=fourth).collect::<Vec<_>>(), "the feed has no gaps");
+}
+
+#[test]
 fn spec_scenario_scoped_quota_4_2_groups_inside_and_raw_names_committed() {
     let f = file_store();
     let ns = scoped(&f.store, NS_A, quota(4, 2, 0));
