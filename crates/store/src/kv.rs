@@ -208,7 +208,11 @@ pub trait Kv {
     /// ```
     fn set_with_ttl(&self, group: &str, key: &str, value: &str, ttl: Duration) -> Result<u64>;
 
-    /// Stores `value` encoded as JSON (clears any TTL).
+    /// Stores `value` encoded as JSON (clears any TTL): compact, with map keys sorted.
+    ///
+    /// Encoded as serde_json encodes a `serde_json::Value`: a NaN or infinite float is stored
+    /// as `null` (JSON has no such numbers), and an integer wider than 64 bits is a `Json`
+    /// error.
     ///
     /// # Examples
     /// ```
