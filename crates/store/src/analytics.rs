@@ -60,7 +60,9 @@ use guard::{prepare, refuse_attach_of_open_files, refuse_nul};
 use open::{check_path, engine_config, file_engine, remove_failed_create};
 pub(crate) use open::{open_refused, refuse_foreign_file, unfinished_database_file};
 use tables::table_counts_on;
-pub(crate) use tables::{default_table, new_table_sql, require_table, same_name, table_exists_on};
+pub(crate) use tables::{
+    DefaultTable, current_database, default_table, main_table_sql, require_table, same_name, table_exists_on,
+};
 
 pub use import::CsvOptions;
 pub use progress::{ImportProgress, ProgressFn};

@@ -11,7 +11,7 @@ use duckdb::Connection;
 
 use super::paths::{LiteralPath, held_database, require_readable_file};
 use super::progress::{JobProgress, ProgressFn, with_progress};
-use super::{Analytics, csvfile, default_table, jsonfile, new_table_sql, sql, typetext};
+use super::{Analytics, DefaultTable, csvfile, default_table, jsonfile, main_table_sql, sql, typetext};
 use super::{decompress, target_types};
 use crate::error::{Error, Result};
 
@@ -383,12 +383,12 @@ impl Analytics {
             Format::Parquet => None,
         };
         if let Some(what) = empty {
-            let kind = self.with_conn(op, |conn| Ok(default_table(op, conn, table)?.map(|t| t.kind)))?;
-            if kind.as_deref() == Some("VIEW") {
+            let found = self.with_conn(op, |conn| default_table(op, conn, table))?;
+            if found.as_ref().is_some_and(DefaultTable::is_view) {
                 // As for a file with rows: a view cannot take rows, even none.
                 return Err(view_takes_no_rows(op, table));
             }
-            if kind.is_none() {
+            if found.is_none() {
                 return Err(Error::Parse {
                     op,
                     source_name: path.display().to_string(),
@@ -541,7 +541,7 @@ impl Analytics {
                     )?,
                 ];
                 let names = self.with_conn(op, |conn| {
-                    let Some(target) = default_table(op, conn, table)?.filter(|t| t.kind != "VIEW") else {
+                    let Some(target) = default_table(op, conn, table)?.filter(|t| !t.is_view()) else {
                         return Ok(None);
                     };
                     let detected = relations
@@ -590,15 +590,14 @@ impl Analytics {
         let attempt = |reading: Reading| {
             self.in_transaction(op, |conn| {
                 let found = default_table(op, conn, table)?;
-                let kind = found.as_ref().map(|t| t.kind.as_str());
-                if kind == Some("VIEW") {
+                if found.as_ref().is_some_and(DefaultTable::is_view) {
                     return Err(view_takes_no_rows(op, table));
                 }
-                let exists = kind.is_some();
+                let exists = found.is_some();
                 // Qualified: a bare name could resolve elsewhere (see `default_table`).
                 let quoted = match found {
                     Some(t) => t.sql,
-                    None => new_table_sql(op, conn, table)?,
+                    None => main_table_sql(op, conn, table)?,
                 };
                 let failed = |e| import_error(op, path, format, !exists, e);
                 let csv_append = exists && matches!(format, Format::Csv(_));

@@ -21,7 +21,7 @@ use duckdb::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, OptionalExt};
 
-use super::{Analytics, sql};
+use super::{Analytics, current_database, main_table_sql, sql};
 use crate::clock::{Clock, SystemClock, UnixMillis};
 use crate::error::{Error, Result};
 
@@ -586,7 +586,7 @@ impl Analytics {
         let stage_error = |e| Error::duckdb(op, "stage rows for the upsert", e);
         // One hold of the connection for all three steps, so no other call sees the stage.
         self.with_conn(op, |conn| {
-            let table = sql::qualified(&current_database(op, conn)?, "main", table);
+            let table = main_table_sql(op, conn, table)?;
             conn.execute_batch(&format!(
                 "CREATE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0"
             ))
@@ -791,15 +791,16 @@ where
     let mut columns = C::new(BATCH_ROWS.min(rows.size_hint().0.max(1)));
     let mut written = 0u64;
     while rows.peek().is_some() {
-        let (mut pending, mut text) = (0, 0);
-        let fits = |row: &I::Item, pending: u64, text: usize| {
-            pending == 0
-                || pending < BATCH_ROWS as u64
-                    && text.saturating_add(C::text_bytes(row.borrow())) <= BATCH_TEXT_BYTES
-        };
-        while let Some(row) = rows.next_if(|row| fits(row, pending, text)) {
+        let (mut pending, mut text) = (0u64, 0usize);
+        while let Some(next) = rows.peek() {
+            let bytes = C::text_bytes(next.borrow());
+            // A batch takes its first row whatever its size.
+            let full = pending == BATCH_ROWS as u64 || text.saturating_add(bytes) > BATCH_TEXT_BYTES;
+            if pending > 0 && full {
+                break;
+            }
+            let Some(row) = rows.next() else { break }; // just peeked
             let row = row.borrow();
-            let bytes = C::text_bytes(row);
             if bytes > MAX_ROW_TEXT_BYTES {
                 return Err(Error::invalid(
                     op,
@@ -866,13 +867,6 @@ fn duckdb_type(data_type: &DataType) -> &'static str {
     }
 }
 
-/// The name of the connection's default database, to name its tables past any temporary table
-/// of the same name.
-fn current_database(op: &'static str, conn: &Connection) -> Result<String> {
-    conn.query_row("SELECT current_database()", [], |r| r.get(0))
-        .map_err(|e| Error::duckdb(op, "read the database name", e))
-}
-
 fn summarise(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<String>> {
     let summary = match table {
         CHECKPOINT_SCORES => "count(DISTINCT model) || ' models', count(DISTINCT run_id) || ' runs'",
@@ -884,10 +878,7 @@ fn summarise(op: &'static str, conn: &Connection, table: &str) -> Result<Vec<Str
     };
     // Through its database's name, as the shape check reads it: unqualified, a temporary
     // table of the same name would be summarised instead.
-    let sql = format!(
-        "SELECT {summary} FROM {}",
-        sql::qualified(&current_database(op, conn)?, "main", table)
-    );
+    let sql = format!("SELECT {summary} FROM {}", main_table_sql(op, conn, table)?);
     conn.query_row(&sql, [], |r| {
         Ok(vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?])
     })

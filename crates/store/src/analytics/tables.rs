@@ -21,9 +21,15 @@ pub(crate) struct DefaultTable {
     pub sql: String,
 }
 
+impl DefaultTable {
+    pub(crate) fn is_view(&self) -> bool {
+        self.kind == "VIEW"
+    }
+}
+
 /// The table or view `table` names in the default schema, `main` of this database, or among
 /// the temporary ones, which SQL reads first. The store's own statements use the qualified
-/// name this returns (or [`new_table_sql`]), never the bare one: a `USE` or `search_path` of
+/// name this returns (or [`main_table_sql`] for a new table), never the bare one: a `USE` or `search_path` of
 /// the caller's makes SQL look up bare names elsewhere first, and the table the store checked
 /// would not be the one its statement wrote to.
 pub(crate) fn default_table(
@@ -51,12 +57,17 @@ pub(crate) fn default_table(
     }))
 }
 
-/// The qualified SQL name a new table `table` of the default schema gets.
-pub(crate) fn new_table_sql(op: &'static str, conn: &Connection, table: &str) -> Result<String> {
-    let catalog: String = conn
-        .query_row("SELECT current_database()", [], |r| r.get(0))
-        .map_err(|e| Error::duckdb(op, "read the database name", e))?;
-    Ok(sql::qualified(&catalog, "main", table))
+/// The name of the connection's default database, to name its tables past any temporary table
+/// of the same name.
+pub(crate) fn current_database(op: &'static str, conn: &Connection) -> Result<String> {
+    conn.query_row("SELECT current_database()", [], |r| r.get(0))
+        .map_err(|e| Error::duckdb(op, "read the database name", e))
+}
+
+/// The qualified SQL name of `table` in `main` of this database (whether it exists or not):
+/// never a temporary table of that name, nor one a `USE` makes bare names find.
+pub(crate) fn main_table_sql(op: &'static str, conn: &Connection, table: &str) -> Result<String> {
+    Ok(sql::qualified(&current_database(op, conn)?, "main", table))
 }
 
 /// DuckDB's identifier rule: names match ignoring ASCII case only (`Foo` is `foo`, `Ö` is not
@@ -77,7 +88,7 @@ pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) ->
     sql::ident(op, "table", table)?;
     if let Some(found) = default_table(op, conn, table)? {
         return Ok(ResolvedTable {
-            is_view: found.kind == "VIEW",
+            is_view: found.is_view(),
             sql: found.sql,
         });
     }

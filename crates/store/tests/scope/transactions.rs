@@ -8,7 +8,7 @@ use std::time::Duration;
 use store::{Kv, QuotaLimit, ScopedConfig};
 
 use crate::common::{expect_invalid, file_store, memory_store_with};
-use crate::support::{NS_A, NS_B, drain, expect_quota, quota, scoped, usage};
+use crate::support::{NS_A, NS_B, changes_since, drain, expect_quota, quota, scoped, usage};
 
 #[test]
 fn third_pending_write_exceeds_max_keys_2_and_returning_it_rolls_back_all_three() {
@@ -90,8 +90,7 @@ fn refused_writes_inside_a_transaction_use_up_no_version() {
             last + 2,
             "a refused autocommit set takes no version either"
         );
-        let feed = store.changes_since(0, 100).unwrap();
-        let seqs: Vec<u64> = feed.changes.iter().map(|c| c.seq).collect();
+        let seqs: Vec<u64> = changes_since(store, 0).iter().map(|c| c.seq).collect();
         assert_eq!(
             seqs,
             (first..=last + 2).collect::<Vec<_>>(),
@@ -137,14 +136,7 @@ fn writes_another_programs_trigger_refuses_inside_a_transaction_use_up_no_versio
         })
         .unwrap();
     assert_eq!((third, fourth), (last + 1, last + 2), "versions stay consecutive");
-    let seqs: Vec<u64> = f
-        .store
-        .changes_since(0, 100)
-        .unwrap()
-        .changes
-        .iter()
-        .map(|c| c.seq)
-        .collect();
+    let seqs: Vec<u64> = changes_since(&f.store, 0).iter().map(|c| c.seq).collect();
     assert_eq!(seqs, (first..=fourth).collect::<Vec<_>>(), "the feed has no gaps");
 }
 
