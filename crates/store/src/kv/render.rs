@@ -7,7 +7,10 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use crate::error::{Error, Result, SaysItsFix};
 
-/// Instructions a template may execute before it is stopped.
+/// Fuel of one render: each instruction costs one, and minijinja also charges the data a
+/// template makes and the items it walks, including the engine's own walks when it prints,
+/// compares or hashes a list (the vendored patch, vendor/README.md), so a lazily repeated or
+/// self-sharing list cannot make a short template run for ever or exhaust memory.
 const TEMPLATE_FUEL: u64 = 100_000;
 
 /// Longest template `render` accepts, in bytes; a longer one is a `Template` error.

@@ -376,3 +376,119 @@ fn namespace_is_refused_so_no_template_can_build_a_value_holding_itself() {
         "the message's suggestion works"
     );
 }
+
+/// `{% set a = [a, a] %}` `levels` times over `seed`: a value printed or compared as
+/// `2^levels` copies of `seed`, built from `levels` small lists that share each other.
+fn doubled(name: &str, seed: &str, levels: usize) -> String {
+    format!(
+        "{{% set {name} = {seed} %}}{}",
+        format!("{{% set {name} = [{name}, {name}] %}}").repeat(levels)
+    )
+}
+
+fn expect_out_of_fuel(store: &store::Store, template: &str) {
+    let err = match store.render(template, "g") {
+        Ok(out) => panic!("{template}: rendered {} bytes", out.len()),
+        Err(err) => err,
+    };
+    assert_eq!(err.kind(), ErrorKind::Template, "{template}: {err}");
+    assert!(
+        err.to_string().contains("too much work"),
+        "{template}: the fuel stopped it: {err}"
+    );
+}
+
+/// minijinja repeats (`*`) and joins (`+`) lists lazily, for free, and a list can hold the same
+/// list many times; the engine then walks such values by itself when it prints, compares,
+/// hashes or indexes them. The vendored minijinja charges those walks to the template's fuel
+/// (vendor/README.md). Without it each of these renders `Ok` after walking a million items or
+/// a gigabyte of text uncharged.
+#[test]
+fn walks_of_lazy_and_shared_lists_are_charged_to_the_fuel() {
+    for (_, store, _, _dir) in both() {
+        let megabyte = "a".repeat(1 << 20);
+        store.set("g", "big", &megabyte).unwrap();
+        store.set("g", "twin", &megabyte).unwrap(); // equal text, another allocation
+        for template in [
+            "{{ [[1] * 1000000] == [[1] * 1000000] }}".to_string(),
+            "{{ [[1] * 1000000] < [[1] * 1000000] }}".to_string(),
+            "{{ ([1] * 1000000)[-1] }}".to_string(),
+            "{{ ([1] * 500000 + [2] * 500000)[-1] }}".to_string(),
+            format!(
+                "{}{}{{{{ a == b }}}}",
+                doubled("a", "[1]", 20),
+                doubled("b", "[1]", 20)
+            ),
+            "{{ [big] * 1000 == [twin] * 1000 }}".to_string(),
+            "{{ ([big] * 1000)|unique|list|length }}".to_string(),
+        ] {
+            expect_out_of_fuel(&store, &template);
+        }
+    }
+}
+
+/// The short templates that exhausted memory or ran for ever before the walks were charged
+/// (h168): each is now a template error at once. In a child process, so that a regression
+/// fails this test instead of taking the test run down with it.
+#[test]
+fn short_templates_cannot_exhaust_memory_or_run_for_ever() {
+    if std::env::var_os("KV_TEST_CHILD").is_none() {
+        return in_child_process("render::short_templates_cannot_exhaust_memory_or_run_for_ever");
+    }
+    let store = store::Store::in_memory().unwrap();
+    store.set("g", "big", &"a".repeat(1 << 20)).unwrap();
+    let forms = [
+        "{{ [[1] * 100000000] * 100000000 }}".to_string(),
+        "{{ ([[1] * 100000000] * 100000000)|string|length }}".to_string(),
+        "{{ ([[1] * 100000000] * 100000000) ~ '' }}".to_string(),
+        "{{ '%s'|format([[1] * 100000000] * 100000000) }}".to_string(),
+        "{{ dict(a=[[1] * 100000000] * 100000000) }}".to_string(),
+        "{{ [[1] * 100000000] * 2 < [[1] * 100000000] * 2 }}".to_string(),
+        "{{ [big] * 100000000 }}".to_string(),
+        format!("{}{{{{ a }}}}", doubled("a", "[1, 2, 3, 4, 5, 6, 7, 8]", 35)),
+        format!(
+            "{{% set a = (1,) %}}{}{{{{ a }}}}",
+            "{% set a = (a, a) %}".repeat(35)
+        ),
+    ];
+    for form in &forms {
+        let long = format!("{form}{}", " ".repeat(1_000)); // the render thread's path too
+        for template in [form, &long] {
+            expect_out_of_fuel(&store, template);
+        }
+    }
+}
+
+/// Charging the walks leaves room for real work: a thousand 1 KiB entries sorted, compared,
+/// deduplicated and printed, and lists repeated and compared, still render.
+#[test]
+fn ordinary_templates_over_a_large_group_still_render() {
+    for (_, store, _, _dir) in both() {
+        for i in 0..1_000 {
+            store
+                .set(
+                    "g",
+                    &format!("key{i:04}"),
+                    &format!("{i:04}{}", "v".repeat(1_020)),
+                )
+                .unwrap();
+        }
+        let listing = store
+            .render(
+                "{% for k, v in entries|dictsort %}{{ k }}={{ v }}\n{% endfor %}",
+                "g",
+            )
+            .unwrap();
+        assert_eq!(listing.lines().count(), 1_000);
+        assert!(listing.starts_with("key0000=0000vvv"), "{}", &listing[..20]);
+        let summary = store
+            .render(
+                "{{ entries|dictsort|map(attribute=1)|sort|unique|list|length }} \
+                 {{ entries.key0001 < entries.key0002 }} {{ entries.key0001 == entries.key0001 }} \
+                 {{ ([1, 2] * 3) == [1, 2, 1, 2, 1, 2] }} {{ ([1] * 1000)[-1] }} {{ [[1] * 3] * 2 }}",
+                "g",
+            )
+            .unwrap();
+        assert_eq!(summary, "1000 True True True 1 [[1, 1, 1], [1, 1, 1]]");
+    }
+}

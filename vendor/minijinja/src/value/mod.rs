@@ -656,10 +656,20 @@ impl fmt::Debug for ValueRepr {
                         }
                     }
                 }
+                // [store patch] a string printed inside a container is
+                // charged by its length (see `vm::meter`).
+                #[cfg(feature = "fuel")]
+                if !crate::vm::meter::charge_printed(val.len()) {
+                    return Ok(());
+                }
                 python_string_debug_fmt(val, f)
             }
             ValueRepr::SmallStr(ref val) => python_string_debug_fmt(val.as_str(), f),
             ValueRepr::Bytes(ref val) => {
+                #[cfg(feature = "fuel")]
+                if !crate::vm::meter::charge_printed(val.len()) {
+                    return Ok(());
+                }
                 write!(f, "b'")?;
                 for &b in val.iter() {
                     if b == b'"' {
@@ -679,6 +689,11 @@ impl Hash for Value {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self.0 {
             ValueRepr::None | ValueRepr::Undefined(..) => 0u8.hash(state),
+            // [store patch] hashing a long string is charged (see `vm::meter`).
+            #[cfg(feature = "fuel")]
+            ValueRepr::String(ref s, _) if !crate::vm::meter::charge_hashed(s.len()) => {}
+            #[cfg(feature = "fuel")]
+            ValueRepr::Bytes(ref b) if !crate::vm::meter::charge_hashed(b.len()) => {}
             ValueRepr::String(ref s, _) => s.hash(state),
             ValueRepr::SmallStr(ref s) => s.as_str().hash(state),
             ValueRepr::Bool(b) => (b as i64).hash(state),
@@ -712,8 +727,22 @@ impl PartialEq for Value {
         match (&self.0, &other.0) {
             (&ValueRepr::None, &ValueRepr::None) => true,
             (&ValueRepr::Undefined(..), &ValueRepr::Undefined(..)) => true,
+            // [store patch] long strings are compared chunk by chunk, each
+            // chunk charged (see `vm::meter`).
+            #[cfg(feature = "fuel")]
+            (&ValueRepr::String(ref a, _), &ValueRepr::String(ref b, _)) => {
+                a.len() == b.len()
+                    && crate::vm::meter::compare_bytes(a.as_bytes(), b.as_bytes())
+                        == Ordering::Equal
+            }
+            #[cfg(feature = "fuel")]
+            (&ValueRepr::Bytes(ref a), &ValueRepr::Bytes(ref b)) => {
+                a.len() == b.len() && crate::vm::meter::compare_bytes(a, b) == Ordering::Equal
+            }
+            #[cfg(not(feature = "fuel"))]
             (&ValueRepr::String(ref a, _), &ValueRepr::String(ref b, _)) => a == b,
             (&ValueRepr::SmallStr(ref a), &ValueRepr::SmallStr(ref b)) => a.as_str() == b.as_str(),
+            #[cfg(not(feature = "fuel"))]
             (&ValueRepr::Bytes(ref a), &ValueRepr::Bytes(ref b)) => a == b,
             // `coerce` cannot represent u128 values above i128::MAX.
             (&ValueRepr::U128(a), &ValueRepr::U128(b)) => a.0 == b.0,
@@ -909,10 +938,21 @@ impl Ord for Value {
         match (&self.0, &other.0) {
             (&ValueRepr::None, &ValueRepr::None) => Ordering::Equal,
             (&ValueRepr::Undefined(..), &ValueRepr::Undefined(..)) => Ordering::Equal,
+            // [store patch] as in `eq`.
+            #[cfg(feature = "fuel")]
+            (&ValueRepr::String(ref a, _), &ValueRepr::String(ref b, _)) => {
+                crate::vm::meter::compare_bytes(a.as_bytes(), b.as_bytes())
+            }
+            #[cfg(feature = "fuel")]
+            (&ValueRepr::Bytes(ref a), &ValueRepr::Bytes(ref b)) => {
+                crate::vm::meter::compare_bytes(a, b)
+            }
+            #[cfg(not(feature = "fuel"))]
             (&ValueRepr::String(ref a, _), &ValueRepr::String(ref b, _)) => a.cmp(b),
             (&ValueRepr::SmallStr(ref a), &ValueRepr::SmallStr(ref b)) => {
                 a.as_str().cmp(b.as_str())
             }
+            #[cfg(not(feature = "fuel"))]
             (&ValueRepr::Bytes(ref a), &ValueRepr::Bytes(ref b)) => a.cmp(b),
             // `coerce` cannot represent u128 values above i128::MAX.
             (&ValueRepr::U128(a), &ValueRepr::U128(b)) => { a.0 }.cmp(&{ b.0 }),

@@ -405,7 +405,7 @@ macro_rules! impl_object_helpers {
         where
             Self: 'static,
         {
-            match self.enumerate() {
+            let rv: Option<Box<dyn Iterator<Item = Value> + Send + Sync>> = match self.enumerate() {
                 Enumerator::NonEnumerable => None,
                 Enumerator::Empty => Some(Box::new(None::<Value>.into_iter())),
                 Enumerator::Seq(l) => {
@@ -432,7 +432,12 @@ macro_rules! impl_object_helpers {
                 }
                 Enumerator::Str(s) => Some(Box::new(s.iter().copied().map(Value::from))),
                 Enumerator::Values(v) => Some(Box::new(v.into_iter())),
-            }
+            };
+            // [store patch] every walk of a container's items is charged to
+            // the fuel of the running template (see `vm::meter`).
+            #[cfg(feature = "fuel")]
+            let rv = rv.map(crate::vm::meter::metered);
+            rv
         }
 
         /// Iterate over key and value at once.
@@ -441,7 +446,17 @@ macro_rules! impl_object_helpers {
         ) -> Option<Box<dyn Iterator<Item = (Value, Value)> + Send + Sync>> {
             if let ObjectRepr::Map = self.repr() {
                 match self.enumerate() {
+                    // [store patch] charged like `try_iter`, which the other
+                    // branches go through.
+                    #[cfg(feature = "fuel")]
+                    Enumerator::KeyValueIter(iter) => Some(crate::vm::meter::metered(iter)),
+                    #[cfg(feature = "fuel")]
+                    Enumerator::RevKeyValueIter(iter) => {
+                        Some(crate::vm::meter::metered(Box::new(iter)))
+                    }
+                    #[cfg(not(feature = "fuel"))]
                     Enumerator::KeyValueIter(iter) => Some(iter),
+                    #[cfg(not(feature = "fuel"))]
                     Enumerator::RevKeyValueIter(iter) => Some(Box::new(iter)),
                     _ => {
                         let iter = some!(self.try_iter());

@@ -651,6 +651,12 @@ fn repeat_count(n: &Value) -> Option<usize> {
 }
 
 fn repeat_iterable(n: &Value, seq: &DynObject) -> Result<Value, Error> {
+    #[cfg(feature = "fuel")]
+    use crate::vm::meter::has_fuel;
+    #[cfg(not(feature = "fuel"))]
+    fn has_fuel() -> bool {
+        true
+    }
     let n = ok!(repeat_count(n).ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidOperation,
@@ -697,7 +703,10 @@ fn repeat_iterable(n: &Value, seq: &DynObject) -> Result<Value, Error> {
     Ok(Value::make_object_iterable(seq.clone(), move |seq| {
         Box::new(LenIterWrap(
             repeated_len,
-            (0..n).flat_map(move |_| {
+            // [store patch] the repetitions stop with the fuel: the items of
+            // each are metered, but without this the loop would go on asking
+            // for the next (empty) repetition up to `n` times.
+            (0..n).take_while(|_| has_fuel()).flat_map(move |_| {
                 seq.try_iter().unwrap_or_else(|| {
                     Box::new(
                         std::iter::repeat(Value::from(Error::new(

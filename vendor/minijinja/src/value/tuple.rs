@@ -118,6 +118,11 @@ impl Object for Tuple {
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("(")?;
         for (idx, value) in self.iter().enumerate() {
+            // [store patch] printing a tuple walks its items like a list's.
+            #[cfg(feature = "fuel")]
+            if !crate::vm::meter::charge(crate::vm::fuel::ITEM_COST) {
+                return Ok(());
+            }
             if idx != 0 {
                 f.write_str(", ")?;
             }

@@ -23,7 +23,8 @@
 //! Once the fuel runs out, the tracker stays exhausted: every later charge
 //! fails.  That way code that cannot propagate an error directly (such as an
 //! iterator) can stop early and the engine fails at the next check.
-use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use crate::compiler::instructions::Instruction;
 use crate::error::{Error, ErrorKind};
@@ -63,8 +64,11 @@ pub(crate) const FORMAT_SPEC_COST: u64 = 4 * UNITS_PER_FUEL;
 pub(crate) struct FuelTracker {
     // The initial fuel level.
     initial: u64,
-    // The remaining fuel in units.
-    remaining: Cell<i64>,
+    // The remaining fuel in units.  [store patch] Shared with the traversal
+    // meter (`vm::meter`) so that walks of values the VM does not see
+    // (printing, comparing, hashing containers) draw from the same budget.
+    // Only the rendering thread touches it, hence relaxed loads and stores.
+    remaining: Arc<AtomicI64>,
 }
 
 impl FuelTracker {
@@ -72,9 +76,9 @@ impl FuelTracker {
     pub fn new(fuel: u64) -> FuelTracker {
         FuelTracker {
             initial: fuel,
-            remaining: Cell::new(
+            remaining: Arc::new(AtomicI64::new(
                 i64::try_from(fuel.saturating_mul(UNITS_PER_FUEL)).unwrap_or(i64::MAX),
-            ),
+            )),
         }
     }
 
@@ -85,9 +89,9 @@ impl FuelTracker {
     pub fn consume(&self, units: u64) -> Result<(), Error> {
         let remaining = self
             .remaining
-            .get()
+            .load(Ordering::Relaxed)
             .saturating_sub(i64::try_from(units).unwrap_or(i64::MAX));
-        self.remaining.set(remaining);
+        self.remaining.store(remaining, Ordering::Relaxed);
         if remaining <= 0 {
             Err(Error::from(ErrorKind::OutOfFuel))
         } else {
@@ -102,9 +106,9 @@ impl FuelTracker {
     /// fuel would run out, the tracker is exhausted immediately.
     #[inline]
     pub fn ensure(&self, units: u64) -> Result<(), Error> {
-        let remaining = self.remaining.get();
+        let remaining = self.remaining.load(Ordering::Relaxed);
         if remaining <= 0 || units >= remaining as u64 {
-            self.remaining.set(0);
+            self.remaining.store(0, Ordering::Relaxed);
             Err(Error::from(ErrorKind::OutOfFuel))
         } else {
             Ok(())
@@ -124,12 +128,23 @@ impl FuelTracker {
     /// Returns the remaining fuel in units.
     #[inline]
     pub fn remaining_units(&self) -> u64 {
-        self.remaining.get().max(0) as u64
+        self.remaining.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Returns the remaining fuel.
     pub fn remaining(&self) -> u64 {
-        self.remaining.get().max(0) as u64 / UNITS_PER_FUEL
+        self.remaining.load(Ordering::Relaxed).max(0) as u64 / UNITS_PER_FUEL
+    }
+
+    /// Has the fuel run out?  [store patch]
+    pub fn is_exhausted(&self) -> bool {
+        self.remaining.load(Ordering::Relaxed) <= 0
+    }
+
+    /// Makes walks of values on this thread draw from this tracker until the
+    /// guard is dropped.  [store patch]
+    pub(crate) fn install_meter(&self) -> crate::vm::meter::MeterGuard {
+        crate::vm::meter::install(self.remaining.clone())
     }
 
     /// Returns the consumed fuel.

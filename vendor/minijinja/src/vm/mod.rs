@@ -33,6 +33,8 @@ type Closure<'env> = BTreeMap<&'env str, Value>;
 mod context;
 #[cfg(feature = "fuel")]
 pub(crate) mod fuel;
+#[cfg(feature = "fuel")]
+pub(crate) mod meter;
 mod loop_object;
 #[cfg(feature = "macros")]
 mod macro_object;
@@ -238,16 +240,24 @@ impl<'env> Executor<'env> {
         stack: Stack,
         pc: u32,
     ) -> Result<Option<Value>, Error> {
+        // [store patch] walks of values outside the VM's loop draw from this
+        // state's fuel while it runs (see `meter`), and a walk that the fuel
+        // stopped early fails the evaluation even if no later check ran.
+        #[cfg(feature = "fuel")]
+        let _meter = state.fuel_tracker().map(|tracker| tracker.install_meter());
         #[cfg(feature = "stacker")]
-        {
+        let rv = {
             stacker::maybe_grow(32 * 1024, 1024 * 1024, || {
                 Self::eval_impl(state, out, stack, pc)
             })
-        }
+        };
         #[cfg(not(feature = "stacker"))]
-        {
-            Self::eval_impl(state, out, stack, pc)
+        let rv = Self::eval_impl(state, out, stack, pc);
+        #[cfg(feature = "fuel")]
+        if rv.is_ok() && state.fuel_tracker().is_some_and(|tracker| tracker.is_exhausted()) {
+            return Err(Error::from(ErrorKind::OutOfFuel));
         }
+        rv
     }
 
     #[inline]

@@ -1,0 +1,184 @@
+//! [store patch] The traversal meter.
+//!
+//! Fuel charges the work the VM does and the items built-in filters visit,
+//! but the engine also walks values on its own: printing a list prints every
+//! item, comparing or hashing two lists visits every item, indexing a lazy
+//! list from the end iterates it.  Lists repeated with `*` or joined with `+`
+//! are lazy and cost nothing to create, and a list can hold the same list many
+//! times, so a short template could build a value whose walk never ends or
+//! whose printed form exhausts memory (`{{ [[1] * 10**8] * 10**8 }}`).
+//!
+//! While the VM runs with fuel, the state installs its fuel as this thread's
+//! meter.  Every item yielded by a container's `try_iter` or `try_iter_pairs`
+//! (the iteration every such walk goes through), every item of a printed
+//! tuple, every byte of a string printed inside a container and every chunk
+//! of long strings compared or hashed is then charged to it.  A charge that
+//! exhausts the fuel makes the walk stop early (an iteration ends, printing
+//! stops, a comparison returns what it has); the fuel stays exhausted, so the
+//! VM fails with `OutOfFuel` at its next check, and the evaluation checks once
+//! more when it ends.  Without fuel nothing is installed and nothing changes.
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering as MemOrdering};
+use std::sync::Arc;
+
+use crate::vm::fuel::ITEM_COST;
+
+/// Bytes of strings compared or hashed per unit of fuel.  Comparing bytes is
+/// much cheaper than producing them, so a compared byte costs less than a
+/// printed one.
+const COMPARED_BYTES_PER_UNIT: usize = 16;
+
+/// Strings shorter than this are compared and hashed without charging: the
+/// item that holds them was charged already.
+const METERED_STRING_LEN: usize = 1024;
+
+/// How many bytes of a long string are compared between two charges.
+const COMPARE_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    static METER: RefCell<Option<Arc<AtomicI64>>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous meter of the thread when dropped.
+pub(crate) struct MeterGuard {
+    previous: Option<Arc<AtomicI64>>,
+}
+
+impl Drop for MeterGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = METER.try_with(|meter| *meter.borrow_mut() = previous);
+    }
+}
+
+/// Installs `remaining` (fuel units) as this thread's meter.
+pub(crate) fn install(remaining: Arc<AtomicI64>) -> MeterGuard {
+    let previous = METER
+        .try_with(|meter| meter.borrow_mut().replace(remaining))
+        .ok()
+        .flatten();
+    MeterGuard { previous }
+}
+
+fn current() -> Option<Arc<AtomicI64>> {
+    METER
+        .try_with(|meter| meter.borrow().clone())
+        .ok()
+        .flatten()
+}
+
+fn take(remaining: &AtomicI64, units: u64) -> bool {
+    let left = remaining
+        .load(MemOrdering::Relaxed)
+        .saturating_sub(i64::try_from(units).unwrap_or(i64::MAX));
+    remaining.store(left, MemOrdering::Relaxed);
+    left > 0
+}
+
+/// Charges `units` to this thread's meter.  Returns `false` once the fuel is
+/// exhausted; `true` when no meter is installed.
+pub(crate) fn charge(units: u64) -> bool {
+    METER
+        .try_with(|meter| match *meter.borrow() {
+            Some(ref remaining) => take(remaining, units),
+            None => true,
+        })
+        .unwrap_or(true)
+}
+
+/// Is there fuel left on this thread's meter?  `true` when none is installed.
+pub(crate) fn has_fuel() -> bool {
+    METER
+        .try_with(|meter| match *meter.borrow() {
+            Some(ref remaining) => remaining.load(MemOrdering::Relaxed) > 0,
+            None => true,
+        })
+        .unwrap_or(true)
+}
+
+/// Wraps an iterator of a container so that every item is charged.
+pub(crate) fn metered<'a, T: 'a>(
+    iter: Box<dyn Iterator<Item = T> + Send + Sync + 'a>,
+) -> Box<dyn Iterator<Item = T> + Send + Sync + 'a> {
+    match current() {
+        Some(remaining) => Box::new(Metered {
+            iter,
+            remaining,
+            done: false,
+        }),
+        None => iter,
+    }
+}
+
+struct Metered<I> {
+    iter: I,
+    remaining: Arc<AtomicI64>,
+    done: bool,
+}
+
+impl<I: Iterator> Iterator for Metered<I> {
+    type Item = I::Item;
+
+    #[inline]
+    fn next(&mut self) -> Option<I::Item> {
+        if self.done {
+            return None;
+        }
+        if !take(&self.remaining, ITEM_COST) {
+            self.done = true;
+            return None;
+        }
+        self.iter.next()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            (0, Some(0))
+        } else {
+            self.iter.size_hint()
+        }
+    }
+}
+
+/// Charges for printing `len` bytes of a string inside a container.
+pub(crate) fn charge_printed(len: usize) -> bool {
+    charge(len as u64)
+}
+
+/// Charges for hashing a string of `len` bytes.
+pub(crate) fn charge_hashed(len: usize) -> bool {
+    len < METERED_STRING_LEN || charge((len / COMPARED_BYTES_PER_UNIT) as u64)
+}
+
+/// Compares two byte strings, charging long comparisons chunk by chunk.  When
+/// the fuel runs out the result is `Equal`: the evaluation fails anyway.
+pub(crate) fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    if a.len().min(b.len()) < METERED_STRING_LEN || std::ptr::eq(a, b) {
+        return a.cmp(b);
+    }
+    let Some(remaining) = current() else {
+        return a.cmp(b);
+    };
+    let mut offset = 0;
+    loop {
+        let end_a = a.len().min(offset + COMPARE_CHUNK);
+        let end_b = b.len().min(offset + COMPARE_CHUNK);
+        let (chunk_a, chunk_b) = (&a[offset..end_a], &b[offset..end_b]);
+        if !take(
+            &remaining,
+            (chunk_a.len().min(chunk_b.len()) / COMPARED_BYTES_PER_UNIT) as u64,
+        ) {
+            return Ordering::Equal;
+        }
+        // Chunks of the same length that are equal mean the strings agree so
+        // far; anything else decides (a shorter chunk is the end of a string).
+        match chunk_a.cmp(chunk_b) {
+            Ordering::Equal if chunk_a.len() == COMPARE_CHUNK && chunk_b.len() == COMPARE_CHUNK => {
+                offset += COMPARE_CHUNK;
+            }
+            rv => return rv,
+        }
+    }
+}
