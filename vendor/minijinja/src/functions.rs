@@ -452,13 +452,20 @@ mod builtins {
                     None => (0, lower),
                 };
 
+                // [store patch] in i128: `start - end` and `-step` overflowed
+                // isize (a panic in debug builds) for far apart bounds or a
+                // step of `isize::MIN`, and so could `i * step`.  Every item
+                // lies in `(end, start]`, so it fits back into an isize.
                 let len = if start <= end {
                     0
                 } else {
-                    ((start - end + (-step) - 1) / (-step)) as usize
+                    let span = start as i128 - end as i128;
+                    let stride = -(step as i128);
+                    usize::try_from((span + stride - 1) / stride).unwrap_or(usize::MAX)
                 };
 
-                let iter = (0..len).map(move |i| start + (i as isize) * step);
+                let iter =
+                    (0..len).map(move |i| (start as i128 + i as i128 * step as i128) as isize);
                 to_result(iter)
             }
         }

@@ -311,6 +311,8 @@ pub fn slice(
             "cannot slice by step size of 0",
         ));
     }
+    // [store patch] the backwards steps below use `step.unsigned_abs()`:
+    // `-step` overflowed (a panic in debug builds) for a step of `i64::MIN`.
 
     let kind = value.kind();
     let is_tuple = value.is_tuple();
@@ -358,7 +360,7 @@ pub fn slice(
             } else {
                 let chars: Vec<char> = s.chars().collect();
                 Ok(Value::from(
-                    range_step_backwards(start, stop, -step as usize, chars.len())
+                    range_step_backwards(start, stop, step.unsigned_abs() as usize, chars.len())
                         .map(move |i| chars[i])
                         .collect::<String>(),
                 ))
@@ -377,7 +379,7 @@ pub fn slice(
                 ))
             } else {
                 Ok(Value::from_bytes(
-                    range_step_backwards(start, stop, -step as usize, b.len())
+                    range_step_backwards(start, stop, step.unsigned_abs() as usize, b.len())
                         .map(|i| b[i])
                         .collect::<Vec<u8>>(),
                 ))
@@ -399,7 +401,7 @@ pub fn slice(
                         .step_by(step as usize)
                         .collect()
                 } else {
-                    range_step_backwards(start, stop, -step as usize, values.len())
+                    range_step_backwards(start, stop, step.unsigned_abs() as usize, values.len())
                         .map(|idx| values[idx].clone())
                         .collect()
                 };
@@ -420,7 +422,7 @@ pub fn slice(
                 // sequences can be indexed, so they can be sliced lazily
                 Ok(Value::make_object_iterable(obj, move |obj| {
                     Box::new(
-                        range_step_backwards(start, stop, -step as usize, len)
+                        range_step_backwards(start, stop, step.unsigned_abs() as usize, len)
                             .map(move |idx| obj.get_value(&Value::from(idx)).unwrap_or_default()),
                     )
                 }))
@@ -432,7 +434,7 @@ pub fn slice(
                 if let Some(err) = items.last().and_then(|x| x.check().err()) {
                     return Err(err);
                 }
-                let indexes = range_step_backwards(start, stop, -step as usize, items.len());
+                let indexes = range_step_backwards(start, stop, step.unsigned_abs() as usize, items.len());
                 let items = collect_untrusted(indexes.map(|idx| items[idx].clone()));
                 Ok(Value::make_object_iterable(items, |items| {
                     Box::new(items.iter().cloned())

@@ -175,6 +175,14 @@ impl Object for Loop {
                 Ok(Value::from(false))
             }
         } else if name == "cycle" {
+            // [store patch] without values `idx % args.len()` divided by zero:
+            // a panic.  Jinja2 raises an error too ("no items for cycling given").
+            if args.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "loop.cycle() needs at least one value to cycle through",
+                ));
+            }
             let idx = self.idx.load(Ordering::Relaxed);
             match args.get(idx % args.len()) {
                 Some(arg) => Ok(arg.clone()),
