@@ -784,11 +784,23 @@ mod builtins {
         // The joiner is repeated for every item, so the size of the result is
         // not bounded by the size of the items.  This charges for every item
         // and checks that the output can be paid for before it grows.
-        fn charge_join(state: &State, output: &str, joiner: &str) -> Result<(), Error> {
+        // [store patch] the check covers the item's own bytes too, and runs
+        // without a joiner as well: `(['a' * 10**6] * 50000)|join` grew a
+        // 50 GB string unchecked.
+        fn charge_join(
+            state: &State,
+            output: &str,
+            joiner: &str,
+            item: &Value,
+        ) -> Result<(), Error> {
             ok!(state.charge_items(1));
-            if !joiner.is_empty() {
-                ok!(state.ensure_bytes(output.len().saturating_add(joiner.len())));
-            }
+            let item_len = item.as_str().map_or(0, str::len);
+            ok!(state.ensure_bytes(
+                output
+                    .len()
+                    .saturating_add(joiner.len())
+                    .saturating_add(item_len)
+            ));
             Ok(())
         }
 
@@ -799,7 +811,7 @@ mod builtins {
         ) -> Result<String, Error> {
             let mut output = String::new();
             for (idx, item) in iter.enumerate() {
-                ok!(charge_join(state, &output, joiner));
+                ok!(charge_join(state, &output, joiner, &item));
                 ok!(item.check());
                 if idx > 0 {
                     output.push_str(joiner);
@@ -820,7 +832,7 @@ mod builtins {
         ) -> Result<String, Error> {
             let mut output = String::new();
             for (idx, item) in iter.enumerate() {
-                ok!(charge_join(state, &output, joiner));
+                ok!(charge_join(state, &output, joiner, &item));
                 ok!(item.check());
                 if idx > 0 {
                     output.push_str(joiner);
@@ -1187,7 +1199,14 @@ mod builtins {
                     format!("can only sum numbers, got {}", value.kind()),
                 ));
             }
+            // [store patch] adding strings copies the growing total each
+            // time: check and charge it, or a sum of strings ran in quadratic
+            // time charged only per item.
+            #[cfg(feature = "fuel")]
+            ok!(ops::ensure_fuel_for_binop(state, "add", &rv, &value));
             rv = ok!(ops::add(&rv, &value));
+            #[cfg(feature = "fuel")]
+            ok!(state.charge_value(&rv));
         }
 
         Ok(rv)
@@ -2421,6 +2440,16 @@ mod builtins {
             }
 
             fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // [store patch] printing a group walks its items, which can be
+                // groups again: charged like other containers' walks (see
+                // `vm::meter`), or nested groups print 2^n items uncharged.
+                #[cfg(feature = "fuel")]
+                if !crate::vm::meter::charge(crate::vm::fuel::cost_of(
+                    self.list.len().saturating_add(1),
+                    crate::vm::fuel::ITEM_COST,
+                )) {
+                    return Ok(());
+                }
                 f.debug_tuple("")
                     .field(&self.grouper)
                     .field(&self.list)

@@ -619,7 +619,11 @@ where
             ));
         }
     }
-    #[cfg(not(feature = "internal_safe_search"))]
+    #[cfg(all(not(feature = "internal_safe_search"), feature = "fuel"))]
+    {
+        ok!(crate::vm::meter::sort_by(seq, f));
+    }
+    #[cfg(all(not(feature = "internal_safe_search"), not(feature = "fuel")))]
     {
         seq.sort_by(f);
     }

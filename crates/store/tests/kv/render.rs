@@ -481,13 +481,33 @@ fn walks_of_lazy_and_shared_lists_are_charged_to_the_fuel() {
     }
 }
 
+/// Runs `test` like [`in_child_process`], limited to 3 GB of address space and 60 s, so that a
+/// template that exhausts memory or runs for ever fails the test quickly (h171).
+fn in_limited_child(test: &str) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 3000000; exec timeout 60 \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("KV_TEST_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "child failed ({}; 124 is the timeout, 134 an abort):\n{}",
+        out.status,
+        stderr.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+}
+
 /// The short templates that exhausted memory or ran for ever before the walks were charged
-/// (h168): each is now a template error at once. In a child process, so that a regression
-/// fails this test instead of taking the test run down with it.
+/// (h168, h171): each is now a template error at once. In a limited child process, so that a
+/// regression fails this test instead of taking the test run down with it.
 #[test]
 fn short_templates_cannot_exhaust_memory_or_run_for_ever() {
     if std::env::var_os("KV_TEST_CHILD").is_none() {
-        return in_child_process("render::short_templates_cannot_exhaust_memory_or_run_for_ever");
+        return in_limited_child("render::short_templates_cannot_exhaust_memory_or_run_for_ever");
     }
     let store = store::Store::in_memory().unwrap();
     store.set("g", "big", &"a".repeat(1 << 20)).unwrap();
@@ -504,12 +524,61 @@ fn short_templates_cannot_exhaust_memory_or_run_for_ever() {
             "{{% set a = (1,) %}}{}{{{{ a }}}}",
             "{% set a = (a, a) %}".repeat(35)
         ),
+        // Groups print their items themselves, not through a list's walk (h171 D1).
+        format!(
+            "{{% set a = [[0]]|groupby('0') %}}{}{{{{ a }}}}",
+            "{% set a = [a[0], a[0]]|groupby('0') %}".repeat(40)
+        ),
+        // `join` without a separator never checked its output's size: 50 GB (h171 D2).
+        "{{ (['a' * 1000000] * 50000)|join|length }}".to_string(),
+        "{{ (['a' * 1000000] * 50000)|join('')|length }}".to_string(),
+        // A sum of strings copies the growing total at each item (h171 D3).
+        "{{ (['a' * 100000] * 4000)|sum(start='')|length }}".to_string(),
     ];
     for form in &forms {
         let long = format!("{form}{}", " ".repeat(1_000)); // the render thread's path too
         for template in [form, &long] {
             expect_out_of_fuel(&store, template);
         }
+    }
+}
+
+/// Fuel running out in the middle of a sort stops the sort with the fuel error: comparisons
+/// that return `Equal` once the fuel is gone are not a total order, on which the standard
+/// library's sort panics (h171 D5: "the template engine failed", 5 sorts in 600 at random).
+#[test]
+fn fuel_running_out_inside_a_sort_is_the_fuel_error_not_a_panic() {
+    let template = "{% set p = [1]*334 %}{{ [p+[15],p+[3],p+[9],p+[13],p+[5],p+[14],p+[2],\
+        p+[17],p+[8],p+[10],p+[6],p+[16],p+[12],p+[18],p+[0],p+[19],p+[4],p+[7],p+[20],p+[1],\
+        p+[11]]|sort|length }}";
+    for (_, store, _, _dir) in both() {
+        expect_out_of_fuel(&store, template);
+        for (filter, sorted) in [("sort", "[1, 2, 3]"), ("sort(reverse=true)", "[3, 2, 1]")] {
+            let small = format!("{{{{ [2, 3, 1]|{filter} }}}}");
+            assert_eq!(store.render(&small, "g").unwrap(), sorted);
+        }
+        let stable =
+            "{{ [[2, 'a'], [1, 'b'], [2, 'c'], [1, 'd']]|sort(attribute='0')|map(attribute=1)|join }}";
+        assert_eq!(store.render(stable, "g").unwrap(), "bdac", "the sort is stable");
+    }
+}
+
+/// Long values compared or deduplicated cost the bytes actually compared, not their length
+/// (h171 D4): 500 values of 20 KB that differ in their first bytes deduplicate and sort within
+/// the fuel, as they did before the walks were charged.
+#[test]
+fn long_values_cost_the_bytes_compared_not_their_length() {
+    let store = store::Store::in_memory().unwrap();
+    for i in 0..500 {
+        let value = format!("{:05}{}", (i * 7919) % 100_000, "v".repeat(20_000 - 5));
+        store.set("g", &format!("key{i:05}"), &value).unwrap();
+    }
+    for template in [
+        "{{ entries|dictsort|map(attribute=1)|unique|list|length }}",
+        "{{ entries|dictsort(by='value', case_sensitive=true)|length }}",
+        "{{ entries|dictsort|map(attribute=1)|sort(case_sensitive=true)|length }}",
+    ] {
+        assert_eq!(store.render(template, "g").unwrap(), "500", "{template}");
     }
 }
 

@@ -22,6 +22,7 @@ use std::cmp::Ordering;
 use std::sync::atomic::{AtomicI64, Ordering as MemOrdering};
 use std::sync::Arc;
 
+use crate::error::{Error, ErrorKind};
 use crate::vm::fuel::ITEM_COST;
 
 /// Bytes of strings compared or hashed per unit of fuel.  Comparing bytes is
@@ -34,7 +35,7 @@ const COMPARED_BYTES_PER_UNIT: usize = 16;
 const METERED_STRING_LEN: usize = 1024;
 
 /// How many bytes of a long string are compared between two charges.
-const COMPARE_CHUNK: usize = 64 * 1024;
+const COMPARE_CHUNK: usize = 1024;
 
 thread_local! {
     static METER: RefCell<Option<Arc<AtomicI64>>> = const { RefCell::new(None) };
@@ -54,8 +55,18 @@ impl Drop for MeterGuard {
 
 /// Installs `remaining` (fuel units) as this thread's meter.
 pub(crate) fn install(remaining: Arc<AtomicI64>) -> MeterGuard {
+    replace(Some(remaining))
+}
+
+/// Removes this thread's meter until the guard is dropped (an evaluation
+/// without fuel).
+pub(crate) fn install_none() -> MeterGuard {
+    replace(None)
+}
+
+fn replace(meter: Option<Arc<AtomicI64>>) -> MeterGuard {
     let previous = METER
-        .try_with(|meter| meter.borrow_mut().replace(remaining))
+        .try_with(|current| std::mem::replace(&mut *current.borrow_mut(), meter))
         .ok()
         .flatten();
     MeterGuard { previous }
@@ -152,8 +163,10 @@ pub(crate) fn charge_hashed(len: usize) -> bool {
     len < METERED_STRING_LEN || charge((len / COMPARED_BYTES_PER_UNIT) as u64)
 }
 
-/// Compares two byte strings, charging long comparisons chunk by chunk.  When
-/// the fuel runs out the result is `Equal`: the evaluation fails anyway.
+/// Compares two byte strings, charging long comparisons chunk by chunk: only
+/// the chunks found equal are charged (the bytes actually compared), so
+/// strings that differ early cost nothing beyond the item that holds them.
+/// When the fuel runs out the result is `Equal`: the evaluation fails anyway.
 pub(crate) fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
     if a.len().min(b.len()) < METERED_STRING_LEN || std::ptr::eq(a, b) {
         return a.cmp(b);
@@ -161,24 +174,79 @@ pub(crate) fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
     let Some(remaining) = current() else {
         return a.cmp(b);
     };
-    let mut offset = 0;
+    let mut chunks_a = a.chunks(COMPARE_CHUNK);
+    let mut chunks_b = b.chunks(COMPARE_CHUNK);
     loop {
-        let end_a = a.len().min(offset + COMPARE_CHUNK);
-        let end_b = b.len().min(offset + COMPARE_CHUNK);
-        let (chunk_a, chunk_b) = (&a[offset..end_a], &b[offset..end_b]);
-        if !take(
-            &remaining,
-            (chunk_a.len().min(chunk_b.len()) / COMPARED_BYTES_PER_UNIT) as u64,
-        ) {
-            return Ordering::Equal;
-        }
-        // Chunks of the same length that are equal mean the strings agree so
-        // far; anything else decides (a shorter chunk is the end of a string).
-        match chunk_a.cmp(chunk_b) {
-            Ordering::Equal if chunk_a.len() == COMPARE_CHUNK && chunk_b.len() == COMPARE_CHUNK => {
-                offset += COMPARE_CHUNK;
+        match (chunks_a.next(), chunks_b.next()) {
+            (Some(chunk_a), Some(chunk_b)) => {
+                if chunk_a != chunk_b {
+                    return chunk_a.cmp(chunk_b);
+                }
+                if !take(&remaining, (COMPARE_CHUNK / COMPARED_BYTES_PER_UNIT) as u64) {
+                    return Ordering::Equal;
+                }
             }
-            rv => return rv,
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
         }
     }
+}
+
+/// A stable sort that stops when the fuel runs out, with an `OutOfFuel`
+/// error, instead of going on with comparisons that then return `Equal`:
+/// the standard library's sorts may panic on such an inconsistent order.
+/// A bottom-up merge sort of indexes, then the permutation applied in place.
+pub(crate) fn sort_by<T, F>(seq: &mut [T], mut compare: F) -> Result<(), Error>
+where
+    F: FnMut(&T, &T) -> Ordering,
+{
+    if current().is_none() {
+        seq.sort_by(compare);
+        return Ok(());
+    }
+    let n = seq.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut merged = order.clone();
+    let mut width = 1;
+    while width < n {
+        for start in (0..n).step_by(width.saturating_mul(2)) {
+            let mid = start.saturating_add(width).min(n);
+            let end = start.saturating_add(width.saturating_mul(2)).min(n);
+            let (mut left, mut right) = (start, mid);
+            for slot in &mut merged[start..end] {
+                // Take from the right only when it is strictly less: stable.
+                let take_right = right < end
+                    && (left >= mid
+                        || compare(&seq[order[right]], &seq[order[left]]) == Ordering::Less);
+                if take_right {
+                    *slot = order[right];
+                    right += 1;
+                } else {
+                    *slot = order[left];
+                    left += 1;
+                }
+            }
+            if !has_fuel() {
+                return Err(Error::from(ErrorKind::OutOfFuel));
+            }
+        }
+        std::mem::swap(&mut order, &mut merged);
+        width = width.saturating_mul(2);
+    }
+    // Position `i` takes the item at `order[i]`: follow each cycle once.
+    let mut placed = vec![false; n];
+    for start in 0..n {
+        let mut at = start;
+        while !placed[at] {
+            placed[at] = true;
+            let from = order[at];
+            if from == start {
+                break;
+            }
+            seq.swap(at, from);
+            at = from;
+        }
+    }
+    Ok(())
 }

@@ -243,8 +243,13 @@ impl<'env> Executor<'env> {
         // [store patch] walks of values outside the VM's loop draw from this
         // state's fuel while it runs (see `meter`), and a walk that the fuel
         // stopped early fails the evaluation even if no later check ran.
+        // An evaluation without fuel installs no meter, so that it does not
+        // draw on (nor stop with) a fuelled evaluation it runs inside.
         #[cfg(feature = "fuel")]
-        let _meter = state.fuel_tracker().map(|tracker| tracker.install_meter());
+        let _meter = match state.fuel_tracker() {
+            Some(tracker) => tracker.install_meter(),
+            None => crate::vm::meter::install_none(),
+        };
         #[cfg(feature = "stacker")]
         let rv = {
             stacker::maybe_grow(32 * 1024, 1024 * 1024, || {
