@@ -172,6 +172,18 @@ pub struct Service {
 #[cfg(feature = "analytics")]
 const EMPTY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Whether the file (`meta`: its metadata) changed within [`EMPTY_FILE_GRACE`]; `None` without
+/// a modification time. An mtime ahead of this clock (skew, a copied file) counts as fresh only
+/// within the grace too, or a skewed file would look "being created" until the clock caught up.
+#[cfg(feature = "analytics")]
+fn changed_within_grace(meta: &std::fs::Metadata) -> Option<bool> {
+    let since = meta.modified().ok()?;
+    Some(match since.elapsed() {
+        Ok(age) => age < EMPTY_FILE_GRACE,
+        Err(ahead) => ahead.duration() < EMPTY_FILE_GRACE,
+    })
+}
+
 /// A busy error (`Error::is_busy`, kind `DuckDb`) for a database file another process may
 /// still be creating: callers retry it like DuckDB's own lock refusal.
 #[cfg(feature = "analytics")]
@@ -407,21 +419,14 @@ impl Service {
         let empty = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(creating_elsewhere(OP, path)),
             Ok(m) if crate::analytics::unfinished_database_file(path, &m) => Some(m),
-            Ok(m) if m.is_file() => return crate::analytics::Analytics::open(path),
+            Ok(m) if m.is_file() => return Self::open_finished_file(OP, path),
             _ => None,
         };
-        let empty_since = empty.as_ref().and_then(|m| m.modified().ok());
         let mut wal = path.as_os_str().to_os_string();
         wal.push(".wal");
         let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
-        let (Some(since), true) = (empty_since, wal_empty) else {
+        let (Some(fresh), true) = (empty.as_ref().and_then(changed_within_grace), wal_empty) else {
             return Err(err); // a damaged database: not ours to touch
-        };
-        // An mtime ahead of this clock (skew, a copied file) counts as fresh only within the
-        // grace, or a skewed file would look "being created" until the clock caught up.
-        let fresh = match since.elapsed() {
-            Ok(age) => age < EMPTY_FILE_GRACE,
-            Err(ahead) => ahead.duration() < EMPTY_FILE_GRACE,
         };
         if fresh {
             return Err(creating_elsewhere(OP, path));
@@ -438,6 +443,28 @@ impl Service {
         // fresh one, and the caller's retry finds it complete.
         match crate::analytics::Analytics::open(path) {
             Err(e) if is_not_a_database(&e) => Err(creating_elsewhere(OP, path)),
+            other => other,
+        }
+    }
+
+    /// Opens a refused file that is no longer unfinished: its creator has written its headers
+    /// since. DuckDB reads a file's header before it takes the file's lock, so an open that
+    /// waited for the lock while the file was being created (or created afresh, after a stale
+    /// one was moved aside) can still refuse it: a file changed within [`EMPTY_FILE_GRACE`]
+    /// is therefore busy, for the caller to retry, rather than damaged.
+    #[cfg(feature = "analytics")]
+    fn open_finished_file(op: &'static str, path: &Path) -> Result<crate::analytics::Analytics> {
+        match crate::analytics::Analytics::open(path) {
+            Err(e)
+                if is_not_a_database(&e)
+                    && std::fs::metadata(path)
+                        .ok()
+                        .as_ref()
+                        .and_then(changed_within_grace)
+                        == Some(true) =>
+            {
+                Err(creating_elsewhere(op, path))
+            }
             other => other,
         }
     }

@@ -630,6 +630,66 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a database");
 }
 
+/// DuckDB reads a file's header before it takes the file's lock, so an open that waited for
+/// the lock while another process created the file can refuse the finished file (CI saw one of
+/// several processes using analytics for the first time at once fail so, on a loaded machine).
+/// A refused file of full length is therefore busy while it changed within the grace, and opens
+/// once it is valid; an old one is damaged (or another program's) and left alone.
+#[test]
+fn a_refused_full_length_file_is_busy_while_fresh_and_opens_once_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("workspace.duckdb");
+    let open_with = |wait| service_waiting(dir.path(), wait);
+    let garbage = vec![b'x'; 3 * 4096];
+    std::fs::write(&file, &garbage).unwrap();
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(900);
+    crate::support::set_mtime(&file, soon);
+    let err = open_with(std::time::Duration::from_millis(200))
+        .analytics()
+        .unwrap_err();
+    assert!(err.is_busy(), "fresh: busy, not damaged: {err}");
+    // The creator finishes while the open waits: it opens the finished database.
+    let valid = dir.path().join("valid.duckdb");
+    store::analytics::Analytics::open(&valid)
+        .unwrap()
+        .exec_batch("CREATE TABLE made_by_the_creator AS SELECT 1 AS x")
+        .unwrap();
+    crate::support::set_mtime(
+        &file,
+        std::time::SystemTime::now() + std::time::Duration::from_millis(900),
+    );
+    let finisher = {
+        let (valid, file) = (valid.clone(), file.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::rename(valid, file).unwrap();
+        })
+    };
+    let service = open_with(std::time::Duration::from_secs(30));
+    let rows = service
+        .analytics()
+        .unwrap()
+        .query("SELECT x FROM made_by_the_creator", &[])
+        .unwrap();
+    assert_eq!(rows.rows[0][0], store::analytics::Value::Int(1));
+    finisher.join().unwrap();
+    service.close().unwrap();
+    // Refused and unchanged for longer than a creation takes: damaged, reported, untouched.
+    std::fs::write(&file, &garbage).unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    crate::support::set_mtime(&file, hour_ago);
+    let err = open_with(std::time::Duration::from_millis(200))
+        .analytics()
+        .unwrap_err();
+    assert!(!err.is_busy(), "{err}");
+    assert!(
+        err.to_string().contains("not a valid DuckDB database file"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), garbage);
+    assert_eq!(unfinished_asides(dir.path()), 0);
+}
+
 /// Moving an unfinished file aside never waits on another mover's lock (a lock file beside
 /// it): while one holds it the open is busy, like any file being created, and goes through
 /// once it is released. (Locking the home directory itself made a `flock <home> store …`
