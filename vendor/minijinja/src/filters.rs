@@ -1188,6 +1188,12 @@ mod builtins {
         ok!(kwargs.assert_all_used());
 
         let mut rv = start;
+        // [store patch] strings added to a string total are appended to one
+        // buffer (`ops::add` copied the growing total at each item: quadratic
+        // time, charged only per item), each item's bytes checked and charged
+        // once; `safe` is whether every part was a safe string, as `ops::add`
+        // keeps it.
+        let mut text: Option<(String, bool)> = None;
         let iter = state.fuel_iter(ok!(state.undefined_behavior().try_iter(values)));
         for value in iter.map(|item| map_attribute(item, attribute)) {
             ok!(value.check());
@@ -1199,14 +1205,35 @@ mod builtins {
                     format!("can only sum numbers, got {}", value.kind()),
                 ));
             }
-            // [store patch] adding strings copies the growing total each
-            // time: check and charge it, or a sum of strings ran in quadratic
-            // time charged only per item.
-            #[cfg(feature = "fuel")]
-            ok!(ops::ensure_fuel_for_binop(state, "add", &rv, &value));
+            if let Some(part) = value.as_str() {
+                if text.is_none() {
+                    if let Some(total) = rv.as_str() {
+                        text = Some((total.to_string(), rv.is_safe()));
+                    }
+                }
+                if let Some((ref mut buffer, ref mut safe)) = text {
+                    ok!(state.ensure_bytes(buffer.len().saturating_add(part.len())));
+                    buffer.push_str(part);
+                    *safe &= value.is_safe();
+                    ok!(state.charge_fuel(part.len() as u64));
+                    continue;
+                }
+            }
+            if let Some((buffer, safe)) = text.take() {
+                rv = if safe {
+                    Value::from_safe_string(buffer)
+                } else {
+                    Value::from(buffer)
+                };
+            }
             rv = ok!(ops::add(&rv, &value));
-            #[cfg(feature = "fuel")]
-            ok!(state.charge_value(&rv));
+        }
+        if let Some((buffer, safe)) = text {
+            rv = if safe {
+                Value::from_safe_string(buffer)
+            } else {
+                Value::from(buffer)
+            };
         }
 
         Ok(rv)

@@ -582,6 +582,44 @@ fn long_values_cost_the_bytes_compared_not_their_length() {
     }
 }
 
+/// Sorting input already in order, or in reverse order, costs about one comparison per item,
+/// as with the standard library's sort the merge sort replaced (h172 B1: a group's `items` come
+/// in key order, and 5,000 of them sorted ran out of fuel), and a sum of strings costs each
+/// item's bytes once, like `join` (h172 B2: every partial sum was charged, so 1,000 values of
+/// 50 bytes ran out of fuel); both rendered on the crates.io release.
+#[test]
+fn sorted_input_and_sums_of_strings_cost_no_more_than_before() {
+    let store = store::Store::in_memory().unwrap();
+    for i in 0..5_000 {
+        let value = format!("{:05}{}", (i * 7919) % 100_000, "v".repeat(45));
+        store.set("g", &format!("key{i:05}"), &value).unwrap();
+    }
+    for template in [
+        "{{ entries|items|sort|length }}",
+        "{{ entries|items|reverse|sort|length }}",
+        "{{ entries|items|sort(reverse=true)|length }}",
+    ] {
+        assert_eq!(store.render(template, "g").unwrap(), "5000", "{template}");
+    }
+    let first_three = "{{ (entries|items|reverse|sort|map(attribute=0))[:3]|join(',') }}";
+    assert_eq!(
+        store.render(first_three, "g").unwrap(),
+        "key00000,key00001,key00002"
+    );
+    for template in [
+        "{{ (entries|dictsort|map(attribute=1))[:1000]|join|length }}",
+        "{{ (entries|dictsort|map(attribute=1))[:1000]|sum(start='')|length }}",
+    ] {
+        assert_eq!(store.render(template, "g").unwrap(), "50000", "{template}");
+    }
+    assert_eq!(
+        store
+            .render("{{ ['a', 'b', 'c']|sum(start='x') }} {{ [1, 2.5]|sum }}", "g")
+            .unwrap(),
+        "xabc 3.5"
+    );
+}
+
 /// Charging the walks leaves room for real work: a thousand 1 KiB entries sorted, compared,
 /// deduplicated and printed, and lists repeated and compared, still render.
 #[test]
