@@ -619,6 +619,8 @@ where
             ));
         }
     }
+    // [store patch] with fuel, a merge sort that stops when the fuel runs out
+    // (see `vm::meter::sort_by`).
     #[cfg(all(not(feature = "internal_safe_search"), feature = "fuel"))]
     {
         ok!(crate::vm::meter::sort_by(seq, f));

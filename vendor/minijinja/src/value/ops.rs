@@ -653,6 +653,7 @@ fn repeat_count(n: &Value) -> Option<usize> {
 }
 
 fn repeat_iterable(n: &Value, seq: &DynObject) -> Result<Value, Error> {
+    // [store patch] see the repetitions below.
     #[cfg(feature = "fuel")]
     use crate::vm::meter::has_fuel;
     #[cfg(not(feature = "fuel"))]
