@@ -1219,24 +1219,23 @@ mod builtins {
                     continue;
                 }
             }
-            if let Some((buffer, safe)) = text.take() {
-                rv = if safe {
-                    Value::from_safe_string(buffer)
-                } else {
-                    Value::from(buffer)
-                };
+            if let Some(total) = text.take() {
+                rv = string_total(total);
             }
             rv = ok!(ops::add(&rv, &value));
         }
-        if let Some((buffer, safe)) = text {
-            rv = if safe {
-                Value::from_safe_string(buffer)
-            } else {
-                Value::from(buffer)
-            };
-        }
 
-        Ok(rv)
+        Ok(text.map_or(rv, string_total))
+    }
+
+    /// [store patch] The value of a string total `sum` built in a buffer:
+    /// safe only if every part was.
+    fn string_total((buffer, safe): (String, bool)) -> Value {
+        if safe {
+            Value::from_safe_string(buffer)
+        } else {
+            Value::from(buffer)
+        }
     }
 
     /// Replaces an item with its attribute.  Invalid items are kept so that

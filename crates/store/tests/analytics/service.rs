@@ -519,6 +519,23 @@ fn service_waiting(home: &std::path::Path, wait: std::time::Duration) -> Service
     Service::open(config).unwrap()
 }
 
+/// Dates `file` as just created: slightly ahead, which still counts as fresh, so a slow
+/// machine cannot age it past the grace meanwhile.
+fn date_just_created(file: &std::path::Path) {
+    crate::support::set_mtime(
+        file,
+        std::time::SystemTime::now() + std::time::Duration::from_millis(900),
+    );
+}
+
+/// Dates `file` an hour back: unchanged for longer than a creation takes.
+fn date_an_hour_ago(file: &std::path::Path) {
+    crate::support::set_mtime(
+        file,
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
+}
+
 /// How many unfinished analytics files were moved aside in `home`.
 fn unfinished_asides(home: &std::path::Path) -> usize {
     std::fs::read_dir(home)
@@ -538,11 +555,9 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("workspace.duckdb");
     let open_with = |wait| service_waiting(dir.path(), wait);
-    // Just created: another process may be about to write its header. (Dated slightly ahead,
-    // which still counts as fresh, so a slow machine cannot age it past the grace meanwhile.)
+    // Just created: another process may be about to write its header.
     std::fs::write(&file, "").unwrap();
-    let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(900);
-    crate::support::set_mtime(&file, soon);
+    date_just_created(&file);
     let err = open_with(std::time::Duration::from_millis(200))
         .analytics()
         .unwrap_err();
@@ -559,8 +574,7 @@ fn an_empty_analytics_file_is_waited_for_while_fresh_then_moved_aside_never_dele
         .unwrap();
     std::fs::write(&file, "").unwrap();
     // Empty for longer than a creation takes: left behind by a process that died creating it.
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    crate::support::set_mtime(&file, hour_ago);
+    date_an_hour_ago(&file);
     let service = open_with(std::time::Duration::from_millis(200));
     service.store().set("g", "k", "v").unwrap();
     let rows = service
@@ -586,8 +600,7 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
     assert!(whole.len() >= 3 * 4096, "{}", whole.len());
     for blocks in [1, 2] {
         std::fs::write(&file, &whole[..blocks * 4096]).unwrap();
-        let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(900);
-        crate::support::set_mtime(&file, soon);
+        date_just_created(&file);
         let err = open_with(std::time::Duration::from_millis(200))
             .analytics()
             .unwrap_err();
@@ -597,8 +610,7 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
             blocks as u64 * 4096,
             "left as it was"
         );
-        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        crate::support::set_mtime(&file, hour_ago);
+        date_an_hour_ago(&file);
         let service = open_with(std::time::Duration::from_millis(200));
         service
             .analytics()
@@ -611,8 +623,7 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
     // Headers lost to a power cut (the length reached the disk, the bytes did not): zeros.
     std::fs::remove_file(&file).unwrap();
     std::fs::write(&file, vec![0u8; 8192]).unwrap();
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    crate::support::set_mtime(&file, hour_ago);
+    date_an_hour_ago(&file);
     let service = open_with(std::time::Duration::from_millis(200));
     service.analytics().unwrap();
     service.close().unwrap();
@@ -620,8 +631,7 @@ fn an_analytics_file_cut_short_in_its_headers_is_moved_aside_once_stale() {
     // A short file that DuckDB never began (no header) is another program's: left alone.
     std::fs::remove_file(&file).unwrap();
     std::fs::write(&file, "not a database").unwrap();
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    crate::support::set_mtime(&file, hour_ago);
+    date_an_hour_ago(&file);
     assert!(
         open_with(std::time::Duration::from_millis(200))
             .analytics()
@@ -642,8 +652,7 @@ fn a_refused_full_length_file_is_busy_while_fresh_and_opens_once_valid() {
     let open_with = |wait| service_waiting(dir.path(), wait);
     let garbage = vec![b'x'; 3 * 4096];
     std::fs::write(&file, &garbage).unwrap();
-    let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(900);
-    crate::support::set_mtime(&file, soon);
+    date_just_created(&file);
     let err = open_with(std::time::Duration::from_millis(200))
         .analytics()
         .unwrap_err();
@@ -654,10 +663,7 @@ fn a_refused_full_length_file_is_busy_while_fresh_and_opens_once_valid() {
         .unwrap()
         .exec_batch("CREATE TABLE made_by_the_creator AS SELECT 1 AS x")
         .unwrap();
-    crate::support::set_mtime(
-        &file,
-        std::time::SystemTime::now() + std::time::Duration::from_millis(900),
-    );
+    date_just_created(&file);
     let finisher = {
         let (valid, file) = (valid.clone(), file.clone());
         std::thread::spawn(move || {
@@ -676,8 +682,7 @@ fn a_refused_full_length_file_is_busy_while_fresh_and_opens_once_valid() {
     service.close().unwrap();
     // Refused and unchanged for longer than a creation takes: damaged, reported, untouched.
     std::fs::write(&file, &garbage).unwrap();
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    crate::support::set_mtime(&file, hour_ago);
+    date_an_hour_ago(&file);
     let err = open_with(std::time::Duration::from_millis(200))
         .analytics()
         .unwrap_err();
@@ -699,8 +704,7 @@ fn a_mover_holding_the_move_lock_makes_the_open_busy_never_hang() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("workspace.duckdb");
     std::fs::write(&file, "").unwrap();
-    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    crate::support::set_mtime(&file, hour_ago);
+    date_an_hour_ago(&file);
     let held = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

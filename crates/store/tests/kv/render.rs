@@ -563,16 +563,23 @@ fn fuel_running_out_inside_a_sort_is_the_fuel_error_not_a_panic() {
     }
 }
 
+/// A store whose group `g` holds `entries` values of `len` bytes, `key00000`…, each starting
+/// with five digits that differ from its neighbours'.
+fn group_of(entries: usize, len: usize) -> store::Store {
+    let store = store::Store::in_memory().unwrap();
+    for i in 0..entries {
+        let value = format!("{:05}{}", (i * 7919) % 100_000, "v".repeat(len - 5));
+        store.set("g", &format!("key{i:05}"), &value).unwrap();
+    }
+    store
+}
+
 /// Long values compared or deduplicated cost the bytes actually compared, not their length
 /// (h171 D4): 500 values of 20 KB that differ in their first bytes deduplicate and sort within
 /// the fuel, as they did before the walks were charged.
 #[test]
 fn long_values_cost_the_bytes_compared_not_their_length() {
-    let store = store::Store::in_memory().unwrap();
-    for i in 0..500 {
-        let value = format!("{:05}{}", (i * 7919) % 100_000, "v".repeat(20_000 - 5));
-        store.set("g", &format!("key{i:05}"), &value).unwrap();
-    }
+    let store = group_of(500, 20_000);
     for template in [
         "{{ entries|dictsort|map(attribute=1)|unique|list|length }}",
         "{{ entries|dictsort(by='value', case_sensitive=true)|length }}",
@@ -589,11 +596,7 @@ fn long_values_cost_the_bytes_compared_not_their_length() {
 /// 50 bytes ran out of fuel); both rendered on the crates.io release.
 #[test]
 fn sorted_input_and_sums_of_strings_cost_no_more_than_before() {
-    let store = store::Store::in_memory().unwrap();
-    for i in 0..5_000 {
-        let value = format!("{:05}{}", (i * 7919) % 100_000, "v".repeat(45));
-        store.set("g", &format!("key{i:05}"), &value).unwrap();
-    }
+    let store = group_of(5_000, 50);
     for template in [
         "{{ entries|items|sort|length }}",
         "{{ entries|items|reverse|sort|length }}",

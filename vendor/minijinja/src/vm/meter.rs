@@ -72,6 +72,13 @@ fn replace(meter: Option<Arc<AtomicI64>>) -> MeterGuard {
     MeterGuard { previous }
 }
 
+/// Applies `f` to this thread's meter; `none` when no meter is installed.
+fn with_meter(none: bool, f: impl FnOnce(&AtomicI64) -> bool) -> bool {
+    METER
+        .try_with(|meter| meter.borrow().as_deref().map_or(none, f))
+        .unwrap_or(none)
+}
+
 fn current() -> Option<Arc<AtomicI64>> {
     METER
         .try_with(|meter| meter.borrow().clone())
@@ -90,22 +97,12 @@ fn take(remaining: &AtomicI64, units: u64) -> bool {
 /// Charges `units` to this thread's meter.  Returns `false` once the fuel is
 /// exhausted; `true` when no meter is installed.
 pub(crate) fn charge(units: u64) -> bool {
-    METER
-        .try_with(|meter| match *meter.borrow() {
-            Some(ref remaining) => take(remaining, units),
-            None => true,
-        })
-        .unwrap_or(true)
+    with_meter(true, |remaining| take(remaining, units))
 }
 
 /// Is there fuel left on this thread's meter?  `true` when none is installed.
 pub(crate) fn has_fuel() -> bool {
-    METER
-        .try_with(|meter| match *meter.borrow() {
-            Some(ref remaining) => remaining.load(MemOrdering::Relaxed) > 0,
-            None => true,
-        })
-        .unwrap_or(true)
+    with_meter(true, |remaining| remaining.load(MemOrdering::Relaxed) > 0)
 }
 
 /// Wraps an iterator of a container so that every item is charged.
@@ -178,14 +175,14 @@ pub(crate) fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
     let mut chunks_b = b.chunks(COMPARE_CHUNK);
     loop {
         match (chunks_a.next(), chunks_b.next()) {
-            (Some(chunk_a), Some(chunk_b)) => {
-                if chunk_a != chunk_b {
-                    return chunk_a.cmp(chunk_b);
+            (Some(chunk_a), Some(chunk_b)) => match chunk_a.cmp(chunk_b) {
+                Ordering::Equal => {
+                    if !take(&remaining, (COMPARE_CHUNK / COMPARED_BYTES_PER_UNIT) as u64) {
+                        return Ordering::Equal;
+                    }
                 }
-                if !take(&remaining, (COMPARE_CHUNK / COMPARED_BYTES_PER_UNIT) as u64) {
-                    return Ordering::Equal;
-                }
-            }
+                decided => return decided,
+            },
             (None, None) => return Ordering::Equal,
             (None, Some(_)) => return Ordering::Less,
             (Some(_), None) => return Ordering::Greater,
@@ -201,7 +198,7 @@ pub(crate) fn sort_by<T, F>(seq: &mut [T], mut compare: F) -> Result<(), Error>
 where
     F: FnMut(&T, &T) -> Ordering,
 {
-    if current().is_none() {
+    if !with_meter(false, |_| true) {
         seq.sort_by(compare);
         return Ok(());
     }
