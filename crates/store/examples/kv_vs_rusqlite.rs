@@ -134,7 +134,7 @@ impl Harness {
 
     /// One store per setting, `n` autocommit sets each: the latency distribution, the
     /// throughput and the largest write-ahead log seen (sampled every 1,000 sets). Not a ratio
-    /// with a target: the README's checkpoint paragraph quotes these figures.
+    /// with a target: the checkpoint paragraph of docs/guarantees.md quotes these figures.
     fn checkpoint_latency(&mut self, n: usize) -> AnyResult<()> {
         for (label, pages) in [
             ("inline checkpoints (default)", 0),

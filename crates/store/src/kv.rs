@@ -403,7 +403,7 @@ pub trait Kv {
     /// `Template` for syntax errors, runtime errors, more than 100,000 instructions, a
     /// template over [`MAX_TEMPLATE_BYTES`](crate::kv::MAX_TEMPLATE_BYTES) (64 KiB), or a call
     /// of `namespace()`, which templates cannot use (a namespace holding itself would crash
-    /// the template engine; see the README).
+    /// the template engine; see docs/guarantees.md).
     ///
     /// # Examples
     /// ```

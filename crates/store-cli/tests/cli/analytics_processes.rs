@@ -1,7 +1,7 @@
 //! Analytics commands as several processes at once on one home, and killed part-way (SIGKILL):
 //! concurrent commands take turns on the analytics file and keep every import that succeeded
-//! (README "Analytics files"); a killed import leaves the table as it was (issue 5, SPEC §8);
-//! a killed export never leaves a partial target (README "Exports stage beside the target").
+//! (docs/guarantees.md "Analytics files"); a killed import leaves the table as it was (issue 5, SPEC §8);
+//! a killed export never leaves a partial target (docs/guarantees.md "Exports stage beside the target").
 //!
 //! From QA (h20): before analytics files were opened as typed DuckDB paths, imports that
 //! waited for the file while another committed and closed could open the older checkpoint,
@@ -152,7 +152,7 @@ fn killed_import_leaves_the_table_as_it_was() {
     }
 }
 
-/// README "Exports stage beside the target": a `store export` killed at several points never
+/// docs/guarantees.md "Exports stage beside the target": a `store export` killed at several points never
 /// leaves a partial file at the target (absent, or the previous whole file), and the rerun
 /// succeeds.
 #[test]

@@ -222,7 +222,7 @@ fn help_and_version_exit_0() {
     assert!(version.stdout.starts_with("store "), "{}", version.stdout);
 }
 
-/// README: output that cannot be written fails the command with exit 1. Help and version are
+/// docs/guarantees.md: output that cannot be written fails the command with exit 1. Help and version are
 /// output too: clap's own `exit` ignored the failed write and exited 0. A reader that goes away
 /// (a closed pipe) still ends them quietly with exit 0.
 #[cfg(unix)]

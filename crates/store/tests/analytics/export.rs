@@ -132,7 +132,7 @@ fn levels_of_first_column(files: &[std::path::PathBuf]) -> Vec<i64> {
 /// not hold, which pyarrow refuses as corrupt ("Length spanned by list offsets (5) larger than
 /// values array (length 3)"). Exports of a table write such columns as lists: one level per
 /// NULL, the same values, and the `INTEGER[]` Parquet reads back either way. (A query is left
-/// as written: learning its columns would bind it twice; the README says to cast there.)
+/// as written: learning its columns would bind it twice; docs/guarantees.md says to cast there.)
 #[test]
 fn a_null_fixed_size_array_is_written_as_a_null_list_other_readers_accept() {
     let dir = tempfile::tempdir().unwrap();
@@ -712,7 +712,7 @@ fn exporting_over_a_database_file_is_refused_and_leaves_it_intact() {
 
 /// Parquet's INTERVAL is unsigned months, days and milliseconds: a negative one cannot be
 /// written, and the export (or a split carrying the column) is `InvalidInput` with the cast
-/// that works, leaving no file; a positive one loses its microseconds, as the README says.
+/// that works, leaving no file; a positive one loses its microseconds, as docs/guarantees.md says.
 #[test]
 fn a_negative_interval_is_refused_with_the_cast_and_microseconds_are_cut() {
     let dir = tempfile::tempdir().unwrap();

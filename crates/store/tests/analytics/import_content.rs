@@ -313,7 +313,7 @@ fn json_values_appended_to_text_columns_keep_their_text() {
 /// Appended to an integer or DECIMAL column, a JSON integer past 2^53 keeps every digit: read
 /// with DuckDB's guess (DOUBLE) `123456789012345678901234567890` arrived as
 /// `123456789012345677877719597056` (h144). A fraction is held as a DOUBLE by DuckDB's JSON
-/// reader whatever the column (a README known gap); as a JSON string it arrives exact.
+/// reader whatever the column (a known gap in docs/guarantees.md); as a JSON string it arrives exact.
 #[test]
 fn json_integers_appended_to_exact_numeric_columns_keep_every_digit() {
     let dir = tempfile::tempdir().unwrap();

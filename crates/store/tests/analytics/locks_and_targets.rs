@@ -250,7 +250,7 @@ fn after_a_refused_open_read_only_a_second_process_writes_the_same_database() {
 /// opened with `>>`); the export resolves the link's text and renames a new file over the path
 /// it names, so a job whose output goes to a log (`job >> job.log 2>&1`) that exports to
 /// /dev/stdout replaces the whole log with the Parquet file, and everything the job writes
-/// afterwards goes to the unlinked old inode. README: "written through ... as with a shell
+/// afterwards goes to the unlinked old inode. docs/guarantees.md: "written through ... as with a shell
 /// redirection".
 #[test]
 fn an_export_to_an_open_descriptor_does_not_replace_the_file_behind_it() {
@@ -531,7 +531,7 @@ fn d2b_an_export_over_a_write_only_file_works_for_an_ordinary_user() {
 // D3: a SQLite database this process holds open in rollback-journal mode (no `-shm`), e.g.
 // through the application's own rusqlite connection: `file_head` returns None for a held
 // file and `sqlite_in_use` only knows WAL, so the export renames a Parquet file over the live
-// database. README: "A target the rename would destroy is refused: a database (open in this
+// database. docs/guarantees.md: "A target the rename would destroy is refused: a database (open in this
 // process, or any DuckDB or SQLite file)". Before d2d908c the header was read and it was
 // refused.
 #[test]

@@ -173,7 +173,7 @@ fn the_kv_stores_locks_survive_a_refused_export_in_a_pid_namespace() {
 /// volume) get the same staging name for their first export to one target:
 /// `<target>.store-export-1-0.tmp`. create_staging_like then removes the other's live staging
 /// file ("left by a killed process that had this pid") and the two exports trample each other:
-/// README promises that exports to one path at once from processes "each publish a whole file
+/// docs/guarantees.md promises that exports to one path at once from processes "each publish a whole file
 /// of their own".
 #[test]
 fn concurrent_exports_from_two_pid_namespaces_both_publish_whole_files() {
@@ -276,7 +276,7 @@ fn two_namespace_exports(NAME: &str, existing: bool) {
 
 /// An export by root over a 0600 file owned by another user leaves a 0600 file owned by root:
 /// the owner can no longer read the file they had (before the staging file copied the mode,
-/// DuckDB's 0644 file was at least readable). Borderline: README promises the mode only.
+/// DuckDB's 0644 file was at least readable). Borderline: docs/guarantees.md promises the mode only.
 #[test]
 fn an_export_over_another_users_private_file_keeps_it_theirs() {
     if unsafe_geteuid_is_root().not() {

@@ -1,4 +1,4 @@
-//! Several processes on one analytics file (SPEC §8, README "Analytics files"): one process at
+//! Several processes on one analytics file (SPEC §8, docs/guarantees.md "Analytics files"): one process at
 //! a time holds it read-write and the others wait (the Service) or are refused; a commit made
 //! by one holder is seen by the next, however the turns fall; read-only holders share the file;
 //! and a process killed in the middle of a bulk scoring append leaves the table as it was or as
@@ -202,7 +202,7 @@ fn processes_taking_turns_through_the_library_keep_every_committed_insert() {
 }
 
 /// The same through `Service::call("store/sql")`, one Service per process, as the CLI runs it
-/// (README: concurrent `store sql`/`import`/`export` commands on one home take turns). Without
+/// (docs/guarantees.md: concurrent `store sql`/`import`/`export` commands on one home take turns). Without
 /// the typed path 13 of 14 runs failed.
 #[test]
 fn processes_taking_turns_through_the_service_keep_every_committed_insert() {
@@ -212,7 +212,7 @@ fn processes_taking_turns_through_the_service_keep_every_committed_insert() {
     }
 }
 
-/// README "Analytics files": while a process holds the file read-write, `open_read_only`
+/// docs/guarantees.md "Analytics files": while a process holds the file read-write, `open_read_only`
 /// elsewhere fails at once with an error naming the lock, `is_busy()` true; a second read-write
 /// open fails the same way. Read-only holders share the file; a read-write open beside them is
 /// refused. (`open::another_process_holding_the_file_read_write_locks_out_both_kinds_of_open`

@@ -11,7 +11,7 @@ fn field_of(service: &Service, action: &str, args: Value) -> (ErrorKind, Option<
 }
 
 /// BORDERLINE: `store/export-parquet` takes a table name or one SELECT in its `table` argument
-/// (README "export_parquet of a query"); a refused query names `field: "query"`, a name the
+/// (docs/guarantees.md "export_parquet of a query"); a refused query names `field: "query"`, a name the
 /// caller never wrote (analytics/source.rs `single_select`, analytics/export.rs read-only
 /// refusal), where the Service renames `out_dir` and `csv` for the other actions.
 #[test]

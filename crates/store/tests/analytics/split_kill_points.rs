@@ -1,5 +1,5 @@
 //! Split exports cut short at exact points of their publish, their in-process rollback, or the
-//! next export's recovery (Linux). README: a manifest, when present, lists exactly the
+//! next export's recovery (Linux). docs/guarantees.md: a manifest, when present, lists exactly the
 //! partitions beside it; and the next export ends whole.
 //!
 //! A child run of this binary ([`child_exports_when_asked`]) does one split export under
@@ -207,7 +207,7 @@ fn present_partitions(out: &Path) -> Vec<String> {
     present
 }
 
-/// README: a manifest, when present, lists exactly the partitions beside it (and every file it
+/// docs/guarantees.md: a manifest, when present, lists exactly the partitions beside it (and every file it
 /// lists is there).
 #[track_caller]
 fn assert_the_manifest_lists_what_is_beside_it(out: &Path, after: &str) {

@@ -42,7 +42,7 @@ fn leftover(dir: &Path, name: &str, age: Duration) -> PathBuf {
 /// is its own (`pid != std::process::id()`), and `/proc/1` always exists for any other process
 /// of the container, so the file is never removed. Before 61b8d7b the same name came back
 /// (counter restarted at 0) and create_staging_like replaced it; with the random part it never
-/// comes back. README: "an export also removes the staging files killed exports left beside it:
+/// comes back. docs/guarantees.md: "an export also removes the staging files killed exports left beside it:
 /// their process is gone and nothing has written them for 10 minutes."
 ///
 /// Simulated here with this process's own pid and a counter/random part it never generated,

@@ -3,7 +3,7 @@
 //! for CSV, a JSON array and JSON Lines, which the library does not write, and the library's
 //! `Rows::to_objects` written as JSON Lines), then imported into a new table and appended into
 //! an existing table of the same schema. Values are compared with the original in SQL, column
-//! by column, and every difference that the README does not document fails the matrix test.
+//! by column, and every difference that docs/guarantees.md does not document fails the matrix test.
 //! (The JSON-column, MAP and offset-timestamp cases of JSON appends are in `import_content`.)
 
 use std::collections::BTreeSet;
@@ -19,7 +19,7 @@ fn db() -> Analytics {
 
 /// The source table: one column per type, rows with extreme values, a row of NULLs, special
 /// floats, unicode/quotes/line breaks, empty and nested-NULL values. (A negative INTERVAL is
-/// left out: Parquet cannot hold one and the README says the export refuses it.)
+/// left out: Parquet cannot hold one and docs/guarantees.md says the export refuses it.)
 const SOURCE: &str = r#"
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE src(
@@ -204,19 +204,19 @@ fn import(db: &Analytics, format: &str, table: &str, path: &Path) -> store::Resu
     }
 }
 
-/// The differences the README documents (format `rows` is `Rows::to_objects` written as JSON
+/// The differences docs/guarantees.md documents (format `rows` is `Rows::to_objects` written as JSON
 /// Lines: the spec's JSON rendering of values, read back by `import_jsonl`), as `(format, target, column, what)` where `target` is
 /// `new` or `append` and `what` is `type` (the column's type changes), `values` (values differ
 /// once cast back to the source's type) or `fails` (the import fails with an error). `*`
 /// matches anything.
 ///
-/// README, "Parquet has no home for some DuckDB types": HUGEINT → DOUBLE (digits beyond 2^53
+/// docs/guarantees.md, "Parquet has no home for some DuckDB types": HUGEINT → DOUBLE (digits beyond 2^53
 /// lost), ENUM → VARCHAR, `INTEGER[3]` → `INTEGER[]`, INTERVAL microseconds cut and hours beyond
-/// a day as days. README, "Imports": a new table's column types are DuckDB's guess (so every
+/// a day as days. docs/guarantees.md, "Imports": a new table's column types are DuckDB's guess (so every
 /// type change of a new CSV/JSON table is documented); JSON numbers with a fraction are held as
 /// DOUBLE (about 16 digits) whatever the column.
 const DOCUMENTED: &[(&str, &str, &str, &str)] = &[
-    // Parquet (README "Parquet has no home for some DuckDB types").
+    // Parquet (docs/guarantees.md "Parquet has no home for some DuckDB types").
     ("parquet", "*", "hi", "values"),
     // An append of that DOUBLE into HUGEINT overflows at ±(2^127 − 1): a clear error.
     ("parquet", "append", "hi", "fails"),
@@ -224,7 +224,7 @@ const DOCUMENTED: &[(&str, &str, &str, &str)] = &[
     ("parquet", "new", "e", "type"),
     ("parquet", "new", "arr", "type"),
     ("parquet", "*", "iv", "values"),
-    // New CSV/JSON tables take DuckDB's guessed types (README "Imports"), and a value of a
+    // New CSV/JSON tables take DuckDB's guessed types (docs/guarantees.md "Imports"), and a value of a
     // wider type is rounded to fit the guess: a 38-digit DECIMAL read as DOUBLE from CSV or
     // JSON, a HUGEINT beyond 64 bits read as DOUBLE from JSON ("create the table first";
     // "integers appended to an integer or DECIMAL column stay exact" says only appends).
@@ -236,7 +236,7 @@ const DOCUMENTED: &[(&str, &str, &str, &str)] = &[
     ("csv", "new", "dec38", "values"),
     ("json", "new", "hi", "values"),
     ("jsonl", "new", "hi", "values"),
-    // JSON fractions pass through DOUBLE (README: "DuckDB's JSON reader holds every number with
+    // JSON fractions pass through DOUBLE (docs/guarantees.md: "DuckDB's JSON reader holds every number with
     // a fraction as a DOUBLE (about 16 significant digits) whatever the column"); rounded up
     // to 10^15 or 10^28, the extreme decimals no longer fit their columns.
     ("json", "*", "dec18", "values"),
@@ -248,13 +248,13 @@ const DOCUMENTED: &[(&str, &str, &str, &str)] = &[
     ("json", "append", "dec38", "fails"),
     ("jsonl", "append", "dec38", "fails"),
     // A new table from JSON: an object key becomes a STRUCT of every key met in the file
-    // (README "Imports": a new table's types are DuckDB's guesses, objects included).
+    // (docs/guarantees.md "Imports": a new table's types are DuckDB's guesses, objects included).
     ("json", "new", "ml", "values"),
     ("jsonl", "new", "ml", "values"),
     ("rows", "new", "ml", "values"),
     // `to_objects` writes a BLOB as base64 text and a JSON column's value as a string; read
     // back, the BLOB holds that text's bytes and the JSON column that string, as written
-    // (README "Imports").
+    // (docs/guarantees.md "Imports").
     ("rows", "*", "bl", "values"),
     ("rows", "append", "j", "values"),
 ];
@@ -345,7 +345,7 @@ fn run_matrix(
 /// The matrix one column at a time (each column beside `id` in a table of its own, so one
 /// column's failure hides no other's), then all the columns at once, less those whose own
 /// import failed in that cell (to see what the columns do to each other). Prints every
-/// difference (run with `--nocapture`), and fails on those the README does not document.
+/// difference (run with `--nocapture`), and fails on those docs/guarantees.md does not document.
 #[test]
 fn type_fidelity_matrix() {
     let dir = tempfile::tempdir().unwrap();
@@ -442,7 +442,7 @@ fn stamps(db: &Analytics) -> (String, String) {
     (text(&row[0]), text(&row[1]))
 }
 
-/// The same offset timestamp appended from CSV and from JSON Lines, as the README documents:
+/// The same offset timestamp appended from CSV and from JSON Lines, as docs/guarantees.md documents:
 /// a TIMESTAMP column gets the time with its offset dropped from CSV (as an SQL cast does) and
 /// shifted to UTC from JSON; a TIMESTAMPTZ column gets the same instant from both.
 #[test]

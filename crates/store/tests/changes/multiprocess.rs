@@ -1435,7 +1435,7 @@ fn handles_with_different_quotas_for_one_namespace_each_enforce_theirs_against_t
 }
 
 /// One process runs back-to-back write transactions (~100 ms each) for 8 s, longer than the busy
-/// timeout (5 s); another process's small writes wait for their turn (README: "a write waits
+/// timeout (5 s); another process's small writes wait for their turn (docs/guarantees.md: "a write waits
 /// for another process or handle up to the busy timeout"). SQLite's busy handler is not fair,
 /// so on a loaded machine a write may still miss every turn; then it fails busy, never before
 /// the busy timeout and with no other error, and writes do get through.

@@ -318,7 +318,7 @@ fn scoped_missing_or_mistyped_arguments_name_the_argument_like_the_unscoped_twin
 }
 
 /// OK / pinned: an argument the action does not take is refused before anything runs, with
-/// `field: "args"` (SPEC §11 is silent on extra arguments; README: "refused before it runs").
+/// `field: "args"` (SPEC §11 is silent on extra arguments; docs/guarantees.md: "refused before it runs").
 /// `namespace` on an unscoped action, `quota` on a scoped action other than `set`, and a
 /// misspelt `ttl` are all refused, and nothing is written.
 #[test]

@@ -425,7 +425,7 @@ fn foreign_insert_or_replace_keeps_the_counters_right() {
     assert_key_quota_exact(&a, &f.store);
 }
 
-/// The repair the README gives for counters another program's `INSERT OR REPLACE` left too
+/// The repair docs/guarantees.md gives for counters another program's `INSERT OR REPLACE` left too
 /// high: delete the counters' stamp while no store has the file open, and the next open
 /// recounts.
 #[test]

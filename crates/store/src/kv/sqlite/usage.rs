@@ -11,7 +11,7 @@
 //! replaces namespaced rows that way over-counts them. Upserts (`ON CONFLICT … DO UPDATE`, what
 //! this crate and the Go implementation use), plain inserts, updates and deletes are exact.
 //! Catching a replace would take a `BEFORE INSERT` trigger, which measured 70–230 ns on every
-//! write of this crate (3–6%) to serve a foreign program's choice of statement; the README gives
+//! write of this crate (3–6%) to serve a foreign program's choice of statement; docs/guarantees.md gives
 //! the repair instead. If any trigger, the table or the [`META_KEY`] stamp is missing on open,
 //! all of them are recreated and the counters rebuilt.
 
