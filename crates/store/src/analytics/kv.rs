@@ -3,15 +3,17 @@
 //! [`Analytics::attach_kv`] makes `kv_entries_scan()` (a temporary table macro over the
 //! registered table function `store_kv_scan(id)`) and the temporary view
 //! `kv_entries(group_name, entry_key, entry_value, expires_at, version)` read the attached store. Each scan reads the
-//! store's live entries in one SQLite read transaction (one snapshot) when DuckDB starts it, so
-//! a single statement can join KV state with analytical tables. The function finds its store
+//! store's live entries from one SQLite snapshot, so a single statement can join KV state with
+//! analytical tables: on a file store it holds a read transaction on a connection of its own
+//! and reads keyset chunks of 2,048 rows as DuckDB pulls them (memory bounded by a chunk,
+//! whatever the store holds); a memory store's scan reads every live entry at once. The function finds its store
 //! through a process-wide registry of weak references keyed by `id`, which keeps the binding free
 //! of raw pointers; once the store is closed or dropped a scan fails with "closed".
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{LazyLock, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Weak};
 
 use duckdb::core::{DataChunkHandle, Inserter, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
@@ -38,22 +40,79 @@ struct ScanBind {
     id: u64,
 }
 
-/// Filled by the first `func` call of a scan (bind data is only reachable safely there).
+/// Filled by the first `func` call of a scan (bind data is only reachable safely there);
+/// DuckDB runs the scan on one thread at a time (`set_max_threads(1)`), the mutex makes that
+/// safe to rely on.
 struct ScanState {
-    rows: OnceLock<std::result::Result<Vec<sqlite::KvRow>, String>>,
-    next: AtomicUsize,
+    source: Mutex<Option<std::result::Result<Source, String>>>,
 }
 
-fn load(id: u64) -> std::result::Result<Vec<sqlite::KvRow>, String> {
+/// Where a scan's rows come from.
+enum Source {
+    /// A file store: a connection of the scan's own, in one read transaction (one snapshot)
+    /// for the scan's life, read a keyset chunk per call, so memory stays bounded by a chunk
+    /// whatever the store holds. Dropped with the scan state at the query's end (or when a
+    /// streamed result is dropped), which ends the transaction.
+    Chunked {
+        conn: rusqlite::Connection,
+        now: i64,
+        after: Option<sqlite::EntryCursor>,
+        done: bool,
+    },
+    /// A memory store: every live entry, read at once through its one connection (holding
+    /// that for the scan's life would block the store's own calls).
+    Loaded(std::vec::IntoIter<sqlite::KvRow>),
+}
+
+const OP: &str = "Analytics::kv_entries";
+
+fn open_source(id: u64) -> std::result::Result<Source, String> {
     const CLOSED: &str = super::KV_CLOSED;
     let inner = STORES.lock().get(&id).and_then(Weak::upgrade).ok_or(CLOSED)?;
     if !inner.is_open() {
         return Err(CLOSED.into());
     }
     let now = inner.now();
-    inner
-        .read_bounded("Analytics::kv_entries", |c| sqlite::live_entries(c, now))
-        .map_err(|e| e.to_string())
+    if let Some(conn) = inner.open_long_reader(OP) {
+        let conn = conn.map_err(|e| e.to_string())?;
+        // A deferred BEGIN: the snapshot is taken by the first chunk's read, right away.
+        conn.execute_batch("BEGIN")
+            .map_err(|e| Error::sqlite(OP, "begin the scan's read transaction", e).to_string())?;
+        return Ok(Source::Chunked {
+            conn,
+            now,
+            after: None,
+            done: false,
+        });
+    }
+    let (rows, _) = inner
+        .read_bounded(OP, |c| sqlite::live_entries(c, None, now, -1))
+        .map_err(|e| e.to_string())?;
+    Ok(Source::Loaded(rows.into_iter()))
+}
+
+impl Source {
+    /// The next rows for DuckDB, at most [`CHUNK`]; empty at the end.
+    fn next_rows(&mut self) -> std::result::Result<Vec<sqlite::KvRow>, String> {
+        match self {
+            Source::Chunked {
+                conn,
+                now,
+                after,
+                done,
+            } => {
+                if *done {
+                    return Ok(Vec::new());
+                }
+                let (rows, cursor) = sqlite::live_entries(conn, after.as_ref(), *now, CHUNK as i64)
+                    .map_err(|e| Error::sqlite(OP, "read kv_entries", e).to_string())?;
+                *done = rows.len() < CHUNK;
+                *after = cursor;
+                Ok(rows)
+            }
+            Source::Loaded(rows) => Ok(rows.by_ref().take(CHUNK).collect()),
+        }
+    }
 }
 
 impl VTab for KvScan {
@@ -94,8 +153,7 @@ impl VTab for KvScan {
     fn init(init: &InitInfo) -> std::result::Result<ScanState, BoxError> {
         init.set_max_threads(1);
         Ok(ScanState {
-            rows: OnceLock::new(),
-            next: AtomicUsize::new(0),
+            source: Mutex::new(None),
         })
     }
 
@@ -103,14 +161,12 @@ impl VTab for KvScan {
         info: &TableFunctionInfo<Self>,
         output: &mut DataChunkHandle,
     ) -> std::result::Result<(), BoxError> {
-        let state = info.get_init_data();
-        let rows = state
-            .rows
-            .get_or_init(|| load(info.get_bind_data().id))
-            .as_ref()
+        let mut source = info.get_init_data().source.lock();
+        let source = source
+            .get_or_insert_with(|| open_source(info.get_bind_data().id))
+            .as_mut()
             .map_err(|e| e.clone())?;
-        let start = state.next.fetch_add(CHUNK, Ordering::Relaxed).min(rows.len());
-        let rows = &rows[start..(start + CHUNK).min(rows.len())];
+        let rows = source.next_rows()?;
         let (group, key, value, mut expires, version) = (
             output.flat_vector(0),
             output.flat_vector(1),

@@ -745,21 +745,44 @@ pub(crate) struct KvRow {
     pub version: u64,
 }
 
-/// Every live entry, in (group, key) order, read in one statement (one snapshot).
+/// Where a scan of every live entry resumes: the last row's group and key as stored.
 #[cfg(feature = "analytics")]
-pub(crate) fn live_entries(conn: &Connection, now: i64) -> rusqlite::Result<Vec<KvRow>> {
-    conn.prepare_cached(
-        "SELECT group_name, entry_key, entry_value, expires_at, version FROM entries \
-         WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY group_name, entry_key",
-    )?
-    .query_map([now], |r| {
-        Ok(KvRow {
+pub(crate) type EntryCursor = (Cursor, Cursor);
+
+/// Live entries in (group, key) order after `after` (exclusive), at most `limit` of them (`-1`:
+/// all), and where the next chunk resumes. A keyset chunk on the key's index: run inside one
+/// read transaction, successive chunks read one snapshot.
+#[cfg(feature = "analytics")]
+pub(crate) fn live_entries(
+    conn: &Connection,
+    after: Option<&EntryCursor>,
+    now: i64,
+    limit: i64,
+) -> rusqlite::Result<(Vec<KvRow>, Option<EntryCursor>)> {
+    const COLUMNS: &str = "SELECT group_name, entry_key, entry_value, expires_at, version FROM entries";
+    let mut stmt = match after {
+        None => conn.prepare_cached(&format!(
+            "{COLUMNS} WHERE (expires_at IS NULL OR expires_at > ?1) AND ?3 IS NULL AND ?4 IS NULL \
+             ORDER BY group_name, entry_key LIMIT ?2"
+        ))?,
+        Some(_) => conn.prepare_cached(&format!(
+            "{COLUMNS} WHERE (group_name, entry_key) > (?3, ?4) \
+             AND (expires_at IS NULL OR expires_at > ?1) ORDER BY group_name, entry_key LIMIT ?2"
+        ))?,
+    };
+    let (group_after, key_after) = (after.map(|a| &a.0), after.map(|a| &a.1));
+    let mut rows = stmt.query(params![now, limit, group_after, key_after])?;
+    let (mut entries, mut group, mut key) = (Vec::new(), None, None);
+    while let Some(r) = rows.next()? {
+        entries.push(KvRow {
             group: text_column(r, 0)?,
             key: text_column(r, 1)?,
             value: text_column(r, 2)?,
             expires_at: expiry_column(r, 3)?,
             version: version_column(r, 4)?,
-        })
-    })?
-    .collect()
+        });
+        Cursor::set(&mut group, r, 0)?;
+        Cursor::set(&mut key, r, 1)?;
+    }
+    Ok((entries, group.zip(key)))
 }

@@ -714,6 +714,25 @@ impl Inner {
         self.txn_owner.load(Ordering::Relaxed) == thread_token()
     }
 
+    /// A reader of its own for a read that lasts as long as its consumer takes (the analytics
+    /// `kv_entries` scan, which holds one snapshot while DuckDB pulls its rows): it holds
+    /// neither the writer nor a pooled reader meanwhile, so several scans in one query, or a
+    /// scan beside the store's own calls, never wait for each other. `None` for a memory
+    /// store, whose one private connection is the only way to its data.
+    #[cfg(feature = "analytics")]
+    pub(crate) fn open_long_reader(&self, op: &'static str) -> Option<Result<Connection>> {
+        match &self.config.location {
+            Location::File(path) => Some(conn::open_file_reader(
+                op,
+                path,
+                self.config.durability,
+                self.config.busy_timeout,
+                self.config.reader_mmap_bytes,
+            )),
+            Location::Memory => None,
+        }
+    }
+
     pub(crate) fn leave_transaction(&self) {
         self.txn_owner.store(0, Ordering::Relaxed);
     }

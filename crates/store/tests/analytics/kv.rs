@@ -452,3 +452,135 @@ fn a_memory_store_transaction_and_a_kv_entries_scan_never_deadlock() {
     });
     assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(2));
 }
+
+/// A file store with `n` entries of `value_bytes` each in group `g` (keys `k000000`…), written
+/// in one transaction, with memory-mapped reads off so the figures below are the scan's own.
+fn file_store_with(dir: &std::path::Path, n: usize, value_bytes: usize) -> store::Store {
+    let config = store::StoreConfig::file(dir.join("state.db")).with_reader_mmap_bytes(0);
+    let store = store::Store::open_with(config).unwrap();
+    let value = "v".repeat(value_bytes);
+    store
+        .transaction(|tx| {
+            for i in 0..n {
+                tx.set("g", &format!("k{i:06}"), &value)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+}
+
+/// The process's peak resident memory (`VmHWM`), in bytes.
+#[cfg(target_os = "linux")]
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// A scan of a file store reads keyset chunks on a connection of its own rather than every
+/// live entry at once: scanning 200 MB of values raises the peak memory by a small fraction of
+/// that (it rose by more than the values' size when a scan loaded them all). In a child process
+/// of its own, so other tests' memory does not count.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory() {
+    const TEST: &str = "kv::a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory";
+    if std::env::var_os("KV_SCAN_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+            .env("KV_SCAN_CHILD", "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child failed:\n{stdout}\n{stderr}"
+        );
+        return;
+    }
+    const VALUES: usize = 50_000;
+    const VALUE_BYTES: usize = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let store = file_store_with(dir.path(), VALUES, VALUE_BYTES);
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    // Warm DuckDB's own allocations (thread pools, the macro's binding) on a tiny scan first.
+    scalar(&db, "SELECT count(*) FROM kv_entries WHERE entry_key = 'k000000'");
+    let before = peak_rss();
+    let row = db
+        .query_row("SELECT count(*), sum(length(entry_value)) FROM kv_entries", &[])
+        .unwrap()
+        .unwrap();
+    let grew = peak_rss().saturating_sub(before);
+    assert_eq!(row.values[0], Value::Int(VALUES as i64));
+    assert_eq!(row.values[1], Value::Int((VALUES * VALUE_BYTES) as i64));
+    let total = (VALUES * VALUE_BYTES) as u64;
+    println!(
+        "peak memory grew by {} MB scanning {} MB",
+        grew >> 20,
+        total >> 20
+    );
+    assert!(
+        grew < total / 3,
+        "the scan raised peak memory by {grew} bytes for {total} bytes of values"
+    );
+}
+
+/// A streamed scan spans many chunks, yet reads one snapshot: entries deleted and added while
+/// its result is being read neither vanish from nor join it; the next query sees them.
+#[test]
+fn a_streamed_kv_entries_scan_keeps_its_snapshot_across_chunks() {
+    const N: usize = 10_000; // about five of the scan's chunks
+    let dir = tempfile::tempdir().unwrap();
+    let store = file_store_with(dir.path(), N, 8);
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    let mut batches = db
+        .query_arrow("SELECT entry_key, entry_value FROM kv_entries", &[])
+        .unwrap();
+    let mut rows = batches.next().unwrap().unwrap().num_rows();
+    assert!(rows < N, "the first batch already held every row");
+    assert_eq!(store.delete_group("g").unwrap(), N as u64);
+    store.set("g", "late", "x").unwrap();
+    store.set("h", "late", "x").unwrap();
+    for batch in batches {
+        rows += batch.unwrap().num_rows();
+    }
+    assert_eq!(rows, N);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(2));
+}
+
+/// Scans on a file store hold no pooled reader: with one reader in the pool, a query reading
+/// the view three times at once, and a store read in the middle of a streamed scan, all work.
+#[test]
+fn kv_entries_scans_of_a_file_store_wait_for_no_pooled_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = store::StoreConfig::file(dir.path().join("state.db"));
+    config.readers = 1;
+    config.busy_timeout = Duration::from_millis(200);
+    let store = store::Store::open_with(config).unwrap();
+    for i in 0..5000 {
+        store.set("g", &format!("k{i}"), "v").unwrap();
+    }
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    let joined = scalar(
+        &db,
+        "SELECT count(*) FROM kv_entries a JOIN kv_entries b USING (group_name, entry_key)
+           JOIN kv_entries c USING (group_name, entry_key)",
+    );
+    assert_eq!(joined, Value::Int(5000));
+    let mut batches = db.query_arrow("SELECT entry_key FROM kv_entries", &[]).unwrap();
+    let mut rows = batches.next().unwrap().unwrap().num_rows();
+    assert_eq!(store.get("g", "k1").unwrap(), "v");
+    assert_eq!(store.count("g").unwrap(), 5000);
+    for batch in batches {
+        rows += batch.unwrap().num_rows();
+    }
+    assert_eq!(rows, 5000);
+}
