@@ -5,7 +5,7 @@
 //! `kv_entries(group_name, entry_key, entry_value, expires_at, version)` read the attached store. Each scan reads the
 //! store's live entries from one SQLite snapshot, so a single statement can join KV state with
 //! analytical tables: on a file store it holds a read transaction on a connection of its own
-//! and reads keyset chunks of 2,048 rows as DuckDB pulls them (memory bounded by a chunk,
+//! and reads rowid chunks of 2,048 rows as DuckDB pulls them (memory bounded by a chunk,
 //! whatever the store holds); a memory store's scan reads every live entry at once. The function finds its store
 //! through a process-wide registry of weak references keyed by `id`, which keeps the binding free
 //! of raw pointers; once the store is closed or dropped a scan fails with "closed".
@@ -49,18 +49,19 @@ struct ScanState {
 
 /// Where a scan's rows come from.
 enum Source {
-    /// A file store: a connection of the scan's own, in one read transaction (one snapshot)
-    /// for the scan's life, read a keyset chunk per call, so memory stays bounded by a chunk
+    /// A file store: a reader of the scan's own, in one read transaction (one snapshot) for
+    /// the scan's life, read a rowid chunk per call, so memory stays bounded by a chunk
     /// whatever the store holds. Dropped with the scan state at the query's end (or when a
     /// streamed result is dropped), which ends the transaction.
     Chunked {
         conn: rusqlite::Connection,
         now: i64,
-        after: Option<sqlite::EntryCursor>,
+        after: Option<i64>,
         done: bool,
     },
-    /// A memory store: every live entry, read at once through its one connection (holding
-    /// that for the scan's life would block the store's own calls).
+    /// Every live entry, read at once: a memory store (holding its one connection for the
+    /// scan's life would block the store's own calls), a file no reader of the scan's own can
+    /// be opened on (see `Inner::open_long_reader`), or a table without rowids.
     Loaded(std::vec::IntoIter<sqlite::KvRow>),
 }
 
@@ -74,19 +75,27 @@ fn open_source(id: u64) -> std::result::Result<Source, String> {
     }
     let now = inner.now();
     if let Some(conn) = inner.open_long_reader(OP) {
-        let conn = conn.map_err(|e| e.to_string())?;
-        // A deferred BEGIN: the snapshot is taken by the first chunk's read, right away.
+        // Again: a close may have finished while the reader was opening.
+        if !inner.is_open() {
+            return Err(CLOSED.into());
+        }
+        let fail = |what: &'static str| move |e| Error::sqlite(OP, what, e).to_string();
+        // A deferred BEGIN: the snapshot is taken by the first read, right below.
         conn.execute_batch("BEGIN")
-            .map_err(|e| Error::sqlite(OP, "begin the scan's read transaction", e).to_string())?;
-        return Ok(Source::Chunked {
-            conn,
-            now,
-            after: None,
-            done: false,
-        });
+            .map_err(fail("begin the scan's read transaction"))?;
+        if sqlite::entries_have_rowids(&conn).map_err(fail("read the entries table's layout"))? {
+            return Ok(Source::Chunked {
+                conn,
+                now,
+                after: None,
+                done: false,
+            });
+        }
+        let rows = sqlite::live_entries(&conn, now).map_err(fail("read kv_entries"))?;
+        return Ok(Source::Loaded(rows.into_iter()));
     }
-    let (rows, _) = inner
-        .read_bounded(OP, |c| sqlite::live_entries(c, None, now, -1))
+    let rows = inner
+        .read_bounded(OP, |c| sqlite::live_entries(c, now))
         .map_err(|e| e.to_string())?;
     Ok(Source::Loaded(rows.into_iter()))
 }
@@ -104,10 +113,10 @@ impl Source {
                 if *done {
                     return Ok(Vec::new());
                 }
-                let (rows, cursor) = sqlite::live_entries(conn, after.as_ref(), *now, CHUNK as i64)
+                let (rows, last) = sqlite::live_entries_after(conn, *after, *now, CHUNK as i64)
                     .map_err(|e| Error::sqlite(OP, "read kv_entries", e).to_string())?;
                 *done = rows.len() < CHUNK;
-                *after = cursor;
+                *after = last;
                 Ok(rows)
             }
             Source::Loaded(rows) => Ok(rows.by_ref().take(CHUNK).collect()),

@@ -745,44 +745,71 @@ pub(crate) struct KvRow {
     pub version: u64,
 }
 
-/// Where a scan of every live entry resumes: the last row's group and key as stored.
 #[cfg(feature = "analytics")]
-pub(crate) type EntryCursor = (Cursor, Cursor);
+const LIVE_ENTRY_COLUMNS: &str =
+    "SELECT group_name, entry_key, entry_value, expires_at, version, rowid FROM entries";
 
-/// Live entries in (group, key) order after `after` (exclusive), at most `limit` of them (`-1`:
-/// all), and where the next chunk resumes. A keyset chunk on the key's index: run inside one
-/// read transaction, successive chunks read one snapshot.
 #[cfg(feature = "analytics")]
-pub(crate) fn live_entries(
+fn live_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<KvRow> {
+    Ok(KvRow {
+        group: text_column(r, 0)?,
+        key: text_column(r, 1)?,
+        value: text_column(r, 2)?,
+        expires_at: expiry_column(r, 3)?,
+        version: version_column(r, 4)?,
+    })
+}
+
+/// Every live entry, in (group, key) order, read in one statement (one snapshot).
+#[cfg(feature = "analytics")]
+pub(crate) fn live_entries(conn: &Connection, now: i64) -> rusqlite::Result<Vec<KvRow>> {
+    conn.prepare_cached(
+        "SELECT group_name, entry_key, entry_value, expires_at, version FROM entries \
+         WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY group_name, entry_key",
+    )?
+    .query_map([now], live_entry)?
+    .collect()
+}
+
+/// Whether `entries` can be read in [`live_entries_after`]'s rowid chunks: a rowid table
+/// whose `rowid` is the row id, not a column of that name (another program may have made a
+/// `WITHOUT ROWID` table, or one with such a column).
+#[cfg(feature = "analytics")]
+pub(crate) fn entries_have_rowids(conn: &Connection) -> rusqlite::Result<bool> {
+    let shadowed: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE lower(name) = 'rowid')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(!shadowed && conn.prepare("SELECT rowid FROM entries LIMIT 0").is_ok())
+}
+
+/// Live entries in rowid order after the row id `after` (exclusive; `None` from the start),
+/// at most `limit` of them, and the last row's id. Each chunk seeks on the rowid, so a scan
+/// costs the same whatever key index or collation another program gave the table; run inside
+/// one read transaction, successive chunks read one snapshot.
+#[cfg(feature = "analytics")]
+pub(crate) fn live_entries_after(
     conn: &Connection,
-    after: Option<&EntryCursor>,
+    after: Option<i64>,
     now: i64,
     limit: i64,
-) -> rusqlite::Result<(Vec<KvRow>, Option<EntryCursor>)> {
-    const COLUMNS: &str = "SELECT group_name, entry_key, entry_value, expires_at, version FROM entries";
+) -> rusqlite::Result<(Vec<KvRow>, Option<i64>)> {
     let mut stmt = match after {
         None => conn.prepare_cached(&format!(
-            "{COLUMNS} WHERE (expires_at IS NULL OR expires_at > ?1) AND ?3 IS NULL AND ?4 IS NULL \
-             ORDER BY group_name, entry_key LIMIT ?2"
+            "{LIVE_ENTRY_COLUMNS} WHERE (expires_at IS NULL OR expires_at > ?1) AND ?3 IS NULL \
+             ORDER BY rowid LIMIT ?2"
         ))?,
         Some(_) => conn.prepare_cached(&format!(
-            "{COLUMNS} WHERE (group_name, entry_key) > (?3, ?4) \
-             AND (expires_at IS NULL OR expires_at > ?1) ORDER BY group_name, entry_key LIMIT ?2"
+            "{LIVE_ENTRY_COLUMNS} WHERE rowid > ?3 AND (expires_at IS NULL OR expires_at > ?1) \
+             ORDER BY rowid LIMIT ?2"
         ))?,
     };
-    let (group_after, key_after) = (after.map(|a| &a.0), after.map(|a| &a.1));
-    let mut rows = stmt.query(params![now, limit, group_after, key_after])?;
-    let (mut entries, mut group, mut key) = (Vec::new(), None, None);
+    let mut rows = stmt.query(params![now, limit, after])?;
+    let (mut entries, mut last) = (Vec::new(), None);
     while let Some(r) = rows.next()? {
-        entries.push(KvRow {
-            group: text_column(r, 0)?,
-            key: text_column(r, 1)?,
-            value: text_column(r, 2)?,
-            expires_at: expiry_column(r, 3)?,
-            version: version_column(r, 4)?,
-        });
-        Cursor::set(&mut group, r, 0)?;
-        Cursor::set(&mut key, r, 1)?;
+        entries.push(live_entry(r)?);
+        last = Some(r.get(5)?);
     }
-    Ok((entries, group.zip(key)))
+    Ok((entries, last))
 }

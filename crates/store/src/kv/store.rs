@@ -95,6 +95,47 @@ pub(crate) struct Inner {
     /// so a listener registering meanwhile can wait for it: see
     /// [`Inner::settle_unrecorded_write`].
     unrecorded_write: AtomicBool,
+    /// The file the writer opened, for [`Inner::open_long_reader`]; `None` for memory stores.
+    #[cfg(feature = "analytics")]
+    opened_file: Option<OpenedFile>,
+}
+
+/// A store's file as its writer opened it: SQLite's absolute name for it (a relative path
+/// would follow the process's working directory) and its identity, so that a reader opened
+/// later can tell that the name still leads to the same file. Unix only: elsewhere long reads
+/// go through the store's own connections.
+#[cfg(feature = "analytics")]
+struct OpenedFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+}
+
+#[cfg(feature = "analytics")]
+impl OpenedFile {
+    fn of(conn: &Connection) -> Option<OpenedFile> {
+        let path = std::path::PathBuf::from(conn.path().filter(|p| !p.is_empty())?);
+        let identity = file_identity(&path)?;
+        Some(OpenedFile { path, identity })
+    }
+
+    fn is_still_at_its_path(&self) -> bool {
+        file_identity(&self.path) == Some(self.identity)
+    }
+}
+
+/// Device and inode of the file at `path`.
+#[cfg(feature = "analytics")]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// Clears [`Inner::unrecorded_write`] when the write ends, on every path out of it.
@@ -201,6 +242,8 @@ impl Store {
                 (writer, Vec::new(), false, None)
             }
         };
+        #[cfg(feature = "analytics")]
+        let opened_file = OpenedFile::of(&writer_conn).filter(|_| persistent);
         let inner = Arc::new(Inner {
             state: AtomicU8::new(OPEN),
             writer: Mutex::new(Some(Writer {
@@ -216,6 +259,8 @@ impl Store {
             purge_thread: OnceLock::new(),
             events: Arc::new(Registry::default()),
             unrecorded_write: AtomicBool::new(false),
+            #[cfg(feature = "analytics")]
+            opened_file,
             config,
         });
         let purge = PurgeThread::start(&inner)?;
@@ -717,20 +762,18 @@ impl Inner {
     /// A reader of its own for a read that lasts as long as its consumer takes (the analytics
     /// `kv_entries` scan, which holds one snapshot while DuckDB pulls its rows): it holds
     /// neither the writer nor a pooled reader meanwhile, so several scans in one query, or a
-    /// scan beside the store's own calls, never wait for each other. `None` for a memory
-    /// store, whose one private connection is the only way to its data.
+    /// scan beside the store's own calls, never wait for each other. `None` when no such reader
+    /// can be opened on the very file this store has open: a memory store, a file renamed,
+    /// replaced or deleted since the store opened it, or a system where that cannot be checked;
+    /// the caller then reads through the store's own connections.
     #[cfg(feature = "analytics")]
-    pub(crate) fn open_long_reader(&self, op: &'static str) -> Option<Result<Connection>> {
-        match &self.config.location {
-            Location::File(path) => Some(conn::open_file_reader(
-                op,
-                path,
-                self.config.durability,
-                self.config.busy_timeout,
-                self.config.reader_mmap_bytes,
-            )),
-            Location::Memory => None,
-        }
+    pub(crate) fn open_long_reader(&self, op: &'static str) -> Option<Connection> {
+        let file = self.opened_file.as_ref()?;
+        let (durability, busy) = (self.config.durability, self.config.busy_timeout);
+        let conn = conn::open_file_reader(op, &file.path, durability, busy, self.config.reader_mmap_bytes);
+        // Checked after the open (which has read the file): a file replaced before it fails the
+        // check, and so does one replaced just after it, which errs on the safe side.
+        conn.ok().filter(|_| file.is_still_at_its_path())
     }
 
     pub(crate) fn leave_transaction(&self) {

@@ -455,7 +455,7 @@ fn a_memory_store_transaction_and_a_kv_entries_scan_never_deadlock() {
 
 /// A file store with `n` entries of `value_bytes` each in group `g` (keys `k000000`…), written
 /// in one transaction, with memory-mapped reads off so the figures below are the scan's own.
-fn file_store_with(dir: &std::path::Path, n: usize, value_bytes: usize) -> store::Store {
+fn file_store_holding(dir: &std::path::Path, n: usize, value_bytes: usize) -> store::Store {
     let config = store::StoreConfig::file(dir.join("state.db")).with_reader_mmap_bytes(0);
     let store = store::Store::open_with(config).unwrap();
     let value = "v".repeat(value_bytes);
@@ -506,7 +506,7 @@ fn a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory() {
     const VALUES: usize = 50_000;
     const VALUE_BYTES: usize = 4096;
     let dir = tempfile::tempdir().unwrap();
-    let store = file_store_with(dir.path(), VALUES, VALUE_BYTES);
+    let store = file_store_holding(dir.path(), VALUES, VALUE_BYTES);
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     // Warm DuckDB's own allocations (thread pools, the macro's binding) on a tiny scan first.
@@ -537,7 +537,7 @@ fn a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory() {
 fn a_streamed_kv_entries_scan_keeps_its_snapshot_across_chunks() {
     const N: usize = 10_000; // about five of the scan's chunks
     let dir = tempfile::tempdir().unwrap();
-    let store = file_store_with(dir.path(), N, 8);
+    let store = file_store_holding(dir.path(), N, 8);
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     let mut batches = db
