@@ -8,7 +8,7 @@ use store::analytics::{Analytics, ScoringResult, Value};
 use store::{ErrorKind, Kv};
 
 use crate::common::{START_MS, memory_store};
-use crate::support::{scalar, text};
+use crate::support::{in_own_process, scalar, text};
 
 fn t(s: &str) -> Value {
     Value::Text(s.into())
@@ -479,28 +479,14 @@ fn peak_rss() -> u64 {
     kb * 1024
 }
 
-/// A scan of a file store reads keyset chunks on a connection of its own rather than every
+/// A scan of a file store reads chunks on a connection of its own rather than every
 /// live entry at once: scanning 200 MB of values raises the peak memory by a small fraction of
 /// that (it rose by more than the values' size when a scan loaded them all). In a child process
 /// of its own, so other tests' memory does not count.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory() {
-    const TEST: &str = "kv::a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory";
-    if std::env::var_os("KV_SCAN_CHILD").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-            .env("KV_SCAN_CHILD", "1")
-            .output()
-            .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "child failed:\n{stdout}\n{stderr}"
-        );
+    if !in_own_process("kv::a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory") {
         return;
     }
     const VALUES: usize = 50_000;

@@ -14,7 +14,7 @@ use store::analytics::{Analytics, Value};
 use store::{ErrorKind, Kv, Store, StoreConfig};
 
 use crate::common::{START_MS, file_store, file_store_with, memory_store, raw, within};
-use crate::support::scalar;
+use crate::support::{in_own_process, scalar};
 
 fn lossy(v: ValueRef<'_>) -> String {
     match v {
@@ -53,6 +53,18 @@ fn scanned(db: &Analytics, view: &str) -> BTreeMap<(String, String), usize> {
         *out.entry((g.clone(), k.clone())).or_insert(0) += 1;
     }
     out
+}
+
+/// Writes `n` entries `g`/`k000000`… with `value(i)`, in one transaction.
+fn fill(store: &Store, n: usize, value: impl Fn(usize) -> String) {
+    store
+        .transaction(|tx| {
+            for i in 0..n {
+                tx.set("g", &format!("k{i:06}"), &value(i))?;
+            }
+            Ok(())
+        })
+        .unwrap();
 }
 
 fn total(m: &BTreeMap<(String, String), usize>) -> usize {
@@ -281,14 +293,7 @@ fn early_ended_scans_release_their_connection() {
         c.busy_timeout = Duration::from_millis(300);
         c
     });
-    f.store
-        .transaction(|tx| {
-            for i in 0..9000 {
-                tx.set("g", &format!("k{i:06}"), &format!("{i}"))?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    fill(&f.store, 9000, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&f.store).unwrap();
     // a held stream blocks a truncating checkpoint once there are later frames
@@ -353,21 +358,13 @@ fn many_scans_in_one_query() {
         c.readers = 1;
         c
     });
-    f.store
-        .transaction(|tx| {
-            for i in 0..5000 {
-                tx.set("g", &format!("k{i:06}"), "1")?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    fill(&f.store, 5000, |_| "1".into());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&f.store).unwrap();
     let union = (0..10)
         .map(|_| "SELECT entry_key FROM kv_entries")
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let base = open_fds(f.dir.path());
     let n = within(Duration::from_secs(60), {
         let db = Analytics::in_memory().unwrap();
         db.attach_kv(&f.store).unwrap();
@@ -390,7 +387,6 @@ fn many_scans_in_one_query() {
         .map(|b| b.unwrap().num_rows())
         .sum();
     assert_eq!(rows, 50_000);
-    let _ = base;
 }
 
 /// Scans from several threads while a writer moves value between keys in transactions: every
@@ -403,14 +399,7 @@ fn concurrent_scans_each_see_one_snapshot() {
         c.busy_timeout = Duration::from_secs(30);
         c
     });
-    f.store
-        .transaction(|tx| {
-            for i in 0..KEYS {
-                tx.set("g", &format!("k{i:06}"), "100")?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    fill(&f.store, KEYS, |_| "100".into());
     let expected = (KEYS * 100) as i64;
     let stop = Arc::new(AtomicBool::new(false));
     let moves = Arc::new(AtomicU64::new(0));
@@ -664,21 +653,7 @@ fn database_file_replaced_after_open() {
 /// A store opened on a relative path, then the process changes its working directory.
 #[test]
 fn relative_path_store_after_chdir() {
-    const TEST: &str = "kv_scan_edges::relative_path_store_after_chdir";
-    if std::env::var_os("KV_SCAN_EDGES_CHILD").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-            .env("KV_SCAN_EDGES_CHILD", "1")
-            .output()
-            .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "child failed:\n{stdout}\n{stderr}"
-        );
+    if !in_own_process("kv_scan_edges::relative_path_store_after_chdir") {
         return;
     }
     let a = tempfile::tempdir().unwrap();
@@ -794,14 +769,7 @@ fn fd_targets() -> Vec<String> {
 #[test]
 fn fds_over_many_multi_scan_queries() {
     let f = file_store();
-    f.store
-        .transaction(|tx| {
-            for i in 0..5000 {
-                tx.set("g", &format!("k{i:06}"), "1")?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    fill(&f.store, 5000, |_| "1".into());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&f.store).unwrap();
     let union = (0..10)

@@ -196,3 +196,29 @@ pub fn json_records(name: &str, records: &[String]) -> String {
         format!("[\n{}\n]\n", records.join(",\n"))
     }
 }
+
+/// Whether this is the child process [`in_own_process`] started for the test `name` (its path
+/// in the binary, e.g. `kv::some_test`): in the parent, runs the test again in a child of its
+/// own, asserts that it passed and returns `false`; in the child returns `true`, and the test
+/// goes on with its body. For tests that change the working directory or read process-wide
+/// figures (peak memory) that other tests running beside them would disturb.
+pub fn in_own_process(name: &str) -> bool {
+    const CHILD: &str = "STORE_TEST_OWN_PROCESS";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{stderr}"
+    );
+    false
+}
