@@ -550,15 +550,19 @@ fn store_transaction_during_a_streamed_scan() {
     assert_eq!(rows, 5000);
 }
 
+/// A file store holding `n` entries, attached to a new in-memory analytics handle.
+fn attached(n: usize) -> (crate::common::Fixture, Analytics) {
+    let f = file_store();
+    fill(&f.store, n, |_| "v".into());
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&f.store).unwrap();
+    (f, db)
+}
+
 #[test]
 fn closed_or_dropped_store_before_and_during_a_scan() {
     // closed before: Closed
-    let f = file_store();
-    for i in 0..5000 {
-        f.store.set("g", &format!("k{i:06}"), "v").unwrap();
-    }
-    let db = Analytics::in_memory().unwrap();
-    db.attach_kv(&f.store).unwrap();
+    let (f, db) = attached(5000);
     f.store.close().unwrap();
     let e = db.query("SELECT * FROM kv_entries", &[]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
@@ -566,12 +570,7 @@ fn closed_or_dropped_store_before_and_during_a_scan() {
     assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
 
     // closed during a streamed scan
-    let f = file_store();
-    for i in 0..5000 {
-        f.store.set("g", &format!("k{i:06}"), "v").unwrap();
-    }
-    let db = Analytics::in_memory().unwrap();
-    db.attach_kv(&f.store).unwrap();
+    let (f, db) = attached(5000);
     let mut s = db.query_arrow("SELECT * FROM kv_entries", &[]).unwrap();
     let mut rows = s.next().unwrap().unwrap().num_rows();
     f.store.close().unwrap();
@@ -582,12 +581,7 @@ fn closed_or_dropped_store_before_and_during_a_scan() {
     assert_eq!(rows, 5000);
 
     // dropped during a streamed scan
-    let f = file_store();
-    for i in 0..5000 {
-        f.store.set("g", &format!("k{i:06}"), "v").unwrap();
-    }
-    let db = Analytics::in_memory().unwrap();
-    db.attach_kv(&f.store).unwrap();
+    let (f, db) = attached(5000);
     let path = f.path();
     let dir = f.dir;
     let mut s = db.query_arrow("SELECT * FROM kv_entries", &[]).unwrap();
@@ -605,12 +599,7 @@ fn closed_or_dropped_store_before_and_during_a_scan() {
 /// The database file deleted while the store is open: the store itself still reads it.
 #[test]
 fn database_file_deleted_after_open() {
-    let f = file_store();
-    for i in 0..10 {
-        f.store.set("g", &format!("k{i}"), "v").unwrap();
-    }
-    let db = Analytics::in_memory().unwrap();
-    db.attach_kv(&f.store).unwrap();
+    let (f, db) = attached(10);
     assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(10));
     std::fs::remove_file(f.path()).unwrap();
     assert_eq!(
@@ -625,13 +614,8 @@ fn database_file_deleted_after_open() {
 /// The database file renamed and another database put at its path while the store is open.
 #[test]
 fn database_file_replaced_after_open() {
-    let f = file_store();
-    for i in 0..10 {
-        f.store.set("g", &format!("k{i}"), "v").unwrap();
-    }
+    let (f, db) = attached(10);
     f.store.sync().unwrap();
-    let db = Analytics::in_memory().unwrap();
-    db.attach_kv(&f.store).unwrap();
     let other = f.dir.path().join("other.db");
     {
         let s = Store::open(&other).unwrap();
