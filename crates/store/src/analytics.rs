@@ -61,7 +61,7 @@ use open::{check_path, engine_config, file_engine, remove_failed_create};
 pub(crate) use open::{open_refused, refuse_foreign_file, unfinished_database_file};
 use tables::table_counts_on;
 pub(crate) use tables::{
-    DefaultTable, current_database, default_table, main_table_sql, require_table, same_name, table_exists_on,
+    current_database, find_table, main_table_sql, require_table, same_name, table_exists_on,
 };
 
 pub use import::CsvOptions;
@@ -544,8 +544,10 @@ impl Analytics {
         }))
     }
 
-    /// Whether a table (or view) of that name exists in the main schema, or is a temporary
-    /// one: `main` whatever a `USE` or `search_path` on this handle says.
+    /// Whether a table (or view) of that name exists as the store's calls (imports, exports)
+    /// find names: a temporary one, else `main`'s, whatever a `USE` or `search_path` on this
+    /// handle says, else another schema's table by the name [`Analytics::table_counts`] gives
+    /// it (`schema.table`).
     ///
     /// # Examples
     /// ```

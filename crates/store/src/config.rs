@@ -179,7 +179,8 @@ pub struct StoreConfig {
     pub busy_timeout: Duration,
     /// Reader connections for file stores (default 4, at most 64; memory stores use one
     /// connection). With 0, reads go through the writer's connection and so wait for its
-    /// transactions, as in a memory store.
+    /// transactions, as in a memory store; an analytics `kv_entries` scan opens a reader of its
+    /// own either way.
     pub readers: usize,
     /// Default buffer of a watch subscription (default 16, at least 1, at most
     /// [`MAX_WATCH_CAPACITY`]).

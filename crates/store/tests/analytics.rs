@@ -22,6 +22,9 @@ mod kv;
 #[cfg(target_os = "linux")]
 #[path = "analytics/kv_scan_edges.rs"]
 mod kv_scan_edges;
+#[cfg(target_os = "linux")]
+#[path = "analytics/kv_scan_paths.rs"]
+mod kv_scan_paths;
 #[path = "analytics/late_json_values_and_holders.rs"]
 mod late_json_values_and_holders;
 #[path = "analytics/lock_cycles.rs"]

@@ -11,7 +11,7 @@ use duckdb::Connection;
 
 use super::paths::{LiteralPath, held_database, require_readable_file};
 use super::progress::{JobProgress, ProgressFn, with_progress};
-use super::{Analytics, DefaultTable, csvfile, default_table, jsonfile, main_table_sql, sql, typetext};
+use super::{Analytics, csvfile, find_table, jsonfile, main_table_sql, sql, typetext};
 use super::{decompress, target_types};
 use crate::error::{Error, Result};
 
@@ -383,8 +383,8 @@ impl Analytics {
             Format::Parquet => None,
         };
         if let Some(what) = empty {
-            let found = self.with_conn(op, |conn| default_table(op, conn, table))?;
-            if found.as_ref().is_some_and(DefaultTable::is_view) {
+            let found = self.with_conn(op, |conn| find_table(op, conn, table))?;
+            if found.as_ref().is_some_and(|t| t.is_view) {
                 // As for a file with rows: a view cannot take rows, even none.
                 return Err(view_takes_no_rows(op, table));
             }
@@ -541,7 +541,7 @@ impl Analytics {
                     )?,
                 ];
                 let names = self.with_conn(op, |conn| {
-                    let Some(target) = default_table(op, conn, table)?.filter(|t| !t.is_view()) else {
+                    let Some(target) = find_table(op, conn, table)?.filter(|t| !t.is_view) else {
                         return Ok(None);
                     };
                     let detected = relations
@@ -589,12 +589,12 @@ impl Analytics {
         };
         let attempt = |reading: Reading| {
             self.in_transaction(op, |conn| {
-                let found = default_table(op, conn, table)?;
-                if found.as_ref().is_some_and(DefaultTable::is_view) {
+                let found = find_table(op, conn, table)?;
+                if found.as_ref().is_some_and(|t| t.is_view) {
                     return Err(view_takes_no_rows(op, table));
                 }
                 let exists = found.is_some();
-                // Qualified: a bare name could resolve elsewhere (see `default_table`).
+                // Qualified: a bare name could resolve elsewhere (see `find_table`).
                 let quoted = match found {
                     Some(t) => t.sql,
                     None => main_table_sql(op, conn, table)?,

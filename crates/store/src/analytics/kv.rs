@@ -55,6 +55,8 @@ enum Source {
     /// streamed result is dropped), which ends the transaction.
     Chunked {
         conn: rusqlite::Connection,
+        /// The table's name for its row ids (`rowid`, unless another program took that name).
+        id: &'static str,
         now: i64,
         after: Option<i64>,
         done: bool,
@@ -83,9 +85,10 @@ fn open_source(id: u64) -> std::result::Result<Source, String> {
         // A deferred BEGIN: the snapshot is taken by the first read, right below.
         conn.execute_batch("BEGIN")
             .map_err(fail("begin the scan's read transaction"))?;
-        if sqlite::entries_have_rowids(&conn).map_err(fail("read the entries table's layout"))? {
+        if let Some(id) = sqlite::row_id_name(&conn).map_err(fail("read the entries table's layout"))? {
             return Ok(Source::Chunked {
                 conn,
+                id,
                 now,
                 after: None,
                 done: false,
@@ -106,6 +109,7 @@ impl Source {
         match self {
             Source::Chunked {
                 conn,
+                id,
                 now,
                 after,
                 done,
@@ -113,7 +117,7 @@ impl Source {
                 if *done {
                     return Ok(Vec::new());
                 }
-                let (rows, last) = sqlite::live_entries_after(conn, *after, *now, CHUNK as i64)
+                let (rows, last) = sqlite::live_entries_after(conn, id, *after, *now, CHUNK as i64)
                     .map_err(|e| Error::sqlite(OP, "read kv_entries", e).to_string())?;
                 *done = rows.len() < CHUNK;
                 *after = last;

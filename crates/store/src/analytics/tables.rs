@@ -10,7 +10,7 @@ use super::sql;
 use crate::error::{Error, Result};
 
 pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) -> Result<bool> {
-    Ok(default_table(op, conn, table)?.is_some())
+    Ok(find_table(op, conn, table)?.is_some())
 }
 
 /// A table or view found by its name in the default schema, or a temporary one.
@@ -86,20 +86,27 @@ pub(crate) struct ResolvedTable {
 
 pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) -> Result<ResolvedTable> {
     sql::ident(op, "table", table)?;
-    if let Some(found) = default_table(op, conn, table)? {
-        return Ok(ResolvedTable {
-            is_view: found.is_view(),
-            sql: found.sql,
-        });
-    }
-    if let Some(found) = other_schema_table(op, conn, table)? {
-        return Ok(found);
-    }
-    Err(Error::Missing {
+    find_table(op, conn, table)?.ok_or_else(|| Error::Missing {
         op,
         kind: "table",
         name: table.to_string(),
     })
+}
+
+/// The table or view the store's calls mean by `table` (exports, imports, `table_exists`
+/// alike): a temporary one or `main`'s ([`default_table`]), else another schema's table by the
+/// name [`Analytics::table_counts`] gives it (`s.x`), so a name copied from the inventory
+/// means the table it counts in every call.
+///
+/// [`Analytics::table_counts`]: super::Analytics::table_counts
+pub(crate) fn find_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
+    if let Some(found) = default_table(op, conn, table)? {
+        return Ok(Some(ResolvedTable {
+            is_view: found.is_view(),
+            sql: found.sql,
+        }));
+    }
+    other_schema_table(op, conn, table)
 }
 
 /// A table of another schema of this database, named as [`Analytics::table_counts`] and the

@@ -483,7 +483,9 @@ pub(crate) fn all_groups(conn: &Connection, prefix: &str) -> rusqlite::Result<Ve
 /// `scope_prefix` (`""`: every group; `"<namespace>:"`: one namespace); returns their (group,
 /// key) in ascending order. A namespace's rows are found through its expiry index (the
 /// expression must be the index's, word for word), so only rows with a TTL are visited, however
-/// many live ones the namespace holds.
+/// many live ones the namespace holds. The rows found are deleted by row id (see
+/// [`row_id_name`]: a column another program named `rowid` must not decide which rows go), or
+/// by key in a table without row ids.
 pub(crate) fn purge_expired(
     conn: &Connection,
     scope_prefix: &str,
@@ -491,30 +493,50 @@ pub(crate) fn purge_expired(
     limit: i64,
 ) -> rusqlite::Result<Vec<(String, String)>> {
     let group_and_key = |row: &rusqlite::Row<'_>| Ok((text_column(row, 0)?, text_column(row, 1)?));
+    let id = row_id_name(conn)?.unwrap_or("(group_name, entry_key)");
+    let select = id.trim_start_matches('(').trim_end_matches(')');
     let mut removed: Vec<(String, String)> = if scope_prefix.is_empty() {
-        let range = GroupRange::new("");
-        let (lo, hi) = range.bounds();
-        conn.prepare_cached(in_range!(
-            range,
-            "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries \
-             WHERE expires_at IS NOT NULL AND expires_at <= ?3 AND group_name >= ?1 AND ",
-            " LIMIT ?4) RETURNING group_name, entry_key"
+        conn.prepare_cached(&format!(
+            "DELETE FROM entries WHERE {id} IN (SELECT {select} FROM entries \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2) RETURNING group_name, entry_key"
         ))?
-        .query_map(params![lo, hi, now, limit], group_and_key)?
+        .query_map(params![now, limit], group_and_key)?
         .collect::<rusqlite::Result<_>>()?
     } else {
-        conn.prepare_cached(
-            "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries \
+        conn.prepare_cached(&format!(
+            "DELETE FROM entries WHERE {id} IN (SELECT {select} FROM entries \
              INDEXED BY entries_namespace_expiry_idx \
              WHERE substr(group_name, 1, instr(group_name, ':')) = ?1 \
                AND expires_at IS NOT NULL AND expires_at <= ?2 LIMIT ?3) \
-             RETURNING group_name, entry_key",
-        )?
+             RETURNING group_name, entry_key"
+        ))?
         .query_map(params![scope_prefix, now, limit], group_and_key)?
         .collect::<rusqlite::Result<_>>()?
     };
     removed.sort_unstable();
     Ok(removed)
+}
+
+/// The name that reads `entries`' row ids: `rowid`, else `_rowid_` or `oid` when another
+/// program gave the table a column of that name (a column shadows the alias, a generated or
+/// hidden one too, which `pragma_table_info` leaves out); `None` for a table without row ids
+/// (`WITHOUT ROWID`, or all three names taken).
+pub(crate) fn row_id_name(conn: &Connection) -> rusqlite::Result<Option<&'static str>> {
+    let taken = conn
+        .prepare_cached("SELECT lower(name) FROM pragma_table_xinfo('entries')")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(name) = ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|alias| !taken.iter().any(|column| column == alias))
+    else {
+        return Ok(None);
+    };
+    // A `WITHOUT ROWID` table has no row ids under any name.
+    Ok(conn
+        .prepare_cached(&format!("SELECT {name} FROM entries LIMIT 0"))
+        .is_ok()
+        .then_some(name))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -746,10 +768,6 @@ pub(crate) struct KvRow {
 }
 
 #[cfg(feature = "analytics")]
-const LIVE_ENTRY_COLUMNS: &str =
-    "SELECT group_name, entry_key, entry_value, expires_at, version, rowid FROM entries";
-
-#[cfg(feature = "analytics")]
 fn live_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<KvRow> {
     Ok(KvRow {
         group: text_column(r, 0)?,
@@ -771,38 +789,28 @@ pub(crate) fn live_entries(conn: &Connection, now: i64) -> rusqlite::Result<Vec<
     .collect()
 }
 
-/// Whether `entries` can be read in [`live_entries_after`]'s rowid chunks: a rowid table
-/// whose `rowid` is the row id, not a column of that name (another program may have made a
-/// `WITHOUT ROWID` table, or one with such a column).
-#[cfg(feature = "analytics")]
-pub(crate) fn entries_have_rowids(conn: &Connection) -> rusqlite::Result<bool> {
-    let shadowed: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('entries') WHERE lower(name) = 'rowid')",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(!shadowed && conn.prepare("SELECT rowid FROM entries LIMIT 0").is_ok())
-}
-
-/// Live entries in rowid order after the row id `after` (exclusive; `None` from the start),
-/// at most `limit` of them, and the last row's id. Each chunk seeks on the rowid, so a scan
-/// costs the same whatever key index or collation another program gave the table; run inside
-/// one read transaction, successive chunks read one snapshot.
+/// Live entries in row id order after the row id `after` (exclusive; `None` from the start),
+/// at most `limit` of them, and the last row's id; `id` is the table's name for its row ids
+/// ([`row_id_name`]). Each chunk seeks on the row id, so a scan costs the same whatever key
+/// index or collation another program gave the table; run inside one read transaction,
+/// successive chunks read one snapshot.
 #[cfg(feature = "analytics")]
 pub(crate) fn live_entries_after(
     conn: &Connection,
+    id: &str,
     after: Option<i64>,
     now: i64,
     limit: i64,
 ) -> rusqlite::Result<(Vec<KvRow>, Option<i64>)> {
+    const COLUMNS: &str = "SELECT group_name, entry_key, entry_value, expires_at, version";
     let mut stmt = match after {
         None => conn.prepare_cached(&format!(
-            "{LIVE_ENTRY_COLUMNS} WHERE (expires_at IS NULL OR expires_at > ?1) AND ?3 IS NULL \
-             ORDER BY rowid LIMIT ?2"
+            "{COLUMNS}, {id} FROM entries WHERE (expires_at IS NULL OR expires_at > ?1) AND ?3 IS NULL \
+             ORDER BY {id} LIMIT ?2"
         ))?,
         Some(_) => conn.prepare_cached(&format!(
-            "{LIVE_ENTRY_COLUMNS} WHERE rowid > ?3 AND (expires_at IS NULL OR expires_at > ?1) \
-             ORDER BY rowid LIMIT ?2"
+            "{COLUMNS}, {id} FROM entries WHERE {id} > ?3 AND (expires_at IS NULL OR expires_at > ?1) \
+             ORDER BY {id} LIMIT ?2"
         ))?,
     };
     let mut rows = stmt.query(params![now, limit, after])?;

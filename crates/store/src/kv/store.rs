@@ -112,8 +112,14 @@ struct OpenedFile {
 
 #[cfg(feature = "analytics")]
 impl OpenedFile {
-    fn of(conn: &Connection) -> Option<OpenedFile> {
-        let path = std::path::PathBuf::from(conn.path().filter(|p| !p.is_empty())?);
+    /// `configured` is the path the store was opened with: its canonical form stands in for
+    /// SQLite's name when that is not UTF-8 (rusqlite returns no name then); the identity
+    /// check guards both.
+    fn of(conn: &Connection, configured: &Path) -> Option<OpenedFile> {
+        let path = match conn.path().filter(|p| !p.is_empty()) {
+            Some(name) => std::path::PathBuf::from(name),
+            None => std::fs::canonicalize(configured).ok()?,
+        };
         let identity = file_identity(&path)?;
         Some(OpenedFile { path, identity })
     }
@@ -243,7 +249,10 @@ impl Store {
             }
         };
         #[cfg(feature = "analytics")]
-        let opened_file = OpenedFile::of(&writer_conn).filter(|_| persistent);
+        let opened_file = match &config.location {
+            Location::File(path) => OpenedFile::of(&writer_conn, path),
+            Location::Memory => None,
+        };
         let inner = Arc::new(Inner {
             state: AtomicU8::new(OPEN),
             writer: Mutex::new(Some(Writer {

@@ -1773,3 +1773,26 @@ fn a_main_table_stays_the_target_under_use_and_search_path() {
         assert_eq!(twins, Value::Int(1), "{switch}: no second table");
     }
 }
+
+/// A name as `table_counts` gives another schema's table (`s.x`) means that table to imports
+/// as it does to exports and `table_exists` (h177): the rows are appended to it, not to a new
+/// `main` table literally named `s.x`. A name no table has still creates one in `main`.
+#[test]
+fn an_inventory_name_of_another_schemas_table_imports_into_that_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Analytics::open(dir.path().join("m.duckdb")).unwrap();
+    db.exec_batch("CREATE SCHEMA s; CREATE TABLE s.x AS SELECT 1 AS a UNION ALL SELECT 2")
+        .unwrap();
+    assert!(db.table_exists("s.x").unwrap());
+    let csv = write(dir.path(), "x.csv", "a\n7\n");
+    assert_eq!(db.import_csv("s.x", &csv, &CsvOptions::default()).unwrap(), 1);
+    let jsonl = write(dir.path(), "x.jsonl", "{\"a\": 8}\n");
+    assert_eq!(db.import_jsonl("s.x", &jsonl).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT sum(a) FROM s.x"), Value::Int(18));
+    let counts = db.table_counts().unwrap();
+    assert_eq!(counts.into_iter().collect::<Vec<_>>(), [("s.x".to_string(), 4)]);
+    assert_eq!(db.export_parquet("s.x", dir.path().join("o.parquet")).unwrap(), 4);
+
+    assert_eq!(db.import_csv("s.y", &csv, &CsvOptions::default()).unwrap(), 1);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM main.\"s.y\""), Value::Int(1));
+}

@@ -276,12 +276,15 @@ fn ttl_expiring_between_chunks_follows_the_scans_now() {
     );
 }
 
-fn wal_checkpoint_truncate(path: &Path) -> (i64, i64, i64) {
-    raw(path)
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .unwrap()
+/// A truncating checkpoint's result (busy, log frames, checkpointed frames), at once: with a
+/// busy timeout it would first wait out the reader it reports.
+pub fn wal_checkpoint_truncate(path: &Path) -> (i64, i64, i64) {
+    let conn = raw(path);
+    conn.busy_timeout(Duration::ZERO).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .unwrap()
 }
 
 /// LIMIT queries, failed queries and dropped streams release the scan's connection: a full
