@@ -23,7 +23,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ImportProgress {
-    /// Rows DuckDB has processed so far.
+    /// Rows DuckDB has processed so far: its estimate while the job runs (which can pass the
+    /// file's real count, see above), exact in the final report.
     pub rows_processed: u64,
     /// DuckDB's estimate of the total (0 when unknown).
     pub total_rows: u64,
