@@ -9,6 +9,8 @@ mod common;
 mod environment;
 #[path = "analytics/export.rs"]
 mod export;
+#[path = "analytics/find_table_names.rs"]
+mod find_table_names;
 #[path = "analytics/identifiers.rs"]
 mod identifiers;
 #[path = "analytics/import.rs"]

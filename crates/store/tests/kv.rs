@@ -15,6 +15,8 @@ mod faults;
 mod open;
 #[path = "kv/ops.rs"]
 mod ops;
+#[path = "kv/purge_foreign_tables.rs"]
+mod purge_foreign_tables;
 #[path = "kv/render.rs"]
 mod render;
 #[path = "kv/schema.rs"]

@@ -117,11 +117,17 @@ pub(crate) fn find_table(op: &'static str, conn: &Connection, table: &str) -> Re
 fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
     // By its inventory name, or fully qualified (`"db"."main"."t"`: how a default-schema table
     // hidden by a temporary one of its name is exported).
-    if let Some((_, sql)) = named_tables(op, conn)?
-        .into_iter()
-        .find(|(name, sql)| same_name(name, table) || sql == table)
-    {
-        return Ok(Some(ResolvedTable { sql, is_view: false }));
+    let tables = named_tables(op, conn)?;
+    // By its inventory name first: another table's SQL spelling could be that name.
+    let found = tables
+        .iter()
+        .find(|t| same_name(&t.name, table) || t.qualified == table)
+        .or_else(|| tables.iter().find(|t| same_name(&t.spelled, table)));
+    if let Some(found) = found {
+        return Ok(Some(ResolvedTable {
+            sql: found.qualified.clone(),
+            is_view: false,
+        }));
     }
     if !table.contains('.') {
         return Ok(None);
@@ -155,7 +161,7 @@ fn other_schema_table(op: &'static str, conn: &Connection, table: &str) -> Resul
 /// temporary table or temporary view) is that, ignoring ASCII case as DuckDB does: then as the
 /// SQL spelling `"s"."name"`, then fully qualified, then numbered. So no two tables share a name, and a name resolves to
 /// the one table it was given to. Attached databases are not this one's tables.
-fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, String)>> {
+fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<NamedTable>> {
     // Views and temporary tables and views of the default schema are not listed, but keep
     // their names: a name resolves to them before another schema's table. A default-schema
     // base table keeps its name over a temporary one (listed first), though exporting that
@@ -199,14 +205,29 @@ fn named_tables(op: &'static str, conn: &Connection) -> Result<Vec<(String, Stri
             .find(|name| !taken.contains(&name.to_ascii_lowercase()))
             .unwrap_or_else(|| qualified.clone()); // unreachable: the numbered names never run out
         taken.insert(name.to_ascii_lowercase());
-        named.push((name, qualified));
+        named.push(NamedTable {
+            name,
+            qualified,
+            spelled,
+        });
     }
     Ok(named)
 }
 
+/// A base table as the inventory lists it.
+struct NamedTable {
+    /// Its inventory name (`t`, `s.x`, `"s"."x"` …).
+    name: String,
+    /// Its fully qualified SQL name.
+    qualified: String,
+    /// Schema and name as SQL spells them (`"s"."x"`), also accepted when the inventory name
+    /// is the plain `s.x`.
+    spelled: String,
+}
+
 pub(crate) fn table_counts_on(op: &'static str, conn: &Connection) -> Result<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
-    for (name, qualified) in named_tables(op, conn)? {
+    for NamedTable { name, qualified, .. } in named_tables(op, conn)? {
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {qualified}"), [], |r| r.get(0))
             .map_err(|e| Error::duckdb(op, format!("count rows of {name}"), e))?;

@@ -485,7 +485,7 @@ pub(crate) fn all_groups(conn: &Connection, prefix: &str) -> rusqlite::Result<Ve
 /// expression must be the index's, word for word), so only rows with a TTL are visited, however
 /// many live ones the namespace holds. The rows found are deleted by row id (see
 /// [`row_id_name`]: a column another program named `rowid` must not decide which rows go), or
-/// by key in a table without row ids.
+/// by key in a table without row ids ([`purge_expired_by_key`]).
 pub(crate) fn purge_expired(
     conn: &Connection,
     scope_prefix: &str,
@@ -493,18 +493,19 @@ pub(crate) fn purge_expired(
     limit: i64,
 ) -> rusqlite::Result<Vec<(String, String)>> {
     let group_and_key = |row: &rusqlite::Row<'_>| Ok((text_column(row, 0)?, text_column(row, 1)?));
-    let id = row_id_name(conn)?.unwrap_or("(group_name, entry_key)");
-    let select = id.trim_start_matches('(').trim_end_matches(')');
+    let Some(id) = row_id_name(conn)? else {
+        return purge_expired_by_key(conn, scope_prefix, now, limit);
+    };
     let mut removed: Vec<(String, String)> = if scope_prefix.is_empty() {
         conn.prepare_cached(&format!(
-            "DELETE FROM entries WHERE {id} IN (SELECT {select} FROM entries \
+            "DELETE FROM entries WHERE {id} IN (SELECT {id} FROM entries \
              WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2) RETURNING group_name, entry_key"
         ))?
         .query_map(params![now, limit], group_and_key)?
         .collect::<rusqlite::Result<_>>()?
     } else {
         conn.prepare_cached(&format!(
-            "DELETE FROM entries WHERE {id} IN (SELECT {select} FROM entries \
+            "DELETE FROM entries WHERE {id} IN (SELECT {id} FROM entries \
              INDEXED BY entries_namespace_expiry_idx \
              WHERE substr(group_name, 1, instr(group_name, ':')) = ?1 \
                AND expires_at IS NOT NULL AND expires_at <= ?2 LIMIT ?3) \
@@ -513,6 +514,48 @@ pub(crate) fn purge_expired(
         .query_map(params![scope_prefix, now, limit], group_and_key)?
         .collect::<rusqlite::Result<_>>()?
     };
+    removed.sort_unstable();
+    Ok(removed)
+}
+
+/// [`purge_expired`] for a table without row ids: the expired rows found are deleted one by
+/// one by their key exactly as stored (`IS`, so NULL keys another program allowed go too, and
+/// `COLLATE BINARY`, so a key column collated `NOCASE` cannot take a live `K` along with an
+/// expired `k`), each delete checking the expiry again.
+fn purge_expired_by_key(
+    conn: &Connection,
+    scope_prefix: &str,
+    now: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    use rusqlite::types::Value as Stored;
+    let found: Vec<(Stored, Stored)> = if scope_prefix.is_empty() {
+        conn.prepare_cached(
+            "SELECT group_name, entry_key FROM entries \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
+        )?
+        .query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?
+    } else {
+        conn.prepare_cached(
+            "SELECT group_name, entry_key FROM entries INDEXED BY entries_namespace_expiry_idx \
+             WHERE substr(group_name, 1, instr(group_name, ':')) = ?1 \
+               AND expires_at IS NOT NULL AND expires_at <= ?2 LIMIT ?3",
+        )?
+        .query_map(params![scope_prefix, now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM entries WHERE group_name IS ?1 COLLATE BINARY AND entry_key IS ?2 COLLATE BINARY \
+           AND expires_at IS NOT NULL AND expires_at <= ?3 RETURNING group_name, entry_key",
+    )?;
+    let mut removed = Vec::with_capacity(found.len());
+    for (group, key) in found {
+        let mut rows = delete.query(params![group, key, now])?;
+        while let Some(row) = rows.next()? {
+            removed.push((text_column(row, 0)?, text_column(row, 1)?));
+        }
+    }
     removed.sort_unstable();
     Ok(removed)
 }
