@@ -6,7 +6,9 @@
 //! store's live entries from one SQLite snapshot, so a single statement can join KV state with
 //! analytical tables: on a file store it holds a read transaction on a connection of its own
 //! and reads rowid chunks of 2,048 rows as DuckDB pulls them (memory bounded by a chunk,
-//! whatever the store holds); a memory store's scan reads every live entry at once. The function finds its store
+//! whatever the store holds). A scan reads every live entry at once where it cannot: a memory
+//! store, a file that no longer answers to its name, a table without row ids (see
+//! `Source::Loaded`). The function finds its store
 //! through a process-wide registry of weak references keyed by `id`, which keeps the binding free
 //! of raw pointers; once the store is closed or dropped a scan fails with "closed".
 

@@ -13,30 +13,12 @@ pub(crate) fn table_exists_on(op: &'static str, conn: &Connection, table: &str) 
     Ok(find_table(op, conn, table)?.is_some())
 }
 
-/// A table or view found by its name in the default schema, or a temporary one.
-pub(crate) struct DefaultTable {
-    /// Its `information_schema` type (`BASE TABLE`, `VIEW`, `LOCAL TEMPORARY`).
-    pub kind: String,
-    /// Its fully qualified SQL name.
-    pub sql: String,
-}
-
-impl DefaultTable {
-    pub(crate) fn is_view(&self) -> bool {
-        self.kind == "VIEW"
-    }
-}
-
 /// The table or view `table` names in the default schema, `main` of this database, or among
 /// the temporary ones, which SQL reads first. The store's own statements use the qualified
 /// name this returns (or [`main_table_sql`] for a new table), never the bare one: a `USE` or `search_path` of
 /// the caller's makes SQL look up bare names elsewhere first, and the table the store checked
 /// would not be the one its statement wrote to.
-pub(crate) fn default_table(
-    op: &'static str,
-    conn: &Connection,
-    table: &str,
-) -> Result<Option<DefaultTable>> {
+fn default_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
     let mut stmt = conn
         .prepare(
             "SELECT table_catalog, table_name, table_type FROM information_schema.tables \
@@ -50,8 +32,8 @@ pub(crate) fn default_table(
         .and_then(|rows| rows.collect())
         .map_err(|e| Error::duckdb(op, "look up table", e))?;
     Ok(names.into_iter().find_map(|(catalog, name, kind)| {
-        same_name(&name, table).then(|| DefaultTable {
-            kind,
+        same_name(&name, table).then(|| ResolvedTable {
+            is_view: kind == "VIEW",
             sql: sql::qualified(&catalog, "main", &name),
         })
     }))
@@ -100,13 +82,10 @@ pub(crate) fn require_table(op: &'static str, conn: &Connection, table: &str) ->
 ///
 /// [`Analytics::table_counts`]: super::Analytics::table_counts
 pub(crate) fn find_table(op: &'static str, conn: &Connection, table: &str) -> Result<Option<ResolvedTable>> {
-    if let Some(found) = default_table(op, conn, table)? {
-        return Ok(Some(ResolvedTable {
-            is_view: found.is_view(),
-            sql: found.sql,
-        }));
+    match default_table(op, conn, table)? {
+        Some(found) => Ok(Some(found)),
+        None => other_schema_table(op, conn, table),
     }
-    other_schema_table(op, conn, table)
 }
 
 /// A table of another schema of this database, named as [`Analytics::table_counts`] and the

@@ -520,8 +520,8 @@ pub(crate) fn purge_expired(
 
 /// [`purge_expired`] for a table without row ids: the expired rows found are deleted one by
 /// one by their key exactly as stored (`IS`, so NULL keys another program allowed go too, and
-/// `COLLATE BINARY`, so a key column collated `NOCASE` cannot take a live `K` along with an
-/// expired `k`), each delete checking the expiry again.
+/// bytewise, so a key column collated `NOCASE` cannot take a live `K` along with an expired
+/// `k`), each delete checking the expiry again.
 fn purge_expired_by_key(
     conn: &Connection,
     scope_prefix: &str,
@@ -545,12 +545,21 @@ fn purge_expired_by_key(
         .query_map(params![scope_prefix, now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?
     };
+    // The key compared twice: in the columns' own collation, which their key index serves
+    // (compared in BINARY only, a NOCASE key index could not, and every delete would scan the
+    // expired rows: h180 measured 48 s for 20,000), and bytewise, which decides.
     let mut delete = conn.prepare_cached(
-        "DELETE FROM entries WHERE group_name IS ?1 COLLATE BINARY AND entry_key IS ?2 COLLATE BINARY \
+        "DELETE FROM entries WHERE group_name IS ?1 AND entry_key IS ?2 \
+           AND group_name IS ?1 COLLATE BINARY AND entry_key IS ?2 COLLATE BINARY \
            AND expires_at IS NOT NULL AND expires_at <= ?3 RETURNING group_name, entry_key",
     )?;
     let mut removed = Vec::with_capacity(found.len());
     for (group, key) in found {
+        // A key several rows share (NULL keys can) takes all of its expired rows at once; the
+        // batch ends once it removed its share.
+        if removed.len() as i64 >= limit {
+            break;
+        }
         let mut rows = delete.query(params![group, key, now])?;
         while let Some(row) = rows.next()? {
             removed.push((text_column(row, 0)?, text_column(row, 1)?));
