@@ -492,30 +492,38 @@ pub(crate) fn purge_expired(
     now: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<(String, String)>> {
-    let group_and_key = |row: &rusqlite::Row<'_>| Ok((text_column(row, 0)?, text_column(row, 1)?));
     let Some(id) = row_id_name(conn)? else {
         return purge_expired_by_key(conn, scope_prefix, now, limit);
     };
-    let mut removed: Vec<(String, String)> = if scope_prefix.is_empty() {
-        conn.prepare_cached(&format!(
-            "DELETE FROM entries WHERE {id} IN (SELECT {id} FROM entries \
-             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2) RETURNING group_name, entry_key"
+    let mut removed: Vec<(String, String)> = conn
+        .prepare_cached(&format!(
+            "DELETE FROM entries WHERE {id} IN ({}) RETURNING group_name, entry_key",
+            expired_rows(id, scope_prefix)
         ))?
-        .query_map(params![now, limit], group_and_key)?
-        .collect::<rusqlite::Result<_>>()?
-    } else {
-        conn.prepare_cached(&format!(
-            "DELETE FROM entries WHERE {id} IN (SELECT {id} FROM entries \
-             INDEXED BY entries_namespace_expiry_idx \
-             WHERE substr(group_name, 1, instr(group_name, ':')) = ?1 \
-               AND expires_at IS NOT NULL AND expires_at <= ?2 LIMIT ?3) \
-             RETURNING group_name, entry_key"
-        ))?
-        .query_map(params![scope_prefix, now, limit], group_and_key)?
-        .collect::<rusqlite::Result<_>>()?
-    };
+        .query_map(params![now, limit, scope_prefix], |row| {
+            Ok((text_column(row, 0)?, text_column(row, 1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     removed.sort_unstable();
     Ok(removed)
+}
+
+/// A `SELECT` of `columns` from up to `?2` rows that expired by `?1` in the scope whose group
+/// prefix is `?3` ([`purge_expired`]'s `scope_prefix`): the whole store for `""` (then `?3`
+/// is only compared with itself), else one namespace through its expiry index.
+fn expired_rows(columns: &str, scope_prefix: &str) -> String {
+    if scope_prefix.is_empty() {
+        format!(
+            "SELECT {columns} FROM entries \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND ?3 = '' LIMIT ?2"
+        )
+    } else {
+        format!(
+            "SELECT {columns} FROM entries INDEXED BY entries_namespace_expiry_idx \
+             WHERE substr(group_name, 1, instr(group_name, ':')) = ?3 \
+               AND expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2"
+        )
+    }
 }
 
 /// [`purge_expired`] for a table without row ids: the expired rows found are deleted one by
@@ -529,22 +537,10 @@ fn purge_expired_by_key(
     limit: i64,
 ) -> rusqlite::Result<Vec<(String, String)>> {
     use rusqlite::types::Value as Stored;
-    let found: Vec<(Stored, Stored)> = if scope_prefix.is_empty() {
-        conn.prepare_cached(
-            "SELECT group_name, entry_key FROM entries \
-             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
-        )?
-        .query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?
-    } else {
-        conn.prepare_cached(
-            "SELECT group_name, entry_key FROM entries INDEXED BY entries_namespace_expiry_idx \
-             WHERE substr(group_name, 1, instr(group_name, ':')) = ?1 \
-               AND expires_at IS NOT NULL AND expires_at <= ?2 LIMIT ?3",
-        )?
-        .query_map(params![scope_prefix, now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?
-    };
+    let found: Vec<(Stored, Stored)> = conn
+        .prepare_cached(&expired_rows("group_name, entry_key", scope_prefix))?
+        .query_map(params![now, limit, scope_prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     // The key compared twice: in the columns' own collation, which their key index serves
     // (compared in BINARY only, a NOCASE key index could not, and every delete would scan the
     // expired rows: h180 measured 48 s for 20,000), and bytewise, which decides.
