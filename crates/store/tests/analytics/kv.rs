@@ -8,7 +8,7 @@ use store::analytics::{Analytics, ScoringResult, Value};
 use store::{ErrorKind, Kv};
 
 use crate::common::{START_MS, memory_store};
-use crate::support::{in_own_process, scalar, text};
+use crate::support::{fill, in_own_process, scalar, text};
 
 fn t(s: &str) -> Value {
     Value::Text(s.into())
@@ -453,21 +453,13 @@ fn a_memory_store_transaction_and_a_kv_entries_scan_never_deadlock() {
     assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(2));
 }
 
-/// A file store with `n` entries of `value_bytes` each in group `g` (keys `k000000`…), written
-/// in one transaction, with memory-mapped reads off so the figures below are the scan's own.
-fn file_store_holding(dir: &std::path::Path, n: usize, value_bytes: usize) -> store::Store {
-    let config = store::StoreConfig::file(dir.join("state.db")).with_reader_mmap_bytes(0);
-    let store = store::Store::open_with(config).unwrap();
+/// A file store with `n` entries of `value_bytes` each in group `g` (keys `k000000`…), with
+/// memory-mapped reads off so the figures below are the scan's own.
+fn file_store_holding(n: usize, value_bytes: usize) -> crate::common::Fixture {
+    let f = crate::common::file_store_with(|c| c.with_reader_mmap_bytes(0));
     let value = "v".repeat(value_bytes);
-    store
-        .transaction(|tx| {
-            for i in 0..n {
-                tx.set("g", &format!("k{i:06}"), &value)?;
-            }
-            Ok(())
-        })
-        .unwrap();
-    store
+    fill(&f.store, "g", n, |_| value.clone());
+    f
 }
 
 /// The process's peak resident memory (`VmHWM`), in bytes.
@@ -491,10 +483,10 @@ fn a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory() {
     }
     const VALUES: usize = 50_000;
     const VALUE_BYTES: usize = 4096;
-    let dir = tempfile::tempdir().unwrap();
-    let store = file_store_holding(dir.path(), VALUES, VALUE_BYTES);
+    let f = file_store_holding(VALUES, VALUE_BYTES);
+    let store = &f.store;
     let db = Analytics::in_memory().unwrap();
-    db.attach_kv(&store).unwrap();
+    db.attach_kv(store).unwrap();
     // Warm DuckDB's own allocations (thread pools, the macro's binding) on a tiny scan first.
     scalar(&db, "SELECT count(*) FROM kv_entries WHERE entry_key = 'k000000'");
     let before = peak_rss();
@@ -522,10 +514,10 @@ fn a_kv_entries_scan_of_a_file_store_reads_it_in_bounded_memory() {
 #[test]
 fn a_streamed_kv_entries_scan_keeps_its_snapshot_across_chunks() {
     const N: usize = 10_000; // about five of the scan's chunks
-    let dir = tempfile::tempdir().unwrap();
-    let store = file_store_holding(dir.path(), N, 8);
+    let f = file_store_holding(N, 8);
+    let store = &f.store;
     let db = Analytics::in_memory().unwrap();
-    db.attach_kv(&store).unwrap();
+    db.attach_kv(store).unwrap();
     let mut batches = db
         .query_arrow("SELECT entry_key, entry_value FROM kv_entries", &[])
         .unwrap();

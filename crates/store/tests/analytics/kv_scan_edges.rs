@@ -13,8 +13,8 @@ use rusqlite::types::ValueRef;
 use store::analytics::{Analytics, Value};
 use store::{ErrorKind, Kv, Store, StoreConfig};
 
-use crate::common::{START_MS, file_store, file_store_with, memory_store, raw, within};
-use crate::support::{in_own_process, scalar};
+use crate::common::{START_MS, file_store, file_store_with, memory_store, raw, raw_built_file, within};
+use crate::support::{fill, in_own_process, scalar};
 
 fn lossy(v: ValueRef<'_>) -> String {
     match v {
@@ -41,7 +41,8 @@ fn raw_live(path: &Path, now: i64) -> BTreeMap<(String, String), usize> {
     out
 }
 
-fn scanned(db: &Analytics, view: &str) -> BTreeMap<(String, String), usize> {
+/// (group, key) -> how many times `view` returns it.
+pub fn scanned(db: &Analytics, view: &str) -> BTreeMap<(String, String), usize> {
     let rows = db
         .query(&format!("SELECT group_name, entry_key FROM {view}"), &[])
         .unwrap();
@@ -55,16 +56,9 @@ fn scanned(db: &Analytics, view: &str) -> BTreeMap<(String, String), usize> {
     out
 }
 
-/// Writes `n` entries `g`/`k000000`… with `value(i)`, in one transaction.
-fn fill(store: &Store, n: usize, value: impl Fn(usize) -> String) {
-    store
-        .transaction(|tx| {
-            for i in 0..n {
-                tx.set("g", &format!("k{i:06}"), &value(i))?;
-            }
-            Ok(())
-        })
-        .unwrap();
+/// One query reading `kv_entries` `n` times: `n` scans at once.
+fn union_of_scans(n: usize) -> String {
+    vec!["SELECT entry_key FROM kv_entries"; n].join(" UNION ALL ")
 }
 
 fn total(m: &BTreeMap<(String, String), usize>) -> usize {
@@ -211,17 +205,7 @@ fn untyped_foreign_table_mixed_types_each_appear_once() {
 #[test]
 fn chunk_boundary_sizes() {
     for n in [0usize, 1, 2047, 2048, 2049, 4095, 4096, 4097, 6144] {
-        let f = file_store();
-        f.store
-            .transaction(|tx| {
-                for i in 0..n {
-                    tx.set("g", &format!("k{i:06}"), "v")?;
-                }
-                Ok(())
-            })
-            .unwrap();
-        let db = Analytics::in_memory().unwrap();
-        db.attach_kv(&f.store).unwrap();
+        let (_f, db) = attached(n);
         let row = db
             .query_row("SELECT count(*), count(DISTINCT entry_key) FROM kv_entries", &[])
             .unwrap()
@@ -296,7 +280,7 @@ fn early_ended_scans_release_their_connection() {
         c.busy_timeout = Duration::from_millis(300);
         c
     });
-    fill(&f.store, 9000, |i| i.to_string());
+    fill(&f.store, "g", 9000, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&f.store).unwrap();
     // a held stream blocks a truncating checkpoint once there are later frames
@@ -361,13 +345,10 @@ fn many_scans_in_one_query() {
         c.readers = 1;
         c
     });
-    fill(&f.store, 5000, |_| "1".into());
+    fill(&f.store, "g", 5000, |_| "1".into());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&f.store).unwrap();
-    let union = (0..10)
-        .map(|_| "SELECT entry_key FROM kv_entries")
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+    let union = union_of_scans(10);
     let n = within(Duration::from_secs(60), {
         let db = Analytics::in_memory().unwrap();
         db.attach_kv(&f.store).unwrap();
@@ -402,7 +383,7 @@ fn concurrent_scans_each_see_one_snapshot() {
         c.busy_timeout = Duration::from_secs(30);
         c
     });
-    fill(&f.store, KEYS, |_| "100".into());
+    fill(&f.store, "g", KEYS, |_| "100".into());
     let expected = (KEYS * 100) as i64;
     let stop = Arc::new(AtomicBool::new(false));
     let moves = Arc::new(AtomicU64::new(0));
@@ -556,7 +537,7 @@ fn store_transaction_during_a_streamed_scan() {
 /// A file store holding `n` entries, attached to a new in-memory analytics handle.
 fn attached(n: usize) -> (crate::common::Fixture, Analytics) {
     let f = file_store();
-    fill(&f.store, n, |_| "v".into());
+    fill(&f.store, "g", n, |_| "v".into());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&f.store).unwrap();
     (f, db)
@@ -691,10 +672,7 @@ fn memory_store_scans_still_fine() {
     assert_eq!(rows, 7500);
     assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(5001));
     db.query("SELECT * FROM kv_entries LIMIT 2", &[]).unwrap();
-    let union = (0..10)
-        .map(|_| "SELECT entry_key FROM kv_entries")
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+    let union = union_of_scans(10);
     assert_eq!(
         scalar(&db, &format!("SELECT count(*) FROM ({union})")),
         Value::Int(50010)
@@ -705,15 +683,7 @@ fn memory_store_scans_still_fine() {
 fn service_store_sql_over_many_entries() {
     let home = tempfile::tempdir().unwrap();
     let service = store::Service::open(store::ServiceConfig::new(home.path())).unwrap();
-    service
-        .store()
-        .transaction(|tx| {
-            for i in 0..5000 {
-                tx.set("g", &format!("k{i:06}"), "v")?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    fill(service.store(), "g", 5000, |_| "v".into());
     let r = service
         .call(
             "store/sql",
@@ -756,13 +726,10 @@ fn fd_targets() -> Vec<String> {
 #[test]
 fn fds_over_many_multi_scan_queries() {
     let f = file_store();
-    fill(&f.store, 5000, |_| "1".into());
+    fill(&f.store, "g", 5000, |_| "1".into());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&f.store).unwrap();
-    let union = (0..10)
-        .map(|_| "SELECT entry_key FROM kv_entries")
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+    let union = union_of_scans(10);
     let sql = format!("SELECT count(*) FROM ({union})");
     scalar(&db, &sql);
     let base = open_fds(f.dir.path());
@@ -782,15 +749,11 @@ fn fds_over_many_multi_scan_queries() {
 }
 
 fn foreign_table_store(create: &str, rows: impl FnOnce(&rusqlite::Connection)) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    {
-        let conn = raw(&path);
-        conn.execute_batch(create).unwrap();
-        conn.execute_batch("BEGIN").unwrap();
-        rows(&conn);
-        conn.execute_batch("COMMIT").unwrap();
-    }
+    let (dir, path) = raw_built_file(create);
+    let mut conn = raw(&path);
+    let tx = conn.transaction().unwrap();
+    rows(&tx);
+    tx.commit().unwrap();
     let store = Store::open(&path).unwrap();
     (dir, store)
 }

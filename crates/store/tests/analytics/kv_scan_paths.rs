@@ -11,33 +11,9 @@ use std::time::Duration;
 use store::analytics::{Analytics, Value};
 use store::{Kv, Store, StoreConfig};
 
-use crate::common::{raw, within};
-
-fn fill(store: &Store, group: &str, n: usize) {
-    store
-        .transaction(|tx| {
-            for i in 0..n {
-                tx.set(group, &format!("k{i:06}"), &i.to_string())?;
-            }
-            Ok(())
-        })
-        .unwrap();
-}
-
-/// (group, key) -> count, as the scan returns them.
-fn scanned(db: &Analytics) -> BTreeMap<(String, String), usize> {
-    let rows = db
-        .query("SELECT group_name, entry_key FROM kv_entries", &[])
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for r in rows.rows {
-        let (Value::Text(g), Value::Text(k)) = (&r[0], &r[1]) else {
-            panic!("non-text row {r:?}")
-        };
-        *out.entry((g.clone(), k.clone())).or_insert(0) += 1;
-    }
-    out
-}
+use crate::common::{raw, raw_built_file, within};
+use crate::kv_scan_edges::scanned;
+use crate::support::fill;
 
 fn groups(db: &Analytics) -> Vec<Vec<Value>> {
     db.query(
@@ -74,7 +50,7 @@ fn open(path: impl AsRef<Path>) -> Store {
 
 fn intruder(path: &Path) {
     let s = open(path);
-    fill(&s, "intruder", 3000);
+    fill(&s, "intruder", 3000, |i| i.to_string());
     s.close().unwrap();
 }
 
@@ -94,7 +70,7 @@ fn file_symlink_then_repointed() {
     }
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let store = open(&link);
-    fill(&store, "g", 5000);
+    fill(&store, "g", 5000, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     assert_eq!(groups(&db), vec![g("g", 5000)]);
@@ -122,7 +98,7 @@ fn directory_symlink_then_repointed() {
     intruder(&b.join("state.db"));
     std::os::unix::fs::symlink(&a, &link).unwrap();
     let store = open(link.join("state.db"));
-    fill(&store, "g", 4500);
+    fill(&store, "g", 4500, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     assert_eq!(groups(&db), vec![g("g", 4500)]);
@@ -155,7 +131,7 @@ fn special_character_paths() {
         std::fs::create_dir_all(&inner).unwrap();
         let path = inner.join(name);
         let store = open(&path);
-        fill(&store, "g", 2100);
+        fill(&store, "g", 2100, |i| i.to_string());
         assert!(path.exists(), "{name}: not at its path");
         let db = Analytics::in_memory().unwrap();
         db.attach_kv(&store).unwrap();
@@ -177,7 +153,7 @@ fn non_utf8_path() {
         .path()
         .join(std::ffi::OsStr::from_bytes(b"bad\xff\xfename.db"));
     let store = open(&path);
-    fill(&store, "g", 3000);
+    fill(&store, "g", 3000, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     assert_eq!(groups(&db), vec![g("g", 3000)]);
@@ -205,7 +181,7 @@ fn relative_path_with_dotdot_through_a_symlink() {
         dir.path().strip_prefix("/").unwrap().display()
     ));
     let store = open(&rel);
-    fill(&store, "g", 3000);
+    fill(&store, "g", 3000, |i| i.to_string());
     let kernel = dir.path().join("y/state.db");
     assert!(kernel.exists(), "SQLite did not open what the kernel resolves");
     let db = Analytics::in_memory().unwrap();
@@ -221,7 +197,7 @@ fn directory_renamed_while_open() {
     let d1 = dir.path().join("d1");
     std::fs::create_dir(&d1).unwrap();
     let store = open(d1.join("state.db"));
-    fill(&store, "g", 3000);
+    fill(&store, "g", 3000, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     std::fs::rename(&d1, dir.path().join("d2")).unwrap();
@@ -251,7 +227,7 @@ fn hard_link_to_the_file() {
     }
     std::fs::hard_link(&orig, &hard).unwrap();
     let store = open(&hard);
-    fill(&store, "g", 3000);
+    fill(&store, "g", 3000, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     assert_eq!(groups(&db), vec![g("g", 3001)]);
@@ -268,7 +244,7 @@ fn vacuum_between_and_during_scans() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let store = open(&path);
-    fill(&store, "g", 9000);
+    fill(&store, "g", 9000, |i| i.to_string());
     // gaps in the rowids
     store
         .transaction(|tx| {
@@ -280,10 +256,10 @@ fn vacuum_between_and_during_scans() {
         .unwrap();
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
-    let before = scanned(&db);
+    let before = scanned(&db, "kv_entries");
     assert_eq!(before.len(), 6000);
     raw(&path).execute_batch("VACUUM").unwrap();
-    assert_eq!(scanned(&db), before, "after a VACUUM between scans");
+    assert_eq!(scanned(&db, "kv_entries"), before, "after a VACUUM between scans");
 
     let mut s = db
         .query_arrow("SELECT group_name, entry_key FROM kv_entries", &[])
@@ -332,7 +308,7 @@ fn explicit_extreme_rowids() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let store = open(&path);
-    fill(&store, "g", 2500);
+    fill(&store, "g", 2500, |i| i.to_string());
     {
         let mut c = raw(&path);
         let tx = c.transaction().unwrap();
@@ -385,7 +361,7 @@ fn integer_primary_key_alias() {
         c.execute_batch("COMMIT").unwrap();
     }
     let store = open(&path);
-    fill(&store, "g", 2100);
+    fill(&store, "g", 2100, |i| i.to_string());
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
     assert_eq!(groups(&db), vec![g("f", 5000), g("g", 2100)]);
@@ -393,20 +369,18 @@ fn integer_primary_key_alias() {
 }
 
 fn foreign(create: &str, n: usize) -> (tempfile::TempDir, PathBuf, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
+    let (dir, path) = raw_built_file(create);
     {
-        let c = raw(&path);
-        c.execute_batch(create).unwrap();
-        c.execute_batch("BEGIN").unwrap();
-        let mut ins = c
+        let mut c = raw(&path);
+        let tx = c.transaction().unwrap();
+        let mut ins = tx
             .prepare("INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('f', ?1, 'v')")
             .unwrap();
         for i in 0..n {
             ins.execute([format!("f{i:06}")]).unwrap();
         }
         drop(ins);
-        c.execute_batch("COMMIT").unwrap();
+        tx.commit().unwrap();
     }
     let store = open(&path);
     (dir, path, store)
@@ -577,7 +551,7 @@ fn readers_zero_and_no_mmap() {
         config.readers = readers;
         config.reader_mmap_bytes = mmap;
         let store = Store::open_with(config).unwrap();
-        fill(&store, "g", 4100);
+        fill(&store, "g", 4100, |i| i.to_string());
         let db = Analytics::in_memory().unwrap();
         db.attach_kv(&store).unwrap();
         assert_eq!(groups(&db), vec![g("g", 4100)], "readers={readers} mmap={mmap}");
@@ -613,7 +587,7 @@ fn many_stores_many_handles() {
     let mut stores = Vec::new();
     for s in 0..30 {
         let store = open(dir.path().join(format!("s{s}.db")));
-        fill(&store, &format!("s{s:02}"), 2049 + s);
+        fill(&store, &format!("s{s:02}"), 2049 + s, |i| i.to_string());
         stores.push(store);
     }
     let mut handles = Vec::new();
@@ -693,7 +667,7 @@ fn query_failing_mid_scan_releases_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let store = open(&path);
-    fill(&store, "g", 6000);
+    fill(&store, "g", 6000, |i| i.to_string());
     store.set("g", "k005000", "not a number").unwrap();
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
@@ -734,7 +708,7 @@ fn close_races_scan_opens() {
     for round in 0..20 {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path().join("state.db"));
-        fill(&store, "g", 2500);
+        fill(&store, "g", 2500, |i| i.to_string());
         let threads: Vec<_> = (0..3)
             .map(|_| {
                 let store = store.clone();
@@ -778,7 +752,7 @@ fn service_sql_through_a_repointed_home_symlink() {
     let link = dir.path().join("home");
     std::os::unix::fs::symlink(&a, &link).unwrap();
     let service = store::Service::open(store::ServiceConfig::new(&link)).unwrap();
-    fill(service.store(), "g", 4000);
+    fill(service.store(), "g", 4000, |i| i.to_string());
     let q =
         serde_json::json!({"sql": "SELECT group_name, count(*) AS n FROM kv_entries GROUP BY 1 ORDER BY 1"});
     let r = service.call("store/sql", q.clone()).unwrap();

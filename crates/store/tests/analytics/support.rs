@@ -222,3 +222,16 @@ pub fn in_own_process(name: &str) -> bool {
     );
     false
 }
+
+/// Writes `n` entries `group`/`k000000`… with `value(i)` into a KV store, in one transaction.
+pub fn fill(store: &store::Store, group: &str, n: usize, value: impl Fn(usize) -> String) {
+    use store::Kv;
+    store
+        .transaction(|tx| {
+            for i in 0..n {
+                tx.set(group, &format!("k{i:06}"), &value(i))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}

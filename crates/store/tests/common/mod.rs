@@ -41,9 +41,7 @@ impl Fixture {
     }
 
     pub fn config(&self) -> StoreConfig {
-        StoreConfig::file(self.path())
-            .with_clock(self.clock.clone())
-            .with_purge_interval(Duration::ZERO)
+        fixture_config(&self.path(), &self.clock)
     }
 
     /// A raw rusqlite connection on the store's file (for checks the API cannot make).
@@ -65,11 +63,32 @@ pub fn file_store() -> Fixture {
 pub fn file_store_with(f: impl FnOnce(StoreConfig) -> StoreConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(START_MS));
-    let config = StoreConfig::file(dir.path().join("state.db"))
-        .with_clock(clock.clone())
-        .with_purge_interval(Duration::ZERO);
-    let store = Store::open_with(f(config)).expect("open");
+    let store = Store::open_with(f(fixture_config(&dir.path().join("state.db"), &clock))).expect("open");
     Fixture { store, clock, dir }
+}
+
+/// The fixtures' file store config: `path`, the manual `clock`, no purge thread.
+fn fixture_config(path: &Path, clock: &Arc<ManualClock>) -> StoreConfig {
+    StoreConfig::file(path)
+        .with_clock(clock.clone())
+        .with_purge_interval(Duration::ZERO)
+}
+
+/// Opens the file at `path` (one [`raw_built_file`] made, say) as the fixtures do: a manual
+/// clock at [`START_MS`], no purge thread.
+pub fn open_manual(path: &Path) -> (Store, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let store = Store::open_with(fixture_config(path, &clock)).expect("open");
+    (store, clock)
+}
+
+/// A temp dir holding `state.db` built by `sql` through a raw connection: a file another
+/// program (or an older version) made.
+pub fn raw_built_file(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    raw(&path).execute_batch(sql).expect("build the file");
+    (dir, path)
 }
 
 pub fn memory_store() -> (Store, Arc<ManualClock>) {

@@ -3,35 +3,15 @@
 //! expired rows deleted one by one by their exact key, never a live row along with them (key
 //! columns collated NOCASE, NULL keys, mixed types), by the purge thread and the quota purge.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use store::{EventKind, Kv, ManualClock, Quota, ScopedConfig, Store, StoreConfig};
+use store::{EventKind, Kv, Quota, ScopedConfig, Store, StoreConfig};
 
-use crate::common::raw;
+use crate::common::{open_manual, raw, raw_built_file};
 
 const EXPIRED_AT: i64 = 500_000; // before the manual clock's START_MS
-const START: i64 = 1_000_000;
-
-fn manual(path: &Path) -> (Store, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(START));
-    let store = Store::open_with(
-        StoreConfig::file(path)
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
-    .unwrap();
-    (store, clock)
-}
-
-fn make(create: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    raw(&path).execute_batch(create).unwrap();
-    (dir, path)
-}
-
 /// Rows as `quote(group)|quote(key)`, sorted.
 fn rows(path: &Path) -> Vec<String> {
     let c = raw(path);
@@ -84,7 +64,7 @@ fn collated_key_columns_purge_only_the_expired_row() {
             ),
         ),
     ] {
-        let (_dir, path) = make(&create);
+        let (_dir, path) = raw_built_file(&create);
         raw(&path)
             .execute_batch(&format!(
                 "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) VALUES
@@ -92,7 +72,7 @@ fn collated_key_columns_purge_only_the_expired_row() {
                    ('G', 'x', 'live', NULL), ('g', 'x', 'dead', {EXPIRED_AT});"
             ))
             .unwrap();
-        let (store, _clock) = manual(&path);
+        let (store, _clock) = open_manual(&path);
         let (seen, _g) = events_of(&store);
         let purged = store.purge_expired();
         let left = rows(&path);
@@ -119,7 +99,7 @@ fn untyped_table_without_row_id_names_mixed_and_null_keys() {
         ("case variants taken", ", \"RowId\", \"_RowId_\", \"OID\""),
         ("spaces do not shadow", ", \"row id\", \" rowid\", \"oid \""),
     ] {
-        let (_dir, path) = make(&format!(
+        let (_dir, path) = raw_built_file(&format!(
             "CREATE TABLE entries (group_name, entry_key, entry_value, expires_at, version DEFAULT 0{extra});
              CREATE UNIQUE INDEX foreign_key_idx ON entries (group_name, entry_key);"
         ));
@@ -138,7 +118,7 @@ fn untyped_table_without_row_id_names_mixed_and_null_keys() {
                    ('2', 'k', 'live', NULL);"
             ))
             .unwrap();
-        let (store, _clock) = manual(&path);
+        let (store, _clock) = open_manual(&path);
         let (seen, _g) = events_of(&store);
         let purged = store.purge_expired();
         let left = rows(&path);
@@ -161,7 +141,7 @@ fn untyped_table_without_row_id_names_mixed_and_null_keys() {
 /// can never delete.
 #[test]
 fn null_key_rows_starve_the_purge_by_key() {
-    let (_dir, path) = make(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE entries (group_name, entry_key, entry_value, expires_at, version DEFAULT 0, rowid, _rowid_, oid);
          CREATE UNIQUE INDEX foreign_key_idx ON entries (group_name, entry_key);",
     );
@@ -176,7 +156,7 @@ fn null_key_rows_starve_the_purge_by_key() {
         )
         .unwrap();
     }
-    let (store, _clock) = manual(&path);
+    let (store, _clock) = open_manual(&path);
     let purged = store.purge_expired();
     let x_left: i64 = raw(&path)
         .query_row("SELECT count(*) FROM entries WHERE entry_key = 'x'", [], |r| {
@@ -224,7 +204,7 @@ fn purge_thread_on_foreign_tables() {
              PRIMARY KEY (group_name, entry_key))",
         ),
     ] {
-        let (_dir, path) = make(create);
+        let (_dir, path) = raw_built_file(create);
         {
             let c = raw(&path);
             // Foreign rows: 20 expired (BLOB and INTEGER keys among them), 20 live with the
@@ -309,8 +289,8 @@ fn quota_triggered_and_scoped_purges_on_foreign_tables() {
              PRIMARY KEY (group_name, entry_key))",
         ),
     ] {
-        let (_dir, path) = make(create);
-        let (store, clock) = manual(&path);
+        let (_dir, path) = raw_built_file(create);
+        let (store, clock) = open_manual(&path);
         let ns = store
             .scoped_with(ScopedConfig::new("ns").with_quota(Quota {
                 max_keys: 200,
@@ -409,14 +389,14 @@ fn quota_triggered_and_scoped_purges_on_foreign_tables() {
 /// live row stays.
 #[test]
 fn the_purge_by_key_finds_rows_through_a_nocase_key() {
-    let (_dir, path) = make(&format!(
+    let (_dir, path) = raw_built_file(&format!(
         "CREATE TABLE entries ({NOCASE_COLS}, PRIMARY KEY (group_name, entry_key)) WITHOUT ROWID;
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
          INSERT INTO entries (group_name, entry_key, entry_value, expires_at)
            SELECT 'g', 'k' || i, 'dead', {EXPIRED_AT} FROM n;
          INSERT INTO entries (group_name, entry_key, entry_value) VALUES ('G', 'LIVE', 'v');"
     ));
-    let (store, _clock) = manual(&path);
+    let (store, _clock) = open_manual(&path);
     let (purged, store) = crate::common::within(Duration::from_secs(30), move || {
         (store.purge_expired().unwrap(), store)
     });

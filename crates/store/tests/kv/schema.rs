@@ -1,38 +1,17 @@
 //! SPEC §3.2: schema creation and migrations from hand-built old-schema files, and
 //! compatibility with the Go program's `entries` layout.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use store::{Error, ErrorKind, Kv, ManualClock, Store, StoreConfig};
+use store::{Error, ErrorKind, Kv, Store, StoreConfig};
 
-use crate::common::{START_MS, raw, raw_columns, raw_has_object, raw_rows};
-
-/// A temp dir holding `state.db` built by `sql` through a raw connection.
-fn old_file(sql: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    raw(&path).execute_batch(sql).unwrap();
-    (dir, path)
-}
-
-fn open(path: &PathBuf) -> (Store, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(START_MS));
-    let store = Store::open_with(
-        StoreConfig::file(path)
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
-    .unwrap();
-    (store, clock)
-}
+use crate::common::{START_MS, open_manual, raw, raw_built_file, raw_columns, raw_has_object, raw_rows};
 
 #[test]
 fn new_file_gets_the_entries_table_with_every_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     store.set("g", "k", "v").unwrap();
     let cols = raw_columns(&path, "entries");
     for c in ["group_name", "entry_key", "entry_value", "expires_at", "version"] {
@@ -43,12 +22,12 @@ fn new_file_gets_the_entries_table_with_every_column() {
 
 #[test]
 fn entries_without_expires_at_gains_expiry_and_version_and_old_rows_never_expire() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
              entry_value TEXT NOT NULL, PRIMARY KEY (group_name, entry_key));
          INSERT INTO entries VALUES ('config', 'pool', 'eu-west'), ('config', 'wallet', 'w1');",
     );
-    let (store, clock) = open(&path);
+    let (store, clock) = open_manual(&path);
     let cols = raw_columns(&path, "entries");
     assert!(cols.iter().any(|c| c == "expires_at"), "{cols:?}");
     assert!(cols.iter().any(|c| c == "version"), "{cols:?}");
@@ -76,19 +55,19 @@ fn entries_without_expires_at_gains_expiry_and_version_and_old_rows_never_expire
     );
     drop(store);
     // Reopening a migrated file is a no-op.
-    let (again, _) = open(&path);
+    let (again, _) = open_manual(&path);
     assert_eq!(again.get("config", "pool").unwrap(), "us-east");
 }
 
 #[test]
 fn legacy_kv_table_migrates_with_no_expiry_and_is_dropped() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE kv (grp TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
              PRIMARY KEY (grp, key));
          INSERT INTO kv VALUES ('config', 'pool', 'eu-west'), ('config', 'wallet', 'w1'),
                                ('other', 'k', 'v');",
     );
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert!(!raw_has_object(&path, "kv"), "legacy table is dropped");
     assert_eq!(store.count_all("").unwrap(), 3);
     let got = store.get_with_version("config", "pool").unwrap();
@@ -109,14 +88,14 @@ fn legacy_kv_table_migrates_with_no_expiry_and_is_dropped() {
 
 #[test]
 fn legacy_rows_merge_into_existing_entries_and_existing_rows_win() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
              entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (group_name, entry_key));
          INSERT INTO entries VALUES ('config', 'pool', 'from-entries', NULL);
          CREATE TABLE kv (grp TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);
          INSERT INTO kv VALUES ('config', 'pool', 'from-kv'), ('config', 'wallet', 'w-from-kv');",
     );
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert_eq!(
         store.get("config", "pool").unwrap(),
         "from-entries",
@@ -135,12 +114,12 @@ fn legacy_rows_merge_into_existing_entries_and_existing_rows_win() {
 fn legacy_kv_with_expires_at_keeps_its_expiry() {
     let past = START_MS - 1;
     let future = START_MS + 60_000;
-    let (_dir, path) = old_file(&format!(
+    let (_dir, path) = raw_built_file(&format!(
         "CREATE TABLE kv (grp TEXT, key TEXT, value TEXT, expires_at INTEGER);
          INSERT INTO kv VALUES ('s', 'gone', 'x', {past}), ('s', 'later', 'y', {future}),
                                ('s', 'forever', 'z', NULL);"
     ));
-    let (store, clock) = open(&path);
+    let (store, clock) = open_manual(&path);
     assert!(!raw_has_object(&path, "kv"));
     assert_eq!(
         store.get_with_version("s", "later").unwrap().expires_at,
@@ -161,7 +140,7 @@ fn legacy_kv_with_expires_at_keeps_its_expiry() {
 
 #[test]
 fn an_index_named_entries_fails_with_ensure_schema() {
-    let (_dir, path) = old_file("CREATE TABLE t(x); CREATE INDEX entries ON t(x);");
+    let (_dir, path) = raw_built_file("CREATE TABLE t(x); CREATE INDEX entries ON t(x);");
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, Error::Sqlite { .. }), "{err:?}");
     assert_eq!(err.op(), "Store::open");
@@ -174,7 +153,7 @@ fn an_index_named_entries_fails_with_ensure_schema() {
 
 #[test]
 fn a_failed_migration_leaves_the_file_untouched() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE kv (grp TEXT, key TEXT, value TEXT);
          INSERT INTO kv VALUES ('g', 'k', 'v');
          CREATE TABLE t(x); CREATE INDEX entries ON t(x);",
@@ -228,7 +207,7 @@ fn legacy_rows_that_cannot_move_refuse_the_migration_and_keep_the_file() {
         ),
     ];
     for (sql, says, rows) in cases {
-        let (_dir, path) = old_file(sql);
+        let (_dir, path) = raw_built_file(sql);
         let err = Store::open(&path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Sqlite, "{err}");
         assert_eq!(err.op(), "Store::open");
@@ -253,13 +232,13 @@ fn legacy_rows_that_cannot_move_refuse_the_migration_and_keep_the_file() {
 /// and dropped, h163).
 #[test]
 fn legacy_numeric_columns_compare_as_entries_compares_them() {
-    let (_dir, path) = old_file(&format!(
+    let (_dir, path) = raw_built_file(&format!(
         "{GO_SCHEMA}
          INSERT INTO entries VALUES ('g', '1.0', 'from-entries', NULL), ('1.0', 'k', 'e', NULL);
          CREATE TABLE kv (grp INTEGER, key NUMERIC, value TEXT);
          INSERT INTO kv VALUES ('g', 1, 'legacy-key'), (1, 'k', 'legacy-group');"
     ));
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert_eq!(store.get("g", "1").unwrap(), "legacy-key");
     assert_eq!(store.get("g", "1.0").unwrap(), "from-entries");
     assert_eq!(store.get("1", "k").unwrap(), "legacy-group");
@@ -272,14 +251,14 @@ fn legacy_numeric_columns_compare_as_entries_compares_them() {
 /// already holds is no refusal: `entries` wins over both legacy rows (SPEC §3.2).
 #[test]
 fn legacy_keys_compare_as_entries_compares_them() {
-    let (_dir, path) = old_file(&format!(
+    let (_dir, path) = raw_built_file(&format!(
         "{GO_SCHEMA}
          INSERT INTO entries VALUES ('g', 'held', 'from-entries', NULL);
          CREATE TABLE kv (grp TEXT, key TEXT COLLATE NOCASE, value TEXT);
          INSERT INTO kv VALUES ('g', 'A', 'upper'), ('g', 'a', 'lower'),
                                ('g', 'held', 'legacy-1'), ('g', 'held', 'legacy-2');"
     ));
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert!(!raw_has_object(&path, "kv"));
     assert_eq!(store.get("g", "A").unwrap(), "upper");
     assert_eq!(store.get("g", "a").unwrap(), "lower");
@@ -296,8 +275,8 @@ fn a_foreign_kv_table_leaves_later_opens_lock_free() {
         "CREATE TABLE kv (id INTEGER PRIMARY KEY, payload TEXT);",
         "CREATE VIRTUAL TABLE kv USING fts5(grp, key, value);",
     ] {
-        let (_dir, path) = old_file(sql);
-        drop(open(&path));
+        let (_dir, path) = raw_built_file(sql);
+        drop(open_manual(&path));
         let writer = raw(&path);
         writer.execute_batch("BEGIN IMMEDIATE").unwrap();
         let config = StoreConfig {
@@ -316,11 +295,11 @@ fn a_foreign_kv_table_leaves_later_opens_lock_free() {
 /// nor dropped, and the store opens (every open failed on it before, h159).
 #[test]
 fn an_unrelated_table_named_kv_is_left_alone() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE kv (id INTEGER PRIMARY KEY, payload TEXT);
          INSERT INTO kv VALUES (1, 'theirs');",
     );
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert_eq!(store.count_all("").unwrap(), 0);
     store.set("g", "k", "v").unwrap();
     drop(store);
@@ -336,7 +315,7 @@ const GO_SCHEMA: &str = "CREATE TABLE entries (group_name TEXT NOT NULL, entry_k
 
 #[test]
 fn go_layout_file_opens_and_its_rows_are_visible() {
-    let (_dir, path) = old_file(&format!(
+    let (_dir, path) = raw_built_file(&format!(
         "{GO_SCHEMA}
          INSERT INTO entries VALUES ('config', 'pool', 'eu-west', NULL),
                                     ('sessions', 'abc', 'alice', {}),
@@ -344,7 +323,7 @@ fn go_layout_file_opens_and_its_rows_are_visible() {
         START_MS + 5_000,
         START_MS - 5_000
     ));
-    let (store, clock) = open(&path);
+    let (store, clock) = open_manual(&path);
     assert_eq!(store.get("config", "pool").unwrap(), "eu-west");
     assert_eq!(store.get_with_version("config", "pool").unwrap().version, 0);
     assert_eq!(store.get("sessions", "abc").unwrap(), "alice");
@@ -362,8 +341,8 @@ fn go_layout_file_opens_and_its_rows_are_visible() {
 
 #[test]
 fn after_our_writes_the_go_program_can_still_read_and_write_entries() {
-    let (_dir, path) = old_file(GO_SCHEMA);
-    let (store, _) = open(&path);
+    let (_dir, path) = raw_built_file(GO_SCHEMA);
+    let (store, _) = open_manual(&path);
     store.set("config", "pool", "eu-west").unwrap();
     store
         .set_with_ttl("sessions", "abc", "alice", Duration::from_secs(60))
@@ -415,11 +394,11 @@ fn after_our_writes_the_go_program_can_still_read_and_write_entries() {
 fn a_second_open_of_a_current_file_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     let v = store.set("g", "k", "v").unwrap();
     drop(store);
     let before = raw_columns(&path, "entries");
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert_eq!(raw_columns(&path, "entries"), before);
     assert_eq!(store.get_with_version("g", "k").unwrap().version, v);
     assert_eq!(raw_rows(&path), 1);
@@ -432,7 +411,7 @@ fn a_second_open_of_a_current_file_changes_nothing() {
 fn rows_another_program_wrote_with_fractional_or_text_expiry_read_and_delete() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let (store, clock) = open(&path);
+    let (store, clock) = open_manual(&path);
     let at = START_MS as f64 + 1000.5;
     let conn = raw(&path);
     conn.execute(
@@ -483,12 +462,12 @@ fn a_reopen_repairs_what_a_foreign_program_dropped_after_the_schema_was_complete
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let (store, _) = open(&path);
+        let (store, _) = open_manual(&path);
         store.set("t:g", "k", "v").unwrap();
         store.close().unwrap();
         raw(&path).execute_batch(damage).unwrap();
 
-        let (store, _) = open(&path);
+        let (store, _) = open_manual(&path);
         let version = store.set("t:g", "k2", "v2").unwrap();
         assert!(version > 0, "{damage}");
         assert_eq!(store.scoped("t").unwrap().usage().unwrap().keys, 2, "{damage}");
@@ -513,11 +492,11 @@ fn a_reopen_repairs_what_a_foreign_program_dropped_after_the_schema_was_complete
 fn a_newer_schema_stamp_is_never_lowered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    open(&path).0.close().unwrap();
+    open_manual(&path).0.close().unwrap();
     raw(&path)
         .execute_batch("UPDATE store_meta SET value = 99 WHERE name = 'schema_version'")
         .unwrap();
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     store.set("g", "k", "v").unwrap();
     store.close().unwrap();
     let stamp: i64 = raw(&path)
@@ -538,7 +517,7 @@ fn a_newer_schema_stamp_is_never_lowered() {
 fn foreign_keys_and_groups_of_any_type_are_read_and_iterated_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     store.set("g", "plain", "v").unwrap();
     store.close().unwrap();
     let conn = raw(&path);
@@ -553,7 +532,7 @@ fn foreign_keys_and_groups_of_any_type_are_read_and_iterated_to_the_end() {
            ('g', X'6B6B', 'blob key'), ('g', 42, 'integer key'), ('g', 1.5, 'real key');",
     )
     .unwrap();
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
 
     let groups: Vec<String> = store.groups_iter("").take(1_000).map(Result::unwrap).collect();
     assert_eq!(groups.len(), 301, "every group once, then the end");
@@ -574,7 +553,7 @@ fn foreign_keys_and_groups_of_any_type_are_read_and_iterated_to_the_end() {
 fn a_foreign_blob_group_name_is_covered_by_the_empty_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     store.set("x", "k", "v").unwrap();
     raw(&path)
         .execute_batch(
@@ -609,14 +588,14 @@ fn a_foreign_blob_group_name_is_covered_by_the_empty_prefix() {
 fn a_file_from_before_the_version_reset_gains_it_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    open(&path).0.close().unwrap();
+    open_manual(&path).0.close().unwrap();
     raw(&path)
         .execute_batch(
             "DROP TRIGGER entries_foreign_write_resets_version;
              UPDATE store_meta SET value = 1 WHERE name = 'schema_version';",
         )
         .unwrap();
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert!(raw_has_object(&path, "entries_foreign_write_resets_version"));
     let stamp: i64 = raw(&path)
         .query_row(
@@ -644,7 +623,7 @@ fn a_file_from_before_the_version_reset_gains_it_on_open() {
 #[test]
 fn a_utf16_database_from_another_program_is_refused_with_how_to_convert_it() {
     for encoding in ["UTF-16le", "UTF-16be"] {
-        let (_dir, path) = old_file(&format!(
+        let (_dir, path) = raw_built_file(&format!(
             "PRAGMA encoding = '{encoding}'; {GO_SCHEMA}
              INSERT INTO entries VALUES ('a', 'k', 'v', NULL), ('a\u{ff}', 'k', 'v', NULL);"
         ));
@@ -667,7 +646,7 @@ fn a_utf16_database_from_another_program_is_refused_with_how_to_convert_it() {
     let path = dir.path().join("new.db");
     std::fs::write(dir.path().join("empty.db"), b"").unwrap();
     for p in [path, dir.path().join("empty.db")] {
-        let (store, _) = open(&p);
+        let (store, _) = open_manual(&p);
         store.set("g", "k", "v").unwrap();
         let encoding: String = raw(&p).query_row("PRAGMA encoding", [], |r| r.get(0)).unwrap();
         assert_eq!(encoding, "UTF-8");
@@ -680,14 +659,14 @@ fn a_utf16_database_from_another_program_is_refused_with_how_to_convert_it() {
 /// legacy `kv` rows merged in the same migration (existing rows still win).
 #[test]
 fn an_entries_table_without_a_primary_key_gains_a_unique_index_and_takes_writes() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
              entry_value TEXT NOT NULL, expires_at INTEGER);
          INSERT INTO entries VALUES ('g', 'k', 'v', NULL), ('g', 'n', '41', NULL);
          CREATE TABLE kv (grp TEXT, key TEXT, value TEXT);
          INSERT INTO kv VALUES ('g', 'k', 'from-kv'), ('g', 'legacy', 'l');",
     );
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert!(raw_has_object(&path, "entries_group_key_idx"));
     assert_eq!(
         store.get("g", "k").unwrap(),
@@ -711,7 +690,7 @@ fn an_entries_table_without_a_primary_key_gains_a_unique_index_and_takes_writes(
         .unwrap();
     assert_eq!(store.get_with_version("g", "k").unwrap().version, 0);
     drop(store);
-    let (again, _) = open(&path);
+    let (again, _) = open_manual(&path);
     assert_eq!(again.get("g", "k").unwrap(), "go");
 }
 
@@ -720,7 +699,7 @@ fn an_entries_table_without_a_primary_key_gains_a_unique_index_and_takes_writes(
 /// that fixes it, and changes nothing; after that fix the file opens.
 #[test]
 fn an_entries_table_without_a_primary_key_holding_duplicate_keys_is_refused_with_the_fix() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
              entry_value TEXT NOT NULL, expires_at INTEGER);
          INSERT INTO entries VALUES ('g', 'k', 'first', NULL), ('g', 'k', 'second', NULL),
@@ -749,7 +728,7 @@ fn an_entries_table_without_a_primary_key_holding_duplicate_keys_is_refused_with
             "DELETE FROM entries WHERE rowid NOT IN (SELECT max(rowid) FROM entries GROUP BY group_name, entry_key)",
         )
         .unwrap();
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert_eq!(store.get("g", "k").unwrap(), "second");
     store.set("g", "k", "third").unwrap();
     assert_eq!(store.count("g").unwrap(), 2);
@@ -762,7 +741,7 @@ fn an_entries_table_without_a_primary_key_holding_duplicate_keys_is_refused_with
 fn a_stamped_file_whose_entries_lost_its_primary_key_is_repaired_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     store.set("g", "k", "v").unwrap();
     store.close().unwrap();
     let conn = raw(&path);
@@ -785,7 +764,7 @@ fn a_stamped_file_whose_entries_lost_its_primary_key_is_repaired_on_reopen() {
         conn.execute_batch(sql).unwrap();
     }
     drop(conn);
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     assert!(raw_has_object(&path, "entries_group_key_idx"));
     store.set("g", "k", "v2").unwrap();
     assert_eq!(store.get("g", "k").unwrap(), "v2");
@@ -797,21 +776,21 @@ fn a_stamped_file_whose_entries_lost_its_primary_key_is_repaired_on_reopen() {
 /// own key index, but is not unique, is replaced by the unique one.
 #[test]
 fn key_constraints_are_recognised_whatever_the_case_and_a_same_named_plain_index_is_replaced() {
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE entries (GROUP_NAME TEXT NOT NULL, ENTRY_KEY TEXT NOT NULL,
              entry_value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (GROUP_NAME, ENTRY_KEY));",
     );
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     store.set("g", "k", "v").unwrap();
     drop(store);
     assert!(!raw_has_object(&path, "entries_group_key_idx"));
 
-    let (_dir, path) = old_file(
+    let (_dir, path) = raw_built_file(
         "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
              entry_value TEXT NOT NULL, expires_at INTEGER);
          CREATE INDEX entries_group_key_idx ON entries(group_name);",
     );
-    let (store, _) = open(&path);
+    let (store, _) = open_manual(&path);
     store.set("g", "k", "v").unwrap();
     store.set("g", "k", "w").unwrap();
     assert_eq!(store.get("g", "k").unwrap(), "w");
