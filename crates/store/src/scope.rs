@@ -819,6 +819,14 @@ impl Sealed for ScopedStore {
         self.store.read(op, f)
     }
 
+    fn read_at_snapshot<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.store.read_at_snapshot(op, f)
+    }
+
     fn write<T>(
         &self,
         op: &'static str,

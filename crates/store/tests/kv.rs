@@ -17,6 +17,8 @@ mod open;
 mod ops;
 #[path = "kv/purge_foreign_tables.rs"]
 mod purge_foreign_tables;
+#[path = "kv/read_time.rs"]
+mod read_time;
 #[path = "kv/render.rs"]
 mod render;
 #[path = "kv/schema.rs"]

@@ -77,16 +77,17 @@ fn open_source(id: u64) -> std::result::Result<Source, String> {
     if !inner.is_open() {
         return Err(CLOSED.into());
     }
-    let now = inner.now();
     if let Some(conn) = inner.open_long_reader(OP) {
         // Again: a close may have finished while the reader was opening.
         if !inner.is_open() {
             return Err(CLOSED.into());
         }
         let fail = |what: &'static str| move |e| Error::sqlite(OP, what, e).to_string();
-        // A deferred BEGIN: the snapshot is taken by the first read, right below.
         conn.execute_batch("BEGIN")
             .map_err(fail("begin the scan's read transaction"))?;
+        sqlite::take_snapshot(&conn).map_err(fail("begin the scan's read transaction"))?;
+        // The scan's one time, read after its snapshot was taken (see `read_at_snapshot`).
+        let now = inner.now();
         if let Some(id) = sqlite::row_id_name(&conn).map_err(fail("read the entries table's layout"))? {
             return Ok(Source::Chunked {
                 conn,
@@ -100,7 +101,7 @@ fn open_source(id: u64) -> std::result::Result<Source, String> {
         return Ok(Source::Loaded(rows.into_iter()));
     }
     let rows = inner
-        .read_bounded(OP, |c| sqlite::live_entries(c, now))
+        .read_bounded(OP, sqlite::live_entries)
         .map_err(|e| e.to_string())?;
     Ok(Source::Loaded(rows.into_iter()))
 }

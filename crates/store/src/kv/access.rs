@@ -124,6 +124,21 @@ pub(crate) mod sealed {
         fn max_value_bytes(&self) -> usize;
         /// Runs a read.
         fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T>;
+        /// Runs a read of several rows, all judged live or expired at one time `f` receives,
+        /// read once the read's snapshot is taken. A time read before it could judge the rows
+        /// by an earlier time than the snapshot's: an entry that had expired by then would
+        /// count together with one another writer put in because it had (two keys in a
+        /// namespace whose quota allows one, a state that never existed). Here, where nothing
+        /// else can write between the two (inside a transaction, or holding a memory store's
+        /// one connection), the clock is simply read inside the read; a file store overrides
+        /// it to take the snapshot first.
+        fn read_at_snapshot<T>(
+            &self,
+            op: &'static str,
+            f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
+        ) -> Result<T> {
+            self.read(op, |c| f(c, self.now()))
+        }
         /// Runs a write at time `now`.
         fn write<T>(
             &self,

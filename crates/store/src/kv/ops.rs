@@ -169,24 +169,21 @@ impl<A: Access> Kv for A {
         let op = self.ops().count;
         validate::name(op, "group", group)?;
         let group = self.scope().full(group);
-        let now = self.now();
-        self.read(op, |c| sqlite::count(c, &group, now))
+        self.read_at_snapshot(op, |c, now| sqlite::count(c, &group, now))
     }
 
     fn count_all(&self, prefix: &str) -> Result<u64> {
         let op = self.ops().count_all;
         validate::prefix(op, prefix)?;
         let prefix = self.scope().full(prefix);
-        let now = self.now();
-        self.read(op, |c| sqlite::count_prefix(c, &prefix, now))
+        self.read_at_snapshot(op, |c, now| sqlite::count_prefix(c, &prefix, now))
     }
 
     fn get_all(&self, group: &str) -> Result<BTreeMap<String, String>> {
         let op = self.ops().get_all;
         validate::name(op, "group", group)?;
         let group = self.scope().full(group);
-        let now = self.now();
-        self.read(op, |c| sqlite::get_all(c, &group, now))
+        self.read_at_snapshot(op, |c, now| sqlite::get_all(c, &group, now))
     }
 
     fn get_page(&self, group: &str, offset: u64, limit: u64) -> Result<Vec<Entry>> {
@@ -197,8 +194,7 @@ impl<A: Access> Kv for A {
             return self.read(op, |_| Ok(Vec::new()));
         }
         let group = self.scope().full(group);
-        let now = self.now();
-        self.read(op, |c| {
+        self.read_at_snapshot(op, |c, now| {
             sqlite::page(c, &group, now, clamp_i64(offset), clamp_i64(limit))
         })
     }
@@ -210,8 +206,7 @@ impl<A: Access> Kv for A {
         }
         let group = self.scope().full(group).into_owned();
         EntryIter::new(Box::new(move |after: Option<&sqlite::Cursor>| {
-            let now = self.now();
-            self.read(op, |c| sqlite::page_after(c, &group, after, now, CHUNK_ROWS))
+            self.read_at_snapshot(op, |c, now| sqlite::page_after(c, &group, after, now, CHUNK_ROWS))
         }))
     }
 
@@ -221,8 +216,7 @@ impl<A: Access> Kv for A {
         let scope = self.scope();
         let prefix = scope.full(prefix);
         let start = past_the_bare_prefix(scope);
-        let now = self.now();
-        let (groups, _) = self.read(op, |c| {
+        let (groups, _) = self.read_at_snapshot(op, |c, now| {
             sqlite::groups_after(c, &prefix, start.as_ref(), now, i64::MAX)
         })?;
         Ok(localize_groups(scope, groups))
@@ -237,11 +231,11 @@ impl<A: Access> Kv for A {
         let prefix = scope.full(prefix).into_owned();
         let start = past_the_bare_prefix(scope);
         GroupIter::new(Box::new(move |after: Option<&sqlite::Cursor>| {
-            let now = self.now();
             // The cursor is the last stored (full) group name, as stored.
             let after = after.or(start.as_ref());
-            let (groups, cursor) =
-                self.read(op, |c| sqlite::groups_after(c, &prefix, after, now, CHUNK_ROWS))?;
+            let (groups, cursor) = self.read_at_snapshot(op, |c, now| {
+                sqlite::groups_after(c, &prefix, after, now, CHUNK_ROWS)
+            })?;
             Ok((localize_groups(scope, groups), cursor))
         }))
     }
@@ -250,8 +244,7 @@ impl<A: Access> Kv for A {
         let op = self.ops().render;
         validate::name(op, "group", group)?;
         let full = self.scope().full(group);
-        let now = self.now();
-        let entries = self.read(op, |c| sqlite::get_all(c, &full, now))?;
+        let entries = self.read_at_snapshot(op, |c, now| sqlite::get_all(c, &full, now))?;
         render::render(op, template, group, &entries)
     }
 

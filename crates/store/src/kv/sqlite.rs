@@ -580,11 +580,14 @@ pub(crate) fn row_id_name(conn: &Connection) -> rusqlite::Result<Option<&'static
     else {
         return Ok(None);
     };
-    // A `WITHOUT ROWID` table has no row ids under any name.
-    Ok(conn
-        .prepare_cached(&format!("SELECT {name} FROM entries LIMIT 0"))
-        .is_ok()
-        .then_some(name))
+    // A `WITHOUT ROWID` table has no row ids under any name. Asked of the schema rather than
+    // read from a failed `SELECT rowid`, which would take any failure (a busy schema read, say)
+    // for "no row ids".
+    let without_rowid: Option<bool> = conn
+        .prepare_cached("SELECT wr FROM pragma_table_list('entries') WHERE schema = 'main'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok((without_rowid != Some(true)).then_some(name))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -621,6 +624,13 @@ pub(crate) fn snapshot<T>(
             std::panic::resume_unwind(panic)
         }
     }
+}
+
+/// Starts the read transaction's snapshot, which a deferred `BEGIN` leaves to the first
+/// statement that reads the database: its time is then no later than anything read after.
+pub(crate) fn take_snapshot(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("PRAGMA schema_version")?
+        .query_row([], |_| Ok(()))
 }
 
 pub(crate) fn meta_get(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {

@@ -689,10 +689,10 @@ impl Inner {
     pub(crate) fn read_bounded<T>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
     ) -> Result<T> {
         if !self.readers.is_empty() {
-            return Sealed::read(self, op, f);
+            return Sealed::read_at_snapshot(self, op, f);
         }
         self.check_usable(op)?;
         let timeout = self.config.busy_timeout;
@@ -706,10 +706,19 @@ impl Inner {
                 ),
             ));
         };
-        match guard.as_ref().map(|w| f(&w.conn)) {
-            Some(r) => r.ctx(op, "read"),
-            None => Err(Error::closed(op)),
-        }
+        let Some(writer) = guard.as_ref() else {
+            return Err(Error::closed(op));
+        };
+        let result = if self.is_file() {
+            // Another process may write the file: as in `read_at_snapshot`.
+            sqlite::snapshot(&writer.conn, |c| {
+                sqlite::take_snapshot(c)?;
+                f(c, self.now())
+            })
+        } else {
+            f(&writer.conn, self.now())
+        };
+        result.ctx(op, "read")
     }
 
     /// Called by a listener just registered: if a write that stages no events, and cannot
@@ -879,6 +888,25 @@ impl Sealed for Inner {
         }
     }
 
+    /// Another process can write to a file between any clock read and the first step of a
+    /// statement, so the clock is read inside a read transaction whose snapshot is already
+    /// taken. A memory store's reads hold its one connection, which nothing else can write.
+    fn read_at_snapshot<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        if !self.is_file() {
+            return self.read(op, |c| f(c, self.now()));
+        }
+        self.read(op, |c| {
+            sqlite::snapshot(c, |c| {
+                sqlite::take_snapshot(c)?;
+                f(c, self.now())
+            })
+        })
+    }
+
     /// The write runs at the time read once it holds the write lock, not at `_now` (read
     /// before waiting for it): judged at an earlier time, a quota check could count an entry
     /// that expired while the write waited as live, and let the write overshoot the quota
@@ -959,6 +987,14 @@ impl Sealed for Store {
     #[inline]
     fn read<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         self.inner().read(op, f)
+    }
+
+    fn read_at_snapshot<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.inner().read_at_snapshot(op, f)
     }
 
     #[inline]

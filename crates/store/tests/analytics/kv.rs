@@ -562,3 +562,23 @@ fn kv_entries_scans_of_a_file_store_wait_for_no_pooled_reader() {
     }
     assert_eq!(rows, 5000);
 }
+
+/// A scan judges every entry at one time, read after its snapshot was taken: another
+/// connection's write landing between a clock read and the snapshot (`HookClock`) would
+/// otherwise show an entry that had expired by the snapshot beside the one written after it.
+#[test]
+fn a_kv_entries_scan_judges_entries_at_a_time_read_after_its_snapshot() {
+    let (_dir, store, clock, other) = crate::common::racing_pair(2_000_000);
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    clock.arm(move || {
+        other.set("g", "new", "2").unwrap();
+    });
+    assert_eq!(
+        text(&scalar(&db, "SELECT string_agg(entry_key, ',') FROM kv_entries")),
+        "old"
+    );
+    assert!(clock.fired());
+    let both = "SELECT string_agg(entry_key, ',' ORDER BY entry_key) FROM kv_entries";
+    assert_eq!(text(&scalar(&db, both)), "new,old");
+}

@@ -539,3 +539,65 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// A clock that runs a hook once, the next time it is read after [`HookClock::arm`], and
+/// returns the time it read *before* the hook ran: the hook stands for what another process
+/// did between the caller's reading the clock and its next step.
+pub struct HookClock {
+    now: std::sync::atomic::AtomicI64,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl HookClock {
+    pub fn new(now: UnixMillis) -> Arc<HookClock> {
+        Arc::new(HookClock {
+            now: std::sync::atomic::AtomicI64::new(now),
+            hook: std::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn set(&self, now: UnixMillis) {
+        self.now.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn arm(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.hook.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// Whether the armed hook has run.
+    pub fn fired(&self) -> bool {
+        self.hook.lock().unwrap().is_none()
+    }
+}
+
+impl store::Clock for HookClock {
+    fn now_ms(&self) -> UnixMillis {
+        let now = self.now.load(std::sync::atomic::Ordering::SeqCst);
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        now
+    }
+}
+
+/// A file store on a [`HookClock`] holding `g/old`, which expires at `expiry`, and a second
+/// handle on the same file (another connection, as another process would hold); the clock
+/// reads `expiry - 1`.
+pub fn racing_pair(expiry: UnixMillis) -> (tempfile::TempDir, Store, Arc<HookClock>, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let clock = HookClock::new(expiry - 1_000);
+    let store = Store::open_with(
+        StoreConfig::file(&path)
+            .with_clock(clock.clone())
+            .with_purge_interval(Duration::ZERO),
+    )
+    .expect("open");
+    store
+        .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
+        .expect("set");
+    let other = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).expect("open");
+    clock.set(expiry - 1);
+    (dir, store, clock, other)
+}

@@ -734,6 +734,27 @@ fn an_entries_table_without_a_primary_key_holding_duplicate_keys_is_refused_with
     assert_eq!(store.count("g").unwrap(), 2);
 }
 
+/// The same refusal for a table where another program named a column `rowid`: the suggested
+/// statement names the row ids `_rowid_`, since `rowid` would name that column and keep the
+/// wrong rows; run as suggested, it leaves one row per key and the file opens.
+#[test]
+fn the_duplicate_key_fix_names_the_row_ids_a_column_called_rowid_leaves_free() {
+    let (_dir, path) = raw_built_file(
+        "CREATE TABLE entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER, rowid INTEGER);
+         INSERT INTO entries VALUES ('g', 'k', 'first', NULL, 9), ('g', 'k', 'second', NULL, 1),
+                                    ('g', 'other', 'o', NULL, 5);",
+    );
+    let msg = Store::open(&path).unwrap_err().to_string();
+    let suggested = "DELETE FROM entries WHERE _rowid_ NOT IN (SELECT max(_rowid_) FROM entries GROUP BY group_name, entry_key)";
+    assert!(msg.contains(suggested), "{msg}");
+    assert!(!msg.contains("max(rowid)"), "{msg}");
+    raw(&path).execute_batch(suggested).unwrap();
+    let (store, _) = open_manual(&path);
+    assert_eq!(store.get("g", "k").unwrap(), "second");
+    assert_eq!(store.get("g", "other").unwrap(), "o");
+}
+
 /// The open's one-read "schema is current" check also looks for the key constraint: a program
 /// that rebuilt `entries` without its primary key but put back every trigger and index (so the
 /// rest of the schema looks complete) still gets the unique index on the next open.

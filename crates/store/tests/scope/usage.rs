@@ -292,3 +292,30 @@ fn usage_never_mixes_an_earlier_clock_with_a_later_snapshot() {
     let (u, _ns, _dir) = run_across_an_expiry(|ns| ns.usage().unwrap());
     assert_eq!(u.keys, 1, "{u:?}: at 5 only \"a\" was live, at 10 only \"b\"");
 }
+
+/// h175's stress run saw `count_all` 61–62 in a namespace with `max_keys` 60: a read that took
+/// its time before its snapshot judged an entry that had expired by then as live, beside the
+/// entry another writer put in its freed slot. Reads of several rows now read the time after
+/// their snapshot; `HookClock` puts the other writer exactly between the two.
+#[test]
+fn a_namespace_never_reads_more_keys_than_its_quota_across_an_expiry_and_a_write() {
+    const T: i64 = 2_000_000;
+    let read = |read: &dyn Fn(&store::ScopedStore) -> u64| {
+        let (_dir, store, clock, other) = crate::common::racing_pair(T);
+        let ns = scoped(&store, NS_A, quota(1, 0, 0));
+        // The clock reads T - 1: `old` expires at T, when the other writer's call lands in
+        // the slot it freed (a raw `Store` write into the namespace's group).
+        ns.set_with_ttl("g", "old", "1", Duration::from_millis(1))
+            .unwrap();
+        clock.arm(move || {
+            other.set(&format!("{NS_A}:g"), "new", "2").unwrap();
+        });
+        let seen = read(&ns);
+        assert!(clock.fired());
+        seen
+    };
+    assert_eq!(read(&|ns| ns.count("g").unwrap()), 1);
+    assert_eq!(read(&|ns| ns.count_all("").unwrap()), 1);
+    assert_eq!(read(&|ns| ns.get_all("g").unwrap().len() as u64), 1);
+    assert_eq!(read(&|ns| ns.groups("").unwrap().len() as u64), 1);
+}

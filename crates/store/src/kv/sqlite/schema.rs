@@ -194,13 +194,21 @@ fn ensure_key_constraint(conn: &Connection) -> rusqlite::Result<()> {
             let example = example
                 .map(|(g, k)| format!(" (e.g. group {g:?}, key {k:?})"))
                 .unwrap_or_default();
+            // The suggested statement names the row ids as this table can (another program
+            // may have a column called `rowid`, which would make `rowid` name it instead);
+            // without any row id to name, the message suggests none.
+            let suggestion = match super::row_id_name(conn) {
+                Ok(Some(id)) => format!(
+                    ", e.g. `DELETE FROM entries WHERE {id} NOT IN (SELECT max({id}) FROM entries \
+                     GROUP BY group_name, entry_key)` keeps the one with the highest {id}"
+                ),
+                _ => String::new(),
+            };
             let message = format!(
                 "table entries has no primary key, and it holds several rows with the same \
                  (group_name, entry_key){example}, so the unique index {KEY_INDEX} that writes \
                  need cannot be added ({cause}); decide which row of each key to keep and delete \
-                 the others, e.g. `DELETE FROM entries WHERE rowid NOT IN (SELECT max(rowid) FROM \
-                 entries GROUP BY group_name, entry_key)` keeps the one with the highest rowid, \
-                 then open the file again",
+                 the others{suggestion}, then open the file again",
                 cause = cause.as_deref().unwrap_or("UNIQUE constraint failed"),
             );
             Err(rusqlite::Error::SqliteFailure(code, Some(message)))
