@@ -19,6 +19,12 @@ pub type UnixMillis = i64;
 
 /// A source of the current time. The store reads it once per operation.
 ///
+/// A clock must not call the store it serves: the store reads it in every call, some while
+/// they hold a connection (a write once it holds the write lock, a read of several rows once
+/// its snapshot is taken, so the time is never earlier than what it judges), where the
+/// clock's call would recurse or wait for the very call reading the clock. Such a call fails
+/// at once with `InvalidInput` (field `clock`).
+///
 /// # Examples
 /// ```
 /// use store::{Clock, SystemClock};

@@ -77,6 +77,12 @@ fn open_source(id: u64) -> std::result::Result<Source, String> {
     if !inner.is_open() {
         return Err(CLOSED.into());
     }
+    // A query the store's own clock runs: it could not read the time (see `Inner::now`).
+    if inner.in_own_clock() {
+        return Err(format!(
+            "{OP}: the store's Clock queried the store it serves; keep the clock's reads off it"
+        ));
+    }
     if let Some(conn) = inner.open_long_reader(OP) {
         // Again: a close may have finished while the reader was opening.
         if !inner.is_open() {

@@ -17,6 +17,7 @@ use crate::events::{Event, EventKind, Registry};
 use crate::kv::access::{Access, OpNames, Recording, Staged, Statements, WriteCtx, op_names, sealed::Sealed};
 use crate::kv::checkpoint::Checkpointer;
 use crate::kv::purge::PurgeThread;
+use crate::kv::sqlite::conn::Pooled;
 use crate::kv::sqlite::{self, conn, schema};
 use crate::kv::versions::Versions;
 
@@ -168,6 +169,9 @@ pub(crate) const THREAD_WAIT_FLOOR: Duration = Duration::from_secs(30);
 
 thread_local! {
     static THREAD_TOKEN: Cell<u8> = const { Cell::new(0) };
+    /// The store (its `Inner`'s address) whose clock this thread is reading; 0 when none. See
+    /// `Inner::now`.
+    static READING_CLOCK_OF: Cell<usize> = const { Cell::new(0) };
 }
 
 /// A non-zero number unique among live threads: the address of a thread-local.
@@ -486,12 +490,27 @@ impl Inner {
         self.state.load(Ordering::Acquire) == OPEN
     }
 
+    /// Whether this thread is inside this store's clock (see `Inner::now`).
+    pub(crate) fn in_own_clock(&self) -> bool {
+        READING_CLOCK_OF.get() == self as *const Inner as usize
+    }
+
     /// Open, and not called from inside this store's transaction closure (which would deadlock
-    /// on the writer).
+    /// on the writer) or from its clock (see `Inner::now`).
     #[inline]
     pub(crate) fn check_usable(&self, op: &'static str) -> Result<()> {
         if self.state.load(Ordering::Acquire) != OPEN {
             return Err(Error::closed(op));
+        }
+        if self.in_own_clock() {
+            return Err(Error::invalid(
+                op,
+                "clock",
+                "this store's Clock called the store it serves; the store reads its clock in \
+                 every call, some while they hold a connection, so the clock's call would \
+                 recurse or wait for the call reading it: keep the clock's reads off the \
+                 store it serves",
+            ));
         }
         if self.txn_owner.load(Ordering::Relaxed) == thread_token() {
             // Point to the transaction handle only for calls it has: the KV surface. The
@@ -864,8 +883,29 @@ impl Sealed for Inner {
         &STORE_OPS
     }
 
+    /// Marks the thread as reading this store's clock meanwhile: a call the clock makes into
+    /// this store fails at once in `check_usable`. The store reads its clock before every
+    /// operation (where such a call would recurse until the stack overflows) and while it
+    /// holds a connection (a write's lock, a read's snapshot, where it would wait for the
+    /// very call reading the clock).
+    ///
+    /// Called again from inside the clock, it does not call the clock (that would recurse):
+    /// it returns `i64::MIN`, which no call uses, as each then fails in `check_usable`.
     #[inline]
     fn now(&self) -> i64 {
+        /// Puts back the previous mark, also when the clock panics.
+        struct Restore(usize);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                READING_CLOCK_OF.set(self.0);
+            }
+        }
+        let me = self as *const Inner as usize;
+        let previous = READING_CLOCK_OF.replace(me);
+        if previous == me {
+            return i64::MIN;
+        }
+        let _restore = Restore(previous);
         self.config.clock.now_ms()
     }
 
@@ -880,7 +920,23 @@ impl Sealed for Inner {
             let guard = self.lock_writer(op, "read")?;
             guard.as_ref().map(|w| f(&w.conn))
         } else {
-            self.readers.with(f)
+            let wait = self.config.busy_timeout.max(THREAD_WAIT_FLOOR);
+            match self.readers.with(wait, f) {
+                Pooled::Ran(r) => Some(r),
+                Pooled::Closed => None,
+                Pooled::TimedOut => {
+                    return Err(busy(
+                        op,
+                        "read",
+                        format!(
+                            "every reader connection of this store stayed busy for {wait:?}: \
+                             reads that never end, or a `Clock` that calls this store (it is \
+                             read while a read holds its connection); retry, and keep the \
+                             clock's own reads off the store it serves"
+                        ),
+                    ));
+                }
+            }
         };
         match result {
             Some(r) => r.ctx(op, "read"),

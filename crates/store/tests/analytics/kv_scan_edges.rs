@@ -13,8 +13,10 @@ use rusqlite::types::ValueRef;
 use store::analytics::{Analytics, Value};
 use store::{ErrorKind, Kv, Store, StoreConfig};
 
-use crate::common::{START_MS, file_store, file_store_with, memory_store, raw, raw_built_file, within};
-use crate::support::{fill, in_own_process, scalar};
+use crate::common::{
+    HookClock, START_MS, file_store, file_store_with, memory_store, raw, raw_built_file, within,
+};
+use crate::support::{fill, in_own_process, scalar, text};
 
 fn lossy(v: ValueRef<'_>) -> String {
     match v {
@@ -851,4 +853,108 @@ fn nocase_columns_with_a_binary_key() {
     db.attach_kv(&store).unwrap();
     let got = scanned(&db, "kv_entries");
     assert_eq!(got, expected);
+}
+
+// Adopted from h181's review: the scan's time after its snapshot on the fallback path and in
+// memory, and `row_id_name` on tables named in another letter case.
+
+const T: i64 = 2_000_000;
+
+fn racing_pair_with(dir: &std::path::Path, readers: usize) -> (Store, Arc<HookClock>, Store) {
+    let path = dir.join("state.db");
+    let clock = HookClock::new(T - 1_000);
+    let store = Store::open_with(StoreConfig {
+        readers,
+        ..StoreConfig::file(&path)
+            .with_clock(clock.clone())
+            .with_purge_interval(Duration::ZERO)
+    })
+    .unwrap();
+    store
+        .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
+        .unwrap();
+    let other = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).unwrap();
+    clock.set(T - 1);
+    (store, clock, other)
+}
+
+const KEYS: &str = "SELECT coalesce(string_agg(entry_key, ',' ORDER BY entry_key), '') FROM kv_entries";
+
+/// The store's directory renamed: the scan cannot open a reader of its own and falls back to
+/// `read_bounded` (pooled reader, or the writer with `readers: 0`), which must also take its
+/// snapshot before the clock.
+#[test]
+fn kv_entries_fallback_judges_entries_after_its_snapshot() {
+    for readers in [0usize, 2] {
+        let top = tempfile::tempdir().unwrap();
+        let d1 = top.path().join("d1");
+        std::fs::create_dir(&d1).unwrap();
+        let (store, clock, other) = racing_pair_with(&d1, readers);
+        let db = Analytics::in_memory().unwrap();
+        db.attach_kv(&store).unwrap();
+        std::fs::rename(&d1, top.path().join("d2")).unwrap();
+        clock.arm(move || {
+            other.set("g", "new", "2").unwrap();
+        });
+        assert_eq!(text(&scalar(&db, KEYS)), "old", "readers {readers}");
+        assert!(clock.fired(), "readers {readers}");
+        assert_eq!(text(&scalar(&db, KEYS)), "new,old", "readers {readers}");
+        clock.set(T);
+        assert_eq!(text(&scalar(&db, KEYS)), "new", "readers {readers}");
+    }
+}
+
+/// Memory stores: the scan reads the clock inside its read.
+#[test]
+fn kv_entries_on_a_memory_store() {
+    let clock = HookClock::new(T - 1_000);
+    let store = Store::open_with(
+        StoreConfig::memory()
+            .with_clock(clock.clone())
+            .with_purge_interval(Duration::ZERO),
+    )
+    .unwrap();
+    store
+        .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
+        .unwrap();
+    store.set("g", "k", "v").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    clock.set(T - 1);
+    assert_eq!(text(&scalar(&db, KEYS)), "k,old");
+    clock.set(T);
+    assert_eq!(text(&scalar(&db, KEYS)), "k");
+}
+
+/// `pragma_table_list('entries')` must find a `WITHOUT ROWID` table named `Entries`: taken for
+/// a rowid table, the scan would take the chunked path and fail on `SELECT rowid`.
+#[test]
+fn kv_entries_on_a_without_rowid_table_named_in_another_case() {
+    let (_dir, path) = raw_built_file(
+        "CREATE TABLE Entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL, entry_value TEXT NOT NULL,
+           expires_at INTEGER, PRIMARY KEY (group_name, entry_key)) WITHOUT ROWID;
+         INSERT INTO Entries (group_name, entry_key, entry_value) VALUES ('g', 'a', '1'), ('g', 'b', '2');",
+    );
+    let store = Store::open(&path).unwrap();
+    store.set("g", "c", "3").unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    assert_eq!(text(&scalar(&db, KEYS)), "a,b,c");
+    assert_eq!(scalar(&db, "SELECT count(*) FROM kv_entries"), Value::Int(3));
+    assert_eq!(store.count("g").unwrap(), 3);
+    drop(raw(&path));
+}
+
+/// An `entries` table with a column called `rowid` (another program's): the scan uses `_rowid_`.
+#[test]
+fn kv_entries_with_a_rowid_column_in_another_case() {
+    let (_dir, path) = raw_built_file(
+        "CREATE TABLE ENTRIES (group_name TEXT NOT NULL, entry_key TEXT NOT NULL, entry_value TEXT NOT NULL,
+           expires_at INTEGER, RowID TEXT, PRIMARY KEY (group_name, entry_key));
+         INSERT INTO ENTRIES (group_name, entry_key, entry_value, RowID) VALUES ('g', 'a', '1', 'x'), ('g', 'b', '2', 'y');",
+    );
+    let store = Store::open(&path).unwrap();
+    let db = Analytics::in_memory().unwrap();
+    db.attach_kv(&store).unwrap();
+    assert_eq!(text(&scalar(&db, KEYS)), "a,b");
 }

@@ -817,3 +817,55 @@ fn key_constraints_are_recognised_whatever_the_case_and_a_same_named_plain_index
     assert_eq!(store.get("g", "k").unwrap(), "w");
     assert_eq!(raw_rows(&path), 1);
 }
+
+/// The duplicate-key refusal for a table named `ENTRIES` (another letter case) whose columns
+/// take all three row-id names: no suggested statement, but still the refusal.
+#[test]
+fn duplicate_keys_with_all_row_id_names_taken_suggest_no_statement() {
+    let (_dir, path) = raw_built_file(
+        "CREATE TABLE ENTRIES (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER, rowid INTEGER, _ROWID_ INTEGER, Oid INTEGER);
+         INSERT INTO ENTRIES VALUES ('g', 'k', 'first', NULL, 1, 1, 1), ('g', 'k', 'second', NULL, 2, 2, 2);",
+    );
+    let msg = Store::open(&path).unwrap_err().to_string();
+    assert!(msg.contains("several rows with the same"), "{msg}");
+    assert!(!msg.contains("DELETE FROM"), "{msg}");
+    assert!(
+        msg.contains("delete the others, then open the file again"),
+        "{msg}"
+    );
+}
+
+/// The same for a table named `Entries` with only `rowid` and `_rowid_` taken: `oid` suggested,
+/// and running it fixes the file.
+#[test]
+fn duplicate_keys_in_a_differently_cased_table_suggest_oid() {
+    let (_dir, path) = raw_built_file(
+        "CREATE TABLE Entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER, RowId INTEGER, _rowid_ INTEGER);
+         INSERT INTO Entries VALUES ('g', 'k', 'first', NULL, 9, 9), ('g', 'k', 'second', NULL, 1, 1);",
+    );
+    let msg = Store::open(&path).unwrap_err().to_string();
+    let suggested =
+        "DELETE FROM entries WHERE oid NOT IN (SELECT max(oid) FROM entries GROUP BY group_name, entry_key)";
+    assert!(msg.contains(suggested), "{msg}");
+    raw(&path).execute_batch(suggested).unwrap();
+    let (store, _) = open_manual(&path);
+    assert_eq!(store.get("g", "k").unwrap(), "second");
+}
+
+/// A `WITHOUT ROWID` table keyed on more than (group_name, entry_key) can hold duplicate keys:
+/// the refusal then offers no statement (there are no row ids).
+#[test]
+fn duplicate_keys_in_a_without_rowid_table() {
+    let (_dir, path) = raw_built_file(
+        "CREATE TABLE Entries (group_name TEXT NOT NULL, entry_key TEXT NOT NULL,
+             entry_value TEXT NOT NULL, expires_at INTEGER,
+             PRIMARY KEY (group_name, entry_key, entry_value)) WITHOUT ROWID;
+         INSERT INTO Entries VALUES ('g', 'k', 'first', NULL), ('g', 'k', 'second', NULL);",
+    );
+    let msg = Store::open(&path).unwrap_err().to_string();
+    assert!(msg.contains("no primary key on (group_name, entry_key)"), "{msg}");
+    assert!(msg.contains("several rows with the same"), "{msg}");
+    assert!(!msg.contains("DELETE FROM"), "{msg}");
+}

@@ -191,6 +191,17 @@ fn configure(op: &'static str, conn: &Connection, durability: Durability, busy: 
     Ok(())
 }
 
+/// What [`ReaderPool::with`] came to.
+#[derive(Debug)]
+pub(crate) enum Pooled<T> {
+    /// `f` ran on a reader and returned this.
+    Ran(T),
+    /// The pool is empty or closed.
+    Closed,
+    /// No reader came free within the wait.
+    TimedOut,
+}
+
 /// Reader connections for a file store. Each call takes a free connection, or waits for one.
 pub(crate) struct ReaderPool {
     readers: Vec<Mutex<Option<Connection>>>,
@@ -209,24 +220,29 @@ impl ReaderPool {
         self.readers.is_empty()
     }
 
-    /// Runs `f` on a reader; `None` if the pool is empty or closed.
+    /// Runs `f` on a reader, waiting at most `wait` for one to come free.
     ///
     /// Takes the first free connection rather than rotating: a single-threaded caller then
     /// always reuses one connection whose page cache is hot, and concurrent callers spread out
-    /// only as far as they need to.
-    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
+    /// only as far as they need to. The wait is bounded because a read can wait for itself: a
+    /// `Clock` that reads its own store is read while the read holds its reader (multi-row
+    /// reads take their time inside their snapshot), and with every reader so held, unbounded
+    /// waits would hang those threads for good.
+    pub fn with<T>(&self, wait: Duration, f: impl FnOnce(&Connection) -> T) -> Pooled<T> {
         if self.readers.is_empty() {
-            return None;
+            return Pooled::Closed;
         }
         for slot in &self.readers {
             if let Some(guard) = slot.try_lock() {
-                return guard.as_ref().map(f);
+                return guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c)));
             }
         }
         let n = self.readers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let guard = self.readers[start].lock();
-        guard.as_ref().map(f)
+        match self.readers[start].try_lock_for(wait) {
+            Some(guard) => guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c))),
+            None => Pooled::TimedOut,
+        }
     }
 
     /// Closes every reader (waiting for in-flight reads).

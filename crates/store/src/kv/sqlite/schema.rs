@@ -205,10 +205,11 @@ fn ensure_key_constraint(conn: &Connection) -> rusqlite::Result<()> {
                 _ => String::new(),
             };
             let message = format!(
-                "table entries has no primary key, and it holds several rows with the same \
-                 (group_name, entry_key){example}, so the unique index {KEY_INDEX} that writes \
-                 need cannot be added ({cause}); decide which row of each key to keep and delete \
-                 the others{suggestion}, then open the file again",
+                "table entries has no primary key on (group_name, entry_key), and it holds \
+                 several rows with the same (group_name, entry_key){example}, so the unique \
+                 index {KEY_INDEX} that writes need cannot be added ({cause}); decide which \
+                 row of each key to keep and delete the others{suggestion}, then open the file \
+                 again",
                 cause = cause.as_deref().unwrap_or("UNIQUE constraint failed"),
             );
             Err(rusqlite::Error::SqliteFailure(code, Some(message)))
