@@ -27,6 +27,8 @@ mod quota_bytes;
 mod quota_groups;
 #[path = "scope/quota_keys.rs"]
 mod quota_keys;
+#[path = "scope/read_invariants.rs"]
+mod read_invariants;
 #[path = "scope/support.rs"]
 mod support;
 #[path = "scope/transactions.rs"]
