@@ -17,13 +17,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// ```
 pub type UnixMillis = i64;
 
-/// A source of the current time. The store reads it once per operation.
+/// A source of the current time. The store reads it for every operation (a write again once
+/// it holds the write lock, and judges by that time).
 ///
 /// A clock must not call the store it serves: the store reads it in every call, some while
 /// they hold a connection (a write once it holds the write lock, a read of several rows once
 /// its snapshot is taken, so the time is never earlier than what it judges), where the
-/// clock's call would recurse or wait for the very call reading the clock. Such a call fails
-/// at once with `InvalidInput` (field `clock`).
+/// clock's call would recurse or wait for the very call reading the clock. Made on the thread
+/// reading the clock (directly, or through other stores whose clocks call back), such a call
+/// fails at once: `InvalidInput` (field `clock`) from the KV API, a query error naming the
+/// clock from `kv_entries`. Made from another thread the clock waits on, it can only wait:
+/// for a free reader up to 30 s (or the busy timeout, if longer), then it fails busy.
 ///
 /// # Examples
 /// ```

@@ -21,12 +21,14 @@ mod import_content;
 mod json_map_columns;
 #[path = "analytics/kv.rs"]
 mod kv;
+#[cfg(target_os = "linux")]
+#[path = "analytics/kv_clock_calls.rs"]
+mod kv_clock_calls;
 #[path = "analytics/kv_scan_edges.rs"]
 mod kv_scan_edges;
 #[cfg(target_os = "linux")]
 #[path = "analytics/kv_scan_paths.rs"]
 mod kv_scan_paths;
-#[cfg(target_os = "linux")]
 #[path = "analytics/kv_scan_quota.rs"]
 mod kv_scan_quota;
 #[path = "analytics/late_json_values_and_holders.rs"]

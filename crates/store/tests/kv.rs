@@ -5,6 +5,8 @@ mod common;
 
 #[path = "kv/checkpoint.rs"]
 mod checkpoint;
+#[path = "kv/clock_calls.rs"]
+mod clock_calls;
 #[path = "kv/close.rs"]
 mod close;
 #[path = "kv/concurrency.rs"]

@@ -71,6 +71,11 @@ enum Source {
 
 const OP: &str = "Analytics::kv_entries";
 
+/// A scan the store's own clock started: the clock is read for the scan, so it would wait
+/// for itself or recurse (see `Inner::now`).
+const OWN_CLOCK: &str = "Analytics::kv_entries: the store's Clock queried the store it serves; \
+    keep the clock's reads off the store it serves";
+
 fn open_source(id: u64) -> std::result::Result<Source, String> {
     const CLOSED: &str = super::KV_CLOSED;
     let inner = STORES.lock().get(&id).and_then(Weak::upgrade).ok_or(CLOSED)?;
@@ -79,9 +84,7 @@ fn open_source(id: u64) -> std::result::Result<Source, String> {
     }
     // A query the store's own clock runs: it could not read the time (see `Inner::now`).
     if inner.in_own_clock() {
-        return Err(format!(
-            "{OP}: the store's Clock queried the store it serves; keep the clock's reads off it"
-        ));
+        return Err(OWN_CLOCK.into());
     }
     if let Some(conn) = inner.open_long_reader(OP) {
         // Again: a close may have finished while the reader was opening.
@@ -160,14 +163,16 @@ impl VTab for KvScan {
         // Bind runs on the thread that issued the query; the scan may run on a DuckDB worker,
         // where the store's "not inside your own transaction" check cannot see the caller.
         // Creating the view binds its query too, which reads nothing (see `attach_kv`).
-        let in_transaction = !ATTACHING.with(Cell::get)
-            && STORES
-                .lock()
-                .get(&id)
-                .and_then(Weak::upgrade)
-                .is_some_and(|inner| inner.in_transaction_here());
-        if in_transaction {
-            return Err(super::KV_IN_TRANSACTION.into());
+        // So is the check that the store's own clock is not the caller (see `Inner::now`).
+        if !ATTACHING.with(Cell::get)
+            && let Some(inner) = STORES.lock().get(&id).and_then(Weak::upgrade)
+        {
+            if inner.in_transaction_here() {
+                return Err(super::KV_IN_TRANSACTION.into());
+            }
+            if inner.in_own_clock() {
+                return Err(OWN_CLOCK.into());
+            }
         }
         Ok(ScanBind { id })
     }

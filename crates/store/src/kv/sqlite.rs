@@ -603,13 +603,15 @@ pub(crate) fn snapshot<T>(
     if !conn.is_autocommit() {
         return f(conn);
     }
-    conn.execute_batch("BEGIN")?;
+    // Cached statements: parsed again on every call, `BEGIN` and `COMMIT` were a visible part
+    // of a short read's time (h183 measured `count` 31% slower with the snapshot).
+    conn.prepare_cached("BEGIN")?.execute([])?;
     // Whatever happens, the read transaction ends here: left open on a pooled connection, it
     // would pin an old snapshot for every later read.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
     match result {
-        Ok(Ok(value)) => match conn.execute_batch("COMMIT") {
-            Ok(()) => Ok(value),
+        Ok(Ok(value)) => match conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
+            Ok(_) => Ok(value),
             Err(e) => {
                 rollback(conn);
                 Err(e)

@@ -1,6 +1,6 @@
 //! [`Store`]: the handle to one open KV database.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -169,9 +169,10 @@ pub(crate) const THREAD_WAIT_FLOOR: Duration = Duration::from_secs(30);
 
 thread_local! {
     static THREAD_TOKEN: Cell<u8> = const { Cell::new(0) };
-    /// The store (its `Inner`'s address) whose clock this thread is reading; 0 when none. See
-    /// `Inner::now`.
-    static READING_CLOCK_OF: Cell<usize> = const { Cell::new(0) };
+    /// The stores (their `Inner`s' addresses) whose clocks this thread is reading, innermost
+    /// last: a stack, since one store's clock may call another store (whose clock may call
+    /// back into the first). See `Inner::now`.
+    static READING_CLOCK_OF: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A non-zero number unique among live threads: the address of a thread-local.
@@ -492,7 +493,8 @@ impl Inner {
 
     /// Whether this thread is inside this store's clock (see `Inner::now`).
     pub(crate) fn in_own_clock(&self) -> bool {
-        READING_CLOCK_OF.get() == self as *const Inner as usize
+        let me = self as *const Inner as usize;
+        READING_CLOCK_OF.with_borrow(|v| v.contains(&me))
     }
 
     /// Open, and not called from inside this store's transaction closure (which would deadlock
@@ -884,7 +886,8 @@ impl Sealed for Inner {
     }
 
     /// Marks the thread as reading this store's clock meanwhile: a call the clock makes into
-    /// this store fails at once in `check_usable`. The store reads its clock before every
+    /// this store on this thread, directly or through other stores whose clocks call back,
+    /// fails at once in `check_usable`. The store reads its clock before every
     /// operation (where such a call would recurse until the stack overflows) and while it
     /// holds a connection (a write's lock, a read's snapshot, where it would wait for the
     /// very call reading the clock).
@@ -893,19 +896,19 @@ impl Sealed for Inner {
     /// it returns `i64::MIN`, which no call uses, as each then fails in `check_usable`.
     #[inline]
     fn now(&self) -> i64 {
-        /// Puts back the previous mark, also when the clock panics.
-        struct Restore(usize);
+        /// Takes the mark off again, also when the clock panics.
+        struct Restore;
         impl Drop for Restore {
             fn drop(&mut self) {
-                READING_CLOCK_OF.set(self.0);
+                READING_CLOCK_OF.with_borrow_mut(|v| v.pop());
             }
         }
         let me = self as *const Inner as usize;
-        let previous = READING_CLOCK_OF.replace(me);
-        if previous == me {
+        if self.in_own_clock() {
             return i64::MIN;
         }
-        let _restore = Restore(previous);
+        READING_CLOCK_OF.with_borrow_mut(|v| v.push(me));
+        let _restore = Restore;
         self.config.clock.now_ms()
     }
 
@@ -929,10 +932,11 @@ impl Sealed for Inner {
                         op,
                         "read",
                         format!(
-                            "every reader connection of this store stayed busy for {wait:?}: \
-                             reads that never end, or a `Clock` that calls this store (it is \
-                             read while a read holds its connection); retry, and keep the \
-                             clock's own reads off the store it serves"
+                            "no reader connection of this store came free within {wait:?}: \
+                             as many reads as the store has readers ran all that time (or a \
+                             `Clock` that calls this store from another thread waited for \
+                             the read reading it); retry, or open the store with more \
+                             `readers`"
                         ),
                     ));
                 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
@@ -191,6 +191,9 @@ fn configure(op: &'static str, conn: &Connection, durability: Durability, busy: 
     Ok(())
 }
 
+/// How long a read waiting for a reader waits on one slot before it looks at the others again.
+const POOL_POLL: Duration = Duration::from_millis(2);
+
 /// What [`ReaderPool::with`] came to.
 #[derive(Debug)]
 pub(crate) enum Pooled<T> {
@@ -237,11 +240,24 @@ impl ReaderPool {
                 return guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c)));
             }
         }
+        // Waits on one slot a little at a time, looking at every slot in between: whichever
+        // reader comes free first serves the read.
         let n = self.readers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        match self.readers[start].try_lock_for(wait) {
-            Some(guard) => guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c))),
-            None => Pooled::TimedOut,
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Pooled::TimedOut;
+            }
+            if let Some(guard) = self.readers[start].try_lock_for(left.min(POOL_POLL)) {
+                return guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c)));
+            }
+            for slot in &self.readers {
+                if let Some(guard) = slot.try_lock() {
+                    return guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c)));
+                }
+            }
         }
     }
 
