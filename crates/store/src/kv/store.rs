@@ -494,7 +494,11 @@ impl Inner {
     /// Whether this thread is inside this store's clock (see `Inner::now`).
     pub(crate) fn in_own_clock(&self) -> bool {
         let me = self as *const Inner as usize;
-        READING_CLOCK_OF.with_borrow(|v| v.contains(&me))
+        // `try_with`: a store called from another thread-local's destructor, after this one
+        // was destroyed, is not inside its clock (`with` would panic there).
+        READING_CLOCK_OF
+            .try_with(|marks| marks.borrow().contains(&me))
+            .unwrap_or(false)
     }
 
     /// Open, and not called from inside this store's transaction closure (which would deadlock
@@ -900,15 +904,16 @@ impl Sealed for Inner {
         struct Restore;
         impl Drop for Restore {
             fn drop(&mut self) {
-                READING_CLOCK_OF.with_borrow_mut(|v| v.pop());
+                let _ = READING_CLOCK_OF.try_with(|marks| marks.borrow_mut().pop());
             }
         }
-        let me = self as *const Inner as usize;
         if self.in_own_clock() {
             return i64::MIN;
         }
-        READING_CLOCK_OF.with_borrow_mut(|v| v.push(me));
-        let _restore = Restore;
+        let me = self as *const Inner as usize;
+        // Unmarked only during thread teardown (see `in_own_clock`).
+        let marked = READING_CLOCK_OF.try_with(|marks| marks.borrow_mut().push(me));
+        let _restore = marked.is_ok().then_some(Restore);
         self.config.clock.now_ms()
     }
 

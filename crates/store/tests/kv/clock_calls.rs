@@ -303,3 +303,32 @@ fn a_read_waiting_for_a_reader_takes_the_first_that_comes_free() {
     assert_eq!(short.join().unwrap().0.unwrap(), 1);
     assert_eq!(long.join().unwrap().0.unwrap(), 1);
 }
+
+/// A store called from a thread-local's destructor, after the store's own per-thread clock
+/// marks were torn down (destructors run in reverse order of first use), still works: the
+/// marks are read with `try_with`, where `with` would panic inside a destructor and abort.
+#[test]
+fn a_store_called_from_a_thread_local_destructor_after_the_marks_are_gone_still_works() {
+    struct WritesOnDrop(Option<Store>);
+    impl Drop for WritesOnDrop {
+        fn drop(&mut self) {
+            if let Some(store) = &self.0 {
+                store.set("g", "from-destructor", "1").unwrap();
+            }
+        }
+    }
+    thread_local! {
+        static HOLDER: std::cell::RefCell<WritesOnDrop> = const { std::cell::RefCell::new(WritesOnDrop(None)) };
+    }
+    let store = Store::open_with(StoreConfig::memory().with_purge_interval(Duration::ZERO)).unwrap();
+    let for_thread = store.clone();
+    std::thread::spawn(move || {
+        // First use of the holder, then of the store's marks: the marks are destroyed first.
+        HOLDER.with_borrow_mut(|h| h.0 = Some(for_thread.clone()));
+        for_thread.set("g", "from-thread", "1").unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(store.get("g", "from-thread").unwrap(), "1");
+    assert_eq!(store.get("g", "from-destructor").unwrap(), "1");
+}
