@@ -14,7 +14,8 @@ use store::analytics::{Analytics, Value};
 use store::{ErrorKind, Kv, Store, StoreConfig};
 
 use crate::common::{
-    HookClock, START_MS, file_store, file_store_with, memory_store, raw, raw_built_file, within,
+    HookClock, START_MS, file_store, file_store_with, memory_store, racing_pair_in, raw, raw_built_file,
+    within,
 };
 use crate::support::{fill, in_own_process, scalar, text};
 
@@ -860,24 +861,6 @@ fn nocase_columns_with_a_binary_key() {
 
 const T: i64 = 2_000_000;
 
-fn racing_pair_with(dir: &std::path::Path, readers: usize) -> (Store, Arc<HookClock>, Store) {
-    let path = dir.join("state.db");
-    let clock = HookClock::new(T - 1_000);
-    let store = Store::open_with(StoreConfig {
-        readers,
-        ..StoreConfig::file(&path)
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO)
-    })
-    .unwrap();
-    store
-        .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
-        .unwrap();
-    let other = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).unwrap();
-    clock.set(T - 1);
-    (store, clock, other)
-}
-
 const KEYS: &str = "SELECT coalesce(string_agg(entry_key, ',' ORDER BY entry_key), '') FROM kv_entries";
 
 /// The store's directory renamed: the scan cannot open a reader of its own and falls back to
@@ -889,7 +872,7 @@ fn kv_entries_fallback_judges_entries_after_its_snapshot() {
         let top = tempfile::tempdir().unwrap();
         let d1 = top.path().join("d1");
         std::fs::create_dir(&d1).unwrap();
-        let (store, clock, other) = racing_pair_with(&d1, readers);
+        let (store, clock, other) = racing_pair_in(&d1, readers, T);
         let db = Analytics::in_memory().unwrap();
         db.attach_kv(&store).unwrap();
         std::fs::rename(&d1, top.path().join("d2")).unwrap();

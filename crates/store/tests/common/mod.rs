@@ -586,18 +586,25 @@ impl store::Clock for HookClock {
 /// reads `expiry - 1`.
 pub fn racing_pair(expiry: UnixMillis) -> (tempfile::TempDir, Store, Arc<HookClock>, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("state.db");
+    let (store, clock, other) = racing_pair_in(dir.path(), 4, expiry);
+    (dir, store, clock, other)
+}
+
+/// [`racing_pair`] in `dir` (`state.db`), the first handle with `readers` pooled readers.
+pub fn racing_pair_in(dir: &Path, readers: usize, expiry: UnixMillis) -> (Store, Arc<HookClock>, Store) {
+    let path = dir.join("state.db");
     let clock = HookClock::new(expiry - 1_000);
-    let store = Store::open_with(
-        StoreConfig::file(&path)
+    let store = Store::open_with(StoreConfig {
+        readers,
+        ..StoreConfig::file(&path)
             .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
+            .with_purge_interval(Duration::ZERO)
+    })
     .expect("open");
     store
         .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
         .expect("set");
     let other = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).expect("open");
     clock.set(expiry - 1);
-    (dir, store, clock, other)
+    (store, clock, other)
 }

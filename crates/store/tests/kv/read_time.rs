@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use store::{Clock, ErrorKind, Kv, Store, StoreConfig, UnixMillis};
 
-use crate::common::{HookClock, racing_pair, raw};
+use crate::common::{HookClock, racing_pair, racing_pair_in, raw};
 
 const T: i64 = 2_000_000;
 
@@ -116,24 +116,10 @@ fn reads_inside_a_transaction_and_on_a_memory_store_still_judge_by_the_clock() {
 
 // Adopted from h181's review of the change (tests it ran against the parent commit too).
 
-/// A file store on a `HookClock` holding `g/old` (expiring at `expiry`) and another handle on
-/// the file, like `common::racing_pair` but with `readers` pooled readers.
+/// [`racing_pair`] with `readers` pooled readers.
 fn racing_pair_with(readers: usize) -> (tempfile::TempDir, Store, Arc<HookClock>, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    let clock = HookClock::new(T - 1_000);
-    let store = Store::open_with(StoreConfig {
-        readers,
-        ..StoreConfig::file(&path)
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO)
-    })
-    .unwrap();
-    store
-        .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
-        .unwrap();
-    let other = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).unwrap();
-    clock.set(T - 1);
+    let (store, clock, other) = racing_pair_in(dir.path(), readers, T);
     (dir, store, clock, other)
 }
 
