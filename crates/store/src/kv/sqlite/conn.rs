@@ -227,10 +227,11 @@ impl ReaderPool {
     ///
     /// Takes the first free connection rather than rotating: a single-threaded caller then
     /// always reuses one connection whose page cache is hot, and concurrent callers spread out
-    /// only as far as they need to. The wait is bounded because a read can wait for itself: a
-    /// `Clock` that reads its own store is read while the read holds its reader (multi-row
-    /// reads take their time inside their snapshot), and with every reader so held, unbounded
-    /// waits would hang those threads for good.
+    /// only as far as they need to. The wait is bounded, as the writer's is, because a read
+    /// can wait for a thread that waits for it: a `Clock` that calls its store from another
+    /// thread is read while the read holds its reader (reads of several rows take their time
+    /// inside their snapshot), and with every reader so held an unbounded wait would hang
+    /// those threads for good.
     pub fn with<T>(&self, wait: Duration, f: impl FnOnce(&Connection) -> T) -> Pooled<T> {
         if self.readers.is_empty() {
             return Pooled::Closed;
