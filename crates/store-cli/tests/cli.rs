@@ -18,6 +18,8 @@ mod feed;
 mod help;
 #[path = "cli/home.rs"]
 mod home;
+#[path = "cli/issue_graders.rs"]
+mod issue_graders;
 #[path = "cli/kv.rs"]
 mod kv;
 #[path = "cli/ns.rs"]
