@@ -383,8 +383,9 @@ impl Scope {
         Ok(None)
     }
 
-    /// The namespace's live usage; `now` is read once the read's snapshot is taken.
-    fn usage(&self, conn: &Connection, now: impl FnOnce() -> i64) -> rusqlite::Result<Usage> {
+    /// The namespace's live usage at `now`, which must be read once the read's snapshot is
+    /// taken (see `read_at_snapshot`).
+    fn usage(&self, conn: &Connection, now: i64) -> rusqlite::Result<Usage> {
         let namespace = self.namespace.as_deref().unwrap_or_default();
         let u = usage::live_usage(conn, namespace, now)?;
         Ok(Usage {
@@ -498,10 +499,9 @@ impl ScopedStore {
     /// ```
     pub fn usage(&self) -> Result<Usage> {
         const OP: &str = "ScopedStore::usage";
-        // Counters and expired rows from one snapshot, or a purge in between counts twice.
-        self.store.read(OP, |c| {
-            sqlite::snapshot(c, |c| self.scope.usage(c, || self.store.now()))
-        })
+        // Counters and expired rows from one snapshot (or a purge in between counts twice),
+        // judged at a time read after it was taken.
+        self.store.read_at_snapshot(OP, |c, now| self.scope.usage(c, now))
     }
 
     /// [`Kv::set`] on the group [`DEFAULT_GROUP`].
@@ -733,7 +733,7 @@ impl ScopedTransaction<'_> {
     /// ```
     pub fn usage(&self) -> Result<Usage> {
         const OP: &str = "ScopedTransaction::usage";
-        self.tx.read(OP, |c| self.scope.usage(c, || self.tx.now()))
+        self.tx.read_at_snapshot(OP, |c, now| self.scope.usage(c, now))
     }
 
     /// [`Kv::set`] on the group [`DEFAULT_GROUP`].

@@ -734,16 +734,25 @@ impl Inner {
         let Some(writer) = guard.as_ref() else {
             return Err(Error::closed(op));
         };
-        let result = if self.is_file() {
-            // Another process may write the file: as in `read_at_snapshot`.
-            sqlite::snapshot(&writer.conn, |c| {
-                sqlite::take_snapshot(c)?;
-                f(c, self.now())
-            })
-        } else {
-            f(&writer.conn, self.now())
-        };
-        result.ctx(op, "read")
+        self.judged_read(&writer.conn, f).ctx(op, "read")
+    }
+
+    /// Runs `f` on `conn` with the time to judge expiry by: on a file, read inside a read
+    /// transaction whose snapshot is already taken, since another process can write the file
+    /// between any clock read and a statement's first step; on a memory store, whose one
+    /// connection the caller holds and nothing else can write, simply read.
+    fn judged_read<T>(
+        &self,
+        conn: &Connection,
+        f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        if !self.is_file() {
+            return f(conn, self.now());
+        }
+        sqlite::snapshot(conn, |c| {
+            sqlite::take_snapshot(c)?;
+            f(c, self.now())
+        })
     }
 
     /// Called by a listener just registered: if a write that stages no events, and cannot
@@ -953,23 +962,13 @@ impl Sealed for Inner {
         }
     }
 
-    /// Another process can write to a file between any clock read and the first step of a
-    /// statement, so the clock is read inside a read transaction whose snapshot is already
-    /// taken. A memory store's reads hold its one connection, which nothing else can write.
+    /// See [`Inner::judged_read`].
     fn read_at_snapshot<T>(
         &self,
         op: &'static str,
         f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        if !self.is_file() {
-            return self.read(op, |c| f(c, self.now()));
-        }
-        self.read(op, |c| {
-            sqlite::snapshot(c, |c| {
-                sqlite::take_snapshot(c)?;
-                f(c, self.now())
-            })
-        })
+        self.read(op, |c| self.judged_read(c, f))
     }
 
     /// The write runs at the time read once it holds the write lock, not at `_now` (read

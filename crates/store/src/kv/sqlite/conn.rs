@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::Durability;
@@ -236,28 +236,31 @@ impl ReaderPool {
         if self.readers.is_empty() {
             return Pooled::Closed;
         }
-        for slot in &self.readers {
-            if let Some(guard) = slot.try_lock() {
-                return guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c)));
-            }
+        match self.lock_a_reader(wait) {
+            Some(guard) => guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c))),
+            None => Pooled::TimedOut,
         }
-        // Waits on one slot a little at a time, looking at every slot in between: whichever
-        // reader comes free first serves the read.
-        let n = self.readers.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+    }
+
+    /// The first free reader, else whichever comes free first within `wait`: it waits on one
+    /// slot a little at a time, looking at every slot in between.
+    fn lock_a_reader(&self, wait: Duration) -> Option<MutexGuard<'_, Option<Connection>>> {
+        let any_free = || self.readers.iter().find_map(|slot| slot.try_lock());
+        if let Some(guard) = any_free() {
+            return Some(guard);
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Pooled::TimedOut;
+                return None;
             }
             if let Some(guard) = self.readers[start].try_lock_for(left.min(POOL_POLL)) {
-                return guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c)));
+                return Some(guard);
             }
-            for slot in &self.readers {
-                if let Some(guard) = slot.try_lock() {
-                    return guard.as_ref().map_or(Pooled::Closed, |c| Pooled::Ran(f(c)));
-                }
+            if let Some(guard) = any_free() {
+                return Some(guard);
             }
         }
     }

@@ -173,20 +173,16 @@ pub(crate) struct LiveUsage {
 /// O(1) when the namespace holds no TTL entries; otherwise it also visits the namespace's
 /// expired-but-unpurged rows (through the expiry index), which the purge thread keeps few.
 ///
-/// `now` is read after the counters, that is after the read's snapshot is taken: a clock
-/// read before it could judge rows by an earlier time than the snapshot's, counting an entry
-/// that had expired by then together with one written because it had (more keys than the
-/// quota allows, a state that never existed).
-pub(crate) fn live_usage(
-    conn: &Connection,
-    namespace: &str,
-    now: impl FnOnce() -> i64,
-) -> rusqlite::Result<LiveUsage> {
+/// `now` must be read after the read's snapshot is taken (`read_at_snapshot`): a clock read
+/// before it could judge rows by an earlier time than the snapshot's, counting an entry that
+/// had expired by then together with one written because it had (more keys than the quota
+/// allows, a state that never existed).
+pub(crate) fn live_usage(conn: &Connection, namespace: &str, now: i64) -> rusqlite::Result<LiveUsage> {
     let totals: Option<Totals> = conn
         .prepare_cached("SELECT keys, bytes, ttl_keys, groups FROM scope_usage WHERE namespace = ?1")?
         .query_row([namespace], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    subtract_expired(conn, namespace, now(), totals)
+    subtract_expired(conn, namespace, now, totals)
 }
 
 /// A namespace's usage as its counters record it: expired rows the purge has not removed yet
