@@ -19,6 +19,17 @@ struct ScanClock {
     results: Mutex<Vec<String>>,
 }
 
+impl ScanClock {
+    fn new() -> Arc<ScanClock> {
+        Arc::new(ScanClock {
+            db: OnceLock::new(),
+            depth: AtomicUsize::new(0),
+            max: AtomicUsize::new(0),
+            results: Mutex::new(Vec::new()),
+        })
+    }
+}
+
 impl Clock for ScanClock {
     fn now_ms(&self) -> UnixMillis {
         let Some(db) = self.db.get() else {
@@ -42,12 +53,7 @@ impl Clock for ScanClock {
 fn a_clock_that_scans_its_own_store_fails_at_once() {
     for (name, file) in [("file", true), ("memory", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ScanClock {
-            db: OnceLock::new(),
-            depth: AtomicUsize::new(0),
-            max: AtomicUsize::new(0),
-            results: Mutex::new(Vec::new()),
-        });
+        let clock = ScanClock::new();
         let config = if file {
             StoreConfig::file(dir.path().join("s.db"))
         } else {
@@ -91,12 +97,7 @@ fn a_clock_that_scans_its_own_store_fails_at_once() {
 #[test]
 fn a_scan_whose_clock_scans_again() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ScanClock {
-        db: OnceLock::new(),
-        depth: AtomicUsize::new(0),
-        max: AtomicUsize::new(0),
-        results: Mutex::new(Vec::new()),
-    });
+    let clock = ScanClock::new();
     let store = Store::open_with(
         StoreConfig::file(dir.path().join("s.db"))
             .with_clock(clock.clone())

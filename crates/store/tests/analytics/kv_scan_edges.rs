@@ -14,7 +14,7 @@ use store::analytics::{Analytics, Value};
 use store::{ErrorKind, Kv, Store, StoreConfig};
 
 use crate::common::{
-    HookClock, START_MS, file_store, file_store_with, memory_store, racing_pair_in, raw, raw_built_file,
+    START_MS, file_store, file_store_with, holding_old, memory_store, racing_pair_in, raw, raw_built_file,
     within,
 };
 use crate::support::{fill, in_own_process, scalar, text};
@@ -890,20 +890,10 @@ fn kv_entries_fallback_judges_entries_after_its_snapshot() {
 /// Memory stores: the scan reads the clock inside its read.
 #[test]
 fn kv_entries_on_a_memory_store() {
-    let clock = HookClock::new(T - 1_000);
-    let store = Store::open_with(
-        StoreConfig::memory()
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
-    .unwrap();
-    store
-        .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
-        .unwrap();
+    let (store, clock) = holding_old(StoreConfig::memory(), T);
     store.set("g", "k", "v").unwrap();
     let db = Analytics::in_memory().unwrap();
     db.attach_kv(&store).unwrap();
-    clock.set(T - 1);
     assert_eq!(text(&scalar(&db, KEYS)), "k,old");
     clock.set(T);
     assert_eq!(text(&scalar(&db, KEYS)), "k");

@@ -593,18 +593,30 @@ pub fn racing_pair(expiry: UnixMillis) -> (tempfile::TempDir, Store, Arc<HookClo
 /// [`racing_pair`] in `dir` (`state.db`), the first handle with `readers` pooled readers.
 pub fn racing_pair_in(dir: &Path, readers: usize, expiry: UnixMillis) -> (Store, Arc<HookClock>, Store) {
     let path = dir.join("state.db");
+    let (store, clock) = holding_old(
+        StoreConfig {
+            readers,
+            ..StoreConfig::file(&path)
+        },
+        expiry,
+    );
+    let other = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).expect("open");
+    (store, clock, other)
+}
+
+/// A store opened with `config` on a [`HookClock`] (no purge thread), holding `g/old`, which
+/// expires at `expiry`; the clock reads `expiry - 1`.
+pub fn holding_old(config: StoreConfig, expiry: UnixMillis) -> (Store, Arc<HookClock>) {
     let clock = HookClock::new(expiry - 1_000);
-    let store = Store::open_with(StoreConfig {
-        readers,
-        ..StoreConfig::file(&path)
+    let store = Store::open_with(
+        config
             .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO)
-    })
+            .with_purge_interval(Duration::ZERO),
+    )
     .expect("open");
     store
         .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
         .expect("set");
-    let other = Store::open_with(StoreConfig::file(&path).with_purge_interval(Duration::ZERO)).expect("open");
     clock.set(expiry - 1);
-    (store, clock, other)
+    (store, clock)
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use store::{Clock, ErrorKind, Kv, Store, StoreConfig, UnixMillis};
 
-use crate::common::{HookClock, racing_pair, racing_pair_in, raw};
+use crate::common::{HookClock, holding_old, racing_pair, racing_pair_in, raw};
 
 const T: i64 = 2_000_000;
 
@@ -96,17 +96,7 @@ fn reads_inside_a_transaction_and_on_a_memory_store_still_judge_by_the_clock() {
             Ok(())
         })
         .unwrap();
-    let clock = HookClock::new(T - 1_000);
-    let memory = Store::open_with(
-        StoreConfig::memory()
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
-    .unwrap();
-    memory
-        .set_with_ttl("g", "old", "1", Duration::from_millis(1_000))
-        .unwrap();
-    clock.set(T - 1);
+    let (memory, clock) = holding_old(StoreConfig::memory(), T);
     assert_eq!(memory.count("g").unwrap(), 1);
     assert_eq!(memory.get_all("g").unwrap().len(), 1);
     clock.set(T);
