@@ -138,6 +138,75 @@ fn a_thousand_values_take_the_own_writer_and_fifty_do_not() {
     }
 }
 
+/// Which columns of the files under `dir` have a dictionary page in any file.
+fn dictionary_columns(db: &Analytics, dir: &Path) -> BTreeSet<String> {
+    let glob = dir.join("**").join("*.parquet");
+    db.query(
+        &format!(
+            "SELECT DISTINCT path_in_schema FROM parquet_metadata({}) WHERE dictionary_page_offset IS NOT NULL",
+            lit(&glob)
+        ),
+        &[],
+    )
+    .unwrap()
+    .rows
+    .iter()
+    .map(|r| text(&r[0]))
+    .collect()
+}
+
+#[test]
+fn columns_of_mostly_distinct_values_are_written_without_a_dictionary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    // Per partition: `id` and `payload` unique, `score` unique doubles, `kind` three values.
+    db.exec_batch(
+        "CREATE TABLE t AS SELECT 'v' || (i % 1000) AS k, i AS id, 'payload ' || i AS payload,
+         i / 7.0 AS score, 'kind-' || (i % 3) AS kind FROM range(30000) r(i)",
+    )
+    .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert!(own_writer(&db, tmp.path()));
+    assert_eq!(manifest.files.len(), 1_000);
+    assert_eq!(
+        dictionary_columns(&db, tmp.path()),
+        BTreeSet::from(["kind".to_string()]),
+        "only the low-cardinality column keeps a dictionary"
+    );
+    let hive = read_back(&db, tmp.path(), true);
+    assert_eq!(
+        multiset(&project(&hive, &["k", "id", "payload", "score", "kind"])),
+        multiset(
+            &db.query("SELECT k, id, payload, score, kind FROM t", &[])
+                .unwrap()
+                .rows
+        )
+    );
+}
+
+#[test]
+fn a_column_distinct_only_after_the_first_rows_keeps_its_dictionary_and_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    // `late` repeats one value through the sampled first rows, then turns unique.
+    db.exec_batch(
+        "CREATE TABLE t AS SELECT 'v' || (i % 1000) AS k,
+         CASE WHEN i < 5000 THEN 'same' ELSE 'late ' || i END AS late FROM range(30000) r(i)",
+    )
+    .unwrap();
+    db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert!(own_writer(&db, tmp.path()));
+    assert_eq!(
+        dictionary_columns(&db, tmp.path()),
+        BTreeSet::from(["late".to_string()])
+    );
+    let hive = read_back(&db, tmp.path(), true);
+    assert_eq!(
+        multiset(&project(&hive, &["k", "late"])),
+        multiset(&db.query("SELECT k, late FROM t", &[]).unwrap().rows)
+    );
+}
+
 #[test]
 fn few_values_keep_duckdbs_own_partitioned_writer() {
     let tmp = tempfile::tempdir().unwrap();
