@@ -208,6 +208,52 @@ fn a_column_distinct_only_after_the_first_rows_keeps_its_dictionary_and_reads_ba
 }
 
 #[test]
+fn partitions_spanning_several_scan_chunks_read_back_whole_and_in_table_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = db();
+    // 700,000 rows, read in chunks of 2^18: half of them in one value (runs of ~130,000 rows per
+    // chunk, written as they come), the other half over 1,000 values (runs of ~130 rows per
+    // chunk, joined before they are written).
+    db.exec_batch(
+        "CREATE TABLE t AS SELECT CASE WHEN i % 2 = 0 THEN 'big' ELSE 'v' || (i % 2000) END AS k,
+         i AS n, 'payload ' || i AS p FROM range(700000) r(i)",
+    )
+    .unwrap();
+    let manifest = db.export_split_parquet("t", tmp.path(), "k").unwrap();
+    assert!(own_writer(&db, tmp.path()));
+    assert_eq!(manifest.files.len(), 1_001);
+    assert_eq!(manifest.total_rows, 700_000);
+    let glob = lit(&tmp.path().join("**").join("*.parquet"));
+    let differences = scalar(
+        &db,
+        &format!(
+            "SELECT count(*) FROM (
+                (SELECT n, p, k FROM t EXCEPT ALL SELECT n, p, k FROM read_parquet({glob}, hive_partitioning = true))
+                UNION ALL
+                (SELECT n, p, k FROM read_parquet({glob}, hive_partitioning = true) EXCEPT ALL SELECT n, p, k FROM t))"
+        ),
+    );
+    assert_eq!(differences.as_i64(), Some(0));
+    for value in ["big", "v1", "v1999"] {
+        let entry = manifest
+            .files
+            .iter()
+            .find(|f| f.value.as_deref() == Some(value))
+            .unwrap();
+        let file = lit(&tmp.path().join(&entry.path));
+        let out_of_order = scalar(
+            &db,
+            &format!(
+                "SELECT count(*) FROM (SELECT file_row_number, row_number() OVER (ORDER BY n) - 1 AS rank
+                 FROM read_parquet({file}, file_row_number = true)) WHERE rank <> file_row_number"
+            ),
+        );
+        assert_eq!(out_of_order.as_i64(), Some(0), "{value}: rows in table order");
+        assert_eq!(entry.rows, if value == "big" { 350_000 } else { 350 });
+    }
+}
+
+#[test]
 fn few_values_keep_duckdbs_own_partitioned_writer() {
     let tmp = tempfile::tempdir().unwrap();
     let db = db();

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use duckdb::Connection;
 use duckdb::arrow::array::{Array, AsArray, RecordBatch};
-use duckdb::arrow::compute::{cast, interleave_record_batch};
+use duckdb::arrow::compute::{cast, concat_batches, interleave_record_batch};
 use duckdb::arrow::datatypes::{DataType, SchemaRef};
 use duckdb::arrow::row::{RowConverter, SortField};
 use parquet::arrow::ArrowWriter;
@@ -70,6 +70,12 @@ const CHUNK_ROWS: usize = 1 << 18;
 /// live when it fills a row group, which overlaps encoding with the scan. (Handing partitions
 /// over earlier, at a few thousand rows, measured slower: more live writers, smaller writes.)
 const MAX_LIVE_WRITERS: usize = 2_048;
+
+/// A partition's runs of rows shorter than this on average are joined into one batch before
+/// they are written: copying a few thousand rows costs less than a `write` per run (at 10,000
+/// values on the bench table, 20 runs of ~25 rows per partition; joined, the export took 7%
+/// less time, and 8% less at 1,000 values). Longer runs are written as they are.
+const SMALL_SLICE_ROWS: usize = 1_024;
 
 /// DuckDB's default zstd level, so the comparison with its writer is like for like.
 const ZSTD_LEVEL: i32 = 3;
@@ -528,8 +534,16 @@ fn write_jobs(
                     .map_err(|e| parquet(op, e, &job.path))?
             }
         };
-        for batch in &job.batches {
-            writer.write(batch).map_err(|e| parquet(op, e, &job.path))?;
+        let rows: usize = job.batches.iter().map(RecordBatch::num_rows).sum();
+        if job.batches.len() > 1 && rows < job.batches.len() * SMALL_SLICE_ROWS {
+            // Each scanned chunk gave this partition a run of rows; with thousands of values the
+            // runs are tens of rows, and every `write` costs a pass over each column's encoder.
+            let whole = concat_batches(&schema, &job.batches).map_err(|e| arrow(op, e))?;
+            writer.write(&whole).map_err(|e| parquet(op, e, &job.path))?;
+        } else {
+            for batch in &job.batches {
+                writer.write(batch).map_err(|e| parquet(op, e, &job.path))?;
+            }
         }
         if job.last {
             let bytes = writer.into_inner().map_err(|e| parquet(op, e, &job.path))?;
