@@ -294,6 +294,7 @@ fn export_split(
         let scan = writer::Scan {
             table_sql: &table_sql,
             column_sql: &column_sql,
+            column_name: &column.name,
             keep_column,
             value_limit: limit,
         };

@@ -360,6 +360,12 @@ fn a_column_name_that_needs_escaping_is_encoded_and_kept_in_the_files() {
         multiset(&project(&plain, &["my col/..", "n"])),
         multiset(&db.query(r#"SELECT "my col/..", n FROM t"#, &[]).unwrap().rows)
     );
+    // Distinct in the table, one value per file: the kept column keeps its dictionary; `n`,
+    // distinct everywhere, is written plain.
+    assert_eq!(
+        dictionary_columns(&db, tmp.path()),
+        BTreeSet::from(["my col/..".to_string()])
+    );
 }
 
 #[test]

@@ -190,6 +190,8 @@ struct Job {
 pub(super) struct Scan<'a> {
     pub table_sql: &'a str,
     pub column_sql: &'a str,
+    /// The split column as the catalog spells it (the Arrow field's name).
+    pub column_name: &'a str,
     pub keep_column: bool,
     pub value_limit: usize,
 }
@@ -249,7 +251,9 @@ fn scan(
         .set_statistics_enabled(EnabledStatistics::Chunk);
     if let Some(first_rows) = &first_rows {
         for (field, mostly_distinct) in data_schema.fields().iter().zip(mostly_distinct(first_rows)) {
-            if mostly_distinct {
+            // A kept split column holds one value per file, whatever it holds in the table.
+            let split_column = scan_of.keep_column && field.name() == scan_of.column_name;
+            if mostly_distinct && !split_column {
                 props =
                     props.set_column_dictionary_enabled(ColumnPath::new(vec![field.name().clone()]), false);
             }
