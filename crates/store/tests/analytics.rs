@@ -67,6 +67,8 @@ mod split_many;
 mod split_mounts;
 #[path = "analytics/split_names.rs"]
 mod split_names;
+#[path = "analytics/split_writer_edges.rs"]
+mod split_writer_edges;
 #[cfg(target_os = "linux")]
 #[path = "analytics/staging.rs"]
 mod staging;

@@ -124,6 +124,10 @@ pub(super) fn arrow_export_is_plain(conn: &Connection) -> bool {
 /// Rows sampled from the start of the scan to judge each column's cardinality.
 const DICTIONARY_SAMPLE_ROWS: usize = 2_048;
 
+/// Value bytes of a text or binary column the sample takes at most: the comparison copies
+/// them, and the first rows could be a few thousand values of megabytes each.
+const DICTIONARY_SAMPLE_BYTES: usize = 4 << 20;
+
 /// Which columns hold mostly distinct values (more than half of a sample of the first rows).
 ///
 /// arrow-rs dictionary-encodes every column until its dictionary page passes 1 MiB, which a
@@ -136,11 +140,11 @@ const DICTIONARY_SAMPLE_ROWS: usize = 2_048;
 /// distinct in each partition. Only speed and size depend on the guess, never the values. A
 /// column whose rows cannot be compared (no supported type) keeps its dictionary.
 fn mostly_distinct(first_rows: &RecordBatch) -> Vec<bool> {
-    let sample = first_rows.num_rows().min(DICTIONARY_SAMPLE_ROWS);
     first_rows
         .columns()
         .iter()
         .map(|column| {
+            let sample = sample_rows(column.as_ref());
             let column = column.slice(0, sample);
             let Ok(converter) = RowConverter::new(vec![SortField::new(column.data_type().clone())]) else {
                 return false;
@@ -152,6 +156,24 @@ fn mostly_distinct(first_rows: &RecordBatch) -> Vec<bool> {
             sample >= 2 && distinct.len() * 2 > sample
         })
         .collect()
+}
+
+/// How many of a column's first rows [`mostly_distinct`] compares: up to
+/// [`DICTIONARY_SAMPLE_ROWS`], fewer where text or binary values pass
+/// [`DICTIONARY_SAMPLE_BYTES`].
+fn sample_rows(column: &dyn Array) -> usize {
+    let rows = column.len().min(DICTIONARY_SAMPLE_ROWS);
+    let offsets = match column.data_type() {
+        DataType::Utf8 => column.as_string::<i32>().value_offsets(),
+        DataType::Binary => column.as_binary::<i32>().value_offsets(),
+        _ => return rows,
+    };
+    let Some(&first) = offsets.first() else {
+        return 0;
+    };
+    // Offsets never decrease: the first `k` offsets within the budget end `k - 1` whole values.
+    let within = offsets[..=rows].partition_point(|&end| (end - first) as usize <= DICTIONARY_SAMPLE_BYTES);
+    within.saturating_sub(1)
 }
 
 /// What a scan produced.
@@ -577,4 +599,51 @@ fn parquet(op: &'static str, e: parquet::errors::ParquetError, path: &Path) -> E
 
 fn arrow(op: &'static str, e: duckdb::arrow::error::ArrowError) -> Error {
     Error::invalid(op, "table", format!("could not regroup the scanned rows: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use duckdb::arrow::array::{ArrayRef, BinaryArray, Int64Array, StringArray};
+
+    use super::*;
+
+    #[test]
+    fn the_sample_takes_whole_values_within_its_byte_budget() {
+        let mib = "x".repeat(1 << 20);
+        let big = StringArray::from(vec![mib.as_str(); 10]);
+        assert_eq!(sample_rows(&big), 4, "4 MiB of 1 MiB values");
+        // A slice starts at its own first offset.
+        assert_eq!(sample_rows(&big.slice(7, 3)), 3);
+        let one_too_big = BinaryArray::from(vec![vec![0u8; (4 << 20) + 1].as_slice(), b"a"]);
+        assert_eq!(
+            sample_rows(&one_too_big),
+            0,
+            "a first value over the budget: no sample"
+        );
+        assert_eq!(sample_rows(&StringArray::from(Vec::<&str>::new())), 0);
+        let small: Vec<String> = (0..5000).map(|i| format!("v{i}")).collect();
+        assert_eq!(sample_rows(&StringArray::from(small)), DICTIONARY_SAMPLE_ROWS);
+        assert_eq!(
+            sample_rows(&Int64Array::from_iter_values(0..5000)),
+            DICTIONARY_SAMPLE_ROWS
+        );
+    }
+
+    #[test]
+    fn wide_distinct_values_are_judged_on_the_rows_that_fit_the_budget() {
+        let pad = "x".repeat(200_000);
+        let wide: Vec<String> = (0..100).map(|i| format!("{i}{pad}")).collect();
+        let repeated: Vec<String> = (0..100).map(|i| format!("{}{pad}", i % 2)).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(wide)),
+            Arc::new(StringArray::from(repeated)),
+        ];
+        let batch =
+            RecordBatch::try_from_iter([("wide", columns[0].clone()), ("repeated", columns[1].clone())])
+                .unwrap();
+        assert_eq!(sample_rows(batch.column(0).as_ref()), 20);
+        assert_eq!(mostly_distinct(&batch), [true, false]);
+    }
 }
