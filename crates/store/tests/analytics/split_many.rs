@@ -9,7 +9,7 @@ use std::path::Path;
 use store::analytics::{Analytics, Value};
 
 use crate::split::{assert_all_inside, db, manifest_file, read_back};
-use crate::support::{count, files_under, lit, multiset, project, scalar, text};
+use crate::support::{count, files_under, lit, multiset, project, scalar, text, texts};
 
 /// Distinct filler values: comfortably above the threshold at which the own writer is used.
 const FILLER: usize = 2_500;
@@ -48,21 +48,23 @@ fn many_valued_table(db: &Analytics, extra: &[&str]) {
         .unwrap();
 }
 
+/// The distinct texts `select` (a `SELECT … FROM {files}` with `{files}` for the glob of every
+/// Parquet file under `dir`) returns, NULLs left out.
+fn over_files(db: &Analytics, dir: &Path, select: &str) -> BTreeSet<String> {
+    let glob = lit(&dir.join("**").join("*.parquet"));
+    texts(db, &select.replace("{files}", &glob))
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// The writers that produced the files under `dir` (Parquet footers' `created_by`).
 fn writers(db: &Analytics, dir: &Path) -> BTreeSet<String> {
-    let glob = dir.join("**").join("*.parquet");
-    db.query(
-        &format!(
-            "SELECT DISTINCT split_part(created_by, ' ', 1) FROM parquet_file_metadata({})",
-            lit(&glob)
-        ),
-        &[],
+    over_files(
+        db,
+        dir,
+        "SELECT DISTINCT split_part(created_by, ' ', 1) FROM parquet_file_metadata({files})",
     )
-    .unwrap()
-    .rows
-    .iter()
-    .map(|r| text(&r[0]))
-    .collect()
 }
 
 fn own_writer(db: &Analytics, dir: &Path) -> bool {
@@ -140,19 +142,11 @@ fn a_thousand_values_take_the_own_writer_and_fifty_do_not() {
 
 /// Which columns of the files under `dir` have a dictionary page in any file.
 fn dictionary_columns(db: &Analytics, dir: &Path) -> BTreeSet<String> {
-    let glob = dir.join("**").join("*.parquet");
-    db.query(
-        &format!(
-            "SELECT DISTINCT path_in_schema FROM parquet_metadata({}) WHERE dictionary_page_offset IS NOT NULL",
-            lit(&glob)
-        ),
-        &[],
+    over_files(
+        db,
+        dir,
+        "SELECT DISTINCT path_in_schema FROM parquet_metadata({files}) WHERE dictionary_page_offset IS NOT NULL",
     )
-    .unwrap()
-    .rows
-    .iter()
-    .map(|r| text(&r[0]))
-    .collect()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The split export's partitioned writer: one streamed scan of the table through Arrow, rows
 //! routed by value into per-partition buffers, and each partition written as one zstd Parquet
-//! file by a pool of writer threads (arrow-rs `parquet`).
+//! file by a pool of writer threads (arrow-rs `parquet`), with a dictionary only for columns whose
+//! first rows repeat.
 //!
 //! Why not only DuckDB's `COPY … (PARTITION_BY …)`: DuckDB holds partitions smaller than its
 //! flush threshold until the end of the scan, then drains them by picking, each time, the
@@ -15,8 +16,11 @@
 //! takes tables up to [`BUFFER_BYTES`] of Arrow data, and only column types that survive Arrow →
 //! Parquet → DuckDB exactly (see [`supported_type`]). Peak memory is about that budget, plus
 //! the encoded bytes of partitions that filled a row group (handed to their writers early and
-//! kept until complete), plus one chunk being regrouped: a partition's rows are slices of shared
-//! chunks, so its Arrow memory is freed only when the whole export is. A table found to be over
+//! kept until complete), plus one chunk being regrouped, plus, while a small partition is
+//! written, its rows joined into one batch ([`SMALL_SLICE_ROWS`]): a partition's rows are slices
+//! of shared chunks, so its Arrow memory is freed only when the whole export is. Before the scan,
+//! each column's first rows (at most [`DICTIONARY_SAMPLE_BYTES`] of values) are compared once
+//! to choose its encoding ([`mostly_distinct`]). A table found to be over
 //! the budget stops the scan, and DuckDB's partitioned COPY (which spills to disk) runs instead;
 //! the scan so far is lost.
 
