@@ -10,9 +10,11 @@
 //!   with each side's user and kernel CPU time;
 //! - scoring-table ingestion from row structs vs a raw duckdb-rs Arrow appender of prepared
 //!   record batches into the same table (primary key included);
-//! - a large JSONL import, reporting the process's peak RSS (`--jsonl-gb N`, default 0.2).
+//! - a large JSONL import, reporting the process's peak RSS (`--jsonl-gb N`, default 0.2);
+//! - the per-file cost of a split: 10,000 one-row values, against creating the same directories
+//!   and files with nothing in them (`files`, info only).
 //!
-//! `--only export|split|ingest|jsonl` runs one workload; `--only jsonl --jsonl-gb 2` measures the
+//! `--only export|split|files|ingest|jsonl` runs one workload; `--only jsonl --jsonl-gb 2` measures the
 //! import's peak RSS in a process that did nothing else first.
 
 use std::path::Path;
@@ -75,6 +77,9 @@ fn main() -> AnyResult<()> {
     }
     if wanted("split") {
         split(&db, dir.path(), rounds)?;
+    }
+    if wanted("files") {
+        files(&db, dir.path(), rounds)?;
     }
     if wanted("ingest") {
         ingest(&db, rounds, ingest_rows)?;
@@ -173,6 +178,46 @@ fn split(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
         );
     }
 
+    Ok(())
+}
+
+/// What a split pays per value beyond the file system: 10,000 one-row values, so the data is
+/// negligible, against making the same 10,000 directories with a one-byte file in each.
+fn files(db: &Analytics, dir: &Path, rounds: usize) -> AnyResult<()> {
+    const VALUES: usize = 10_000;
+    db.exec_batch(&format!(
+        "CREATE OR REPLACE TABLE one_row_values AS SELECT range AS id, 'model-' || range AS m,
+         random() AS score, 'some text payload ' || range AS payload FROM range({VALUES})"
+    ))?;
+    let (s, b) = measure(rounds, |round| {
+        let store = || {
+            let out = dir.join(format!("files-split-{round}"));
+            time(|| db.export_split_parquet("one_row_values", &out, "m").map(drop))
+        };
+        let bare = || {
+            let out = dir.join(format!("files-bare-{round}"));
+            time(|| -> std::io::Result<()> {
+                for i in 0..VALUES {
+                    let partition = out.join(format!("m=model-{i}"));
+                    std::fs::create_dir_all(&partition)?;
+                    std::fs::write(partition.join("data.parquet"), b"x")?;
+                }
+                Ok(())
+            })
+        };
+        pair(round, store, bare)
+    })?;
+    report(
+        &format!("split of {VALUES} one-row values vs bare mkdir + file"),
+        s,
+        b,
+        "info",
+    );
+    println!(
+        "  (info) per value: split {:.0} µs, bare directory and file {:.0} µs",
+        s / VALUES as f64 * 1e6,
+        b / VALUES as f64 * 1e6
+    );
     Ok(())
 }
 
