@@ -49,27 +49,33 @@ impl Clock for ScanClock {
     }
 }
 
+/// A store on `config` holding `g/k`, whose clock scans it through an analytics connection
+/// of its own, attached to the store it serves.
+fn store_with_scanning_clock(config: StoreConfig) -> (Store, Arc<ScanClock>) {
+    let clock = ScanClock::new();
+    let store = Store::open_with(
+        config
+            .with_clock(clock.clone())
+            .with_purge_interval(Duration::ZERO),
+    )
+    .unwrap();
+    store.set("g", "k", "v").unwrap();
+    let db = Arc::new(Analytics::in_memory().unwrap());
+    db.attach_kv(&store).unwrap();
+    let _ = clock.db.set(db);
+    (store, clock)
+}
+
 #[test]
 fn a_clock_that_scans_its_own_store_fails_at_once() {
     for (name, file) in [("file", true), ("memory", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let clock = ScanClock::new();
         let config = if file {
             StoreConfig::file(dir.path().join("s.db"))
         } else {
             StoreConfig::memory()
         };
-        let store = Store::open_with(
-            config
-                .with_clock(clock.clone())
-                .with_purge_interval(Duration::ZERO),
-        )
-        .unwrap();
-        store.set("g", "k", "v").unwrap();
-        // The clock's own analytics connection, attached to the store it serves.
-        let db = Arc::new(Analytics::in_memory().unwrap());
-        db.attach_kv(&store).unwrap();
-        let _ = clock.db.set(db.clone());
+        let (store, clock) = store_with_scanning_clock(config);
         let (tx, rx) = mpsc::channel();
         let s2 = store.clone();
         std::thread::spawn(move || {
@@ -97,19 +103,9 @@ fn a_clock_that_scans_its_own_store_fails_at_once() {
 #[test]
 fn a_scan_whose_clock_scans_again() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ScanClock::new();
-    let store = Store::open_with(
-        StoreConfig::file(dir.path().join("s.db"))
-            .with_clock(clock.clone())
-            .with_purge_interval(Duration::ZERO),
-    )
-    .unwrap();
-    store.set("g", "k", "v").unwrap();
-    let clock_db = Arc::new(Analytics::in_memory().unwrap());
-    clock_db.attach_kv(&store).unwrap();
+    let (store, clock) = store_with_scanning_clock(StoreConfig::file(dir.path().join("s.db")));
     let user_db = Analytics::in_memory().unwrap();
     user_db.attach_kv(&store).unwrap();
-    let _ = clock.db.set(clock_db.clone());
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let r = user_db

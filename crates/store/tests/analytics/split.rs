@@ -37,13 +37,17 @@ fn acceptance_values() -> Vec<Option<&'static str>> {
     VALUES.iter().map(|v| Some(*v)).chain([None]).collect()
 }
 
+/// The glob of every Parquet file under `dir`, as an SQL literal.
+pub(crate) fn parquet_glob(dir: &Path) -> String {
+    lit(&dir.join("**").join("*.parquet"))
+}
+
 /// `read_parquet` over every Parquet file under `dir`.
 pub(crate) fn read_back(db: &Analytics, dir: &Path, hive: bool) -> store::analytics::Rows {
-    let glob = dir.join("**").join("*.parquet");
     db.query(
         &format!(
             "SELECT * FROM read_parquet({}, hive_partitioning = {hive})",
-            lit(&glob)
+            parquet_glob(dir)
         ),
         &[],
     )

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use store::analytics::{Analytics, Value};
 
-use crate::split::{assert_all_inside, db, manifest_file, read_back};
+use crate::split::{assert_all_inside, db, manifest_file, parquet_glob, read_back};
 use crate::support::{count, files_under, lit, multiset, project, scalar, text, texts};
 
 /// Distinct filler values: comfortably above the threshold at which the own writer is used.
@@ -51,8 +51,7 @@ fn many_valued_table(db: &Analytics, extra: &[&str]) {
 /// The distinct texts `select` (a `SELECT … FROM {files}` with `{files}` for the glob of every
 /// Parquet file under `dir`) returns, NULLs left out.
 fn over_files(db: &Analytics, dir: &Path, select: &str) -> BTreeSet<String> {
-    let glob = lit(&dir.join("**").join("*.parquet"));
-    texts(db, &select.replace("{files}", &glob))
+    texts(db, &select.replace("{files}", &parquet_glob(dir)))
         .into_iter()
         .flatten()
         .collect()
@@ -67,7 +66,7 @@ fn writers(db: &Analytics, dir: &Path) -> BTreeSet<String> {
     )
 }
 
-fn own_writer(db: &Analytics, dir: &Path) -> bool {
+pub(crate) fn own_writer(db: &Analytics, dir: &Path) -> bool {
     let names = writers(db, dir);
     assert_eq!(names.len(), 1, "one writer wrote every file: {names:?}");
     names.iter().all(|n| n.starts_with("parquet-rs"))
@@ -217,7 +216,7 @@ fn partitions_spanning_several_scan_chunks_read_back_whole_and_in_table_order() 
     assert!(own_writer(&db, tmp.path()));
     assert_eq!(manifest.files.len(), 1_001);
     assert_eq!(manifest.total_rows, 700_000);
-    let glob = lit(&tmp.path().join("**").join("*.parquet"));
+    let glob = parquet_glob(tmp.path());
     let differences = scalar(
         &db,
         &format!(

@@ -7,31 +7,14 @@ use std::path::Path;
 
 use store::analytics::{Analytics, SplitManifest, Value};
 
-use crate::split::{db, manifest_file};
+use crate::split::{db, manifest_file, parquet_glob};
+use crate::split_many::own_writer;
 use crate::support::{ident, lit, scalar, text};
-
-fn glob(dir: &Path) -> String {
-    lit(&dir.join("**").join("*.parquet"))
-}
 
 fn int(db: &Analytics, sql: &str) -> i64 {
     scalar(db, sql)
         .as_i64()
         .unwrap_or_else(|| panic!("not an int: {sql}"))
-}
-
-fn own_writer(db: &Analytics, dir: &Path) -> bool {
-    let rows = db
-        .query(
-            &format!(
-                "SELECT DISTINCT split_part(created_by, ' ', 1) FROM parquet_file_metadata({})",
-                glob(dir)
-            ),
-            &[],
-        )
-        .unwrap()
-        .rows;
-    rows.len() == 1 && text(&rows[0][0]).starts_with("parquet-rs")
 }
 
 /// Table column names and types, in order (works for views too).
@@ -50,7 +33,7 @@ fn dictionary_use(db: &Analytics, dir: &Path) -> BTreeMap<String, (i64, i64)> {
         &format!(
             "SELECT path_in_schema, count(*) FILTER (dictionary_page_offset IS NOT NULL), count(*)
              FROM parquet_metadata({}) GROUP BY 1",
-            glob(dir)
+            parquet_glob(dir)
         ),
         &[],
     )
@@ -96,7 +79,7 @@ fn export_and_check(
         &format!(
             "SELECT count(*) FROM __mf m LEFT JOIN (SELECT filename, count(*) c FROM read_parquet({}, filename = true) GROUP BY 1) f
              ON f.filename = m.path WHERE coalesce(f.c, 0) <> m.rows",
-            glob(out)
+            parquet_glob(out)
         ),
     );
     assert_eq!(bad_files, 0, "file row counts differ from the manifest");
@@ -114,7 +97,7 @@ fn export_and_check(
     // Types of the data columns, read without Hive columns.
     let file_types: BTreeMap<String, String> = describe(
         db,
-        &format!("read_parquet({}, hive_partitioning = false)", glob(out)),
+        &format!("read_parquet({}, hive_partitioning = false)", parquet_glob(out)),
     )
     .into_iter()
     .collect();
@@ -133,7 +116,7 @@ fn export_and_check(
         .collect();
     let back = format!(
         "(SELECT __mf.v AS __v, r.* FROM read_parquet({}, filename = true, hive_partitioning = false) r JOIN __mf ON r.filename = __mf.path)",
-        glob(out)
+        parquet_glob(out)
     );
     assert_eq!(
         int(db, &format!("SELECT count(*) FROM {back}")),
@@ -152,7 +135,7 @@ fn export_and_check(
         db,
         &format!(
             "SELECT count(*) FROM read_parquet({}, hive_partitioning = true)",
-            glob(out)
+            parquet_glob(out)
         ),
     );
     assert_eq!(hive, total);
@@ -162,7 +145,7 @@ fn export_and_check(
             &format!(
                 "SELECT count(*) FROM (SELECT {o} AS o, lag({o}) OVER (PARTITION BY filename ORDER BY file_row_number) AS p
                  FROM read_parquet({}, filename = true, file_row_number = true)) WHERE p >= o",
-                glob(out),
+                parquet_glob(out),
                 o = ident(order)
             ),
         );
@@ -320,7 +303,7 @@ fn long_values_retry_with_the_column_kept_and_read_back() {
         &db,
         &format!(
             "SELECT count(*) FROM (SELECT k, n FROM t EXCEPT ALL SELECT k, n FROM read_parquet({}, hive_partitioning = false))",
-            glob(tmp.path())
+            parquet_glob(tmp.path())
         ),
     );
     assert_eq!(k_exact, 0);

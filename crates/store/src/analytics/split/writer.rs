@@ -149,15 +149,17 @@ fn mostly_distinct(first_rows: &RecordBatch) -> Vec<bool> {
         .iter()
         .map(|column| {
             let sample = sample_rows(column.as_ref());
-            let column = column.slice(0, sample);
+            if sample < 2 {
+                return false;
+            }
             let Ok(converter) = RowConverter::new(vec![SortField::new(column.data_type().clone())]) else {
                 return false;
             };
-            let Ok(rows) = converter.convert_columns(&[column]) else {
+            let Ok(rows) = converter.convert_columns(&[column.slice(0, sample)]) else {
                 return false;
             };
             let distinct: HashSet<_> = rows.iter().collect();
-            sample >= 2 && distinct.len() * 2 > sample
+            distinct.len() * 2 > sample
         })
         .collect()
 }
@@ -640,13 +642,11 @@ mod tests {
         let pad = "x".repeat(200_000);
         let wide: Vec<String> = (0..100).map(|i| format!("{i}{pad}")).collect();
         let repeated: Vec<String> = (0..100).map(|i| format!("{}{pad}", i % 2)).collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(wide)),
-            Arc::new(StringArray::from(repeated)),
-        ];
-        let batch =
-            RecordBatch::try_from_iter([("wide", columns[0].clone()), ("repeated", columns[1].clone())])
-                .unwrap();
+        let batch = RecordBatch::try_from_iter([
+            ("wide", Arc::new(StringArray::from(wide)) as ArrayRef),
+            ("repeated", Arc::new(StringArray::from(repeated)) as ArrayRef),
+        ])
+        .unwrap();
         assert_eq!(sample_rows(batch.column(0).as_ref()), 20);
         assert_eq!(mostly_distinct(&batch), [true, false]);
     }
